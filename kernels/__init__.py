@@ -1,0 +1,24 @@
+"""numba-dense kernels: @njit functions for training dense networks on the CPU.
+
+Every public function here is a Numba ``@njit`` function: call it from Python or from
+your own ``@njit`` code. Arrays are float32 or float64 (one dtype per call), C-contiguous,
+samples in rows, ``W`` of shape ``(n_out, n_in)``; outputs are written into the arrays you
+pass. ``kernels.reference`` holds a NumPy twin of each with the same signature.
+"""
+
+from ._blas import CORETYPE_DECISION  # noqa: F401  (first: arranges SciPy's BLAS)
+from .activations import ACTIVATIONS, IDENTITY, RELU, relu_mask
+from .dense import backprop_input, dense_forward
+from .grads import accumulate_gradients
+from .loop import (layer_offsets, loss_and_gradient, param_count, predict_into, train_epoch,
+                   workspace_size)
+from .loss import mse_grad, mse_loss
+from .optim import sgd_momentum_update, sgd_update
+
+__all__ = [
+    "ACTIVATIONS", "IDENTITY", "RELU",
+    "dense_forward", "relu_mask", "accumulate_gradients", "backprop_input",
+    "sgd_update", "sgd_momentum_update", "mse_loss", "mse_grad",
+    "train_epoch", "predict_into", "loss_and_gradient",
+    "param_count", "layer_offsets", "workspace_size",
+]

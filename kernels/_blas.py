@@ -1,0 +1,178 @@
+"""Direct BLAS gemm from @njit code, through SciPy's ``cython_blas``.
+
+Why not ``np.dot``: Numba's ``np.dot`` always computes ``C = A @ B`` into a fresh or
+zeroed array. Training wants ``C = alpha * A @ B + beta * C`` so that the SGD update
+``W -= lr * delta.T @ A`` is one gemm with ``alpha = -lr, beta = 1`` and no gradient
+buffer is written and read back.
+
+How it stays cacheable: the BLAS routine's address is registered with LLVM under a
+fixed symbol name at import time (``llvmlite.binding.add_symbol``) and the kernels call
+it through ``types.ExternalFunction``. Compiled code refers to the symbol by name, so
+``cache=True`` works across processes (a raw ctypes pointer would be baked in as a
+constant and defeat the cache).
+
+Which BLAS: the OpenBLAS bundled with SciPy, a second instance beside NumPy's. Before it
+loads we may point it at its AVX-512 kernels (``OPENBLAS_CORETYPE=SKYLAKEX``) when the
+CPU has AVX-512 and nobody chose a core type; see ``_choose_coretype``. On a CPU without
+AVX-512 that setting would die with an illegal instruction, so it is never forced there.
+"""
+
+import os
+import sys
+
+import numpy as np
+
+# Row-major (C order) arrays are column-major transposes, so every product below is
+# written as the column-major gemm that produces the transpose of the wanted C.
+_SKYLAKEX = "SKYLAKEX"
+_SCIPY_BLAS = "scipy.linalg.cython_blas"
+
+
+def _cpu_has_avx512_skx():
+    """True when the CPU has the AVX-512 subsets OpenBLAS's SkylakeX kernels use."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # pragma: no cover - older NumPy layout
+        return False
+    return bool(__cpu_features__.get("AVX512_SKX", False))
+
+
+def _choose_coretype():
+    """Load SciPy's OpenBLAS with its AVX-512 kernels where that is sound.
+
+    Returns a short reason string recorded for ``kernels.blas_info()``. The environment
+    variable is set only while SciPy's BLAS loads and restored afterwards, so NumPy's own
+    BLAS and child processes keep the user's configuration.
+    """
+    if _SCIPY_BLAS in sys.modules:
+        return "scipy's BLAS was loaded before numba-dense: core type left as OpenBLAS chose"
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        return "OPENBLAS_CORETYPE=%s set by the user" % os.environ["OPENBLAS_CORETYPE"]
+    if os.environ.get("NUMBA_DENSE_NO_CORETYPE"):
+        return "NUMBA_DENSE_NO_CORETYPE set: core type left as OpenBLAS chose"
+    if not _cpu_has_avx512_skx():
+        return "CPU has no AVX-512: OpenBLAS's own choice (AVX2 kernels) is the right one"
+    os.environ["OPENBLAS_CORETYPE"] = _SKYLAKEX
+    try:
+        import scipy.linalg.cython_blas  # noqa: F401  (loads the library)
+    finally:
+        del os.environ["OPENBLAS_CORETYPE"]
+    return "AVX-512 CPU: SciPy's OpenBLAS loaded with OPENBLAS_CORETYPE=SKYLAKEX"
+
+
+CORETYPE_DECISION = _choose_coretype()
+
+import llvmlite.binding as _llvm  # noqa: E402
+from numba import njit, types  # noqa: E402
+from numba.core import cgutils  # noqa: E402
+from numba.extending import get_cython_function_address, intrinsic, overload  # noqa: E402
+
+_P = types.CPointer
+
+
+def _gemm_type(t):
+    return types.void(_P(types.int8), _P(types.int8), _P(types.int32), _P(types.int32),
+                      _P(types.int32), _P(t), _P(t), _P(types.int32), _P(t), _P(types.int32),
+                      _P(t), _P(t), _P(types.int32))
+
+
+for _name in ("sgemm", "dgemm"):
+    _llvm.add_symbol("numba_dense_" + _name,
+                     get_cython_function_address(_SCIPY_BLAS, _name))
+
+_sgemm = types.ExternalFunction("numba_dense_sgemm", _gemm_type(types.float32))
+_dgemm = types.ExternalFunction("numba_dense_dgemm", _gemm_type(types.float64))
+
+_INT32_MAX = 2**31 - 1
+
+
+@intrinsic
+def _ref(typingctx, value):
+    """Pointer to a stack slot holding ``value``: Fortran BLAS takes scalars by reference.
+
+    The slot lives in the calling function's entry block, so the hot loop allocates
+    nothing on the heap.
+    """
+    def codegen(context, builder, sig, args):
+        return cgutils.alloca_once_value(builder, args[0])
+    return _P(value)(value), codegen
+
+
+def _raw_gemm(transa, transb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
+    """Column-major ``C = alpha * op(A) @ op(B) + beta * C`` (Fortran BLAS argument order)."""
+
+
+@overload(_raw_gemm)
+def _raw_gemm_impl(transa, transb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
+    fn = _sgemm if A.dtype == types.float32 else _dgemm
+    t = A.dtype
+
+    def impl(transa, transb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
+        fn(_ref(np.int8(transa)), _ref(np.int8(transb)),
+           _ref(np.int32(m)), _ref(np.int32(n)), _ref(np.int32(k)),
+           _ref(t(alpha)), A.ctypes, _ref(np.int32(max(lda, 1))),
+           B.ctypes, _ref(np.int32(max(ldb, 1))), _ref(t(beta)),
+           C.ctypes, _ref(np.int32(max(ldc, 1))))
+    return impl
+
+
+_N = ord("N")
+_T = ord("T")
+
+
+@njit(cache=True)
+def _check_blas_dims(a, b, c):
+    # BLAS integers are 32-bit: a larger dimension would wrap and index out of bounds.
+    if a > _INT32_MAX or b > _INT32_MAX or c > _INT32_MAX:
+        raise ValueError("gemm: a matrix dimension exceeds 2**31 - 1, the BLAS integer limit")
+
+
+@njit(cache=True)
+def gemm_a_bt(A, B, C, alpha, beta):
+    """``C = alpha * A @ B.T + beta * C``; A (m, k), B (n, k), C (m, n), all C order."""
+    m, k = A.shape
+    n = B.shape[0]
+    if m == 0 or n == 0:
+        return
+    _check_blas_dims(m, n, k)
+    # C.T (n, m) = B (n, k) @ A.T (k, m), column-major.
+    _raw_gemm(_T, _N, n, m, k, alpha, B, k, A, k, beta, C, n)
+
+
+@njit(cache=True)
+def gemm_at_b(A, B, C, alpha, beta):
+    """``C = alpha * A.T @ B + beta * C``; A (m, p), B (m, q), C (p, q), all C order."""
+    m, p = A.shape
+    q = B.shape[1]
+    if p == 0 or q == 0:
+        return
+    _check_blas_dims(m, p, q)
+    # C.T (q, p) = B.T (q, m) @ A (m, p), column-major.
+    _raw_gemm(_N, _T, q, p, m, alpha, B, q, A, p, beta, C, q)
+
+
+@njit(cache=True)
+def gemm_a_b(A, B, C, alpha, beta):
+    """``C = alpha * A @ B + beta * C``; A (m, k), B (k, n), C (m, n), all C order."""
+    m, k = A.shape
+    n = B.shape[1]
+    if m == 0 or n == 0:
+        return
+    _check_blas_dims(m, n, k)
+    # C.T (n, m) = B.T (n, k) @ A.T (k, m), column-major.
+    _raw_gemm(_N, _N, n, m, k, alpha, B, n, A, k, beta, C, n)
+
+
+def blas_threadpool():
+    """threadpoolctl's record of the OpenBLAS that the kernels call (SciPy's), or None."""
+    from threadpoolctl import threadpool_info
+
+    import scipy.linalg.cython_blas as cb
+    scipy_dir = os.path.dirname(os.path.dirname(os.path.dirname(cb.__file__)))
+    for info in threadpool_info():
+        if info.get("user_api") == "blas" and "scipy.libs" in info["filepath"]:
+            return info
+    for info in threadpool_info():  # e.g. a SciPy linked against a system BLAS
+        if info.get("user_api") == "blas" and info["filepath"].startswith(scipy_dir):
+            return info
+    return None

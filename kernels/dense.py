@@ -1,0 +1,73 @@
+"""The dense layer: forward pass (matrix product, bias, activation) and backprop to the input."""
+
+from numba import njit
+
+from ._blas import gemm_a_b, gemm_a_bt
+from ._checks import check_contiguous, check_dim, check_float_dtypes
+from .activations import IDENTITY, RELU, activate, add_bias_activate
+
+#: Below this many multiply-adds (rows * n_out * n_in) a layer's forward pass runs as one
+#: hand-written loop (product, bias and activation per output element, one pass) instead
+#: of a BLAS call plus a sweep: the call's fixed cost dominates there. Measured with
+#: ``python -m benchmarks.tune_small`` on the development machine (see README).
+SMALL_FORWARD_MACS = 4096
+
+
+@njit(cache=True, fastmath={"contract", "reassoc"})
+def forward_loop(X, W, b, out, act):
+    """``out = sigma(X @ W.T + b)`` as one loop; X (m, k), W (n, k), b (n,), out (m, n)."""
+    m, k = X.shape
+    n = W.shape[0]
+    for i in range(m):
+        x = X[i]
+        for j in range(n):
+            w = W[j]
+            s = b[j] * 0
+            for p in range(k):
+                s += x[p] * w[p]
+            out[i, j] = activate(s + b[j], act)
+
+
+@njit(cache=True)
+def forward_into(X, W, b, out, act):
+    """Unchecked ``out = sigma(X @ W.T + b)``, choosing loop or BLAS by size."""
+    m, k = X.shape
+    n = W.shape[0]
+    if m * n * k < SMALL_FORWARD_MACS:
+        forward_loop(X, W, b, out, act)
+    else:
+        gemm_a_bt(X, W, out, 1.0, 0.0)
+        add_bias_activate(out, b, act)
+
+
+@njit(cache=True)
+def dense_forward(X, W, b, out, relu):
+    """``out = X @ W.T + b``, with ``max(0, .)`` in the same pass when ``relu`` is true.
+
+    X (m, n_in), W (n_out, n_in), b (n_out,), out (m, n_out); all C-contiguous, one dtype.
+    """
+    check_float_dtypes("dense_forward", "X, W, b, out", X, W, b, out)
+    check_dim("dense_forward", "W", W.shape[1], "X", X.shape[1], "columns")
+    check_dim("dense_forward", "b", b.shape[0], "W", W.shape[0], "elements (rows of W)")
+    check_dim("dense_forward", "out", out.shape[0], "X", X.shape[0], "rows")
+    check_dim("dense_forward", "out", out.shape[1], "W", W.shape[0], "columns (rows of W)")
+    check_contiguous("dense_forward", "X", X)
+    check_contiguous("dense_forward", "W", W)
+    check_contiguous("dense_forward", "out", out)
+    forward_into(X, W, b, out, RELU if relu else IDENTITY)
+
+
+@njit(cache=True)
+def backprop_input(delta, W, out):
+    """``out = delta @ W``: the gradient with respect to the layer's input.
+
+    delta (m, n_out), W (n_out, n_in), out (m, n_in); all C-contiguous, one dtype.
+    """
+    check_float_dtypes("backprop_input", "delta, W, out", delta, W, out)
+    check_dim("backprop_input", "W", W.shape[0], "delta", delta.shape[1], "rows (columns of delta)")
+    check_dim("backprop_input", "out", out.shape[0], "delta", delta.shape[0], "rows")
+    check_dim("backprop_input", "out", out.shape[1], "W", W.shape[1], "columns")
+    check_contiguous("backprop_input", "delta", delta)
+    check_contiguous("backprop_input", "W", W)
+    check_contiguous("backprop_input", "out", out)
+    gemm_a_b(delta, W, out, 1.0, 0.0)

@@ -1,0 +1,349 @@
+"""Whole passes over a dataset in compiled code: a training epoch, prediction, the full gradient.
+
+A network is described to compiled code by two int64 arrays:
+
+- ``sizes`` (L + 1,): ``[n_0, n_1, ..., n_L]``, the width of every layer, inputs first;
+- ``acts`` (L,): the activation code of every layer (``kernels.ACTIVATIONS``).
+
+Parameters live in one flat vector ``params`` (P,) laid out layer by layer as
+``W_1.ravel(), b_1, W_2.ravel(), b_2, ...`` with ``W_l`` of shape ``(n_l, n_{l-1})``;
+gradients and momentum velocity use the same layout. ``workspace`` is one flat buffer of
+``workspace_size(sizes, batch_size)`` elements that holds every activation, the error
+terms and a gathered minibatch, so an epoch allocates nothing per minibatch.
+"""
+
+import numpy as np
+from numba import njit
+
+from ._blas import gemm_a_b, gemm_at_b
+from ._checks import check_contiguous, check_dim, check_float_dtypes, check_positive
+from .activations import ACTIVATIONS, RELU, activate, backprop_activation
+from .dense import forward_into
+from .loss import mse_output_delta
+from .optim import momentum_update_into, sgd_update_into
+
+#: A one-layer network with at most this many outputs trains by streaming each row once:
+#: its forward product and its error-times-input gradient are done while the row is in
+#: L1 cache, instead of two BLAS passes over the batch. Measured crossover, see README.
+STREAMING_MAX_OUTPUTS = 8
+
+_N_ACTIVATIONS = len(ACTIVATIONS)
+
+
+# ----------------------------------------------------------------------------- layout
+
+@njit(cache=True)
+def layer_offsets(sizes):
+    """(L + 1,) int64: where each layer's ``W`` starts in ``params``; the last entry is P."""
+    n_layers = sizes.shape[0] - 1
+    offsets = np.empty(n_layers + 1, np.int64)
+    o = 0
+    for l in range(n_layers):
+        offsets[l] = o
+        o += sizes[l + 1] * sizes[l] + sizes[l + 1]
+    offsets[n_layers] = o
+    return offsets
+
+
+@njit(cache=True)
+def param_count(sizes):
+    """P, the number of weights and biases of a network with these layer sizes."""
+    return layer_offsets(sizes)[-1]
+
+
+@njit(cache=True)
+def weight_view(flat, offsets, sizes, l):
+    """``W`` of layer ``l + 1`` (n_{l+1}, n_l) as a view into a flat vector."""
+    o = offsets[l]
+    return flat[o:o + sizes[l + 1] * sizes[l]].reshape((sizes[l + 1], sizes[l]))
+
+
+@njit(cache=True)
+def bias_view(flat, offsets, sizes, l):
+    """``b`` of layer ``l + 1`` (n_{l+1},) as a view into a flat vector."""
+    o = offsets[l] + sizes[l + 1] * sizes[l]
+    return flat[o:o + sizes[l + 1]]
+
+
+@njit(cache=True)
+def workspace_size(sizes, batch_size):
+    """Elements of scratch an epoch needs: activations, two error terms, a gathered batch."""
+    n_layers = sizes.shape[0] - 1
+    widest = 0
+    total_width = 0
+    for l in range(1, n_layers + 1):
+        total_width += sizes[l]
+        widest = max(widest, sizes[l])
+    return batch_size * (total_width + 2 * widest + sizes[0] + sizes[n_layers])
+
+
+@njit(cache=True)
+def _block(workspace, start, rows, cols):
+    return workspace[start:start + rows * cols].reshape((rows, cols))
+
+
+# ----------------------------------------------------------------------------- checks
+
+@njit(cache=True)
+def _check_network(kernel, X, params, sizes, acts, batch_size, workspace):
+    n_layers = sizes.shape[0] - 1
+    if n_layers < 1:
+        raise ValueError(kernel + ": sizes must list at least 2 layer widths, got "
+                         + str(sizes.shape[0]))
+    for l in range(n_layers + 1):
+        check_positive(kernel, "every entry of sizes", sizes[l])
+    check_dim(kernel, "acts", acts.shape[0], "sizes", n_layers, "entries (layers)")
+    for l in range(n_layers):
+        if acts[l] < 0 or acts[l] >= _N_ACTIVATIONS:
+            raise ValueError(kernel + ": acts[" + str(l) + "] is " + str(acts[l])
+                             + ", not an activation code")
+    check_dim(kernel, "X", X.shape[1], "sizes[0]", sizes[0], "columns")
+    check_dim(kernel, "params", params.shape[0], "the network", param_count(sizes), "elements")
+    check_positive(kernel, "batch_size", batch_size)
+    need = workspace_size(sizes, batch_size)
+    if workspace.shape[0] < need:
+        raise ValueError(kernel + ": workspace has " + str(workspace.shape[0])
+                         + " elements but workspace_size(sizes, batch_size) is " + str(need))
+    check_contiguous(kernel, "X", X)
+
+
+@njit(cache=True)
+def _check_targets(kernel, X, Y, sizes):
+    check_dim(kernel, "Y", Y.shape[0], "X", X.shape[0], "rows")
+    check_dim(kernel, "Y", Y.shape[1], "sizes[-1]", sizes[sizes.shape[0] - 1], "columns")
+    check_contiguous(kernel, "Y", Y)
+
+
+# ----------------------------------------------------------------------------- one batch
+
+@njit(cache=True)
+def forward_batch(Xb, params, offsets, sizes, acts, workspace, batch_size):
+    """Activations of every layer for one batch Xb (m, n_0) into the workspace.
+
+    Returns the output activations (m, n_L), a view into the workspace.
+    """
+    m = Xb.shape[0]
+    n_layers = sizes.shape[0] - 1
+    a_prev = Xb
+    start = 0
+    for l in range(n_layers):
+        out = _block(workspace, start, m, sizes[l + 1])
+        forward_into(a_prev, weight_view(params, offsets, sizes, l),
+                     bias_view(params, offsets, sizes, l), out, acts[l])
+        a_prev = out
+        start += batch_size * sizes[l + 1]
+    return a_prev
+
+
+@njit(cache=True)
+def backward_batch(Xb, Yb, params, grads, offsets, sizes, acts, workspace, batch_size,
+                   scale, accumulate, lr):
+    """Backprop one batch whose activations ``forward_batch`` left in the workspace.
+
+    With ``lr == 0`` the gradient ``dC/dTheta`` (the MSE cost averaged with ``scale``,
+    1/m for a batch) is written into ``grads`` (added in with accumulate). With
+    ``lr > 0`` the SGD step is fused instead: each ``W`` is updated by one gemm with
+    ``alpha = -lr, beta = 1`` after its error term has been propagated below it, so no
+    weight gradient is stored. Returns ``sum((A_L - Y)**2) / 2`` for the batch.
+    """
+    m = Xb.shape[0]
+    n_layers = sizes.shape[0] - 1
+    widest = 0
+    act_start = np.empty(n_layers + 1, np.int64)
+    start = 0
+    for l in range(1, n_layers + 1):
+        act_start[l] = start
+        start += batch_size * sizes[l]
+        widest = max(widest, sizes[l])
+    delta_start = (start, start + batch_size * widest)
+    fused = lr > 0
+
+    top = n_layers - 1
+    delta = _block(workspace, delta_start[0], m, sizes[n_layers])
+    half_sse = mse_output_delta(_block(workspace, act_start[n_layers], m, sizes[n_layers]),
+                                Yb, delta, bias_view(grads, offsets, sizes, top),
+                                acts[top], scale, accumulate and not fused)
+    which = 0
+    for l in range(top, -1, -1):
+        W = weight_view(params, offsets, sizes, l)
+        a_in = Xb if l == 0 else _block(workspace, act_start[l], m, sizes[l])
+        if l > 0:
+            # Propagate below with the weights as they were in the forward pass.
+            below = _block(workspace, delta_start[1 - which], m, sizes[l])
+            gemm_a_b(delta, W, below, 1.0, 0.0)
+            backprop_activation(a_in, below, bias_view(grads, offsets, sizes, l - 1),
+                                acts[l - 1], accumulate and not fused)
+        if fused:
+            gemm_at_b(delta, a_in, W, -lr, 1.0)
+            sgd_update_into(bias_view(params, offsets, sizes, l),
+                            bias_view(grads, offsets, sizes, l), lr)
+        else:
+            gemm_at_b(delta, a_in, weight_view(grads, offsets, sizes, l), 1.0,
+                      1.0 if accumulate else 0.0)
+        if l > 0:
+            delta = below
+            which = 1 - which
+    return half_sse
+
+
+# ----------------------------------------------------------------------------- streaming
+
+@njit(cache=True, fastmath={"contract", "reassoc"})
+def _epoch_streaming(X, Y, params, grads, velocity, n_in, n_out, act, batch_size, lr,
+                     momentum, weight_decay, order):
+    """One epoch of a one-layer network, each row read once for forward and gradient."""
+    W = params[:n_out * n_in].reshape((n_out, n_in))
+    b = params[n_out * n_in:]
+    dW = grads[:n_out * n_in].reshape((n_out, n_in))
+    db = grads[n_out * n_in:]
+    n = X.shape[0]
+    shuffled = order.shape[0] > 0
+    plain = momentum == 0 and weight_decay == 0
+    total = 0.0
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        inv_m = 1.0 / (stop - start)
+        grads[:] = 0
+        batch_sse = 0.0
+        for r in range(start, stop):
+            i = order[r] if shuffled else r
+            x = X[i]
+            for j in range(n_out):
+                w = W[j]
+                s = b[j] * 0
+                for p in range(n_in):
+                    s += w[p] * x[p]
+                a = activate(s + b[j], act)
+                e = a - Y[i, j]
+                batch_sse += np.float64(e) * np.float64(e)
+                if act != RELU or a > 0:
+                    g = e * inv_m
+                    dwj = dW[j]
+                    for p in range(n_in):
+                        dwj[p] += g * x[p]
+                    db[j] += g
+        if not np.isfinite(batch_sse):
+            return np.nan
+        total += batch_sse
+        if plain:
+            sgd_update_into(params, grads, lr)
+        else:
+            momentum_update_into(params, grads, velocity, lr, momentum, weight_decay)
+    return 0.5 * total / n
+
+
+# ----------------------------------------------------------------------------- public
+
+@njit(cache=True)
+def train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, momentum,
+                weight_decay, order, workspace):
+    """One epoch of minibatch SGD on the MSE cost, entirely in compiled code.
+
+    X (N, n_0), Y (N, n_L); params, grads (P,); velocity (P,) when momentum or
+    weight_decay is non-zero, else it may be empty; sizes (L + 1,), acts (L,) int64;
+    order: an int64 permutation of range(N) giving the row order, or an empty array for
+    rows in storage order; workspace (workspace_size(sizes, batch_size),).
+
+    Minibatches are ``batch_size`` consecutive rows (of ``order``); the last partial
+    batch is averaged over its own rows. The step is ``params -= lr * grad`` (or the
+    momentum step of ``sgd_momentum_update``). Returns the epoch's training loss, the
+    mean over rows of ``||y_i - a_i||^2 / 2`` with the parameters of each row's batch,
+    or NaN as soon as a batch's loss is not finite (the caller restores parameters).
+    """
+    kernel = "train_epoch"
+    check_float_dtypes(kernel, "X, Y, params, grads, velocity, workspace",
+                       X, Y, params, grads, velocity, workspace)
+    _check_network(kernel, X, params, sizes, acts, batch_size, workspace)
+    _check_targets(kernel, X, Y, sizes)
+    n = X.shape[0]
+    p = params.shape[0]
+    check_dim(kernel, "grads", grads.shape[0], "params", p, "elements")
+    plain = momentum == 0 and weight_decay == 0
+    if not plain:
+        check_dim(kernel, "velocity", velocity.shape[0], "params", p, "elements")
+    if order.shape[0] > 0:
+        check_dim(kernel, "order", order.shape[0], "X", n, "entries (rows)")
+        for r in range(n):
+            if order[r] < 0 or order[r] >= n:
+                raise ValueError(kernel + ": order[" + str(r) + "] is " + str(order[r])
+                                 + ", outside range(" + str(n) + ")")
+    if not lr > 0:
+        raise ValueError(kernel + ": lr must be positive")
+    if n == 0:
+        return 0.0
+
+    n_layers = sizes.shape[0] - 1
+    if n_layers == 1 and sizes[1] <= STREAMING_MAX_OUTPUTS:
+        return _epoch_streaming(X, Y, params, grads, velocity, sizes[0], sizes[1], acts[0],
+                                batch_size, lr, momentum, weight_decay, order)
+
+    offsets = layer_offsets(sizes)
+    n_in = sizes[0]
+    n_out = sizes[n_layers]
+    gather_x = workspace.shape[0] - batch_size * (n_in + n_out)
+    gather_y = gather_x + batch_size * n_in
+    shuffled = order.shape[0] > 0
+    total = 0.0
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        m = stop - start
+        if shuffled:
+            Xb = _block(workspace, gather_x, m, n_in)
+            Yb = _block(workspace, gather_y, m, n_out)
+            for r in range(m):
+                Xb[r] = X[order[start + r]]
+                Yb[r] = Y[order[start + r]]
+        else:
+            Xb = X[start:stop]
+            Yb = Y[start:stop]
+        forward_batch(Xb, params, offsets, sizes, acts, workspace, batch_size)
+        if plain:
+            batch_sse = backward_batch(Xb, Yb, params, grads, offsets, sizes, acts, workspace,
+                                       batch_size, 1.0 / m, False, lr)
+        else:
+            batch_sse = backward_batch(Xb, Yb, params, grads, offsets, sizes, acts, workspace,
+                                       batch_size, 1.0 / m, False, 0.0)
+            momentum_update_into(params, grads, velocity, lr, momentum, weight_decay)
+        if not np.isfinite(batch_sse):
+            return np.nan
+        total += batch_sse
+    return total / n
+
+
+@njit(cache=True)
+def predict_into(X, params, sizes, acts, out, batch_size, workspace):
+    """``out`` (N, n_L) = the network's output for X (N, n_0), ``batch_size`` rows at a time."""
+    kernel = "predict_into"
+    check_float_dtypes(kernel, "X, params, out, workspace", X, params, out, workspace)
+    _check_network(kernel, X, params, sizes, acts, batch_size, workspace)
+    _check_targets(kernel, X, out, sizes)
+    offsets = layer_offsets(sizes)
+    n = X.shape[0]
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        out[start:stop] = forward_batch(X[start:stop], params, offsets, sizes, acts,
+                                        workspace, batch_size)
+
+
+@njit(cache=True)
+def loss_and_gradient(X, Y, params, grads, sizes, acts, batch_size, workspace):
+    """Full-batch MSE cost of MATH.md and its gradient ``dC/dTheta`` into ``grads`` (P,).
+
+    Processed ``batch_size`` rows at a time, every row weighted 1/N. Returns C.
+    """
+    kernel = "loss_and_gradient"
+    check_float_dtypes(kernel, "X, Y, params, grads, workspace", X, Y, params, grads, workspace)
+    _check_network(kernel, X, params, sizes, acts, batch_size, workspace)
+    _check_targets(kernel, X, Y, sizes)
+    check_dim(kernel, "grads", grads.shape[0], "params", params.shape[0], "elements")
+    n = X.shape[0]
+    if n == 0:
+        raise ValueError(kernel + ": X has 0 rows; the mean over no samples is undefined")
+    offsets = layer_offsets(sizes)
+    total = 0.0
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        forward_batch(X[start:stop], params, offsets, sizes, acts, workspace, batch_size)
+        total += backward_batch(X[start:stop], Y[start:stop], params, grads, offsets, sizes,
+                                acts, workspace, batch_size, 1.0 / n, start > 0, 0.0)
+    return total / n
