@@ -104,6 +104,12 @@ def _raw_gemm(transa, transb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
 
 @overload(_raw_gemm)
 def _raw_gemm_impl(transa, transb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
+    if not (A.dtype == B.dtype == C.dtype) or A.dtype not in (types.float32, types.float64):
+        # Unreachable at run time: every kernel's entry check has already raised a clear
+        # TypeError. Returning a body (rather than failing to type) lets that check run.
+        def refuse(transa, transb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
+            raise TypeError("gemm: operands must share one float dtype")
+        return refuse
     fn = _sgemm if A.dtype == types.float32 else _dgemm
     t = A.dtype
 

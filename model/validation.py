@@ -1,0 +1,117 @@
+"""Checks of user input, done once per call before anything changes.
+
+Every message names the argument, what was expected and what was given.
+"""
+
+import numbers
+
+import numpy as np
+from numba import njit
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+@njit(cache=True)
+def _first_nonfinite(flat):
+    """Index of the first NaN/inf in a 1-D array, or -1; no temporary as large as the data."""
+    for i in range(flat.shape[0]):
+        if not np.isfinite(flat[i]):
+            return i
+    return -1
+
+
+def as_float_matrix(a, name, dtype, n_columns, columns_meaning):
+    """``a`` as a C-contiguous 2-D array of ``dtype`` with ``n_columns`` columns, or an error.
+
+    Accepts lists and arrays of bool, int or float; converts at most once. ``columns_meaning``
+    words the column count in messages ("features", "outputs").
+    """
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError("%s must be a numeric array, got dtype %s" % (name, arr.dtype))
+    if arr.ndim != 2:
+        raise ValueError("%s must be a 2-D array (rows, %s), got shape %s"
+                         % (name, columns_meaning, arr.shape))
+    if arr.shape[0] == 0:
+        raise ValueError("%s is empty: it has 0 rows" % name)
+    if arr.shape[1] != n_columns:
+        raise ValueError("%s has %d %s (columns) but the network has %d"
+                         % (name, arr.shape[1], columns_meaning, n_columns))
+    with np.errstate(over="ignore"):  # an overflow to inf is reported just below
+        arr = np.ascontiguousarray(arr, dtype=dtype)
+    bad = _first_nonfinite(arr.reshape(-1))
+    if bad >= 0:
+        row, col = divmod(int(bad), arr.shape[1])
+        what = "NaN" if np.isnan(arr[row, col]) else "inf"
+        converted = "" if np.asarray(a).dtype == dtype else " (after conversion to %s)" % dtype
+        raise ValueError("%s contains %s at row %d, column %d%s; only finite values are accepted"
+                         % (name, what, row, col, converted))
+    return arr
+
+
+def as_features(X, name, dtype, n_inputs):
+    """Inputs (rows, n_inputs) in the network's dtype."""
+    return as_float_matrix(X, name, dtype, n_inputs, "features")
+
+
+def as_targets(y, name, dtype, n_outputs, n_rows, x_name):
+    """Targets (rows, n_outputs); a 1-D ``y`` is accepted for a single output."""
+    arr = np.asarray(y)
+    if arr.ndim == 1 and n_outputs == 1:
+        arr = arr.reshape(-1, 1)
+    elif arr.ndim == 1:
+        raise ValueError("%s is 1-D but the network has %d outputs; pass shape (rows, %d)"
+                         % (name, n_outputs, n_outputs))
+    if arr.ndim == 2 and arr.shape[0] != n_rows:
+        raise ValueError("%s has %d rows but %s has %d" % (name, arr.shape[0], x_name, n_rows))
+    return as_float_matrix(arr, name, dtype, n_outputs, "outputs")
+
+
+def positive_int(value, name):
+    """``value`` as an int >= 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError("%s must be an integer, got %r" % (name, value))
+    if value < 1:
+        raise ValueError("%s must be >= 1, got %d" % (name, value))
+    return int(value)
+
+
+def non_negative_int(value, name):
+    """``value`` as an int >= 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError("%s must be an integer, got %r" % (name, value))
+    if value < 0:
+        raise ValueError("%s must be >= 0, got %d" % (name, value))
+    return int(value)
+
+
+def real_number(value, name, low, low_inclusive, high=None):
+    """``value`` as a finite float in the range (low or [low, high)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError("%s must be a real number, got %r" % (name, value))
+    value = float(value)
+    too_low = value < low if low_inclusive else value <= low
+    if not np.isfinite(value) or too_low or (high is not None and value >= high):
+        bound = "%s %s" % (">=" if low_inclusive else ">", low)
+        if high is not None:
+            bound += " and < %s" % high
+        raise ValueError("%s must be %s, got %r" % (name, bound, value))
+    return value
+
+
+def float_dtype(dtype):
+    """``dtype`` as np.float32 or np.float64."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError("dtype must be float32 or float64, got %r" % (dtype,)) from None
+    if dt not in FLOAT_DTYPES:
+        raise TypeError("dtype must be float32 or float64, got %s" % dt)
+    return dt
+
+
+def choice(value, name, options):
+    """``value`` if it is one of ``options`` (a mapping or sequence of names)."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError("%s must be one of %s, got %r" % (name, ", ".join(map(repr, options)), value))
+    return value

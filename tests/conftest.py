@@ -1,0 +1,30 @@
+"""Shared fixtures: dtypes, tolerances and random arrays."""
+
+import numpy as np
+import pytest
+from hypothesis import settings
+
+# Numba compiles on the first call of each signature; later examples are fast.
+settings.register_profile("numba", deadline=None, max_examples=40, derandomize=True)
+settings.load_profile("numba")
+
+DTYPES = [np.float32, np.float64]
+
+
+def tolerance(dtype):
+    """(rtol, atol) for comparing a kernel with its NumPy twin in this dtype."""
+    return (2e-5, 2e-5) if dtype == np.float32 else (1e-12, 1e-12)
+
+
+def assert_close(actual, expected, dtype, scale=1.0):
+    rtol, atol = tolerance(dtype)
+    np.testing.assert_allclose(actual, expected, rtol=rtol * scale, atol=atol * scale)
+
+
+@pytest.fixture(params=DTYPES, ids=["float32", "float64"])
+def dtype(request):
+    return request.param
+
+
+def random_array(rng, shape, dtype, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(dtype)

@@ -1,0 +1,256 @@
+"""Every public kernel against its NumPy twin in kernels.reference, both dtypes."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from numba import njit
+
+import kernels
+from kernels import reference as ref
+from kernels.dense import SMALL_FORWARD_MACS
+
+from .conftest import DTYPES, assert_close, random_array
+
+dims = st.integers(1, 24)
+seeds = st.integers(0, 2**32 - 1)
+dtypes = st.sampled_from(DTYPES)
+
+
+def _pair(fn_name, *arrays):
+    """Copies of the arrays for the kernel and for its twin."""
+    return [a.copy() for a in arrays], [a.copy() for a in arrays]
+
+
+# ----------------------------------------------------------------------------- forward
+
+@given(m=dims, n_in=dims, n_out=dims, relu=st.booleans(), dtype=dtypes, seed=seeds)
+def test_dense_forward_matches_reference(m, n_in, n_out, relu, dtype, seed):
+    rng = np.random.default_rng(seed)
+    X, W, b = (random_array(rng, s, dtype) for s in ((m, n_in), (n_out, n_in), (n_out,)))
+    out, expected = np.full((m, n_out), np.nan, dtype), np.empty((m, n_out), dtype)
+    kernels.dense_forward(X, W, b, out, relu)
+    ref.dense_forward(X, W, b, expected, relu)
+    assert_close(out, expected, dtype, scale=n_in)
+
+
+@pytest.mark.parametrize("m,n_in,n_out", [(1, 1, 1), (1, 300, 1), (256, 1, 7), (300, 200, 50),
+                                          (1, 784, 128), (513, 31, 1)])
+def test_dense_forward_small_and_blas_paths(dtype, m, n_in, n_out):
+    rng = np.random.default_rng(m * n_in * n_out)
+    X, W, b = (random_array(rng, s, dtype) for s in ((m, n_in), (n_out, n_in), (n_out,)))
+    for relu in (False, True):
+        out, expected = np.empty((m, n_out), dtype), np.empty((m, n_out), dtype)
+        kernels.dense_forward(X, W, b, out, relu)
+        ref.dense_forward(X, W, b, expected, relu)
+        assert_close(out, expected, dtype, scale=n_in)
+    # both code paths are exercised by this list of shapes
+    assert any(a * b * c < SMALL_FORWARD_MACS for a, b, c in [(1, 1, 1)])
+    assert any(a * b * c >= SMALL_FORWARD_MACS for a, b, c in [(300, 200, 50)])
+
+
+def test_dense_forward_all_negative_preactivations_give_zeros(dtype):
+    rng = np.random.default_rng(0)
+    X = np.abs(random_array(rng, (50, 40), dtype))
+    W = -np.abs(random_array(rng, (30, 40), dtype))
+    b = -np.ones(30, dtype)
+    for shape in ((50, 40), (2, 40)):  # BLAS path and loop path
+        out = np.full((shape[0], 30), 7, dtype)
+        kernels.dense_forward(X[:shape[0]].copy(), W, b, out, True)
+        assert (out == 0).all()
+
+
+def test_dense_forward_propagates_nan_through_relu(dtype):
+    X = np.array([[np.nan, 1.0]], dtype)
+    out = np.empty((1, 1), dtype)
+    kernels.dense_forward(X, np.ones((1, 2), dtype), np.zeros(1, dtype), out, True)
+    assert np.isnan(out[0, 0])
+
+
+def test_dense_forward_worked_example_of_math_md():
+    # W = [[5, 2], [3, 6]], a = (10, 20), b = 6, ReLU: z = (96, 156).
+    W = np.array([[5.0, 2.0], [3.0, 6.0]])
+    out = np.empty((1, 2))
+    kernels.dense_forward(np.array([[10.0, 20.0]]), W, np.array([6.0, 6.0]), out, True)
+    np.testing.assert_array_equal(out, [[96.0, 156.0]])
+
+
+# ----------------------------------------------------------------------------- backward
+
+@given(m=dims, n=dims, dtype=dtypes, seed=seeds)
+def test_relu_mask_matches_reference(m, n, dtype, seed):
+    rng = np.random.default_rng(seed)
+    A = np.maximum(random_array(rng, (m, n), dtype), 0)
+    G = random_array(rng, (m, n), dtype)
+    expected = G.copy()
+    kernels.relu_mask(A, G)
+    ref.relu_mask(A, expected)
+    np.testing.assert_array_equal(G, expected)
+
+
+def test_relu_mask_all_inactive_zeroes_everything(dtype):
+    G = np.ones((3, 4), dtype)
+    kernels.relu_mask(np.zeros((3, 4), dtype), G)
+    assert (G == 0).all()
+
+
+@given(m=dims, n_in=dims, n_out=dims, accumulate=st.booleans(), dtype=dtypes, seed=seeds)
+def test_accumulate_gradients_matches_reference(m, n_in, n_out, accumulate, dtype, seed):
+    rng = np.random.default_rng(seed)
+    delta, X = random_array(rng, (m, n_out), dtype), random_array(rng, (m, n_in), dtype)
+    dW0, db0 = random_array(rng, (n_out, n_in), dtype), random_array(rng, (n_out,), dtype)
+    scale = 0.37
+    dW, db, edW, edb = dW0.copy(), db0.copy(), dW0.copy(), db0.copy()
+    kernels.accumulate_gradients(delta, X, dW, db, scale, accumulate)
+    ref.accumulate_gradients(delta, X, edW, edb, scale, accumulate)
+    assert_close(dW, edW, dtype, scale=m)
+    assert_close(db, edb, dtype, scale=m)
+
+
+def test_accumulate_gradients_large_batch_blas(dtype):
+    rng = np.random.default_rng(1)
+    delta, X = random_array(rng, (512, 64), dtype), random_array(rng, (512, 300), dtype)
+    dW, db = np.empty((64, 300), dtype), np.empty(64, dtype)
+    edW, edb = dW.copy(), db.copy()
+    kernels.accumulate_gradients(delta, X, dW, db, 1.0 / 512, False)
+    ref.accumulate_gradients(delta, X, edW, edb, 1.0 / 512, False)
+    assert_close(dW, edW, dtype, scale=30)
+    assert_close(db, edb, dtype, scale=30)
+
+
+@given(m=dims, n_in=dims, n_out=dims, dtype=dtypes, seed=seeds)
+def test_backprop_input_matches_reference(m, n_in, n_out, dtype, seed):
+    rng = np.random.default_rng(seed)
+    delta, W = random_array(rng, (m, n_out), dtype), random_array(rng, (n_out, n_in), dtype)
+    out, expected = np.empty((m, n_in), dtype), np.empty((m, n_in), dtype)
+    kernels.backprop_input(delta, W, out)
+    ref.backprop_input(delta, W, expected)
+    assert_close(out, expected, dtype, scale=n_out)
+
+
+# ----------------------------------------------------------------------------- optimisers
+
+@given(p=st.integers(1, 200), dtype=dtypes, seed=seeds)
+def test_sgd_updates_match_reference(p, dtype, seed):
+    rng = np.random.default_rng(seed)
+    params, grads, velocity = (random_array(rng, p, dtype) for _ in range(3))
+    a, e = params.copy(), params.copy()
+    kernels.sgd_update(a, grads, 0.05)
+    ref.sgd_update(e, grads, 0.05)
+    assert_close(a, e, dtype)
+    a, e, va, ve = params.copy(), params.copy(), velocity.copy(), velocity.copy()
+    kernels.sgd_momentum_update(a, grads, va, 0.05, 0.9, 1e-3)
+    ref.sgd_momentum_update(e, grads, ve, 0.05, 0.9, 1e-3)
+    assert_close(a, e, dtype)
+    assert_close(va, ve, dtype)
+
+
+# ----------------------------------------------------------------------------- loss
+
+@given(m=dims, n=dims, dtype=dtypes, seed=seeds)
+def test_mse_loss_and_grad_match_reference(m, n, dtype, seed):
+    rng = np.random.default_rng(seed)
+    pred, y = random_array(rng, (m, n), dtype), random_array(rng, (m, n), dtype)
+    assert kernels.mse_loss(pred, y) == pytest.approx(ref.mse_loss(pred, y),
+                                                      rel=1e-5 if dtype == np.float32 else 1e-12)
+    out, expected = np.empty((m, n), dtype), np.empty((m, n), dtype)
+    kernels.mse_grad(pred, y, out)
+    ref.mse_grad(pred, y, expected)
+    assert_close(out, expected, dtype)
+
+
+def test_mse_grad_is_the_derivative_of_mse_loss():
+    rng = np.random.default_rng(3)
+    pred, y = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
+    grad = np.empty_like(pred)
+    kernels.mse_grad(pred, y, grad)
+    h = 1e-6
+    for idx in np.ndindex(pred.shape):
+        up, down = pred.copy(), pred.copy()
+        up[idx] += h
+        down[idx] -= h
+        fd = (kernels.mse_loss(up, y) - kernels.mse_loss(down, y)) / (2 * h)
+        assert fd == pytest.approx(grad[idx], rel=1e-6, abs=1e-9)
+
+
+def test_mse_loss_of_perfect_prediction_is_zero(dtype):
+    y = np.ones((4, 2), dtype)
+    assert kernels.mse_loss(y, y.copy()) == 0.0
+
+
+# ----------------------------------------------------------------------------- errors
+
+def _f(shape, dtype=np.float64):
+    return np.zeros(shape, dtype)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: kernels.dense_forward(_f((4, 31)), _f((2, 30)), _f(2), _f((4, 2)), True),
+     "dense_forward: W has 30 columns but X has 31"),
+    (lambda: kernels.dense_forward(_f((4, 3)), _f((2, 3)), _f(5), _f((4, 2)), True),
+     "dense_forward: b has 5 elements (rows of W) but W has 2"),
+    (lambda: kernels.dense_forward(_f((4, 3)), _f((2, 3)), _f(2), _f((3, 2)), False),
+     "dense_forward: out has 3 rows but X has 4"),
+    (lambda: kernels.dense_forward(_f((4, 3)), _f((2, 3)), _f(2), _f((4, 9)), False),
+     "dense_forward: out has 9 columns (rows of W) but W has 2"),
+    (lambda: kernels.dense_forward(_f((4, 6))[:, ::2], _f((2, 3)), _f(2), _f((4, 2)), False),
+     "dense_forward: X must be C-contiguous"),
+    (lambda: kernels.relu_mask(_f((2, 3)), _f((2, 4))), "relu_mask: G has 4 columns but A has 3"),
+    (lambda: kernels.accumulate_gradients(_f((4, 2)), _f((5, 3)), _f((2, 3)), _f(2), 1.0, False),
+     "accumulate_gradients: X has 5 rows but delta has 4"),
+    (lambda: kernels.accumulate_gradients(_f((4, 2)), _f((4, 3)), _f((2, 3)), _f(7), 1.0, False),
+     "accumulate_gradients: db has 7 elements"),
+    (lambda: kernels.backprop_input(_f((4, 2)), _f((3, 5)), _f((4, 5))),
+     "backprop_input: W has 3 rows (columns of delta) but delta has 2"),
+    (lambda: kernels.sgd_update(_f(4), _f(5), 0.1), "sgd_update: grads has 5 elements but params has 4"),
+    (lambda: kernels.sgd_momentum_update(_f(4), _f(4), _f(3), 0.1, 0.9, 0.0),
+     "sgd_momentum_update: velocity has 3 elements but params has 4"),
+    (lambda: kernels.mse_loss(_f((4, 2)), _f((4, 3))), "mse_loss: y has 3 columns but pred has 2"),
+    (lambda: kernels.mse_loss(_f((0, 2)), _f((0, 2))), "mse_loss: pred has 0 rows"),
+    (lambda: kernels.mse_grad(_f((4, 2)), _f((4, 2)), _f((3, 2))), "mse_grad: out has 3 rows"),
+])
+def test_shape_errors_name_kernel_argument_and_sizes(call, message):
+    with pytest.raises(ValueError) as info:
+        call()
+    assert message in str(info.value)
+
+
+def test_mixed_dtypes_are_refused():
+    with pytest.raises(TypeError, match="dense_forward: W has dtype float32 but X has float64"):
+        kernels.dense_forward(_f((4, 3)), _f((2, 3), np.float32), _f(2), _f((4, 2)), True)
+    with pytest.raises(TypeError, match="sgd_update: params must be float32 or float64, got int64"):
+        kernels.sgd_update(np.zeros(3, np.int64), np.zeros(3, np.int64), 0.1)
+
+
+def test_shape_error_leaves_outputs_untouched():
+    out = np.full((4, 2), 5.0)
+    with pytest.raises(ValueError):
+        kernels.dense_forward(_f((4, 31)), _f((2, 30)), _f(2), out, True)
+    assert (out == 5.0).all()
+
+
+# ----------------------------------------------------------------------------- from @njit
+
+@njit
+def _user_layer(X, W, b):
+    """A user's own compiled function calling kernels: forward, loss gradient, step."""
+    out = np.empty((X.shape[0], W.shape[0]), X.dtype)
+    kernels.dense_forward(X, W, b, out, True)
+    g = np.empty_like(out)
+    kernels.mse_grad(out, np.zeros_like(out), g)
+    kernels.relu_mask(out, g)
+    dW = np.empty_like(W)
+    db = np.empty_like(b)
+    kernels.accumulate_gradients(g, X, dW, db, 1.0, False)
+    kernels.sgd_update(W.reshape(-1), dW.reshape(-1), 0.1)
+    return kernels.mse_loss(out, np.zeros_like(out))
+
+
+def test_kernels_are_callable_from_user_njit_code(dtype):
+    rng = np.random.default_rng(4)
+    X, W, b = random_array(rng, (6, 5), dtype), random_array(rng, (3, 5), dtype), np.zeros(3, dtype)
+    expected_out = np.maximum(X @ W.T + b, 0)
+    expected_loss = ref.mse_loss(expected_out, np.zeros_like(expected_out))
+    W_before = W.copy()
+    assert _user_layer(X, W, b) == pytest.approx(expected_loss, rel=1e-5)
+    assert not np.array_equal(W, W_before)
