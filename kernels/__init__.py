@@ -10,6 +10,7 @@ from ._blas import CORETYPE_DECISION  # noqa: F401  (first: arranges SciPy's BLA
 from .activations import ACTIVATIONS, IDENTITY, RELU, relu_mask
 from .dense import backprop_input, dense_forward
 from .grads import accumulate_gradients
+from .info import blas_summary
 from .loop import (layer_offsets, loss_and_gradient, param_count, predict_into, train_epoch,
                    workspace_size)
 from .loss import mse_grad, mse_loss
@@ -20,5 +21,5 @@ __all__ = [
     "dense_forward", "relu_mask", "accumulate_gradients", "backprop_input",
     "sgd_update", "sgd_momentum_update", "mse_loss", "mse_grad",
     "train_epoch", "predict_into", "loss_and_gradient",
-    "param_count", "layer_offsets", "workspace_size",
+    "param_count", "layer_offsets", "workspace_size", "blas_summary",
 ]

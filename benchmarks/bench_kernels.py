@@ -1,0 +1,58 @@
+"""asv: every public kernel against its NumPy twin, at small, medium and large sizes.
+
+One class per kernel, generated from the table below; each times ``impl`` in
+("numpy", "numba") on the same arrays. Compilation happens in ``setup``.
+"""
+
+import numpy as np
+
+import kernels
+from kernels import reference
+
+# (rows m, inputs n_in, outputs n_out)
+SIZES = {"small": (32, 64, 16), "medium": (256, 512, 256), "large": (1024, 1024, 1024)}
+
+
+def _arrays(size):
+    m, n_in, n_out = SIZES[size]
+    rng = np.random.default_rng(0)
+
+    def f(*shape):
+        return rng.standard_normal(shape, dtype=np.float32)
+    return dict(X=f(m, n_in), W=f(n_out, n_in), b=f(n_out), out=f(m, n_out), delta=f(m, n_out),
+                A=np.maximum(f(m, n_out), 0), G=f(m, n_out), dW=f(n_out, n_in), db=f(n_out),
+                grad_in=f(m, n_in), params=f(n_out * n_in), grads=f(n_out * n_in),
+                velocity=f(n_out * n_in), Y=f(m, n_out))
+
+
+# kernel name -> the argument list, built from the arrays of one size
+CALLS = {
+    "dense_forward": lambda a: (a["X"], a["W"], a["b"], a["out"], True),
+    "relu_mask": lambda a: (a["A"], a["G"]),
+    "accumulate_gradients": lambda a: (a["delta"], a["X"], a["dW"], a["db"], 0.01, True),
+    "backprop_input": lambda a: (a["delta"], a["W"], a["grad_in"]),
+    "sgd_update": lambda a: (a["params"], a["grads"], 1e-6),
+    "sgd_momentum_update": lambda a: (a["params"], a["grads"], a["velocity"], 1e-6, 0.9, 0.0),
+    "mse_loss": lambda a: (a["out"], a["Y"]),
+    "mse_grad": lambda a: (a["out"], a["Y"], a["G"]),
+}
+
+
+class _KernelBenchmark:
+    params = [["numpy", "numba"], list(SIZES)]
+    param_names = ["impl", "size"]
+    kernel = None
+
+    def setup(self, impl, size):
+        module = kernels if impl == "numba" else reference
+        self.fn = getattr(module, self.kernel)
+        self.args = CALLS[self.kernel](_arrays(size))
+        self.fn(*self.args)  # compile outside the timing
+
+    def time_kernel(self, impl, size):
+        self.fn(*self.args)
+
+
+for _name in CALLS:
+    _cls = "".join(part.title() for part in _name.split("_"))
+    globals()[_cls] = type(_cls, (_KernelBenchmark,), {"kernel": _name})
