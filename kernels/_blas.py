@@ -37,26 +37,33 @@ def _cpu_has_avx512_skx():
     return bool(__cpu_features__.get("AVX512_SKX", False))
 
 
-def _choose_coretype():
+def _load_scipy_blas():
+    import scipy.linalg.cython_blas  # noqa: F401  (loads the library)
+
+
+def _choose_coretype(env=os.environ, modules=sys.modules, has_avx512=_cpu_has_avx512_skx,
+                     load=_load_scipy_blas):
     """Load SciPy's OpenBLAS with its AVX-512 kernels where that is sound.
 
-    Returns a short reason string recorded for ``kernels.blas_info()``. The environment
-    variable is set only while SciPy's BLAS loads and restored afterwards, so NumPy's own
-    BLAS and child processes keep the user's configuration.
+    Returns a short reason string recorded for ``python -m kernels info``. The variable is
+    set only while SciPy's BLAS loads and removed afterwards, so NumPy's own BLAS and child
+    processes keep the user's configuration. The arguments exist for the tests.
     """
-    if _SCIPY_BLAS in sys.modules:
-        return "scipy's BLAS was loaded before numba-dense: core type left as OpenBLAS chose"
-    if os.environ.get("OPENBLAS_CORETYPE"):
-        return "OPENBLAS_CORETYPE=%s set by the user" % os.environ["OPENBLAS_CORETYPE"]
-    if os.environ.get("NUMBA_DENSE_NO_CORETYPE"):
+    if _SCIPY_BLAS in modules:
+        return ("SciPy's BLAS was loaded before numba-dense, so its core type is OpenBLAS's "
+                "own choice; on an AVX-512 CPU set OPENBLAS_CORETYPE=SKYLAKEX before starting "
+                "Python, or import kernels first")
+    if env.get("OPENBLAS_CORETYPE"):
+        return "OPENBLAS_CORETYPE=%s set by the user" % env["OPENBLAS_CORETYPE"]
+    if env.get("NUMBA_DENSE_NO_CORETYPE"):
         return "NUMBA_DENSE_NO_CORETYPE set: core type left as OpenBLAS chose"
-    if not _cpu_has_avx512_skx():
+    if not has_avx512():
         return "CPU has no AVX-512: OpenBLAS's own choice (AVX2 kernels) is the right one"
-    os.environ["OPENBLAS_CORETYPE"] = _SKYLAKEX
+    env["OPENBLAS_CORETYPE"] = _SKYLAKEX
     try:
-        import scipy.linalg.cython_blas  # noqa: F401  (loads the library)
+        load()
     finally:
-        del os.environ["OPENBLAS_CORETYPE"]
+        del env["OPENBLAS_CORETYPE"]
     return "AVX-512 CPU: SciPy's OpenBLAS loaded with OPENBLAS_CORETYPE=SKYLAKEX"
 
 
