@@ -8,7 +8,7 @@ forward pass never keeps ``Z``.
 
 from numba import njit
 
-from ._checks import check_contiguous, check_dim, check_float_dtypes
+from ._checks import check_dim, check_float_dtypes
 
 IDENTITY = 0
 RELU = 1

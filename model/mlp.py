@@ -9,8 +9,7 @@ import kernels
 from kernels.loop import layer_offsets
 
 from . import persistence
-from .validation import (as_features, as_targets, choice, float_dtype, non_negative_int,
-                         positive_int, real_number)
+from .validation import as_features, as_targets, choice, float_dtype, integer, real_number
 
 #: Rows per compiled call in predict / loss / gradients: bounds the workspace, not the data.
 EVAL_BATCH = 4096
@@ -51,7 +50,7 @@ class MLP:
         if sizes is None or len(sizes) < 2:
             raise ValueError("layer_sizes must list at least 2 widths (inputs, outputs), got %r"
                              % (layer_sizes,))
-        sizes = [positive_int(n, "layer_sizes[%d]" % i) for i, n in enumerate(sizes)]
+        sizes = [integer(n, "layer_sizes[%d]" % i, 1) for i, n in enumerate(sizes)]
         self.hidden = choice(hidden, "hidden", kernels.ACTIVATIONS)
         self.output = choice(output, "output", kernels.ACTIVATIONS)
         self.dtype = float_dtype(dtype)
@@ -137,8 +136,8 @@ class MLP:
         Raises ``DivergedError`` naming the epoch if the loss becomes NaN or inf; the
         parameters are then those at the start of that epoch.
         """
-        epochs = non_negative_int(epochs, "epochs")
-        batch_size = positive_int(batch_size, "batch_size")
+        epochs = integer(epochs, "epochs", 0)
+        batch_size = integer(batch_size, "batch_size", 1)
         lr = real_number(lr, "lr", 0.0, False)
         momentum = real_number(momentum, "momentum", 0.0, True, 1.0)
         weight_decay = real_number(weight_decay, "weight_decay", 0.0, True)

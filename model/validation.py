@@ -85,21 +85,12 @@ def as_targets(y, name, dtype, n_outputs, n_rows, x_name):
     return as_float_matrix(arr, name, dtype, n_outputs, "outputs")
 
 
-def positive_int(value, name):
-    """``value`` as an int >= 1."""
+def integer(value, name, minimum):
+    """``value`` as an int >= ``minimum`` (bools are refused: True is no batch size)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError("%s must be an integer, got %r" % (name, value))
-    if value < 1:
-        raise ValueError("%s must be >= 1, got %d" % (name, value))
-    return int(value)
-
-
-def non_negative_int(value, name):
-    """``value`` as an int >= 0."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError("%s must be an integer, got %r" % (name, value))
-    if value < 0:
-        raise ValueError("%s must be >= 0, got %d" % (name, value))
+    if value < minimum:
+        raise ValueError("%s must be >= %d, got %d" % (name, minimum, value))
     return int(value)
 
 
