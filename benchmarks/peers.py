@@ -2,8 +2,8 @@
 
 import numpy as np
 
-import kernels
 from kernels import reference
+from kernels.info import gemm_gflops
 from model import MLP
 
 from .configs import LR
@@ -69,22 +69,5 @@ RUNNERS = {"numpy": numpy_runner, "numba": numba_runner, "torch": torch_runner}
 
 def gemm_rates(n=4096, repeats=3):
     """Best float32 GFLOP/s of an n x n x n product: NumPy's BLAS and the kernels' BLAS."""
-    import time
-    rng = np.random.default_rng(0)
-    A = rng.standard_normal((n, n), dtype=np.float32)
-    B = rng.standard_normal((n, n), dtype=np.float32)
-    C = np.empty((n, n), np.float32)
-    rates = {}
-    for name, fn in (("numpy", lambda: np.matmul(A, B, out=C)),
-                     ("numba-dense", lambda: kernels.dense_forward(A, B, np.zeros(n, np.float32),
-                                                                   C, False))):
-        fn()
-        best = min(_timed(fn, time) for _ in range(repeats))
-        rates[name] = 2 * n ** 3 / best / 1e9
-    return rates
-
-
-def _timed(fn, time):
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    return {"numpy": gemm_gflops(n, np.float32, repeats, blas="numpy"),
+            "numba-dense": gemm_gflops(n, np.float32, repeats)}

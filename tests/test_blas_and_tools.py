@@ -78,3 +78,9 @@ def test_benchmark_epoch_runners_train_the_same_network():
     X, Y = make_data(config)
     for make in (numpy_runner, numba_runner):
         make(config, X, Y)(1)
+
+
+def test_gemm_rates_measure_both_blas_libraries():
+    from benchmarks.peers import gemm_rates
+    rates = gemm_rates(n=128, repeats=1)
+    assert set(rates) == {"numpy", "numba-dense"} and min(rates.values()) > 0
