@@ -1,0 +1,135 @@
+"""How close is an epoch to the time its matrix products alone take?
+
+    python -m benchmarks.gemm_floor                 # configurations B, C, D, 3 rounds
+    python -m benchmarks.gemm_floor --configs B --rounds 5
+
+For each configuration this times, alternately in one process, a real ``MLP.fit`` (per epoch, over the
+configuration's epochs, as compare_peers times it) and
+a compiled loop that makes exactly the BLAS calls of that epoch (same shapes, same
+transposes, same alpha and beta, same number of batches) and nothing else: no bias, no
+activation, no loss, no bookkeeping. The loop's time is a floor that no implementation
+calling this BLAS can beat; the ratio epoch / floor is what everything else costs. It also
+prints the GFLOP/s of each product shape on its own, which shows where the BLAS itself is
+slow (small inner dimensions, thread start-up per call).
+"""
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+from numba import njit
+
+from kernels._blas import gemm_a_b, gemm_a_bt, gemm_at_b
+from kernels.dense import SMALL_FORWARD_MACS
+
+from .configs import CONFIGS, LR, make_data
+from .peers import numba_runner
+
+
+@njit(cache=True)
+def gemm_only_epoch(X, weights, acts, deltas, n_batches, m, lr):
+    """The BLAS calls of ``n_batches`` fused SGD steps of batch ``m``, and nothing else."""
+    n_layers = len(weights)
+    for bi in range(n_batches):
+        start = (bi * m) % (X.shape[0] - m + 1)
+        Xb = X[start:start + m]
+        a_prev = Xb
+        for l in range(n_layers):
+            W = weights[l]
+            if m * W.shape[0] * W.shape[1] >= SMALL_FORWARD_MACS:
+                gemm_a_bt(a_prev, W, acts[l], 1.0, 0.0)
+            a_prev = acts[l]
+        for l in range(n_layers - 1, -1, -1):
+            a_in = Xb if l == 0 else acts[l - 1]
+            if l > 0:
+                gemm_a_b(deltas[l], weights[l], deltas[l - 1], 1.0, 0.0)
+            gemm_at_b(deltas[l], a_in, weights[l], -lr, 1.0)
+
+
+def _buffers(config, X):
+    m = config.batch
+    s = config.sizes
+    rng = np.random.default_rng(0)
+    weights, acts, deltas = [], [], []
+    for l in range(len(s) - 1):
+        weights.append(rng.standard_normal((s[l + 1], s[l]), dtype=np.float32) * 0.01)
+        acts.append(np.zeros((m, s[l + 1]), np.float32))
+        deltas.append(rng.standard_normal((m, s[l + 1]), dtype=np.float32) * 0.01)
+    return tuple(weights), tuple(acts), tuple(deltas)
+
+
+def shape_rates(config, repeats=200):
+    """GFLOP/s of each distinct product of one batch, each called ``repeats`` times alone."""
+    m = config.batch
+    s = config.sizes
+    rng = np.random.default_rng(0)
+    rows = []
+    for l in range(len(s) - 1):
+        n_in, n_out = s[l], s[l + 1]
+        A = rng.standard_normal((m, n_in), dtype=np.float32)
+        W = rng.standard_normal((n_out, n_in), dtype=np.float32)
+        D = rng.standard_normal((m, n_out), dtype=np.float32)
+        out = np.empty((m, n_out), np.float32)
+        below = np.empty((m, n_in), np.float32)
+        calls = [("forward  X @ W.T   %dx%dx%d" % (m, n_out, n_in), _repeat_a_bt, (A, W, out)),
+                 ("dW       D.T @ X   %dx%dx%d" % (n_out, n_in, m), _repeat_at_b, (D, A, W))]
+        if l > 0:
+            calls.append(("backprop D @ W     %dx%dx%d" % (m, n_in, n_out), _repeat_a_b,
+                          (D, W, below)))
+        for label, fn, args in calls:
+            fn(*args, 1)
+            t = time.perf_counter()
+            fn(*args, repeats)
+            dt = (time.perf_counter() - t) / repeats
+            rows.append((label, 2.0 * m * n_in * n_out / dt / 1e9, dt * 1e6))
+    return rows
+
+
+@njit(cache=True)
+def _repeat_a_bt(A, W, out, repeats):
+    for _ in range(repeats):
+        gemm_a_bt(A, W, out, 1.0, 0.0)
+
+
+@njit(cache=True)
+def _repeat_at_b(D, A, W, repeats):
+    for _ in range(repeats):
+        gemm_at_b(D, A, W, -1e-9, 1.0)
+
+
+@njit(cache=True)
+def _repeat_a_b(D, W, below, repeats):
+    for _ in range(repeats):
+        gemm_a_b(D, W, below, 1.0, 0.0)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configs", nargs="+", default=["B", "C", "D"], choices=sorted(CONFIGS))
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    for name in args.configs:
+        config = CONFIGS[name]
+        X, Y = make_data(config)
+        fit = numba_runner(config, X, Y)
+        weights, acts, deltas = _buffers(config, X)
+        n_batches = -(-X.shape[0] // config.batch)
+        gemm_only_epoch(X, weights, acts, deltas, 1, config.batch, LR)
+        epochs, floors = [], []
+        for _ in range(args.rounds):
+            t = time.perf_counter()
+            fit(config.epochs)
+            epochs.append((time.perf_counter() - t) / config.epochs)
+            t = time.perf_counter()
+            gemm_only_epoch(X, weights, acts, deltas, n_batches * config.epochs, config.batch, LR)
+            floors.append((time.perf_counter() - t) / config.epochs)
+        e, f = statistics.median(epochs), statistics.median(floors)
+        print("%s %s batch %d: epoch %.3f s, its BLAS calls alone %.3f s, epoch/floor %.2f"
+              % (name, "-".join(map(str, config.sizes)), config.batch, e, f, e / f))
+        for label, gflops, us in shape_rates(config, 5 if name == "D" else 200):
+            print("    %-40s %7.1f GFLOP/s  %9.1f us/call" % (label, gflops, us))
+
+
+if __name__ == "__main__":
+    main()
