@@ -7,19 +7,25 @@ pass. ``kernels.reference`` holds a NumPy twin of each with the same signature.
 """
 
 from ._blas import CORETYPE_DECISION  # noqa: F401  (first: arranges SciPy's BLAS)
-from .activations import ACTIVATIONS, IDENTITY, RELU, relu_mask
+from .activations import (ACTIVATIONS, IDENTITY, RELU, SIGMOID, TANH, activation_backward,
+                          activation_forward, relu_mask)
 from .dense import backprop_input, dense_forward
 from .grads import accumulate_gradients
 from .info import blas_summary
-from .loop import (layer_offsets, loss_and_gradient, param_count, predict_into, train_epoch,
-                   workspace_size)
-from .loss import mse_grad, mse_loss
+from .loop import (batch_gradient, dataset_cost, layer_offsets, loss_and_gradient, param_count,
+                   predict_into, train_epoch, workspace_size)
+from .loss import (LOSSES, MSE, SIGMOID_BCE, SOFTMAX_CE, mse_grad, mse_loss, sigmoid,
+                   sigmoid_binary_cross_entropy, sigmoid_binary_cross_entropy_grad, softmax,
+                   softmax_cross_entropy, softmax_cross_entropy_grad)
 from .optim import sgd_momentum_update, sgd_update
 
 __all__ = [
-    "ACTIVATIONS", "IDENTITY", "RELU",
-    "dense_forward", "relu_mask", "accumulate_gradients", "backprop_input",
-    "sgd_update", "sgd_momentum_update", "mse_loss", "mse_grad",
-    "train_epoch", "predict_into", "loss_and_gradient",
+    "ACTIVATIONS", "IDENTITY", "RELU", "TANH", "SIGMOID",
+    "LOSSES", "MSE", "SOFTMAX_CE", "SIGMOID_BCE",
+    "dense_forward", "relu_mask", "activation_forward", "activation_backward",
+    "accumulate_gradients", "backprop_input", "sgd_update", "sgd_momentum_update",
+    "mse_loss", "mse_grad", "softmax_cross_entropy", "softmax_cross_entropy_grad",
+    "sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy_grad", "softmax", "sigmoid",
+    "train_epoch", "predict_into", "loss_and_gradient", "batch_gradient", "dataset_cost",
     "param_count", "layer_offsets", "workspace_size", "blas_summary",
 ]

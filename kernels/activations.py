@@ -6,15 +6,19 @@ from the layer's *output* ``A`` (for ReLU ``A > 0`` exactly where ``Z > 0``), so
 forward pass never keeps ``Z``.
 """
 
+import numpy as np
 from numba import njit
 
 from ._checks import check_dim, check_float_dtypes
 
 IDENTITY = 0
 RELU = 1
+TANH = 2
+SIGMOID = 3
 
 #: Activation name -> code, the table the model layer validates names against.
-ACTIVATIONS = {"identity": IDENTITY, "relu": RELU}
+ACTIVATIONS = {"identity": IDENTITY, "relu": RELU, "tanh": TANH, "sigmoid": SIGMOID}
+N_ACTIVATIONS = len(ACTIVATIONS)
 
 _FAST = {"contract"}  # fused multiply-add is fine; no reassociation: keeps NaN checks exact
 
@@ -26,7 +30,20 @@ def activate(z, act):
         if z > 0 or z != z:
             return z
         return 0.0
+    if act == TANH:
+        return np.tanh(z)
+    if act == SIGMOID:
+        return sigmoid_scalar(z)
     return z
+
+
+@njit(cache=True, fastmath=_FAST, inline="always")
+def sigmoid_scalar(z):
+    """1 / (1 + exp(-z)) without overflow: exp is only taken of a non-positive number."""
+    if z >= 0:
+        return 1 / (1 + np.exp(-z))
+    e = np.exp(z)
+    return e / (1 + e)
 
 
 @njit(cache=True, fastmath=_FAST, inline="always")
@@ -34,6 +51,10 @@ def derivative_from_output(a, act):
     """sigma'(z) for one element, from a = sigma(z)."""
     if act == RELU:
         return 1 if a > 0 else 0
+    if act == TANH:
+        return 1 - a * a
+    if act == SIGMOID:
+        return a * (1 - a)
     return 1
 
 
@@ -64,8 +85,11 @@ def backprop_activation(A, G, db, act, accumulate):
         g = G[i]
         a = A[i]
         for j in range(n):
-            if act == RELU and a[j] <= 0:
-                g[j] = 0
+            if act == RELU:
+                if a[j] <= 0:
+                    g[j] = 0
+            elif act != IDENTITY:
+                g[j] *= derivative_from_output(a[j], act)
             db[j] += g[j]
 
 
@@ -83,3 +107,41 @@ def relu_mask(A, G):
         for j in range(n):
             if A[i, j] <= 0:
                 G[i, j] = 0
+
+
+@njit(cache=True)
+def _check_act(kernel, act):
+    if act < 0 or act >= N_ACTIVATIONS:
+        raise ValueError(kernel + ": act is " + str(act) + ", not an activation code (0-"
+                         + str(N_ACTIVATIONS - 1) + ")")
+
+
+@njit(cache=True, fastmath=_FAST)
+def activation_forward(Z, act):
+    """In place ``Z = sigma(Z)`` for activation code ``act``; Z (m, n)."""
+    check_float_dtypes("activation_forward", "Z", Z)
+    _check_act("activation_forward", act)
+    m, n = Z.shape
+    for i in range(m):
+        for j in range(n):
+            Z[i, j] = activate(Z[i, j], act)
+
+
+@njit(cache=True, fastmath=_FAST)
+def activation_backward(A, G, act):
+    """In place ``G *= sigma'(Z)``, computed from the layer's output ``A = sigma(Z)``.
+
+    A, G (m, n). ReLU: ``A > 0``; tanh: ``1 - A**2``; sigmoid: ``A (1 - A)``; identity: 1.
+    """
+    check_float_dtypes("activation_backward", "A, G", A, G)
+    _check_act("activation_backward", act)
+    check_dim("activation_backward", "G", G.shape[0], "A", A.shape[0], "rows")
+    check_dim("activation_backward", "G", G.shape[1], "A", A.shape[1], "columns")
+    m, n = G.shape
+    for i in range(m):
+        for j in range(n):
+            if act == RELU:
+                if A[i, j] <= 0:
+                    G[i, j] = 0
+            else:
+                G[i, j] *= derivative_from_output(A[i, j], act)

@@ -17,9 +17,9 @@ from numba import njit
 
 from ._blas import gemm_a_b, gemm_at_b
 from ._checks import check_contiguous, check_dim, check_float_dtypes, check_positive
-from .activations import ACTIVATIONS, RELU, activate, backprop_activation
+from .activations import ACTIVATIONS, RELU, activate, backprop_activation, derivative_from_output
 from .dense import forward_into
-from .loss import mse_output_delta
+from .loss import MSE, N_LOSSES, output_delta
 from .optim import momentum_update_into, sgd_update_into
 
 #: A one-layer network with at most this many outputs trains by streaming each row once:
@@ -85,8 +85,13 @@ def _block(workspace, start, rows, cols):
 # ----------------------------------------------------------------------------- checks
 
 @njit(cache=True)
-def _check_network(kernel, X, params, sizes, acts, batch_size, workspace):
+def _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss=MSE):
     n_layers = sizes.shape[0] - 1
+    if loss < 0 or loss >= N_LOSSES:
+        raise ValueError(kernel + ": loss is " + str(loss) + ", not a cost code (kernels.LOSSES)")
+    if loss != MSE and acts[acts.shape[0] - 1] != 0:
+        raise ValueError(kernel + ": the cross-entropy costs take logits: the last layer's "
+                         "activation must be identity (0), got " + str(acts[acts.shape[0] - 1]))
     if n_layers < 1:
         raise ValueError(kernel + ": sizes must list at least 2 layer widths, got "
                          + str(sizes.shape[0]))
@@ -136,15 +141,15 @@ def forward_batch(Xb, params, offsets, sizes, acts, workspace, batch_size):
 
 
 @njit(cache=True)
-def backward_batch(Xb, Yb, params, grads, offsets, sizes, acts, workspace, batch_size,
+def backward_batch(Xb, Yb, params, grads, offsets, sizes, acts, loss, workspace, batch_size,
                    scale, accumulate, lr):
     """Backprop one batch whose activations ``forward_batch`` left in the workspace.
 
-    With ``lr == 0`` the gradient ``dC/dTheta`` (the MSE cost averaged with ``scale``,
-    1/m for a batch) is written into ``grads`` (added in with accumulate). With
-    ``lr > 0`` the SGD step is fused instead: each ``W`` is updated by one gemm with
+    With ``lr == 0`` the gradient ``dC/dTheta`` (the cost ``loss`` summed over rows times
+    ``scale``, 1/m for a batch mean) is written into ``grads`` (added in with accumulate).
+    With ``lr > 0`` the SGD step is fused instead: each ``W`` is updated by one gemm with
     ``alpha = -lr, beta = 1`` after its error term has been propagated below it, so no
-    weight gradient is stored. Returns ``sum((A_L - Y)**2) / 2`` for the batch.
+    weight gradient is stored. Returns the batch's summed cost (``m * C``).
     """
     m = Xb.shape[0]
     n_layers = sizes.shape[0] - 1
@@ -160,9 +165,9 @@ def backward_batch(Xb, Yb, params, grads, offsets, sizes, acts, workspace, batch
 
     top = n_layers - 1
     delta = _block(workspace, delta_start[0], m, sizes[n_layers])
-    half_sse = mse_output_delta(_block(workspace, act_start[n_layers], m, sizes[n_layers]),
-                                Yb, delta, bias_view(grads, offsets, sizes, top),
-                                acts[top], scale, accumulate and not fused)
+    cost = output_delta(_block(workspace, act_start[n_layers], m, sizes[n_layers]),
+                        Yb, delta, bias_view(grads, offsets, sizes, top),
+                        acts[top], loss, scale, accumulate and not fused)
     which = 0
     for l in range(top, -1, -1):
         W = weight_view(params, offsets, sizes, l)
@@ -183,7 +188,7 @@ def backward_batch(Xb, Yb, params, grads, offsets, sizes, acts, workspace, batch
         if l > 0:
             delta = below
             which = 1 - which
-    return half_sse
+    return cost
 
 
 # ----------------------------------------------------------------------------- streaming
@@ -191,13 +196,13 @@ def backward_batch(Xb, Yb, params, grads, offsets, sizes, acts, workspace, batch
 @njit(cache=True, fastmath={"contract", "reassoc"})
 def _epoch_streaming(X, Y, params, grads, velocity, n_in, n_out, act, batch_size, lr,
                      momentum, weight_decay, order):
-    """One epoch of a one-layer network, each row read once for forward and gradient."""
+    """One epoch of a one-layer MSE network, each row read once for forward and gradient."""
     W = params[:n_out * n_in].reshape((n_out, n_in))
     b = params[n_out * n_in:]
     dW = grads[:n_out * n_in].reshape((n_out, n_in))
     db = grads[n_out * n_in:]
-    n = X.shape[0]
     shuffled = order.shape[0] > 0
+    n = order.shape[0] if shuffled else X.shape[0]
     plain = momentum == 0 and weight_decay == 0
     total = 0.0
     for start in range(0, n, batch_size):
@@ -217,7 +222,7 @@ def _epoch_streaming(X, Y, params, grads, velocity, n_in, n_out, act, batch_size
                 e = a - Y[i, j]
                 batch_sse += np.float64(e) * np.float64(e)
                 if act != RELU or a > 0:
-                    g = e * inv_m
+                    g = e * inv_m * derivative_from_output(a, act)
                     dwj = dW[j]
                     for p in range(n_in):
                         dwj[p] += g * x[p]
@@ -236,44 +241,46 @@ def _epoch_streaming(X, Y, params, grads, velocity, n_in, n_out, act, batch_size
 
 @njit(cache=True)
 def train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, momentum,
-                weight_decay, order, workspace):
-    """One epoch of minibatch SGD on the MSE cost, entirely in compiled code.
+                weight_decay, order, workspace, loss=MSE):
+    """One epoch of minibatch SGD, entirely in compiled code.
 
     X (N, n_0), Y (N, n_L); params, grads (P,); velocity (P,) when momentum or
     weight_decay is non-zero, else it may be empty; sizes (L + 1,), acts (L,) int64;
-    order: an int64 permutation of range(N) giving the row order, or an empty array for
-    rows in storage order; workspace (workspace_size(sizes, batch_size),).
+    order: int64 row indices, each in range(N), giving the rows to train on in order (a
+    permutation of range(N) for a shuffled epoch, or any part of one to train on a
+    segment), or an empty array for all rows in storage order; workspace
+    (workspace_size(sizes, batch_size),); loss: a cost code of ``kernels.LOSSES`` (MSE;
+    the cross-entropies need an identity last layer, whose outputs are then logits).
 
     Minibatches are ``batch_size`` consecutive rows (of ``order``); the last partial
     batch is averaged over its own rows. The step is ``params -= lr * grad`` (or the
-    momentum step of ``sgd_momentum_update``). Returns the epoch's training loss, the
-    mean over rows of ``||y_i - a_i||^2 / 2`` with the parameters of each row's batch,
-    or NaN as soon as a batch's loss is not finite (the caller restores parameters).
+    momentum step of ``sgd_momentum_update``). Returns the mean over the rows trained of
+    each row's cost (for MSE ``||y_i - a_i||^2 / 2``) with the parameters of its batch, or
+    NaN as soon as a batch's cost is not finite (the caller restores parameters).
     """
     kernel = "train_epoch"
     check_float_dtypes(kernel, "X, Y, params, grads, velocity, workspace",
                        X, Y, params, grads, velocity, workspace)
-    _check_network(kernel, X, params, sizes, acts, batch_size, workspace)
+    _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss)
     _check_targets(kernel, X, Y, sizes)
-    n = X.shape[0]
     p = params.shape[0]
     check_dim(kernel, "grads", grads.shape[0], "params", p, "elements")
     plain = momentum == 0 and weight_decay == 0
     if not plain:
         check_dim(kernel, "velocity", velocity.shape[0], "params", p, "elements")
-    if order.shape[0] > 0:
-        check_dim(kernel, "order", order.shape[0], "X", n, "entries (rows)")
-        for r in range(n):
-            if order[r] < 0 or order[r] >= n:
-                raise ValueError(kernel + ": order[" + str(r) + "] is " + str(order[r])
-                                 + ", outside range(" + str(n) + ")")
+    shuffled = order.shape[0] > 0
+    for r in range(order.shape[0]):
+        if order[r] < 0 or order[r] >= X.shape[0]:
+            raise ValueError(kernel + ": order[" + str(r) + "] is " + str(order[r])
+                             + ", outside range(" + str(X.shape[0]) + ")")
     if not lr > 0:
         raise ValueError(kernel + ": lr must be positive")
+    n = order.shape[0] if shuffled else X.shape[0]
     if n == 0:
         return 0.0
 
     n_layers = sizes.shape[0] - 1
-    if n_layers == 1 and sizes[1] <= STREAMING_MAX_OUTPUTS:
+    if n_layers == 1 and sizes[1] <= STREAMING_MAX_OUTPUTS and loss == MSE:
         return _epoch_streaming(X, Y, params, grads, velocity, sizes[0], sizes[1], acts[0],
                                 batch_size, lr, momentum, weight_decay, order)
 
@@ -282,7 +289,6 @@ def train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, mome
     n_out = sizes[n_layers]
     gather_x = workspace.shape[0] - batch_size * (n_in + n_out)
     gather_y = gather_x + batch_size * n_in
-    shuffled = order.shape[0] > 0
     total = 0.0
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
@@ -298,21 +304,24 @@ def train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, mome
             Yb = Y[start:stop]
         forward_batch(Xb, params, offsets, sizes, acts, workspace, batch_size)
         if plain:
-            batch_sse = backward_batch(Xb, Yb, params, grads, offsets, sizes, acts, workspace,
-                                       batch_size, 1.0 / m, False, lr)
+            batch_cost = backward_batch(Xb, Yb, params, grads, offsets, sizes, acts, loss,
+                                        workspace, batch_size, 1.0 / m, False, lr)
         else:
-            batch_sse = backward_batch(Xb, Yb, params, grads, offsets, sizes, acts, workspace,
-                                       batch_size, 1.0 / m, False, 0.0)
+            batch_cost = backward_batch(Xb, Yb, params, grads, offsets, sizes, acts, loss,
+                                        workspace, batch_size, 1.0 / m, False, 0.0)
             momentum_update_into(params, grads, velocity, lr, momentum, weight_decay)
-        if not np.isfinite(batch_sse):
+        if not np.isfinite(batch_cost):
             return np.nan
-        total += batch_sse
+        total += batch_cost
     return total / n
 
 
 @njit(cache=True)
 def predict_into(X, params, sizes, acts, out, batch_size, workspace):
-    """``out`` (N, n_L) = the network's output for X (N, n_0), ``batch_size`` rows at a time."""
+    """``out`` (N, n_L) = the network's output for X (N, n_0), ``batch_size`` rows at a time.
+
+    For a network trained with a cross-entropy cost these are the logits.
+    """
     kernel = "predict_into"
     check_float_dtypes(kernel, "X, params, out, workspace", X, params, out, workspace)
     _check_network(kernel, X, params, sizes, acts, batch_size, workspace)
@@ -326,24 +335,64 @@ def predict_into(X, params, sizes, acts, out, batch_size, workspace):
 
 
 @njit(cache=True)
-def loss_and_gradient(X, Y, params, grads, sizes, acts, batch_size, workspace):
-    """Full-batch MSE cost of MATH.md and its gradient ``dC/dTheta`` into ``grads`` (P,).
+def dataset_cost(X, Y, params, sizes, acts, batch_size, workspace, loss=MSE):
+    """The summed cost ``N * C`` of the network on X (N, n_0), Y (N, n_L); no gradient.
+
+    Processed ``batch_size`` rows at a time (the workspace of ``workspace_size``); sums
+    rather than means so that chunks of a large dataset add up exactly.
+    """
+    kernel = "dataset_cost"
+    check_float_dtypes(kernel, "X, Y, params, workspace", X, Y, params, workspace)
+    _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss)
+    _check_targets(kernel, X, Y, sizes)
+    offsets = layer_offsets(sizes)
+    n_layers = sizes.shape[0] - 1
+    n_out = sizes[n_layers]
+    delta = np.empty((batch_size, n_out), X.dtype)  # written with scale 0, never read
+    db = np.empty(n_out, X.dtype)
+    total = 0.0
+    for start in range(0, X.shape[0], batch_size):
+        stop = min(start + batch_size, X.shape[0])
+        A = forward_batch(X[start:stop], params, offsets, sizes, acts, workspace, batch_size)
+        total += output_delta(A, Y[start:stop], delta[:stop - start], db, acts[n_layers - 1],
+                              loss, 0.0, False)
+    return total
+
+
+@njit(cache=True)
+def batch_gradient(X, Y, params, grads, sizes, acts, batch_size, workspace, scale, loss=MSE):
+    """``grads = scale * sum_i dc_i/dTheta`` over the rows of X (N, n_0), Y (N, n_L).
+
+    ``scale = 1/N`` gives the mean gradient; ``scale = 1`` the sum (what data-parallel
+    training adds up across processes before dividing by the global row count).
+    Returns the summed cost ``sum_i c_i``.
+    """
+    kernel = "batch_gradient"
+    check_float_dtypes(kernel, "X, Y, params, grads, workspace", X, Y, params, grads, workspace)
+    _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss)
+    _check_targets(kernel, X, Y, sizes)
+    check_dim(kernel, "grads", grads.shape[0], "params", params.shape[0], "elements")
+    if X.shape[0] == 0:
+        grads[:] = 0
+        return 0.0
+    offsets = layer_offsets(sizes)
+    total = 0.0
+    for start in range(0, X.shape[0], batch_size):
+        stop = min(start + batch_size, X.shape[0])
+        forward_batch(X[start:stop], params, offsets, sizes, acts, workspace, batch_size)
+        total += backward_batch(X[start:stop], Y[start:stop], params, grads, offsets, sizes,
+                                acts, loss, workspace, batch_size, scale, start > 0, 0.0)
+    return total
+
+
+@njit(cache=True)
+def loss_and_gradient(X, Y, params, grads, sizes, acts, batch_size, workspace, loss=MSE):
+    """Full-batch cost C of MATH.md (mean over rows) and its gradient ``dC/dTheta`` into grads.
 
     Processed ``batch_size`` rows at a time, every row weighted 1/N. Returns C.
     """
-    kernel = "loss_and_gradient"
-    check_float_dtypes(kernel, "X, Y, params, grads, workspace", X, Y, params, grads, workspace)
-    _check_network(kernel, X, params, sizes, acts, batch_size, workspace)
-    _check_targets(kernel, X, Y, sizes)
-    check_dim(kernel, "grads", grads.shape[0], "params", params.shape[0], "elements")
     n = X.shape[0]
     if n == 0:
-        raise ValueError(kernel + ": X has 0 rows; the mean over no samples is undefined")
-    offsets = layer_offsets(sizes)
-    total = 0.0
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        forward_batch(X[start:stop], params, offsets, sizes, acts, workspace, batch_size)
-        total += backward_batch(X[start:stop], Y[start:stop], params, grads, offsets, sizes,
-                                acts, workspace, batch_size, 1.0 / n, start > 0, 0.0)
-    return total / n
+        raise ValueError("loss_and_gradient: X has 0 rows; the mean over no samples is undefined")
+    return batch_gradient(X, Y, params, grads, sizes, acts, batch_size, workspace, 1.0 / n,
+                          loss) / n

@@ -7,11 +7,42 @@ here is the NumPy training loop numba-dense is compared with.
 
 import numpy as np
 
-from .activations import RELU
+from .activations import RELU, SIGMOID, TANH
+from .loss import MSE, SIGMOID_BCE, SOFTMAX_CE
+
+
+def _sigmoid(z):
+    return np.exp(-np.logaddexp(0, -z)).astype(z.dtype, copy=False)
 
 
 def _activate(z, act):
-    return np.maximum(z, 0, out=z) if act == RELU else z
+    if act == RELU:
+        return np.maximum(z, 0, out=z)
+    if act == TANH:
+        return np.tanh(z)
+    if act == SIGMOID:
+        return _sigmoid(z)
+    return z
+
+
+def _derivative(a, act):
+    if act == RELU:
+        return (a > 0).astype(a.dtype)
+    if act == TANH:
+        return 1 - a * a
+    if act == SIGMOID:
+        return a * (1 - a)
+    return np.ones_like(a)
+
+
+def activation_forward(Z, act):
+    """Z = sigma(Z) in place."""
+    Z[...] = _activate(Z.copy(), act)
+
+
+def activation_backward(A, G, act):
+    """G *= sigma'(A), from the output A."""
+    G *= _derivative(A, act)
 
 
 def dense_forward(X, W, b, out, relu):
@@ -65,6 +96,53 @@ def mse_grad(pred, y, out):
     out /= pred.shape[0]
 
 
+def _log_softmax(Z):
+    Z = Z.astype(np.float64)
+    shifted = Z - Z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def softmax_cross_entropy(Z, Y):
+    """-sum(Y * log_softmax(Z)) / m."""
+    return float(-(Y * _log_softmax(Z)).sum() / Z.shape[0])
+
+
+def softmax_cross_entropy_grad(Z, Y, out):
+    """out = (softmax(Z) * Y.sum(1) - Y) / m."""
+    out[...] = (np.exp(_log_softmax(Z)) * Y.sum(axis=1, keepdims=True) - Y) / Z.shape[0]
+
+
+def softmax(Z, out):
+    out[...] = np.exp(_log_softmax(Z))
+
+
+def sigmoid(Z, out):
+    out[...] = _sigmoid(Z.astype(np.float64))
+
+
+def sigmoid_binary_cross_entropy(Z, Y):
+    """sum(softplus(Z) - Z Y) / m, i.e. -sum(Y log s(Z) + (1 - Y) log(1 - s(Z))) / m."""
+    Z = Z.astype(np.float64)
+    return float((np.logaddexp(0, Z) - Z * Y).sum() / Z.shape[0])
+
+
+def sigmoid_binary_cross_entropy_grad(Z, Y, out):
+    """out = (sigmoid(Z) - Y) / m."""
+    out[...] = (_sigmoid(Z.astype(np.float64)) - Y) / Z.shape[0]
+
+
+def _cost_and_delta(out, Y, act, loss):
+    """Summed cost of a batch and dC/dZ of the output layer (unscaled)."""
+    if loss == SOFTMAX_CE:
+        logp = _log_softmax(out)
+        return float(-(Y * logp).sum()), np.exp(logp) * Y.sum(axis=1, keepdims=True) - Y
+    if loss == SIGMOID_BCE:
+        Z = out.astype(np.float64)
+        return float((np.logaddexp(0, Z) - Z * Y).sum()), _sigmoid(Z) - Y
+    err = out - Y
+    return 0.5 * float(np.sum(err.astype(np.float64) ** 2)), err * _derivative(out, act)
+
+
 # ----------------------------------------------------------------------------- networks
 
 def layer_views(flat, sizes):
@@ -90,27 +168,26 @@ def _forward(X, layers, acts):
     return activations
 
 
-def _backward(activations, Y, layers, acts, scale):
-    """[(dW, db), ...] of C = scale * sum ||A_L - Y||^2 / 2, and that sum / 2."""
-    err = activations[-1] - Y
-    half_sse = 0.5 * float(np.sum(err.astype(np.float64) ** 2))
-    delta = scale * err
+def _backward(activations, Y, layers, acts, scale, loss=MSE):
+    """[(dW, db), ...] of scale * (summed cost of the batch), and that summed cost."""
+    cost, delta = _cost_and_delta(activations[-1], Y, acts[-1], loss)
+    delta = (scale * delta).astype(activations[-1].dtype)
     out = []
     for l in range(len(layers) - 1, -1, -1):
-        if acts[l] == RELU:
-            delta = delta * (activations[l + 1] > 0)
+        if l < len(layers) - 1:
+            delta = delta * _derivative(activations[l + 1], acts[l])
         W = layers[l][0]
         out.append((delta.T @ activations[l], delta.sum(axis=0)))
         delta = delta @ W
-    return out[::-1], half_sse
+    return out[::-1], cost
 
 
 def train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, momentum,
-                weight_decay, order, workspace):
+                weight_decay, order, workspace, loss=MSE):
     """The NumPy minibatch SGD loop: one Python iteration per minibatch."""
     layers = layer_views(params, sizes)
     grad_views = layer_views(grads, sizes)
-    n = X.shape[0]
+    n = len(order) if len(order) else X.shape[0]
     total = 0.0
     for start in range(0, n, batch_size):
         if len(order):
@@ -119,7 +196,8 @@ def train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, mome
         else:
             Xb, Yb = X[start:start + batch_size], Y[start:start + batch_size]
         activations = _forward(Xb, layers, acts)
-        layer_grads, half_sse = _backward(activations, Yb, layers, acts, 1.0 / Xb.shape[0])
+        layer_grads, half_sse = _backward(activations, Yb, layers, acts, 1.0 / Xb.shape[0],
+                                          loss)
         if not np.isfinite(half_sse):
             return np.nan
         total += half_sse
@@ -138,12 +216,24 @@ def predict_into(X, params, sizes, acts, out, batch_size, workspace):
     out[...] = _forward(X, layer_views(params, sizes), acts)[-1]
 
 
-def loss_and_gradient(X, Y, params, grads, sizes, acts, batch_size, workspace):
-    """Full-batch MSE cost and its gradient into grads; returns the cost."""
+def batch_gradient(X, Y, params, grads, sizes, acts, batch_size, workspace, scale, loss=MSE):
+    """grads = scale * summed gradient over the rows; returns the summed cost."""
     layers = layer_views(params, sizes)
-    layer_grads, half_sse = _backward(_forward(X, layers, acts), Y, layers, acts,
-                                      1.0 / X.shape[0])
+    layer_grads, cost = _backward(_forward(X, layers, acts), Y, layers, acts, scale, loss)
     for (dW, db), (gW, gb) in zip(layer_grads, layer_views(grads, sizes)):
         gW[...] = dW
         gb[...] = db
-    return half_sse / X.shape[0]
+    return cost
+
+
+def loss_and_gradient(X, Y, params, grads, sizes, acts, batch_size, workspace, loss=MSE):
+    """Full-batch cost and its gradient into grads; returns the cost."""
+    n = X.shape[0]
+    return batch_gradient(X, Y, params, grads, sizes, acts, batch_size, workspace, 1.0 / n,
+                          loss) / n
+
+
+def dataset_cost(X, Y, params, sizes, acts, batch_size, workspace, loss=MSE):
+    """Summed cost over all rows."""
+    out = _forward(X, layer_views(params, sizes), acts)[-1]
+    return _cost_and_delta(out, Y, acts[-1], loss)[0]

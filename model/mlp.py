@@ -1,69 +1,105 @@
 """``MLP``: a dense network whose weights and biases live in one flat vector."""
 
-import time
-from dataclasses import dataclass, field
+import os
 
 import numpy as np
 
 import kernels
 from kernels.loop import layer_offsets
 
-from . import persistence
-from .validation import as_features, as_targets, choice, float_dtype, integer, real_number
+from . import data, persistence, training
+from .training import EVAL_BATCH, DivergedError, History  # noqa: F401  (public names)
+from .validation import (BINARY, CLASSES, REGRESSION, as_features, check_matrix_shape,
+                         check_target_rows, choice, float_dtype, integer, real_number,
+                         targets_matrix)
 
-#: Rows per compiled call in predict / loss / gradients: bounds the workspace, not the data.
-EVAL_BATCH = 4096
+#: Output layers: the activations, and the two that come with a cross-entropy cost.
+OUTPUTS = ("identity", "relu", "tanh", "sigmoid", "softmax")
 
-
-class DivergedError(FloatingPointError):
-    """Training produced a NaN or infinite loss; ``params`` hold the last finite values."""
-
-    def __init__(self, message, epoch, history):
-        super().__init__(message)
-        self.epoch = epoch
-        self.history = history
-
-
-@dataclass
-class History:
-    """What ``fit`` records, one entry per epoch."""
-
-    loss: list = field(default_factory=list)       # mean training cost over the epoch
-    val_loss: list = field(default_factory=list)   # cost on validation_data, when given
-    seconds: list = field(default_factory=list)    # wall time of the epoch's training
+#: The cost each output layer trains with unless ``loss`` names another.
+DEFAULT_LOSS = {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy"}
 
 
 class MLP:
-    """A multilayer perceptron trained by minibatch SGD on the MSE cost.
+    """A multilayer perceptron trained by minibatch SGD.
 
     ``layer_sizes`` lists the widths ``[n_0, n_1, ..., n_L]``, inputs first. Hidden
-    layers use ``hidden``, the last layer ``output`` (each "relu" or "identity"). The single
-    ReLU neuron of MATH.md is ``MLP([n, 1], output="relu")``.
+    layers use ``hidden`` ("relu", "tanh", "sigmoid" or "identity"); the last layer
+    ``output``, one of those or "softmax". The cost ``loss`` defaults to the output's
+    natural one: "cross_entropy" for softmax, "binary_cross_entropy" for sigmoid, "mse"
+    otherwise ("mse" may also be named for a sigmoid output). The single ReLU neuron of
+    MATH.md is ``MLP([n, 1], output="relu")``; a 10-class classifier
+    ``MLP([784, 128, 10], output="softmax")``.
 
     ``params`` (P,) holds every weight and bias; ``weights[l]`` (n_{l+1}, n_l) and
-    ``biases[l]`` (n_{l+1},) are views into it, and ``grads`` has the same layout.
+    ``biases[l]`` (n_{l+1},) are views into it; ``grads`` and the momentum ``velocity``
+    have the same layout.
     """
 
-    def __init__(self, layer_sizes, hidden="relu", output="identity", dtype=np.float32,
-                 seed=None):
+    def __init__(self, layer_sizes, hidden="relu", output="identity", loss=None,
+                 dtype=np.float32, seed=None):
+        self._init_args = dict(layer_sizes=layer_sizes, hidden=hidden, output=output,
+                               loss=loss, dtype=dtype, seed=seed)
         sizes = list(layer_sizes) if not isinstance(layer_sizes, (str, bytes)) else None
         if sizes is None or len(sizes) < 2:
             raise ValueError("layer_sizes must list at least 2 widths (inputs, outputs), got %r"
                              % (layer_sizes,))
         sizes = [integer(n, "layer_sizes[%d]" % i, 1) for i, n in enumerate(sizes)]
         self.hidden = choice(hidden, "hidden", kernels.ACTIVATIONS)
-        self.output = choice(output, "output", kernels.ACTIVATIONS)
+        self.output = choice(output, "output", OUTPUTS)
+        self.loss = choice(DEFAULT_LOSS.get(output, "mse") if loss is None else loss, "loss",
+                           kernels.LOSSES)
+        self._check_output_and_loss(sizes[-1])
         self.dtype = float_dtype(dtype)
         self.sizes = np.array(sizes, dtype=np.int64)
-        n_layers = len(sizes) - 1
-        self.acts = np.array([kernels.ACTIVATIONS[hidden]] * (n_layers - 1)
-                             + [kernels.ACTIVATIONS[output]], dtype=np.int64)
+        self.loss_code = kernels.LOSSES[self.loss]
+        # A cross-entropy cost works on logits: the last layer computes no activation and
+        # softmax / sigmoid are applied by predict_proba.
+        last = "identity" if self.loss != "mse" else self.output
+        self.acts = np.array([kernels.ACTIVATIONS[hidden]] * (len(sizes) - 2)
+                             + [kernels.ACTIVATIONS[last]], dtype=np.int64)
         n_params = int(kernels.param_count(self.sizes))
         self.params = np.zeros(n_params, dtype=self.dtype)
         self.grads = np.zeros(n_params, dtype=self.dtype)
         self.velocity = np.zeros(n_params, dtype=self.dtype)  # momentum state, kept across fits
         self.weights, self.biases = self._views(self.params)
         self.initialize(seed)
+
+    def _check_output_and_loss(self, n_outputs):
+        pairs = {"cross_entropy": ("softmax",), "binary_cross_entropy": ("sigmoid",)}
+        allowed = pairs.get(self.loss)
+        if allowed and self.output not in allowed:
+            raise ValueError("loss=%r needs output=%r, got output=%r"
+                             % (self.loss, allowed[0], self.output))
+        if self.output == "softmax" and self.loss != "cross_entropy":
+            raise ValueError("output='softmax' trains with loss='cross_entropy', got loss=%r"
+                             % self.loss)
+        if self.output == "softmax" and n_outputs < 2:
+            raise ValueError("output='softmax' needs at least 2 outputs (classes), got %d"
+                             % n_outputs)
+
+    @property
+    def is_classifier(self):
+        """True when trained with a cross-entropy cost (predict returns labels)."""
+        return self.loss != "mse"
+
+    @property
+    def _target_kind(self):
+        return {"cross_entropy": CLASSES, "binary_cross_entropy": BINARY}.get(self.loss,
+                                                                              REGRESSION)
+
+    def get_params(self, deep=True):
+        """The constructor's arguments (the scikit-learn estimator protocol, for clone)."""
+        return dict(self._init_args)
+
+    def set_params(self, **params):
+        """Rebuild with some constructor arguments changed (scikit-learn protocol)."""
+        unknown = sorted(set(params) - set(self._init_args))
+        if unknown:
+            raise ValueError("set_params: unknown parameters %s; MLP takes %s"
+                             % (", ".join(unknown), ", ".join(self._init_args)))
+        self.__init__(**{**self._init_args, **params})
+        return self
 
     # ------------------------------------------------------------------ structure
 
@@ -105,109 +141,235 @@ class MLP:
         self.velocity[...] = 0
 
     def __repr__(self):
-        return "MLP(%r, hidden=%r, output=%r, dtype=%s)" % (
-            self.layer_sizes, self.hidden, self.output, self.dtype.name)
+        return "MLP(%r, hidden=%r, output=%r, loss=%r, dtype=%s)" % (
+            self.layer_sizes, self.hidden, self.output, self.loss, self.dtype.name)
 
     # ------------------------------------------------------------------ data
 
     def _inputs(self, X, name="X"):
         return as_features(X, name, self.dtype, self.n_inputs)
 
-    def _pair(self, X, y, x_name="X", y_name="y"):
-        X = self._inputs(X, x_name)
-        return X, as_targets(y, y_name, self.dtype, self.n_outputs, X.shape[0], x_name)
+    def _targets(self, y, name, n_rows, x_name):
+        check_target_rows(y, name, n_rows, x_name)
+        return targets_matrix(y, name, self.dtype, self.n_outputs, self._target_kind)
+
+    def _source(self, X, y, x_name, y_name, batch_size=1, chunk_rows=None):
+        """An ArraySource or, for paths and memmaps, a StreamSource; checked, nothing changed."""
+        if data.is_streamed(X):
+            Xm = data.open_array(X, x_name)
+            ym = data.open_array(y, y_name)
+            check_matrix_shape(Xm, x_name, self.n_inputs, "features")
+            check_target_rows(ym, y_name, Xm.shape[0], x_name)
+            # The targets' shape and values are checked on the first rows now, the rest
+            # chunk by chunk as they are read.
+            targets_matrix(np.asarray(ym[:1]), y_name, self.dtype, self.n_outputs,
+                           self._target_kind)
+            rows = data.chunk_rows_for(self.n_inputs, self.dtype, batch_size, chunk_rows)
+            return data.StreamSource(Xm, ym, x_name, y_name, self.dtype, self.n_outputs,
+                                     self._target_kind, rows)
+        Xc = self._inputs(X, x_name)
+        return data.ArraySource(Xc, self._targets(data.open_array(y, y_name), y_name,
+                                                  Xc.shape[0], x_name))
 
     def _workspace(self, batch_size):
-        return np.empty(int(kernels.workspace_size(self.sizes, batch_size)), dtype=self.dtype)
+        return training.workspace(self, batch_size)
 
     # ------------------------------------------------------------------ training
 
     def fit(self, X, y, epochs=10, batch_size=32, lr=0.01, momentum=0.0, weight_decay=0.0,
-            shuffle=True, seed=None, validation_data=None, verbose=False):
-        """Minibatch SGD on the MSE cost; returns a ``History``.
+            schedule="constant", step_size=10, gamma=0.1, min_lr=0.0, shuffle=True, seed=None,
+            validation_data=None, validation_fraction=0.0, early_stopping=None,
+            checkpoint=None, checkpoint_every=1, resume=False, chunk_rows=None,
+            verbose=False, progress=None, comm=None):
+        """Minibatch SGD; returns a ``History``.
 
-        X (N, n_0); y (N, n_L), or (N,) for one output. Every ``batch_size`` rows (the last
-        partial batch averaged over its own rows) make one step
-        ``velocity = momentum * velocity + grad + weight_decay * params;
-        params -= lr * velocity`` (plain SGD when both are 0). Rows are reshuffled each
-        epoch from ``np.random.default_rng(seed)`` when ``shuffle``. The minibatch loop of
-        each epoch runs in compiled code (``kernels.train_epoch``).
+        **Data.** X (N, n_0) and y: arrays in memory, or ``np.memmap`` arrays or paths of
+        ``.npy`` files, which are streamed ``chunk_rows`` rows at a time (default: about
+        32 MB of inputs) so that memory does not grow with N. y is (N, n_L), or (N,) for
+        one output or for integer class labels of a softmax network.
+
+        **Steps.** Every ``batch_size`` rows (the last partial batch averaged over its own
+        rows) make one step ``velocity = momentum * velocity + grad + weight_decay *
+        params; params -= lr_e * velocity`` (plain SGD when both are 0), ``lr_e`` the
+        epoch's rate from ``schedule``: "constant"; "step" (``lr * gamma**(e //
+        step_size)``); "cosine" (from ``lr`` towards ``min_lr``). With ``shuffle`` the rows
+        are reshuffled each epoch from ``np.random.default_rng(seed)``; streamed data
+        shuffles the order of chunks and the rows inside each chunk.
+
+        **Validation.** ``validation_data=(X_val, y_val)``, or ``validation_fraction`` to
+        hold out the last fraction of the rows; its cost is ``history.val_loss``.
+        ``early_stopping=patience`` stops after that many epochs without a lower val_loss
+        and leaves the best parameters in the network.
+
+        **Checkpoints.** ``checkpoint=path`` writes the parameters, momentum, RNG state,
+        history and epoch atomically every ``checkpoint_every`` epochs and at the end;
+        ``resume=True`` continues from that file when it exists (bit-identical to an
+        uninterrupted run with the same seed and settings).
+
+        **Display.** ``verbose`` prints a line per epoch; ``progress`` shows a tqdm bar with
+        rows/s and the running loss (default: when verbose and stderr is a terminal).
+
+        **Processes.** ``comm``: an mpi4py communicator for data-parallel training, each
+        rank passing its own shard (see the README); ``batch_size`` is then per rank.
 
         Raises ``DivergedError`` naming the epoch if the loss becomes NaN or inf; the
-        parameters are then those at the start of that epoch.
+        parameters are then those at the start of that epoch. Bad arguments raise before
+        anything changes; a bad value met while streaming a file raises with the network
+        restored to its state before ``fit``.
         """
-        epochs = integer(epochs, "epochs", 0)
-        batch_size = integer(batch_size, "batch_size", 1)
-        lr = real_number(lr, "lr", 0.0, False)
-        momentum = real_number(momentum, "momentum", 0.0, True, 1.0)
-        weight_decay = real_number(weight_decay, "weight_decay", 0.0, True)
-        X, Y = self._pair(X, y)
+        settings = training.Settings(
+            epochs=integer(epochs, "epochs", 0),
+            batch_size=integer(batch_size, "batch_size", 1),
+            lr=real_number(lr, "lr", 0.0, False),
+            momentum=real_number(momentum, "momentum", 0.0, True, 1.0),
+            weight_decay=real_number(weight_decay, "weight_decay", 0.0, True),
+            schedule=choice(schedule, "schedule", training.SCHEDULES),
+            step_size=integer(step_size, "step_size", 1),
+            gamma=real_number(gamma, "gamma", 0.0, False),
+            min_lr=real_number(min_lr, "min_lr", 0.0, True),
+            shuffle=bool(shuffle), seed=_seed(seed),
+            early_stopping=None if early_stopping is None else integer(early_stopping,
+                                                                        "early_stopping", 1))
+        fraction = real_number(validation_fraction, "validation_fraction", 0.0, True, 1.0)
+        checkpoint_every = integer(checkpoint_every, "checkpoint_every", 1)
+        if chunk_rows is not None:
+            chunk_rows = integer(chunk_rows, "chunk_rows", 1)
+        if checkpoint is not None:
+            folder = os_path_folder(checkpoint)
+            if folder is None:
+                raise FileNotFoundError("checkpoint: folder of %r does not exist" % (checkpoint,))
+        if resume and checkpoint is None:
+            raise ValueError("resume=True needs checkpoint=path to resume from")
+        if validation_data is not None and fraction:
+            raise ValueError("pass validation_data or validation_fraction, not both")
+        if comm is not None:
+            from . import distributed
+            return distributed.fit(self, X, y, settings, comm, validation_data, fraction,
+                                   checkpoint, checkpoint_every, resume, chunk_rows, verbose,
+                                   progress)
+
+        source = self._source(X, y, "X", "y", settings.batch_size, chunk_rows)
+        val_source = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a pair (X_val, y_val), got %s"
                                 % type(validation_data).__name__)
-            X_val, Y_val = self._pair(*validation_data, x_name="validation X",
-                                      y_name="validation y")
+            val_source = self._source(*validation_data, "validation X", "validation y",
+                                      EVAL_BATCH, chunk_rows)
+        elif fraction:
+            n_val = int(source.n_rows * fraction)
+            if not 0 < n_val < source.n_rows:
+                raise ValueError("validation_fraction=%g of %d rows leaves %d for validation "
+                                 "and %d for training; both need at least one"
+                                 % (fraction, source.n_rows, n_val, source.n_rows - n_val))
+            source, val_source = source.split(n_val)
+        if settings.early_stopping is not None and val_source is None:
+            raise ValueError("early_stopping needs validation rows: pass validation_data or "
+                             "validation_fraction")
+        settings.batch_size = min(settings.batch_size, source.n_rows)  # workspace <= data
+        saved = (self.params.copy(), self.velocity.copy())
+        try:
+            return training.run(self, source, val_source, settings, checkpoint,
+                                checkpoint_every, resume, verbose, progress)
+        except (ValueError, TypeError):
+            # A bad value in a streamed chunk is found mid-run: undo the run's steps.
+            self.params[...], self.velocity[...] = saved
+            raise
 
-        rng = np.random.default_rng(seed)
-        batch_size = min(batch_size, X.shape[0])  # a workspace no larger than the data
-        workspace = self._workspace(batch_size)
-        no_order = np.empty(0, dtype=np.int64)
-        history = History()
-        for epoch in range(1, epochs + 1):
-            before = (self.params.copy(), self.velocity.copy())
-            order = rng.permutation(X.shape[0]) if shuffle else no_order
-            start = time.perf_counter()
-            loss = kernels.train_epoch(X, Y, self.params, self.grads, self.velocity,
-                                       self.sizes, self.acts, batch_size, lr, momentum,
-                                       weight_decay, order, workspace)
-            seconds = time.perf_counter() - start
-            if not np.isfinite(loss) or not np.isfinite(self.params).all():
-                self.params[...], self.velocity[...] = before
-                raise DivergedError(
-                    "training diverged in epoch %d: the loss became NaN or inf (lr=%g is "
-                    "probably too large); params hold the values from the start of epoch %d"
-                    % (epoch, lr, epoch), epoch, history)
-            history.loss.append(float(loss))
-            history.seconds.append(seconds)
-            line = "epoch %d/%d  loss %.6g" % (epoch, epochs, loss)
-            if validation_data is not None:
-                history.val_loss.append(self._mse(X_val, Y_val))
-                line += "  val_loss %.6g" % history.val_loss[-1]
-            if verbose:
-                print("%s  %.2fs  %.0f samples/s" % (line, seconds, X.shape[0] / seconds),
-                      flush=True)
-        return history
+    def partial_fit(self, X, y, batch_size=32, lr=0.01, momentum=0.0, weight_decay=0.0):
+        """One pass of minibatch SGD over the rows given, in order; returns self.
+
+        The momentum state carries over between calls, so a stream of blocks (a Dask
+        array's chunks through dask-ml's ``Incremental``, say) trains like one long epoch.
+        """
+        self.fit(X, y, epochs=1, batch_size=batch_size, lr=lr, momentum=momentum,
+                 weight_decay=weight_decay, shuffle=False)
+        return self
 
     # ------------------------------------------------------------------ evaluation
 
-    def _predict_checked(self, X):
+    def _outputs(self, X):
+        """The last layer's outputs (logits for a cross-entropy network), (N, n_L)."""
+        if data.is_streamed(X):
+            Xm = data.open_array(X, "X")
+            check_matrix_shape(Xm, "X", self.n_inputs, "features")
+            out = np.empty((Xm.shape[0], self.n_outputs), self.dtype)
+            rows = data.chunk_rows_for(self.n_inputs, self.dtype, 1)
+            for a, b, Xc in data.feature_chunks(Xm, "X", self.dtype, rows):
+                out[a:b] = self._forward(Xc)
+            return out
+        return self._forward(self._inputs(X))
+
+    def _forward(self, X):
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
         batch = min(EVAL_BATCH, X.shape[0])
         kernels.predict_into(X, self.params, self.sizes, self.acts, out, batch,
                              self._workspace(batch))
         return out
 
-    def _mse(self, X, Y):
-        return float(kernels.mse_loss(self._predict_checked(X), Y))
+    def _probabilities(self, Z):
+        P = np.empty_like(Z)
+        (kernels.softmax if self.output == "softmax" else kernels.sigmoid)(Z, P)
+        return P
+
+    def predict_proba(self, X):
+        """Class probabilities: softmax (N, K); sigmoid with one output (N, 2) as
+        ``[1 - p, p]`` (scikit-learn's layout), with K outputs (N, K) independent ones."""
+        if not self.is_classifier:
+            raise TypeError("predict_proba needs a classifier (output 'softmax' or 'sigmoid' "
+                            "with a cross-entropy loss); this network has loss=%r" % self.loss)
+        P = self._probabilities(self._outputs(X))
+        if self.output == "sigmoid" and self.n_outputs == 1:
+            return np.hstack([1 - P, P])
+        return P
 
     def predict(self, X):
-        """The network's outputs, shape (N, n_L), in the network's dtype."""
-        return self._predict_checked(self._inputs(X))
+        """Regression: the outputs (N, n_L). Classifiers: labels, (N,) int64 (the argmax
+        class for softmax, ``p > 0.5`` for one sigmoid output) or (N, K) 0/1 for K sigmoids."""
+        Z = self._outputs(X)
+        if not self.is_classifier:
+            return Z
+        if self.output == "softmax":
+            return Z.argmax(axis=1).astype(np.int64)
+        labels = (Z > 0).astype(np.int64)  # sigmoid(z) > 0.5 exactly when z > 0
+        return labels[:, 0] if self.n_outputs == 1 else labels
 
-    def loss(self, X, y):
-        """The MSE cost ``C = sum ||y_i - a_i||^2 / (2N)`` over all rows (MATH.md)."""
-        return self._mse(*self._pair(X, y))
+    def score(self, X, y):
+        """Accuracy for classifiers (exact match of every label of a row); the coefficient
+        of determination R^2 for regression, averaged over outputs (as scikit-learn)."""
+        pred = self.predict(X)
+        y = np.asarray(data.open_array(y, "y"))
+        check_target_rows(y, "y", pred.shape[0], "X")
+        if self.is_classifier:
+            if self.output == "softmax" and y.ndim == 2:
+                y = y.argmax(axis=1)
+            y = y.reshape(pred.shape)
+            match = pred == y if pred.ndim == 1 else (pred == y).all(axis=1)
+            return float(match.mean())
+        Y = self._targets(y, "y", pred.shape[0], "X").astype(np.float64)
+        pred = pred.astype(np.float64)
+        ss_res = ((Y - pred) ** 2).sum(axis=0)
+        ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = np.where(ss_tot > 0, 1 - ss_res / ss_tot, np.where(ss_res > 0, 0.0, 1.0))
+        return float(r2.mean())
+
+    def cost(self, X, y):
+        """The training cost C over all rows (MATH.md): for MSE ``sum ||y_i - a_i||^2 / (2N)``,
+        for the cross-entropies their mean over rows. X, y as for ``fit``."""
+        source = self._source(X, y, "X", "y", EVAL_BATCH)
+        return float(training.mean_cost(self, source))
 
     def gradients(self, X, y):
         """The full-batch gradient ``dC/dTheta`` (P,), in the layout of ``params``.
 
         Also left in ``self.grads``.
         """
-        X, Y = self._pair(X, y)
+        X = self._inputs(X)
+        Y = self._targets(y, "y", X.shape[0], "X")
         batch = min(EVAL_BATCH, X.shape[0])
         kernels.loss_and_gradient(X, Y, self.params, self.grads, self.sizes, self.acts,
-                                  batch, self._workspace(batch))
+                                  batch, self._workspace(batch), self.loss_code)
         return self.grads.copy()
 
     # ------------------------------------------------------------------ files
@@ -218,10 +380,23 @@ class MLP:
 
     @classmethod
     def load(cls, path):
-        """Read a network written by ``save``; raises a clear error for a missing or bad file."""
+        """Read a network written by ``save`` (or a checkpoint); a clear error for a bad file."""
         state = persistence.load(path)
         net = cls(state["layer_sizes"], hidden=state["hidden"], output=state["output"],
-                  dtype=state["dtype"])
+                  loss=state["loss"], dtype=state["dtype"])
         net.params[...] = state["params"]
         net.velocity[...] = state["velocity"]
         return net
+
+
+def _seed(seed):
+    """A seed for np.random.default_rng that can be written to a checkpoint: None or an int."""
+    if seed is None:
+        return None
+    return integer(seed, "seed", 0)
+
+
+def os_path_folder(path):
+    """The existing folder a file ``path`` would be written in, or None."""
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    return folder if os.path.isdir(folder) else None

@@ -38,13 +38,23 @@ def _first_nonfinite(flat):
     return -1
 
 
-def as_float_matrix(a, name, dtype, n_columns, columns_meaning):
-    """``a`` as a C-contiguous 2-D array of ``dtype`` with ``n_columns`` columns, or an error.
+def check_finite(arr, name, first_row=0, original_dtype=None):
+    """Raise naming the row and column of the first NaN/inf in a C-contiguous 2-D ``arr``.
 
-    Accepts lists and arrays of bool, int or float; converts at most once. ``columns_meaning``
-    words the column count in messages ("features", "outputs").
+    ``first_row`` is added to the row in the message (a chunk's place in its file).
     """
-    arr = np.asarray(a)
+    bad = _first_nonfinite(arr.reshape(-1))
+    if bad >= 0:
+        row, col = divmod(int(bad), arr.shape[1])
+        what = "NaN" if np.isnan(arr[row, col]) else "inf"
+        converted = ("" if original_dtype is None or original_dtype == arr.dtype
+                     else " (after conversion to %s)" % arr.dtype)
+        raise ValueError("%s contains %s at row %d, column %d%s; only finite values are accepted"
+                         % (name, what, first_row + row, col, converted))
+
+
+def check_matrix_shape(arr, name, n_columns, columns_meaning):
+    """Numeric, 2-D, at least one row, ``n_columns`` columns; else a clear error."""
     if arr.dtype.kind not in "biuf":
         raise TypeError("%s must be a numeric array, got dtype %s" % (name, arr.dtype))
     if arr.ndim != 2:
@@ -55,15 +65,20 @@ def as_float_matrix(a, name, dtype, n_columns, columns_meaning):
     if arr.shape[1] != n_columns:
         raise ValueError("%s has %d %s (columns) but the network has %d"
                          % (name, arr.shape[1], columns_meaning, n_columns))
+
+
+def as_float_matrix(a, name, dtype, n_columns, columns_meaning):
+    """``a`` as a C-contiguous 2-D array of ``dtype`` with ``n_columns`` columns, or an error.
+
+    Accepts lists and arrays of bool, int or float; converts at most once. ``columns_meaning``
+    words the column count in messages ("features", "outputs").
+    """
+    arr = np.asarray(a)
+    check_matrix_shape(arr, name, n_columns, columns_meaning)
+    original = arr.dtype
     with np.errstate(over="ignore"):  # an overflow to inf is reported just below
         arr = np.ascontiguousarray(arr, dtype=dtype)
-    bad = _first_nonfinite(arr.reshape(-1))
-    if bad >= 0:
-        row, col = divmod(int(bad), arr.shape[1])
-        what = "NaN" if np.isnan(arr[row, col]) else "inf"
-        converted = "" if np.asarray(a).dtype == dtype else " (after conversion to %s)" % dtype
-        raise ValueError("%s contains %s at row %d, column %d%s; only finite values are accepted"
-                         % (name, what, row, col, converted))
+    check_finite(arr, name, original_dtype=original)
     return arr
 
 
@@ -72,17 +87,69 @@ def as_features(X, name, dtype, n_inputs):
     return as_float_matrix(X, name, dtype, n_inputs, "features")
 
 
-def as_targets(y, name, dtype, n_outputs, n_rows, x_name):
-    """Targets (rows, n_outputs); a 1-D ``y`` is accepted for a single output."""
+#: What the targets of each kind of cost look like.
+REGRESSION, CLASSES, BINARY = "regression", "classes", "binary"
+
+
+def check_target_rows(y, name, n_rows, x_name):
+    """``y`` has one entry per row of X."""
+    if np.ndim(y) == 0:
+        raise ValueError("%s must be an array with one entry per row of %s, got a scalar"
+                         % (name, x_name))
+    if len(y) != n_rows:
+        raise ValueError("%s has %d rows but %s has %d" % (name, len(y), x_name, n_rows))
+
+
+def targets_matrix(y, name, dtype, n_outputs, kind, first_row=0):
+    """Targets as the (rows, n_outputs) matrix of ``dtype`` that the cost compares with.
+
+    - regression: (rows, n_outputs), or (rows,) for one output; any finite values;
+    - classes (softmax): integer labels (rows,) in range(n_outputs), made one-hot, or
+      (rows, n_outputs) rows of class probabilities;
+    - binary (sigmoid): values in [0, 1], (rows,) for one output.
+    ``first_row`` places the block in its file for messages.
+    """
     arr = np.asarray(y)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError("%s must be a numeric array, got dtype %s" % (name, arr.dtype))
+    if kind == CLASSES and arr.ndim == 1:
+        return _one_hot(arr, name, dtype, n_outputs, first_row)
     if arr.ndim == 1 and n_outputs == 1:
         arr = arr.reshape(-1, 1)
     elif arr.ndim == 1:
         raise ValueError("%s is 1-D but the network has %d outputs; pass shape (rows, %d)"
                          % (name, n_outputs, n_outputs))
-    if arr.ndim == 2 and arr.shape[0] != n_rows:
-        raise ValueError("%s has %d rows but %s has %d" % (name, arr.shape[0], x_name, n_rows))
-    return as_float_matrix(arr, name, dtype, n_outputs, "outputs")
+    check_matrix_shape(arr, name, n_outputs, "outputs")
+    original = arr.dtype
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    check_finite(out, name, first_row, original)
+    if kind != REGRESSION:
+        outside = np.flatnonzero(((out < 0) | (out > 1)).any(axis=1))
+        if outside.size:
+            r = int(outside[0])
+            raise ValueError("%s row %d holds %s; %s targets must lie in [0, 1]"
+                             % (name, first_row + r, out[r].tolist(),
+                                "class-probability" if kind == CLASSES else "binary"))
+    return out
+
+
+def _one_hot(labels, name, dtype, n_classes, first_row):
+    if labels.dtype.kind == "f":
+        integral = np.isfinite(labels) & (labels == np.round(labels))
+        if not integral.all():
+            r = int(np.flatnonzero(~integral)[0])
+            raise ValueError("%s[%d] is %r: class labels must be integers 0..%d"
+                             % (name, first_row + r, labels[r].item(), n_classes - 1))
+    bad = np.flatnonzero((labels < 0) | (labels >= n_classes))
+    if bad.size:
+        r = int(bad[0])
+        raise ValueError("%s[%d] is %r: class labels must be integers 0..%d (the network has "
+                         "%d outputs)" % (name, first_row + r, labels[r].item(), n_classes - 1,
+                                          n_classes))
+    out = np.zeros((labels.shape[0], n_classes), dtype)
+    out[np.arange(labels.shape[0]), labels.astype(np.int64)] = 1
+    return out
 
 
 def integer(value, name, minimum):

@@ -11,9 +11,9 @@ def _finite_difference_gradient(net, X, y, h=1e-6):
     for k in range(net.params.size):
         saved = net.params[k]
         net.params[k] = saved + h
-        up = net.loss(X, y)
+        up = net.cost(X, y)
         net.params[k] = saved - h
-        down = net.loss(X, y)
+        down = net.cost(X, y)
         net.params[k] = saved
         grad[k] = (up - down) / (2 * h)
     return grad

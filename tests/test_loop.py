@@ -9,15 +9,30 @@ from kernels.loop import STREAMING_MAX_OUTPUTS
 
 from .conftest import assert_close, random_array
 
+MSE, CE, BCE = kernels.MSE, kernels.SOFTMAX_CE, kernels.SIGMOID_BCE
 NETWORKS = [
-    # sizes, acts; covers the streaming one-layer path and the BLAS path
-    ([5, 1], [kernels.RELU]),
-    ([5, 3], [kernels.IDENTITY]),
-    ([6, STREAMING_MAX_OUTPUTS + 2], [kernels.RELU]),
-    ([7, 9, 2], [kernels.RELU, kernels.IDENTITY]),
-    ([4, 16, 8, 3], [kernels.RELU, kernels.RELU, kernels.RELU]),
-    ([1, 1], [kernels.IDENTITY]),
+    # sizes, acts, cost; covers the streaming one-layer path and the BLAS path
+    ([5, 1], [kernels.RELU], MSE),
+    ([5, 3], [kernels.IDENTITY], MSE),
+    ([5, 2], [kernels.TANH], MSE),
+    ([6, STREAMING_MAX_OUTPUTS + 2], [kernels.RELU], MSE),
+    ([7, 9, 2], [kernels.RELU, kernels.IDENTITY], MSE),
+    ([4, 16, 8, 3], [kernels.RELU, kernels.RELU, kernels.RELU], MSE),
+    ([4, 6, 1], [kernels.SIGMOID, kernels.SIGMOID], MSE),
+    ([1, 1], [kernels.IDENTITY], MSE),
+    ([7, 9, 4], [kernels.TANH, kernels.IDENTITY], CE),
+    ([5, 3], [kernels.IDENTITY], CE),
+    ([6, 5, 2], [kernels.SIGMOID, kernels.IDENTITY], BCE),
 ]
+
+
+def _targets(rng, n, n_out, loss, dtype):
+    """Regression targets, one-hot rows (softmax CE) or values in [0, 1] (BCE)."""
+    if loss == CE:
+        return np.eye(n_out, dtype=dtype)[rng.integers(0, n_out, n)]
+    if loss == BCE:
+        return rng.uniform(0, 1, (n, n_out)).astype(dtype)
+    return random_array(rng, (n, n_out), dtype)
 
 
 def _network(sizes, acts, dtype, seed):
@@ -27,23 +42,25 @@ def _network(sizes, acts, dtype, seed):
     return sizes, acts, params
 
 
-@pytest.mark.parametrize("sizes, acts", NETWORKS)
-@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("sizes, acts, cost", NETWORKS)
+@pytest.mark.parametrize("order_kind", ["storage", "permutation", "subset"])
 @pytest.mark.parametrize("momentum, weight_decay", [(0.0, 0.0), (0.9, 1e-3)])
-def test_train_epoch_matches_numpy_loop(dtype, sizes, acts, shuffle, momentum, weight_decay):
+def test_train_epoch_matches_numpy_loop(dtype, sizes, acts, cost, order_kind, momentum,
+                                        weight_decay):
     sizes, acts, params = _network(sizes, acts, dtype, 1)
     rng = np.random.default_rng(2)
     n, batch = 23, 5  # four full batches and one of 3 rows
-    X, Y = random_array(rng, (n, sizes[0]), dtype), random_array(rng, (n, sizes[-1]), dtype)
-    order = rng.permutation(n) if shuffle else np.empty(0, np.int64)
+    X, Y = random_array(rng, (n, sizes[0]), dtype), _targets(rng, n, sizes[-1], cost, dtype)
+    order = {"storage": np.empty(0, np.int64), "permutation": rng.permutation(n),
+             "subset": rng.permutation(n)[:12]}[order_kind]
     got, want = params.copy(), params.copy()
     v_got, v_want = np.zeros_like(params), np.zeros_like(params)
     work = np.empty(kernels.workspace_size(sizes, batch), dtype)
     for _ in range(2):
         loss = kernels.train_epoch(X, Y, got, np.empty_like(params), v_got, sizes, acts, batch,
-                                   0.05, momentum, weight_decay, order, work)
+                                   0.05, momentum, weight_decay, order, work, cost)
         expected = ref.train_epoch(X, Y, want, np.empty_like(params), v_want, sizes, acts, batch,
-                                   0.05, momentum, weight_decay, order, None)
+                                   0.05, momentum, weight_decay, order, None, cost)
         assert loss == pytest.approx(expected, rel=1e-5 if dtype == np.float32 else 1e-12)
     assert_close(got, want, dtype, scale=10)
     assert_close(v_got, v_want, dtype, scale=10)
@@ -65,17 +82,26 @@ def test_last_partial_batch_is_averaged_over_its_own_rows():
     np.testing.assert_allclose(params, [w, b], rtol=1e-14)
 
 
-@pytest.mark.parametrize("sizes, acts", NETWORKS)
-def test_loss_and_gradient_and_predict_match_reference(dtype, sizes, acts):
+@pytest.mark.parametrize("sizes, acts, cost", NETWORKS)
+def test_loss_and_gradient_and_predict_match_reference(dtype, sizes, acts, cost):
     sizes, acts, params = _network(sizes, acts, dtype, 3)
     rng = np.random.default_rng(4)
-    X, Y = random_array(rng, (37, sizes[0]), dtype), random_array(rng, (37, sizes[-1]), dtype)
+    X, Y = random_array(rng, (37, sizes[0]), dtype), _targets(rng, 37, sizes[-1], cost, dtype)
     work = np.empty(kernels.workspace_size(sizes, 8), dtype)
     grads, expected = np.empty_like(params), np.empty_like(params)
-    loss = kernels.loss_and_gradient(X, Y, params, grads, sizes, acts, 8, work)
-    want = ref.loss_and_gradient(X, Y, params, expected, sizes, acts, 8, None)
-    assert loss == pytest.approx(want, rel=1e-5 if dtype == np.float32 else 1e-12)
+    rel = 1e-5 if dtype == np.float32 else 1e-12
+    loss = kernels.loss_and_gradient(X, Y, params, grads, sizes, acts, 8, work, cost)
+    want = ref.loss_and_gradient(X, Y, params, expected, sizes, acts, 8, None, cost)
+    assert loss == pytest.approx(want, rel=rel)
     assert_close(grads, expected, dtype, scale=10)
+    total = kernels.dataset_cost(X, Y, params, sizes, acts, 8, work, cost)
+    assert total == pytest.approx(ref.dataset_cost(X, Y, params, sizes, acts, 8, None, cost),
+                                  rel=rel)
+    assert total == pytest.approx(37 * loss, rel=rel)
+    summed = np.empty_like(params)
+    assert kernels.batch_gradient(X, Y, params, summed, sizes, acts, 8, work, 1.0, cost) == \
+        pytest.approx(total, rel=rel)
+    assert_close(summed / 37, grads, dtype, scale=10)
     out, expected_out = np.empty((37, sizes[-1]), dtype), np.empty((37, sizes[-1]), dtype)
     kernels.predict_into(X, params, sizes, acts, out, 8, work)
     ref.predict_into(X, params, sizes, acts, expected_out, 8, None)
@@ -121,7 +147,9 @@ def _epoch_args(**changes):
     (dict(grads=np.zeros(3)), "train_epoch: grads has 3 elements but params has 26"),
     (dict(momentum=0.9), "train_epoch: velocity has 0 elements but params has 26"),
     (dict(order=np.array([0, 1, 2, 3, 5])), "train_epoch: order[4] is 5, outside range(5)"),
-    (dict(order=np.array([0, 1])), "train_epoch: order has 2 entries (rows) but X has 5"),
+    (dict(order=np.array([0, -1])), "train_epoch: order[1] is -1, outside range(5)"),
+    (dict(loss=3), "train_epoch: loss is 3, not a cost code"),
+    (dict(acts=np.array([1, 1]), loss=1), "train_epoch: the cross-entropy costs take logits"),
     (dict(workspace=np.zeros(3)), "train_epoch: workspace has 3 elements but workspace_size"),
     (dict(acts=np.array([1, 7])), "train_epoch: acts[1] is 7, not an activation code"),
     (dict(acts=np.array([1])), "train_epoch: acts has 1 entries (layers) but sizes has 2"),

@@ -37,13 +37,13 @@ def test_he_initialisation_scale():
 def test_fit_reduces_loss_and_reports_history(data):
     X, y = data
     net = MLP([4, 16, 1], seed=0)
-    before = net.loss(X, y)
+    before = net.cost(X, y)
     history = net.fit(X, y, epochs=20, batch_size=16, lr=0.02, seed=0,
                       validation_data=(X[:50], y[:50]))
     assert isinstance(history, History)
     assert len(history.loss) == len(history.val_loss) == len(history.seconds) == 20
     assert history.loss[-1] < history.loss[0] < before
-    assert net.loss(X, y) < 0.01 * before
+    assert net.cost(X, y) < 0.01 * before
 
 
 def test_same_seed_gives_bit_identical_parameters(data):
@@ -70,14 +70,14 @@ def test_inputs_of_other_dtypes_are_converted(data):
 def test_one_dimensional_y_for_a_single_output(data):
     X, y = data
     net = MLP([4, 1], dtype=np.float64, seed=0)
-    assert net.loss(X, y) == pytest.approx(net.loss(X, y.reshape(-1, 1)))
+    assert net.cost(X, y) == pytest.approx(net.cost(X, y.reshape(-1, 1)))
 
 
 def test_loss_is_the_mse_cost_of_math_md(data):
     X, y = data
     net = MLP([4, 3, 1], dtype=np.float64, seed=0)
     pred = net.predict(X)[:, 0]
-    assert net.loss(X, y) == pytest.approx(np.sum((y - pred) ** 2) / (2 * len(y)), rel=1e-12)
+    assert net.cost(X, y) == pytest.approx(np.sum((y - pred) ** 2) / (2 * len(y)), rel=1e-12)
 
 
 def test_momentum_and_weight_decay_train(data):
@@ -159,7 +159,11 @@ def test_bad_fit_input_is_refused_before_anything_changes(changes, error, messag
     (dict(layer_sizes=[4]), ValueError, "layer_sizes must list at least 2 widths"),
     (dict(layer_sizes=[4, 0]), ValueError, "layer_sizes[1] must be >= 1, got 0"),
     (dict(layer_sizes=[4, 2.0]), TypeError, "layer_sizes[1] must be an integer"),
-    (dict(layer_sizes=[4, 1], hidden="gelu"), ValueError, "hidden must be one of 'identity', 'relu', got 'gelu'"),
+    (dict(layer_sizes=[4, 1], hidden="gelu"), ValueError, "hidden must be one of 'identity', 'relu', 'tanh', 'sigmoid', got 'gelu'"),
+    (dict(layer_sizes=[4, 3], output="softmax", loss="mse"), ValueError, "output='softmax' trains with loss='cross_entropy'"),
+    (dict(layer_sizes=[4, 1], output="softmax"), ValueError, "output='softmax' needs at least 2 outputs"),
+    (dict(layer_sizes=[4, 2], loss="binary_cross_entropy"), ValueError, "loss='binary_cross_entropy' needs output='sigmoid'"),
+    (dict(layer_sizes=[4, 2], loss="hinge"), ValueError, "loss must be one of 'mse', 'cross_entropy', 'binary_cross_entropy', got 'hinge'"),
     (dict(layer_sizes=[4, 1], output="softplus"), ValueError, "output must be one of"),
     (dict(layer_sizes=[4, 1], dtype=np.int32), TypeError, "dtype must be float32 or float64, got int32"),
 ])
@@ -174,7 +178,7 @@ def test_predict_and_loss_check_their_input():
     with pytest.raises(ValueError, match="X has 3 features"):
         net.predict(np.zeros((2, 3)))
     with pytest.raises(ValueError, match="y is 1-D but the network has 2 outputs"):
-        net.loss(np.zeros((2, 4)), np.zeros(2))
+        net.cost(np.zeros((2, 4)), np.zeros(2))
 
 
 # ----------------------------------------------------------------------------- files

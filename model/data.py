@@ -1,0 +1,177 @@
+"""Where training rows come from: arrays in memory, or .npy files and memmaps streamed in chunks.
+
+A *source* hands the trainer ready-to-use blocks: C-contiguous inputs in the network's
+dtype and targets already turned into the matrix the cost needs (one-hot rows for integer
+class labels). Two kinds share one interface:
+
+- ``ArraySource``: arrays in memory, checked and converted once per ``fit``;
+- ``StreamSource``: an ``np.memmap`` or a path to a ``.npy`` file (opened with
+  ``mmap_mode="r"``), read ``chunk_rows`` rows at a time into one buffer that is reused.
+  Each chunk is checked and converted when it is read; the pages of the file it came from
+  are handed back to the OS right after, so resident memory stays at about one chunk
+  however large the file is.
+
+Both produce an epoch as a sequence of *segments* ``(X, Y, order)`` for
+``kernels.train_epoch``. In memory every segment but the last holds a whole number of
+minibatches, so cutting an epoch into segments changes nothing in the arithmetic; a
+stream's chunks are also whole minibatches except the file's last, whose short final
+batch falls wherever the shuffled chunk order puts it.
+"""
+
+import mmap
+import os
+
+import numpy as np
+
+from .validation import check_finite, targets_matrix
+
+#: Bytes of converted inputs per streamed chunk (the resident working set of streaming).
+CHUNK_BYTES = 32 << 20
+
+#: Rows per segment of an in-memory epoch: how often the progress display hears news.
+SEGMENT_ROWS = 1 << 16
+
+
+def is_streamed(X):
+    """True for what ``fit`` streams: a path (str or os.PathLike) or an ``np.memmap``."""
+    return isinstance(X, (str, os.PathLike, np.memmap))
+
+
+def open_array(a, name):
+    """``a`` if it is an array; a path is opened as a read-only memmap of a .npy file."""
+    if not isinstance(a, (str, os.PathLike)):
+        return a
+    path = os.fspath(a)
+    if not os.path.isfile(path):
+        raise FileNotFoundError("%s: no such file: %r" % (name, path))
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ValueError("%s: cannot read %r as a .npy file: %s" % (name, path, exc)) from None
+
+
+def release_pages(arr, start, stop):
+    """Tell the OS this process is done with rows [start, stop) of a memmap (``MADV_DONTNEED``).
+
+    The data stays in the page cache and in the file; only this process's mapping of it
+    goes, so those pages stop counting as resident. Copy-on-write memmaps (mode "c") are
+    left alone: dropping their pages would drop the user's private changes.
+    """
+    mm = getattr(arr, "_mmap", None)
+    if mm is None or getattr(arr, "mode", "r") == "c" or not hasattr(mm, "madvise"):
+        return
+    base = np.frombuffer(mm, np.uint8).ctypes.data
+    lo = arr.ctypes.data - base + start * arr.strides[0]
+    hi = lo + (stop - start) * arr.strides[0]
+    lo -= lo % mmap.PAGESIZE
+    hi = min(len(mm), hi + (-hi) % mmap.PAGESIZE)
+    if hi > lo:
+        mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+
+
+class ArraySource:
+    """Rows held in memory: X (N, n_in) and targets (N, n_out), already converted."""
+
+    streamed = False
+
+    def __init__(self, X, Y):
+        self.X, self.Y = X, Y
+        self.n_rows = X.shape[0]
+
+    def split(self, n_val):
+        """(first N - n_val rows, last n_val rows) as two sources, without copying."""
+        cut = self.n_rows - n_val
+        return ArraySource(self.X[:cut], self.Y[:cut]), ArraySource(self.X[cut:], self.Y[cut:])
+
+    def segments(self, rng, shuffle, batch_size):
+        """One epoch: a permutation from ``rng`` when ``shuffle``, cut into segments."""
+        step = max(batch_size, SEGMENT_ROWS // batch_size * batch_size)
+        if shuffle:
+            order = rng.permutation(self.n_rows)
+            for a in range(0, self.n_rows, step):
+                yield self.X, self.Y, order[a:a + step]
+        else:
+            empty = np.empty(0, np.int64)
+            for a in range(0, self.n_rows, step):
+                yield self.X[a:a + step], self.Y[a:a + step], empty
+
+    def blocks(self, rows):
+        """(X, Y) blocks of at most ``rows`` rows, in storage order (for evaluation)."""
+        for a in range(0, self.n_rows, rows):
+            yield self.X[a:a + rows], self.Y[a:a + rows]
+
+
+class StreamSource:
+    """Rows read from a memmap in chunks; ``targets`` may be a memmap or an array."""
+
+    streamed = True
+
+    def __init__(self, X, y, x_name, y_name, dtype, n_outputs, cost_kind, chunk_rows,
+                 start=0, stop=None):
+        self.X, self.y = X, y
+        self.names = (x_name, y_name)
+        self.dtype, self.n_outputs, self.kind = dtype, n_outputs, cost_kind
+        self.start = start
+        self.stop = X.shape[0] if stop is None else stop
+        self.n_rows = self.stop - self.start
+        self.chunk_rows = chunk_rows
+        self._xbuf = None
+
+    def split(self, n_val):
+        cut = self.stop - n_val
+        args = (self.X, self.y, self.names[0], self.names[1], self.dtype, self.n_outputs,
+                self.kind, self.chunk_rows)
+        return StreamSource(*args, self.start, cut), StreamSource(*args, cut, self.stop)
+
+    def _read(self, a, b):
+        """Rows [a, b) of the file, converted and checked; X lands in the reused buffer."""
+        if self._xbuf is None:
+            self._xbuf = np.empty((self.chunk_rows, self.X.shape[1]), self.dtype)
+        Xc = read_rows(self.X, a, b, self._xbuf, self.names[0])
+        Yc = targets_matrix(np.asarray(self.y[a:b]), self.names[1], self.dtype, self.n_outputs,
+                            self.kind, first_row=a)
+        release_pages(self.y, a, b)
+        return Xc, Yc
+
+    def _chunks(self):
+        return [(a, min(a + self.chunk_rows, self.stop))
+                for a in range(self.start, self.stop, self.chunk_rows)]
+
+    def segments(self, rng, shuffle, batch_size):
+        """One epoch: chunks in an order from ``rng``, rows within each chunk shuffled too."""
+        chunks = self._chunks()
+        if shuffle:
+            chunks = [chunks[i] for i in rng.permutation(len(chunks))]
+        empty = np.empty(0, np.int64)
+        for a, b in chunks:
+            Xc, Yc = self._read(a, b)
+            yield Xc, Yc, rng.permutation(b - a) if shuffle else empty
+
+    def blocks(self, rows=None):
+        for a, b in self._chunks():
+            yield self._read(a, b)
+
+
+def read_rows(X, a, b, buf, name):
+    """Rows [a, b) of memmap X converted into ``buf[:b - a]`` and checked; pages released."""
+    Xc = buf[:b - a]
+    with np.errstate(over="ignore", invalid="ignore"):
+        np.copyto(Xc, X[a:b], casting="unsafe")
+    check_finite(Xc, name, first_row=a, original_dtype=X.dtype)
+    release_pages(X, a, b)
+    return Xc
+
+
+def feature_chunks(X, name, dtype, chunk_rows):
+    """(a, b, rows [a, b) of X converted to dtype) for a whole memmap, one buffer reused."""
+    buf = np.empty((min(chunk_rows, X.shape[0]), X.shape[1]), dtype)
+    for a in range(0, X.shape[0], chunk_rows):
+        b = min(a + chunk_rows, X.shape[0])
+        yield a, b, read_rows(X, a, b, buf, name)
+
+
+def chunk_rows_for(n_features, dtype, batch_size, chunk_rows=None):
+    """Rows per streamed chunk: ``chunk_rows`` or about CHUNK_BYTES, a multiple of batch_size."""
+    if chunk_rows is None:
+        chunk_rows = max(1, CHUNK_BYTES // (n_features * np.dtype(dtype).itemsize))
+    return max(batch_size, chunk_rows // batch_size * batch_size)

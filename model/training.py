@@ -1,0 +1,243 @@
+"""The epoch loop behind ``MLP.fit``: schedules, validation, early stopping, checkpoints.
+
+Each epoch's minibatches run in compiled code (``kernels.train_epoch``, one call per
+segment of the data); this module does what happens between epochs. Everything that
+decides the next epoch (parameters, momentum, the shuffling RNG, the history, the best
+parameters so far) is in a checkpoint, so a resumed run continues bit for bit.
+"""
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+import kernels
+
+from . import persistence, progress
+
+CHECKPOINT_FORMAT = "numba-dense-checkpoint"
+
+#: Rows per compiled call when evaluating: bounds the workspace, not the data.
+EVAL_BATCH = 4096
+
+SCHEDULES = ("constant", "step", "cosine")
+
+
+class DivergedError(FloatingPointError):
+    """Training produced a NaN or infinite loss; ``params`` hold the last finite values."""
+
+    def __init__(self, message, epoch, history):
+        super().__init__(message)
+        self.epoch = epoch
+        self.history = history
+
+
+@dataclass
+class History:
+    """What ``fit`` records, one entry per epoch trained (resumed runs include earlier ones)."""
+
+    loss: list = field(default_factory=list)       # mean training cost over the epoch
+    val_loss: list = field(default_factory=list)   # cost on the validation rows, when any
+    lr: list = field(default_factory=list)         # learning rate the epoch used
+    seconds: list = field(default_factory=list)    # wall time of the epoch's training
+    best_epoch: int = None                         # epoch of the lowest val_loss (1-based)
+    stopped_epoch: int = None                      # set when early stopping ended the run
+
+
+@dataclass
+class Settings:
+    """The options of one ``fit`` that decide its arithmetic (checked again on resume)."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    schedule: str
+    step_size: int
+    gamma: float
+    min_lr: float
+    shuffle: bool
+    seed: object
+    early_stopping: object
+
+    def learning_rate(self, epoch):
+        """The rate of 0-based ``epoch``: constant, ``lr * gamma**(epoch // step_size)``, or
+        cosine from ``lr`` (first epoch) towards ``min_lr`` (reached after the last)."""
+        if self.schedule == "step":
+            return self.lr * self.gamma ** (epoch // self.step_size)
+        if self.schedule == "cosine":
+            return self.min_lr + 0.5 * (self.lr - self.min_lr) * (
+                1 + math.cos(math.pi * epoch / self.epochs))
+        return self.lr
+
+    def fingerprint(self):
+        """The settings a resumed run must share with the run that wrote the checkpoint."""
+        d = asdict(self)
+        if self.schedule != "cosine":  # only cosine depends on the total; others may extend
+            d.pop("epochs")
+        return d
+
+
+def workspace(net, batch_size):
+    return np.empty(int(kernels.workspace_size(net.sizes, batch_size)), dtype=net.dtype)
+
+
+def mean_cost(net, source):
+    """The network's cost averaged over every row of a source."""
+    work = workspace(net, min(EVAL_BATCH, source.n_rows))
+    total = 0.0
+    for X, Y in source.blocks(EVAL_BATCH):
+        total += kernels.dataset_cost(X, Y, net.params, net.sizes, net.acts,
+                                      min(EVAL_BATCH, source.n_rows), work, net.loss_code)
+    return total / source.n_rows
+
+
+def train_one_epoch(net, source, rng, lr, settings, work, bar):
+    """One pass over ``source``; returns the mean cost over its rows, or NaN on divergence."""
+    total, rows = 0.0, 0
+    for X, Y, order in source.segments(rng, settings.shuffle, settings.batch_size):
+        cost = kernels.train_epoch(X, Y, net.params, net.grads, net.velocity, net.sizes,
+                                   net.acts, settings.batch_size, lr, settings.momentum,
+                                   settings.weight_decay, order, work, net.loss_code)
+        m = len(order) if len(order) else X.shape[0]
+        if not np.isfinite(cost):
+            return np.nan
+        total += cost * m
+        rows += m
+        bar.update(m)
+        bar.set_postfix_str("loss %.4g" % (total / rows))
+    return total / rows
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def save_checkpoint(path, net, epoch, rng, history, best, settings):
+    """Everything the next epoch depends on, written atomically to ``path`` (.npz)."""
+    best_params, best_val, wait = best
+    persistence.atomic_savez(
+        path, "checkpoint", **persistence.network_arrays(net),
+        kind=np.array(CHECKPOINT_FORMAT), epoch=np.array(epoch),
+        rng_state=np.array(json.dumps(rng.bit_generator.state)),
+        history=np.array(json.dumps(asdict(history))),
+        best_params=best_params if best_params is not None else np.empty(0, net.dtype),
+        best_val=np.array(best_val), wait=np.array(wait),
+        settings=np.array(json.dumps(settings.fingerprint())))
+
+
+def load_checkpoint(path, net, settings):
+    """(epoch, rng_state, history, best) from a checkpoint, after checking it fits this run.
+
+    The network's parameters and momentum are set from it.
+    """
+    arrays = persistence.read_arrays(path, "resume")
+    if str(arrays.get("kind", "")) != CHECKPOINT_FORMAT:
+        raise ValueError("resume: %r is not a numba-dense checkpoint (a model file saved with "
+                         "save() has no training state)" % str(path))
+    state = persistence.load(path, arrays)
+    mine = dict(layer_sizes=net.layer_sizes, hidden=net.hidden, output=net.output,
+                loss=net.loss, dtype=net.dtype.name)
+    differ = ["%s %r (this network: %r)" % (k, state[k], v) for k, v in mine.items()
+              if state[k] != v]
+    if differ:
+        raise ValueError("resume: checkpoint %r is of another network: %s"
+                         % (str(path), "; ".join(differ)))
+    saved = json.loads(str(arrays["settings"]))
+    now = json.loads(json.dumps(settings.fingerprint()))
+    differ = ["%s=%r (now %r)" % (k, saved.get(k), now.get(k)) for k in sorted(now)
+              if saved.get(k) != now.get(k)]
+    if differ:
+        raise ValueError("resume: checkpoint %r was written with other settings: %s; resume "
+                         "with the same ones or start afresh" % (str(path), ", ".join(differ)))
+    net.params[...] = state["params"]
+    net.velocity[...] = state["velocity"]
+    history = History(**json.loads(str(arrays["history"])))
+    best_params = arrays["best_params"] if arrays["best_params"].size else None
+    best = (best_params, float(arrays["best_val"]), int(arrays["wait"]))
+    return int(arrays["epoch"]), json.loads(str(arrays["rng_state"])), history, best
+
+
+# ----------------------------------------------------------------------------- the loop
+
+def run(net, source, val_source, settings, checkpoint=None, checkpoint_every=1, resume=False,
+        verbose=False, show_progress=None, epoch_fn=None, is_root=True, share=None):
+    """Train ``net`` for ``settings.epochs`` epochs; returns the ``History``.
+
+    ``epoch_fn(net, source, rng, lr, settings, bar)`` replaces the single-process epoch
+    (data-parallel training passes its own); ``share(value)`` hands rank 0's value to
+    every rank (identity in one process); only the root writes checkpoints and prints.
+    """
+    share = share or (lambda value: value)
+    rng = np.random.default_rng(settings.seed)
+    history = History()
+    best = (None, math.inf, 0)
+    first = 0
+    if resume and checkpoint is not None:
+        found = share(_resume_state(checkpoint, net, settings) if is_root else None)
+        if found is not None:
+            first, rng_state, history, best, params, velocity = found
+            net.params[...], net.velocity[...] = params, velocity
+            rng.bit_generator.state = rng_state
+            if verbose and is_root:
+                print("resuming from %s after epoch %d" % (checkpoint, first), flush=True)
+    work = workspace(net, min(settings.batch_size, source.n_rows)) if epoch_fn is None else None
+    show = is_root and progress.wanted(show_progress, verbose)
+    patience = settings.early_stopping
+
+    for epoch in range(first, settings.epochs):
+        if history.stopped_epoch is not None:
+            break
+        lr = settings.learning_rate(epoch)
+        before = (net.params.copy(), net.velocity.copy())
+        bar = progress.bar(source.n_rows, "epoch %d/%d" % (epoch + 1, settings.epochs), show)
+        start = time.perf_counter()
+        try:
+            if epoch_fn is None:
+                loss = train_one_epoch(net, source, rng, lr, settings, work, bar)
+            else:
+                loss = epoch_fn(net, source, rng, lr, settings, bar)
+        finally:
+            bar.close()
+        seconds = time.perf_counter() - start
+        if not np.isfinite(loss) or not np.isfinite(net.params).all():
+            net.params[...], net.velocity[...] = before
+            raise DivergedError(
+                "training diverged in epoch %d: the loss became NaN or inf (lr=%g is probably "
+                "too large); params hold the values from the start of epoch %d"
+                % (epoch + 1, lr, epoch + 1), epoch + 1, history)
+        history.loss.append(float(loss))
+        history.lr.append(float(lr))
+        history.seconds.append(seconds)
+        line = "epoch %d/%d  loss %.6g" % (epoch + 1, settings.epochs, loss)
+        if val_source is not None:
+            val = float(mean_cost(net, val_source))
+            history.val_loss.append(val)
+            line += "  val_loss %.6g" % val
+            if val < best[1]:
+                best = (net.params.copy() if patience is not None else None, val, 0)
+                history.best_epoch = epoch + 1
+            else:
+                best = (best[0], best[1], best[2] + 1)
+                if patience is not None and best[2] >= patience:
+                    history.stopped_epoch = epoch + 1
+                    line += "  (no improvement in %d epochs: stopping)" % patience
+        if verbose and is_root:
+            print("%s  lr %.3g  %.2fs  %.0f samples/s"
+                  % (line, lr, seconds, source.n_rows / max(seconds, 1e-12)), flush=True)
+        last = epoch + 1 == settings.epochs or history.stopped_epoch is not None
+        if checkpoint is not None and is_root and ((epoch + 1) % checkpoint_every == 0 or last):
+            save_checkpoint(checkpoint, net, epoch + 1, rng, history, best, settings)
+    if patience is not None and best[0] is not None:
+        net.params[...] = best[0]  # early stopping keeps the best parameters seen
+    return history
+
+
+def _resume_state(checkpoint, net, settings):
+    """The checkpoint's state, or None when there is none yet (a first run with resume=True)."""
+    if not os.path.exists(checkpoint):
+        return None
+    epoch, rng_state, history, best = load_checkpoint(checkpoint, net, settings)
+    return epoch, rng_state, history, best, net.params.copy(), net.velocity.copy()
