@@ -1,100 +1,334 @@
-"""The command line: ``python -m model train`` (also installed as ``numba-dense``)."""
+"""The command line: ``python -m model {train,predict,evaluate,convert}`` (also ``numba-dense``).
+
+Data files: ``.npz`` holding arrays ``X`` and ``y``; ``.npy`` inputs with ``--target``
+naming a ``.npy`` of targets (both streamed from disk, never loaded whole); or ``.csv``
+with a header and ``--target-col`` (converted to temporary .npy files first). Errors print
+one line, ``error: ...``, and exit with status 2.
+"""
 
 import argparse
+import os
 import sys
+import tempfile
 import time
 
 import numpy as np
 
+from . import convert as convert_mod
 from . import datasets
-from .mlp import MLP, DivergedError
+from .mlp import MLP, OUTPUTS
+from .training import SCHEDULES, DivergedError
+
+
+class UsageError(ValueError):
+    """A problem with the command line's options (reported like any other error)."""
 
 
 def _widths(text):
     try:
-        widths = [int(part) for part in text.split(",") if part.strip()]
+        return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError("expected comma-separated integers, got %r" % text)
-    return widths
 
 
-def _load_npz(path):
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if "X" not in data.files or "y" not in data.files:
-                raise ValueError("%s must hold arrays named 'X' and 'y', it has %s"
-                                 % (path, ", ".join(data.files) or "none"))
-            return data["X"], data["y"]
-    except FileNotFoundError:
-        raise FileNotFoundError("no such file: %r" % path) from None
-    except (OSError, EOFError) as exc:
-        raise ValueError("cannot read %r as .npz: %s" % (path, exc)) from None
+def _columns(text):
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+# ----------------------------------------------------------------------------- data
+
+def load_data(path, target=None, target_cols=None, need_targets=True, workdir=None):
+    """(X, y) for a data path: arrays from .npz, memmaps from .npy/.csv; y None if not needed."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError("--data: no such file: %r" % path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                want = ["X", "y"] if need_targets else ["X"]
+                missing = [k for k in want if k not in data.files]
+                if missing:
+                    raise UsageError("%s must hold arrays named %s; it has %s"
+                                     % (path, " and ".join(want), ", ".join(data.files) or "none"))
+                return data["X"], (data["y"] if need_targets else None)
+        except (OSError, EOFError, ValueError) as exc:
+            if isinstance(exc, UsageError):
+                raise
+            raise UsageError("cannot read %r as .npz: %s" % (path, exc)) from None
+    if ext == ".npy":
+        if need_targets and not target:
+            raise UsageError("--data %s is inputs only: name the targets with --target y.npy"
+                             % path)
+        X = np.load(path, mmap_mode="r", allow_pickle=False)
+        y = None
+        if need_targets:
+            if not os.path.isfile(target):
+                raise FileNotFoundError("--target: no such file: %r" % target)
+            y = np.load(target, mmap_mode="r", allow_pickle=False)
+        return X, y
+    if ext == ".csv":
+        if need_targets and not target_cols:
+            raise UsageError("--data %s is a CSV: name the target column(s) with --target-col"
+                             % path)
+        x_path = os.path.join(workdir, "X.npy")
+        y_path = os.path.join(workdir, "y.npy") if target_cols else None
+        result = convert_mod.csv_to_npy(path, x_path, y_path, target_cols or [])
+        X = np.load(x_path, mmap_mode="r")
+        y = np.load(y_path, mmap_mode="r") if need_targets else None
+        if y is not None and y.shape[1] == 1:
+            y = y[:, 0]
+        print("read %s: %d rows, features %s" % (path, result.rows, ",".join(result.features)))
+        return X, y
+    raise UsageError("--data must be a .npz, .npy or .csv file, got %r" % path)
+
+
+def _n_outputs(y, output):
+    """The network's output width for targets y (classes for a softmax on integer labels)."""
+    if y.ndim == 2:
+        return y.shape[1]
+    if output == "softmax":
+        labels = np.asarray(y)
+        if labels.size == 0 or labels.min() < 0 or labels.dtype.kind not in "biuf":
+            raise UsageError("softmax targets must be integer class labels 0..K-1")
+        return int(labels.max()) + 1
+    return 1
+
+
+# ----------------------------------------------------------------------------- parser
+
+def _data_options(p, targets=True):
+    p.add_argument("--data", required=True, metavar="PATH",
+                   help=".npz with X%s, .npy of inputs%s, or .csv" % (
+                       " and y" if targets else "", " (with --target)" if targets else ""))
+    if targets:
+        p.add_argument("--target", metavar="PATH", help=".npy of targets, for --data X.npy")
+        p.add_argument("--target-col", type=_columns, metavar="COLS",
+                       help="target column name(s) or index(es) of a CSV, comma-separated")
+    else:
+        p.add_argument("--target-col", type=_columns, metavar="COLS",
+                       help="columns of a CSV to leave out (its targets, if it has them)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line on stderr (and status 2), like every error."""
+
+    def error(self, message):
+        self.exit(2, "error: %s (see %s --help)\n" % (message, self.prog))
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="python -m model", description="Train dense networks with numba-dense.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(
+        prog="python -m model", description="Train and use dense networks with numba-dense.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=_Parser)
+
     train = sub.add_parser(
-        "train", help="train a network (with no --data: a built-in synthetic teacher dataset)",
-        description="Train an MLP by minibatch SGD on the MSE cost and print the loss per epoch.")
-    train.add_argument("--data", help=".npz file holding arrays X (rows, features) and y")
+        "train", help="train a network (with no --data: a built-in synthetic dataset)",
+        description="Train an MLP by minibatch SGD and print the loss per epoch. Without "
+                    "--data it trains on a built-in synthetic teacher-network regression.")
+    train.add_argument("--data", metavar="PATH", help=".npz with X and y, .npy of inputs "
+                       "(with --target), or .csv (with --target-col)")
+    train.add_argument("--target", metavar="PATH", help=".npy of targets, for --data X.npy")
+    train.add_argument("--target-col", type=_columns, metavar="COLS",
+                       help="target column name(s) or index(es) of a CSV, comma-separated")
     train.add_argument("--rows", type=int, default=200_000,
                        help="rows of the built-in dataset (default 200000)")
-    train.add_argument("--hidden-sizes", type=_widths, default=[128, 64],
+    train.add_argument("--hidden-sizes", type=_widths, default=[128, 64], metavar="N,N",
                        help="hidden layer widths, comma-separated (default 128,64)")
-    train.add_argument("--hidden", default="relu", help="hidden activation (default relu)")
-    train.add_argument("--output", default="identity", help="output activation (default identity)")
+    train.add_argument("--hidden", default="relu", choices=["relu", "tanh", "sigmoid", "identity"],
+                       help="hidden activation (default relu)")
+    train.add_argument("--output", default="identity", choices=OUTPUTS,
+                       help="output layer (default identity; softmax/sigmoid for classes)")
+    train.add_argument("--loss", choices=["mse", "cross_entropy", "binary_cross_entropy"],
+                       help="the cost (default: the output's natural one)")
     train.add_argument("--epochs", type=int, default=8)
     train.add_argument("--batch-size", type=int, default=64)
     train.add_argument("--lr", type=float, default=0.01)
     train.add_argument("--momentum", type=float, default=0.9)
     train.add_argument("--weight-decay", type=float, default=0.0)
+    train.add_argument("--schedule", default="constant", choices=SCHEDULES,
+                       help="learning-rate schedule (default constant)")
+    train.add_argument("--step-size", type=int, default=10, help="epochs per step (step schedule)")
+    train.add_argument("--gamma", type=float, default=0.1, help="factor per step (step schedule)")
+    train.add_argument("--min-lr", type=float, default=0.0, help="final rate (cosine schedule)")
     train.add_argument("--validation-fraction", type=float, default=0.1,
-                       help="share of rows held out to report val_loss (default 0.1)")
+                       help="share of rows (the last ones) held out for val_loss (default 0.1)")
+    train.add_argument("--early-stopping", type=int, metavar="PATIENCE",
+                       help="stop after this many epochs without a better val_loss")
+    train.add_argument("--no-shuffle", action="store_true", help="keep the rows in file order")
+    train.add_argument("--checkpoint", metavar="PATH", help="write a checkpoint here (.npz)")
+    train.add_argument("--checkpoint-every", type=int, default=1, metavar="N")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from --checkpoint if it exists")
+    train.add_argument("--save", "--out", dest="save", metavar="PATH",
+                       help="write the trained network here (.npz)")
+    train.add_argument("--plot", metavar="PNG", help="write the loss curve here (needs matplotlib)")
     train.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--save", metavar="PATH", help="write the trained network here (.npz)")
+    train.add_argument("--chunk-rows", type=int, help="rows per chunk when streaming .npy files")
+    train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="tqdm progress bar (default: when stderr is a terminal)")
+    train.add_argument("--mpi", action="store_true",
+                       help="data-parallel over MPI ranks (launch with mpiexec -n N)")
+
+    predict = sub.add_parser("predict", help="write a trained network's predictions",
+                             description="Predict with a saved network and write .npy or .csv.")
+    predict.add_argument("--model", required=True, metavar="PATH", help="a network saved by train")
+    _data_options(predict, targets=False)
+    predict.add_argument("--out", required=True, metavar="PATH", help="output .npy or .csv")
+    predict.add_argument("--proba", action="store_true",
+                         help="class probabilities instead of labels (classifiers)")
+
+    evaluate = sub.add_parser("evaluate", help="print a saved network's loss and score on data",
+                              description="Print the cost and the score (accuracy for "
+                                          "classifiers, R^2 for regression) on labelled data.")
+    evaluate.add_argument("--model", required=True, metavar="PATH")
+    _data_options(evaluate)
+
+    conv = sub.add_parser("convert", help="convert a CSV to X.npy and y.npy",
+                          description="Convert a CSV with a header into .npy files of inputs "
+                                      "and targets, in chunks; bad rows are reported by line.")
+    conv.add_argument("csv", help="the CSV file (first line: column names)")
+    conv.add_argument("--target-col", type=_columns, required=True, metavar="COLS",
+                      help="target column name(s) or index(es), comma-separated")
+    conv.add_argument("--out-x", default="X.npy", metavar="PATH", help="inputs (default X.npy)")
+    conv.add_argument("--out-y", default="y.npy", metavar="PATH", help="targets (default y.npy)")
+    conv.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    conv.add_argument("--delimiter", default=",")
+    conv.add_argument("--chunk-rows", type=int, default=100_000)
+    conv.add_argument("--skip-bad", action="store_true",
+                      help="leave bad rows out (and list them) instead of stopping")
     return parser
 
 
-def train(args):
+# ----------------------------------------------------------------------------- commands
+
+def _check_plotting(path):
+    if path is None:
+        return None
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UsageError("--plot needs matplotlib, which is not installed: "
+                         "pip install 'numba-dense[plot]' (or pip install matplotlib)") from None
+    return plt
+
+
+def _plot(plt, history, path):
+    fig, ax = plt.subplots(figsize=(6, 4))
+    epochs = range(1, len(history.loss) + 1)
+    ax.plot(epochs, history.loss, marker="o", label="training loss")
+    if history.val_loss:
+        ax.plot(epochs, history.val_loss, marker="o", label="validation loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log" if min(history.loss) > 0 else "linear")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def train(args, workdir):
+    plt = _check_plotting(args.plot)
+    comm = None
+    if args.mpi:
+        from .distributed import world
+        comm = world()
+    root = comm is None or comm.Get_rank() == 0
     if args.data:
-        X, y = _load_npz(args.data)
+        X, y = load_data(args.data, args.target, args.target_col, workdir=workdir)
         source = args.data
     else:
         X, y = datasets.teacher_regression(n_rows=args.rows, seed=args.seed)
         source = "built-in teacher network (%d rows, %d features)" % X.shape
-    X = np.asarray(X)
     if X.ndim != 2:
-        raise ValueError("X must be 2-D (rows, features), got shape %s" % (X.shape,))
-    y = np.asarray(y)
-    n_outputs = 1 if y.ndim == 1 else y.shape[1]
-    if not 0 <= args.validation_fraction < 1:
-        raise ValueError("--validation-fraction must be in [0, 1), got %g" % args.validation_fraction)
-    n_val = int(len(X) * args.validation_fraction)
-    validation = (X[len(X) - n_val:], y[len(X) - n_val:]) if n_val else None
-    X, y = X[:len(X) - n_val], y[:len(X) - n_val]
-
-    net = MLP([X.shape[1], *args.hidden_sizes, n_outputs], hidden=args.hidden,
-              output=args.output, dtype=args.dtype, seed=args.seed)
-    print("data: %s" % source)
-    print("network: %r, %d parameters" % (net, net.params.size))
+        raise UsageError("X must be 2-D (rows, features), got shape %s" % (X.shape,))
+    if comm is not None:  # every rank trains on its own contiguous share of the rows
+        from .distributed import shard
+        X, y = shard(X, comm), shard(y, comm)
+    net = MLP([X.shape[1], *args.hidden_sizes, _n_outputs(y, args.output)], hidden=args.hidden,
+              output=args.output, loss=args.loss, dtype=args.dtype, seed=args.seed)
+    if root:
+        print("data: %s" % source)
+        print("network: %r, %d parameters" % (net, net.params.size))
     start = time.perf_counter()
-    net.fit(X, y, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-            momentum=args.momentum, weight_decay=args.weight_decay, seed=args.seed,
-            validation_data=validation, verbose=True)
+    history = net.fit(X, y, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      momentum=args.momentum, weight_decay=args.weight_decay,
+                      schedule=args.schedule, step_size=args.step_size, gamma=args.gamma,
+                      min_lr=args.min_lr, shuffle=not args.no_shuffle, seed=args.seed,
+                      validation_fraction=args.validation_fraction,
+                      early_stopping=args.early_stopping, checkpoint=args.checkpoint,
+                      checkpoint_every=args.checkpoint_every, resume=args.resume,
+                      chunk_rows=args.chunk_rows, verbose=root, progress=args.progress,
+                      comm=comm)
+    if not root:
+        return
     print("trained in %.2fs" % (time.perf_counter() - start))
+    if history.stopped_epoch is not None:
+        print("early stopping after epoch %d; kept the parameters of epoch %d"
+              % (history.stopped_epoch, history.best_epoch))
     if args.save:
         net.save(args.save)
         print("saved to %s" % args.save)
+    if plt is not None:
+        _plot(plt, history, args.plot)
+        print("loss curve written to %s" % args.plot)
+
+
+def predict(args, workdir):
+    net = MLP.load(args.model)
+    X, _ = load_data(args.data, target_cols=args.target_col, need_targets=False,
+                     workdir=workdir)
+    out = net.predict_proba(X) if args.proba else net.predict(X)
+    ext = os.path.splitext(args.out)[1].lower()
+    if ext == ".npy":
+        np.save(args.out, out)
+    elif ext == ".csv":
+        out2 = out.reshape(len(out), -1)
+        fmt = "%d" if out2.dtype.kind == "i" else "%.9g"
+        names = (["p%d" % k for k in range(out2.shape[1])] if args.proba
+                 else ["y%d" % k for k in range(out2.shape[1])])
+        np.savetxt(args.out, out2, delimiter=",", fmt=fmt, header=",".join(names), comments="")
+    else:
+        raise UsageError("--out must end in .npy or .csv, got %r" % args.out)
+    print("wrote %s predictions of shape %s to %s"
+          % ("probability" if args.proba else "", out.shape, args.out))
+
+
+def evaluate(args, workdir):
+    net = MLP.load(args.model)
+    X, y = load_data(args.data, args.target, args.target_col, workdir=workdir)
+    print("loss %.6g" % net.cost(X, y))
+    print("%s %.6g" % ("accuracy" if net.is_classifier else "r2", net.score(X, y)))
+
+
+def convert(args, workdir):
+    result = convert_mod.csv_to_npy(args.csv, args.out_x, args.out_y, args.target_col,
+                                    dtype=args.dtype, delimiter=args.delimiter,
+                                    chunk_rows=args.chunk_rows, skip_bad=args.skip_bad)
+    for line, reason in result.bad_lines:
+        print("skipped line %d: %s" % (line, reason), file=sys.stderr)
+    if result.n_bad > len(result.bad_lines):
+        print("... %d bad lines skipped in all" % result.n_bad, file=sys.stderr)
+    print("wrote %d rows: %s (%d features) and %s (%s)"
+          % (result.rows, args.out_x, len(result.features), args.out_y, ",".join(result.targets)))
+
+
+COMMANDS = {"train": train, "predict": predict, "evaluate": evaluate, "convert": convert}
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        train(args)
+        with tempfile.TemporaryDirectory(prefix="numba-dense-") as workdir:
+            COMMANDS[args.command](args, workdir)
     except (ValueError, TypeError, OSError, DivergedError) as exc:
+        print("error: %s" % exc, file=sys.stderr)
+        return 2
+    except ImportError as exc:  # e.g. --mpi without mpi4py
         print("error: %s" % exc, file=sys.stderr)
         return 2
     return 0

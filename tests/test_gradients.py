@@ -19,21 +19,33 @@ def _finite_difference_gradient(net, X, y, h=1e-6):
     return grad
 
 
-@pytest.mark.parametrize("sizes, output", [
-    ([4, 1], "identity"),
-    ([4, 1], "relu"),
-    ([3, 5, 2], "identity"),
-    ([3, 6, 5, 2], "identity"),
-    ([2, 4, 4, 4, 3], "relu"),
+@pytest.mark.parametrize("sizes, hidden, output, loss", [
+    ([4, 1], "relu", "identity", None),
+    ([4, 1], "relu", "relu", None),
+    ([3, 5, 2], "relu", "identity", None),
+    ([3, 6, 5, 2], "relu", "identity", None),
+    ([2, 4, 4, 4, 3], "relu", "relu", None),
+    ([3, 5, 4, 2], "tanh", "tanh", None),
+    ([3, 5, 2], "sigmoid", "sigmoid", "mse"),
+    ([3, 5, 2], "identity", "identity", None),
+    ([4, 6, 3], "tanh", "softmax", None),          # softmax + cross-entropy, one-hot
+    ([4, 6, 5, 1], "sigmoid", "sigmoid", None),    # sigmoid + binary cross-entropy
+    ([4, 6, 3], "relu", "sigmoid", None),          # three independent binary outputs
 ])
-def test_network_gradient_matches_central_differences(sizes, output):
-    net = MLP(sizes, output=output, dtype=np.float64, seed=11)
+def test_network_gradient_matches_central_differences(sizes, hidden, output, loss):
+    net = MLP(sizes, hidden=hidden, output=output, loss=loss, dtype=np.float64, seed=11)
     rng = np.random.default_rng(5)
     # Non-zero biases: with zero biases a sample whose previous layer is all zero sits
     # exactly on the ReLU kink (z == 0), where a central difference sees half a slope.
     for b in net.biases:
         b[...] = rng.uniform(0.05, 0.5, b.shape)
-    X, y = rng.standard_normal((13, sizes[0])), rng.standard_normal((13, sizes[-1]))
+    X = rng.standard_normal((13, sizes[0]))
+    if output == "softmax":
+        y = rng.integers(0, sizes[-1], 13)
+    elif net.loss == "binary_cross_entropy":
+        y = rng.uniform(0, 1, (13, sizes[-1]))
+    else:
+        y = rng.standard_normal((13, sizes[-1]))
     analytic = net.gradients(X, y)
     numeric = _finite_difference_gradient(net, X, y)
     scale = np.abs(numeric).max()

@@ -177,6 +177,101 @@ def test_mse_loss_of_perfect_prediction_is_zero(dtype):
     assert kernels.mse_loss(y, y.copy()) == 0.0
 
 
+# ----------------------------------------------------------------------------- cross-entropy
+
+def _one_hot(rng, m, n, dtype):
+    return np.eye(n, dtype=dtype)[rng.integers(0, n, m)]
+
+
+@given(m=dims, n=st.integers(2, 12), dtype=dtypes, seed=seeds)
+def test_cross_entropies_match_reference(m, n, dtype, seed):
+    rng = np.random.default_rng(seed)
+    Z = random_array(rng, (m, n), dtype, 3.0)
+    rel = 1e-5 if dtype == np.float32 else 1e-12
+    for loss, grad, Y in [
+            ("softmax_cross_entropy", "softmax_cross_entropy_grad", _one_hot(rng, m, n, dtype)),
+            ("sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy_grad",
+             rng.uniform(0, 1, (m, n)).astype(dtype))]:
+        assert getattr(kernels, loss)(Z, Y) == pytest.approx(getattr(ref, loss)(Z, Y), rel=rel)
+        out, expected = np.empty_like(Z), np.empty_like(Z)
+        getattr(kernels, grad)(Z, Y, out)
+        getattr(ref, grad)(Z, Y, expected)
+        assert_close(out, expected, dtype)
+    for fn in ("softmax", "sigmoid"):
+        out, expected = np.empty_like(Z), np.empty_like(Z)
+        getattr(kernels, fn)(Z, out)
+        getattr(ref, fn)(Z, expected)
+        assert_close(out, expected, dtype)
+
+
+@pytest.mark.parametrize("loss, grad, targets", [
+    ("softmax_cross_entropy", "softmax_cross_entropy_grad", "one-hot"),
+    ("softmax_cross_entropy", "softmax_cross_entropy_grad", "probabilities"),
+    ("sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy_grad", "probabilities"),
+])
+def test_cross_entropy_grads_are_derivatives(loss, grad, targets):
+    rng = np.random.default_rng(5)
+    Z = rng.standard_normal((6, 4)) * 2
+    Y = _one_hot(rng, 6, 4, np.float64) if targets == "one-hot" else rng.uniform(0, 1, (6, 4))
+    if loss.startswith("softmax") and targets == "probabilities":
+        Y /= Y.sum(axis=1, keepdims=True)
+    g = np.empty_like(Z)
+    getattr(kernels, grad)(Z, Y, g)
+    h = 1e-6
+    for idx in np.ndindex(Z.shape):
+        up, down = Z.copy(), Z.copy()
+        up[idx] += h
+        down[idx] -= h
+        fd = (getattr(kernels, loss)(up, Y) - getattr(kernels, loss)(down, Y)) / (2 * h)
+        assert fd == pytest.approx(g[idx], rel=1e-6, abs=1e-9)
+
+
+def test_cross_entropies_are_stable_for_huge_logits(dtype):
+    Z = np.array([[1000.0, -1000.0, 0.0], [-1e4, -1e4, -1e4]], dtype)
+    Y = np.array([[1, 0, 0], [0, 0, 1]], dtype)
+    ce = kernels.softmax_cross_entropy(Z, Y)
+    assert np.isfinite(ce) and ce == pytest.approx(np.log(3) / 2, rel=1e-6)
+    bce = kernels.sigmoid_binary_cross_entropy(Z, Y)
+    assert np.isfinite(bce)
+    # Confident and right costs 0; z = 0 costs log 2; z = -1e4 against target 1 costs 1e4.
+    assert bce == pytest.approx((np.log(2) + 1e4) / 2, rel=1e-6)
+    for fn in (kernels.softmax, kernels.sigmoid):
+        out = np.empty_like(Z)
+        fn(Z, out)
+        assert np.isfinite(out).all()
+
+
+# ----------------------------------------------------------------------------- activations
+
+@given(m=dims, n=dims, act=st.sampled_from(sorted(kernels.ACTIVATIONS.values())),
+       dtype=dtypes, seed=seeds)
+def test_activation_kernels_match_reference(m, n, act, dtype, seed):
+    rng = np.random.default_rng(seed)
+    Z = random_array(rng, (m, n), dtype, 2.0)
+    A, expected = Z.copy(), Z.copy()
+    kernels.activation_forward(A, act)
+    ref.activation_forward(expected, act)
+    assert_close(A, expected, dtype)
+    G = random_array(rng, (m, n), dtype)
+    got, want = G.copy(), G.copy()
+    kernels.activation_backward(A, got, act)
+    ref.activation_backward(A, want, act)
+    assert_close(got, want, dtype)
+
+
+@pytest.mark.parametrize("act", ["identity", "relu", "tanh", "sigmoid"])
+def test_activation_derivative_from_output_is_the_derivative(act):
+    code = kernels.ACTIVATIONS[act]
+    z = np.linspace(-3, 3, 25).reshape(5, 5) + 0.013  # no point sits on the ReLU kink
+    h = 1e-6
+    up, down, a = z + h, z - h, z.copy()
+    for arr in (up, down, a):
+        kernels.activation_forward(arr, code)
+    g = np.ones_like(z)
+    kernels.activation_backward(a, g, code)
+    np.testing.assert_allclose(g, (up - down) / (2 * h), rtol=1e-6, atol=1e-8)
+
+
 # ----------------------------------------------------------------------------- errors
 
 def _f(shape, dtype=np.float64):
@@ -195,6 +290,13 @@ def _f(shape, dtype=np.float64):
     (lambda: kernels.dense_forward(_f((4, 6))[:, ::2], _f((2, 3)), _f(2), _f((4, 2)), False),
      "dense_forward: X must be C-contiguous"),
     (lambda: kernels.relu_mask(_f((2, 3)), _f((2, 4))), "relu_mask: G has 4 columns but A has 3"),
+    (lambda: kernels.activation_backward(_f((2, 3)), _f((2, 3)), 9),
+     "activation_backward: act is 9, not an activation code"),
+    (lambda: kernels.softmax_cross_entropy(_f((2, 3)), _f((2, 4))),
+     "softmax_cross_entropy: Y has 4 columns but Z has 3"),
+    (lambda: kernels.sigmoid_binary_cross_entropy(_f((0, 3)), _f((0, 3))),
+     "sigmoid_binary_cross_entropy: Z has 0 rows"),
+    (lambda: kernels.softmax(_f((2, 3)), _f((3, 3))), "softmax: out has 3 rows but Z has 2"),
     (lambda: kernels.accumulate_gradients(_f((4, 2)), _f((5, 3)), _f((2, 3)), _f(2), 1.0, False),
      "accumulate_gradients: X has 5 rows but delta has 4"),
     (lambda: kernels.accumulate_gradients(_f((4, 2)), _f((4, 3)), _f((2, 3)), _f(7), 1.0, False),

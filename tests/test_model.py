@@ -1,8 +1,5 @@
 """The MLP: construction, training, evaluation, files, and every bad input."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -226,32 +223,3 @@ def test_load_refuses_inconsistent_arrays_and_pickles(tmp_path):
     np.savez(path, params=np.array([object()], dtype=object))
     with pytest.raises(ValueError, match="not a valid numba-dense model file"):
         MLP.load(path)
-
-
-# ----------------------------------------------------------------------------- command line
-
-def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "model", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
-
-
-def test_cli_train_on_npz_and_save(tmp_path, data):
-    X, y = data
-    np.savez(tmp_path / "d.npz", X=X, y=y)
-    result = _cli("train", "--data", str(tmp_path / "d.npz"), "--hidden-sizes", "8",
-                  "--epochs", "2", "--save", str(tmp_path / "net.npz"))
-    assert result.returncode == 0, result.stderr
-    assert "epoch 2/2  loss" in result.stdout
-    assert MLP.load(tmp_path / "net.npz").layer_sizes == [4, 8, 1]
-
-
-@pytest.mark.parametrize("args, message", [
-    (["train", "--data", "/no/such.npz"], "error: no such file"),
-    (["train", "--rows", "100", "--lr", "-1", "--epochs", "1"], "error: lr must be > 0.0"),
-    (["train", "--rows", "100", "--hidden", "gelu"], "error: hidden must be one of"),
-])
-def test_cli_errors_are_one_line_without_traceback(args, message):
-    result = _cli(*args)
-    assert result.returncode == 2
-    assert result.stderr.startswith(message)
-    assert "Traceback" not in result.stderr

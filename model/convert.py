@@ -1,0 +1,214 @@
+"""CSV to .npy, in chunks: a file of any size becomes inputs X.npy and targets y.npy.
+
+The CSV has a header line naming its columns, one row per line, numbers separated by
+``delimiter`` (no quoting). Target columns are named or given by 0-based index; every
+other column is a feature. Blank lines are skipped. A line with the wrong number of
+fields, a field that is not a number, or a NaN/inf is a *bad row*: by default conversion
+stops with an error listing the first bad lines by number (1 = the header); with
+``skip_bad=True`` they are left out and reported in the result. Nothing is dropped
+silently. Both .npy files are written through temporary files and renamed at the end, so
+a failed conversion leaves no half file.
+"""
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: Bad lines quoted in an error message (all are counted).
+MAX_REPORTED = 10
+
+
+class CSVFormatError(ValueError):
+    """The CSV has bad rows; ``bad_lines`` lists (line number, reason) of the first ones."""
+
+    def __init__(self, message, bad_lines):
+        super().__init__(message)
+        self.bad_lines = bad_lines
+
+
+@dataclass
+class Conversion:
+    """What ``csv_to_npy`` wrote."""
+
+    rows: int
+    features: list
+    targets: list
+    bad_lines: list = field(default_factory=list)  # (line number, reason), when skip_bad
+    n_bad: int = 0
+
+
+def _column_indices(header, targets, path):
+    """(target column indices, column names); a target is a name, or an index (int or digits)."""
+    names = [h.strip() for h in header]
+    chosen = []
+    for t in targets:
+        if isinstance(t, str) and t.strip() in names:
+            chosen.append(names.index(t.strip()))
+            continue
+        if isinstance(t, str) and t.strip().isdigit():
+            t = int(t)
+        if isinstance(t, (int, np.integer)) and not isinstance(t, bool):
+            if not 0 <= t < len(names):
+                raise ValueError("convert: target column %d is out of range: %s has %d columns"
+                                 % (t, path, len(names)))
+            chosen.append(int(t))
+        else:
+            raise ValueError("convert: target column %r is not in the header of %s (columns: %s)"
+                             % (t, path, ", ".join(names)))
+    if len(set(chosen)) != len(chosen):
+        raise ValueError("convert: target columns %r name the same column twice" % (targets,))
+    if len(chosen) == len(names):
+        raise ValueError("convert: every column of %s is a target: no features are left" % path)
+    return chosen, names
+
+
+def _npy_header(dtype, shape):
+    """A .npy version 1.0 header, padded to the length the largest row count would need."""
+    def text(rows):
+        return "{'descr': %r, 'fortran_order': False, 'shape': (%d, %d), }" % (
+            np.dtype(dtype).str, rows, shape[1])
+    total = 64 * -(-(10 + len(text(10 ** 18)) + 1) // 64)  # magic, length, text, newline
+    body = text(shape[0])
+    body += " " * (total - 10 - len(body) - 1) + "\n"
+    return b"\x93NUMPY\x01\x00" + (total - 10).to_bytes(2, "little") + body.encode("latin1")
+
+
+class _NpyWriter:
+    """Appends rows to a .npy file whose header is written again, for the final shape, at close."""
+
+    def __init__(self, path, dtype, n_columns):
+        self.path, self.dtype, self.n_columns = path, np.dtype(dtype), n_columns
+        fd, self.tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
+                                        prefix=".tmp-", suffix=".npy")
+        self.f = os.fdopen(fd, "wb")
+        self.header_len = len(_npy_header(self.dtype, (0, n_columns)))
+        self.f.write(_npy_header(self.dtype, (0, n_columns)))
+        self.rows = 0
+
+    def append(self, block):
+        self.f.write(np.ascontiguousarray(block, dtype=self.dtype).tobytes())
+        self.rows += block.shape[0]
+
+    def commit(self):
+        header = _npy_header(self.dtype, (self.rows, self.n_columns))
+        assert len(header) == self.header_len
+        self.f.seek(0)
+        self.f.write(header)
+        self.f.close()
+        os.replace(self.tmp, self.path)
+
+    def discard(self):
+        self.f.close()
+        if os.path.exists(self.tmp):
+            os.unlink(self.tmp)
+
+
+def _parse_lines(lines, first_line, n_fields, delimiter):
+    """(values (rows, n_fields) float64, [(line, reason)] of bad lines) for one chunk."""
+    fields, good_lines, bad = [], [], []
+    for k, line in enumerate(lines):
+        if not line.strip():
+            continue
+        parts = line.rstrip("\r\n").split(delimiter)
+        if len(parts) != n_fields:
+            bad.append((first_line + k, "expected %d fields, got %d" % (n_fields, len(parts))))
+            continue
+        fields.append(parts)
+        good_lines.append(first_line + k)
+    if not fields:
+        return np.empty((0, n_fields)), bad
+    try:
+        values = np.array(fields, dtype=np.float64)
+    except ValueError:  # find the culprits one row at a time
+        values, keep = [], []
+        for parts, line_no in zip(fields, good_lines):
+            try:
+                values.append([float(p) for p in parts])
+                keep.append(line_no)
+            except ValueError:
+                culprit = next(p for p in parts if not _is_number(p))
+                bad.append((line_no, "field %r is not a number" % culprit.strip()))
+        values = np.array(values, dtype=np.float64).reshape(-1, n_fields)
+        good_lines = keep
+    finite = np.isfinite(values).all(axis=1)
+    if not finite.all():
+        for r in np.flatnonzero(~finite):
+            bad.append((good_lines[r], "holds NaN or inf"))
+        values = values[finite]
+    bad.sort()
+    return values, bad
+
+
+def _is_number(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def csv_to_npy(csv_path, x_path, y_path, targets, dtype=np.float32, delimiter=",",
+               chunk_rows=100_000, skip_bad=False):
+    """Convert ``csv_path`` into ``x_path`` (rows, features) and ``y_path`` (rows, targets).
+
+    ``targets``: a column name or 0-based index, or a list of them; an empty list (and
+    ``y_path=None``) converts every column into X, for data to predict on. Reads
+    ``chunk_rows`` lines at a time, so memory stays at one chunk. Returns a
+    ``Conversion``; raises ``CSVFormatError`` listing bad lines unless ``skip_bad``.
+    """
+    csv_path = os.fspath(csv_path)
+    if not os.path.isfile(csv_path):
+        raise FileNotFoundError("convert: no such file: %r" % csv_path)
+    for out in (x_path, y_path):
+        if out is not None and not os.path.isdir(os.path.dirname(os.path.abspath(os.fspath(out)))):
+            raise FileNotFoundError("convert: folder of %r does not exist" % os.fspath(out))
+    if isinstance(targets, (str, int, np.integer)):
+        targets = [targets]
+    targets = list(targets)
+    if not targets and y_path is not None:
+        raise ValueError("convert: name at least one target column")
+    dtype = np.dtype(dtype)
+    with open(csv_path, "r", newline="") as f:
+        header = f.readline()
+        if not header.strip():
+            raise ValueError("convert: %s is empty or has no header line" % csv_path)
+        header = header.rstrip("\r\n").split(delimiter)
+        target_idx, names = _column_indices(header, targets, csv_path)
+        feature_idx = [i for i in range(len(names)) if i not in target_idx]
+        writers = [_NpyWriter(os.fspath(x_path), dtype, len(feature_idx))]
+        if y_path is not None:
+            writers.append(_NpyWriter(os.fspath(y_path), dtype, len(target_idx)))
+        bad_lines, n_bad, line_no = [], 0, 2
+        try:
+            while True:
+                lines = [line for _, line in zip(range(chunk_rows), f)]
+                if not lines:
+                    break
+                values, bad = _parse_lines(lines, line_no, len(names), delimiter)
+                line_no += len(lines)
+                n_bad += len(bad)
+                bad_lines.extend(bad[:MAX_REPORTED - len(bad_lines)])
+                if bad and not skip_bad:
+                    continue  # keep reading to count them all, write nothing more
+                if n_bad == 0 or skip_bad:
+                    writers[0].append(values[:, feature_idx])
+                    if len(writers) > 1:
+                        writers[1].append(values[:, target_idx])
+            if n_bad and not skip_bad:
+                raise CSVFormatError(
+                    "convert: %s has %d bad row%s (nothing written): %s%s"
+                    % (csv_path, n_bad, "s" if n_bad > 1 else "",
+                       "; ".join("line %d: %s" % b for b in bad_lines),
+                       "; ..." if n_bad > len(bad_lines) else ""), bad_lines)
+            if writers[0].rows == 0:
+                raise ValueError("convert: %s has no data rows" % csv_path)
+            for w in writers:
+                w.commit()
+        except BaseException:
+            for w in writers:
+                w.discard()
+            raise
+    return Conversion(rows=writers[0].rows, features=[names[i] for i in feature_idx],
+                      targets=[names[i] for i in target_idx], bad_lines=bad_lines, n_bad=n_bad)
