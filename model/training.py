@@ -43,6 +43,7 @@ class History:
     val_loss: list = field(default_factory=list)   # cost on the validation rows, when any
     lr: list = field(default_factory=list)         # learning rate the epoch used
     seconds: list = field(default_factory=list)    # wall time of the epoch's training
+    comm_seconds: list = field(default_factory=list)  # of which in MPI all-reduce (comm=...)
     best_epoch: int = None                         # epoch of the lowest val_loss (1-based)
     stopped_epoch: int = None                      # set when early stopping ended the run
 
@@ -163,20 +164,31 @@ def load_checkpoint(path, net, settings):
 # ----------------------------------------------------------------------------- the loop
 
 def run(net, source, val_source, settings, checkpoint=None, checkpoint_every=1, resume=False,
-        verbose=False, show_progress=None, epoch_fn=None, is_root=True, share=None):
+        verbose=False, show_progress=None, epoch_fn=None, val_fn=None, is_root=True,
+        share=None):
     """Train ``net`` for ``settings.epochs`` epochs; returns the ``History``.
 
-    ``epoch_fn(net, source, rng, lr, settings, bar)`` replaces the single-process epoch
-    (data-parallel training passes its own); ``share(value)`` hands rank 0's value to
-    every rank (identity in one process); only the root writes checkpoints and prints.
+    Data-parallel training passes its own ``epoch_fn(net, source, rng, lr, settings, bar)``
+    (returning the epoch's mean cost over all ranks) and ``val_fn(net, val_source)``;
+    ``share(value)`` hands rank 0's value to every rank (identity in one process). Only
+    the root writes checkpoints and prints.
     """
     share = share or (lambda value: value)
+    val_fn = val_fn or mean_cost
     rng = np.random.default_rng(settings.seed)
     history = History()
     best = (None, math.inf, 0)
     first = 0
     if resume and checkpoint is not None:
-        found = share(_resume_state(checkpoint, net, settings) if is_root else None)
+        found = None
+        if is_root:
+            try:
+                found = _resume_state(checkpoint, net, settings)
+            except (ValueError, OSError) as exc:  # raised on every rank, not only here
+                found = exc
+        found = share(found)
+        if isinstance(found, Exception):
+            raise found
         if found is not None:
             first, rng_state, history, best, params, velocity = found
             net.params[...], net.velocity[...] = params, velocity
@@ -211,9 +223,11 @@ def run(net, source, val_source, settings, checkpoint=None, checkpoint_every=1, 
         history.loss.append(float(loss))
         history.lr.append(float(lr))
         history.seconds.append(seconds)
+        if hasattr(epoch_fn, "comm_seconds"):
+            history.comm_seconds.append(epoch_fn.comm_seconds)
         line = "epoch %d/%d  loss %.6g" % (epoch + 1, settings.epochs, loss)
         if val_source is not None:
-            val = float(mean_cost(net, val_source))
+            val = float(val_fn(net, val_source))
             history.val_loss.append(val)
             line += "  val_loss %.6g" % val
             if val < best[1]:

@@ -1,0 +1,190 @@
+"""Data-parallel training over MPI: one all-reduce of the flat gradient per step.
+
+Every rank holds its own shard of the rows (arrays, memmaps or .npy paths, as for a
+single process) and the same network. A *global* minibatch is the ranks' local
+minibatches of ``batch_size`` rows together, as in PyTorch's DistributedDataParallel.
+Per step each rank computes the *summed* gradient of its rows with the compiled kernels
+(``kernels.batch_gradient`` with scale 1) into a buffer that also carries its row count
+and summed cost; one ``Allreduce`` adds the buffers, and every rank divides by the global
+row count and takes the same step. Ranks whose shard has run out contribute zeros, so a
+last batch split unevenly across ranks is weighted by the rows actually there. The result
+equals a single process stepping on the concatenated global minibatches (to rounding).
+
+Before the first step the ranks compare notes with collective calls, so a bad setup (a
+rank with no rows, different feature counts, different networks, or any error on one
+rank) raises the same clear error on every rank instead of leaving the others waiting.
+"""
+
+import time
+
+import numpy as np
+
+import kernels
+
+from . import data, training
+from .validation import check_matrix_shape
+
+
+def world():
+    """``MPI.COMM_WORLD``, or an ImportError that says how to install MPI support."""
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        raise ImportError("MPI training needs mpi4py and an MPI library: "
+                          "pip install -e '.[mpi]' (brings mpi4py and MPICH from PyPI)") from None
+    return MPI.COMM_WORLD
+
+
+def shard(a, comm):
+    """This rank's contiguous share of the rows of ``a`` (a view: memmaps stay on disk)."""
+    n = a.shape[0]
+    r, size = comm.Get_rank(), comm.Get_size()
+    return a[r * n // size:(r + 1) * n // size]
+
+
+class DistributedError(ValueError):
+    """A problem found on one or more ranks, raised on all of them."""
+
+
+def _agree(comm, error, facts):
+    """Allgather every rank's (error, facts); raise the same DistributedError everywhere."""
+    everyone = comm.allgather((None if error is None else "%s: %s" % (type(error).__name__,
+                                                                       error), facts))
+    problems = ["rank %d: %s" % (r, e) for r, (e, _) in enumerate(everyone) if e is not None]
+    if problems:
+        raise DistributedError("data-parallel fit stopped before training: " + "; ".join(problems))
+    return [f for _, f in everyone]
+
+
+def _signature(net):
+    return (net.layer_sizes, net.hidden, net.output, net.loss, net.dtype.name)
+
+
+def fit(net, X, y, settings, comm, validation_data, fraction, checkpoint, checkpoint_every,
+        resume, chunk_rows, verbose, progress):
+    """``MLP.fit(..., comm=comm)``: see the module docstring."""
+    rank, size = comm.Get_rank(), comm.Get_size()
+    error, source, val_source, n_features = None, None, None, None
+    try:
+        Xa = data.open_array(X, "X") if data.is_streamed(X) else np.asarray(X)
+        n_features = int(Xa.shape[1]) if Xa.ndim == 2 else None
+        if Xa.ndim == 2 and Xa.shape[0] == 0:
+            raise ValueError("X has no rows: every rank needs a share of the data")
+        if n_features is not None and n_features == net.n_inputs:
+            source = net._source(X, y, "X", "y", settings.batch_size, chunk_rows)
+            if validation_data is not None:
+                val_source = net._source(*validation_data, "validation X", "validation y",
+                                         training.EVAL_BATCH, chunk_rows)
+            elif fraction:
+                n_val = int(source.n_rows * fraction)
+                if not 0 < n_val < source.n_rows:
+                    raise ValueError("validation_fraction=%g of this rank's %d rows leaves "
+                                     "none for validation or training" % (fraction, source.n_rows))
+                source, val_source = source.split(n_val)
+        else:
+            check_matrix_shape(Xa, "X", net.n_inputs, "features")
+    except (ValueError, TypeError, OSError) as exc:
+        error = exc
+    facts = _agree(comm, error, (n_features, _signature(net), source.n_rows if source else 0,
+                                 val_source is not None))
+    features = [f[0] for f in facts]
+    if len(set(features)) > 1:
+        raise DistributedError("ranks hold data with different feature counts: %s"
+                               % ", ".join("rank %d: %s" % (r, n) for r, n in enumerate(features)))
+    if len({repr(f[1]) for f in facts}) > 1:
+        raise DistributedError("ranks built different networks: %s" % "; ".join(
+            "rank %d: MLP(%r, hidden=%r, output=%r, loss=%r, dtype=%s)" % ((r,) + f[1])
+            for r, f in enumerate(facts)))
+    if len({f[3] for f in facts}) > 1:
+        raise DistributedError("some ranks have validation rows and some do not")
+    if settings.early_stopping is not None and val_source is None:
+        raise ValueError("early_stopping needs validation rows: pass validation_data or "
+                         "validation_fraction")
+
+    comm.Bcast(net.params, root=0)  # every rank starts from rank 0's parameters
+    comm.Bcast(net.velocity, root=0)
+    steps = comm.allreduce(-(-source.n_rows // settings.batch_size), op=_max())
+    epoch = _Epoch(comm, steps)
+    saved = (net.params.copy(), net.velocity.copy())
+    try:
+        return training.run(net, source, val_source, settings, checkpoint, checkpoint_every,
+                            resume, verbose, progress, epoch_fn=epoch,
+                            val_fn=lambda n, v: _global_mean_cost(comm, n, v),
+                            is_root=rank == 0, share=lambda v: comm.bcast(v, root=0))
+    except (ValueError, TypeError) as exc:
+        net.params[...], net.velocity[...] = saved
+        if isinstance(exc, DistributedError):
+            raise
+        raise DistributedError("rank %d of %d: %s" % (rank, size, exc)) from None
+
+
+def _max():
+    from mpi4py import MPI
+    return MPI.MAX
+
+
+def _global_mean_cost(comm, net, source):
+    local = training.mean_cost(net, source) * source.n_rows
+    total = comm.allreduce(np.array([local, source.n_rows], np.float64))
+    return total[0] / total[1]
+
+
+class _Epoch:
+    """One data-parallel epoch: ``steps`` all-reduces, whatever each rank's row count."""
+
+    def __init__(self, comm, steps):
+        self.comm, self.steps = comm, steps
+        self.comm_seconds = 0.0
+        self.buffer = None
+
+    def _batches(self, source, rng, settings):
+        """This rank's minibatches (X, Y) of the epoch, in order."""
+        b = settings.batch_size
+        for X, Y, order in source.segments(rng, settings.shuffle, b):
+            n = len(order) if len(order) else X.shape[0]
+            for a in range(0, n, b):
+                if len(order):
+                    rows = order[a:a + b]
+                    yield np.ascontiguousarray(X[rows]), np.ascontiguousarray(Y[rows])
+                else:
+                    yield X[a:a + b], Y[a:a + b]
+
+    def __call__(self, net, source, rng, lr, settings, bar):
+        P = net.params.size
+        if self.buffer is None or self.buffer.dtype != net.dtype:
+            self.buffer = np.empty(P + 2, net.dtype)  # grads, rows, summed cost
+            self.total = np.empty_like(self.buffer)
+            self.work = training.workspace(net, settings.batch_size)
+        buf, total = self.buffer, self.total
+        grads = buf[:P]
+        plain = settings.momentum == 0 and settings.weight_decay == 0
+        batches = self._batches(source, rng, settings)
+        epoch_cost, epoch_rows = 0.0, 0
+        self.comm_seconds = 0.0
+        for _ in range(self.steps):
+            batch = next(batches, None)
+            if batch is None:  # this rank's shard is used up: add nothing, but take part
+                buf[:] = 0
+            else:
+                Xb, Yb = batch
+                buf[P + 1] = kernels.batch_gradient(Xb, Yb, net.params, grads, net.sizes,
+                                                    net.acts, settings.batch_size, self.work,
+                                                    1.0, net.loss_code)
+                buf[P] = Xb.shape[0]
+            start = time.perf_counter()
+            self.comm.Allreduce(buf, total)
+            self.comm_seconds += time.perf_counter() - start
+            rows = float(total[P])
+            mean_grad = total[:P]
+            mean_grad /= net.dtype.type(rows)
+            if plain:
+                kernels.sgd_update(net.params, mean_grad, lr)
+            else:
+                kernels.sgd_momentum_update(net.params, mean_grad, net.velocity, lr,
+                                            settings.momentum, settings.weight_decay)
+            epoch_cost += float(total[P + 1])
+            epoch_rows += rows
+            bar.update(int(rows))
+            if not np.isfinite(epoch_cost):
+                return np.nan
+        return epoch_cost / epoch_rows

@@ -1,0 +1,162 @@
+"""Data-parallel training over MPI, run for real: mpiexec -n 2 launched as a subprocess."""
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from model import MLP
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+mpi4py = pytest.importorskip("mpi4py", reason="MPI tests need the [mpi] extra: "
+                                               "pip install -e '.[test,mpi]'")
+MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+if MPIEXEC is None:
+    pytest.skip("no mpiexec found (pip install -e '.[mpi]' brings MPICH's)",
+                allow_module_level=True)
+
+_COMMON = """
+import sys, numpy as np
+from mpi4py import MPI
+from model import MLP
+comm = MPI.COMM_WORLD
+rank = comm.Get_rank()
+folder = sys.argv[1]
+"""
+
+
+def _mpirun(tmp_path, body, *args, n=2, timeout=240):
+    script = tmp_path / "job.py"
+    script.write_text(_COMMON + textwrap.dedent(body))
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONPATH=ROOT)
+    return subprocess.run([MPIEXEC, "-n", str(n), sys.executable, str(script), str(tmp_path),
+                           *args], capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=timeout)
+
+
+def _shards(rng, n_features, n_outputs):
+    """Two unequal shards, so the last global batch is split unevenly across ranks."""
+    X = rng.standard_normal((103 + 77, n_features))
+    Y = np.tanh(X @ rng.standard_normal((n_features, n_outputs)))
+    return (X[:103], Y[:103]), (X[103:], Y[103:])
+
+
+@pytest.mark.parametrize("momentum, streamed", [(0.0, False), (0.9, True)])
+def test_two_ranks_equal_one_process_on_the_global_batches(tmp_path, momentum, streamed):
+    rng = np.random.default_rng(0)
+    shards = _shards(rng, 5, 2)
+    for r, (X, Y) in enumerate(shards):
+        np.save(tmp_path / ("X%d.npy" % r), X)
+        np.save(tmp_path / ("Y%d.npy" % r), Y)
+    batch, epochs = 10, 3
+    result = _mpirun(tmp_path, """
+        streamed, epochs, batch, momentum = sys.argv[2] == "1", *map(float, sys.argv[3:6])
+        X = folder + "/X%d.npy" % rank
+        Y = folder + "/Y%d.npy" % rank
+        if not streamed:
+            X, Y = np.load(X), np.load(Y)
+        net = MLP([5, 7, 2], hidden="tanh", dtype=np.float64, seed=rank)  # rank 0's wins
+        h = net.fit(X, Y, epochs=int(epochs), batch_size=int(batch), lr=0.05, momentum=momentum,
+                    shuffle=False, comm=comm, chunk_rows=20)
+        np.save(folder + "/params%d.npy" % rank, net.params)
+        np.save(folder + "/loss%d.npy" % rank, h.loss)
+    """, "1" if streamed else "0", str(epochs), str(batch), str(momentum))
+    assert result.returncode == 0, result.stdout + result.stderr
+    # One process, stepping on the same global minibatches: local batch s of rank 0, then of
+    # rank 1, concatenated; 11 steps, the last two uneven (10 + 7 rows, then 3 + 0).
+    reference = MLP([5, 7, 2], hidden="tanh", dtype=np.float64, seed=0)
+    (X0, Y0), (X1, Y1) = shards
+    losses = []
+    for _ in range(epochs):
+        total, rows = 0.0, 0
+        for s in range(0, 110, batch):
+            Xg = np.vstack([X0[s:s + batch], X1[s:s + batch]])
+            Yg = np.vstack([Y0[s:s + batch], Y1[s:s + batch]])
+            total += reference.cost(Xg, Yg) * len(Xg)
+            rows += len(Xg)
+            reference.partial_fit(Xg, Yg, batch_size=len(Xg), lr=0.05, momentum=momentum)
+        losses.append(total / rows)
+    p0, p1 = np.load(tmp_path / "params0.npy"), np.load(tmp_path / "params1.npy")
+    np.testing.assert_array_equal(p0, p1)  # every rank holds the same parameters
+    np.testing.assert_allclose(p0, reference.params, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(np.load(tmp_path / "loss0.npy"), losses, rtol=1e-12)
+
+
+def test_only_rank_zero_prints_and_checkpoints_and_resume_works(tmp_path):
+    rng = np.random.default_rng(1)
+    for r, (X, Y) in enumerate(_shards(rng, 4, 1)):
+        np.save(tmp_path / ("X%d.npy" % r), X)
+        np.save(tmp_path / ("Y%d.npy" % r), Y[:, 0])
+    body = """
+        epochs = int(sys.argv[2])
+        net = MLP([4, 6, 1], seed=0)
+        h = net.fit(folder + "/X%d.npy" % rank, folder + "/Y%d.npy" % rank, epochs=epochs,
+                    batch_size=8, lr=0.05, momentum=0.9, seed=3, comm=comm, verbose=True,
+                    checkpoint=folder + "/ck.npz", resume=True, validation_fraction=0.2)
+        np.save(folder + "/p%d_%d.npy" % (rank, epochs), net.params)
+        open(folder + "/counts%d.txt" % rank, "w").write("%d %d" % (len(h.comm_seconds),
+                                                                    len(h.val_loss)))
+    """
+    first = _mpirun(tmp_path, body, "2")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count("epoch 2/2") == 1  # rank 0 alone prints
+    assert (tmp_path / "counts1.txt").read_text() == "2 2"  # history on every rank
+    resumed = _mpirun(tmp_path, body, "4")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from" in resumed.stdout and "epoch 1/4" not in resumed.stdout
+    (tmp_path / "ck.npz").unlink()
+    straight = _mpirun(tmp_path, body, "4")
+    np.testing.assert_array_equal(np.load(tmp_path / "p0_4.npy"), np.load(tmp_path / "p1_4.npy"))
+    assert straight.returncode == 0, straight.stderr
+
+
+@pytest.mark.parametrize("setup, message", [
+    ("X, Y = (X[:0], Y[:0]) if rank == 1 else (X, Y)",
+     "rank 1: ValueError: X has no rows: every rank needs a share of the data"),
+    ("X = X[:, :4] if rank == 1 else X",
+     "ranks hold data with different feature counts: rank 0: 5, rank 1: 4"),
+    ("hidden = [9] if rank == 1 else [8]",
+     "ranks built different networks: rank 0: MLP([5, 8, 1]"),
+    ("Y = Y * np.nan if rank == 0 else Y",
+     "rank 0: ValueError: y contains NaN at row 0, column 0"),
+])
+def test_bad_setups_fail_on_every_rank_without_hanging(tmp_path, setup, message):
+    body = """
+        rng = np.random.default_rng(rank)
+        X, Y = rng.standard_normal((40, 5)), rng.standard_normal(40)
+        hidden = [8]
+        SETUP
+        net = MLP([X.shape[1], *hidden, 1], seed=0)
+        try:
+            net.fit(X, Y, epochs=1, comm=comm)
+        except ValueError as exc:  # a file per rank: mpiexec may interleave their stdout
+            open(folder + "/error%d.txt" % rank, "w").write(str(exc))
+            sys.exit(3)
+    """
+    result = _mpirun(tmp_path, body.replace("SETUP", setup), timeout=120)
+    assert result.returncode != 0
+    for r in (0, 1):
+        error = tmp_path / ("error%d.txt" % r)
+        assert error.exists(), "rank %d raised nothing: %s" % (r, result.stdout + result.stderr)
+        assert message in error.read_text()
+
+
+def test_cli_train_with_mpi(tmp_path):
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((400, 6)).astype(np.float32)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", X[:, 0] * 2)
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    result = subprocess.run(
+        [MPIEXEC, "-n", "2", sys.executable, "-m", "model", "train", "--mpi", "--data",
+         str(tmp_path / "X.npy"), "--target", str(tmp_path / "y.npy"), "--epochs", "2",
+         "--hidden-sizes", "8", "--save", str(tmp_path / "m.npz")],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=240)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("epoch 2/2") == 1
+    assert MLP.load(tmp_path / "m.npz").layer_sizes == [6, 8, 1]
