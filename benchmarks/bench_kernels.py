@@ -19,10 +19,18 @@ def _arrays(size):
 
     def f(*shape):
         return rng.standard_normal(shape, dtype=np.float32)
+    # A network n_in-n_out-n_out (ReLU, identity) for the whole-batch kernels.
+    sizes = np.array([n_in, n_out, n_out], np.int64)
+    n_params = int(kernels.param_count(sizes))
+    net = dict(sizes=sizes, acts=np.array([kernels.RELU, kernels.IDENTITY], np.int64),
+               net_params=f(n_params) * np.float32(0.05), net_grads=f(n_params),
+               workspace=np.empty(int(kernels.workspace_size(sizes, m)), np.float32))
     return dict(X=f(m, n_in), W=f(n_out, n_in), b=f(n_out), out=f(m, n_out), delta=f(m, n_out),
                 A=np.maximum(f(m, n_out), 0), G=f(m, n_out), dW=f(n_out, n_in), db=f(n_out),
                 grad_in=f(m, n_in), params=f(n_out * n_in), grads=f(n_out * n_in),
-                velocity=f(n_out * n_in), Y=f(m, n_out))
+                velocity=f(n_out * n_in), Y=f(m, n_out),
+                onehot=np.eye(n_out, dtype=np.float32)[rng.integers(0, n_out, m)],
+                Y01=rng.uniform(0, 1, (m, n_out)).astype(np.float32), **net)
 
 
 # kernel name -> the argument list, built from the arrays of one size
@@ -35,6 +43,22 @@ CALLS = {
     "sgd_momentum_update": lambda a: (a["params"], a["grads"], a["velocity"], 1e-6, 0.9, 0.0),
     "mse_loss": lambda a: (a["out"], a["Y"]),
     "mse_grad": lambda a: (a["out"], a["Y"], a["G"]),
+    "activation_forward": lambda a: (a["out"], kernels.TANH),
+    "activation_backward": lambda a: (a["A"], a["G"], kernels.RELU),
+    "softmax_cross_entropy": lambda a: (a["out"], a["onehot"]),
+    "softmax_cross_entropy_grad": lambda a: (a["out"], a["onehot"], a["G"]),
+    "sigmoid_binary_cross_entropy": lambda a: (a["out"], a["Y01"]),
+    "sigmoid_binary_cross_entropy_grad": lambda a: (a["out"], a["Y01"], a["G"]),
+    "softmax": lambda a: (a["out"], a["G"]),
+    "sigmoid": lambda a: (a["out"], a["G"]),
+    "predict_into": lambda a: (a["X"], a["net_params"], a["sizes"], a["acts"], a["out"],
+                               a["X"].shape[0], a["workspace"]),
+    "loss_and_gradient": lambda a: (a["X"], a["Y"], a["net_params"], a["net_grads"], a["sizes"],
+                                    a["acts"], a["X"].shape[0], a["workspace"]),
+    "batch_gradient": lambda a: (a["X"], a["Y"], a["net_params"], a["net_grads"], a["sizes"],
+                                 a["acts"], a["X"].shape[0], a["workspace"], 1.0),
+    "dataset_cost": lambda a: (a["X"], a["Y"], a["net_params"], a["sizes"], a["acts"],
+                               a["X"].shape[0], a["workspace"]),
 }
 
 
