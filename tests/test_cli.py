@@ -96,6 +96,15 @@ def test_plot_writes_a_png_or_says_what_is_missing(tmp_path, capsys):
     assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_plot_without_matplotlib_says_how_to_get_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails
+    code = main(["train", "--rows", "500", "--epochs", "1", "--plot", str(tmp_path / "c.png")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --plot needs matplotlib") and "numba-dense[plot]" in err
+    assert not (tmp_path / "c.png").exists()
+
+
 def test_convert_command(csv_file, tmp_path, capsys):
     folder, X, labels = csv_file
     assert main(["convert", str(folder / "d.csv"), "--target-col", "label", "--out-x",
