@@ -17,7 +17,8 @@ from numba import njit
 
 from ._blas import gemm_a_b, gemm_at_b
 from ._checks import check_contiguous, check_dim, check_float_dtypes, check_positive
-from .activations import ACTIVATIONS, RELU, activate, backprop_activation, derivative_from_output
+from .activations import (N_ACTIVATIONS, RELU, activate, backprop_activation,
+                          derivative_from_output)
 from .dense import forward_into
 from .loss import MSE, N_LOSSES, output_delta
 from .optim import momentum_update_into, sgd_update_into
@@ -26,8 +27,6 @@ from .optim import momentum_update_into, sgd_update_into
 #: its forward product and its error-times-input gradient are done while the row is in
 #: L1 cache, instead of two BLAS passes over the batch. Measured crossover, see README.
 STREAMING_MAX_OUTPUTS = 8
-
-_N_ACTIVATIONS = len(ACTIVATIONS)
 
 
 # ----------------------------------------------------------------------------- layout
@@ -99,7 +98,7 @@ def _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss=M
         check_positive(kernel, "every entry of sizes", sizes[l])
     check_dim(kernel, "acts", acts.shape[0], "sizes", n_layers, "entries (layers)")
     for l in range(n_layers):
-        if acts[l] < 0 or acts[l] >= _N_ACTIVATIONS:
+        if acts[l] < 0 or acts[l] >= N_ACTIVATIONS:
             raise ValueError(kernel + ": acts[" + str(l) + "] is " + str(acts[l])
                              + ", not an activation code")
     check_dim(kernel, "X", X.shape[1], "sizes[0]", sizes[0], "columns")

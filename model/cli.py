@@ -45,16 +45,15 @@ def load_data(path, target=None, target_cols=None, need_targets=True, workdir=No
     if ext == ".npz":
         try:
             with np.load(path, allow_pickle=False) as data:
-                want = ["X", "y"] if need_targets else ["X"]
-                missing = [k for k in want if k not in data.files]
-                if missing:
-                    raise UsageError("%s must hold arrays named %s; it has %s"
-                                     % (path, " and ".join(want), ", ".join(data.files) or "none"))
-                return data["X"], (data["y"] if need_targets else None)
+                arrays = {k: data[k] for k in ("X", "y") if k in data.files}
+                names = data.files
         except (OSError, EOFError, ValueError) as exc:
-            if isinstance(exc, UsageError):
-                raise
             raise UsageError("cannot read %r as .npz: %s" % (path, exc)) from None
+        want = ["X", "y"] if need_targets else ["X"]
+        if any(k not in arrays for k in want):
+            raise UsageError("%s must hold arrays named %s; it has %s"
+                             % (path, " and ".join(want), ", ".join(names) or "none"))
+        return arrays["X"], arrays.get("y") if need_targets else None
     if ext == ".npy":
         if need_targets and not target:
             raise UsageError("--data %s is inputs only: name the targets with --target y.npy"
