@@ -72,8 +72,6 @@ def release_pages(arr, start, stop):
 class ArraySource:
     """Rows held in memory: X (N, n_in) and targets (N, n_out), already converted."""
 
-    streamed = False
-
     def __init__(self, X, Y):
         self.X, self.Y = X, Y
         self.n_rows = X.shape[0]
@@ -103,8 +101,6 @@ class ArraySource:
 
 class StreamSource:
     """Rows read from a memmap in chunks; ``targets`` may be a memmap or an array."""
-
-    streamed = True
 
     def __init__(self, X, y, x_name, y_name, dtype, n_outputs, cost_kind, chunk_rows,
                  start=0, stop=None):

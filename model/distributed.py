@@ -71,16 +71,8 @@ def fit(net, X, y, settings, comm, validation_data, fraction, checkpoint, checkp
         if Xa.ndim == 2 and Xa.shape[0] == 0:
             raise ValueError("X has no rows: every rank needs a share of the data")
         if n_features is not None and n_features == net.n_inputs:
-            source = net._source(X, y, "X", "y", settings.batch_size, chunk_rows)
-            if validation_data is not None:
-                val_source = net._source(*validation_data, "validation X", "validation y",
-                                         training.EVAL_BATCH, chunk_rows)
-            elif fraction:
-                n_val = int(source.n_rows * fraction)
-                if not 0 < n_val < source.n_rows:
-                    raise ValueError("validation_fraction=%g of this rank's %d rows leaves "
-                                     "none for validation or training" % (fraction, source.n_rows))
-                source, val_source = source.split(n_val)
+            source, val_source = net._sources(X, y, validation_data, fraction, settings,
+                                              chunk_rows)
         else:
             check_matrix_shape(Xa, "X", net.n_inputs, "features")
     except (ValueError, TypeError, OSError) as exc:
@@ -97,9 +89,6 @@ def fit(net, X, y, settings, comm, validation_data, fraction, checkpoint, checkp
             for r, f in enumerate(facts)))
     if len({f[3] for f in facts}) > 1:
         raise DistributedError("some ranks have validation rows and some do not")
-    if settings.early_stopping is not None and val_source is None:
-        raise ValueError("early_stopping needs validation rows: pass validation_data or "
-                         "validation_fraction")
 
     comm.Bcast(net.params, root=0)  # every rank starts from rank 0's parameters
     comm.Bcast(net.velocity, root=0)
@@ -151,7 +140,7 @@ class _Epoch:
 
     def __call__(self, net, source, rng, lr, settings, bar):
         P = net.params.size
-        if self.buffer is None or self.buffer.dtype != net.dtype:
+        if self.buffer is None:  # one _Epoch per fit: allocated on its first epoch
             self.buffer = np.empty(P + 2, net.dtype)  # grads, rows, summed cost
             self.total = np.empty_like(self.buffer)
             self.work = training.workspace(net, settings.batch_size)

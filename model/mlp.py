@@ -171,6 +171,28 @@ class MLP:
         return data.ArraySource(Xc, self._targets(data.open_array(y, y_name), y_name,
                                                   Xc.shape[0], x_name))
 
+    def _sources(self, X, y, validation_data, fraction, settings, chunk_rows):
+        """(training source, validation source or None) for ``fit``; checked, nothing changed."""
+        source = self._source(X, y, "X", "y", settings.batch_size, chunk_rows)
+        val_source = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise TypeError("validation_data must be a pair (X_val, y_val), got %s"
+                                % type(validation_data).__name__)
+            val_source = self._source(*validation_data, "validation X", "validation y",
+                                      EVAL_BATCH, chunk_rows)
+        elif fraction:
+            n_val = int(source.n_rows * fraction)
+            if not 0 < n_val < source.n_rows:
+                raise ValueError("validation_fraction=%g of %d rows leaves %d for validation "
+                                 "and %d for training; both need at least one"
+                                 % (fraction, source.n_rows, n_val, source.n_rows - n_val))
+            source, val_source = source.split(n_val)
+        if settings.early_stopping is not None and val_source is None:
+            raise ValueError("early_stopping needs validation rows: pass validation_data or "
+                             "validation_fraction")
+        return source, val_source
+
     def _workspace(self, batch_size):
         return training.workspace(self, batch_size)
 
@@ -248,24 +270,8 @@ class MLP:
                                    checkpoint, checkpoint_every, resume, chunk_rows, verbose,
                                    progress)
 
-        source = self._source(X, y, "X", "y", settings.batch_size, chunk_rows)
-        val_source = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise TypeError("validation_data must be a pair (X_val, y_val), got %s"
-                                % type(validation_data).__name__)
-            val_source = self._source(*validation_data, "validation X", "validation y",
-                                      EVAL_BATCH, chunk_rows)
-        elif fraction:
-            n_val = int(source.n_rows * fraction)
-            if not 0 < n_val < source.n_rows:
-                raise ValueError("validation_fraction=%g of %d rows leaves %d for validation "
-                                 "and %d for training; both need at least one"
-                                 % (fraction, source.n_rows, n_val, source.n_rows - n_val))
-            source, val_source = source.split(n_val)
-        if settings.early_stopping is not None and val_source is None:
-            raise ValueError("early_stopping needs validation rows: pass validation_data or "
-                             "validation_fraction")
+        source, val_source = self._sources(X, y, validation_data, fraction, settings,
+                                           chunk_rows)
         settings.batch_size = min(settings.batch_size, source.n_rows)  # workspace <= data
         saved = (self.params.copy(), self.velocity.copy())
         try:
