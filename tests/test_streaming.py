@@ -201,11 +201,22 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
                                 stderr=subprocess.PIPE, text=True)
     victim = launch(ck, "killed.npy")
     lines = []
-    for line in victim.stdout:  # wait until epoch 2 is reported (and its checkpoint written)
+    for line in victim.stdout:  # wait until epoch 2 is reported
         lines.append(line)
         if line.startswith("epoch 2/8"):
             break
     seconds = float(line.split()[-4].rstrip("s"))  # "... 0.41s  N samples/s"
+
+    def checkpointed_epoch():  # the file is replaced by a rename: never read half written
+        try:
+            with np.load(ck) as f:
+                return int(f["epoch"])
+        except FileNotFoundError:
+            return 0
+    deadline = time.monotonic() + 120
+    while checkpointed_epoch() < 2:  # the line comes just before the checkpoint is written
+        assert time.monotonic() < deadline and victim.poll() is None, "no checkpoint of epoch 2"
+        time.sleep(0.01)
     time.sleep(seconds / 2)  # half way through epoch 3
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=60)
