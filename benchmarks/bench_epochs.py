@@ -1,7 +1,10 @@
-"""asv: one training epoch of each issue-3 configuration, NumPy baseline against numba-dense."""
+"""asv: one training epoch of each configuration, the NumPy loop against numba-dense.
 
-from .configs import CONFIGS, make_data
-from .peers import RUNNERS
+(``compare_peers`` adds PyTorch and scikit-learn, each in a process of its own.)
+"""
+
+from .configs import CONFIGS
+from .peers import make_runner
 
 
 class Epoch:
@@ -12,9 +15,7 @@ class Epoch:
     repeat = (1, 3, 120.0)
 
     def setup(self, impl, config):
-        c = CONFIGS[config]
-        X, Y = make_data(c)
-        self.run = RUNNERS[impl](c, X, Y)  # compiles (or loads the cache) here
+        self.run = make_runner(impl, CONFIGS[config])  # compiled and warmed up here
 
     def time_epoch(self, impl, config):
         self.run(1)

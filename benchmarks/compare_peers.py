@@ -1,25 +1,33 @@
-"""Time an epoch of each configuration for NumPy, numba-dense and (if installed) PyTorch.
+"""Time an epoch of each configuration for numba-dense and its peers, each in its own process.
 
-    python -m benchmarks.compare_peers              # all configurations, 3 alternating rounds
-    python -m benchmarks.compare_peers --configs A B --rounds 5
+    python -m benchmarks.compare_peers                   # every configuration, 3 rounds
+    python -m benchmarks.compare_peers --configs T1 T2 --rounds 5 --peers numpy torch
+    python -m benchmarks.compare_peers --rows 20000 --rounds 1          # a quick look
 
-Implementations run alternately in one process, round after round, and the median of the
-rounds is reported, so that the drift of a shared machine hits them all alike. Besides the
-epochs it measures, in the same run, the best float32 GEMM rate (for D's efficiency) and one
-streaming read of A's X (A is bound by memory bandwidth).
+Every implementation (numba-dense, the NumPy loop of ``numpy_loop.py``, PyTorch and
+scikit-learn when installed) runs in a worker process of its own, with its own BLAS thread
+pool as a user has it, set up and warmed up once. Then rounds alternate: in each round
+every worker times the configuration's epochs in turn (the starting worker rotates), while
+the others wait idle. Medians over the rounds are reported, so the drift of a shared
+machine hits every implementation alike. The same run measures the best float32 GEMM rate
+(for D's efficiency) and one streaming read of A's X (A is bound by memory bandwidth).
 """
 
 import argparse
+import os
+import platform
 import statistics
+import subprocess
+import sys
 import time
 
-import numpy as np
 from numba import njit
 
-import kernels
-
 from .configs import CONFIGS, make_data, matmul_flops
-from .peers import RUNNERS, gemm_rates
+from .peers import RUNNERS
+
+PEERS = [impl for impl in RUNNERS if impl != "numba"]
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @njit(cache=True, fastmath={"reassoc", "contract"})
@@ -32,75 +40,124 @@ def stream_read(X):
     return total
 
 
-def _time(fn):
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+def cpu_model():
+    """The CPU's model name from /proc/cpuinfo (or the platform's word for it)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
-def measure(names, rounds):
-    results = {}
-    for name in names:
-        config = CONFIGS[name]
-        X, Y = make_data(config)
-        runners = {}
-        for impl, make in RUNNERS.items():
-            runner = make(config, X, Y)
-            if runner is None:
-                print("  %s: PyTorch is not installed; skipping it (pip install torch)" % name)
+class Worker:
+    """One implementation's process (``python -m benchmarks.peers IMPL CONFIG``)."""
+
+    def __init__(self, impl, config, rows):
+        self.impl = impl
+        self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks.peers", impl, config,
+                                      str(rows)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     cwd=_ROOT)
+        first = self.proc.stdout.readline().strip()
+        self.skip = first[5:] if first.startswith("skip ") else None
+        if first != "ready" and self.skip is None:
+            self.close()
+            raise RuntimeError("%s worker for %s failed to start (said %r)"
+                               % (impl, config, first))
+
+    def time_epoch(self):
+        self.proc.stdin.write("run\n")
+        self.proc.stdin.flush()
+        return float(self.proc.stdout.readline())
+
+    def close(self):
+        if self.proc.stdin and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+        self.proc.wait()
+
+
+def measure(config, impls, rounds):
+    """{impl: median seconds per epoch} for one configuration, plus 'read' for A."""
+    name = config.name
+    workers = {}
+    try:
+        for impl in impls:
+            w = Worker(impl, name, config.rows)
+            if w.skip:
+                print("  %s: %s skipped: %s" % (name, impl, w.skip), flush=True)
+                w.close()
                 continue
-            runners[impl] = runner
-        times = {impl: [] for impl in runners}
-        reads = []
+            workers[impl] = w
+        times = {impl: [] for impl in workers}
+        order = list(workers)
+        for r in range(rounds):
+            for impl in order[r % len(order):] + order[:r % len(order)]:
+                time.sleep(0.2)  # let the previous worker's BLAS threads go to sleep
+                times[impl].append(workers[impl].time_epoch())
+    finally:
+        for w in workers.values():
+            w.close()
+    result = {impl: statistics.median(t) for impl, t in times.items()}
+    if name == "A":
+        X, _ = make_data(config)
         stream_read(X[:10])
-        for _ in range(rounds):
-            for impl, run in runners.items():
-                times[impl].append(_time(lambda: run(config.epochs)) / config.epochs)
-            reads.append(_time(lambda: stream_read(X)))
-        results[name] = {impl: statistics.median(t) for impl, t in times.items()}
-        results[name]["read"] = statistics.median(reads)
-        print("  %s done: %s" % (name, ", ".join("%s %.3fs" % kv for kv in results[name].items())),
-              flush=True)
-    return results
+        reads = []
+        for _ in range(max(rounds, 3)):
+            start = time.perf_counter()
+            stream_read(X)
+            reads.append(time.perf_counter() - start)
+        result["read"] = statistics.median(reads)
+    print("  %s: %s" % (name, ", ".join("%s %.4fs" % kv for kv in result.items())), flush=True)
+    return result
 
 
-def report(results, rates):
-    best = max(rates.values())
+def _ratio(r, impl):
+    return "%.3f | %.1fx" % (r[impl], r[impl] / r["numba"]) if impl in r else "– | –"
+
+
+def report(configs, results, rounds):
     print()
-    print("float32 GEMM 4096^3: " + ", ".join("%s %.0f GFLOP/s" % kv for kv in rates.items()))
+    print("CPU: %s, %d cores; medians of %d alternating rounds, each implementation in its "
+          "own process" % (cpu_model(), os.cpu_count(), rounds))
     print()
-    header = ("| config | network | batch | rows | NumPy s/epoch | numba-dense s/epoch | "
-              "numba-dense samples/s | vs NumPy | PyTorch s/epoch | vs PyTorch |")
-    print(header)
-    print("| --- " * 10 + "|")
+    print("| config | network | batch | rows | numba-dense s/epoch | rows/s | NumPy loop | vs "
+          "NumPy | scikit-learn | vs sklearn | PyTorch | vs PyTorch |")
+    print("| --- " * 12 + "|")
     for name, r in results.items():
-        c = CONFIGS[name]
-        torch_cols = ("%.3f | %.1fx" % (r["torch"], r["torch"] / r["numba"])
-                      if "torch" in r else "n/a | n/a")
-        print("| %s | %s | %d | %s | %.3f | %.3f | %.3g | %.1fx | %s |" % (
-            name, "-".join(map(str, c.sizes)), c.batch, format(c.rows, ","), r["numpy"],
-            r["numba"], c.rows / r["numba"], r["numpy"] / r["numba"], torch_cols))
+        c = configs[name]
+        print("| %s | %s | %d | %s | %.4f | %.3g | %s | %s | %s |" % (
+            name, "-".join(map(str, c.sizes)) + (" softmax" if c.output == "softmax" else ""),
+            c.batch, format(c.rows, ","), r["numba"], c.rows / r["numba"],
+            _ratio(r, "numpy"), _ratio(r, "sklearn"), _ratio(r, "torch")))
     print()
+    for name, r in results.items():
+        gflops = matmul_flops(configs[name]) / r["numba"] / 1e9
+        print("%s: %.1f GFLOP/s of the epoch's matrix products" % (name, gflops))
     if "A" in results:
         r = results["A"]
-        print("A: epoch / one streaming read of X = %.2f (read %.3fs, %.1f GB/s)" % (
-            r["numba"] / r["read"], r["read"], CONFIGS["A"].rows * 100 * 4 / r["read"] / 1e9))
-    if "D" in results:
-        rate = matmul_flops(CONFIGS["D"]) / results["D"]["numba"] / 1e9
-        print("D: %.0f GFLOP/s of needed matrix products = %.0f%% of the best GEMM rate (%.0f)"
-              % (rate, 100 * rate / best, best))
+        print("A: epoch / one streaming read of X = %.2f (read %.4fs, %.1f GB/s)" % (
+            r["numba"] / r["read"], r["read"], configs["A"].rows * 100 * 4 / r["read"] / 1e9))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--peers", nargs="+", default=PEERS, choices=PEERS)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rows", type=int, default=None,
+                        help="rows of data instead of each configuration's own (quick runs)")
     args = parser.parse_args(argv)
-    print(kernels.blas_summary())
-    rates = gemm_rates()
-    results = measure(args.configs, args.rounds)
-    rates.update({k + " (after)": v for k, v in gemm_rates().items()})
-    report(results, rates)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    if args.rows is not None and args.rows < 1:
+        parser.error("--rows must be at least 1")
+    configs = {name: CONFIGS[name] if args.rows is None else CONFIGS[name]._replace(rows=args.rows)
+               for name in args.configs}
+    results = {name: measure(c, ["numba"] + args.peers, args.rounds) for name, c in configs.items()}
+    report(configs, results, args.rounds)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """How close is an epoch to the time its matrix products alone take?
 
-    python -m benchmarks.gemm_floor                 # configurations B, C, D, 3 rounds
+    python -m benchmarks.gemm_floor                 # configurations B, C, D, T3, 3 rounds
     python -m benchmarks.gemm_floor --configs B --rounds 5
 
 For each configuration this times, alternately in one process, a real ``MLP.fit`` (per epoch, over the
@@ -21,15 +21,20 @@ import numpy as np
 from numba import njit
 
 from kernels._blas import gemm_a_b, gemm_a_bt, gemm_at_b
-from kernels.dense import SMALL_FORWARD_MACS
+from kernels.products import (BACKPROP_LOOP_MAX_OUTPUTS, FORWARD_LOOP_MAX_OUTPUTS,
+                              GRADIENT_LOOP_MAX_OUTPUTS)
 
 from .configs import CONFIGS, LR, make_data
-from .peers import numba_runner
+from .peers import make_runner
 
 
 @njit(cache=True)
 def gemm_only_epoch(X, weights, acts, deltas, n_batches, m, lr):
-    """The BLAS calls of ``n_batches`` fused SGD steps of batch ``m``, and nothing else."""
+    """The BLAS calls of ``n_batches`` fused SGD steps of batch ``m``, and nothing else.
+
+    Products that training computes as loops (layers thin enough, kernels.products) are
+    left out: they make no BLAS call.
+    """
     n_layers = len(weights)
     for bi in range(n_batches):
         start = (bi * m) % (X.shape[0] - m + 1)
@@ -37,14 +42,16 @@ def gemm_only_epoch(X, weights, acts, deltas, n_batches, m, lr):
         a_prev = Xb
         for l in range(n_layers):
             W = weights[l]
-            if m * W.shape[0] * W.shape[1] >= SMALL_FORWARD_MACS:
+            if W.shape[0] > FORWARD_LOOP_MAX_OUTPUTS:
                 gemm_a_bt(a_prev, W, acts[l], 1.0, 0.0)
             a_prev = acts[l]
         for l in range(n_layers - 1, -1, -1):
             a_in = Xb if l == 0 else acts[l - 1]
-            if l > 0:
+            n_out = weights[l].shape[0]
+            if l > 0 and n_out > BACKPROP_LOOP_MAX_OUTPUTS:
                 gemm_a_b(deltas[l], weights[l], deltas[l - 1], 1.0, 0.0)
-            gemm_at_b(deltas[l], a_in, weights[l], -lr, 1.0)
+            if n_out > GRADIENT_LOOP_MAX_OUTPUTS:
+                gemm_at_b(deltas[l], a_in, weights[l], -lr, 1.0)
 
 
 def _buffers(config, X):
@@ -106,13 +113,14 @@ def _repeat_a_b(D, W, below, repeats):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--configs", nargs="+", default=["B", "C", "D"], choices=sorted(CONFIGS))
+    parser.add_argument("--configs", nargs="+", default=["B", "C", "D", "T3"],
+                        choices=sorted(CONFIGS))
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     for name in args.configs:
         config = CONFIGS[name]
         X, Y = make_data(config)
-        fit = numba_runner(config, X, Y)
+        fit = make_runner("numba", config, X, Y)
         weights, acts, deltas = _buffers(config, X)
         n_batches = -(-X.shape[0] // config.batch)
         gemm_only_epoch(X, weights, acts, deltas, 1, config.batch, LR)

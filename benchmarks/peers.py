@@ -1,33 +1,51 @@
-"""One epoch-runner per implementation: NumPy baseline, numba-dense, PyTorch (optional)."""
+"""One epoch-runner per implementation, and the worker process each one runs in.
+
+    python -m benchmarks.peers IMPL CONFIG [ROWS]    # a worker: used by compare_peers
+
+A runner is built once (data made, network initialised, one warm-up epoch run so that
+compilation and first-touch costs stay out of the timings) and then ``run(epochs)`` trains
+that many epochs. Implementations:
+
+- ``numpy``: the loop of ``benchmarks/numpy_loop.py``, what a competent NumPy user writes;
+- ``numba``: ``MLP.fit`` as a user calls it (input checks, buffers, compiled epochs);
+- ``torch``: ``nn.Sequential`` + ``MSELoss``/``CrossEntropyLoss`` + ``optim.SGD`` over
+  pre-made tensor batches (optional: skipped when PyTorch is not installed);
+- ``sklearn``: ``MLPRegressor``/``MLPClassifier`` with ``solver="sgd", momentum=0,
+  alpha=0``, the same batch size and rate, ``shuffle=False``, one ``partial_fit`` per epoch
+  (optional; identity or softmax outputs only, as scikit-learn has no ReLU output).
+
+Every implementation starts from its own library's usual initialisation; speed does not
+depend on the weights' values beyond the ReLU pattern, and all start at a similar scale.
+"""
+
+import sys
+import time
 
 import numpy as np
 
-from kernels import reference
-from kernels.info import gemm_gflops
-from model import MLP
+from .configs import CONFIGS, LR, is_classifier, make_data
+from .numpy_loop import NumpyLoop, one_hot
 
-from .configs import LR
+
+class Skip(Exception):
+    """An optional peer that cannot run here; the message says why."""
+
+
+def _network(config):
+    from model import MLP
+    return MLP(config.sizes, output=config.output, seed=0)
 
 
 def numpy_runner(config, X, Y):
-    """The NumPy minibatch loop of kernels.reference, as a user would write it."""
-    net = MLP(config.sizes, output=config.output, seed=0)
-    params = net.params.copy()
-    grads = np.empty_like(params)
-    order = np.empty(0, np.int64)
-
-    def run(epochs):
-        for _ in range(epochs):
-            reference.train_epoch(X, Y, params, grads, None, net.sizes, net.acts, config.batch,
-                                  LR, 0.0, 0.0, order, None)
-    return run
+    net = _network(config)
+    loop = NumpyLoop(net.weights, net.biases, config.output, config.batch)
+    if is_classifier(config):
+        Y = one_hot(Y, config.sizes[-1])
+    return lambda epochs: [loop.epoch(X, Y, LR) for _ in range(epochs)]
 
 
 def numba_runner(config, X, Y):
-    """``MLP.fit``: validation, buffers and the compiled epochs, as a user calls it."""
-    net = MLP(config.sizes, output=config.output, seed=0)
-    net.fit(X[:config.batch * 2], Y[:config.batch * 2], epochs=1, batch_size=config.batch,
-            lr=LR, shuffle=False)  # compile (or load from cache) outside the timing
+    net = _network(config)
 
     def run(epochs):
         net.fit(X, Y, epochs=epochs, batch_size=config.batch, lr=LR, shuffle=False)
@@ -35,21 +53,21 @@ def numba_runner(config, X, Y):
 
 
 def torch_runner(config, X, Y):
-    """nn.Sequential + MSELoss + optim.SGD over pre-made tensor batches; None if no torch."""
     try:
         import torch
     except ImportError:
-        return None
+        raise Skip("PyTorch is not installed (pip install torch)")
     torch.manual_seed(0)
     layers = []
     sizes = config.sizes
     for l in range(len(sizes) - 1):
         layers.append(torch.nn.Linear(sizes[l], sizes[l + 1]))
-        last = l == len(sizes) - 2
-        if not last or config.output == "relu":
+        if l < len(sizes) - 2 or config.output == "relu":
             layers.append(torch.nn.ReLU())
     model = torch.nn.Sequential(*layers)
-    loss_fn = torch.nn.MSELoss()
+    # MSELoss averages over every element; with one output that is MATH.md's cost times 2,
+    # the same direction and, at this rate, the same speed.
+    loss_fn = torch.nn.CrossEntropyLoss() if is_classifier(config) else torch.nn.MSELoss()
     opt = torch.optim.SGD(model.parameters(), lr=LR)
     batches = list(zip(torch.from_numpy(X).split(config.batch),
                        torch.from_numpy(Y).split(config.batch)))
@@ -64,10 +82,61 @@ def torch_runner(config, X, Y):
     return run
 
 
-RUNNERS = {"numpy": numpy_runner, "numba": numba_runner, "torch": torch_runner}
+def sklearn_runner(config, X, Y):
+    try:
+        from sklearn.neural_network import MLPClassifier, MLPRegressor
+    except ImportError:
+        raise Skip("scikit-learn is not installed (pip install scikit-learn)")
+    if config.output not in ("identity", "softmax"):
+        raise Skip("scikit-learn's MLPRegressor has no %s output" % config.output)
+    kind = MLPClassifier if is_classifier(config) else MLPRegressor
+    est = kind(hidden_layer_sizes=tuple(config.sizes[1:-1]), activation="relu", solver="sgd",
+               alpha=0.0, batch_size=config.batch, learning_rate="constant",
+               learning_rate_init=LR, momentum=0.0, nesterovs_momentum=False, shuffle=False,
+               random_state=0)
+    y = Y if is_classifier(config) or Y.shape[1] > 1 else Y[:, 0]
+    extra = {"classes": np.arange(config.sizes[-1])} if is_classifier(config) else {}
+
+    def run(epochs):
+        for _ in range(epochs):  # partial_fit: one epoch over the data each call
+            est.partial_fit(X, y, **extra)
+    return run
 
 
-def gemm_rates(n=4096, repeats=3):
-    """Best float32 GFLOP/s of an n x n x n product: NumPy's BLAS and the kernels' BLAS."""
-    return {"numpy": gemm_gflops(n, np.float32, repeats, blas="numpy"),
-            "numba-dense": gemm_gflops(n, np.float32, repeats)}
+RUNNERS = {"numpy": numpy_runner, "numba": numba_runner, "torch": torch_runner,
+           "sklearn": sklearn_runner}
+
+
+def make_runner(impl, config, X=None, Y=None):
+    """A warmed-up runner for ``impl`` on ``config`` (raises Skip for an absent peer).
+
+    X, Y default to the configuration's data (``make_data``).
+    """
+    if X is None:
+        X, Y = make_data(config)
+    run = RUNNERS[impl](config, X, Y)
+    run(1)  # warm-up: compilation (or the Numba cache), first-touch, allocator
+    return run
+
+
+def worker(impl, name, rows=None):
+    """Serve timings over stdin/stdout: 'ready' (or 'skip <why>'), then one line a 'run'."""
+    config = CONFIGS[name]
+    if rows is not None:
+        config = config._replace(rows=rows)
+    try:
+        run = make_runner(impl, config)
+    except Skip as why:
+        print("skip %s" % why, flush=True)
+        return
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip() != "run":
+            break
+        start = time.perf_counter()
+        run(config.epochs)
+        print("%.9f" % ((time.perf_counter() - start) / config.epochs), flush=True)
+
+
+if __name__ == "__main__":
+    worker(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else None)

@@ -2,15 +2,10 @@
 
 from numba import njit
 
-from ._blas import gemm_a_b, gemm_a_bt
+from ._blas import gemm_a_bt
 from ._checks import check_contiguous, check_dim, check_float_dtypes
 from .activations import IDENTITY, RELU, activate, add_bias_activate
-
-#: Below this many multiply-adds (rows * n_out * n_in) a layer's forward pass runs as one
-#: hand-written loop (product, bias and activation per output element, one pass) instead
-#: of a BLAS call plus a sweep: the call's fixed cost dominates there. Measured with
-#: ``python -m benchmarks.tune_small`` on the development machine (see README).
-SMALL_FORWARD_MACS = 4096
+from .products import FORWARD_LOOP_MAX_OUTPUTS, product_a_b
 
 
 @njit(cache=True, fastmath={"contract", "reassoc"})
@@ -30,10 +25,9 @@ def forward_loop(X, W, b, out, act):
 
 @njit(cache=True)
 def forward_into(X, W, b, out, act):
-    """Unchecked ``out = sigma(X @ W.T + b)``, choosing loop or BLAS by size."""
-    m, k = X.shape
-    n = W.shape[0]
-    if m * n * k < SMALL_FORWARD_MACS:
+    """Unchecked ``out = sigma(X @ W.T + b)``: a loop for thin layers (kernels.products), else
+    a BLAS call and one sweep for bias and activation."""
+    if W.shape[0] <= FORWARD_LOOP_MAX_OUTPUTS:
         forward_loop(X, W, b, out, act)
     else:
         gemm_a_bt(X, W, out, 1.0, 0.0)
@@ -70,4 +64,4 @@ def backprop_input(delta, W, out):
     check_contiguous("backprop_input", "delta", delta)
     check_contiguous("backprop_input", "W", W)
     check_contiguous("backprop_input", "out", out)
-    gemm_a_b(delta, W, out, 1.0, 0.0)
+    product_a_b(delta, W, out, 1.0, 0.0)

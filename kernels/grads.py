@@ -2,7 +2,7 @@
 
 from numba import njit
 
-from ._blas import gemm_at_b
+from .products import product_at_b
 from ._checks import check_contiguous, check_dim, check_float_dtypes
 
 
@@ -33,5 +33,5 @@ def accumulate_gradients(delta, X, dW, db, scale, accumulate):
     check_contiguous("accumulate_gradients", "delta", delta)
     check_contiguous("accumulate_gradients", "X", X)
     check_contiguous("accumulate_gradients", "dW", dW)
-    gemm_at_b(delta, X, dW, scale, 1.0 if accumulate else 0.0)
+    product_at_b(delta, X, dW, scale, 1.0 if accumulate else 0.0)
     column_sums_into(delta, db, scale, accumulate)

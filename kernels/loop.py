@@ -15,13 +15,13 @@ terms and a gathered minibatch, so an epoch allocates nothing per minibatch.
 import numpy as np
 from numba import njit
 
-from ._blas import gemm_a_b, gemm_at_b
 from ._checks import check_contiguous, check_dim, check_float_dtypes, check_positive
 from .activations import (N_ACTIVATIONS, RELU, activate, backprop_activation,
                           derivative_from_output)
 from .dense import forward_into
 from .loss import MSE, N_LOSSES, output_delta
 from .optim import momentum_update_into, sgd_update_into
+from .products import product_a_b, product_at_b
 
 #: A one-layer network with at most this many outputs trains by streaming each row once:
 #: its forward product and its error-times-input gradient are done while the row is in
@@ -174,15 +174,15 @@ def backward_batch(Xb, Yb, params, grads, offsets, sizes, acts, loss, workspace,
         if l > 0:
             # Propagate below with the weights as they were in the forward pass.
             below = _block(workspace, delta_start[1 - which], m, sizes[l])
-            gemm_a_b(delta, W, below, 1.0, 0.0)
+            product_a_b(delta, W, below, 1.0, 0.0)
             backprop_activation(a_in, below, bias_view(grads, offsets, sizes, l - 1),
                                 acts[l - 1], accumulate and not fused)
         if fused:
-            gemm_at_b(delta, a_in, W, -lr, 1.0)
+            product_at_b(delta, a_in, W, -lr, 1.0)
             sgd_update_into(bias_view(params, offsets, sizes, l),
                             bias_view(grads, offsets, sizes, l), lr)
         else:
-            gemm_at_b(delta, a_in, weight_view(grads, offsets, sizes, l), 1.0,
+            product_at_b(delta, a_in, weight_view(grads, offsets, sizes, l), 1.0,
                       1.0 if accumulate else 0.0)
         if l > 0:
             delta = below

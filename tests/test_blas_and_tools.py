@@ -71,16 +71,31 @@ def test_benchmark_kernel_table_runs_for_both_implementations():
             bench.time_kernel(impl, "small")
 
 
-def test_benchmark_epoch_runners_train_the_same_network():
-    from benchmarks.configs import CONFIGS, make_data
-    from benchmarks.peers import numba_runner, numpy_runner
-    config = CONFIGS["B"]._replace(sizes=[20, 8, 3], rows=300)
+@pytest.mark.parametrize("name", ["A", "T1", "T3"])
+def test_numpy_baseline_trains_exactly_what_numba_dense_trains(name):
+    """The NumPy loop is an honest twin: same costs, same updates, to float32 rounding."""
+    from benchmarks.configs import CONFIGS, LR, is_classifier, make_data
+    from benchmarks.numpy_loop import NumpyLoop, one_hot
+    from model import MLP
+    config = CONFIGS[name]._replace(rows=203)  # a last partial batch too
     X, Y = make_data(config)
-    for make in (numpy_runner, numba_runner):
-        make(config, X, Y)(1)
+    net = MLP(config.sizes, output=config.output, seed=0)
+    loop = NumpyLoop(net.weights, net.biases, config.output, config.batch)
+    loop.epoch(X, one_hot(Y, config.sizes[-1]) if is_classifier(config) else Y, LR)
+    net.fit(X, Y, epochs=1, batch_size=config.batch, lr=LR, shuffle=False)
+    for l in range(len(loop.W)):
+        np.testing.assert_allclose(loop.W[l], net.weights[l], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(loop.b[l], net.biases[l], rtol=1e-4, atol=1e-5)
+        assert not np.array_equal(loop.W[l], MLP(config.sizes, seed=0).weights[l])
 
 
-def test_gemm_rates_measure_both_blas_libraries():
-    from benchmarks.peers import gemm_rates
-    rates = gemm_rates(n=128, repeats=1)
-    assert set(rates) == {"numpy", "numba-dense"} and min(rates.values()) > 0
+def test_compare_peers_runs_each_implementation_in_its_own_process(capsys):
+    from benchmarks import compare_peers
+    compare_peers.main(["--configs", "T2", "--rounds", "2", "--rows", "3000",
+                        "--peers", "numpy", "sklearn"])
+    out = capsys.readouterr().out
+    row = [line for line in out.splitlines() if line.startswith("| T2 |")]
+    assert len(row) == 1 and "3,000" in row[0]
+    cells = [c.strip() for c in row[0].split("|")]
+    assert cells[8].endswith("x") and cells[10].endswith("x")  # NumPy and sklearn ratios
+    assert "own process" in out

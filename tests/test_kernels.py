@@ -8,7 +8,8 @@ from numba import njit
 
 import kernels
 from kernels import reference as ref
-from kernels.dense import SMALL_FORWARD_MACS
+from kernels.products import (BACKPROP_LOOP_MAX_OUTPUTS, FORWARD_LOOP_MAX_OUTPUTS,
+                              GRADIENT_LOOP_MAX_OUTPUTS)
 
 from .conftest import DTYPES, assert_close, random_array
 
@@ -29,12 +30,15 @@ def test_dense_forward_matches_reference(m, n_in, n_out, relu, dtype, seed):
     assert_close(out, expected, dtype, scale=n_in)
 
 
-PATH_SHAPES = [(1, 1, 1), (1, 300, 1), (256, 1, 7), (300, 200, 50), (1, 784, 128), (513, 31, 1)]
+PATH_SHAPES = [(1, 1, 1), (1, 300, 1), (256, 1, 7), (300, 200, 50), (1, 784, 128), (513, 31, 1),
+               (33, 17, 10), (16, 10, 11)]
 
 
-def test_path_shapes_cover_the_loop_and_the_blas_path():
-    macs = [m * n_in * n_out for m, n_in, n_out in PATH_SHAPES]
-    assert min(macs) < SMALL_FORWARD_MACS <= max(macs)
+@pytest.mark.parametrize("threshold", [FORWARD_LOOP_MAX_OUTPUTS, BACKPROP_LOOP_MAX_OUTPUTS,
+                                       GRADIENT_LOOP_MAX_OUTPUTS])
+def test_path_shapes_cover_the_loop_and_the_blas_path(threshold):
+    outputs = [n_out for _, _, n_out in PATH_SHAPES]
+    assert min(outputs) <= threshold < max(outputs)
 
 
 @pytest.mark.parametrize("m,n_in,n_out", PATH_SHAPES)
@@ -115,6 +119,41 @@ def test_accumulate_gradients_large_batch_blas(dtype):
     ref.accumulate_gradients(delta, X, edW, edb, 1.0 / 512, False)
     assert_close(dW, edW, dtype, scale=30)
     assert_close(db, edb, dtype, scale=30)
+
+
+@pytest.mark.parametrize("m,n_in,n_out", PATH_SHAPES)
+def test_gradient_and_backprop_small_and_blas_paths(dtype, m, n_in, n_out):
+    rng = np.random.default_rng(m + n_in + n_out)
+    delta, X = random_array(rng, (m, n_out), dtype), random_array(rng, (m, n_in), dtype)
+    W = random_array(rng, (n_out, n_in), dtype)
+    for accumulate in (False, True):
+        dW, db = random_array(rng, (n_out, n_in), dtype), random_array(rng, (n_out,), dtype)
+        edW, edb = dW.copy(), db.copy()
+        kernels.accumulate_gradients(delta, X, dW, db, 0.25, accumulate)
+        ref.accumulate_gradients(delta, X, edW, edb, 0.25, accumulate)
+        assert_close(dW, edW, dtype, scale=m)
+        assert_close(db, edb, dtype, scale=m)
+    out, expected = np.full((m, n_in), np.nan, dtype), np.empty((m, n_in), dtype)
+    kernels.backprop_input(delta, W, out)
+    ref.backprop_input(delta, W, expected)
+    assert_close(out, expected, dtype, scale=n_out)
+
+
+@pytest.mark.parametrize("m,k,n", [(5, 1, 3), (7, 9, 10), (3, 13, 40)])
+@pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (-0.5, 1.0), (2.0, 0.75)])
+def test_products_loop_and_blas_agree_for_any_alpha_beta(dtype, m, k, n, alpha, beta):
+    from kernels.products import product_a_b, product_at_b
+    rng = np.random.default_rng(m * k * n)
+    A, B = random_array(rng, (m, k), dtype), random_array(rng, (k, n), dtype)
+    C0 = random_array(rng, (m, n), dtype)
+    C = C0.copy()
+    product_a_b(A, B, C, alpha, beta)
+    assert_close(C, alpha * (A @ B) + beta * C0, dtype, scale=k)
+    D = random_array(rng, (m, n), dtype)
+    E0 = random_array(rng, (k, n), dtype)
+    E = E0.copy()
+    product_at_b(A, D, E, alpha, beta)
+    assert_close(E, alpha * (A.T @ D) + beta * E0, dtype, scale=m)
 
 
 @given(m=dims, n_in=dims, n_out=dims, dtype=dtypes, seed=seeds)
