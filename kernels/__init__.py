@@ -18,6 +18,7 @@ from .loss import (LOSSES, MSE, SIGMOID_BCE, SOFTMAX_CE, mse_grad, mse_loss, sig
                    sigmoid_binary_cross_entropy, sigmoid_binary_cross_entropy_grad, softmax,
                    softmax_cross_entropy, softmax_cross_entropy_grad)
 from .optim import sgd_momentum_update, sgd_update
+from .threads import blas_threads, blas_threads_for
 
 __all__ = [
     "ACTIVATIONS", "IDENTITY", "RELU", "TANH", "SIGMOID",
@@ -27,5 +28,6 @@ __all__ = [
     "mse_loss", "mse_grad", "softmax_cross_entropy", "softmax_cross_entropy_grad",
     "sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy_grad", "softmax", "sigmoid",
     "train_epoch", "predict_into", "loss_and_gradient", "batch_gradient", "dataset_cost",
-    "param_count", "layer_offsets", "workspace_size", "blas_summary",
+    "param_count", "layer_offsets", "workspace_size", "blas_summary", "blas_threads",
+    "blas_threads_for",
 ]

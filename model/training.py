@@ -207,10 +207,13 @@ def run(net, source, val_source, settings, checkpoint=None, checkpoint_every=1, 
         bar = progress.bar(source.n_rows, "epoch %d/%d" % (epoch + 1, settings.epochs), show)
         start = time.perf_counter()
         try:
-            if epoch_fn is None:
-                loss = train_one_epoch(net, source, rng, lr, settings, work, bar)
-            else:
-                loss = epoch_fn(net, source, rng, lr, settings, bar)
+            # Narrow networks run their BLAS calls on one thread (kernels.threads: the
+            # hand-off costs more than it gains, and collapses when cores are shared).
+            with kernels.blas_threads(kernels.blas_threads_for(net.sizes, settings.batch_size)):
+                if epoch_fn is None:
+                    loss = train_one_epoch(net, source, rng, lr, settings, work, bar)
+                else:
+                    loss = epoch_fn(net, source, rng, lr, settings, bar)
         finally:
             bar.close()
         seconds = time.perf_counter() - start

@@ -1,0 +1,131 @@
+"""How many threads the kernels' BLAS uses, chosen by the size of a network's products.
+
+OpenBLAS splits a product over its threads and hands the pieces off for every call. When
+the cores are shared with other work, the hand-off waits for a thread that is not
+running: the default network's epoch took 10x its quiet time beside three busy processes
+with two threads, and 2x (the fair share) with one. And for small products the second
+thread buys nothing even on a quiet machine. So each epoch (``blas_threads_for``):
+
+- runs on one BLAS thread when its largest product is below ``SINGLE_THREAD_MAX_MACS``;
+- otherwise uses at most as many threads as there are cores that no other process is
+  running on at that moment (Linux: runnable tasks from ``/proc/loadavg``, less this
+  process's own), so a busy machine gets one thread and a quiet one all of them.
+
+``python -m benchmarks.blas_threads`` measures the crossover and the behaviour under load.
+
+Only the BLAS that the kernels call (SciPy's OpenBLAS) is touched, for the duration of
+the ``with`` block, and only ever lowered: a limit the user set (threadpoolctl,
+``OPENBLAS_NUM_THREADS``) stays in force.
+"""
+
+import contextlib
+import ctypes
+import os
+
+#: Below this many multiply-adds in its largest product (batch rows x n_in x n_out), an
+#: epoch runs its BLAS calls on one thread. Measured with ``benchmarks.blas_threads``.
+SINGLE_THREAD_MAX_MACS = 1 << 19
+
+
+def largest_product(sizes, batch_size):
+    """Multiply-adds of the largest product one training step makes."""
+    sizes = [int(n) for n in sizes]
+    return max(int(batch_size) * sizes[l] * sizes[l + 1] for l in range(len(sizes) - 1))
+
+
+def other_running_tasks():
+    """Runnable tasks on this machine other than this process's threads (None if unknown).
+
+    Read from ``/proc/loadavg`` (its fourth field counts the tasks running or ready to run
+    right now) less this process's threads in state R; about 0.1 ms.
+    """
+    try:
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0])
+        own = 0
+        for tid in os.listdir("/proc/self/task"):
+            with open("/proc/self/task/%s/stat" % tid) as f:
+                stat = f.read()
+            own += stat[stat.rindex(")") + 2] == "R"
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(running - own, 0)
+
+
+def _usable_cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def blas_threads_for(sizes, batch_size, others=None):
+    """The BLAS thread limit for an epoch of this network now, or None for no limit.
+
+    1 when the largest product is too small to gain from more threads; else the number of
+    cores no other process is running on (at least 1), None when that is all of them or
+    cannot be told. ``others`` overrides the count of other runnable tasks (for tests).
+    """
+    if largest_product(sizes, batch_size) < SINGLE_THREAD_MAX_MACS:
+        return 1
+    others = other_running_tasks() if others is None else others
+    if others is None:
+        return None
+    cores = _usable_cores()
+    return max(cores - others, 1) if others > 0 else None
+
+
+class _Control:
+    """get/set of the thread count of the kernels' OpenBLAS through its C API (or nothing)."""
+
+    def __init__(self):
+        self.get = self.set = None
+        from ._blas import blas_threadpool
+        info = blas_threadpool()
+        if not info or info.get("internal_api") != "openblas":
+            return
+        lib = ctypes.CDLL(info["filepath"])
+        for prefix in (info.get("prefix") or "openblas", "openblas", "scipy_openblas"):
+            try:
+                get = getattr(lib, prefix + "_get_num_threads")
+                set_ = getattr(lib, prefix + "_set_num_threads")
+            except AttributeError:
+                continue
+            get.restype, get.argtypes = ctypes.c_int, []
+            set_.restype, set_.argtypes = None, [ctypes.c_int]
+            self.get, self.set = get, set_
+            return
+
+
+_control = None
+
+
+def _get_control():
+    global _control
+    if _control is None:
+        _control = _Control()
+    return _control
+
+
+@contextlib.contextmanager
+def blas_threads(limit):
+    """Run the block with at most ``limit`` threads in the kernels' BLAS (None: unchanged)."""
+    control = _get_control() if limit is not None else None
+    if control is None or control.get is None:
+        yield
+        return
+    before = control.get()
+    if limit >= before:
+        yield
+        return
+    control.set(limit)
+    try:
+        yield
+    finally:
+        control.set(before)
+
+
+def current_blas_threads():
+    """The kernels' BLAS thread count now (None when it cannot be read)."""
+    control = _get_control()
+    return control.get() if control.get is not None else None
