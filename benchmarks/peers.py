@@ -12,7 +12,7 @@ that many epochs. Implementations:
   pre-made tensor batches (optional: skipped when PyTorch is not installed);
 - ``sklearn``: ``MLPRegressor``/``MLPClassifier`` with ``solver="sgd", momentum=0,
   alpha=0``, the same batch size and rate, ``shuffle=False``, one ``partial_fit`` per epoch
-  (optional; identity or softmax outputs only, as scikit-learn has no ReLU output).
+  (optional; on the tabular configurations T1-T3, the networks scikit-learn users train).
 
 Every implementation starts from its own library's usual initialisation; speed does not
 depend on the weights' values beyond the ReLU pattern, and all start at a similar scale.
