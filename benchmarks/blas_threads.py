@@ -114,8 +114,8 @@ def load(busy, rounds):
     print("| --- | --- | --- | --- |")
     quiet, loaded = results.values()
     for name in policies:
-        print("| %s | %.3f | %.3f | %.1fx |" % (name, quiet[name], loaded[name],
-                                               loaded[name] / quiet[name]))
+        print("| %s | %.3f | %.3f | %.1fx |"
+              % (name, quiet[name], loaded[name], loaded[name] / quiet[name]))
 
 
 def main(argv=None):

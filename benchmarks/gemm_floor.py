@@ -1,16 +1,22 @@
 """How close is an epoch to the time its matrix products alone take?
 
-    python -m benchmarks.gemm_floor                 # configurations B, C, D, T3, 3 rounds
+    python -m benchmarks.gemm_floor                 # B, C, D, T1, T2, T3; 3 rounds
     python -m benchmarks.gemm_floor --configs B --rounds 5
 
-For each configuration this times, alternately in one process, a real ``MLP.fit`` (per epoch, over the
-configuration's epochs, as compare_peers times it) and
-a compiled loop that makes exactly the BLAS calls of that epoch (same shapes, same
-transposes, same alpha and beta, same number of batches) and nothing else: no bias, no
-activation, no loss, no bookkeeping. The loop's time is a floor that no implementation
-calling this BLAS can beat; the ratio epoch / floor is what everything else costs. It also
-prints the GFLOP/s of each product shape on its own, which shows where the BLAS itself is
-slow (small inner dimensions, thread start-up per call).
+For each configuration this times, alternately in one process, a real ``MLP.fit`` (per
+epoch, over the configuration's epochs, as compare_peers times it) and a compiled loop
+that makes exactly the BLAS calls of that epoch (same shapes, same transposes, same alpha
+and beta, same number of batches) and nothing else: no bias, no activation, no loss, no
+bookkeeping. The loop's time is a floor that no implementation
+calling this BLAS can beat; the ratio epoch / floor is what everything else costs. Both run
+under the BLAS thread limit ``fit`` chooses (``kernels.blas_threads_for``).
+
+It also prints the GFLOP/s of each product shape on its own, which shows where the BLAS
+itself is slow (small inner dimensions, thread start-up per call), and a **bound**: the
+epoch's matrix products, each at the best rate this CPU reached for its shape with any of
+the compiled loop, one BLAS thread or all of them (``benchmarks.tune_small``'s timings),
+times the number of batches; with nothing else in the epoch, no implementation built on
+these products is faster.
 """
 
 import argparse
@@ -24,8 +30,11 @@ from kernels._blas import gemm_a_b, gemm_a_bt, gemm_at_b
 from kernels.products import (BACKPROP_LOOP_MAX_OUTPUTS, FORWARD_LOOP_MAX_OUTPUTS,
                               GRADIENT_LOOP_MAX_OUTPUTS)
 
+import kernels
+
 from .configs import CONFIGS, LR, make_data
 from .peers import make_runner
+from .tune_small import _backprop, _forward, _gradient, _seconds_per_call
 
 
 @njit(cache=True)
@@ -111,9 +120,33 @@ def _repeat_a_b(D, W, below, repeats):
         gemm_a_b(D, W, below, 1.0, 0.0)
 
 
+def product_bound(config):
+    """Seconds per epoch if every product ran at its best measured rate and nothing else ran."""
+    m, s = config.batch, config.sizes
+    rng = np.random.default_rng(0)
+    per_batch = 0.0
+    for l in range(len(s) - 1):
+        n_in, n_out = s[l], s[l + 1]
+        A = rng.standard_normal((m, n_in), dtype=np.float32)
+        W = rng.standard_normal((n_out, n_in), dtype=np.float32) * 0.01
+        b = np.zeros(n_out, np.float32)
+        D = rng.standard_normal((m, n_out), dtype=np.float32) * 0.01
+        out, below = np.empty((m, n_out), np.float32), np.empty((m, n_in), np.float32)
+        calls = [(_forward, (A, W, b, out)), (_gradient, (D, A, W))]
+        if l > 0:
+            calls.append((_backprop, (D, W, below)))
+        for fn, args in calls:
+            times = [_seconds_per_call(fn, (True,) + args)]
+            for threads in (1, None):
+                with kernels.blas_threads(threads):
+                    times.append(_seconds_per_call(fn, (False,) + args))
+            per_batch += min(times)
+    return per_batch * -(-config.rows // m)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--configs", nargs="+", default=["B", "C", "D", "T3"],
+    parser.add_argument("--configs", nargs="+", default=["B", "C", "D", "T1", "T2", "T3"],
                         choices=sorted(CONFIGS))
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
@@ -123,18 +156,24 @@ def main(argv=None):
         fit = make_runner("numba", config, X, Y)
         weights, acts, deltas = _buffers(config, X)
         n_batches = -(-X.shape[0] // config.batch)
+        threads = kernels.blas_threads_for(config.sizes, config.batch)
         gemm_only_epoch(X, weights, acts, deltas, 1, config.batch, LR)
         epochs, floors = [], []
         for _ in range(args.rounds):
             t = time.perf_counter()
             fit(config.epochs)
             epochs.append((time.perf_counter() - t) / config.epochs)
-            t = time.perf_counter()
-            gemm_only_epoch(X, weights, acts, deltas, n_batches * config.epochs, config.batch, LR)
-            floors.append((time.perf_counter() - t) / config.epochs)
+            with kernels.blas_threads(threads):
+                t = time.perf_counter()
+                gemm_only_epoch(X, weights, acts, deltas, n_batches * config.epochs,
+                                config.batch, LR)
+                floors.append((time.perf_counter() - t) / config.epochs)
         e, f = statistics.median(epochs), statistics.median(floors)
-        print("%s %s batch %d: epoch %.3f s, its BLAS calls alone %.3f s, epoch/floor %.2f"
-              % (name, "-".join(map(str, config.sizes)), config.batch, e, f, e / f))
+        bound = product_bound(config) if name != "D" else float("nan")
+        print("%s %s batch %d: epoch %.3f s, its BLAS calls alone %.3f s, epoch/floor %.2f; "
+              "bound (every product at its best rate) %.3f s, epoch/bound %.2f"
+              % (name, "-".join(map(str, config.sizes)), config.batch, e, f, e / f, bound,
+                 e / bound))
         for label, gflops, us in shape_rates(config, 5 if name == "D" else 200):
             print("    %-40s %7.1f GFLOP/s  %9.1f us/call" % (label, gflops, us))
 

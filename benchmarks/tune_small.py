@@ -110,8 +110,8 @@ def main(argv=None):
     batches = [16, 64] if args.quick else [8, 16, 32, 64, 128]
     widths = [1, 8, 32, 128] if args.quick else [1, 4, 10, 20, 32, 64, 128, 256]
     rows = grid(batches, widths)
-    print("%-9s %5s %5s %5s %9s %9s %9s" % ("kind", "m", "n_in", "n_out", "MACs", "loop us",
-                                             "BLAS us"))
+    print("%-9s %5s %5s %5s %9s %9s %9s"
+          % ("kind", "m", "n_in", "n_out", "MACs", "loop us", "BLAS us"))
     for kind, m, n_in, n_out, macs, loop, blas in rows:
         print("%-9s %5d %5d %5d %9d %9.2f %9.2f %s" % (kind, m, n_in, n_out, macs, loop * 1e6,
                                                        blas * 1e6, "loop" if loop < blas else ""))
@@ -121,8 +121,8 @@ def main(argv=None):
         best, totals = best_threshold([r for r in rows if r[0] == kind], candidates)
         n = sum(1 for r in rows if r[0] == kind)
         print("%-9s loop for n_out <= %3d: grid time %.2f x the per-shape best (BLAS always: "
-              "%.2f x, loop always: %.2f x)" % (kind, best, totals[best] / n, totals[0] / n,
-                                               totals[candidates[-1]] / n))
+              "%.2f x, loop always: %.2f x)"
+              % (kind, best, totals[best] / n, totals[0] / n, totals[candidates[-1]] / n))
 
 
 if __name__ == "__main__":

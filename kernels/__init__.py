@@ -31,3 +31,9 @@ __all__ = [
     "param_count", "layer_offsets", "workspace_size", "blas_summary", "blas_threads",
     "blas_threads_for",
 ]
+
+from . import _checks  # noqa: E402
+
+# Python calls whose argument types match no compiled version are checked before Numba
+# types them: one-line errors instead of TypingError (see kernels._checks).
+_checks.install_argument_checks(globals())

@@ -60,3 +60,107 @@ def check_positive(kernel, name, value):
     """Raise ``ValueError`` unless ``value`` > 0 (e.g. a batch size)."""
     if value <= 0:
         raise ValueError(kernel + ": " + name + " must be positive, got " + str(value))
+
+
+# ----------------------------------------------------------------------------- Python calls
+#
+# A call from Python whose argument types match no compiled version goes through the
+# dispatcher's ``_compile_for_args`` before Numba types it. A wrong number of dimensions, a
+# dtype Numba cannot use (float16), a read-only output or a string where a flag belongs
+# would fail there with pages of TypingError; the hook below checks the arguments first
+# and raises the same one-line messages as the entry checks. It costs nothing on calls
+# that match a compiled version.
+
+#: Each public kernel's positional arguments: ``name:kind``. Kinds: ``1``/``2`` a float
+#: array of that many dimensions (``w``: written, so it must be writable; ``i``: integer
+#: array); ``flag`` a bool; ``int``; ``real`` a number.
+SIGNATURES = {
+    "dense_forward": "X:2 W:2 b:1 out:2w relu:flag",
+    "relu_mask": "A:2 G:2w",
+    "accumulate_gradients": "delta:2 X:2 dW:2w db:1w scale:real accumulate:flag",
+    "backprop_input": "delta:2 W:2 out:2w",
+    "sgd_update": "params:1w grads:1 lr:real",
+    "sgd_momentum_update": "params:1w grads:1 velocity:1w lr:real momentum:real "
+                           "weight_decay:real",
+    "activation_forward": "Z:2w act:int",
+    "activation_backward": "A:2 G:2w act:int",
+    "mse_loss": "pred:2 y:2",
+    "mse_grad": "pred:2 y:2 out:2w",
+    "softmax_cross_entropy": "Z:2 Y:2",
+    "softmax_cross_entropy_grad": "Z:2 Y:2 out:2w",
+    "sigmoid_binary_cross_entropy": "Z:2 Y:2",
+    "sigmoid_binary_cross_entropy_grad": "Z:2 Y:2 out:2w",
+    "softmax": "Z:2 out:2w",
+    "sigmoid": "Z:2 out:2w",
+    "train_epoch": "X:2 Y:2 params:1w grads:1w velocity:1w sizes:1i acts:1i batch_size:int "
+                   "lr:real momentum:real weight_decay:real order:1i workspace:1w loss:int",
+    "predict_into": "X:2 params:1 sizes:1i acts:1i out:2w batch_size:int workspace:1w",
+    "loss_and_gradient": "X:2 Y:2 params:1 grads:1w sizes:1i acts:1i batch_size:int "
+                         "workspace:1w loss:int",
+    "batch_gradient": "X:2 Y:2 params:1 grads:1w sizes:1i acts:1i batch_size:int "
+                      "workspace:1w scale:real loss:int",
+    "dataset_cost": "X:2 Y:2 params:1 sizes:1i acts:1i batch_size:int workspace:1w loss:int",
+    "param_count": "sizes:1i",
+    "layer_offsets": "sizes:1i",
+    "workspace_size": "sizes:1i batch_size:int",
+}
+
+
+def argument_problem(kernel, spec, args):
+    """(exception class, one-line message) for the first argument not fitting ``spec``, or None.
+
+    ValueError for a wrong number of dimensions (a shape problem), TypeError otherwise.
+    """
+    import numbers
+
+    import numpy as np
+    from numba.core.dispatcher import OmittedArg
+    for (name, kind), value in zip((item.split(":") for item in spec.split()), args):
+        if isinstance(value, OmittedArg):  # a default the caller left out
+            continue
+        if kind == "flag":
+            if not isinstance(value, (bool, np.bool_)):
+                return TypeError, "%s: %s must be True or False, got %r" % (kernel, name, value)
+        elif kind == "int":
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+                return TypeError, "%s: %s must be an integer, got %r" % (kernel, name, value)
+        elif kind == "real":
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+                return TypeError, "%s: %s must be a real number, got %r" % (kernel, name, value)
+        else:
+            if not isinstance(value, np.ndarray):
+                return TypeError, ("%s: %s must be a NumPy array, got %s; pass np.asarray(%s)"
+                                   % (kernel, name, type(value).__name__, name))
+            ndim = int(kind[0])
+            if value.ndim != ndim:
+                return ValueError, ("%s: %s must be %d-D (%s), got %d-D with shape %s"
+                                    % (kernel, name, ndim,
+                                       "rows, columns" if ndim == 2 else "a vector",
+                                       value.ndim, value.shape))
+            if kind.endswith("i"):
+                if value.dtype.kind not in "iu":
+                    return TypeError, ("%s: %s must be an integer array, got %s"
+                                       % (kernel, name, value.dtype))
+            elif value.dtype not in (np.float32, np.float64):
+                return TypeError, ("%s: %s must be float32 or float64, got %s"
+                                   % (kernel, name, value.dtype))
+            if kind.endswith("w") and not value.flags.writeable:
+                return TypeError, ("%s: %s is read-only, but the kernel writes into it; pass a "
+                                   "writable array (np.array(%s) copies it)"
+                                   % (kernel, name, name))
+    return None
+
+
+def install_argument_checks(namespace):
+    """Give every kernel of ``SIGNATURES`` in ``namespace`` the Python-call argument check."""
+    for kernel, spec in SIGNATURES.items():
+        dispatcher = namespace[kernel]
+        compile_for_args = dispatcher._compile_for_args
+
+        def checked(*args, _kernel=kernel, _spec=spec, _compile=compile_for_args, **kws):
+            problem = argument_problem(_kernel, _spec, args)
+            if problem is not None:
+                error, message = problem
+                raise error(message)
+            return _compile(*args, **kws)
+        dispatcher._compile_for_args = checked

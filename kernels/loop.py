@@ -37,6 +37,10 @@ def layer_offsets(sizes):
     n_layers = sizes.shape[0] - 1
     offsets = np.empty(n_layers + 1, np.int64)
     o = 0
+    for l in range(n_layers + 1):
+        if sizes[l] < 1:
+            raise ValueError("sizes[" + str(l) + "] is " + str(sizes[l])
+                             + ": every layer width must be at least 1")
     for l in range(n_layers):
         offsets[l] = o
         o += sizes[l + 1] * sizes[l] + sizes[l + 1]

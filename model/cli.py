@@ -3,7 +3,8 @@
 Data files: ``.npz`` holding arrays ``X`` and ``y``; ``.npy`` inputs with ``--target``
 naming a ``.npy`` of targets (both streamed from disk, never loaded whole); or ``.csv``
 with a header and ``--target-col`` (converted to temporary .npy files first). Errors print
-one line, ``error: ...``, and exit with status 2.
+one line, ``error: ...``, and exit with status 2; Ctrl-C during training keeps what was
+trained (see ``train``) and exits with status 130.
 """
 
 import argparse
@@ -15,9 +16,10 @@ import time
 import numpy as np
 
 from . import convert as convert_mod
-from . import datasets
+from . import data, datasets
 from .mlp import MLP, OUTPUTS
-from .training import SCHEDULES, DivergedError
+from .paths import atomic_write, check_outputs
+from .training import SCHEDULES, DivergedError, TrainingInterrupted, sigint_ignored
 
 
 class UsageError(ValueError):
@@ -39,32 +41,21 @@ def _columns(text):
 
 def load_data(path, target=None, target_cols=None, need_targets=True, workdir=None):
     """(X, y) for a data path: arrays from .npz, memmaps from .npy/.csv; y None if not needed."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError("--data: no such file: %r" % path)
+    data.check_input_file(path, "--data")
     ext = os.path.splitext(path)[1].lower()
     if ext == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in ("X", "y") if k in data.files}
-                names = data.files
-        except (OSError, EOFError, ValueError) as exc:
-            raise UsageError("cannot read %r as .npz: %s" % (path, exc)) from None
+        arrays = data.read_npz(path, "--data")
         want = ["X", "y"] if need_targets else ["X"]
         if any(k not in arrays for k in want):
             raise UsageError("%s must hold arrays named %s; it has %s"
-                             % (path, " and ".join(want), ", ".join(names) or "none"))
+                             % (path, " and ".join(want), ", ".join(arrays) or "none"))
         return arrays["X"], arrays.get("y") if need_targets else None
     if ext == ".npy":
         if need_targets and not target:
             raise UsageError("--data %s is inputs only: name the targets with --target y.npy"
                              % path)
-        X = np.load(path, mmap_mode="r", allow_pickle=False)
-        y = None
-        if need_targets:
-            if not os.path.isfile(target):
-                raise FileNotFoundError("--target: no such file: %r" % target)
-            y = np.load(target, mmap_mode="r", allow_pickle=False)
-        return X, y
+        X = data.open_array(path, "--data")
+        return X, data.open_array(target, "--target") if need_targets else None
     if ext == ".csv":
         if need_targets and not target_cols:
             raise UsageError("--data %s is a CSV: name the target column(s) with --target-col"
@@ -81,16 +72,49 @@ def load_data(path, target=None, target_cols=None, need_targets=True, workdir=No
     raise UsageError("--data must be a .npz, .npy or .csv file, got %r" % path)
 
 
-def _n_outputs(y, output):
-    """The network's output width for targets y (classes for a softmax on integer labels)."""
+def _n_outputs(y, output, classes=None, comm=None):
+    """The network's output width for targets y (classes for a softmax on integer labels).
+
+    ``classes`` (``--classes``) fixes the class count; otherwise it is one more than the
+    largest label, taken over every MPI rank's shard so that all ranks agree.
+    """
     if y.ndim == 2:
         return y.shape[1]
-    if output == "softmax":
-        labels = np.asarray(y)
-        if labels.size == 0 or labels.min() < 0 or labels.dtype.kind not in "biuf":
-            raise UsageError("softmax targets must be integer class labels 0..K-1")
-        return int(labels.max()) + 1
-    return 1
+    if output != "softmax":
+        return 1
+    labels = np.asarray(y)
+    if labels.dtype.kind not in "biuf" or (labels.size and labels.min() < 0):
+        raise UsageError("softmax targets must be integer class labels 0..K-1")
+    top = int(labels.max()) if labels.size else -1
+    if comm is not None:
+        top = comm.allreduce(top, op=_mpi_max())
+    if classes is not None:
+        if top >= classes:
+            raise UsageError("--classes %d: the targets hold label %d; labels must be 0..%d"
+                             % (classes, top, classes - 1))
+        return classes
+    if top < 0:
+        raise UsageError("softmax targets must be integer class labels 0..K-1 (none found)")
+    return top + 1
+
+
+def _mpi_max():
+    from mpi4py import MPI
+    return MPI.MAX
+
+
+def _count(minimum):
+    """An argparse type: an integer >= minimum, with a one-line message otherwise."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError("expected an integer, got %r" % text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError("must be at least %d, got %d" % (minimum, value))
+        return value
+    parse.__name__ = "integer >= %d" % minimum
+    return parse
 
 
 # ----------------------------------------------------------------------------- parser
@@ -130,7 +154,7 @@ def build_parser():
     train.add_argument("--target", metavar="PATH", help=".npy of targets, for --data X.npy")
     train.add_argument("--target-col", type=_columns, metavar="COLS",
                        help="target column name(s) or index(es) of a CSV, comma-separated")
-    train.add_argument("--rows", type=int, default=200_000,
+    train.add_argument("--rows", type=_count(1), default=200_000,
                        help="rows of the built-in dataset (default 200000)")
     train.add_argument("--hidden-sizes", type=_widths, default=[128, 64], metavar="N,N",
                        help="hidden layer widths, comma-separated (default 128,64)")
@@ -138,33 +162,38 @@ def build_parser():
                        help="hidden activation (default relu)")
     train.add_argument("--output", default="identity", choices=OUTPUTS,
                        help="output layer (default identity; softmax/sigmoid for classes)")
+    train.add_argument("--classes", type=_count(2), metavar="K",
+                       help="number of classes of a softmax output (default: largest label + 1, "
+                            "over every MPI rank)")
     train.add_argument("--loss", choices=["mse", "cross_entropy", "binary_cross_entropy"],
                        help="the cost (default: the output's natural one)")
-    train.add_argument("--epochs", type=int, default=8)
-    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--epochs", type=_count(0), default=8)
+    train.add_argument("--batch-size", type=_count(1), default=64)
     train.add_argument("--lr", type=float, default=0.01)
     train.add_argument("--momentum", type=float, default=0.9)
     train.add_argument("--weight-decay", type=float, default=0.0)
     train.add_argument("--schedule", default="constant", choices=SCHEDULES,
                        help="learning-rate schedule (default constant)")
-    train.add_argument("--step-size", type=int, default=10, help="epochs per step (step schedule)")
+    train.add_argument("--step-size", type=_count(1), default=10,
+                       help="epochs per step (step schedule)")
     train.add_argument("--gamma", type=float, default=0.1, help="factor per step (step schedule)")
     train.add_argument("--min-lr", type=float, default=0.0, help="final rate (cosine schedule)")
     train.add_argument("--validation-fraction", type=float, default=0.1,
                        help="share of rows (the last ones) held out for val_loss (default 0.1)")
-    train.add_argument("--early-stopping", type=int, metavar="PATIENCE",
+    train.add_argument("--early-stopping", type=_count(1), metavar="PATIENCE",
                        help="stop after this many epochs without a better val_loss")
     train.add_argument("--no-shuffle", action="store_true", help="keep the rows in file order")
     train.add_argument("--checkpoint", metavar="PATH", help="write a checkpoint here (.npz)")
-    train.add_argument("--checkpoint-every", type=int, default=1, metavar="N")
+    train.add_argument("--checkpoint-every", type=_count(1), default=1, metavar="N")
     train.add_argument("--resume", action="store_true",
                        help="continue from --checkpoint if it exists")
     train.add_argument("--save", "--out", dest="save", metavar="PATH",
                        help="write the trained network here (.npz)")
     train.add_argument("--plot", metavar="PNG", help="write the loss curve here (needs matplotlib)")
     train.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--chunk-rows", type=int, help="rows per chunk when streaming .npy files")
+    train.add_argument("--seed", type=_count(0), default=0)
+    train.add_argument("--chunk-rows", type=_count(1),
+                       help="rows per chunk when streaming .npy files")
     train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="tqdm progress bar (default: when stderr is a terminal)")
     train.add_argument("--mpi", action="store_true",
@@ -194,7 +223,7 @@ def build_parser():
     conv.add_argument("--out-y", default="y.npy", metavar="PATH", help="targets (default y.npy)")
     conv.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     conv.add_argument("--delimiter", default=",")
-    conv.add_argument("--chunk-rows", type=int, default=100_000)
+    conv.add_argument("--chunk-rows", type=_count(1), default=100_000)
     conv.add_argument("--skip-bad", action="store_true",
                       help="leave bad rows out (and list them) instead of stopping")
     return parser
@@ -231,6 +260,10 @@ def _plot(plt, history, path):
 
 
 def train(args, workdir):
+    check_outputs({"--save": args.save, "--checkpoint": args.checkpoint, "--plot": args.plot},
+                  {"--data": args.data, "--target": args.target})
+    if args.plot and os.path.splitext(args.plot)[1].lower() != ".png":
+        raise UsageError("--plot writes a PNG: give a path ending in .png, got %r" % args.plot)
     plt = _check_plotting(args.plot)
     comm = None
     if args.mpi:
@@ -248,23 +281,19 @@ def train(args, workdir):
     if comm is not None:  # every rank trains on its own contiguous share of the rows
         from .distributed import shard
         X, y = shard(X, comm), shard(y, comm)
-    net = MLP([X.shape[1], *args.hidden_sizes, _n_outputs(y, args.output)], hidden=args.hidden,
+    net = MLP([X.shape[1], *args.hidden_sizes, _n_outputs(y, args.output, args.classes, comm)],
+              hidden=args.hidden,
               output=args.output, loss=args.loss, dtype=args.dtype, seed=args.seed)
     if root:
         print("data: %s" % source)
         print("network: %r, %d parameters" % (net, net.params.size))
     start = time.perf_counter()
-    history = net.fit(X, y, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                      momentum=args.momentum, weight_decay=args.weight_decay,
-                      schedule=args.schedule, step_size=args.step_size, gamma=args.gamma,
-                      min_lr=args.min_lr, shuffle=not args.no_shuffle, seed=args.seed,
-                      validation_fraction=args.validation_fraction,
-                      early_stopping=args.early_stopping, checkpoint=args.checkpoint,
-                      checkpoint_every=args.checkpoint_every, resume=args.resume,
-                      chunk_rows=args.chunk_rows, verbose=root, progress=args.progress,
-                      comm=comm)
+    try:
+        history = _fit(net, X, y, args, comm, root)
+    except TrainingInterrupted as stop:
+        return _interrupted(net, stop, args, root)
     if not root:
-        return
+        return 0
     print("trained in %.2fs" % (time.perf_counter() - start))
     if history.stopped_epoch is not None:
         print("early stopping after epoch %d; kept the parameters of epoch %d"
@@ -275,24 +304,57 @@ def train(args, workdir):
     if plt is not None:
         _plot(plt, history, args.plot)
         print("loss curve written to %s" % args.plot)
+    return 0
+
+
+def _interrupted(net, stop, args, root):
+    """Ctrl-C during training: keep the parameters so far, say where it stopped; status 130."""
+    with sigint_ignored():
+        if root:
+            print("interrupted in epoch %d after %d rows of it" % (stop.epoch, stop.rows_done),
+                  file=sys.stderr, flush=True)
+            if args.save:
+                net.save(args.save)
+                print("saved the parameters so far to %s (its history marks epoch %d as "
+                      "interrupted)" % (args.save, stop.epoch), file=sys.stderr)
+            if args.checkpoint:
+                print("checkpoint %s holds the %d whole epoch%s before; --resume continues "
+                      "from there" % (args.checkpoint, stop.epoch - 1,
+                                      "" if stop.epoch == 2 else "s"), file=sys.stderr)
+    return 130
+
+
+def _fit(net, X, y, args, comm, root):
+    """``net.fit`` with the command line's training options."""
+    return net.fit(X, y, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                   momentum=args.momentum, weight_decay=args.weight_decay,
+                   schedule=args.schedule, step_size=args.step_size, gamma=args.gamma,
+                   min_lr=args.min_lr, shuffle=not args.no_shuffle, seed=args.seed,
+                   validation_fraction=args.validation_fraction,
+                   early_stopping=args.early_stopping, checkpoint=args.checkpoint,
+                   checkpoint_every=args.checkpoint_every, resume=args.resume,
+                   chunk_rows=args.chunk_rows, verbose=root, progress=args.progress,
+                   comm=comm)
 
 
 def predict(args, workdir):
+    check_outputs({"--out": args.out}, {"--model": args.model, "--data": args.data})
+    ext = os.path.splitext(args.out)[1].lower()
+    if ext not in (".npy", ".csv"):
+        raise UsageError("--out must end in .npy or .csv, got %r" % args.out)
     net = MLP.load(args.model)
     X, _ = load_data(args.data, target_cols=args.target_col, need_targets=False,
                      workdir=workdir)
     out = net.predict_proba(X) if args.proba else net.predict(X)
-    ext = os.path.splitext(args.out)[1].lower()
     if ext == ".npy":
-        np.save(args.out, out)
-    elif ext == ".csv":
+        atomic_write(args.out, "--out", lambda f: np.save(f, out))
+    else:
         out2 = out.reshape(len(out), -1)
         fmt = "%d" if out2.dtype.kind == "i" else "%.9g"
         names = (["p%d" % k for k in range(out2.shape[1])] if args.proba
                  else ["y%d" % k for k in range(out2.shape[1])])
-        np.savetxt(args.out, out2, delimiter=",", fmt=fmt, header=",".join(names), comments="")
-    else:
-        raise UsageError("--out must end in .npy or .csv, got %r" % args.out)
+        atomic_write(args.out, "--out", lambda f: np.savetxt(
+            f, out2, delimiter=",", fmt=fmt, header=",".join(names), comments=""))
     print("wrote %s predictions of shape %s to %s"
           % ("probability" if args.proba else "", out.shape, args.out))
 
@@ -305,6 +367,7 @@ def evaluate(args, workdir):
 
 
 def convert(args, workdir):
+    check_outputs({"--out-x": args.out_x, "--out-y": args.out_y}, {"the CSV": args.csv})
     result = convert_mod.csv_to_npy(args.csv, args.out_x, args.out_y, args.target_col,
                                     dtype=args.dtype, delimiter=args.delimiter,
                                     chunk_rows=args.chunk_rows, skip_bad=args.skip_bad)
@@ -323,11 +386,16 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         with tempfile.TemporaryDirectory(prefix="numba-dense-") as workdir:
-            COMMANDS[args.command](args, workdir)
+            return COMMANDS[args.command](args, workdir) or 0
     except (ValueError, TypeError, OSError, DivergedError) as exc:
         print("error: %s" % exc, file=sys.stderr)
+        return 2
+    except MemoryError as exc:
+        print("error: out of memory: %s" % (exc or "a buffer did not fit"), file=sys.stderr)
         return 2
     except ImportError as exc:  # e.g. --mpi without mpi4py
         print("error: %s" % exc, file=sys.stderr)
         return 2
-    return 0
+    except KeyboardInterrupt:  # outside training (reading data, compiling): nothing to keep
+        print("interrupted", file=sys.stderr)
+        return 130

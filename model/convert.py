@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .paths import check_outputs, default_file_mode
+
 #: Bad lines quoted in an error message (all are counted).
 MAX_REPORTED = 10
 
@@ -82,6 +84,7 @@ class _NpyWriter:
         self.path, self.dtype, self.n_columns = path, np.dtype(dtype), n_columns
         fd, self.tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
                                         prefix=".tmp-", suffix=".npy")
+        os.fchmod(fd, default_file_mode())
         self.f = os.fdopen(fd, "wb")
         self.header_len = len(_npy_header(self.dtype, (0, n_columns)))
         self.f.write(_npy_header(self.dtype, (0, n_columns)))
@@ -161,16 +164,16 @@ def csv_to_npy(csv_path, x_path, y_path, targets, dtype=np.float32, delimiter=",
     csv_path = os.fspath(csv_path)
     if not os.path.isfile(csv_path):
         raise FileNotFoundError("convert: no such file: %r" % csv_path)
-    for out in (x_path, y_path):
-        if out is not None and not os.path.isdir(os.path.dirname(os.path.abspath(os.fspath(out)))):
-            raise FileNotFoundError("convert: folder of %r does not exist" % os.fspath(out))
+    check_outputs({"convert: x_path": x_path, "convert: y_path": y_path},
+                  {"csv_path": csv_path})
     if isinstance(targets, (str, int, np.integer)):
         targets = [targets]
     targets = list(targets)
     if not targets and y_path is not None:
         raise ValueError("convert: name at least one target column")
     dtype = np.dtype(dtype)
-    with open(csv_path, "r", newline="") as f:
+    # utf-8-sig: a byte-order mark (Excel writes one) is not part of the first column's name.
+    with open(csv_path, "r", newline="", encoding="utf-8-sig") as f:
         header = f.readline()
         if not header.strip():
             raise ValueError("convert: %s is empty or has no header line" % csv_path)

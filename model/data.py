@@ -20,6 +20,8 @@ batch falls wherever the shuffled chunk order puts it.
 
 import mmap
 import os
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -37,17 +39,64 @@ def is_streamed(X):
     return isinstance(X, (str, os.PathLike, np.memmap))
 
 
+def check_input_file(path, name):
+    """Raise a one-line error unless ``path`` is an existing regular file."""
+    if os.path.isdir(path):
+        raise IsADirectoryError("%s: %r is a folder, not a file" % (name, path))
+    if not os.path.isfile(path):
+        raise FileNotFoundError("%s: no such file: %r" % (name, path))
+
+
+def _npy_problem(path, exc):
+    """What went wrong reading a .npy file, in words (never NumPy's allow_pickle advice)."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if head != b"\x93NUMPY":
+        return ("not a .npy file (it does not start with NumPy's magic bytes: a text or CSV "
+                "file renamed .npy?)")
+    text = str(exc)
+    if "allow_pickle" in text or "Object arrays" in text or "Python objects" in text:
+        return "it holds pickled Python objects, which numba-dense never loads"
+    if "mmap length" in text or "cannot reshape" in text or isinstance(exc, EOFError):
+        return "the file is truncated (shorter than its header says)"
+    return text
+
+
 def open_array(a, name):
     """``a`` if it is an array; a path is opened as a read-only memmap of a .npy file."""
     if not isinstance(a, (str, os.PathLike)):
         return a
     path = os.fspath(a)
-    if not os.path.isfile(path):
-        raise FileNotFoundError("%s: no such file: %r" % (name, path))
+    check_input_file(path, name)
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise ValueError("%s: cannot read %r as a .npy file: %s" % (name, path, exc)) from None
+        raise ValueError("%s: cannot read %r as a .npy file: %s"
+                         % (name, path, _npy_problem(path, exc))) from None
+
+
+def read_npz(path, name):
+    """{name: array} of every array in an .npz file, or a one-line error naming the file."""
+    path = os.fspath(path)
+    check_input_file(path, name)
+    with open(path, "rb") as f:
+        head = f.read(6)
+    why = None
+    if head == b"\x93NUMPY":
+        why = "it is a single .npy array, not an .npz archive"
+    elif not head.startswith(b"PK"):
+        why = "not an .npz file (no zip signature: a text file renamed .npz?)"
+    else:
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                return {key: archive[key] for key in archive.files}
+        except (zipfile.BadZipFile, EOFError, zlib.error):
+            why = "not a valid .npz (zip) archive: truncated or corrupt"
+        except (ValueError, OSError, KeyError) as exc:
+            why = str(exc)
+            if "allow_pickle" in why or "Object arrays" in why:
+                why = "it holds pickled Python objects, which numba-dense never loads"
+    raise ValueError("%s: cannot read %r as .npz: %s" % (name, path, why))
 
 
 def release_pages(arr, start, stop):

@@ -11,11 +11,13 @@ last batch split unevenly across ranks is weighted by the rows actually there. T
 equals a single process stepping on the concatenated global minibatches (to rounding).
 
 Before the first step the ranks compare notes with collective calls, so a bad setup (a
-rank with no rows, different feature counts, different networks, or any error on one
-rank) raises the same clear error on every rank instead of leaving the others waiting.
+rank with no rows, different feature counts, different networks, different settings of
+the fit, or any error on one rank) raises the same clear error on every rank, listing the
+differences, instead of leaving the others waiting or letting the replicas drift apart.
 """
 
 import time
+from dataclasses import asdict
 
 import numpy as np
 
@@ -56,6 +58,17 @@ def _agree(comm, error, facts):
     return [f for _, f in everyone]
 
 
+def _differences(options):
+    """'name (rank 0: a, rank 1: b)' for every option whose value is not the same on all ranks."""
+    out = []
+    for key in options[0]:
+        values = [o.get(key) for o in options]
+        if any(v != values[0] for v in values[1:]):
+            out.append("%s (%s)" % (key, ", ".join("rank %d: %r" % (r, v)
+                                                   for r, v in enumerate(values))))
+    return out
+
+
 def _signature(net):
     return (net.layer_sizes, net.hidden, net.output, net.loss, net.dtype.name)
 
@@ -77,8 +90,13 @@ def fit(net, X, y, settings, comm, validation_data, fraction, checkpoint, checkp
             check_matrix_shape(Xa, "X", net.n_inputs, "features")
     except (ValueError, TypeError, OSError) as exc:
         error = exc
+    options = dict(asdict(settings), checkpoint=checkpoint is not None,
+                   checkpoint_every=checkpoint_every, resume=bool(resume))
     facts = _agree(comm, error, (n_features, _signature(net), source.n_rows if source else 0,
-                                 val_source is not None))
+                                 val_source is not None, options))
+    differ = _differences([f[4] for f in facts])
+    if differ:  # e.g. other epochs on one rank: it would leave the others in Allreduce forever
+        raise DistributedError("ranks were given different settings: %s" % "; ".join(differ))
     features = [f[0] for f in facts]
     if len(set(features)) > 1:
         raise DistributedError("ranks hold data with different feature counts: %s"
@@ -176,4 +194,5 @@ class _Epoch:
             bar.update(int(rows))
             if not np.isfinite(epoch_cost):
                 return np.nan
+        self.global_rows = epoch_rows  # every rank's rows, for the samples/s line
         return epoch_cost / epoch_rows

@@ -1,13 +1,12 @@
 """``MLP``: a dense network whose weights and biases live in one flat vector."""
 
-import os
-
 import numpy as np
 
 import kernels
 from kernels.loop import layer_offsets
 
 from . import data, persistence, training
+from .paths import check_output
 from .training import EVAL_BATCH, DivergedError, History  # noqa: F401  (public names)
 from .validation import (BINARY, CLASSES, REGRESSION, as_features, check_matrix_shape,
                          check_target_rows, choice, float_dtype, integer, real_number,
@@ -59,9 +58,17 @@ class MLP:
         self.acts = np.array([kernels.ACTIVATIONS[hidden]] * (len(sizes) - 2)
                              + [kernels.ACTIVATIONS[last]], dtype=np.int64)
         n_params = int(kernels.param_count(self.sizes))
-        self.params = np.zeros(n_params, dtype=self.dtype)
-        self.grads = np.zeros(n_params, dtype=self.dtype)
-        self.velocity = np.zeros(n_params, dtype=self.dtype)  # momentum state, kept across fits
+        try:
+            self.params = np.zeros(n_params, dtype=self.dtype)
+            self.grads = np.zeros(n_params, dtype=self.dtype)
+            self.velocity = np.zeros(n_params, dtype=self.dtype)  # momentum, kept across fits
+        except MemoryError:
+            raise MemoryError(
+                "layer_sizes %s make %s parameters: params, gradients and momentum need %.1f GB "
+                "of %s, more than this machine can give; use narrower layers"
+                % (sizes, format(n_params, ","), 3 * n_params * self.dtype.itemsize / 1e9,
+                   self.dtype.name)) from None
+        self.history = None  # the History of the last fit (saved with the network)
         self.weights, self.biases = self._views(self.params)
         self.initialize(seed)
 
@@ -164,6 +171,7 @@ class MLP:
             # chunk by chunk as they are read.
             targets_matrix(np.asarray(ym[:1]), y_name, self.dtype, self.n_outputs,
                            self._target_kind)
+            batch_size = max(1, min(batch_size, Xm.shape[0]))  # as in memory: <= the rows
             rows = data.chunk_rows_for(self.n_inputs, self.dtype, batch_size, chunk_rows)
             return data.StreamSource(Xm, ym, x_name, y_name, self.dtype, self.n_outputs,
                                      self._target_kind, rows)
@@ -257,9 +265,7 @@ class MLP:
         if chunk_rows is not None:
             chunk_rows = integer(chunk_rows, "chunk_rows", 1)
         if checkpoint is not None:
-            folder = os_path_folder(checkpoint)
-            if folder is None:
-                raise FileNotFoundError("checkpoint: folder of %r does not exist" % (checkpoint,))
+            check_output(checkpoint, "checkpoint")
         if resume and checkpoint is None:
             raise ValueError("resume=True needs checkpoint=path to resume from")
         if validation_data is not None and fraction:
@@ -275,8 +281,12 @@ class MLP:
         settings.batch_size = min(settings.batch_size, source.n_rows)  # workspace <= data
         saved = (self.params.copy(), self.velocity.copy())
         try:
-            return training.run(self, source, val_source, settings, checkpoint,
-                                checkpoint_every, resume, verbose, progress)
+            self.history = training.run(self, source, val_source, settings, checkpoint,
+                                        checkpoint_every, resume, verbose, progress)
+            return self.history
+        except training.TrainingInterrupted as exc:
+            self.history = exc.history  # the parameters so far stay in the network
+            raise
         except (ValueError, TypeError):
             # A bad value in a streamed chunk is found mid-run: undo the run's steps.
             self.params[...], self.velocity[...] = saved
@@ -286,7 +296,10 @@ class MLP:
         """One pass of minibatch SGD over the rows given, in order; returns self.
 
         The momentum state carries over between calls, so a stream of blocks (a Dask
-        array's chunks through dask-ml's ``Incremental``, say) trains like one long epoch.
+        array's chunks through dask-ml's ``Incremental``, say) trains like one long epoch:
+        exactly so when every block but the last holds a whole number of ``batch_size``
+        rows. A block's leftover rows are a smaller step of their own (a minibatch never
+        spans two calls).
         """
         self.fit(X, y, epochs=1, batch_size=batch_size, lr=lr, momentum=momentum,
                  weight_decay=weight_decay, shuffle=False)
@@ -392,6 +405,7 @@ class MLP:
                   loss=state["loss"], dtype=state["dtype"])
         net.params[...] = state["params"]
         net.velocity[...] = state["velocity"]
+        net.history = state["history"]
         return net
 
 
@@ -400,9 +414,3 @@ def _seed(seed):
     if seed is None:
         return None
     return integer(seed, "seed", 0)
-
-
-def os_path_folder(path):
-    """The existing folder a file ``path`` would be written in, or None."""
-    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
-    return folder if os.path.isdir(folder) else None

@@ -1,42 +1,33 @@
 """Saving and loading networks as .npz files: plain arrays only, never pickle."""
 
+import json
 import os
-import tempfile
-import zipfile
+from dataclasses import asdict
 
 import numpy as np
 
 import kernels
 
+from .data import read_npz
+from .paths import atomic_write
+
 FORMAT = "numba-dense-mlp"
-VERSION = 2  # 2 added the cost ("loss"); version 1 files are MSE networks
+VERSION = 3  # 3 added the last fit's history; 2 the cost ("loss"); 1 files are MSE networks
 
 
 def atomic_savez(path, what, **arrays):
     """``np.savez`` to ``path`` through a temporary file and a rename: never a half file."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError("%s: folder %r does not exist" % (what, folder))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, what, lambda f: np.savez(f, **arrays))
 
 
 def network_arrays(net):
-    """Everything that defines a trained network, as plain arrays."""
+    """Everything that defines a trained network, as plain arrays (the history as JSON)."""
+    history = getattr(net, "history", None)
     return dict(format=np.array(FORMAT), version=np.array(VERSION), layer_sizes=net.sizes,
                 hidden=np.array(net.hidden), output=np.array(net.output),
                 loss=np.array(net.loss), dtype=np.array(net.dtype.name),
-                params=net.params, velocity=net.velocity)
+                params=net.params, velocity=net.velocity,
+                fit_history=np.array(json.dumps(asdict(history)) if history else ""))
 
 
 def save(net, path):
@@ -50,14 +41,10 @@ def _bad(path, why):
 
 def read_arrays(path, what="load"):
     """Every array of an .npz file, or a clear error."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError("%s: no such file: %r" % (what, path))
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
-        raise _bad(path, "%s: %s" % (type(exc).__name__, exc)) from None
+        return read_npz(path, what)
+    except ValueError as exc:
+        raise _bad(os.fspath(path), str(exc).split(": ", 2)[-1]) from None
 
 
 def load(path, arrays=None):
@@ -72,7 +59,7 @@ def load(path, arrays=None):
         raise _bad(path, "missing arrays %s" % ", ".join(missing))
     if str(arrays["format"]) != FORMAT:
         raise _bad(path, "format is %r, expected %r" % (str(arrays["format"]), FORMAT))
-    if int(arrays["version"]) not in (1, VERSION):
+    if int(arrays["version"]) not in range(1, VERSION + 1):
         raise _bad(path, "version %d, this numba-dense reads versions 1 to %d"
                    % (int(arrays["version"]), VERSION))
     sizes = arrays["layer_sizes"]
@@ -86,4 +73,17 @@ def load(path, arrays=None):
     return {"layer_sizes": sizes.tolist(), "hidden": str(arrays["hidden"]),
             "output": str(arrays["output"]), "dtype": str(arrays["dtype"]),
             "loss": str(arrays["loss"]) if "loss" in arrays else "mse",
-            "params": arrays["params"], "velocity": arrays["velocity"]}
+            "params": arrays["params"], "velocity": arrays["velocity"],
+            "history": _history(path, arrays)}
+
+
+def _history(path, arrays):
+    """The saved ``History`` of the last fit, or None (older files, untrained networks)."""
+    text = str(arrays["fit_history"]) if "fit_history" in arrays else ""
+    if not text:
+        return None
+    from .training import History
+    try:
+        return History(**json.loads(text))
+    except (ValueError, TypeError) as exc:
+        raise _bad(path, "fit_history is not a valid history: %s" % exc) from None

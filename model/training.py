@@ -6,10 +6,14 @@ decides the next epoch (parameters, momentum, the shuffling RNG, the history, th
 parameters so far) is in a checkpoint, so a resumed run continues bit for bit.
 """
 
+import copy
 import json
 import math
 import os
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -35,6 +39,35 @@ class DivergedError(FloatingPointError):
         self.history = history
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped ``fit`` after the segment of data it was training on.
+
+    The network holds the parameters reached so far; ``history.interrupted_epoch`` names
+    the epoch that was cut short (its loss is not recorded) and ``rows_done`` how many of
+    its rows were trained on. A checkpoint, if one was set, was written for the last whole
+    epoch, so ``resume=True`` continues exactly as an uninterrupted run would.
+    """
+
+    def __init__(self, epoch, rows_done, history):
+        super().__init__("training interrupted in epoch %d after %d rows" % (epoch, rows_done))
+        self.epoch = epoch
+        self.rows_done = rows_done
+        self.history = history
+
+
+@contextmanager
+def sigint_ignored():
+    """Ignore Ctrl-C for the block (the main thread only): finishing a save beats a traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @dataclass
 class History:
     """What ``fit`` records, one entry per epoch trained (resumed runs include earlier ones)."""
@@ -46,6 +79,7 @@ class History:
     comm_seconds: list = field(default_factory=list)  # of which in MPI all-reduce (comm=...)
     best_epoch: int = None                         # epoch of the lowest val_loss (1-based)
     stopped_epoch: int = None                      # set when early stopping ended the run
+    interrupted_epoch: int = None                  # set when Ctrl-C cut this epoch short
 
 
 @dataclass
@@ -97,8 +131,11 @@ def mean_cost(net, source):
     return total / source.n_rows
 
 
-def train_one_epoch(net, source, rng, lr, settings, work, bar):
-    """One pass over ``source``; returns the mean cost over its rows, or NaN on divergence."""
+def train_one_epoch(net, source, rng, lr, settings, work, bar, done=None):
+    """One pass over ``source``; returns the mean cost over its rows, or NaN on divergence.
+
+    ``done[0]`` counts the rows trained so far (read when Ctrl-C cuts the epoch short).
+    """
     total, rows = 0.0, 0
     for X, Y, order in source.segments(rng, settings.shuffle, settings.batch_size):
         cost = kernels.train_epoch(X, Y, net.params, net.grads, net.velocity, net.sizes,
@@ -109,6 +146,8 @@ def train_one_epoch(net, source, rng, lr, settings, work, bar):
             return np.nan
         total += cost * m
         rows += m
+        if done is not None:
+            done[0] = rows
         bar.update(m)
         bar.set_postfix_str("loss %.4g" % (total / rows))
     return total / rows
@@ -196,6 +235,8 @@ def run(net, source, val_source, settings, checkpoint=None, checkpoint_every=1, 
             if verbose and is_root:
                 print("resuming from %s after epoch %d" % (checkpoint, first), flush=True)
     work = workspace(net, min(settings.batch_size, source.n_rows)) if epoch_fn is None else None
+    if epoch_fn is None:
+        compile_kernels(net, settings, work, verbose and is_root)
     show = is_root and progress.wanted(show_progress, verbose)
     patience = settings.early_stopping
 
@@ -204,52 +245,116 @@ def run(net, source, val_source, settings, checkpoint=None, checkpoint_every=1, 
             break
         lr = settings.learning_rate(epoch)
         before = (net.params.copy(), net.velocity.copy())
-        bar = progress.bar(source.n_rows, "epoch %d/%d" % (epoch + 1, settings.epochs), show)
-        start = time.perf_counter()
+        # The state after the last whole epoch, which a Ctrl-C checkpoint records.
+        whole = (epoch, rng.bit_generator.state, copy.deepcopy(history), best)
+        done = [0]
         try:
-            # Narrow networks run their BLAS calls on one thread (kernels.threads: the
-            # hand-off costs more than it gains, and collapses when cores are shared).
-            with kernels.blas_threads(kernels.blas_threads_for(net.sizes, settings.batch_size)):
-                if epoch_fn is None:
-                    loss = train_one_epoch(net, source, rng, lr, settings, work, bar)
+            loss, seconds = _train_epoch(net, source, rng, lr, settings, work, epoch_fn, show,
+                                         epoch, done)
+            if not np.isfinite(loss) or not np.isfinite(net.params).all():
+                net.params[...], net.velocity[...] = before
+                raise DivergedError(
+                    "training diverged in epoch %d: the loss became NaN or inf (lr=%g is "
+                    "probably too large); params hold the values from the start of epoch %d"
+                    % (epoch + 1, lr, epoch + 1), epoch + 1, history)
+            history.loss.append(float(loss))
+            history.lr.append(float(lr))
+            history.seconds.append(seconds)
+            if hasattr(epoch_fn, "comm_seconds"):
+                history.comm_seconds.append(epoch_fn.comm_seconds)
+            line = "epoch %d/%d  loss %.6g" % (epoch + 1, settings.epochs, loss)
+            if val_source is not None:
+                val = float(val_fn(net, val_source))
+                history.val_loss.append(val)
+                line += "  val_loss %.6g" % val
+                if val < best[1]:
+                    best = (net.params.copy() if patience is not None else None, val, 0)
+                    history.best_epoch = epoch + 1
                 else:
-                    loss = epoch_fn(net, source, rng, lr, settings, bar)
-        finally:
-            bar.close()
-        seconds = time.perf_counter() - start
-        if not np.isfinite(loss) or not np.isfinite(net.params).all():
-            net.params[...], net.velocity[...] = before
-            raise DivergedError(
-                "training diverged in epoch %d: the loss became NaN or inf (lr=%g is probably "
-                "too large); params hold the values from the start of epoch %d"
-                % (epoch + 1, lr, epoch + 1), epoch + 1, history)
-        history.loss.append(float(loss))
-        history.lr.append(float(lr))
-        history.seconds.append(seconds)
-        if hasattr(epoch_fn, "comm_seconds"):
-            history.comm_seconds.append(epoch_fn.comm_seconds)
-        line = "epoch %d/%d  loss %.6g" % (epoch + 1, settings.epochs, loss)
-        if val_source is not None:
-            val = float(val_fn(net, val_source))
-            history.val_loss.append(val)
-            line += "  val_loss %.6g" % val
-            if val < best[1]:
-                best = (net.params.copy() if patience is not None else None, val, 0)
-                history.best_epoch = epoch + 1
-            else:
-                best = (best[0], best[1], best[2] + 1)
-                if patience is not None and best[2] >= patience:
-                    history.stopped_epoch = epoch + 1
-                    line += "  (no improvement in %d epochs: stopping)" % patience
-        if verbose and is_root:
-            print("%s  lr %.3g  %.2fs  %.0f samples/s"
-                  % (line, lr, seconds, source.n_rows / max(seconds, 1e-12)), flush=True)
-        last = epoch + 1 == settings.epochs or history.stopped_epoch is not None
-        if checkpoint is not None and is_root and ((epoch + 1) % checkpoint_every == 0 or last):
-            save_checkpoint(checkpoint, net, epoch + 1, rng, history, best, settings)
+                    best = (best[0], best[1], best[2] + 1)
+                    if patience is not None and best[2] >= patience:
+                        history.stopped_epoch = epoch + 1
+                        line += "  (no improvement in %d epochs: stopping)" % patience
+            if verbose and is_root:
+                rows = getattr(epoch_fn, "global_rows", source.n_rows)
+                print("%s  lr %.3g  %.2fs  %.0f samples/s"
+                      % (line, lr, seconds, rows / max(seconds, 1e-12)), flush=True)
+            last = epoch + 1 == settings.epochs or history.stopped_epoch is not None
+            if checkpoint is not None and is_root and ((epoch + 1) % checkpoint_every == 0
+                                                       or last):
+                save_checkpoint(checkpoint, net, epoch + 1, rng, history, best, settings)
+        except KeyboardInterrupt:
+            # Ctrl-C: keep what was trained. The checkpoint records the last whole epoch
+            # (so a resume is exact); the network keeps the parameters reached so far.
+            if checkpoint is not None and is_root:
+                _interrupt_checkpoint(checkpoint, net, before, whole, settings)
+            history = whole[2]
+            history.interrupted_epoch = epoch + 1
+            raise TrainingInterrupted(epoch + 1, done[0], history) from None
     if patience is not None and best[0] is not None:
         net.params[...] = best[0]  # early stopping keeps the best parameters seen
     return history
+
+
+def compile_kernels(net, settings, work, verbose):
+    """Compile (or load from Numba's cache) the epoch kernel for this network's dtype now.
+
+    So that compilation (tens of seconds on a first run, a fraction of a second from the
+    cache) is not counted in the first epoch's time and rate. With ``verbose``, a line
+    says what is going on when it takes more than a second.
+    """
+    import numba
+    rows = np.empty((1, net.n_inputs), net.dtype), np.empty((1, net.n_outputs), net.dtype)
+    args = (*rows, net.params, net.grads, net.velocity, net.sizes, net.acts,
+            int(settings.batch_size), float(settings.lr), float(settings.momentum),
+            float(settings.weight_decay), np.empty(0, np.int64), work, int(net.loss_code))
+    signature = tuple(numba.typeof(a) for a in args)
+    epoch_kernel = kernels.train_epoch
+    if not hasattr(epoch_kernel, "overloads") or signature in epoch_kernel.overloads:
+        return  # compiled already (or not a Numba dispatcher: a test's stand-in)
+    timer = None
+    if verbose:
+        timer = threading.Timer(1.0, print, ("compiling kernels (first run only; later runs "
+                                             "load them from the cache) ...",),
+                                {"flush": True})
+        timer.daemon = True
+        timer.start()
+    try:
+        epoch_kernel.compile(signature)
+    finally:
+        if timer is not None:
+            timer.cancel()
+
+
+def _train_epoch(net, source, rng, lr, settings, work, epoch_fn, show, epoch, done):
+    """(mean cost, seconds) of one epoch, with its progress bar and BLAS thread limit."""
+    bar = progress.bar(source.n_rows, "epoch %d/%d" % (epoch + 1, settings.epochs), show)
+    start = time.perf_counter()
+    try:
+        # Narrow networks run their BLAS calls on one thread, and so does any network when
+        # other processes hold the cores (kernels.threads: the hand-off then collapses).
+        with kernels.blas_threads(kernels.blas_threads_for(net.sizes, settings.batch_size)):
+            if epoch_fn is None:
+                loss = train_one_epoch(net, source, rng, lr, settings, work, bar, done)
+            else:
+                loss = epoch_fn(net, source, rng, lr, settings, bar)
+    finally:
+        bar.close()
+    return loss, time.perf_counter() - start
+
+
+def _interrupt_checkpoint(checkpoint, net, before, whole, settings):
+    """Write the checkpoint of the last whole epoch; the network keeps its current state."""
+    epoch, rng_state, history, best = whole
+    now = (net.params.copy(), net.velocity.copy())
+    rng = np.random.default_rng()
+    rng.bit_generator.state = rng_state
+    with sigint_ignored():
+        net.params[...], net.velocity[...] = before
+        try:
+            save_checkpoint(checkpoint, net, epoch, rng, history, best, settings)
+        finally:
+            net.params[...], net.velocity[...] = now
 
 
 def _resume_state(checkpoint, net, settings):

@@ -313,6 +313,53 @@ def test_activation_derivative_from_output_is_the_derivative(act):
 
 # ----------------------------------------------------------------------------- errors
 
+def _readonly(shape, dtype=np.float64):
+    a = np.zeros(shape, dtype)
+    a.setflags(write=False)
+    return a
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: kernels.dense_forward(np.zeros(4), np.zeros((2, 4)), np.zeros(2),
+                                   np.zeros((1, 2)), True),
+     ValueError, "dense_forward: X must be 2-D (rows, columns), got 1-D with shape (4,)"),
+    (lambda: kernels.dense_forward(np.zeros((3, 4), np.float16), np.zeros((2, 4)), np.zeros(2),
+                                   np.zeros((3, 2)), True),
+     TypeError, "dense_forward: X must be float32 or float64, got float16"),
+    (lambda: kernels.dense_forward(np.zeros((3, 4)), np.zeros((2, 4)), np.zeros(2),
+                                   _readonly((3, 2)), True),
+     TypeError, "dense_forward: out is read-only"),
+    (lambda: kernels.dense_forward(np.zeros((3, 4)), np.zeros((2, 4)), np.zeros(2),
+                                   np.zeros((3, 2)), "yes"),
+     TypeError, "dense_forward: relu must be True or False, got 'yes'"),
+    (lambda: kernels.sgd_update(np.zeros(3), np.zeros(3), "0.1"),
+     TypeError, "sgd_update: lr must be a real number"),
+    (lambda: kernels.mse_grad(np.zeros((2, 2)), np.zeros((2, 2)), _readonly((2, 2))),
+     TypeError, "mse_grad: out is read-only"),
+    (lambda: kernels.param_count([784, 10]),
+     TypeError, "param_count: sizes must be a NumPy array, got list"),
+    (lambda: kernels.param_count(np.array([-5, 3])),
+     ValueError, "sizes[0] is -5: every layer width must be at least 1"),
+    (lambda: kernels.train_epoch(np.zeros((4, 2)), np.zeros((4, 1)), np.zeros(3), np.zeros(3),
+                                 np.zeros(0), np.array([2, 1]), np.array([0]), 2, 0.1, 0.0,
+                                 0.0, np.zeros(0), np.zeros(20)),
+     TypeError, "train_epoch: order must be an integer array, got float64"),
+])
+def test_python_calls_with_unusable_arguments_get_one_line_errors(call, error, message):
+    with pytest.raises(error) as info:
+        call()
+    text = str(info.value)
+    assert message in text and "\n" not in text and "nopython" not in text
+
+
+def test_every_public_kernel_has_an_argument_signature():
+    from kernels._checks import SIGNATURES
+    dispatchers = {name for name in kernels.__all__
+                   if hasattr(getattr(kernels, name), "_compile_for_args")}
+    assert dispatchers == set(SIGNATURES)
+
+
+
 def _f(shape, dtype=np.float64):
     return np.zeros(shape, dtype)
 

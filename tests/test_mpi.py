@@ -124,16 +124,21 @@ def test_only_rank_zero_prints_and_checkpoints_and_resume_works(tmp_path):
      "ranks built different networks: rank 0: MLP([5, 8, 1]"),
     ("Y = Y * np.nan if rank == 0 else Y",
      "rank 0: ValueError: y contains NaN at row 0, column 0"),
+    ("options = dict(epochs=3 if rank == 1 else 1)",
+     "ranks were given different settings: epochs (rank 0: 1, rank 1: 3)"),
+    ("options = dict(epochs=1, lr=0.1 if rank == 1 else 0.01)",
+     "lr (rank 0: 0.01, rank 1: 0.1)"),
 ])
 def test_bad_setups_fail_on_every_rank_without_hanging(tmp_path, setup, message):
     body = """
         rng = np.random.default_rng(rank)
         X, Y = rng.standard_normal((40, 5)), rng.standard_normal(40)
         hidden = [8]
+        options = dict(epochs=1)
         SETUP
         net = MLP([X.shape[1], *hidden, 1], seed=0)
         try:
-            net.fit(X, Y, epochs=1, comm=comm)
+            net.fit(X, Y, comm=comm, **options)
         except ValueError as exc:  # a file per rank: mpiexec may interleave their stdout
             open(folder + "/error%d.txt" % rank, "w").write(str(exc))
             sys.exit(3)
@@ -160,3 +165,23 @@ def test_cli_train_with_mpi(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("epoch 2/2") == 1
     assert MLP.load(tmp_path / "m.npz").layer_sizes == [6, 8, 1]
+
+
+def test_cli_softmax_on_label_sorted_data_agrees_on_the_class_count(tmp_path):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((400, 6)).astype(np.float32)
+    labels = np.sort(rng.integers(0, 4, 400))  # rank 0's half holds only the low labels
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", labels)
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    base = [MPIEXEC, "-n", "2", sys.executable, "-m", "model", "train", "--mpi", "--data",
+            str(tmp_path / "X.npy"), "--target", str(tmp_path / "y.npy"), "--epochs", "1",
+            "--hidden-sizes", "8", "--output", "softmax"]
+    result = subprocess.run(base + ["--save", str(tmp_path / "m.npz")], capture_output=True,
+                            text=True, cwd=ROOT, env=env, timeout=240)
+    assert result.returncode == 0, result.stderr
+    assert MLP.load(tmp_path / "m.npz").layer_sizes == [6, 8, 4]
+    result = subprocess.run(base + ["--classes", "6", "--save", str(tmp_path / "m6.npz")],
+                            capture_output=True, text=True, cwd=ROOT, env=env, timeout=240)
+    assert result.returncode == 0, result.stderr
+    assert MLP.load(tmp_path / "m6.npz").layer_sizes == [6, 8, 6]

@@ -1,6 +1,5 @@
 """BLAS threads chosen per epoch: one for small products or a busy machine, restored after."""
 
-import os
 import subprocess
 import sys
 import time

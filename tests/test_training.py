@@ -182,7 +182,7 @@ def test_progress_is_silent_unless_wanted(data, capsys):
     (dict(validation_fraction=1.0), ValueError, "validation_fraction must be >= 0.0 and < 1.0"),
     (dict(early_stopping=3), ValueError, "early_stopping needs validation rows"),
     (dict(resume=True), ValueError, "resume=True needs checkpoint=path"),
-    (dict(checkpoint="/no/such/folder/ck.npz"), FileNotFoundError, "checkpoint: folder of"),
+    (dict(checkpoint="/no/such/folder/ck.npz"), FileNotFoundError, "checkpoint: folder"),
     (dict(validation_fraction=0.001), ValueError, "validation_fraction=0.001 of 400 rows leaves 0"),
     (dict(validation_fraction=0.1, validation_data=(np.zeros((2, 5)), np.zeros(2))), ValueError,
      "pass validation_data or validation_fraction, not both"),
