@@ -122,75 +122,93 @@ def _check_targets(kernel, X, Y, sizes):
     check_contiguous(kernel, "Y", Y)
 
 
+# ----------------------------------------------------------------------------- views
+
+# A view made with reshape costs a call into Numba's runtime (about 35 ns); a 10-32-1
+# network's whole minibatch step takes 3-4 us. So every per-layer view is made once per
+# kernel call, and a minibatch of m rows only slices the first m rows off them.
+
+@njit(cache=True)
+def _param_views(flat, sizes):
+    """([W_l (n_{l+1}, n_l)], [b_l (n_{l+1},)]): every layer's views into a flat vector."""
+    offsets = layer_offsets(sizes)
+    n_layers = sizes.shape[0] - 1
+    return ([weight_view(flat, offsets, sizes, l) for l in range(n_layers)],
+            [bias_view(flat, offsets, sizes, l) for l in range(n_layers)])
+
+
+@njit(cache=True)
+def _work_views(workspace, sizes, batch_size):
+    """([A_l], [D_l]): (batch_size, n_{l+1}) blocks of the workspace for every layer's output
+    activations and error term.
+
+    The workspace holds the activations of every layer one after another, then two buffers
+    of ``batch_size * widest`` for the error terms, which alternate from the top layer down
+    (a layer's error term is formed from the one above it), then a gathered batch of X and
+    Y (``workspace_size``).
+    """
+    n_layers = sizes.shape[0] - 1
+    A = []
+    start = 0
+    widest = 0
+    for l in range(n_layers):
+        A.append(_block(workspace, start, batch_size, sizes[l + 1]))
+        start += batch_size * sizes[l + 1]
+        widest = max(widest, sizes[l + 1])
+    D = []
+    for l in range(n_layers):
+        buffer = start + ((n_layers - 1 - l) % 2) * batch_size * widest
+        D.append(_block(workspace, buffer, batch_size, sizes[l + 1]))
+    return A, D
+
+
 # ----------------------------------------------------------------------------- one batch
 
 @njit(cache=True)
-def forward_batch(Xb, params, offsets, sizes, acts, workspace, batch_size):
-    """Activations of every layer for one batch Xb (m, n_0) into the workspace.
+def forward_batch(Xb, W, b, A, acts):
+    """Activations of every layer for one batch Xb (m, n_0) into the blocks A (views).
 
-    Returns the output activations (m, n_L), a view into the workspace.
+    Returns the output activations (m, n_L), the first m rows of the last block.
     """
     m = Xb.shape[0]
-    n_layers = sizes.shape[0] - 1
     a_prev = Xb
-    start = 0
-    for l in range(n_layers):
-        out = _block(workspace, start, m, sizes[l + 1])
-        forward_into(a_prev, weight_view(params, offsets, sizes, l),
-                     bias_view(params, offsets, sizes, l), out, acts[l])
+    for l in range(len(W)):
+        out = A[l][:m]
+        forward_into(a_prev, W[l], b[l], out, acts[l])
         a_prev = out
-        start += batch_size * sizes[l + 1]
     return a_prev
 
 
 @njit(cache=True)
-def backward_batch(Xb, Yb, params, grads, offsets, sizes, acts, loss, workspace, batch_size,
-                   scale, accumulate, lr):
-    """Backprop one batch whose activations ``forward_batch`` left in the workspace.
+def backward_batch(Xb, Yb, W, b, dW, db, A, D, acts, loss, scale, accumulate, lr):
+    """Backprop one batch whose activations ``forward_batch`` left in A.
 
     With ``lr == 0`` the gradient ``dC/dTheta`` (the cost ``loss`` summed over rows times
-    ``scale``, 1/m for a batch mean) is written into ``grads`` (added in with accumulate).
-    With ``lr > 0`` the SGD step is fused instead: each ``W`` is updated by one gemm with
-    ``alpha = -lr, beta = 1`` after its error term has been propagated below it, so no
-    weight gradient is stored. Returns the batch's summed cost (``m * C``).
+    ``scale``, 1/m for a batch mean) is written into the views dW, db (added in with
+    accumulate). With ``lr > 0`` the SGD step is fused instead: each ``W`` is updated by
+    one product with ``alpha = -lr, beta = 1`` after its error term has been propagated
+    below it, so no weight gradient is stored. Returns the batch's summed cost (``m * C``).
     """
     m = Xb.shape[0]
-    n_layers = sizes.shape[0] - 1
-    widest = 0
-    act_start = np.empty(n_layers + 1, np.int64)
-    start = 0
-    for l in range(1, n_layers + 1):
-        act_start[l] = start
-        start += batch_size * sizes[l]
-        widest = max(widest, sizes[l])
-    delta_start = (start, start + batch_size * widest)
+    top = len(W) - 1
     fused = lr > 0
-
-    top = n_layers - 1
-    delta = _block(workspace, delta_start[0], m, sizes[n_layers])
-    cost = output_delta(_block(workspace, act_start[n_layers], m, sizes[n_layers]),
-                        Yb, delta, bias_view(grads, offsets, sizes, top),
-                        acts[top], loss, scale, accumulate and not fused)
-    which = 0
+    delta = D[top][:m]
+    cost = output_delta(A[top][:m], Yb, delta, db[top], acts[top], loss, scale,
+                        accumulate and not fused)
     for l in range(top, -1, -1):
-        W = weight_view(params, offsets, sizes, l)
-        a_in = Xb if l == 0 else _block(workspace, act_start[l], m, sizes[l])
+        a_in = Xb if l == 0 else A[l - 1][:m]
         if l > 0:
             # Propagate below with the weights as they were in the forward pass.
-            below = _block(workspace, delta_start[1 - which], m, sizes[l])
-            product_a_b(delta, W, below, 1.0, 0.0)
-            backprop_activation(a_in, below, bias_view(grads, offsets, sizes, l - 1),
-                                acts[l - 1], accumulate and not fused)
+            below = D[l - 1][:m]
+            product_a_b(delta, W[l], below, 1.0, 0.0)
+            backprop_activation(a_in, below, db[l - 1], acts[l - 1], accumulate and not fused)
         if fused:
-            product_at_b(delta, a_in, W, -lr, 1.0)
-            sgd_update_into(bias_view(params, offsets, sizes, l),
-                            bias_view(grads, offsets, sizes, l), lr)
+            product_at_b(delta, a_in, W[l], -lr, 1.0)
+            sgd_update_into(b[l], db[l], lr)
         else:
-            product_at_b(delta, a_in, weight_view(grads, offsets, sizes, l), 1.0,
-                      1.0 if accumulate else 0.0)
+            product_at_b(delta, a_in, dW[l], 1.0, 1.0 if accumulate else 0.0)
         if l > 0:
             delta = below
-            which = 1 - which
     return cost
 
 
@@ -287,31 +305,34 @@ def train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, mome
         return _epoch_streaming(X, Y, params, grads, velocity, sizes[0], sizes[1], acts[0],
                                 batch_size, lr, momentum, weight_decay, order)
 
-    offsets = layer_offsets(sizes)
+    W, b = _param_views(params, sizes)
+    dW, db = _param_views(grads, sizes)
+    A, D = _work_views(workspace, sizes, batch_size)
     n_in = sizes[0]
     n_out = sizes[n_layers]
     gather_x = workspace.shape[0] - batch_size * (n_in + n_out)
-    gather_y = gather_x + batch_size * n_in
+    gather_X = _block(workspace, gather_x, batch_size, n_in)
+    gather_Y = _block(workspace, gather_x + batch_size * n_in, batch_size, n_out)
     total = 0.0
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         m = stop - start
         if shuffled:
-            Xb = _block(workspace, gather_x, m, n_in)
-            Yb = _block(workspace, gather_y, m, n_out)
+            Xb = gather_X[:m]
+            Yb = gather_Y[:m]
             for r in range(m):
                 Xb[r] = X[order[start + r]]
                 Yb[r] = Y[order[start + r]]
         else:
             Xb = X[start:stop]
             Yb = Y[start:stop]
-        forward_batch(Xb, params, offsets, sizes, acts, workspace, batch_size)
+        forward_batch(Xb, W, b, A, acts)
         if plain:
-            batch_cost = backward_batch(Xb, Yb, params, grads, offsets, sizes, acts, loss,
-                                        workspace, batch_size, 1.0 / m, False, lr)
+            batch_cost = backward_batch(Xb, Yb, W, b, dW, db, A, D, acts, loss, 1.0 / m,
+                                        False, lr)
         else:
-            batch_cost = backward_batch(Xb, Yb, params, grads, offsets, sizes, acts, loss,
-                                        workspace, batch_size, 1.0 / m, False, 0.0)
+            batch_cost = backward_batch(Xb, Yb, W, b, dW, db, A, D, acts, loss, 1.0 / m,
+                                        False, 0.0)
             momentum_update_into(params, grads, velocity, lr, momentum, weight_decay)
         if not np.isfinite(batch_cost):
             return np.nan
@@ -329,12 +350,12 @@ def predict_into(X, params, sizes, acts, out, batch_size, workspace):
     check_float_dtypes(kernel, "X, params, out, workspace", X, params, out, workspace)
     _check_network(kernel, X, params, sizes, acts, batch_size, workspace)
     _check_targets(kernel, X, out, sizes)
-    offsets = layer_offsets(sizes)
+    W, b = _param_views(params, sizes)
+    A, _ = _work_views(workspace, sizes, batch_size)
     n = X.shape[0]
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        out[start:stop] = forward_batch(X[start:stop], params, offsets, sizes, acts,
-                                        workspace, batch_size)
+        out[start:stop] = forward_batch(X[start:stop], W, b, A, acts)
 
 
 @njit(cache=True)
@@ -348,17 +369,17 @@ def dataset_cost(X, Y, params, sizes, acts, batch_size, workspace, loss=MSE):
     check_float_dtypes(kernel, "X, Y, params, workspace", X, Y, params, workspace)
     _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss)
     _check_targets(kernel, X, Y, sizes)
-    offsets = layer_offsets(sizes)
+    W, b = _param_views(params, sizes)
+    A, D = _work_views(workspace, sizes, batch_size)
     n_layers = sizes.shape[0] - 1
-    n_out = sizes[n_layers]
-    delta = np.empty((batch_size, n_out), X.dtype)  # written with scale 0, never read
-    db = np.empty(n_out, X.dtype)
+    delta = D[n_layers - 1]  # written with scale 0, never read
+    db = np.empty(sizes[n_layers], X.dtype)
     total = 0.0
     for start in range(0, X.shape[0], batch_size):
         stop = min(start + batch_size, X.shape[0])
-        A = forward_batch(X[start:stop], params, offsets, sizes, acts, workspace, batch_size)
-        total += output_delta(A, Y[start:stop], delta[:stop - start], db, acts[n_layers - 1],
-                              loss, 0.0, False)
+        out = forward_batch(X[start:stop], W, b, A, acts)
+        total += output_delta(out, Y[start:stop], delta[:stop - start], db,
+                              acts[n_layers - 1], loss, 0.0, False)
     return total
 
 
@@ -378,13 +399,15 @@ def batch_gradient(X, Y, params, grads, sizes, acts, batch_size, workspace, scal
     if X.shape[0] == 0:
         grads[:] = 0
         return 0.0
-    offsets = layer_offsets(sizes)
+    W, b = _param_views(params, sizes)
+    dW, db = _param_views(grads, sizes)
+    A, D = _work_views(workspace, sizes, batch_size)
     total = 0.0
     for start in range(0, X.shape[0], batch_size):
         stop = min(start + batch_size, X.shape[0])
-        forward_batch(X[start:stop], params, offsets, sizes, acts, workspace, batch_size)
-        total += backward_batch(X[start:stop], Y[start:stop], params, grads, offsets, sizes,
-                                acts, loss, workspace, batch_size, scale, start > 0, 0.0)
+        forward_batch(X[start:stop], W, b, A, acts)
+        total += backward_batch(X[start:stop], Y[start:stop], W, b, dW, db, A, D, acts,
+                                loss, scale, start > 0, 0.0)
     return total
 
 
