@@ -175,6 +175,10 @@ class StreamSource:
         Xc = read_rows(self.X, a, b, self._xbuf, self.names[0])
         Yc = targets_matrix(np.asarray(self.y[a:b]), self.names[1], self.dtype, self.n_outputs,
                             self.kind, first_row=a)
+        if not Yc.flags.writeable:
+            # A view of the read-only memmap: Numba would compile the epoch kernel again
+            # for read-only targets (tens of MB of compiler memory mid-run); copy the chunk.
+            Yc = Yc.copy()
         release_pages(self.y, a, b)
         return Xc, Yc
 
