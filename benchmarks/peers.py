@@ -65,7 +65,7 @@ def torch_runner(config, X, Y):
         if l < len(sizes) - 2 or config.output == "relu":
             layers.append(torch.nn.ReLU())
     model = torch.nn.Sequential(*layers)
-    # MSELoss averages over every element; with one output that is MATH.md's cost times 2,
+    # MSELoss averages over every element; with one output it is docs/MATH.md's cost x 2,
     # the same direction and, at this rate, the same speed.
     loss_fn = torch.nn.CrossEntropyLoss() if is_classifier(config) else torch.nn.MSELoss()
     opt = torch.optim.SGD(model.parameters(), lr=LR)

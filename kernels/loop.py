@@ -25,7 +25,7 @@ from .products import product_a_b, product_at_b
 
 #: A one-layer network with at most this many outputs trains by streaming each row once:
 #: its forward product and its error-times-input gradient are done while the row is in
-#: L1 cache, instead of two BLAS passes over the batch. Measured crossover, see README.
+#: L1 cache, instead of two passes over the batch (the single ReLU neuron, config A).
 STREAMING_MAX_OUTPUTS = 8
 
 
@@ -413,7 +413,7 @@ def batch_gradient(X, Y, params, grads, sizes, acts, batch_size, workspace, scal
 
 @njit(cache=True)
 def loss_and_gradient(X, Y, params, grads, sizes, acts, batch_size, workspace, loss=MSE):
-    """Full-batch cost C of MATH.md (mean over rows) and its gradient ``dC/dTheta`` into grads.
+    """Full-batch cost C (docs/MATH.md, the mean over rows) and its gradient into grads.
 
     Processed ``batch_size`` rows at a time, every row weighted 1/N. Returns C.
     """

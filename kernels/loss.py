@@ -1,6 +1,6 @@
 """Costs and their gradients: mean squared error, softmax cross-entropy, sigmoid BCE.
 
-Every cost is a sum over a row's outputs, averaged over rows (MATH.md's MSE convention):
+Every cost is a sum over a row's outputs, averaged over rows (as docs/MATH.md's MSE):
 
 - ``MSE``: ``C = sum((a - y)**2) / (2m)`` on the output activations ``a``;
 - ``SOFTMAX_CE``: ``C = -sum(y * log_softmax(z)) / m`` on the logits ``z``;

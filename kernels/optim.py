@@ -1,4 +1,4 @@
-"""Parameter updates on the flat parameter vector (Theta of MATH.md)."""
+"""Parameter updates on the flat parameter vector (Theta of docs/MATH.md)."""
 
 from numba import njit
 

@@ -1,6 +1,6 @@
 """Plain vectorised NumPy twins of the kernels, with the same signatures.
 
-This is the way a textbook writes each formula of MATH.md. The tests use these as the
+This is the way a textbook writes each formula of docs/MATH.md. The tests use these as the
 oracle; the benchmarks time the compiled kernels against them, and ``train_epoch``
 here is the NumPy training loop numba-dense is compared with.
 """

@@ -21,6 +21,7 @@ the ``with`` block, and only ever lowered: a limit the user set (threadpoolctl,
 import contextlib
 import ctypes
 import os
+import time
 
 #: Below this many multiply-adds in its largest product (batch rows x n_in x n_out), an
 #: epoch runs its BLAS calls on one thread. Measured with ``benchmarks.blas_threads``.
@@ -33,12 +34,26 @@ def largest_product(sizes, batch_size):
     return max(int(batch_size) * sizes[l] * sizes[l + 1] for l in range(len(sizes) - 1))
 
 
-def other_running_tasks():
+def other_running_tasks(samples=3, interval=0.0005):
     """Runnable tasks on this machine other than this process's threads (None if unknown).
 
-    Read from ``/proc/loadavg`` (its fourth field counts the tasks running or ready to run
-    right now) less this process's threads in state R; about 0.1 ms.
+    The fewest seen in ``samples`` readings ``interval`` seconds apart, so that a task that
+    runs for a moment (a kernel worker, a shell command) does not count as a busy core; a
+    process that keeps a core busy is in every reading. About 1 ms.
     """
+    counts = []
+    for i in range(samples):
+        if i:
+            time.sleep(interval)
+        count = _other_running_now()
+        if count is None:
+            return None
+        counts.append(count)
+    return min(counts)
+
+
+def _other_running_now():
+    """``/proc/loadavg``'s count of tasks running or ready to run, less this process's own."""
     try:
         with open("/proc/loadavg") as f:
             running = int(f.read().split()[3].split("/")[0])

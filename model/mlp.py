@@ -27,7 +27,7 @@ class MLP:
     ``output``, one of those or "softmax". The cost ``loss`` defaults to the output's
     natural one: "cross_entropy" for softmax, "binary_cross_entropy" for sigmoid, "mse"
     otherwise ("mse" may also be named for a sigmoid output). The single ReLU neuron of
-    MATH.md is ``MLP([n, 1], output="relu")``; a 10-class classifier
+    docs/MATH.md is ``MLP([n, 1], output="relu")``; a 10-class classifier
     ``MLP([784, 128, 10], output="softmax")``.
 
     ``params`` (P,) holds every weight and bias; ``weights[l]`` (n_{l+1}, n_l) and
@@ -374,7 +374,7 @@ class MLP:
         return float(r2.mean())
 
     def cost(self, X, y):
-        """The training cost C over all rows (MATH.md): for MSE ``sum ||y_i - a_i||^2 / (2N)``,
+        """The training cost C over all rows (docs/MATH.md): for MSE ``sum ||y_i - a_i||^2 / (2N)``,
         for the cross-entropies their mean over rows. X, y as for ``fit``."""
         source = self._source(X, y, "X", "y", EVAL_BATCH)
         return float(training.mean_cost(self, source))

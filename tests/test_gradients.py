@@ -1,4 +1,4 @@
-"""Analytic gradients against central finite differences, and the closed forms of MATH.md."""
+"""Analytic gradients against central finite differences, and the closed forms of docs/MATH.md."""
 
 import numpy as np
 import pytest
@@ -102,7 +102,7 @@ def test_fit_recovers_a_planted_relu_neuron(dtype):
     assert net.biases[0][0] == pytest.approx(b_true, abs=tol)
 
 
-# ----------------------------------------------------------------------------- MATH.md examples
+# ----------------------------------------------------------------------------- docs/MATH.md examples
 
 def _jacobian(f, x, h=1e-6):
     x = np.asarray(x, float)

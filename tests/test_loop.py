@@ -67,7 +67,7 @@ def test_train_epoch_matches_numpy_loop(dtype, sizes, acts, cost, order_kind, mo
 
 
 def test_last_partial_batch_is_averaged_over_its_own_rows():
-    # 1,000,000 / 120 of MATH.md in miniature: 10 rows, batch 4 -> 4, 4, 2.
+    # 1,000,000 / 120 of docs/MATH.md in miniature: 10 rows, batch 4 -> 4, 4, 2.
     sizes, acts = np.array([1, 1]), np.array([kernels.IDENTITY])
     X = np.ones((10, 1))
     Y = np.zeros((10, 1))
