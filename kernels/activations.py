@@ -8,6 +8,7 @@ forward pass never keeps ``Z``.
 
 import numpy as np
 from numba import njit
+from numba.extending import overload
 
 from ._checks import check_dim, check_float_dtypes
 
@@ -58,17 +59,44 @@ def derivative_from_output(a, act):
     return 1
 
 
+def _zero_like(array):
+    """0 in ``array``'s dtype (in compiled code): an int 0 would make the loop float64."""
+
+
+@overload(_zero_like)
+def _zero_like_impl(array):
+    dtype = array.dtype
+    return lambda array: dtype(0)
+
+
+# The two sweeps below run for every layer of every minibatch. The activation is chosen
+# outside the loops, so that each loop body is branch-free and LLVM vectorizes it
+# (a branch on ``act`` per element made the backward sweep 10x slower than its arithmetic).
+
 @njit(cache=True, fastmath=_FAST)
 def add_bias_activate(out, b, act):
     """In place ``out[i, j] = sigma(out[i, j] + b[j])``: bias and activation in one sweep.
 
-    out (m, n), b (n,).
+    out (m, n), b (n,). NaN stays NaN through ReLU, as in ``activate``.
     """
     m, n = out.shape
-    for i in range(m):
-        row = out[i]
-        for j in range(n):
-            row[j] = activate(row[j] + b[j], act)
+    zero = _zero_like(out)
+    if act == RELU:
+        for i in range(m):
+            row = out[i]
+            for j in range(n):
+                z = row[j] + b[j]
+                row[j] = zero if z <= 0 else z
+    elif act == IDENTITY:
+        for i in range(m):
+            row = out[i]
+            for j in range(n):
+                row[j] += b[j]
+    else:
+        for i in range(m):
+            row = out[i]
+            for j in range(n):
+                row[j] = activate(row[j] + b[j], act)
 
 
 @njit(cache=True, fastmath=_FAST)
@@ -81,16 +109,27 @@ def backprop_activation(A, G, db, act, accumulate):
     m, n = G.shape
     if not accumulate:
         db[:] = 0
-    for i in range(m):
-        g = G[i]
-        a = A[i]
-        for j in range(n):
-            if act == RELU:
-                if a[j] <= 0:
-                    g[j] = 0
-            elif act != IDENTITY:
+    zero = _zero_like(G)
+    if act == RELU:
+        for i in range(m):
+            g = G[i]
+            a = A[i]
+            for j in range(n):
+                v = zero if a[j] <= 0 else g[j]
+                g[j] = v
+                db[j] += v
+    elif act == IDENTITY:
+        for i in range(m):
+            g = G[i]
+            for j in range(n):
+                db[j] += g[j]
+    else:
+        for i in range(m):
+            g = G[i]
+            a = A[i]
+            for j in range(n):
                 g[j] *= derivative_from_output(a[j], act)
-            db[j] += g[j]
+                db[j] += g[j]
 
 
 @njit(cache=True)

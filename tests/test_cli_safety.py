@@ -242,3 +242,42 @@ def test_kernels_are_compiled_before_the_first_epoch_is_timed(monkeypatch):
     X = np.random.default_rng(0).standard_normal((100, 3))
     MLP([3, 4, 1]).fit(X, X[:, 0], epochs=2)
     assert events == ["compile", "epoch", "epoch"]
+
+
+def test_unwritable_folder_is_refused_by_the_check_itself(tmp_path, monkeypatch):
+    """As root every folder is writable, so the check is also exercised with os.access."""
+    from model import paths
+    monkeypatch.setattr(paths.os, "access", lambda path, mode: False)
+    with pytest.raises(PermissionError, match="--save: folder .* is not writable"):
+        paths.check_output(str(tmp_path / "net.npz"), "--save")
+
+
+def test_a_pickled_npy_is_refused_naming_the_file(tmp_path):
+    from model import data
+    path = tmp_path / "objects.npy"
+    np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="objects.npy.*pickled Python objects"):
+        data.open_array(str(path), "X")
+
+
+def test_samples_per_second_counts_every_rank_under_mpi(capsys):
+    """The epoch line divides the rows of all ranks (epoch_fn.global_rows) by the time."""
+    from model import data, training
+
+    class TwoRanks:
+        global_rows = 2000  # this rank's 1000 rows and another rank's 1000
+
+        def __call__(self, net, source, rng, lr, settings, bar):
+            time.sleep(0.05)
+            return 0.5
+    net = MLP([3, 1], seed=0)
+    X = np.zeros((1000, 3), np.float32)
+    source = data.ArraySource(X, np.zeros((1000, 1), np.float32))
+    settings = training.Settings(epochs=1, batch_size=10, lr=0.1, momentum=0.0,
+                                 weight_decay=0.0, schedule="constant", step_size=1, gamma=0.1,
+                                 min_lr=0.0, shuffle=False, seed=0, early_stopping=None)
+    training.run(net, source, None, settings, verbose=True, epoch_fn=TwoRanks())
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    seconds = float(line.split()[-3].rstrip("s"))
+    rate = float(line.split()[-2])
+    assert rate * seconds == pytest.approx(2000, rel=0.25)
