@@ -2,5 +2,6 @@
 
 from .datasets import teacher_regression
 from .mlp import MLP, DivergedError, History
+from .training import TrainingInterrupted
 
-__all__ = ["MLP", "History", "DivergedError", "teacher_regression"]
+__all__ = ["MLP", "History", "DivergedError", "TrainingInterrupted", "teacher_regression"]

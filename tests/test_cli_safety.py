@@ -125,6 +125,8 @@ def test_ctrl_c_in_python_raises_keyboard_interrupt_with_the_history(monkeypatch
     with pytest.raises(KeyboardInterrupt) as info:
         net.fit(X, X[:, 0], epochs=5)
     assert isinstance(info.value, training.TrainingInterrupted) and info.value.epoch == 3
+    import model
+    assert model.TrainingInterrupted is training.TrainingInterrupted
     assert net.history.interrupted_epoch == 3 and len(net.history.loss) == 2
 
 
