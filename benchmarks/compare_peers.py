@@ -68,7 +68,7 @@ class Worker:
             raise RuntimeError("%s worker for %s failed to start (said %r)"
                                % (impl, config, first))
 
-    def time_epoch(self):
+    def epoch_seconds(self):
         self.proc.stdin.write("run\n")
         self.proc.stdin.flush()
         return float(self.proc.stdout.readline())
@@ -96,7 +96,7 @@ def measure(config, impls, rounds):
         for r in range(rounds):
             for impl in order[r % len(order):] + order[:r % len(order)]:
                 time.sleep(0.2)  # let the previous worker's BLAS threads go to sleep
-                times[impl].append(workers[impl].time_epoch())
+                times[impl].append(workers[impl].epoch_seconds())
     finally:
         for w in workers.values():
             w.close()

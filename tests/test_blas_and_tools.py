@@ -99,3 +99,21 @@ def test_compare_peers_runs_each_implementation_in_its_own_process(capsys):
     cells = [c.strip() for c in row[0].split("|")]
     assert cells[8].endswith("x") and cells[10].endswith("x")  # NumPy and sklearn ratios
     assert "own process" in out
+
+
+def test_asv_can_instantiate_every_class_it_would_discover():
+    """asv takes any class with a time_/peakmem_/mem_ method for a benchmark and calls it
+    with no arguments; a helper class with such a method breaks the whole suite."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import benchmarks
+    for info in pkgutil.iter_modules(benchmarks.__path__):
+        module = importlib.import_module("benchmarks." + info.name)
+        for name, klass in inspect.getmembers(module, inspect.isclass):
+            if klass.__module__ != module.__name__:
+                continue
+            if any(attr.startswith(("time_", "peakmem_", "mem_", "track_"))
+                   for attr in dir(klass)):
+                klass()  # must not need arguments
