@@ -324,7 +324,7 @@ def _interrupted(net, stop, args, root):
     return 130
 
 
-def _fit(net, X, y, args, comm, root):
+def _fit(net, X, y, args, comm, verbose):
     """``net.fit`` with the command line's training options."""
     return net.fit(X, y, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                    momentum=args.momentum, weight_decay=args.weight_decay,
@@ -333,7 +333,7 @@ def _fit(net, X, y, args, comm, root):
                    validation_fraction=args.validation_fraction,
                    early_stopping=args.early_stopping, checkpoint=args.checkpoint,
                    checkpoint_every=args.checkpoint_every, resume=args.resume,
-                   chunk_rows=args.chunk_rows, verbose=root, progress=args.progress,
+                   chunk_rows=args.chunk_rows, verbose=verbose, progress=args.progress,
                    comm=comm)
 
 
