@@ -55,6 +55,20 @@ def _check_float_dtypes_impl(kernel, names, *arrays):
     return impl
 
 
+def cast_like(value, array):
+    """``value`` converted to ``array``'s dtype (in compiled code).
+
+    A float64 scalar (or an int 0) in a float32 loop would otherwise promote the loop's
+    arithmetic to double precision and stop it from vectorizing at full width.
+    """
+
+
+@overload(cast_like)
+def _cast_like_impl(value, array):
+    dtype = array.dtype
+    return lambda value, array: dtype(value)
+
+
 @njit(cache=True)
 def check_positive(kernel, name, value):
     """Raise ``ValueError`` unless ``value`` > 0 (e.g. a batch size)."""

@@ -8,9 +8,8 @@ forward pass never keeps ``Z``.
 
 import numpy as np
 from numba import njit
-from numba.extending import overload
 
-from ._checks import check_dim, check_float_dtypes
+from ._checks import cast_like, check_dim, check_float_dtypes
 
 IDENTITY = 0
 RELU = 1
@@ -59,16 +58,6 @@ def derivative_from_output(a, act):
     return 1
 
 
-def _zero_like(array):
-    """0 in ``array``'s dtype (in compiled code): an int 0 would make the loop float64."""
-
-
-@overload(_zero_like)
-def _zero_like_impl(array):
-    dtype = array.dtype
-    return lambda array: dtype(0)
-
-
 # The two sweeps below run for every layer of every minibatch. The activation is chosen
 # outside the loops, so that each loop body is branch-free and LLVM vectorizes it
 # (a branch on ``act`` per element made the backward sweep 10x slower than its arithmetic).
@@ -80,7 +69,7 @@ def add_bias_activate(out, b, act):
     out (m, n), b (n,). NaN stays NaN through ReLU, as in ``activate``.
     """
     m, n = out.shape
-    zero = _zero_like(out)
+    zero = cast_like(0, out)
     if act == RELU:
         for i in range(m):
             row = out[i]
@@ -109,7 +98,7 @@ def backprop_activation(A, G, db, act, accumulate):
     m, n = G.shape
     if not accumulate:
         db[:] = 0
-    zero = _zero_like(G)
+    zero = cast_like(0, G)
     if act == RELU:
         for i in range(m):
             g = G[i]

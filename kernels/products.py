@@ -21,9 +21,9 @@ of 320 shapes a product kind takes 1.01-1.13x the per-shape best with them, agai
 """
 
 from numba import njit
-from numba.extending import overload
 
 from ._blas import gemm_a_b, gemm_at_b
+from ._checks import cast_like
 
 #: Layers with at most this many outputs compute ``sigma(A @ W.T + b)`` as a loop (dot form).
 FORWARD_LOOP_MAX_OUTPUTS = 1
@@ -35,16 +35,6 @@ GRADIENT_LOOP_MAX_OUTPUTS = 10
 _FAST = {"contract"}  # fused multiply-add only: no reassociation, NaN propagates as in BLAS
 
 
-def _cast_like(value, array):
-    """``value`` converted to ``array``'s dtype (in compiled code)."""
-
-
-@overload(_cast_like)
-def _cast_like_impl(value, array):
-    dtype = array.dtype
-    return lambda value, array: dtype(value)
-
-
 @njit(cache=True, fastmath=_FAST)
 def _loop_a_b(A, B, C, alpha, beta):
     """``C = alpha * A @ B + beta * C``; A (m, k) of any strides, B (k, n), C (m, n) C order.
@@ -54,8 +44,8 @@ def _loop_a_b(A, B, C, alpha, beta):
     """
     m, k = A.shape
     n = B.shape[1]
-    alpha = _cast_like(alpha, C)
-    beta = _cast_like(beta, C)
+    alpha = cast_like(alpha, C)
+    beta = cast_like(beta, C)
     for i in range(m):
         c = C[i]
         if beta == 0:
