@@ -5,7 +5,7 @@
 
 The training step makes three kinds of product (``kernels/products.py``, ``kernels/dense.py``):
 
-- forward  ``sigma(A @ W.T + b)``: ``forward_loop`` against ``gemm_a_bt`` + bias/activation;
+- forward  ``sigma(A @ W.T + b)``: ``_forward_loop`` against ``gemm_a_bt`` + bias/activation;
 - backprop ``delta @ W``: ``_loop_a_b`` against ``gemm_a_b``;
 - gradient ``W -= lr * delta.T @ A``: ``_loop_a_b`` on ``delta.T`` against ``gemm_at_b``.
 
@@ -29,8 +29,8 @@ from numba import njit
 
 from kernels import RELU
 from kernels._blas import gemm_a_b, gemm_a_bt, gemm_at_b
-from kernels.activations import add_bias_activate
-from kernels.dense import forward_loop
+from kernels.activations import _add_bias_activate
+from kernels.dense import _forward_loop
 from kernels.products import _loop_a_b
 
 
@@ -38,10 +38,10 @@ from kernels.products import _loop_a_b
 def _forward(loop, A, W, b, out, reps):
     for _ in range(reps):
         if loop:
-            forward_loop(A, W, b, out, RELU)
+            _forward_loop(A, W, b, out, RELU)
         else:
             gemm_a_bt(A, W, out, 1.0, 0.0)
-            add_bias_activate(out, b, RELU)
+            _add_bias_activate(out, b, RELU)
 
 
 @njit(cache=True)

@@ -7,8 +7,8 @@ pass. ``kernels.reference`` holds a NumPy twin of each with the same signature.
 """
 
 from ._blas import CORETYPE_DECISION  # noqa: F401  (first: arranges SciPy's BLAS)
-from .activations import (ACTIVATIONS, IDENTITY, RELU, SIGMOID, TANH, activation_backward,
-                          activation_forward, relu_mask)
+from .activations import (ACTIVATIONS, IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH,
+                          activation_backward, activation_forward, relu_mask)
 from .dense import backprop_input, dense_forward
 from .grads import accumulate_gradients
 from .info import blas_summary
@@ -17,14 +17,18 @@ from .loop import (batch_gradient, dataset_cost, layer_offsets, loss_and_gradien
 from .loss import (LOSSES, MSE, SIGMOID_BCE, SOFTMAX_CE, mse_grad, mse_loss, sigmoid,
                    sigmoid_binary_cross_entropy, sigmoid_binary_cross_entropy_grad, softmax,
                    softmax_cross_entropy, softmax_cross_entropy_grad)
-from .optim import sgd_momentum_update, sgd_update
+from .optim import (ADAM, ADAMW, OPTIMIZERS, SGD, adam_update, optimizer_step,
+                    sgd_momentum_update, sgd_update)
 from .threads import blas_threads, blas_threads_for
+from .variants import ACTIVATION_TABLE, LOSS_TABLE, OPTIMIZER_TABLE, SCHEDULE_TABLE, SCHEDULES
 
 __all__ = [
-    "ACTIVATIONS", "IDENTITY", "RELU", "TANH", "SIGMOID",
-    "LOSSES", "MSE", "SOFTMAX_CE", "SIGMOID_BCE",
+    "ACTIVATIONS", "IDENTITY", "RELU", "TANH", "SIGMOID", "LEAKY_RELU",
+    "LOSSES", "MSE", "SOFTMAX_CE", "SIGMOID_BCE", "OPTIMIZERS", "SGD", "ADAM", "ADAMW",
+    "SCHEDULES", "ACTIVATION_TABLE", "LOSS_TABLE", "OPTIMIZER_TABLE", "SCHEDULE_TABLE",
     "dense_forward", "relu_mask", "activation_forward", "activation_backward",
-    "accumulate_gradients", "backprop_input", "sgd_update", "sgd_momentum_update",
+    "accumulate_gradients", "backprop_input", "sgd_update", "sgd_momentum_update", "adam_update",
+    "optimizer_step",
     "mse_loss", "mse_grad", "softmax_cross_entropy", "softmax_cross_entropy_grad",
     "sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy_grad", "softmax", "sigmoid",
     "train_epoch", "predict_into", "loss_and_gradient", "batch_gradient", "dataset_cost",

@@ -18,6 +18,14 @@ def check_dim(kernel, a_name, a_value, b_name, b_value, what):
 
 
 @njit(cache=True)
+def check_same_shape(kernel, names, a, a_name, b, b_name):
+    """Raise unless ``a`` and ``b`` (2-D) are float arrays of one dtype and the same shape."""
+    check_float_dtypes(kernel, names, a, b)
+    check_dim(kernel, a_name, a.shape[0], b_name, b.shape[0], "rows")
+    check_dim(kernel, a_name, a.shape[1], b_name, b.shape[1], "columns")
+
+
+@njit(cache=True)
 def check_contiguous(kernel, name, a):
     """Raise ``ValueError`` unless ``a`` is C-contiguous (BLAS and flat views need it)."""
     if not a.flags.c_contiguous:
@@ -96,6 +104,10 @@ SIGNATURES = {
     "sgd_update": "params:1w grads:1 lr:real",
     "sgd_momentum_update": "params:1w grads:1 velocity:1w lr:real momentum:real "
                            "weight_decay:real",
+    "optimizer_step": "params:1w grads:1 state:1w optimizer:int t:int lr:real momentum:real "
+                      "weight_decay:real beta1:real beta2:real eps:real nesterov:flag",
+    "adam_update": "params:1w grads:1 m:1w v:1w t:int lr:real beta1:real beta2:real eps:real "
+                   "weight_decay:real decoupled:flag",
     "activation_forward": "Z:2w act:int",
     "activation_backward": "A:2 G:2w act:int",
     "mse_loss": "pred:2 y:2",
@@ -107,7 +119,8 @@ SIGNATURES = {
     "softmax": "Z:2 out:2w",
     "sigmoid": "Z:2 out:2w",
     "train_epoch": "X:2 Y:2 params:1w grads:1w velocity:1w sizes:1i acts:1i batch_size:int "
-                   "lr:real momentum:real weight_decay:real order:1i workspace:1w loss:int",
+                   "lr:real momentum:real weight_decay:real order:1i workspace:1w loss:int "
+                   "optimizer:int beta1:real beta2:real eps:real nesterov:flag step:int",
     "predict_into": "X:2 params:1 sizes:1i acts:1i out:2w batch_size:int workspace:1w",
     "loss_and_gradient": "X:2 Y:2 params:1 grads:1w sizes:1i acts:1i batch_size:int "
                          "workspace:1w loss:int",

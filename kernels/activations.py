@@ -1,30 +1,29 @@
 """Activation functions and their derivatives, applied in passes that happen anyway.
 
-Activations are small integer codes so that a whole network's description is an int
-array that compiled code can read. The derivative of every activation here is computed
-from the layer's *output* ``A`` (for ReLU ``A > 0`` exactly where ``Z > 0``), so the
-forward pass never keeps ``Z``.
+Activations are small integer codes (``kernels.variants.ACTIVATION_TABLE``) so that a
+whole network's description is an int array that compiled code can read. The derivative
+of every activation here is computed from the layer's *output* ``A`` (for ReLU ``A > 0``
+exactly where ``Z > 0``), so the forward pass never keeps ``Z``.
+
+Training runs ``_add_bias_activate`` and ``_backprop_activation``; the public kernels
+``activation_forward``, ``activation_backward`` and ``relu_mask`` are checked wrappers of
+those same sweeps, so every formula is written once: in ``_activate`` and
+``_derivative_from_output``.
 """
 
 import numpy as np
 from numba import njit
 
-from ._checks import cast_like, check_dim, check_float_dtypes
+from ._checks import cast_like, check_float_dtypes, check_same_shape
 
-IDENTITY = 0
-RELU = 1
-TANH = 2
-SIGMOID = 3
-
-#: Activation name -> code, the table the model layer validates names against.
-ACTIVATIONS = {"identity": IDENTITY, "relu": RELU, "tanh": TANH, "sigmoid": SIGMOID}
-N_ACTIVATIONS = len(ACTIVATIONS)
+from .variants import (ACTIVATIONS, IDENTITY, LEAKY_RELU, LEAKY_SLOPE, N_ACTIVATIONS,  # noqa: F401
+                       RELU, SIGMOID, TANH)
 
 _FAST = {"contract"}  # fused multiply-add is fine; no reassociation: keeps NaN checks exact
 
 
 @njit(cache=True, fastmath=_FAST, inline="always")
-def activate(z, act):
+def _activate(z, act):
     """sigma(z) for one element; NaN stays NaN (as np.maximum) so divergence is seen."""
     if act == RELU:
         if z > 0 or z != z:
@@ -33,12 +32,16 @@ def activate(z, act):
     if act == TANH:
         return np.tanh(z)
     if act == SIGMOID:
-        return sigmoid_scalar(z)
+        return _sigmoid_scalar(z)
+    if act == LEAKY_RELU:
+        if z > 0 or z != z:
+            return z
+        return z * LEAKY_SLOPE
     return z
 
 
 @njit(cache=True, fastmath=_FAST, inline="always")
-def sigmoid_scalar(z):
+def _sigmoid_scalar(z):
     """1 / (1 + exp(-z)) without overflow: exp is only taken of a non-positive number."""
     if z >= 0:
         return 1 / (1 + np.exp(-z))
@@ -47,14 +50,16 @@ def sigmoid_scalar(z):
 
 
 @njit(cache=True, fastmath=_FAST, inline="always")
-def derivative_from_output(a, act):
-    """sigma'(z) for one element, from a = sigma(z)."""
+def _derivative_from_output(a, act):
+    """sigma'(z) for one element, from a = sigma(z) (leaky_relu: a > 0 exactly where z > 0)."""
     if act == RELU:
         return 1 if a > 0 else 0
     if act == TANH:
         return 1 - a * a
     if act == SIGMOID:
         return a * (1 - a)
+    if act == LEAKY_RELU:
+        return 1 if a > 0 else LEAKY_SLOPE
     return 1
 
 
@@ -63,10 +68,10 @@ def derivative_from_output(a, act):
 # (a branch on ``act`` per element made the backward sweep 10x slower than its arithmetic).
 
 @njit(cache=True, fastmath=_FAST)
-def add_bias_activate(out, b, act):
+def _add_bias_activate(out, b, act):
     """In place ``out[i, j] = sigma(out[i, j] + b[j])``: bias and activation in one sweep.
 
-    out (m, n), b (n,). NaN stays NaN through ReLU, as in ``activate``.
+    out (m, n), b (n,). NaN stays NaN through ReLU, as in ``_activate``.
     """
     m, n = out.shape
     zero = cast_like(0, out)
@@ -85,11 +90,11 @@ def add_bias_activate(out, b, act):
         for i in range(m):
             row = out[i]
             for j in range(n):
-                row[j] = activate(row[j] + b[j], act)
+                row[j] = _activate(row[j] + b[j], act)
 
 
 @njit(cache=True, fastmath=_FAST)
-def backprop_activation(A, G, db, act, accumulate):
+def _backprop_activation(A, G, db, act, accumulate):
     """In place ``G *= sigma'(A)``, and ``db = G.sum(axis=0)`` (``+=`` with accumulate).
 
     A, G (m, n); db (n,). The bias gradient rides along in the sweep that forms the error
@@ -117,24 +122,8 @@ def backprop_activation(A, G, db, act, accumulate):
             g = G[i]
             a = A[i]
             for j in range(n):
-                g[j] *= derivative_from_output(a[j], act)
+                g[j] *= _derivative_from_output(a[j], act)
                 db[j] += g[j]
-
-
-@njit(cache=True)
-def relu_mask(A, G):
-    """In place ``G[i, j] = 0`` wherever ``A[i, j] <= 0``: backprop through ReLU.
-
-    A, G (m, n), the layer's stored activations and the gradient with respect to them.
-    """
-    check_float_dtypes("relu_mask", "A, G", A, G)
-    check_dim("relu_mask", "G", G.shape[0], "A", A.shape[0], "rows")
-    check_dim("relu_mask", "G", G.shape[1], "A", A.shape[1], "columns")
-    m, n = G.shape
-    for i in range(m):
-        for j in range(n):
-            if A[i, j] <= 0:
-                G[i, j] = 0
 
 
 @njit(cache=True)
@@ -144,32 +133,31 @@ def _check_act(kernel, act):
                          + str(N_ACTIVATIONS - 1) + ")")
 
 
-@njit(cache=True, fastmath=_FAST)
+@njit(cache=True)
 def activation_forward(Z, act):
     """In place ``Z = sigma(Z)`` for activation code ``act``; Z (m, n)."""
     check_float_dtypes("activation_forward", "Z", Z)
     _check_act("activation_forward", act)
-    m, n = Z.shape
-    for i in range(m):
-        for j in range(n):
-            Z[i, j] = activate(Z[i, j], act)
+    _add_bias_activate(Z, np.zeros(Z.shape[1], Z.dtype), act)
 
 
-@njit(cache=True, fastmath=_FAST)
+@njit(cache=True)
 def activation_backward(A, G, act):
     """In place ``G *= sigma'(Z)``, computed from the layer's output ``A = sigma(Z)``.
 
-    A, G (m, n). ReLU: ``A > 0``; tanh: ``1 - A**2``; sigmoid: ``A (1 - A)``; identity: 1.
+    A, G (m, n). ReLU: ``A > 0``; tanh: ``1 - A**2``; sigmoid: ``A (1 - A)``; leaky_relu:
+    1 or 0.01; identity: 1.
     """
-    check_float_dtypes("activation_backward", "A, G", A, G)
+    check_same_shape("activation_backward", "A, G", G, "G", A, "A")
     _check_act("activation_backward", act)
-    check_dim("activation_backward", "G", G.shape[0], "A", A.shape[0], "rows")
-    check_dim("activation_backward", "G", G.shape[1], "A", A.shape[1], "columns")
-    m, n = G.shape
-    for i in range(m):
-        for j in range(n):
-            if act == RELU:
-                if A[i, j] <= 0:
-                    G[i, j] = 0
-            else:
-                G[i, j] *= derivative_from_output(A[i, j], act)
+    _backprop_activation(A, G, np.empty(G.shape[1], G.dtype), act, False)
+
+
+@njit(cache=True)
+def relu_mask(A, G):
+    """In place ``G[i, j] = 0`` wherever ``A[i, j] <= 0``: backprop through ReLU.
+
+    A, G (m, n), the layer's stored activations and the gradient with respect to them.
+    """
+    check_same_shape("relu_mask", "A, G", G, "G", A, "A")
+    _backprop_activation(A, G, np.empty(G.shape[1], G.dtype), RELU, False)

@@ -4,12 +4,12 @@ from numba import njit
 
 from ._blas import gemm_a_bt
 from ._checks import check_contiguous, check_dim, check_float_dtypes
-from .activations import IDENTITY, RELU, activate, add_bias_activate
-from .products import FORWARD_LOOP_MAX_OUTPUTS, product_a_b
+from .activations import IDENTITY, RELU, _activate, _add_bias_activate
+from .products import FORWARD_LOOP_MAX_OUTPUTS, _product_a_b
 
 
 @njit(cache=True, fastmath={"contract", "reassoc"})
-def forward_loop(X, W, b, out, act):
+def _forward_loop(X, W, b, out, act):
     """``out = sigma(X @ W.T + b)`` as one loop; X (m, k), W (n, k), b (n,), out (m, n)."""
     m, k = X.shape
     n = W.shape[0]
@@ -20,18 +20,18 @@ def forward_loop(X, W, b, out, act):
             s = b[j] * 0
             for p in range(k):
                 s += x[p] * w[p]
-            out[i, j] = activate(s + b[j], act)
+            out[i, j] = _activate(s + b[j], act)
 
 
 @njit(cache=True)
-def forward_into(X, W, b, out, act):
+def _forward(X, W, b, out, act):
     """Unchecked ``out = sigma(X @ W.T + b)``: a loop for thin layers (kernels.products), else
     a BLAS call and one sweep for bias and activation."""
     if W.shape[0] <= FORWARD_LOOP_MAX_OUTPUTS:
-        forward_loop(X, W, b, out, act)
+        _forward_loop(X, W, b, out, act)
     else:
         gemm_a_bt(X, W, out, 1.0, 0.0)
-        add_bias_activate(out, b, act)
+        _add_bias_activate(out, b, act)
 
 
 @njit(cache=True)
@@ -48,7 +48,7 @@ def dense_forward(X, W, b, out, relu):
     check_contiguous("dense_forward", "X", X)
     check_contiguous("dense_forward", "W", W)
     check_contiguous("dense_forward", "out", out)
-    forward_into(X, W, b, out, RELU if relu else IDENTITY)
+    _forward(X, W, b, out, RELU if relu else IDENTITY)
 
 
 @njit(cache=True)
@@ -64,4 +64,4 @@ def backprop_input(delta, W, out):
     check_contiguous("backprop_input", "delta", delta)
     check_contiguous("backprop_input", "W", W)
     check_contiguous("backprop_input", "out", out)
-    product_a_b(delta, W, out, 1.0, 0.0)
+    _product_a_b(delta, W, out, 1.0, 0.0)

@@ -2,12 +2,12 @@
 
 from numba import njit
 
-from .products import product_at_b
+from .products import _product_at_b
 from ._checks import check_contiguous, check_dim, check_float_dtypes
 
 
 @njit(cache=True)
-def column_sums_into(delta, db, scale, accumulate):
+def _column_sums(delta, db, scale, accumulate):
     """``db = scale * delta.sum(axis=0)`` (``+=`` with accumulate); delta (m, n), db (n,)."""
     m, n = delta.shape
     if not accumulate:
@@ -33,5 +33,5 @@ def accumulate_gradients(delta, X, dW, db, scale, accumulate):
     check_contiguous("accumulate_gradients", "delta", delta)
     check_contiguous("accumulate_gradients", "X", X)
     check_contiguous("accumulate_gradients", "dW", dW)
-    product_at_b(delta, X, dW, scale, 1.0 if accumulate else 0.0)
-    column_sums_into(delta, db, scale, accumulate)
+    _product_at_b(delta, X, dW, scale, 1.0 if accumulate else 0.0)
+    _column_sums(delta, db, scale, accumulate)

@@ -16,12 +16,11 @@ import numpy as np
 from numba import njit
 
 from ._checks import check_contiguous, check_dim, check_float_dtypes, check_positive
-from .activations import (N_ACTIVATIONS, RELU, activate, backprop_activation,
-                          derivative_from_output)
-from .dense import forward_into
-from .loss import MSE, N_LOSSES, output_delta
-from .optim import momentum_update_into, sgd_update_into
-from .products import product_a_b, product_at_b
+from .activations import N_ACTIVATIONS, _activate, _backprop_activation
+from .dense import _forward
+from .loss import MSE, N_LOSSES, _mse_row, _output_delta
+from .optim import SGD, _check_optimizer, _optimizer_step, _sgd_sweep
+from .products import _product_a_b, _product_at_b
 
 #: A one-layer network with at most this many outputs trains by streaming each row once:
 #: its forward product and its error-times-input gradient are done while the row is in
@@ -55,29 +54,50 @@ def param_count(sizes):
 
 
 @njit(cache=True)
-def weight_view(flat, offsets, sizes, l):
+def _weight_view(flat, offsets, sizes, l):
     """``W`` of layer ``l + 1`` (n_{l+1}, n_l) as a view into a flat vector."""
     o = offsets[l]
     return flat[o:o + sizes[l + 1] * sizes[l]].reshape((sizes[l + 1], sizes[l]))
 
 
 @njit(cache=True)
-def bias_view(flat, offsets, sizes, l):
+def _bias_view(flat, offsets, sizes, l):
     """``b`` of layer ``l + 1`` (n_{l+1},) as a view into a flat vector."""
     o = offsets[l] + sizes[l + 1] * sizes[l]
     return flat[o:o + sizes[l + 1]]
 
 
 @njit(cache=True)
+def _workspace_layout(sizes, batch_size):
+    """Where everything lives in the workspace: the one place its layout is computed.
+
+    Returns ``(a_starts, d_starts, x_start, y_start, total)``: the start of every layer's
+    activations block ``A_l`` (batch_size, n_{l+1}) and error-term block ``D_l``, of the
+    gathered batch of X (batch_size, n_0) and Y (batch_size, n_L), and the total size.
+    The activations of every layer lie one after another, then two buffers of
+    ``batch_size * widest`` for the error terms, which alternate from the top layer down
+    (a layer's error term is formed from the one above it), then the gathered batch.
+    """
+    n_layers = sizes.shape[0] - 1
+    a_starts = np.empty(n_layers, np.int64)
+    d_starts = np.empty(n_layers, np.int64)
+    start = 0
+    widest = 0
+    for l in range(n_layers):
+        a_starts[l] = start
+        start += batch_size * sizes[l + 1]
+        widest = max(widest, sizes[l + 1])
+    for l in range(n_layers):
+        d_starts[l] = start + ((n_layers - 1 - l) % 2) * batch_size * widest
+    x_start = start + 2 * batch_size * widest
+    y_start = x_start + batch_size * sizes[0]
+    return a_starts, d_starts, x_start, y_start, y_start + batch_size * sizes[n_layers]
+
+
+@njit(cache=True)
 def workspace_size(sizes, batch_size):
     """Elements of scratch an epoch needs: activations, two error terms, a gathered batch."""
-    n_layers = sizes.shape[0] - 1
-    widest = 0
-    total_width = 0
-    for l in range(1, n_layers + 1):
-        total_width += sizes[l]
-        widest = max(widest, sizes[l])
-    return batch_size * (total_width + 2 * widest + sizes[0] + sizes[n_layers])
+    return _workspace_layout(sizes, batch_size)[4]
 
 
 @njit(cache=True)
@@ -133,39 +153,24 @@ def _param_views(flat, sizes):
     """([W_l (n_{l+1}, n_l)], [b_l (n_{l+1},)]): every layer's views into a flat vector."""
     offsets = layer_offsets(sizes)
     n_layers = sizes.shape[0] - 1
-    return ([weight_view(flat, offsets, sizes, l) for l in range(n_layers)],
-            [bias_view(flat, offsets, sizes, l) for l in range(n_layers)])
+    return ([_weight_view(flat, offsets, sizes, l) for l in range(n_layers)],
+            [_bias_view(flat, offsets, sizes, l) for l in range(n_layers)])
 
 
 @njit(cache=True)
 def _work_views(workspace, sizes, batch_size):
     """([A_l], [D_l]): (batch_size, n_{l+1}) blocks of the workspace for every layer's output
-    activations and error term.
-
-    The workspace holds the activations of every layer one after another, then two buffers
-    of ``batch_size * widest`` for the error terms, which alternate from the top layer down
-    (a layer's error term is formed from the one above it), then a gathered batch of X and
-    Y (``workspace_size``).
-    """
+    activations and error term (``_workspace_layout``)."""
+    a_starts, d_starts, _, _, _ = _workspace_layout(sizes, batch_size)
     n_layers = sizes.shape[0] - 1
-    A = []
-    start = 0
-    widest = 0
-    for l in range(n_layers):
-        A.append(_block(workspace, start, batch_size, sizes[l + 1]))
-        start += batch_size * sizes[l + 1]
-        widest = max(widest, sizes[l + 1])
-    D = []
-    for l in range(n_layers):
-        buffer = start + ((n_layers - 1 - l) % 2) * batch_size * widest
-        D.append(_block(workspace, buffer, batch_size, sizes[l + 1]))
-    return A, D
+    return ([_block(workspace, a_starts[l], batch_size, sizes[l + 1]) for l in range(n_layers)],
+            [_block(workspace, d_starts[l], batch_size, sizes[l + 1]) for l in range(n_layers)])
 
 
 # ----------------------------------------------------------------------------- one batch
 
 @njit(cache=True)
-def forward_batch(Xb, W, b, A, acts):
+def _forward_batch(Xb, W, b, A, acts):
     """Activations of every layer for one batch Xb (m, n_0) into the blocks A (views).
 
     Returns the output activations (m, n_L), the first m rows of the last block.
@@ -174,39 +179,39 @@ def forward_batch(Xb, W, b, A, acts):
     a_prev = Xb
     for l in range(len(W)):
         out = A[l][:m]
-        forward_into(a_prev, W[l], b[l], out, acts[l])
+        _forward(a_prev, W[l], b[l], out, acts[l])
         a_prev = out
     return a_prev
 
 
 @njit(cache=True)
-def backward_batch(Xb, Yb, W, b, dW, db, A, D, acts, loss, scale, accumulate, lr):
-    """Backprop one batch whose activations ``forward_batch`` left in A.
+def _backward_batch(Xb, Yb, W, b, dW, db, A, D, acts, loss, scale, accumulate, lr):
+    """Backprop one batch whose activations ``_forward_batch`` left in A.
 
     With ``lr == 0`` the gradient ``dC/dTheta`` (the cost ``loss`` summed over rows times
     ``scale``, 1/m for a batch mean) is written into the views dW, db (added in with
-    accumulate). With ``lr > 0`` the SGD step is fused instead: each ``W`` is updated by
-    one product with ``alpha = -lr, beta = 1`` after its error term has been propagated
+    accumulate). With ``lr > 0`` the plain SGD step is fused instead: each ``W`` is updated
+    by one product with ``alpha = -lr, beta = 1`` after its error term has been propagated
     below it, so no weight gradient is stored. Returns the batch's summed cost (``m * C``).
     """
     m = Xb.shape[0]
     top = len(W) - 1
     fused = lr > 0
     delta = D[top][:m]
-    cost = output_delta(A[top][:m], Yb, delta, db[top], acts[top], loss, scale,
-                        accumulate and not fused)
+    cost = _output_delta(A[top][:m], Yb, delta, db[top], acts[top], loss, scale,
+                         accumulate and not fused)
     for l in range(top, -1, -1):
         a_in = Xb if l == 0 else A[l - 1][:m]
         if l > 0:
             # Propagate below with the weights as they were in the forward pass.
             below = D[l - 1][:m]
-            product_a_b(delta, W[l], below, 1.0, 0.0)
-            backprop_activation(a_in, below, db[l - 1], acts[l - 1], accumulate and not fused)
+            _product_a_b(delta, W[l], below, 1.0, 0.0)
+            _backprop_activation(a_in, below, db[l - 1], acts[l - 1], accumulate and not fused)
         if fused:
-            product_at_b(delta, a_in, W[l], -lr, 1.0)
-            sgd_update_into(b[l], db[l], lr)
+            _product_at_b(delta, a_in, W[l], -lr, 1.0)
+            _sgd_sweep(b[l], db[l], lr)
         else:
-            product_at_b(delta, a_in, dW[l], 1.0, 1.0 if accumulate else 0.0)
+            _product_at_b(delta, a_in, dW[l], 1.0, 1.0 if accumulate else 0.0)
         if l > 0:
             delta = below
     return cost
@@ -215,22 +220,28 @@ def backward_batch(Xb, Yb, W, b, dW, db, A, D, acts, loss, scale, accumulate, lr
 # ----------------------------------------------------------------------------- streaming
 
 @njit(cache=True, fastmath={"contract", "reassoc"})
-def _epoch_streaming(X, Y, params, grads, velocity, n_in, n_out, act, batch_size, lr,
-                     momentum, weight_decay, order):
-    """One epoch of a one-layer MSE network, each row read once for forward and gradient."""
+def _epoch_streaming(X, Y, params, grads, state, n_in, n_out, act, batch_size, order,
+                     workspace, opt):
+    """One epoch of a one-layer MSE network, each row read once for forward and gradient.
+
+    ``opt`` is the optimizer tuple of ``train_epoch``. The row's outputs and error term
+    live in the workspace's first two blocks (``_workspace_layout``).
+    """
     W = params[:n_out * n_in].reshape((n_out, n_in))
     b = params[n_out * n_in:]
     dW = grads[:n_out * n_in].reshape((n_out, n_in))
     db = grads[n_out * n_in:]
+    a = workspace[:n_out]
+    d = workspace[n_out:2 * n_out]
     shuffled = order.shape[0] > 0
     n = order.shape[0] if shuffled else X.shape[0]
-    plain = momentum == 0 and weight_decay == 0
     total = 0.0
+    t = opt[1]
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         inv_m = 1.0 / (stop - start)
         grads[:] = 0
-        batch_sse = 0.0
+        batch_cost = 0.0
         for r in range(start, stop):
             i = order[r] if shuffled else r
             x = X[i]
@@ -239,45 +250,50 @@ def _epoch_streaming(X, Y, params, grads, velocity, n_in, n_out, act, batch_size
                 s = b[j] * 0
                 for p in range(n_in):
                     s += w[p] * x[p]
-                a = activate(s + b[j], act)
-                e = a - Y[i, j]
-                batch_sse += np.float64(e) * np.float64(e)
-                if act != RELU or a > 0:
-                    g = e * inv_m * derivative_from_output(a, act)
+                a[j] = _activate(s + b[j], act)
+            batch_cost += _mse_row(a, Y[i], d, act, inv_m)
+            for j in range(n_out):
+                g = d[j]
+                if g != 0:
                     dwj = dW[j]
                     for p in range(n_in):
                         dwj[p] += g * x[p]
                     db[j] += g
-        if not np.isfinite(batch_sse):
+        if not np.isfinite(batch_cost):
             return np.nan
-        total += batch_sse
-        if plain:
-            sgd_update_into(params, grads, lr)
-        else:
-            momentum_update_into(params, grads, velocity, lr, momentum, weight_decay)
-    return 0.5 * total / n
+        total += batch_cost
+        t += 1
+        _optimizer_step(params, grads, state, opt[0], t, opt[2], opt[3], opt[4], opt[5],
+                        opt[6], opt[7], opt[8])
+    return total / n
 
 
 # ----------------------------------------------------------------------------- public
 
 @njit(cache=True)
 def train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, momentum,
-                weight_decay, order, workspace, loss=MSE):
-    """One epoch of minibatch SGD, entirely in compiled code.
+                weight_decay, order, workspace, loss=MSE, optimizer=SGD, beta1=0.9,
+                beta2=0.999, eps=1e-8, nesterov=False, step=0):
+    """One epoch of minibatch training, entirely in compiled code.
 
-    X (N, n_0), Y (N, n_L); params, grads (P,); velocity (P,) when momentum or
-    weight_decay is non-zero, else it may be empty; sizes (L + 1,), acts (L,) int64;
-    order: int64 row indices, each in range(N), giving the rows to train on in order (a
-    permutation of range(N) for a shuffled epoch, or any part of one to train on a
-    segment), or an empty array for all rows in storage order; workspace
+    X (N, n_0), Y (N, n_L); params, grads (P,); ``velocity``: the optimizer's state,
+    (P,) for SGD with momentum or weight_decay (may be empty for plain SGD), (2P,) for
+    Adam and AdamW (their moments ``[m, v]``, zero before the first step); sizes (L + 1,),
+    acts (L,) int64; order: int64 row indices, each in range(N), giving the rows to train
+    on in order (a permutation of range(N) for a shuffled epoch, or any part of one to
+    train on a segment), or an empty array for all rows in storage order; workspace
     (workspace_size(sizes, batch_size),); loss: a cost code of ``kernels.LOSSES`` (MSE;
     the cross-entropies need an identity last layer, whose outputs are then logits).
 
     Minibatches are ``batch_size`` consecutive rows (of ``order``); the last partial
-    batch is averaged over its own rows. The step is ``params -= lr * grad`` (or the
-    momentum step of ``sgd_momentum_update``). Returns the mean over the rows trained of
-    each row's cost (for MSE ``||y_i - a_i||^2 / 2``) with the parameters of its batch, or
-    NaN as soon as a batch's cost is not finite (the caller restores parameters).
+    batch is averaged over its own rows. Each makes one step of ``optimizer``
+    (``kernels.OPTIMIZERS``): SGD ``params -= lr * grad``, or with momentum / weight_decay
+    the step of ``sgd_momentum_update`` (``nesterov``: PyTorch's Nesterov form); Adam and
+    AdamW the step of ``adam_update`` with ``t = step + 1, step + 2, ...`` (``step``: the
+    steps taken before this call; this epoch takes ``ceil(rows / batch_size)``).
+    Returns the mean over the rows trained of each row's cost (for MSE ``||y_i - a_i||^2
+    / 2``) with the parameters of its batch, or NaN as soon as a batch's cost is not
+    finite (the caller restores parameters).
     """
     kernel = "train_epoch"
     check_float_dtypes(kernel, "X, Y, params, grads, velocity, workspace",
@@ -286,9 +302,10 @@ def train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, mome
     _check_targets(kernel, X, Y, sizes)
     p = params.shape[0]
     check_dim(kernel, "grads", grads.shape[0], "params", p, "elements")
-    plain = momentum == 0 and weight_decay == 0
-    if not plain:
-        check_dim(kernel, "velocity", velocity.shape[0], "params", p, "elements")
+    _check_optimizer(kernel, params, velocity, "velocity", optimizer, momentum, weight_decay,
+                     beta1, beta2, eps)
+    if step < 0:
+        raise ValueError(kernel + ": step is " + str(step) + "; it counts the steps taken")
     shuffled = order.shape[0] > 0
     for r in range(order.shape[0]):
         if order[r] < 0 or order[r] >= X.shape[0]:
@@ -300,20 +317,26 @@ def train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, mome
     if n == 0:
         return 0.0
 
+    # The optimizer travels as one tuple: (code, step, lr, momentum, weight_decay, beta1,
+    # beta2, eps, nesterov), the arguments of _optimizer_step after the arrays.
+    opt = (optimizer, step, float(lr), float(momentum), float(weight_decay), float(beta1),
+           float(beta2), float(eps), bool(nesterov))
     n_layers = sizes.shape[0] - 1
     if n_layers == 1 and sizes[1] <= STREAMING_MAX_OUTPUTS and loss == MSE:
         return _epoch_streaming(X, Y, params, grads, velocity, sizes[0], sizes[1], acts[0],
-                                batch_size, lr, momentum, weight_decay, order)
+                                batch_size, order, workspace, opt)
 
+    # Plain SGD is fused into the backward pass (no gradient stored); other optimizers
+    # need the whole gradient first.
+    fused_lr = lr if optimizer == SGD and momentum == 0 and weight_decay == 0 else 0.0
     W, b = _param_views(params, sizes)
     dW, db = _param_views(grads, sizes)
     A, D = _work_views(workspace, sizes, batch_size)
-    n_in = sizes[0]
-    n_out = sizes[n_layers]
-    gather_x = workspace.shape[0] - batch_size * (n_in + n_out)
-    gather_X = _block(workspace, gather_x, batch_size, n_in)
-    gather_Y = _block(workspace, gather_x + batch_size * n_in, batch_size, n_out)
+    _, _, x_start, y_start, _ = _workspace_layout(sizes, batch_size)
+    gather_X = _block(workspace, x_start, batch_size, sizes[0])
+    gather_Y = _block(workspace, y_start, batch_size, sizes[n_layers])
     total = 0.0
+    t = step
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         m = stop - start
@@ -326,14 +349,13 @@ def train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, mome
         else:
             Xb = X[start:stop]
             Yb = Y[start:stop]
-        forward_batch(Xb, W, b, A, acts)
-        if plain:
-            batch_cost = backward_batch(Xb, Yb, W, b, dW, db, A, D, acts, loss, 1.0 / m,
-                                        False, lr)
-        else:
-            batch_cost = backward_batch(Xb, Yb, W, b, dW, db, A, D, acts, loss, 1.0 / m,
-                                        False, 0.0)
-            momentum_update_into(params, grads, velocity, lr, momentum, weight_decay)
+        _forward_batch(Xb, W, b, A, acts)
+        batch_cost = _backward_batch(Xb, Yb, W, b, dW, db, A, D, acts, loss, 1.0 / m, False,
+                                     fused_lr)
+        t += 1
+        if fused_lr == 0:
+            _optimizer_step(params, grads, velocity, optimizer, t, lr, momentum, weight_decay,
+                            beta1, beta2, eps, nesterov)
         if not np.isfinite(batch_cost):
             return np.nan
         total += batch_cost
@@ -355,7 +377,7 @@ def predict_into(X, params, sizes, acts, out, batch_size, workspace):
     n = X.shape[0]
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        out[start:stop] = forward_batch(X[start:stop], W, b, A, acts)
+        out[start:stop] = _forward_batch(X[start:stop], W, b, A, acts)
 
 
 @njit(cache=True)
@@ -377,8 +399,8 @@ def dataset_cost(X, Y, params, sizes, acts, batch_size, workspace, loss=MSE):
     total = 0.0
     for start in range(0, X.shape[0], batch_size):
         stop = min(start + batch_size, X.shape[0])
-        out = forward_batch(X[start:stop], W, b, A, acts)
-        total += output_delta(out, Y[start:stop], delta[:stop - start], db,
+        out = _forward_batch(X[start:stop], W, b, A, acts)
+        total += _output_delta(out, Y[start:stop], delta[:stop - start], db,
                               acts[n_layers - 1], loss, 0.0, False)
     return total
 
@@ -405,8 +427,8 @@ def batch_gradient(X, Y, params, grads, sizes, acts, batch_size, workspace, scal
     total = 0.0
     for start in range(0, X.shape[0], batch_size):
         stop = min(start + batch_size, X.shape[0])
-        forward_batch(X[start:stop], W, b, A, acts)
-        total += backward_batch(X[start:stop], Y[start:stop], W, b, dW, db, A, D, acts,
+        _forward_batch(X[start:stop], W, b, A, acts)
+        total += _backward_batch(X[start:stop], Y[start:stop], W, b, dW, db, A, D, acts,
                                 loss, scale, start > 0, 0.0)
     return total
 

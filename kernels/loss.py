@@ -15,32 +15,34 @@ gradient with respect to the logits is ``softmax(z) * sum(y) - y`` and ``s(z) - 
 import numpy as np
 from numba import njit
 
-from ._checks import check_dim, check_float_dtypes
-from .activations import IDENTITY, RELU, derivative_from_output, sigmoid_scalar
+from ._checks import check_same_shape
+from .activations import IDENTITY, RELU, _derivative_from_output, _sigmoid_scalar
+from .variants import LOSSES, MSE, N_LOSSES, SIGMOID_BCE, SOFTMAX_CE  # noqa: F401
 
-MSE = 0
-SOFTMAX_CE = 1
-SIGMOID_BCE = 2
-
-#: Cost name -> code, as the model layer spells them.
-LOSSES = {"mse": MSE, "cross_entropy": SOFTMAX_CE, "binary_cross_entropy": SIGMOID_BCE}
-N_LOSSES = len(LOSSES)
+# Each cost is written once, as a function of one row: it returns the row's cost and,
+# when ``scale != 0``, writes ``d = scale * dC/dz`` (the error term). Training
+# (``_output_delta``) and the public cost and gradient kernels all call these.
 
 
 @njit(cache=True, fastmath={"contract"})
-def half_sse(pred, y):
-    """``sum((pred - y)**2) / 2`` accumulated in float64; pred, y (m, n)."""
-    m, n = pred.shape
+def _mse_row(a, y, d, act, scale):
+    """``sum((a - y)**2) / 2`` in float64, and ``d = scale * (a - y) * sigma'(a)``; (n,)."""
     total = 0.0
-    for i in range(m):
-        for j in range(n):
-            e = np.float64(pred[i, j]) - np.float64(y[i, j])
-            total += e * e
-    return 0.5 * total
+    for j in range(a.shape[0]):
+        e = a[j] - y[j]
+        total += 0.5 * np.float64(e) * np.float64(e)
+        if scale != 0:
+            if act == RELU and a[j] <= 0:
+                d[j] = 0
+            elif act == IDENTITY or act == RELU:
+                d[j] = scale * e
+            else:
+                d[j] = scale * e * _derivative_from_output(a[j], act)
+    return total
 
 
 @njit(cache=True, fastmath={"contract"})
-def softmax_ce_row(z, y, d, scale):
+def _softmax_ce_row(z, y, d, scale):
     """One row's cross-entropy from logits z (n,), and ``d = scale * dC/dz`` when scale != 0."""
     n = z.shape[0]
     top = z[0]
@@ -61,100 +63,106 @@ def softmax_ce_row(z, y, d, scale):
     return loss
 
 
-@njit(cache=True, fastmath={"contract"}, inline="always")
-def sigmoid_bce_element(z, y):
-    """``-(y log s(z) + (1 - y) log(1 - s(z)))`` in float64, stable for any z."""
-    z = np.float64(z)
-    return max(z, 0.0) - z * y + np.log1p(np.exp(-abs(z)))
-
-
 @njit(cache=True, fastmath={"contract"})
-def output_delta(A, Y, delta, db, act, loss, scale, accumulate):
+def _sigmoid_bce_row(z, y, d, scale):
+    """``sum(max(z, 0) - z y + log1p(exp(-|z|)))`` in float64 (stable for any z), and
+    ``d = scale * (s(z) - y)`` when scale != 0; (n,)."""
+    total = 0.0
+    for j in range(z.shape[0]):
+        zj = np.float64(z[j])
+        total += max(zj, 0.0) - zj * y[j] + np.log1p(np.exp(-abs(zj)))
+        if scale != 0:
+            d[j] = scale * (_sigmoid_scalar(z[j]) - y[j])
+    return total
+
+
+@njit(cache=True)
+def _cost_row(a, y, d, act, loss, scale):
+    """The row function of cost code ``loss``."""
+    if loss == SOFTMAX_CE:
+        return _softmax_ce_row(a, y, d, scale)
+    if loss == SIGMOID_BCE:
+        return _sigmoid_bce_row(a, y, d, scale)
+    return _mse_row(a, y, d, act, scale)
+
+
+@njit(cache=True)
+def _output_delta(A, Y, delta, db, act, loss, scale, accumulate):
     """Output error term, its bias gradient and the cost in one sweep.
 
     ``delta = scale * dC/dZ`` of the output layer (``scale = 1/m`` for the batch mean):
     ``(A - Y) * sigma'(A)`` for MSE, ``softmax(A) * sum(Y) - Y`` and ``s(A) - Y`` for the
     cross-entropies, whose ``A`` are the logits (the layer's activation is identity).
-    ``db = delta.sum(axis=0)`` (``+=`` with accumulate). A, Y, delta (m, n); db (n,).
-    Returns the batch's summed cost ``m * C`` in float64 (for MSE ``sum((A - Y)**2) / 2``).
+    ``db = delta.sum(axis=0)`` (``+=`` with accumulate; untouched when scale is 0).
+    A, Y, delta (m, n); db (n,). Returns the batch's summed cost ``m * C`` in float64
+    (for MSE ``sum((A - Y)**2) / 2``).
     """
     m, n = A.shape
-    if not accumulate:
+    if scale != 0 and not accumulate:
         db[:] = 0
     total = 0.0
     for i in range(m):
-        a = A[i]
-        y = Y[i]
         d = delta[i]
-        if loss == SOFTMAX_CE:
-            total += softmax_ce_row(a, y, d, scale)
-        elif loss == SIGMOID_BCE:
+        total += _cost_row(A[i], Y[i], d, act, loss, scale)
+        if scale != 0:
             for j in range(n):
-                total += sigmoid_bce_element(a[j], y[j])
-                d[j] = scale * (sigmoid_scalar(a[j]) - y[j])
-        else:
-            for j in range(n):
-                e = a[j] - y[j]
-                total += 0.5 * np.float64(e) * np.float64(e)
-                if act == RELU and a[j] <= 0:
-                    d[j] = 0
-                elif act == IDENTITY or act == RELU:
-                    d[j] = scale * e
-                else:
-                    d[j] = scale * e * derivative_from_output(a[j], act)
-        for j in range(n):
-            db[j] += d[j]
+                db[j] += d[j]
     return total
 
 
 @njit(cache=True)
 def _check_pair(kernel, pred, y):
-    check_float_dtypes(kernel, "pred, y", pred, y)
-    check_dim(kernel, "y", y.shape[0], "pred", pred.shape[0], "rows")
-    check_dim(kernel, "y", y.shape[1], "pred", pred.shape[1], "columns")
+    check_same_shape(kernel, "pred, y", y, "y", pred, "pred")
+    if pred.shape[0] == 0:
+        raise ValueError(kernel + ": pred has 0 rows; the mean over no samples is undefined")
+
+
+@njit(cache=True)
+def _check_out(kernel, Z, out):
+    check_same_shape(kernel, "Z, out", out, "out", Z, "Z")
+
+
+@njit(cache=True)
+def _mean_cost(pred, y, loss):
+    """The mean over rows of a cost of ``_cost_row``; nothing written."""
+    total = 0.0
+    for i in range(pred.shape[0]):
+        total += _cost_row(pred[i], y[i], pred[i], IDENTITY, loss, 0.0)
+    return total / pred.shape[0]
+
+
+@njit(cache=True)
+def _mean_gradient(pred, y, out, loss):
+    """``out = dC/dpred`` of the mean over rows of a cost of ``_cost_row``."""
+    scale = 1.0 / pred.shape[0]
+    for i in range(pred.shape[0]):
+        _cost_row(pred[i], y[i], out[i], IDENTITY, loss, scale)
 
 
 @njit(cache=True)
 def mse_loss(pred, y):
     """``C = sum((pred - y)**2) / (2m)``, m = rows; pred, y (m, n). Returns a float."""
     _check_pair("mse_loss", pred, y)
-    if pred.shape[0] == 0:
-        raise ValueError("mse_loss: pred has 0 rows; the mean over no samples is undefined")
-    return half_sse(pred, y) / pred.shape[0]
+    return _mean_cost(pred, y, MSE)
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True)
 def mse_grad(pred, y, out):
     """``out = (pred - y) / m``, the gradient of ``mse_loss`` with respect to pred; all (m, n)."""
-    _check_pair("mse_grad", pred, y)
-    check_float_dtypes("mse_grad", "pred, out", pred, out)
-    check_dim("mse_grad", "out", out.shape[0], "pred", pred.shape[0], "rows")
-    check_dim("mse_grad", "out", out.shape[1], "pred", pred.shape[1], "columns")
-    m, n = pred.shape
-    if m == 0:
+    check_same_shape("mse_grad", "pred, y", y, "y", pred, "pred")
+    check_same_shape("mse_grad", "pred, out", out, "out", pred, "pred")
+    if pred.shape[0] == 0:
         return
-    inv_m = 1.0 / m
-    for i in range(m):
-        for j in range(n):
-            out[i, j] = (pred[i, j] - y[i, j]) * inv_m
+    _mean_gradient(pred, y, out, MSE)
 
 
 # ----------------------------------------------------------------------------- cross-entropy
 
 @njit(cache=True)
 def _check_logits(kernel, Z, Y):
-    check_float_dtypes(kernel, "Z, Y", Z, Y)
-    check_dim(kernel, "Y", Y.shape[0], "Z", Z.shape[0], "rows")
-    check_dim(kernel, "Y", Y.shape[1], "Z", Z.shape[1], "columns")
+    check_same_shape(kernel, "Z, Y", Y, "Y", Z, "Z")
     if Z.shape[0] == 0:
         raise ValueError(kernel + ": Z has 0 rows; the mean over no samples is undefined")
-
-
-@njit(cache=True)
-def _check_out(kernel, Z, out):
-    check_float_dtypes(kernel, "Z, out", Z, out)
-    check_dim(kernel, "out", out.shape[0], "Z", Z.shape[0], "rows")
-    check_dim(kernel, "out", out.shape[1], "Z", Z.shape[1], "columns")
 
 
 @njit(cache=True)
@@ -164,10 +172,7 @@ def softmax_cross_entropy(Z, Y):
     Y holds one-hot rows or class probabilities. Returns a float.
     """
     _check_logits("softmax_cross_entropy", Z, Y)
-    total = 0.0
-    for i in range(Z.shape[0]):
-        total += softmax_ce_row(Z[i], Y[i], Z[i], 0.0)
-    return total / Z.shape[0]
+    return _mean_cost(Z, Y, SOFTMAX_CE)
 
 
 @njit(cache=True)
@@ -175,9 +180,7 @@ def softmax_cross_entropy_grad(Z, Y, out):
     """``out = (softmax(Z) * Y.sum(axis=1, keepdims=True) - Y) / m``: dC/dZ; all (m, n)."""
     _check_logits("softmax_cross_entropy_grad", Z, Y)
     _check_out("softmax_cross_entropy_grad", Z, out)
-    scale = 1.0 / Z.shape[0]
-    for i in range(Z.shape[0]):
-        softmax_ce_row(Z[i], Y[i], out[i], scale)
+    _mean_gradient(Z, Y, out, SOFTMAX_CE)
 
 
 @njit(cache=True)
@@ -187,12 +190,7 @@ def sigmoid_binary_cross_entropy(Z, Y):
     Z, Y (m, n); summed over outputs, averaged over rows. Returns a float.
     """
     _check_logits("sigmoid_binary_cross_entropy", Z, Y)
-    m, n = Z.shape
-    total = 0.0
-    for i in range(m):
-        for j in range(n):
-            total += sigmoid_bce_element(Z[i, j], Y[i, j])
-    return total / m
+    return _mean_cost(Z, Y, SIGMOID_BCE)
 
 
 @njit(cache=True)
@@ -200,11 +198,7 @@ def sigmoid_binary_cross_entropy_grad(Z, Y, out):
     """``out = (sigmoid(Z) - Y) / m``: dC/dZ; all (m, n)."""
     _check_logits("sigmoid_binary_cross_entropy_grad", Z, Y)
     _check_out("sigmoid_binary_cross_entropy_grad", Z, out)
-    m, n = Z.shape
-    scale = 1.0 / m
-    for i in range(m):
-        for j in range(n):
-            out[i, j] = scale * (sigmoid_scalar(Z[i, j]) - Y[i, j])
+    _mean_gradient(Z, Y, out, SIGMOID_BCE)
 
 
 @njit(cache=True)
@@ -231,4 +225,4 @@ def sigmoid(Z, out):
     m, n = Z.shape
     for i in range(m):
         for j in range(n):
-            out[i, j] = sigmoid_scalar(Z[i, j])
+            out[i, j] = _sigmoid_scalar(Z[i, j])

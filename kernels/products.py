@@ -76,7 +76,7 @@ def _loop_a_b(A, B, C, alpha, beta):
 
 
 @njit(cache=True)
-def product_a_b(A, B, C, alpha, beta):
+def _product_a_b(A, B, C, alpha, beta):
     """``C = alpha * A @ B + beta * C``; A (m, k), B (k, n), C (m, n), all C order.
 
     In training A is the error term ``delta`` (m, n_out) and B the weights (n_out, n_in).
@@ -88,7 +88,7 @@ def product_a_b(A, B, C, alpha, beta):
 
 
 @njit(cache=True)
-def product_at_b(A, B, C, alpha, beta):
+def _product_at_b(A, B, C, alpha, beta):
     """``C = alpha * A.T @ B + beta * C``; A (m, p), B (m, q), C (p, q), all C order.
 
     In training A is the error term ``delta`` (m, n_out), B the layer's input (m, n_in).

@@ -7,8 +7,7 @@ here is the NumPy training loop numba-dense is compared with.
 
 import numpy as np
 
-from .activations import RELU, SIGMOID, TANH
-from .loss import MSE, SIGMOID_BCE, SOFTMAX_CE
+from .variants import ADAM, ADAMW, LEAKY_RELU, LEAKY_SLOPE, MSE, RELU, SIGMOID, SIGMOID_BCE, SOFTMAX_CE, TANH
 
 
 def _sigmoid(z):
@@ -22,6 +21,8 @@ def _activate(z, act):
         return np.tanh(z)
     if act == SIGMOID:
         return _sigmoid(z)
+    if act == LEAKY_RELU:
+        return np.where(z > 0, z, z * z.dtype.type(LEAKY_SLOPE))
     return z
 
 
@@ -32,6 +33,8 @@ def _derivative(a, act):
         return 1 - a * a
     if act == SIGMOID:
         return a * (1 - a)
+    if act == LEAKY_RELU:
+        return np.where(a > 0, 1, LEAKY_SLOPE).astype(a.dtype)
     return np.ones_like(a)
 
 
@@ -83,6 +86,21 @@ def sgd_momentum_update(params, grads, velocity, lr, momentum, weight_decay):
     velocity *= momentum
     velocity += grads + weight_decay * params
     params -= lr * velocity
+
+
+def adam_update(params, grads, m, v, t, lr, beta1, beta2, eps, weight_decay, decoupled):
+    """One Adam / AdamW step at 1-based step t, as torch.optim.Adam / AdamW."""
+    if decoupled:
+        params *= 1 - lr * weight_decay
+        g = grads
+    else:
+        g = grads + weight_decay * params
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    v += (1 - beta2) * g * g
+    denom = np.sqrt(v) / np.sqrt(1 - beta2 ** t) + eps
+    params -= (lr / (1 - beta1 ** t)) * m / denom
 
 
 def mse_loss(pred, y):
@@ -183,8 +201,9 @@ def _backward(activations, Y, layers, acts, scale, loss=MSE):
 
 
 def train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, momentum,
-                weight_decay, order, workspace, loss=MSE):
-    """The NumPy minibatch SGD loop: one Python iteration per minibatch."""
+                weight_decay, order, workspace, loss=MSE, optimizer=0, beta1=0.9, beta2=0.999,
+                eps=1e-8, nesterov=False, step=0):
+    """The NumPy minibatch loop: one Python iteration per minibatch."""
     layers = layer_views(params, sizes)
     grad_views = layer_views(grads, sizes)
     n = len(order) if len(order) else X.shape[0]
@@ -204,8 +223,18 @@ def train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, mome
         for (dW, db), (gW, gb) in zip(layer_grads, grad_views):
             gW[...] = dW
             gb[...] = db
-        if momentum == 0 and weight_decay == 0:
+        step += 1
+        if optimizer in (ADAM, ADAMW):
+            P = params.shape[0]
+            adam_update(params, grads, velocity[:P], velocity[P:], step, lr, beta1, beta2, eps,
+                        weight_decay, optimizer == ADAMW)
+        elif momentum == 0 and weight_decay == 0:
             sgd_update(params, grads, lr)
+        elif nesterov:
+            g = grads + weight_decay * params
+            velocity *= momentum
+            velocity += g
+            params -= lr * (g + momentum * velocity)
         else:
             sgd_momentum_update(params, grads, velocity, lr, momentum, weight_decay)
     return total / n

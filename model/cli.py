@@ -15,6 +15,8 @@ import time
 
 import numpy as np
 
+import kernels
+
 from . import convert as convert_mod
 from . import data, datasets
 from .mlp import MLP, OUTPUTS
@@ -158,19 +160,25 @@ def build_parser():
                        help="rows of the built-in dataset (default 200000)")
     train.add_argument("--hidden-sizes", type=_widths, default=[128, 64], metavar="N,N",
                        help="hidden layer widths, comma-separated (default 128,64)")
-    train.add_argument("--hidden", default="relu", choices=["relu", "tanh", "sigmoid", "identity"],
+    train.add_argument("--hidden", default="relu", choices=list(kernels.ACTIVATIONS),
                        help="hidden activation (default relu)")
     train.add_argument("--output", default="identity", choices=OUTPUTS,
                        help="output layer (default identity; softmax/sigmoid for classes)")
     train.add_argument("--classes", type=_count(2), metavar="K",
                        help="number of classes of a softmax output (default: largest label + 1, "
                             "over every MPI rank)")
-    train.add_argument("--loss", choices=["mse", "cross_entropy", "binary_cross_entropy"],
+    train.add_argument("--loss", choices=list(kernels.LOSSES),
                        help="the cost (default: the output's natural one)")
     train.add_argument("--epochs", type=_count(0), default=8)
     train.add_argument("--batch-size", type=_count(1), default=64)
     train.add_argument("--lr", type=float, default=0.01)
-    train.add_argument("--momentum", type=float, default=0.9)
+    train.add_argument("--optimizer", default="sgd", choices=list(kernels.OPTIMIZERS),
+                       help="sgd (with --momentum), adam or adamw (default sgd)")
+    train.add_argument("--momentum", type=float, default=0.9, help="sgd only (default 0.9)")
+    train.add_argument("--nesterov", action="store_true", help="Nesterov momentum (sgd)")
+    train.add_argument("--beta1", type=float, default=0.9, help="adam/adamw (default 0.9)")
+    train.add_argument("--beta2", type=float, default=0.999, help="adam/adamw (default 0.999)")
+    train.add_argument("--eps", type=float, default=1e-8, help="adam/adamw (default 1e-8)")
     train.add_argument("--weight-decay", type=float, default=0.0)
     train.add_argument("--schedule", default="constant", choices=SCHEDULES,
                        help="learning-rate schedule (default constant)")
@@ -326,8 +334,11 @@ def _interrupted(net, stop, args, root):
 
 def _fit(net, X, y, args, comm, verbose):
     """``net.fit`` with the command line's training options."""
+    momentum = args.momentum if args.optimizer == "sgd" else 0.0
     return net.fit(X, y, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                   momentum=args.momentum, weight_decay=args.weight_decay,
+                   momentum=momentum, weight_decay=args.weight_decay,
+                   optimizer=args.optimizer, beta1=args.beta1, beta2=args.beta2, eps=args.eps,
+                   nesterov=args.nesterov,
                    schedule=args.schedule, step_size=args.step_size, gamma=args.gamma,
                    min_lr=args.min_lr, shuffle=not args.no_shuffle, seed=args.seed,
                    validation_fraction=args.validation_fraction,

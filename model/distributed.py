@@ -73,9 +73,9 @@ def _signature(net):
     return (net.layer_sizes, net.hidden, net.output, net.loss, net.dtype.name)
 
 
-def fit(net, X, y, settings, comm, validation_data, fraction, checkpoint, checkpoint_every,
-        resume, chunk_rows, verbose, progress):
-    """``MLP.fit(..., comm=comm)``: see the module docstring."""
+def fit(net, X, y, settings, data_options, options, comm):
+    """``MLP.fit(..., comm=comm)``: see the module docstring. ``settings``, ``data_options``
+    and ``options`` are ``model.training``'s ``Settings``, ``DataOptions`` and ``RunOptions``."""
     rank, size = comm.Get_rank(), comm.Get_size()
     error, source, val_source, n_features = None, None, None, None
     try:
@@ -84,16 +84,15 @@ def fit(net, X, y, settings, comm, validation_data, fraction, checkpoint, checkp
         if Xa.ndim == 2 and Xa.shape[0] == 0:
             raise ValueError("X has no rows: every rank needs a share of the data")
         if n_features is not None and n_features == net.n_inputs:
-            source, val_source = net._sources(X, y, validation_data, fraction, settings,
-                                              chunk_rows)
+            source, val_source = net.data_sources(X, y, settings, data_options)
         else:
             check_matrix_shape(Xa, "X", net.n_inputs, "features")
     except (ValueError, TypeError, OSError) as exc:
         error = exc
-    options = dict(asdict(settings), checkpoint=checkpoint is not None,
-                   checkpoint_every=checkpoint_every, resume=bool(resume))
+    compared = dict(asdict(settings), checkpoint=options.checkpoint is not None,
+                    checkpoint_every=options.checkpoint_every, resume=options.resume)
     facts = _agree(comm, error, (n_features, _signature(net), source.n_rows if source else 0,
-                                 val_source is not None, options))
+                                 val_source is not None, compared))
     differ = _differences([f[4] for f in facts])
     if differ:  # e.g. other epochs on one rank: it would leave the others in Allreduce forever
         raise DistributedError("ranks were given different settings: %s" % "; ".join(differ))
@@ -108,18 +107,15 @@ def fit(net, X, y, settings, comm, validation_data, fraction, checkpoint, checkp
     if len({f[3] for f in facts}) > 1:
         raise DistributedError("some ranks have validation rows and some do not")
 
-    comm.Bcast(net.params, root=0)  # every rank starts from rank 0's parameters
-    comm.Bcast(net.velocity, root=0)
+    saved = net.snapshot()
+    net.use_optimizer(settings.optimizer)
+    # Every rank starts from rank 0's parameters and optimizer state.
+    net.restore(comm.bcast(net.snapshot() if rank == 0 else None, root=0))
     steps = comm.allreduce(-(-source.n_rows // settings.batch_size), op=_max())
-    epoch = _Epoch(comm, steps)
-    saved = (net.params.copy(), net.velocity.copy())
     try:
-        return training.run(net, source, val_source, settings, checkpoint, checkpoint_every,
-                            resume, verbose, progress, epoch_fn=epoch,
-                            val_fn=lambda n, v: _global_mean_cost(comm, n, v),
-                            is_root=rank == 0, share=lambda v: comm.bcast(v, root=0))
+        return training.run(net, source, val_source, settings, options, _Ranks(comm, steps))
     except (ValueError, TypeError) as exc:
-        net.params[...], net.velocity[...] = saved
+        net.restore(saved)
         if isinstance(exc, DistributedError):
             raise
         raise DistributedError("rank %d of %d: %s" % (rank, size, exc)) from None
@@ -130,19 +126,27 @@ def _max():
     return MPI.MAX
 
 
-def _global_mean_cost(comm, net, source):
-    local = training.mean_cost(net, source) * source.n_rows
-    total = comm.allreduce(np.array([local, source.n_rows], np.float64))
-    return total[0] / total[1]
-
-
-class _Epoch:
-    """One data-parallel epoch: ``steps`` all-reduces, whatever each rank's row count."""
+class _Ranks:
+    """``training.OneProcess``'s MPI twin: an epoch is ``steps`` all-reduces, whatever each
+    rank's row count; costs are means over every rank's rows."""
 
     def __init__(self, comm, steps):
         self.comm, self.steps = comm, steps
+        self.is_root = comm.Get_rank() == 0
         self.comm_seconds = 0.0
+        self.global_rows = None
         self.buffer = None
+
+    def prepare(self, net, source, settings, verbose):
+        pass  # the kernels compile on the first step
+
+    def share(self, value):
+        return self.comm.bcast(value, root=0)
+
+    def mean_cost(self, net, source):
+        local = training.mean_cost(net, source) * source.n_rows
+        total = self.comm.allreduce(np.array([local, source.n_rows], np.float64))
+        return total[0] / total[1]
 
     def _batches(self, source, rng, settings):
         """This rank's minibatches (X, Y) of the epoch, in order."""
@@ -156,7 +160,7 @@ class _Epoch:
                 else:
                     yield X[a:a + b], Y[a:a + b]
 
-    def __call__(self, net, source, rng, lr, settings, bar):
+    def epoch(self, net, source, rng, lr, settings, bar):
         P = net.params.size
         if self.buffer is None:  # one _Epoch per fit: allocated on its first epoch
             self.buffer = np.empty(P + 2, net.dtype)  # grads, rows, summed cost
@@ -164,7 +168,6 @@ class _Epoch:
             self.work = training.workspace(net, settings.batch_size)
         buf, total = self.buffer, self.total
         grads = buf[:P]
-        plain = settings.momentum == 0 and settings.weight_decay == 0
         batches = self._batches(source, rng, settings)
         epoch_cost, epoch_rows = 0.0, 0
         self.comm_seconds = 0.0
@@ -184,11 +187,11 @@ class _Epoch:
             rows = float(total[P])
             mean_grad = total[:P]
             mean_grad /= net.dtype.type(rows)
-            if plain:
-                kernels.sgd_update(net.params, mean_grad, lr)
-            else:
-                kernels.sgd_momentum_update(net.params, mean_grad, net.velocity, lr,
-                                            settings.momentum, settings.weight_decay)
+            net.step += 1
+            code, beta1, beta2, eps, nesterov = settings.optimizer_args()
+            kernels.optimizer_step(net.params, mean_grad, net.velocity, code, net.step, lr,
+                                   settings.momentum, settings.weight_decay, beta1, beta2, eps,
+                                   nesterov)
             epoch_cost += float(total[P + 1])
             epoch_rows += rows
             bar.update(int(rows))

@@ -3,7 +3,8 @@
 import numpy as np
 
 import kernels
-from kernels.loop import layer_offsets
+from kernels import layer_offsets
+from kernels.variants import ACTIVATION_TABLE, LOSS_TABLE, default_loss, loss_named
 
 from . import data, persistence, training
 from .paths import check_output
@@ -12,27 +13,32 @@ from .validation import (BINARY, CLASSES, REGRESSION, as_features, check_matrix_
                          check_target_rows, choice, float_dtype, integer, real_number,
                          targets_matrix)
 
-#: Output layers: the activations, and the two that come with a cross-entropy cost.
-OUTPUTS = ("identity", "relu", "tanh", "sigmoid", "softmax")
+#: Output layers: the activations, and those that only come with a cost (softmax).
+OUTPUTS = tuple(kernels.ACTIVATIONS) + tuple(
+    c.output for c in LOSS_TABLE if c.output != "any" and c.output not in kernels.ACTIVATIONS)
 
 #: The cost each output layer trains with unless ``loss`` names another.
-DEFAULT_LOSS = {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy"}
+DEFAULT_LOSS = {c.output: c.name for c in LOSS_TABLE if c.output != "any"}
+
+#: The target kind of ``model.validation`` for each target kind of the loss table.
+_TARGET_KINDS = {"values": REGRESSION, "classes": CLASSES, "binary": BINARY}
 
 
 class MLP:
     """A multilayer perceptron trained by minibatch SGD.
 
     ``layer_sizes`` lists the widths ``[n_0, n_1, ..., n_L]``, inputs first. Hidden
-    layers use ``hidden`` ("relu", "tanh", "sigmoid" or "identity"); the last layer
-    ``output``, one of those or "softmax". The cost ``loss`` defaults to the output's
+    layers use ``hidden`` (a name of ``kernels.ACTIVATIONS``: "relu", "leaky_relu",
+    "tanh", "sigmoid" or "identity"); the last layer ``output``, one of those or "softmax". The cost ``loss`` defaults to the output's
     natural one: "cross_entropy" for softmax, "binary_cross_entropy" for sigmoid, "mse"
     otherwise ("mse" may also be named for a sigmoid output). The single ReLU neuron of
     docs/MATH.md is ``MLP([n, 1], output="relu")``; a 10-class classifier
     ``MLP([784, 128, 10], output="softmax")``.
 
     ``params`` (P,) holds every weight and bias; ``weights[l]`` (n_{l+1}, n_l) and
-    ``biases[l]`` (n_{l+1},) are views into it; ``grads`` and the momentum ``velocity``
-    have the same layout.
+    ``biases[l]`` (n_{l+1},) are views into it; ``grads`` has the same layout.
+    ``velocity`` is the state of ``optimizer`` (momentum's velocity (P,), Adam's moments
+    (2P,)) after ``step`` steps, kept across fits with the same optimizer.
     """
 
     def __init__(self, layer_sizes, hidden="relu", output="identity", loss=None,
@@ -46,54 +52,53 @@ class MLP:
         sizes = [integer(n, "layer_sizes[%d]" % i, 1) for i, n in enumerate(sizes)]
         self.hidden = choice(hidden, "hidden", kernels.ACTIVATIONS)
         self.output = choice(output, "output", OUTPUTS)
-        self.loss = choice(DEFAULT_LOSS.get(output, "mse") if loss is None else loss, "loss",
+        self.loss = choice(default_loss(output) if loss is None else loss, "loss",
                            kernels.LOSSES)
         self._check_output_and_loss(sizes[-1])
         self.dtype = float_dtype(dtype)
         self.sizes = np.array(sizes, dtype=np.int64)
         self.loss_code = kernels.LOSSES[self.loss]
-        # A cross-entropy cost works on logits: the last layer computes no activation and
+        # A cost on logits (the cross-entropies): the last layer computes no activation and
         # softmax / sigmoid are applied by predict_proba.
-        last = "identity" if self.loss != "mse" else self.output
+        last = "identity" if loss_named(self.loss).takes_logits else self.output
         self.acts = np.array([kernels.ACTIVATIONS[hidden]] * (len(sizes) - 2)
                              + [kernels.ACTIVATIONS[last]], dtype=np.int64)
         n_params = int(kernels.param_count(self.sizes))
         try:
             self.params = np.zeros(n_params, dtype=self.dtype)
             self.grads = np.zeros(n_params, dtype=self.dtype)
-            self.velocity = np.zeros(n_params, dtype=self.dtype)  # momentum, kept across fits
+            self.velocity = np.zeros(n_params, dtype=self.dtype)  # optimizer state
         except MemoryError:
             raise MemoryError(
                 "layer_sizes %s make %s parameters: params, gradients and momentum need %.1f GB "
                 "of %s, more than this machine can give; use narrower layers"
                 % (sizes, format(n_params, ","), 3 * n_params * self.dtype.itemsize / 1e9,
                    self.dtype.name)) from None
+        self.optimizer, self.step = "sgd", 0  # what velocity is the state of
         self.history = None  # the History of the last fit (saved with the network)
         self.weights, self.biases = self._views(self.params)
         self.initialize(seed)
 
     def _check_output_and_loss(self, n_outputs):
-        pairs = {"cross_entropy": ("softmax",), "binary_cross_entropy": ("sigmoid",)}
-        allowed = pairs.get(self.loss)
-        if allowed and self.output not in allowed:
+        paired = loss_named(self.loss).output
+        if paired != "any" and self.output != paired:
             raise ValueError("loss=%r needs output=%r, got output=%r"
-                             % (self.loss, allowed[0], self.output))
-        if self.output == "softmax" and self.loss != "cross_entropy":
-            raise ValueError("output='softmax' trains with loss='cross_entropy', got loss=%r"
-                             % self.loss)
+                             % (self.loss, paired, self.output))
+        if self.output not in kernels.ACTIVATIONS and self.loss != DEFAULT_LOSS[self.output]:
+            raise ValueError("output=%r trains with loss=%r, got loss=%r"
+                             % (self.output, DEFAULT_LOSS[self.output], self.loss))
         if self.output == "softmax" and n_outputs < 2:
             raise ValueError("output='softmax' needs at least 2 outputs (classes), got %d"
                              % n_outputs)
 
     @property
     def is_classifier(self):
-        """True when trained with a cross-entropy cost (predict returns labels)."""
-        return self.loss != "mse"
+        """True when trained with a classification cost (predict returns labels)."""
+        return loss_named(self.loss).classifier
 
     @property
     def _target_kind(self):
-        return {"cross_entropy": CLASSES, "binary_cross_entropy": BINARY}.get(self.loss,
-                                                                              REGRESSION)
+        return _TARGET_KINDS[loss_named(self.loss).target]
 
     def get_params(self, deep=True):
         """The constructor's arguments (the scikit-learn estimator protocol, for clone)."""
@@ -142,10 +147,38 @@ class MLP:
         rng = np.random.default_rng(seed)
         for W, b, act in zip(self.weights, self.biases, self.acts):
             n_out, n_in = W.shape
-            std = np.sqrt(2.0 / n_in) if act == kernels.RELU else np.sqrt(2.0 / (n_in + n_out))
+            std = (np.sqrt(2.0 / n_in) if ACTIVATION_TABLE[act].he_init
+                   else np.sqrt(2.0 / (n_in + n_out)))
             W[...] = rng.standard_normal((n_out, n_in)) * std
             b[...] = 0
         self.velocity[...] = 0
+        self.step = 0
+
+    # ------------------------------------------------------------------ optimizer state
+
+    def use_optimizer(self, name):
+        """Make ``velocity`` the state of optimizer ``name``: kept when it already is, else
+        zeros of the size that optimizer needs and a step count of 0."""
+        if name == self.optimizer:
+            return
+        vectors = kernels.OPTIMIZER_TABLE[kernels.OPTIMIZERS[name]].state_vectors
+        self.velocity = np.zeros(vectors * self.params.size, self.dtype)
+        self.optimizer, self.step = name, 0
+
+    def snapshot(self):
+        """A copy of everything training changes: (params, velocity, optimizer, step)."""
+        return self.params.copy(), self.velocity.copy(), self.optimizer, self.step
+
+    def restore(self, snapshot):
+        """Go back to a ``snapshot()``."""
+        params, velocity, optimizer, step = snapshot
+        self.params[...] = params
+        self.velocity = np.array(velocity, dtype=self.dtype)
+        self.optimizer, self.step = optimizer, step
+
+    def set_state(self, state):
+        """Parameters and optimizer state from ``persistence.load``'s dict."""
+        self.restore((state["params"], state["velocity"], state["optimizer"], state["step"]))
 
     def __repr__(self):
         return "MLP(%r, hidden=%r, output=%r, loss=%r, dtype=%s)" % (
@@ -179,8 +212,13 @@ class MLP:
         return data.ArraySource(Xc, self._targets(data.open_array(y, y_name), y_name,
                                                   Xc.shape[0], x_name))
 
-    def _sources(self, X, y, validation_data, fraction, settings, chunk_rows):
-        """(training source, validation source or None) for ``fit``; checked, nothing changed."""
+    def data_sources(self, X, y, settings, data_options):
+        """(training source, validation source or None) that ``fit`` trains on, checked;
+        nothing changed. ``settings``: a ``training.Settings``; ``data_options``: a
+        ``training.DataOptions``."""
+        validation_data = data_options.validation_data
+        fraction = data_options.validation_fraction
+        chunk_rows = data_options.chunk_rows
         source = self._source(X, y, "X", "y", settings.batch_size, chunk_rows)
         val_source = None
         if validation_data is not None:
@@ -210,6 +248,7 @@ class MLP:
             schedule="constant", step_size=10, gamma=0.1, min_lr=0.0, shuffle=True, seed=None,
             validation_data=None, validation_fraction=0.0, early_stopping=None,
             checkpoint=None, checkpoint_every=1, resume=False, chunk_rows=None,
+            optimizer="sgd", beta1=0.9, beta2=0.999, eps=1e-8, nesterov=False,
             verbose=False, progress=None, comm=None):
         """Minibatch SGD; returns a ``History``.
 
@@ -219,10 +258,14 @@ class MLP:
         one output or for integer class labels of a softmax network.
 
         **Steps.** Every ``batch_size`` rows (the last partial batch averaged over its own
-        rows) make one step ``velocity = momentum * velocity + grad + weight_decay *
-        params; params -= lr_e * velocity`` (plain SGD when both are 0), ``lr_e`` the
-        epoch's rate from ``schedule``: "constant"; "step" (``lr * gamma**(e //
-        step_size)``); "cosine" (from ``lr`` towards ``min_lr``). With ``shuffle`` the rows
+        rows) make one step of ``optimizer`` (``kernels.OPTIMIZER_TABLE``) at the epoch's
+        rate ``lr_e``: "sgd" ``velocity = momentum * velocity + grad + weight_decay *
+        params; params -= lr_e * velocity`` (plain SGD when both are 0; ``nesterov`` for
+        PyTorch's Nesterov form); "adam" (``beta1``, ``beta2``, ``eps``; ``weight_decay``
+        as an L2 term in the gradient, as PyTorch's Adam and scikit-learn's ``alpha``) or
+        "adamw" (``weight_decay`` decoupled). ``lr_e`` comes from ``schedule``:
+        "constant"; "step" (``lr * gamma**(e // step_size)``); "cosine" (from ``lr``
+        towards ``min_lr``). With ``shuffle`` the rows
         are reshuffled each epoch from ``np.random.default_rng(seed)``; streamed data
         shuffles the order of chunks and the rows inside each chunk.
 
@@ -231,7 +274,7 @@ class MLP:
         ``early_stopping=patience`` stops after that many epochs without a lower val_loss
         and leaves the best parameters in the network.
 
-        **Checkpoints.** ``checkpoint=path`` writes the parameters, momentum, RNG state,
+        **Checkpoints.** ``checkpoint=path`` writes the parameters, optimizer state, RNG state,
         history and epoch atomically every ``checkpoint_every`` epochs and at the end;
         ``resume=True`` continues from that file when it exists (bit-identical to an
         uninterrupted run with the same seed and settings).
@@ -259,50 +302,60 @@ class MLP:
             min_lr=real_number(min_lr, "min_lr", 0.0, True),
             shuffle=bool(shuffle), seed=_seed(seed),
             early_stopping=None if early_stopping is None else integer(early_stopping,
-                                                                        "early_stopping", 1))
-        fraction = real_number(validation_fraction, "validation_fraction", 0.0, True, 1.0)
-        checkpoint_every = integer(checkpoint_every, "checkpoint_every", 1)
-        if chunk_rows is not None:
-            chunk_rows = integer(chunk_rows, "chunk_rows", 1)
+                                                                        "early_stopping", 1),
+            optimizer=choice(optimizer, "optimizer", kernels.OPTIMIZERS),
+            beta1=real_number(beta1, "beta1", 0.0, True, 1.0),
+            beta2=real_number(beta2, "beta2", 0.0, True, 1.0),
+            eps=real_number(eps, "eps", 0.0, False),
+            nesterov=bool(nesterov))
+        data_options = training.DataOptions(
+            validation_data=validation_data,
+            validation_fraction=real_number(validation_fraction, "validation_fraction", 0.0,
+                                            True, 1.0),
+            chunk_rows=None if chunk_rows is None else integer(chunk_rows, "chunk_rows", 1))
+        options = training.RunOptions(checkpoint=checkpoint,
+                                      checkpoint_every=integer(checkpoint_every,
+                                                               "checkpoint_every", 1),
+                                      resume=bool(resume), verbose=verbose, progress=progress)
         if checkpoint is not None:
             check_output(checkpoint, "checkpoint")
         if resume and checkpoint is None:
             raise ValueError("resume=True needs checkpoint=path to resume from")
-        if validation_data is not None and fraction:
+        if validation_data is not None and data_options.validation_fraction:
             raise ValueError("pass validation_data or validation_fraction, not both")
         if comm is not None:
             from . import distributed
-            return distributed.fit(self, X, y, settings, comm, validation_data, fraction,
-                                   checkpoint, checkpoint_every, resume, chunk_rows, verbose,
-                                   progress)
+            return distributed.fit(self, X, y, settings, data_options, options, comm)
 
-        source, val_source = self._sources(X, y, validation_data, fraction, settings,
-                                           chunk_rows)
+        source, val_source = self.data_sources(X, y, settings, data_options)
         settings.batch_size = min(settings.batch_size, source.n_rows)  # workspace <= data
-        saved = (self.params.copy(), self.velocity.copy())
+        saved = self.snapshot()
+        self.use_optimizer(settings.optimizer)
         try:
-            self.history = training.run(self, source, val_source, settings, checkpoint,
-                                        checkpoint_every, resume, verbose, progress)
+            self.history = training.run(self, source, val_source, settings, options)
             return self.history
         except training.TrainingInterrupted as exc:
             self.history = exc.history  # the parameters so far stay in the network
             raise
         except (ValueError, TypeError):
             # A bad value in a streamed chunk is found mid-run: undo the run's steps.
-            self.params[...], self.velocity[...] = saved
+            self.restore(saved)
             raise
 
-    def partial_fit(self, X, y, batch_size=32, lr=0.01, momentum=0.0, weight_decay=0.0):
-        """One pass of minibatch SGD over the rows given, in order; returns self.
+    def partial_fit(self, X, y, batch_size=32, lr=0.01, momentum=0.0, weight_decay=0.0,
+                    optimizer="sgd", beta1=0.9, beta2=0.999, eps=1e-8, nesterov=False):
+        """One pass over the rows given, in order, with ``fit``'s steps; returns self.
 
-        The momentum state carries over between calls, so a stream of blocks (a Dask
+        The optimizer's state (momentum, Adam's moments and step count) carries over
+        between calls with the same optimizer, so a stream of blocks (a Dask
         array's chunks through dask-ml's ``Incremental``, say) trains like one long epoch:
         exactly so when every block but the last holds a whole number of ``batch_size``
         rows. A block's leftover rows are a smaller step of their own (a minibatch never
         spans two calls).
         """
         self.fit(X, y, epochs=1, batch_size=batch_size, lr=lr, momentum=momentum,
-                 weight_decay=weight_decay, shuffle=False)
+                 weight_decay=weight_decay, shuffle=False, optimizer=optimizer, beta1=beta1,
+                 beta2=beta2, eps=eps, nesterov=nesterov)
         return self
 
     # ------------------------------------------------------------------ evaluation
@@ -403,8 +456,7 @@ class MLP:
         state = persistence.load(path)
         net = cls(state["layer_sizes"], hidden=state["hidden"], output=state["output"],
                   loss=state["loss"], dtype=state["dtype"])
-        net.params[...] = state["params"]
-        net.velocity[...] = state["velocity"]
+        net.set_state(state)
         net.history = state["history"]
         return net
 

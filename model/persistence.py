@@ -12,7 +12,7 @@ from .data import read_npz
 from .paths import atomic_write
 
 FORMAT = "numba-dense-mlp"
-VERSION = 3  # 3 added the last fit's history; 2 the cost ("loss"); 1 files are MSE networks
+VERSION = 4  # 4 the optimizer and its step; 3 the last fit's history; 2 the cost ("loss")
 
 
 def atomic_savez(path, what, **arrays):
@@ -27,6 +27,7 @@ def network_arrays(net):
                 hidden=np.array(net.hidden), output=np.array(net.output),
                 loss=np.array(net.loss), dtype=np.array(net.dtype.name),
                 params=net.params, velocity=net.velocity,
+                optimizer=np.array(net.optimizer), step=np.array(net.step),
                 fit_history=np.array(json.dumps(asdict(history)) if history else ""))
 
 
@@ -66,14 +67,20 @@ def load(path, arrays=None):
     if sizes.ndim != 1 or sizes.dtype.kind not in "iu" or len(sizes) < 2 or (sizes < 1).any():
         raise _bad(path, "layer_sizes is %r" % (sizes,))
     n_params = int(kernels.param_count(sizes.astype(np.int64)))
-    for key in ("params", "velocity"):
-        if arrays[key].shape != (n_params,):
+    optimizer = str(arrays["optimizer"]) if "optimizer" in arrays else "sgd"
+    if optimizer not in kernels.OPTIMIZERS:
+        raise _bad(path, "optimizer is %r, not one of %s"
+                   % (optimizer, ", ".join(kernels.OPTIMIZERS)))
+    vectors = kernels.OPTIMIZER_TABLE[kernels.OPTIMIZERS[optimizer]].state_vectors
+    for key, n in (("params", n_params), ("velocity", vectors * n_params)):
+        if arrays[key].shape != (n,):
             raise _bad(path, "%s has shape %s but layer_sizes %s need (%d,)"
-                       % (key, arrays[key].shape, sizes.tolist(), n_params))
+                       % (key, arrays[key].shape, sizes.tolist(), n))
     return {"layer_sizes": sizes.tolist(), "hidden": str(arrays["hidden"]),
             "output": str(arrays["output"]), "dtype": str(arrays["dtype"]),
             "loss": str(arrays["loss"]) if "loss" in arrays else "mse",
             "params": arrays["params"], "velocity": arrays["velocity"],
+            "optimizer": optimizer, "step": int(arrays["step"]) if "step" in arrays else 0,
             "history": _history(path, arrays)}
 
 

@@ -27,7 +27,7 @@ CHECKPOINT_FORMAT = "numba-dense-checkpoint"
 #: Rows per compiled call when evaluating: bounds the workspace, not the data.
 EVAL_BATCH = 4096
 
-SCHEDULES = ("constant", "step", "cosine")
+SCHEDULES = kernels.SCHEDULES
 
 
 class DivergedError(FloatingPointError):
@@ -98,16 +98,16 @@ class Settings:
     shuffle: bool
     seed: object
     early_stopping: object
+    optimizer: str = "sgd"
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    nesterov: bool = False
 
     def learning_rate(self, epoch):
-        """The rate of 0-based ``epoch``: constant, ``lr * gamma**(epoch // step_size)``, or
-        cosine from ``lr`` (first epoch) towards ``min_lr`` (reached after the last)."""
-        if self.schedule == "step":
-            return self.lr * self.gamma ** (epoch // self.step_size)
-        if self.schedule == "cosine":
-            return self.min_lr + 0.5 * (self.lr - self.min_lr) * (
-                1 + math.cos(math.pi * epoch / self.epochs))
-        return self.lr
+        """The rate of 0-based ``epoch`` under ``schedule`` (``kernels.SCHEDULE_TABLE``)."""
+        return kernels.variants.learning_rate(self.schedule, epoch, self.lr, self.epochs,
+                                              self.step_size, self.gamma, self.min_lr)
 
     def fingerprint(self):
         """The settings a resumed run must share with the run that wrote the checkpoint."""
@@ -115,6 +115,64 @@ class Settings:
         if self.schedule != "cosine":  # only cosine depends on the total; others may extend
             d.pop("epochs")
         return d
+
+    def optimizer_args(self):
+        """The optimizer arguments of ``kernels.train_epoch`` after ``loss``, but ``step``."""
+        return (kernels.OPTIMIZERS[self.optimizer], float(self.beta1), float(self.beta2),
+                float(self.eps), bool(self.nesterov))
+
+
+@dataclass
+class DataOptions:
+    """Where a fit's rows come from, besides X and y."""
+
+    validation_data: object = None   # (X_val, y_val), or None
+    validation_fraction: float = 0.0  # or hold out this last fraction of the rows
+    chunk_rows: object = None        # rows per chunk when streaming from disk (None: ~32 MB)
+
+
+@dataclass
+class RunOptions:
+    """What a fit does around its arithmetic: checkpoints and display."""
+
+    checkpoint: object = None      # path of the checkpoint file, or None
+    checkpoint_every: int = 1      # epochs between checkpoints
+    resume: bool = False           # continue from the checkpoint when it exists
+    verbose: bool = False          # a line per epoch
+    progress: object = None        # a progress bar (None: when verbose on a terminal)
+
+
+class OneProcess:
+    """How ``run`` trains and evaluates in one process; ``distributed`` has an MPI twin.
+
+    ``epoch(net, source, rng, lr, settings, bar)`` returns the epoch's mean cost;
+    ``mean_cost(net, source)`` the cost over validation rows; ``share(value)`` hands the
+    root's value to every process; ``comm_seconds`` is the epoch's time in communication
+    (None: no communication); ``global_rows`` the rows of every process in the epoch.
+    """
+
+    is_root = True
+    comm_seconds = None
+
+    global_rows = None
+
+    def __init__(self):
+        self.work = None
+        self.done = [0]
+
+    def prepare(self, net, source, settings, verbose):
+        self.work = workspace(net, min(settings.batch_size, source.n_rows))
+        compile_kernels(net, settings, self.work, verbose)
+
+    def epoch(self, net, source, rng, lr, settings, bar):
+        self.done[0] = 0
+        return train_one_epoch(net, source, rng, lr, settings, self.work, bar, self.done)
+
+    def mean_cost(self, net, source):
+        return mean_cost(net, source)
+
+    def share(self, value):
+        return value
 
 
 def workspace(net, batch_size):
@@ -137,11 +195,14 @@ def train_one_epoch(net, source, rng, lr, settings, work, bar, done=None):
     ``done[0]`` counts the rows trained so far (read when Ctrl-C cuts the epoch short).
     """
     total, rows = 0.0, 0
+    optimizer = settings.optimizer_args()
     for X, Y, order in source.segments(rng, settings.shuffle, settings.batch_size):
         cost = kernels.train_epoch(X, Y, net.params, net.grads, net.velocity, net.sizes,
                                    net.acts, settings.batch_size, lr, settings.momentum,
-                                   settings.weight_decay, order, work, net.loss_code)
+                                   settings.weight_decay, order, work, net.loss_code,
+                                   *optimizer, net.step)
         m = len(order) if len(order) else X.shape[0]
+        net.step += -(-m // settings.batch_size)
         if not np.isfinite(cost):
             return np.nan
         total += cost * m
@@ -192,8 +253,7 @@ def load_checkpoint(path, net, settings):
     if differ:
         raise ValueError("resume: checkpoint %r was written with other settings: %s; resume "
                          "with the same ones or start afresh" % (str(path), ", ".join(differ)))
-    net.params[...] = state["params"]
-    net.velocity[...] = state["velocity"]
+    net.set_state(state)
     history = History(**json.loads(str(arrays["history"])))
     best_params = arrays["best_params"] if arrays["best_params"].size else None
     best = (best_params, float(arrays["best_val"]), int(arrays["wait"]))
@@ -202,57 +262,52 @@ def load_checkpoint(path, net, settings):
 
 # ----------------------------------------------------------------------------- the loop
 
-def run(net, source, val_source, settings, checkpoint=None, checkpoint_every=1, resume=False,
-        verbose=False, show_progress=None, epoch_fn=None, val_fn=None, is_root=True,
-        share=None):
+def run(net, source, val_source, settings, options=None, ranks=None):
     """Train ``net`` for ``settings.epochs`` epochs; returns the ``History``.
 
-    Data-parallel training passes its own ``epoch_fn(net, source, rng, lr, settings, bar)``
-    (returning the epoch's mean cost over all ranks) and ``val_fn(net, val_source)``;
-    ``share(value)`` hands rank 0's value to every rank (identity in one process). Only
-    the root writes checkpoints and prints.
+    ``options``: a ``RunOptions`` (checkpoints, display). ``ranks``: how epochs run and
+    costs are taken, ``OneProcess()`` by default (data-parallel training passes its own).
+    Only the root writes checkpoints and prints.
     """
-    share = share or (lambda value: value)
-    val_fn = val_fn or mean_cost
+    options = options or RunOptions()
+    ranks = ranks or OneProcess()
+    checkpoint, verbose = options.checkpoint, options.verbose
+    is_root = ranks.is_root
     rng = np.random.default_rng(settings.seed)
     history = History()
     best = (None, math.inf, 0)
     first = 0
-    if resume and checkpoint is not None:
+    if options.resume and checkpoint is not None:
         found = None
         if is_root:
             try:
                 found = _resume_state(checkpoint, net, settings)
             except (ValueError, OSError) as exc:  # raised on every rank, not only here
                 found = exc
-        found = share(found)
+        found = ranks.share(found)
         if isinstance(found, Exception):
             raise found
         if found is not None:
-            first, rng_state, history, best, params, velocity = found
-            net.params[...], net.velocity[...] = params, velocity
+            first, rng_state, history, best, snapshot = found
+            net.restore(snapshot)
             rng.bit_generator.state = rng_state
             if verbose and is_root:
                 print("resuming from %s after epoch %d" % (checkpoint, first), flush=True)
-    work = workspace(net, min(settings.batch_size, source.n_rows)) if epoch_fn is None else None
-    if epoch_fn is None:
-        compile_kernels(net, settings, work, verbose and is_root)
-    show = is_root and progress.wanted(show_progress, verbose)
+    ranks.prepare(net, source, settings, verbose and is_root)
+    show = is_root and progress.wanted(options.progress, verbose)
     patience = settings.early_stopping
 
     for epoch in range(first, settings.epochs):
         if history.stopped_epoch is not None:
             break
         lr = settings.learning_rate(epoch)
-        before = (net.params.copy(), net.velocity.copy())
+        before = net.snapshot()
         # The state after the last whole epoch, which a Ctrl-C checkpoint records.
         whole = (epoch, rng.bit_generator.state, copy.deepcopy(history), best)
-        done = [0]
         try:
-            loss, seconds = _train_epoch(net, source, rng, lr, settings, work, epoch_fn, show,
-                                         epoch, done)
+            loss, seconds = _train_epoch(net, source, rng, lr, settings, ranks, show, epoch)
             if not np.isfinite(loss) or not np.isfinite(net.params).all():
-                net.params[...], net.velocity[...] = before
+                net.restore(before)
                 raise DivergedError(
                     "training diverged in epoch %d: the loss became NaN or inf (lr=%g is "
                     "probably too large); params hold the values from the start of epoch %d"
@@ -260,11 +315,11 @@ def run(net, source, val_source, settings, checkpoint=None, checkpoint_every=1, 
             history.loss.append(float(loss))
             history.lr.append(float(lr))
             history.seconds.append(seconds)
-            if hasattr(epoch_fn, "comm_seconds"):
-                history.comm_seconds.append(epoch_fn.comm_seconds)
+            if ranks.comm_seconds is not None:
+                history.comm_seconds.append(ranks.comm_seconds)
             line = "epoch %d/%d  loss %.6g" % (epoch + 1, settings.epochs, loss)
             if val_source is not None:
-                val = float(val_fn(net, val_source))
+                val = float(ranks.mean_cost(net, val_source))
                 history.val_loss.append(val)
                 line += "  val_loss %.6g" % val
                 if val < best[1]:
@@ -276,12 +331,12 @@ def run(net, source, val_source, settings, checkpoint=None, checkpoint_every=1, 
                         history.stopped_epoch = epoch + 1
                         line += "  (no improvement in %d epochs: stopping)" % patience
             if verbose and is_root:
-                rows = getattr(epoch_fn, "global_rows", source.n_rows)
+                rows = ranks.global_rows or source.n_rows
                 print("%s  lr %.3g  %.2fs  %.0f samples/s"
                       % (line, lr, seconds, rows / max(seconds, 1e-12)), flush=True)
             last = epoch + 1 == settings.epochs or history.stopped_epoch is not None
-            if checkpoint is not None and is_root and ((epoch + 1) % checkpoint_every == 0
-                                                       or last):
+            if checkpoint is not None and is_root and (
+                    (epoch + 1) % options.checkpoint_every == 0 or last):
                 save_checkpoint(checkpoint, net, epoch + 1, rng, history, best, settings)
         except KeyboardInterrupt:
             # Ctrl-C: keep what was trained. The checkpoint records the last whole epoch
@@ -290,7 +345,8 @@ def run(net, source, val_source, settings, checkpoint=None, checkpoint_every=1, 
                 _interrupt_checkpoint(checkpoint, net, before, whole, settings)
             history = whole[2]
             history.interrupted_epoch = epoch + 1
-            raise TrainingInterrupted(epoch + 1, done[0], history) from None
+            raise TrainingInterrupted(epoch + 1, getattr(ranks, "done", [0])[0],
+                                      history) from None
     if patience is not None and best[0] is not None:
         net.params[...] = best[0]  # early stopping keeps the best parameters seen
     return history
@@ -307,7 +363,8 @@ def compile_kernels(net, settings, work, verbose):
     rows = np.empty((1, net.n_inputs), net.dtype), np.empty((1, net.n_outputs), net.dtype)
     args = (*rows, net.params, net.grads, net.velocity, net.sizes, net.acts,
             int(settings.batch_size), float(settings.lr), float(settings.momentum),
-            float(settings.weight_decay), np.empty(0, np.int64), work, int(net.loss_code))
+            float(settings.weight_decay), np.empty(0, np.int64), work, int(net.loss_code),
+            *settings.optimizer_args(), int(net.step))
     signature = tuple(numba.typeof(a) for a in args)
     epoch_kernel = kernels.train_epoch
     if not hasattr(epoch_kernel, "overloads") or signature in epoch_kernel.overloads:
@@ -326,7 +383,7 @@ def compile_kernels(net, settings, work, verbose):
             timer.cancel()
 
 
-def _train_epoch(net, source, rng, lr, settings, work, epoch_fn, show, epoch, done):
+def _train_epoch(net, source, rng, lr, settings, ranks, show, epoch):
     """(mean cost, seconds) of one epoch, with its progress bar and BLAS thread limit."""
     bar = progress.bar(source.n_rows, "epoch %d/%d" % (epoch + 1, settings.epochs), show)
     start = time.perf_counter()
@@ -334,10 +391,7 @@ def _train_epoch(net, source, rng, lr, settings, work, epoch_fn, show, epoch, do
         # Narrow networks run their BLAS calls on one thread, and so does any network when
         # other processes hold the cores (kernels.threads: the hand-off then collapses).
         with kernels.blas_threads(kernels.blas_threads_for(net.sizes, settings.batch_size)):
-            if epoch_fn is None:
-                loss = train_one_epoch(net, source, rng, lr, settings, work, bar, done)
-            else:
-                loss = epoch_fn(net, source, rng, lr, settings, bar)
+            loss = ranks.epoch(net, source, rng, lr, settings, bar)
     finally:
         bar.close()
     return loss, time.perf_counter() - start
@@ -346,15 +400,15 @@ def _train_epoch(net, source, rng, lr, settings, work, epoch_fn, show, epoch, do
 def _interrupt_checkpoint(checkpoint, net, before, whole, settings):
     """Write the checkpoint of the last whole epoch; the network keeps its current state."""
     epoch, rng_state, history, best = whole
-    now = (net.params.copy(), net.velocity.copy())
+    now = net.snapshot()
     rng = np.random.default_rng()
     rng.bit_generator.state = rng_state
     with sigint_ignored():
-        net.params[...], net.velocity[...] = before
+        net.restore(before)
         try:
             save_checkpoint(checkpoint, net, epoch, rng, history, best, settings)
         finally:
-            net.params[...], net.velocity[...] = now
+            net.restore(now)
 
 
 def _resume_state(checkpoint, net, settings):
@@ -362,4 +416,4 @@ def _resume_state(checkpoint, net, settings):
     if not os.path.exists(checkpoint):
         return None
     epoch, rng_state, history, best = load_checkpoint(checkpoint, net, settings)
-    return epoch, rng_state, history, best, net.params.copy(), net.velocity.copy()
+    return epoch, rng_state, history, best, net.snapshot()

@@ -263,13 +263,16 @@ def test_a_pickled_npy_is_refused_naming_the_file(tmp_path):
 
 
 def test_samples_per_second_counts_every_rank_under_mpi(capsys):
-    """The epoch line divides the rows of all ranks (epoch_fn.global_rows) by the time."""
+    """The epoch line divides the rows of all ranks (ranks.global_rows) by the time."""
     from model import data, training
 
-    class TwoRanks:
+    class TwoRanks(training.OneProcess):
         global_rows = 2000  # this rank's 1000 rows and another rank's 1000
 
-        def __call__(self, net, source, rng, lr, settings, bar):
+        def prepare(self, net, source, settings, verbose):
+            pass
+
+        def epoch(self, net, source, rng, lr, settings, bar):
             time.sleep(0.05)
             return 0.5
     net = MLP([3, 1], seed=0)
@@ -278,7 +281,7 @@ def test_samples_per_second_counts_every_rank_under_mpi(capsys):
     settings = training.Settings(epochs=1, batch_size=10, lr=0.1, momentum=0.0,
                                  weight_decay=0.0, schedule="constant", step_size=1, gamma=0.1,
                                  min_lr=0.0, shuffle=False, seed=0, early_stopping=None)
-    training.run(net, source, None, settings, verbose=True, epoch_fn=TwoRanks())
+    training.run(net, source, None, settings, training.RunOptions(verbose=True), TwoRanks())
     line = capsys.readouterr().out.strip().splitlines()[-1]
     seconds = float(line.split()[-3].rstrip("s"))
     rate = float(line.split()[-2])

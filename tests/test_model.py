@@ -156,7 +156,7 @@ def test_bad_fit_input_is_refused_before_anything_changes(changes, error, messag
     (dict(layer_sizes=[4]), ValueError, "layer_sizes must list at least 2 widths"),
     (dict(layer_sizes=[4, 0]), ValueError, "layer_sizes[1] must be >= 1, got 0"),
     (dict(layer_sizes=[4, 2.0]), TypeError, "layer_sizes[1] must be an integer"),
-    (dict(layer_sizes=[4, 1], hidden="gelu"), ValueError, "hidden must be one of 'identity', 'relu', 'tanh', 'sigmoid', got 'gelu'"),
+    (dict(layer_sizes=[4, 1], hidden="gelu"), ValueError, "hidden must be one of 'identity', 'relu', 'tanh', 'sigmoid', 'leaky_relu', got 'gelu'"),
     (dict(layer_sizes=[4, 3], output="softmax", loss="mse"), ValueError, "output='softmax' trains with loss='cross_entropy'"),
     (dict(layer_sizes=[4, 1], output="softmax"), ValueError, "output='softmax' needs at least 2 outputs"),
     (dict(layer_sizes=[4, 2], loss="binary_cross_entropy"), ValueError, "loss='binary_cross_entropy' needs output='sigmoid'"),

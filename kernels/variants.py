@@ -1,0 +1,121 @@
+"""The variants of every kind, one table each: activations, losses, optimizers, schedules.
+
+Compiled code knows a variant by a small integer code; the model layer and the command
+line know it by name. Both read these tables, so adding a variant is its kernel (a branch
+on the code where the formula lives), one row here and one test row:
+
+- an activation: ``_activate`` and ``_derivative_from_output`` in ``kernels/activations.py``
+  (and the NumPy twin in ``kernels/reference.py``);
+- a loss: a row function in ``kernels/loss.py`` called by ``_output_delta``;
+- an optimizer: a sweep in ``kernels/optim.py`` called by ``_optimizer_step``;
+- a schedule: its formula below.
+
+Codes are positions in their table: never reorder a table (saved models store names, and
+checkpoints store the codes' meaning through the names too, but user code may hold codes).
+"""
+
+import math
+from typing import NamedTuple
+
+
+class Activation(NamedTuple):
+    code: int
+    name: str
+    formula: str         # sigma(z)
+    derivative: str      # sigma'(z) written with the layer's output a = sigma(z)
+    he_init: bool        # weights drawn with He (rectifiers) rather than Glorot scaling
+
+
+class Loss(NamedTuple):
+    code: int
+    name: str
+    output: str          # the model output layer it trains: "any" activation, or one name
+    target: str          # "values" (any real), "classes" (one-hot / labels), "binary" (0..1)
+    takes_logits: bool   # computed from the last layer's pre-activation (identity layer)
+    classifier: bool     # predict() returns labels
+
+
+class Optimizer(NamedTuple):
+    code: int
+    name: str
+    state_vectors: int   # flat vectors of state per parameter vector (velocity; m and v)
+    step: str            # the update, per element, with g the gradient
+
+
+class Schedule(NamedTuple):
+    name: str
+    formula: str
+
+
+IDENTITY, RELU, TANH, SIGMOID, LEAKY_RELU = range(5)
+
+#: Slope of leaky_relu for negative inputs.
+LEAKY_SLOPE = 0.01
+
+ACTIVATION_TABLE = (
+    Activation(IDENTITY, "identity", "z", "1", False),
+    Activation(RELU, "relu", "max(z, 0)", "1 if a > 0 else 0", True),
+    Activation(TANH, "tanh", "tanh(z)", "1 - a**2", False),
+    Activation(SIGMOID, "sigmoid", "1 / (1 + exp(-z))", "a (1 - a)", False),
+    Activation(LEAKY_RELU, "leaky_relu", "z if z > 0 else 0.01 z", "1 if a > 0 else 0.01",
+               True),
+)
+
+MSE, SOFTMAX_CE, SIGMOID_BCE = range(3)
+
+LOSS_TABLE = (
+    Loss(MSE, "mse", "any", "values", False, False),
+    Loss(SOFTMAX_CE, "cross_entropy", "softmax", "classes", True, True),
+    Loss(SIGMOID_BCE, "binary_cross_entropy", "sigmoid", "binary", True, True),
+)
+
+SGD, ADAM, ADAMW = range(3)
+
+OPTIMIZER_TABLE = (
+    Optimizer(SGD, "sgd", 1, "v = mu v + g + lambda theta; theta -= lr (g + mu v if nesterov "
+              "else v); plain theta -= lr g when mu = lambda = 0"),
+    Optimizer(ADAM, "adam", 2, "g += lambda theta; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; "
+              "theta -= lr m/(1-b1^t) / (sqrt(v/(1-b2^t)) + eps)"),
+    Optimizer(ADAMW, "adamw", 2, "theta *= 1 - lr lambda; then Adam's step without lambda"),
+)
+
+SCHEDULE_TABLE = (
+    Schedule("constant", "lr"),
+    Schedule("step", "lr * gamma ** (epoch // step_size)"),
+    Schedule("cosine", "min_lr + (lr - min_lr) (1 + cos(pi epoch / epochs)) / 2"),
+)
+
+#: name -> code, the tables as the model layer and command line look names up.
+ACTIVATIONS = {a.name: a.code for a in ACTIVATION_TABLE}
+LOSSES = {c.name: c.code for c in LOSS_TABLE}
+OPTIMIZERS = {o.name: o.code for o in OPTIMIZER_TABLE}
+SCHEDULES = tuple(s.name for s in SCHEDULE_TABLE)
+
+N_ACTIVATIONS = len(ACTIVATION_TABLE)
+N_LOSSES = len(LOSS_TABLE)
+N_OPTIMIZERS = len(OPTIMIZER_TABLE)
+
+
+def loss_named(name):
+    """The ``Loss`` row of a loss name."""
+    return LOSS_TABLE[LOSSES[name]]
+
+
+def default_loss(output):
+    """The loss an output layer trains with unless one is named: the loss paired with it,
+    else MSE."""
+    for loss in LOSS_TABLE:
+        if loss.output == output:
+            return loss.name
+    return "mse"
+
+
+def learning_rate(schedule, epoch, lr, epochs, step_size, gamma, min_lr):
+    """The rate of 0-based ``epoch`` under a schedule of ``SCHEDULE_TABLE``."""
+    if schedule == "step":
+        return lr * gamma ** (epoch // step_size)
+    if schedule == "cosine":
+        return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * epoch / epochs))
+    if schedule == "constant":
+        return lr
+    raise ValueError("schedule must be one of %s, got %r" % (", ".join(SCHEDULES), schedule))
