@@ -154,6 +154,16 @@ class MLP:
         self.velocity[...] = 0
         self.step = 0
 
+    def __getstate__(self):
+        """Pickle without the per-layer views (they would be unpickled as copies)."""
+        state = self.__dict__.copy()
+        del state["weights"], state["biases"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.weights, self.biases = self._views(self.params)
+
     # ------------------------------------------------------------------ optimizer state
 
     def use_optimizer(self, name):
@@ -283,7 +293,7 @@ class MLP:
         rows/s and the running loss (default: when verbose and stderr is a terminal).
 
         **Processes.** ``comm``: an mpi4py communicator for data-parallel training, each
-        rank passing its own shard (see the README); ``batch_size`` is then per rank.
+        rank passing its own shard (see docs/guide.md); ``batch_size`` is then per rank.
 
         Raises ``DivergedError`` naming the epoch if the loss becomes NaN or inf; the
         parameters are then those at the start of that epoch. Bad arguments raise before

@@ -1,0 +1,451 @@
+"""scikit-learn's ``MLPRegressor`` and ``MLPClassifier``, trained by numba-dense's kernels.
+
+Drop-in replacements: the same constructor parameters, defaults and meanings, the same
+fitted attributes and methods, and they pass scikit-learn's own estimator checks
+(``tests/test_estimators.py``). Each epoch runs in compiled code (``kernels.train_epoch``
+through ``MLP.fit``); between epochs this module does what scikit-learn's
+``_fit_stochastic`` does: the loss curve, ``tol`` / ``n_iter_no_change``, the
+"invscaling" and "adaptive" learning rates, early stopping on a validation split.
+
+Differences, all documented in docs/guide.md:
+
+- ``dtype`` (extra, default float32): the arithmetic's precision. ``dtype=np.float64`` for
+  scikit-learn's precision.
+- ``alpha`` is applied as ``weight_decay = alpha / batch_size`` to every parameter, biases
+  included (scikit-learn leaves the intercepts unpenalised); the reported loss includes the
+  penalty of the weights, as scikit-learn's.
+- Adam's ``epsilon`` is added to ``sqrt(v_hat)`` (PyTorch's form) rather than to
+  ``sqrt(v)`` (scikit-learn's); the two differ by a factor ``sqrt(1 - beta_2**t)`` on
+  ``epsilon``, which matters only in the first steps.
+- Weights start He-normal (ReLU) or Glorot-normal, not Glorot-uniform; ``solver="lbfgs"``
+  is not offered (a clear error).
+
+scikit-learn is needed to import this module (``pip install scikit-learn``); the kernels
+and ``MLP`` do not need it.
+"""
+
+import numbers
+import warnings
+
+import numpy as np
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import LabelBinarizer
+    from sklearn.utils import check_random_state
+    from sklearn.utils.metaestimators import available_if
+    from sklearn.utils.multiclass import (_check_partial_fit_first_call, type_of_target,
+                                          unique_labels)
+    from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
+    raise ImportError("model.MLPRegressor and model.MLPClassifier need scikit-learn >= 1.6: "
+                      "pip install scikit-learn (%s)" % exc) from None
+
+from .mlp import MLP
+
+#: scikit-learn's activation names -> numba-dense's.
+_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+_SOLVERS = ("sgd", "adam")
+_LEARNING_RATES = ("constant", "invscaling", "adaptive")
+
+
+def _check_choice(value, name, options):
+    if not isinstance(value, str) or value not in options:
+        raise ValueError("The '%s' parameter must be one of %s; got %r%s"
+                         % (name, ", ".join(repr(o) for o in options), value,
+                            " (solver='lbfgs' is not offered by numba-dense: use 'adam' or "
+                            "'sgd')" if name == "solver" and value == "lbfgs" else ""))
+
+
+def _check_number(value, name, low, low_inclusive=True, high=None, high_inclusive=True,
+                  integer=False):
+    kinds = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise ValueError("The '%s' parameter must be %s; got %r"
+                         % (name, "an int" if integer else "a float", value))
+    bad = (value < low if low_inclusive else value <= low) or (
+        high is not None and (value > high if high_inclusive else value >= high))
+    if bad or not np.isfinite(value):
+        raise ValueError("The '%s' parameter must be in the range %s%s, %s%s; got %r"
+                         % (name, "[" if low_inclusive else "(", low,
+                            "inf" if high is None else high,
+                            "]" if high_inclusive and high is not None else ")", value))
+
+
+class _BaseMLP(BaseEstimator):
+    """What the two estimators share; see ``MLPRegressor`` for the parameters."""
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 dtype=np.float32):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dtype = dtype
+
+    # ------------------------------------------------------------------ checks
+
+    def _check_params(self):
+        """Every parameter checked at fit, before anything changes (as scikit-learn)."""
+        sizes = self.hidden_layer_sizes
+        sizes = list(sizes) if hasattr(sizes, "__iter__") else [sizes]
+        for n in sizes:
+            if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
+                raise ValueError("hidden_layer_sizes must be > 0, got %s." % sizes)
+        _check_choice(self.activation, "activation", tuple(_ACTIVATIONS))
+        _check_choice(self.solver, "solver", _SOLVERS)
+        _check_choice(self.learning_rate, "learning_rate", _LEARNING_RATES)
+        _check_number(self.alpha, "alpha", 0)
+        if self.batch_size != "auto":
+            _check_number(self.batch_size, "batch_size", 1, integer=True)
+        _check_number(self.learning_rate_init, "learning_rate_init", 0, low_inclusive=False)
+        _check_number(self.power_t, "power_t", 0)
+        _check_number(self.max_iter, "max_iter", 1, integer=True)
+        _check_number(self.tol, "tol", 0)
+        _check_number(self.momentum, "momentum", 0, high=1)
+        _check_number(self.validation_fraction, "validation_fraction", 0, False, 1, False)
+        _check_number(self.beta_1, "beta_1", 0, high=1, high_inclusive=False)
+        _check_number(self.beta_2, "beta_2", 0, high=1, high_inclusive=False)
+        _check_number(self.epsilon, "epsilon", 0, low_inclusive=False)
+        _check_number(self.n_iter_no_change, "n_iter_no_change", 1, integer=True)
+        _check_number(self.max_fun, "max_fun", 1, integer=True)
+        dtype = np.dtype(self.dtype)
+        if dtype not in (np.float32, np.float64):
+            raise ValueError("The 'dtype' parameter must be float32 or float64; got %s" % dtype)
+        return sizes, dtype
+
+    def _validate(self, X, y, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             y_numeric=not isinstance(self, ClassifierMixin),
+                             dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return self._dense(X), y
+
+    def _dense(self, X):
+        if hasattr(X, "toarray"):  # sparse input: the kernels work on dense rows
+            X = X.toarray()
+        return np.ascontiguousarray(X, dtype=np.dtype(self.dtype))
+
+    # ------------------------------------------------------------------ fitted state
+
+    @property
+    def coefs_(self):
+        """Weights per layer, (n_in, n_out) each: views of the network's parameters."""
+        check_is_fitted(self, "_net")
+        return [W.T for W in self._net.weights]
+
+    @property
+    def intercepts_(self):
+        """Biases per layer, (n_out,) each: views of the network's parameters."""
+        check_is_fitted(self, "_net")
+        return list(self._net.biases)
+
+    @property
+    def n_layers_(self):
+        check_is_fitted(self, "_net")
+        return len(self._net.layer_sizes)
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "_net")
+
+    def _check_solver(self):
+        if self.solver not in _SOLVERS:
+            raise AttributeError("partial_fit is only available for stochastic optimizers. "
+                                 "%s is not stochastic." % self.solver)
+        return True
+
+    # ------------------------------------------------------------------ training
+
+    def _initialize(self, n_features, n_outputs, sizes, dtype, output):
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = n_outputs
+        self.out_activation_ = {"sigmoid": "logistic"}.get(output, output)
+        seed = int(self._rng.randint(np.iinfo(np.int32).max))
+        self._net = MLP([n_features, *sizes, n_outputs], hidden=_ACTIVATIONS[self.activation],
+                        output=output, dtype=dtype, seed=seed)
+        self._lr = float(self.learning_rate_init)
+        self.loss_curve_ = []
+        self._no_improvement_count = 0
+        if self.early_stopping:
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            self.best_loss_ = np.inf
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+
+    def _fit(self, X, y, incremental):
+        sizes, dtype = self._check_params()
+        first = not hasattr(self, "_net") or (not self.warm_start and not incremental)
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        X, Y = self._prepare(X, y, incremental, reset=first)
+        self._rng = check_random_state(self.random_state)
+        if first:
+            self._initialize(X.shape[1], Y.shape[1], sizes, dtype, self._output(Y))
+        elif not incremental or not hasattr(self, "_lr"):
+            self._lr = float(self.learning_rate_init)
+        self._fit_stochastic(X, Y, incremental)
+        return self
+
+    def _fit_stochastic(self, X, Y, incremental):
+        X_val = y_val = None
+        if self.early_stopping:
+            # As scikit-learn: stratified for a classifier with one output (binary) only.
+            stratify = (Y[:, 0] if isinstance(self, ClassifierMixin) and self.n_outputs_ == 1
+                        else None)
+            X, X_val, Y, y_val = train_test_split(X, Y, random_state=self._rng,
+                                                  test_size=self.validation_fraction,
+                                                  stratify=stratify)
+            if X_val.shape[0] < 2:
+                raise ValueError("The validation set is too small. Increase "
+                                 "'validation_fraction' or the size of your dataset.")
+            y_val = self._targets_back(y_val)
+            best = self._net.params.copy()
+        n = X.shape[0]
+        if self.batch_size == "auto":
+            batch = min(200, n)
+        else:
+            if self.batch_size > n:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
+                              "going to be clipped")
+            batch = int(np.clip(self.batch_size, 1, n))
+        n_batches = -(-n // batch)
+        options = dict(batch_size=batch, momentum=0.0, weight_decay=self.alpha / batch,
+                       optimizer=self.solver, beta1=self.beta_1, beta2=self.beta_2,
+                       eps=self.epsilon, nesterov=False)
+        if self.solver == "sgd":
+            options.update(momentum=float(self.momentum),
+                           nesterov=bool(self.nesterovs_momentum) and self.momentum > 0)
+        if not incremental:
+            self.n_iter_ = 0
+        try:
+            for _ in range(self.max_iter):
+                seed = int(self._rng.randint(np.iinfo(np.int32).max)) if self.shuffle else None
+                history = self._net.fit(X, Y, epochs=1, lr=self._lr, shuffle=bool(self.shuffle),
+                                        seed=seed, **options)
+                self.n_iter_ += 1
+                self.t_ += n
+                self.loss_ = self._loss(history.loss[0], n_batches, n)
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                if self._update_no_improvement_count(X_val, y_val):
+                    best = self._net.params.copy()
+                if self.solver == "sgd" and self.learning_rate == "invscaling":
+                    self._lr = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
+                if self._no_improvement_count > self.n_iter_no_change:
+                    if self._stop_or_slow_down():
+                        break
+                    self._no_improvement_count = 0
+                if incremental:
+                    break
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and "
+                                  "the optimization hasn't converged yet." % self.max_iter,
+                                  ConvergenceWarning)
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
+        if self.early_stopping:
+            self._net.params[...] = best
+
+    def _loss(self, cost, n_batches, n):
+        """scikit-learn's ``loss_``: the data loss plus ``alpha/2 ||W||^2`` per batch."""
+        if self.out_activation_ == "identity":
+            cost /= self.n_outputs_  # scikit-learn's squared error averages over outputs
+        weights = sum(float(np.dot(W.ravel(), W.ravel())) for W in self._net.weights)
+        return float(cost + 0.5 * self.alpha * weights * n_batches / n)
+
+    def _update_no_improvement_count(self, X_val, y_val):
+        """scikit-learn's rule; True when the parameters are the best so far (early stopping)."""
+        if self.early_stopping:
+            score = self._score_dense(X_val, y_val)
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print("Validation score: %f" % score)
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                return True
+            return False
+        if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+            self._no_improvement_count += 1
+        else:
+            self._no_improvement_count = 0
+        if self.loss_curve_[-1] < self.best_loss_:
+            self.best_loss_ = self.loss_curve_[-1]
+        return False
+
+    def _stop_or_slow_down(self):
+        what = "Validation score" if self.early_stopping else "Training loss"
+        msg = ("%s did not improve more than tol=%f for %d consecutive epochs."
+               % (what, self.tol, self.n_iter_no_change))
+        if self.solver != "sgd" or self.learning_rate != "adaptive":
+            if self.verbose:
+                print(msg + " Stopping.")
+            return True
+        if self._lr <= 1e-6:
+            if self.verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        self._lr /= 5.0
+        if self.verbose:
+            print(msg + " Setting learning rate to %f" % self._lr)
+        return False
+
+    def _score_dense(self, X, y):
+        """``score`` on rows already validated (no second feature-name check)."""
+        from sklearn.metrics import accuracy_score, r2_score
+        pred = self._predict_dense(X)
+        return float(accuracy_score(y, pred) if isinstance(self, ClassifierMixin)
+                     else r2_score(y, pred))
+
+    def predict(self, X):
+        """Predictions: values (n_samples,) or (n_samples, n_outputs) for a regressor; labels
+        (n_samples,), or an indicator matrix for multi-label problems, for a classifier."""
+        return self._predict_dense(self._outputs(X))
+
+    def _outputs(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
+                          dtype=(np.float64, np.float32))
+        return self._dense(X)
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """scikit-learn's ``MLPRegressor`` on numba-dense's compiled epochs.
+
+    Parameters, fitted attributes and methods are scikit-learn's (see its documentation);
+    ``dtype`` (default float32) is numba-dense's extra. The output layer is identity and
+    the loss the squared error.
+    """
+
+    def _prepare(self, X, y, incremental, reset):
+        X, y = self._validate(X, y, reset)
+        Y = np.asarray(y, dtype=np.dtype(self.dtype))
+        return X, Y.reshape(len(Y), -1)
+
+    def _output(self, Y):
+        return "identity"
+
+    def _targets_back(self, Y):
+        return Y[:, 0] if Y.shape[1] == 1 else Y
+
+    def fit(self, X, y):
+        """Fit the model to X (n_samples, n_features) and y (n_samples,) or (n_samples, n_outputs)."""
+        return self._fit(X, y, incremental=False)
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y):
+        """One epoch over the given rows (the optimizer's state carries over)."""
+        return self._fit(X, y, incremental=True)
+
+    def _predict_dense(self, X):
+        out = self._net.predict(X)
+        return out.ravel() if out.shape[1] == 1 else out
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """scikit-learn's ``MLPClassifier`` on numba-dense's compiled epochs.
+
+    Labels of any type (strings too), binary (one logistic output), multiclass (softmax)
+    and multi-label (an indicator matrix: one logistic output per label).
+    """
+
+    def _prepare(self, X, y, incremental, reset):
+        X, y = self._validate(X, y, reset)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start and set(classes) != set(self.classes_):
+                raise ValueError("warm_start can only be used where `y` has the same classes "
+                                 "as in the previous call to fit. Previously got %s, `y` has %s"
+                                 % (self.classes_, classes))
+            if not self.warm_start and len(np.setdiff1d(classes, self.classes_,
+                                                        assume_unique=True)):
+                raise ValueError("`y` has classes not in `self.classes_`. `self.classes_` has "
+                                 "%s. 'y' has %s." % (self.classes_, classes))
+        Y = self._label_binarizer.transform(y).astype(np.dtype(self.dtype))
+        return X, Y
+
+    def _output(self, Y):
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "sigmoid"
+
+    def _targets_back(self, Y):
+        return self._label_binarizer.inverse_transform(Y)
+
+    def fit(self, X, y):
+        """Fit the model to X (n_samples, n_features) and labels y (n_samples,), or an
+        indicator matrix (n_samples, n_labels) for multi-label classification."""
+        return self._fit(X, y, incremental=False)
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, classes=None):
+        """One epoch over the given rows; ``classes`` (every label) on the first call."""
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit(X, y, incremental=True)
+
+    def _probabilities(self, X):
+        """(n_samples, n_outputs) probabilities of the output units; X validated."""
+        P = self._net.predict_proba(X)
+        if self.out_activation_ == "logistic" and self.n_outputs_ == 1:
+            P = P[:, 1:]
+        return P
+
+    def _predict_dense(self, X):
+        P = self._probabilities(X)
+        if self.n_outputs_ == 1:
+            P = P.ravel()
+        return self._label_binarizer.inverse_transform(P)
+
+    def predict_proba(self, X):
+        """Probabilities (n_samples, n_classes); multi-label: (n_samples, n_labels)."""
+        P = self._probabilities(self._outputs(X)).astype(np.float64)
+        if self.n_outputs_ == 1:
+            return np.hstack([1 - P, P])
+        return P
+
+    def predict_log_proba(self, X):
+        """``log(predict_proba(X))``."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
