@@ -19,71 +19,81 @@ from ._checks import check_same_shape
 from .activations import IDENTITY, RELU, _derivative_from_output, _sigmoid_scalar
 from .variants import LOSSES, MSE, N_LOSSES, SIGMOID_BCE, SOFTMAX_CE  # noqa: F401
 
-# Each cost is written once, as a function of one row: it returns the row's cost and,
-# when ``scale != 0``, writes ``d = scale * dC/dz`` (the error term). Training
-# (``_output_delta``) and the public cost and gradient kernels all call these.
+# Each cost is written once, as a function of one row ``i`` of 2-D arrays (indexed in
+# place: a row view costs a call into Numba's runtime, more than a 1-output row's whole
+# arithmetic): it returns the row's cost and, when ``scale != 0``, writes ``D[i] = scale *
+# dC/dz`` (the error term). Training (``_output_delta``) and the public cost and gradient
+# kernels all call these.
 
 
-@njit(cache=True, fastmath={"contract"})
-def _mse_row(a, y, d, act, scale):
-    """``sum((a - y)**2) / 2`` in float64, and ``d = scale * (a - y) * sigma'(a)``; (n,)."""
+@njit(cache=True, fastmath={"contract"}, inline="always")
+def _mse_element(a, y, act, scale):
+    """(``(a - y)**2 / 2`` in float64, ``scale * (a - y) * sigma'(a)``) of one output."""
+    e = a - y
+    if act == RELU and a <= 0:
+        d = 0.0
+    elif act == IDENTITY or act == RELU:
+        d = scale * e
+    else:
+        d = scale * e * _derivative_from_output(a, act)
+    return 0.5 * np.float64(e) * np.float64(e), d
+
+
+@njit(cache=True, fastmath={"contract"}, inline="always")
+def _mse_row(A, Y, D, i, act, scale):
+    """``sum((a - y)**2) / 2`` of row i in float64, and ``D[i] = scale * (a - y) * sigma'(a)``."""
     total = 0.0
-    for j in range(a.shape[0]):
-        e = a[j] - y[j]
-        total += 0.5 * np.float64(e) * np.float64(e)
+    for j in range(A.shape[1]):
+        cost, d = _mse_element(A[i, j], Y[i, j], act, scale)
+        total += cost
         if scale != 0:
-            if act == RELU and a[j] <= 0:
-                d[j] = 0
-            elif act == IDENTITY or act == RELU:
-                d[j] = scale * e
-            else:
-                d[j] = scale * e * _derivative_from_output(a[j], act)
+            D[i, j] = d
     return total
 
 
 @njit(cache=True, fastmath={"contract"})
-def _softmax_ce_row(z, y, d, scale):
-    """One row's cross-entropy from logits z (n,), and ``d = scale * dC/dz`` when scale != 0."""
-    n = z.shape[0]
-    top = z[0]
+def _softmax_ce_row(Z, Y, D, i, scale):
+    """Row i's cross-entropy from logits Z (m, n), and ``D[i] = scale * dC/dz`` when scale != 0."""
+    n = Z.shape[1]
+    top = Z[i, 0]
     for j in range(1, n):
-        top = max(top, z[j])
+        top = max(top, Z[i, j])
     s = 0.0
     for j in range(n):
-        s += np.exp(np.float64(z[j]) - top)
+        s += np.exp(np.float64(Z[i, j]) - top)
     lse = top + np.log(s)
     loss = 0.0
     ysum = 0.0
     for j in range(n):
-        loss -= np.float64(y[j]) * (np.float64(z[j]) - lse)
-        ysum += y[j]
+        loss -= np.float64(Y[i, j]) * (np.float64(Z[i, j]) - lse)
+        ysum += Y[i, j]
     if scale != 0:
         for j in range(n):
-            d[j] = scale * (np.exp(np.float64(z[j]) - lse) * ysum - y[j])
+            D[i, j] = scale * (np.exp(np.float64(Z[i, j]) - lse) * ysum - Y[i, j])
     return loss
 
 
-@njit(cache=True, fastmath={"contract"})
-def _sigmoid_bce_row(z, y, d, scale):
-    """``sum(max(z, 0) - z y + log1p(exp(-|z|)))`` in float64 (stable for any z), and
-    ``d = scale * (s(z) - y)`` when scale != 0; (n,)."""
+@njit(cache=True, fastmath={"contract"}, inline="always")
+def _sigmoid_bce_row(Z, Y, D, i, scale):
+    """Row i's ``sum(max(z, 0) - z y + log1p(exp(-|z|)))`` in float64 (stable for any z), and
+    ``D[i] = scale * (s(z) - y)`` when scale != 0."""
     total = 0.0
-    for j in range(z.shape[0]):
-        zj = np.float64(z[j])
-        total += max(zj, 0.0) - zj * y[j] + np.log1p(np.exp(-abs(zj)))
+    for j in range(Z.shape[1]):
+        z = np.float64(Z[i, j])
+        total += max(z, 0.0) - z * Y[i, j] + np.log1p(np.exp(-abs(z)))
         if scale != 0:
-            d[j] = scale * (_sigmoid_scalar(z[j]) - y[j])
+            D[i, j] = scale * (_sigmoid_scalar(Z[i, j]) - Y[i, j])
     return total
 
 
-@njit(cache=True)
-def _cost_row(a, y, d, act, loss, scale):
-    """The row function of cost code ``loss``."""
+@njit(cache=True, inline="always")
+def _cost_row(A, Y, D, i, act, loss, scale):
+    """The row function of cost code ``loss``, on row i."""
     if loss == SOFTMAX_CE:
-        return _softmax_ce_row(a, y, d, scale)
+        return _softmax_ce_row(A, Y, D, i, scale)
     if loss == SIGMOID_BCE:
-        return _sigmoid_bce_row(a, y, d, scale)
-    return _mse_row(a, y, d, act, scale)
+        return _sigmoid_bce_row(A, Y, D, i, scale)
+    return _mse_row(A, Y, D, i, act, scale)
 
 
 @njit(cache=True)
@@ -102,11 +112,10 @@ def _output_delta(A, Y, delta, db, act, loss, scale, accumulate):
         db[:] = 0
     total = 0.0
     for i in range(m):
-        d = delta[i]
-        total += _cost_row(A[i], Y[i], d, act, loss, scale)
+        total += _cost_row(A, Y, delta, i, act, loss, scale)
         if scale != 0:
             for j in range(n):
-                db[j] += d[j]
+                db[j] += delta[i, j]
     return total
 
 
@@ -127,7 +136,7 @@ def _mean_cost(pred, y, loss):
     """The mean over rows of a cost of ``_cost_row``; nothing written."""
     total = 0.0
     for i in range(pred.shape[0]):
-        total += _cost_row(pred[i], y[i], pred[i], IDENTITY, loss, 0.0)
+        total += _cost_row(pred, y, pred, i, IDENTITY, loss, 0.0)
     return total / pred.shape[0]
 
 
@@ -136,7 +145,7 @@ def _mean_gradient(pred, y, out, loss):
     """``out = dC/dpred`` of the mean over rows of a cost of ``_cost_row``."""
     scale = 1.0 / pred.shape[0]
     for i in range(pred.shape[0]):
-        _cost_row(pred[i], y[i], out[i], IDENTITY, loss, scale)
+        _cost_row(pred, y, out, i, IDENTITY, loss, scale)
 
 
 @njit(cache=True)

@@ -52,6 +52,21 @@ def other_running_tasks(samples=3, interval=0.0005):
     return min(counts)
 
 
+_last_reading = [None, -1.0]  # (count, time.monotonic() of the reading)
+
+#: A reading of the load this recent is reused: epochs of small data follow each other
+#: faster than the 1 ms a reading takes is worth.
+READING_REUSE_SECONDS = 0.5
+
+
+def _recent_other_running_tasks():
+    """``other_running_tasks()``, reusing a reading taken in the last half second."""
+    now = time.monotonic()
+    if now - _last_reading[1] > READING_REUSE_SECONDS:
+        _last_reading[:] = [other_running_tasks(), now]
+    return _last_reading[0]
+
+
 def _other_running_now():
     """``/proc/loadavg``'s count of tasks running or ready to run, less this process's own."""
     try:
@@ -83,7 +98,7 @@ def blas_threads_for(sizes, batch_size, others=None):
     """
     if largest_product(sizes, batch_size) < SINGLE_THREAD_MAX_MACS:
         return 1
-    others = other_running_tasks() if others is None else others
+    others = _recent_other_running_tasks() if others is None else others
     if others is None:
         return None
     cores = _usable_cores()

@@ -43,6 +43,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
     raise ImportError("model.MLPRegressor and model.MLPClassifier need scikit-learn >= 1.6: "
                       "pip install scikit-learn (%s)" % exc) from None
 
+from . import data, training
 from .mlp import MLP
 
 #: scikit-learn's activation names -> numba-dense's.
@@ -172,6 +173,11 @@ class _BaseMLP(BaseEstimator):
         check_is_fitted(self, "_net")
         return len(self._net.layer_sizes)
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # accepted, and densified for the kernels
+        return tags
+
     def __sklearn_is_fitted__(self):
         return hasattr(self, "_net")
 
@@ -188,10 +194,18 @@ class _BaseMLP(BaseEstimator):
         self.t_ = 0
         self.n_outputs_ = n_outputs
         self.out_activation_ = {"sigmoid": "logistic"}.get(output, output)
-        seed = int(self._rng.randint(np.iinfo(np.int32).max))
         self._net = MLP([n_features, *sizes, n_outputs], hidden=_ACTIVATIONS[self.activation],
-                        output=output, dtype=dtype, seed=seed)
+                        output=output, dtype=dtype)
+        # scikit-learn's initialisation (Glorot uniform, also for the intercepts) from the
+        # same random state, so that a seeded fit starts where scikit-learn's would.
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        for W, b in zip(self._net.weights, self._net.biases):
+            n_out, n_in = W.shape
+            bound = np.sqrt(factor / (n_in + n_out))
+            W[...] = self._rng.uniform(-bound, bound, (n_in, n_out)).T
+            b[...] = self._rng.uniform(-bound, bound, n_out)
         self._lr = float(self.learning_rate_init)
+        self._velocity_lr = self._lr
         self.loss_curve_ = []
         self._no_improvement_count = 0
         if self.early_stopping:
@@ -240,19 +254,31 @@ class _BaseMLP(BaseEstimator):
                               "going to be clipped")
             batch = int(np.clip(self.batch_size, 1, n))
         n_batches = -(-n // batch)
-        options = dict(batch_size=batch, momentum=0.0, weight_decay=self.alpha / batch,
-                       optimizer=self.solver, beta1=self.beta_1, beta2=self.beta_2,
-                       eps=self.epsilon, nesterov=False)
-        if self.solver == "sgd":
-            options.update(momentum=float(self.momentum),
-                           nesterov=bool(self.nesterovs_momentum) and self.momentum > 0)
+        sgd = self.solver == "sgd"
+        settings = training.Settings(
+            epochs=1, batch_size=batch, lr=getattr(self, "_velocity_lr", self._lr),
+            momentum=float(self.momentum) if sgd else 0.0, weight_decay=self.alpha / batch,
+            schedule="constant", step_size=1, gamma=1.0, min_lr=0.0,
+            shuffle=bool(self.shuffle), seed=None, early_stopping=None, optimizer=self.solver,
+            beta1=float(self.beta_1), beta2=float(self.beta_2), eps=float(self.epsilon),
+            nesterov=sgd and bool(self.nesterovs_momentum) and self.momentum > 0)
+        # The rows are checked once here, not once per epoch (as MLP.fit would).
+        source = data.ArraySource(X, Y)
+        self._net.use_optimizer(self.solver)
         if not incremental:
             self.n_iter_ = 0
         try:
             for _ in range(self.max_iter):
-                seed = int(self._rng.randint(np.iinfo(np.int32).max)) if self.shuffle else None
-                history = self._net.fit(X, Y, epochs=1, lr=self._lr, shuffle=bool(self.shuffle),
-                                        seed=seed, **options)
+                if sgd and self._lr != settings.lr and self._net.step:
+                    # scikit-learn's velocity carries the rate it was made with
+                    # (v = mu v - lr g; theta += v); numba-dense's does not (v = mu v + g;
+                    # theta -= lr v, as PyTorch's). Rescaling it when the rate changes makes
+                    # the steps scikit-learn's exactly.
+                    self._net.velocity *= self._net.dtype.type(settings.lr / self._lr)
+                settings.lr = self._lr
+                if self.shuffle:
+                    settings.seed = int(self._rng.randint(np.iinfo(np.int32).max))
+                history = training.run(self._net, source, None, settings)
                 self.n_iter_ += 1
                 self.t_ += n
                 self.loss_ = self._loss(history.loss[0], n_batches, n)
@@ -275,6 +301,7 @@ class _BaseMLP(BaseEstimator):
                                   ConvergenceWarning)
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
+        self._velocity_lr = settings.lr
         if self.early_stopping:
             self._net.params[...] = best
 

@@ -14,6 +14,25 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _BLOCK = 1 << 14
 
 
+@njit(cache=True, fastmath={"reassoc"})
+def _first_nonfinite_serial(flat):
+    """``_first_nonfinite`` on one thread: for arrays too small to pay for waking the pool."""
+    s = flat.dtype.type(0)
+    for i in range(flat.shape[0]):
+        s += flat[i] * 0
+    if s == s:
+        return -1
+    for i in range(flat.shape[0]):
+        if not np.isfinite(flat[i]):
+            return i
+    return -1
+
+
+#: Below this many elements the serial scan is faster than starting Numba's threads
+#: (which cost about 1 ms per call on a small array).
+_PARALLEL_MIN = 1 << 20
+
+
 @njit(cache=True, parallel=True, fastmath={"reassoc"})
 def _first_nonfinite(flat):
     """Index of the first NaN/inf in a 1-D array, or -1.
@@ -43,7 +62,8 @@ def check_finite(arr, name, first_row=0, original_dtype=None):
 
     ``first_row`` is added to the row in the message (a chunk's place in its file).
     """
-    bad = _first_nonfinite(arr.reshape(-1))
+    flat = arr.reshape(-1)
+    bad = (_first_nonfinite if flat.size >= _PARALLEL_MIN else _first_nonfinite_serial)(flat)
     if bad >= 0:
         row, col = divmod(int(bad), arr.shape[1])
         what = "NaN" if np.isnan(arr[row, col]) else "inf"
