@@ -18,7 +18,7 @@ import numpy as np
 import kernels
 
 from . import convert as convert_mod
-from . import data, datasets
+from . import data, datasets, tabular
 from .mlp import MLP, OUTPUTS
 from .paths import atomic_write, check_outputs
 from .training import SCHEDULES, DivergedError, TrainingInterrupted, sigint_ignored
@@ -58,20 +58,35 @@ def load_data(path, target=None, target_cols=None, need_targets=True, workdir=No
                              % path)
         X = data.open_array(path, "--data")
         return X, data.open_array(target, "--target") if need_targets else None
-    if ext == ".csv":
-        if need_targets and not target_cols:
-            raise UsageError("--data %s is a CSV: name the target column(s) with --target-col"
-                             % path)
-        x_path = os.path.join(workdir, "X.npy")
-        y_path = os.path.join(workdir, "y.npy") if target_cols else None
-        result = convert_mod.csv_to_npy(path, x_path, y_path, target_cols or [])
-        X = np.load(x_path, mmap_mode="r")
-        y = np.load(y_path, mmap_mode="r") if need_targets else None
-        if y is not None and y.shape[1] == 1:
-            y = y[:, 0]
-        print("read %s: %d rows, features %s" % (path, result.rows, ",".join(result.features)))
-        return X, y
-    raise UsageError("--data must be a .npz, .npy or .csv file, got %r" % path)
+    raise UsageError("--data must be a .npz, .npy, .csv or .parquet file, got %r" % path)
+
+
+def _table_target(args):
+    """The one target column named for a CSV/Parquet --data."""
+    cols = args.target_col or []
+    if len(cols) != 1:
+        raise UsageError("--data %s is a table: name its target column with --target-col NAME%s"
+                         % (args.data, " (one column)" if cols else ""))
+    return str(cols[0])
+
+
+def _names(text):
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def load_table(args, workdir):
+    """(X, y, preprocessing) of a CSV/Parquet --data: the preprocessing is fit in one pass
+    (model.tabular), then the file is written as .npy inputs and targets to stream."""
+    prep = tabular.Preprocessing.fit(
+        args.data, _table_target(args), features=args.features, drop=args.drop_cols,
+        max_categories=args.max_categories, scale=not args.no_scale,
+        classify=True if args.output in ("softmax", "sigmoid") else None,
+        progress=args.progress)
+    for line in prep.summary():
+        print(line)
+    X, y = prep.write_npy(args.data, os.path.join(workdir, "X.npy"),
+                          os.path.join(workdir, "y.npy"), progress=args.progress)
+    return X, y, prep
 
 
 def _n_outputs(y, output, classes=None, comm=None):
@@ -123,15 +138,15 @@ def _count(minimum):
 
 def _data_options(p, targets=True):
     p.add_argument("--data", required=True, metavar="PATH",
-                   help=".npz with X%s, .npy of inputs%s, or .csv" % (
+                   help=".npz with X%s, .npy of inputs%s, or a .csv / .parquet table" % (
                        " and y" if targets else "", " (with --target)" if targets else ""))
     if targets:
         p.add_argument("--target", metavar="PATH", help=".npy of targets, for --data X.npy")
-        p.add_argument("--target-col", type=_columns, metavar="COLS",
-                       help="target column name(s) or index(es) of a CSV, comma-separated")
+        p.add_argument("--target-col", type=_columns, metavar="NAME",
+                       help="the target column of a .csv / .parquet table")
     else:
-        p.add_argument("--target-col", type=_columns, metavar="COLS",
-                       help="columns of a CSV to leave out (its targets, if it has them)")
+        p.add_argument("--target-col", type=_columns, metavar="NAME",
+                       help="the target column of a table, if it has one (ignored)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -158,6 +173,14 @@ def build_parser():
                        help="target column name(s) or index(es) of a CSV, comma-separated")
     train.add_argument("--rows", type=_count(1), default=200_000,
                        help="rows of the built-in dataset (default 200000)")
+    train.add_argument("--features", type=_names, metavar="A,B",
+                       help="feature columns of a table (default: all but the target)")
+    train.add_argument("--drop-cols", type=_names, metavar="A,B",
+                       help="columns of a table to leave out")
+    train.add_argument("--max-categories", type=_count(1), default=100, metavar="N",
+                       help="most distinct values of a text column to one-hot (default 100)")
+    train.add_argument("--no-scale", action="store_true",
+                       help="do not standardize a table's numeric columns")
     train.add_argument("--hidden-sizes", type=_widths, default=[128, 64], metavar="N,N",
                        help="hidden layer widths, comma-separated (default 128,64)")
     train.add_argument("--hidden", default="relu", choices=list(kernels.ACTIVATIONS),
@@ -278,7 +301,18 @@ def train(args, workdir):
         from .distributed import world
         comm = world()
     root = comm is None or comm.Get_rank() == 0
-    if args.data:
+    prep = None
+    if args.data and tabular.is_table(args.data):
+        X, y, prep = load_table(args, workdir)
+        source = args.data
+        if prep.task == "classification":
+            if args.output == "identity":
+                args.output = "softmax"  # text labels: a classifier
+                print("the target %r holds classes: training a softmax classifier"
+                      % prep.target)
+            args.classes = args.classes or (prep.n_classes if args.output == "softmax"
+                                            else None)
+    elif args.data:
         X, y = load_data(args.data, args.target, args.target_col, workdir=workdir)
         source = args.data
     else:
@@ -292,6 +326,7 @@ def train(args, workdir):
     net = MLP([X.shape[1], *args.hidden_sizes, _n_outputs(y, args.output, args.classes, comm)],
               hidden=args.hidden,
               output=args.output, loss=args.loss, dtype=args.dtype, seed=args.seed)
+    net.preprocessing = prep
     if root:
         print("data: %s" % source)
         print("network: %r, %d parameters" % (net, net.params.size))
@@ -354,16 +389,25 @@ def predict(args, workdir):
     if ext not in (".npy", ".csv"):
         raise UsageError("--out must end in .npy or .csv, got %r" % args.out)
     net = MLP.load(args.model)
-    X, _ = load_data(args.data, target_cols=args.target_col, need_targets=False,
-                     workdir=workdir)
+    if tabular.is_table(args.data):
+        X = args.data  # read through the preprocessing saved with the network
+    else:
+        X, _ = load_data(args.data, need_targets=False, workdir=workdir)
     out = net.predict_proba(X) if args.proba else net.predict(X)
     if ext == ".npy":
         atomic_write(args.out, "--out", lambda f: np.save(f, out))
     else:
         out2 = out.reshape(len(out), -1)
-        fmt = "%d" if out2.dtype.kind == "i" else "%.9g"
-        names = (["p%d" % k for k in range(out2.shape[1])] if args.proba
-                 else ["y%d" % k for k in range(out2.shape[1])])
+        fmt = {"i": "%d", "f": "%.9g"}.get(out2.dtype.kind, "%s")
+        prep = net.preprocessing
+        if args.proba:
+            names = (["p_%s" % c for c in prep.classes] if prep is not None and prep.classes
+                     and len(prep.classes) == out2.shape[1]
+                     else ["p%d" % k for k in range(out2.shape[1])])
+        elif prep is not None and out2.shape[1] == 1:
+            names = [prep.target]
+        else:
+            names = ["y%d" % k for k in range(out2.shape[1])]
         atomic_write(args.out, "--out", lambda f: np.savetxt(
             f, out2, delimiter=",", fmt=fmt, header=",".join(names), comments=""))
     print("wrote %s predictions of shape %s to %s"
@@ -372,7 +416,10 @@ def predict(args, workdir):
 
 def evaluate(args, workdir):
     net = MLP.load(args.model)
-    X, y = load_data(args.data, args.target, args.target_col, workdir=workdir)
+    if tabular.is_table(args.data):
+        X, y = args.data, _table_target(args)
+    else:
+        X, y = load_data(args.data, args.target, args.target_col, workdir=workdir)
     print("loss %.6g" % net.cost(X, y))
     print("%s %.6g" % ("accuracy" if net.is_classifier else "r2", net.score(X, y)))
 

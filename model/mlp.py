@@ -1,12 +1,15 @@
 """``MLP``: a dense network whose weights and biases live in one flat vector."""
 
+import os
+import tempfile
+
 import numpy as np
 
 import kernels
 from kernels import layer_offsets
 from kernels.variants import ACTIVATION_TABLE, LOSS_TABLE, default_loss, loss_named
 
-from . import data, persistence, training
+from . import data, persistence, tabular, training
 from .paths import check_output
 from .training import EVAL_BATCH, DivergedError, History  # noqa: F401  (public names)
 from .validation import (BINARY, CLASSES, REGRESSION, as_features, check_matrix_shape,
@@ -76,6 +79,8 @@ class MLP:
                    self.dtype.name)) from None
         self.optimizer, self.step = "sgd", 0  # what velocity is the state of
         self.history = None  # the History of the last fit (saved with the network)
+        # How the rows of a CSV/Parquet file become inputs (model.tabular), when trained on one.
+        self.preprocessing = None
         self.weights, self.biases = self._views(self.params)
         self.initialize(seed)
 
@@ -262,6 +267,11 @@ class MLP:
             verbose=False, progress=None, comm=None):
         """Minibatch SGD; returns a ``History``.
 
+        **Tables.** X may be the path of a CSV or Parquet file and y the name of its target
+        column: the file is read with the preprocessing of ``model.tabular`` (fit on it, or
+        the network's own ``preprocessing`` when it has one for that target), which stays
+        in ``self.preprocessing`` and is saved with the network.
+
         **Data.** X (N, n_0) and y: arrays in memory, or ``np.memmap`` arrays or paths of
         ``.npy`` files, which are streamed ``chunk_rows`` rows at a time (default: about
         32 MB of inputs) so that memory does not grow with N. y is (N, n_L), or (N,) for
@@ -300,6 +310,11 @@ class MLP:
         anything changes; a bad value met while streaming a file raises with the network
         restored to its state before ``fit``.
         """
+        if tabular.is_table(X):
+            options = {k: v for k, v in locals().items() if k not in ("self", "X", "y", "a", "b")}
+            with tempfile.TemporaryDirectory(prefix="numba-dense-") as work:
+                X, y = self._table_arrays(X, y, work)
+                return self.fit(X, y, **options)
         settings = training.Settings(
             epochs=integer(epochs, "epochs", 0),
             batch_size=integer(batch_size, "batch_size", 1),
@@ -352,6 +367,31 @@ class MLP:
             self.restore(saved)
             raise
 
+    def _table_arrays(self, path, target, work):
+        """(X, y) memmaps of a table file through ``self.preprocessing`` (fit if needed)."""
+        if not isinstance(target, str):
+            raise TypeError("y: with a table file as X, y names its target column, got %s"
+                            % type(target).__name__)
+        prep = self.preprocessing
+        if prep is None or prep.target != target:
+            prep = tabular.Preprocessing.fit(path, target, classify=self.is_classifier)
+        if prep.n_features != self.n_inputs:
+            raise ValueError("%s makes %d inputs (%s) but the network has %d: build it as "
+                             "MLP([%d, ...])" % (os.fspath(path), prep.n_features,
+                                                 ", ".join(prep.feature_names[:8])
+                                                 + (", ..." if prep.n_features > 8 else ""),
+                                                 self.n_inputs, prep.n_features))
+        X, y = prep.write_npy(path, os.path.join(work, "X.npy"), os.path.join(work, "y.npy"))
+        self.preprocessing = prep
+        return X, y
+
+    def _table_prep(self, path):
+        if self.preprocessing is None:
+            raise ValueError("%s is a table file, but this network was not trained on one: it "
+                             "has no preprocessing to read it with (convert it with "
+                             "`python -m model convert` and pass arrays)" % os.fspath(path))
+        return self.preprocessing
+
     def partial_fit(self, X, y, batch_size=32, lr=0.01, momentum=0.0, weight_decay=0.0,
                     optimizer="sgd", beta1=0.9, beta2=0.999, eps=1e-8, nesterov=False):
         """One pass over the rows given, in order, with ``fit``'s steps; returns self.
@@ -372,6 +412,11 @@ class MLP:
 
     def _outputs(self, X):
         """The last layer's outputs (logits for a cross-entropy network), (N, n_L)."""
+        if tabular.is_table(X):
+            chunks = [self._forward(Xc) for Xc, _ in
+                      self._table_prep(X).batches(X, with_target=False)]
+            return (np.concatenate(chunks) if chunks
+                    else np.empty((0, self.n_outputs), self.dtype))
         if data.is_streamed(X):
             Xm = data.open_array(X, "X")
             check_matrix_shape(Xm, "X", self.n_inputs, "features")
@@ -412,13 +457,19 @@ class MLP:
         if not self.is_classifier:
             return Z
         if self.output == "softmax":
-            return Z.argmax(axis=1).astype(np.int64)
-        labels = (Z > 0).astype(np.int64)  # sigmoid(z) > 0.5 exactly when z > 0
-        return labels[:, 0] if self.n_outputs == 1 else labels
+            labels = Z.argmax(axis=1).astype(np.int64)
+        else:
+            labels = (Z > 0).astype(np.int64)  # sigmoid(z) > 0.5 exactly when z > 0
+            labels = labels[:, 0] if self.n_outputs == 1 else labels
+        if tabular.is_table(X) and self.preprocessing.classes is not None:
+            return self.preprocessing.labels(labels)  # as the file spells them
+        return labels
 
     def score(self, X, y):
         """Accuracy for classifiers (exact match of every label of a row); the coefficient
         of determination R^2 for regression, averaged over outputs (as scikit-learn)."""
+        if tabular.is_table(X):
+            return self._table_score(X, y)
         pred = self.predict(X)
         y = np.asarray(data.open_array(y, "y"))
         check_target_rows(y, "y", pred.shape[0], "X")
@@ -439,8 +490,41 @@ class MLP:
     def cost(self, X, y):
         """The training cost C over all rows (docs/MATH.md): for MSE ``sum ||y_i - a_i||^2 / (2N)``,
         for the cross-entropies their mean over rows. X, y as for ``fit``."""
+        if tabular.is_table(X):
+            return self._table_score(X, y, cost=True)
         source = self._source(X, y, "X", "y", EVAL_BATCH)
         return float(training.mean_cost(self, source))
+
+    def _table_score(self, path, target, cost=False):
+        """``score`` or ``cost`` over a table file, chunk by chunk (R^2 from running sums)."""
+        prep = self._table_prep(path)
+        if target != prep.target:
+            raise ValueError("y: the network was trained to predict %r, not %r"
+                             % (prep.target, target))
+        total_cost = rows = right = 0.0
+        sums = np.zeros((3, self.n_outputs))  # sum y, sum y^2, sum (y - pred)^2
+        for Xc, yc in prep.batches(path):
+            if not len(Xc):
+                continue
+            source = data.ArraySource(Xc, self._targets(yc, "y", len(Xc), "X"))
+            total_cost += training.mean_cost(self, source) * len(Xc)
+            rows += len(Xc)
+            pred = self.predict(Xc)
+            if self.is_classifier:
+                right += float((pred.reshape(yc.shape) == yc).sum())
+            else:
+                Y = yc.reshape(len(yc), -1).astype(np.float64)
+                sums += [Y.sum(0), (Y * Y).sum(0), ((Y - pred) ** 2).sum(0)]
+        if rows == 0:
+            raise ValueError("%s has no rows with a value in %r" % (os.fspath(path), target))
+        if cost:
+            return float(total_cost / rows)
+        if self.is_classifier:
+            return right / rows
+        ss_tot = sums[1] - sums[0] ** 2 / rows
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = np.where(ss_tot > 0, 1 - sums[2] / ss_tot, np.where(sums[2] > 0, 0.0, 1.0))
+        return float(r2.mean())
 
     def gradients(self, X, y):
         """The full-batch gradient ``dC/dTheta`` (P,), in the layout of ``params``.
@@ -468,6 +552,7 @@ class MLP:
                   loss=state["loss"], dtype=state["dtype"])
         net.set_state(state)
         net.history = state["history"]
+        net.preprocessing = state["preprocessing"]
         return net
 
 

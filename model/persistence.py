@@ -12,7 +12,7 @@ from .data import read_npz
 from .paths import atomic_write
 
 FORMAT = "numba-dense-mlp"
-VERSION = 4  # 4 the optimizer and its step; 3 the last fit's history; 2 the cost ("loss")
+VERSION = 4  # 4 the optimizer and its step, and a table file's preprocessing; 3 the last fit's history; 2 the cost ("loss")
 
 
 def atomic_savez(path, what, **arrays):
@@ -28,7 +28,9 @@ def network_arrays(net):
                 loss=np.array(net.loss), dtype=np.array(net.dtype.name),
                 params=net.params, velocity=net.velocity,
                 optimizer=np.array(net.optimizer), step=np.array(net.step),
-                fit_history=np.array(json.dumps(asdict(history)) if history else ""))
+                fit_history=np.array(json.dumps(asdict(history)) if history else ""),
+                preprocessing=np.array(net.preprocessing.to_json() if getattr(
+                    net, "preprocessing", None) is not None else ""))
 
 
 def save(net, path):
@@ -81,7 +83,19 @@ def load(path, arrays=None):
             "loss": str(arrays["loss"]) if "loss" in arrays else "mse",
             "params": arrays["params"], "velocity": arrays["velocity"],
             "optimizer": optimizer, "step": int(arrays["step"]) if "step" in arrays else 0,
-            "history": _history(path, arrays)}
+            "history": _history(path, arrays), "preprocessing": _preprocessing(path, arrays)}
+
+
+def _preprocessing(path, arrays):
+    """The ``tabular.Preprocessing`` saved with a network trained on a table file, or None."""
+    text = str(arrays["preprocessing"]) if "preprocessing" in arrays else ""
+    if not text:
+        return None
+    from .tabular import Preprocessing
+    try:
+        return Preprocessing.from_json(text)
+    except ValueError as exc:
+        raise _bad(path, "preprocessing is not valid JSON: %s" % exc) from None
 
 
 def _history(path, arrays):

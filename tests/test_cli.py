@@ -125,7 +125,7 @@ def test_every_command_has_help(command):
     (["train", "--rows", "100", "--hidden", "gelu"], "error: argument --hidden: invalid choice"),
     (["train", "--rows", "100", "--epochs", "x"],
      "error: argument --epochs: expected an integer, got 'x'"),
-    (["train", "--data", "README.md"], "error: --data must be a .npz, .npy or .csv file"),
+    (["train", "--data", "README.md"], "error: --data must be a .npz, .npy, .csv or .parquet file"),
     (["train", "--data", "tests/data/bad.npz"], "error: --data: cannot read"),
     (["predict", "--model", "/no/model.npz", "--data", "x.npy", "--out", "p.npy"],
      "error: load: no such file"),
