@@ -408,8 +408,18 @@ def predict(args, workdir):
             names = [prep.target]
         else:
             names = ["y%d" % k for k in range(out2.shape[1])]
-        atomic_write(args.out, "--out", lambda f: np.savetxt(
-            f, out2, delimiter=",", fmt=fmt, header=",".join(names), comments=""))
+        if out2.dtype.kind == "O":  # text labels: quoted where they need it
+            import csv
+            import io
+
+            def write(f):
+                text = io.StringIO()
+                csv.writer(text, lineterminator="\n").writerows([names] + out2.tolist())
+                f.write(text.getvalue().encode())
+            atomic_write(args.out, "--out", write)
+        else:
+            atomic_write(args.out, "--out", lambda f: np.savetxt(
+                f, out2, delimiter=",", fmt=fmt, header=",".join(names), comments=""))
     print("wrote %s predictions of shape %s to %s"
           % ("probability" if args.proba else "", out.shape, args.out))
 

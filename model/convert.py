@@ -1,13 +1,19 @@
-"""CSV to .npy, in chunks: a file of any size becomes inputs X.npy and targets y.npy.
+"""A numeric CSV (or Parquet) file to .npy, streamed: inputs X.npy and targets y.npy.
 
 The CSV has a header line naming its columns, one row per line, numbers separated by
-``delimiter`` (no quoting). Target columns are named or given by 0-based index; every
-other column is a feature. Blank lines are skipped. A line with the wrong number of
-fields, a field that is not a number, or a NaN/inf is a *bad row*: by default conversion
-stops with an error listing the first bad lines by number (1 = the header); with
-``skip_bad=True`` they are left out and reported in the result. Nothing is dropped
-silently. Both .npy files are written through temporary files and renamed at the end, so
-a failed conversion leaves no half file.
+``delimiter`` (quoted fields allowed). Target columns are named or given by 0-based index;
+every other column is a feature. Blank lines are skipped. A line with the wrong number of
+fields, a field that is not a number (an empty one included), or a NaN/inf is a *bad row*:
+by default conversion stops with an error listing the first bad lines by number (1 = the
+header); with ``skip_bad=True`` they are left out and reported in the result. Nothing is
+dropped silently. Both .npy files are written through temporary files and renamed at the
+end, so a failed conversion leaves no half file.
+
+Clean files are parsed by pyarrow's streaming CSV reader (multi-threaded, one block in
+memory at a time). A file with bad rows is read again by the line parser below, which
+knows every line's number: it only runs when there is something to report. For files
+with text columns, missing values or categories, train on the file directly instead
+(``model.tabular``).
 """
 
 import os
@@ -66,28 +72,17 @@ def _column_indices(header, targets, path):
     return chosen, names
 
 
-def _npy_header(dtype, shape):
-    """A .npy version 1.0 header, padded to the length the largest row count would need."""
-    def text(rows):
-        return "{'descr': %r, 'fortran_order': False, 'shape': (%d, %d), }" % (
-            np.dtype(dtype).str, rows, shape[1])
-    total = 64 * -(-(10 + len(text(10 ** 18)) + 1) // 64)  # magic, length, text, newline
-    body = text(shape[0])
-    body += " " * (total - 10 - len(body) - 1) + "\n"
-    return b"\x93NUMPY\x01\x00" + (total - 10).to_bytes(2, "little") + body.encode("latin1")
-
-
 class _NpyWriter:
-    """Appends rows to a .npy file whose header is written again, for the final shape, at close."""
+    """Rows appended to a raw temporary file; ``commit`` writes the .npy (of the shape now
+    known: NumPy's own header, then the rows copied over in blocks) and renames it into
+    place. Plain file writes, not a memmap, so memory stays at one block."""
 
     def __init__(self, path, dtype, n_columns):
         self.path, self.dtype, self.n_columns = path, np.dtype(dtype), n_columns
-        fd, self.tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
-                                        prefix=".tmp-", suffix=".npy")
-        os.fchmod(fd, default_file_mode())
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, self.raw = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".raw")
         self.f = os.fdopen(fd, "wb")
-        self.header_len = len(_npy_header(self.dtype, (0, n_columns)))
-        self.f.write(_npy_header(self.dtype, (0, n_columns)))
+        self.tmp = None
         self.rows = 0
 
     def append(self, block):
@@ -95,17 +90,29 @@ class _NpyWriter:
         self.rows += block.shape[0]
 
     def commit(self):
-        header = _npy_header(self.dtype, (self.rows, self.n_columns))
-        assert len(header) == self.header_len
-        self.f.seek(0)
-        self.f.write(header)
+        import shutil
         self.f.close()
+        fd, self.tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(self.path)),
+                                        prefix=".tmp-", suffix=".npy")
+        os.fchmod(fd, default_file_mode())
+        with os.fdopen(fd, "wb") as out, open(self.raw, "rb") as raw:
+            write_npy_header(out, self.dtype, (self.rows, self.n_columns))
+            shutil.copyfileobj(raw, out, 1 << 22)
         os.replace(self.tmp, self.path)
+        os.unlink(self.raw)
 
     def discard(self):
         self.f.close()
-        if os.path.exists(self.tmp):
-            os.unlink(self.tmp)
+        for path in (self.raw, self.tmp):
+            if path and os.path.exists(path):
+                os.unlink(path)
+
+
+def write_npy_header(f, dtype, shape):
+    """The header of a C-order .npy file of ``dtype`` and ``shape``, by NumPy's own writer."""
+    from numpy.lib import format as npy
+    npy.write_array_header_1_0(f, {"descr": npy.dtype_to_descr(np.dtype(dtype)),
+                                   "fortran_order": False, "shape": tuple(shape)})
 
 
 def _parse_lines(lines, first_line, n_fields, delimiter):
@@ -172,6 +179,12 @@ def csv_to_npy(csv_path, x_path, y_path, targets, dtype=np.float32, delimiter=",
     if not targets and y_path is not None:
         raise ValueError("convert: name at least one target column")
     dtype = np.dtype(dtype)
+    if _is_parquet(csv_path):
+        return _parquet_to_npy(csv_path, x_path, y_path, targets, dtype)
+    if not skip_bad:
+        fast = _csv_to_npy_pyarrow(csv_path, x_path, y_path, targets, dtype, delimiter)
+        if fast is not None:
+            return fast
     # utf-8-sig: a byte-order mark (Excel writes one) is not part of the first column's name.
     with open(csv_path, "r", newline="", encoding="utf-8-sig") as f:
         header = f.readline()
@@ -215,3 +228,77 @@ def csv_to_npy(csv_path, x_path, y_path, targets, dtype=np.float32, delimiter=",
             raise
     return Conversion(rows=writers[0].rows, features=[names[i] for i in feature_idx],
                       targets=[names[i] for i in target_idx], bad_lines=bad_lines, n_bad=n_bad)
+
+
+# ----------------------------------------------------------------------------- pyarrow
+
+
+def _is_parquet(path):
+    return os.path.splitext(path)[1].lower() in (".parquet", ".pq")
+
+
+def _write_batches(batches, names, x_path, y_path, targets, dtype, where):
+    """Write the numeric columns of a stream of RecordBatches as X and y; None (nothing
+    written) at the first non-finite value, for the caller to report it."""
+    target_idx, names = _column_indices(names, targets, where)
+    feature_idx = [i for i in range(len(names)) if i not in target_idx]
+    writers = [_NpyWriter(os.fspath(x_path), dtype, len(feature_idx))]
+    if y_path is not None:
+        writers.append(_NpyWriter(os.fspath(y_path), dtype, len(target_idx)))
+    try:
+        for batch in batches:
+            values = np.column_stack([np.asarray(c.to_numpy(zero_copy_only=False),
+                                                 dtype=np.float64) for c in batch.columns])
+            if not np.isfinite(values).all():
+                for w in writers:
+                    w.discard()
+                return None
+            writers[0].append(values[:, feature_idx])
+            if len(writers) > 1:
+                writers[1].append(values[:, target_idx])
+        if writers[0].rows == 0:
+            raise ValueError("convert: %s has no data rows" % where)
+        for w in writers:
+            w.commit()
+    except BaseException:
+        for w in writers:
+            w.discard()
+        raise
+    return Conversion(rows=writers[0].rows, features=[names[i] for i in feature_idx],
+                      targets=[names[i] for i in target_idx])
+
+
+def _csv_to_npy_pyarrow(csv_path, x_path, y_path, targets, dtype, delimiter):
+    """The fast path: pyarrow parses the whole file as float64 columns. None when it finds
+    a bad row (the line parser then reports them by line)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    parse = pacsv.ParseOptions(delimiter=delimiter)
+    try:
+        head = pacsv.open_csv(csv_path, parse_options=parse,
+                              read_options=pacsv.ReadOptions(block_size=1 << 16))
+        names = head.schema.names
+        convert = pacsv.ConvertOptions(column_types={n: pa.float64() for n in names},
+                                       null_values=[], strings_can_be_null=False)
+        reader = pacsv.open_csv(csv_path, parse_options=parse, convert_options=convert,
+                                read_options=pacsv.ReadOptions(block_size=1 << 24))
+        return _write_batches(reader, names, x_path, y_path, targets, dtype, csv_path)
+    except pa.ArrowInvalid:
+        return None
+
+
+def _parquet_to_npy(path, x_path, y_path, targets, dtype):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    try:
+        f = pq.ParquetFile(path)
+        names = f.schema_arrow.names
+        result = _write_batches(f.iter_batches(batch_size=1 << 16), names, x_path, y_path,
+                                targets, dtype, path)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+        raise ValueError("convert: %s is not a numeric Parquet file (%s)" % (path, exc)) from None
+    if result is None:
+        raise ValueError("convert: %s holds missing, NaN or inf values: train on the file "
+                         "directly (python -m model train --data %s), which imputes them"
+                         % (path, path))
+    return result

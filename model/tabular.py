@@ -38,7 +38,7 @@ MISSING = "<missing>"
 CSV_EXTENSIONS = (".csv",)
 PARQUET_EXTENSIONS = (".parquet", ".pq")
 #: Bytes of CSV parsed per block (pyarrow's block_size): bounds the memory of a read.
-BLOCK_BYTES = 1 << 24
+BLOCK_BYTES = 1 << 22
 #: Rows per Parquet batch.
 PARQUET_ROWS = 1 << 16
 #: Distinct values counted per text column before giving up on the exact number.
@@ -217,9 +217,12 @@ class Preprocessing:
             rows += kept.num_rows
             for i, name in enumerate(chosen):
                 stats[name].add(kept.column(i), name, max_categories, path)
-            target_stats.add(kept.column(kept.num_columns - 1), target, None, path)
+            target_stats.add(kept.column(kept.num_columns - 1), target, None, path,
+                             keep_values=bool(classify))
             bar.update(batch.num_rows)
         bar.close()
+        for name in chosen:
+            stats[name].check_categories(name, max_categories, path)
         if rows == 0 and dropped == 0:
             raise TableError("%s has a header line but no rows" % path)
         if rows == 0:
@@ -356,23 +359,26 @@ class Preprocessing:
 
     def write_npy(self, path, x_path, y_path, progress=False):
         """Write the whole (training) file as ``x_path`` (rows, n_features) float32 and
-        ``y_path`` ((rows, 1) float32 values or (rows,) int64 classes); returns the two
-        memmaps. The row count is the fit's, so ``path`` must be the file it was fit on."""
-        from numpy.lib.format import open_memmap
-        X = open_memmap(x_path, mode="w+", dtype=np.float32, shape=(self.rows, self.n_features))
+        ``y_path`` ((rows, 1) float32 values or (rows,) int64 classes); returns both opened
+        as read-only memmaps. The row count is the fit's, so ``path`` must be the file it
+        was fit on. Written with plain file writes (NumPy's header, then the rows block by
+        block), so memory stays at one block whatever the file's size."""
+        from .convert import write_npy_header
         regression = self.task == "regression"
-        y = open_memmap(y_path, mode="w+", dtype=np.float32 if regression else np.int64,
-                        shape=(self.rows, 1) if regression else (self.rows,))
+        y_dtype = np.float32 if regression else np.int64
         at = 0
-        for Xc, yc in self.batches(path, progress=progress):
-            X[at:at + len(Xc)] = Xc
-            y[at:at + len(Xc)] = yc.reshape(y[at:at + len(Xc)].shape)
-            at += len(Xc)
+        with open(x_path, "wb") as fx, open(y_path, "wb") as fy:
+            write_npy_header(fx, np.float32, (self.rows, self.n_features))
+            write_npy_header(fy, y_dtype, (self.rows, 1) if regression else (self.rows,))
+            for Xc, yc in self.batches(path, progress=progress):
+                if at + len(Xc) > self.rows:
+                    break
+                fx.write(np.ascontiguousarray(Xc, np.float32).tobytes())
+                fy.write(np.ascontiguousarray(yc, y_dtype).tobytes())
+                at += len(Xc)
         if at != self.rows:
-            raise TableError("%s changed while it was read: %d rows, the fit saw %d"
-                             % (path, at, self.rows))
-        X.flush()
-        y.flush()
+            raise TableError("%s changed while it was read: the fit saw %d rows"
+                             % (os.fspath(path), self.rows))
         return np.load(x_path, mmap_mode="r"), np.load(y_path, mmap_mode="r")
 
     # ---- saving
@@ -398,7 +404,9 @@ class _ColumnStats:
         self.counts = {}
         self._values = set()
 
-    def add(self, values, name, max_categories, path):
+    def add(self, values, name, max_categories, path, keep_values=False):
+        """Count a batch's values in; ``keep_values``: remember a numeric column's distinct
+        values (the classes of a numeric target)."""
         pa = _pyarrow()
         text = pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
         kind = "text" if text else "numeric"
@@ -416,19 +424,37 @@ class _ColumnStats:
                 self.n += x.size
                 self.total += float(d.sum())
                 self.total_sq += float((d * d).sum())
-                if max_categories is None and len(self._values) <= _COUNT_LIMIT:
+                if keep_values and len(self._values) <= _COUNT_LIMIT:
                     self._values.update(np.unique(x).tolist())
             return
         self.missing += values.null_count
+        if len(self.counts) > _COUNT_LIMIT:
+            return  # too many to one-hot anyway: the error says "more than"
         counts = pa.compute.value_counts(values.fill_null(MISSING))
         for item in counts.to_pylist():
             self.counts[item["values"]] = self.counts.get(item["values"], 0) + item["counts"]
-        if max_categories is not None and len(self.counts) > max_categories:
+
+    def check_categories(self, name, max_categories, path):
+        """The errors of a text column: mostly numbers with a stray text (a typo in a numeric
+        column), or more distinct values than ``max_categories``."""
+        if self.kind != "text":
+            return
+        numbers = sum(n for value, n in self.counts.items() if _is_number(value))
+        strays = [value for value in self.counts if not _is_number(value) and value != MISSING]
+        if strays and numbers >= 0.9 * sum(self.counts.values()):
+            where = _first_line_with(path, name, strays[0]) if _is_csv(path) else None
+            raise TableError("%s: %scolumn %r holds numbers and the text %r: fix the value, "
+                             "or leave the column out with --drop-cols %s (drop=[...])"
+                             % (path, "line %d, " % where if where else "", name, strays[0],
+                                name))
+        if len(self.counts) > max_categories:
+            count = ("more than %d" % _COUNT_LIMIT if len(self.counts) > _COUNT_LIMIT
+                     else "%d" % len(self.counts))
             raise TableError(
-                "%s: text column %r has more than %d distinct values (%d in the rows read so "
-                "far): leave it out with --drop-cols %s (drop=[...]) or allow more with "
-                "--max-categories (max_categories=)" % (path, name, max_categories,
-                                                        len(self.counts), name))
+                "%s: text column %r has %s distinct values, more than --max-categories %d: "
+                "leave it out with --drop-cols %s (drop=[...]) or allow more with "
+                "--max-categories (max_categories=)" % (path, name, count, max_categories,
+                                                        name))
 
     def values(self):
         return self._values if self.kind == "numeric" else set(self.counts)
@@ -443,6 +469,28 @@ class _ColumnStats:
         std = float(np.sqrt(var))
         return {"name": name, "kind": "numeric", "mean": self.shift + mean,
                 "scale": std if std > 0 else 1.0}
+
+
+def _is_number(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _first_line_with(path, column, value):
+    """The line number of the first row of a CSV whose ``column`` holds ``value``, or None."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = csv.reader(f)
+        header = next(rows, [])
+        if column not in header:
+            return None
+        k = header.index(column)
+        for line, row in enumerate(rows, start=2):
+            if len(row) > k and row[k] == value:
+                return line
+    return None
 
 
 def _choose_features(path, names, target, features, drop):
