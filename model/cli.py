@@ -420,8 +420,8 @@ def predict(args, workdir):
         else:
             atomic_write(args.out, "--out", lambda f: np.savetxt(
                 f, out2, delimiter=",", fmt=fmt, header=",".join(names), comments=""))
-    print("wrote %s predictions of shape %s to %s"
-          % ("probability" if args.proba else "", out.shape, args.out))
+    print("wrote %spredictions of shape %s to %s"
+          % ("probability " if args.proba else "", out.shape, args.out))
 
 
 def evaluate(args, workdir):

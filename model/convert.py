@@ -280,8 +280,9 @@ def _csv_to_npy_pyarrow(csv_path, x_path, y_path, targets, dtype, delimiter):
         names = head.schema.names
         convert = pacsv.ConvertOptions(column_types={n: pa.float64() for n in names},
                                        null_values=[], strings_can_be_null=False)
+        from .tabular import BLOCK_BYTES
         reader = pacsv.open_csv(csv_path, parse_options=parse, convert_options=convert,
-                                read_options=pacsv.ReadOptions(block_size=1 << 24))
+                                read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES))
         return _write_batches(reader, names, x_path, y_path, targets, dtype, csv_path)
     except pa.ArrowInvalid:
         return None
