@@ -28,7 +28,8 @@ def _arrays(size):
     return dict(X=f(m, n_in), W=f(n_out, n_in), b=f(n_out), out=f(m, n_out), delta=f(m, n_out),
                 A=np.maximum(f(m, n_out), 0), G=f(m, n_out), dW=f(n_out, n_in), db=f(n_out),
                 grad_in=f(m, n_in), params=f(n_out * n_in), grads=f(n_out * n_in),
-                velocity=f(n_out * n_in), Y=f(m, n_out),
+                velocity=f(n_out * n_in), Y=f(m, n_out), moment1=f(n_out * n_in) * 0.01,
+                moment2=np.abs(f(n_out * n_in)) * 0.01,
                 onehot=np.eye(n_out, dtype=np.float32)[rng.integers(0, n_out, m)],
                 Y01=rng.uniform(0, 1, (m, n_out)).astype(np.float32), **net)
 
@@ -41,6 +42,8 @@ CALLS = {
     "backprop_input": lambda a: (a["delta"], a["W"], a["grad_in"]),
     "sgd_update": lambda a: (a["params"], a["grads"], 1e-6),
     "sgd_momentum_update": lambda a: (a["params"], a["grads"], a["velocity"], 1e-6, 0.9, 0.0),
+    "adam_update": lambda a: (a["params"], a["grads"], a["moment1"], a["moment2"], 10, 1e-6,
+                              0.9, 0.999, 1e-8, 0.0, False),
     "mse_loss": lambda a: (a["out"], a["Y"]),
     "mse_grad": lambda a: (a["out"], a["Y"], a["G"]),
     "activation_forward": lambda a: (a["out"], kernels.TANH),

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .paths import check_outputs, default_file_mode
+from .validation import is_number
 
 #: Bad lines quoted in an error message (all are counted).
 MAX_REPORTED = 10
@@ -138,7 +139,7 @@ def _parse_lines(lines, first_line, n_fields, delimiter):
                 values.append([float(p) for p in parts])
                 keep.append(line_no)
             except ValueError:
-                culprit = next(p for p in parts if not _is_number(p))
+                culprit = next(p for p in parts if not is_number(p))
                 bad.append((line_no, "field %r is not a number" % culprit.strip()))
         values = np.array(values, dtype=np.float64).reshape(-1, n_fields)
         good_lines = keep
@@ -151,12 +152,6 @@ def _parse_lines(lines, first_line, n_fields, delimiter):
     return values, bad
 
 
-def _is_number(text):
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def csv_to_npy(csv_path, x_path, y_path, targets, dtype=np.float32, delimiter=",",
@@ -218,16 +213,25 @@ def csv_to_npy(csv_path, x_path, y_path, targets, dtype=np.float32, delimiter=",
                     % (csv_path, n_bad, "s" if n_bad > 1 else "",
                        "; ".join("line %d: %s" % b for b in bad_lines),
                        "; ..." if n_bad > len(bad_lines) else ""), bad_lines)
-            if writers[0].rows == 0:
-                raise ValueError("convert: %s has no data rows" % csv_path)
-            for w in writers:
-                w.commit()
+            _commit(writers, csv_path)
         except BaseException:
-            for w in writers:
-                w.discard()
+            _discard(writers)
             raise
     return Conversion(rows=writers[0].rows, features=[names[i] for i in feature_idx],
                       targets=[names[i] for i in target_idx], bad_lines=bad_lines, n_bad=n_bad)
+
+
+def _commit(writers, where):
+    """Rename every written .npy into place; an error (nothing written) if there are no rows."""
+    if writers[0].rows == 0:
+        raise ValueError("convert: %s has no data rows" % where)
+    for w in writers:
+        w.commit()
+
+
+def _discard(writers):
+    for w in writers:
+        w.discard()
 
 
 # ----------------------------------------------------------------------------- pyarrow
@@ -250,19 +254,14 @@ def _write_batches(batches, names, x_path, y_path, targets, dtype, where):
             values = np.column_stack([np.asarray(c.to_numpy(zero_copy_only=False),
                                                  dtype=np.float64) for c in batch.columns])
             if not np.isfinite(values).all():
-                for w in writers:
-                    w.discard()
+                _discard(writers)
                 return None
             writers[0].append(values[:, feature_idx])
             if len(writers) > 1:
                 writers[1].append(values[:, target_idx])
-        if writers[0].rows == 0:
-            raise ValueError("convert: %s has no data rows" % where)
-        for w in writers:
-            w.commit()
+        _commit(writers, where)
     except BaseException:
-        for w in writers:
-            w.discard()
+        _discard(writers)
         raise
     return Conversion(rows=writers[0].rows, features=[names[i] for i in feature_idx],
                       targets=[names[i] for i in target_idx])

@@ -31,6 +31,8 @@ import os
 
 import numpy as np
 
+from .validation import is_number
+
 #: Field values read as missing.
 NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "None", "#N/A", "n/a"]
 #: The category a missing text value gets.
@@ -439,8 +441,8 @@ class _ColumnStats:
         column), or more distinct values than ``max_categories``."""
         if self.kind != "text":
             return
-        numbers = sum(n for value, n in self.counts.items() if _is_number(value))
-        strays = [value for value in self.counts if not _is_number(value) and value != MISSING]
+        numbers = sum(n for value, n in self.counts.items() if is_number(value))
+        strays = [value for value in self.counts if not is_number(value) and value != MISSING]
         if strays and numbers >= 0.9 * sum(self.counts.values()):
             where = _first_line_with(path, name, strays[0]) if _is_csv(path) else None
             raise TableError("%s: %scolumn %r holds numbers and the text %r: fix the value, "
@@ -469,14 +471,6 @@ class _ColumnStats:
         std = float(np.sqrt(var))
         return {"name": name, "kind": "numeric", "mean": self.shift + mean,
                 "scale": std if std > 0 else 1.0}
-
-
-def _is_number(text):
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def _first_line_with(path, column, value):

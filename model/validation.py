@@ -211,3 +211,12 @@ def choice(value, name, options):
     if not isinstance(value, str) or value not in options:
         raise ValueError("%s must be one of %s, got %r" % (name, ", ".join(map(repr, options)), value))
     return value
+
+
+def is_number(text):
+    """True when ``float(text)`` reads the string as a number."""
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
