@@ -18,7 +18,7 @@ import numpy as np
 import kernels
 
 from . import convert as convert_mod
-from . import data, datasets, tabular
+from . import data, datasets, progress, tabular
 from .mlp import MLP, OUTPUTS
 from .paths import atomic_write, check_outputs
 from .training import SCHEDULES, DivergedError, TrainingInterrupted, sigint_ignored
@@ -81,11 +81,12 @@ def load_table(args, workdir):
         args.data, _table_target(args), features=args.features, drop=args.drop_cols,
         max_categories=args.max_categories, scale=not args.no_scale,
         classify=True if args.output in ("softmax", "sigmoid") else None,
-        progress=args.progress)
+        progress=progress.wanted(args.progress, True))
     for line in prep.summary():
         print(line)
     X, y = prep.write_npy(args.data, os.path.join(workdir, "X.npy"),
-                          os.path.join(workdir, "y.npy"), progress=args.progress)
+                          os.path.join(workdir, "y.npy"), progress=progress.wanted(args.progress,
+                                                                                 True))
     return X, y, prep
 
 
@@ -394,6 +395,7 @@ def predict(args, workdir):
     else:
         X, _ = load_data(args.data, need_targets=False, workdir=workdir)
     out = net.predict_proba(X) if args.proba else net.predict(X)
+    _report_read(net)
     if ext == ".npy":
         atomic_write(args.out, "--out", lambda f: np.save(f, out))
     else:
@@ -432,6 +434,17 @@ def evaluate(args, workdir):
         X, y = load_data(args.data, args.target, args.target_col, workdir=workdir)
     print("loss %.6g" % net.cost(X, y))
     print("%s %.6g" % ("accuracy" if net.is_classifier else "r2", net.score(X, y)))
+    _report_read(net)
+
+
+def _report_read(net):
+    """Say what reading a table left out or did not know (never silently)."""
+    read = net.last_read or {}
+    if read.get("dropped"):
+        print("left out %d rows whose target is missing" % read["dropped"])
+    if read.get("unseen"):
+        print("values not seen in training (encoded as all zeros): %s" % ", ".join(
+            "%s %d" % kv for kv in sorted(read["unseen"].items())))
 
 
 def convert(args, workdir):

@@ -81,6 +81,9 @@ class MLP:
         self.history = None  # the History of the last fit (saved with the network)
         # How the rows of a CSV/Parquet file become inputs (model.tabular), when trained on one.
         self.preprocessing = None
+        # What the last read of a table left out or did not know: {"dropped": rows without a
+        # target, "unseen": {column: values not seen in training}} (model.tabular).
+        self.last_read = None
         self.weights, self.biases = self._views(self.params)
         self.initialize(seed)
 
@@ -413,8 +416,10 @@ class MLP:
     def _outputs(self, X):
         """The last layer's outputs (logits for a cross-entropy network), (N, n_L)."""
         if tabular.is_table(X):
+            self.last_read = {}
             chunks = [self._forward(Xc) for Xc, _ in
-                      self._table_prep(X).batches(X, with_target=False)]
+                      self._table_prep(X).batches(X, with_target=False,
+                                                  counts=self.last_read)]
             return (np.concatenate(chunks) if chunks
                     else np.empty((0, self.n_outputs), self.dtype))
         if data.is_streamed(X):
@@ -503,7 +508,8 @@ class MLP:
                              % (prep.target, target))
         total_cost = rows = right = 0.0
         sums = np.zeros((3, self.n_outputs))  # sum y, sum y^2, sum (y - pred)^2
-        for Xc, yc in prep.batches(path):
+        counts = {}
+        for Xc, yc in prep.batches(path, counts=counts):
             if not len(Xc):
                 continue
             source = data.ArraySource(Xc, self._targets(yc, "y", len(Xc), "X"))
@@ -515,6 +521,7 @@ class MLP:
             else:
                 Y = yc.reshape(len(yc), -1).astype(np.float64)
                 sums += [Y.sum(0), (Y * Y).sum(0), ((Y - pred) ** 2).sum(0)]
+        self.last_read = counts
         if rows == 0:
             raise ValueError("%s has no rows with a value in %r" % (os.fspath(path), target))
         if cost:

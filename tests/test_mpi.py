@@ -46,8 +46,11 @@ def _shards(rng, n_features, n_outputs):
     return (X[:103], Y[:103]), (X[103:], Y[103:])
 
 
-@pytest.mark.parametrize("momentum, streamed", [(0.0, False), (0.9, True)])
-def test_two_ranks_equal_one_process_on_the_global_batches(tmp_path, momentum, streamed):
+@pytest.mark.parametrize("optimizer, momentum, streamed", [("sgd", 0.0, False),
+                                                           ("sgd", 0.9, True),
+                                                           ("adam", 0.0, False)])
+def test_two_ranks_equal_one_process_on_the_global_batches(tmp_path, optimizer, momentum,
+                                                           streamed):
     rng = np.random.default_rng(0)
     shards = _shards(rng, 5, 2)
     for r, (X, Y) in enumerate(shards):
@@ -56,16 +59,17 @@ def test_two_ranks_equal_one_process_on_the_global_batches(tmp_path, momentum, s
     batch, epochs = 10, 3
     result = _mpirun(tmp_path, """
         streamed, epochs, batch, momentum = sys.argv[2] == "1", *map(float, sys.argv[3:6])
+        optimizer = sys.argv[6]
         X = folder + "/X%d.npy" % rank
         Y = folder + "/Y%d.npy" % rank
         if not streamed:
             X, Y = np.load(X), np.load(Y)
         net = MLP([5, 7, 2], hidden="tanh", dtype=np.float64, seed=rank)  # rank 0's wins
         h = net.fit(X, Y, epochs=int(epochs), batch_size=int(batch), lr=0.05, momentum=momentum,
-                    shuffle=False, comm=comm, chunk_rows=20)
+                    shuffle=False, comm=comm, chunk_rows=20, optimizer=optimizer)
         np.save(folder + "/params%d.npy" % rank, net.params)
         np.save(folder + "/loss%d.npy" % rank, h.loss)
-    """, "1" if streamed else "0", str(epochs), str(batch), str(momentum))
+    """, "1" if streamed else "0", str(epochs), str(batch), str(momentum), optimizer)
     assert result.returncode == 0, result.stdout + result.stderr
     # One process, stepping on the same global minibatches: local batch s of rank 0, then of
     # rank 1, concatenated; 11 steps, the last two uneven (10 + 7 rows, then 3 + 0).
@@ -79,7 +83,8 @@ def test_two_ranks_equal_one_process_on_the_global_batches(tmp_path, momentum, s
             Yg = np.vstack([Y0[s:s + batch], Y1[s:s + batch]])
             total += reference.cost(Xg, Yg) * len(Xg)
             rows += len(Xg)
-            reference.partial_fit(Xg, Yg, batch_size=len(Xg), lr=0.05, momentum=momentum)
+            reference.partial_fit(Xg, Yg, batch_size=len(Xg), lr=0.05, momentum=momentum,
+                                  optimizer=optimizer)
         losses.append(total / rows)
     p0, p1 = np.load(tmp_path / "params0.npy"), np.load(tmp_path / "params1.npy")
     np.testing.assert_array_equal(p0, p1)  # every rank holds the same parameters

@@ -257,3 +257,25 @@ print(size, after - before)
     assert result.returncode == 0, result.stderr
     size, growth = map(float, result.stdout.split())
     assert size > 3 * 60 and growth < 64, (size, growth)
+
+
+def test_evaluate_and_predict_say_what_they_left_out_and_did_not_know(flights, tmp_path,
+                                                                      capsys):
+    model = str(tmp_path / "net.npz")
+    assert main(["train", "--data", str(flights), "--target-col", "arr_delay", "--drop-cols",
+                 "on_time", "--hidden-sizes", "4", "--epochs", "1", "--validation-fraction",
+                 "0", "--save", model]) == 0
+    capsys.readouterr()
+    new = tmp_path / "new.csv"
+    new.write_text("dep_time,carrier,\"origin, city\",distance,arr_delay\n"
+                   "600,WN,\"EWR, Newark\",2500,3\n610,UA,\"EWR, Newark\",2500,NA\n")
+    assert main(["evaluate", "--model", model, "--data", str(new), "--target-col",
+                 "arr_delay"]) == 0
+    out = capsys.readouterr().out
+    assert "left out 1 rows whose target is missing" in out
+    assert "values not seen in training (encoded as all zeros): carrier 1" in out
+    assert main(["predict", "--model", model, "--data", str(new), "--out",
+                 str(tmp_path / "p.csv")]) == 0
+    assert "values not seen in training (encoded as all zeros): carrier 1" in \
+        capsys.readouterr().out
+    assert len(open(tmp_path / "p.csv").read().splitlines()) == 3  # header + both rows
