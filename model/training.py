@@ -68,6 +68,29 @@ def sigint_ignored():
         signal.signal(signal.SIGINT, previous)
 
 
+@contextmanager
+def sigint_deferred():
+    """Hold a Ctrl-C that arrives during the block until the block ends, then raise it.
+
+    A compiled epoch cannot be stopped half way: Python raises ``KeyboardInterrupt`` only
+    once the call returns, and where it lands decides whether the bookkeeping after it ran.
+    Deferring it to the end of the block makes "rows trained so far" exact. Only the main
+    thread can hold signals, and a handler other than Python's default is left alone.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
 @dataclass
 class History:
     """What ``fit`` records, one entry per epoch trained (resumed runs include earlier ones)."""
@@ -197,18 +220,19 @@ def train_one_epoch(net, source, rng, lr, settings, work, bar, done=None):
     total, rows = 0.0, 0
     optimizer = settings.optimizer_args()
     for X, Y, order in source.segments(rng, settings.shuffle, settings.batch_size):
-        cost = kernels.train_epoch(X, Y, net.params, net.grads, net.velocity, net.sizes,
-                                   net.acts, settings.batch_size, lr, settings.momentum,
-                                   settings.weight_decay, order, work, net.loss_code,
-                                   *optimizer, net.step)
-        m = len(order) if len(order) else X.shape[0]
-        net.step += -(-m // settings.batch_size)
+        with sigint_deferred():  # a Ctrl-C now is raised after the count below is updated
+            cost = kernels.train_epoch(X, Y, net.params, net.grads, net.velocity, net.sizes,
+                                       net.acts, settings.batch_size, lr, settings.momentum,
+                                       settings.weight_decay, order, work, net.loss_code,
+                                       *optimizer, net.step)
+            m = len(order) if len(order) else X.shape[0]
+            net.step += -(-m // settings.batch_size)
+            total += cost * m
+            rows += m
+            if done is not None:
+                done[0] = rows
         if not np.isfinite(cost):
             return np.nan
-        total += cost * m
-        rows += m
-        if done is not None:
-            done[0] = rows
         bar.update(m)
         bar.set_postfix_str("loss %.4g" % (total / rows))
     return total / rows
