@@ -63,8 +63,8 @@ def _check_float_dtypes_impl(kernel, names, *arrays):
     return impl
 
 
-def cast_like(value, array):
-    """``value`` converted to ``array``'s dtype (in compiled code).
+def cast_like(value, like):
+    """``value`` converted to the dtype of ``like``, an array or a scalar (in compiled code).
 
     A float64 scalar (or an int 0) in a float32 loop would otherwise promote the loop's
     arithmetic to double precision and stop it from vectorizing at full width.
@@ -72,9 +72,9 @@ def cast_like(value, array):
 
 
 @overload(cast_like)
-def _cast_like_impl(value, array):
-    dtype = array.dtype
-    return lambda value, array: dtype(value)
+def _cast_like_impl(value, like):
+    dtype = like.dtype if isinstance(like, types.Array) else like
+    return lambda value, like: dtype(value)
 
 
 @njit(cache=True)
@@ -95,7 +95,8 @@ def check_positive(kernel, name, value):
 
 #: Each public kernel's positional arguments: ``name:kind``. Kinds: ``1``/``2`` a float
 #: array of that many dimensions (``w``: written, so it must be writable; ``i``: integer
-#: array); ``flag`` a bool; ``int``; ``real`` a number.
+#: array); ``flag`` a bool; ``int``; ``real`` a number; a trailing ``?`` marks an option
+#: that may be None (its default; see the note above ``loop.train_epoch``).
 SIGNATURES = {
     "dense_forward": "X:2 W:2 b:1 out:2w relu:flag",
     "relu_mask": "A:2 G:2w",
@@ -119,14 +120,15 @@ SIGNATURES = {
     "softmax": "Z:2 out:2w",
     "sigmoid": "Z:2 out:2w",
     "train_epoch": "X:2 Y:2 params:1w grads:1w velocity:1w sizes:1i acts:1i batch_size:int "
-                   "lr:real momentum:real weight_decay:real order:1i workspace:1w loss:int "
-                   "optimizer:int beta1:real beta2:real eps:real nesterov:flag step:int",
+                   "lr:real momentum:real weight_decay:real order:1i workspace:1w loss:int? "
+                   "optimizer:int? beta1:real? beta2:real? eps:real? nesterov:flag? step:int?",
     "predict_into": "X:2 params:1 sizes:1i acts:1i out:2w batch_size:int workspace:1w",
     "loss_and_gradient": "X:2 Y:2 params:1 grads:1w sizes:1i acts:1i batch_size:int "
-                         "workspace:1w loss:int",
+                         "workspace:1w loss:int?",
     "batch_gradient": "X:2 Y:2 params:1 grads:1w sizes:1i acts:1i batch_size:int "
-                      "workspace:1w scale:real loss:int",
-    "dataset_cost": "X:2 Y:2 params:1 sizes:1i acts:1i batch_size:int workspace:1w loss:int",
+                      "workspace:1w scale:real loss:int?",
+    "dataset_cost": "X:2 Y:2 params:1 sizes:1i acts:1i batch_size:int workspace:1w "
+                    "loss:int?",
     "param_count": "sizes:1i",
     "layer_offsets": "sizes:1i",
     "workspace_size": "sizes:1i batch_size:int",
@@ -145,6 +147,10 @@ def argument_problem(kernel, spec, args):
     for (name, kind), value in zip((item.split(":") for item in spec.split()), args):
         if isinstance(value, OmittedArg):  # a default the caller left out
             continue
+        if kind.endswith("?"):  # an option: None means its default
+            if value is None:
+                continue
+            kind = kind[:-1]
         if kind == "flag":
             if not isinstance(value, (bool, np.bool_)):
                 return TypeError, "%s: %s must be True or False, got %r" % (kernel, name, value)

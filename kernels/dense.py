@@ -3,7 +3,7 @@
 from numba import njit
 
 from ._blas import gemm_a_bt
-from ._checks import check_contiguous, check_dim, check_float_dtypes
+from ._checks import cast_like, check_contiguous, check_dim, check_float_dtypes
 from .activations import IDENTITY, RELU, _activate, _add_bias_activate
 from .products import FORWARD_LOOP_MAX_OUTPUTS, _product_a_b
 
@@ -17,7 +17,7 @@ def _forward_loop(X, W, b, out, act):
         x = X[i]
         for j in range(n):
             w = W[j]
-            s = b[j] * 0
+            s = cast_like(0, out)  # not b[j] * 0: float32 times an int is float64 in numba
             for p in range(k):
                 s += x[p] * w[p]
             out[i, j] = _activate(s + b[j], act)

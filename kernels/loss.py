@@ -15,7 +15,7 @@ gradient with respect to the logits is ``softmax(z) * sum(y) - y`` and ``s(z) - 
 import numpy as np
 from numba import njit
 
-from ._checks import check_same_shape
+from ._checks import cast_like, check_same_shape
 from .activations import IDENTITY, RELU, _derivative_from_output, _sigmoid_scalar
 from .variants import LOSSES, MSE, N_LOSSES, SIGMOID_BCE, SOFTMAX_CE  # noqa: F401
 
@@ -30,12 +30,11 @@ from .variants import LOSSES, MSE, N_LOSSES, SIGMOID_BCE, SOFTMAX_CE  # noqa: F4
 def _mse_element(a, y, act, scale):
     """(``(a - y)**2 / 2`` in float64, ``scale * (a - y) * sigma'(a)``) of one output."""
     e = a - y
-    if act == RELU and a <= 0:
-        d = 0.0
-    elif act == IDENTITY or act == RELU:
-        d = scale * e
-    else:
-        d = scale * e * _derivative_from_output(a, act)
+    d = scale * e
+    if act == RELU:  # a conditional expression (a select), not a mispredicted branch
+        d = cast_like(0, d) if a <= 0 else d
+    elif act != IDENTITY:
+        d *= _derivative_from_output(a, act)
     return 0.5 * np.float64(e) * np.float64(e), d
 
 
