@@ -15,6 +15,7 @@ NETWORKS = [
     ([5, 1], [kernels.RELU], MSE),
     ([5, 3], [kernels.IDENTITY], MSE),
     ([5, 2], [kernels.TANH], MSE),
+    ([37, 2], [kernels.RELU], MSE),  # rows of several cache lines, prefetched near the end
     ([6, STREAMING_MAX_OUTPUTS + 2], [kernels.RELU], MSE),
     ([7, 9, 2], [kernels.RELU, kernels.IDENTITY], MSE),
     ([4, 16, 8, 3], [kernels.RELU, kernels.RELU, kernels.RELU], MSE),
