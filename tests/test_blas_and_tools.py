@@ -101,6 +101,18 @@ def test_compare_peers_runs_each_implementation_in_its_own_process(capsys):
     assert "own process" in out
 
 
+def test_prefetch_distance_times_every_distance_in_both_orders(capsys):
+    from benchmarks import prefetch_distance
+    from kernels.loop import PREFETCH_ROWS
+    for extra in ([], ["--shuffle"]):
+        prefetch_distance.main(["--rows", "3000", "--n-in", "20", "--rounds", "1"] + extra)
+        rows = [line for line in capsys.readouterr().out.splitlines()
+                if line.startswith("| ") and line[2].isdigit()]
+        assert [int(r.split()[1]) for r in rows] == list(prefetch_distance.DISTANCES)
+        assert sum("(PREFETCH_ROWS)" in r for r in rows) == (
+            PREFETCH_ROWS in prefetch_distance.DISTANCES)
+
+
 def test_asv_can_instantiate_every_class_it_would_discover():
     """asv takes any class with a time_/peakmem_/mem_ method for a benchmark and calls it
     with no arguments; a helper class with such a method breaks the whole suite."""
