@@ -16,8 +16,9 @@ The thresholds (a layer's output width ``n_out``) are the crossovers that
 ``python -m benchmarks.tune_small`` measures: it times loop and BLAS over a grid of batch
 sizes and widths and prints the threshold that minimizes their summed time. The values
 below are its result on the development machine (AMD EPYC, Zen 3, AVX2): over its grid
-of 320 shapes a product kind takes 1.01-1.13x the per-shape best with them, against
-1.14-2.07x with BLAS always.
+of 320 shapes a product kind takes 1.03-1.14x the per-shape best with them, against
+1.12-2.13x with BLAS always (two runs agreed). The forward threshold rose from 1 to 4 once
+the forward loop accumulated float32 in float32 (it had been promoting to float64).
 """
 
 from numba import njit
@@ -26,7 +27,7 @@ from ._blas import gemm_a_b, gemm_at_b
 from ._checks import cast_like
 
 #: Layers with at most this many outputs compute ``sigma(A @ W.T + b)`` as a loop (dot form).
-FORWARD_LOOP_MAX_OUTPUTS = 1
+FORWARD_LOOP_MAX_OUTPUTS = 4
 #: ... ``delta @ W`` (backprop to the layer's input) as a loop.
 BACKPROP_LOOP_MAX_OUTPUTS = 1
 #: ... the weight gradient or update ``W += alpha * delta.T @ A`` as a loop.
