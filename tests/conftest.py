@@ -1,5 +1,7 @@
 """Shared fixtures: dtypes, tolerances and random arrays."""
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import settings
@@ -28,3 +30,11 @@ def dtype(request):
 
 def random_array(rng, shape, dtype, scale=1.0):
     return (rng.standard_normal(shape) * scale).astype(dtype)
+
+
+def epoch_seconds(line):
+    """The seconds an epoch line printed by ``fit(verbose=True)`` reports.
+
+    "epoch 1/8  loss 0.1  lr 0.01  0.41s  146000 samples/s" -> 0.41
+    """
+    return float(re.search(r" ([0-9.]+)s +[0-9]+ samples/s", line).group(1))

@@ -16,6 +16,8 @@ import pytest
 from model import MLP
 from model.cli import main
 
+from .conftest import epoch_seconds
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ["--rows", "2000", "--hidden-sizes", "8", "--epochs", "1"]
 
@@ -98,8 +100,7 @@ def test_ctrl_c_saves_the_parameters_so_far_and_exits_130(tmp_path):
         lines.append(line)
         if line.startswith("epoch 1/50"):
             break
-    seconds = float(line.split()[-4].rstrip("s"))  # "epoch 1/50 ... 0.41s  N samples/s"
-    time.sleep(seconds / 2)
+    time.sleep(epoch_seconds(line) / 2)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err

@@ -13,6 +13,8 @@ import pytest
 from model import MLP
 from model.data import release_pages
 
+from .conftest import epoch_seconds
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -205,7 +207,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
         lines.append(line)
         if line.startswith("epoch 2/8"):
             break
-    seconds = float(line.split()[-4].rstrip("s"))  # "... 0.41s  N samples/s"
+    seconds = epoch_seconds(line)
 
     def checkpointed_epoch():  # the file is replaced by a rename: never read half written
         try:
