@@ -257,10 +257,10 @@ def _stream_batch(X, Y, W, b, dW, db, order, start, stop, act, inv_m, ahead):
     # each load and store of dW carries two rows' updates. An odd last row is paired with
     # itself and its twin's error term set to zero.
     for r in range(start, stop, 2):
-        # 2-D indexing, no row views: a view per row costs more than a 100-wide row's
-        # whole arithmetic (config A: 0.072 -> 0.04 s an epoch).
         for q in range(r + ahead, min(r + ahead + 2, n) if ahead > 0 else 0):
             prefetch_row(X, order[q] if shuffled else q)
+        # 2-D indexing, no row views: a view per row costs more than a 100-wide row's
+        # whole arithmetic (config A: 0.072 -> 0.04 s an epoch).
         i0 = order[r] if shuffled else r
         pair = r + 1 < stop
         i1 = i0 if not pair else (order[r + 1] if shuffled else r + 1)
