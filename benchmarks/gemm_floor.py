@@ -5,17 +5,19 @@
 
 For each configuration this times, alternately in one process, a real ``MLP.fit`` (per
 epoch, over the configuration's epochs, as compare_peers times it) and a compiled loop
-that makes exactly the BLAS calls of that epoch (same shapes, same transposes, same alpha
-and beta, same number of batches) and nothing else: no bias, no activation, no loss, no
-bookkeeping. The loop's time is a floor that no implementation
-calling this BLAS can beat; the ratio epoch / floor is what everything else costs. Both run
-under the BLAS thread limit ``fit`` chooses (``kernels.blas_threads_for``).
+that makes exactly the matrix products of that epoch the way the epoch makes them (BLAS
+calls with the same shapes, transposes, alpha and beta; register tiles with their
+transposed copy of W; loops for thin layers; the same number of batches) and nothing
+else: no bias, no activation, no loss, no bookkeeping. Its time is a floor for any
+implementation built on these products; the ratio epoch / floor is what everything else
+costs. For the wide configurations (B, C, D) the floor is essentially their BLAS calls.
+Both run under the BLAS thread limit ``fit`` chooses (``kernels.blas_threads_for``).
 
 It also prints the GFLOP/s of each product shape on its own, which shows where the BLAS
 itself is slow (small inner dimensions, thread start-up per call), and a **bound**: the
 epoch's matrix products, each at the best rate this CPU reached for its shape with any of
-the compiled loop, one BLAS thread or all of them (``benchmarks.tune_small``'s timings),
-times the number of batches; with nothing else in the epoch, no implementation built on
+the compiled loop, the register tiles, one BLAS thread or all of them
+(``benchmarks.tune_small``'s timings), times the number of batches; with nothing else in the epoch, no implementation built on
 these products is faster.
 """
 
@@ -26,24 +28,23 @@ import time
 import numpy as np
 from numba import njit
 
-from kernels._blas import gemm_a_b, gemm_a_bt, gemm_at_b
-from kernels.products import (BACKPROP_LOOP_MAX_OUTPUTS, FORWARD_LOOP_MAX_OUTPUTS,
-                              GRADIENT_LOOP_MAX_OUTPUTS)
+from kernels._blas import gemm_a_bt
+from kernels.dense import _forward_loop
+from kernels.products import (FORWARD_LOOP_MAX_OUTPUTS, FORWARD_TILED_MAX_MACS, _product_a_b,
+                              _product_at_b)
+from kernels.tiled import _tiled_a_b, transpose_into
 
 import kernels
 
 from .configs import CONFIGS, LR, make_data
 from .peers import make_runner
-from .tune_small import _backprop, _forward, _gradient, _seconds_per_call
+from .tune_small import BLAS, LOOP, TILED, _backprop, _forward, _gradient, _seconds_per_call
 
 
 @njit(cache=True)
-def gemm_only_epoch(X, weights, acts, deltas, n_batches, m, lr):
-    """The BLAS calls of ``n_batches`` fused SGD steps of batch ``m``, and nothing else.
-
-    Products that training computes as loops (layers thin enough, kernels.products) are
-    left out: they make no BLAS call.
-    """
+def products_only_epoch(X, weights, biases, transposed, acts, deltas, n_batches, m, lr):
+    """The matrix products of ``n_batches`` fused SGD steps of batch ``m``, made as training
+    makes them (kernels.dense._forward, kernels.products), and nothing else."""
     n_layers = len(weights)
     for bi in range(n_batches):
         start = (bi * m) % (X.shape[0] - m + 1)
@@ -51,32 +52,38 @@ def gemm_only_epoch(X, weights, acts, deltas, n_batches, m, lr):
         a_prev = Xb
         for l in range(n_layers):
             W = weights[l]
-            if W.shape[0] > FORWARD_LOOP_MAX_OUTPUTS:
+            n, k = W.shape
+            if n <= FORWARD_LOOP_MAX_OUTPUTS:
+                _forward_loop(a_prev, W, biases[l], acts[l], 0)
+            elif m * n * k <= FORWARD_TILED_MAX_MACS:
+                transpose_into(W, transposed[l])
+                _tiled_a_b(a_prev, transposed[l], acts[l], 1.0, 0.0)
+            else:
                 gemm_a_bt(a_prev, W, acts[l], 1.0, 0.0)
             a_prev = acts[l]
         for l in range(n_layers - 1, -1, -1):
             a_in = Xb if l == 0 else acts[l - 1]
-            n_out = weights[l].shape[0]
-            if l > 0 and n_out > BACKPROP_LOOP_MAX_OUTPUTS:
-                gemm_a_b(deltas[l], weights[l], deltas[l - 1], 1.0, 0.0)
-            if n_out > GRADIENT_LOOP_MAX_OUTPUTS:
-                gemm_at_b(deltas[l], a_in, weights[l], -lr, 1.0)
+            if l > 0:
+                _product_a_b(deltas[l], weights[l], deltas[l - 1], 1.0, 0.0)
+            _product_at_b(deltas[l], a_in, weights[l], -lr, 1.0)
 
 
 def _buffers(config, X):
     m = config.batch
     s = config.sizes
     rng = np.random.default_rng(0)
-    weights, acts, deltas = [], [], []
+    weights, biases, transposed, acts, deltas = [], [], [], [], []
     for l in range(len(s) - 1):
         weights.append(rng.standard_normal((s[l + 1], s[l]), dtype=np.float32) * 0.01)
+        biases.append(np.zeros(s[l + 1], np.float32))
+        transposed.append(np.empty((s[l], s[l + 1]), np.float32))
         acts.append(np.zeros((m, s[l + 1]), np.float32))
         deltas.append(rng.standard_normal((m, s[l + 1]), dtype=np.float32) * 0.01)
-    return tuple(weights), tuple(acts), tuple(deltas)
+    return tuple(weights), tuple(biases), tuple(transposed), tuple(acts), tuple(deltas)
 
 
-def shape_rates(config, repeats=200):
-    """GFLOP/s of each distinct product of one batch, each called ``repeats`` times alone."""
+def shape_rates(config):
+    """(label, tiles GFLOP/s, BLAS GFLOP/s) of each distinct product of one batch, alone."""
     m = config.batch
     s = config.sizes
     rng = np.random.default_rng(0)
@@ -84,40 +91,21 @@ def shape_rates(config, repeats=200):
     for l in range(len(s) - 1):
         n_in, n_out = s[l], s[l + 1]
         A = rng.standard_normal((m, n_in), dtype=np.float32)
-        W = rng.standard_normal((n_out, n_in), dtype=np.float32)
+        W = rng.standard_normal((n_out, n_in), dtype=np.float32) * 0.01
+        b = np.zeros(n_out, np.float32)
         D = rng.standard_normal((m, n_out), dtype=np.float32)
         out = np.empty((m, n_out), np.float32)
         below = np.empty((m, n_in), np.float32)
-        calls = [("forward  X @ W.T   %dx%dx%d" % (m, n_out, n_in), _repeat_a_bt, (A, W, out)),
-                 ("dW       D.T @ X   %dx%dx%d" % (n_out, n_in, m), _repeat_at_b, (D, A, W))]
+        calls = [("forward  X @ W.T   %dx%dx%d" % (m, n_out, n_in), _forward, (A, W, b, out)),
+                 ("dW       D.T @ X   %dx%dx%d" % (n_out, n_in, m), _gradient, (D, A, W))]
         if l > 0:
-            calls.append(("backprop D @ W     %dx%dx%d" % (m, n_in, n_out), _repeat_a_b,
+            calls.append(("backprop D @ W     %dx%dx%d" % (m, n_in, n_out), _backprop,
                           (D, W, below)))
         for label, fn, args in calls:
-            fn(*args, 1)
-            t = time.perf_counter()
-            fn(*args, repeats)
-            dt = (time.perf_counter() - t) / repeats
-            rows.append((label, 2.0 * m * n_in * n_out / dt / 1e9, dt * 1e6))
+            flops = 2.0 * m * n_in * n_out
+            rows.append((label,) + tuple(flops / _seconds_per_call(fn, (impl,) + args) / 1e9
+                                         for impl in (TILED, BLAS)))
     return rows
-
-
-@njit(cache=True)
-def _repeat_a_bt(A, W, out, repeats):
-    for _ in range(repeats):
-        gemm_a_bt(A, W, out, 1.0, 0.0)
-
-
-@njit(cache=True)
-def _repeat_at_b(D, A, W, repeats):
-    for _ in range(repeats):
-        gemm_at_b(D, A, W, -1e-9, 1.0)
-
-
-@njit(cache=True)
-def _repeat_a_b(D, W, below, repeats):
-    for _ in range(repeats):
-        gemm_a_b(D, W, below, 1.0, 0.0)
 
 
 def product_bound(config):
@@ -136,10 +124,10 @@ def product_bound(config):
         if l > 0:
             calls.append((_backprop, (D, W, below)))
         for fn, args in calls:
-            times = [_seconds_per_call(fn, (True,) + args)]
+            times = [_seconds_per_call(fn, (LOOP,) + args), _seconds_per_call(fn, (TILED,) + args)]
             for threads in (1, None):
                 with kernels.blas_threads(threads):
-                    times.append(_seconds_per_call(fn, (False,) + args))
+                    times.append(_seconds_per_call(fn, (BLAS,) + args))
             per_batch += min(times)
     return per_batch * -(-config.rows // m)
 
@@ -154,10 +142,10 @@ def main(argv=None):
         config = CONFIGS[name]
         X, Y = make_data(config)
         fit = make_runner("numba", config, X, Y)
-        weights, acts, deltas = _buffers(config, X)
+        buffers = _buffers(config, X)
         n_batches = -(-X.shape[0] // config.batch)
         threads = kernels.blas_threads_for(config.sizes, config.batch)
-        gemm_only_epoch(X, weights, acts, deltas, 1, config.batch, LR)
+        products_only_epoch(X, *buffers, 1, config.batch, LR)
         epochs, floors = [], []
         for _ in range(args.rounds):
             t = time.perf_counter()
@@ -165,17 +153,17 @@ def main(argv=None):
             epochs.append((time.perf_counter() - t) / config.epochs)
             with kernels.blas_threads(threads):
                 t = time.perf_counter()
-                gemm_only_epoch(X, weights, acts, deltas, n_batches * config.epochs,
-                                config.batch, LR)
+                products_only_epoch(X, *buffers, n_batches * config.epochs, config.batch, LR)
                 floors.append((time.perf_counter() - t) / config.epochs)
         e, f = statistics.median(epochs), statistics.median(floors)
         bound = product_bound(config) if name != "D" else float("nan")
-        print("%s %s batch %d: epoch %.3f s, its BLAS calls alone %.3f s, epoch/floor %.2f; "
+        print("%s %s batch %d: epoch %.3f s, its products alone %.3f s, epoch/floor %.2f; "
               "bound (every product at its best rate) %.3f s, epoch/bound %.2f"
               % (name, "-".join(map(str, config.sizes)), config.batch, e, f, e / f, bound,
                  e / bound))
-        for label, gflops, us in shape_rates(config, 5 if name == "D" else 200):
-            print("    %-40s %7.1f GFLOP/s  %9.1f us/call" % (label, gflops, us))
+        if name != "D":
+            for label, tiles, blas in shape_rates(config):
+                print("    %-40s tiles %6.1f GFLOP/s, BLAS %6.1f GFLOP/s" % (label, tiles, blas))
 
 
 if __name__ == "__main__":

@@ -1,23 +1,24 @@
-"""Find the sizes below which a compiled loop beats a BLAS call, for each kind of product.
+"""Find where a compiled loop, register tiles and a BLAS call each win, for each kind of product.
 
     python -m benchmarks.tune_small            # prints the grid's times and the thresholds
     python -m benchmarks.tune_small --quick    # a smaller grid
 
 The training step makes three kinds of product (``kernels/products.py``, ``kernels/dense.py``):
 
-- forward  ``sigma(A @ W.T + b)``: ``_forward_loop`` against ``gemm_a_bt`` + bias/activation;
-- backprop ``delta @ W``: ``_loop_a_b`` against ``gemm_a_b``;
-- gradient ``W -= lr * delta.T @ A``: ``_loop_a_b`` on ``delta.T`` against ``gemm_at_b``.
+- forward  ``sigma(A @ W.T + b)``: ``_forward_loop``; ``W.T`` copied and register tiles
+  (``kernels.tiled``); ``gemm_a_bt``; the last two then a bias/activation sweep;
+- backprop ``delta @ W``: ``_loop_a_b``, ``_tiled_a_b``, ``gemm_a_b``;
+- gradient ``W -= lr * delta.T @ A``: ``_loop_a_b`` and ``_tiled_a_b`` on ``delta.T``,
+  ``gemm_at_b``.
 
-For each kind it times both over a grid of batch sizes and layer widths (each call
+For each kind it times all three over a grid of batch sizes and layer widths (each call
 repeated in compiled code until it has run for a while, the BLAS at its usual thread
-count). What decides is the layer's output width ``n_out``, the thin side of a tabular
-network's products (an output layer of 1 to 10 units, whose gradient is a BLAS call of
-``1 x n_in x m``): for a threshold ``t`` it sums the grid's time when every product of a
-layer with ``n_out <= t`` is a loop and every other a BLAS call, relative to the best
-choice shape by shape. The threshold with the lowest total is the crossover that
-``kernels/products.py`` (``LOOP_MAX_OUTPUTS``) uses; rerun this on a new CPU before
-changing it.
+count). The rule it tunes: a loop when the layer's output width ``n_out`` is at most
+``L`` (the thin side of a tabular network's products: an output layer of 1 to 10 units),
+otherwise tiles when the product has at most ``T`` multiply-adds, otherwise BLAS. For every
+pair (L, T) it sums the grid's time relative to the best choice shape by shape; the pair
+with the lowest total is what ``kernels/products.py`` uses (``*_LOOP_MAX_OUTPUTS``,
+``*_TILED_MAX_MACS``). Rerun this on a new CPU before changing them.
 """
 
 import argparse
@@ -32,32 +33,45 @@ from kernels._blas import gemm_a_b, gemm_a_bt, gemm_at_b
 from kernels.activations import _add_bias_activate
 from kernels.dense import _forward_loop
 from kernels.products import _loop_a_b
+from kernels.tiled import _tiled_a_b, transpose_into
+
+LOOP, TILED, BLAS = 0, 1, 2
+IMPLS = ("loop", "tiles", "BLAS")
 
 
 @njit(cache=True)
-def _forward(loop, A, W, b, out, reps):
+def _forward(impl, A, W, b, out, reps):
+    WT = np.empty((W.shape[1], W.shape[0]), W.dtype)
     for _ in range(reps):
-        if loop:
+        if impl == LOOP:
             _forward_loop(A, W, b, out, RELU)
+            continue
+        if impl == TILED:
+            transpose_into(W, WT)
+            _tiled_a_b(A, WT, out, 1.0, 0.0)
         else:
             gemm_a_bt(A, W, out, 1.0, 0.0)
-            _add_bias_activate(out, b, RELU)
+        _add_bias_activate(out, b, RELU)
 
 
 @njit(cache=True)
-def _backprop(loop, D, W, below, reps):
+def _backprop(impl, D, W, below, reps):
     for _ in range(reps):
-        if loop:
+        if impl == LOOP:
             _loop_a_b(D, W, below, 1.0, 0.0)
+        elif impl == TILED:
+            _tiled_a_b(D, W, below, 1.0, 0.0)
         else:
             gemm_a_b(D, W, below, 1.0, 0.0)
 
 
 @njit(cache=True)
-def _gradient(loop, D, A, W, reps):
+def _gradient(impl, D, A, W, reps):
     for _ in range(reps):
-        if loop:
+        if impl == LOOP:
             _loop_a_b(D.T, A, W, -1e-9, 1.0)
+        elif impl == TILED:
+            _tiled_a_b(D.T, A, W, -1e-9, 1.0)
         else:
             gemm_at_b(D, A, W, -1e-9, 1.0)
 
@@ -75,7 +89,7 @@ def _seconds_per_call(fn, args, target=0.02):
 
 
 def grid(batches, widths):
-    """Rows (kind, m, n_in, n_out, macs, loop seconds, BLAS seconds) over the grid."""
+    """Rows (kind, m, n_in, n_out, macs, (loop, tiles, BLAS) seconds) over the grid."""
     rng = np.random.default_rng(0)
     rows = []
     for m, n_in, n_out in itertools.product(batches, widths, widths):
@@ -88,18 +102,24 @@ def grid(batches, widths):
         for kind, fn, args in (("forward", _forward, (A, W, b, out)),
                                ("backprop", _backprop, (D, W, below)),
                                ("gradient", _gradient, (D, A, W))):
-            loop = _seconds_per_call(fn, (True,) + args)
-            blas = _seconds_per_call(fn, (False,) + args)
-            rows.append((kind, m, n_in, n_out, m * n_in * n_out, loop, blas))
+            times = tuple(_seconds_per_call(fn, (impl,) + args) for impl in (LOOP, TILED, BLAS))
+            rows.append((kind, m, n_in, n_out, m * n_in * n_out, times))
     return rows
 
 
-def best_threshold(rows, candidates):
-    """(threshold, {threshold: total time relative to the per-shape best}) for one kind."""
+def choice(n_out, macs, loop_max, tiled_max):
+    """The implementation the rule picks: LOOP, TILED or BLAS."""
+    if n_out <= loop_max:
+        return LOOP
+    return TILED if macs <= tiled_max else BLAS
+
+
+def best_thresholds(rows, loop_candidates, tiled_candidates):
+    """((L, T), {(L, T): total time relative to the per-shape best}) for one kind."""
     totals = {}
-    for t in candidates:
-        totals[t] = sum((loop if n_out <= t else blas) / min(loop, blas)
-                        for _, _, _, n_out, _, loop, blas in rows)
+    for pair in itertools.product(loop_candidates, tiled_candidates):
+        totals[pair] = sum(times[choice(n_out, macs, *pair)] / min(times)
+                           for _, _, _, n_out, macs, times in rows)
     return min(totals, key=totals.get), totals
 
 
@@ -110,19 +130,33 @@ def main(argv=None):
     batches = [16, 64] if args.quick else [8, 16, 32, 64, 128]
     widths = [1, 8, 32, 128] if args.quick else [1, 4, 10, 20, 32, 64, 128, 256]
     rows = grid(batches, widths)
-    print("%-9s %5s %5s %5s %9s %9s %9s"
-          % ("kind", "m", "n_in", "n_out", "MACs", "loop us", "BLAS us"))
-    for kind, m, n_in, n_out, macs, loop, blas in rows:
-        print("%-9s %5d %5d %5d %9d %9.2f %9.2f %s" % (kind, m, n_in, n_out, macs, loop * 1e6,
-                                                       blas * 1e6, "loop" if loop < blas else ""))
-    candidates = [0] + sorted(set(widths))
+    print("%-9s %5s %5s %5s %9s %9s %9s %9s"
+          % ("kind", "m", "n_in", "n_out", "MACs", "loop us", "tiles us", "BLAS us"))
+    for kind, m, n_in, n_out, macs, times in rows:
+        print("%-9s %5d %5d %5d %9d %9.2f %9.2f %9.2f %s"
+              % ((kind, m, n_in, n_out, macs) + tuple(t * 1e6 for t in times)
+                 + (IMPLS[int(np.argmin(times))],)))
+    loop_candidates = [0] + sorted(set(widths))
+    tiled_candidates = [0] + [1 << e for e in range(10, 25)]
+    never, always = 0, tiled_candidates[-1]
     print()
     for kind in ("forward", "backprop", "gradient"):
-        best, totals = best_threshold([r for r in rows if r[0] == kind], candidates)
-        n = sum(1 for r in rows if r[0] == kind)
-        print("%-9s loop for n_out <= %3d: grid time %.2f x the per-shape best (BLAS always: "
-              "%.2f x, loop always: %.2f x)"
-              % (kind, best, totals[best] / n, totals[0] / n, totals[candidates[-1]] / n))
+        kind_rows = [r for r in rows if r[0] == kind]
+        (loop_max, tiled_max), totals = best_thresholds(kind_rows, loop_candidates,
+                                                        tiled_candidates)
+        n = len(kind_rows)
+        print("%-9s loop for n_out <= %3d, tiles up to 2^%d MACs: grid time %.2f x the "
+              "per-shape best (BLAS always: %.2f x, tiles always: %.2f x, loop always: %.2f x)"
+              % (kind, loop_max, int(np.log2(max(tiled_max, 1))), totals[loop_max, tiled_max] / n,
+                 totals[0, never] / n, totals[0, always] / n,
+                 totals[loop_candidates[-1], never] / n))
+        best = totals[loop_max, tiled_max]
+        close = sorted(pair for pair, total in totals.items()
+                       if pair != (loop_max, tiled_max) and total <= 1.01 * best)
+        if close:
+            print("          within 1%% of it (settle with benchmarks.ab_constant on whole "
+                  "epochs): %s" % ", ".join("n_out <= %d, 2^%d" % (l, int(np.log2(max(t, 1))))
+                                            for l, t in close))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from .dense import _forward
 from .loss import MSE, N_LOSSES, _mse_element, _output_delta
 from .optim import SGD, _check_optimizer, _optimizer_step, _sgd_sweep
 from ._prefetch import prefetch_row
-from .products import _product_a_b, _product_at_b
+from .products import FORWARD_TILED_MAX_MACS, _product_a_b, _product_at_b
 
 #: A one-layer network with at most this many outputs trains by streaming each row once:
 #: its forward product and its error-times-input gradient are done while the row is in
@@ -80,33 +80,41 @@ def _bias_view(flat, offsets, sizes, l):
 def _workspace_layout(sizes, batch_size):
     """Where everything lives in the workspace: the one place its layout is computed.
 
-    Returns ``(a_starts, d_starts, x_start, y_start, total)``: the start of every layer's
-    activations block ``A_l`` (batch_size, n_{l+1}) and error-term block ``D_l``, of the
-    gathered batch of X (batch_size, n_0) and Y (batch_size, n_L), and the total size.
-    The activations of every layer lie one after another, then two buffers of
-    ``batch_size * widest`` for the error terms, which alternate from the top layer down
-    (a layer's error term is formed from the one above it), then the gathered batch.
+    Returns ``(a_starts, d_starts, x_start, y_start, t_start, total)``: the start of every
+    layer's activations block ``A_l`` (batch_size, n_{l+1}) and error-term block ``D_l``, of
+    the gathered batch of X (batch_size, n_0) and Y (batch_size, n_L), of the scratch for a
+    transposed weight matrix, and the total size. The activations of every layer lie one
+    after another, then two buffers of ``batch_size * widest`` for the error terms, which
+    alternate from the top layer down (a layer's error term is formed from the one above
+    it), then the gathered batch, then room for the largest ``W.T`` that a forward product
+    in register tiles can need (``kernels.dense._forward``; none for wide layers, which go
+    to BLAS whatever the batch).
     """
     n_layers = sizes.shape[0] - 1
     a_starts = np.empty(n_layers, np.int64)
     d_starts = np.empty(n_layers, np.int64)
     start = 0
     widest = 0
+    transposed = 0
     for l in range(n_layers):
         a_starts[l] = start
         start += batch_size * sizes[l + 1]
         widest = max(widest, sizes[l + 1])
+        if sizes[l] * sizes[l + 1] <= FORWARD_TILED_MAX_MACS:
+            transposed = max(transposed, sizes[l] * sizes[l + 1])
     for l in range(n_layers):
         d_starts[l] = start + ((n_layers - 1 - l) % 2) * batch_size * widest
     x_start = start + 2 * batch_size * widest
     y_start = x_start + batch_size * sizes[0]
-    return a_starts, d_starts, x_start, y_start, y_start + batch_size * sizes[n_layers]
+    t_start = y_start + batch_size * sizes[n_layers]
+    return a_starts, d_starts, x_start, y_start, t_start, t_start + transposed
 
 
 @njit(cache=True)
 def workspace_size(sizes, batch_size):
-    """Elements of scratch an epoch needs: activations, two error terms, a gathered batch."""
-    return _workspace_layout(sizes, batch_size)[4]
+    """Elements of scratch an epoch needs: activations, two error terms, a gathered batch
+    and a transposed weight matrix."""
+    return _workspace_layout(sizes, batch_size)[5]
 
 
 @njit(cache=True)
@@ -168,12 +176,14 @@ def _param_views(flat, sizes):
 
 @njit(cache=True)
 def _work_views(workspace, sizes, batch_size):
-    """([A_l], [D_l]): (batch_size, n_{l+1}) blocks of the workspace for every layer's output
-    activations and error term (``_workspace_layout``)."""
-    a_starts, d_starts, _, _, _ = _workspace_layout(sizes, batch_size)
+    """([A_l], [D_l], T): (batch_size, n_{l+1}) blocks of the workspace for every layer's
+    output activations and error term, and the 1-D scratch T for a transposed weight
+    matrix (``_workspace_layout``)."""
+    a_starts, d_starts, _, _, t_start, total = _workspace_layout(sizes, batch_size)
     n_layers = sizes.shape[0] - 1
     return ([_block(workspace, a_starts[l], batch_size, sizes[l + 1]) for l in range(n_layers)],
-            [_block(workspace, d_starts[l], batch_size, sizes[l + 1]) for l in range(n_layers)])
+            [_block(workspace, d_starts[l], batch_size, sizes[l + 1]) for l in range(n_layers)],
+            workspace[t_start:total])
 
 
 # ----------------------------------------------------------------------------- one batch
@@ -191,8 +201,9 @@ def _gather_rows(src, order, start, out):
 
 
 @njit(cache=True)
-def _forward_batch(Xb, W, b, A, acts):
-    """Activations of every layer for one batch Xb (m, n_0) into the blocks A (views).
+def _forward_batch(Xb, W, b, A, acts, T):
+    """Activations of every layer for one batch Xb (m, n_0) into the blocks A (views); T is
+    the scratch for ``_forward``'s transposed weights.
 
     Returns the output activations (m, n_L), the first m rows of the last block.
     """
@@ -200,7 +211,7 @@ def _forward_batch(Xb, W, b, A, acts):
     a_prev = Xb
     for l in range(len(W)):
         out = A[l][:m]
-        _forward(a_prev, W[l], b[l], out, acts[l])
+        _forward(a_prev, W[l], b[l], out, acts[l], T)
         a_prev = out
     return a_prev
 
@@ -407,8 +418,8 @@ def _train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, mom
     fused_lr = lr if optimizer == SGD and momentum == 0 and weight_decay == 0 else 0.0
     W, b = _param_views(params, sizes)
     dW, db = _param_views(grads, sizes)
-    A, D = _work_views(workspace, sizes, batch_size)
-    _, _, x_start, y_start, _ = _workspace_layout(sizes, batch_size)
+    A, D, T = _work_views(workspace, sizes, batch_size)
+    _, _, x_start, y_start, _, _ = _workspace_layout(sizes, batch_size)
     gather_X = _block(workspace, x_start, batch_size, sizes[0])
     gather_Y = _block(workspace, y_start, batch_size, sizes[n_layers])
     total = 0.0
@@ -424,7 +435,7 @@ def _train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, mom
         else:
             Xb = X[start:stop]
             Yb = Y[start:stop]
-        _forward_batch(Xb, W, b, A, acts)
+        _forward_batch(Xb, W, b, A, acts, T)
         batch_cost = _backward_batch(Xb, Yb, W, b, dW, db, A, D, acts, loss, 1.0 / m, False,
                                      fused_lr)
         t += 1
@@ -448,11 +459,11 @@ def predict_into(X, params, sizes, acts, out, batch_size, workspace):
     _check_network(kernel, X, params, sizes, acts, batch_size, workspace)
     _check_targets(kernel, X, out, sizes)
     W, b = _param_views(params, sizes)
-    A, _ = _work_views(workspace, sizes, batch_size)
+    A, _, T = _work_views(workspace, sizes, batch_size)
     n = X.shape[0]
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        out[start:stop] = _forward_batch(X[start:stop], W, b, A, acts)
+        out[start:stop] = _forward_batch(X[start:stop], W, b, A, acts, T)
 
 
 @njit(cache=True)
@@ -468,14 +479,14 @@ def dataset_cost(X, Y, params, sizes, acts, batch_size, workspace, loss=None):
     _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss)
     _check_targets(kernel, X, Y, sizes)
     W, b = _param_views(params, sizes)
-    A, D = _work_views(workspace, sizes, batch_size)
+    A, D, T = _work_views(workspace, sizes, batch_size)
     n_layers = sizes.shape[0] - 1
     delta = D[n_layers - 1]  # written with scale 0, never read
     db = np.empty(sizes[n_layers], X.dtype)
     total = 0.0
     for start in range(0, X.shape[0], batch_size):
         stop = min(start + batch_size, X.shape[0])
-        out = _forward_batch(X[start:stop], W, b, A, acts)
+        out = _forward_batch(X[start:stop], W, b, A, acts, T)
         total += _output_delta(out, Y[start:stop], delta[:stop - start], db,
                               acts[n_layers - 1], loss, 0.0, False)
     return total
@@ -500,11 +511,11 @@ def batch_gradient(X, Y, params, grads, sizes, acts, batch_size, workspace, scal
         return 0.0
     W, b = _param_views(params, sizes)
     dW, db = _param_views(grads, sizes)
-    A, D = _work_views(workspace, sizes, batch_size)
+    A, D, T = _work_views(workspace, sizes, batch_size)
     total = 0.0
     for start in range(0, X.shape[0], batch_size):
         stop = min(start + batch_size, X.shape[0])
-        _forward_batch(X[start:stop], W, b, A, acts)
+        _forward_batch(X[start:stop], W, b, A, acts, T)
         total += _backward_batch(X[start:stop], Y[start:stop], W, b, dW, db, A, D, acts,
                                 loss, scale, start > 0, 0.0)
     return total

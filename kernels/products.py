@@ -1,37 +1,50 @@
-"""Matrix products for training: a compiled loop for small ones, BLAS for the rest.
+"""Matrix products for training: compiled loops, register tiles or BLAS, by size.
 
-A BLAS call has a fixed cost before it multiplies anything (argument checks, buffer
-packing, thread hand-off), and BLAS kernels are tuned for products whose every side is
-wide. A tabular network's output layer has 1 to 10 units: its weight gradient
-``delta.T @ A`` is a ``1 x n_in x m`` product, which took OpenBLAS 1.6 us for
-``1 x 32 x 64`` where the loop below needs 0.17 us. For layers that thin these products run
-as loops compiled into the caller instead.
+A BLAS call has a fixed cost before it multiplies anything (argument checks, packing both
+operands into buffers, thread hand-off), and BLAS kernels are tuned for products whose
+every side is wide. So training picks, for each product:
+
+- a **loop** compiled into the caller for layers a few units wide: the forward product of
+  an output layer of 1 to 4 units (dot form, ``kernels.dense._forward_loop``) and the
+  weight gradient of a one-unit layer (``1 x n_in x m``: OpenBLAS took 1.6 us for
+  ``1 x 32 x 64`` where the loop needs 0.17 us);
+- **register tiles** (``kernels.tiled``) for every other product up to a size: 75-97
+  GFLOP/s on one Zen 3 core for a tabular network's products (32 x 64 x 64 and the
+  like), where OpenBLAS reaches 40-60;
+- **BLAS** for larger products, where its cache blocking and its second thread win.
 
 The loops are written in the axpy form ``C[i, :] += sum_p A[i, p] * B[p, :]``: the inner
 loop runs along a contiguous row of ``B`` and ``C`` with no reduction, so LLVM vectorizes
 it without reassociating anything, and four ``p`` are combined per pass so that each load
 and store of ``C`` carries four fused multiply-adds.
 
-The thresholds (a layer's output width ``n_out``) are the crossovers that
-``python -m benchmarks.tune_small`` measures: it times loop and BLAS over a grid of batch
-sizes and widths and prints the threshold that minimizes their summed time. The values
-below are its result on the development machine (AMD EPYC, Zen 3, AVX2): over its grid
-of 320 shapes a product kind takes 1.03-1.14x the per-shape best with them, against
-1.12-2.13x with BLAS always (two runs agreed). The forward threshold rose from 1 to 4 once
-the forward loop accumulated float32 in float32 (it had been promoting to float64).
+The thresholds are the crossovers that ``python -m benchmarks.tune_small`` measures: it
+times loop, tiles and BLAS over a grid of 320 shapes (batch 8-128, widths 1-256) for each
+kind of product and prints the rule (loop up to an output width, tiles up to a number of
+multiply-adds, BLAS above) that minimizes their summed time relative to the best choice
+shape by shape. The values below are its result on the development machine (AMD EPYC,
+Zen 3, AVX2; docs/performance.md has the figures). The forward product's tiles stop at
+half the others' size because they first copy ``W.T`` (``kernels.tiled.transpose_into``).
 """
 
 from numba import njit
 
 from ._blas import gemm_a_b, gemm_at_b
 from ._checks import cast_like
+from .tiled import _tiled_a_b, unit_rows
 
-#: Layers with at most this many outputs compute ``sigma(A @ W.T + b)`` as a loop (dot form).
+#: Layers with at most this many outputs compute ``sigma(A @ W.T + b)`` as a loop (dot form);
+#: 0 means never.
 FORWARD_LOOP_MAX_OUTPUTS = 4
 #: ... ``delta @ W`` (backprop to the layer's input) as a loop.
 BACKPROP_LOOP_MAX_OUTPUTS = 1
 #: ... the weight gradient or update ``W += alpha * delta.T @ A`` as a loop.
-GRADIENT_LOOP_MAX_OUTPUTS = 10
+GRADIENT_LOOP_MAX_OUTPUTS = 1
+#: Products of more layers up to this many multiply-adds (``m * n_in * n_out``) run as
+#: register tiles (``kernels.tiled``) rather than BLAS calls, for each kind of product.
+FORWARD_TILED_MAX_MACS = 1 << 18
+BACKPROP_TILED_MAX_MACS = 1 << 19
+GRADIENT_TILED_MAX_MACS = 1 << 19
 
 _FAST = {"contract"}  # fused multiply-add only: no reassociation, NaN propagates as in BLAS
 
@@ -82,8 +95,11 @@ def _product_a_b(A, B, C, alpha, beta):
 
     In training A is the error term ``delta`` (m, n_out) and B the weights (n_out, n_in).
     """
-    if A.shape[1] <= BACKPROP_LOOP_MAX_OUTPUTS:
+    m, k = A.shape
+    if k <= BACKPROP_LOOP_MAX_OUTPUTS:
         _loop_a_b(A, B, C, alpha, beta)
+    elif m * k * B.shape[1] <= BACKPROP_TILED_MAX_MACS and unit_rows(B) and unit_rows(C):
+        _tiled_a_b(A, B, C, alpha, beta)
     else:
         gemm_a_b(A, B, C, alpha, beta)
 
@@ -94,7 +110,10 @@ def _product_at_b(A, B, C, alpha, beta):
 
     In training A is the error term ``delta`` (m, n_out), B the layer's input (m, n_in).
     """
-    if A.shape[1] <= GRADIENT_LOOP_MAX_OUTPUTS:
+    m, p = A.shape
+    if p <= GRADIENT_LOOP_MAX_OUTPUTS:
         _loop_a_b(A.T, B, C, alpha, beta)
+    elif m * p * B.shape[1] <= GRADIENT_TILED_MAX_MACS and unit_rows(B) and unit_rows(C):
+        _tiled_a_b(A.T, B, C, alpha, beta)
     else:
         gemm_at_b(A, B, C, alpha, beta)

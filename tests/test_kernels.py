@@ -38,7 +38,8 @@ PATH_SHAPES = [(1, 1, 1), (1, 300, 1), (256, 1, 7), (300, 200, 50), (1, 784, 128
                                        GRADIENT_LOOP_MAX_OUTPUTS])
 def test_path_shapes_cover_the_loop_and_the_blas_path(threshold):
     outputs = [n_out for _, _, n_out in PATH_SHAPES]
-    assert min(outputs) <= threshold < max(outputs)
+    assert threshold == 0 or min(outputs) <= threshold  # 0: no layer is thin enough
+    assert threshold < max(outputs)
 
 
 @pytest.mark.parametrize("m,n_in,n_out", PATH_SHAPES)
