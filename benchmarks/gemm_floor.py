@@ -13,12 +13,12 @@ implementation built on these products; the ratio epoch / floor is what everythi
 costs. For the wide configurations (B, C, D) the floor is essentially their BLAS calls.
 Both run under the BLAS thread limit ``fit`` chooses (``kernels.blas_threads_for``).
 
-It also prints the GFLOP/s of each product shape on its own, which shows where the BLAS
-itself is slow (small inner dimensions, thread start-up per call), and a **bound**: the
-epoch's matrix products, each at the best rate this CPU reached for its shape with any of
-the compiled loop, the register tiles, one BLAS thread or all of them
-(``benchmarks.tune_small``'s timings), times the number of batches; with nothing else in the epoch, no implementation built on
-these products is faster.
+It also prints the GFLOP/s of each product shape on its own, tiles against BLAS, which
+shows where the BLAS is slow (small inner dimensions, thread start-up per call), and a
+**bound**: the epoch's matrix products, each at the best rate this CPU reached for its
+shape with any of the compiled loop, the register tiles, one BLAS thread or all of them
+(``benchmarks.tune_small``'s timings), times the number of batches; with nothing else in
+the epoch, no implementation built on these products is faster.
 """
 
 import argparse

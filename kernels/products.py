@@ -8,9 +8,9 @@ every side is wide. So training picks, for each product:
   an output layer of 1 to 4 units (dot form, ``kernels.dense._forward_loop``) and the
   weight gradient of a one-unit layer (``1 x n_in x m``: OpenBLAS took 1.6 us for
   ``1 x 32 x 64`` where the loop needs 0.17 us);
-- **register tiles** (``kernels.tiled``) for every other product up to a size: 75-97
-  GFLOP/s on one Zen 3 core for a tabular network's products (32 x 64 x 64 and the
-  like), where OpenBLAS reaches 40-60;
+- **register tiles** (``kernels.tiled``) for every other product up to a size: 73-87
+  GFLOP/s on one Zen 3 core for a tabular network's 64-wide products (32 x 64 x 64 and
+  the like), where OpenBLAS reaches 46-53 (``benchmarks.gemm_floor``);
 - **BLAS** for larger products, where its cache blocking and its second thread win.
 
 The loops are written in the axpy form ``C[i, :] += sum_p A[i, p] * B[p, :]``: the inner
@@ -37,7 +37,7 @@ from .tiled import _tiled_a_b, unit_rows
 #: 0 means never.
 FORWARD_LOOP_MAX_OUTPUTS = 4
 #: ... ``delta @ W`` (backprop to the layer's input) as a loop.
-BACKPROP_LOOP_MAX_OUTPUTS = 1
+BACKPROP_LOOP_MAX_OUTPUTS = 0
 #: ... the weight gradient or update ``W += alpha * delta.T @ A`` as a loop.
 GRADIENT_LOOP_MAX_OUTPUTS = 1
 #: Products of more layers up to this many multiply-adds (``m * n_in * n_out``) run as

@@ -1,20 +1,22 @@
 """Register-tiled matrix products for the small and middling products of training.
 
 ``C = alpha * A @ B + beta * C`` for A (m, k) of any strides, B (k, n) and C (m, n) whose
-rows are contiguous. OpenBLAS reaches 40-60 GFLOP/s on one core for the products of a
-tabular network (32 x 64 x 64 and the like: it packs both operands into buffers first, and
-its kernels are tuned for products wide on every side); the tiles below reach 85-97
-GFLOP/s on the same core (AMD Zen 3, AVX2: its peak is 32 FLOP a cycle, about 96 at
-3 GHz), with no packing and no thread hand-off. ``python -m benchmarks.tune_small``
-measures where BLAS takes over (``kernels.products``).
+rows are contiguous. OpenBLAS reaches 46-53 GFLOP/s for the products of a tabular network
+(32 x 64 x 64 and the like: it packs both operands into buffers first, and its kernels
+are tuned for products wide on every side); the tiles below reach 84-87 on one core for
+the backprop and gradient products of that shape, 73 for the forward one with its copy
+of ``W.T`` (AMD Zen 3, AVX2: its peak is 32 FLOP a cycle, about 96 GFLOP/s at 3 GHz;
+``python -m benchmarks.gemm_floor`` prints both rates per product), with no packing and
+no thread hand-off. ``python -m benchmarks.tune_small`` measures where BLAS takes over
+(``kernels.products``).
 
 How: a tile of ``TILE_ROWS`` rows of C by two vectors of columns (2 x 8 float32 or
 2 x 4 float64 with 32-byte vectors) is kept in 8 vector registers for the whole sum over
 k; each step loads two vectors of a row of B, broadcasts one element of A per tile row and
 makes 8 fused multiply-adds. Numba offers no vector types and LLVM does not turn scalar
 code into this (64 scalar accumulators stayed scalar: 5 GFLOP/s), so the tile is written
-as LLVM vector IR in an intrinsic (``_tile``). The last, partial tile of a row of C uses
-masked loads and stores, so no element outside C or B is read or written.
+as LLVM vector IR in an intrinsic (``_make_tile``). The last, partial tile of a row of C
+uses masked loads and stores, so no element outside C or B is read or written.
 """
 
 from llvmlite import ir
@@ -73,9 +75,6 @@ def _make_tile(rows, vectors, masked):
             masked_load = cgutils.get_or_insert_function(
                 builder.module, ir.FunctionType(vty, [vptr, i32, mask_ty, vty]),
                 "llvm.masked.load.%s.p0%s" % (suffix, suffix))
-            masked_store = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(ir.VoidType(), [vty, vptr, i32, mask_ty]),
-                "llvm.masked.store.%s.p0%s" % (suffix, suffix))
             zero = ir.Constant(vty, None)
             align = ir.Constant(i32, size)
 
@@ -94,18 +93,28 @@ def _make_tile(rows, vectors, masked):
                     return builder.load(p, align=size)
                 return builder.call(masked_load, [p, align, mask, zero])
 
-            def store(value, arr, ty, i, j, mask):
-                p = builder.bitcast(pointer(arr, ty, i, j), vptr)
-                if mask is None:
-                    builder.store(value, p, align=size)
-                else:
-                    builder.call(masked_store, [value, p, align, mask])
+            def store(value, arr, ty, i, j, left):
+                """All lanes, or (``left`` given) lanes ``l < left`` one by one: a masked
+                store (vmaskmovps) is microcoded and slow on AMD's cores."""
+                if left is None:
+                    builder.store(value, builder.bitcast(pointer(arr, ty, i, j), vptr),
+                                  align=size)
+                    return
+                for lane in range(lanes):
+                    inside = builder.icmp_signed("<", ir.Constant(intp, lane), left)
+                    with builder.if_then(inside):
+                        column = builder.add(j, ir.Constant(intp, lane))
+                        builder.store(builder.extract_element(value, ir.Constant(i32, lane)),
+                                      pointer(arr, ty, i, column), align=size)
 
             cols = [builder.add(j0_, ir.Constant(intp, lanes * v)) for v in range(vectors)]
             masks = [None] * vectors
+            lefts = [None] * vectors
             if masked:  # lane l of vector v is valid when v * lanes + l < ncols
                 index = ir.Constant(ir.VectorType(intp, lanes), list(range(lanes)))
-                for v in range(vectors):
+                # A two-vector edge tile has more than one vector of columns: its first
+                # vector is whole, and only the last one is masked.
+                for v in range(vectors - 1, vectors):
                     left = builder.sub(n_, ir.Constant(intp, lanes * v))
                     left_v = builder.insert_element(ir.Constant(ir.VectorType(intp, lanes),
                                                                 ir.Undefined),
@@ -114,6 +123,7 @@ def _make_tile(rows, vectors, masked):
                         left_v, ir.Constant(ir.VectorType(intp, lanes), ir.Undefined),
                         ir.Constant(ir.VectorType(i32, lanes), [0] * lanes))
                     masks[v] = builder.icmp_signed("<", index, left_v)
+                    lefts[v] = left
             rows_ = [builder.add(i0_, ir.Constant(intp, r)) for r in range(rows)]
             # Accumulators live in allocas that LLVM promotes to registers.
             acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(vectors)]
@@ -134,7 +144,7 @@ def _make_tile(rows, vectors, masked):
                     c = builder.fmul(beta_v, load(c_arr, c_ty, rows_[r], cols[v], masks[v]))
                     c = builder.select(keep, c, zero)
                     out = builder.call(fma, [alpha_v, builder.load(acc[r][v]), c])
-                    store(out, c_arr, c_ty, rows_[r], cols[v], masks[v])
+                    store(out, c_arr, c_ty, rows_[r], cols[v], lefts[v])
             return context.get_dummy_value()
 
         return sig, codegen
@@ -144,20 +154,14 @@ def _make_tile(rows, vectors, masked):
 
 #: Rows of a one-vector (thin) tile: 8 x 1 accumulators keep both FMA units busy.
 THIN_TILE_ROWS = 8
-FULL, EDGE, THIN = 0, 1, 2  # tile shapes: two whole vectors, two masked, one masked
 
-_tile_4 = _make_tile(4, TILE_VECTORS, False)
-_tile_3 = _make_tile(3, TILE_VECTORS, False)
-_tile_2 = _make_tile(2, TILE_VECTORS, False)
+# Every variant costs compile time (a first run compiles them into every caller), so only
+# the tall tiles that do the work and a one-row tile for the rows left over are made.
+_tile_4 = _make_tile(TILE_ROWS, TILE_VECTORS, False)
 _tile_1 = _make_tile(1, TILE_VECTORS, False)
-_edge_4 = _make_tile(4, TILE_VECTORS, True)
-_edge_3 = _make_tile(3, TILE_VECTORS, True)
-_edge_2 = _make_tile(2, TILE_VECTORS, True)
+_edge_4 = _make_tile(TILE_ROWS, TILE_VECTORS, True)
 _edge_1 = _make_tile(1, TILE_VECTORS, True)
 _thin_8 = _make_tile(THIN_TILE_ROWS, 1, True)
-_thin_4 = _make_tile(4, 1, True)
-_thin_3 = _make_tile(3, 1, True)
-_thin_2 = _make_tile(2, 1, True)
 _thin_1 = _make_tile(1, 1, True)
 
 
@@ -167,64 +171,35 @@ def vector_lanes(C):
     return VECTOR_BYTES // C.itemsize
 
 
-@njit(cache=True, inline="always")
-def _tile(shape, rows, A, B, C, i, j, k, alpha, beta, ncols):
-    """One tile of ``rows`` (1-4, or 8 when thin) rows and the given shape at (i, j)."""
-    if shape == THIN:
-        if rows == 8:
-            _thin_8(A, B, C, i, j, k, alpha, beta, ncols)
-        elif rows == 4:
-            _thin_4(A, B, C, i, j, k, alpha, beta, ncols)
-        elif rows == 3:
-            _thin_3(A, B, C, i, j, k, alpha, beta, ncols)
-        elif rows == 2:
-            _thin_2(A, B, C, i, j, k, alpha, beta, ncols)
-        else:
-            _thin_1(A, B, C, i, j, k, alpha, beta, ncols)
-    elif shape == EDGE:
-        if rows == 4:
-            _edge_4(A, B, C, i, j, k, alpha, beta, ncols)
-        elif rows == 3:
-            _edge_3(A, B, C, i, j, k, alpha, beta, ncols)
-        elif rows == 2:
-            _edge_2(A, B, C, i, j, k, alpha, beta, ncols)
-        else:
-            _edge_1(A, B, C, i, j, k, alpha, beta, ncols)
-    elif rows == 4:
-        _tile_4(A, B, C, i, j, k, alpha, beta, ncols)
-    elif rows == 3:
-        _tile_3(A, B, C, i, j, k, alpha, beta, ncols)
-    elif rows == 2:
-        _tile_2(A, B, C, i, j, k, alpha, beta, ncols)
-    else:
-        _tile_1(A, B, C, i, j, k, alpha, beta, ncols)
-
-
 @njit(cache=True)
 def _column_block(A, B, C, j, ncols, k, alpha, beta):
-    """Columns ``j:j+ncols`` of C, every row: whole tiles down, then one tile of the rows
-    left over (fewer rows, fewer accumulators, but one pass over B instead of several).
+    """Columns ``j:j+ncols`` of C, every row: whole tiles down, then the rows left over one
+    tile row at a time (the last rows of a batch whose size is not a multiple of the tile's).
 
     Column blocks are the outer loop so that the block of B they read (k rows of at most
     two vectors) stays in L1 while every tile of rows reuses it.
     """
     m = C.shape[0]
     lanes = vector_lanes(C)
-    if ncols == TILE_VECTORS * lanes:
-        shape, tall = FULL, TILE_ROWS
-    elif ncols > lanes:
-        shape, tall = EDGE, TILE_ROWS
-    else:
-        shape, tall = THIN, THIN_TILE_ROWS
     i = 0
-    while i + tall <= m:
-        _tile(shape, tall, A, B, C, i, j, k, alpha, beta, ncols)
-        i += tall
-    if i + TILE_ROWS <= m:  # thin tiles: 4 of the up to 7 rows left
-        _tile(shape, TILE_ROWS, A, B, C, i, j, k, alpha, beta, ncols)
-        i += TILE_ROWS
-    if i < m:
-        _tile(shape, m - i, A, B, C, i, j, k, alpha, beta, ncols)
+    if ncols == TILE_VECTORS * lanes:
+        while i + TILE_ROWS <= m:
+            _tile_4(A, B, C, i, j, k, alpha, beta, ncols)
+            i += TILE_ROWS
+        for r in range(i, m):
+            _tile_1(A, B, C, r, j, k, alpha, beta, ncols)
+    elif ncols > lanes:
+        while i + TILE_ROWS <= m:
+            _edge_4(A, B, C, i, j, k, alpha, beta, ncols)
+            i += TILE_ROWS
+        for r in range(i, m):
+            _edge_1(A, B, C, r, j, k, alpha, beta, ncols)
+    else:
+        while i + THIN_TILE_ROWS <= m:
+            _thin_8(A, B, C, i, j, k, alpha, beta, ncols)
+            i += THIN_TILE_ROWS
+        for r in range(i, m):
+            _thin_1(A, B, C, r, j, k, alpha, beta, ncols)
 
 
 @intrinsic

@@ -1,5 +1,6 @@
 """The BLAS arrangement, the diagnostics, and the benchmark code paths (not their speed)."""
 
+import platform
 import subprocess
 import sys
 
@@ -129,3 +130,43 @@ def test_asv_can_instantiate_every_class_it_would_discover():
             if any(attr.startswith(("time_", "peakmem_", "mem_", "track_"))
                    for attr in dir(klass)):
                 klass()  # must not need arguments
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 pause")
+def test_two_cores_split_trains_exactly_like_one_thread():
+    """The benchmark's two-thread split computes every element as one thread does (rows
+    split, not sums), so the weights must agree bit for bit after a few steps."""
+    from benchmarks import two_cores
+    rng = np.random.default_rng(0)
+    sizes, m = [20, 64, 64, 1], 32
+    X = rng.standard_normal((m, sizes[0]), dtype=np.float32)
+    runs = []
+    for two in (False, True):
+        W = tuple(np.random.default_rng(1).standard_normal((sizes[l + 1], sizes[l]),
+                                                           dtype=np.float32) * 0.1
+                  for l in range(3))
+        WT = tuple(np.empty(w.T.shape, np.float32) for w in W)
+        A = tuple(np.zeros((m, w.shape[0]), np.float32) for w in W)
+        D = tuple(np.full((m, w.shape[0]), 0.01, np.float32) for w in W)
+        args = (X, W, WT, A, D, 0.1)
+        box = np.zeros(8, np.int64)
+        if two:
+            two_cores._with_helper(box, args, two_cores._steps, *args, 3, True)
+        else:
+            two_cores._steps(box, *args, 3, False)
+        runs.append(W)
+    for w1, w2 in zip(*runs):
+        assert np.array_equal(w1, w2)
+        assert not np.array_equal(w1, np.random.default_rng(1).standard_normal(
+            w1.shape, dtype=np.float32) * 0.1)  # the steps changed something
+
+
+def test_ab_constant_rewrites_exactly_one_definition(tmp_path):
+    from benchmarks import ab_constant
+    (tmp_path / "a.py").write_text("X = 1\nFORWARD_TILED_MAX_MACS = 1 << 18\n")
+    (tmp_path / "b.py").write_text("Y = 2\n")
+    old = ab_constant._rewrite(tmp_path, "FORWARD_TILED_MAX_MACS", "1 << 19")
+    assert old == "FORWARD_TILED_MAX_MACS = 1 << 18"
+    assert (tmp_path / "a.py").read_text() == "X = 1\nFORWARD_TILED_MAX_MACS = 1 << 19\n"
+    with pytest.raises(SystemExit, match="NOPE is defined in 0 files"):
+        ab_constant._rewrite(tmp_path, "NOPE", "3")
