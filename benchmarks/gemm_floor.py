@@ -28,11 +28,9 @@ import time
 import numpy as np
 from numba import njit
 
-from kernels._blas import gemm_a_bt
 from kernels.dense import _forward_loop
-from kernels.products import (FORWARD_LOOP_MAX_OUTPUTS, FORWARD_TILED_MAX_MACS, _product_a_b,
-                              _product_at_b)
-from kernels.tiled import _tiled_a_b, transpose_into
+from kernels.products import (FORWARD_LOOP_MAX_OUTPUTS, _product_a_b, _product_a_bt,
+                              _product_at_b, forward_scratch_size)
 
 import kernels
 
@@ -42,7 +40,7 @@ from .tune_small import BLAS, LOOP, TILED, _backprop, _forward, _gradient, _seco
 
 
 @njit(cache=True)
-def products_only_epoch(X, weights, biases, transposed, acts, deltas, n_batches, m, lr):
+def products_only_epoch(X, weights, biases, scratch, acts, deltas, n_batches, m, lr):
     """The matrix products of ``n_batches`` fused SGD steps of batch ``m``, made as training
     makes them (kernels.dense._forward, kernels.products), and nothing else."""
     n_layers = len(weights)
@@ -52,14 +50,10 @@ def products_only_epoch(X, weights, biases, transposed, acts, deltas, n_batches,
         a_prev = Xb
         for l in range(n_layers):
             W = weights[l]
-            n, k = W.shape
-            if n <= FORWARD_LOOP_MAX_OUTPUTS:
+            if W.shape[0] <= FORWARD_LOOP_MAX_OUTPUTS:
                 _forward_loop(a_prev, W, biases[l], acts[l], 0)
-            elif m * n * k <= FORWARD_TILED_MAX_MACS:
-                transpose_into(W, transposed[l])
-                _tiled_a_b(a_prev, transposed[l], acts[l], 1.0, 0.0)
             else:
-                gemm_a_bt(a_prev, W, acts[l], 1.0, 0.0)
+                _product_a_bt(a_prev, W, acts[l], scratch)
             a_prev = acts[l]
         for l in range(n_layers - 1, -1, -1):
             a_in = Xb if l == 0 else acts[l - 1]
@@ -72,14 +66,16 @@ def _buffers(config, X):
     m = config.batch
     s = config.sizes
     rng = np.random.default_rng(0)
-    weights, biases, transposed, acts, deltas = [], [], [], [], []
+    weights, biases, acts, deltas = [], [], [], []
+    # room for the largest W.T the tiles copy, as in the training workspace
+    scratch = np.empty(max(forward_scratch_size(1, s[l + 1], s[l]) for l in range(len(s) - 1)),
+                       np.float32)
     for l in range(len(s) - 1):
         weights.append(rng.standard_normal((s[l + 1], s[l]), dtype=np.float32) * 0.01)
         biases.append(np.zeros(s[l + 1], np.float32))
-        transposed.append(np.empty((s[l], s[l + 1]), np.float32))
         acts.append(np.zeros((m, s[l + 1]), np.float32))
         deltas.append(rng.standard_normal((m, s[l + 1]), dtype=np.float32) * 0.01)
-    return tuple(weights), tuple(biases), tuple(transposed), tuple(acts), tuple(deltas)
+    return tuple(weights), tuple(biases), scratch, tuple(acts), tuple(deltas)
 
 
 def shape_rates(config):

@@ -3,11 +3,10 @@
 import numpy as np
 from numba import njit
 
-from ._blas import gemm_a_bt
 from ._checks import cast_like, check_contiguous, check_dim, check_float_dtypes
 from .activations import IDENTITY, RELU, _activate, _add_bias_activate
-from .products import FORWARD_LOOP_MAX_OUTPUTS, FORWARD_TILED_MAX_MACS, _product_a_b
-from .tiled import _tiled_a_b, transpose_into, unit_rows
+from .products import (FORWARD_LOOP_MAX_OUTPUTS, _product_a_b, _product_a_bt,
+                       forward_scratch_size)
 
 
 @njit(cache=True, fastmath={"contract", "reassoc"})
@@ -27,22 +26,14 @@ def _forward_loop(X, W, b, out, act):
 
 @njit(cache=True)
 def _forward(X, W, b, out, act, scratch):
-    """Unchecked ``out = sigma(X @ W.T + b)``: a loop for thin layers, register tiles on
-    ``W.T`` copied into ``scratch`` (1-D) for small products when it has room (``W.size``
-    elements), else a BLAS call; then one sweep for bias and activation (thresholds:
-    kernels.products).
+    """Unchecked ``out = sigma(X @ W.T + b)``: a loop for thin layers, else the product
+    (``kernels.products._product_a_bt``: register tiles on ``W.T`` copied into the 1-D
+    ``scratch`` when small, a BLAS call when large) and one sweep for bias and activation.
     """
-    n, k = W.shape
-    if n <= FORWARD_LOOP_MAX_OUTPUTS:
+    if W.shape[0] <= FORWARD_LOOP_MAX_OUTPUTS:
         _forward_loop(X, W, b, out, act)
         return
-    if (X.shape[0] * k * n <= FORWARD_TILED_MAX_MACS and scratch.shape[0] >= k * n
-            and unit_rows(X) and unit_rows(out)):
-        WT = scratch[:k * n].reshape((k, n))
-        transpose_into(W, WT)
-        _tiled_a_b(X, WT, out, 1.0, 0.0)
-    else:
-        gemm_a_bt(X, W, out, 1.0, 0.0)
+    _product_a_bt(X, W, out, scratch)
     _add_bias_activate(out, b, act)
 
 
@@ -60,8 +51,8 @@ def dense_forward(X, W, b, out, relu):
     check_contiguous("dense_forward", "X", X)
     check_contiguous("dense_forward", "W", W)
     check_contiguous("dense_forward", "out", out)
-    small = X.shape[0] * W.size <= FORWARD_TILED_MAX_MACS
-    _forward(X, W, b, out, RELU if relu else IDENTITY, np.empty(W.size if small else 0, W.dtype))
+    scratch = np.empty(forward_scratch_size(X.shape[0], W.shape[0], W.shape[1]), W.dtype)
+    _forward(X, W, b, out, RELU if relu else IDENTITY, scratch)
 
 
 @njit(cache=True)

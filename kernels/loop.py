@@ -22,7 +22,7 @@ from .dense import _forward
 from .loss import MSE, N_LOSSES, _mse_element, _output_delta
 from .optim import SGD, _check_optimizer, _optimizer_step, _sgd_sweep
 from ._prefetch import prefetch_row
-from .products import FORWARD_TILED_MAX_MACS, _product_a_b, _product_at_b
+from .products import _product_a_b, _product_at_b, forward_scratch_size
 
 #: A one-layer network with at most this many outputs trains by streaming each row once:
 #: its forward product and its error-times-input gradient are done while the row is in
@@ -100,8 +100,9 @@ def _workspace_layout(sizes, batch_size):
         a_starts[l] = start
         start += batch_size * sizes[l + 1]
         widest = max(widest, sizes[l + 1])
-        if sizes[l] * sizes[l + 1] <= FORWARD_TILED_MAX_MACS:
-            transposed = max(transposed, sizes[l] * sizes[l + 1])
+        # one row: what the smallest batch needs, so that a batch's last, short rows
+        # find room too
+        transposed = max(transposed, forward_scratch_size(1, sizes[l + 1], sizes[l]))
     for l in range(n_layers):
         d_starts[l] = start + ((n_layers - 1 - l) % 2) * batch_size * widest
     x_start = start + 2 * batch_size * widest

@@ -29,9 +29,9 @@ half the others' size because they first copy ``W.T`` (``kernels.tiled.transpose
 
 from numba import njit
 
-from ._blas import gemm_a_b, gemm_at_b
+from ._blas import gemm_a_b, gemm_a_bt, gemm_at_b
 from ._checks import cast_like
-from .tiled import _tiled_a_b, unit_rows
+from .tiled import _tiled_a_b, transpose_into, unit_rows
 
 #: Layers with at most this many outputs compute ``sigma(A @ W.T + b)`` as a loop (dot form);
 #: 0 means never.
@@ -117,3 +117,30 @@ def _product_at_b(A, B, C, alpha, beta):
         _tiled_a_b(A.T, B, C, alpha, beta)
     else:
         gemm_at_b(A, B, C, alpha, beta)
+
+
+@njit(cache=True)
+def forward_scratch_size(m, n_out, n_in):
+    """Elements of scratch the forward product of a layer (n_out, n_in) over ``m`` rows needs
+    for its copy of ``W.T``: ``n_out * n_in`` when it is small enough for register tiles,
+    else 0 (it goes to BLAS)."""
+    return n_out * n_in if m * n_out * n_in <= FORWARD_TILED_MAX_MACS else 0
+
+
+@njit(cache=True)
+def _product_a_bt(X, W, out, scratch):
+    """``out = X @ W.T``; X (m, k), W (n, k), out (m, n), all C order; scratch 1-D.
+
+    Register tiles on ``W.T`` copied into ``scratch`` when the product is small enough and
+    scratch has room for it (``forward_scratch_size``), else a BLAS call. Layers thin enough
+    for the forward loop (``FORWARD_LOOP_MAX_OUTPUTS``) never come here: that loop adds the
+    bias and activation in the same pass (``kernels.dense._forward``).
+    """
+    n, k = W.shape
+    size = forward_scratch_size(X.shape[0], n, k)
+    if size > 0 and scratch.shape[0] >= size and unit_rows(X) and unit_rows(out):
+        WT = scratch[:size].reshape((k, n))
+        transpose_into(W, WT)
+        _tiled_a_b(X, WT, out, 1.0, 0.0)
+    else:
+        gemm_a_bt(X, W, out, 1.0, 0.0)
