@@ -25,6 +25,7 @@ and ``MLP`` do not need it.
 """
 
 import numbers
+import operator
 import warnings
 
 import numpy as np
@@ -58,6 +59,69 @@ def _check_choice(value, name, options):
                          % (name, ", ".join(repr(o) for o in options), value,
                             " (solver='lbfgs' is not offered by numba-dense: use 'adam' or "
                             "'sgd')" if name == "solver" and value == "lbfgs" else ""))
+
+
+#: scikit-learn's error when training leaves a weight NaN or infinite (its ``_fit``).
+_NON_FINITE = ("Solver produced non-finite parameter weights. The input data may contain "
+               "large values and need to be preprocessed.")
+
+
+def _copy_into(views, values, names):
+    """Copy ``values`` into the parameter ``views`` (cast to their dtype), all or none.
+
+    Every value is checked and copied out first, so that an error changes nothing and
+    values that are themselves views of the parameters are read before anything is written.
+    """
+    arrays = []
+    for view, value, name in zip(views, values, names):
+        array = np.asarray(value)
+        if array.shape != view.shape:
+            raise ValueError("%s must have shape %s, got %s" % (name, view.shape, array.shape))
+        arrays.append(np.array(array, dtype=view.dtype))
+    for view, array in zip(views, arrays):
+        view[...] = array
+
+
+class _Layers(list):
+    """``coefs_`` / ``intercepts_``: one array per layer, each a view of the network's
+    parameters, so that what is written into it is what ``predict`` and training use.
+
+    ``layers[i][...] = x`` writes into the network directly; ``layers[i] = x`` (and slice
+    assignment) copies ``x`` into layer ``i`` after checking its shape. The number of
+    layers is fixed by the network: ``append``, ``del`` and the like raise a TypeError
+    (on scikit-learn's plain list they would silently break the model). Copies and
+    pickles of the list are plain lists.
+    """
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name, views):
+        super().__init__(views)
+        self._name = name
+
+    def __setitem__(self, index, value):
+        if isinstance(index, slice):
+            positions = range(len(self))[index]
+            values = list(value)
+            if len(values) != len(positions):
+                raise ValueError("%s: %d arrays for a slice of %d layers (the number of "
+                                 "layers is fixed)" % (self._name, len(values), len(positions)))
+        else:
+            i = operator.index(index)
+            positions = [range(len(self))[i]]  # IndexError as a list's when out of range
+            values = [value]
+        _copy_into([list.__getitem__(self, i) for i in positions], values,
+                   ["%s[%d]" % (self._name, i) for i in positions])
+
+    def _fixed(self, *args, **kwargs):
+        raise TypeError("%s has one array per layer of the fitted network; its length cannot "
+                        "change (assign arrays of the same shapes instead)" % self._name)
+
+    append = extend = insert = pop = remove = clear = sort = reverse = _fixed
+    __delitem__ = __iadd__ = __imul__ = _fixed
+
+    def __reduce_ex__(self, protocol):
+        return list, (list(self),)
 
 
 def _check_number(value, name, low, low_inclusive=True, high=None, high_inclusive=True,
@@ -158,15 +222,37 @@ class _BaseMLP(BaseEstimator):
 
     @property
     def coefs_(self):
-        """Weights per layer, (n_in, n_out) each: views of the network's parameters."""
+        """Weights per layer, (n_in, n_out) each: views of the network's parameters.
+
+        Writable as scikit-learn's: ``est.coefs_ = [...]``, ``est.coefs_[i] = W`` and
+        ``est.coefs_[i][...] = ...`` all change the network (values cast to its dtype);
+        ``predict``, ``score`` and a later ``warm_start`` fit or ``partial_fit`` use them.
+        """
         check_is_fitted(self, "_net")
-        return [W.T for W in self._net.weights]
+        return _Layers("coefs_", [W.T for W in self._net.weights])
+
+    @coefs_.setter
+    def coefs_(self, value):
+        self._assign_layers(self.coefs_, value)
 
     @property
     def intercepts_(self):
-        """Biases per layer, (n_out,) each: views of the network's parameters."""
+        """Biases per layer, (n_out,) each: views of the network's parameters (writable as
+        ``coefs_``)."""
         check_is_fitted(self, "_net")
-        return list(self._net.biases)
+        return _Layers("intercepts_", self._net.biases)
+
+    @intercepts_.setter
+    def intercepts_(self, value):
+        self._assign_layers(self.intercepts_, value)
+
+    @staticmethod
+    def _assign_layers(layers, value):
+        values = list(value)
+        if len(values) != len(layers):
+            raise ValueError("%s must be a list of %d arrays (one per layer), got %d"
+                             % (layers._name, len(layers), len(values)))
+        layers[:] = values
 
     @property
     def n_layers_(self):
@@ -226,9 +312,18 @@ class _BaseMLP(BaseEstimator):
         self._rng = check_random_state(self.random_state)
         if first:
             self._initialize(X.shape[1], Y.shape[1], sizes, dtype, self._output(Y))
-        elif not incremental or not hasattr(self, "_lr"):
+        elif not incremental:
+            # scikit-learn makes a new optimizer at every fit, warm_start too (only
+            # partial_fit keeps it): no momentum or Adam moments from the last fit, which
+            # would push weights assigned to coefs_ in between.
+            self._net.velocity[...] = 0
+            self._net.step = 0
+            self._lr = float(self.learning_rate_init)
+        elif not hasattr(self, "_lr"):
             self._lr = float(self.learning_rate_init)
         self._fit_stochastic(X, Y, incremental)
+        if not np.isfinite(self._net.params).all():  # scikit-learn's check, at its place
+            raise ValueError(_NON_FINITE)
         return self
 
     def _fit_stochastic(self, X, Y, incremental):
@@ -278,10 +373,20 @@ class _BaseMLP(BaseEstimator):
                 settings.lr = self._lr
                 if self.shuffle:
                     settings.seed = int(self._rng.randint(np.iinfo(np.int32).max))
-                history = training.run(self._net, source, None, settings)
+                try:
+                    cost = training.run(self._net, source, None, settings).loss[0]
+                except training.DivergedError:
+                    # scikit-learn checks nothing while it trains: its weights become inf or
+                    # NaN and it goes on (NaN losses and validation scores) to max_iter;
+                    # then early stopping brings back the best weights, else _fit raises
+                    # its ValueError. ``run`` has put back the weights of the epoch's
+                    # start: NaN stands for what scikit-learn's would be, and every later
+                    # epoch diverges at its first batch.
+                    self._net.params[...] = np.nan
+                    cost = np.nan
                 self.n_iter_ += 1
                 self.t_ += n
-                self.loss_ = self._loss(history.loss[0], n_batches, n)
+                self.loss_ = self._loss(cost, n_batches, n)
                 self.loss_curve_.append(self.loss_)
                 if self.verbose:
                     print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
@@ -356,6 +461,8 @@ class _BaseMLP(BaseEstimator):
         """``score`` on rows already validated (no second feature-name check)."""
         from sklearn.metrics import accuracy_score, r2_score
         pred = self._predict_dense(X)
+        if np.issubdtype(pred.dtype, np.floating) and not np.isfinite(pred).all():
+            return np.nan  # as scikit-learn's _score_with_function: a NaN score, no error
         return float(accuracy_score(y, pred) if isinstance(self, ClassifierMixin)
                      else r2_score(y, pred))
 

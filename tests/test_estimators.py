@@ -188,3 +188,162 @@ def test_bad_parameters_are_refused_at_fit(regression, kwargs, message):
     X, y = regression
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         MLPRegressor(**kwargs).fit(X, y)
+
+
+# ----------------------------------------------------------------------------- divergence
+
+@pytest.fixture(scope="module")
+def targets_in_the_tens():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((500, 5))
+    return X, 30 + 10 * X @ rng.standard_normal(5)
+
+
+SKLEARN_NON_FINITE = ("Solver produced non-finite parameter weights. The input data may "
+                      "contain large values and need to be preprocessed.")
+
+
+# lr=1 with momentum: the loss itself overflows (numba-dense's epoch loop raises
+# DivergedError); lr=0.1 without: the loss stays finite but the validation predictions
+# overflow float32 (r2_score raised "Input contains infinity"). Both as scikit-learn: a NaN
+# validation score, training goes on, the best weights come back at the end.
+@pytest.mark.parametrize("lr, momentum", [(1.0, 0.9), (0.1, 0.0)])
+def test_early_stopping_goes_on_through_a_diverged_epoch(targets_in_the_tens, lr, momentum):
+    X, y = targets_in_the_tens
+    diverged = 0
+    for seed in range(6):
+        est = MLPRegressor(solver="sgd", momentum=momentum, learning_rate_init=lr,
+                           early_stopping=True, max_iter=30, random_state=seed)
+        with np.errstate(all="ignore"):
+            quiet(est.fit, X, y)
+        scores = np.array(est.validation_scores_)
+        assert len(scores) == est.n_iter_
+        if np.isnan(scores).any():
+            diverged += 1
+            # scikit-learn's rule: a NaN score is no "no improvement", so no early stop.
+            assert est.n_iter_ == 30 and np.isnan(est.loss_curve_[-1])
+        assert est.best_validation_score_ == max(scores[~np.isnan(scores)], default=-np.inf)
+        assert all(np.isfinite(a).all() for a in est.coefs_ + est.intercepts_)
+        assert np.isfinite(est.predict(X)).all()
+    assert diverged >= 3
+
+
+def test_diverging_without_early_stopping_raises_scikit_learns_value_error(targets_in_the_tens):
+    from sklearn.neural_network import MLPRegressor as SkMLP
+    X, y = targets_in_the_tens
+    kwargs = dict(solver="sgd", momentum=0.9, learning_rate_init=1.0, max_iter=20)
+    with np.errstate(all="ignore"), pytest.raises(ValueError) as theirs:
+        quiet(SkMLP(random_state=0, **kwargs).fit, X, y)
+    assert str(theirs.value) == SKLEARN_NON_FINITE
+    for seed in range(4):
+        est = MLPRegressor(random_state=seed, **kwargs)
+        with pytest.raises(ValueError) as ours:
+            quiet(est.fit, X, y)
+        assert type(ours.value) is ValueError and str(ours.value) == SKLEARN_NON_FINITE
+        assert est.n_iter_ == 20 and np.isnan(est.loss_curve_[-1])  # trained on, as theirs
+    with pytest.raises(ValueError, match="non-finite parameter weights"):
+        est.partial_fit(X, y)  # the weights stay NaN, as scikit-learn's
+    assert est.n_iter_ == 21
+
+
+# ----------------------------------------------------------------------------- coefs_
+
+def forward(est, X):
+    """The regressor's output computed from its coefs_ and intercepts_ (relu hidden)."""
+    h = X
+    for i, (W, b) in enumerate(zip(est.coefs_, est.intercepts_)):
+        h = h @ W.astype(np.float64) + b
+        if i < len(est.coefs_) - 1:
+            h = np.maximum(h, 0)
+    return h.ravel()
+
+
+@pytest.fixture()
+def small_regressor(regression):
+    X, y = regression
+    X = StandardScaler().fit_transform(X)
+    est = quiet(MLPRegressor(hidden_layer_sizes=(8,), max_iter=20, random_state=0).fit, X, y)
+    return est, X, y
+
+
+def test_assigned_coefs_and_intercepts_are_what_predict_uses(small_regressor):
+    est, X, y = small_regressor
+    rng = np.random.default_rng(3)
+    before = est.predict(X)
+    est.coefs_[1] = rng.standard_normal((8, 1))          # item assignment, float64 in
+    assert est.coefs_[1].dtype == np.float32
+    np.testing.assert_allclose(est.predict(X), forward(est, X), rtol=1e-4, atol=1e-4)
+    assert not np.allclose(est.predict(X), before)
+    est.coefs_ = [rng.standard_normal((6, 8)), rng.standard_normal((8, 1)).tolist()]
+    est.intercepts_ = [np.ones(8), [0.5]]                 # whole lists, nested lists too
+    assert est.intercepts_[1][0] == 0.5
+    np.testing.assert_allclose(est.predict(X), forward(est, X), rtol=1e-4, atol=1e-4)
+    est.intercepts_[1] += 2.0                              # in place, then stored back
+    est.coefs_[0][:, 1:] = 0                               # in-place write into the array
+    expected = forward(est, X)
+    np.testing.assert_allclose(est.predict(X), expected, rtol=1e-4, atol=1e-4)
+    from sklearn.metrics import r2_score
+    assert est.score(X, y) == pytest.approx(r2_score(y, expected), rel=1e-4)
+    est.coefs_ = [np.zeros((6, 8)), np.zeros((8, 1))]
+    np.testing.assert_array_equal(est.predict(X), np.full(len(X), 2.5, np.float32))
+
+
+def test_bad_coefs_assignments_are_refused_and_change_nothing(small_regressor):
+    est, X, y = small_regressor
+    before = est.predict(X)
+    with pytest.raises(ValueError, match=r"^coefs_ must be a list of 2 arrays \(one per "
+                                         r"layer\), got 1$"):
+        est.coefs_ = [np.zeros((6, 8))]
+    with pytest.raises(ValueError, match=r"^coefs_\[1\] must have shape \(8, 1\), got "
+                                         r"\(1, 8\)$"):
+        est.coefs_ = [np.zeros((6, 8)), np.zeros((1, 8))]  # the first is not written either
+    with pytest.raises(ValueError, match=r"^intercepts_\[0\] must have shape \(8,\), got "
+                                         r"\(3,\)$"):
+        est.intercepts_[0] = np.zeros(3)
+    with pytest.raises(IndexError):
+        est.coefs_[2] = np.zeros((8, 1))
+    with pytest.raises(TypeError, match="one array per layer"):
+        est.coefs_.append(np.zeros((1, 1)))
+    np.testing.assert_array_equal(est.predict(X), before)
+    with pytest.raises(AttributeError, match="not fitted"):
+        MLPRegressor().coefs_ = [np.zeros((6, 8)), np.zeros((8, 1))]
+
+
+def test_warm_start_and_partial_fit_start_from_assigned_weights_as_scikit_learn(classes):
+    """Weights assigned to both estimators (three ways into ours): the same next steps."""
+    from sklearn.neural_network import MLPClassifier as SkMLP
+    X, y = classes
+    kwargs = dict(hidden_layer_sizes=(6,), solver="sgd", max_iter=3, random_state=5,
+                  shuffle=False, alpha=0.0, warm_start=True, learning_rate_init=0.05)
+    rng = np.random.default_rng(7)
+    new = [rng.uniform(-0.5, 0.5, s) for s in [(4, 6), (6, 3), (6,), (3,)]]
+    for continue_training in ("fit", "partial_fit"):
+        ours = quiet(MLPClassifier(dtype=np.float64, **kwargs).fit, X, y)
+        theirs = quiet(SkMLP(**kwargs).fit, X, y)
+        ours.coefs_ = new[:2]
+        ours.intercepts_[0] = new[2]
+        ours.intercepts_[1][...] = new[3]
+        theirs.coefs_ = [a.copy() for a in new[:2]]
+        theirs.intercepts_ = [a.copy() for a in new[2:]]
+        np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-12)
+        for _ in range(2):
+            quiet(getattr(ours, continue_training), X, y)
+            quiet(getattr(theirs, continue_training), X, y)
+        np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
+        for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_coefs_lists_copy_and_pickle_as_plain_lists(small_regressor):
+    import copy
+    import pickle
+    est, X, y = small_regressor
+    est.coefs_[0] = np.ones((6, 8))
+    saved = copy.deepcopy(est.coefs_)
+    assert type(saved) is list and type(pickle.loads(pickle.dumps(est.coefs_))) is list
+    again = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(again.predict(X), est.predict(X))
+    again.coefs_[1] = np.zeros((8, 1))                    # still the network's own views
+    np.testing.assert_array_equal(again.predict(X), np.full(len(X), again.intercepts_[1][0]))
+    np.testing.assert_array_equal(est.coefs_[0], saved[0])  # the original is untouched
+    assert not hasattr(clone(est), "coefs_")
