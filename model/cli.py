@@ -81,7 +81,7 @@ def load_table(args, workdir):
         args.data, _table_target(args), features=args.features, drop=args.drop_cols,
         max_categories=args.max_categories, scale=not args.no_scale,
         classify=True if args.output in ("softmax", "sigmoid") else None,
-        progress=progress.wanted(args.progress, True))
+        keep_identifiers=args.keep_identifiers, progress=progress.wanted(args.progress, True))
     for line in prep.summary():
         print(line)
     X, y = prep.write_npy(args.data, os.path.join(workdir, "X.npy"),
@@ -178,10 +178,18 @@ def build_parser():
                        help="feature columns of a table (default: all but the target)")
     train.add_argument("--drop-cols", type=_names, metavar="A,B",
                        help="columns of a table to leave out")
-    train.add_argument("--max-categories", type=_count(1), default=100, metavar="N",
-                       help="most distinct values of a text column to one-hot (default 100)")
+    train.add_argument("--max-categories", type=_count(2), default=100, metavar="N",
+                       help="most one-hot inputs per text column: rarer values are grouped as "
+                            "one '<infrequent>' category (default 100)")
+    train.add_argument("--keep-identifiers", action="store_true",
+                       help="keep text columns whose values are nearly all distinct (left out "
+                            "by default)")
     train.add_argument("--no-scale", action="store_true",
                        help="do not standardize a table's numeric columns")
+    train.add_argument("--standardize-target", action=argparse.BooleanOptionalAction,
+                       default=None, help="train a regression on (y - mean) / std, predictions "
+                                          "and losses in y's units (default: on for an "
+                                          "identity output)")
     train.add_argument("--hidden-sizes", type=_widths, default=[128, 64], metavar="N,N",
                        help="hidden layer widths, comma-separated (default 128,64)")
     train.add_argument("--hidden", default="relu", choices=list(kernels.ACTIVATIONS),
@@ -380,8 +388,8 @@ def _fit(net, X, y, args, comm, verbose):
                    validation_fraction=args.validation_fraction,
                    early_stopping=args.early_stopping, checkpoint=args.checkpoint,
                    checkpoint_every=args.checkpoint_every, resume=args.resume,
-                   chunk_rows=args.chunk_rows, verbose=verbose, progress=args.progress,
-                   comm=comm)
+                   chunk_rows=args.chunk_rows, standardize_target=args.standardize_target,
+                   verbose=verbose, progress=args.progress, comm=comm)
 
 
 def predict(args, workdir):

@@ -18,6 +18,7 @@ stream's chunks are also whole minibatches except the file's last, whose short f
 batch falls wherever the shuffled chunk order puts it.
 """
 
+import copy
 import mmap
 import os
 import zipfile
@@ -130,6 +131,14 @@ class ArraySource:
         cut = self.n_rows - n_val
         return ArraySource(self.X[:cut], self.Y[:cut]), ArraySource(self.X[cut:], self.Y[cut:])
 
+    def target_blocks(self):
+        """The targets, as blocks of rows (for their statistics)."""
+        yield self.Y
+
+    def scaled(self, scaling):
+        """The same rows with targets standardized by a ``targets.TargetScaling``."""
+        return ArraySource(self.X, scaling.standardize(self.Y))
+
     def segments(self, rng, shuffle, batch_size):
         """One epoch: a permutation from ``rng`` when ``shuffle``, cut into segments."""
         step = max(batch_size, SEGMENT_ROWS // batch_size * batch_size)
@@ -160,6 +169,7 @@ class StreamSource:
         self.stop = X.shape[0] if stop is None else stop
         self.n_rows = self.stop - self.start
         self.chunk_rows = chunk_rows
+        self.scaling = None  # a targets.TargetScaling applied to each chunk's targets
         self._xbuf = None
 
     def split(self, n_val):
@@ -168,13 +178,29 @@ class StreamSource:
                 self.kind, self.chunk_rows)
         return StreamSource(*args, self.start, cut), StreamSource(*args, cut, self.stop)
 
+    def _targets(self, a, b):
+        return targets_matrix(np.asarray(self.y[a:b]), self.names[1], self.dtype,
+                              self.n_outputs, self.kind, first_row=a)
+
+    def target_blocks(self):
+        """The targets chunk by chunk, checked (the inputs are not read)."""
+        for a, b in self._chunks():
+            yield self._targets(a, b)
+
+    def scaled(self, scaling):
+        """The same rows with targets standardized by a ``targets.TargetScaling``."""
+        twin = copy.copy(self)
+        twin.scaling, twin._xbuf = scaling, None
+        return twin
+
     def _read(self, a, b):
         """Rows [a, b) of the file, converted and checked; X lands in the reused buffer."""
         if self._xbuf is None:
             self._xbuf = np.empty((self.chunk_rows, self.X.shape[1]), self.dtype)
         Xc = read_rows(self.X, a, b, self._xbuf, self.names[0])
-        Yc = targets_matrix(np.asarray(self.y[a:b]), self.names[1], self.dtype, self.n_outputs,
-                            self.kind, first_row=a)
+        Yc = self._targets(a, b)
+        if self.scaling is not None:
+            Yc = self.scaling.standardize(Yc)
         if not Yc.flags.writeable:
             # A view of the read-only memmap: Numba would compile the epoch kernel again
             # for read-only targets (tens of MB of compiler memory mid-run); copy the chunk.

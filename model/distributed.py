@@ -24,6 +24,7 @@ import numpy as np
 import kernels
 
 from . import data, training
+from .targets import TargetScaling, target_sums
 from .validation import check_matrix_shape
 
 
@@ -107,18 +108,44 @@ def fit(net, X, y, settings, data_options, options, comm):
     if len({f[3] for f in facts}) > 1:
         raise DistributedError("some ranks have validation rows and some do not")
 
-    saved = net.snapshot()
+    scaling = _target_scaling(net, source, data_options.standardize_target, comm)
+    saved, saved_scaling = net.snapshot(), net.target_scaling
     net.use_optimizer(settings.optimizer)
     # Every rank starts from rank 0's parameters and optimizer state.
     net.restore(comm.bcast(net.snapshot() if rank == 0 else None, root=0))
+    net.target_scaling = scaling
+    source, val_source = net._scaled(source), val_source and net._scaled(val_source)
     steps = comm.allreduce(-(-source.n_rows // settings.batch_size), op=_max())
     try:
         return training.run(net, source, val_source, settings, options, _Ranks(comm, steps))
     except (ValueError, TypeError) as exc:
         net.restore(saved)
+        net.target_scaling = saved_scaling
         if isinstance(exc, DistributedError):
             raise
         raise DistributedError("rank %d of %d: %s" % (rank, size, exc)) from None
+
+
+def _target_scaling(net, source, standardize_target, comm):
+    """Rank 0's target scaling, or one learned from the targets of every rank's training
+    rows (``model.targets``) when rank 0's network has none; the same on every rank."""
+    learn = comm.bcast(net.target_scaling is None and net.scales_targets(standardize_target)
+                       if comm.Get_rank() == 0 else None, root=0)
+    learned = None
+    if learn:
+        error, sums = None, None
+        try:
+            count, total, total_sq = target_sums(source.target_blocks())
+            n = net.n_outputs
+            sums = np.concatenate([[count], np.broadcast_to(total, n),
+                                   np.broadcast_to(total_sq, n)])
+        except (ValueError, TypeError) as exc:
+            error = exc
+        _agree(comm, error, None)
+        sums = comm.allreduce(sums)
+        n = net.n_outputs
+        learned = TargetScaling.learn((sums[0], sums[1:1 + n], sums[1 + n:]))
+    return comm.bcast(net.target_scaling if not learn else learned, root=0)
 
 
 def _max():

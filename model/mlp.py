@@ -10,6 +10,7 @@ from kernels import layer_offsets
 from kernels.variants import ACTIVATION_TABLE, LOSS_TABLE, default_loss, loss_named
 
 from . import data, persistence, tabular, training
+from .targets import TargetScaling, target_sums
 from .paths import check_output
 from .training import EVAL_BATCH, DivergedError, History  # noqa: F401  (public names)
 from .validation import (BINARY, CLASSES, REGRESSION, as_features, check_matrix_shape,
@@ -84,6 +85,8 @@ class MLP:
         # What the last read of a table left out or did not know: {"dropped": rows without a
         # target, "unseen": {column: values not seen in training}} (model.tabular).
         self.last_read = None
+        # How the outputs of a regression map to the target's units (model.targets), or None.
+        self.target_scaling = None
         self.weights, self.biases = self._views(self.params)
         self.initialize(seed)
 
@@ -161,6 +164,7 @@ class MLP:
             b[...] = 0
         self.velocity[...] = 0
         self.step = 0
+        self.target_scaling = None  # learned again by the next fit
 
     def __getstate__(self):
         """Pickle without the per-layer views (they would be unpickled as copies)."""
@@ -195,8 +199,39 @@ class MLP:
         self.optimizer, self.step = optimizer, step
 
     def set_state(self, state):
-        """Parameters and optimizer state from ``persistence.load``'s dict."""
+        """Parameters, optimizer state and target scaling from ``persistence.load``'s dict."""
         self.restore((state["params"], state["velocity"], state["optimizer"], state["step"]))
+        self.target_scaling = state.get("target_scaling")
+
+    def scales_targets(self, standardize_target=None):
+        """Whether ``fit`` standardizes the targets (``model.targets``): None, the default,
+        for a regression with an identity output and the MSE cost; True requires one."""
+        natural = self.output == "identity" and self.loss == "mse"
+        if standardize_target is None:
+            return natural
+        if standardize_target is True and not natural:
+            raise ValueError("standardize_target=True needs output='identity' and loss='mse' "
+                             "(a regression), got output=%r, loss=%r" % (self.output, self.loss))
+        if not isinstance(standardize_target, (bool, np.bool_)):
+            raise TypeError("standardize_target must be None, True or False, got %r"
+                            % (standardize_target,))
+        return bool(standardize_target)
+
+    def _learn_target_scaling(self, source, standardize_target, reduce=None):
+        """The ``TargetScaling`` a fit trains with: the network's own when it has one (it was
+        trained with it), else learned from the training rows' targets, or None.
+        ``reduce`` adds up the statistics of every MPI rank."""
+        if self.target_scaling is not None or not self.scales_targets(standardize_target):
+            return self.target_scaling
+        sums = target_sums(source.target_blocks())
+        return TargetScaling.learn(reduce(sums) if reduce is not None else sums)
+
+    def _cost_factor(self):
+        return 1.0 if self.target_scaling is None else self.target_scaling.cost_factor
+
+    def _scaled(self, source):
+        """A source whose targets are in the units the network's outputs are in."""
+        return source if self.target_scaling is None else source.scaled(self.target_scaling)
 
     def __repr__(self):
         return "MLP(%r, hidden=%r, output=%r, loss=%r, dtype=%s)" % (
@@ -267,7 +302,7 @@ class MLP:
             validation_data=None, validation_fraction=0.0, early_stopping=None,
             checkpoint=None, checkpoint_every=1, resume=False, chunk_rows=None,
             optimizer="sgd", beta1=0.9, beta2=0.999, eps=1e-8, nesterov=False,
-            verbose=False, progress=None, comm=None):
+            standardize_target=None, verbose=False, progress=None, comm=None):
         """Minibatch SGD; returns a ``History``.
 
         **Tables.** X may be the path of a CSV or Parquet file and y the name of its target
@@ -296,6 +331,14 @@ class MLP:
         hold out the last fraction of the rows; its cost is ``history.val_loss``.
         ``early_stopping=patience`` stops after that many epochs without a lower val_loss
         and leaves the best parameters in the network.
+
+        **Targets.** A regression (identity output, MSE) trains on standardized targets,
+        ``(y - mean) / scale`` with the mean and scale of the training rows
+        (``model.targets``): ``standardize_target`` None (the default) or True; False
+        trains on y as given. The scaling is kept in ``target_scaling`` and saved with the
+        network: ``predict`` answers in the target's units, and every reported cost
+        (``history.loss``, ``val_loss``, ``cost``) is the MSE in the target's units. A
+        network that has a scaling keeps it in later fits (it was trained with it).
 
         **Checkpoints.** ``checkpoint=path`` writes the parameters, optimizer state, RNG state,
         history and epoch atomically every ``checkpoint_every`` epochs and at the end;
@@ -340,7 +383,9 @@ class MLP:
             validation_data=validation_data,
             validation_fraction=real_number(validation_fraction, "validation_fraction", 0.0,
                                             True, 1.0),
-            chunk_rows=None if chunk_rows is None else integer(chunk_rows, "chunk_rows", 1))
+            chunk_rows=None if chunk_rows is None else integer(chunk_rows, "chunk_rows", 1),
+            standardize_target=standardize_target)
+        self.scales_targets(standardize_target)  # checked now: nothing has changed yet
         options = training.RunOptions(checkpoint=checkpoint,
                                       checkpoint_every=integer(checkpoint_every,
                                                                "checkpoint_every", 1),
@@ -356,9 +401,12 @@ class MLP:
             return distributed.fit(self, X, y, settings, data_options, options, comm)
 
         source, val_source = self.data_sources(X, y, settings, data_options)
+        scaling = self._learn_target_scaling(source, standardize_target)
         settings.batch_size = min(settings.batch_size, source.n_rows)  # workspace <= data
-        saved = self.snapshot()
+        saved, saved_scaling = self.snapshot(), self.target_scaling
         self.use_optimizer(settings.optimizer)
+        self.target_scaling = scaling
+        source, val_source = self._scaled(source), val_source and self._scaled(val_source)
         try:
             self.history = training.run(self, source, val_source, settings, options)
             return self.history
@@ -368,6 +416,7 @@ class MLP:
         except (ValueError, TypeError):
             # A bad value in a streamed chunk is found mid-run: undo the run's steps.
             self.restore(saved)
+            self.target_scaling = saved_scaling
             raise
 
     def _table_arrays(self, path, target, work):
@@ -433,10 +482,13 @@ class MLP:
         return self._forward(self._inputs(X))
 
     def _forward(self, X):
+        """The last layer's outputs of rows X, in the target's units for a regression."""
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
         batch = min(EVAL_BATCH, X.shape[0])
         kernels.predict_into(X, self.params, self.sizes, self.acts, out, batch,
                              self._workspace(batch))
+        if self.target_scaling is not None:
+            self.target_scaling.restore(out)
         return out
 
     def _probabilities(self, Z):
@@ -498,7 +550,7 @@ class MLP:
         if tabular.is_table(X):
             return self._table_score(X, y, cost=True)
         source = self._source(X, y, "X", "y", EVAL_BATCH)
-        return float(training.mean_cost(self, source))
+        return float(training.mean_cost(self, self._scaled(source)) * self._cost_factor())
 
     def _table_score(self, path, target, cost=False):
         """``score`` or ``cost`` over a table file, chunk by chunk (R^2 from running sums)."""
@@ -512,8 +564,8 @@ class MLP:
         for Xc, yc in prep.batches(path, counts=counts):
             if not len(Xc):
                 continue
-            source = data.ArraySource(Xc, self._targets(yc, "y", len(Xc), "X"))
-            total_cost += training.mean_cost(self, source) * len(Xc)
+            source = self._scaled(data.ArraySource(Xc, self._targets(yc, "y", len(Xc), "X")))
+            total_cost += training.mean_cost(self, source) * self._cost_factor() * len(Xc)
             rows += len(Xc)
             pred = self.predict(Xc)
             if self.is_classifier:
@@ -540,9 +592,12 @@ class MLP:
         """
         X = self._inputs(X)
         Y = self._targets(y, "y", X.shape[0], "X")
+        if self.target_scaling is not None:  # the cost in the target's units: scale**2 times
+            Y = self.target_scaling.standardize(Y)
         batch = min(EVAL_BATCH, X.shape[0])
         kernels.loss_and_gradient(X, Y, self.params, self.grads, self.sizes, self.acts,
                                   batch, self._workspace(batch), self.loss_code)
+        self.grads *= self.dtype.type(self._cost_factor())
         return self.grads.copy()
 
     # ------------------------------------------------------------------ files
@@ -557,7 +612,7 @@ class MLP:
         state = persistence.load(path)
         net = cls(state["layer_sizes"], hidden=state["hidden"], output=state["output"],
                   loss=state["loss"], dtype=state["dtype"])
-        net.set_state(state)
+        net.set_state(state)  # the target scaling too
         net.history = state["history"]
         net.preprocessing = state["preprocessing"]
         return net

@@ -10,9 +10,10 @@ import kernels
 
 from .data import read_npz
 from .paths import atomic_write
+from .targets import TargetScaling
 
 FORMAT = "numba-dense-mlp"
-VERSION = 4  # 4 the optimizer and its step, and a table file's preprocessing; 3 the last fit's history; 2 the cost ("loss")
+VERSION = 5  # 5 the regression target's scaling; 4 the optimizer and its step, and a table file's preprocessing; 3 the last fit's history; 2 the cost ("loss")
 
 
 def atomic_savez(path, what, **arrays):
@@ -30,7 +31,14 @@ def network_arrays(net):
                 optimizer=np.array(net.optimizer), step=np.array(net.step),
                 fit_history=np.array(json.dumps(asdict(history)) if history else ""),
                 preprocessing=np.array(net.preprocessing.to_json() if getattr(
-                    net, "preprocessing", None) is not None else ""))
+                    net, "preprocessing", None) is not None else ""),
+                **_scaling_arrays(getattr(net, "target_scaling", None)))
+
+
+def _scaling_arrays(scaling):
+    if scaling is None:
+        return {"target_mean": np.empty(0), "target_scale": np.array(1.0)}
+    return scaling.to_arrays()
 
 
 def save(net, path):
@@ -83,7 +91,15 @@ def load(path, arrays=None):
             "loss": str(arrays["loss"]) if "loss" in arrays else "mse",
             "params": arrays["params"], "velocity": arrays["velocity"],
             "optimizer": optimizer, "step": int(arrays["step"]) if "step" in arrays else 0,
-            "history": _history(path, arrays), "preprocessing": _preprocessing(path, arrays)}
+            "history": _history(path, arrays), "preprocessing": _preprocessing(path, arrays),
+            "target_scaling": _target_scaling(path, arrays, int(sizes[-1]))}
+
+
+def _target_scaling(path, arrays, n_outputs):
+    try:
+        return TargetScaling.from_arrays(arrays, n_outputs)
+    except (ValueError, TypeError) as exc:
+        raise _bad(path, str(exc)) from None
 
 
 def _preprocessing(path, arrays):

@@ -1,28 +1,36 @@
-"""Tabular files as they come (CSV, Parquet): names, text categories, missing values, scaling.
+"""Tabular files as they come (CSV, Parquet): names, types, text categories, missing values.
 
 ``Preprocessing.fit(path, target)`` learns in one streaming pass over a file what turns
-its rows into network inputs, and that travels inside the saved model (plain arrays and
+its rows into network inputs, and that travels inside the saved model (plain values as
 JSON, no pickle):
 
-- the feature columns (all but the target, or ``features``, less ``drop``);
-- numeric columns: missing values (empty, NA, NaN, NULL, ...) imputed with the column's
-  training mean, then standardized with its mean and standard deviation (``scale``);
-- text columns: one-hot encoded over the values seen in training (at most
-  ``max_categories`` per column), a missing value being a category of its own; a value
-  not seen in training encodes as all zeros and is counted;
-- the target: numbers (regression) or classes (text labels, or numbers with
+- the *schema*: each column's type (number, bool, date/time or text; ``model.columns``),
+  decided over the whole file, not from its first rows, and then enforced on every file
+  the model reads;
+- number, bool and date/time columns: missing values (empty, NA, NaN, NULL, ...) imputed
+  with the column's training mean, then standardized with its mean and standard
+  deviation (``scale``); bools as 1/0, dates and times as seconds since 1970 (UTC);
+- text columns: one-hot encoded, a missing value being a category of its own. A column
+  with more than ``max_categories`` distinct values keeps its ``max_categories - 1`` most
+  frequent ones and groups the rest as one ``<infrequent>`` category, as scikit-learn's
+  ``OneHotEncoder(max_categories=...)`` does. A value not seen in training is counted and
+  encodes as ``<infrequent>`` where the column has one, as all zeros otherwise;
+- identifiers, text columns whose values are nearly all distinct (at least
+  ``IDENTIFIER_SHARE`` of the rows that have one), and columns with no value at all are
+  left out and reported (``keep_identifiers=True`` keeps identifiers, grouped as above);
+- the target: numbers (regression) or classes (text, True/False, or numbers with
   ``classify``), mapped to 0..K-1 and back; rows whose target is missing are left out and
   counted.
 
 ``Preprocessing.transform`` applies it to a batch; ``batches`` streams ready float32
 chunks of any file with the same columns; ``write_npy`` writes a whole file as ``.npy``
-inputs and targets (``numpy.lib.format.open_memmap``) for ``MLP.fit`` to stream.
+inputs and targets for ``MLP.fit`` to stream.
 
-Files are read with pyarrow's streaming readers (``pyarrow.csv.open_csv`` and
-``pyarrow.parquet.ParquetFile.iter_batches``): quoting, type inference, multi-threaded
-parsing, and memory bounded by one block of rows whatever the file's size. A problem in a
-CSV (a ragged row, text in a numeric column) is located by line and column with Python's
-csv module, which only runs when pyarrow has refused the file.
+Files are read with pyarrow's streaming readers (``pyarrow.csv.open_csv`` with every
+column as text and quoted line breaks allowed, ``pyarrow.parquet.ParquetFile.iter_batches``):
+quoting, multi-threaded parsing, and memory bounded by one block of rows whatever the
+file's size. A problem in a CSV (a ragged row, a value that is not of its column's type) is
+located by line and column with Python's csv module, which only runs once a read failed.
 """
 
 import csv
@@ -31,12 +39,15 @@ import os
 
 import numpy as np
 
+from . import columns as coltypes
 from .validation import is_number
 
 #: Field values read as missing.
 NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "None", "#N/A", "n/a"]
 #: The category a missing text value gets.
 MISSING = "<missing>"
+#: The category of a text column's rare values (and of values unseen in training).
+INFREQUENT = "<infrequent>"
 CSV_EXTENSIONS = (".csv",)
 PARQUET_EXTENSIONS = (".parquet", ".pq")
 #: Bytes of CSV parsed per block (pyarrow's block_size): bounds the memory of a read.
@@ -45,6 +56,13 @@ BLOCK_BYTES = 1 << 22
 PARQUET_ROWS = 1 << 16
 #: Distinct values counted per text column before giving up on the exact number.
 _COUNT_LIMIT = 100_000
+#: A text column with more than ``max_categories`` values, distinct in at least this share
+#: of the rows that have a value, is an identifier (a name, a code per row).
+IDENTIFIER_SHARE = 0.5
+#: A text column is "numbers with a typo" when at most this many distinct values, and at
+#: most ``TYPO_SHARE`` of its values, are not numbers: an error, not a category.
+TYPO_VALUES = 3
+TYPO_SHARE = 0.05
 
 
 class TableError(ValueError):
@@ -76,8 +94,18 @@ def _is_csv(path):
     return os.path.splitext(os.fspath(path))[1].lower() in CSV_EXTENSIONS
 
 
+def _parse_options():
+    # Quoted fields may hold line breaks (at no measurable cost on a 34 MB file).
+    return _pyarrow().csv.ParseOptions(newlines_in_values=True)
+
+
 def column_names(path):
     """The column names of a table file, in order; a clear error for an unreadable one."""
+    return list(schema(path).names)
+
+
+def schema(path):
+    """The pyarrow schema of a table file as read here (a CSV's columns all as text)."""
     pa = _pyarrow()
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -87,50 +115,40 @@ def column_names(path):
             raise TableError("%s: the file is empty (no header line)" % path)
         try:
             reader = pa.csv.open_csv(path, read_options=pa.csv.ReadOptions(block_size=1 << 16),
+                                     parse_options=_parse_options(),
                                      convert_options=_convert_options(None))
-        except pa.ArrowInvalid as exc:
-            raise _csv_error(path, exc, None) from None
-        return reader.schema.names
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            raise _csv_error(path, exc) from None
+        names = reader.schema.names
+        return pa.schema([(name, pa.string()) for name in names])
     try:
-        return pa.parquet.read_schema(path).names
+        return pa.parquet.read_schema(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise TableError("%s: not a readable Parquet file (%s)" % (path, exc)) from None
 
 
-def _convert_options(columns, types=None):
+def _convert_options(columns):
     pa = _pyarrow()
+    types = {name: pa.string() for name in columns or []}
     return pa.csv.ConvertOptions(null_values=NULL_VALUES, strings_can_be_null=True,
-                                 include_columns=columns, column_types=types or {})
-
-
-def _numeric_types(path, columns):
-    """{name: float64} for every column the file's first block shows as a number (or empty):
-    read as float64 throughout, so that a later 1.5 in a column of ints is no error."""
-    pa = _pyarrow()
-    reader = pa.csv.open_csv(path, read_options=pa.csv.ReadOptions(block_size=1 << 20),
-                             convert_options=_convert_options(columns))
-    types = {}
-    for field in reader.schema:
-        t = field.type
-        if (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
-                or pa.types.is_null(t) or pa.types.is_decimal(t)):
-            types[field.name] = pa.float64()
-    return types
+                                 include_columns=columns, column_types=types)
 
 
 def read_batches(path, columns=None):
-    """The file's rows as a stream of pyarrow RecordBatches of ``columns`` (all if None)."""
+    """The file's rows as a stream of pyarrow RecordBatches of ``columns`` (all if None); a
+    CSV's columns are strings, to be typed by ``model.columns``."""
     pa = _pyarrow()
     path = os.fspath(path)
     if _is_csv(path):
+        columns = columns if columns is not None else column_names(path)
         try:
-            types = _numeric_types(path, columns)
             reader = pa.csv.open_csv(path, read_options=pa.csv.ReadOptions(
-                block_size=BLOCK_BYTES), convert_options=_convert_options(columns, types))
+                block_size=BLOCK_BYTES), parse_options=_parse_options(),
+                convert_options=_convert_options(columns))
             for batch in reader:
                 yield batch
-        except pa.ArrowInvalid as exc:
-            raise _csv_error(path, exc, columns) from None
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            raise _csv_error(path, exc) from None
         return
     try:
         for batch in pa.parquet.ParquetFile(path).iter_batches(batch_size=PARQUET_ROWS,
@@ -140,35 +158,41 @@ def read_batches(path, columns=None):
         raise TableError("%s: not a readable Parquet file (%s)" % (path, exc)) from None
 
 
-def _csv_error(path, exc, columns):
-    """A one-line ``TableError`` naming the file, line and column of what pyarrow refused."""
+def _csv_error(path, exc):
+    """A one-line ``TableError`` naming the file and line of what pyarrow refused."""
     message = str(exc).splitlines()[0]
     if "Empty CSV file" in message:
         return TableError("%s: the file is empty (no header line)" % path)
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    if isinstance(exc, UnicodeDecodeError) or "UTF8" in message or "UTF-8" in message:
+        return TableError("%s: not UTF-8 text (%s): save it as UTF-8" % (path, message))
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
         rows = csv.reader(f)
         header = next(rows, [])
-        numeric = set()
-        if "conversion error" in message:
-            try:
-                numeric = set(_numeric_types(path, columns))
-            except Exception:  # noqa: BLE001 - only used to word the message
-                numeric = set()
-        for line, row in enumerate(rows, start=2):
-            if not row:
-                continue
-            if len(row) != len(header):
+        for row in rows:
+            if row and len(row) != len(header):
                 return TableError("%s: line %d: expected %d fields (as the header), got %d"
-                                  % (path, line, len(header), len(row)))
-            for name, value in zip(header, row):
-                if name in numeric and value.strip() not in NULL_VALUES:
-                    try:
-                        float(value)
-                    except ValueError:
-                        return TableError("%s: line %d, column %r: %r is not a number (the "
-                                          "column is numeric in the rows above)"
-                                          % (path, line, name, value))
+                                  % (path, rows.line_num, len(header), len(row)))
     return TableError("%s: %s" % (path, message))
+
+
+def _line_of_row(path, row):
+    """The line of a CSV on which data row ``row`` (0-based) ends, or None."""
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+        rows = csv.reader(f)
+        next(rows, None)
+        for i, _ in enumerate(rows):
+            if i == row:
+                return rows.line_num
+    return None
+
+
+def _where(path, row):
+    """'line N' of a CSV, 'row N' of a Parquet file, for a 0-based data row."""
+    if _is_csv(path):
+        line = _line_of_row(path, row)
+        if line is not None:
+            return "line %d" % line
+    return "row %d" % (row + 1)
 
 
 # ----------------------------------------------------------------------------- preprocessing
@@ -177,86 +201,105 @@ class Preprocessing:
     """What turns a table's rows into network inputs and targets; see the module docstring.
 
     Attributes (all plain values, saved with the model): ``target`` (column name),
-    ``task`` ("regression" or "classification"), ``columns`` (the feature columns in file
-    order, each ``{"name", "kind": "numeric"|"text", ...}`` with ``mean``/``std`` or
-    ``categories``), ``classes`` (the labels of a classifier, as read), ``scale``,
-    ``feature_names`` (one per input: a numeric column's name, ``column=value`` per
-    category), and what the fit saw: ``rows``, ``dropped_rows``, ``imputed``.
+    ``task`` ("regression" or "classification"), ``target_type``, ``columns`` (the feature
+    columns in file order, each ``{"name", "kind": "numeric"|"text", "type", ...}`` with
+    ``mean``/``scale``, or ``categories`` and ``infrequent``), ``classes`` (the labels of a
+    classifier, as read), ``scale``, ``feature_names`` (one per input: a numeric column's
+    name, ``column=value`` per category), and what the fit saw: ``rows``,
+    ``dropped_rows``, ``imputed``, ``left_out`` (``{name: why}``), ``grouped``
+    (``{column: values grouped as <infrequent>}``).
     """
 
     def __init__(self, spec):
         self.__dict__.update(spec)
+        for column in self.columns:  # files of numba-dense 0.1 have no "type"
+            column.setdefault("type", "number" if column["kind"] == "numeric" else "text")
+        for key, empty in (("left_out", {}), ("grouped", {}), ("target_type", None)):
+            self.__dict__.setdefault(key, empty)
 
     # ---- fitting
 
     @classmethod
     def fit(cls, path, target, features=None, drop=None, max_categories=100, scale=True,
-            classify=None, progress=False):
-        """Learn the preprocessing of ``path`` (.csv or .parquet) in one streaming pass.
+            classify=None, keep_identifiers=False, progress=False):
+        """Learn the preprocessing of ``path`` (.csv or .parquet) in one streaming pass (a
+        second one only for a CSV column that turned out to be text after rows of numbers).
 
         ``target``: the target column's name. ``features`` (names) or ``drop`` (names to
         leave out) choose the feature columns; by default every column but the target.
-        ``classify``: None (text targets are classes, numbers a regression), True or False.
+        ``max_categories`` (>= 2): one-hot columns per text column, its rarest values
+        grouped beyond that. ``classify``: None (text and True/False targets are classes,
+        numbers a regression), True or False. ``keep_identifiers``: one-hot identifier
+        columns (grouped) instead of leaving them out.
+        Raises ``TableError`` (a ValueError) with the file, and the line and column where
+        there is one.
         """
-        pa = _pyarrow()
         path = os.fspath(path)
-        names = column_names(path)
+        file_schema = schema(path)
+        names = file_schema.names
         if target not in names:
             raise TableError("%s has no column %r (columns: %s)" % (path, target,
                                                                      ", ".join(names)))
+        _check_unique(path, names)
         chosen = _choose_features(path, names, target, features, drop)
-        stats = {name: _ColumnStats() for name in chosen}
-        target_stats = _ColumnStats()
+        stats = {}
+        for name in chosen + [target]:
+            try:
+                stats[name] = _ColumnStats(None if _is_csv(path) else coltypes.parquet_type(
+                    name, file_schema.field(name).type))
+            except coltypes.ColumnTypeError as exc:
+                raise TableError("%s: %s" % (path, exc)) from None
         rows = dropped = 0
         bar = _bar(path, progress)
         for batch in read_batches(path, chosen + [target]):
-            y = batch.column(batch.num_columns - 1)
-            keep = y.is_valid()
-            if pa.types.is_floating(y.type):
-                keep = pa.compute.and_(keep, pa.compute.invert(pa.compute.is_nan(y)))
-            kept = batch.filter(keep)
+            kept = batch.filter(_has_target(batch.column(target)))
             dropped += batch.num_rows - kept.num_rows
             rows += kept.num_rows
-            for i, name in enumerate(chosen):
-                stats[name].add(kept.column(i), name, max_categories, path)
-            target_stats.add(kept.column(kept.num_columns - 1), target, None, path,
-                             keep_values=bool(classify))
+            for name in chosen:
+                stats[name].add(kept.column(name))
+            stats[target].add(kept.column(target), keep_values=bool(classify))
             bar.update(batch.num_rows)
         bar.close()
-        for name in chosen:
-            stats[name].check_categories(name, max_categories, path)
         if rows == 0 and dropped == 0:
             raise TableError("%s has a header line but no rows" % path)
         if rows == 0:
             raise TableError("%s has no rows with a value in %r (%d rows read)"
                              % (path, target, dropped))
-        columns, feature_names, imputed = [], [], {}
+        widened = [name for name in chosen + [target] if stats[name].widened]
+        if widened:
+            _recount(path, target, {name: stats[name] for name in widened})
         for name in chosen:
-            column = stats[name].describe(name)
+            stats[name].check_typo(path, name)
+        columns, feature_names, imputed, left_out, grouped = [], [], {}, {}, {}
+        for name in chosen:
+            column = stats[name].describe(name, max_categories)
+            why = _left_out(stats[name], column, rows, keep_identifiers)
+            if why:
+                left_out[name] = why
+                continue
             columns.append(column)
-            feature_names += ([name] if column["kind"] == "numeric"
-                              else ["%s=%s" % (name, c) for c in column["categories"]])
+            if column["kind"] == "numeric":
+                feature_names.append(name)
+            else:
+                feature_names += ["%s=%s" % (name, c) for c in column["categories"]]
+                if column.get("infrequent"):
+                    feature_names.append("%s=%s" % (name, INFREQUENT))
+                    grouped[name] = column["grouped"]
             if stats[name].missing:
                 imputed[name] = stats[name].missing
-        text_target = target_stats.kind == "text"
-        task = "classification" if (classify or (classify is None and text_target)) \
-            else "regression"
-        if text_target and task == "regression":
-            raise TableError("%s: the target %r holds text (%r, ...): it can only be a class "
-                             "label" % (path, target, next(iter(target_stats.counts))))
-        classes = None
-        if task == "classification":
-            classes = sorted(target_stats.counts) if text_target else \
-                sorted(float(v) for v in target_stats.values())
-            classes = [c if text_target else (int(c) if float(c).is_integer() else c)
-                       for c in classes]
+        if not columns:
+            raise TableError("%s: no usable feature column is left (%s)" % (
+                path, "; ".join("%s: %s" % kv for kv in left_out.items())))
+        task, classes = _task(path, target, stats[target], classify)
         if not scale:
             for column in columns:
                 if column["kind"] == "numeric":
                     column["scale"] = 1.0
-        return cls(dict(target=target, task=task, columns=columns, classes=classes,
-                        scale=bool(scale), feature_names=feature_names, rows=rows,
-                        dropped_rows=dropped, imputed=imputed, source=os.path.basename(path)))
+        return cls(dict(target=target, task=task, target_type=stats[target].kind,
+                        columns=columns, classes=classes, scale=bool(scale),
+                        feature_names=feature_names, rows=rows, dropped_rows=dropped,
+                        imputed=imputed, left_out=left_out, grouped=grouped,
+                        source=os.path.basename(path)))
 
     @property
     def n_features(self):
@@ -268,21 +311,34 @@ class Preprocessing:
         return len(self.classes) if self.classes is not None else 0
 
     def summary(self):
-        """A few lines saying what the fit found, for the command line."""
-        text = [c["name"] for c in self.columns if c["kind"] == "text"]
-        lines = ["read %s: %d rows, %d columns -> %d inputs (%d numeric%s%s)"
-                 % (self.source, self.rows, len(self.columns), self.n_features,
-                    sum(c["kind"] == "numeric" for c in self.columns),
-                    ", standardized" if self.scale else "",
-                    "; one-hot: %s" % ", ".join("%s (%d)" % (c["name"], len(c["categories"]))
-                                                for c in self.columns if c["name"] in text)
-                    if text else "")]
+        """Lines saying what the fit decided, for the command line: the columns of each type,
+        grouped categories, columns left out, rows left out, the target."""
+        by_type = {}
+        for c in self.columns:
+            by_type.setdefault(c["type"], []).append(c)
+        words = {"number": "numbers", "bool": "True/False (as 1/0)",
+                 "datetime": "dates/times (as seconds)"}
+        lines = ["read %s: %d rows, %d columns -> %d inputs"
+                 % (self.source, self.rows, len(self.columns), self.n_features)]
+        for kind in ("number", "bool", "datetime"):
+            if kind in by_type:
+                lines.append("  %s%s: %s" % (words[kind], ", standardized" if self.scale else "",
+                                             ", ".join(c["name"] for c in by_type[kind])))
+        if "text" in by_type:
+            lines.append("  text, one-hot: %s" % ", ".join(
+                "%s (%d%s)" % (c["name"], len(c["categories"]) + bool(c.get("infrequent")),
+                               ", %d rare values grouped as %s" % (c["grouped"], INFREQUENT)
+                               if c.get("infrequent") else "")
+                for c in by_type["text"]))
+        for name, why in self.left_out.items():
+            lines.append("  left out %s: %s" % (name, why))
+        if self.imputed:
+            lines.append("  missing values imputed (numbers: the mean; text: a category of "
+                         "its own): %s" % ", ".join("%s %d" % kv for kv in
+                                                   sorted(self.imputed.items())))
         if self.dropped_rows:
             lines.append("left out %d rows whose target %r is missing"
                          % (self.dropped_rows, self.target))
-        if self.imputed:
-            lines.append("imputed missing values: %s" % ", ".join(
-                "%s %d" % kv for kv in sorted(self.imputed.items())))
         if self.task == "classification":
             lines.append("target %r: %d classes (%s)" % (
                 self.target, self.n_classes, ", ".join(map(str, self.classes[:10]))
@@ -291,50 +347,55 @@ class Preprocessing:
 
     # ---- applying
 
-    def transform(self, batch, with_target=True, counts=None):
+    def transform(self, batch, with_target=True, counts=None, path="the table",
+                  first_row=0):
         """(X (n, n_features) float32, y) of a RecordBatch holding the feature columns (and the
         target with ``with_target``). y: float32 values (regression) or int64 class
         indices; rows without a target are left out. ``counts`` (a dict) adds up the rows
-        left out ("dropped") and the unseen categories ("unseen")."""
-        pa = _pyarrow()
+        left out ("dropped") and the values not seen in training ("unseen"). ``path`` and
+        ``first_row`` (the batch's first data row in the file) word the errors."""
+        rows = None  # the file rows of a batch whose rows without a target were left out
         if with_target:
-            y_col = batch.column(self.target)
-            keep = y_col.is_valid()
-            if pa.types.is_floating(y_col.type):
-                keep = pa.compute.and_(keep, pa.compute.invert(pa.compute.is_nan(y_col)))
+            keep = _has_target(batch.column(self.target))
             kept = batch.filter(keep)
             if counts is not None:
                 counts["dropped"] = counts.get("dropped", 0) + batch.num_rows - kept.num_rows
+            if kept.num_rows != batch.num_rows:
+                rows = np.flatnonzero(np.asarray(keep.to_numpy(zero_copy_only=False)))
             batch = kept
         n = batch.num_rows
+        row_of = _row_mapper(first_row, rows)
         X = np.zeros((n, self.n_features), np.float32)
         at = 0
         for column in self.columns:
             values = batch.column(column["name"])
             if column["kind"] == "numeric":
-                x = _as_float(values)
+                x = _floats_at(values, column, path, row_of)
                 x[~np.isfinite(x)] = column["mean"]
                 X[:, at] = (x - column["mean"]) / column["scale"]
                 at += 1
                 continue
-            k = len(column["categories"])
-            index = _category_index(values, column["categories"])
+            categories = column["categories"]
+            index = _category_index(values, categories)
+            unseen = index < 0
+            if column.get("infrequent"):  # rare and unseen values: the <infrequent> input
+                index[unseen] = len(categories)
+                unseen &= _category_index(values, column["rare"]) < 0
             seen = index >= 0
             X[np.flatnonzero(seen), at + index[seen]] = 1
-            if counts is not None and not seen.all():
-                unseen = counts.setdefault("unseen", {})
-                unseen[column["name"]] = unseen.get(column["name"], 0) + int((~seen).sum())
-            at += k
+            if counts is not None and unseen.any():
+                bucket = counts.setdefault("unseen", {})
+                bucket[column["name"]] = bucket.get(column["name"], 0) + int(unseen.sum())
+            at += len(categories) + bool(column.get("infrequent"))
         if not with_target:
             return X, None
         y = batch.column(self.target)
         if self.task == "regression":
-            return X, _as_float(y).astype(np.float32)
-        labels = [c for c in self.classes]
-        index = _category_index(y, labels) if isinstance(labels[0], str) else \
-            _number_index(_as_float(y), labels)
+            column = {"name": self.target, "type": self.target_type or "number"}
+            return X, _floats_at(y, column, path, row_of).astype(np.float32)
+        index = _class_index(y, self.classes, self.target_type)
         if (index < 0).any():
-            bad = y.take(pa.array(np.flatnonzero(index < 0)[:1])).to_pylist()[0]
+            bad = y.take(_pyarrow().array(np.flatnonzero(index < 0)[:1])).to_pylist()[0]
             raise TableError("the target %r holds %r, a class not seen in training (classes: "
                              "%s)" % (self.target, bad, ", ".join(map(str, self.classes))))
         return X, index.astype(np.int64)
@@ -348,10 +409,13 @@ class Preprocessing:
             raise TableError("%s has no column %s, which the model was trained with (it has: "
                              "%s)" % (os.fspath(path), ", ".join(map(repr, missing)),
                                       ", ".join(names)))
+        _check_unique(os.fspath(path), names)
         bar = _bar(path, progress)
+        first_row = 0
         for batch in read_batches(path, wanted):
             bar.update(batch.num_rows)
-            yield self.transform(batch, with_target, counts)
+            yield self.transform(batch, with_target, counts, path, first_row)
+            first_row += batch.num_rows
         bar.close()
 
     def labels(self, index):
@@ -393,97 +457,209 @@ class Preprocessing:
         return cls(json.loads(text))
 
 
-class _ColumnStats:
-    """Running count, mean and variance of a numeric column, or the value counts of a text one."""
+def _row_mapper(first_row, rows):
+    """Batch row -> 0-based data row of the file (``rows``: the batch's kept rows, or None)."""
+    if rows is None:
+        return lambda r: first_row + r
+    return lambda r: first_row + int(rows[r])
 
-    def __init__(self):
-        self.kind = None
+
+def _floats_at(values, column, path, row_of):
+    """``columns.to_float`` of a column, its ParseError worded with file, line and column."""
+    try:
+        return coltypes.to_float(values, column["type"])
+    except coltypes.ParseError as exc:
+        raise TableError("%s: %s, column %r: %s (the column holds %s values in training)"
+                         % (os.fspath(path), _where(path, row_of(exc.row)), column["name"],
+                            exc, "date/time" if exc.kind == "datetime" else exc.kind)) from None
+
+
+def _has_target(y):
+    """A boolean mask of the rows whose target has a value (not null, not NaN)."""
+    pa = _pyarrow()
+    keep = y.is_valid()
+    if pa.types.is_floating(y.type):
+        keep = pa.compute.and_(keep, pa.compute.invert(pa.compute.is_nan(y)))
+    return keep
+
+
+def _check_unique(path, names):
+    """A table whose header names a column twice is refused: which one is meant is a guess."""
+    seen = {}
+    for i, name in enumerate(names):
+        seen.setdefault(name, []).append(i + 1)
+    twice = {name: where for name, where in seen.items() if len(where) > 1}
+    if twice:
+        raise TableError("%s: the header names %s: rename the columns so that each name is "
+                         "used once" % (path, "; ".join(
+                             "%r %d times (columns %s)" % (name, len(where),
+                                                          ", ".join(map(str, where)))
+                             for name, where in twice.items())))
+
+
+class _ColumnStats:
+    """One column over the whole file: its type (``kind``; typed as it goes for a CSV), the
+    running count, mean and variance of a numeric one, the value counts of a text one."""
+
+    def __init__(self, kind=None):
+        self.typer = coltypes.CsvTyper() if kind is None else None
+        self.kind = kind
         self.n = 0
         self.total = 0.0
         self.total_sq = 0.0
         self.shift = None
         self.missing = 0
         self.counts = {}
+        self.overflow = False  # more than _COUNT_LIMIT distinct values: counting stopped
         self._values = set()
 
-    def add(self, values, name, max_categories, path, keep_values=False):
+    @property
+    def widened(self):
+        """True when a CSV column turned to text after values of another type were counted."""
+        return self.typer is not None and self.typer.widened
+
+    def add(self, values, keep_values=False):
         """Count a batch's values in; ``keep_values``: remember a numeric column's distinct
         values (the classes of a numeric target)."""
-        pa = _pyarrow()
-        text = pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
-        kind = "text" if text else "numeric"
-        if self.kind is None:
-            self.kind = kind
-        if kind == "numeric":
-            x = _as_float(values)
-            finite = np.isfinite(x)
-            self.missing += int((~finite).sum())
-            x = x[finite]
-            if x.size:
-                if self.shift is None:
-                    self.shift = float(x[0])  # shifted sums: no cancellation for large means
-                d = x - self.shift
-                self.n += x.size
-                self.total += float(d.sum())
-                self.total_sq += float((d * d).sum())
-                if keep_values and len(self._values) <= _COUNT_LIMIT:
-                    self._values.update(np.unique(x).tolist())
+        before = self.kind
+        if self.typer is not None:
+            self.kind = self.typer.add(values)
+        if self.kind is None:  # nothing but missing values so far
+            self.missing += len(values)
             return
-        self.missing += values.null_count
+        if self.kind == "text":
+            if self.widened:
+                return  # counted again from the start by _recount
+            if before is None and self.missing:
+                self.counts[MISSING] = self.counts.get(MISSING, 0) + self.missing
+            self.count_text(values)
+            return
+        x = coltypes.to_float(values, self.kind)
+        finite = np.isfinite(x)
+        self.missing += int((~finite).sum())
+        x = x[finite]
+        if x.size:
+            if self.shift is None:
+                self.shift = float(x[0])  # shifted sums: no cancellation for large means
+            d = x - self.shift
+            self.n += x.size
+            self.total += float(d.sum())
+            self.total_sq += float((d * d).sum())
+            if keep_values and len(self._values) <= _COUNT_LIMIT:
+                self._values.update(np.unique(x).tolist())
+
+    def count_text(self, values):
+        pa = _pyarrow()
+        values = coltypes.to_text(values)
+        if self.kind == "text":
+            self.missing += values.null_count
         if len(self.counts) > _COUNT_LIMIT:
-            return  # too many to one-hot anyway: the error says "more than"
+            self.overflow = True
+            return
         counts = pa.compute.value_counts(values.fill_null(MISSING))
         for item in counts.to_pylist():
             self.counts[item["values"]] = self.counts.get(item["values"], 0) + item["counts"]
 
-    def check_categories(self, name, max_categories, path):
-        """The errors of a text column: mostly numbers with a stray text (a typo in a numeric
-        column), or more distinct values than ``max_categories``."""
-        if self.kind != "text":
+    def check_typo(self, path, name):
+        """A text column of numbers but for a few values (a typo in a numeric column) is an
+        error naming the first such value and its line."""
+        if self.kind != "text" or self.overflow:
             return
-        numbers = sum(n for value, n in self.counts.items() if is_number(value))
-        strays = [value for value in self.counts if not is_number(value) and value != MISSING]
-        if strays and numbers >= 0.9 * sum(self.counts.values()):
+        strays = [v for v in self.counts if v != MISSING and not is_number(v)]
+        n_strays = sum(self.counts[v] for v in strays)
+        present = sum(n for v, n in self.counts.items() if v != MISSING)
+        if strays and len(strays) <= TYPO_VALUES and n_strays <= TYPO_SHARE * present \
+                and n_strays < present:
+            strays.sort(key=lambda v: -self.counts[v])
             where = _first_line_with(path, name, strays[0]) if _is_csv(path) else None
             raise TableError("%s: %scolumn %r holds numbers and the text %r: fix the value, "
                              "or leave the column out with --drop-cols %s (drop=[...])"
                              % (path, "line %d, " % where if where else "", name, strays[0],
                                 name))
-        if len(self.counts) > max_categories:
-            count = ("more than %d" % _COUNT_LIMIT if len(self.counts) > _COUNT_LIMIT
-                     else "%d" % len(self.counts))
-            raise TableError(
-                "%s: text column %r has %s distinct values, more than --max-categories %d: "
-                "leave it out with --drop-cols %s (drop=[...]) or allow more with "
-                "--max-categories (max_categories=)" % (path, name, count, max_categories,
-                                                        name))
 
     def values(self):
-        return self._values if self.kind == "numeric" else set(self.counts)
+        return self._values if self.kind != "text" else set(self.counts)
 
-    def describe(self, name):
+    def describe(self, name, max_categories):
+        """The column's entry of ``Preprocessing.columns``."""
         if self.kind == "text":
-            return {"name": name, "kind": "text", "categories": sorted(self.counts)}
+            ranked = sorted(self.counts, key=lambda v: (-self.counts[v], v))
+            if len(ranked) <= max_categories:
+                return {"name": name, "kind": "text", "type": "text",
+                        "categories": sorted(ranked)}
+            kept, rare = ranked[:max_categories - 1], ranked[max_categories - 1:]
+            return {"name": name, "kind": "text", "type": "text", "categories": sorted(kept),
+                    "infrequent": True, "grouped": len(rare) if not self.overflow else
+                    "more than %d" % len(rare), "rare": sorted(rare),
+                    "distinct": len(self.counts)}
+        column = {"name": name, "kind": "numeric", "type": self.kind or "number"}
         if self.n == 0:
-            return {"name": name, "kind": "numeric", "mean": 0.0, "scale": 1.0}
+            return dict(column, mean=0.0, scale=1.0)
         mean = self.total / self.n
         var = max(self.total_sq / self.n - mean * mean, 0.0)
         std = float(np.sqrt(var))
-        return {"name": name, "kind": "numeric", "mean": self.shift + mean,
-                "scale": std if std > 0 else 1.0}
+        return dict(column, mean=self.shift + mean, scale=std if std > 0 else 1.0)
+
+
+def _recount(path, target, stats):
+    """Count again, from the first row, the text values of CSV columns that became text
+    after rows of numbers (only those columns are read)."""
+    names = list(stats)
+    for s in stats.values():
+        s.counts, s.missing, s.overflow = {}, 0, False
+    read = names + ([target] if target not in stats else [])
+    for batch in read_batches(path, read):
+        kept = batch.filter(_has_target(batch.column(target)))
+        for name in names:
+            stats[name].count_text(kept.column(name))
+
+
+def _left_out(stats, column, rows, keep_identifiers):
+    """Why a feature column is left out (an identifier, no values), or None."""
+    if stats.kind is None:
+        return "no values (every row is empty)"
+    if column["kind"] != "text" or not column.get("infrequent") or keep_identifiers:
+        return None
+    present = sum(n for v, n in stats.counts.items() if v != MISSING)
+    distinct = len(stats.counts) - (MISSING in stats.counts)
+    if stats.overflow or distinct >= IDENTIFIER_SHARE * present:
+        return ("an identifier (%s distinct values in %d rows; keep it with "
+                "--keep-identifiers, keep_identifiers=True)"
+                % ("more than %d" % _COUNT_LIMIT if stats.overflow else "%d" % distinct, rows))
+    return None
+
+
+def _task(path, target, stats, classify):
+    """("regression" | "classification", classes or None) for the target column."""
+    kind = stats.kind
+    if kind == "datetime":
+        raise TableError("%s: the target %r holds dates or times, which a network cannot "
+                         "predict here: name another --target-col" % (path, target))
+    if classify is False and kind in ("text", "bool"):
+        raise TableError("%s: the target %r holds %s (%r, ...): it can only be a class label"
+                         % (path, target, "text" if kind == "text" else "True/False",
+                            next(iter(stats.values()))))
+    if not (classify or kind in ("text", "bool")):
+        return "regression", None
+    if kind == "text":
+        return "classification", sorted(stats.counts)
+    if kind == "bool":
+        return "classification", [False, True]
+    classes = sorted(float(v) for v in stats.values())
+    return "classification", [int(c) if float(c).is_integer() else c for c in classes]
 
 
 def _first_line_with(path, column, value):
     """The line number of the first row of a CSV whose ``column`` holds ``value``, or None."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
         rows = csv.reader(f)
         header = next(rows, [])
         if column not in header:
             return None
         k = header.index(column)
-        for line, row in enumerate(rows, start=2):
+        for row in rows:
             if len(row) > k and row[k] == value:
-                return line
+                return rows.line_num
     return None
 
 
@@ -503,29 +679,22 @@ def _choose_features(path, names, target, features, drop):
     return chosen
 
 
-def _as_float(values):
-    """A pyarrow array as float64 NumPy values, missing ones NaN (timestamps as numbers)."""
-    pa = _pyarrow()
-    t = values.type
-    if pa.types.is_temporal(t):
-        values = values.cast(pa.int64())
-    elif not pa.types.is_floating(t):
-        values = values.cast(pa.float64())
-    return np.array(values.to_numpy(zero_copy_only=False), dtype=np.float64)  # a writable copy
-
-
 def _category_index(values, categories):
     """Index of each value in ``categories`` (missing values as MISSING), -1 if not there."""
     pa = _pyarrow()
-    values = values.cast(pa.string()).fill_null(MISSING)
+    values = coltypes.to_text(values).fill_null(MISSING)
     index = pa.compute.index_in(values, value_set=pa.array(categories, pa.string()))
     return np.asarray(index.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def _number_index(x, classes):
-    classes = np.asarray(classes, dtype=np.float64)
-    at = np.clip(np.searchsorted(classes, x), 0, len(classes) - 1)
-    return np.where(classes[at] == x, at, -1)
+def _class_index(y, classes, target_type):
+    """Index of each target value in ``classes``, -1 where it is not one of them."""
+    if target_type == "text" or (target_type is None and isinstance(classes[0], str)):
+        return _category_index(y, classes)
+    x = coltypes.to_float(y, "bool" if target_type == "bool" else "number")
+    values = np.asarray(classes, dtype=np.float64)
+    at = np.clip(np.searchsorted(values, x), 0, len(values) - 1)
+    return np.where(values[at] == x, at, -1)
 
 
 def _bar(path, show):

@@ -152,6 +152,7 @@ class DataOptions:
     validation_data: object = None   # (X_val, y_val), or None
     validation_fraction: float = 0.0  # or hold out this last fraction of the rows
     chunk_rows: object = None        # rows per chunk when streaming from disk (None: ~32 MB)
+    standardize_target: object = None  # None: for a regression (see model.targets)
 
 
 @dataclass
@@ -319,6 +320,13 @@ def run(net, source, val_source, settings, options=None, ranks=None):
                 print("resuming from %s after epoch %d" % (checkpoint, first), flush=True)
     ranks.prepare(net, source, settings, verbose and is_root)
     show = is_root and progress.wanted(options.progress, verbose)
+    # Costs on standardized targets, reported in the target's units (model.targets).
+    scaling = getattr(net, "target_scaling", None)
+    factor = 1.0 if scaling is None else scaling.cost_factor
+    if verbose and is_root and scaling is not None:
+        print("targets standardized (mean %s, scale %.6g): the losses below are the MSE in "
+              "the target's units" % (", ".join("%.6g" % m for m in scaling.mean),
+                                      scaling.scale), flush=True)
     patience = settings.early_stopping
 
     for epoch in range(first, settings.epochs):
@@ -336,14 +344,15 @@ def run(net, source, val_source, settings, options=None, ranks=None):
                     "training diverged in epoch %d: the loss became NaN or inf (lr=%g is "
                     "probably too large); params hold the values from the start of epoch %d"
                     % (epoch + 1, lr, epoch + 1), epoch + 1, history)
-            history.loss.append(float(loss))
+            loss = float(loss) * factor
+            history.loss.append(loss)
             history.lr.append(float(lr))
             history.seconds.append(seconds)
             if ranks.comm_seconds is not None:
                 history.comm_seconds.append(ranks.comm_seconds)
             line = "epoch %d/%d  loss %.6g" % (epoch + 1, settings.epochs, loss)
             if val_source is not None:
-                val = float(ranks.mean_cost(net, val_source))
+                val = float(ranks.mean_cost(net, val_source)) * factor
                 history.val_loss.append(val)
                 line += "  val_loss %.6g" % val
                 if val < best[1]:

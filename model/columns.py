@@ -1,0 +1,206 @@
+"""What a table's column holds, decided once per file, and how its values become numbers.
+
+A column is one of four *types*:
+
+- ``number``: integers, floats, decimals; in a Parquet file also durations (as seconds)
+  and times of day (seconds since midnight);
+- ``bool``: True/False (any case in a CSV, as ``pandas.to_csv`` writes bool columns),
+  as 1 and 0;
+- ``datetime``: dates and timestamps, with or without a time zone, as seconds since
+  1970-01-01 UTC (ISO 8601 in a CSV: ``2024-03-01``, ``2013-01-01 05:00:00``,
+  ``2017-01-01T06:00:42Z``, ``...+01:00``);
+- ``text``: anything else, one-hot encoded by ``model.tabular``.
+
+A CSV is read with every column as text and typed over the *whole* file
+(``CsvTyper``): a column is the first of bool, number, datetime that every value in it
+parses as, else text. A Parquet file's types are its own (``parquet_type``); those that
+hold no single value per row (lists, structs, maps, binary) are a ``TableError``. The type
+found is saved with the model, and new files are read with it: a column learned as text
+stays text (``"007"`` is ``"007"``) whatever a later file's rows look like.
+"""
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+TYPES = ("number", "bool", "datetime", "text")
+#: The types a CSV column is tried as, most specific first.
+CSV_CANDIDATES = ("bool", "number", "datetime")
+#: Spellings of True and False in a CSV (compared after lower-casing and trimming).
+TRUE_FALSE = ("true", "false")
+
+_SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+
+
+class ColumnTypeError(ValueError):
+    """A column whose Arrow type cannot be a feature or target (``name``, ``arrow_type``)."""
+
+    def __init__(self, name, arrow_type):
+        super().__init__("column %r has type %s, which cannot be a network input: leave it "
+                         "out with --drop-cols %s (drop=[...])" % (name, arrow_type, name))
+
+
+class ParseError(ValueError):
+    """A value that does not parse as its column's type; ``row`` is its index in the batch."""
+
+    def __init__(self, value, kind, row):
+        super().__init__("%r is not a %s" % (value, "date or time" if kind == "datetime"
+                                             else kind))
+        self.value, self.kind, self.row = value, kind, row
+
+
+def parquet_type(name, arrow_type):
+    """The type of a Parquet column of Arrow type ``arrow_type``, or ``ColumnTypeError``."""
+    t = arrow_type
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_boolean(t):
+        return "bool"
+    if (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+            or pa.types.is_duration(t) or pa.types.is_time(t) or pa.types.is_null(t)):
+        return "number"
+    if pa.types.is_date(t) or pa.types.is_timestamp(t):
+        return "datetime"
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or (
+            hasattr(pa.types, "is_string_view") and pa.types.is_string_view(t)):
+        return "text"
+    raise ColumnTypeError(name, arrow_type)
+
+
+def _plain(values):
+    """A ChunkedArray or dictionary array as one plain Array."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if pa.types.is_dictionary(values.type):
+        values = values.dictionary_decode()
+    return values
+
+
+def _is_text(values):
+    t = values.type
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or (
+        hasattr(pa.types, "is_string_view") and pa.types.is_string_view(t))
+
+
+def _parse_bool(strings):
+    words = pc.utf8_lower(pc.utf8_trim_whitespace(strings))
+    ok = pc.is_in(words, value_set=pa.array(TRUE_FALSE))
+    return pc.equal(words, "true").cast(pa.float64()), ok
+
+
+def _parse_number(strings):
+    return pc.cast(pc.utf8_trim_whitespace(strings), pa.float64())
+
+
+def _parse_datetime(strings):
+    """Seconds since the epoch of ISO 8601 strings: naive ones as UTC, zoned ones converted."""
+    strings = pc.utf8_trim_whitespace(strings)
+    try:
+        stamps = pc.cast(strings, pa.timestamp("ns"))
+    except pa.ArrowInvalid:
+        stamps = pc.cast(strings, pa.timestamp("ns", tz="UTC"))
+    return _temporal_seconds(stamps)
+
+
+def _temporal_seconds(values):
+    """Seconds (float64 Arrow array) of a date, timestamp, duration or time array."""
+    t = values.type
+    if pa.types.is_date32(t):
+        return pc.multiply(values.cast(pa.int32()).cast(pa.float64(), safe=False), 86400.0)
+    if pa.types.is_date64(t):
+        return pc.multiply(values.cast(pa.int64()).cast(pa.float64(), safe=False), 1e-3)
+    # timestamps (zoned ones are stored as UTC), durations and times: an int count of units
+    as_int = values.view(pa.int64()) if not pa.types.is_time32(t) else values.view(pa.int32())
+    return pc.multiply(as_int.cast(pa.float64(), safe=False), _SECONDS[t.unit])
+
+
+def parses_as(strings, kind):
+    """True when every non-missing value of a string array parses as ``kind``."""
+    strings = strings.drop_null()
+    if kind == "bool":
+        return bool(pc.all(_parse_bool(strings)[1]).as_py() is not False)
+    try:
+        (_parse_number if kind == "number" else _parse_datetime)(strings)
+        return True
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+
+
+def csv_type(strings):
+    """The first of ``CSV_CANDIDATES`` that every non-missing string parses as, else text;
+    None when all are missing."""
+    present = strings.drop_null()
+    if len(present) == 0:
+        return None
+    for kind in CSV_CANDIDATES:
+        if parses_as(present, kind):
+            return kind
+    return "text"
+
+
+def to_float(values, kind):
+    """float64 NumPy values of a column of a numeric ``kind`` (number, bool, datetime), missing
+    ones NaN. String arrays (CSV) are parsed; typed ones (Parquet) converted. A value that
+    does not parse raises ``ParseError`` with its row."""
+    values = _plain(values)
+    t = values.type
+    if _is_text(values):
+        try:
+            if kind == "bool":
+                x, ok = _parse_bool(values)
+                if not pc.all(pc.or_kleene(ok, pc.is_null(values))).as_py():
+                    raise pa.ArrowInvalid("not a bool")
+            elif kind == "number":
+                x = _parse_number(values)
+            else:
+                x = _parse_datetime(values)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise _first_bad(values, kind) from None
+    elif pa.types.is_temporal(t):
+        x = _temporal_seconds(values)
+    elif pa.types.is_null(t):
+        x = pa.nulls(len(values), pa.float64())
+    else:  # large integers round to the nearest float64, as NumPy's astype does
+        x = values.cast(pa.float64(), safe=False)
+    return np.array(x.to_numpy(zero_copy_only=False), dtype=np.float64)  # a writable copy
+
+
+def to_text(values):
+    """A column as a string array (dictionary-encoded strings decoded; numbers as written)."""
+    values = _plain(values)
+    return values if _is_text(values) else values.cast(pa.string())
+
+
+def _first_bad(strings, kind):
+    """The ``ParseError`` of the first value of ``strings`` that does not parse as ``kind``."""
+    for row, value in enumerate(strings.to_pylist()):
+        if value is not None and not parses_as(pa.array([value]), kind):
+            return ParseError(value, kind, row)
+    return ParseError(None, kind, 0)  # pragma: no cover - the batch failed as a whole
+
+
+class CsvTyper:
+    """The type of one CSV column over the whole file, batch by batch.
+
+    ``add(strings)`` returns the type so far. ``widened`` is True once a column that held
+    values of one type met one of another (so it became text after values had already been
+    counted as numbers: its text statistics need a pass of their own).
+    """
+
+    def __init__(self):
+        self.kind = None
+        self.widened = False
+
+    def add(self, strings):
+        if self.kind == "text":
+            return self.kind
+        present = strings.drop_null()
+        if len(present) == 0:
+            return self.kind
+        if self.kind is not None and parses_as(present, self.kind):
+            return self.kind
+        found = csv_type(present)
+        if self.kind is not None:  # another type than before: only text holds both
+            found, self.widened = "text", True
+        self.kind = found
+        return self.kind

@@ -1,0 +1,84 @@
+"""Standardized regression targets: the network learns ``(y - mean) / scale``.
+
+Real regression targets are in their own units (prices in the thousands, delays in
+minutes), and a network initialised for outputs of order 1 then takes its first steps
+on gradients thousands of times too large: with SGD and momentum it diverges, with Adam it
+spends its epochs catching up with the mean. So ``MLP.fit`` standardizes the targets of a
+regression (identity output, MSE), as scikit-learn users do with
+``TransformedTargetRegressor(transformer=StandardScaler())``, and predictions come back in
+the target's units.
+
+``mean`` is per output, ``scale`` one number for all outputs: the root mean square of the
+outputs' standard deviations. One common scale leaves the cost being minimized the same
+function of the parameters, up to the constant factor ``scale**2``, as the cost in the
+target's units (a scale per output would weight the outputs differently); so every cost
+the package reports (``history.loss``, ``val_loss``, ``cost``) is exactly the MSE in the
+target's units: the standardized cost times ``scale**2``.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TargetScaling:
+    """``mean`` (n_outputs,) float64 and ``scale`` (a float > 0) of a regression target."""
+
+    mean: np.ndarray
+    scale: float
+
+    @classmethod
+    def learn(cls, sums):
+        """From ``(count, sum (n_out,), sum of squares (n_out,))`` of the finite targets."""
+        count, total, total_sq = sums
+        count = max(float(count), 1.0)
+        mean = np.asarray(total, np.float64) / count
+        var = np.maximum(np.asarray(total_sq, np.float64) / count - mean * mean, 0.0)
+        scale = float(np.sqrt(var.mean()))
+        return cls(mean=mean, scale=scale if scale > 0 and np.isfinite(scale) else 1.0)
+
+    @property
+    def cost_factor(self):
+        """Cost in the target's units over the cost on standardized targets."""
+        return self.scale * self.scale
+
+    def standardize(self, Y):
+        """``(Y - mean) / scale`` in Y's dtype (a new array)."""
+        return ((Y - self.mean) / self.scale).astype(Y.dtype, copy=False)
+
+    def restore(self, Z):
+        """Network outputs back in the target's units, in place; returns Z."""
+        Z *= Z.dtype.type(self.scale)
+        Z += self.mean.astype(Z.dtype)
+        return Z
+
+    def to_arrays(self):
+        """For a saved model: {"target_mean", "target_scale"}."""
+        return {"target_mean": self.mean, "target_scale": np.array(self.scale)}
+
+    @classmethod
+    def from_arrays(cls, arrays, n_outputs):
+        """The scaling saved in ``arrays`` (None when the model has none); ValueError for a
+        bad one."""
+        if "target_mean" not in arrays or arrays["target_mean"].size == 0:
+            return None
+        mean = np.asarray(arrays["target_mean"], np.float64)
+        scale = float(np.asarray(arrays["target_scale"]))
+        if mean.shape != (n_outputs,) or not np.isfinite(mean).all() \
+                or not (np.isfinite(scale) and scale > 0):
+            raise ValueError("target_mean %s / target_scale %r are not a scaling of %d "
+                             "outputs" % (mean.shape, scale, n_outputs))
+        return cls(mean=mean, scale=scale)
+
+
+def target_sums(blocks):
+    """``(count, sum, sum of squares)`` over target blocks (n, n_out), finite rows only."""
+    count, total, total_sq = 0, 0.0, 0.0
+    for Y in blocks:
+        Y = np.asarray(Y, np.float64)
+        Y = Y[np.isfinite(Y).all(axis=1)]
+        count += Y.shape[0]
+        total = total + Y.sum(axis=0)
+        total_sq = total_sq + (Y * Y).sum(axis=0)
+    return count, total, total_sq
