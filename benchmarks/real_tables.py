@@ -201,8 +201,8 @@ IMPLS = {"numba-dense": run_numba_dense,
 def worker(impl, name, folder, options):
     table = TABLES[name]
     train, test = write_split(table, folder)
-    work = tempfile.mkdtemp(dir=folder)
-    seconds, value = IMPLS[impl](table, train, test, work, options)
+    with tempfile.TemporaryDirectory(dir=folder) as work:
+        seconds, value = IMPLS[impl](table, train, test, work, options)
     print("RESULT " + json.dumps({"seconds": seconds, "score": value}), flush=True)
 
 

@@ -24,6 +24,20 @@ from .paths import atomic_write, check_outputs
 from .training import SCHEDULES, DivergedError, TrainingInterrupted, sigint_ignored
 
 
+#: The default training length: at most this many rows trained on (epochs times rows) ...
+EPOCH_ROWS = 4_000_000
+#: ... and between this many epochs (small tables need many, large ones few).
+EPOCH_RANGE = (10, 200)
+#: Epochs without a better validation loss before training stops, by default.
+PATIENCE = 10
+
+
+def default_epochs(n_rows):
+    """The epochs of a run given no --epochs: EPOCH_ROWS rows' worth, within EPOCH_RANGE."""
+    low, high = EPOCH_RANGE
+    return int(min(high, max(low, round(EPOCH_ROWS / max(n_rows, 1)))))
+
+
 class UsageError(ValueError):
     """A problem with the command line's options (reported like any other error)."""
 
@@ -201,11 +215,16 @@ def build_parser():
                             "over every MPI rank)")
     train.add_argument("--loss", choices=list(kernels.LOSSES),
                        help="the cost (default: the output's natural one)")
-    train.add_argument("--epochs", type=_count(0), default=8)
-    train.add_argument("--batch-size", type=_count(1), default=64)
-    train.add_argument("--lr", type=float, default=0.01)
-    train.add_argument("--optimizer", default="sgd", choices=list(kernels.OPTIMIZERS),
-                       help="sgd (with --momentum), adam or adamw (default sgd)")
+    # The defaults of the options below were chosen by measuring candidates on real tables
+    # (benchmarks/real_tables.py; docs/guide.md "Defaults" has the figures).
+    train.add_argument("--epochs", type=_count(0), default=None,
+                       help="most epochs (default: %d million rows' worth, %d to %d epochs; "
+                            "early stopping usually ends sooner)"
+                            % (EPOCH_ROWS // 10**6, *EPOCH_RANGE))
+    train.add_argument("--batch-size", type=_count(1), default=256, help="(default 256)")
+    train.add_argument("--lr", type=float, default=0.001, help="(default 0.001)")
+    train.add_argument("--optimizer", default="adam", choices=list(kernels.OPTIMIZERS),
+                       help="sgd (with --momentum), adam or adamw (default adam)")
     train.add_argument("--momentum", type=float, default=0.9, help="sgd only (default 0.9)")
     train.add_argument("--nesterov", action="store_true", help="Nesterov momentum (sgd)")
     train.add_argument("--beta1", type=float, default=0.9, help="adam/adamw (default 0.9)")
@@ -220,8 +239,10 @@ def build_parser():
     train.add_argument("--min-lr", type=float, default=0.0, help="final rate (cosine schedule)")
     train.add_argument("--validation-fraction", type=float, default=0.1,
                        help="share of rows (the last ones) held out for val_loss (default 0.1)")
-    train.add_argument("--early-stopping", type=_count(1), metavar="PATIENCE",
-                       help="stop after this many epochs without a better val_loss")
+    train.add_argument("--early-stopping", type=_count(0), metavar="PATIENCE",
+                       help="stop after this many epochs without a better val_loss and keep "
+                            "the best epoch's parameters (default %d when there are "
+                            "validation rows; 0: off)" % PATIENCE)
     train.add_argument("--no-shuffle", action="store_true", help="keep the rows in file order")
     train.add_argument("--checkpoint", metavar="PATH", help="write a checkpoint here (.npz)")
     train.add_argument("--checkpoint-every", type=_count(1), default=1, metavar="N")
@@ -350,6 +371,9 @@ def train(args, workdir):
     if history.stopped_epoch is not None:
         print("early stopping after epoch %d; kept the parameters of epoch %d"
               % (history.stopped_epoch, history.best_epoch))
+    elif history.best_epoch is not None and history.best_epoch < len(history.loss) \
+            and _early_stopping_on(args):
+        print("kept the parameters of epoch %d, the lowest val_loss" % history.best_epoch)
     if args.save:
         net.save(args.save)
         print("saved to %s" % args.save)
@@ -357,6 +381,12 @@ def train(args, workdir):
         _plot(plt, history, args.plot)
         print("loss curve written to %s" % args.plot)
     return 0
+
+
+def _early_stopping_on(args):
+    if args.early_stopping is None:
+        return args.validation_fraction > 0
+    return args.early_stopping > 0
 
 
 def _interrupted(net, stop, args, root):
@@ -377,16 +407,24 @@ def _interrupted(net, stop, args, root):
 
 
 def _fit(net, X, y, args, comm, verbose):
-    """``net.fit`` with the command line's training options."""
+    """``net.fit`` with the command line's training options (and its defaults that depend
+    on the data: the epochs, early stopping when there are validation rows)."""
     momentum = args.momentum if args.optimizer == "sgd" else 0.0
-    return net.fit(X, y, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+    rows = X.shape[0] if comm is None else comm.allreduce(X.shape[0])
+    epochs = args.epochs if args.epochs is not None else default_epochs(rows)
+    early_stopping = args.early_stopping
+    if early_stopping is None:
+        early_stopping = PATIENCE if args.validation_fraction > 0 else None
+    elif early_stopping == 0:
+        early_stopping = None
+    return net.fit(X, y, epochs=epochs, batch_size=args.batch_size, lr=args.lr,
                    momentum=momentum, weight_decay=args.weight_decay,
                    optimizer=args.optimizer, beta1=args.beta1, beta2=args.beta2, eps=args.eps,
                    nesterov=args.nesterov,
                    schedule=args.schedule, step_size=args.step_size, gamma=args.gamma,
                    min_lr=args.min_lr, shuffle=not args.no_shuffle, seed=args.seed,
                    validation_fraction=args.validation_fraction,
-                   early_stopping=args.early_stopping, checkpoint=args.checkpoint,
+                   early_stopping=early_stopping, checkpoint=args.checkpoint,
                    checkpoint_every=args.checkpoint_every, resume=args.resume,
                    chunk_rows=args.chunk_rows, standardize_target=args.standardize_target,
                    verbose=verbose, progress=args.progress, comm=comm)

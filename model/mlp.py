@@ -453,11 +453,12 @@ class MLP:
         array's chunks through dask-ml's ``Incremental``, say) trains like one long epoch:
         exactly so when every block but the last holds a whole number of ``batch_size``
         rows. A block's leftover rows are a smaller step of their own (a minibatch never
-        spans two calls).
+        spans two calls). Targets are used as given (one block cannot tell their mean and
+        scale), or through the network's ``target_scaling`` when it has one.
         """
         self.fit(X, y, epochs=1, batch_size=batch_size, lr=lr, momentum=momentum,
                  weight_decay=weight_decay, shuffle=False, optimizer=optimizer, beta1=beta1,
-                 beta2=beta2, eps=eps, nesterov=nesterov)
+                 beta2=beta2, eps=eps, nesterov=nesterov, standardize_target=False)
         return self
 
     # ------------------------------------------------------------------ evaluation

@@ -36,7 +36,7 @@ def test_fit_reduces_loss_and_reports_history(data):
     net = MLP([4, 16, 1], seed=0)
     before = net.cost(X, y)
     history = net.fit(X, y, epochs=20, batch_size=16, lr=0.02, seed=0,
-                      validation_data=(X[:50], y[:50]))
+                      validation_data=(X[:50], y[:50]), standardize_target=False)
     assert isinstance(history, History)
     assert len(history.loss) == len(history.val_loss) == len(history.seconds) == 20
     assert history.loss[-1] < history.loss[0] < before
@@ -108,7 +108,8 @@ def test_verbose_prints_one_line_per_epoch(data, capsys):
     X, y = data
     MLP([4, 1], seed=0).fit(X, y, epochs=2, verbose=True)
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 2 and lines[1].startswith("epoch 2/2  loss")
+    assert len(lines) == 3 and lines[2].startswith("epoch 2/2  loss")
+    assert lines[0].startswith("targets standardized (mean 0.3")
 
 
 # ----------------------------------------------------------------------------- bad input

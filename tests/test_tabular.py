@@ -91,15 +91,6 @@ def test_unseen_categories_encode_as_zeros_and_are_counted(flights, tmp_path):
     assert X[0, 1:4].sum() == 0
 
 
-def test_too_many_categories_is_an_error_naming_the_column_and_the_ways_out(tmp_path):
-    path = tmp_path / "ids.csv"
-    path.write_text("id,y\n" + "".join("id%d,%d\n" % (i, i) for i in range(30)))
-    with pytest.raises(tabular.TableError, match=r"text column 'id' has 30 distinct values, "
-                       r"more than --max-categories 20: leave it out with --drop-cols id .* "
-                       r"--max-categories"):
-        tabular.Preprocessing.fit(path, "y", max_categories=20)
-
-
 def test_parquet_reads_as_the_csv_does(mixed):
     folder, _ = mixed
     a = tabular.Preprocessing.fit(folder / "m.csv", "delay", drop=["late"])
