@@ -489,7 +489,8 @@ def _report_read(net):
     if read.get("dropped"):
         print("left out %d rows whose target is missing" % read["dropped"])
     if read.get("unseen"):
-        print("values not seen in training (encoded as all zeros): %s" % ", ".join(
+        print("values not seen in training (encoded as <infrequent> where the column has it, "
+              "else as all zeros): %s" % ", ".join(
             "%s %d" % kv for kv in sorted(read["unseen"].items())))
 
 
