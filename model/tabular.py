@@ -238,8 +238,8 @@ class Preprocessing:
         file_schema = schema(path)
         names = file_schema.names
         if target not in names:
-            raise TableError("%s has no column %r (columns: %s)" % (path, target,
-                                                                     ", ".join(names)))
+            raise TableError("%s has no column %r (columns: %s)"
+                             % (path, target, ", ".join(names)))
         _check_unique(path, names)
         chosen = _choose_features(path, names, target, features, drop)
         stats = {}
@@ -333,9 +333,9 @@ class Preprocessing:
         for name, why in self.left_out.items():
             lines.append("  left out %s: %s" % (name, why))
         if self.imputed:
+            imputed = ", ".join("%s %d" % kv for kv in sorted(self.imputed.items()))
             lines.append("  missing values imputed (numbers: the mean; text: a category of "
-                         "its own): %s" % ", ".join("%s %d" % kv for kv in
-                                                   sorted(self.imputed.items())))
+                         "its own): %s" % imputed)
         if self.dropped_rows:
             lines.append("left out %d rows whose target %r is missing"
                          % (self.dropped_rows, self.target))
@@ -490,11 +490,11 @@ def _check_unique(path, names):
         seen.setdefault(name, []).append(i + 1)
     twice = {name: where for name, where in seen.items() if len(where) > 1}
     if twice:
+        named = "; ".join("%r %d times (columns %s)" % (name, len(where),
+                                                        ", ".join(map(str, where)))
+                          for name, where in twice.items())
         raise TableError("%s: the header names %s: rename the columns so that each name is "
-                         "used once" % (path, "; ".join(
-                             "%r %d times (columns %s)" % (name, len(where),
-                                                          ", ".join(map(str, where)))
-                             for name, where in twice.items())))
+                         "used once" % (path, named))
 
 
 class _ColumnStats:
