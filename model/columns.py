@@ -23,7 +23,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-TYPES = ("number", "bool", "datetime", "text")
 #: The types a CSV column is tried as, most specific first.
 CSV_CANDIDATES = ("bool", "number", "datetime")
 #: Spellings of True and False in a CSV (compared after lower-casing and trimming).

@@ -131,19 +131,17 @@ def _target_scaling(net, source, standardize_target, comm):
     rows (``model.targets``) when rank 0's network has none; the same on every rank."""
     learn = comm.bcast(net.target_scaling is None and net.scales_targets(standardize_target)
                        if comm.Get_rank() == 0 else None, root=0)
-    learned = None
+    learned, n = None, net.n_outputs
     if learn:
         error, sums = None, None
         try:
             count, total, total_sq = target_sums(source.target_blocks())
-            n = net.n_outputs
             sums = np.concatenate([[count], np.broadcast_to(total, n),
                                    np.broadcast_to(total_sq, n)])
         except (ValueError, TypeError) as exc:
             error = exc
         _agree(comm, error, None)
         sums = comm.allreduce(sums)
-        n = net.n_outputs
         learned = TargetScaling.learn((sums[0], sums[1:1 + n], sums[1 + n:]))
     return comm.bcast(net.target_scaling if not learn else learned, root=0)
 

@@ -217,17 +217,13 @@ class MLP:
                             % (standardize_target,))
         return bool(standardize_target)
 
-    def _learn_target_scaling(self, source, standardize_target, reduce=None):
+    def _learn_target_scaling(self, source, standardize_target):
         """The ``TargetScaling`` a fit trains with: the network's own when it has one (it was
-        trained with it), else learned from the training rows' targets, or None.
-        ``reduce`` adds up the statistics of every MPI rank."""
+        trained with it), else learned from the training rows' targets, or None (MPI:
+        ``distributed._target_scaling``)."""
         if self.target_scaling is not None or not self.scales_targets(standardize_target):
             return self.target_scaling
-        sums = target_sums(source.target_blocks())
-        return TargetScaling.learn(reduce(sums) if reduce is not None else sums)
-
-    def _cost_factor(self):
-        return 1.0 if self.target_scaling is None else self.target_scaling.cost_factor
+        return TargetScaling.learn(target_sums(source.target_blocks()))
 
     def _scaled(self, source):
         """A source whose targets are in the units the network's outputs are in."""
@@ -551,7 +547,7 @@ class MLP:
         if tabular.is_table(X):
             return self._table_score(X, y, cost=True)
         source = self._source(X, y, "X", "y", EVAL_BATCH)
-        return float(training.mean_cost(self, self._scaled(source)) * self._cost_factor())
+        return float(training.mean_cost(self, self._scaled(source)))
 
     def _table_score(self, path, target, cost=False):
         """``score`` or ``cost`` over a table file, chunk by chunk (R^2 from running sums)."""
@@ -566,7 +562,7 @@ class MLP:
             if not len(Xc):
                 continue
             source = self._scaled(data.ArraySource(Xc, self._targets(yc, "y", len(Xc), "X")))
-            total_cost += training.mean_cost(self, source) * self._cost_factor() * len(Xc)
+            total_cost += training.mean_cost(self, source) * len(Xc)
             rows += len(Xc)
             pred = self.predict(Xc)
             if self.is_classifier:
@@ -598,7 +594,8 @@ class MLP:
         batch = min(EVAL_BATCH, X.shape[0])
         kernels.loss_and_gradient(X, Y, self.params, self.grads, self.sizes, self.acts,
                                   batch, self._workspace(batch), self.loss_code)
-        self.grads *= self.dtype.type(self._cost_factor())
+        if self.target_scaling is not None:
+            self.grads *= self.dtype.type(self.target_scaling.cost_factor)
         return self.grads.copy()
 
     # ------------------------------------------------------------------ files

@@ -204,13 +204,21 @@ def workspace(net, batch_size):
 
 
 def mean_cost(net, source):
-    """The network's cost averaged over every row of a source."""
+    """The network's cost averaged over every row of a source, in the target's units: the
+    source's targets are in the units of the network's outputs (standardized when the
+    network has a ``target_scaling``), and the cost is scaled back (``model.targets``)."""
     work = workspace(net, min(EVAL_BATCH, source.n_rows))
     total = 0.0
     for X, Y in source.blocks(EVAL_BATCH):
         total += kernels.dataset_cost(X, Y, net.params, net.sizes, net.acts,
                                       min(EVAL_BATCH, source.n_rows), work, net.loss_code)
-    return total / source.n_rows
+    return total / source.n_rows * _cost_factor(net)
+
+
+def _cost_factor(net):
+    """Cost in the target's units over the cost the kernels compute (``model.targets``)."""
+    scaling = getattr(net, "target_scaling", None)
+    return 1.0 if scaling is None else scaling.cost_factor
 
 
 def train_one_epoch(net, source, rng, lr, settings, work, bar, done=None):
@@ -320,9 +328,10 @@ def run(net, source, val_source, settings, options=None, ranks=None):
                 print("resuming from %s after epoch %d" % (checkpoint, first), flush=True)
     ranks.prepare(net, source, settings, verbose and is_root)
     show = is_root and progress.wanted(options.progress, verbose)
-    # Costs on standardized targets, reported in the target's units (model.targets).
+    # The epoch's cost on standardized targets, reported in the target's units (mean_cost
+    # scales the validation cost itself).
     scaling = getattr(net, "target_scaling", None)
-    factor = 1.0 if scaling is None else scaling.cost_factor
+    factor = _cost_factor(net)
     if verbose and is_root and scaling is not None:
         print("targets standardized (mean %s, scale %.6g): the losses below are the MSE in "
               "the target's units" % (", ".join("%.6g" % m for m in scaling.mean),
@@ -352,7 +361,7 @@ def run(net, source, val_source, settings, options=None, ranks=None):
                 history.comm_seconds.append(ranks.comm_seconds)
             line = "epoch %d/%d  loss %.6g" % (epoch + 1, settings.epochs, loss)
             if val_source is not None:
-                val = float(ranks.mean_cost(net, val_source)) * factor
+                val = float(ranks.mean_cost(net, val_source))
                 history.val_loss.append(val)
                 line += "  val_loss %.6g" % val
                 if val < best[1]:
