@@ -141,6 +141,14 @@ def to_float(values, kind):
     """float64 NumPy values of a column of a numeric ``kind`` (number, bool, datetime), missing
     ones NaN. String arrays (CSV) are parsed; typed ones (Parquet) converted. A value that
     does not parse raises ``ParseError`` with its row."""
+    x = _floats_or_none(values, kind)
+    if x is None:
+        raise _first_bad(_plain(values), kind)
+    return x
+
+
+def _floats_or_none(values, kind):
+    """``to_float``, or None where a string does not parse (without looking for which)."""
     values = _plain(values)
     t = values.type
     if _is_text(values):
@@ -148,13 +156,13 @@ def to_float(values, kind):
             if kind == "bool":
                 x, ok = _parse_bool(values)
                 if not pc.all(pc.or_kleene(ok, pc.is_null(values))).as_py():
-                    raise pa.ArrowInvalid("not a bool")
+                    return None
             elif kind == "number":
                 x = _parse_number(values)
             else:
                 x = _parse_datetime(values)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            raise _first_bad(values, kind) from None
+            return None
     elif pa.types.is_temporal(t):
         x = _temporal_seconds(values)
     elif pa.types.is_null(t):
@@ -181,9 +189,11 @@ def _first_bad(strings, kind):
 class CsvTyper:
     """The type of one CSV column over the whole file, batch by batch.
 
-    ``add(strings)`` returns the type so far. ``widened`` is True once a column that held
-    values of one type met one of another (so it became text after values had already been
-    counted as numbers: its text statistics need a pass of their own).
+    ``add(strings)`` returns the type so far and, when that type is numeric, the batch's
+    values as ``to_float`` gives them (parsed once: the parse is the type check).
+    ``widened`` is True once a column that held values of one type met one of another (so it
+    became text after values had already been counted as numbers: its text statistics need
+    a pass of their own).
     """
 
     def __init__(self):
@@ -192,14 +202,14 @@ class CsvTyper:
 
     def add(self, strings):
         if self.kind == "text":
-            return self.kind
-        present = strings.drop_null()
-        if len(present) == 0:
-            return self.kind
-        if self.kind is not None and parses_as(present, self.kind):
-            return self.kind
-        found = csv_type(present)
-        if self.kind is not None:  # another type than before: only text holds both
-            found, self.widened = "text", True
-        self.kind = found
-        return self.kind
+            return self.kind, None
+        if self.kind is not None:
+            x = _floats_or_none(strings, self.kind)
+            if x is not None:
+                return self.kind, x
+            self.kind, self.widened = "text", True  # only text holds both types
+            return self.kind, None
+        self.kind = csv_type(strings)
+        if self.kind in (None, "text"):
+            return self.kind, None
+        return self.kind, to_float(strings, self.kind)

@@ -380,7 +380,8 @@ class Preprocessing:
             unseen = index < 0
             if column.get("infrequent"):  # rare and unseen values: the <infrequent> input
                 index[unseen] = len(categories)
-                unseen &= _category_index(values, column["rare"]) < 0
+                if counts is not None and unseen.any():  # unseen: not even a rare value
+                    unseen &= _category_index(values, column["rare"]) < 0
             seen = index >= 0
             X[np.flatnonzero(seen), at + index[seen]] = 1
             if counts is not None and unseen.any():
@@ -521,9 +522,9 @@ class _ColumnStats:
     def add(self, values, keep_values=False):
         """Count a batch's values in; ``keep_values``: remember a numeric column's distinct
         values (the classes of a numeric target)."""
-        before = self.kind
+        before, x = self.kind, None
         if self.typer is not None:
-            self.kind = self.typer.add(values)
+            self.kind, x = self.typer.add(values)
         if self.kind is None:  # nothing but missing values so far
             self.missing += len(values)
             return
@@ -534,7 +535,8 @@ class _ColumnStats:
                 self.counts[MISSING] = self.counts.get(MISSING, 0) + self.missing
             self.count_text(values)
             return
-        x = coltypes.to_float(values, self.kind)
+        if x is None:  # a Parquet column (a CSV one was parsed by its typer)
+            x = coltypes.to_float(values, self.kind)
         finite = np.isfinite(x)
         self.missing += int((~finite).sum())
         x = x[finite]
