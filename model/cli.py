@@ -4,14 +4,19 @@ Data files: ``.npz`` holding arrays ``X`` and ``y``; ``.npy`` inputs with ``--ta
 naming a ``.npy`` of targets (both streamed from disk, never loaded whole); or ``.csv``
 with a header and ``--target-col`` (converted to temporary .npy files first). Errors print
 one line, ``error: ...``, and exit with status 2; Ctrl-C during training keeps what was
-trained (see ``train``) and exits with status 130.
+trained (see ``train``) and exits with status 130, SIGTERM (a scheduler's time limit,
+``timeout``, ``docker stop``) the same with status 143. Two runs never write one output
+file: the second is refused at its start (``paths.claimed``).
 """
 
 import argparse
 import os
+import re
+import signal
 import sys
 import tempfile
 import time
+import warnings
 
 import numpy as np
 
@@ -20,8 +25,9 @@ import kernels
 from . import convert as convert_mod
 from . import data, datasets, progress, tabular
 from .mlp import MLP, OUTPUTS
-from .paths import atomic_write, check_outputs
-from .training import SCHEDULES, DivergedError, TrainingInterrupted, sigint_ignored
+from .paths import atomic_write, check_outputs, claimed
+from .training import (SCHEDULES, DivergedError, TrainingInterrupted, raise_on_sigterm,
+                       sigint_ignored)
 
 
 #: The default training length: at most this many rows trained on (epochs times rows) ...
@@ -60,6 +66,10 @@ def load_data(path, target=None, target_cols=None, need_targets=True, workdir=No
     data.check_input_file(path, "--data")
     ext = os.path.splitext(path)[1].lower()
     if ext == ".npz":
+        for flag, value in (("--target", target), ("--target-col", target_cols)):
+            if value:
+                raise UsageError("%s does not apply to --data %s: an .npz holds its targets "
+                                 "as the array y" % (flag, path))
         arrays = data.read_npz(path, "--data")
         want = ["X", "y"] if need_targets else ["X"]
         if any(k not in arrays for k in want):
@@ -67,6 +77,9 @@ def load_data(path, target=None, target_cols=None, need_targets=True, workdir=No
                              % (path, " and ".join(want), ", ".join(arrays) or "none"))
         return arrays["X"], arrays.get("y") if need_targets else None
     if ext == ".npy":
+        if target_cols:
+            raise UsageError("--target-col does not apply to --data %s: name a .npy of "
+                             "targets with --target" % path)
         if need_targets and not target:
             raise UsageError("--data %s is inputs only: name the targets with --target y.npy"
                              % path)
@@ -81,7 +94,17 @@ def _table_target(args):
     if len(cols) != 1:
         raise UsageError("--data %s is a table: name its target column with --target-col NAME%s"
                          % (args.data, " (one column)" if cols else ""))
-    return str(cols[0])
+    if getattr(args, "target", None):
+        raise UsageError("--target does not apply to --data %s, a table: name its target "
+                         "column with --target-col" % args.data)
+    col = str(cols[0])
+    names = tabular.column_names(args.data)
+    if col not in names and col.isdigit():  # an index, as the help says
+        if int(col) >= len(names):
+            raise UsageError("--target-col %s: %s has %d columns (indexes 0 to %d)"
+                             % (col, args.data, len(names), len(names) - 1))
+        return names[int(col)]
+    return col
 
 
 def _names(text):
@@ -320,11 +343,40 @@ def _plot(plt, history, path):
     plt.close(fig)
 
 
-def train(args, workdir):
-    check_outputs({"--save": args.save, "--checkpoint": args.checkpoint, "--plot": args.plot},
-                  {"--data": args.data, "--target": args.target})
+def _outputs(args):
+    """The files a command writes, ``{flag: path}`` (None where not given)."""
+    if args.command == "train":
+        return {"--save": args.save, "--checkpoint": args.checkpoint, "--plot": args.plot}
+    if args.command == "predict":
+        return {"--out": args.out}
+    if args.command == "convert":
+        return {"--out-x": args.out_x, "--out-y": args.out_y}
+    return {}
+
+
+def _check_train_options(args):
+    """Options that contradict each other or would be ignored: refused before any work."""
     if args.plot and os.path.splitext(args.plot)[1].lower() != ".png":
         raise UsageError("--plot writes a PNG: give a path ending in .png, got %r" % args.plot)
+    if args.plot and args.epochs == 0:
+        raise UsageError("--plot: --epochs 0 trains no epoch, so there is no loss curve")
+    if args.classes is not None and args.output != "softmax":
+        raise UsageError("--classes applies to a softmax output; this run has --output %s "
+                         "(add --output softmax)" % args.output)
+    if args.resume and not args.checkpoint:
+        raise UsageError("--resume needs --checkpoint PATH to resume from")
+    if args.checkpoint and not args.resume and os.path.exists(args.checkpoint):
+        raise UsageError("--checkpoint %s already exists: pass --resume to continue that run, "
+                         "or remove the file (or name another) to start afresh"
+                         % args.checkpoint)
+    if args.schedule == "cosine" and args.min_lr > args.lr:
+        raise UsageError("--min-lr %g is above --lr %g: a cosine schedule falls from --lr to "
+                         "--min-lr" % (args.min_lr, args.lr))
+
+
+def train(args, workdir):
+    check_outputs(_outputs(args), {"--data": args.data, "--target": args.target})
+    _check_train_options(args)
     plt = _check_plotting(args.plot)
     comm = None
     if args.mpi:
@@ -367,7 +419,9 @@ def train(args, workdir):
         return _interrupted(net, stop, args, root)
     if not root:
         return 0
-    print("trained in %.2fs" % (time.perf_counter() - start))
+    epochs_time = sum(history.seconds)
+    print("trained in %.2fs (%.2fs in the epochs; the rest compiling or loading kernels and "
+          "preparing the data)" % (time.perf_counter() - start, epochs_time))
     if history.stopped_epoch is not None:
         print("early stopping after epoch %d; kept the parameters of epoch %d"
               % (history.stopped_epoch, history.best_epoch))
@@ -375,12 +429,39 @@ def train(args, workdir):
             and _early_stopping_on(args):
         print("kept the parameters of epoch %d, the lowest val_loss" % history.best_epoch)
     if args.save:
-        net.save(args.save)
+        _save(net, args.save)
         print("saved to %s" % args.save)
-    if plt is not None:
+    if plt is not None and history.loss:
         _plot(plt, history, args.plot)
         print("loss curve written to %s" % args.plot)
     return 0
+
+
+class NotSaved(OSError):
+    """--save failed after training; the network was kept in another file (``rescued``)."""
+
+
+def _save(net, path):
+    """Save the trained network to ``path``; if that fails now (the folder was removed, the
+    disk filled during training), keep it in the current or the temporary folder and say
+    where, rather than lose it."""
+    try:
+        net.save(path)
+        return
+    except OSError as exc:
+        reason = exc
+    name = "numba-dense-rescued-%d-%s" % (os.getpid(), os.path.basename(path)[-100:]
+                                           or "model.npz")
+    for folder in (os.getcwd(), tempfile.gettempdir()):
+        rescued = os.path.join(folder, name)
+        try:
+            net.save(rescued)
+        except OSError:
+            continue
+        raise NotSaved("--save %s could not be written after training (%s); the network is "
+                       "saved at %s instead" % (path, reason, rescued))
+    raise NotSaved("--save %s could not be written after training (%s), nor a copy in the "
+                   "current or temporary folder: the network is lost" % (path, reason))
 
 
 def _early_stopping_on(args):
@@ -390,20 +471,26 @@ def _early_stopping_on(args):
 
 
 def _interrupted(net, stop, args, root):
-    """Ctrl-C during training: keep the parameters so far, say where it stopped; status 130."""
+    """Ctrl-C (or SIGTERM) during training: keep the parameters so far, say where it
+    stopped; status 130 (143 for SIGTERM)."""
     with sigint_ignored():
         if root:
-            print("interrupted in epoch %d after %d rows of it" % (stop.epoch, stop.rows_done),
-                  file=sys.stderr, flush=True)
+            print("%s in epoch %d after %d rows of it"
+                  % ("terminated (SIGTERM)" if stop.signum == signal.SIGTERM else "interrupted",
+                     stop.epoch, stop.rows_done), file=sys.stderr, flush=True)
             if args.save:
-                net.save(args.save)
+                try:
+                    _save(net, args.save)
+                except NotSaved as exc:
+                    print("error: %s" % exc, file=sys.stderr)
+                    return 128 + stop.signum
                 print("saved the parameters so far to %s (its history marks epoch %d as "
                       "interrupted)" % (args.save, stop.epoch), file=sys.stderr)
             if args.checkpoint:
                 print("checkpoint %s holds the %d whole epoch%s before; --resume continues "
                       "from there" % (args.checkpoint, stop.epoch - 1,
                                       "" if stop.epoch == 2 else "s"), file=sys.stderr)
-    return 130
+    return 128 + stop.signum
 
 
 def _fit(net, X, y, args, comm, verbose):
@@ -473,11 +560,11 @@ def predict(args, workdir):
 
 
 def evaluate(args, workdir):
-    net = MLP.load(args.model)
     if tabular.is_table(args.data):
         X, y = args.data, _table_target(args)
     else:
         X, y = load_data(args.data, args.target, args.target_col, workdir=workdir)
+    net = MLP.load(args.model)
     print("loss %.6g" % net.cost(X, y))
     print("%s %.6g" % ("accuracy" if net.is_classifier else "r2", net.score(X, y)))
     _report_read(net)
@@ -511,12 +598,16 @@ COMMANDS = {"train": train, "predict": predict, "evaluate": evaluate, "convert":
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
-        with tempfile.TemporaryDirectory(prefix="numba-dense-") as workdir:
-            return COMMANDS[args.command](args, workdir) or 0
+        with _stop_signals(), _one_line_warnings():
+            check_outputs(_outputs(args))  # before claiming: a claim writes beside them
+            with claimed(_outputs(args) if _writes(args) else {}), \
+                    tempfile.TemporaryDirectory(prefix="numba-dense-") as workdir:
+                return COMMANDS[args.command](args, workdir) or 0
     except (ValueError, TypeError, OSError, DivergedError) as exc:
-        print("error: %s" % exc, file=sys.stderr)
+        print("error: %s" % _in_flags(str(exc), parser, args.command), file=sys.stderr)
         return 2
     except MemoryError as exc:
         print("error: out of memory: %s" % (exc or "a buffer did not fit"), file=sys.stderr)
@@ -524,6 +615,66 @@ def main(argv=None):
     except ImportError as exc:  # e.g. --mpi without mpi4py
         print("error: %s" % exc, file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # outside training (reading data, compiling): nothing to keep
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # outside training (reading data, compiling): nothing to keep
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print("terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted",
+              file=sys.stderr)
+        return 128 + signum
+
+
+def _writes(args):
+    """Whether this process writes the outputs: under MPI only rank 0 does."""
+    if getattr(args, "mpi", False):
+        from .distributed import world
+        return world().Get_rank() == 0
+    return True
+
+
+class _stop_signals:
+    """SIGTERM handled as Ctrl-C while a command runs (the main thread of the main
+    interpreter only), so it saves the work, removes temporary copies and exits 143."""
+
+    def __enter__(self):
+        import threading
+        self.previous = None
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL):
+            self.previous = signal.signal(signal.SIGTERM, raise_on_sigterm)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+
+class _one_line_warnings(warnings.catch_warnings):
+    """Warnings printed as ``warning: message``, one line each, like the errors."""
+
+    def __enter__(self):
+        super().__enter__()
+        warnings.showwarning = lambda message, category, *rest, **kw: print(
+            "warning: %s" % message, file=sys.stderr, flush=True)
+
+
+def _in_flags(message, parser, command):
+    """A message about a Python argument (``lr must be > 0.0``) in the command line's words
+    (``--lr must be > 0.0``): the model layer's checks name its arguments, the user typed
+    flags."""
+    flags = {}
+    for action in _subparser(parser, command)._actions:
+        long = [o for o in action.option_strings if o.startswith("--")]
+        if long:
+            flags.setdefault(action.dest, long[0])
+    flags.update(layer_sizes="--hidden-sizes", chunk_rows="--chunk-rows")
+    if command in ("predict", "evaluate"):
+        flags["load"] = "--model"  # persistence's errors name the Python call
+    return re.sub(r"^(%s)\b(?=[ :])" % "|".join(map(re.escape, sorted(flags, key=len,
+                                                                       reverse=True))),
+                  lambda m: flags[m.group(1)], message)
+
+
+def _subparser(parser, command):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[command]
+    return parser  # pragma: no cover

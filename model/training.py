@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
@@ -40,55 +41,87 @@ class DivergedError(FloatingPointError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C (SIGINT) stopped ``fit`` after the segment of data it was training on.
+    """Ctrl-C (SIGINT), or SIGTERM where it is handled as one, stopped ``fit`` after the
+    segment of data it was training on.
 
     The network holds the parameters reached so far; ``history.interrupted_epoch`` names
     the epoch that was cut short (its loss is not recorded) and ``rows_done`` how many of
     its rows were trained on. A checkpoint, if one was set, was written for the last whole
-    epoch, so ``resume=True`` continues exactly as an uninterrupted run would.
+    epoch, so ``resume=True`` continues exactly as an uninterrupted run would. ``signum``
+    is the signal that stopped it.
     """
 
-    def __init__(self, epoch, rows_done, history):
+    def __init__(self, epoch, rows_done, history, signum=signal.SIGINT):
         super().__init__("training interrupted in epoch %d after %d rows" % (epoch, rows_done))
         self.epoch = epoch
         self.rows_done = rows_done
         self.history = history
+        self.signum = signum
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as a Ctrl-C is (by ``raise_on_sigterm``), so that the same code keeps
+    the work; ``signum`` tells the two apart (the exit status is 128 + signum)."""
+
+    signum = signal.SIGTERM
+
+
+def raise_on_sigterm(signum, frame):
+    """A SIGTERM handler that raises ``Terminated``: what the command line installs, so a
+    batch scheduler's time limit, ``timeout`` or ``docker stop`` saves the work as Ctrl-C
+    does. In a script of your own, ``signal.signal(signal.SIGTERM, raise_on_sigterm)``."""
+    raise Terminated("terminated (SIGTERM)")
+
+
+#: The signals that stop training with the work kept, when their handler raises (Python's
+#: default for SIGINT; ``raise_on_sigterm`` or ``signal.default_int_handler`` for SIGTERM).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_RAISING = (signal.default_int_handler, raise_on_sigterm)
 
 
 @contextmanager
 def sigint_ignored():
-    """Ignore Ctrl-C for the block (the main thread only): finishing a save beats a traceback."""
+    """Ignore Ctrl-C and SIGTERM for the block (the main thread only): finishing a save
+    beats a traceback or a half-kept run."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in STOP_SIGNALS
+                if signal.getsignal(s) in _RAISING or s == signal.SIGINT}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 @contextmanager
 def sigint_deferred():
-    """Hold a Ctrl-C that arrives during the block until the block ends, then raise it.
+    """Hold a Ctrl-C (or a SIGTERM handled as one) that arrives during the block until the
+    block ends, then raise it.
 
     A compiled epoch cannot be stopped half way: Python raises ``KeyboardInterrupt`` only
     once the call returns, and where it lands decides whether the bookkeeping after it ran.
     Deferring it to the end of the block makes "rows trained so far" exact. Only the main
-    thread can hold signals, and a handler other than Python's default is left alone.
+    thread can hold signals, and a handler other than the raising ones is left alone.
     """
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
     caught = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    previous = {}
+    for s in STOP_SIGNALS:
+        handler = signal.getsignal(s)
+        if handler in _RAISING:
+            previous[s] = handler
+            signal.signal(s, lambda signum, frame: caught.append(signum))
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     if caught:
-        raise KeyboardInterrupt
+        previous[caught[0]](caught[0], None)  # raises as the signal would have
 
 
 @dataclass
@@ -207,11 +240,15 @@ def mean_cost(net, source):
     """The network's cost averaged over every row of a source, in the target's units: the
     source's targets are in the units of the network's outputs (standardized when the
     network has a ``target_scaling``), and the cost is scaled back (``model.targets``)."""
-    work = workspace(net, min(EVAL_BATCH, source.n_rows))
+    batch = min(EVAL_BATCH, source.n_rows)
+    work = workspace(net, batch)
     total = 0.0
-    for X, Y in source.blocks(EVAL_BATCH):
-        total += kernels.dataset_cost(X, Y, net.params, net.sizes, net.acts,
-                                      min(EVAL_BATCH, source.n_rows), work, net.loss_code)
+    # The thread choice of training (kernels.threads): on a busy machine all threads make
+    # each product wait for a core.
+    with kernels.blas_threads(kernels.blas_threads_for(net.sizes, batch)):
+        for X, Y in source.blocks(EVAL_BATCH):
+            total += kernels.dataset_cost(X, Y, net.params, net.sizes, net.acts, batch, work,
+                                          net.loss_code)
     return total / source.n_rows * _cost_factor(net)
 
 
@@ -262,6 +299,21 @@ def save_checkpoint(path, net, epoch, rng, history, best, settings):
         settings=np.array(json.dumps(settings.fingerprint())))
 
 
+class CheckpointWarning(RuntimeWarning):
+    """A checkpoint could not be written; training went on without it."""
+
+
+def _keep_checkpoint(path, net, epoch, rng, history, best, settings):
+    """``save_checkpoint``, but a failed write (the folder removed, the disk full) warns and
+    training goes on: the network in memory is worth more than one checkpoint."""
+    try:
+        save_checkpoint(path, net, epoch, rng, history, best, settings)
+    except OSError as exc:
+        # One message for every epoch it happens (warnings shows each text once).
+        warnings.warn("checkpoint %s could not be written (%s); training goes on without it"
+                      % (os.fspath(path), exc), CheckpointWarning, stacklevel=2)
+
+
 def load_checkpoint(path, net, settings):
     """(epoch, rng_state, history, best) from a checkpoint, after checking it fits this run.
 
@@ -271,6 +323,11 @@ def load_checkpoint(path, net, settings):
     if str(arrays.get("kind", "")) != CHECKPOINT_FORMAT:
         raise ValueError("resume: %r is not a numba-dense checkpoint (a model file saved with "
                          "save() has no training state)" % str(path))
+    missing = [key for key in _CHECKPOINT_ARRAYS if key not in arrays]
+    if missing:
+        raise ValueError("resume: checkpoint %r is incomplete: it lacks %s; start afresh "
+                         "without --resume (or remove the file)"
+                         % (str(path), ", ".join(missing)))
     state = persistence.load(path, arrays)
     mine = dict(layer_sizes=net.layer_sizes, hidden=net.hidden, output=net.output,
                 loss=net.loss, dtype=net.dtype.name)
@@ -279,7 +336,21 @@ def load_checkpoint(path, net, settings):
     if differ:
         raise ValueError("resume: checkpoint %r is of another network: %s"
                          % (str(path), "; ".join(differ)))
-    saved = json.loads(str(arrays["settings"]))
+    try:
+        saved = json.loads(str(arrays["settings"]))
+        history = History(**json.loads(str(arrays["history"])))
+        rng_state = json.loads(str(arrays["rng_state"]))
+        epoch = int(arrays["epoch"])
+        best_params = arrays["best_params"] if arrays["best_params"].size else None
+        best = (best_params, float(arrays["best_val"]), int(arrays["wait"]))
+    except (ValueError, TypeError) as exc:
+        raise ValueError("resume: checkpoint %r is damaged: %s" % (str(path), exc)) from None
+    if not isinstance(saved, dict) or not 0 <= epoch:
+        raise ValueError("resume: checkpoint %r is damaged: settings %r, epoch %d"
+                         % (str(path), saved, epoch))
+    if best_params is not None and best_params.shape != net.params.shape:
+        raise ValueError("resume: checkpoint %r is damaged: best_params has shape %s, the "
+                         "network %s" % (str(path), best_params.shape, net.params.shape))
     now = json.loads(json.dumps(settings.fingerprint()))
     differ = ["%s=%r (now %r)" % (k, saved.get(k), now.get(k)) for k in sorted(now)
               if saved.get(k) != now.get(k)]
@@ -287,10 +358,12 @@ def load_checkpoint(path, net, settings):
         raise ValueError("resume: checkpoint %r was written with other settings: %s; resume "
                          "with the same ones or start afresh" % (str(path), ", ".join(differ)))
     net.set_state(state)
-    history = History(**json.loads(str(arrays["history"])))
-    best_params = arrays["best_params"] if arrays["best_params"].size else None
-    best = (best_params, float(arrays["best_val"]), int(arrays["wait"]))
-    return int(arrays["epoch"]), json.loads(str(arrays["rng_state"])), history, best
+    return epoch, rng_state, history, best
+
+
+#: What a checkpoint holds besides a saved network.
+_CHECKPOINT_ARRAYS = ("epoch", "rng_state", "history", "best_params", "best_val", "wait",
+                      "settings")
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -379,16 +452,16 @@ def run(net, source, val_source, settings, options=None, ranks=None):
             last = epoch + 1 == settings.epochs or history.stopped_epoch is not None
             if checkpoint is not None and is_root and (
                     (epoch + 1) % options.checkpoint_every == 0 or last):
-                save_checkpoint(checkpoint, net, epoch + 1, rng, history, best, settings)
-        except KeyboardInterrupt:
-            # Ctrl-C: keep what was trained. The checkpoint records the last whole epoch
+                _keep_checkpoint(checkpoint, net, epoch + 1, rng, history, best, settings)
+        except KeyboardInterrupt as stop:
+            # Ctrl-C or SIGTERM: keep what was trained. The checkpoint records the last whole epoch
             # (so a resume is exact); the network keeps the parameters reached so far.
             if checkpoint is not None and is_root:
                 _interrupt_checkpoint(checkpoint, net, before, whole, settings)
             history = whole[2]
             history.interrupted_epoch = epoch + 1
-            raise TrainingInterrupted(epoch + 1, getattr(ranks, "done", [0])[0],
-                                      history) from None
+            raise TrainingInterrupted(epoch + 1, getattr(ranks, "done", [0])[0], history,
+                                      getattr(stop, "signum", signal.SIGINT)) from None
     if patience is not None and best[0] is not None:
         net.params[...] = best[0]  # early stopping keeps the best parameters seen
     return history
@@ -448,7 +521,7 @@ def _interrupt_checkpoint(checkpoint, net, before, whole, settings):
     with sigint_ignored():
         net.restore(before)
         try:
-            save_checkpoint(checkpoint, net, epoch, rng, history, best, settings)
+            _keep_checkpoint(checkpoint, net, epoch, rng, history, best, settings)
         finally:
             net.restore(now)
 

@@ -121,14 +121,14 @@ def test_every_command_has_help(command):
 
 @pytest.mark.parametrize("args, message", [
     (["train", "--data", "/no/such.npz"], "error: --data: no such file"),
-    (["train", "--rows", "100", "--lr", "-1", "--epochs", "1"], "error: lr must be > 0.0"),
+    (["train", "--rows", "100", "--lr", "-1", "--epochs", "1"], "error: --lr must be > 0.0"),
     (["train", "--rows", "100", "--hidden", "gelu"], "error: argument --hidden: invalid choice"),
     (["train", "--rows", "100", "--epochs", "x"],
      "error: argument --epochs: expected an integer, got 'x'"),
     (["train", "--data", "README.md"], "error: --data must be a .npz, .npy, .csv or .parquet file"),
     (["train", "--data", "tests/data/bad.npz"], "error: --data: cannot read"),
     (["predict", "--model", "/no/model.npz", "--data", "x.npy", "--out", "p.npy"],
-     "error: load: no such file"),
+     "error: --model: no such file"),
     (["frobnicate"], "error: argument COMMAND: invalid choice"),
 ])
 def test_errors_are_one_line_without_traceback(args, message):

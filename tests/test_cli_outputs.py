@@ -1,0 +1,285 @@
+"""Nothing lost, second round: outputs checked as the write will meet them, SIGTERM kept
+like Ctrl-C, two runs never writing one file, options that would be ignored refused.
+
+The command line is run as users meet it: subprocesses, real files, real signals.
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+from model import MLP, training
+from model import cli as cli_mod
+from model.cli import main
+from model.paths import atomic_write, check_output, claimed
+
+from .test_cli_safety import ROOT, SMALL, _cli, _one_line_error
+
+
+def _popen(args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "model", *args], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def _wait_for_line(proc, prefix, timeout=240):
+    """Read the process's stdout until a line starting with ``prefix``; the lines read."""
+    lines, deadline = [], time.monotonic() + timeout
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith(prefix) or time.monotonic() > deadline:
+            break
+    return lines
+
+
+# ----------------------------------------------------------------------------- outputs
+
+def test_a_trailing_slash_and_a_name_too_long_are_refused_before_training(tmp_path):
+    result = _cli("train", *SMALL, "--save", str(tmp_path / "newdir") + "/")
+    _one_line_error(result, "--save", "names a folder")
+    assert "epoch" not in result.stdout
+    long_name = str(tmp_path / ("n" * 300 + ".npz"))
+    result = _cli("train", *SMALL, "--checkpoint", long_name)
+    _one_line_error(result, "--checkpoint", "bytes long", "allows")
+    assert "epoch" not in result.stdout
+
+
+def test_a_symbolic_link_is_written_through_not_replaced(tmp_path):
+    real, link = tmp_path / "real.npz", tmp_path / "link.npz"
+    link.symlink_to(real)
+    assert main(["train", *SMALL, "--save", str(link)]) == 0
+    assert link.is_symlink() and MLP.load(real).layer_sizes == [32, 8, 1]
+    atomic_write(link, "test", lambda f: f.write(b"again"))
+    assert link.is_symlink() and real.read_bytes() == b"again"
+
+
+def test_the_check_creates_a_file_as_the_write_will(tmp_path, monkeypatch):
+    """A folder that os.access calls writable but takes no file (a read-only mount)."""
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(PermissionError, match="--save: cannot create a file in folder .*"
+                                              "Read-only"):
+        check_output(tmp_path / "m.npz", "--save")
+
+
+def test_a_save_folder_removed_during_training_keeps_the_network_elsewhere(
+        tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    monkeypatch.chdir(tmp_path)
+    real_fit = cli_mod._fit
+
+    def fit_then_remove(*args):
+        history = real_fit(*args)
+        shutil.rmtree(folder)  # what a cleanup job or a user did meanwhile
+        return history
+    monkeypatch.setattr(cli_mod, "_fit", fit_then_remove)
+    assert main(["train", *SMALL, "--save", str(folder / "m.npz")]) == 2
+    err = capsys.readouterr().err.strip()
+    found = re.fullmatch(r"error: --save \S+ could not be written after training \(.*\); the "
+                         r"network is saved at (\S+) instead", err)
+    assert found, err
+    assert os.path.dirname(found.group(1)) == str(tmp_path)
+    assert MLP.load(found.group(1)).layer_sizes == [32, 8, 1]
+
+
+def test_a_checkpoint_that_cannot_be_written_warns_and_training_goes_on(tmp_path):
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    X = np.random.default_rng(0).standard_normal((200, 3))
+    net = MLP([3, 4, 1], seed=0)
+    real = training.save_checkpoint
+
+    def remove_after_first(path, *args):
+        real(path, *args)
+        shutil.rmtree(folder, ignore_errors=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        training.save_checkpoint = remove_after_first
+        try:
+            net.fit(X, X[:, 0], epochs=3, checkpoint=folder / "c.npz")
+        finally:
+            training.save_checkpoint = real
+    assert len(net.history.loss) == 3
+    assert [w.category for w in caught] == [training.CheckpointWarning] * 2
+    assert "could not be written" in str(caught[0].message)
+
+
+# ----------------------------------------------------------------------------- SIGTERM
+
+def test_sigterm_saves_like_ctrl_c_exits_143_and_removes_the_temporary_copy(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60_000, 6))
+    table = tmp_path / "t.csv"
+    np.savetxt(table, np.column_stack([X, X @ rng.standard_normal(6)]), delimiter=",",
+               header="a,b,c,d,e,f,y", comments="", fmt="%.6g")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    save, ckpt = tmp_path / "net.npz", tmp_path / "ck.npz"
+    proc = _popen(["train", "--data", str(table), "--target-col", "y", "--epochs", "400",
+                   "--early-stopping", "0", "--save", str(save), "--checkpoint", str(ckpt)],
+                  env={**os.environ, "TMPDIR": str(scratch)})
+    _wait_for_line(proc, "epoch 2/")
+    assert os.listdir(scratch), "the run keeps its float copy of the table in TMPDIR"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    found = re.search(r"terminated \(SIGTERM\) in epoch (\d+)", err)
+    assert found, err
+    epoch = int(found.group(1))
+    net = MLP.load(save)
+    assert net.history.interrupted_epoch == epoch and len(net.history.loss) == epoch - 1
+    assert f"holds the {epoch - 1} whole epoch" in err
+    assert os.listdir(scratch) == []  # the temporary copy is gone
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".lock")]
+
+
+def test_sigterm_handled_as_ctrl_c_in_python_too(monkeypatch):
+    """A script that installs raise_on_sigterm gets TrainingInterrupted with signum 15."""
+    calls = []
+    real = training.train_one_epoch
+
+    def terminate_in_epoch_2(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # held by sigint_deferred, raised after
+        return real(*args, **kwargs)
+    monkeypatch.setattr(training, "train_one_epoch", terminate_in_epoch_2)
+    previous = signal.signal(signal.SIGTERM, training.raise_on_sigterm)
+    try:
+        X = np.random.default_rng(0).standard_normal((200, 3))
+        net = MLP([3, 4, 1], seed=0)
+        with pytest.raises(training.TrainingInterrupted) as info:
+            net.fit(X, X[:, 0], epochs=5)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert info.value.signum == signal.SIGTERM and info.value.epoch == 2
+
+
+# ----------------------------------------------------------------------------- two runs
+
+def test_a_second_run_writing_the_same_file_is_refused_while_the_first_runs(tmp_path):
+    save = tmp_path / "shared.npz"
+    first = _popen(["train", "--rows", "100000", "--epochs", "400", "--early-stopping", "0",
+                    "--hidden-sizes", "16", "--save", str(save)])
+    _wait_for_line(first, "epoch 1/")
+    second = _cli("train", *SMALL, "--save", str(save))
+    _one_line_error(second, "--save", "being written by another run",
+                    "process %d" % first.pid)
+    first.send_signal(signal.SIGTERM)
+    first.communicate(timeout=120)
+    assert first.returncode == 143 and MLP.load(save).history.interrupted_epoch
+    assert main(["train", *SMALL, "--save", str(save)]) == 0  # free again once it ended
+
+
+def test_a_killed_run_leaves_no_claim_behind(tmp_path):
+    code = ("import os, sys\nfrom model.paths import claimed\n"
+            "with claimed({'--save': sys.argv[1]}):\n    os.kill(os.getpid(), 9)\n")
+    target = str(tmp_path / "m.npz")
+    assert subprocess.run([sys.executable, "-c", code, target], cwd=ROOT).returncode == -9
+    with claimed({"--save": target}):  # the stale lock file is not a claim
+        pass
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_existing_checkpoint_needs_resume(tmp_path, capsys):
+    ckpt = str(tmp_path / "ck.npz")
+    assert main(["train", *SMALL, "--checkpoint", ckpt]) == 0
+    before = open(ckpt, "rb").read()
+    capsys.readouterr()
+    assert main(["train", *SMALL, "--checkpoint", ckpt]) == 2
+    err = capsys.readouterr().err
+    assert "already exists: pass --resume" in err and open(ckpt, "rb").read() == before
+
+
+def test_a_checkpoint_missing_an_array_is_one_line(tmp_path):
+    ckpt = tmp_path / "ck.npz"
+    X = np.random.default_rng(0).standard_normal((100, 3))
+    MLP([3, 4, 1], seed=0).fit(X, X[:, 0], epochs=1, checkpoint=ckpt)
+    arrays = dict(np.load(ckpt))
+    del arrays["settings"]
+    np.savez(ckpt, **arrays)
+    with pytest.raises(ValueError, match="is incomplete: it lacks settings"):
+        MLP([3, 4, 1]).fit(X, X[:, 0], epochs=2, checkpoint=ckpt, resume=True)
+
+
+# ----------------------------------------------------------------------------- options
+
+@pytest.mark.parametrize("args,words", [
+    (["--lr", "-1"], ["--lr must be > 0"]),
+    (["--momentum", "1.5", "--optimizer", "sgd"], ["--momentum"]),
+    (["--classes", "3"], ["--classes applies to a softmax output"]),
+    (["--epochs", "0", "--plot", "PLOT"], ["--plot", "--epochs 0"]),
+    (["--schedule", "cosine", "--lr", "0.01", "--min-lr", "0.1"], ["--min-lr", "above --lr"]),
+    (["--resume"], ["--resume needs --checkpoint"]),
+])
+def test_contradicting_or_ignored_options_are_refused_by_flag(tmp_path, capsys, args, words):
+    args = [str(tmp_path / "p.png") if a == "PLOT" else a for a in args]
+    assert main(["train", "--rows", "300", "--hidden-sizes", "4", "--epochs", "1",
+                 *args]) == 2
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and err.startswith("error: ")
+    for word in words:
+        assert word in err
+    assert "epoch 1/" not in out
+
+
+def test_target_options_that_do_not_apply_to_the_data_are_refused(tmp_path):
+    X = np.random.default_rng(0).standard_normal((50, 3))
+    np.savez(tmp_path / "d.npz", X=X, y=X[:, 0])
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", X[:, 0])
+    table = tmp_path / "t.csv"
+    table.write_text("a,b,y\n" + "".join("%d,%d,%d\n" % (i, i % 3, 2 * i) for i in range(40)))
+    _one_line_error(_cli("train", "--data", str(tmp_path / "d.npz"), "--target-col", "y"),
+                    "--target-col does not apply", ".npz")
+    _one_line_error(_cli("evaluate", "--model", "m.npz", "--data", str(tmp_path / "d.npz"),
+                         "--target", str(tmp_path / "y.npy")), "--target does not apply")
+    _one_line_error(_cli("train", "--data", str(tmp_path / "X.npy"), "--target",
+                         str(tmp_path / "y.npy"), "--target-col", "1"),
+                    "--target-col does not apply")
+    _one_line_error(_cli("train", "--data", str(table), "--target-col", "y", "--target",
+                         str(tmp_path / "y.npy")), "--target does not apply", "table")
+    _one_line_error(_cli("train", "--data", str(table), "--target-col", "7"),
+                    "--target-col 7", "has 3 columns")
+
+
+def test_a_target_column_given_by_index(tmp_path, capsys):
+    table = tmp_path / "t.csv"
+    table.write_text("a,b,y\n" + "".join("%d,%d,%d\n" % (i, i % 3, 2 * i) for i in range(40)))
+    assert main(["train", "--data", str(table), "--target-col", "2", "--epochs", "1",
+                 "--save", str(tmp_path / "m.npz")]) == 0
+    assert MLP.load(tmp_path / "m.npz").preprocessing.target == "y"
+
+
+# ----------------------------------------------------------------------------- under load
+
+def test_costs_use_the_training_thread_choice(monkeypatch):
+    """MLP.cost and the validation loss run under kernels.blas_threads_for's limit."""
+    import kernels
+    limits = []
+    monkeypatch.setattr(kernels, "blas_threads_for", lambda sizes, batch, others=None: 1)
+    real = kernels.blas_threads
+
+    def record(limit):
+        limits.append(limit)
+        return real(limit)
+    monkeypatch.setattr(kernels, "blas_threads", record)
+    X = np.random.default_rng(0).standard_normal((300, 3))
+    net = MLP([3, 4, 1], seed=0)
+    net.cost(X, X[:, 0])
+    assert limits == [1]
+    limits.clear()
+    net.fit(X, X[:, 0], epochs=2, validation_fraction=0.2)
+    assert limits == [1] * 4  # per epoch: training, then the validation cost
