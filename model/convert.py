@@ -1,21 +1,25 @@
 """A numeric CSV (or Parquet) file to .npy, streamed: inputs X.npy and targets y.npy.
 
-The CSV has a header line naming its columns, one row per line, numbers separated by
-``delimiter`` (quoted fields allowed). Target columns are named or given by 0-based index;
-every other column is a feature. Blank lines are skipped. A line with the wrong number of
-fields, a field that is not a number (an empty one included), or a NaN/inf is a *bad row*:
-by default conversion stops with an error listing the first bad lines by number (1 = the
-header); with ``skip_bad=True`` they are left out and reported in the result. Nothing is
-dropped silently. Both .npy files are written through temporary files and renamed at the
-end, so a failed conversion leaves no half file.
+The CSV has a header line naming its columns (each name once: a name used twice is
+refused, as training refuses it), one row per line, numbers separated by ``delimiter`` (one
+character). Fields may be quoted as the csv module and pyarrow write them (``"1.5"``, a
+doubled ``""`` inside quotes, the delimiter inside quotes). Target columns are named or given
+by 0-based index; every other column is a feature. Blank lines are skipped. A line with the
+wrong number of fields, a field that is not a number (an empty one included) or not UTF-8
+text, or a NaN/inf is a *bad row*: by default conversion stops with an error listing the
+first bad lines by number (1 = the header); with ``skip_bad=True`` they are left out and
+reported in the result. Nothing is dropped silently. Both .npy files are written through
+temporary files and renamed at the end, so a failed conversion leaves no half file.
 
 Clean files are parsed by pyarrow's streaming CSV reader (multi-threaded, one block in
-memory at a time). A file with bad rows is read again by the line parser below, which
-knows every line's number: it only runs when there is something to report. For files
-with text columns, missing values or categories, train on the file directly instead
-(``model.tabular``).
+memory at a time). A file with bad rows is read again by Python's csv module (the same
+quoting rules), which knows every line's number: it only runs when there is something to
+report. For files with text columns, missing values or categories, train on the file
+directly instead (``model.tabular``).
 """
 
+import csv
+import itertools
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -49,8 +53,12 @@ class Conversion:
 
 
 def _column_indices(header, targets, path):
-    """(target column indices, column names); a target is a name, or an index (int or digits)."""
+    """(target column indices, column names); a target is a name, or an index (int or digits).
+    A header naming a column twice is refused (training's check): which is meant is a guess,
+    and the other would be a feature."""
+    from .tabular import _check_unique
     names = [h.strip() for h in header]
+    _check_unique("convert: %s" % path, names)
     chosen = []
     for t in targets:
         if isinstance(t, str) and t.strip() in names:
@@ -116,31 +124,56 @@ def write_npy_header(f, dtype, shape):
                                    "fortran_order": False, "shape": tuple(shape)})
 
 
-def _parse_lines(lines, first_line, n_fields, delimiter):
-    """(values (rows, n_fields) float64, [(line, reason)] of bad lines) for one chunk."""
+def _records(rows, path):
+    """(first line number, fields) of each record of a ``csv.reader`` not yet read, blank
+    lines left out; a record the csv module refuses is an error naming its line."""
+    while True:
+        start = rows.line_num + 1
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ValueError("convert: %s: line %d: %s" % (path, start, exc)) from None
+        if row and (len(row) > 1 or row[0].strip()):
+            yield start, row
+
+
+def _bad_field(parts):
+    """Why a row of the right length is not numbers: its first field that is not UTF-8 text
+    or not a number."""
+    from .tabular import not_utf8_field
+    for p in parts:
+        raw = not_utf8_field(p)
+        if raw is not None:
+            return "field %r is not UTF-8 text: save the file as UTF-8" % raw
+        if not is_number(p):
+            return "field %r is not a number" % p.strip()
+    return "not numbers"  # pragma: no cover - NumPy refused what float() reads
+
+
+def _parse_records(records, n_fields):
+    """(values (rows, n_fields) float64, [(line, reason)] of bad lines) of (line, fields)
+    records, the fields as the csv module splits and unquotes them."""
     fields, good_lines, bad = [], [], []
-    for k, line in enumerate(lines):
-        if not line.strip():
-            continue
-        parts = line.rstrip("\r\n").split(delimiter)
+    for line, parts in records:
         if len(parts) != n_fields:
-            bad.append((first_line + k, "expected %d fields, got %d" % (n_fields, len(parts))))
+            bad.append((line, "expected %d fields, got %d" % (n_fields, len(parts))))
             continue
         fields.append(parts)
-        good_lines.append(first_line + k)
+        good_lines.append(line)
     if not fields:
         return np.empty((0, n_fields)), bad
     try:
         values = np.array(fields, dtype=np.float64)
-    except ValueError:  # find the culprits one row at a time
+    except ValueError:  # find the culprits one row at a time (UnicodeError is one too)
         values, keep = [], []
         for parts, line_no in zip(fields, good_lines):
             try:
                 values.append([float(p) for p in parts])
                 keep.append(line_no)
             except ValueError:
-                culprit = next(p for p in parts if not is_number(p))
-                bad.append((line_no, "field %r is not a number" % culprit.strip()))
+                bad.append((line_no, _bad_field(parts)))
         values = np.array(values, dtype=np.float64).reshape(-1, n_fields)
         good_lines = keep
     finite = np.isfinite(values).all(axis=1)
@@ -152,6 +185,12 @@ def _parse_lines(lines, first_line, n_fields, delimiter):
     return values, bad
 
 
+def _check_delimiter(delimiter):
+    if not isinstance(delimiter, str) or len(delimiter) != 1:
+        raise ValueError("convert: --delimiter must be one character, got %r" % (delimiter,))
+    if delimiter in "\"\r\n":
+        raise ValueError("convert: --delimiter cannot be a quote or a line break, got %r"
+                         % delimiter)
 
 
 def csv_to_npy(csv_path, x_path, y_path, targets, dtype=np.float32, delimiter=",",
@@ -174,31 +213,40 @@ def csv_to_npy(csv_path, x_path, y_path, targets, dtype=np.float32, delimiter=",
     if not targets and y_path is not None:
         raise ValueError("convert: name at least one target column")
     dtype = np.dtype(dtype)
+    _check_delimiter(delimiter)
     if _is_parquet(csv_path):
         return _parquet_to_npy(csv_path, x_path, y_path, targets, dtype)
     if not skip_bad:
         fast = _csv_to_npy_pyarrow(csv_path, x_path, y_path, targets, dtype, delimiter)
         if fast is not None:
             return fast
-    # utf-8-sig: a byte-order mark (Excel writes one) is not part of the first column's name.
-    with open(csv_path, "r", newline="", encoding="utf-8-sig") as f:
-        header = f.readline()
-        if not header.strip():
-            raise ValueError("convert: %s is empty or has no header line" % csv_path)
-        header = header.rstrip("\r\n").split(delimiter)
+    # utf-8-sig: a byte-order mark (Excel writes one) is not part of the first column's name;
+    # bytes that are not UTF-8 are kept (as surrogates) to be reported by line.
+    with open(csv_path, "r", newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
+        records = _records(csv.reader(f, delimiter=delimiter), csv_path)
+        line_no, header = next(records, (None, None))  # leading blank lines are skipped
+        if header is None:
+            raise ValueError("convert: %s is empty: its first line must name the columns"
+                             % csv_path)
+        from .tabular import not_utf8_field
+        for k, name in enumerate(header):
+            raw = not_utf8_field(name)
+            if raw is not None:
+                raise ValueError("convert: %s: line %d (the header), column %d: %r is not "
+                                 "UTF-8 text: save the file as UTF-8"
+                                 % (csv_path, line_no, k + 1, raw))
         target_idx, names = _column_indices(header, targets, csv_path)
         feature_idx = [i for i in range(len(names)) if i not in target_idx]
         writers = [_NpyWriter(os.fspath(x_path), dtype, len(feature_idx))]
         if y_path is not None:
             writers.append(_NpyWriter(os.fspath(y_path), dtype, len(target_idx)))
-        bad_lines, n_bad, line_no = [], 0, 2
+        bad_lines, n_bad = [], 0
         try:
             while True:
-                lines = [line for _, line in zip(range(chunk_rows), f)]
-                if not lines:
+                chunk = list(itertools.islice(records, chunk_rows))
+                if not chunk:
                     break
-                values, bad = _parse_lines(lines, line_no, len(names), delimiter)
-                line_no += len(lines)
+                values, bad = _parse_records(chunk, len(names))
                 n_bad += len(bad)
                 bad_lines.extend(bad[:MAX_REPORTED - len(bad_lines)])
                 if bad and not skip_bad:
@@ -209,11 +257,10 @@ def csv_to_npy(csv_path, x_path, y_path, targets, dtype=np.float32, delimiter=",
                         writers[1].append(values[:, target_idx])
             if n_bad and not skip_bad:
                 raise CSVFormatError(
-                    "convert: %s has %d bad row%s (nothing written): %s%s"
+                    "convert: %s has %d bad row%s (nothing written): %s"
                     % (csv_path, n_bad, "s" if n_bad > 1 else "",
-                       "; ".join("line %d: %s" % b for b in bad_lines),
-                       "; ..." if n_bad > len(bad_lines) else ""), bad_lines)
-            _commit(writers, csv_path)
+                       _listed(bad_lines, n_bad)), bad_lines)
+            _commit(writers, csv_path, n_bad, bad_lines)
         except BaseException:
             _discard(writers)
             raise
@@ -221,10 +268,19 @@ def csv_to_npy(csv_path, x_path, y_path, targets, dtype=np.float32, delimiter=",
                       targets=[names[i] for i in target_idx], bad_lines=bad_lines, n_bad=n_bad)
 
 
-def _commit(writers, where):
+def _listed(bad_lines, n_bad):
+    return "; ".join("line %d: %s" % b for b in bad_lines) + (
+        "; ..." if n_bad > len(bad_lines) else "")
+
+
+def _commit(writers, where, n_bad=0, bad_lines=()):
     """Rename every written .npy into place; an error (nothing written) if there are no rows."""
     if writers[0].rows == 0:
-        raise ValueError("convert: %s has no data rows" % where)
+        if n_bad:
+            raise ValueError("convert: %s has no good data rows: %s bad (nothing written): %s"
+                             % (where, "all %d are" % n_bad if n_bad > 1 else "its one row is",
+                                _listed(bad_lines, n_bad)))
+        raise ValueError("convert: %s has column names but no data rows" % where)
     for w in writers:
         w.commit()
 
@@ -283,7 +339,7 @@ def _csv_to_npy_pyarrow(csv_path, x_path, y_path, targets, dtype, delimiter):
         reader = pacsv.open_csv(csv_path, parse_options=parse, convert_options=convert,
                                 read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES))
         return _write_batches(reader, names, x_path, y_path, targets, dtype, csv_path)
-    except pa.ArrowInvalid:
+    except (pa.ArrowInvalid, UnicodeDecodeError):  # the line parser says where
         return None
 
 

@@ -50,6 +50,8 @@ MISSING = "<missing>"
 INFREQUENT = "<infrequent>"
 CSV_EXTENSIONS = (".csv",)
 PARQUET_EXTENSIONS = (".parquet", ".pq")
+#: The largest network input or target (they are float32).
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: Bytes of CSV parsed per block (pyarrow's block_size): bounds the memory of a read.
 BLOCK_BYTES = 1 << 22
 #: Rows per Parquet batch.
@@ -148,7 +150,7 @@ def read_batches(path, columns=None):
             for batch in reader:
                 yield batch
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-            raise _csv_error(path, exc) from None
+            raise _csv_error(path, exc, columns) from None
         return
     try:
         for batch in pa.parquet.ParquetFile(path).iter_batches(batch_size=PARQUET_ROWS,
@@ -158,13 +160,15 @@ def read_batches(path, columns=None):
         raise TableError("%s: not a readable Parquet file (%s)" % (path, exc)) from None
 
 
-def _csv_error(path, exc):
-    """A one-line ``TableError`` naming the file and line of what pyarrow refused."""
+def _csv_error(path, exc, columns=None):
+    """A one-line ``TableError`` naming the file and line of what pyarrow refused (and the
+    column, for text that is not UTF-8; ``columns``: those read, None for all)."""
     message = str(exc).splitlines()[0]
     if "Empty CSV file" in message:
         return TableError("%s: the file is empty (no header line)" % path)
     if isinstance(exc, UnicodeDecodeError) or "UTF8" in message or "UTF-8" in message:
-        return TableError("%s: not UTF-8 text (%s): save it as UTF-8" % (path, message))
+        return _not_utf8(path, columns) or TableError(
+            "%s: not UTF-8 text (%s): save it as UTF-8" % (path, message))
     with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
         rows = csv.reader(f)
         header = next(rows, [])
@@ -173,6 +177,43 @@ def _csv_error(path, exc):
                 return TableError("%s: line %d: expected %d fields (as the header), got %d"
                                   % (path, rows.line_num, len(header), len(row)))
     return TableError("%s: %s" % (path, message))
+
+
+def not_utf8_field(field):
+    """The raw bytes of a field read with ``errors="surrogateescape"`` when they are not
+    UTF-8 text, else None."""
+    try:
+        field.encode("utf-8")
+        return None
+    except UnicodeEncodeError:
+        return field.encode("utf-8", "surrogateescape")
+
+
+def _not_utf8(path, columns=None):
+    """A ``TableError`` naming the line and column of a CSV's first field that is not UTF-8
+    (in ``columns``, or any), or None when there is none."""
+    with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
+        rows = csv.reader(f)
+        header = None
+        try:
+            for row in rows:
+                for k, field in enumerate(row):
+                    raw = not_utf8_field(field)
+                    if raw is None:
+                        continue
+                    if header is None:
+                        where = "line 1 (the header), column %d" % (k + 1)
+                    elif k < len(header) and (columns is None or header[k] in columns):
+                        where = "line %d, column %r" % (rows.line_num, header[k])
+                    else:
+                        continue
+                    return TableError("%s: %s: %r is not UTF-8 text: save the file as UTF-8"
+                                      % (path, where, raw))
+                if header is None:
+                    header = row
+        except csv.Error:
+            return None
+    return None
 
 
 def _line_of_row(path, row):
@@ -272,6 +313,7 @@ class Preprocessing:
             stats[name].check_typo(path, name)
         columns, feature_names, imputed, left_out, grouped = [], [], {}, {}, {}
         for name in chosen:
+            stats[name].check_range(path, name)
             column = stats[name].describe(name, max_categories)
             why = _left_out(stats[name], column, rows, keep_identifiers)
             if why:
@@ -372,7 +414,7 @@ class Preprocessing:
             if column["kind"] == "numeric":
                 x = _floats_at(values, column, path, row_of)
                 x[~np.isfinite(x)] = column["mean"]
-                X[:, at] = (x - column["mean"]) / column["scale"]
+                X[:, at] = _standardized(x, column, path, row_of)
                 at += 1
                 continue
             categories = column["categories"]
@@ -393,12 +435,18 @@ class Preprocessing:
         y = batch.column(self.target)
         if self.task == "regression":
             column = {"name": self.target, "type": self.target_type or "number"}
-            return X, _floats_at(y, column, path, row_of).astype(np.float32)
+            return X, _target_values(_floats_at(y, column, path, row_of), self.target, path,
+                                     row_of)
         index = _class_index(y, self.classes, self.target_type)
         if (index < 0).any():
-            bad = y.take(_pyarrow().array(np.flatnonzero(index < 0)[:1])).to_pylist()[0]
-            raise TableError("the target %r holds %r, a class not seen in training (classes: "
-                             "%s)" % (self.target, bad, ", ".join(map(str, self.classes))))
+            r = int(np.flatnonzero(index < 0)[0])
+            bad = y.take(_pyarrow().array([r])).to_pylist()[0]
+            classes = ", ".join(map(str, self.classes[:20])) + (
+                ", ..." if len(self.classes) > 20 else "")
+            raise TableError("%s: %s, column %r: the target %r is not one of the %d classes "
+                             "seen in training (%s)" % (os.fspath(path), _where(path, row_of(r)),
+                                                        self.target, bad, len(self.classes),
+                                                        classes))
         return X, index.astype(np.int64)
 
     def batches(self, path, with_target=True, counts=None, progress=False):
@@ -411,6 +459,8 @@ class Preprocessing:
                              "%s)" % (os.fspath(path), ", ".join(map(repr, missing)),
                                       ", ".join(names)))
         _check_unique(os.fspath(path), names)
+        if not _is_csv(path):
+            self._check_types(path, with_target)
         bar = _bar(path, progress)
         first_row = 0
         for batch in read_batches(path, wanted):
@@ -418,6 +468,24 @@ class Preprocessing:
             yield self.transform(batch, with_target, counts, path, first_row)
             first_row += batch.num_rows
         bar.close()
+
+    def _check_types(self, path, with_target):
+        """A Parquet column the model reads that holds no single value per row (a list, a
+        struct, ...) is an error naming it; columns the model does not read are not read."""
+        file_schema = schema(path)
+        wanted = [(c["name"], c["type"]) for c in self.columns]
+        if with_target:
+            wanted.append((self.target, self.target_type or (
+                "number" if self.task == "regression" else "class")))
+        for name, kind in wanted:
+            arrow_type = file_schema.field(name).type
+            try:
+                coltypes.parquet_type(name, arrow_type)
+            except coltypes.ColumnTypeError:
+                raise TableError("%s: column %r has type %s, which cannot be read as the %s "
+                                 "values the model was trained with"
+                                 % (os.fspath(path), name, arrow_type,
+                                    "date/time" if kind == "datetime" else kind)) from None
 
     def labels(self, index):
         """Class indices back to the labels as read."""
@@ -475,6 +543,38 @@ def _floats_at(values, column, path, row_of):
                             exc, "date/time" if exc.kind == "datetime" else exc.kind)) from None
 
 
+def _standardized(x, column, path, row_of):
+    """``(x - mean) / scale`` of a numeric column's (finite) values as float32; a value that
+    is beyond float32's range once standardized is an error with file, line and column."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = (x - column["mean"]) / column["scale"]
+        z32 = z.astype(np.float32)
+    bad = ~np.isfinite(z32)
+    if bad.any():
+        r = int(np.flatnonzero(bad)[0])
+        raise TableError("%s: %s, column %r: %r is out of range: standardized with the "
+                         "training mean %g and scale %g it is %g, beyond float32's range "
+                         "(at most %g in size)"
+                         % (os.fspath(path), _where(path, row_of(r)), column["name"],
+                            float(x[r]), column["mean"], column["scale"], z[r], _FLOAT32_MAX))
+    return z32
+
+
+def _target_values(y, target, path, row_of):
+    """A regression target's values as float32; one that is not finite (inf, or beyond
+    float32's range) is an error with file, line and column."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        y32 = y.astype(np.float32)
+    bad = ~np.isfinite(y32)
+    if bad.any():
+        r = int(np.flatnonzero(bad)[0])
+        raise TableError("%s: %s, column %r: the target must be a finite number within "
+                         "float32's range (at most %g in size), got %r"
+                         % (os.fspath(path), _where(path, row_of(r)), target, _FLOAT32_MAX,
+                            float(y[r])))
+    return y32
+
+
 def _has_target(y):
     """A boolean mask of the rows whose target has a value (not null, not NaN)."""
     pa = _pyarrow()
@@ -512,6 +612,7 @@ class _ColumnStats:
         self.missing = 0
         self.counts = {}
         self.overflow = False  # more than _COUNT_LIMIT distinct values: counting stopped
+        self.huge = None  # a value whose square overflowed the running sums
         self._values = set()
 
     @property
@@ -546,7 +647,10 @@ class _ColumnStats:
             d = x - self.shift
             self.n += x.size
             self.total += float(d.sum())
-            self.total_sq += float((d * d).sum())
+            with np.errstate(over="ignore", invalid="ignore"):
+                self.total_sq += float((d * d).sum())
+            if self.huge is None and not np.isfinite(self.total_sq):
+                self.huge = float(x[np.argmax(np.abs(d))])  # the first too large to square
             if keep_values and len(self._values) <= _COUNT_LIMIT:
                 self._values.update(np.unique(x).tolist())
 
@@ -578,6 +682,14 @@ class _ColumnStats:
                              "or leave the column out with --drop-cols %s (drop=[...])"
                              % (path, "line %d, " % where if where else "", name, strays[0],
                                 name))
+
+    def check_range(self, path, name):
+        """A numeric column whose values are too large to be standardized (their squares
+        overflow float64) is an error naming it and such a value."""
+        if self.huge is not None and self.kind != "text":
+            raise TableError("%s: column %r holds values too large to standardize (%r: its "
+                             "square overflows float64): rescale the column, or leave it out "
+                             "with --drop-cols %s (drop=[...])" % (path, name, self.huge, name))
 
     def values(self):
         return self._values if self.kind != "text" else set(self.counts)
