@@ -64,16 +64,27 @@ def _npy_problem(path, exc):
 
 
 def open_array(a, name):
-    """``a`` if it is an array; a path is opened as a read-only memmap of a .npy file."""
+    """``a`` if it is an array; a path is opened as a read-only memmap of a .npy file.
+
+    An .npz archive is refused with a one-line error naming its arrays (which one would be
+    X?): pass the array itself, ``np.load(path)["X"]``."""
     if not isinstance(a, (str, os.PathLike)):
         return a
     path = os.fspath(a)
     check_input_file(path, name)
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise ValueError("%s: cannot read %r as a .npy file: %s"
                          % (name, path, _npy_problem(path, exc))) from None
+    if not isinstance(arr, np.ndarray):  # an .npz archive: several arrays, which one?
+        keys = list(arr.files)
+        arr.close()
+        key = name.split()[-1] if name.split()[-1] in keys else (keys[0] if keys else "X")
+        raise ValueError("%s: %r is an .npz archive (arrays: %s), not one array; pass the "
+                         "array itself, e.g. np.load(%r)[%r], or save it as a .npy file to "
+                         "stream it" % (name, path, ", ".join(keys) or "none", path, key))
+    return arr
 
 
 def read_npz(path, name):

@@ -46,6 +46,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
 
 from . import data, training
 from .mlp import MLP
+from .validation import dense, plain
 
 #: scikit-learn's activation names -> numba-dense's.
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
@@ -55,8 +56,8 @@ _LEARNING_RATES = ("constant", "invscaling", "adaptive")
 
 def _check_choice(value, name, options):
     if not isinstance(value, str) or value not in options:
-        raise ValueError("The '%s' parameter must be one of %s; got %r%s"
-                         % (name, ", ".join(repr(o) for o in options), value,
+        raise ValueError("The '%s' parameter must be one of %s; got %s%s"
+                         % (name, ", ".join(repr(o) for o in options), plain(value),
                             " (solver='lbfgs' is not offered by numba-dense: use 'adam' or "
                             "'sgd')" if name == "solver" and value == "lbfgs" else ""))
 
@@ -128,15 +129,38 @@ def _check_number(value, name, low, low_inclusive=True, high=None, high_inclusiv
                   integer=False):
     kinds = numbers.Integral if integer else numbers.Real
     if isinstance(value, bool) or not isinstance(value, kinds):
-        raise ValueError("The '%s' parameter must be %s; got %r"
-                         % (name, "an int" if integer else "a float", value))
+        raise ValueError("The '%s' parameter must be %s; got %s"
+                         % (name, "an int" if integer else "a float", plain(value)))
     bad = (value < low if low_inclusive else value <= low) or (
         high is not None and (value > high if high_inclusive else value >= high))
     if bad or not np.isfinite(value):
-        raise ValueError("The '%s' parameter must be in the range %s%s, %s%s; got %r"
+        raise ValueError("The '%s' parameter must be in the range %s%s, %s%s; got %s"
                          % (name, "[" if low_inclusive else "(", low,
                             "inf" if high is None else high,
-                            "]" if high_inclusive and high is not None else ")", value))
+                            "]" if high_inclusive and high is not None else ")", plain(value)))
+
+
+def _check_bool(value, name, allow_int=False):
+    """scikit-learn's "boolean" constraint: a string such as "False" would count as true."""
+    if isinstance(value, (bool, np.bool_)):
+        return
+    if allow_int and isinstance(value, numbers.Integral) and value >= 0:
+        return
+    raise ValueError("The '%s' parameter must be %sTrue or False; got %s"
+                     % (name, "an int >= 0 or " if allow_int else "", plain(value)))
+
+
+def _check_random_state(value):
+    """scikit-learn's constraint on ``random_state``: None, an int in [0, 2**32 - 1] or a
+    ``numpy.random.RandomState``."""
+    if value is None or isinstance(value, np.random.RandomState):
+        return
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) \
+            and 0 <= value <= np.iinfo(np.uint32).max:
+        return
+    raise ValueError("The 'random_state' parameter must be an int in the range [0, %d], an "
+                     "instance of 'numpy.random.RandomState' or None; got %s"
+                     % (np.iinfo(np.uint32).max, plain(value)))
 
 
 class _BaseMLP(BaseEstimator):
@@ -179,10 +203,16 @@ class _BaseMLP(BaseEstimator):
     def _check_params(self):
         """Every parameter checked at fit, before anything changes (as scikit-learn)."""
         sizes = self.hidden_layer_sizes
+        if isinstance(sizes, (str, bytes, dict)):
+            raise ValueError("The 'hidden_layer_sizes' parameter must be an array-like or an int "
+                             "in the range [1, inf); got %s" % plain(sizes))
         sizes = list(sizes) if hasattr(sizes, "__iter__") else [sizes]
+        shown = [n.item() if isinstance(n, np.generic) else n for n in sizes]
         for n in sizes:
-            if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
-                raise ValueError("hidden_layer_sizes must be > 0, got %s." % sizes)
+            if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral):
+                raise ValueError("hidden_layer_sizes must be integers > 0, got %s." % shown)
+            if n <= 0:
+                raise ValueError("hidden_layer_sizes must be > 0, got %s." % shown)
         _check_choice(self.activation, "activation", tuple(_ACTIVATIONS))
         _check_choice(self.solver, "solver", _SOLVERS)
         _check_choice(self.learning_rate, "learning_rate", _LEARNING_RATES)
@@ -200,9 +230,17 @@ class _BaseMLP(BaseEstimator):
         _check_number(self.epsilon, "epsilon", 0, low_inclusive=False)
         _check_number(self.n_iter_no_change, "n_iter_no_change", 1, integer=True)
         _check_number(self.max_fun, "max_fun", 1, integer=True)
-        dtype = np.dtype(self.dtype)
+        for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
+            _check_bool(getattr(self, name), name)
+        _check_bool(self.verbose, "verbose", allow_int=True)
+        _check_random_state(self.random_state)
+        try:
+            dtype = np.dtype(self.dtype)
+        except TypeError:
+            dtype = None
         if dtype not in (np.float32, np.float64):
-            raise ValueError("The 'dtype' parameter must be float32 or float64; got %s" % dtype)
+            raise ValueError("The 'dtype' parameter must be float32 or float64; got %s"
+                             % (dtype if dtype is not None else plain(self.dtype)))
         return sizes, dtype
 
     def _validate(self, X, y, reset):
@@ -214,8 +252,8 @@ class _BaseMLP(BaseEstimator):
         return self._dense(X), y
 
     def _dense(self, X):
-        if hasattr(X, "toarray"):  # sparse input: the kernels work on dense rows
-            X = X.toarray()
+        # Sparse input: the kernels work on dense rows (refused beyond 1 GiB of them).
+        X = dense(X, "X", np.dtype(self.dtype))
         return np.ascontiguousarray(X, dtype=np.dtype(self.dtype))
 
     # ------------------------------------------------------------------ fitted state
@@ -520,6 +558,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def _prepare(self, X, y, incremental, reset):
         X, y = self._validate(X, y, reset)
+        if y.dtype == object and any(label is None for label in np.ravel(y)):
+            # scikit-learn's own fit fails in np.unique ("'<' not supported between ...").
+            raise ValueError("Input y contains None.")
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
             self._label_binarizer = LabelBinarizer()
             self._label_binarizer.fit(y)

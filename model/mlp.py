@@ -13,9 +13,9 @@ from . import data, persistence, tabular, training
 from .targets import TargetScaling, target_sums
 from .paths import check_output
 from .training import EVAL_BATCH, DivergedError, History  # noqa: F401  (public names)
-from .validation import (BINARY, CLASSES, REGRESSION, as_features, check_matrix_shape,
-                         check_target_rows, choice, float_dtype, integer, real_number,
-                         targets_matrix)
+from .validation import (BINARY, CLASSES, REGRESSION, as_features, boolean,
+                         check_matrix_shape, check_target_rows, choice, class_labels,
+                         float_dtype, integer, plain, random_seed, real_number, targets_matrix)
 
 #: Output layers: the activations, and those that only come with a cost (softmax).
 OUTPUTS = tuple(kernels.ACTIVATIONS) + tuple(
@@ -49,10 +49,13 @@ class MLP:
                  dtype=np.float32, seed=None):
         self._init_args = dict(layer_sizes=layer_sizes, hidden=hidden, output=output,
                                loss=loss, dtype=dtype, seed=seed)
-        sizes = list(layer_sizes) if not isinstance(layer_sizes, (str, bytes)) else None
+        try:  # not an int (MLP(5)), a string or a mapping: a list of widths
+            sizes = None if isinstance(layer_sizes, (str, bytes, dict)) else list(layer_sizes)
+        except TypeError:
+            sizes = None
         if sizes is None or len(sizes) < 2:
-            raise ValueError("layer_sizes must list at least 2 widths (inputs, outputs), got %r"
-                             % (layer_sizes,))
+            raise ValueError("layer_sizes must list at least 2 widths [inputs, ..., outputs], "
+                             "got %s" % plain(layer_sizes))
         sizes = [integer(n, "layer_sizes[%d]" % i, 1) for i, n in enumerate(sizes)]
         self.hidden = choice(hidden, "hidden", kernels.ACTIVATIONS)
         self.output = choice(output, "output", OUTPUTS)
@@ -153,9 +156,10 @@ class MLP:
         """Fresh weights: He normal for ReLU layers, Glorot normal otherwise; zero biases.
 
         Drawn in float64 from ``np.random.default_rng(seed)`` and then cast, so a seed
-        gives the same network in float32 and float64 (up to rounding).
+        gives the same network in float32 and float64 (up to rounding). ``seed``: None, an
+        integer >= 0, or a NumPy ``Generator`` (drawn from as it is).
         """
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(random_seed(seed))
         for W, b, act in zip(self.weights, self.biases, self.acts):
             n_out, n_in = W.shape
             std = (np.sqrt(2.0 / n_in) if ACTIVATION_TABLE[act].he_init
@@ -213,8 +217,8 @@ class MLP:
             raise ValueError("standardize_target=True needs output='identity' and loss='mse' "
                              "(a regression), got output=%r, loss=%r" % (self.output, self.loss))
         if not isinstance(standardize_target, (bool, np.bool_)):
-            raise TypeError("standardize_target must be None, True or False, got %r"
-                            % (standardize_target,))
+            raise TypeError("standardize_target must be None, True or False, got %s"
+                            % plain(standardize_target))
         return bool(standardize_target)
 
     def _learn_target_scaling(self, source, standardize_target):
@@ -309,7 +313,9 @@ class MLP:
         **Data.** X (N, n_0) and y: arrays in memory, or ``np.memmap`` arrays or paths of
         ``.npy`` files, which are streamed ``chunk_rows`` rows at a time (default: about
         32 MB of inputs) so that memory does not grow with N. y is (N, n_L), or (N,) for
-        one output or for integer class labels of a softmax network.
+        one output or for integer class labels of a softmax network. A SciPy sparse X is
+        made dense (refused above 1 GiB of dense rows); an ``.npz`` path is refused (pass
+        its arrays).
 
         **Steps.** Every ``batch_size`` rows (the last partial batch averaged over its own
         rows) make one step of ``optimizer`` (``kernels.OPTIMIZER_TABLE``) at the epoch's
@@ -319,7 +325,8 @@ class MLP:
         as an L2 term in the gradient, as PyTorch's Adam and scikit-learn's ``alpha``) or
         "adamw" (``weight_decay`` decoupled). ``lr_e`` comes from ``schedule``:
         "constant"; "step" (``lr * gamma**(e // step_size)``); "cosine" (from ``lr``
-        towards ``min_lr``). With ``shuffle`` the rows
+        towards ``min_lr``, which must not be above ``lr``). With ``shuffle`` (True or
+        False; so are ``nesterov`` and ``resume``) the rows
         are reshuffled each epoch from ``np.random.default_rng(seed)``; streamed data
         shuffles the order of chunks and the rows inside each chunk.
 
@@ -367,14 +374,17 @@ class MLP:
             step_size=integer(step_size, "step_size", 1),
             gamma=real_number(gamma, "gamma", 0.0, False),
             min_lr=real_number(min_lr, "min_lr", 0.0, True),
-            shuffle=bool(shuffle), seed=_seed(seed),
+            shuffle=boolean(shuffle, "shuffle"), seed=_seed(seed),
             early_stopping=None if early_stopping is None else integer(early_stopping,
                                                                         "early_stopping", 1),
             optimizer=choice(optimizer, "optimizer", kernels.OPTIMIZERS),
             beta1=real_number(beta1, "beta1", 0.0, True, 1.0),
             beta2=real_number(beta2, "beta2", 0.0, True, 1.0),
             eps=real_number(eps, "eps", 0.0, False),
-            nesterov=bool(nesterov))
+            nesterov=boolean(nesterov, "nesterov"))
+        if settings.schedule == "cosine" and settings.min_lr > settings.lr:
+            raise ValueError("min_lr must be <= lr for schedule='cosine' (the rate falls from lr "
+                             "to min_lr), got min_lr=%r > lr=%r" % (settings.min_lr, settings.lr))
         data_options = training.DataOptions(
             validation_data=validation_data,
             validation_fraction=real_number(validation_fraction, "validation_fraction", 0.0,
@@ -385,7 +395,8 @@ class MLP:
         options = training.RunOptions(checkpoint=checkpoint,
                                       checkpoint_every=integer(checkpoint_every,
                                                                "checkpoint_every", 1),
-                                      resume=bool(resume), verbose=verbose, progress=progress)
+                                      resume=boolean(resume, "resume"), verbose=verbose,
+                                      progress=progress)
         if checkpoint is not None:
             check_output(checkpoint, "checkpoint")
         if resume and checkpoint is None:
@@ -478,12 +489,18 @@ class MLP:
             return out
         return self._forward(self._inputs(X))
 
+    def _blas_threads(self, batch):
+        """The BLAS thread limit of training (``kernels.threads``) for ``batch``-row products:
+        one thread for small products or when other processes hold the cores."""
+        return kernels.blas_threads(kernels.blas_threads_for(self.sizes, batch))
+
     def _forward(self, X):
         """The last layer's outputs of rows X, in the target's units for a regression."""
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
         batch = min(EVAL_BATCH, X.shape[0])
-        kernels.predict_into(X, self.params, self.sizes, self.acts, out, batch,
-                             self._workspace(batch))
+        with self._blas_threads(batch):
+            kernels.predict_into(X, self.params, self.sizes, self.acts, out, batch,
+                                 self._workspace(batch))
         if self.target_scaling is not None:
             self.target_scaling.restore(out)
         return out
@@ -521,19 +538,21 @@ class MLP:
 
     def score(self, X, y):
         """Accuracy for classifiers (exact match of every label of a row); the coefficient
-        of determination R^2 for regression, averaged over outputs (as scikit-learn)."""
+        of determination R^2 for regression, averaged over outputs (as scikit-learn).
+
+        y is checked as ``cost`` checks it (a label outside the classes is an error, not a
+        miss); a softmax network's one-hot or class-probability rows count by their argmax
+        class; a sigmoid network's labels must be 0 or 1."""
         if tabular.is_table(X):
             return self._table_score(X, y)
         pred = self.predict(X)
-        y = np.asarray(data.open_array(y, "y"))
-        check_target_rows(y, "y", pred.shape[0], "X")
+        Y = self._targets(data.open_array(y, "y"), "y", pred.shape[0], "X")
         if self.is_classifier:
-            if self.output == "softmax" and y.ndim == 2:
-                y = y.argmax(axis=1)
-            y = y.reshape(pred.shape)
-            match = pred == y if pred.ndim == 1 else (pred == y).all(axis=1)
+            labels = class_labels(Y, "y", self._target_kind)
+            labels = labels.reshape(pred.shape)
+            match = pred == labels if pred.ndim == 1 else (pred == labels).all(axis=1)
             return float(match.mean())
-        Y = self._targets(y, "y", pred.shape[0], "X").astype(np.float64)
+        Y = Y.astype(np.float64)
         pred = pred.astype(np.float64)
         ss_res = ((Y - pred) ** 2).sum(axis=0)
         ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
@@ -592,8 +611,9 @@ class MLP:
         if self.target_scaling is not None:  # the cost in the target's units: scale**2 times
             Y = self.target_scaling.standardize(Y)
         batch = min(EVAL_BATCH, X.shape[0])
-        kernels.loss_and_gradient(X, Y, self.params, self.grads, self.sizes, self.acts,
-                                  batch, self._workspace(batch), self.loss_code)
+        with self._blas_threads(batch):
+            kernels.loss_and_gradient(X, Y, self.params, self.grads, self.sizes, self.acts,
+                                      batch, self._workspace(batch), self.loss_code)
         if self.target_scaling is not None:
             self.grads *= self.dtype.type(self.target_scaling.cost_factor)
         return self.grads.copy()
@@ -606,10 +626,14 @@ class MLP:
 
     @classmethod
     def load(cls, path):
-        """Read a network written by ``save`` (or a checkpoint); a clear error for a bad file."""
+        """Read a network written by ``save`` (or a checkpoint); a one-line error naming the
+        file and the field for a bad file (every field is checked here, not at first use)."""
         state = persistence.load(path)
-        net = cls(state["layer_sizes"], hidden=state["hidden"], output=state["output"],
-                  loss=state["loss"], dtype=state["dtype"])
+        try:  # the fields are each valid (persistence.load): here, whether they go together
+            net = cls(state["layer_sizes"], hidden=state["hidden"], output=state["output"],
+                      loss=state["loss"], dtype=state["dtype"])
+        except (ValueError, TypeError) as exc:
+            raise persistence.bad_file(path, exc) from None
         net.set_state(state)  # the target scaling too
         net.history = state["history"]
         net.preprocessing = state["preprocessing"]

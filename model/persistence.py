@@ -8,9 +8,12 @@ import numpy as np
 
 import kernels
 
+from kernels.variants import LOSS_TABLE
+
 from .data import read_npz
 from .paths import atomic_write
 from .targets import TargetScaling
+from .validation import first_nonfinite
 
 FORMAT = "numba-dense-mlp"
 VERSION = 5  # 5 the regression target's scaling; 4 the optimizer and its step, and a table file's preprocessing; 3 the last fit's history; 2 the cost ("loss")
@@ -42,12 +45,27 @@ def _scaling_arrays(scaling):
 
 
 def save(net, path):
-    """Write ``net`` to ``path`` (the exact name given); a crash mid-write leaves no half file."""
+    """Write ``net`` to ``path`` (the exact name given); a crash mid-write leaves no half file.
+
+    A network whose parameters hold NaN or inf is refused (ValueError): ``load`` would
+    refuse the file, and its predictions would be NaN."""
+    bad = first_nonfinite(net.params)
+    if bad >= 0:
+        raise ValueError("save: params hold %s at index %d; a network with NaN/inf parameters "
+                         "predicts NaN and is not written (train it again, with a lower lr)"
+                         % ("NaN" if np.isnan(net.params[bad]) else "inf", bad))
     atomic_savez(path, "save", **network_arrays(net))
 
 
 def _bad(path, why):
-    return ValueError("load: %r is not a valid numba-dense model file: %s" % (path, why))
+    return ValueError("load: %r is not a valid numba-dense model file: %s"
+                      % (os.fspath(path), " ".join(str(why).split())))
+
+
+def bad_file(path, exc):
+    """The one-line error for a saved model whose fields are each valid but do not go
+    together (``MLP.load``: the constructor's own check of them), naming the file."""
+    return _bad(path, exc)
 
 
 def read_arrays(path, what="load"):
@@ -58,8 +76,71 @@ def read_arrays(path, what="load"):
         raise _bad(os.fspath(path), str(exc).split(": ", 2)[-1]) from None
 
 
+#: The output layers a saved network may name: the activations and softmax (``MLP``'s
+#: ``OUTPUTS``; whether output and loss go together is the constructor's check).
+_OUTPUTS = tuple(kernels.ACTIVATIONS) + tuple(
+    c.output for c in LOSS_TABLE if c.output != "any" and c.output not in kernels.ACTIVATIONS)
+
+_DTYPES = ("float32", "float64")
+
+
+def _text(path, arrays, key, options=None, default=None):
+    """The string saved as ``key`` (a 0-d string array), one of ``options`` when given."""
+    if key not in arrays:
+        return default
+    value = arrays[key]
+    if value.ndim != 0 or value.dtype.kind != "U":
+        raise _bad(path, "%s must be a string, got %s of shape %s"
+                   % (key, _kind(value), value.shape))
+    text = str(value)
+    if options is not None and text not in options:
+        raise _bad(path, "%s is %r, not one of %s" % (key, text, ", ".join(map(repr, options))))
+    return text
+
+
+def _kind(value):
+    return "dtype %s" % value.dtype if value.dtype.kind != "U" else "a string"
+
+
+def _whole(path, arrays, key, minimum, default=None):
+    """The integer saved as ``key`` (a 0-d integer array), >= ``minimum``."""
+    if key not in arrays:
+        return default
+    value = arrays[key]
+    if value.ndim != 0 or value.dtype.kind not in "iu":
+        raise _bad(path, "%s must be an integer, got %s of shape %s"
+                   % (key, _kind(value), value.shape))
+    if int(value) < minimum:
+        raise _bad(path, "%s is %d; it must be >= %d" % (key, int(value), minimum))
+    return int(value)
+
+
+def _vector(path, arrays, key, dtype, n):
+    """The (n,) array of ``dtype`` saved as ``key``, every value finite."""
+    value = arrays[key]
+    plural = key == "params"
+    if value.shape != (n,):
+        raise _bad(path, "%s has shape %s but layer_sizes %s need (%d,)"
+                   % (key, value.shape, arrays["layer_sizes"].tolist(), n))
+    if value.dtype != np.dtype(dtype):
+        raise _bad(path, "%s %s %s but the model's dtype is %s"
+                   % (key, "are" if plural else "is", value.dtype, dtype))
+    bad = first_nonfinite(value)
+    if bad >= 0:
+        raise _bad(path, "%s %s %s at index %d" % (
+            key, "hold" if plural else "holds", "NaN" if np.isnan(value[bad]) else "inf", bad))
+    return value
+
+
 def load(path, arrays=None):
-    """The saved state of a network as a dict of plain values, checked for consistency."""
+    """The saved state of a network as a dict of plain values.
+
+    Every field is checked here, so that a damaged or hand-made file is refused when it
+    loads (a ValueError naming the file and the field), never at its first use: the format
+    and version, the names (hidden, output, loss, dtype, optimizer), the layer sizes, the
+    dtype, shape and finiteness of the parameters and optimizer state, the step count,
+    the history, the target scaling and a table file's preprocessing.
+    """
     path = os.fspath(path)
     if arrays is None:
         arrays = read_arrays(path)
@@ -70,29 +151,35 @@ def load(path, arrays=None):
         raise _bad(path, "missing arrays %s" % ", ".join(missing))
     if str(arrays["format"]) != FORMAT:
         raise _bad(path, "format is %r, expected %r" % (str(arrays["format"]), FORMAT))
-    if int(arrays["version"]) not in range(1, VERSION + 1):
+    version = _whole(path, arrays, "version", 1)
+    if version > VERSION:
         raise _bad(path, "version %d, this numba-dense reads versions 1 to %d"
-                   % (int(arrays["version"]), VERSION))
+                   % (version, VERSION))
     sizes = arrays["layer_sizes"]
     if sizes.ndim != 1 or sizes.dtype.kind not in "iu" or len(sizes) < 2 or (sizes < 1).any():
-        raise _bad(path, "layer_sizes is %r" % (sizes,))
+        raise _bad(path, "layer_sizes is %s (%s); it must list at least 2 widths >= 1"
+                   % (sizes.tolist(), sizes.dtype))
+    hidden = _text(path, arrays, "hidden", tuple(kernels.ACTIVATIONS))
+    output = _text(path, arrays, "output", _OUTPUTS)
+    loss = _text(path, arrays, "loss", tuple(kernels.LOSSES), default="mse")
+    dtype = _text(path, arrays, "dtype", _DTYPES)
+    optimizer = _text(path, arrays, "optimizer", tuple(kernels.OPTIMIZERS), default="sgd")
+    step = _whole(path, arrays, "step", 0, default=0)
     n_params = int(kernels.param_count(sizes.astype(np.int64)))
-    optimizer = str(arrays["optimizer"]) if "optimizer" in arrays else "sgd"
-    if optimizer not in kernels.OPTIMIZERS:
-        raise _bad(path, "optimizer is %r, not one of %s"
-                   % (optimizer, ", ".join(kernels.OPTIMIZERS)))
     vectors = kernels.OPTIMIZER_TABLE[kernels.OPTIMIZERS[optimizer]].state_vectors
-    for key, n in (("params", n_params), ("velocity", vectors * n_params)):
-        if arrays[key].shape != (n,):
-            raise _bad(path, "%s has shape %s but layer_sizes %s need (%d,)"
-                       % (key, arrays[key].shape, sizes.tolist(), n))
-    return {"layer_sizes": sizes.tolist(), "hidden": str(arrays["hidden"]),
-            "output": str(arrays["output"]), "dtype": str(arrays["dtype"]),
-            "loss": str(arrays["loss"]) if "loss" in arrays else "mse",
-            "params": arrays["params"], "velocity": arrays["velocity"],
-            "optimizer": optimizer, "step": int(arrays["step"]) if "step" in arrays else 0,
-            "history": _history(path, arrays), "preprocessing": _preprocessing(path, arrays),
-            "target_scaling": _target_scaling(path, arrays, int(sizes[-1]))}
+    params = _vector(path, arrays, "params", dtype, n_params)
+    velocity = _vector(path, arrays, "velocity", dtype, vectors * n_params)
+    scaling = _target_scaling(path, arrays, int(sizes[-1]))
+    if scaling is not None and (output, loss) != ("identity", "mse"):
+        raise _bad(path, "target_mean / target_scale: a target scaling belongs to a regression "
+                   "(output 'identity', loss 'mse'), not output %r with loss %r"
+                   % (output, loss))
+    return {"layer_sizes": sizes.tolist(), "hidden": hidden, "output": output,
+            "dtype": dtype, "loss": loss, "params": params, "velocity": velocity,
+            "optimizer": optimizer, "step": step,
+            "history": _history(path, arrays),
+            "preprocessing": _preprocessing(path, arrays, int(sizes[0])),
+            "target_scaling": scaling}
 
 
 def _target_scaling(path, arrays, n_outputs):
@@ -102,25 +189,112 @@ def _target_scaling(path, arrays, n_outputs):
         raise _bad(path, str(exc)) from None
 
 
-def _preprocessing(path, arrays):
+#: What every saved preprocessing holds (``tabular.Preprocessing.fit``, since 0.1).
+_PREPROCESSING_FIELDS = ("target", "task", "columns", "classes", "scale", "feature_names",
+                         "rows", "dropped_rows", "imputed", "source")
+
+
+def _preprocessing_problem(spec, n_inputs):
+    """What is wrong with a saved preprocessing (its JSON, parsed), or None."""
+    if not isinstance(spec, dict):
+        return "is JSON %s, not an object" % type(spec).__name__
+    missing = [key for key in _PREPROCESSING_FIELDS if key not in spec]
+    if missing:
+        return "lacks %s" % ", ".join(map(repr, missing))
+    if not isinstance(spec["target"], str):
+        return "target is %r, not a column name" % (spec["target"],)
+    if spec["task"] not in ("regression", "classification"):
+        return "task is %r, not 'regression' or 'classification'" % (spec["task"],)
+    classes = spec["classes"]
+    if spec["task"] == "classification" and (not isinstance(classes, list) or not classes):
+        return "classes is %r; a classification needs a list of its classes" % (classes,)
+    columns, names = spec["columns"], spec["feature_names"]
+    if not isinstance(columns, list) or not columns:
+        return "columns is %r, not a list of columns" % (columns,)
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return "feature_names is not a list of names"
+    if len(names) != n_inputs:
+        return ("feature_names lists %d inputs but the network has %d (layer_sizes[0])"
+                % (len(names), n_inputs))
+    width = 0
+    for i, column in enumerate(columns):
+        where = "columns[%d]" % i
+        if not isinstance(column, dict) or not isinstance(column.get("name"), str):
+            return "%s is %s, not a column with a name" % (where, _short(column))
+        kind = column.get("kind")
+        if kind == "numeric":
+            for key in ("mean", "scale"):
+                value = column.get(key)
+                if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                        or not np.isfinite(value) or (key == "scale" and value == 0):
+                    return "%s (%r) has %s %r" % (where, column["name"], key, value)
+            width += 1
+        elif kind == "text":
+            if not isinstance(column.get("categories"), list):
+                return "%s (%r) has no list of categories" % (where, column["name"])
+            if column.get("infrequent") and not isinstance(column.get("rare"), list):
+                return "%s (%r) groups rare values but has no list of them" \
+                    % (where, column["name"])
+            width += len(column["categories"]) + bool(column.get("infrequent"))
+        else:
+            return "%s (%r) has kind %r, not 'numeric' or 'text'" % (where, column["name"], kind)
+    if width != len(names):
+        return "columns make %d inputs but feature_names lists %d" % (width, len(names))
+    return None
+
+
+def _preprocessing(path, arrays, n_inputs):
     """The ``tabular.Preprocessing`` saved with a network trained on a table file, or None."""
-    text = str(arrays["preprocessing"]) if "preprocessing" in arrays else ""
+    text = _text(path, arrays, "preprocessing", default="")
     if not text:
         return None
-    from .tabular import Preprocessing
     try:
-        return Preprocessing.from_json(text)
+        spec = json.loads(text)
     except ValueError as exc:
         raise _bad(path, "preprocessing is not valid JSON: %s" % exc) from None
+    why = _preprocessing_problem(spec, n_inputs)
+    if why:
+        raise _bad(path, "preprocessing %s" % why)
+    from .tabular import Preprocessing
+    try:
+        prep = Preprocessing.from_json(text)
+        prep.summary()  # a cheap use of every field the checks above did not look at
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
+        raise _bad(path, "preprocessing is not valid (%s: %s)"
+                   % (type(exc).__name__, exc)) from None
+    return prep
+
+
+#: The lists of a saved ``History``, one number per epoch.
+_HISTORY_LISTS = ("loss", "val_loss", "lr", "seconds", "comm_seconds")
 
 
 def _history(path, arrays):
     """The saved ``History`` of the last fit, or None (older files, untrained networks)."""
-    text = str(arrays["fit_history"]) if "fit_history" in arrays else ""
+    text = _text(path, arrays, "fit_history", default="")
     if not text:
         return None
     from .training import History
     try:
-        return History(**json.loads(text))
+        spec = json.loads(text)
+        if not isinstance(spec, dict):
+            raise TypeError("JSON %s, not an object" % type(spec).__name__)
+        history = History(**spec)
     except (ValueError, TypeError) as exc:
         raise _bad(path, "fit_history is not a valid history: %s" % exc) from None
+    for key in _HISTORY_LISTS:
+        values = getattr(history, key)
+        if not isinstance(values, list) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise _bad(path, "fit_history: %s is %s, not a list of numbers"
+                       % (key, _short(values)))
+    for key in ("best_epoch", "stopped_epoch", "interrupted_epoch"):
+        value = getattr(history, key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise _bad(path, "fit_history: %s is %r, not an epoch number" % (key, value))
+    return history
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -63,12 +63,21 @@ class TargetScaling:
         bad one."""
         if "target_mean" not in arrays or arrays["target_mean"].size == 0:
             return None
-        mean = np.asarray(arrays["target_mean"], np.float64)
-        scale = float(np.asarray(arrays["target_scale"]))
+        mean, scale = np.asarray(arrays["target_mean"]), arrays.get("target_scale")
+        if scale is None:
+            raise ValueError("target_mean is saved without its target_scale")
+        scale = np.asarray(scale)
+        if mean.dtype.kind not in "iuf" or scale.dtype.kind not in "iuf" or scale.ndim != 0:
+            raise ValueError("target_mean (dtype %s, shape %s) / target_scale (dtype %s, shape "
+                             "%s) must be numbers: a mean per output and one scale"
+                             % (mean.dtype, mean.shape, scale.dtype, scale.shape))
+        mean, scale = mean.astype(np.float64), float(scale)
         if mean.shape != (n_outputs,) or not np.isfinite(mean).all() \
                 or not (np.isfinite(scale) and scale > 0):
             raise ValueError("target_mean %s / target_scale %r are not a scaling of %d "
-                             "outputs" % (mean.shape, scale, n_outputs))
+                             "outputs (a finite mean per output, a finite scale > 0)"
+                             % (mean.tolist() if mean.size <= 8 else mean.shape, scale,
+                                n_outputs))
         return cls(mean=mean, scale=scale)
 
 

@@ -57,6 +57,14 @@ def _first_nonfinite(flat):
     return -1
 
 
+def first_nonfinite(arr):
+    """Index of the first NaN/inf in the flat order of a float array, or -1."""
+    flat = np.ascontiguousarray(arr).reshape(-1)
+    if flat.dtype.kind != "f":
+        return -1
+    return int((_first_nonfinite if flat.size >= _PARALLEL_MIN else _first_nonfinite_serial)(flat))
+
+
 def check_finite(arr, name, first_row=0, original_dtype=None):
     """Raise naming the row and column of the first NaN/inf in a C-contiguous 2-D ``arr``.
 
@@ -73,10 +81,92 @@ def check_finite(arr, name, first_row=0, original_dtype=None):
                          % (name, what, first_row + row, col, converted))
 
 
+def plain(value):
+    """``repr`` of a value for a message, NumPy scalars as the Python values they hold
+    (``2.0``, not ``np.float64(2.0)``; ``'relu'``, not ``np.str_('relu')``)."""
+    if isinstance(value, np.floating):
+        return str(value)  # the shortest digits of its own precision: 0.7, not 0.699999988
+    if isinstance(value, np.generic):
+        value = value.item()
+    return repr(value)
+
+
+def _non_number_at(arr):
+    """(index, value) of the first entry of an object array that is not a real number (bools
+    count as numbers), or None."""
+    for index, value in np.ndenumerate(arr):
+        if not isinstance(value, (numbers.Real, np.bool_)):
+            return index, value
+    return None
+
+
+def _at(name, index):
+    """``name[i]`` or ``name[i, j]`` for an index of ``np.ndenumerate``."""
+    return "%s[%s]" % (name, ", ".join(str(i) for i in index))
+
+
+def _not_numeric(arr, name, hint=""):
+    """The TypeError for an array that is not numeric, naming a bad entry where it can."""
+    where = ""
+    if arr.dtype == object:
+        bad = _non_number_at(arr)
+        if bad is not None:
+            where = " (%s is %s)" % (_at(name, bad[0]), plain(bad[1]))
+    elif arr.dtype.kind in "US" and arr.size:
+        where = " (%s is %s)" % (_at(name, next(np.ndindex(arr.shape))),
+                                 plain(arr.reshape(-1)[0]))
+    return TypeError("%s must be a numeric array, got dtype %s%s%s"
+                     % (name, arr.dtype, where, hint))
+
+
+def _numbers_of_objects(arr):
+    """An object array whose entries are all real numbers as a float64 array; else as is."""
+    if arr.dtype == object and arr.size and _non_number_at(arr) is None:
+        return arr.astype(np.float64)
+    return arr
+
+
+#: A sparse matrix is made dense for the kernels up to this many bytes of dense rows.
+SPARSE_MAX_BYTES = 1 << 30
+
+
+def is_sparse(a):
+    """True for a SciPy sparse matrix or array."""
+    if not type(a).__module__.startswith("scipy.sparse"):
+        return False
+    import scipy.sparse
+    return scipy.sparse.issparse(a)
+
+
+def dense(a, name, dtype, n_columns=None, columns_meaning="features"):
+    """``a`` itself, or a SciPy sparse ``a`` as a dense array of ``dtype``.
+
+    The kernels compute on dense rows, so a sparse matrix is made dense once, when its dense
+    form takes at most ``SPARSE_MAX_BYTES`` (1 GiB); a larger one is refused with a one-line
+    error (pass it in row blocks, e.g. to ``partial_fit``).
+    """
+    if not is_sparse(a):
+        return a
+    if len(a.shape) != 2:
+        raise ValueError("%s must be a 2-D array (rows, %s), got a sparse array of shape %s"
+                         % (name, columns_meaning, a.shape))
+    rows, columns = (int(n) for n in a.shape)
+    if n_columns is not None and columns != n_columns:
+        raise ValueError("%s has %d %s (columns) but the network has %d"
+                         % (name, columns, columns_meaning, n_columns))
+    size = rows * columns * np.dtype(dtype).itemsize
+    if size > SPARSE_MAX_BYTES:
+        raise ValueError("%s: a sparse matrix of %d x %d takes %.1f GB as the dense rows the "
+                         "kernels compute on, more than the %d MB numba-dense makes dense "
+                         "itself; pass it in row blocks (e.g. to partial_fit) as dense arrays"
+                         % (name, rows, columns, size / 1e9, SPARSE_MAX_BYTES >> 20))
+    return a.toarray().astype(dtype, copy=False)
+
+
 def check_matrix_shape(arr, name, n_columns, columns_meaning):
     """Numeric, 2-D, at least one row, ``n_columns`` columns; else a clear error."""
     if arr.dtype.kind not in "biuf":
-        raise TypeError("%s must be a numeric array, got dtype %s" % (name, arr.dtype))
+        raise _not_numeric(arr, name)
     if arr.ndim != 2:
         raise ValueError("%s must be a 2-D array (rows, %s), got shape %s"
                          % (name, columns_meaning, arr.shape))
@@ -93,7 +183,7 @@ def as_float_matrix(a, name, dtype, n_columns, columns_meaning):
     Accepts lists and arrays of bool, int or float; converts at most once. ``columns_meaning``
     words the column count in messages ("features", "outputs").
     """
-    arr = np.asarray(a)
+    arr = _numbers_of_objects(np.asarray(dense(a, name, dtype, n_columns, columns_meaning)))
     check_matrix_shape(arr, name, n_columns, columns_meaning)
     original = arr.dtype
     with np.errstate(over="ignore"):  # an overflow to inf is reported just below
@@ -113,11 +203,15 @@ REGRESSION, CLASSES, BINARY = "regression", "classes", "binary"
 
 def check_target_rows(y, name, n_rows, x_name):
     """``y`` has one entry per row of X."""
-    if np.ndim(y) == 0:
+    if is_sparse(y):
+        rows = y.shape[0]
+    elif np.ndim(y) == 0:
         raise ValueError("%s must be an array with one entry per row of %s, got a scalar"
                          % (name, x_name))
-    if len(y) != n_rows:
-        raise ValueError("%s has %d rows but %s has %d" % (name, len(y), x_name, n_rows))
+    else:
+        rows = len(y)
+    if rows != n_rows:
+        raise ValueError("%s has %d rows but %s has %d" % (name, rows, x_name, n_rows))
 
 
 def targets_matrix(y, name, dtype, n_outputs, kind, first_row=0):
@@ -129,9 +223,15 @@ def targets_matrix(y, name, dtype, n_outputs, kind, first_row=0):
     - binary (sigmoid): values in [0, 1], (rows,) for one output.
     ``first_row`` places the block in its file for messages.
     """
-    arr = np.asarray(y)
+    arr = _numbers_of_objects(np.asarray(dense(y, name, dtype, columns_meaning="outputs")))
     if arr.dtype.kind not in "biuf":
-        raise TypeError("%s must be a numeric array, got dtype %s" % (name, arr.dtype))
+        hint = ""
+        if kind == CLASSES:
+            hint = ("; class labels must be integers 0..%d (model.MLPClassifier takes labels "
+                    "of any type)" % (n_outputs - 1))
+        elif kind == BINARY:
+            hint = "; binary targets must be numbers in [0, 1]"
+        raise _not_numeric(arr, name, hint)
     if kind == CLASSES and arr.ndim == 1:
         return _one_hot(arr, name, dtype, n_outputs, first_row)
     if arr.ndim == 1 and n_outputs == 1:
@@ -175,7 +275,7 @@ def _one_hot(labels, name, dtype, n_classes, first_row):
 def integer(value, name, minimum):
     """``value`` as an int >= ``minimum`` (bools are refused: True is no batch size)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError("%s must be an integer, got %r" % (name, value))
+        raise TypeError("%s must be an integer, got %s" % (name, plain(value)))
     if value < minimum:
         raise ValueError("%s must be >= %d, got %d" % (name, minimum, value))
     return int(value)
@@ -184,7 +284,7 @@ def integer(value, name, minimum):
 def real_number(value, name, low, low_inclusive, high=None):
     """``value`` as a finite float in the range (low or [low, high)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError("%s must be a real number, got %r" % (name, value))
+        raise TypeError("%s must be a real number, got %s" % (name, plain(value)))
     value = float(value)
     too_low = value < low if low_inclusive else value <= low
     if not np.isfinite(value) or too_low or (high is not None and value >= high):
@@ -195,12 +295,51 @@ def real_number(value, name, low, low_inclusive, high=None):
     return value
 
 
+def boolean(value, name):
+    """``value`` as a bool: True or False (NumPy's too); a string such as "False" is refused
+    (it would count as true)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError("%s must be True or False, got %s" % (name, plain(value)))
+    return bool(value)
+
+
+def random_seed(value, name="seed"):
+    """A seed for ``np.random.default_rng``: None, an integer >= 0, or NumPy's Generator,
+    BitGenerator or SeedSequence (used as they are)."""
+    if value is None or isinstance(value, (np.random.Generator, np.random.BitGenerator,
+                                           np.random.SeedSequence)):
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError("%s must be None, an integer >= 0 or a numpy.random.Generator, got %s"
+                        % (name, plain(value)))
+    if value < 0:
+        raise ValueError("%s must be >= 0, got %d" % (name, value))
+    return int(value)
+
+
+def class_labels(Y, name, kind):
+    """The labels ``score`` compares with, from targets checked by ``targets_matrix``:
+    the argmax class of each row for softmax (one-hot or class-probability rows), the 0/1
+    matrix for sigmoid outputs, whose targets must then be exactly 0 or 1 (a probability
+    such as 0.7 is a target for the cost, but no label to count right or wrong)."""
+    if kind == CLASSES:
+        return Y.argmax(axis=1)
+    between = np.flatnonzero(((Y != 0) & (Y != 1)).any(axis=1))
+    if between.size:
+        r = int(between[0])
+        where = ("%s[%d] is %s" % (name, r, plain(Y[r, 0])) if Y.shape[1] == 1
+                 else "%s row %d holds [%s]" % (name, r, ", ".join(map(plain, Y[r]))))
+        raise ValueError("%s: accuracy needs labels 0 or 1 (the cost also takes "
+                         "probabilities, score does not)" % where)
+    return Y.astype(np.int64)
+
+
 def float_dtype(dtype):
     """``dtype`` as np.float32 or np.float64."""
     try:
         dt = np.dtype(dtype)
     except TypeError:
-        raise TypeError("dtype must be float32 or float64, got %r" % (dtype,)) from None
+        raise TypeError("dtype must be float32 or float64, got %s" % plain(dtype)) from None
     if dt not in FLOAT_DTYPES:
         raise TypeError("dtype must be float32 or float64, got %s" % dt)
     return dt
@@ -209,7 +348,8 @@ def float_dtype(dtype):
 def choice(value, name, options):
     """``value`` if it is one of ``options`` (a mapping or sequence of names)."""
     if not isinstance(value, str) or value not in options:
-        raise ValueError("%s must be one of %s, got %r" % (name, ", ".join(map(repr, options)), value))
+        raise ValueError("%s must be one of %s, got %s"
+                         % (name, ", ".join(map(repr, options)), plain(value)))
     return value
 
 

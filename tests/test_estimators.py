@@ -183,11 +183,47 @@ def test_same_start_as_scikit_learn_gives_the_same_model(classes):
     (dict(learning_rate_init=0), "'learning_rate_init' parameter must be in the range"),
     (dict(beta_1=1.0), "'beta_1' parameter must be in the range"),
     (dict(dtype=np.int32), "'dtype' parameter must be float32 or float64"),
+    # issue 20: what scikit-learn's own parameter validation refuses, refused here too (it
+    # was accepted, or failed in NumPy with its own words)
+    (dict(dtype="foo"), "'dtype' parameter must be float32 or float64; got 'foo'"),
+    (dict(hidden_layer_sizes=(3.5,)), "hidden_layer_sizes must be integers > 0, got [3.5]."),
+    (dict(hidden_layer_sizes="ab"), "'hidden_layer_sizes' parameter must be an array-like or an "
+     "int in the range [1, inf); got 'ab'"),
+    (dict(hidden_layer_sizes=(np.int64(4), np.int64(0))), "must be > 0, got [4, 0]."),
+    (dict(random_state=-5), "'random_state' parameter must be an int in the range "
+     "[0, 4294967295], an instance of 'numpy.random.RandomState' or None; got -5"),
+    (dict(random_state=1.5), "'random_state' parameter must be an int"),
+    (dict(shuffle="False"), "The 'shuffle' parameter must be True or False; got 'False'"),
+    (dict(early_stopping="no"), "The 'early_stopping' parameter must be True or False"),
+    (dict(warm_start="no"), "The 'warm_start' parameter must be True or False"),
+    (dict(nesterovs_momentum=None), "The 'nesterovs_momentum' parameter must be True or False"),
+    (dict(verbose="no"), "The 'verbose' parameter must be an int >= 0 or True or False"),
+    (dict(alpha=np.float64(-1)), "The 'alpha' parameter must be in the range [0, inf); got -1.0"),
 ])
 def test_bad_parameters_are_refused_at_fit(regression, kwargs, message):
     X, y = regression
-    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+    with pytest.raises(ValueError) as info:
         MLPRegressor(**kwargs).fit(X, y)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_missing_label_is_refused_in_scikit_learns_words():
+    X = np.random.default_rng(0).standard_normal((6, 2))
+    # scikit-learn's own fit fails in np.unique: "'<' not supported between ... 'NoneType'"
+    with pytest.raises(ValueError, match="^Input y contains None.$"):
+        MLPClassifier(max_iter=2).fit(X, ["a", None, "b", "a", "b", "a"])
+
+
+def test_sparse_input_too_large_to_make_dense_is_one_line(monkeypatch):
+    sparse = pytest.importorskip("scipy.sparse")
+    from model import validation
+    X = sparse.random(50, 4, density=0.5, format="csr", random_state=0)
+    y = np.arange(50.0)
+    est = MLPRegressor(hidden_layer_sizes=(3,), max_iter=2).fit(X, y)
+    assert est.predict(X).shape == (50,)
+    monkeypatch.setattr(validation, "SPARSE_MAX_BYTES", 100)
+    with pytest.raises(ValueError, match="^X: a sparse matrix of 50 x 4 takes"):
+        est.predict(X)
 
 
 # ----------------------------------------------------------------------------- divergence

@@ -1,0 +1,366 @@
+"""Issue 20: nothing silently wrong, no tracebacks, one-line messages naming the argument (or
+the file and the field), what was expected and what was given."""
+
+import contextlib
+import json
+
+import numpy as np
+import pytest
+
+import kernels
+from kernels import threads
+from model import MLP, persistence
+from model.tabular import Preprocessing
+from model.training import EVAL_BATCH
+
+
+def _one_line(exc):
+    text = str(exc)
+    assert "\n" not in text, text
+    assert "<object type" not in text and "np.float64(" not in text and "np.int64(" not in text
+    return text
+
+
+# ----------------------------------------------------------------------------- score
+
+@pytest.fixture(scope="module")
+def blobs():
+    rng = np.random.default_rng(0)
+    centers = np.array([[3, 0], [0, 3], [-3, -3]])
+    labels = rng.integers(0, 3, 90)
+    X = centers[labels] + 0.3 * rng.standard_normal((90, 2))
+    return X, labels
+
+
+@pytest.mark.parametrize("y, error, message", [
+    (np.full(90, 5), ValueError, "y[0] is 5: class labels must be integers 0..2"),
+    (np.full(90, -1), ValueError, "y[0] is -1: class labels must be integers 0..2"),
+    (np.full(90, 1.5), ValueError, "y[0] is 1.5: class labels must be integers 0..2"),
+    (np.array([0] * 89 + [None], dtype=object), TypeError, "(y[89] is None)"),
+    (np.array(["a"] * 90), TypeError, "(y[0] is 'a'); class labels must be integers 0..2"),
+])
+def test_score_refuses_labels_outside_the_classes_as_cost_does(blobs, y, error, message):
+    X, _ = blobs
+    net = MLP([2, 3], output="softmax", seed=0)
+    with pytest.raises(error) as from_score:
+        net.score(X, y)
+    with pytest.raises(error) as from_cost:
+        net.cost(X, y)
+    assert message in _one_line(from_score.value)
+    assert str(from_score.value) == str(from_cost.value)  # one shared check
+
+
+def test_score_still_counts_labels_and_one_hot_rows(blobs):
+    X, labels = blobs
+    net = MLP([2, 8, 3], output="softmax", seed=0)
+    net.fit(X, labels, epochs=20, lr=0.1, seed=0)
+    accuracy = net.score(X, labels)
+    assert accuracy == float((net.predict(X) == labels).mean()) > 0.9
+    assert net.score(X, np.eye(3)[labels]) == accuracy
+
+
+def test_score_of_a_sigmoid_network_needs_labels_0_or_1(blobs):
+    X, labels = blobs
+    net = MLP([2, 1], output="sigmoid", seed=0)
+    y = (labels == 0).astype(float)
+    assert 0 <= net.score(X, y) <= 1
+    y[4] = 0.7  # a target the cost takes, but no label
+    with pytest.raises(ValueError) as info:
+        net.score(X, y)
+    assert _one_line(info.value).startswith("y[4] is 0.7: accuracy needs labels 0 or 1")
+    with pytest.raises(ValueError, match=r"y\[4\] is 2.0|y row 4 holds \[2.0\]"):
+        net.score(X, np.where(np.arange(90) == 4, 2.0, y))
+
+
+# ----------------------------------------------------------------------------- loading
+
+@pytest.fixture
+def saved(tmp_path):
+    """(path, arrays) of a small saved regression network (with a target scaling)."""
+    net = MLP([3, 4, 2], seed=0)
+    rng = np.random.default_rng(0)
+    net.fit(rng.standard_normal((20, 3)), rng.standard_normal((20, 2)), epochs=1)
+    path = tmp_path / "m.npz"
+    net.save(path)
+    return path, dict(np.load(path))
+
+
+def _with(path, arrays, **changes):
+    arrays = dict(arrays)
+    for key, value in changes.items():
+        if value is None:
+            arrays.pop(key, None)
+        else:
+            arrays[key] = value
+    np.savez(path, **arrays)
+    return path
+
+
+def _nan_at(a, i, value=np.nan):
+    a = a.copy()
+    a[i] = value
+    return a
+
+
+BAD_FIELDS = [
+    (lambda a: dict(params=_nan_at(a["params"], 3)), "params hold NaN at index 3"),
+    (lambda a: dict(params=_nan_at(a["params"], 5, np.inf)), "params hold inf at index 5"),
+    (lambda a: dict(params=a["params"].astype(np.int64)),
+     "params are int64 but the model's dtype is float32"),
+    (lambda a: dict(params=a["params"].astype(np.float64)),
+     "params are float64 but the model's dtype is float32"),
+    (lambda a: dict(velocity=_nan_at(a["velocity"], 0)), "velocity holds NaN at index 0"),
+    (lambda a: dict(dtype=np.array("float16")), "dtype is 'float16', not one of 'float32'"),
+    (lambda a: dict(dtype=np.array(32)), "dtype must be a string, got dtype int64"),
+    (lambda a: dict(hidden=np.array("gelu")), "hidden is 'gelu', not one of 'identity'"),
+    (lambda a: dict(output=np.array("softplus")), "output is 'softplus', not one of"),
+    (lambda a: dict(loss=np.array("hinge")), "loss is 'hinge', not one of 'mse'"),
+    (lambda a: dict(optimizer=np.array("lbfgs")), "optimizer is 'lbfgs', not one of"),
+    (lambda a: dict(step=np.array(-1)), "step is -1; it must be >= 0"),
+    (lambda a: dict(version=np.array("5")), "version must be an integer, got a string"),
+    (lambda a: dict(layer_sizes=np.array([3.0, 4.0, 2.0])), "layer_sizes is [3.0, 4.0, 2.0]"),
+    (lambda a: dict(fit_history=np.array('{"loss": "abc"}')),
+     "fit_history: loss is 'abc', not a list of numbers"),
+    (lambda a: dict(fit_history=np.array("[1]")), "fit_history is not a valid history: JSON list"),
+    (lambda a: dict(preprocessing=np.array("{}")),
+     "preprocessing lacks 'target', 'task', 'columns'"),
+    (lambda a: dict(target_mean=np.array([np.nan, 0.0])), "target_mean [nan, 0.0]"),
+    (lambda a: dict(target_scale=np.array([1.0, 2.0])),
+     "target_scale (dtype float64, shape (2,)) must be numbers"),
+    (lambda a: dict(target_scale=None), "target_mean is saved without its target_scale"),
+    # valid fields that do not go together: the constructor's message, naming the file
+    (lambda a: dict(output=np.array("softmax"), loss=np.array("mse"), target_mean=None,
+                    target_scale=None),
+     "output='softmax' trains with loss='cross_entropy', got loss='mse'"),
+    (lambda a: dict(output=np.array("softmax"), loss=np.array("cross_entropy")),
+     "a target scaling belongs to a regression"),
+]
+
+
+@pytest.mark.parametrize("change, message", BAD_FIELDS)
+def test_a_bad_field_is_refused_at_load_naming_the_file(saved, tmp_path, change, message):
+    path, arrays = saved
+    bad = _with(tmp_path / "bad.npz", arrays, **change(arrays))
+    # persistence.load checks each field; whether they go together is MLP's check
+    loads = (MLP.load,) if "trains with" in message else (MLP.load, persistence.load)
+    for load in loads:
+        with pytest.raises(ValueError) as info:
+            load(bad)
+        text = _one_line(info.value)
+        assert text.startswith("load: %r is not a valid numba-dense model file: "
+                               % str(bad)), text
+        assert message in text, text
+
+
+def test_the_saved_file_itself_loads_and_predicts(saved):
+    path, _ = saved
+    assert np.isfinite(MLP.load(path).predict(np.zeros((2, 3)))).all()
+
+
+def _spec(n_inputs=3):
+    return dict(target="y", task="regression", target_type="number",
+                columns=[{"name": "c%d" % i, "kind": "numeric", "type": "number", "mean": 0.0,
+                          "scale": 1.0} for i in range(n_inputs)],
+                classes=None, scale=True, feature_names=["c%d" % i for i in range(n_inputs)],
+                rows=20, dropped_rows=0, imputed={}, left_out={}, grouped={}, source="t.csv")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s.pop("columns"), "preprocessing lacks 'columns'"),
+    (lambda s: s.update(columns=[]), "preprocessing columns is [], not a list of columns"),
+    (lambda s: s.update(task="clustering"), "preprocessing task is 'clustering'"),
+    (lambda s: s.update(task="classification"),
+     "preprocessing classes is None; a classification needs a list of its classes"),
+    (lambda s: s.update(feature_names=["a", "b"]),
+     "preprocessing feature_names lists 2 inputs but the network has 3"),
+    (lambda s: s["columns"][1].pop("mean"), "preprocessing columns[1] ('c1') has mean None"),
+    (lambda s: s["columns"][1].update(scale=0.0), "preprocessing columns[1] ('c1') has scale 0.0"),
+    (lambda s: s["columns"][2].update(kind="date"), "columns[2] ('c2') has kind 'date'"),
+    (lambda s: s["columns"][2].update(kind="text", categories=["u", "v"]),
+     "preprocessing columns make 4 inputs but feature_names lists 3"),
+])
+def test_a_bad_preprocessing_is_refused_at_load(tmp_path, edit, message):
+    net = MLP([3, 1], seed=0)
+    net.preprocessing = Preprocessing(_spec())
+    net.save(tmp_path / "t.npz")
+    assert MLP.load(tmp_path / "t.npz").preprocessing.feature_names == ["c0", "c1", "c2"]
+    spec = _spec()
+    edit(spec)
+    bad = _with(tmp_path / "bad.npz", dict(np.load(tmp_path / "t.npz")),
+                preprocessing=np.array(json.dumps(spec)))
+    with pytest.raises(ValueError) as info:
+        MLP.load(bad)
+    text = _one_line(info.value)
+    assert text.startswith("load: %r is not a valid numba-dense model file: " % str(bad))
+    assert message in text, text
+
+
+def test_save_refuses_nan_parameters(tmp_path):
+    net = MLP([3, 2], seed=0)
+    net.params[4] = np.nan
+    with pytest.raises(ValueError, match="save: params hold NaN at index 4"):
+        net.save(tmp_path / "n.npz")
+    assert not (tmp_path / "n.npz").exists()
+
+
+# ----------------------------------------------------------------------------- arguments
+
+@pytest.mark.parametrize("sizes, error, message", [
+    (5, ValueError, "layer_sizes must list at least 2 widths [inputs, ..., outputs], got 5"),
+    ("34", ValueError, "layer_sizes must list at least 2 widths"),
+    ([3, 0], ValueError, "layer_sizes[1] must be >= 1, got 0"),
+    ([3.5, 2], TypeError, "layer_sizes[0] must be an integer, got 3.5"),
+    ([3, np.float64(2)], TypeError, "layer_sizes[1] must be an integer, got 2.0"),
+])
+def test_bad_layer_sizes(sizes, error, message):
+    with pytest.raises(error) as info:
+        MLP(sizes)
+    assert message in _one_line(info.value)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: MLP([3, 2], seed=-5),
+    lambda: MLP([3, 2]).initialize(-5),
+    lambda: MLP([3, 2]).fit(np.zeros((4, 3)), np.zeros((4, 2)), seed=-5),
+])
+def test_a_negative_seed_gets_our_message_not_numpys(call):
+    with pytest.raises(ValueError) as info:
+        call()
+    assert _one_line(info.value) == "seed must be >= 0, got -5"
+
+
+def test_seed_may_be_a_generator_but_not_a_float():
+    a = MLP([3, 2], seed=np.random.default_rng(1))
+    b = MLP([3, 2], seed=1)
+    np.testing.assert_array_equal(a.params, b.params)
+    with pytest.raises(TypeError, match="seed must be None, an integer >= 0 or a numpy"):
+        MLP([3, 2], seed=1.5)
+
+
+@pytest.mark.parametrize("changes, error, message", [
+    (dict(shuffle="False"), TypeError, "shuffle must be True or False, got 'False'"),
+    (dict(shuffle=None), TypeError, "shuffle must be True or False, got None"),
+    (dict(nesterov="yes"), TypeError, "nesterov must be True or False, got 'yes'"),
+    (dict(schedule="cosine", lr=0.01, min_lr=0.1), ValueError,
+     "min_lr must be <= lr for schedule='cosine' (the rate falls from lr to min_lr), got "
+     "min_lr=0.1 > lr=0.01"),
+    (dict(epochs=np.float64(2)), TypeError, "epochs must be an integer, got 2.0"),
+    (dict(lr=np.float32(-1)), ValueError, "lr must be > 0.0, got -1.0"),
+    (dict(schedule=np.str_("cosinus")), ValueError, "got 'cosinus'"),
+])
+def test_bad_options_are_refused_before_anything_changes(changes, error, message):
+    net = MLP([3, 2], seed=0)
+    before = net.params.copy()
+    with pytest.raises(error) as info:
+        net.fit(np.zeros((8, 3)), np.zeros((8, 2)), **{"epochs": 2, **changes})
+    assert message in _one_line(info.value)
+    np.testing.assert_array_equal(net.params, before)
+
+
+def test_min_lr_equal_to_lr_or_other_schedules_are_fine():
+    net = MLP([3, 2], seed=0)
+    X, y = np.zeros((8, 3)), np.zeros((8, 2))
+    assert net.fit(X, y, epochs=2, schedule="cosine", lr=0.1, min_lr=0.1).lr == [0.1, 0.1]
+    net.fit(X, y, epochs=1, schedule="constant", lr=0.01, min_lr=0.1)
+
+
+def test_a_none_label_is_named():
+    net = MLP([2, 3], output="softmax", seed=0)
+    with pytest.raises(TypeError) as info:
+        net.fit(np.zeros((3, 2)), [0, None, 1], epochs=1)
+    assert _one_line(info.value) == (
+        "y must be a numeric array, got dtype object (y[1] is None); class labels must be "
+        "integers 0..2 (model.MLPClassifier takes labels of any type)")
+
+
+def test_object_arrays_of_numbers_are_numbers():
+    net = MLP([2, 3], output="softmax", seed=0)
+    net.fit(np.array([[0, 1], [1, 0], [1, 1]], dtype=object), np.array([0, 2, 1], dtype=object),
+            epochs=1)
+
+
+def test_sparse_input_is_made_dense(monkeypatch):
+    sparse = pytest.importorskip("scipy.sparse")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 5)) * (rng.random((40, 5)) < 0.3)
+    y = X @ np.arange(5.0)
+    a, b = MLP([5, 4, 1], seed=0), MLP([5, 4, 1], seed=0)
+    a.fit(sparse.csr_matrix(X), y, epochs=2, seed=0)
+    b.fit(X, y, epochs=2, seed=0)
+    np.testing.assert_array_equal(a.params, b.params)
+    np.testing.assert_array_equal(a.predict(sparse.csc_matrix(X)), b.predict(X))
+    assert a.score(sparse.csr_matrix(X), y) == b.score(X, y)
+    with pytest.raises(ValueError, match=r"^X has 4 features \(columns\) but the network has 5$"):
+        a.predict(sparse.csr_matrix(X[:, :4]))
+    from model import validation
+    monkeypatch.setattr(validation, "SPARSE_MAX_BYTES", 100)
+    with pytest.raises(ValueError) as info:
+        a.predict(sparse.csr_matrix(X))
+    assert _one_line(info.value).startswith("X: a sparse matrix of 40 x 5 takes 0.0 GB")
+
+
+def test_an_npz_path_is_refused_naming_its_arrays(tmp_path):
+    path = tmp_path / "d.npz"
+    np.savez(path, X=np.zeros((4, 3)), y=np.zeros(4))
+    net = MLP([3, 1], seed=0)
+    for call in (lambda: net.fit(path, np.zeros(4), epochs=1), lambda: net.predict(path)):
+        with pytest.raises(ValueError) as info:
+            call()
+        assert _one_line(info.value) == (
+            "X: %r is an .npz archive (arrays: X, y), not one array; pass the array itself, "
+            "e.g. np.load(%r)['X'], or save it as a .npy file to stream it"
+            % (str(path), str(path)))
+
+
+# ----------------------------------------------------------------------------- BLAS threads
+
+@pytest.fixture
+def thread_log(monkeypatch):
+    """Record the limit asked of ``kernels.blas_threads_for`` (made to say 1) and, inside
+    each compiled evaluation call, the limits in force and the BLAS thread count."""
+    log = {"asked": [], "in_call": []}
+    active = []
+    real_blas_threads = kernels.blas_threads
+
+    def blas_threads_for(sizes, batch_size, others=None):
+        log["asked"].append(([int(n) for n in sizes], int(batch_size)))
+        return 1
+
+    @contextlib.contextmanager
+    def blas_threads(limit):
+        active.append(limit)
+        try:
+            with real_blas_threads(limit):
+                yield
+        finally:
+            active.pop()
+
+    def recorded(kernel):
+        def call(*args):
+            log["in_call"].append((kernel.__name__, list(active),
+                                   threads.current_blas_threads()))
+            return kernel(*args)
+        return call
+
+    monkeypatch.setattr(kernels, "blas_threads_for", blas_threads_for)
+    monkeypatch.setattr(kernels, "blas_threads", blas_threads)
+    monkeypatch.setattr(kernels, "predict_into", recorded(kernels.predict_into))
+    monkeypatch.setattr(kernels, "loss_and_gradient", recorded(kernels.loss_and_gradient))
+    return log
+
+
+def test_evaluation_runs_blas_with_trainings_thread_limit(thread_log):
+    rng = np.random.default_rng(0)
+    X, labels = rng.standard_normal((5000, 4)), rng.integers(0, 3, 5000)
+    net = MLP([4, 6, 3], output="softmax", seed=0)
+    net.predict(X)
+    net.predict_proba(X[:10])
+    net.score(X, labels)
+    net.gradients(X, labels)
+    names = [name for name, _, _ in thread_log["in_call"]]
+    assert names == ["predict_into"] * 3 + ["loss_and_gradient"]
+    for _, limits, blas in thread_log["in_call"]:
+        assert limits == [1]
+        assert blas in (None, 1)  # None: this BLAS's thread count cannot be read
+    assert thread_log["asked"] == [([4, 6, 3], EVAL_BATCH), ([4, 6, 3], 10),
+                                   ([4, 6, 3], EVAL_BATCH), ([4, 6, 3], EVAL_BATCH)]
