@@ -174,10 +174,17 @@ def _count(minimum):
 
 # ----------------------------------------------------------------------------- parser
 
+def _delimiter_option(p):
+    p.add_argument("--delimiter", metavar="CHAR",
+                   help="the field separator of a CSV (default: found in its header line: a "
+                        "comma, else a semicolon, tab or |)")
+
+
 def _data_options(p, targets=True):
     p.add_argument("--data", required=True, metavar="PATH",
                    help=".npz with X%s, .npy of inputs%s, or a .csv / .parquet table" % (
                        " and y" if targets else "", " (with --target)" if targets else ""))
+    _delimiter_option(p)
     if targets:
         p.add_argument("--target", metavar="PATH", help=".npy of targets, for --data X.npy")
         p.add_argument("--target-col", type=_columns, metavar="NAME",
@@ -209,6 +216,7 @@ def build_parser():
     train.add_argument("--target", metavar="PATH", help=".npy of targets, for --data X.npy")
     train.add_argument("--target-col", type=_columns, metavar="COLS",
                        help="target column name(s) or index(es) of a CSV, comma-separated")
+    _delimiter_option(train)
     train.add_argument("--rows", type=_count(1), default=200_000,
                        help="rows of the built-in dataset (default 200000)")
     train.add_argument("--features", type=_names, metavar="A,B",
@@ -306,7 +314,7 @@ def build_parser():
     conv.add_argument("--out-x", default="X.npy", metavar="PATH", help="inputs (default X.npy)")
     conv.add_argument("--out-y", default="y.npy", metavar="PATH", help="targets (default y.npy)")
     conv.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    conv.add_argument("--delimiter", default=",")
+    _delimiter_option(conv)
     conv.add_argument("--chunk-rows", type=_count(1), default=100_000)
     conv.add_argument("--skip-bad", action="store_true",
                       help="leave bad rows out (and list them) instead of stopping")
@@ -601,9 +609,10 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        with _stop_signals(), _one_line_warnings():
+        with _stop_signals(), _one_line_warnings(), _closed_stdout_ignored():
             check_outputs(_outputs(args))  # before claiming: a claim writes beside them
             with claimed(_outputs(args) if _writes(args) else {}), \
+                    tabular.csv_delimiter(args.delimiter), \
                     tempfile.TemporaryDirectory(prefix="numba-dense-") as workdir:
                 return COMMANDS[args.command](args, workdir) or 0
     except (ValueError, TypeError, OSError, DivergedError) as exc:
@@ -645,6 +654,50 @@ class _stop_signals:
     def __exit__(self, *exc):
         if self.previous is not None:
             signal.signal(signal.SIGTERM, self.previous)
+
+
+class _QuietWhenClosed:
+    """stdout that, once its reader has gone (``train ... | head``), drops what is printed
+    instead of raising: the run goes on to save what it trained."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text):
+        if self.stream is not None:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self):
+        if self.stream is not None:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def _drop(self):
+        self.stream = None
+        # Python flushes the real stdout at exit: point it at /dev/null so that flush
+        # does not raise (and print a warning) either.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.__stdout__.fileno())
+        os.close(devnull)
+
+    def __getattr__(self, name):
+        return getattr(self.stream or sys.__stdout__, name)
+
+
+class _closed_stdout_ignored:
+    def __enter__(self):
+        self.previous = sys.stdout
+        if sys.stdout is sys.__stdout__ and sys.stdout is not None:
+            sys.stdout = _QuietWhenClosed(sys.stdout)
+
+    def __exit__(self, *exc):
+        sys.stdout = self.previous
 
 
 class _one_line_warnings(warnings.catch_warnings):

@@ -185,15 +185,7 @@ def _parse_records(records, n_fields):
     return values, bad
 
 
-def _check_delimiter(delimiter):
-    if not isinstance(delimiter, str) or len(delimiter) != 1:
-        raise ValueError("convert: --delimiter must be one character, got %r" % (delimiter,))
-    if delimiter in "\"\r\n":
-        raise ValueError("convert: --delimiter cannot be a quote or a line break, got %r"
-                         % delimiter)
-
-
-def csv_to_npy(csv_path, x_path, y_path, targets, dtype=np.float32, delimiter=",",
+def csv_to_npy(csv_path, x_path, y_path, targets, dtype=np.float32, delimiter=None,
                chunk_rows=100_000, skip_bad=False):
     """Convert ``csv_path`` into ``x_path`` (rows, features) and ``y_path`` (rows, targets).
 
@@ -201,6 +193,8 @@ def csv_to_npy(csv_path, x_path, y_path, targets, dtype=np.float32, delimiter=",
     ``y_path=None``) converts every column into X, for data to predict on. Reads
     ``chunk_rows`` lines at a time, so memory stays at one chunk. Returns a
     ``Conversion``; raises ``CSVFormatError`` listing bad lines unless ``skip_bad``.
+    ``delimiter``: one character; None finds it in the header as training does
+    (``tabular.delimiter_of``: a comma, else a semicolon, tab or bar).
     """
     csv_path = os.fspath(csv_path)
     if not os.path.isfile(csv_path):
@@ -213,7 +207,9 @@ def csv_to_npy(csv_path, x_path, y_path, targets, dtype=np.float32, delimiter=",
     if not targets and y_path is not None:
         raise ValueError("convert: name at least one target column")
     dtype = np.dtype(dtype)
-    _check_delimiter(delimiter)
+    from .tabular import check_delimiter, delimiter_of
+    delimiter = (delimiter_of(csv_path) if delimiter is None
+                 else check_delimiter(delimiter, "convert: --delimiter"))
     if _is_parquet(csv_path):
         return _parquet_to_npy(csv_path, x_path, y_path, targets, dtype)
     if not skip_bad:

@@ -283,3 +283,58 @@ def test_costs_use_the_training_thread_choice(monkeypatch):
     limits.clear()
     net.fit(X, X[:, 0], epochs=2, validation_fraction=0.2)
     assert limits == [1] * 4  # per epoch: training, then the validation cost
+
+
+# ----------------------------------------------------------------------------- delimiters
+
+def _semicolon_table(path, rows=60):
+    rng = np.random.default_rng(0)
+    lines = ['a;b;"c;d";y'] + ["%.3f;%d;%.3f;%.3f" % (x, i % 3, -x, 2 * x + i % 3)
+                               for i, x in enumerate(rng.standard_normal(rows))]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_a_semicolon_csv_is_read_with_its_delimiter_in_every_command(tmp_path, capsys):
+    table, model_file = tmp_path / "semi.csv", str(tmp_path / "m.npz")
+    _semicolon_table(table)
+    assert main(["train", "--data", str(table), "--target-col", "y", "--epochs", "2",
+                 "--save", model_file]) == 0
+    assert "numbers, standardized: a, b, c;d" in capsys.readouterr().out
+    assert main(["evaluate", "--model", model_file, "--data", str(table),
+                 "--target-col", "y"]) == 0
+    assert main(["predict", "--model", model_file, "--data", str(table), "--out",
+                 str(tmp_path / "p.csv")]) == 0
+    assert len((tmp_path / "p.csv").read_text().splitlines()) == 61
+    assert main(["convert", str(table), "--target-col", "y", "--out-x", str(tmp_path / "x.npy"),
+                 "--out-y", str(tmp_path / "y.npy")]) == 0
+    assert np.load(tmp_path / "x.npy").shape == (60, 3)
+    capsys.readouterr()
+    # Given explicitly, it wins: read with commas, the file has one column named 'a;b;...'.
+    assert main(["train", "--data", str(table), "--target-col", "y", "--delimiter", ","]) == 2
+    assert "'y'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "convert"])
+def test_a_bad_delimiter_is_one_line_naming_the_flag(tmp_path, command):
+    table = tmp_path / "t.csv"
+    _semicolon_table(table)
+    args = {"train": ["train", "--data", str(table), "--target-col", "y"],
+            "evaluate": ["evaluate", "--model", "m.npz", "--data", str(table),
+                         "--target-col", "y"],
+            "predict": ["predict", "--model", "m.npz", "--data", str(table), "--out",
+                        str(tmp_path / "p.csv")],
+            "convert": ["convert", str(table), "--target-col", "y", "--out-x",
+                        str(tmp_path / "x.npy"), "--out-y", str(tmp_path / "y.npy")]}[command]
+    _one_line_error(_cli(*args, "--delimiter", ""), "--delimiter must be one character")
+
+
+def test_output_piped_into_head_does_not_stop_the_run(tmp_path):
+    """``train ... | head -2``: the reader goes away, the run still trains and saves."""
+    save = tmp_path / "m.npz"
+    proc = _popen(["train", "--rows", "3000", "--hidden-sizes", "8", "--epochs", "30",
+                   "--early-stopping", "0", "--save", str(save)])
+    proc.stdout.readline()
+    proc.stdout.close()  # what head does after its lines
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0, err
+    assert err == "" and len(MLP.load(save).history.loss) == 30
