@@ -74,6 +74,8 @@ from numba import njit, types  # noqa: E402
 from numba.core import cgutils  # noqa: E402
 from numba.extending import get_cython_function_address, intrinsic, overload  # noqa: E402
 
+from ._cache import CACHE  # noqa: E402  (decided after the BLAS, before any kernel)
+
 _P = types.CPointer
 
 
@@ -133,14 +135,14 @@ _N = ord("N")
 _T = ord("T")
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _check_blas_dims(a, b, c):
     # BLAS integers are 32-bit: a larger dimension would wrap and index out of bounds.
     if a > _INT32_MAX or b > _INT32_MAX or c > _INT32_MAX:
         raise ValueError("gemm: a matrix dimension exceeds 2**31 - 1, the BLAS integer limit")
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def gemm_a_bt(A, B, C, alpha, beta):
     """``C = alpha * A @ B.T + beta * C``; A (m, k), B (n, k), C (m, n), all C order."""
     m, k = A.shape
@@ -152,7 +154,7 @@ def gemm_a_bt(A, B, C, alpha, beta):
     _raw_gemm(_T, _N, n, m, k, alpha, B, k, A, k, beta, C, n)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def gemm_at_b(A, B, C, alpha, beta):
     """``C = alpha * A.T @ B + beta * C``; A (m, p), B (m, q), C (p, q), all C order."""
     m, p = A.shape
@@ -164,7 +166,7 @@ def gemm_at_b(A, B, C, alpha, beta):
     _raw_gemm(_N, _T, q, p, m, alpha, B, q, A, p, beta, C, q)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def gemm_a_b(A, B, C, alpha, beta):
     """``C = alpha * A @ B + beta * C``; A (m, k), B (k, n), C (m, n), all C order."""
     m, k = A.shape

@@ -5,11 +5,16 @@ Every message names the kernel, the argument and both values, e.g.
 types the call, so a kernel compiled for matching dtypes carries no dtype test at all.
 """
 
+import math
+
+import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
+from ._cache import CACHE
 
-@njit(cache=True)
+
+@njit(cache=CACHE)
 def check_dim(kernel, a_name, a_value, b_name, b_value, what):
     """Raise ``ValueError`` unless two sizes agree: '<kernel>: <a> has 3 <what> but <b> has 4'."""
     if a_value != b_value:
@@ -17,7 +22,7 @@ def check_dim(kernel, a_name, a_value, b_name, b_value, what):
                          + " but " + b_name + " has " + str(b_value))
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def check_same_shape(kernel, names, a, a_name, b, b_name):
     """Raise unless ``a`` and ``b`` (2-D) are float arrays of one dtype and the same shape."""
     check_float_dtypes(kernel, names, a, b)
@@ -25,7 +30,7 @@ def check_same_shape(kernel, names, a, a_name, b, b_name):
     check_dim(kernel, a_name, a.shape[1], b_name, b.shape[1], "columns")
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def check_contiguous(kernel, name, a):
     """Raise ``ValueError`` unless ``a`` is C-contiguous (BLAS and flat views need it)."""
     if not a.flags.c_contiguous:
@@ -77,11 +82,164 @@ def _cast_like_impl(value, like):
     return lambda value, like: dtype(value)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def check_positive(kernel, name, value):
     """Raise ``ValueError`` unless ``value`` > 0 (e.g. a batch size)."""
     if value <= 0:
         raise ValueError(kernel + ": " + name + " must be positive, got " + str(value))
+
+
+# ----------------------------------------------------------------------------- aliasing
+#
+# An output that shares memory with an input is read after it has been written: a
+# product or a whole-row formula then computes garbage without a word. The kernels refuse
+# it. An elementwise kernel, which reads each element before it writes that element,
+# may write into its input itself (``sgd_update(p, p, lr)``, ``relu_mask(A, A)``); a
+# partial overlap (a shifted view) is refused there too. For C-contiguous arrays the test
+# is exact; for strided views it compares the address ranges (as np.may_share_memory),
+# so two interleaved views such as ``x[::2]`` and ``x[1::2]`` count as sharing.
+
+@njit(cache=CACHE)
+def _address_range(a):
+    """[first, last) byte addresses of the elements of a non-empty array."""
+    low = np.int64(a.ctypes.data)  # uintp; mixed with int64 it would become float64
+    high = low + a.itemsize
+    for d in range(a.ndim):
+        span = np.int64(a.strides[d]) * (a.shape[d] - 1)
+        if span < 0:
+            low += span
+        else:
+            high += span
+    return low, high
+
+
+@njit(cache=CACHE)
+def shares_memory(a, b):
+    """True when the address ranges of ``a`` and ``b`` overlap (never for an empty array)."""
+    if a.size == 0 or b.size == 0:
+        return False
+    a_low, a_high = _address_range(a)
+    b_low, b_high = _address_range(b)
+    return a_low < b_high and b_low < a_high
+
+
+@njit(cache=CACHE)
+def check_separate(kernel, out_name, out, in_name, a):
+    """Raise ``ValueError`` when output ``out`` shares memory with argument ``a``."""
+    if shares_memory(out, a):
+        raise ValueError(kernel + ": " + out_name + " shares memory with " + in_name
+                         + "; pass a separate array")
+
+
+@njit(cache=CACHE)
+def check_same_or_separate(kernel, out_name, out, in_name, a):
+    """Raise ``ValueError`` when ``out`` overlaps ``a`` without being the very same elements
+    (same start, shape and strides): for elementwise kernels, which may work in place."""
+    if (shares_memory(out, a) and not (out.ctypes.data == a.ctypes.data
+                                       and out.shape == a.shape and out.strides == a.strides)):
+        raise ValueError(kernel + ": " + out_name + " overlaps " + in_name
+                         + " without being the same array; pass " + in_name
+                         + " itself (in place) or a separate array")
+
+
+# ----------------------------------------------------------------------------- int arrays
+
+def as_int64(kernel, name, a):
+    """An integer array ``a`` (sizes, acts, order) as int64: ``a`` itself when it is, else a
+    copy; any other dtype raises ``TypeError`` (decided when Numba types the call)."""
+
+
+@overload(as_int64)
+def _as_int64_impl(kernel, name, a):
+    if not isinstance(a, types.Array):
+        return None
+    if a.dtype == types.int64:
+        return lambda kernel, name, a: a
+    if isinstance(a.dtype, types.Integer):
+        return lambda kernel, name, a: a.astype(np.int64)
+    if not (isinstance(kernel, types.StringLiteral) and isinstance(name, types.StringLiteral)):
+        return None  # Numba then types the call again with the names as literals
+    message = "%s: %s must be an integer array, got %s" % (kernel.literal_value,
+                                                           name.literal_value, a.dtype)
+
+    def impl(kernel, name, a):
+        if a.size >= 0:  # always: a condition keeps the int64 return below typed
+            raise TypeError(message)
+        return np.empty(0, np.int64)
+    return impl
+
+
+#: The largest int64, for the overflow checks of sizes.
+INT64_MAX = np.iinfo(np.int64).max
+
+
+@njit(cache=CACHE)
+def checked_mul(a, b):
+    """``a * b`` of non-negative int64, or -1 when it would overflow (or an input is -1)."""
+    if a < 0 or b < 0 or (a != 0 and b > INT64_MAX // a):
+        return np.int64(-1)
+    return np.int64(a * b)
+
+
+@njit(cache=CACHE)
+def checked_add(a, b):
+    """``a + b`` of non-negative int64, or -1 when it would overflow (or an input is -1)."""
+    if a < 0 or b < 0 or a > INT64_MAX - b:
+        return np.int64(-1)
+    return np.int64(a + b)
+
+
+@njit(cache=CACHE)
+def _six_digits(x, e):
+    """``round(x / 10**(e - 5))``: x's first six significant digits when 10**e <= x."""
+    if e > 300 or e < -290:  # 10**(e - 5) alone would overflow or underflow
+        x = x * 1e-300 if e > 0 else x * 1e300
+        e = e - 300 if e > 0 else e + 300
+    return int(np.round(x / 10.0 ** (e - 5)))
+
+
+@njit(cache=CACHE)
+def real_text(x):
+    """A number for a message, as Python's ``%g`` writes it: ``0.001``, ``-2.5``, ``1e+300``,
+    ``nan``, ``inf`` (numba's ``str`` of a float gives ``<object type:float64>``)."""
+    x = float(x)
+    if x != x:
+        return "nan"
+    sign = "-" if math.copysign(1.0, x) < 0 else ""
+    x = abs(x)
+    if x == np.inf:
+        return sign + "inf"
+    if x == 0:
+        return sign + "0"
+    e = int(np.floor(np.log10(x)))
+    digits = _six_digits(x, e)
+    if digits >= 1000000:  # rounding carried into a seventh digit
+        digits //= 10
+        e += 1
+    elif digits < 100000:  # log10 came out one too high
+        e -= 1
+        digits = _six_digits(x, e)
+    text = str(digits)
+    if -4 <= e < 6:  # fixed: the point after digit e + 1
+        if e >= 0:
+            whole, frac = text[:e + 1], text[e + 1:]
+        else:
+            whole, frac = "0", "0" * (-e - 1) + text
+        frac = frac.rstrip("0")
+        return sign + whole + ("." + frac if len(frac) > 0 else "")
+    frac = text[1:].rstrip("0")
+    exponent = str(abs(e))
+    return (sign + text[0] + ("." + frac if len(frac) > 0 else "") + "e"
+            + ("-" if e < 0 else "+") + ("0" if abs(e) < 10 else "") + exponent)
+
+
+@njit(cache=CACHE)
+def ints_text(a):
+    """``[3, 4, 5]``: an int array for a message (numba has no str of an array)."""
+    text = "["
+    for i in range(a.shape[0]):
+        text += (", " if i > 0 else "") + str(a[i])
+    return text + "]"
 
 
 # ----------------------------------------------------------------------------- Python calls
@@ -92,6 +250,12 @@ def check_positive(kernel, name, value):
 # would fail there with pages of TypingError; the hook below checks the arguments first
 # and raises the same one-line messages as the entry checks. It costs nothing on calls
 # that match a compiled version.
+#
+# Integer arrays (sizes, acts, order) of another integer dtype than int64, and lists or
+# tuples of integers, are converted to int64 arrays there (``int64_arguments``), so that
+# ``sizes = np.array([784, 10], np.int32)`` or ``[784, 10]`` runs the compiled int64
+# version instead of compiling another one (from your own @njit code, ``as_int64`` at
+# the kernel's entry does the same).
 
 #: Each public kernel's positional arguments: ``name:kind``. Kinds: ``1``/``2`` a float
 #: array of that many dimensions (``w``: written, so it must be writable; ``i``: integer
@@ -184,16 +348,82 @@ def argument_problem(kernel, spec, args):
     return None
 
 
+def _int64_array(kernel, name, value):
+    """(converted, problem): ``value`` of an integer-array argument as a C-contiguous int64
+    array (a list or tuple as an array, whatever its shape), or None when it needs
+    nothing; problem a (class, message) or None. Shapes are left to ``argument_problem``."""
+    if isinstance(value, (list, tuple)):
+        try:
+            array = np.asarray(value)
+        except (ValueError, TypeError, OverflowError):
+            return None, (TypeError, "%s: %s must be a 1-D integer array, got %r"
+                          % (kernel, name, value))
+        if array.ndim == 1 and array.size == 0:
+            return np.empty(0, np.int64), None
+        if array.ndim != 1:
+            return array, None
+        if array.dtype.kind not in "iu":
+            return None, (TypeError, "%s: %s must be integers, got a %s of %s"
+                          % (kernel, name, type(value).__name__, array.dtype))
+    elif isinstance(value, np.ndarray) and value.dtype.kind in "iu" and value.ndim == 1:
+        if value.dtype == np.int64 and value.flags.c_contiguous:
+            return None, None
+        array = value
+    else:
+        return None, None
+    if array.dtype == np.uint64 and array.size and array.max() > np.iinfo(np.int64).max:
+        return None, (ValueError, "%s: %s holds %d, more than int64 holds"
+                      % (kernel, name, array.max()))
+    return np.ascontiguousarray(array, np.int64), None
+
+
+def int64_arguments(kernel, spec, args):
+    """(arguments, problem): ``args`` with every integer-array argument of ``spec`` given as
+    another integer dtype, a list or a tuple made an int64 array (None when none was),
+    and the (class, message) of one that cannot be (None when all can)."""
+    converted = None
+    for i, ((name, kind), value) in enumerate(zip((item.split(":") for item in spec.split()),
+                                                  args)):
+        if not kind.startswith("1i"):
+            continue
+        array, problem = _int64_array(kernel, name, value)
+        if problem is not None:
+            return None, problem
+        if array is not None:
+            converted = list(args) if converted is None else converted
+            converted[i] = array
+    return converted, None
+
+
+def _call_arguments(args):
+    """Arguments to call a dispatcher with, from those ``_compile_for_args`` receives:
+    defaults left out (``OmittedArg``) at the end stay left out, others are given."""
+    from numba.core.dispatcher import OmittedArg
+    args = list(args)
+    while args and isinstance(args[-1], OmittedArg):
+        args.pop()
+    return [a.value if isinstance(a, OmittedArg) else a for a in args]
+
+
 def install_argument_checks(namespace):
     """Give every kernel of ``SIGNATURES`` in ``namespace`` the Python-call argument check."""
     for kernel, spec in SIGNATURES.items():
         dispatcher = namespace[kernel]
         compile_for_args = dispatcher._compile_for_args
 
-        def checked(*args, _kernel=kernel, _spec=spec, _compile=compile_for_args, **kws):
-            problem = argument_problem(_kernel, _spec, args)
+        def checked(*args, _kernel=kernel, _spec=spec, _compile=compile_for_args,
+                    _dispatcher=dispatcher, **kws):
+            converted, problem = int64_arguments(_kernel, _spec, args)
+            if problem is None:
+                problem = argument_problem(_kernel, _spec, converted or args)
             if problem is not None:
                 error, message = problem
                 raise error(message)
+            if converted is not None:
+                # Numba calls what this returns with the caller's arguments; a Python
+                # function (not a compiled entry point) is called as it is, so it can call
+                # the kernel again with the converted ones, which match the int64 version.
+                call = _call_arguments(converted)
+                return lambda *_args, **_kws: _dispatcher(*call)
             return _compile(*args, **kws)
         dispatcher._compile_for_args = checked

@@ -12,6 +12,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from ._cache import CACHE
+
 #: Bytes the CPU loads at a time (a cache line on x86-64 and the common ARM cores).
 CACHE_LINE_BYTES = 64
 
@@ -42,7 +44,7 @@ def _prefetch_element(typingctx, array, i, j):
     return sig, codegen
 
 
-@njit(cache=True, inline="always")
+@njit(cache=CACHE, inline="always")
 def prefetch_row(X, i):
     """Start loading row ``i`` of the 2-D C-contiguous X (N, n) into cache, every line of it."""
     n = X.shape[1]

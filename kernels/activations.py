@@ -14,7 +14,8 @@ those same sweeps, so every formula is written once: in ``_activate`` and
 import numpy as np
 from numba import njit
 
-from ._checks import cast_like, check_float_dtypes, check_same_shape
+from ._cache import CACHE
+from ._checks import cast_like, check_float_dtypes, check_same_or_separate, check_same_shape
 
 from .variants import (ACTIVATIONS, IDENTITY, LEAKY_RELU, LEAKY_SLOPE, N_ACTIVATIONS,  # noqa: F401
                        RELU, SIGMOID, TANH)
@@ -22,7 +23,7 @@ from .variants import (ACTIVATIONS, IDENTITY, LEAKY_RELU, LEAKY_SLOPE, N_ACTIVAT
 _FAST = {"contract"}  # fused multiply-add is fine; no reassociation: keeps NaN checks exact
 
 
-@njit(cache=True, fastmath=_FAST, inline="always")
+@njit(cache=CACHE, fastmath=_FAST, inline="always")
 def _activate(z, act):
     """sigma(z) for one element; NaN stays NaN (as np.maximum) so divergence is seen."""
     # The constants take z's type: a float64 0.0 here would make every caller's float32
@@ -40,7 +41,7 @@ def _activate(z, act):
     return z
 
 
-@njit(cache=True, fastmath=_FAST, inline="always")
+@njit(cache=CACHE, fastmath=_FAST, inline="always")
 def _sigmoid_scalar(z):
     """1 / (1 + exp(-z)) without overflow: exp is only taken of a non-positive number."""
     if z >= 0:
@@ -49,7 +50,7 @@ def _sigmoid_scalar(z):
     return e / (1 + e)
 
 
-@njit(cache=True, fastmath=_FAST, inline="always")
+@njit(cache=CACHE, fastmath=_FAST, inline="always")
 def _derivative_from_output(a, act):
     """sigma'(z) for one element, from a = sigma(z) (leaky_relu: a > 0 exactly where z > 0)."""
     if act == RELU:
@@ -67,7 +68,7 @@ def _derivative_from_output(a, act):
 # outside the loops, so that each loop body is branch-free and LLVM vectorizes it
 # (a branch on ``act`` per element made the backward sweep 10x slower than its arithmetic).
 
-@njit(cache=True, fastmath=_FAST)
+@njit(cache=CACHE, fastmath=_FAST)
 def _add_bias_activate(out, b, act):
     """In place ``out[i, j] = sigma(out[i, j] + b[j])``: bias and activation in one sweep.
 
@@ -93,7 +94,7 @@ def _add_bias_activate(out, b, act):
                 row[j] = _activate(row[j] + b[j], act)
 
 
-@njit(cache=True, fastmath=_FAST)
+@njit(cache=CACHE, fastmath=_FAST)
 def _backprop_activation(A, G, db, act, accumulate):
     """In place ``G *= sigma'(A)``, and ``db = G.sum(axis=0)`` (``+=`` with accumulate).
 
@@ -126,14 +127,14 @@ def _backprop_activation(A, G, db, act, accumulate):
                 db[j] += g[j]
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _check_act(kernel, act):
     if act < 0 or act >= N_ACTIVATIONS:
         raise ValueError(kernel + ": act is " + str(act) + ", not an activation code (0-"
                          + str(N_ACTIVATIONS - 1) + ")")
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def activation_forward(Z, act):
     """In place ``Z = sigma(Z)`` for activation code ``act``; Z (m, n)."""
     check_float_dtypes("activation_forward", "Z", Z)
@@ -141,23 +142,27 @@ def activation_forward(Z, act):
     _add_bias_activate(Z, np.zeros(Z.shape[1], Z.dtype), act)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def activation_backward(A, G, act):
     """In place ``G *= sigma'(Z)``, computed from the layer's output ``A = sigma(Z)``.
 
     A, G (m, n). ReLU: ``A > 0``; tanh: ``1 - A**2``; sigmoid: ``A (1 - A)``; leaky_relu:
-    1 or 0.01; identity: 1.
+    1 or 0.01; identity: 1. G may be A itself (each element is read before it is written),
+    but not a view overlapping A otherwise.
     """
     check_same_shape("activation_backward", "A, G", G, "G", A, "A")
+    check_same_or_separate("activation_backward", "G", G, "A", A)
     _check_act("activation_backward", act)
     _backprop_activation(A, G, np.empty(G.shape[1], G.dtype), act, False)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def relu_mask(A, G):
     """In place ``G[i, j] = 0`` wherever ``A[i, j] <= 0``: backprop through ReLU.
 
     A, G (m, n), the layer's stored activations and the gradient with respect to them.
+    G may be A itself (then ``A = max(A, 0)``), not a view overlapping A otherwise.
     """
     check_same_shape("relu_mask", "A, G", G, "G", A, "A")
+    check_same_or_separate("relu_mask", "G", G, "A", A)
     _backprop_activation(A, G, np.empty(G.shape[1], G.dtype), RELU, False)

@@ -3,13 +3,15 @@
 import numpy as np
 from numba import njit
 
-from ._checks import cast_like, check_contiguous, check_dim, check_float_dtypes
+from ._cache import CACHE
+from ._checks import (cast_like, check_contiguous, check_dim, check_float_dtypes,
+                      check_separate)
 from .activations import IDENTITY, RELU, _activate, _add_bias_activate
 from .products import (FORWARD_LOOP_MAX_OUTPUTS, _product_a_b, _product_a_bt,
                        forward_scratch_size)
 
 
-@njit(cache=True, fastmath={"contract", "reassoc"})
+@njit(cache=CACHE, fastmath={"contract", "reassoc"})
 def _forward_loop(X, W, b, out, act):
     """``out = sigma(X @ W.T + b)`` as one loop; X (m, k), W (n, k), b (n,), out (m, n)."""
     m, k = X.shape
@@ -24,7 +26,7 @@ def _forward_loop(X, W, b, out, act):
             out[i, j] = _activate(s + b[j], act)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _forward(X, W, b, out, act, scratch):
     """Unchecked ``out = sigma(X @ W.T + b)``: a loop for thin layers, else the product
     (``kernels.products._product_a_bt``: register tiles on ``W.T`` copied into the 1-D
@@ -37,11 +39,12 @@ def _forward(X, W, b, out, act, scratch):
     _add_bias_activate(out, b, act)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def dense_forward(X, W, b, out, relu):
     """``out = X @ W.T + b``, with ``max(0, .)`` in the same pass when ``relu`` is true.
 
-    X (m, n_in), W (n_out, n_in), b (n_out,), out (m, n_out); all C-contiguous, one dtype.
+    X (m, n_in), W (n_out, n_in), b (n_out,), out (m, n_out); all C-contiguous, one dtype;
+    ``out`` shares no memory with X, W or b.
     """
     check_float_dtypes("dense_forward", "X, W, b, out", X, W, b, out)
     check_dim("dense_forward", "W", W.shape[1], "X", X.shape[1], "columns")
@@ -51,15 +54,19 @@ def dense_forward(X, W, b, out, relu):
     check_contiguous("dense_forward", "X", X)
     check_contiguous("dense_forward", "W", W)
     check_contiguous("dense_forward", "out", out)
+    check_separate("dense_forward", "out", out, "X", X)
+    check_separate("dense_forward", "out", out, "W", W)
+    check_separate("dense_forward", "out", out, "b", b)
     scratch = np.empty(forward_scratch_size(X.shape[0], W.shape[0], W.shape[1]), W.dtype)
     _forward(X, W, b, out, RELU if relu else IDENTITY, scratch)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def backprop_input(delta, W, out):
     """``out = delta @ W``: the gradient with respect to the layer's input.
 
-    delta (m, n_out), W (n_out, n_in), out (m, n_in); all C-contiguous, one dtype.
+    delta (m, n_out), W (n_out, n_in), out (m, n_in); all C-contiguous, one dtype; ``out``
+    shares no memory with delta or W.
     """
     check_float_dtypes("backprop_input", "delta, W, out", delta, W, out)
     check_dim("backprop_input", "W", W.shape[0], "delta", delta.shape[1], "rows (columns of delta)")
@@ -68,4 +75,6 @@ def backprop_input(delta, W, out):
     check_contiguous("backprop_input", "delta", delta)
     check_contiguous("backprop_input", "W", W)
     check_contiguous("backprop_input", "out", out)
+    check_separate("backprop_input", "out", out, "delta", delta)
+    check_separate("backprop_input", "out", out, "W", W)
     _product_a_b(delta, W, out, 1.0, 0.0)

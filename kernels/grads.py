@@ -2,11 +2,12 @@
 
 from numba import njit
 
+from ._cache import CACHE
 from .products import _product_at_b
-from ._checks import check_contiguous, check_dim, check_float_dtypes
+from ._checks import check_contiguous, check_dim, check_float_dtypes, check_separate
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _column_sums(delta, db, scale, accumulate):
     """``db = scale * delta.sum(axis=0)`` (``+=`` with accumulate); delta (m, n), db (n,)."""
     m, n = delta.shape
@@ -18,12 +19,13 @@ def _column_sums(delta, db, scale, accumulate):
             db[j] += scale * row[j]
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def accumulate_gradients(delta, X, dW, db, scale, accumulate):
     """``dW = scale * delta.T @ X``, ``db = scale * delta.sum(axis=0)``; added in with accumulate.
 
     delta (m, n_out), X (m, n_in), dW (n_out, n_in), db (n_out,). One gemm sums the
-    per-sample outer products ``delta_i x_i^T`` of the whole batch.
+    per-sample outer products ``delta_i x_i^T`` of the whole batch. dW and db share no
+    memory with delta, X or each other.
     """
     check_float_dtypes("accumulate_gradients", "delta, X, dW, db", delta, X, dW, db)
     check_dim("accumulate_gradients", "X", X.shape[0], "delta", delta.shape[0], "rows")
@@ -33,5 +35,11 @@ def accumulate_gradients(delta, X, dW, db, scale, accumulate):
     check_contiguous("accumulate_gradients", "delta", delta)
     check_contiguous("accumulate_gradients", "X", X)
     check_contiguous("accumulate_gradients", "dW", dW)
+    kernel = "accumulate_gradients"
+    check_separate(kernel, "dW", dW, "delta", delta)
+    check_separate(kernel, "dW", dW, "X", X)
+    check_separate(kernel, "db", db, "delta", delta)
+    check_separate(kernel, "db", db, "X", X)
+    check_separate(kernel, "db", db, "dW", dW)
     _product_at_b(delta, X, dW, scale, 1.0 if accumulate else 0.0)
     _column_sums(delta, db, scale, accumulate)

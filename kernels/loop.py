@@ -15,8 +15,10 @@ terms and a gathered minibatch, so an epoch allocates nothing per minibatch.
 import numpy as np
 from numba import njit
 
-from ._checks import (cast_like, check_contiguous, check_dim, check_float_dtypes,
-                      check_positive)
+from ._cache import CACHE
+from ._checks import (as_int64, cast_like, check_contiguous, check_dim, check_float_dtypes,
+                      check_positive, check_same_or_separate, check_separate, checked_add,
+                      checked_mul, ints_text)
 from .activations import IDENTITY, N_ACTIVATIONS, RELU, _activate, _backprop_activation
 from .dense import _forward
 from .loss import MSE, N_LOSSES, _mse_element, _output_delta
@@ -39,44 +41,54 @@ PREFETCH_ROWS = 8
 
 # ----------------------------------------------------------------------------- layout
 
-@njit(cache=True)
-def layer_offsets(sizes):
-    """(L + 1,) int64: where each layer's ``W`` starts in ``params``; the last entry is P."""
+@njit(cache=CACHE)
+def _layer_offsets(kernel, sizes):
+    """``layer_offsets`` for ``kernel``'s messages: every width at least 1, and P (and so
+    every offset) within int64 (``OverflowError`` naming sizes otherwise)."""
     n_layers = sizes.shape[0] - 1
     offsets = np.empty(n_layers + 1, np.int64)
-    o = 0
+    o = np.int64(0)
     for l in range(n_layers + 1):
         if sizes[l] < 1:
-            raise ValueError("sizes[" + str(l) + "] is " + str(sizes[l])
+            raise ValueError(kernel + ": sizes[" + str(l) + "] is " + str(sizes[l])
                              + ": every layer width must be at least 1")
     for l in range(n_layers):
         offsets[l] = o
-        o += sizes[l + 1] * sizes[l] + sizes[l + 1]
+        o = checked_add(o, checked_add(checked_mul(sizes[l + 1], sizes[l]), sizes[l + 1]))
+    if o < 0:
+        raise OverflowError(kernel + ": sizes " + ints_text(sizes) + " make more than 2**63 - 1 "
+                            "weights and biases, beyond int64")
     offsets[n_layers] = o
     return offsets
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
+def layer_offsets(sizes):
+    """(L + 1,) int64: where each layer's ``W`` starts in ``params``; the last entry is P."""
+    return _layer_offsets("layer_offsets", as_int64("layer_offsets", "sizes", sizes))
+
+
+@njit(cache=CACHE)
 def param_count(sizes):
     """P, the number of weights and biases of a network with these layer sizes."""
-    return layer_offsets(sizes)[-1]
+    return _layer_offsets("param_count", as_int64("param_count", "sizes", sizes))[-1]
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _weight_view(flat, offsets, sizes, l):
     """``W`` of layer ``l + 1`` (n_{l+1}, n_l) as a view into a flat vector."""
     o = offsets[l]
     return flat[o:o + sizes[l + 1] * sizes[l]].reshape((sizes[l + 1], sizes[l]))
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _bias_view(flat, offsets, sizes, l):
     """``b`` of layer ``l + 1`` (n_{l+1},) as a view into a flat vector."""
     o = offsets[l] + sizes[l + 1] * sizes[l]
     return flat[o:o + sizes[l + 1]]
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _workspace_layout(sizes, batch_size):
     """Where everything lives in the workspace: the one place its layout is computed.
 
@@ -88,7 +100,8 @@ def _workspace_layout(sizes, batch_size):
     alternate from the top layer down (a layer's error term is formed from the one above
     it), then the gathered batch, then room for the largest ``W.T`` that a forward product
     in register tiles can need (``kernels.dense._forward``; none for wide layers, which go
-    to BLAS whatever the batch).
+    to BLAS whatever the batch). A value beyond int64 comes out as -1, and so does every
+    one after it (``_workspace_size`` refuses them).
     """
     n_layers = sizes.shape[0] - 1
     a_starts = np.empty(n_layers, np.int64)
@@ -98,62 +111,99 @@ def _workspace_layout(sizes, batch_size):
     transposed = 0
     for l in range(n_layers):
         a_starts[l] = start
-        start += batch_size * sizes[l + 1]
+        start = checked_add(start, checked_mul(batch_size, sizes[l + 1]))
         widest = max(widest, sizes[l + 1])
         # one row: what the smallest batch needs, so that a batch's last, short rows
-        # find room too
+        # find room too (n_{l+1} * n_l fits: _layer_offsets checked the sizes)
         transposed = max(transposed, forward_scratch_size(1, sizes[l + 1], sizes[l]))
+    block = checked_mul(batch_size, widest)
     for l in range(n_layers):
-        d_starts[l] = start + ((n_layers - 1 - l) % 2) * batch_size * widest
-    x_start = start + 2 * batch_size * widest
-    y_start = x_start + batch_size * sizes[0]
-    t_start = y_start + batch_size * sizes[n_layers]
-    return a_starts, d_starts, x_start, y_start, t_start, t_start + transposed
+        d_starts[l] = checked_add(start, block) if (n_layers - 1 - l) % 2 else start
+    x_start = checked_add(start, checked_mul(2, block))
+    y_start = checked_add(x_start, checked_mul(batch_size, sizes[0]))
+    t_start = checked_add(y_start, checked_mul(batch_size, sizes[n_layers]))
+    return a_starts, d_starts, x_start, y_start, t_start, checked_add(t_start, transposed)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
+def _workspace_size(kernel, sizes, batch_size):
+    """``workspace_size`` for ``kernel``'s messages: valid sizes, a positive batch_size and
+    a size within int64 (``OverflowError`` naming sizes and batch_size otherwise)."""
+    _layer_offsets(kernel, sizes)
+    check_positive(kernel, "batch_size", batch_size)
+    total = _workspace_layout(sizes, batch_size)[5]
+    if total < 0:
+        raise OverflowError(kernel + ": sizes " + ints_text(sizes) + " with batch_size "
+                            + str(batch_size) + " need more than 2**63 - 1 workspace "
+                            "elements, beyond int64")
+    return total
+
+
+@njit(cache=CACHE)
 def workspace_size(sizes, batch_size):
     """Elements of scratch an epoch needs: activations, two error terms, a gathered batch
-    and a transposed weight matrix."""
-    return _workspace_layout(sizes, batch_size)[5]
+    and a transposed weight matrix. ``batch_size`` must be positive."""
+    return _workspace_size("workspace_size", as_int64("workspace_size", "sizes", sizes),
+                           batch_size)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _block(workspace, start, rows, cols):
     return workspace[start:start + rows * cols].reshape((rows, cols))
 
 
 # ----------------------------------------------------------------------------- checks
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss=MSE):
     n_layers = sizes.shape[0] - 1
     if loss < 0 or loss >= N_LOSSES:
         raise ValueError(kernel + ": loss is " + str(loss) + ", not a cost code (kernels.LOSSES)")
-    if loss != MSE and acts[acts.shape[0] - 1] != 0:
-        raise ValueError(kernel + ": the cross-entropy costs take logits: the last layer's "
-                         "activation must be identity (0), got " + str(acts[acts.shape[0] - 1]))
     if n_layers < 1:
         raise ValueError(kernel + ": sizes must list at least 2 layer widths, got "
                          + str(sizes.shape[0]))
     for l in range(n_layers + 1):
         check_positive(kernel, "every entry of sizes", sizes[l])
+    n_params = _layer_offsets(kernel, sizes)[n_layers]
     check_dim(kernel, "acts", acts.shape[0], "sizes", n_layers, "entries (layers)")
     for l in range(n_layers):
         if acts[l] < 0 or acts[l] >= N_ACTIVATIONS:
             raise ValueError(kernel + ": acts[" + str(l) + "] is " + str(acts[l])
                              + ", not an activation code")
+    if loss != MSE and acts[n_layers - 1] != 0:
+        raise ValueError(kernel + ": the cross-entropy costs take logits: the last layer's "
+                         "activation must be identity (0), got " + str(acts[n_layers - 1]))
     check_dim(kernel, "X", X.shape[1], "sizes[0]", sizes[0], "columns")
-    check_dim(kernel, "params", params.shape[0], "the network", param_count(sizes), "elements")
+    check_dim(kernel, "params", params.shape[0], "the network", n_params, "elements")
     check_positive(kernel, "batch_size", batch_size)
-    need = workspace_size(sizes, batch_size)
+    need = _workspace_size(kernel, sizes, batch_size)
     if workspace.shape[0] < need:
         raise ValueError(kernel + ": workspace has " + str(workspace.shape[0])
                          + " elements but workspace_size(sizes, batch_size) is " + str(need))
     check_contiguous(kernel, "X", X)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
+def _check_workspace(kernel, workspace, X, Y, params):
+    """The workspace (written) shares no memory with X, Y or params."""
+    check_separate(kernel, "workspace", workspace, "X", X)
+    check_separate(kernel, "workspace", workspace, "Y", Y)
+    check_separate(kernel, "workspace", workspace, "params", params)
+
+
+@njit(cache=CACHE)
+def _check_buffers(kernel, X, Y, params, workspace, grads, grads_name):
+    """The workspace and ``grads`` (both written) share no memory with X, Y, params or
+    each other: a gradient written over the data or the parameters it is computed from
+    would be garbage, silently."""
+    _check_workspace(kernel, workspace, X, Y, params)
+    check_separate(kernel, grads_name, grads, "X", X)
+    check_separate(kernel, grads_name, grads, "Y", Y)
+    check_separate(kernel, grads_name, grads, "params", params)
+    check_separate(kernel, grads_name, grads, "workspace", workspace)
+
+
+@njit(cache=CACHE)
 def _check_targets(kernel, X, Y, sizes):
     check_dim(kernel, "Y", Y.shape[0], "X", X.shape[0], "rows")
     check_dim(kernel, "Y", Y.shape[1], "sizes[-1]", sizes[sizes.shape[0] - 1], "columns")
@@ -166,7 +216,7 @@ def _check_targets(kernel, X, Y, sizes):
 # network's whole minibatch step takes 3-4 us. So every per-layer view is made once per
 # kernel call, and a minibatch of m rows only slices the first m rows off them.
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _param_views(flat, sizes):
     """([W_l (n_{l+1}, n_l)], [b_l (n_{l+1},)]): every layer's views into a flat vector."""
     offsets = layer_offsets(sizes)
@@ -175,7 +225,7 @@ def _param_views(flat, sizes):
             [_bias_view(flat, offsets, sizes, l) for l in range(n_layers)])
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _work_views(workspace, sizes, batch_size):
     """([A_l], [D_l], T): (batch_size, n_{l+1}) blocks of the workspace for every layer's
     output activations and error term, and the 1-D scratch T for a transposed weight
@@ -189,7 +239,7 @@ def _work_views(workspace, sizes, batch_size):
 
 # ----------------------------------------------------------------------------- one batch
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _gather_rows(src, order, start, out):
     """``out[r] = src[order[start + r]]`` for every row r of out (m, n), element by element:
     a row-slice assignment costs a view and a call per row, 20 times this loop's work for a
@@ -201,7 +251,7 @@ def _gather_rows(src, order, start, out):
             out[r, j] = src[i, j]
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _forward_batch(Xb, W, b, A, acts, T):
     """Activations of every layer for one batch Xb (m, n_0) into the blocks A (views); T is
     the scratch for ``_forward``'s transposed weights.
@@ -217,7 +267,7 @@ def _forward_batch(Xb, W, b, A, acts, T):
     return a_prev
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _backward_batch(Xb, Yb, W, b, dW, db, A, D, acts, loss, scale, accumulate, lr):
     """Backprop one batch whose activations ``_forward_batch`` left in A.
 
@@ -252,7 +302,7 @@ def _backward_batch(Xb, Yb, W, b, dW, db, A, D, acts, loss, scale, accumulate, l
 
 # ----------------------------------------------------------------------------- streaming
 
-@njit(cache=True, fastmath={"contract", "reassoc"}, inline="always")
+@njit(cache=CACHE, fastmath={"contract", "reassoc"}, inline="always")
 def _stream_batch(X, Y, W, b, dW, db, order, start, stop, act, inv_m, ahead):
     """Rows ``start:stop`` (of ``order``, or of X when it is empty) read once each: forward,
     cost and the error-times-input gradient accumulated into dW (n_out, n_in) and db.
@@ -296,7 +346,7 @@ def _stream_batch(X, Y, W, b, dW, db, order, start, stop, act, inv_m, ahead):
     return batch_cost
 
 
-@njit(cache=True, fastmath={"contract", "reassoc"})
+@njit(cache=CACHE, fastmath={"contract", "reassoc"})
 def _epoch_streaming(X, Y, params, grads, state, n_in, n_out, act, batch_size, order, opt,
                      ahead):
     """One epoch of a one-layer MSE network, each row read once for forward and gradient.
@@ -343,7 +393,7 @@ def _epoch_streaming(X, Y, params, grads, state, n_in, n_out, act, batch_size, o
 # (numba issue #6173): a call leaving out beta2=0.999 after anything had left out
 # beta1=0.9 cost 0.2 ms instead of 5 us. None is one value, so it always hits.
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, momentum,
                 weight_decay, order, workspace, loss=None, optimizer=None, beta1=None,
                 beta2=None, eps=None, nesterov=None, step=None):
@@ -366,19 +416,26 @@ def train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, mome
     steps taken before this call; this epoch takes ``ceil(rows / batch_size)``).
     Options left out (or None): loss MSE, optimizer SGD, beta1 0.9, beta2 0.999, eps 1e-8,
     nesterov False, step 0.
+    ``lr`` must be positive and finite, ``momentum`` in [0, 1) and ``weight_decay``
+    non-negative (``kernels.optim._check_hyperparameters``, which every update kernel
+    shares); sizes, acts and order of another integer dtype are converted to int64;
+    params, grads, velocity and workspace share no memory with each other, X or Y.
     Returns the mean over the rows trained of each row's cost (for MSE ``||y_i - a_i||^2
     / 2``) with the parameters of its batch, or NaN as soon as a batch's cost is not
     finite (the caller restores parameters).
     """
-    return _train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, momentum,
-                        weight_decay, order, workspace, MSE if loss is None else loss,
+    kernel = "train_epoch"
+    return _train_epoch(X, Y, params, grads, velocity, as_int64(kernel, "sizes", sizes),
+                        as_int64(kernel, "acts", acts), batch_size, lr, momentum, weight_decay,
+                        as_int64(kernel, "order", order), workspace,
+                        MSE if loss is None else loss,
                         SGD if optimizer is None else optimizer,
                         0.9 if beta1 is None else beta1, 0.999 if beta2 is None else beta2,
                         1e-8 if eps is None else eps, False if nesterov is None else nesterov,
                         0 if step is None else step)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, momentum,
                  weight_decay, order, workspace, loss, optimizer, beta1, beta2, eps, nesterov,
                  step):
@@ -390,8 +447,14 @@ def _train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, mom
     _check_targets(kernel, X, Y, sizes)
     p = params.shape[0]
     check_dim(kernel, "grads", grads.shape[0], "params", p, "elements")
-    _check_optimizer(kernel, params, velocity, "velocity", optimizer, momentum, weight_decay,
+    _check_optimizer(kernel, params, velocity, "velocity", optimizer, lr, momentum, weight_decay,
                      beta1, beta2, eps)
+    _check_buffers(kernel, X, Y, params, workspace, grads, "grads")
+    check_separate(kernel, "velocity", velocity, "X", X)
+    check_separate(kernel, "velocity", velocity, "Y", Y)
+    check_separate(kernel, "velocity", velocity, "params", params)
+    check_separate(kernel, "velocity", velocity, "grads", grads)
+    check_separate(kernel, "velocity", velocity, "workspace", workspace)
     if step < 0:
         raise ValueError(kernel + ": step is " + str(step) + "; it counts the steps taken")
     shuffled = order.shape[0] > 0
@@ -399,8 +462,6 @@ def _train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, mom
         if order[r] < 0 or order[r] >= X.shape[0]:
             raise ValueError(kernel + ": order[" + str(r) + "] is " + str(order[r])
                              + ", outside range(" + str(X.shape[0]) + ")")
-    if not lr > 0:
-        raise ValueError(kernel + ": lr must be positive")
     n = order.shape[0] if shuffled else X.shape[0]
     if n == 0:
         return 0.0
@@ -449,16 +510,25 @@ def _train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, mom
     return total / n
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def predict_into(X, params, sizes, acts, out, batch_size, workspace):
     """``out`` (N, n_L) = the network's output for X (N, n_0), ``batch_size`` rows at a time.
 
-    For a network trained with a cross-entropy cost these are the logits.
+    For a network trained with a cross-entropy cost these are the logits. ``out`` may be X
+    itself (when n_L = n_0: each batch's rows are read before they are written) but shares
+    no memory with params or workspace, nor with X otherwise.
     """
     kernel = "predict_into"
+    sizes = as_int64(kernel, "sizes", sizes)
+    acts = as_int64(kernel, "acts", acts)
     check_float_dtypes(kernel, "X, params, out, workspace", X, params, out, workspace)
     _check_network(kernel, X, params, sizes, acts, batch_size, workspace)
     _check_targets(kernel, X, out, sizes)
+    check_separate(kernel, "workspace", workspace, "X", X)
+    check_separate(kernel, "workspace", workspace, "params", params)
+    check_same_or_separate(kernel, "out", out, "X", X)
+    check_separate(kernel, "out", out, "params", params)
+    check_separate(kernel, "out", out, "workspace", workspace)
     W, b = _param_views(params, sizes)
     A, _, T = _work_views(workspace, sizes, batch_size)
     n = X.shape[0]
@@ -467,7 +537,7 @@ def predict_into(X, params, sizes, acts, out, batch_size, workspace):
         out[start:stop] = _forward_batch(X[start:stop], W, b, A, acts, T)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def dataset_cost(X, Y, params, sizes, acts, batch_size, workspace, loss=None):
     """The summed cost ``N * C`` of the network on X (N, n_0), Y (N, n_L); no gradient.
 
@@ -476,9 +546,12 @@ def dataset_cost(X, Y, params, sizes, acts, batch_size, workspace, loss=None):
     """
     kernel = "dataset_cost"
     loss = MSE if loss is None else loss  # None: see train_epoch
+    sizes = as_int64(kernel, "sizes", sizes)
+    acts = as_int64(kernel, "acts", acts)
     check_float_dtypes(kernel, "X, Y, params, workspace", X, Y, params, workspace)
     _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss)
     _check_targets(kernel, X, Y, sizes)
+    _check_workspace(kernel, workspace, X, Y, params)
     W, b = _param_views(params, sizes)
     A, D, T = _work_views(workspace, sizes, batch_size)
     n_layers = sizes.shape[0] - 1
@@ -493,7 +566,7 @@ def dataset_cost(X, Y, params, sizes, acts, batch_size, workspace, loss=None):
     return total
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def batch_gradient(X, Y, params, grads, sizes, acts, batch_size, workspace, scale, loss=None):
     """``grads = scale * sum_i dc_i/dTheta`` over the rows of X (N, n_0), Y (N, n_L).
 
@@ -503,10 +576,13 @@ def batch_gradient(X, Y, params, grads, sizes, acts, batch_size, workspace, scal
     """
     kernel = "batch_gradient"
     loss = MSE if loss is None else loss  # None: see train_epoch
+    sizes = as_int64(kernel, "sizes", sizes)
+    acts = as_int64(kernel, "acts", acts)
     check_float_dtypes(kernel, "X, Y, params, grads, workspace", X, Y, params, grads, workspace)
     _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss)
     _check_targets(kernel, X, Y, sizes)
     check_dim(kernel, "grads", grads.shape[0], "params", params.shape[0], "elements")
+    _check_buffers(kernel, X, Y, params, workspace, grads, "grads")
     if X.shape[0] == 0:
         grads[:] = 0
         return 0.0
@@ -522,7 +598,7 @@ def batch_gradient(X, Y, params, grads, sizes, acts, batch_size, workspace, scal
     return total
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def loss_and_gradient(X, Y, params, grads, sizes, acts, batch_size, workspace, loss=None):
     """Full-batch cost C (docs/MATH.md, the mean over rows) and its gradient into grads.
 

@@ -15,7 +15,8 @@ gradient with respect to the logits is ``softmax(z) * sum(y) - y`` and ``s(z) - 
 import numpy as np
 from numba import njit
 
-from ._checks import cast_like, check_same_shape
+from ._cache import CACHE
+from ._checks import cast_like, check_same_or_separate, check_same_shape
 from .activations import IDENTITY, RELU, _derivative_from_output, _sigmoid_scalar
 from .variants import LOSSES, MSE, N_LOSSES, SIGMOID_BCE, SOFTMAX_CE  # noqa: F401
 
@@ -26,7 +27,7 @@ from .variants import LOSSES, MSE, N_LOSSES, SIGMOID_BCE, SOFTMAX_CE  # noqa: F4
 # kernels all call these.
 
 
-@njit(cache=True, fastmath={"contract"}, inline="always")
+@njit(cache=CACHE, fastmath={"contract"}, inline="always")
 def _mse_element(a, y, act, scale):
     """(``(a - y)**2 / 2`` in float64, ``scale * (a - y) * sigma'(a)``) of one output."""
     e = a - y
@@ -40,7 +41,7 @@ def _mse_element(a, y, act, scale):
     return 0.5 * np.float64(e) * np.float64(e), d
 
 
-@njit(cache=True, fastmath={"contract"}, inline="always")
+@njit(cache=CACHE, fastmath={"contract"}, inline="always")
 def _mse_row(A, Y, D, i, act, scale):
     """``sum((a - y)**2) / 2`` of row i in float64, and ``D[i] = scale * (a - y) * sigma'(a)``."""
     total = 0.0
@@ -52,7 +53,7 @@ def _mse_row(A, Y, D, i, act, scale):
     return total
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=CACHE, fastmath={"contract"})
 def _softmax_ce_row(Z, Y, D, i, scale):
     """Row i's cross-entropy from logits Z (m, n), and ``D[i] = scale * dC/dz`` when scale != 0."""
     n = Z.shape[1]
@@ -74,7 +75,7 @@ def _softmax_ce_row(Z, Y, D, i, scale):
     return loss
 
 
-@njit(cache=True, fastmath={"contract"}, inline="always")
+@njit(cache=CACHE, fastmath={"contract"}, inline="always")
 def _sigmoid_bce_row(Z, Y, D, i, scale):
     """Row i's ``sum(max(z, 0) - z y + log1p(exp(-|z|)))`` in float64 (stable for any z), and
     ``D[i] = scale * (s(z) - y)`` when scale != 0."""
@@ -87,7 +88,7 @@ def _sigmoid_bce_row(Z, Y, D, i, scale):
     return total
 
 
-@njit(cache=True, inline="always")
+@njit(cache=CACHE, inline="always")
 def _cost_row(A, Y, D, i, act, loss, scale):
     """The row function of cost code ``loss``, on row i."""
     if loss == SOFTMAX_CE:
@@ -97,7 +98,7 @@ def _cost_row(A, Y, D, i, act, loss, scale):
     return _mse_row(A, Y, D, i, act, scale)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _output_delta(A, Y, delta, db, act, loss, scale, accumulate):
     """Output error term, its bias gradient and the cost in one sweep.
 
@@ -120,19 +121,22 @@ def _output_delta(A, Y, delta, db, act, loss, scale, accumulate):
     return total
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _check_pair(kernel, pred, y):
     check_same_shape(kernel, "pred, y", y, "y", pred, "pred")
     if pred.shape[0] == 0:
         raise ValueError(kernel + ": pred has 0 rows; the mean over no samples is undefined")
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _check_out(kernel, Z, out):
+    """out (m, n) like Z; out may be Z itself (every kernel here reads a row, or an element,
+    of Z before writing the same one of out), but no other view overlapping it."""
     check_same_shape(kernel, "Z, out", out, "out", Z, "Z")
+    check_same_or_separate(kernel, "out", out, "Z", Z)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _mean_cost(pred, y, loss):
     """The mean over rows of a cost of ``_cost_row``; nothing written."""
     total = 0.0
@@ -141,7 +145,7 @@ def _mean_cost(pred, y, loss):
     return total / pred.shape[0]
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _mean_gradient(pred, y, out, loss):
     """``out = dC/dpred`` of the mean over rows of a cost of ``_cost_row``."""
     scale = 1.0 / pred.shape[0]
@@ -149,18 +153,20 @@ def _mean_gradient(pred, y, out, loss):
         _cost_row(pred, y, out, i, IDENTITY, loss, scale)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def mse_loss(pred, y):
     """``C = sum((pred - y)**2) / (2m)``, m = rows; pred, y (m, n). Returns a float."""
     _check_pair("mse_loss", pred, y)
     return _mean_cost(pred, y, MSE)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def mse_grad(pred, y, out):
     """``out = (pred - y) / m``, the gradient of ``mse_loss`` with respect to pred; all (m, n)."""
     check_same_shape("mse_grad", "pred, y", y, "y", pred, "pred")
     check_same_shape("mse_grad", "pred, out", out, "out", pred, "pred")
+    check_same_or_separate("mse_grad", "out", out, "pred", pred)
+    check_same_or_separate("mse_grad", "out", out, "y", y)
     if pred.shape[0] == 0:
         return
     _mean_gradient(pred, y, out, MSE)
@@ -168,14 +174,14 @@ def mse_grad(pred, y, out):
 
 # ----------------------------------------------------------------------------- cross-entropy
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _check_logits(kernel, Z, Y):
     check_same_shape(kernel, "Z, Y", Y, "Y", Z, "Z")
     if Z.shape[0] == 0:
         raise ValueError(kernel + ": Z has 0 rows; the mean over no samples is undefined")
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def softmax_cross_entropy(Z, Y):
     """``C = -sum(Y * log_softmax(Z)) / m`` from logits Z (m, n) and targets Y (m, n).
 
@@ -185,15 +191,16 @@ def softmax_cross_entropy(Z, Y):
     return _mean_cost(Z, Y, SOFTMAX_CE)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def softmax_cross_entropy_grad(Z, Y, out):
     """``out = (softmax(Z) * Y.sum(axis=1, keepdims=True) - Y) / m``: dC/dZ; all (m, n)."""
     _check_logits("softmax_cross_entropy_grad", Z, Y)
     _check_out("softmax_cross_entropy_grad", Z, out)
+    check_same_or_separate("softmax_cross_entropy_grad", "out", out, "Y", Y)
     _mean_gradient(Z, Y, out, SOFTMAX_CE)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def sigmoid_binary_cross_entropy(Z, Y):
     """``C = sum(max(Z, 0) - Z Y + log1p(exp(-|Z|))) / m``: BCE of sigmoid(Z) against Y in [0, 1].
 
@@ -203,15 +210,16 @@ def sigmoid_binary_cross_entropy(Z, Y):
     return _mean_cost(Z, Y, SIGMOID_BCE)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def sigmoid_binary_cross_entropy_grad(Z, Y, out):
     """``out = (sigmoid(Z) - Y) / m``: dC/dZ; all (m, n)."""
     _check_logits("sigmoid_binary_cross_entropy_grad", Z, Y)
     _check_out("sigmoid_binary_cross_entropy_grad", Z, out)
+    check_same_or_separate("sigmoid_binary_cross_entropy_grad", "out", out, "Y", Y)
     _mean_gradient(Z, Y, out, SIGMOID_BCE)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def softmax(Z, out):
     """``out = exp(Z - max) / sum(exp(Z - max))`` row by row: probabilities from logits (m, n)."""
     _check_out("softmax", Z, out)
@@ -228,7 +236,7 @@ def softmax(Z, out):
             out[i, j] /= s
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def sigmoid(Z, out):
     """``out = 1 / (1 + exp(-Z))`` elementwise, without overflow; Z, out (m, n)."""
     _check_out("sigmoid", Z, out)

@@ -29,6 +29,7 @@ half the others' size because they first copy ``W.T`` (``kernels.tiled.transpose
 
 from numba import njit
 
+from ._cache import CACHE
 from ._blas import gemm_a_b, gemm_a_bt, gemm_at_b
 from ._checks import cast_like
 from .tiled import _tiled_a_b, transpose_into, unit_rows
@@ -49,7 +50,7 @@ GRADIENT_TILED_MAX_MACS = 1 << 19
 _FAST = {"contract"}  # fused multiply-add only: no reassociation, NaN propagates as in BLAS
 
 
-@njit(cache=True, fastmath=_FAST)
+@njit(cache=CACHE, fastmath=_FAST)
 def _loop_a_b(A, B, C, alpha, beta):
     """``C = alpha * A @ B + beta * C``; A (m, k) of any strides, B (k, n), C (m, n) C order.
 
@@ -89,7 +90,7 @@ def _loop_a_b(A, B, C, alpha, beta):
             p += 1
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _product_a_b(A, B, C, alpha, beta):
     """``C = alpha * A @ B + beta * C``; A (m, k), B (k, n), C (m, n), all C order.
 
@@ -104,7 +105,7 @@ def _product_a_b(A, B, C, alpha, beta):
         gemm_a_b(A, B, C, alpha, beta)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _product_at_b(A, B, C, alpha, beta):
     """``C = alpha * A.T @ B + beta * C``; A (m, p), B (m, q), C (p, q), all C order.
 
@@ -119,7 +120,7 @@ def _product_at_b(A, B, C, alpha, beta):
         gemm_at_b(A, B, C, alpha, beta)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def forward_scratch_size(m, n_out, n_in):
     """Elements of scratch the forward product of a layer (n_out, n_in) over ``m`` rows needs
     for its copy of ``W.T``: ``n_out * n_in`` when it is small enough for register tiles,
@@ -127,7 +128,7 @@ def forward_scratch_size(m, n_out, n_in):
     return n_out * n_in if m * n_out * n_in <= FORWARD_TILED_MAX_MACS else 0
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _product_a_bt(X, W, out, scratch):
     """``out = X @ W.T``; X (m, k), W (n, k), out (m, n), all C order; scratch 1-D.
 

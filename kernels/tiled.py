@@ -25,6 +25,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from ._cache import CACHE
 from ._checks import cast_like
 
 #: Rows of C per tile: 4 x 2 accumulators + 2 loads of B + 1 broadcast fit 16 registers.
@@ -163,13 +164,13 @@ _thin_8 = _make_tile(THIN_TILE_ROWS, 1, True)
 _thin_1 = _make_tile(1, 1, True)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=CACHE, inline="always")
 def vector_lanes(C):
     """Elements of C's dtype in one vector of ``VECTOR_BYTES``."""
     return VECTOR_BYTES // C.itemsize
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _column_block(A, B, C, j, ncols, k, alpha, beta):
     """Columns ``j:j+ncols`` of C, every row: whole tiles down, then the rows left over one
     tile row at a time (the last rows of a batch whose size is not a multiple of the tile's).
@@ -251,7 +252,7 @@ def _transpose_block(typingctx, src, dst, i0, j0):
     return sig, codegen
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def transpose_into(W, WT):
     """``WT[:] = W.T``; W (n, k) and WT (k, n) with contiguous rows, one dtype.
 
@@ -274,13 +275,13 @@ def transpose_into(W, WT):
             WT[j, i] = W[i, j]
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def unit_rows(X):
     """True when the rows of the 2-D X are contiguous (unit stride along a row)."""
     return X.shape[1] <= 1 or X.strides[1] == X.itemsize
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _tiled_a_b(A, B, C, alpha, beta):
     """``C = alpha * A @ B + beta * C`` by register tiles; unchecked.
 

@@ -337,8 +337,8 @@ def _readonly(shape, dtype=np.float64):
      TypeError, "sgd_update: lr must be a real number"),
     (lambda: kernels.mse_grad(np.zeros((2, 2)), np.zeros((2, 2)), _readonly((2, 2))),
      TypeError, "mse_grad: out is read-only"),
-    (lambda: kernels.param_count([784, 10]),
-     TypeError, "param_count: sizes must be a NumPy array, got list"),
+    (lambda: kernels.param_count([784.0, 10]),
+     TypeError, "param_count: sizes must be integers, got a list of float64"),
     (lambda: kernels.param_count(np.array([-5, 3])),
      ValueError, "sizes[0] is -5: every layer width must be at least 1"),
     (lambda: kernels.train_epoch(np.zeros((4, 2)), np.zeros((4, 1)), np.zeros(3), np.zeros(3),
@@ -351,6 +351,11 @@ def test_python_calls_with_unusable_arguments_get_one_line_errors(call, error, m
         call()
     text = str(info.value)
     assert message in text and "\n" not in text and "nopython" not in text
+
+
+def test_integer_arrays_may_be_lists_or_other_integer_dtypes():
+    assert kernels.param_count([784, 10]) == kernels.param_count(np.array([784, 10])) == 7850
+    assert kernels.param_count(np.array([784, 10], np.int32)) == 7850
 
 
 def test_every_public_kernel_has_an_argument_signature():

@@ -1,0 +1,116 @@
+"""Where Numba keeps the kernels' compiled code: decided once, before any kernel is defined.
+
+Every kernel is ``@njit(cache=CACHE)``. Numba looks for a cache folder when a function
+is *defined* (at import), in this order: ``NUMBA_CACHE_DIR``, the ``__pycache__`` folder
+beside the source, then the user-wide ``~/.cache/numba`` (``$XDG_CACHE_HOME``); when none
+of them is writable, ``cache=True`` makes the import fail with ``RuntimeError: cannot
+cache function ...`` (a package installed read-only for a user whose home is read-only:
+containers, shared clusters). So before any kernel is defined:
+
+- when Numba finds a writable folder by itself, nothing changes and nothing is printed;
+- else, when the user has not set ``NUMBA_CACHE_DIR``, the cache goes to a folder of this
+  user under ``tempfile.gettempdir()`` (``NUMBA_CACHE_DIR`` is set to it, so the user's
+  own cached functions and child processes find it too), with one line on stderr;
+- when even that fails (or ``NUMBA_CACHE_DIR`` names a folder that cannot be written),
+  the kernels run without a cache (``CACHE`` is False: every process compiles them
+  afresh), again with one line on stderr.
+"""
+
+import os
+import sys
+import tempfile
+
+#: Whether the kernels are compiled with ``cache=True`` (see the module's docstring).
+CACHE = True
+#: The folder the cache was moved to, when it was (None: wherever Numba chose).
+FALLBACK_DIR = None
+
+
+def _probe():
+    """A function of this package's folder: Numba's cache locators are asked about it."""
+
+
+def _cache_works():
+    """True when Numba can cache a function of this package as things stand now.
+
+    Asks Numba itself (``FunctionCache`` is what ``cache=True`` builds at definition); a
+    Numba that lays this out differently is taken to cache as it always did.
+    """
+    try:
+        from numba.core.caching import FunctionCache
+    except ImportError:  # pragma: no cover - a Numba without this layout
+        return True
+    try:
+        FunctionCache(_probe)
+    except Exception:  # RuntimeError: cannot cache function ...: no locator available
+        return False
+    return True
+
+
+def _private_folder():
+    """A folder of this user's under the temporary folder, made if need be; else None.
+
+    The folder's name is fixed so that later processes find the cache. Numba's cache
+    files are pickles (loading one runs code), so a folder someone else owns or can write
+    into is never used: a fresh folder of this process's is made instead.
+    """
+    try:
+        base = tempfile.gettempdir()
+    except OSError:  # no usable temporary folder at all
+        return None
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    path = os.path.join(base, "numba-dense-cache" + ("-%d" % uid if uid is not None else ""))
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        st = os.lstat(path)
+        safe = (not os.path.islink(path) and os.path.isdir(path)
+                and (uid is None or (st.st_uid == uid and not st.st_mode & 0o022)))
+        if safe:
+            return path
+    except OSError:
+        pass
+    try:
+        return tempfile.mkdtemp(prefix="numba-dense-cache-")
+    except OSError:
+        return None
+
+
+def _set_cache_dir(path):
+    """Point Numba's cache at ``path`` (None: unset), in the environment and in its config."""
+    from numba.core import config
+    if path is None:
+        os.environ.pop("NUMBA_CACHE_DIR", None)
+    else:
+        os.environ["NUMBA_CACHE_DIR"] = path
+    config.CACHE_DIR = path or ""
+
+
+def _choose(stderr=None):
+    """Decide ``CACHE`` and ``FALLBACK_DIR``; print one line when the cache moves or is off."""
+    global CACHE, FALLBACK_DIR
+    stderr = stderr or sys.stderr
+    if _cache_works():
+        return
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
+    user_dir = os.environ.get("NUMBA_CACHE_DIR")
+    if not user_dir:
+        folder = _private_folder()
+        if folder is not None:
+            _set_cache_dir(folder)
+            if _cache_works():
+                FALLBACK_DIR = folder
+                print("kernels: cannot write Numba's cache in %s nor in the home folder; "
+                      "caching compiled kernels in %s instead (set NUMBA_CACHE_DIR to choose "
+                      "the folder)" % (here, folder), file=stderr)
+                return
+            _set_cache_dir(None)
+        where = "%s, the home folder or %s" % (here, folder or "a temporary folder")
+    else:
+        where = "NUMBA_CACHE_DIR=%s, %s or the home folder" % (user_dir, here)
+    CACHE = False
+    print("kernels: no writable folder for Numba's cache (%s); compiling without a cache, "
+          "so every process compiles the kernels afresh (set NUMBA_CACHE_DIR to a writable "
+          "folder)" % where, file=stderr)
+
+
+_choose()

@@ -1,0 +1,627 @@
+"""Nothing silently wrong (issue 20): outputs sharing memory with inputs, sizes beyond
+int64, step sizes training refuses, integer arrays of other dtypes, an unwritable cache.
+
+Every kernel is called with C-contiguous arrays of the signatures the other kernel tests
+compile, so that these tests compile nothing new but the few user functions here.
+"""
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from numba import njit
+
+import kernels
+from kernels import reference as ref
+
+from .conftest import assert_close, random_array
+
+HUGE = 2**40
+#: The cost code passed where the model and tests/test_loop.py pass one (their signatures).
+MSE = kernels.MSE
+
+
+def _one_line_error(error, call, *expected):
+    """The message of ``call``'s ``error``; it is one line and holds every ``expected``."""
+    with pytest.raises(error) as info:
+        call()
+    text = str(info.value)
+    assert "\n" not in text and "nopython" not in text, text
+    for part in expected:
+        assert part in text, (part, text)
+    return text
+
+
+# ----------------------------------------------------------------------------- aliasing
+
+def _network(dtype, sizes=(4, 3, 4), batch=3, rows=6, seed=0):
+    """A small network's arrays: X, Y, params, grads, sizes, acts, workspace."""
+    rng = np.random.default_rng(seed)
+    sizes = np.array(sizes, np.int64)
+    acts = np.array([kernels.TANH, kernels.IDENTITY], np.int64)
+    n_params = kernels.param_count(sizes)
+    return dict(X=random_array(rng, (rows, sizes[0]), dtype),
+                Y=random_array(rng, (rows, sizes[-1]), dtype),
+                params=random_array(rng, n_params, dtype) * 0.5,
+                grads=np.zeros(n_params, dtype), sizes=sizes, acts=acts, batch=batch,
+                work=np.zeros(kernels.workspace_size(sizes, batch), dtype))
+
+
+def _aliasing_cases():
+    """(name, make(dtype) -> call, message): every output sharing memory with an input."""
+    def square(dtype, n=4, rows=4, seed=1):
+        return [random_array(np.random.default_rng(seed + i), (rows, n), dtype)
+                for i in range(3)]
+
+    def dense_out_is_x(dtype):
+        X, W, _ = square(dtype)
+        return lambda: kernels.dense_forward(X, W, np.zeros(4, dtype), X, True)
+
+    def dense_out_overlaps_x(dtype):
+        buf = random_array(np.random.default_rng(2), (5, 4), dtype)
+        W = square(dtype)[1]
+        return lambda: kernels.dense_forward(buf[:4], W, np.zeros(4, dtype), buf[1:], False)
+
+    def dense_out_is_w(dtype):
+        X, W, _ = square(dtype)
+        return lambda: kernels.dense_forward(X, W, np.zeros(4, dtype), W, False)
+
+    def dense_b_in_out(dtype):
+        X, W, out = square(dtype)
+        return lambda: kernels.dense_forward(X, W, out[2], out, False)
+
+    def backprop_out_is_delta(dtype):
+        delta, W, _ = square(dtype)
+        return lambda: kernels.backprop_input(delta, W, delta)
+
+    def backprop_out_is_w(dtype):
+        delta, W, _ = square(dtype)
+        return lambda: kernels.backprop_input(delta, W, W)
+
+    def gradients_dw_is_x(dtype):
+        delta, X, _ = square(dtype)
+        return lambda: kernels.accumulate_gradients(delta, X, X, np.zeros(4, dtype), 1.0,
+                                                    False)
+
+    def gradients_db_in_delta(dtype):
+        delta, X, dW = square(dtype)
+        return lambda: kernels.accumulate_gradients(delta, X, dW, delta[0], 1.0, False)
+
+    def gradients_db_in_dw(dtype):
+        delta, X, dW = square(dtype)
+        return lambda: kernels.accumulate_gradients(delta, X, dW, dW[3], 1.0, True)
+
+    def momentum_velocity_is_params(dtype):
+        p = np.ones(5, dtype)
+        return lambda: kernels.sgd_momentum_update(p, np.ones(5, dtype), p, 0.05, 0.9, 1e-3)
+
+    def adam_m_is_v(dtype):
+        p, g, m = (np.ones(5, dtype) for _ in range(3))
+        return lambda: kernels.adam_update(p, g, m, m, 1, 1e-2, 0.9, 0.999, 1e-8, 0.01, False)
+
+    def adam_m_is_params(dtype):
+        p, g, v = (np.ones(5, dtype) for _ in range(3))
+        return lambda: kernels.adam_update(p, g, p, v, 1, 1e-2, 0.9, 0.999, 1e-8, 0.01, True)
+
+    def step_state_holds_params(dtype):
+        state = np.zeros(10, dtype)
+        return lambda: kernels.optimizer_step(state[:5], np.ones(5, dtype), state, kernels.ADAM,
+                                              1, 0.01, 0.0, 0.01, 0.8, 0.99, 1e-6, False)
+
+    def sgd_shifted(dtype):
+        a = np.ones(6, dtype)
+        return lambda: kernels.sgd_update(a[1:], a[:-1], 0.1)
+
+    def relu_mask_shifted(dtype):
+        buf = random_array(np.random.default_rng(3), (5, 4), dtype)
+        return lambda: kernels.relu_mask(buf[:4], buf[1:])
+
+    def activation_backward_shifted(dtype):
+        buf = random_array(np.random.default_rng(3), (5, 4), dtype)
+        return lambda: kernels.activation_backward(buf[1:], buf[:4], kernels.TANH)
+
+    def mse_grad_shifted(dtype):
+        buf = random_array(np.random.default_rng(4), (5, 4), dtype)
+        return lambda: kernels.mse_grad(buf[:4], np.zeros((4, 4), dtype), buf[1:])
+
+    def softmax_shifted(dtype):
+        buf = random_array(np.random.default_rng(5), (5, 4), dtype)
+        return lambda: kernels.softmax(buf[1:], buf[:4])
+
+    def ce_grad_out_overlaps_y(dtype):
+        buf = random_array(np.random.default_rng(5), (5, 4), dtype)
+        Z = random_array(np.random.default_rng(6), (4, 4), dtype)
+        return lambda: kernels.softmax_cross_entropy_grad(Z, buf[1:], buf[:4])
+
+    def predict_out_is_params(dtype):
+        n = _network(dtype)
+        out = n["params"][:24].reshape(6, 4)
+        return lambda: kernels.predict_into(n["X"], n["params"], n["sizes"], n["acts"], out,
+                                            n["batch"], n["work"])
+
+    def predict_work_holds_x(dtype):
+        n = _network(dtype)
+        X = n["work"][:24].reshape(6, 4)
+        return lambda: kernels.predict_into(X, n["params"], n["sizes"], n["acts"],
+                                            np.empty((6, 4), dtype), n["batch"], n["work"])
+
+    def epoch_grads_is_params(dtype):
+        n = _network(dtype)
+        return lambda: kernels.train_epoch(n["X"], n["Y"], n["params"], n["params"],
+                                           np.empty(0, dtype), n["sizes"], n["acts"], n["batch"],
+                                           0.1, 0.0, 0.0, np.empty(0, np.int64), n["work"])
+
+    def epoch_velocity_is_grads(dtype):
+        n = _network(dtype)
+        return lambda: kernels.train_epoch(n["X"], n["Y"], n["params"], n["grads"], n["grads"],
+                                           n["sizes"], n["acts"], n["batch"], 0.1, 0.9, 0.0,
+                                           np.empty(0, np.int64), n["work"])
+
+    def epoch_work_holds_y(dtype):
+        n = _network(dtype)
+        Y = n["work"][:24].reshape(6, 4)
+        return lambda: kernels.train_epoch(n["X"], Y, n["params"], n["grads"],
+                                           np.empty(0, dtype), n["sizes"], n["acts"], n["batch"],
+                                           0.1, 0.0, 0.0, np.empty(0, np.int64), n["work"])
+
+    def gradient_grads_in_work(dtype):
+        n = _network(dtype)
+        grads = n["work"][:n["params"].shape[0]]
+        return lambda: kernels.batch_gradient(n["X"], n["Y"], n["params"], grads, n["sizes"],
+                                              n["acts"], n["batch"], n["work"], 1.0, MSE)
+
+    def loss_and_gradient_grads_is_params(dtype):
+        n = _network(dtype)
+        return lambda: kernels.loss_and_gradient(n["X"], n["Y"], n["params"], n["params"],
+                                                 n["sizes"], n["acts"], n["batch"], n["work"],
+                                                 MSE)
+
+    def cost_work_holds_params(dtype):
+        n = _network(dtype)
+        work = np.zeros(n["work"].shape[0] + n["params"].shape[0], dtype)
+        params = work[-n["params"].shape[0]:]
+        params[:] = n["params"]
+        return lambda: kernels.dataset_cost(n["X"], n["Y"], params, n["sizes"], n["acts"],
+                                            n["batch"], work[:n["work"].shape[0] + 1], MSE)
+
+    shares = "shares memory with"
+    partly = "without being the same array"
+    return [
+        (dense_out_is_x, "dense_forward: out shares memory with X; pass a separate array"),
+        (dense_out_overlaps_x, "dense_forward: out " + shares + " X"),
+        (dense_out_is_w, "dense_forward: out " + shares + " W"),
+        (dense_b_in_out, "dense_forward: out " + shares + " b"),
+        (backprop_out_is_delta, "backprop_input: out " + shares + " delta"),
+        (backprop_out_is_w, "backprop_input: out " + shares + " W"),
+        (gradients_dw_is_x, "accumulate_gradients: dW " + shares + " X"),
+        (gradients_db_in_delta, "accumulate_gradients: db " + shares + " delta"),
+        (gradients_db_in_dw, "accumulate_gradients: db " + shares + " dW"),
+        (momentum_velocity_is_params, "sgd_momentum_update: velocity " + shares + " params"),
+        (adam_m_is_v, "adam_update: v " + shares + " m"),
+        (adam_m_is_params, "adam_update: m " + shares + " params"),
+        (step_state_holds_params, "optimizer_step: state " + shares + " params"),
+        (sgd_shifted, "sgd_update: params overlaps grads " + partly),
+        (relu_mask_shifted, "relu_mask: G overlaps A " + partly),
+        (activation_backward_shifted, "activation_backward: G overlaps A " + partly),
+        (mse_grad_shifted, "mse_grad: out overlaps pred " + partly),
+        (softmax_shifted, "softmax: out overlaps Z " + partly),
+        (ce_grad_out_overlaps_y, "softmax_cross_entropy_grad: out overlaps Y " + partly),
+        (predict_out_is_params, "predict_into: out " + shares + " params"),
+        (predict_work_holds_x, "predict_into: workspace " + shares + " X"),
+        (epoch_grads_is_params, "train_epoch: grads " + shares + " params"),
+        (epoch_velocity_is_grads, "train_epoch: velocity " + shares + " grads"),
+        (epoch_work_holds_y, "train_epoch: workspace " + shares + " Y"),
+        (gradient_grads_in_work, "batch_gradient: grads " + shares + " workspace"),
+        (loss_and_gradient_grads_is_params, "batch_gradient: grads " + shares + " params"),
+        (cost_work_holds_params, "dataset_cost: workspace " + shares + " params"),
+    ]
+
+
+ALIASING = _aliasing_cases()
+
+
+@pytest.mark.parametrize("make, message", ALIASING, ids=[m.__name__ for m, _ in ALIASING])
+def test_outputs_sharing_memory_with_inputs_are_refused(dtype, make, message):
+    call = make(dtype)
+    _one_line_error(ValueError, call, message)
+
+
+def test_refused_aliasing_leaves_the_arrays_untouched(dtype):
+    rng = np.random.default_rng(0)
+    X, W = random_array(rng, (4, 4), dtype), random_array(rng, (4, 4), dtype)
+    before = X.copy()
+    with pytest.raises(ValueError):
+        kernels.dense_forward(X, W, np.zeros(4, dtype), X, True)
+    np.testing.assert_array_equal(X, before)
+
+
+def test_separate_views_of_one_buffer_are_allowed(dtype):
+    """Sharing a buffer is fine where the parts do not overlap: X above, out below."""
+    rng = np.random.default_rng(1)
+    buf = random_array(rng, (8, 4), dtype)
+    W = random_array(rng, (4, 4), dtype)
+    b = np.zeros(4, dtype)
+    expected = np.empty((4, 4), dtype)
+    ref.dense_forward(buf[:4], W, b, expected, True)
+    kernels.dense_forward(buf[:4], W, b, buf[4:], True)
+    assert_close(buf[4:], expected, dtype, scale=4)
+
+
+def test_elementwise_kernels_work_in_place(dtype):
+    """An output that is the very input of an elementwise kernel gives what a separate one
+    gives; the kernels keep allowing it."""
+    rng = np.random.default_rng(2)
+    Z = random_array(rng, (5, 4), dtype, 2.0)
+    Y = np.eye(4, dtype=dtype)[rng.integers(0, 4, 5)]
+    for fn in (kernels.softmax, kernels.sigmoid):
+        separate, inplace = np.empty_like(Z), Z.copy()
+        fn(Z, separate)
+        fn(inplace, inplace)
+        np.testing.assert_array_equal(inplace, separate)
+    for grad in (kernels.softmax_cross_entropy_grad, kernels.sigmoid_binary_cross_entropy_grad,
+                 kernels.mse_grad):
+        separate = np.empty_like(Z)
+        grad(Z, Y, separate)
+        into_z, into_y = Z.copy(), Y.copy()
+        grad(into_z, Y, into_z)
+        grad(Z, into_y, into_y)
+        np.testing.assert_array_equal(into_z, separate)
+        np.testing.assert_array_equal(into_y, separate)
+    for act in (kernels.RELU, kernels.TANH):
+        A = Z.copy()
+        kernels.activation_forward(A, act)
+        separate, inplace = A.copy(), A.copy()
+        kernels.activation_backward(A, separate, act)
+        kernels.activation_backward(inplace, inplace, act)
+        np.testing.assert_array_equal(inplace, separate)
+    separate, inplace = Z.copy(), Z.copy()
+    kernels.relu_mask(Z, separate)
+    kernels.relu_mask(inplace, inplace)
+    np.testing.assert_array_equal(inplace, separate)
+
+
+def test_optimizer_updates_with_grads_the_same_array(dtype):
+    rng = np.random.default_rng(3)
+    p0, v0 = random_array(rng, 7, dtype), random_array(rng, 7, dtype)
+    separate, inplace = p0.copy(), p0.copy()
+    kernels.sgd_update(separate, p0.copy(), 0.1)
+    kernels.sgd_update(inplace, inplace, 0.1)
+    np.testing.assert_array_equal(inplace, separate)
+    # grads the very velocity: the sweep reads both before it writes either
+    p, v, g = p0.copy(), v0.copy(), v0.copy()
+    kernels.sgd_momentum_update(p, g, v, 0.05, 0.9, 1e-3)
+    p_in, v_in = p0.copy(), v0.copy()
+    kernels.sgd_momentum_update(p_in, v_in, v_in, 0.05, 0.9, 1e-3)
+    np.testing.assert_array_equal(p_in, p)
+    np.testing.assert_array_equal(v_in, v)
+    p, m, v = p0.copy(), np.zeros(7, dtype), np.zeros(7, dtype)
+    kernels.adam_update(p, p0.copy(), m, v, 1, 1e-2, 0.9, 0.999, 1e-8, 0.01, False)
+    p_in, m_in, v_in = p0.copy(), np.zeros(7, dtype), np.zeros(7, dtype)
+    kernels.adam_update(p_in, p_in, m_in, v_in, 1, 1e-2, 0.9, 0.999, 1e-8, 0.01, False)
+    np.testing.assert_array_equal(p_in, p)
+    np.testing.assert_array_equal(m_in, m)
+
+
+def test_predict_into_may_write_over_its_input(dtype):
+    n = _network(dtype)  # 4 inputs, 4 outputs
+    separate = np.empty_like(n["X"])
+    kernels.predict_into(n["X"], n["params"], n["sizes"], n["acts"], separate, n["batch"],
+                         n["work"])
+    X = n["X"].copy()
+    kernels.predict_into(X, n["params"], n["sizes"], n["acts"], X, n["batch"], n["work"])
+    np.testing.assert_array_equal(X, separate)
+
+
+@njit
+def _user_forward_into_input(X, W, b):
+    kernels.dense_forward(X, W, b, X, False)
+
+
+def test_aliasing_is_refused_in_user_njit_code_too():
+    X, W = np.ones((3, 3)), np.ones((3, 3))
+    _one_line_error(ValueError, lambda: _user_forward_into_input(X, W, np.zeros(3)),
+                    "dense_forward: out shares memory with X")
+
+
+# ----------------------------------------------------------------------------- int64 overflow
+
+def test_param_count_refuses_sizes_beyond_int64():
+    sizes = np.array([HUGE, HUGE, HUGE])
+    _one_line_error(OverflowError, lambda: kernels.param_count(sizes),
+                    "param_count: sizes [1099511627776, 1099511627776, 1099511627776]",
+                    "int64")
+    _one_line_error(OverflowError, lambda: kernels.layer_offsets(sizes), "layer_offsets: sizes")
+
+
+def test_param_count_at_the_edge_of_int64():
+    # [1, n]: n weights and n biases; 2 * (2**62 - 1) fits, 2 * 2**62 does not
+    assert kernels.param_count(np.array([1, 2**62 - 1])) == 2**63 - 2
+    _one_line_error(OverflowError, lambda: kernels.param_count(np.array([1, 2**62])),
+                    "param_count: sizes [1, 4611686018427387904]")
+
+
+@pytest.mark.parametrize("batch_size", [-1, 0])
+def test_workspace_size_refuses_a_batch_size_below_one(batch_size):
+    _one_line_error(ValueError, lambda: kernels.workspace_size(np.array([4, 3, 2]), batch_size),
+                    "workspace_size: batch_size must be positive, got %d" % batch_size)
+
+
+def test_workspace_size_refuses_sizes_beyond_int64():
+    _one_line_error(OverflowError, lambda: kernels.workspace_size(np.array([4, 3, 2]), 2**62),
+                    "workspace_size: sizes [4, 3, 2] with batch_size 4611686018427387904")
+    _one_line_error(OverflowError,
+                    lambda: kernels.workspace_size(np.array([HUGE, HUGE, HUGE]), 1),
+                    "workspace_size: sizes [")
+    _one_line_error(ValueError, lambda: kernels.workspace_size(np.array([4, 0, 2]), 1),
+                    "workspace_size: sizes[1] is 0")
+    assert kernels.workspace_size(np.array([4, 3, 2]), 8) > 0
+
+
+def test_train_epoch_refuses_sizes_beyond_int64():
+    n = _network(np.float64)
+    _one_line_error(OverflowError, lambda: kernels.train_epoch(
+        n["X"], n["Y"], n["params"], n["grads"], np.empty(0), np.array([4, HUGE, HUGE, 4]),
+        np.array([1, 1, 0]), n["batch"], 0.1, 0.0, 0.0, np.empty(0, np.int64), n["work"]),
+        "train_epoch: sizes [4, 1099511627776, 1099511627776, 4]")
+
+
+# ----------------------------------------------------------------------------- step sizes
+
+BAD_LR = [(np.nan, "nan"), (np.inf, "inf"), (-0.1, "-0.1"), (0.0, "0")]
+
+
+def _updates(dtype, lr=0.1, momentum=0.9, weight_decay=0.0, beta1=0.9, beta2=0.999, eps=1e-8):
+    """(kernel name, call, params) of every update with these hyperparameters."""
+    p = np.ones(4, dtype)
+    g = np.ones(4, dtype)
+    n = _network(dtype)
+    calls = [
+        ("sgd_update", lambda: kernels.sgd_update(p, g, lr)),
+        ("sgd_momentum_update",
+         lambda: kernels.sgd_momentum_update(p, g, np.zeros(4, dtype), lr, momentum,
+                                             weight_decay)),
+        ("adam_update", lambda: kernels.adam_update(p, g, np.zeros(4, dtype), np.zeros(4, dtype),
+                                                    1, lr, beta1, beta2, eps, weight_decay,
+                                                    False)),
+        ("optimizer_step", lambda: kernels.optimizer_step(p, g, np.zeros(4, dtype), kernels.SGD,
+                                                          1, lr, momentum, weight_decay, beta1,
+                                                          beta2, eps, False)),
+        ("optimizer_step", lambda: kernels.optimizer_step(p, g, np.zeros(8, dtype), kernels.ADAM,
+                                                          1, lr, momentum, weight_decay, beta1,
+                                                          beta2, eps, False)),
+        ("train_epoch", lambda: kernels.train_epoch(
+            n["X"], n["Y"], n["params"], n["grads"], np.zeros_like(n["params"]), n["sizes"],
+            n["acts"], n["batch"], lr, momentum, weight_decay, np.empty(0, np.int64),
+            n["work"])),
+    ]
+    return calls, (p, n["params"])
+
+
+@pytest.mark.parametrize("lr, shown", BAD_LR, ids=[s for _, s in BAD_LR])
+def test_every_update_refuses_a_learning_rate_training_refuses(dtype, lr, shown):
+    calls, arrays = _updates(dtype, lr=lr)
+    before = [a.copy() for a in arrays]
+    for name, call in calls:
+        _one_line_error(ValueError, call, "%s: lr must be positive and finite, got %s"
+                        % (name, shown))
+    for a, b in zip(arrays, before):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("momentum, shown", [(np.nan, "nan"), (-0.1, "-0.1"), (1.0, "1"),
+                                             (1.5, "1.5")])
+def test_momentum_outside_0_1_is_refused(dtype, momentum, shown):
+    calls, _ = _updates(dtype, momentum=momentum)
+    for name, call in calls:
+        if name in ("sgd_momentum_update", "optimizer_step", "train_epoch"):
+            _one_line_error(ValueError, call, "%s: momentum must be in [0, 1), got %s"
+                            % (name, shown))
+
+
+@pytest.mark.parametrize("weight_decay", [np.nan, -1e-3, np.inf])
+def test_negative_or_infinite_weight_decay_is_refused(dtype, weight_decay):
+    calls, _ = _updates(dtype, weight_decay=weight_decay)
+    for name, call in calls:
+        if name != "sgd_update":
+            _one_line_error(ValueError, call, "%s: weight_decay must be non-negative and finite"
+                            % name)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(beta1=1.0), "beta1 and beta2 must be in [0, 1), got 1 and 0.999"),
+    (dict(beta2=np.nan), "beta1 and beta2 must be in [0, 1), got 0.9 and nan"),
+    (dict(eps=np.inf), "eps must be positive and finite, got inf"),
+    (dict(eps=0.0), "eps must be positive and finite, got 0"),
+])
+def test_adam_hyperparameters_out_of_range_are_refused(dtype, changes, message):
+    calls, _ = _updates(dtype, **changes)
+    adam = [calls[2], calls[4]]
+    for name, call in adam:
+        _one_line_error(ValueError, call, "%s: %s" % (name, message))
+
+
+def test_valid_hyperparameters_still_update():
+    calls, (p, params) = _updates(np.float64, lr=0.1, momentum=0.5, weight_decay=1e-3)
+    before = p.copy(), params.copy()
+    for _, call in calls:
+        call()
+    assert not np.array_equal(p, before[0]) and not np.array_equal(params, before[1])
+
+
+# ----------------------------------------------------------------------------- int arrays
+
+def _as(kind, a):
+    if kind == "list":
+        return [int(v) for v in a]
+    if kind == "tuple":
+        return tuple(int(v) for v in a)
+    return np.asarray(a).astype(kind)
+
+
+INT_KINDS = ["int32", "uint16", "int8", "list", "tuple"]
+
+
+@pytest.mark.parametrize("kind", INT_KINDS)
+def test_network_kernels_accept_integer_arrays_of_any_dtype(dtype, kind):
+    n = _network(dtype)
+    order = np.array([5, 0, 3, 1, 2, 4])
+    results = []
+    for convert in (lambda a: a, lambda a: _as(kind, a)):
+        params = n["params"].copy()
+        cost = kernels.train_epoch(n["X"], n["Y"], params, np.zeros_like(params),
+                                   np.empty(0, dtype), convert(n["sizes"]), convert(n["acts"]),
+                                   n["batch"], 0.1, 0.0, 0.0, convert(order), n["work"])
+        out = np.empty_like(n["Y"])
+        kernels.predict_into(n["X"], params, convert(n["sizes"]), convert(n["acts"]), out,
+                             n["batch"], n["work"])
+        grads = np.empty_like(params)
+        total = kernels.batch_gradient(n["X"], n["Y"], params, grads, convert(n["sizes"]),
+                                       convert(n["acts"]), n["batch"], n["work"], 1.0, MSE)
+        mean = kernels.loss_and_gradient(n["X"], n["Y"], params, np.empty_like(params),
+                                         convert(n["sizes"]), convert(n["acts"]), n["batch"],
+                                         n["work"], MSE)
+        summed = kernels.dataset_cost(n["X"], n["Y"], params, convert(n["sizes"]),
+                                      convert(n["acts"]), n["batch"], n["work"], MSE)
+        results.append((cost, params, out, total, grads, mean, summed))
+    for expected, got in zip(*results):
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("kind", INT_KINDS)
+def test_size_kernels_accept_integer_arrays_of_any_dtype(kind):
+    sizes = np.array([7, 5, 3])
+    assert kernels.param_count(_as(kind, sizes)) == kernels.param_count(sizes) == 58
+    np.testing.assert_array_equal(kernels.layer_offsets(_as(kind, sizes)),
+                                  kernels.layer_offsets(sizes))
+    assert kernels.workspace_size(_as(kind, sizes), 8) == kernels.workspace_size(sizes, 8)
+
+
+def test_an_empty_order_may_be_a_tuple():
+    n = _network(np.float64)
+    args = [n["X"], n["Y"], n["params"], n["grads"], np.empty(0), n["sizes"], n["acts"],
+            n["batch"], 0.1, 0.0, 0.0]
+    storage, tuple_order = n["params"].copy(), n["params"].copy()
+    args[2] = storage
+    kernels.train_epoch(*args, np.empty(0, np.int64), n["work"])
+    args[2] = tuple_order
+    kernels.train_epoch(*args, (), n["work"])
+    np.testing.assert_array_equal(tuple_order, storage)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: kernels.param_count([784.0, 10]), TypeError,
+     "param_count: sizes must be integers, got a list of float64"),
+    (lambda: kernels.param_count(np.array([True, False])), TypeError,
+     "param_count: sizes must be an integer array, got bool"),
+    (lambda: kernels.workspace_size(np.array([4.0, 2.0]), 8), TypeError,
+     "workspace_size: sizes must be an integer array, got float64"),
+    (lambda: kernels.param_count([[3, 2]]), ValueError,
+     "param_count: sizes must be 1-D (a vector), got 2-D"),
+    (lambda: kernels.param_count(np.array([2**63, 3], np.uint64)), ValueError,
+     "param_count: sizes holds 9223372036854775808, more than int64 holds"),
+    (lambda: kernels.predict_into(np.zeros((2, 4)), np.zeros(23), [4, 3, 2], [1.0, 0.0],
+                                  np.zeros((2, 2)), 2, np.zeros(100)), TypeError,
+     "predict_into: acts must be integers, got a list of float64"),
+])
+def test_unusable_integer_arguments_get_one_line_errors(call, error, message):
+    _one_line_error(error, call, message)
+
+
+@njit
+def _user_sizes(sizes, batch_size):
+    return (kernels.param_count(sizes), kernels.layer_offsets(sizes)[-1],
+            kernels.workspace_size(sizes, batch_size))
+
+
+def test_user_njit_code_may_pass_other_integer_dtypes():
+    expected = _user_sizes(np.array([7, 5, 3]), 8)
+    assert _user_sizes(np.array([7, 5, 3], np.int32), 8) == expected
+    _one_line_error(TypeError, lambda: _user_sizes(np.array([7.0, 5.0]), 8),
+                    "param_count: sizes must be an integer array, got float64")
+
+
+# ----------------------------------------------------------------------------- the cache
+
+def _read_only_home_and_package(tmp_path):
+    """A copy of ``kernels`` in a read-only folder, and a read-only home, that Numba cannot
+    cache in even as root: a file stands where each cache folder would be made."""
+    pkg = tmp_path / "site"
+    shutil.copytree(os.path.dirname(kernels.__file__), pkg / "kernels",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (pkg / "kernels" / "__pycache__").write_text("not a folder")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".cache").write_text("not a folder")
+    locked = [pkg / "kernels", pkg, home]
+    for folder in locked:
+        folder.chmod(0o555)
+    return pkg, home, locked
+
+
+def _run_python(code, pkg, env):
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=pkg, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture
+def read_only_install(tmp_path):
+    pkg, home, locked = _read_only_home_and_package(tmp_path)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME", "PYTHONPATH")}
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env.update(HOME=str(home), PYTHONPATH=str(pkg), TMPDIR=str(tmp))
+    yield pkg, tmp, env
+    for folder in locked:
+        folder.chmod(stat.S_IRWXU)
+
+
+CALL_A_KERNEL = """
+    import numpy as np
+    import kernels
+    print(kernels.__file__)
+    print(kernels.param_count(np.array([3, 2])))
+"""
+
+
+def test_import_falls_back_to_a_temporary_cache_when_nothing_else_is_writable(
+        read_only_install):
+    pkg, tmp, env = read_only_install
+    result = _run_python(CALL_A_KERNEL, pkg, env)
+    assert result.returncode == 0, result.stderr
+    file, count = result.stdout.split()
+    assert file.startswith(str(pkg)) and count == "8"
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("kernels: ") and "NUMBA_CACHE_DIR" in lines[0]
+    folder = [str(tmp / name) for name in os.listdir(tmp) if name.startswith("numba-dense")]
+    assert len(folder) == 1 and folder[0] in lines[0]
+    cached = [name for _, _, names in os.walk(folder[0]) for name in names
+              if name.endswith(".nbi")]
+    assert cached, "nothing was cached in the fallback folder"
+
+
+def test_import_runs_without_a_cache_when_no_folder_is_writable(read_only_install, tmp_path):
+    pkg, tmp, env = read_only_install
+    (tmp_path / "a_file").write_text("")
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "a_file" / "cache")  # can never be made
+    result = _run_python(CALL_A_KERNEL, pkg, env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[1] == "8"
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "compiling without a cache" in lines[0] and "NUMBA_CACHE_DIR" in lines[0]
+
+
+def test_import_is_silent_where_numba_can_cache(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path)  # writable, whatever the package folder is
+    result = subprocess.run([sys.executable, "-c", "import kernels"], capture_output=True,
+                            text=True, timeout=600, env=env,
+                            cwd=os.path.dirname(os.path.dirname(kernels.__file__)))
+    assert result.returncode == 0 and result.stderr == "", result.stderr
