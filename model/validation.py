@@ -8,13 +8,15 @@ import numbers
 import numpy as np
 from numba import njit, prange
 
+from kernels._cache import CACHE  # Numba's cache where it can write one (kernels._cache)
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 _BLOCK = 1 << 14
 
 
-@njit(cache=True, fastmath={"reassoc"})
+@njit(cache=CACHE, fastmath={"reassoc"})
 def _first_nonfinite_serial(flat):
     """``_first_nonfinite`` on one thread: for arrays too small to pay for waking the pool."""
     s = flat.dtype.type(0)
@@ -33,7 +35,7 @@ def _first_nonfinite_serial(flat):
 _PARALLEL_MIN = 1 << 20
 
 
-@njit(cache=True, parallel=True, fastmath={"reassoc"})
+@njit(cache=CACHE, parallel=True, fastmath={"reassoc"})
 def _first_nonfinite(flat):
     """Index of the first NaN/inf in a 1-D array, or -1.
 
