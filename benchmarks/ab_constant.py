@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import kernels
+from numba_dense import kernels
 
 from .configs import CONFIGS
 

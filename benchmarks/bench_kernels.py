@@ -6,8 +6,8 @@ One class per kernel, generated from the table below; each times ``impl`` in
 
 import numpy as np
 
-import kernels
-from kernels import reference
+from numba_dense import kernels
+from numba_dense.kernels import reference
 
 # (rows m, inputs n_in, outputs n_out)
 SIZES = {"small": (32, 64, 16), "medium": (256, 512, 256), "large": (1024, 1024, 1024)}

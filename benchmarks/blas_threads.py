@@ -26,9 +26,9 @@ import time
 import numpy as np
 from numba import njit
 
-import kernels
-from kernels._blas import gemm_a_bt
-from model.datasets import teacher_regression
+from numba_dense import kernels
+from numba_dense.kernels._blas import gemm_a_bt
+from numba_dense.model.datasets import teacher_regression
 
 
 @njit(cache=True)
@@ -84,7 +84,7 @@ def _epoch_seconds(net, X, Y, work, order, policy):
 
 
 def load(busy, rounds):
-    from model import MLP
+    from numba_dense.model import MLP
     X, y = teacher_regression()
     Y = y.reshape(-1, 1)
     net = MLP([32, 128, 64, 1], seed=0)

@@ -3,7 +3,7 @@
 was cancelled. For trying the real-file workflow without a download:
 
     python -m benchmarks.flights_like flights.csv
-    python -m model train --data flights.csv --target-col arr_delay \\
+    python -m numba_dense train --data flights.csv --target-col arr_delay \\
         --drop-cols tailnum,time_hour --max-categories 110 --save net.npz
 """
 

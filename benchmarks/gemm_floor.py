@@ -28,11 +28,11 @@ import time
 import numpy as np
 from numba import njit
 
-from kernels.dense import _forward_loop
-from kernels.products import (FORWARD_LOOP_MAX_OUTPUTS, _product_a_b, _product_a_bt,
-                              _product_at_b, forward_scratch_size)
+from numba_dense.kernels.dense import _forward_loop
+from numba_dense.kernels.products import (FORWARD_LOOP_MAX_OUTPUTS, _product_a_b, _product_a_bt,
+                                          _product_at_b, forward_scratch_size)
 
-import kernels
+from numba_dense import kernels
 
 from .configs import CONFIGS, LR, make_data
 from .peers import make_runner

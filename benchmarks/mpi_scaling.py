@@ -27,7 +27,7 @@ def worker(args):
     """Runs inside mpiexec: train, and print rank 0's timings as JSON."""
     from mpi4py import MPI
 
-    from model import MLP
+    from numba_dense.model import MLP
     comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
     sizes = [int(s) for s in args.sizes.split(",")]

@@ -32,7 +32,7 @@ class Skip(Exception):
 
 
 def _network(config):
-    from model import MLP
+    from numba_dense.model import MLP
     return MLP(config.sizes, output=config.output, seed=0)
 
 

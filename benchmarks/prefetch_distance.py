@@ -28,8 +28,8 @@ def main(argv=None):
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     args = parser.parse_args(argv)
 
-    from kernels.loop import PREFETCH_ROWS, _epoch_streaming
-    from kernels.variants import RELU
+    from numba_dense.kernels.loop import PREFETCH_ROWS, _epoch_streaming
+    from numba_dense.kernels.variants import RELU
     rng = np.random.default_rng(0)
     dtype = np.dtype(args.dtype)
     X = rng.standard_normal((args.rows, args.n_in), dtype=np.float32).astype(dtype, copy=False)
@@ -62,7 +62,7 @@ def main(argv=None):
     for d in DISTANCES:
         mark = " (PREFETCH_ROWS)" if d == PREFETCH_ROWS else ""
         print("| %d%s | %.1f | %.2fx |" % (d, mark, np.median(times[d]),
-                                          base / np.median(times[d])))
+                                           base / np.median(times[d])))
 
 
 if __name__ == "__main__":

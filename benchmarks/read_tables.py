@@ -7,7 +7,7 @@ Three ways, each run in a process of its own, alternating round after round (med
 
 - ``line parser``: the hand-written line-by-line parser numba-dense's converter used to be
   (still the path that reports bad rows by line: ``csv_to_npy(..., skip_bad=True)``);
-- ``convert``: ``python -m model convert``'s path now, pyarrow's streaming CSV reader;
+- ``convert``: ``python -m numba_dense convert``'s path now, pyarrow's streaming CSV reader;
 - ``train --data``: what ``train --data file.csv`` does before training: the preprocessing
   fit (one pass: means, standard deviations, categories) and the standardized .npy files
   (a second pass).
@@ -54,7 +54,7 @@ def worker(method, csv_path, workdir):
     import pyarrow.csv  # noqa: F401
     import pyarrow.parquet  # noqa: F401
 
-    from model import convert, tabular
+    from numba_dense.model import convert, tabular
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     x, y = os.path.join(workdir, "X.npy"), os.path.join(workdir, "y.npy")
     start = time.perf_counter()
@@ -104,7 +104,7 @@ def main(argv=None):
             sec = float(np.median([r["seconds"] for r in results[method]]))
             mem = float(np.median([r["peak_mb"] for r in results[method]]))
             print("| %s | %.2f | %.0f | %.1f× | %.0f |" % (method, sec, size / sec, base / sec,
-                                                          mem))
+                                                           mem))
 
 
 if __name__ == "__main__":

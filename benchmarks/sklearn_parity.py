@@ -56,7 +56,7 @@ def estimator(impl, classifier, solver, epochs):
     if impl == "scikit-learn":
         from sklearn.neural_network import MLPClassifier, MLPRegressor
     else:
-        from model import MLPClassifier, MLPRegressor
+        from numba_dense.model import MLPClassifier, MLPRegressor
     cls = MLPClassifier if classifier else MLPRegressor
     return cls(solver=solver, max_iter=epochs, n_iter_no_change=epochs, random_state=0)
 

@@ -17,7 +17,7 @@ import numpy as np
 _CHILD = """
 import sys, time
 import numpy as np
-from model import MLP
+from numba_dense.model import MLP
 
 def peak_mb():  # VmHWM: this process's own high-water mark (ru_maxrss inherits the parent's)
     with open("/proc/self/status") as f:

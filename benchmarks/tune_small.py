@@ -28,12 +28,12 @@ import time
 import numpy as np
 from numba import njit
 
-from kernels import RELU
-from kernels._blas import gemm_a_b, gemm_a_bt, gemm_at_b
-from kernels.activations import _add_bias_activate
-from kernels.dense import _forward_loop
-from kernels.products import _loop_a_b
-from kernels.tiled import _tiled_a_b, transpose_into
+from numba_dense.kernels import RELU
+from numba_dense.kernels._blas import gemm_a_b, gemm_a_bt, gemm_at_b
+from numba_dense.kernels.activations import _add_bias_activate
+from numba_dense.kernels.dense import _forward_loop
+from numba_dense.kernels.products import _loop_a_b
+from numba_dense.kernels.tiled import _tiled_a_b, transpose_into
 
 LOOP, TILED, BLAS = 0, 1, 2
 IMPLS = ("loop", "tiles", "BLAS")

@@ -30,7 +30,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from kernels.tiled import _tiled_a_b, transpose_into
+from numba_dense.kernels.tiled import _tiled_a_b, transpose_into
 
 from .configs import CONFIGS
 

@@ -45,7 +45,8 @@ def _choose_coretype(env=os.environ, modules=sys.modules, has_avx512=_cpu_has_av
                      load=_load_scipy_blas):
     """Load SciPy's OpenBLAS with its AVX-512 kernels where that is sound.
 
-    Returns a short reason string recorded for ``python -m kernels info``. The variable is
+    Returns a short reason string recorded for ``python -m numba_dense.kernels info``. The
+    variable is
     set only while SciPy's BLAS loads and removed afterwards, so NumPy's own BLAS and child
     processes keep the user's configuration. The arguments exist for the tests.
     """

@@ -29,9 +29,11 @@ def accumulate_gradients(delta, X, dW, db, scale, accumulate):
     """
     check_float_dtypes("accumulate_gradients", "delta, X, dW, db", delta, X, dW, db)
     check_dim("accumulate_gradients", "X", X.shape[0], "delta", delta.shape[0], "rows")
-    check_dim("accumulate_gradients", "dW", dW.shape[0], "delta", delta.shape[1], "rows (columns of delta)")
+    check_dim("accumulate_gradients", "dW", dW.shape[0],
+              "delta", delta.shape[1], "rows (columns of delta)")
     check_dim("accumulate_gradients", "dW", dW.shape[1], "X", X.shape[1], "columns")
-    check_dim("accumulate_gradients", "db", db.shape[0], "delta", delta.shape[1], "elements (columns of delta)")
+    check_dim("accumulate_gradients", "db",
+              db.shape[0], "delta", delta.shape[1], "elements (columns of delta)")
     check_contiguous("accumulate_gradients", "delta", delta)
     check_contiguous("accumulate_gradients", "X", X)
     check_contiguous("accumulate_gradients", "dW", dW)

@@ -562,7 +562,7 @@ def dataset_cost(X, Y, params, sizes, acts, batch_size, workspace, loss=None):
         stop = min(start + batch_size, X.shape[0])
         out = _forward_batch(X[start:stop], W, b, A, acts, T)
         total += _output_delta(out, Y[start:stop], delta[:stop - start], db,
-                              acts[n_layers - 1], loss, 0.0, False)
+                               acts[n_layers - 1], loss, 0.0, False)
     return total
 
 
@@ -594,7 +594,7 @@ def batch_gradient(X, Y, params, grads, sizes, acts, batch_size, workspace, scal
         stop = min(start + batch_size, X.shape[0])
         _forward_batch(X[start:stop], W, b, A, acts, T)
         total += _backward_batch(X[start:stop], Y[start:stop], W, b, dW, db, A, D, acts,
-                                loss, scale, start > 0, 0.0)
+                                 loss, scale, start > 0, 0.0)
     return total
 
 

@@ -30,7 +30,8 @@ def _sgd_sweep(params, grads, lr):
 
 @njit(cache=CACHE, fastmath=_FAST)
 def _momentum_sweep(params, grads, velocity, lr, momentum, weight_decay, nesterov):
-    """``g = grads + wd * params; v = mu * v + g; params -= lr * (g + mu * v if nesterov else v)``."""
+    """``g = grads + wd * params; v = mu * v + g;``
+    ``params -= lr * (g + mu * v if nesterov else v)``."""
     lr = cast_like(lr, params)
     mu = cast_like(momentum, params)
     wd = cast_like(weight_decay, params)

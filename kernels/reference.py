@@ -7,7 +7,8 @@ here is the NumPy training loop numba-dense is compared with.
 
 import numpy as np
 
-from .variants import ADAM, ADAMW, LEAKY_RELU, LEAKY_SLOPE, MSE, RELU, SIGMOID, SIGMOID_BCE, SOFTMAX_CE, TANH
+from .variants import (ADAM, ADAMW, LEAKY_RELU, LEAKY_SLOPE, MSE, RELU, SIGMOID, SIGMOID_BCE,
+                       SOFTMAX_CE, TANH)
 
 
 def _sigmoid(z):

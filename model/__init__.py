@@ -13,4 +13,4 @@ def __getattr__(name):
     if name in ("MLPRegressor", "MLPClassifier"):
         from . import estimators
         return getattr(estimators, name)
-    raise AttributeError("module 'model' has no attribute %r" % name)
+    raise AttributeError("module 'numba_dense.model' has no attribute %r" % name)

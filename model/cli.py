@@ -1,4 +1,5 @@
-"""The command line: ``python -m model {train,predict,evaluate,convert}`` (also ``numba-dense``).
+"""The command line: ``python -m numba_dense {train,predict,evaluate,convert}`` (also
+``numba-dense``).
 
 Data files: ``.npz`` holding arrays ``X`` and ``y``; ``.npy`` inputs with ``--target``
 naming a ``.npy`` of targets (both streamed from disk, never loaded whole); or ``.csv``
@@ -20,10 +21,11 @@ import warnings
 
 import numpy as np
 
-import kernels
+from .. import kernels
 
 from . import convert as convert_mod
 from . import data, datasets, progress, tabular
+from .distributed import shard, world
 from .mlp import MLP, OUTPUTS
 from .paths import atomic_write, check_outputs, claimed
 from .training import (SCHEDULES, DivergedError, TrainingInterrupted, raise_on_sigterm,
@@ -123,7 +125,7 @@ def load_table(args, workdir):
         print(line)
     X, y = prep.write_npy(args.data, os.path.join(workdir, "X.npy"),
                           os.path.join(workdir, "y.npy"), progress=progress.wanted(args.progress,
-                                                                                 True))
+                                                                                   True))
     return X, y, prep
 
 
@@ -203,7 +205,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser():
     parser = _Parser(
-        prog="python -m model", description="Train and use dense networks with numba-dense.")
+        prog="python -m numba_dense", description="Train and use dense networks with numba-dense.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 parser_class=_Parser)
 
@@ -388,7 +390,6 @@ def train(args, workdir):
     plt = _check_plotting(args.plot)
     comm = None
     if args.mpi:
-        from .distributed import world
         comm = world()
     root = comm is None or comm.Get_rank() == 0
     prep = None
@@ -411,7 +412,6 @@ def train(args, workdir):
     if X.ndim != 2:
         raise UsageError("X must be 2-D (rows, features), got shape %s" % (X.shape,))
     if comm is not None:  # every rank trains on its own contiguous share of the rows
-        from .distributed import shard
         X, y = shard(X, comm), shard(y, comm)
     net = MLP([X.shape[1], *args.hidden_sizes, _n_outputs(y, args.output, args.classes, comm)],
               hidden=args.hidden,
@@ -459,7 +459,7 @@ def _save(net, path):
     except OSError as exc:
         reason = exc
     name = "numba-dense-rescued-%d-%s" % (os.getpid(), os.path.basename(path)[-100:]
-                                           or "model.npz")
+                                          or "model.npz")
     for folder in (os.getcwd(), tempfile.gettempdir()):
         rescued = os.path.join(folder, name)
         try:
@@ -586,7 +586,7 @@ def _report_read(net):
     if read.get("unseen"):
         print("values not seen in training (encoded as <infrequent> where the column has it, "
               "else as all zeros): %s" % ", ".join(
-            "%s %d" % kv for kv in sorted(read["unseen"].items())))
+                  "%s %d" % kv for kv in sorted(read["unseen"].items())))
 
 
 def convert(args, workdir):
@@ -634,7 +634,6 @@ def main(argv=None):
 def _writes(args):
     """Whether this process writes the outputs: under MPI only rank 0 does."""
     if getattr(args, "mpi", False):
-        from .distributed import world
         return world().Get_rank() == 0
     return True
 
@@ -722,7 +721,7 @@ def _in_flags(message, parser, command):
     if command in ("predict", "evaluate"):
         flags["load"] = "--model"  # persistence's errors name the Python call
     return re.sub(r"^(%s)\b(?=[ :])" % "|".join(map(re.escape, sorted(flags, key=len,
-                                                                       reverse=True))),
+                                                                      reverse=True))),
                   lambda m: flags[m.group(1)], message)
 
 

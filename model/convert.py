@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import tabular
+from .data import write_npy_header
 from .paths import check_outputs, default_file_mode
 from .validation import is_number
 
@@ -56,9 +58,8 @@ def _column_indices(header, targets, path):
     """(target column indices, column names); a target is a name, or an index (int or digits).
     A header naming a column twice is refused (training's check): which is meant is a guess,
     and the other would be a feature."""
-    from .tabular import _check_unique
     names = [h.strip() for h in header]
-    _check_unique("convert: %s" % path, names)
+    tabular.check_unique("convert: %s" % path, names)
     chosen = []
     for t in targets:
         if isinstance(t, str) and t.strip() in names:
@@ -117,13 +118,6 @@ class _NpyWriter:
                 os.unlink(path)
 
 
-def write_npy_header(f, dtype, shape):
-    """The header of a C-order .npy file of ``dtype`` and ``shape``, by NumPy's own writer."""
-    from numpy.lib import format as npy
-    npy.write_array_header_1_0(f, {"descr": npy.dtype_to_descr(np.dtype(dtype)),
-                                   "fortran_order": False, "shape": tuple(shape)})
-
-
 def _records(rows, path):
     """(first line number, fields) of each record of a ``csv.reader`` not yet read, blank
     lines left out; a record the csv module refuses is an error naming its line."""
@@ -142,9 +136,8 @@ def _records(rows, path):
 def _bad_field(parts):
     """Why a row of the right length is not numbers: its first field that is not UTF-8 text
     or not a number."""
-    from .tabular import not_utf8_field
     for p in parts:
-        raw = not_utf8_field(p)
+        raw = tabular.not_utf8_field(p)
         if raw is not None:
             return "field %r is not UTF-8 text: save the file as UTF-8" % raw
         if not is_number(p):
@@ -207,9 +200,8 @@ def csv_to_npy(csv_path, x_path, y_path, targets, dtype=np.float32, delimiter=No
     if not targets and y_path is not None:
         raise ValueError("convert: name at least one target column")
     dtype = np.dtype(dtype)
-    from .tabular import check_delimiter, delimiter_of
-    delimiter = (delimiter_of(csv_path) if delimiter is None
-                 else check_delimiter(delimiter, "convert: --delimiter"))
+    delimiter = (tabular.delimiter_of(csv_path) if delimiter is None
+                 else tabular.check_delimiter(delimiter, "convert: --delimiter"))
     if _is_parquet(csv_path):
         return _parquet_to_npy(csv_path, x_path, y_path, targets, dtype)
     if not skip_bad:
@@ -224,9 +216,8 @@ def csv_to_npy(csv_path, x_path, y_path, targets, dtype=np.float32, delimiter=No
         if header is None:
             raise ValueError("convert: %s is empty: its first line must name the columns"
                              % csv_path)
-        from .tabular import not_utf8_field
         for k, name in enumerate(header):
-            raw = not_utf8_field(name)
+            raw = tabular.not_utf8_field(name)
             if raw is not None:
                 raise ValueError("convert: %s: line %d (the header), column %d: %r is not "
                                  "UTF-8 text: save the file as UTF-8"
@@ -331,9 +322,8 @@ def _csv_to_npy_pyarrow(csv_path, x_path, y_path, targets, dtype, delimiter):
         names = head.schema.names
         convert = pacsv.ConvertOptions(column_types={n: pa.float64() for n in names},
                                        null_values=[], strings_can_be_null=False)
-        from .tabular import BLOCK_BYTES
         reader = pacsv.open_csv(csv_path, parse_options=parse, convert_options=convert,
-                                read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES))
+                                read_options=pacsv.ReadOptions(block_size=tabular.BLOCK_BYTES))
         return _write_batches(reader, names, x_path, y_path, targets, dtype, csv_path)
     except (pa.ArrowInvalid, UnicodeDecodeError):  # the line parser says where
         return None
@@ -351,6 +341,6 @@ def _parquet_to_npy(path, x_path, y_path, targets, dtype):
         raise ValueError("convert: %s is not a numeric Parquet file (%s)" % (path, exc)) from None
     if result is None:
         raise ValueError("convert: %s holds missing, NaN or inf values: train on the file "
-                         "directly (python -m model train --data %s), which imputes them"
+                         "directly (python -m numba_dense train --data %s), which imputes them"
                          % (path, path))
     return result

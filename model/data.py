@@ -261,3 +261,10 @@ def chunk_rows_for(n_features, dtype, batch_size, chunk_rows=None):
     if chunk_rows is None:
         chunk_rows = max(1, CHUNK_BYTES // (n_features * np.dtype(dtype).itemsize))
     return max(batch_size, chunk_rows // batch_size * batch_size)
+
+
+def write_npy_header(f, dtype, shape):
+    """The header of a C-order .npy file of ``dtype`` and ``shape``, by NumPy's own writer."""
+    from numpy.lib import format as npy
+    npy.write_array_header_1_0(f, {"descr": npy.dtype_to_descr(np.dtype(dtype)),
+                                   "fortran_order": False, "shape": tuple(shape)})

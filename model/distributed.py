@@ -21,7 +21,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-import kernels
+from .. import kernels
 
 from . import data, training
 from .targets import TargetScaling, target_sums
@@ -52,7 +52,7 @@ class DistributedError(ValueError):
 def _agree(comm, error, facts):
     """Allgather every rank's (error, facts); raise the same DistributedError everywhere."""
     everyone = comm.allgather((None if error is None else "%s: %s" % (type(error).__name__,
-                                                                       error), facts))
+                                                                      error), facts))
     problems = ["rank %d: %s" % (r, e) for r, (e, _) in enumerate(everyone) if e is not None]
     if problems:
         raise DistributedError("data-parallel fit stopped before training: " + "; ".join(problems))

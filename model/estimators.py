@@ -536,7 +536,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return Y[:, 0] if Y.shape[1] == 1 else Y
 
     def fit(self, X, y):
-        """Fit the model to X (n_samples, n_features) and y (n_samples,) or (n_samples, n_outputs)."""
+        """Fit the model to X (n_samples, n_features) and y (n_samples,) or
+        (n_samples, n_outputs)."""
         return self._fit(X, y, incremental=False)
 
     @available_if(lambda est: est._check_solver())

@@ -5,11 +5,11 @@ import tempfile
 
 import numpy as np
 
-import kernels
-from kernels import layer_offsets
-from kernels.variants import ACTIVATION_TABLE, LOSS_TABLE, default_loss, loss_named
+from .. import kernels
+from ..kernels import layer_offsets
+from ..kernels.variants import ACTIVATION_TABLE, LOSS_TABLE, default_loss, loss_named
 
-from . import data, persistence, tabular, training
+from . import data, distributed, persistence, tabular, training
 from .targets import TargetScaling, target_sums
 from .paths import check_output
 from .training import EVAL_BATCH, DivergedError, History  # noqa: F401  (public names)
@@ -33,10 +33,11 @@ class MLP:
 
     ``layer_sizes`` lists the widths ``[n_0, n_1, ..., n_L]``, inputs first. Hidden
     layers use ``hidden`` (a name of ``kernels.ACTIVATIONS``: "relu", "leaky_relu",
-    "tanh", "sigmoid" or "identity"); the last layer ``output``, one of those or "softmax". The cost ``loss`` defaults to the output's
-    natural one: "cross_entropy" for softmax, "binary_cross_entropy" for sigmoid, "mse"
-    otherwise ("mse" may also be named for a sigmoid output). The single ReLU neuron of
-    docs/MATH.md is ``MLP([n, 1], output="relu")``; a 10-class classifier
+    "tanh", "sigmoid" or "identity"); the last layer ``output``, one of those or "softmax".
+    The cost ``loss`` defaults to the output's natural one: "cross_entropy" for softmax,
+    "binary_cross_entropy" for sigmoid, "mse" otherwise ("mse" may also be named for a
+    sigmoid output). The single ReLU neuron of docs/MATH.md is ``MLP([n, 1], output="relu")``;
+    a 10-class classifier
     ``MLP([784, 128, 10], output="softmax")``.
 
     ``params`` (P,) holds every weight and bias; ``weights[l]`` (n_{l+1}, n_l) and
@@ -376,7 +377,7 @@ class MLP:
             min_lr=real_number(min_lr, "min_lr", 0.0, True),
             shuffle=boolean(shuffle, "shuffle"), seed=_seed(seed),
             early_stopping=None if early_stopping is None else integer(early_stopping,
-                                                                        "early_stopping", 1),
+                                                                       "early_stopping", 1),
             optimizer=choice(optimizer, "optimizer", kernels.OPTIMIZERS),
             beta1=real_number(beta1, "beta1", 0.0, True, 1.0),
             beta2=real_number(beta2, "beta2", 0.0, True, 1.0),
@@ -404,7 +405,6 @@ class MLP:
         if validation_data is not None and data_options.validation_fraction:
             raise ValueError("pass validation_data or validation_fraction, not both")
         if comm is not None:
-            from . import distributed
             return distributed.fit(self, X, y, settings, data_options, options, comm)
 
         source, val_source = self.data_sources(X, y, settings, data_options)
@@ -448,7 +448,7 @@ class MLP:
         if self.preprocessing is None:
             raise ValueError("%s is a table file, but this network was not trained on one: it "
                              "has no preprocessing to read it with (convert it with "
-                             "`python -m model convert` and pass arrays)" % os.fspath(path))
+                             "`python -m numba_dense convert` and pass arrays)" % os.fspath(path))
         return self.preprocessing
 
     def partial_fit(self, X, y, batch_size=32, lr=0.01, momentum=0.0, weight_decay=0.0,

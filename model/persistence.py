@@ -6,17 +6,21 @@ from dataclasses import asdict
 
 import numpy as np
 
-import kernels
+from .. import kernels
 
-from kernels.variants import LOSS_TABLE
+from ..kernels.variants import LOSS_TABLE
 
 from .data import read_npz
+from .history import History
+from .tabular import Preprocessing
 from .paths import atomic_write
 from .targets import TargetScaling
 from .validation import first_nonfinite
 
 FORMAT = "numba-dense-mlp"
-VERSION = 5  # 5 the regression target's scaling; 4 the optimizer and its step, and a table file's preprocessing; 3 the last fit's history; 2 the cost ("loss")
+# 5 the regression target's scaling; 4 the optimizer and its step, and a table file's
+# preprocessing; 3 the last fit's history; 2 the cost ("loss")
+VERSION = 5
 
 
 def atomic_savez(path, what, **arrays):
@@ -255,7 +259,6 @@ def _preprocessing(path, arrays, n_inputs):
     why = _preprocessing_problem(spec, n_inputs)
     if why:
         raise _bad(path, "preprocessing %s" % why)
-    from .tabular import Preprocessing
     try:
         prep = Preprocessing.from_json(text)
         prep.summary()  # a cheap use of every field the checks above did not look at
@@ -274,7 +277,6 @@ def _history(path, arrays):
     text = _text(path, arrays, "fit_history", default="")
     if not text:
         return None
-    from .training import History
     try:
         spec = json.loads(text)
         if not isinstance(spec, dict):

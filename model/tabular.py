@@ -43,6 +43,8 @@ import re
 import numpy as np
 
 from . import columns as coltypes
+from . import progress
+from .data import write_npy_header
 from .validation import is_number
 
 #: Field values read as missing.
@@ -335,7 +337,7 @@ class Preprocessing:
         if target not in names:
             raise TableError("%s has no column %r (columns: %s)"
                              % (path, target, ", ".join(names)))
-        _check_unique(path, names)
+        check_unique(path, names)
         chosen = _choose_features(path, names, target, features, drop)
         stats = {}
         for name in chosen + [target]:
@@ -512,7 +514,7 @@ class Preprocessing:
             raise TableError("%s has no column %s, which the model was trained with (it has: "
                              "%s)" % (os.fspath(path), ", ".join(map(repr, missing)),
                                       ", ".join(names)))
-        _check_unique(os.fspath(path), names)
+        check_unique(os.fspath(path), names)
         if not _is_csv(path):
             self._check_types(path, with_target)
         bar = _bar(path, progress)
@@ -552,7 +554,6 @@ class Preprocessing:
         as read-only memmaps. The row count is the fit's, so ``path`` must be the file it
         was fit on. Written with plain file writes (NumPy's header, then the rows block by
         block), so memory stays at one block whatever the file's size."""
-        from .convert import write_npy_header
         regression = self.task == "regression"
         y_dtype = np.float32 if regression else np.int64
         at = 0
@@ -638,7 +639,7 @@ def _has_target(y):
     return keep
 
 
-def _check_unique(path, names):
+def check_unique(path, names):
     """A table whose header names a column twice is refused: which one is meant is a guess."""
     seen = {}
     for i, name in enumerate(names):
@@ -866,5 +867,4 @@ def _class_index(y, classes, target_type):
 
 
 def _bar(path, show):
-    from . import progress
     return progress.bar(None, "reading %s" % os.path.basename(os.fspath(path)), show)

@@ -15,13 +15,14 @@ import threading
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
-import kernels
+from .. import kernels
 
 from . import persistence, progress
+from .history import History
 
 CHECKPOINT_FORMAT = "numba-dense-checkpoint"
 
@@ -122,20 +123,6 @@ def sigint_deferred():
             signal.signal(s, handler)
     if caught:
         previous[caught[0]](caught[0], None)  # raises as the signal would have
-
-
-@dataclass
-class History:
-    """What ``fit`` records, one entry per epoch trained (resumed runs include earlier ones)."""
-
-    loss: list = field(default_factory=list)       # mean training cost over the epoch
-    val_loss: list = field(default_factory=list)   # cost on the validation rows, when any
-    lr: list = field(default_factory=list)         # learning rate the epoch used
-    seconds: list = field(default_factory=list)    # wall time of the epoch's training
-    comm_seconds: list = field(default_factory=list)  # of which in MPI all-reduce (comm=...)
-    best_epoch: int = None                         # epoch of the lowest val_loss (1-based)
-    stopped_epoch: int = None                      # set when early stopping ended the run
-    interrupted_epoch: int = None                  # set when Ctrl-C cut this epoch short
 
 
 @dataclass

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from kernels import _blas
+from numba_dense.kernels import _blas
 
 
 class _Loader:
@@ -41,7 +41,8 @@ def test_coretype_respects_the_user_and_an_already_loaded_blas():
 
 
 def test_kernels_info_prints_blas_threads_and_rate():
-    result = subprocess.run([sys.executable, "-m", "kernels", "info"], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "numba_dense.kernels", "info"],
+                            capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "kernels' BLAS: openblas" in result.stdout
@@ -77,7 +78,7 @@ def test_numpy_baseline_trains_exactly_what_numba_dense_trains(name):
     """The NumPy loop is an honest twin: same costs, same updates, to float32 rounding."""
     from benchmarks.configs import CONFIGS, LR, is_classifier, make_data
     from benchmarks.numpy_loop import NumpyLoop, one_hot
-    from model import MLP
+    from numba_dense.model import MLP
     config = CONFIGS[name]._replace(rows=203)  # a last partial batch too
     X, Y = make_data(config)
     net = MLP(config.sizes, output=config.output, seed=0)
@@ -105,7 +106,7 @@ def test_compare_peers_runs_each_implementation_in_its_own_process(capsys):
 
 def test_prefetch_distance_times_every_distance_in_both_orders(capsys):
     from benchmarks import prefetch_distance
-    from kernels.loop import PREFETCH_ROWS
+    from numba_dense.kernels.loop import PREFETCH_ROWS
     for extra in ([], ["--shuffle"]):
         prefetch_distance.main(["--rows", "3000", "--n-in", "20", "--rounds", "1"] + extra)
         rows = [line for line in capsys.readouterr().out.splitlines()

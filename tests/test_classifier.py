@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from model import MLP
+from numba_dense.model import MLP
 
 
 @pytest.fixture(scope="module")

@@ -7,15 +7,15 @@ import sys
 import numpy as np
 import pytest
 
-from model import MLP
-from model.cli import main
-from model.convert import CSVFormatError, csv_to_npy
+from numba_dense.model import MLP
+from numba_dense.model.cli import main
+from numba_dense.model.convert import CSVFormatError, csv_to_npy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "model", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "numba_dense", *args], capture_output=True,
                           text=True, cwd=cwd or ROOT, timeout=300)
 
 
@@ -116,7 +116,8 @@ def test_convert_command(csv_file, tmp_path, capsys):
 @pytest.mark.parametrize("command", ["train", "predict", "evaluate", "convert"])
 def test_every_command_has_help(command):
     result = _cli(command, "--help")
-    assert result.returncode == 0 and result.stdout.startswith("usage: python -m model " + command)
+    assert result.returncode == 0 and result.stdout.startswith(
+        "usage: python -m numba_dense " + command)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -166,7 +167,7 @@ def test_converter_reports_bad_rows_by_line(tmp_path):
     result = csv_to_npy(csv, tmp_path / "X.npy", tmp_path / "y.npy", ["y"], skip_bad=True,
                         chunk_rows=2)
     assert (result.rows, result.n_bad, result.features, result.targets) == (2, 3, ["x1", "x2"],
-                                                                           ["y"])
+                                                                            ["y"])
     np.testing.assert_array_equal(np.load(tmp_path / "X.npy"), [[1, 2], [11, 12]])
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), [[3], [13]])
 
@@ -203,4 +204,5 @@ def test_convert_command_skip_bad_lists_lines(tmp_path):
     result = _cli("convert", str(csv), "--target-col", "y", "--out-x", str(tmp_path / "X.npy"),
                   "--out-y", str(tmp_path / "y.npy"))
     assert result.returncode == 2
-    assert result.stderr.startswith("error: convert: ") and "line 3: expected 3 fields" in result.stderr
+    assert result.stderr.startswith(
+        "error: convert: ") and "line 3: expected 3 fields" in result.stderr

@@ -16,16 +16,16 @@ import warnings
 import numpy as np
 import pytest
 
-from model import MLP, training
-from model import cli as cli_mod
-from model.cli import main
-from model.paths import atomic_write, check_output, claimed
+from numba_dense.model import MLP, training
+from numba_dense.model import cli as cli_mod
+from numba_dense.model.cli import main
+from numba_dense.model.paths import atomic_write, check_output, claimed
 
 from .test_cli_safety import ROOT, SMALL, _cli, _one_line_error
 
 
 def _popen(args, **kw):
-    return subprocess.Popen([sys.executable, "-m", "model", *args], cwd=ROOT, text=True,
+    return subprocess.Popen([sys.executable, "-m", "numba_dense", *args], cwd=ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
 
 
@@ -267,7 +267,7 @@ def test_a_target_column_given_by_index(tmp_path, capsys):
 
 def test_costs_use_the_training_thread_choice(monkeypatch):
     """MLP.cost and the validation loss run under kernels.blas_threads_for's limit."""
-    import kernels
+    from numba_dense import kernels
     limits = []
     monkeypatch.setattr(kernels, "blas_threads_for", lambda sizes, batch, others=None: 1)
     real = kernels.blas_threads

@@ -13,8 +13,8 @@ import time
 import numpy as np
 import pytest
 
-from model import MLP
-from model.cli import main
+from numba_dense.model import MLP
+from numba_dense.model.cli import main
 
 from .conftest import epoch_seconds
 
@@ -23,7 +23,7 @@ SMALL = ["--rows", "2000", "--hidden-sizes", "8", "--epochs", "1"]
 
 
 def _cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "model", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "numba_dense", *args], capture_output=True,
                           text=True, cwd=ROOT, timeout=300, env=env)
 
 
@@ -92,7 +92,7 @@ def test_predict_checks_its_output_before_loading_anything(tmp_path):
 def test_ctrl_c_saves_the_parameters_so_far_and_exits_130(tmp_path):
     save, ckpt = tmp_path / "net.npz", tmp_path / "run.ckpt.npz"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "model", "train", "--rows", "400000", "--epochs", "50",
+        [sys.executable, "-m", "numba_dense", "train", "--rows", "400000", "--epochs", "50",
          "--hidden-sizes", "64,64", "--save", str(save), "--checkpoint", str(ckpt)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = []
@@ -121,7 +121,7 @@ def test_ctrl_c_saves_the_parameters_so_far_and_exits_130(tmp_path):
 
 
 def test_ctrl_c_in_python_raises_keyboard_interrupt_with_the_history(monkeypatch):
-    from model import training
+    from numba_dense.model import training
     calls = []
     real = training.train_one_epoch
 
@@ -136,7 +136,7 @@ def test_ctrl_c_in_python_raises_keyboard_interrupt_with_the_history(monkeypatch
     with pytest.raises(KeyboardInterrupt) as info:
         net.fit(X, X[:, 0], epochs=5)
     assert isinstance(info.value, training.TrainingInterrupted) and info.value.epoch == 3
-    import model
+    from numba_dense import model
     assert model.TrainingInterrupted is training.TrainingInterrupted
     assert net.history.interrupted_epoch == 3 and len(net.history.loss) == 2
 
@@ -213,7 +213,7 @@ def test_csv_with_a_byte_order_mark_reads_its_first_column(tmp_path, capsys):
     assert main(["convert", str(csv), "--target-col", "y", "--out-x", str(tmp_path / "X.npy"),
                  "--out-y", str(tmp_path / "y.npy")]) == 0
     assert "wrote 3 rows" in capsys.readouterr().out
-    from model.convert import csv_to_npy
+    from numba_dense.model.convert import csv_to_npy
     result = csv_to_npy(csv, tmp_path / "X2.npy", tmp_path / "y2.npy", ["y"])
     assert result.features == ["f0", "f1"]
 
@@ -245,7 +245,7 @@ def test_first_run_says_it_is_compiling_and_keeps_it_out_of_epoch_1(tmp_path):
 
 
 def test_kernels_are_compiled_before_the_first_epoch_is_timed(monkeypatch):
-    from model import training
+    from numba_dense.model import training
     events = []
     real_compile, real_epoch = training.compile_kernels, training._train_epoch
     monkeypatch.setattr(training, "compile_kernels",
@@ -259,14 +259,14 @@ def test_kernels_are_compiled_before_the_first_epoch_is_timed(monkeypatch):
 
 def test_unwritable_folder_is_refused_by_the_check_itself(tmp_path, monkeypatch):
     """As root every folder is writable, so the check is also exercised with os.access."""
-    from model import paths
+    from numba_dense.model import paths
     monkeypatch.setattr(paths.os, "access", lambda path, mode: False)
     with pytest.raises(PermissionError, match="--save: folder .* is not writable"):
         paths.check_output(str(tmp_path / "net.npz"), "--save")
 
 
 def test_a_pickled_npy_is_refused_naming_the_file(tmp_path):
-    from model import data
+    from numba_dense.model import data
     path = tmp_path / "objects.npy"
     np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError, match="objects.npy.*pickled Python objects"):
@@ -275,7 +275,7 @@ def test_a_pickled_npy_is_refused_naming_the_file(tmp_path):
 
 def test_samples_per_second_counts_every_rank_under_mpi(capsys):
     """The epoch line divides the rows of all ranks (ranks.global_rows) by the time."""
-    from model import data, training
+    from numba_dense.model import data, training
 
     class TwoRanks(training.OneProcess):
         global_rows = 2000  # this rank's 1000 rows and another rank's 1000

@@ -15,7 +15,7 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
-from model import MLPClassifier, MLPRegressor  # noqa: E402
+from numba_dense.model import MLPClassifier, MLPRegressor  # noqa: E402
 
 
 # The settings scikit-learn checks its own MLPs with (max_iter=100); every check runs, and none
@@ -216,7 +216,7 @@ def test_a_missing_label_is_refused_in_scikit_learns_words():
 
 def test_sparse_input_too_large_to_make_dense_is_one_line(monkeypatch):
     sparse = pytest.importorskip("scipy.sparse")
-    from model import validation
+    from numba_dense.model import validation
     X = sparse.random(50, 4, density=0.5, format="csr", random_state=0)
     y = np.arange(50.0)
     est = MLPRegressor(hidden_layer_sizes=(3,), max_iter=2).fit(X, y)

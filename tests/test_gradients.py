@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from model import MLP
+from numba_dense.model import MLP
 
 
 def _finite_difference_gradient(net, X, y, h=1e-6):
@@ -102,7 +102,7 @@ def test_fit_recovers_a_planted_relu_neuron(dtype):
     assert net.biases[0][0] == pytest.approx(b_true, abs=tol)
 
 
-# ----------------------------------------------------------------------------- docs/MATH.md examples
+# ------------------------------------------------------------------------- docs/MATH.md examples
 
 def _jacobian(f, x, h=1e-6):
     x = np.asarray(x, float)

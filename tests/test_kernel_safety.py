@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from numba import njit
 
-import kernels
-from kernels import reference as ref
+from numba_dense import kernels
+from numba_dense.kernels import reference as ref
 
 from .conftest import assert_close, random_array
 
@@ -583,7 +583,7 @@ def read_only_install(tmp_path):
 
 CALL_A_KERNEL = """
     import numpy as np
-    import kernels
+    from numba_dense import kernels
     print(kernels.__file__)
     print(kernels.param_count(np.array([3, 2])))
 """
@@ -621,7 +621,8 @@ def test_import_runs_without_a_cache_when_no_folder_is_writable(read_only_instal
 def test_import_is_silent_where_numba_can_cache(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     env["XDG_CACHE_HOME"] = str(tmp_path)  # writable, whatever the package folder is
-    result = subprocess.run([sys.executable, "-c", "import kernels"], capture_output=True,
+    result = subprocess.run([sys.executable, "-c", "from numba_dense import kernels"],
+                            capture_output=True,
                             text=True, timeout=600, env=env,
                             cwd=os.path.dirname(os.path.dirname(kernels.__file__)))
     assert result.returncode == 0 and result.stderr == "", result.stderr

@@ -6,10 +6,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from numba import njit
 
-import kernels
-from kernels import reference as ref
-from kernels.products import (BACKPROP_LOOP_MAX_OUTPUTS, FORWARD_LOOP_MAX_OUTPUTS,
-                              GRADIENT_LOOP_MAX_OUTPUTS)
+from numba_dense import kernels
+from numba_dense.kernels import reference as ref
+from numba_dense.kernels.products import (BACKPROP_LOOP_MAX_OUTPUTS, FORWARD_LOOP_MAX_OUTPUTS,
+                                          GRADIENT_LOOP_MAX_OUTPUTS)
 
 from .conftest import DTYPES, assert_close, random_array
 
@@ -143,7 +143,8 @@ def test_gradient_and_backprop_small_and_blas_paths(dtype, m, n_in, n_out):
 @pytest.mark.parametrize("m,k,n", [(5, 1, 3), (7, 9, 10), (3, 13, 40)])
 @pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (-0.5, 1.0), (2.0, 0.75)])
 def test_products_loop_and_blas_agree_for_any_alpha_beta(dtype, m, k, n, alpha, beta):
-    from kernels.products import _product_a_b as product_a_b, _product_at_b as product_at_b
+    from numba_dense.kernels.products import _product_a_b as product_a_b
+    from numba_dense.kernels.products import _product_at_b as product_at_b
     rng = np.random.default_rng(m * k * n)
     A, B = random_array(rng, (m, k), dtype), random_array(rng, (k, n), dtype)
     C0 = random_array(rng, (m, n), dtype)
@@ -359,11 +360,10 @@ def test_integer_arrays_may_be_lists_or_other_integer_dtypes():
 
 
 def test_every_public_kernel_has_an_argument_signature():
-    from kernels._checks import SIGNATURES
+    from numba_dense.kernels._checks import SIGNATURES
     dispatchers = {name for name in kernels.__all__
                    if hasattr(getattr(kernels, name), "_compile_for_args")}
     assert dispatchers == set(SIGNATURES)
-
 
 
 def _f(shape, dtype=np.float64):
@@ -395,7 +395,8 @@ def _f(shape, dtype=np.float64):
      "accumulate_gradients: db has 7 elements"),
     (lambda: kernels.backprop_input(_f((4, 2)), _f((3, 5)), _f((4, 5))),
      "backprop_input: W has 3 rows (columns of delta) but delta has 2"),
-    (lambda: kernels.sgd_update(_f(4), _f(5), 0.1), "sgd_update: grads has 5 elements but params has 4"),
+    (lambda: kernels.sgd_update(_f(4), _f(5), 0.1),
+     "sgd_update: grads has 5 elements but params has 4"),
     (lambda: kernels.sgd_momentum_update(_f(4), _f(4), _f(3), 0.1, 0.9, 0.0),
      "sgd_momentum_update: velocity has 3 elements but params has 4"),
     (lambda: kernels.mse_loss(_f((4, 2)), _f((4, 3))), "mse_loss: y has 3 columns but pred has 2"),
@@ -454,7 +455,7 @@ def test_public_kernel_options_default_to_none():
     (numba issue #6173): every further one sends each call down a path 40x slower. The
     public kernels therefore take None for every option, and say None is allowed."""
     import inspect
-    from kernels._checks import SIGNATURES
+    from numba_dense.kernels._checks import SIGNATURES
     for name in SIGNATURES:
         params = inspect.signature(getattr(kernels, name).py_func).parameters.values()
         spec = dict(item.split(":") for item in SIGNATURES[name].split())

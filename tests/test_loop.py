@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-import kernels
-from kernels import reference as ref
-from kernels.loop import STREAMING_MAX_OUTPUTS
+from numba_dense import kernels
+from numba_dense.kernels import reference as ref
+from numba_dense.kernels.loop import STREAMING_MAX_OUTPUTS
 
 from .conftest import assert_close, random_array
 
@@ -126,7 +126,8 @@ def test_train_epoch_stops_with_nan_on_divergence():
     X, Y = np.full((50, 2), 1e3), np.zeros((50, 1))
     params = np.ones(3)
     loss = kernels.train_epoch(X, Y, params, np.empty(3), np.empty(0), sizes, acts, 1, 10.0, 0.0,
-                               0.0, np.empty(0, np.int64), np.empty(kernels.workspace_size(sizes, 1)))
+                               0.0, np.empty(0, np.int64),
+                               np.empty(kernels.workspace_size(sizes, 1)))
     assert np.isnan(loss)
 
 

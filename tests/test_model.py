@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from model import MLP, DivergedError, History
+from numba_dense.model import MLP, DivergedError, History
 
 
 @pytest.fixture(scope="module")
@@ -122,9 +122,11 @@ BAD_FIT = [
     (dict(X=np.zeros((0, 4)), y=np.zeros(0)), ValueError, "X is empty"),
     (dict(X=np.array([["a"] * 4] * 10)), TypeError, "X must be a numeric array, got dtype <U1"),
     (dict(X=np.array([[None] * 4] * 10)), TypeError, "X must be a numeric array, got dtype object"),
-    (dict(X=np.where(np.eye(10, 4) > 0, np.nan, 0)), ValueError, "X contains NaN at row 0, column 0"),
+    (dict(X=np.where(np.eye(10, 4) > 0, np.nan, 0)), ValueError,
+     "X contains NaN at row 0, column 0"),
     (dict(y=np.r_[np.zeros(9), np.inf]), ValueError, "y contains inf at row 9, column 0"),
-    (dict(X=np.full((10, 4), 1e300)), ValueError, "X contains inf at row 0, column 0 (after conversion"),
+    (dict(X=np.full((10, 4), 1e300)), ValueError,
+     "X contains inf at row 0, column 0 (after conversion"),
     (dict(batch_size=0), ValueError, "batch_size must be >= 1, got 0"),
     (dict(batch_size=2.5), TypeError, "batch_size must be an integer, got 2.5"),
     (dict(lr=0.0), ValueError, "lr must be > 0.0, got 0.0"),
@@ -157,13 +159,19 @@ def test_bad_fit_input_is_refused_before_anything_changes(changes, error, messag
     (dict(layer_sizes=[4]), ValueError, "layer_sizes must list at least 2 widths"),
     (dict(layer_sizes=[4, 0]), ValueError, "layer_sizes[1] must be >= 1, got 0"),
     (dict(layer_sizes=[4, 2.0]), TypeError, "layer_sizes[1] must be an integer"),
-    (dict(layer_sizes=[4, 1], hidden="gelu"), ValueError, "hidden must be one of 'identity', 'relu', 'tanh', 'sigmoid', 'leaky_relu', got 'gelu'"),
-    (dict(layer_sizes=[4, 3], output="softmax", loss="mse"), ValueError, "output='softmax' trains with loss='cross_entropy'"),
-    (dict(layer_sizes=[4, 1], output="softmax"), ValueError, "output='softmax' needs at least 2 outputs"),
-    (dict(layer_sizes=[4, 2], loss="binary_cross_entropy"), ValueError, "loss='binary_cross_entropy' needs output='sigmoid'"),
-    (dict(layer_sizes=[4, 2], loss="hinge"), ValueError, "loss must be one of 'mse', 'cross_entropy', 'binary_cross_entropy', got 'hinge'"),
+    (dict(layer_sizes=[4, 1], hidden="gelu"), ValueError,
+     "hidden must be one of 'identity', 'relu', 'tanh', 'sigmoid', 'leaky_relu', got 'gelu'"),
+    (dict(layer_sizes=[4, 3], output="softmax", loss="mse"),
+     ValueError, "output='softmax' trains with loss='cross_entropy'"),
+    (dict(layer_sizes=[4, 1], output="softmax"), ValueError,
+     "output='softmax' needs at least 2 outputs"),
+    (dict(layer_sizes=[4, 2], loss="binary_cross_entropy"),
+     ValueError, "loss='binary_cross_entropy' needs output='sigmoid'"),
+    (dict(layer_sizes=[4, 2], loss="hinge"), ValueError,
+     "loss must be one of 'mse', 'cross_entropy', 'binary_cross_entropy', got 'hinge'"),
     (dict(layer_sizes=[4, 1], output="softplus"), ValueError, "output must be one of"),
-    (dict(layer_sizes=[4, 1], dtype=np.int32), TypeError, "dtype must be float32 or float64, got int32"),
+    (dict(layer_sizes=[4, 1], dtype=np.int32), TypeError,
+     "dtype must be float32 or float64, got int32"),
 ])
 def test_bad_construction_is_refused(kwargs, error, message):
     with pytest.raises(error) as info:
@@ -219,7 +227,8 @@ def test_load_refuses_inconsistent_arrays_and_pickles(tmp_path):
     path = tmp_path / "x.npz"
     np.savez(path, format="numba-dense-mlp", version=1, layer_sizes=[3, 2], hidden="relu",
              output="identity", dtype="float32", params=np.zeros(5), velocity=np.zeros(5))
-    with pytest.raises(ValueError, match=r"params has shape \(5,\) but layer_sizes \[3, 2\] need \(8,\)"):
+    with pytest.raises(ValueError,
+                       match=r"params has shape \(5,\) but layer_sizes \[3, 2\] need \(8,\)"):
         MLP.load(path)
     np.savez(path, params=np.array([object()], dtype=object))
     with pytest.raises(ValueError, match="not a valid numba-dense model file"):

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-import kernels
-from kernels import threads
-from model import MLP, persistence
-from model.tabular import Preprocessing
-from model.training import EVAL_BATCH
+from numba_dense import kernels
+from numba_dense.kernels import threads
+from numba_dense.model import MLP, persistence
+from numba_dense.model.tabular import Preprocessing
+from numba_dense.model.training import EVAL_BATCH
 
 
 def _one_line(exc):
@@ -292,7 +292,7 @@ def test_sparse_input_is_made_dense(monkeypatch):
     assert a.score(sparse.csr_matrix(X), y) == b.score(X, y)
     with pytest.raises(ValueError, match=r"^X has 4 features \(columns\) but the network has 5$"):
         a.predict(sparse.csr_matrix(X[:, :4]))
-    from model import validation
+    from numba_dense.model import validation
     monkeypatch.setattr(validation, "SPARSE_MAX_BYTES", 100)
     with pytest.raises(ValueError) as info:
         a.predict(sparse.csr_matrix(X))

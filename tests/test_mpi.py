@@ -9,13 +9,13 @@ import textwrap
 import numpy as np
 import pytest
 
-from model import MLP
-from model.targets import TargetScaling, target_sums
+from numba_dense.model import MLP
+from numba_dense.model.targets import TargetScaling, target_sums
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 mpi4py = pytest.importorskip("mpi4py", reason="MPI tests need the [mpi] extra: "
-                                               "pip install -e '.[test,mpi]'")
+                             "pip install -e '.[test,mpi]'")
 MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
 if MPIEXEC is None:
     pytest.skip("no mpiexec found (pip install -e '.[mpi]' brings MPICH's)",
@@ -24,7 +24,7 @@ if MPIEXEC is None:
 _COMMON = """
 import sys, numpy as np
 from mpi4py import MPI
-from model import MLP
+from numba_dense.model import MLP
 comm = MPI.COMM_WORLD
 rank = comm.Get_rank()
 folder = sys.argv[1]
@@ -167,7 +167,7 @@ def test_cli_train_with_mpi(tmp_path):
     np.save(tmp_path / "y.npy", X[:, 0] * 2)
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     result = subprocess.run(
-        [MPIEXEC, "-n", "2", sys.executable, "-m", "model", "train", "--mpi", "--data",
+        [MPIEXEC, "-n", "2", sys.executable, "-m", "numba_dense", "train", "--mpi", "--data",
          str(tmp_path / "X.npy"), "--target", str(tmp_path / "y.npy"), "--epochs", "2",
          "--hidden-sizes", "8", "--save", str(tmp_path / "m.npz")],
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=240)
@@ -183,7 +183,7 @@ def test_cli_softmax_on_label_sorted_data_agrees_on_the_class_count(tmp_path):
     np.save(tmp_path / "X.npy", X)
     np.save(tmp_path / "y.npy", labels)
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
-    base = [MPIEXEC, "-n", "2", sys.executable, "-m", "model", "train", "--mpi", "--data",
+    base = [MPIEXEC, "-n", "2", sys.executable, "-m", "numba_dense", "train", "--mpi", "--data",
             str(tmp_path / "X.npy"), "--target", str(tmp_path / "y.npy"), "--epochs", "1",
             "--hidden-sizes", "8", "--output", "softmax"]
     result = subprocess.run(base + ["--save", str(tmp_path / "m.npz")], capture_output=True,

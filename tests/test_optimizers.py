@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-import kernels
-from kernels import reference as ref
-from kernels import variants
-from model import MLP
+from numba_dense import kernels
+from numba_dense.kernels import reference as ref
+from numba_dense.kernels import variants
+from numba_dense.model import MLP
 
 from .conftest import DTYPES, assert_close, random_array
 
@@ -31,7 +31,7 @@ def test_every_table_code_is_its_position_and_names_are_unique():
 
 
 def test_the_command_line_offers_what_the_tables_hold():
-    out = subprocess.run([sys.executable, "-m", "model", "train", "--help"],
+    out = subprocess.run([sys.executable, "-m", "numba_dense", "train", "--help"],
                          capture_output=True, text=True, check=True).stdout
     for name in list(kernels.ACTIVATIONS) + list(kernels.LOSSES) + list(kernels.OPTIMIZERS):
         assert name in out
@@ -244,7 +244,7 @@ def test_bad_optimizer_options_are_refused_before_anything_changes(data, kwargs,
 
 def test_command_line_trains_with_adam(tmp_path):
     save = tmp_path / "net.npz"
-    result = subprocess.run([sys.executable, "-m", "model", "train", "--rows", "2000",
+    result = subprocess.run([sys.executable, "-m", "numba_dense", "train", "--rows", "2000",
                              "--epochs", "2", "--optimizer", "adamw", "--lr", "0.001",
                              "--hidden", "leaky_relu", "--save", str(save)],
                             capture_output=True, text=True)

@@ -4,14 +4,13 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import numpy as np
 import pytest
 
-from model import MLP
-from model.data import release_pages
+from numba_dense.model import MLP
+from numba_dense.model.data import release_pages
 
 from .conftest import epoch_seconds
 
@@ -50,7 +49,7 @@ def test_streamed_shuffling_is_seeded_and_covers_every_row(files):
     np.testing.assert_array_equal(runs[0], runs[1])
     assert not np.array_equal(runs[0], runs[2])
     # Chunks are shuffled and rows inside them: the epoch sees each row once.
-    from model.data import StreamSource
+    from numba_dense.model.data import StreamSource
     src = StreamSource(Xm, y, "X", "y", np.float64, 1, "regression", 100)
     seen = []
     for Xc, _, order in src.segments(np.random.default_rng(0), True, 10):
@@ -128,7 +127,7 @@ def test_release_pages_drops_resident_file_pages(tmp_path):
 
 _TRAIN_BIG = """
 import sys, numpy as np
-from model import MLP
+from numba_dense.model import MLP
 
 def peak_mb():  # VmHWM: this process's own high-water mark (ru_maxrss inherits the parent's)
     with open("/proc/self/status") as f:
@@ -180,7 +179,7 @@ def test_peak_memory_does_not_grow_with_the_file(tmp_path):
 
 _KILLABLE = """
 import sys, numpy as np
-from model import MLP
+from numba_dense.model import MLP
 folder, checkpoint, out = sys.argv[1:4]
 net = MLP([32, 64, 64, 1], seed=0)
 net.fit(folder + "/X.npy", folder + "/y.npy", epochs=8, batch_size=32, lr=0.01, momentum=0.9,

@@ -12,8 +12,8 @@ import sys
 import numpy as np
 import pytest
 
-from model import MLP, tabular
-from model.convert import csv_to_npy
+from numba_dense.model import MLP, tabular
+from numba_dense.model.convert import csv_to_npy
 
 pa = pytest.importorskip("pyarrow")
 import pyarrow.csv as pacsv  # noqa: E402
@@ -23,7 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "model", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "numba_dense", *args], capture_output=True,
                           text=True, cwd=ROOT, timeout=300)
 
 

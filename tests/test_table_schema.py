@@ -7,8 +7,8 @@ import decimal
 import numpy as np
 import pytest
 
-from model import MLP, tabular
-from model.cli import main
+from numba_dense.model import MLP, tabular
+from numba_dense.model.cli import main
 
 pa = pytest.importorskip("pyarrow")
 import pyarrow.parquet as pq  # noqa: E402

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from model import MLP, tabular
-from model.cli import main
+from numba_dense.model import MLP, tabular
+from numba_dense.model.cli import main
 
 pa = pytest.importorskip("pyarrow")
 import pyarrow.csv as pacsv  # noqa: E402
@@ -107,8 +107,8 @@ def test_parquet_reads_as_the_csv_does(mixed):
     ("a,b,y\n" + "1,2,3\n" * 200000 + "4,UA,6\n", r"bad\.csv: line 200002, column 'b' holds "
                                                   r"numbers and the text 'UA'"),
     ("a,b,y\n" + "1,2,3\n" * 20 + "4,UA,6\n", r"bad\.csv: line 22, column 'b' holds numbers and "
-                                             r"the text 'UA': fix the value, or leave the column "
-                                             r"out with --drop-cols b"),
+     r"the text 'UA': fix the value, or leave the column "
+     r"out with --drop-cols b"),
     ("a,b,y\n", r"bad\.csv has a header line but no rows"),
     ("", r"bad\.csv: the file is empty"),
 ])
@@ -204,7 +204,7 @@ def test_bad_tables_on_the_command_line_are_one_line_errors(tmp_path, content, a
     path = tmp_path / "bad.csv"
     path.write_text(content)
     save = tmp_path / "net.npz"
-    result = subprocess.run([sys.executable, "-m", "model", "train", "--data", str(path),
+    result = subprocess.run([sys.executable, "-m", "numba_dense", "train", "--data", str(path),
                              *(args or ["--target-col", "y"]), "--save", str(save)],
                             capture_output=True, text=True)
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
@@ -229,7 +229,7 @@ def test_training_from_a_csv_larger_than_the_memory_bound_stays_within_it(tmp_pa
     script = r'''
 import os, resource, sys
 import numpy as np
-from model import MLP, tabular
+from numba_dense.model import MLP, tabular
 from benchmarks.read_tables import make_csv
 path = sys.argv[1]
 make_csv(path, 1_800_000)

@@ -4,8 +4,8 @@ and predicted in the target's units, saved, streamed, and checked."""
 import numpy as np
 import pytest
 
-from model import MLP
-from model.targets import TargetScaling, target_sums
+from numba_dense.model import MLP
+from numba_dense.model.targets import TargetScaling, target_sums
 from tests.test_gradients import _finite_difference_gradient
 
 
@@ -96,7 +96,7 @@ def test_several_outputs_share_one_scale(prices):
      "standardize_target must be None, True or False, got 'yes'"),
 ])
 def test_bad_standardize_target_is_refused_before_anything_changes(prices, kwargs, output,
-                                                                    error, message):
+                                                                   error, message):
     X, y = prices
     net = MLP([6, 4, 1], output=output, seed=0)
     before = net.params.copy()

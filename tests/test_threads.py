@@ -7,9 +7,9 @@ import time
 import numpy as np
 import pytest
 
-import kernels
-from kernels import threads
-from model import MLP
+from numba_dense import kernels
+from numba_dense.kernels import threads
+from numba_dense.model import MLP
 
 BIG = [1024, 4096, 1]  # largest product 64 x 1024 x 4096: well above the threshold
 

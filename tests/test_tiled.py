@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kernels.products import (BACKPROP_TILED_MAX_MACS, FORWARD_TILED_MAX_MACS,
-                              GRADIENT_TILED_MAX_MACS)
-from kernels.tiled import TILE_ROWS, _tiled_a_b, transpose_into, vector_lanes
+from numba_dense.kernels.products import (BACKPROP_TILED_MAX_MACS, FORWARD_TILED_MAX_MACS,
+                                          GRADIENT_TILED_MAX_MACS)
+from numba_dense.kernels.tiled import TILE_ROWS, _tiled_a_b, transpose_into, vector_lanes
 
 from .conftest import DTYPES, assert_close, random_array
 

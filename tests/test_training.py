@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from model import MLP
-from model import progress as progress_mod
+from numba_dense.model import MLP
+from numba_dense.model import progress as progress_mod
 
 
 @pytest.fixture(scope="module")
