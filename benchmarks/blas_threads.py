@@ -27,7 +27,7 @@ import numpy as np
 from numba import njit
 
 from numba_dense import kernels
-from numba_dense.kernels._blas import gemm_a_bt
+from numba_dense.kernels.products import gemm_a_bt
 from numba_dense.model.datasets import teacher_regression
 
 

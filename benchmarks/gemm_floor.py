@@ -28,21 +28,21 @@ import time
 import numpy as np
 from numba import njit
 
-from numba_dense.kernels.dense import _forward_loop
-from numba_dense.kernels.products import (FORWARD_LOOP_MAX_OUTPUTS, _product_a_b, _product_a_bt,
-                                          _product_at_b, forward_scratch_size)
+from numba_dense.kernels.dense import forward_loop
+from numba_dense.kernels.products import (FORWARD_LOOP_MAX_OUTPUTS, product_a_b, product_a_bt,
+                                          product_at_b, forward_scratch_size)
 
 from numba_dense import kernels
 
 from .configs import CONFIGS, LR, make_data
 from .peers import make_runner
-from .tune_small import BLAS, LOOP, TILED, _backprop, _forward, _gradient, _seconds_per_call
+from .tune_small import BLAS, LOOP, TILED, backprop, forward, gradient, seconds_per_call
 
 
 @njit(cache=True)
 def products_only_epoch(X, weights, biases, scratch, acts, deltas, n_batches, m, lr):
     """The matrix products of ``n_batches`` fused SGD steps of batch ``m``, made as training
-    makes them (kernels.dense._forward, kernels.products), and nothing else."""
+    makes them (kernels.dense.forward, kernels.products), and nothing else."""
     n_layers = len(weights)
     for bi in range(n_batches):
         start = (bi * m) % (X.shape[0] - m + 1)
@@ -51,15 +51,15 @@ def products_only_epoch(X, weights, biases, scratch, acts, deltas, n_batches, m,
         for l in range(n_layers):
             W = weights[l]
             if W.shape[0] <= FORWARD_LOOP_MAX_OUTPUTS:
-                _forward_loop(a_prev, W, biases[l], acts[l], 0)
+                forward_loop(a_prev, W, biases[l], acts[l], 0)
             else:
-                _product_a_bt(a_prev, W, acts[l], scratch)
+                product_a_bt(a_prev, W, acts[l], scratch)
             a_prev = acts[l]
         for l in range(n_layers - 1, -1, -1):
             a_in = Xb if l == 0 else acts[l - 1]
             if l > 0:
-                _product_a_b(deltas[l], weights[l], deltas[l - 1], 1.0, 0.0)
-            _product_at_b(deltas[l], a_in, weights[l], -lr, 1.0)
+                product_a_b(deltas[l], weights[l], deltas[l - 1], 1.0, 0.0)
+            product_at_b(deltas[l], a_in, weights[l], -lr, 1.0)
 
 
 def _buffers(config, X):
@@ -92,14 +92,14 @@ def shape_rates(config):
         D = rng.standard_normal((m, n_out), dtype=np.float32)
         out = np.empty((m, n_out), np.float32)
         below = np.empty((m, n_in), np.float32)
-        calls = [("forward  X @ W.T   %dx%dx%d" % (m, n_out, n_in), _forward, (A, W, b, out)),
-                 ("dW       D.T @ X   %dx%dx%d" % (n_out, n_in, m), _gradient, (D, A, W))]
+        calls = [("forward  X @ W.T   %dx%dx%d" % (m, n_out, n_in), forward, (A, W, b, out)),
+                 ("dW       D.T @ X   %dx%dx%d" % (n_out, n_in, m), gradient, (D, A, W))]
         if l > 0:
-            calls.append(("backprop D @ W     %dx%dx%d" % (m, n_in, n_out), _backprop,
+            calls.append(("backprop D @ W     %dx%dx%d" % (m, n_in, n_out), backprop,
                           (D, W, below)))
         for label, fn, args in calls:
             flops = 2.0 * m * n_in * n_out
-            rows.append((label,) + tuple(flops / _seconds_per_call(fn, (impl,) + args) / 1e9
+            rows.append((label,) + tuple(flops / seconds_per_call(fn, (impl,) + args) / 1e9
                                          for impl in (TILED, BLAS)))
     return rows
 
@@ -116,14 +116,14 @@ def product_bound(config):
         b = np.zeros(n_out, np.float32)
         D = rng.standard_normal((m, n_out), dtype=np.float32) * 0.01
         out, below = np.empty((m, n_out), np.float32), np.empty((m, n_in), np.float32)
-        calls = [(_forward, (A, W, b, out)), (_gradient, (D, A, W))]
+        calls = [(forward, (A, W, b, out)), (gradient, (D, A, W))]
         if l > 0:
-            calls.append((_backprop, (D, W, below)))
+            calls.append((backprop, (D, W, below)))
         for fn, args in calls:
-            times = [_seconds_per_call(fn, (LOOP,) + args), _seconds_per_call(fn, (TILED,) + args)]
+            times = [seconds_per_call(fn, (LOOP,) + args), seconds_per_call(fn, (TILED,) + args)]
             for threads in (1, None):
                 with kernels.blas_threads(threads):
-                    times.append(_seconds_per_call(fn, (BLAS,) + args))
+                    times.append(seconds_per_call(fn, (BLAS,) + args))
             per_batch += min(times)
     return per_batch * -(-config.rows // m)
 

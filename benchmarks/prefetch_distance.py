@@ -3,7 +3,7 @@
     python -m benchmarks.prefetch_distance            # config A's shape, 1,000,000 rows
     python -m benchmarks.prefetch_distance --rows 200000 --n-in 32 --shuffle
 
-Times ``kernels.loop._epoch_streaming`` (the epoch ``train_epoch`` runs for a one-layer
+Times ``kernels.loop.epoch_streaming`` (the epoch ``train_epoch`` runs for a one-layer
 network of at most ``STREAMING_MAX_OUTPUTS`` outputs) on data far larger than the caches,
 for each distance in rows, alternating the distances round after round, and prints the
 median ns per row of each with its ratio to no prefetch. The internal kernel is timed on
@@ -28,7 +28,7 @@ def main(argv=None):
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     args = parser.parse_args(argv)
 
-    from numba_dense.kernels.loop import PREFETCH_ROWS, _epoch_streaming
+    from numba_dense.kernels.loop import PREFETCH_ROWS, epoch_streaming
     from numba_dense.kernels.variants import RELU
     rng = np.random.default_rng(0)
     dtype = np.dtype(args.dtype)
@@ -43,8 +43,8 @@ def main(argv=None):
     def epoch(distance):
         params = start.copy()
         began = time.perf_counter()
-        _epoch_streaming(X, Y, params, grads, np.empty(0, dtype), args.n_in, 1, RELU,
-                         args.batch, order, opt, distance)
+        epoch_streaming(X, Y, params, grads, np.empty(0, dtype), args.n_in, 1, RELU,
+                        args.batch, order, opt, distance)
         return (time.perf_counter() - began) / args.rows * 1e9
 
     for d in DISTANCES:

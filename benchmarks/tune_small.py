@@ -5,10 +5,10 @@
 
 The training step makes three kinds of product (``kernels/products.py``, ``kernels/dense.py``):
 
-- forward  ``sigma(A @ W.T + b)``: ``_forward_loop``; ``W.T`` copied and register tiles
+- forward  ``sigma(A @ W.T + b)``: ``forward_loop``; ``W.T`` copied and register tiles
   (``kernels.tiled``); ``gemm_a_bt``; the last two then a bias/activation sweep;
-- backprop ``delta @ W``: ``_loop_a_b``, ``_tiled_a_b``, ``gemm_a_b``;
-- gradient ``W -= lr * delta.T @ A``: ``_loop_a_b`` and ``_tiled_a_b`` on ``delta.T``,
+- backprop ``delta @ W``: ``loop_a_b``, ``tiled_a_b``, ``gemm_a_b``;
+- gradient ``W -= lr * delta.T @ A``: ``loop_a_b`` and ``tiled_a_b`` on ``delta.T``,
   ``gemm_at_b``.
 
 For each kind it times all three over a grid of batch sizes and layer widths (each call
@@ -29,54 +29,54 @@ import numpy as np
 from numba import njit
 
 from numba_dense.kernels import RELU
-from numba_dense.kernels._blas import gemm_a_b, gemm_a_bt, gemm_at_b
-from numba_dense.kernels.activations import _add_bias_activate
-from numba_dense.kernels.dense import _forward_loop
-from numba_dense.kernels.products import _loop_a_b
-from numba_dense.kernels.tiled import _tiled_a_b, transpose_into
+from numba_dense.kernels.products import gemm_a_b, gemm_a_bt, gemm_at_b
+from numba_dense.kernels.activations import add_bias_activate
+from numba_dense.kernels.dense import forward_loop
+from numba_dense.kernels.products import loop_a_b
+from numba_dense.kernels.tiled import tiled_a_b, transpose_into
 
 LOOP, TILED, BLAS = 0, 1, 2
 IMPLS = ("loop", "tiles", "BLAS")
 
 
 @njit(cache=True)
-def _forward(impl, A, W, b, out, reps):
+def forward(impl, A, W, b, out, reps):
     WT = np.empty((W.shape[1], W.shape[0]), W.dtype)
     for _ in range(reps):
         if impl == LOOP:
-            _forward_loop(A, W, b, out, RELU)
+            forward_loop(A, W, b, out, RELU)
             continue
         if impl == TILED:
             transpose_into(W, WT)
-            _tiled_a_b(A, WT, out, 1.0, 0.0)
+            tiled_a_b(A, WT, out, 1.0, 0.0)
         else:
             gemm_a_bt(A, W, out, 1.0, 0.0)
-        _add_bias_activate(out, b, RELU)
+        add_bias_activate(out, b, RELU)
 
 
 @njit(cache=True)
-def _backprop(impl, D, W, below, reps):
+def backprop(impl, D, W, below, reps):
     for _ in range(reps):
         if impl == LOOP:
-            _loop_a_b(D, W, below, 1.0, 0.0)
+            loop_a_b(D, W, below, 1.0, 0.0)
         elif impl == TILED:
-            _tiled_a_b(D, W, below, 1.0, 0.0)
+            tiled_a_b(D, W, below, 1.0, 0.0)
         else:
             gemm_a_b(D, W, below, 1.0, 0.0)
 
 
 @njit(cache=True)
-def _gradient(impl, D, A, W, reps):
+def gradient(impl, D, A, W, reps):
     for _ in range(reps):
         if impl == LOOP:
-            _loop_a_b(D.T, A, W, -1e-9, 1.0)
+            loop_a_b(D.T, A, W, -1e-9, 1.0)
         elif impl == TILED:
-            _tiled_a_b(D.T, A, W, -1e-9, 1.0)
+            tiled_a_b(D.T, A, W, -1e-9, 1.0)
         else:
             gemm_at_b(D, A, W, -1e-9, 1.0)
 
 
-def _seconds_per_call(fn, args, target=0.02):
+def seconds_per_call(fn, args, target=0.02):
     fn(*args, 1)
     reps = 1
     while True:
@@ -99,10 +99,10 @@ def grid(batches, widths):
         D = rng.standard_normal((m, n_out), dtype=np.float32)
         out = np.empty((m, n_out), np.float32)
         below = np.empty((m, n_in), np.float32)
-        for kind, fn, args in (("forward", _forward, (A, W, b, out)),
-                               ("backprop", _backprop, (D, W, below)),
-                               ("gradient", _gradient, (D, A, W))):
-            times = tuple(_seconds_per_call(fn, (impl,) + args) for impl in (LOOP, TILED, BLAS))
+        for kind, fn, args in (("forward", forward, (A, W, b, out)),
+                               ("backprop", backprop, (D, W, below)),
+                               ("gradient", gradient, (D, A, W))):
+            times = tuple(seconds_per_call(fn, (impl,) + args) for impl in (LOOP, TILED, BLAS))
             rows.append((kind, m, n_in, n_out, m * n_in * n_out, times))
     return rows
 

@@ -30,7 +30,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from numba_dense.kernels.tiled import _tiled_a_b, transpose_into
+from numba_dense.kernels.tiled import tiled_a_b, transpose_into
 
 from .configs import CONFIGS
 
@@ -81,11 +81,11 @@ def _job(kind, l, r0, r1, X, W, WT, A, D, lr):
     """Rows r0:r1 of one product of layer l (the batch's rows, or W's for the update)."""
     a_in = X if l == 0 else A[l - 1]
     if kind == FORWARD:
-        _tiled_a_b(a_in[r0:r1], WT[l], A[l][r0:r1], 1.0, 0.0)
+        tiled_a_b(a_in[r0:r1], WT[l], A[l][r0:r1], 1.0, 0.0)
     elif kind == BACKPROP:
-        _tiled_a_b(D[l][r0:r1], W[l], D[l - 1][r0:r1], 1.0, 0.0)
+        tiled_a_b(D[l][r0:r1], W[l], D[l - 1][r0:r1], 1.0, 0.0)
     elif kind == UPDATE:
-        _tiled_a_b(D[l].T[r0:r1], a_in, W[l][r0:r1], -lr, 1.0)
+        tiled_a_b(D[l].T[r0:r1], a_in, W[l][r0:r1], -lr, 1.0)
 
 
 @njit(nogil=True, cache=True)

@@ -5,7 +5,7 @@ whole network's description is an int array that compiled code can read. The der
 of every activation here is computed from the layer's *output* ``A`` (for ReLU ``A > 0``
 exactly where ``Z > 0``), so the forward pass never keeps ``Z``.
 
-Training runs ``_add_bias_activate`` and ``_backprop_activation``; the public kernels
+Training runs ``add_bias_activate`` and ``_backprop_activation``; the public kernels
 ``activation_forward``, ``activation_backward`` and ``relu_mask`` are checked wrappers of
 those same sweeps, so every formula is written once: in ``_activate`` and
 ``_derivative_from_output``.
@@ -69,7 +69,7 @@ def _derivative_from_output(a, act):
 # (a branch on ``act`` per element made the backward sweep 10x slower than its arithmetic).
 
 @njit(cache=CACHE, fastmath=_FAST)
-def _add_bias_activate(out, b, act):
+def add_bias_activate(out, b, act):
     """In place ``out[i, j] = sigma(out[i, j] + b[j])``: bias and activation in one sweep.
 
     out (m, n), b (n,). NaN stays NaN through ReLU, as in ``_activate``.
@@ -139,7 +139,7 @@ def activation_forward(Z, act):
     """In place ``Z = sigma(Z)`` for activation code ``act``; Z (m, n)."""
     check_float_dtypes("activation_forward", "Z", Z)
     _check_act("activation_forward", act)
-    _add_bias_activate(Z, np.zeros(Z.shape[1], Z.dtype), act)
+    add_bias_activate(Z, np.zeros(Z.shape[1], Z.dtype), act)
 
 
 @njit(cache=CACHE)

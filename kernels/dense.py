@@ -6,13 +6,13 @@ from numba import njit
 from ._cache import CACHE
 from ._checks import (cast_like, check_contiguous, check_dim, check_float_dtypes,
                       check_separate)
-from .activations import IDENTITY, RELU, _activate, _add_bias_activate
-from .products import (FORWARD_LOOP_MAX_OUTPUTS, _product_a_b, _product_a_bt,
+from .activations import IDENTITY, RELU, _activate, add_bias_activate
+from .products import (FORWARD_LOOP_MAX_OUTPUTS, product_a_b, product_a_bt,
                        forward_scratch_size)
 
 
 @njit(cache=CACHE, fastmath={"contract", "reassoc"})
-def _forward_loop(X, W, b, out, act):
+def forward_loop(X, W, b, out, act):
     """``out = sigma(X @ W.T + b)`` as one loop; X (m, k), W (n, k), b (n,), out (m, n)."""
     m, k = X.shape
     n = W.shape[0]
@@ -29,14 +29,14 @@ def _forward_loop(X, W, b, out, act):
 @njit(cache=CACHE)
 def _forward(X, W, b, out, act, scratch):
     """Unchecked ``out = sigma(X @ W.T + b)``: a loop for thin layers, else the product
-    (``kernels.products._product_a_bt``: register tiles on ``W.T`` copied into the 1-D
+    (``kernels.products.product_a_bt``: register tiles on ``W.T`` copied into the 1-D
     ``scratch`` when small, a BLAS call when large) and one sweep for bias and activation.
     """
     if W.shape[0] <= FORWARD_LOOP_MAX_OUTPUTS:
-        _forward_loop(X, W, b, out, act)
+        forward_loop(X, W, b, out, act)
         return
-    _product_a_bt(X, W, out, scratch)
-    _add_bias_activate(out, b, act)
+    product_a_bt(X, W, out, scratch)
+    add_bias_activate(out, b, act)
 
 
 @njit(cache=CACHE)
@@ -77,4 +77,4 @@ def backprop_input(delta, W, out):
     check_contiguous("backprop_input", "out", out)
     check_separate("backprop_input", "out", out, "delta", delta)
     check_separate("backprop_input", "out", out, "W", W)
-    _product_a_b(delta, W, out, 1.0, 0.0)
+    product_a_b(delta, W, out, 1.0, 0.0)

@@ -3,7 +3,7 @@
 from numba import njit
 
 from ._cache import CACHE
-from .products import _product_at_b
+from .products import product_at_b
 from ._checks import check_contiguous, check_dim, check_float_dtypes, check_separate
 
 
@@ -43,5 +43,5 @@ def accumulate_gradients(delta, X, dW, db, scale, accumulate):
     check_separate(kernel, "db", db, "delta", delta)
     check_separate(kernel, "db", db, "X", X)
     check_separate(kernel, "db", db, "dW", dW)
-    _product_at_b(delta, X, dW, scale, 1.0 if accumulate else 0.0)
+    product_at_b(delta, X, dW, scale, 1.0 if accumulate else 0.0)
     _column_sums(delta, db, scale, accumulate)

@@ -24,7 +24,7 @@ from .dense import _forward
 from .loss import MSE, N_LOSSES, _mse_element, _output_delta
 from .optim import SGD, _check_optimizer, _optimizer_step, _sgd_sweep
 from ._prefetch import prefetch_row
-from .products import _product_a_b, _product_at_b, forward_scratch_size
+from .products import product_a_b, product_at_b, forward_scratch_size
 
 #: A one-layer network with at most this many outputs trains by streaming each row once:
 #: its forward product and its error-times-input gradient are done while the row is in
@@ -288,13 +288,13 @@ def _backward_batch(Xb, Yb, W, b, dW, db, A, D, acts, loss, scale, accumulate, l
         if l > 0:
             # Propagate below with the weights as they were in the forward pass.
             below = D[l - 1][:m]
-            _product_a_b(delta, W[l], below, 1.0, 0.0)
+            product_a_b(delta, W[l], below, 1.0, 0.0)
             _backprop_activation(a_in, below, db[l - 1], acts[l - 1], accumulate and not fused)
         if fused:
-            _product_at_b(delta, a_in, W[l], -lr, 1.0)
+            product_at_b(delta, a_in, W[l], -lr, 1.0)
             _sgd_sweep(b[l], db[l], lr)
         else:
-            _product_at_b(delta, a_in, dW[l], 1.0, 1.0 if accumulate else 0.0)
+            product_at_b(delta, a_in, dW[l], 1.0, 1.0 if accumulate else 0.0)
         if l > 0:
             delta = below
     return cost
@@ -309,7 +309,7 @@ def _stream_batch(X, Y, W, b, dW, db, order, start, stop, act, inv_m, ahead):
     The rows ``ahead`` positions further on are prefetched (0: none).
 
     Returns the batch's summed cost (float64). Called with ``act`` a literal constant, so
-    that the activation's branches fold away once it is inlined (see _epoch_streaming).
+    that the activation's branches fold away once it is inlined (see epoch_streaming).
     """
     shuffled = order.shape[0] > 0
     n = order.shape[0] if shuffled else X.shape[0]
@@ -347,8 +347,8 @@ def _stream_batch(X, Y, W, b, dW, db, order, start, stop, act, inv_m, ahead):
 
 
 @njit(cache=CACHE, fastmath={"contract", "reassoc"})
-def _epoch_streaming(X, Y, params, grads, state, n_in, n_out, act, batch_size, order, opt,
-                     ahead):
+def epoch_streaming(X, Y, params, grads, state, n_in, n_out, act, batch_size, order, opt,
+                    ahead):
     """One epoch of a one-layer MSE network, each row read once for forward and gradient.
 
     ``opt`` is the optimizer tuple of ``train_epoch``; ``ahead`` how many rows ahead to
@@ -472,8 +472,8 @@ def _train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, mom
            float(beta2), float(eps), bool(nesterov))
     n_layers = sizes.shape[0] - 1
     if n_layers == 1 and sizes[1] <= STREAMING_MAX_OUTPUTS and loss == MSE:
-        return _epoch_streaming(X, Y, params, grads, velocity, sizes[0], sizes[1], acts[0],
-                                batch_size, order, opt, PREFETCH_ROWS)
+        return epoch_streaming(X, Y, params, grads, velocity, sizes[0], sizes[1], acts[0],
+                               batch_size, order, opt, PREFETCH_ROWS)
 
     # Plain SGD is fused into the backward pass (no gradient stored); other optimizers
     # need the whole gradient first.

@@ -5,7 +5,7 @@ operands into buffers, thread hand-off), and BLAS kernels are tuned for products
 every side is wide. So training picks, for each product:
 
 - a **loop** compiled into the caller for layers a few units wide: the forward product of
-  an output layer of 1 to 4 units (dot form, ``kernels.dense._forward_loop``) and the
+  an output layer of 1 to 4 units (dot form, ``kernels.dense.forward_loop``) and the
   weight gradient of a one-unit layer (``1 x n_in x m``: OpenBLAS took 1.6 us for
   ``1 x 32 x 64`` where the loop needs 0.17 us);
 - **register tiles** (``kernels.tiled``) for every other product up to a size: 73-87
@@ -30,9 +30,9 @@ half the others' size because they first copy ``W.T`` (``kernels.tiled.transpose
 from numba import njit
 
 from ._cache import CACHE
-from ._blas import gemm_a_b, gemm_a_bt, gemm_at_b
+from ._blas import gemm_a_b, gemm_a_bt, gemm_at_b  # noqa: F401  (public here: the BLAS product)
 from ._checks import cast_like
-from .tiled import _tiled_a_b, transpose_into, unit_rows
+from .tiled import tiled_a_b, transpose_into, unit_rows
 
 #: Layers with at most this many outputs compute ``sigma(A @ W.T + b)`` as a loop (dot form);
 #: 0 means never.
@@ -51,7 +51,7 @@ _FAST = {"contract"}  # fused multiply-add only: no reassociation, NaN propagate
 
 
 @njit(cache=CACHE, fastmath=_FAST)
-def _loop_a_b(A, B, C, alpha, beta):
+def loop_a_b(A, B, C, alpha, beta):
     """``C = alpha * A @ B + beta * C``; A (m, k) of any strides, B (k, n), C (m, n) C order.
 
     ``alpha`` and ``beta`` are cast to C's dtype first: a float64 scalar would otherwise
@@ -91,31 +91,31 @@ def _loop_a_b(A, B, C, alpha, beta):
 
 
 @njit(cache=CACHE)
-def _product_a_b(A, B, C, alpha, beta):
+def product_a_b(A, B, C, alpha, beta):
     """``C = alpha * A @ B + beta * C``; A (m, k), B (k, n), C (m, n), all C order.
 
     In training A is the error term ``delta`` (m, n_out) and B the weights (n_out, n_in).
     """
     m, k = A.shape
     if k <= BACKPROP_LOOP_MAX_OUTPUTS:
-        _loop_a_b(A, B, C, alpha, beta)
+        loop_a_b(A, B, C, alpha, beta)
     elif m * k * B.shape[1] <= BACKPROP_TILED_MAX_MACS and unit_rows(B) and unit_rows(C):
-        _tiled_a_b(A, B, C, alpha, beta)
+        tiled_a_b(A, B, C, alpha, beta)
     else:
         gemm_a_b(A, B, C, alpha, beta)
 
 
 @njit(cache=CACHE)
-def _product_at_b(A, B, C, alpha, beta):
+def product_at_b(A, B, C, alpha, beta):
     """``C = alpha * A.T @ B + beta * C``; A (m, p), B (m, q), C (p, q), all C order.
 
     In training A is the error term ``delta`` (m, n_out), B the layer's input (m, n_in).
     """
     m, p = A.shape
     if p <= GRADIENT_LOOP_MAX_OUTPUTS:
-        _loop_a_b(A.T, B, C, alpha, beta)
+        loop_a_b(A.T, B, C, alpha, beta)
     elif m * p * B.shape[1] <= GRADIENT_TILED_MAX_MACS and unit_rows(B) and unit_rows(C):
-        _tiled_a_b(A.T, B, C, alpha, beta)
+        tiled_a_b(A.T, B, C, alpha, beta)
     else:
         gemm_at_b(A, B, C, alpha, beta)
 
@@ -129,7 +129,7 @@ def forward_scratch_size(m, n_out, n_in):
 
 
 @njit(cache=CACHE)
-def _product_a_bt(X, W, out, scratch):
+def product_a_bt(X, W, out, scratch):
     """``out = X @ W.T``; X (m, k), W (n, k), out (m, n), all C order; scratch 1-D.
 
     Register tiles on ``W.T`` copied into ``scratch`` when the product is small enough and
@@ -142,6 +142,6 @@ def _product_a_bt(X, W, out, scratch):
     if size > 0 and scratch.shape[0] >= size and unit_rows(X) and unit_rows(out):
         WT = scratch[:size].reshape((k, n))
         transpose_into(W, WT)
-        _tiled_a_b(X, WT, out, 1.0, 0.0)
+        tiled_a_b(X, WT, out, 1.0, 0.0)
     else:
         gemm_a_bt(X, W, out, 1.0, 0.0)

@@ -282,7 +282,7 @@ def unit_rows(X):
 
 
 @njit(cache=CACHE)
-def _tiled_a_b(A, B, C, alpha, beta):
+def tiled_a_b(A, B, C, alpha, beta):
     """``C = alpha * A @ B + beta * C`` by register tiles; unchecked.
 
     A (m, k) any strides (``delta.T`` for a weight gradient), B (k, n) and C (m, n) with

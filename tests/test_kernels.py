@@ -143,8 +143,8 @@ def test_gradient_and_backprop_small_and_blas_paths(dtype, m, n_in, n_out):
 @pytest.mark.parametrize("m,k,n", [(5, 1, 3), (7, 9, 10), (3, 13, 40)])
 @pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (-0.5, 1.0), (2.0, 0.75)])
 def test_products_loop_and_blas_agree_for_any_alpha_beta(dtype, m, k, n, alpha, beta):
-    from numba_dense.kernels.products import _product_a_b as product_a_b
-    from numba_dense.kernels.products import _product_at_b as product_at_b
+    from numba_dense.kernels.products import product_a_b as product_a_b
+    from numba_dense.kernels.products import product_at_b as product_at_b
     rng = np.random.default_rng(m * k * n)
     A, B = random_array(rng, (m, k), dtype), random_array(rng, (k, n), dtype)
     C0 = random_array(rng, (m, n), dtype)

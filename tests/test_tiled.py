@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from numba_dense.kernels.products import (BACKPROP_TILED_MAX_MACS, FORWARD_TILED_MAX_MACS,
                                           GRADIENT_TILED_MAX_MACS)
-from numba_dense.kernels.tiled import TILE_ROWS, _tiled_a_b, transpose_into, vector_lanes
+from numba_dense.kernels.tiled import TILE_ROWS, tiled_a_b, transpose_into, vector_lanes
 
 from .conftest import DTYPES, assert_close, random_array
 
@@ -32,7 +32,7 @@ def test_tiled_product_matches_numpy(m, k, n, alpha, beta, transposed, dtype, se
     B = random_array(rng, (k, n), dtype)
     C0 = random_array(rng, (m, n), dtype)
     C = C0.copy() if beta != 0 else np.full((m, n), np.nan, dtype)
-    _tiled_a_b(A, B, C, alpha, beta)
+    tiled_a_b(A, B, C, alpha, beta)
     assert_close(C, _reference(A, B, C0, alpha, beta), dtype, scale=max(k, 1))
 
 
@@ -49,7 +49,7 @@ def test_tiled_product_writes_and_reads_nothing_outside(dtype, m, k, n):
     big_a = np.full((m + 2, k + 2), np.nan, dtype)
     A = big_a[1:1 + m, 1:1 + k]
     A[...] = random_array(rng, (m, k), dtype)
-    _tiled_a_b(A, B, C, 1.0, 1.0)
+    tiled_a_b(A, B, C, 1.0, 1.0)
     assert_close(C, 7 + A.astype(np.float64) @ B, dtype, scale=k)
     outside = big_c.copy()
     outside[2:2 + m, 3:3 + n] = 7
@@ -62,7 +62,7 @@ def test_tiled_product_propagates_nan_and_inf(dtype):
     A[1, 2] = np.nan
     B[0, 17] = np.inf
     C = np.zeros((6, 20), dtype)
-    _tiled_a_b(A, B, C, 1.0, 0.0)
+    tiled_a_b(A, B, C, 1.0, 0.0)
     assert np.isnan(C[1]).all()
     assert np.isinf(C[[0, 2, 3, 4, 5], 17]).all()
     assert (C[0, :17] == 3).all()

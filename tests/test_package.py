@@ -1,0 +1,139 @@
+"""The package's shape: one installed name, no import cycle, benchmarks on public names.
+
+The repository keeps ``kernels/`` and ``model/`` at its top level; installed, they are
+``numba_dense.kernels`` and ``numba_dense.model`` (pyproject.toml's ``package-dir``), so a
+user's own ``model.py`` or ``kernels.py`` shadows nothing.
+"""
+
+import ast
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGES = {"kernels": "numba_dense.kernels", "model": "numba_dense.model",
+            "numba_dense": "numba_dense"}
+
+
+def _run(args, cwd):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+def test_a_users_own_model_and_kernels_files_change_nothing(tmp_path):
+    for name in ("model", "kernels"):
+        (tmp_path / (name + ".py")).write_text("raise SystemExit('the user file %s.py ran')\n"
+                                               % name)
+    code = ("import sys\n"
+            "import numba_dense\n"
+            "from numba_dense import MLP, MLPRegressor, kernels\n"
+            "import numba_dense.model.cli, numba_dense.model.estimators\n"
+            "import numba_dense.model.distributed, numba_dense.model.convert\n"
+            "assert 'model' not in sys.modules and 'kernels' not in sys.modules, sys.modules\n"
+            "print(kernels.__name__, MLP.__module__)\n")
+    result = _run(["-c", code], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["numba_dense.kernels", "numba_dense.model.mlp"]
+    result = _run(["-m", "numba_dense", "train", "--rows", "500", "--hidden-sizes", "4",
+                   "--epochs", "1"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "epoch 1/1" in result.stdout
+
+
+def _module_imports(path, package):
+    """The package modules a source file imports (top level and inside functions)."""
+    tree = ast.parse(open(path).read(), path)
+    here = package + "." + os.path.splitext(os.path.basename(path))[0]
+    if here.endswith(".__init__"):
+        here = here[:-len(".__init__")]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = here.split(".")
+                keep = len(base) - node.level + (1 if path.endswith("__init__.py") else 0)
+                base = base[:keep]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            for alias in node.names:
+                found.add(module + "." + alias.name)
+                found.add(module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def _graph():
+    modules = {}
+    for folder, package in PACKAGES.items():
+        for name in os.listdir(os.path.join(ROOT, folder)):
+            if name.endswith(".py"):
+                module = package + ("" if name == "__init__.py" else "." + name[:-3])
+                modules[module] = os.path.join(ROOT, folder, name)
+    graph = {}
+    for module, path in modules.items():
+        package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
+        graph[module] = {m for m in _module_imports(path, package)
+                         if m in modules and m != module}
+    return graph
+
+
+def test_no_import_cycle_between_modules():
+    """Package __init__ files re-export; every other edge must form a DAG."""
+    graph = _graph()
+    inits = set(PACKAGES.values())
+    edges = {m: {d for d in deps if d not in inits} for m, deps in graph.items()
+             if m not in inits}
+    state = {}
+
+    def visit(node, trail):
+        if state.get(node) == "done":
+            return
+        if state.get(node) == "open":
+            cycle = trail[trail.index(node):] + [node]
+            pytest.fail("import cycle: " + " -> ".join(cycle))
+        state[node] = "open"
+        for dep in sorted(edges.get(node, ())):
+            visit(dep, trail + [node])
+        state[node] = "done"
+    for node in sorted(edges):
+        visit(node, [])
+    assert "numba_dense.model.convert" in edges and edges["numba_dense.model.mlp"]
+
+
+def test_no_module_imports_the_old_top_level_names():
+    for folder in ("kernels", "model", "numba_dense", "tests", "benchmarks"):
+        for name in os.listdir(os.path.join(ROOT, folder)):
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(ROOT, folder, name)
+            for node in ast.walk(ast.parse(open(path).read(), path)):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [node.module] if isinstance(node, ast.ImportFrom) and not node.level
+                         else [])
+                for module in names:
+                    top = (module or "").split(".")[0]
+                    assert top not in ("kernels", "model"), "%s imports %s" % (path, module)
+
+
+def test_benchmarks_use_only_public_names():
+    folder = os.path.join(ROOT, "benchmarks")
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith(".py"):
+            continue
+        path = os.path.join(folder, name)
+        for node in ast.walk(ast.parse(open(path).read(), path)):
+            if isinstance(node, ast.ImportFrom):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                module_private = any(part.startswith("_") for part in
+                                     (node.module or "").split(".") if part != "__future__")
+                assert not private and not module_private, \
+                    "%s imports %s from %s" % (name, private or "", node.module)
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_")
+                    and not node.attr.startswith("__") and isinstance(node.value, ast.Name)
+                    and node.value.id in ("kernels", "model")):
+                pytest.fail("%s uses %s.%s" % (name, node.value.id, node.attr))
