@@ -25,6 +25,11 @@ HUGE = 2**40
 #: The cost code passed where the model and tests/test_loop.py pass one (their signatures).
 MSE = kernels.MSE
 
+#: train_epoch's options after ``workspace`` as the model layer passes them (loss, optimizer,
+#: beta1, beta2, eps, nesterov, step): calls here reuse the model layer's compiled version
+#: instead of compiling one more (left-out options are another signature: ~20 s per dtype).
+MODEL_LAYER_OPTIONS = (int(MSE), int(kernels.SGD), 0.9, 0.999, 1e-8, False, 0)
+
 
 def _one_line_error(error, call, *expected):
     """The message of ``call``'s ``error``; it is one line and holds every ``expected``."""
@@ -154,20 +159,23 @@ def _aliasing_cases():
         n = _network(dtype)
         return lambda: kernels.train_epoch(n["X"], n["Y"], n["params"], n["params"],
                                            np.empty(0, dtype), n["sizes"], n["acts"], n["batch"],
-                                           0.1, 0.0, 0.0, np.empty(0, np.int64), n["work"])
+                                           0.1, 0.0, 0.0, np.empty(0, np.int64), n["work"],
+                                           *MODEL_LAYER_OPTIONS)
 
     def epoch_velocity_is_grads(dtype):
         n = _network(dtype)
         return lambda: kernels.train_epoch(n["X"], n["Y"], n["params"], n["grads"], n["grads"],
                                            n["sizes"], n["acts"], n["batch"], 0.1, 0.9, 0.0,
-                                           np.empty(0, np.int64), n["work"])
+                                           np.empty(0, np.int64), n["work"],
+                                           *MODEL_LAYER_OPTIONS)
 
     def epoch_work_holds_y(dtype):
         n = _network(dtype)
         Y = n["work"][:24].reshape(6, 4)
         return lambda: kernels.train_epoch(n["X"], Y, n["params"], n["grads"],
                                            np.empty(0, dtype), n["sizes"], n["acts"], n["batch"],
-                                           0.1, 0.0, 0.0, np.empty(0, np.int64), n["work"])
+                                           0.1, 0.0, 0.0, np.empty(0, np.int64), n["work"],
+                                           *MODEL_LAYER_OPTIONS)
 
     def gradient_grads_in_work(dtype):
         n = _network(dtype)
@@ -366,7 +374,8 @@ def test_train_epoch_refuses_sizes_beyond_int64():
     n = _network(np.float64)
     _one_line_error(OverflowError, lambda: kernels.train_epoch(
         n["X"], n["Y"], n["params"], n["grads"], np.empty(0), np.array([4, HUGE, HUGE, 4]),
-        np.array([1, 1, 0]), n["batch"], 0.1, 0.0, 0.0, np.empty(0, np.int64), n["work"]),
+        np.array([1, 1, 0]), n["batch"], 0.1, 0.0, 0.0, np.empty(0, np.int64), n["work"],
+        *MODEL_LAYER_OPTIONS),
         "train_epoch: sizes [4, 1099511627776, 1099511627776, 4]")
 
 
@@ -397,7 +406,7 @@ def _updates(dtype, lr=0.1, momentum=0.9, weight_decay=0.0, beta1=0.9, beta2=0.9
         ("train_epoch", lambda: kernels.train_epoch(
             n["X"], n["Y"], n["params"], n["grads"], np.zeros_like(n["params"]), n["sizes"],
             n["acts"], n["batch"], lr, momentum, weight_decay, np.empty(0, np.int64),
-            n["work"])),
+            n["work"], *MODEL_LAYER_OPTIONS)),
     ]
     return calls, (p, n["params"])
 
@@ -475,7 +484,8 @@ def test_network_kernels_accept_integer_arrays_of_any_dtype(dtype, kind):
         params = n["params"].copy()
         cost = kernels.train_epoch(n["X"], n["Y"], params, np.zeros_like(params),
                                    np.empty(0, dtype), convert(n["sizes"]), convert(n["acts"]),
-                                   n["batch"], 0.1, 0.0, 0.0, convert(order), n["work"])
+                                   n["batch"], 0.1, 0.0, 0.0, convert(order), n["work"],
+                                   *MODEL_LAYER_OPTIONS)
         out = np.empty_like(n["Y"])
         kernels.predict_into(n["X"], params, convert(n["sizes"]), convert(n["acts"]), out,
                              n["batch"], n["work"])
