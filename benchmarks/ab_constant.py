@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numba_dense
 from numba_dense import kernels
 
 from .configs import CONFIGS
@@ -78,12 +79,17 @@ def main(argv=None):
         parser.error("give a constant's name and the value to try")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        package = tmp / "changed" / "kernels"
-        shutil.copytree(Path(kernels.__file__).parent, package,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        # A copy of the whole package, laid out as installed, first on the worker's
+        # PYTHONPATH: its kernels are the changed ones.
+        root = tmp / "changed" / "numba_dense"
+        skip = shutil.ignore_patterns("__pycache__")
+        shutil.copytree(Path(numba_dense.__file__).parent, root, ignore=skip)
+        shutil.copytree(Path(numba_dense.model.__file__).parent, root / "model", ignore=skip)
+        package = root / "kernels"
+        shutil.copytree(Path(kernels.__file__).parent, package, ignore=skip)
         old = _rewrite(package, args.name, args.value)
         variants = [("as is: " + old, None, str(tmp / "cache-as-is")),
-                    ("changed: %s = %s" % (args.name, args.value), str(package.parent),
+                    ("changed: %s = %s" % (args.name, args.value), str(package.parent.parent),
                      str(tmp / "cache-changed"))]
         for name in args.configs:
             times = {label: [] for label, _, _ in variants}

@@ -4,7 +4,8 @@ from numba import njit
 
 from ._cache import CACHE
 from .products import product_at_b
-from ._checks import check_contiguous, check_dim, check_float_dtypes, check_separate
+from ._checks import (check_contiguous, check_dim, check_finite, check_float_dtypes,
+                      check_separate)
 
 
 @njit(cache=CACHE)
@@ -43,5 +44,6 @@ def accumulate_gradients(delta, X, dW, db, scale, accumulate):
     check_separate(kernel, "db", db, "delta", delta)
     check_separate(kernel, "db", db, "X", X)
     check_separate(kernel, "db", db, "dW", dW)
+    check_finite(kernel, "scale", scale)
     product_at_b(delta, X, dW, scale, 1.0 if accumulate else 0.0)
     _column_sums(delta, db, scale, accumulate)

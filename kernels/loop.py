@@ -16,12 +16,12 @@ import numpy as np
 from numba import njit
 
 from ._cache import CACHE
-from ._checks import (as_int64, cast_like, check_contiguous, check_dim, check_float_dtypes,
-                      check_positive, check_same_or_separate, check_separate, checked_add,
-                      checked_mul, ints_text)
+from ._checks import (as_int64, cast_like, check_contiguous, check_dim, check_finite,
+                      check_float_dtypes, check_positive, check_same_or_separate, check_separate,
+                      checked_add, checked_mul, ints_text)
 from .activations import IDENTITY, N_ACTIVATIONS, RELU, _activate, _backprop_activation
 from .dense import _forward
-from .loss import MSE, N_LOSSES, _mse_element, _output_delta
+from .loss import MSE, N_LOSSES, SOFTMAX_CE, _mse_element, _output_delta
 from .optim import SGD, _check_optimizer, _optimizer_step, _sgd_sweep
 from ._prefetch import prefetch_row
 from .products import product_a_b, product_at_b, forward_scratch_size
@@ -46,6 +46,9 @@ def _layer_offsets(kernel, sizes):
     """``layer_offsets`` for ``kernel``'s messages: every width at least 1, and P (and so
     every offset) within int64 (``OverflowError`` naming sizes otherwise)."""
     n_layers = sizes.shape[0] - 1
+    if n_layers < 1:
+        raise ValueError(kernel + ": sizes must list at least 2 layer widths (inputs and "
+                         "outputs), got " + str(sizes.shape[0]))
     offsets = np.empty(n_layers + 1, np.int64)
     o = np.int64(0)
     for l in range(n_layers + 1):
@@ -173,6 +176,10 @@ def _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss=M
     if loss != MSE and acts[n_layers - 1] != 0:
         raise ValueError(kernel + ": the cross-entropy costs take logits: the last layer's "
                          "activation must be identity (0), got " + str(acts[n_layers - 1]))
+    if loss == SOFTMAX_CE and sizes[n_layers] < 2:
+        # a softmax over one output is 1 whatever the logit: the cost is 0, the gradient 0
+        raise ValueError(kernel + ": loss SOFTMAX_CE needs at least 2 outputs, but sizes[-1] "
+                         "is " + str(sizes[n_layers]) + "; use SIGMOID_BCE for one output")
     check_dim(kernel, "X", X.shape[1], "sizes[0]", sizes[0], "columns")
     check_dim(kernel, "params", params.shape[0], "the network", n_params, "elements")
     check_positive(kernel, "batch_size", batch_size)
@@ -204,10 +211,11 @@ def _check_buffers(kernel, X, Y, params, workspace, grads, grads_name):
 
 
 @njit(cache=CACHE)
-def _check_targets(kernel, X, Y, sizes):
-    check_dim(kernel, "Y", Y.shape[0], "X", X.shape[0], "rows")
-    check_dim(kernel, "Y", Y.shape[1], "sizes[-1]", sizes[sizes.shape[0] - 1], "columns")
-    check_contiguous(kernel, "Y", Y)
+def _check_targets(kernel, X, Y, sizes, y_name):
+    """``Y`` (named ``y_name``: Y, or predict_into's out) has X's rows and n_L columns."""
+    check_dim(kernel, y_name, Y.shape[0], "X", X.shape[0], "rows")
+    check_dim(kernel, y_name, Y.shape[1], "sizes[-1]", sizes[sizes.shape[0] - 1], "columns")
+    check_contiguous(kernel, y_name, Y)
 
 
 # ----------------------------------------------------------------------------- views
@@ -444,11 +452,14 @@ def _train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, mom
     check_float_dtypes(kernel, "X, Y, params, grads, velocity, workspace",
                        X, Y, params, grads, velocity, workspace)
     _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss)
-    _check_targets(kernel, X, Y, sizes)
+    _check_targets(kernel, X, Y, sizes, "Y")
     p = params.shape[0]
     check_dim(kernel, "grads", grads.shape[0], "params", p, "elements")
     _check_optimizer(kernel, params, velocity, "velocity", optimizer, lr, momentum, weight_decay,
                      beta1, beta2, eps)
+    # params is written too: an update written over the data trains on garbage
+    check_separate(kernel, "params", params, "X", X)
+    check_separate(kernel, "params", params, "Y", Y)
     _check_buffers(kernel, X, Y, params, workspace, grads, "grads")
     check_separate(kernel, "velocity", velocity, "X", X)
     check_separate(kernel, "velocity", velocity, "Y", Y)
@@ -523,7 +534,7 @@ def predict_into(X, params, sizes, acts, out, batch_size, workspace):
     acts = as_int64(kernel, "acts", acts)
     check_float_dtypes(kernel, "X, params, out, workspace", X, params, out, workspace)
     _check_network(kernel, X, params, sizes, acts, batch_size, workspace)
-    _check_targets(kernel, X, out, sizes)
+    _check_targets(kernel, X, out, sizes, "out")
     check_separate(kernel, "workspace", workspace, "X", X)
     check_separate(kernel, "workspace", workspace, "params", params)
     check_same_or_separate(kernel, "out", out, "X", X)
@@ -550,7 +561,7 @@ def dataset_cost(X, Y, params, sizes, acts, batch_size, workspace, loss=None):
     acts = as_int64(kernel, "acts", acts)
     check_float_dtypes(kernel, "X, Y, params, workspace", X, Y, params, workspace)
     _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss)
-    _check_targets(kernel, X, Y, sizes)
+    _check_targets(kernel, X, Y, sizes, "Y")
     _check_workspace(kernel, workspace, X, Y, params)
     W, b = _param_views(params, sizes)
     A, D, T = _work_views(workspace, sizes, batch_size)
@@ -580,9 +591,10 @@ def batch_gradient(X, Y, params, grads, sizes, acts, batch_size, workspace, scal
     acts = as_int64(kernel, "acts", acts)
     check_float_dtypes(kernel, "X, Y, params, grads, workspace", X, Y, params, grads, workspace)
     _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss)
-    _check_targets(kernel, X, Y, sizes)
+    _check_targets(kernel, X, Y, sizes, "Y")
     check_dim(kernel, "grads", grads.shape[0], "params", params.shape[0], "elements")
     _check_buffers(kernel, X, Y, params, workspace, grads, "grads")
+    check_finite(kernel, "scale", scale)
     if X.shape[0] == 0:
         grads[:] = 0
         return 0.0

@@ -51,10 +51,25 @@ class UsageError(ValueError):
 
 
 def _widths(text):
+    parts = [part.strip() for part in text.split(",")]
+    if text.strip() == "":
+        return []  # no hidden layer: a linear (or logistic) model
     try:
-        return [int(part) for part in text.split(",") if part.strip()]
+        widths = [int(part) for part in parts]
     except ValueError:
-        raise argparse.ArgumentTypeError("expected comma-separated integers, got %r" % text)
+        raise argparse.ArgumentTypeError("expected comma-separated integers (layer widths), "
+                                         "got %r" % text)
+    if any(w < 1 for w in widths):
+        raise argparse.ArgumentTypeError("layer widths must be at least 1, got %r" % text)
+    return widths
+
+
+def _one_character(text):
+    """An argparse type for --delimiter: one ASCII character, not a quote or line break."""
+    if len(text) != 1 or not text.isascii() or text in "\"\r\n":
+        raise argparse.ArgumentTypeError("must be one ASCII character other than a quote or a "
+                                         "line break, got %r" % text)
+    return text
 
 
 def _columns(text):
@@ -140,8 +155,14 @@ def _n_outputs(y, output, classes=None, comm=None):
     if output != "softmax":
         return 1
     labels = np.asarray(y)
-    if labels.dtype.kind not in "biuf" or (labels.size and labels.min() < 0):
-        raise UsageError("softmax targets must be integer class labels 0..K-1")
+    if labels.dtype.kind not in "biuf":
+        raise UsageError("softmax targets must be integer class labels 0..K-1, got dtype %s"
+                         % labels.dtype)
+    bad = np.flatnonzero((labels < 0) | (labels != np.round(labels)))[:1]
+    if bad.size:
+        raise UsageError("softmax targets must be integer class labels 0..K-1; y[%d] is %r "
+                         "(for a regression drop --output softmax)"
+                         % (bad[0], labels[bad[0]].item()))
     top = int(labels.max()) if labels.size else -1
     if comm is not None:
         top = comm.allreduce(top, op=_mpi_max())
@@ -177,7 +198,7 @@ def _count(minimum):
 # ----------------------------------------------------------------------------- parser
 
 def _delimiter_option(p):
-    p.add_argument("--delimiter", metavar="CHAR",
+    p.add_argument("--delimiter", metavar="CHAR", type=_one_character,
                    help="the field separator of a CSV (default: found in its header line: a "
                         "comma, else a semicolon, tab or |)")
 
@@ -364,15 +385,83 @@ def _outputs(args):
     return {}
 
 
+def _given(argv, command):
+    """The destinations of the options typed on the command line (not left at defaults)."""
+    parser = build_parser()
+    for action in _subparser(parser, command)._actions:
+        if action.option_strings:
+            action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv)))
+
+
+def _kind(path):
+    """What --data is: None (built in), 'csv', 'parquet', 'npz', 'npy' or another suffix."""
+    if path is None:
+        return None
+    ext = os.path.splitext(path)[1].lower()
+    if tabular.is_table(path):
+        return "csv" if ext in tabular.CSV_EXTENSIONS else "parquet"
+    return ext.lstrip(".")
+
+
+#: When each option of a command applies: (test of the parsed options, what the option
+#: needs). An option typed where it does not apply is refused: it would be ignored.
+_APPLIES = {
+    "momentum": (lambda a: a.optimizer == "sgd", "--optimizer sgd"),
+    "nesterov": (lambda a: a.optimizer == "sgd", "--optimizer sgd"),
+    "beta1": (lambda a: a.optimizer != "sgd", "--optimizer adam or adamw"),
+    "beta2": (lambda a: a.optimizer != "sgd", "--optimizer adam or adamw"),
+    "eps": (lambda a: a.optimizer != "sgd", "--optimizer adam or adamw"),
+    "min_lr": (lambda a: a.schedule == "cosine", "--schedule cosine"),
+    "step_size": (lambda a: a.schedule == "step", "--schedule step"),
+    "gamma": (lambda a: a.schedule == "step", "--schedule step"),
+    "checkpoint_every": (lambda a: bool(a.checkpoint), "--checkpoint"),
+    "rows": (lambda a: a.data is None, "the built-in dataset (no --data)"),
+    "features": (lambda a: _kind(a.data) in ("csv", "parquet"), "a .csv or .parquet --data"),
+    "drop_cols": (lambda a: _kind(a.data) in ("csv", "parquet"), "a .csv or .parquet --data"),
+    "max_categories": (lambda a: _kind(a.data) in ("csv", "parquet"),
+                       "a .csv or .parquet --data"),
+    "keep_identifiers": (lambda a: _kind(a.data) in ("csv", "parquet"),
+                         "a .csv or .parquet --data"),
+    "no_scale": (lambda a: _kind(a.data) in ("csv", "parquet"), "a .csv or .parquet --data"),
+    "delimiter": (lambda a: _kind(getattr(a, "data", None) or getattr(a, "csv", None)) == "csv",
+                  "a .csv file"),
+    "chunk_rows": (lambda a: a.command == "convert"
+                   or _kind(a.data) in ("npy", "csv", "parquet"),
+                   "--data streamed from disk (.npy or a table)"),
+}
+
+
+def _check_applicable(args, given):
+    """Refuse options typed where they do not apply (they would be silently ignored)."""
+    for dest in sorted(given):
+        rule = _APPLIES.get(dest)
+        if rule is None or rule[0](args):
+            continue
+        flag = _flag(args.command, dest)
+        raise UsageError("%s applies to %s only; this run would ignore it" % (flag, rule[1]))
+
+
+def _flag(command, dest):
+    for action in _subparser(build_parser(), command)._actions:
+        if action.dest == dest and action.option_strings:
+            return [o for o in action.option_strings if o.startswith("--")][0]
+    return dest  # pragma: no cover
+
+
 def _check_train_options(args):
     """Options that contradict each other or would be ignored: refused before any work."""
     if args.plot and os.path.splitext(args.plot)[1].lower() != ".png":
         raise UsageError("--plot writes a PNG: give a path ending in .png, got %r" % args.plot)
     if args.plot and args.epochs == 0:
         raise UsageError("--plot: --epochs 0 trains no epoch, so there is no loss curve")
-    if args.classes is not None and args.output != "softmax":
+    if args.classes is not None and args.output != "softmax" and not (
+            tabular.is_table(args.data) and "output" not in args.given):
         raise UsageError("--classes applies to a softmax output; this run has --output %s "
                          "(add --output softmax)" % args.output)
+    if (args.early_stopping or 0) > 0 and args.validation_fraction == 0:
+        raise UsageError("--early-stopping %d watches the validation loss, but "
+                         "--validation-fraction 0 holds out no rows" % args.early_stopping)
     if args.resume and not args.checkpoint:
         raise UsageError("--resume needs --checkpoint PATH to resume from")
     if args.checkpoint and not args.resume and os.path.exists(args.checkpoint):
@@ -396,7 +485,14 @@ def train(args, workdir):
     if args.data and tabular.is_table(args.data):
         X, y, prep = load_table(args, workdir)
         source = args.data
+        if prep.task != "classification" and args.classes is not None:
+            raise UsageError("--classes %d: the target %r holds numbers, a regression"
+                             % (args.classes, prep.target))
         if prep.task == "classification":
+            if args.output == "identity" and "output" in args.given:
+                raise UsageError("--output identity: the target %r holds classes (%d); drop "
+                                 "--output to train a softmax classifier, or give a numeric "
+                                 "target" % (prep.target, prep.n_classes))
             if args.output == "identity":
                 args.output = "softmax"  # text labels: a classifier
                 print("the target %r holds classes: training a softmax classifier"
@@ -420,16 +516,24 @@ def train(args, workdir):
     if root:
         print("data: %s" % source)
         print("network: %r, %d parameters" % (net, net.params.size))
+    epochs = _epochs(args, X.shape[0], comm)
     start = time.perf_counter()
     try:
-        history = _fit(net, X, y, args, comm, root)
+        history = _fit(net, X, y, args, comm, root, epochs)
     except TrainingInterrupted as stop:
         return _interrupted(net, stop, args, root)
     if not root:
         return 0
-    epochs_time = sum(history.seconds)
-    print("trained in %.2fs (%.2fs in the epochs; the rest compiling or loading kernels and "
-          "preparing the data)" % (time.perf_counter() - start, epochs_time))
+    first = history.resumed_epochs or 0
+    trained = len(history.loss) - first
+    if trained <= 0:
+        print("nothing trained: checkpoint %s already holds %d epochs, this run asks for %d"
+              % (args.checkpoint, first, epochs))
+    else:
+        print("trained %d epoch%s in %.2fs (%.2fs in the epochs; the rest compiling or "
+              "loading kernels and preparing the data)"
+              % (trained, "" if trained == 1 else "s", time.perf_counter() - start,
+                 sum(history.seconds[first:])))
     if history.stopped_epoch is not None:
         print("early stopping after epoch %d; kept the parameters of epoch %d"
               % (history.stopped_epoch, history.best_epoch))
@@ -479,34 +583,38 @@ def _early_stopping_on(args):
 
 
 def _interrupted(net, stop, args, root):
-    """Ctrl-C (or SIGTERM) during training: keep the parameters so far, say where it
-    stopped; status 130 (143 for SIGTERM)."""
+    """Ctrl-C (or SIGTERM, SIGHUP) during training: keep the parameters so far, say where
+    it stopped; status 128 + the signal (130, 143, 129)."""
     with sigint_ignored():
         if root:
-            print("%s in epoch %d after %d rows of it"
-                  % ("terminated (SIGTERM)" if stop.signum == signal.SIGTERM else "interrupted",
-                     stop.epoch, stop.rows_done), file=sys.stderr, flush=True)
+            _say("%s in epoch %d after %d rows of it"
+                 % (_stopped_by(stop.signum), stop.epoch, stop.rows_done))
             if args.save:
                 try:
                     _save(net, args.save)
                 except NotSaved as exc:
-                    print("error: %s" % exc, file=sys.stderr)
+                    _say("error: %s" % exc)
                     return 128 + stop.signum
-                print("saved the parameters so far to %s (its history marks epoch %d as "
-                      "interrupted)" % (args.save, stop.epoch), file=sys.stderr)
+                _say("saved the parameters so far to %s (its history marks epoch %d as "
+                     "interrupted)" % (args.save, stop.epoch))
             if args.checkpoint:
-                print("checkpoint %s holds the %d whole epoch%s before; --resume continues "
-                      "from there" % (args.checkpoint, stop.epoch - 1,
-                                      "" if stop.epoch == 2 else "s"), file=sys.stderr)
+                _say("checkpoint %s holds the %d whole epoch%s before; --resume continues "
+                     "from there" % (args.checkpoint, stop.epoch - 1,
+                                     "" if stop.epoch == 2 else "s"))
     return 128 + stop.signum
 
 
-def _fit(net, X, y, args, comm, verbose):
+def _epochs(args, rows, comm):
+    """--epochs, or the default for this many rows (over every MPI rank)."""
+    if args.epochs is not None:
+        return args.epochs
+    return default_epochs(rows if comm is None else comm.allreduce(rows))
+
+
+def _fit(net, X, y, args, comm, verbose, epochs):
     """``net.fit`` with the command line's training options (and its defaults that depend
     on the data: the epochs, early stopping when there are validation rows)."""
     momentum = args.momentum if args.optimizer == "sgd" else 0.0
-    rows = X.shape[0] if comm is None else comm.allreduce(X.shape[0])
-    epochs = args.epochs if args.epochs is not None else default_epochs(rows)
     early_stopping = args.early_stopping
     if early_stopping is None:
         early_stopping = PATIENCE if args.validation_fraction > 0 else None
@@ -530,7 +638,7 @@ def predict(args, workdir):
     ext = os.path.splitext(args.out)[1].lower()
     if ext not in (".npy", ".csv"):
         raise UsageError("--out must end in .npy or .csv, got %r" % args.out)
-    net = MLP.load(args.model)
+    net = _load_for(args)
     if tabular.is_table(args.data):
         X = args.data  # read through the preprocessing saved with the network
     else:
@@ -572,10 +680,25 @@ def evaluate(args, workdir):
         X, y = args.data, _table_target(args)
     else:
         X, y = load_data(args.data, args.target, args.target_col, workdir=workdir)
-    net = MLP.load(args.model)
+    net = _load_for(args)
     print("loss %.6g" % net.cost(X, y))
     print("%s %.6g" % ("accuracy" if net.is_classifier else "r2", net.score(X, y)))
     _report_read(net)
+
+
+def _load_for(args):
+    """The --model network, refused for --data it would read wrongly: a network trained on
+    a table reads tables through its saved preprocessing; arrays would bypass it."""
+    net = MLP.load(args.model)
+    prep = net.preprocessing
+    if prep is not None and not tabular.is_table(args.data):
+        names = [c["name"] for c in prep.columns]
+        raise UsageError("--model %s was trained on a table (target %r, columns %s): give "
+                         "--data as a .csv or .parquet file with those columns; the arrays "
+                         "of %s would bypass its preprocessing"
+                         % (args.model, prep.target, ", ".join(names[:5])
+                            + (", ..." if len(names) > 5 else ""), args.data))
+    return net
 
 
 def _report_read(net):
@@ -608,7 +731,9 @@ COMMANDS = {"train": train, "predict": predict, "evaluate": evaluate, "convert":
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.given = _given(sys.argv[1:] if argv is None else argv, args.command)
     try:
+        _check_applicable(args, args.given)
         with _stop_signals(), _one_line_warnings(), _closed_stdout_ignored():
             check_outputs(_outputs(args))  # before claiming: a claim writes beside them
             with claimed(_outputs(args) if _writes(args) else {}), \
@@ -616,6 +741,9 @@ def main(argv=None):
                     tempfile.TemporaryDirectory(prefix="numba-dense-") as workdir:
                 return COMMANDS[args.command](args, workdir) or 0
     except (ValueError, TypeError, OSError, DivergedError) as exc:
+        print("error: %s" % _in_flags(str(exc), parser, args.command), file=sys.stderr)
+        return 2
+    except ArithmeticError as exc:  # an overflow in a size computation
         print("error: %s" % _in_flags(str(exc), parser, args.command), file=sys.stderr)
         return 2
     except MemoryError as exc:
@@ -626,8 +754,7 @@ def main(argv=None):
         return 2
     except KeyboardInterrupt as exc:  # outside training (reading data, compiling): nothing to keep
         signum = getattr(exc, "signum", signal.SIGINT)
-        print("terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted",
-              file=sys.stderr)
+        _say(_stopped_by(signum))
         return 128 + signum
 
 
@@ -639,20 +766,35 @@ def _writes(args):
 
 
 class _stop_signals:
-    """SIGTERM handled as Ctrl-C while a command runs (the main thread of the main
-    interpreter only), so it saves the work, removes temporary copies and exits 143."""
+    """SIGTERM and SIGHUP handled as Ctrl-C while a command runs (the main thread only), so
+    they save the work, remove temporary copies and exit 128 + the signal (143, 129)."""
 
     def __enter__(self):
         import threading
-        self.previous = None
-        if (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL):
-            self.previous = signal.signal(signal.SIGTERM, raise_on_sigterm)
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal closed
+                if signal.getsignal(signum) == signal.SIG_DFL:
+                    self.previous[signum] = signal.signal(signum, raise_on_sigterm)
         return self
 
     def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
+def _stopped_by(signum):
+    if signum == signal.SIGINT:
+        return "interrupted"
+    return "terminated (%s)" % signal.Signals(signum).name
+
+
+def _say(line):
+    """A line on stderr, which may be gone (a closed terminal after SIGHUP)."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        pass
 
 
 class _QuietWhenClosed:
@@ -666,7 +808,7 @@ class _QuietWhenClosed:
         if self.stream is not None:
             try:
                 return self.stream.write(text)
-            except BrokenPipeError:
+            except OSError:  # a closed pipe (EPIPE) or terminal (EIO)
                 self._drop()
         return len(text)
 
@@ -674,7 +816,7 @@ class _QuietWhenClosed:
         if self.stream is not None:
             try:
                 self.stream.flush()
-            except BrokenPipeError:
+            except OSError:
                 self._drop()
 
     def _drop(self):
@@ -720,8 +862,8 @@ def _in_flags(message, parser, command):
     flags.update(layer_sizes="--hidden-sizes", chunk_rows="--chunk-rows")
     if command in ("predict", "evaluate"):
         flags["load"] = "--model"  # persistence's errors name the Python call
-    return re.sub(r"^(%s)\b(?=[ :])" % "|".join(map(re.escape, sorted(flags, key=len,
-                                                                      reverse=True))),
+    return re.sub(r"^(%s)\b(?=[ :=\[])" % "|".join(map(re.escape, sorted(flags, key=len,
+                                                                         reverse=True))),
                   lambda m: flags[m.group(1)], message)
 
 

@@ -163,7 +163,19 @@ class _Ranks:
         self.buffer = None
 
     def prepare(self, net, source, settings, verbose):
-        pass  # the kernels compile on the first step
+        """Compile (or load) the step's two kernels now, on copies, so that the first
+        epoch's time and rate are its own (as ``training.compile_kernels`` does)."""
+        self.work = training.workspace(net, settings.batch_size)
+        params, grads = net.params.copy(), np.zeros_like(net.params)
+        X = np.zeros((1, net.n_inputs), net.dtype)
+        Y = np.zeros((1, net.n_outputs), net.dtype)
+        code, beta1, beta2, eps, nesterov = settings.optimizer_args()
+        with training.compiling_notice(verbose):
+            kernels.batch_gradient(X, Y, params, grads, net.sizes, net.acts,
+                                   settings.batch_size, self.work, 1.0, net.loss_code)
+            kernels.optimizer_step(params, grads, net.velocity.copy(), code, 1,
+                                   float(settings.lr), settings.momentum,
+                                   settings.weight_decay, beta1, beta2, eps, nesterov)
 
     def share(self, value):
         return self.comm.bcast(value, root=0)
@@ -190,7 +202,6 @@ class _Ranks:
         if self.buffer is None:  # one _Epoch per fit: allocated on its first epoch
             self.buffer = np.empty(P + 2, net.dtype)  # grads, rows, summed cost
             self.total = np.empty_like(self.buffer)
-            self.work = training.workspace(net, settings.batch_size)
         buf, total = self.buffer, self.total
         grads = buf[:P]
         batches = self._batches(source, rng, settings)

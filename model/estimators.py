@@ -224,6 +224,10 @@ class _BaseMLP(BaseEstimator):
         _check_number(self.max_iter, "max_iter", 1, integer=True)
         _check_number(self.tol, "tol", 0)
         _check_number(self.momentum, "momentum", 0, high=1)
+        if self.solver == "sgd" and self.momentum >= 1:  # scikit-learn ignores it otherwise
+            raise ValueError("momentum must be < 1 for solver='sgd' (numba-dense's velocity "
+                             "would never decay; scikit-learn's range [0, 1] includes 1), "
+                             "got %s" % plain(self.momentum))
         _check_number(self.validation_fraction, "validation_fraction", 0, False, 1, False)
         _check_number(self.beta_1, "beta_1", 0, high=1, high_inclusive=False)
         _check_number(self.beta_2, "beta_2", 0, high=1, high_inclusive=False)
@@ -393,7 +397,11 @@ class _BaseMLP(BaseEstimator):
             momentum=float(self.momentum) if sgd else 0.0, weight_decay=self.alpha / batch,
             schedule="constant", step_size=1, gamma=1.0, min_lr=0.0,
             shuffle=bool(self.shuffle), seed=None, early_stopping=None, optimizer=self.solver,
-            beta1=float(self.beta_1), beta2=float(self.beta_2), eps=float(self.epsilon),
+            # Only the options of the solver in use (scikit-learn ignores the others, e.g.
+            # momentum with solver='adam'); the rest keep MLP.fit's defaults.
+            beta1=0.9 if sgd else float(self.beta_1),
+            beta2=0.999 if sgd else float(self.beta_2),
+            eps=1e-8 if sgd else float(self.epsilon),
             nesterov=sgd and bool(self.nesterovs_momentum) and self.momentum > 0)
         # The rows are checked once here, not once per epoch (as MLP.fit would).
         source = data.ArraySource(X, Y)

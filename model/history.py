@@ -15,3 +15,4 @@ class History:
     best_epoch: int = None                         # epoch of the lowest val_loss (1-based)
     stopped_epoch: int = None                      # set when early stopping ended the run
     interrupted_epoch: int = None                  # set when Ctrl-C cut this epoch short
+    resumed_epochs: int = None                     # epochs taken from a checkpoint by the fit

@@ -15,7 +15,8 @@ from .paths import check_output
 from .training import EVAL_BATCH, DivergedError, History  # noqa: F401  (public names)
 from .validation import (BINARY, CLASSES, REGRESSION, as_features, boolean,
                          check_matrix_shape, check_target_rows, choice, class_labels,
-                         float_dtype, integer, plain, random_seed, real_number, targets_matrix)
+                         described, float_dtype, integer, plain, random_seed, real_number,
+                         targets_matrix)
 
 #: Output layers: the activations, and those that only come with a cost (softmax).
 OUTPUTS = tuple(kernels.ACTIVATIONS) + tuple(
@@ -278,7 +279,7 @@ class MLP:
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a pair (X_val, y_val), got %s"
-                                % type(validation_data).__name__)
+                                % described(validation_data))
             val_source = self._source(*validation_data, "validation X", "validation y",
                                       EVAL_BATCH, chunk_rows)
         elif fraction:
@@ -326,8 +327,11 @@ class MLP:
         as an L2 term in the gradient, as PyTorch's Adam and scikit-learn's ``alpha``) or
         "adamw" (``weight_decay`` decoupled). ``lr_e`` comes from ``schedule``:
         "constant"; "step" (``lr * gamma**(e // step_size)``); "cosine" (from ``lr``
-        towards ``min_lr``, which must not be above ``lr``). With ``shuffle`` (True or
-        False; so are ``nesterov`` and ``resume``) the rows
+        towards ``min_lr``, which must not be above ``lr``). An option left away from its
+        default where it would be ignored is refused (``momentum``/``nesterov`` with adam,
+        ``beta1``/``beta2``/``eps`` with sgd, ``min_lr`` without cosine, ``gamma``/
+        ``step_size`` without step, ``checkpoint_every`` without ``checkpoint``). With
+        ``shuffle`` (True or False; so are ``nesterov``, ``resume`` and ``verbose``) the rows
         are reshuffled each epoch from ``np.random.default_rng(seed)``; streamed data
         shuffles the order of chunks and the rows inside each chunk.
 
@@ -396,8 +400,10 @@ class MLP:
         options = training.RunOptions(checkpoint=checkpoint,
                                       checkpoint_every=integer(checkpoint_every,
                                                                "checkpoint_every", 1),
-                                      resume=boolean(resume, "resume"), verbose=verbose,
-                                      progress=progress)
+                                      resume=boolean(resume, "resume"),
+                                      verbose=boolean(verbose, "verbose"),
+                                      progress=_progress(progress))
+        _check_applicable(settings, checkpoint, options.checkpoint_every)
         if checkpoint is not None:
             check_output(checkpoint, "checkpoint")
         if resume and checkpoint is None:
@@ -432,6 +438,13 @@ class MLP:
             raise TypeError("y: with a table file as X, y names its target column, got %s"
                             % type(target).__name__)
         prep = self.preprocessing
+        if prep is not None:
+            check_preprocessing(self)
+            if prep.target != target and self.history is not None:
+                raise ValueError(
+                    "y: this network was trained to predict %r from %s, not %r; a further fit "
+                    "must keep its target and inputs (build a new MLP for %r)"
+                    % (prep.target, os.fspath(path), target, target))
         if prep is None or prep.target != target:
             prep = tabular.Preprocessing.fit(path, target, classify=self.is_classifier)
         if prep.n_features != self.n_inputs:
@@ -449,7 +462,7 @@ class MLP:
             raise ValueError("%s is a table file, but this network was not trained on one: it "
                              "has no preprocessing to read it with (convert it with "
                              "`python -m numba_dense convert` and pass arrays)" % os.fspath(path))
-        return self.preprocessing
+        return check_preprocessing(self)
 
     def partial_fit(self, X, y, batch_size=32, lr=0.01, momentum=0.0, weight_decay=0.0,
                     optimizer="sgd", beta1=0.9, beta2=0.999, eps=1e-8, nesterov=False):
@@ -638,6 +651,56 @@ class MLP:
         net.history = state["history"]
         net.preprocessing = state["preprocessing"]
         return net
+
+
+#: What ``fit`` takes only with a given optimizer, schedule or checkpoint, and its default:
+#: (argument, default, the setting it belongs to, the values that use it).
+_APPLICABLE = (
+    ("momentum", 0.0, "optimizer", ("sgd",)),
+    ("nesterov", False, "optimizer", ("sgd",)),
+    ("beta1", 0.9, "optimizer", ("adam", "adamw")),
+    ("beta2", 0.999, "optimizer", ("adam", "adamw")),
+    ("eps", 1e-8, "optimizer", ("adam", "adamw")),
+    ("min_lr", 0.0, "schedule", ("cosine",)),
+    ("gamma", 0.1, "schedule", ("step",)),
+    ("step_size", 10, "schedule", ("step",)),
+)
+
+
+def _check_applicable(settings, checkpoint, checkpoint_every):
+    """Refuse an option that would be ignored: set away from its default for an optimizer or
+    schedule that does not use it (momentum with adam, min_lr without cosine, ...)."""
+    for name, default, owner, users in _APPLICABLE:
+        value, used_by = getattr(settings, name), getattr(settings, owner)
+        if value != default and used_by not in users:
+            raise ValueError("%s=%s applies to %s=%s; this fit uses %r"
+                             % (name, plain(value), owner,
+                                " or ".join(repr(u) for u in users), used_by))
+    if checkpoint is None and checkpoint_every != 1:
+        raise ValueError("checkpoint_every=%s applies with checkpoint=path; this fit has "
+                         "checkpoint=None" % plain(checkpoint_every))
+
+
+def check_preprocessing(net):
+    """``net.preprocessing`` when it is a ``tabular.Preprocessing`` making ``net.n_inputs``
+    inputs (or None); else a one-line error naming ``preprocessing``."""
+    prep = getattr(net, "preprocessing", None)
+    if prep is None:
+        return None
+    if not isinstance(prep, tabular.Preprocessing):
+        raise TypeError("preprocessing must be None or a model.tabular.Preprocessing, got %s"
+                        % type(prep).__name__)
+    if prep.n_features != net.n_inputs:
+        raise ValueError("preprocessing makes %d inputs but the network has %d "
+                         "(layer_sizes[0])" % (prep.n_features, net.n_inputs))
+    return prep
+
+
+def _progress(progress):
+    """``fit``'s progress: None (when verbose on a terminal), True or False."""
+    if progress is None or isinstance(progress, (bool, np.bool_)):
+        return None if progress is None else bool(progress)
+    raise TypeError("progress must be None, True or False, got %s" % plain(progress))
 
 
 def _seed(seed):

@@ -33,6 +33,9 @@ def check_output(path, what):
                       "%d" % (what, name, len(os.fsencode(name)), limit))
     if not os.access(folder, os.W_OK | os.X_OK):
         raise PermissionError("%s: folder %r is not writable" % (what, folder))
+    if os.path.exists(real) and not os.path.isfile(real):
+        raise ValueError("%s: %r exists and is not a regular file (a device, a pipe or a "
+                         "socket); give the path of a file" % (what, path))
     if os.path.exists(real) and not os.access(real, os.W_OK):
         raise PermissionError("%s: %r exists and is not writable" % (what, path))
     try:  # what the write does first: a new file in the folder (read-only mounts, quotas)

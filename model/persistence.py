@@ -58,6 +58,8 @@ def save(net, path):
         raise ValueError("save: params hold %s at index %d; a network with NaN/inf parameters "
                          "predicts NaN and is not written (train it again, with a lower lr)"
                          % ("NaN" if np.isnan(net.params[bad]) else "inf", bad))
+    from .mlp import check_preprocessing
+    check_preprocessing(net)  # a Preprocessing of the network's inputs, or None
     atomic_savez(path, "save", **network_arrays(net))
 
 
@@ -153,12 +155,23 @@ def load(path, arrays=None):
     missing = [key for key in needed if key not in arrays]
     if missing:
         raise _bad(path, "missing arrays %s" % ", ".join(missing))
+    for key, value in arrays.items():  # a member that is not a .npy array comes as bytes
+        if not isinstance(value, np.ndarray):
+            raise _bad(path, "member %r is not a NumPy array (got %s)"
+                       % (key, type(value).__name__))
     if str(arrays["format"]) != FORMAT:
         raise _bad(path, "format is %r, expected %r" % (str(arrays["format"]), FORMAT))
     version = _whole(path, arrays, "version", 1)
     if version > VERSION:
         raise _bad(path, "version %d, this numba-dense reads versions 1 to %d"
                    % (version, VERSION))
+    # What each version writes is required of it (a field left out would otherwise take a
+    # default: an sgd optimizer, no target scaling).
+    since = {4: ("optimizer", "step"), 5: ("target_mean", "target_scale")}
+    lacking = [key for v, keys in since.items() if version >= v for key in keys
+               if key not in arrays]
+    if lacking:
+        raise _bad(path, "version %d lacks %s" % (version, ", ".join(lacking)))
     sizes = arrays["layer_sizes"]
     if sizes.ndim != 1 or sizes.dtype.kind not in "iu" or len(sizes) < 2 or (sizes < 1).any():
         raise _bad(path, "layer_sizes is %s (%s); it must list at least 2 widths >= 1"
@@ -169,7 +182,11 @@ def load(path, arrays=None):
     dtype = _text(path, arrays, "dtype", _DTYPES)
     optimizer = _text(path, arrays, "optimizer", tuple(kernels.OPTIMIZERS), default="sgd")
     step = _whole(path, arrays, "step", 0, default=0)
-    n_params = int(kernels.param_count(sizes.astype(np.int64)))
+    try:
+        n_params = int(kernels.param_count(sizes.astype(np.int64)))
+    except OverflowError:
+        raise _bad(path, "layer_sizes %s make more than 2**63 - 1 parameters"
+                   % sizes.tolist()) from None
     vectors = kernels.OPTIMIZER_TABLE[kernels.OPTIMIZERS[optimizer]].state_vectors
     params = _vector(path, arrays, "params", dtype, n_params)
     velocity = _vector(path, arrays, "velocity", dtype, vectors * n_params)

@@ -61,22 +61,26 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised as a Ctrl-C is (by ``raise_on_sigterm``), so that the same code keeps
-    the work; ``signum`` tells the two apart (the exit status is 128 + signum)."""
+    """SIGTERM or SIGHUP, raised as a Ctrl-C is (by ``raise_on_sigterm``), so that the same
+    code keeps the work; ``signum`` tells them apart (the exit status is 128 + signum)."""
 
-    signum = signal.SIGTERM
+    def __init__(self, signum=signal.SIGTERM):
+        super().__init__("terminated (%s)" % signal.Signals(signum).name)
+        self.signum = signum
 
 
 def raise_on_sigterm(signum, frame):
-    """A SIGTERM handler that raises ``Terminated``: what the command line installs, so a
-    batch scheduler's time limit, ``timeout`` or ``docker stop`` saves the work as Ctrl-C
-    does. In a script of your own, ``signal.signal(signal.SIGTERM, raise_on_sigterm)``."""
-    raise Terminated("terminated (SIGTERM)")
+    """A SIGTERM (or SIGHUP) handler that raises ``Terminated``: what the command line
+    installs, so a batch scheduler's time limit, ``timeout``, ``docker stop`` or a closed
+    terminal saves the work as Ctrl-C does. In a script of your own,
+    ``signal.signal(signal.SIGTERM, raise_on_sigterm)``."""
+    raise Terminated(signum)
 
 
 #: The signals that stop training with the work kept, when their handler raises (Python's
-#: default for SIGINT; ``raise_on_sigterm`` or ``signal.default_int_handler`` for SIGTERM).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: default for SIGINT; ``raise_on_sigterm`` or ``signal.default_int_handler`` for SIGTERM
+#: and SIGHUP).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _RAISING = (signal.default_int_handler, raise_on_sigterm)
 
 
@@ -350,7 +354,7 @@ def load_checkpoint(path, net, settings):
 
 #: What a checkpoint holds besides a saved network.
 _CHECKPOINT_ARRAYS = ("epoch", "rng_state", "history", "best_params", "best_val", "wait",
-                      "settings")
+                      "settings", "optimizer", "step", "target_mean", "target_scale")
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -382,6 +386,7 @@ def run(net, source, val_source, settings, options=None, ranks=None):
             raise found
         if found is not None:
             first, rng_state, history, best, snapshot = found
+            history.resumed_epochs = first
             net.restore(snapshot)
             rng.bit_generator.state = rng_state
             if verbose and is_root:
@@ -471,6 +476,13 @@ def compile_kernels(net, settings, work, verbose):
     epoch_kernel = kernels.train_epoch
     if not hasattr(epoch_kernel, "overloads") or signature in epoch_kernel.overloads:
         return  # compiled already (or not a Numba dispatcher: a test's stand-in)
+    with compiling_notice(verbose):
+        epoch_kernel.compile(signature)
+
+
+@contextmanager
+def compiling_notice(verbose):
+    """With ``verbose``, say that kernels are compiling when the block takes over a second."""
     timer = None
     if verbose:
         timer = threading.Timer(1.0, print, ("compiling kernels (first run only; later runs "
@@ -479,7 +491,7 @@ def compile_kernels(net, settings, work, verbose):
         timer.daemon = True
         timer.start()
     try:
-        epoch_kernel.compile(signature)
+        yield
     finally:
         if timer is not None:
             timer.cancel()

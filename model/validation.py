@@ -179,13 +179,60 @@ def check_matrix_shape(arr, name, n_columns, columns_meaning):
                          % (name, arr.shape[1], columns_meaning, n_columns))
 
 
+def described(value):
+    """A value's type, and its length when it has one, for a message (never its values)."""
+    kind = type(value).__name__
+    kind = ("an " if kind[:1].lower() in "aeiou" else "a ") + kind
+    try:
+        return "%s of length %d" % (kind, len(value))
+    except TypeError:
+        return kind
+
+
+def as_array(a, name):
+    """``a`` as a NumPy array, or a one-line error naming ``name`` and what was given:
+    a mapping, a set or a string is no array (a dict would become a 0-d object array),
+    rows of different lengths are named (not NumPy's "inhomogeneous shape" text), and a
+    masked array with masked values is refused (the mask would be ignored); one with none
+    masked is its data."""
+    if isinstance(a, (dict, set, frozenset, str, bytes)) or (
+            not isinstance(a, np.ndarray) and hasattr(a, "keys") and hasattr(a, "values")
+            and not hasattr(a, "__array__")):
+        raise TypeError("%s must be an array or a list of rows, got %s"
+                        % (name, described(a)))
+    if isinstance(a, np.ma.MaskedArray):
+        n_masked = int(np.ma.count_masked(a))
+        if n_masked:
+            raise ValueError("%s is a masked array with %d masked value%s: fill or drop them "
+                             "(e.g. %s.filled(value) or %s.compressed())"
+                             % (name, n_masked, "" if n_masked == 1 else "s", name.split()[-1],
+                                name.split()[-1]))
+        return np.asarray(a.data)
+    try:
+        return np.asarray(a)
+    except ValueError as exc:
+        if "inhomogeneous" not in str(exc) and "sequence" not in str(exc):
+            raise
+        lengths = []
+        try:
+            lengths = [len(row) for row in a]
+        except TypeError:
+            pass
+        ragged = next((i for i, n in enumerate(lengths) if n != lengths[0]), None)
+        detail = (" (row 0 has %d entries, row %d has %d)" % (lengths[0], ragged,
+                                                              lengths[ragged])
+                  if ragged is not None else "")
+        raise ValueError("%s must be rows of equal length, got %s whose rows differ%s"
+                         % (name, described(a), detail)) from None
+
+
 def as_float_matrix(a, name, dtype, n_columns, columns_meaning):
     """``a`` as a C-contiguous 2-D array of ``dtype`` with ``n_columns`` columns, or an error.
 
     Accepts lists and arrays of bool, int or float; converts at most once. ``columns_meaning``
     words the column count in messages ("features", "outputs").
     """
-    arr = _numbers_of_objects(np.asarray(dense(a, name, dtype, n_columns, columns_meaning)))
+    arr = _numbers_of_objects(as_array(dense(a, name, dtype, n_columns, columns_meaning), name))
     check_matrix_shape(arr, name, n_columns, columns_meaning)
     original = arr.dtype
     with np.errstate(over="ignore"):  # an overflow to inf is reported just below
@@ -207,7 +254,7 @@ def check_target_rows(y, name, n_rows, x_name):
     """``y`` has one entry per row of X."""
     if is_sparse(y):
         rows = y.shape[0]
-    elif np.ndim(y) == 0:
+    elif np.ndim(as_array(y, name) if not isinstance(y, np.ndarray) else y) == 0:
         raise ValueError("%s must be an array with one entry per row of %s, got a scalar"
                          % (name, x_name))
     else:
@@ -225,7 +272,7 @@ def targets_matrix(y, name, dtype, n_outputs, kind, first_row=0):
     - binary (sigmoid): values in [0, 1], (rows,) for one output.
     ``first_row`` places the block in its file for messages.
     """
-    arr = _numbers_of_objects(np.asarray(dense(y, name, dtype, columns_meaning="outputs")))
+    arr = _numbers_of_objects(as_array(dense(y, name, dtype, columns_meaning="outputs"), name))
     if arr.dtype.kind not in "biuf":
         hint = ""
         if kind == CLASSES:

@@ -117,7 +117,8 @@ def test_a_checkpoint_that_cannot_be_written_warns_and_training_goes_on(tmp_path
 
 # ----------------------------------------------------------------------------- SIGTERM
 
-def test_sigterm_saves_like_ctrl_c_exits_143_and_removes_the_temporary_copy(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
+def test_sigterm_saves_like_ctrl_c_and_removes_the_temporary_copy(tmp_path, signum):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((60_000, 6))
     table = tmp_path / "t.csv"
@@ -131,11 +132,11 @@ def test_sigterm_saves_like_ctrl_c_exits_143_and_removes_the_temporary_copy(tmp_
                   env={**os.environ, "TMPDIR": str(scratch)})
     _wait_for_line(proc, "epoch 2/")
     assert os.listdir(scratch), "the run keeps its float copy of the table in TMPDIR"
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err
+    assert proc.returncode == 128 + signum, err
     assert "Traceback" not in err
-    found = re.search(r"terminated \(SIGTERM\) in epoch (\d+)", err)
+    found = re.search(r"terminated \(%s\) in epoch (\d+)" % signal.Signals(signum).name, err)
     assert found, err
     epoch = int(found.group(1))
     net = MLP.load(save)
@@ -325,7 +326,7 @@ def test_a_bad_delimiter_is_one_line_naming_the_flag(tmp_path, command):
                         str(tmp_path / "p.csv")],
             "convert": ["convert", str(table), "--target-col", "y", "--out-x",
                         str(tmp_path / "x.npy"), "--out-y", str(tmp_path / "y.npy")]}[command]
-    _one_line_error(_cli(*args, "--delimiter", ""), "--delimiter must be one character")
+    _one_line_error(_cli(*args, "--delimiter", ""), "--delimiter", "one ASCII character")
 
 
 def test_output_piped_into_head_does_not_stop_the_run(tmp_path):
@@ -338,3 +339,110 @@ def test_output_piped_into_head_does_not_stop_the_run(tmp_path):
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 0, err
     assert err == "" and len(MLP.load(save).history.loss) == 30
+
+
+# ----------------------------------------------------------------------------- round two
+
+@pytest.mark.parametrize("kind", ["device", "fifo"])
+def test_an_output_that_is_not_a_regular_file_is_refused(tmp_path, capsys, kind):
+    if kind == "device":
+        target = "/dev/null"
+    else:
+        target = str(tmp_path / "pipe.npz")
+        os.mkfifo(target)
+    assert main(["train", *SMALL, "--save", target]) == 2
+    assert "is not a regular file" in capsys.readouterr().err
+    assert os.path.exists(target) and not os.path.isfile(target)
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--optimizer", "adam", "--momentum", "0.5"], ["--momentum applies to --optimizer sgd"]),
+    (["--nesterov"], ["--nesterov applies to --optimizer sgd"]),
+    (["--optimizer", "sgd", "--beta1", "0.5"], ["--beta1 applies to --optimizer adam"]),
+    (["--min-lr", "0.0001"], ["--min-lr applies to --schedule cosine"]),
+    (["--gamma", "0.5"], ["--gamma applies to --schedule step"]),
+    (["--step-size", "3"], ["--step-size applies to --schedule step"]),
+    (["--checkpoint-every", "2"], ["--checkpoint-every applies to --checkpoint"]),
+    (["--drop-cols", "a"], ["--drop-cols applies to a .csv or .parquet"]),
+    (["--max-categories", "5"], ["--max-categories applies"]),
+    (["--delimiter", ";"], ["--delimiter applies to a .csv file"]),
+    (["--chunk-rows", "100"], ["--chunk-rows applies"]),
+    (["--mom", "0.3"], ["--momentum applies"]),  # an abbreviation argparse accepts
+    (["--early-stopping", "5", "--validation-fraction", "0"], ["--validation-fraction 0"]),
+])
+def test_options_this_run_would_ignore_are_refused(capsys, args, words):
+    assert main(["train", *SMALL, *args]) == 2
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and "epoch" not in out
+    for word in words:
+        assert word in err, err
+
+
+def test_rows_with_data_and_table_options_with_arrays_are_refused(tmp_path, capsys):
+    X = np.random.default_rng(0).standard_normal((50, 3))
+    np.savez(tmp_path / "d.npz", X=X, y=X[:, 0])
+    assert main(["train", "--data", str(tmp_path / "d.npz"), "--rows", "50"]) == 2
+    assert "--rows applies to the built-in dataset" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text,words", [
+    ("64,,32", ["--hidden-sizes", "comma-separated integers"]),
+    (",", ["--hidden-sizes", "comma-separated integers"]),
+    ("0", ["--hidden-sizes", "at least 1"]),
+    ("-5", ["--hidden-sizes", "at least 1"]),
+])
+def test_hidden_sizes_with_empty_or_non_positive_widths_are_refused(text, words):
+    _one_line_error(_cli("train", "--hidden-sizes=" + text), *words)
+
+
+def test_an_explicit_identity_output_on_class_labels_is_refused(tmp_path, capsys):
+    table = tmp_path / "t.csv"
+    table.write_text("a,label\n" + "".join("%d,%s\n" % (i, "yes" if i % 2 else "no")
+                                           for i in range(40)))
+    assert main(["train", "--data", str(table), "--target-col", "label", "--output",
+                 "identity"]) == 2
+    assert "--output identity: the target 'label' holds classes" in capsys.readouterr().err
+    # Left to its default, the output becomes a softmax, and --classes may fix the count.
+    assert main(["train", "--data", str(table), "--target-col", "label", "--classes", "2",
+                 "--epochs", "1"]) == 0
+
+
+def test_a_table_model_refuses_arrays_in_predict_and_evaluate(tmp_path, capsys):
+    table, model_file = tmp_path / "t.csv", str(tmp_path / "m.npz")
+    _semicolon_table(table)
+    assert main(["train", "--data", str(table), "--target-col", "y", "--epochs", "1",
+                 "--save", model_file]) == 0
+    X = np.random.default_rng(0).standard_normal((20, 3))
+    np.savez(tmp_path / "d.npz", X=X, y=X[:, 0])
+    capsys.readouterr()
+    assert main(["evaluate", "--model", model_file, "--data", str(tmp_path / "d.npz")]) == 2
+    assert "was trained on a table" in capsys.readouterr().err
+    assert main(["predict", "--model", model_file, "--data", str(tmp_path / "d.npz"),
+                 "--out", str(tmp_path / "p.npy")]) == 2
+    assert "bypass its preprocessing" in capsys.readouterr().err
+    assert not (tmp_path / "p.npy").exists()
+
+
+def test_a_resumed_run_reports_only_its_own_epochs(tmp_path, capsys):
+    ckpt = str(tmp_path / "ck.npz")
+    base = ["train", "--rows", "2000", "--hidden-sizes", "8", "--checkpoint", ckpt]
+    assert main([*base, "--epochs", "3"]) == 0
+    capsys.readouterr()
+    assert main([*base, "--epochs", "5", "--resume"]) == 0
+    assert "trained 2 epochs in" in capsys.readouterr().out
+    assert main([*base, "--epochs", "4", "--resume"]) == 0
+    assert "nothing trained: checkpoint %s already holds 5 epochs" % ckpt in \
+        capsys.readouterr().out
+
+
+def test_a_checkpoint_without_its_optimizer_step_is_refused(tmp_path):
+    ckpt = tmp_path / "ck.npz"
+    X = np.random.default_rng(0).standard_normal((100, 3))
+    MLP([3, 4, 1], seed=0).fit(X, X[:, 0], epochs=1, checkpoint=ckpt, optimizer="adam",
+                               lr=0.01)
+    arrays = dict(np.load(ckpt))
+    del arrays["step"]
+    np.savez(ckpt, **arrays)
+    with pytest.raises(ValueError, match="lacks step"):
+        MLP([3, 4, 1]).fit(X, X[:, 0], epochs=2, checkpoint=ckpt, resume=True,
+                           optimizer="adam", lr=0.01)

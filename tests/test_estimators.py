@@ -207,6 +207,20 @@ def test_bad_parameters_are_refused_at_fit(regression, kwargs, message):
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
+def test_momentum_of_1_is_refused_for_sgd_and_ignored_otherwise(regression):
+    X, y = regression
+    with pytest.raises(ValueError) as info:
+        MLPRegressor(solver="sgd", momentum=1.0, max_iter=2).fit(X, y)
+    assert str(info.value) == ("momentum must be < 1 for solver='sgd' (numba-dense's velocity "
+                               "would never decay; scikit-learn's range [0, 1] includes 1), "
+                               "got 1.0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # max_iter reached
+        # scikit-learn ignores the options of the other solver: so does the estimator
+        MLPRegressor(solver="adam", momentum=1.0, nesterovs_momentum=True, max_iter=2).fit(X, y)
+        MLPRegressor(solver="sgd", beta_1=0.5, beta_2=0.9, epsilon=1e-3, max_iter=2).fit(X, y)
+
+
 def test_a_missing_label_is_refused_in_scikit_learns_words():
     X = np.random.default_rng(0).standard_normal((6, 2))
     # scikit-learn's own fit fails in np.unique: "'<' not supported between ... 'NoneType'"

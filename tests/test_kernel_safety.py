@@ -25,6 +25,11 @@ HUGE = 2**40
 #: The cost code passed where the model and tests/test_loop.py pass one (their signatures).
 MSE = kernels.MSE
 
+#: train_epoch's options after ``workspace`` as the model layer passes them (loss, optimizer,
+#: beta1, beta2, eps, nesterov, step): calls here reuse the model layer's compiled version
+#: instead of compiling one more (left-out options are another signature: ~20 s per dtype).
+MODEL_LAYER_OPTIONS = (int(MSE), int(kernels.SGD), 0.9, 0.999, 1e-8, False, 0)
+
 
 def _one_line_error(error, call, *expected):
     """The message of ``call``'s ``error``; it is one line and holds every ``expected``."""
@@ -154,20 +159,23 @@ def _aliasing_cases():
         n = _network(dtype)
         return lambda: kernels.train_epoch(n["X"], n["Y"], n["params"], n["params"],
                                            np.empty(0, dtype), n["sizes"], n["acts"], n["batch"],
-                                           0.1, 0.0, 0.0, np.empty(0, np.int64), n["work"])
+                                           0.1, 0.0, 0.0, np.empty(0, np.int64), n["work"],
+                                           *MODEL_LAYER_OPTIONS)
 
     def epoch_velocity_is_grads(dtype):
         n = _network(dtype)
         return lambda: kernels.train_epoch(n["X"], n["Y"], n["params"], n["grads"], n["grads"],
                                            n["sizes"], n["acts"], n["batch"], 0.1, 0.9, 0.0,
-                                           np.empty(0, np.int64), n["work"])
+                                           np.empty(0, np.int64), n["work"],
+                                           *MODEL_LAYER_OPTIONS)
 
     def epoch_work_holds_y(dtype):
         n = _network(dtype)
         Y = n["work"][:24].reshape(6, 4)
         return lambda: kernels.train_epoch(n["X"], Y, n["params"], n["grads"],
                                            np.empty(0, dtype), n["sizes"], n["acts"], n["batch"],
-                                           0.1, 0.0, 0.0, np.empty(0, np.int64), n["work"])
+                                           0.1, 0.0, 0.0, np.empty(0, np.int64), n["work"],
+                                           *MODEL_LAYER_OPTIONS)
 
     def gradient_grads_in_work(dtype):
         n = _network(dtype)
@@ -188,6 +196,28 @@ def _aliasing_cases():
         params[:] = n["params"]
         return lambda: kernels.dataset_cost(n["X"], n["Y"], params, n["sizes"], n["acts"],
                                             n["batch"], work[:n["work"].shape[0] + 1], MSE)
+
+    def epoch_params_overlaps_x(dtype):
+        n = _network(dtype)
+        big = np.zeros(24 + 31 - 5, dtype)  # X's 24 elements, then params over X's last 5
+        X = big[:24].reshape(6, 4)
+        X[:] = n["X"]
+        params = big[19:]
+        return lambda: kernels.train_epoch(X, n["Y"], params, n["grads"], np.empty(0, dtype),
+                                           n["sizes"], n["acts"], n["batch"], 0.1, 0.0, 0.0,
+                                           np.empty(0, np.int64), n["work"],
+                                           *MODEL_LAYER_OPTIONS)
+
+    def epoch_params_overlaps_y(dtype):
+        n = _network(dtype)
+        big = np.zeros(31 + 24 - 3, dtype)  # params, then Y over params' last 3
+        params = big[:31]
+        params[:] = n["params"]
+        Y = big[28:].reshape(6, 4)
+        return lambda: kernels.train_epoch(n["X"], Y, params, n["grads"], np.empty(0, dtype),
+                                           n["sizes"], n["acts"], n["batch"], 0.1, 0.0, 0.0,
+                                           np.empty(0, np.int64), n["work"],
+                                           *MODEL_LAYER_OPTIONS)
 
     shares = "shares memory with"
     partly = "without being the same array"
@@ -216,6 +246,8 @@ def _aliasing_cases():
         (epoch_grads_is_params, "train_epoch: grads " + shares + " params"),
         (epoch_velocity_is_grads, "train_epoch: velocity " + shares + " grads"),
         (epoch_work_holds_y, "train_epoch: workspace " + shares + " Y"),
+        (epoch_params_overlaps_x, "train_epoch: params " + shares + " X"),
+        (epoch_params_overlaps_y, "train_epoch: params " + shares + " Y"),
         (gradient_grads_in_work, "batch_gradient: grads " + shares + " workspace"),
         (loss_and_gradient_grads_is_params, "batch_gradient: grads " + shares + " params"),
         (cost_work_holds_params, "dataset_cost: workspace " + shares + " params"),
@@ -307,6 +339,30 @@ def test_optimizer_updates_with_grads_the_same_array(dtype):
     np.testing.assert_array_equal(m_in, m)
 
 
+def test_refused_params_over_x_leaves_x_untouched(dtype):
+    n = _network(dtype)
+    big = np.zeros(24 + 31 - 5, dtype)
+    X, params = big[:24].reshape(6, 4), big[19:]
+    X[:] = n["X"]
+    before = big.copy()
+    with pytest.raises(ValueError, match="train_epoch: params shares memory with X"):
+        kernels.train_epoch(X, n["Y"], params, n["grads"], np.empty(0, dtype), n["sizes"],
+                            n["acts"], n["batch"], 0.1, 0.0, 0.0, np.empty(0, np.int64),
+                            n["work"], *MODEL_LAYER_OPTIONS)
+    np.testing.assert_array_equal(big, before)
+
+
+def test_predict_into_names_out_in_its_messages(dtype):
+    n = _network(dtype, sizes=(4, 3, 2))  # 4 inputs, 2 outputs: out=X has 2 columns too many
+    X = n["X"]
+    _one_line_error(ValueError, lambda: kernels.predict_into(
+        X, n["params"], n["sizes"], n["acts"], X, n["batch"], n["work"]),
+        "predict_into: out has 4 columns but sizes[-1] has 2")
+    _one_line_error(ValueError, lambda: kernels.predict_into(
+        X, n["params"], n["sizes"], n["acts"], np.empty((5, 2), dtype), n["batch"], n["work"]),
+        "predict_into: out has 5 rows but X has 6")
+
+
 def test_predict_into_may_write_over_its_input(dtype):
     n = _network(dtype)  # 4 inputs, 4 outputs
     separate = np.empty_like(n["X"])
@@ -366,7 +422,8 @@ def test_train_epoch_refuses_sizes_beyond_int64():
     n = _network(np.float64)
     _one_line_error(OverflowError, lambda: kernels.train_epoch(
         n["X"], n["Y"], n["params"], n["grads"], np.empty(0), np.array([4, HUGE, HUGE, 4]),
-        np.array([1, 1, 0]), n["batch"], 0.1, 0.0, 0.0, np.empty(0, np.int64), n["work"]),
+        np.array([1, 1, 0]), n["batch"], 0.1, 0.0, 0.0, np.empty(0, np.int64), n["work"],
+        *MODEL_LAYER_OPTIONS),
         "train_epoch: sizes [4, 1099511627776, 1099511627776, 4]")
 
 
@@ -397,7 +454,7 @@ def _updates(dtype, lr=0.1, momentum=0.9, weight_decay=0.0, beta1=0.9, beta2=0.9
         ("train_epoch", lambda: kernels.train_epoch(
             n["X"], n["Y"], n["params"], n["grads"], np.zeros_like(n["params"]), n["sizes"],
             n["acts"], n["batch"], lr, momentum, weight_decay, np.empty(0, np.int64),
-            n["work"])),
+            n["work"], *MODEL_LAYER_OPTIONS)),
     ]
     return calls, (p, n["params"])
 
@@ -453,6 +510,139 @@ def test_valid_hyperparameters_still_update():
     assert not np.array_equal(p, before[0]) and not np.array_equal(params, before[1])
 
 
+@pytest.mark.parametrize("scale, shown", [(np.nan, "nan"), (np.inf, "inf"), (-np.inf, "-inf")])
+def test_a_non_finite_gradient_scale_is_refused(dtype, scale, shown):
+    rng = np.random.default_rng(6)
+    delta, X = random_array(rng, (4, 3), dtype), random_array(rng, (4, 5), dtype)
+    dW, db = np.zeros((3, 5), dtype), np.zeros(3, dtype)
+    _one_line_error(ValueError, lambda: kernels.accumulate_gradients(delta, X, dW, db, scale,
+                                                                     False),
+                    "accumulate_gradients: scale must be finite, got " + shown)
+    n = _network(dtype)
+    _one_line_error(ValueError, lambda: kernels.batch_gradient(
+        n["X"], n["Y"], n["params"], n["grads"], n["sizes"], n["acts"], n["batch"], n["work"],
+        scale, MSE), "batch_gradient: scale must be finite, got " + shown)
+    assert not dW.any() and not db.any() and not n["grads"].any()
+
+
+# ----------------------------------------------------------------------------- softmax, 1 output
+
+def test_softmax_cross_entropy_with_one_output_is_refused(dtype):
+    n = _network(dtype, sizes=(4, 3, 1))
+    ce = kernels.SOFTMAX_CE
+    options = (int(ce),) + MODEL_LAYER_OPTIONS[1:]
+    calls = [
+        ("train_epoch", lambda: kernels.train_epoch(
+            n["X"], n["Y"], n["params"], n["grads"], np.empty(0, dtype), n["sizes"], n["acts"],
+            n["batch"], 0.1, 0.0, 0.0, np.empty(0, np.int64), n["work"], *options)),
+        ("batch_gradient", lambda: kernels.batch_gradient(
+            n["X"], n["Y"], n["params"], n["grads"], n["sizes"], n["acts"], n["batch"],
+            n["work"], 1.0, ce)),
+        ("batch_gradient", lambda: kernels.loss_and_gradient(
+            n["X"], n["Y"], n["params"], n["grads"], n["sizes"], n["acts"], n["batch"],
+            n["work"], ce)),
+        ("dataset_cost", lambda: kernels.dataset_cost(
+            n["X"], n["Y"], n["params"], n["sizes"], n["acts"], n["batch"], n["work"], ce)),
+    ]
+    before = n["params"].copy()
+    for name, call in calls:
+        _one_line_error(ValueError, call, name + ": loss SOFTMAX_CE needs at least 2 outputs, "
+                        "but sizes[-1] is 1; use SIGMOID_BCE for one output")
+    np.testing.assert_array_equal(n["params"], before)
+    # one output with SIGMOID_BCE still trains
+    cost = kernels.train_epoch(n["X"], (n["Y"] > 0).astype(dtype), n["params"], n["grads"],
+                               np.empty(0, dtype), n["sizes"], n["acts"], n["batch"], 0.1, 0.0,
+                               0.0, np.empty(0, np.int64), n["work"],
+                               int(kernels.SIGMOID_BCE), *MODEL_LAYER_OPTIONS[1:])
+    assert cost > 0
+
+
+# ----------------------------------------------------------------------------- mixed dtypes
+
+def _argument_for(kind, dtype):
+    """A valid argument of a ``kernels._checks.SIGNATURES`` kind, float arrays of ``dtype``."""
+    kind = kind.rstrip("?")
+    if kind == "flag":
+        return False
+    if kind == "int":
+        return 1
+    if kind == "real":
+        return 0.5
+    if kind.startswith("1i"):
+        return np.array([2, 2], np.int64)
+    return np.zeros((2,) * int(kind[0]), dtype)
+
+
+def test_every_public_kernel_has_python_call_checks():
+    from numba.core.registry import CPUDispatcher
+    from numba_dense.kernels._checks import SIGNATURES
+    compiled = [name for name in kernels.__all__
+                if isinstance(getattr(kernels, name), CPUDispatcher)]
+    assert sorted(compiled) == sorted(SIGNATURES)
+
+
+def _mixed_dtype_cases():
+    from numba_dense.kernels._checks import SIGNATURES
+    cases = []
+    for kernel, spec in SIGNATURES.items():
+        floats = [i for i, item in enumerate(spec.split())
+                  if item.split(":")[1][0] in "12" and "i" not in item.split(":")[1]]
+        for other in floats[1:]:
+            cases.append((kernel, other))
+    return cases
+
+
+@pytest.mark.parametrize("kernel, other", _mixed_dtype_cases(),
+                         ids=["%s-%d" % c for c in _mixed_dtype_cases()])
+def test_every_kernel_refuses_mixed_float_dtypes_in_one_line(kernel, other):
+    """float64 first, one later float array float32: checked before Numba types the call
+    (nothing is compiled), whichever array it is."""
+    from numba_dense.kernels._checks import SIGNATURES
+    items = [item.split(":") for item in SIGNATURES[kernel].split()]
+    args = [_argument_for(kind, np.float64) for _, kind in items]
+    args[other] = args[other].astype(np.float32)
+    first = next(name for name, kind in items if kind[0] in "12" and "i" not in kind)
+    _one_line_error(TypeError, lambda: getattr(kernels, kernel)(*args),
+                    "%s: %s has dtype float32 but %s has float64"
+                    % (kernel, items[other][0], first))
+
+
+def test_the_reported_mixed_dtype_calls_get_one_line_errors():
+    X = np.ones((3, 4))
+    W, b, out = np.ones((2, 4), np.float32), np.zeros(2, np.float32), np.zeros((3, 2), np.float32)
+    _one_line_error(TypeError, lambda: kernels.dense_forward(X, W, b, out, True),
+                    "dense_forward: W has dtype float32 but X has float64")
+    n = _network(np.float32)
+    _one_line_error(TypeError, lambda: kernels.train_epoch(
+        n["X"].astype(np.float64), n["Y"], n["params"], n["grads"], np.empty(0, np.float32),
+        n["sizes"], n["acts"], n["batch"], 0.1, 0.0, 0.0, np.empty(0, np.int64), n["work"],
+        *MODEL_LAYER_OPTIONS), "train_epoch: Y has dtype float32 but X has float64")
+
+
+# ----------------------------------------------------------------------------- big integers
+
+@pytest.mark.parametrize("t", [2**63, 2**64, -2**63 - 1])
+def test_a_step_number_beyond_int64_gets_one_line(dtype, t):
+    p, g = np.ones(4, dtype), np.ones(4, dtype)
+    for _ in range(2):  # before and after a version is compiled for these types
+        kernels.adam_update(p, g, np.zeros(4, dtype), np.zeros(4, dtype), 1, 0.1, 0.9, 0.999,
+                            1e-8, 0.0, False)
+        _one_line_error(OverflowError, lambda: kernels.adam_update(
+            p, g, np.zeros(4, dtype), np.zeros(4, dtype), t, 0.1, 0.9, 0.999, 1e-8, 0.0, False),
+            "adam_update: t must fit int64 and be >= 1 (a step number), got %d" % t)
+        _one_line_error(OverflowError, lambda: kernels.optimizer_step(
+            p, g, np.zeros(8, dtype), kernels.ADAM, t, 0.1, 0.9, 0.0, 0.9, 0.999, 1e-8, False),
+            "optimizer_step: t must fit int64 and be >= 1 (a step number), got %d" % t)
+
+
+def test_other_integers_beyond_int64_get_one_line():
+    sizes = np.array([4, 3, 2])
+    kernels.workspace_size(sizes, 8)
+    _one_line_error(OverflowError, lambda: kernels.workspace_size(sizes, 2**64),
+                    "workspace_size: batch_size must fit int64 (at most 2**63 - 1), got %d"
+                    % 2**64)
+
+
 # ----------------------------------------------------------------------------- int arrays
 
 def _as(kind, a):
@@ -475,7 +665,8 @@ def test_network_kernels_accept_integer_arrays_of_any_dtype(dtype, kind):
         params = n["params"].copy()
         cost = kernels.train_epoch(n["X"], n["Y"], params, np.zeros_like(params),
                                    np.empty(0, dtype), convert(n["sizes"]), convert(n["acts"]),
-                                   n["batch"], 0.1, 0.0, 0.0, convert(order), n["work"])
+                                   n["batch"], 0.1, 0.0, 0.0, convert(order), n["work"],
+                                   *MODEL_LAYER_OPTIONS)
         out = np.empty_like(n["Y"])
         kernels.predict_into(n["X"], params, convert(n["sizes"]), convert(n["acts"]), out,
                              n["batch"], n["work"])
@@ -501,16 +692,30 @@ def test_size_kernels_accept_integer_arrays_of_any_dtype(kind):
     assert kernels.workspace_size(_as(kind, sizes), 8) == kernels.workspace_size(sizes, 8)
 
 
-def test_an_empty_order_may_be_a_tuple():
+@pytest.mark.parametrize("empty", [(), []], ids=["tuple", "list"])
+def test_an_empty_order_may_be_a_tuple_or_a_list(empty):
     n = _network(np.float64)
     args = [n["X"], n["Y"], n["params"], n["grads"], np.empty(0), n["sizes"], n["acts"],
             n["batch"], 0.1, 0.0, 0.0]
-    storage, tuple_order = n["params"].copy(), n["params"].copy()
+    storage, empty_order = n["params"].copy(), n["params"].copy()
     args[2] = storage
-    kernels.train_epoch(*args, np.empty(0, np.int64), n["work"])
-    args[2] = tuple_order
-    kernels.train_epoch(*args, (), n["work"])
-    np.testing.assert_array_equal(tuple_order, storage)
+    kernels.train_epoch(*args, np.empty(0, np.int64), n["work"], *MODEL_LAYER_OPTIONS)
+    args[2] = empty_order
+    kernels.train_epoch(*args, empty, n["work"], *MODEL_LAYER_OPTIONS)
+    np.testing.assert_array_equal(empty_order, storage)
+
+
+@pytest.mark.parametrize("empty", [(), [], np.empty(0, np.int64)], ids=["tuple", "list", "array"])
+def test_empty_sizes_get_the_kernels_own_error(empty):
+    for name in ("param_count", "layer_offsets"):
+        _one_line_error(ValueError, lambda: getattr(kernels, name)(empty),
+                        name + ": sizes must list at least 2 layer widths (inputs and outputs), "
+                        "got 0")
+    _one_line_error(ValueError, lambda: kernels.workspace_size(empty, 8),
+                    "workspace_size: sizes must list at least 2 layer widths")
+    _one_line_error(ValueError, lambda: kernels.param_count([5]),
+                    "param_count: sizes must list at least 2 layer widths (inputs and outputs), "
+                    "got 1")
 
 
 @pytest.mark.parametrize("call, error, message", [
@@ -548,16 +753,20 @@ def test_user_njit_code_may_pass_other_integer_dtypes():
 # ----------------------------------------------------------------------------- the cache
 
 def _read_only_home_and_package(tmp_path):
-    """A copy of ``kernels`` in a read-only folder, and a read-only home, that Numba cannot
-    cache in even as root: a file stands where each cache folder would be made."""
+    """A copy of ``numba_dense.kernels`` (under an empty ``numba_dense``) in a read-only
+    folder, and a read-only home, that Numba cannot cache in even as root: a file stands
+    where each cache folder would be made."""
     pkg = tmp_path / "site"
-    shutil.copytree(os.path.dirname(kernels.__file__), pkg / "kernels",
+    (pkg / "numba_dense").mkdir(parents=True)
+    (pkg / "numba_dense" / "__init__.py").write_text("")
+    copy = pkg / "numba_dense" / "kernels"
+    shutil.copytree(os.path.dirname(kernels.__file__), copy,
                     ignore=shutil.ignore_patterns("__pycache__"))
-    (pkg / "kernels" / "__pycache__").write_text("not a folder")
+    (copy / "__pycache__").write_text("not a folder")
     home = tmp_path / "home"
     home.mkdir()
     (home / ".cache").write_text("not a folder")
-    locked = [pkg / "kernels", pkg, home]
+    locked = [copy, pkg / "numba_dense", pkg, home]
     for folder in locked:
         folder.chmod(0o555)
     return pkg, home, locked
@@ -622,7 +831,6 @@ def test_import_is_silent_where_numba_can_cache(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     env["XDG_CACHE_HOME"] = str(tmp_path)  # writable, whatever the package folder is
     result = subprocess.run([sys.executable, "-c", "from numba_dense import kernels"],
-                            capture_output=True,
-                            text=True, timeout=600, env=env,
+                            capture_output=True, text=True, timeout=600, env=env,
                             cwd=os.path.dirname(os.path.dirname(kernels.__file__)))
     assert result.returncode == 0 and result.stderr == "", result.stderr

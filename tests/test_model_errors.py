@@ -127,13 +127,22 @@ BAD_FIELDS = [
     (lambda a: dict(target_mean=np.array([np.nan, 0.0])), "target_mean [nan, 0.0]"),
     (lambda a: dict(target_scale=np.array([1.0, 2.0])),
      "target_scale (dtype float64, shape (2,)) must be numbers"),
-    (lambda a: dict(target_scale=None), "target_mean is saved without its target_scale"),
+    (lambda a: dict(target_scale=None), "version 5 lacks target_scale"),
     # valid fields that do not go together: the constructor's message, naming the file
-    (lambda a: dict(output=np.array("softmax"), loss=np.array("mse"), target_mean=None,
-                    target_scale=None),
+    (lambda a: dict(output=np.array("softmax"), loss=np.array("mse"), target_mean=np.empty(0),
+                    target_scale=np.array(1.0)),
      "output='softmax' trains with loss='cross_entropy', got loss='mse'"),
     (lambda a: dict(output=np.array("softmax"), loss=np.array("cross_entropy")),
      "a target scaling belongs to a regression"),
+    # what a version writes is required of it (it would take a default silently)
+    (lambda a: dict(target_mean=None), "version 5 lacks target_mean"),
+    (lambda a: dict(target_scale=None, target_mean=None), "version 5 lacks target_mean, "
+     "target_scale"),
+    (lambda a: dict(optimizer=None), "version 5 lacks optimizer"),
+    (lambda a: dict(optimizer=None, version=np.array(4), target_mean=None, target_scale=None),
+     "version 4 lacks optimizer"),
+    (lambda a: dict(layer_sizes=np.array([2**40, 2**40, 1])),
+     "layer_sizes [1099511627776, 1099511627776, 1] make more than 2**63 - 1 parameters"),
 ]
 
 
@@ -150,6 +159,27 @@ def test_a_bad_field_is_refused_at_load_naming_the_file(saved, tmp_path, change,
         assert text.startswith("load: %r is not a valid numba-dense model file: "
                                % str(bad)), text
         assert message in text, text
+
+
+def test_a_member_that_is_not_an_array_is_refused_at_load(saved, tmp_path):
+    import zipfile
+    path, _ = saved
+    bad = tmp_path / "bytes.npz"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(bad, "w") as dst:
+        for item in src.infolist():
+            dst.writestr(item.filename,
+                         b"hello" if item.filename == "params.npy" else src.read(item))
+    with pytest.raises(ValueError) as info:
+        MLP.load(bad)
+    text = _one_line(info.value)
+    assert str(bad) in text and "member 'params' is not a NumPy array (got bytes)" in text
+
+
+def test_a_version_4_file_without_scaling_arrays_still_loads(saved, tmp_path):
+    path, arrays = saved
+    old = _with(tmp_path / "v4.npz", arrays, version=np.array(4), target_mean=None,
+                target_scale=None)
+    assert MLP.load(old).target_scaling is None
 
 
 def test_the_saved_file_itself_loads_and_predicts(saved):
@@ -247,6 +277,30 @@ def test_seed_may_be_a_generator_but_not_a_float():
     (dict(epochs=np.float64(2)), TypeError, "epochs must be an integer, got 2.0"),
     (dict(lr=np.float32(-1)), ValueError, "lr must be > 0.0, got -1.0"),
     (dict(schedule=np.str_("cosinus")), ValueError, "got 'cosinus'"),
+    # options that the optimizer, schedule or checkpointing in use would ignore
+    (dict(optimizer="adam", momentum=0.5), ValueError,
+     "momentum=0.5 applies to optimizer='sgd'; this fit uses 'adam'"),
+    (dict(optimizer="adamw", nesterov=True), ValueError,
+     "nesterov=True applies to optimizer='sgd'; this fit uses 'adamw'"),
+    (dict(beta1=0.8), ValueError,
+     "beta1=0.8 applies to optimizer='adam' or 'adamw'; this fit uses 'sgd'"),
+    (dict(beta2=0.99), ValueError, "beta2=0.99 applies to optimizer='adam' or 'adamw'"),
+    (dict(eps=1e-6), ValueError, "eps=1e-06 applies to optimizer='adam' or 'adamw'"),
+    (dict(min_lr=0.001), ValueError,
+     "min_lr=0.001 applies to schedule='cosine'; this fit uses 'constant'"),
+    (dict(schedule="cosine", gamma=0.5), ValueError,
+     "gamma=0.5 applies to schedule='step'; this fit uses 'cosine'"),
+    (dict(step_size=3), ValueError, "step_size=3 applies to schedule='step'"),
+    (dict(checkpoint_every=2), ValueError,
+     "checkpoint_every=2 applies with checkpoint=path; this fit has checkpoint=None"),
+    # a string counts as true: a bool is required
+    (dict(verbose="no"), TypeError, "verbose must be True or False, got 'no'"),
+    (dict(verbose="False"), TypeError, "verbose must be True or False, got 'False'"),
+    (dict(progress="False"), TypeError, "progress must be None, True or False, got 'False'"),
+    (dict(validation_data=(np.zeros((2, 3)), np.zeros((2, 2)), np.zeros((2, 2)))), TypeError,
+     "validation_data must be a pair (X_val, y_val), got a tuple of length 3"),
+    (dict(validation_data=5), TypeError,
+     "validation_data must be a pair (X_val, y_val), got an int"),
 ])
 def test_bad_options_are_refused_before_anything_changes(changes, error, message):
     net = MLP([3, 2], seed=0)
@@ -261,7 +315,89 @@ def test_min_lr_equal_to_lr_or_other_schedules_are_fine():
     net = MLP([3, 2], seed=0)
     X, y = np.zeros((8, 3)), np.zeros((8, 2))
     assert net.fit(X, y, epochs=2, schedule="cosine", lr=0.1, min_lr=0.1).lr == [0.1, 0.1]
-    net.fit(X, y, epochs=1, schedule="constant", lr=0.01, min_lr=0.1)
+    net.fit(X, y, epochs=1, schedule="step", lr=0.01, step_size=3, gamma=0.5)
+    net.fit(X, y, epochs=1, optimizer="adam", beta1=0.8, beta2=0.99, eps=1e-6)
+    net.fit(X, y, epochs=1, momentum=0.9, nesterov=True, verbose=False, progress=False)
+    net.partial_fit(X, y, optimizer="adamw")
+
+
+def test_masked_arrays_with_masked_values_are_refused():
+    net = MLP([3, 1], seed=0)
+    X, y = np.ones((4, 3)), np.ones(4)
+    mask = np.zeros((4, 3), bool)
+    mask[1, 2] = mask[3, 0] = True
+    with pytest.raises(ValueError) as info:
+        net.fit(np.ma.masked_array(X, mask), y, epochs=1)
+    assert _one_line(info.value).startswith(
+        "X is a masked array with 2 masked values: fill or drop them")
+    with pytest.raises(ValueError, match="^y is a masked array with 1 masked value: fill"):
+        net.fit(X, np.ma.masked_array(y, [0, 0, 1, 0]), epochs=1)
+    with pytest.raises(ValueError, match="^X is a masked array with 2 masked values"):
+        net.predict(np.ma.masked_array(X, mask))
+    net.fit(np.ma.masked_array(X), y, epochs=1)  # nothing masked: its data
+
+
+@pytest.mark.parametrize("X, y, message", [
+    ({"X": np.ones((4, 5))}, np.ones(4), "X must be an array or a list of rows, got a dict of "
+     "length 1"),
+    ([[1, 2, 3, 4, 5], [1, 2]], [1, 2], "X must be rows of equal length, got a list of length "
+     "2 whose rows differ (row 0 has 5 entries, row 1 has 2)"),
+    (np.ones((4, 5)), {"y": np.ones(4)}, "y must be an array or a list of rows, got a dict "
+     "of length 1"),
+    (np.ones((4, 5)), [[1], [2, 3], [1], [1]], "y must be rows of equal length, got a list of "
+     "length 4 whose rows differ (row 0 has 1 entries, row 1 has 2)"),
+])
+def test_data_that_is_no_array_is_named_in_one_line(X, y, message):
+    with pytest.raises((TypeError, ValueError)) as info:
+        MLP([5, 1], seed=0).fit(X, y, epochs=1)
+    assert _one_line(info.value) == message
+
+
+@pytest.fixture
+def table(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "base.csv"
+    rows = ["%g,%g,%g,%g" % tuple(r) for r in rng.standard_normal((30, 4))]
+    path.write_text("a,b,c,y\n" + "\n".join(rows) + "\n")
+    return str(path)
+
+
+def test_a_warm_fit_on_a_table_keeps_the_target(table):
+    net = MLP([3, 1], seed=0)
+    net.fit(table, "y", epochs=1)
+    before = net.params.copy()
+    with pytest.raises(ValueError) as info:
+        net.fit(table, "a", epochs=1)
+    assert "y: this network was trained to predict 'y' from" in _one_line(info.value)
+    assert "not 'a'" in str(info.value)
+    assert net.preprocessing.target == "y"
+    np.testing.assert_array_equal(net.params, before)
+    net.fit(table, "y", epochs=1)  # the same target: a warm fit
+    fresh = MLP([3, 1], seed=0)  # never trained: its preprocessing may be learned again
+    fresh.preprocessing = net.preprocessing
+    fresh.fit(table, "a", epochs=1)
+    assert fresh.preprocessing.target == "a"
+
+
+def test_a_bad_preprocessing_attribute_is_named(table, tmp_path):
+    net = MLP([3, 1], seed=0)
+    net.preprocessing = "x"
+    for call in (lambda: net.save(tmp_path / "m.npz"), lambda: net.predict(table),
+                 lambda: net.fit(table, "y", epochs=1)):
+        with pytest.raises(TypeError) as info:
+            call()
+        assert _one_line(info.value) == ("preprocessing must be None or a "
+                                         "model.tabular.Preprocessing, got str")
+    trained = MLP([3, 1], seed=0)
+    trained.fit(table, "y", epochs=1)
+    wide = MLP([5, 1], seed=0)
+    wide.preprocessing = trained.preprocessing
+    for call in (lambda: wide.save(tmp_path / "w.npz"), lambda: wide.predict(table)):
+        with pytest.raises(ValueError) as info:
+            call()
+        assert _one_line(info.value) == ("preprocessing makes 3 inputs but the network has 5 "
+                                         "(layer_sizes[0])")
+    assert not (tmp_path / "w.npz").exists()
 
 
 def test_a_none_label_is_named():
