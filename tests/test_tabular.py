@@ -224,8 +224,8 @@ def test_convert_reads_parquet_too(mixed, tmp_path):
 
 def test_training_from_a_csv_larger_than_the_memory_bound_stays_within_it(tmp_path):
     """Memory does not grow with the file: training on a 180 MB CSV (read in 1 MB blocks,
-    trained on from disk) after a 90 MB one raises the peak by less than 16 MB, where
-    holding its extra 900,000 rows as float32 would take 32 MB. And the first file's own
+    trained on from disk) after a 30 MB one raises the peak by less than 32 MB, where
+    holding its extra 1,500,000 rows as float32 would take 54 MB. And the first file's own
     growth stays near the constant part (pyarrow's blocks in flight, one chunk of rows,
     the allocators' arenas: about 55-70 MB on the development machine, varying from run to
     run, so bounded loosely). Measured in a subprocess, so that its peak is its own."""
@@ -235,7 +235,7 @@ import numpy as np
 from model import MLP, tabular
 from benchmarks.read_tables import make_csv
 small, big = sys.argv[1], sys.argv[2]
-make_csv(small, 900_000)
+make_csv(small, 300_000)
 make_csv(big, 1_800_000)
 tabular.BLOCK_BYTES = 1 << 20
 net = MLP([9, 8, 1], seed=0)
@@ -253,7 +253,7 @@ print(os.path.getsize(big) / 2**20, middle - before, peak() - middle)
                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert result.returncode == 0, result.stderr
     size, first, second = map(float, result.stdout.split())
-    assert size > 3 * 60 and first < 100 and second < 16, (size, first, second)
+    assert size > 3 * 60 and first + second < 100 and second < 32, (size, first, second)
 
 
 def test_evaluate_and_predict_say_what_they_left_out_and_did_not_know(flights, tmp_path,
