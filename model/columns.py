@@ -113,6 +113,28 @@ def _temporal_seconds(values):
     return pc.multiply(as_int.cast(pa.float64(), safe=False), _SECONDS[t.unit])
 
 
+#: A number written with a decimal comma (``-0,0026``), or a plain integer: what a column of
+#: a CSV whose delimiter is not a comma may hold to be read as numbers (``decimal=","``).
+DECIMAL_COMMA = r"^\s*[+-]?\d+(,\d+)?([eE][+-]?\d+)?\s*$"
+
+
+def decimal_comma_numbers(strings):
+    """True when every non-missing string is a number with a decimal comma or an integer
+    (and at least one is present)."""
+    strings = _plain(strings).drop_null()
+    if len(strings) == 0 or not _is_text(strings):
+        return False
+    return bool(pc.all(pc.match_substring_regex(strings, DECIMAL_COMMA)).as_py())
+
+
+def _comma_to_point(strings):
+    """Strings of a decimal-comma column with the comma read as a point; None when one
+    non-missing value is not such a number."""
+    if not decimal_comma_numbers(strings) and len(_plain(strings).drop_null()):
+        return None
+    return pc.replace_substring(_plain(strings), ",", ".")
+
+
 def parses_as(strings, kind):
     """True when every non-missing value of a string array parses as ``kind``."""
     strings = strings.drop_null()
@@ -137,20 +159,25 @@ def csv_type(strings):
     return "text"
 
 
-def to_float(values, kind):
+def to_float(values, kind, decimal=None):
     """float64 NumPy values of a column of a numeric ``kind`` (number, bool, datetime), missing
     ones NaN. String arrays (CSV) are parsed; typed ones (Parquet) converted. A value that
-    does not parse raises ``ParseError`` with its row."""
-    x = _floats_or_none(values, kind)
+    does not parse raises ``ParseError`` with its row. ``decimal=","``: a number column
+    written with decimal commas (``DECIMAL_COMMA``)."""
+    x = _floats_or_none(values, kind, decimal)
     if x is None:
-        raise _first_bad(_plain(values), kind)
+        raise _first_bad(_plain(values), kind, decimal)
     return x
 
 
-def _floats_or_none(values, kind):
+def _floats_or_none(values, kind, decimal=None):
     """``to_float``, or None where a string does not parse (without looking for which)."""
     values = _plain(values)
     t = values.type
+    if decimal == "," and _is_text(values):
+        values = _comma_to_point(values)
+        if values is None:
+            return None
     if _is_text(values):
         try:
             if kind == "bool":
@@ -178,10 +205,15 @@ def to_text(values):
     return values if _is_text(values) else values.cast(pa.string())
 
 
-def _first_bad(strings, kind):
+def _first_bad(strings, kind, decimal=None):
     """The ``ParseError`` of the first value of ``strings`` that does not parse as ``kind``."""
     for row, value in enumerate(strings.to_pylist()):
-        if value is not None and not parses_as(pa.array([value]), kind):
+        if value is None:
+            continue
+        if decimal == ",":
+            if not decimal_comma_numbers(pa.array([value])):
+                return ParseError(value, "number written with a decimal comma", row)
+        elif not parses_as(pa.array([value]), kind):
             return ParseError(value, kind, row)
     return ParseError(None, kind, 0)  # pragma: no cover - the batch failed as a whole
 
@@ -194,22 +226,37 @@ class CsvTyper:
     ``widened`` is True once a column that held values of one type met one of another (so it
     became text after values had already been counted as numbers: its text statistics need
     a pass of their own).
+
+    ``decimal_comma`` (a CSV whose delimiter is not a comma): a column whose every value is
+    a number with a decimal comma (``-0,0026``) or an integer is a number column read so;
+    ``decimal`` is then ``","``.
     """
 
-    def __init__(self):
+    def __init__(self, decimal_comma=False):
         self.kind = None
         self.widened = False
+        self.decimal = None
+        # True while every value so far fits DECIMAL_COMMA: integers so far read the same
+        # either way, so a later batch of decimal commas keeps the column numbers.
+        self.comma_ok = decimal_comma
 
     def add(self, strings):
         if self.kind == "text":
             return self.kind, None
+        if self.comma_ok and len(_plain(strings).drop_null()):
+            self.comma_ok = decimal_comma_numbers(strings)
         if self.kind is not None:
-            x = _floats_or_none(strings, self.kind)
+            x = _floats_or_none(strings, self.kind, self.decimal)
+            if x is None and self.kind == "number" and self.comma_ok:
+                self.decimal = ","
+                x = _floats_or_none(strings, self.kind, self.decimal)
             if x is not None:
                 return self.kind, x
             self.kind, self.widened = "text", True  # only text holds both types
             return self.kind, None
         self.kind = csv_type(strings)
+        if self.kind == "text" and self.comma_ok:
+            self.kind, self.decimal = "number", ","
         if self.kind in (None, "text"):
             return self.kind, None
-        return self.kind, to_float(strings, self.kind)
+        return self.kind, to_float(strings, self.kind, self.decimal)

@@ -133,21 +133,39 @@ def _records(rows, path):
             yield start, row
 
 
-def _bad_field(parts):
-    """Why a row of the right length is not numbers: its first field that is not UTF-8 text
-    or not a number."""
-    for p in parts:
+def _bad_field(parts, names):
+    """(why a row of the right length is not numbers, the column): its first field that is
+    not UTF-8 text or not a number."""
+    for p, name in zip(parts, names):
         raw = tabular.not_utf8_field(p)
         if raw is not None:
-            return "field %r is not UTF-8 text: save the file as UTF-8" % raw
+            return "field %r is not UTF-8 text: save the file as UTF-8" % raw, name
         if not is_number(p):
-            return "field %r is not a number" % p.strip()
-    return "not numbers"  # pragma: no cover - NumPy refused what float() reads
+            return "field %r is not a number" % p.strip(), name
+    return "not numbers", None  # pragma: no cover - NumPy refused what float() reads
 
 
-def _parse_records(records, n_fields):
+#: The largest float32 value: a larger one is a bad row of a float32 conversion.
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+class _Reason(str):
+    """A bad line's reason (as ``bad_lines`` holds it) that knows the column it is about,
+    for the error message to name it."""
+
+    def __new__(cls, text, column=None):
+        self = super().__new__(cls, text)
+        self.column = column
+        return self
+
+
+def _parse_records(records, names, dtype=np.float64):
     """(values (rows, n_fields) float64, [(line, reason)] of bad lines) of (line, fields)
-    records, the fields as the csv module splits and unquotes them."""
+    records, the fields as the csv module splits and unquotes them; ``names``: the columns
+    (or their number); values beyond ``dtype``'s range are bad too."""
+    if isinstance(names, int):
+        names = [None] * names
+    n_fields = len(names)
     fields, good_lines, bad = [], [], []
     for line, parts in records:
         if len(parts) != n_fields:
@@ -166,7 +184,8 @@ def _parse_records(records, n_fields):
                 values.append([float(p) for p in parts])
                 keep.append(line_no)
             except ValueError:
-                bad.append((line_no, _bad_field(parts)))
+                why, column = _bad_field(parts, names)
+                bad.append((line_no, _Reason(why, column)))
         values = np.array(values, dtype=np.float64).reshape(-1, n_fields)
         good_lines = keep
     finite = np.isfinite(values).all(axis=1)
@@ -174,8 +193,28 @@ def _parse_records(records, n_fields):
         for r in np.flatnonzero(~finite):
             bad.append((good_lines[r], "holds NaN or inf"))
         values = values[finite]
+        good_lines = [line for line, ok in zip(good_lines, finite) if ok]
+    big = _overflows(values, dtype)
+    if big is not None:
+        rows_big = big.any(axis=1)
+        for r in np.flatnonzero(rows_big):
+            k = int(np.flatnonzero(big[r])[0])
+            bad.append((good_lines[r], _Reason("%r overflows %s" % (float(values[r, k]),
+                                                                    np.dtype(dtype).name),
+                                               names[k])))
+        values = values[~rows_big]
     bad.sort()
     return values, bad
+
+
+def _overflows(values, dtype):
+    """A boolean mask of the finite values beyond a float ``dtype``'s range, or None when
+    there are none."""
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f" or dtype.itemsize >= 8 or not values.size:
+        return None
+    big = np.abs(values) > float(np.finfo(dtype).max)
+    return big if big.any() else None
 
 
 def csv_to_npy(csv_path, x_path, y_path, targets, dtype=np.float32, delimiter=None,
@@ -192,6 +231,10 @@ def csv_to_npy(csv_path, x_path, y_path, targets, dtype=np.float32, delimiter=No
     csv_path = os.fspath(csv_path)
     if not os.path.isfile(csv_path):
         raise FileNotFoundError("convert: no such file: %r" % csv_path)
+    for what, out in (("--out-x (x_path)", x_path), ("--out-y (y_path)", y_path)):
+        if out is not None and not os.fspath(out).lower().endswith(".npy"):
+            raise ValueError("convert: %s must end in .npy (it is written as a NumPy array), "
+                             "got %r" % (what, os.fspath(out)))
     check_outputs({"convert: x_path": x_path, "convert: y_path": y_path},
                   {"csv_path": csv_path})
     if isinstance(targets, (str, int, np.integer)):
@@ -204,6 +247,7 @@ def csv_to_npy(csv_path, x_path, y_path, targets, dtype=np.float32, delimiter=No
                  else tabular.check_delimiter(delimiter, "convert: --delimiter"))
     if _is_parquet(csv_path):
         return _parquet_to_npy(csv_path, x_path, y_path, targets, dtype)
+    tabular.check_csv_bytes(csv_path, "convert: ")
     if not skip_bad:
         fast = _csv_to_npy_pyarrow(csv_path, x_path, y_path, targets, dtype, delimiter)
         if fast is not None:
@@ -233,7 +277,7 @@ def csv_to_npy(csv_path, x_path, y_path, targets, dtype=np.float32, delimiter=No
                 chunk = list(itertools.islice(records, chunk_rows))
                 if not chunk:
                     break
-                values, bad = _parse_records(chunk, len(names))
+                values, bad = _parse_records(chunk, names, dtype)
                 n_bad += len(bad)
                 bad_lines.extend(bad[:MAX_REPORTED - len(bad_lines)])
                 if bad and not skip_bad:
@@ -256,8 +300,19 @@ def csv_to_npy(csv_path, x_path, y_path, targets, dtype=np.float32, delimiter=No
 
 
 def _listed(bad_lines, n_bad):
-    return "; ".join("line %d: %s" % b for b in bad_lines) + (
+    return "; ".join(_line_reason(line, why) for line, why in bad_lines) + (
         "; ..." if n_bad > len(bad_lines) else "")
+
+
+def _line_reason(line, why):
+    """'line N: why', or 'line N, column 'c': why' for a reason about one field."""
+    column = getattr(why, "column", None)
+    if column is None:
+        return "line %d: %s" % (line, why)
+    why = str(why)
+    if why.startswith("field "):
+        why = why[len("field "):]
+    return "line %d, column %r: %s" % (line, column, why)
 
 
 def _commit(writers, where, n_bad=0, bad_lines=()):
@@ -296,7 +351,7 @@ def _write_batches(batches, names, x_path, y_path, targets, dtype, where):
         for batch in batches:
             values = np.column_stack([np.asarray(c.to_numpy(zero_copy_only=False),
                                                  dtype=np.float64) for c in batch.columns])
-            if not np.isfinite(values).all():
+            if not np.isfinite(values).all() or _overflows(values, dtype) is not None:
                 _discard(writers)
                 return None
             writers[0].append(values[:, feature_idx])
@@ -335,12 +390,41 @@ def _parquet_to_npy(path, x_path, y_path, targets, dtype):
     try:
         f = pq.ParquetFile(path)
         names = f.schema_arrow.names
+        for fld in f.schema_arrow:
+            t = fld.type
+            if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+                    or pa.types.is_decimal(t) or pa.types.is_null(t)):
+                raise ValueError("convert: %s: column %r has Parquet type %s, not numbers: "
+                                 "train on the file directly (python -m numba_dense train --data "
+                                 "%s, --drop-cols %s)" % (path, fld.name, t, path, fld.name))
         result = _write_batches(f.iter_batches(batch_size=1 << 16), names, x_path, y_path,
                                 targets, dtype, path)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
         raise ValueError("convert: %s is not a numeric Parquet file (%s)" % (path, exc)) from None
     if result is None:
-        raise ValueError("convert: %s holds missing, NaN or inf values: train on the file "
-                         "directly (python -m numba_dense train --data %s), which imputes them"
-                         % (path, path))
+        why = _parquet_bad_values(path, dtype)
+        raise ValueError("convert: %s%s%s" % (path, "" if why.startswith(":") else " ", why))
     return result
+
+
+def _parquet_bad_values(path, dtype):
+    """What is wrong with the values of a Parquet file ``_write_batches`` refused: the first
+    column and row holding a missing, NaN or inf value, or one beyond ``dtype``'s range."""
+    import pyarrow.parquet as pq
+    first = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=1 << 16):
+        for name, c in zip(batch.schema.names, batch.columns):
+            x = np.asarray(c.to_numpy(zero_copy_only=False), dtype=np.float64)
+            bad = ~np.isfinite(x)
+            if bad.any():
+                r = int(np.flatnonzero(bad)[0])
+                return ("holds missing, NaN or inf values (row %d, column %r): train on the "
+                        "file directly (python -m numba_dense train --data %s), which imputes "
+                        "missing ones" % (first + r + 1, name, path))
+            big = _overflows(x, dtype)
+            if big is not None:
+                r = int(np.flatnonzero(big)[0])
+                return (": row %d, column %r: %r overflows %s"
+                        % (first + r + 1, name, float(x[r]), np.dtype(dtype).name))
+        first += batch.num_rows
+    return "holds values that cannot be converted"  # pragma: no cover

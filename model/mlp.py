@@ -439,7 +439,7 @@ class MLP:
                             % type(target).__name__)
         prep = self.preprocessing
         if prep is not None:
-            check_preprocessing(self)
+            tabular.check_preprocessing(self)
             if prep.target != target and self.history is not None:
                 raise ValueError(
                     "y: this network was trained to predict %r from %s, not %r; a further fit "
@@ -462,7 +462,7 @@ class MLP:
             raise ValueError("%s is a table file, but this network was not trained on one: it "
                              "has no preprocessing to read it with (convert it with "
                              "`python -m numba_dense convert` and pass arrays)" % os.fspath(path))
-        return check_preprocessing(self)
+        return tabular.check_preprocessing(self)
 
     def partial_fit(self, X, y, batch_size=32, lr=0.01, momentum=0.0, weight_decay=0.0,
                     optimizer="sgd", beta1=0.9, beta2=0.999, eps=1e-8, nesterov=False):
@@ -679,21 +679,6 @@ def _check_applicable(settings, checkpoint, checkpoint_every):
     if checkpoint is None and checkpoint_every != 1:
         raise ValueError("checkpoint_every=%s applies with checkpoint=path; this fit has "
                          "checkpoint=None" % plain(checkpoint_every))
-
-
-def check_preprocessing(net):
-    """``net.preprocessing`` when it is a ``tabular.Preprocessing`` making ``net.n_inputs``
-    inputs (or None); else a one-line error naming ``preprocessing``."""
-    prep = getattr(net, "preprocessing", None)
-    if prep is None:
-        return None
-    if not isinstance(prep, tabular.Preprocessing):
-        raise TypeError("preprocessing must be None or a model.tabular.Preprocessing, got %s"
-                        % type(prep).__name__)
-    if prep.n_features != net.n_inputs:
-        raise ValueError("preprocessing makes %d inputs but the network has %d "
-                         "(layer_sizes[0])" % (prep.n_features, net.n_inputs))
-    return prep
 
 
 def _progress(progress):

@@ -12,7 +12,7 @@ from ..kernels.variants import LOSS_TABLE
 
 from .data import read_npz
 from .history import History
-from .tabular import Preprocessing
+from .tabular import Preprocessing, check_preprocessing
 from .paths import atomic_write
 from .targets import TargetScaling
 from .validation import first_nonfinite
@@ -58,7 +58,6 @@ def save(net, path):
         raise ValueError("save: params hold %s at index %d; a network with NaN/inf parameters "
                          "predicts NaN and is not written (train it again, with a lower lr)"
                          % ("NaN" if np.isnan(net.params[bad]) else "inf", bad))
-    from .mlp import check_preprocessing
     check_preprocessing(net)  # a Preprocessing of the network's inputs, or None
     atomic_savez(path, "save", **network_arrays(net))
 

@@ -168,21 +168,46 @@ def schema(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise TableError("%s: no such file" % path)
+    if not is_table(path):
+        raise TableError("%s is not a .csv or .parquet table (a table file's name ends in %s)"
+                         % (path, ", ".join(CSV_EXTENSIONS + PARQUET_EXTENSIONS)))
     if _is_csv(path):
         if os.path.getsize(path) == 0:
             raise TableError("%s: the file is empty (no header line)" % path)
+        check_csv_bytes(path)
         try:
             reader = pa.csv.open_csv(path, read_options=pa.csv.ReadOptions(block_size=1 << 16),
                                      parse_options=_parse_options(path),
                                      convert_options=_convert_options(None))
+            names = reader.schema.names
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
             raise _csv_error(path, exc) from None
-        names = reader.schema.names
         return pa.schema([(name, pa.string()) for name in names])
     try:
         return pa.parquet.read_schema(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise TableError("%s: not a readable Parquet file (%s)" % (path, exc)) from None
+
+
+_BOMS = ((b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe\x00\x00", "UTF-32"),
+         (b"\xfe\xff", "UTF-16"), (b"\xff\xfe", "UTF-16"))
+
+
+def check_csv_bytes(path, prefix=""):
+    """A ``TableError`` for a .csv that is not UTF-8 text as a whole: UTF-16/UTF-32 (a
+    byte-order mark, or NUL bytes in its first block), or a Parquet file named .csv."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    if head.startswith(b"PAR1"):
+        raise TableError("%s%s is a Parquet file named .csv: rename it to .parquet"
+                         % (prefix, path))
+    for bom, name in _BOMS:
+        if head.startswith(bom):
+            break
+    else:
+        name = "UTF-16" if b"\x00" in head else None
+    if name:
+        raise TableError("%s%s is %s text: save it as UTF-8" % (prefix, path, name))
 
 
 def _convert_options(columns):
@@ -197,6 +222,8 @@ def read_batches(path, columns=None):
     CSV's columns are strings, to be typed by ``model.columns``."""
     pa = _pyarrow()
     path = os.fspath(path)
+    if not is_table(path):
+        schema(path)  # the error saying it is not a table
     if _is_csv(path):
         columns = columns if columns is not None else column_names(path)
         try:
@@ -311,7 +338,8 @@ class Preprocessing:
         self.__dict__.update(spec)
         for column in self.columns:  # files of numba-dense 0.1 have no "type"
             column.setdefault("type", "number" if column["kind"] == "numeric" else "text")
-        for key, empty in (("left_out", {}), ("grouped", {}), ("target_type", None)):
+        for key, empty in (("left_out", {}), ("grouped", {}), ("target_type", None),
+                           ("target_decimal", None)):
             self.__dict__.setdefault(key, empty)
 
     # ---- fitting
@@ -332,6 +360,11 @@ class Preprocessing:
         there is one.
         """
         path = os.fspath(path)
+        if isinstance(max_categories, bool) or not isinstance(max_categories, (int, np.integer)) \
+                or max_categories < 2:
+            raise ValueError("max_categories must be an integer >= 2, got %r"
+                             % (max_categories,))
+        max_categories = int(max_categories)
         file_schema = schema(path)
         names = file_schema.names
         if target not in names:
@@ -340,21 +373,30 @@ class Preprocessing:
         check_unique(path, names)
         chosen = _choose_features(path, names, target, features, drop)
         stats = {}
+        comma = _is_csv(path) and delimiter_of(path) != ","
         for name in chosen + [target]:
             try:
                 stats[name] = _ColumnStats(None if _is_csv(path) else coltypes.parquet_type(
-                    name, file_schema.field(name).type))
+                    name, file_schema.field(name).type), decimal_comma=comma)
             except coltypes.ColumnTypeError as exc:
                 raise TableError("%s: %s" % (path, exc)) from None
-        rows = dropped = 0
+        rows = dropped = first_row = 0
         bar = _bar(path, progress)
         for batch in read_batches(path, chosen + [target]):
-            kept = batch.filter(_has_target(batch.column(target)))
+            keep = _has_target(batch.column(target))
+            kept = batch.filter(keep)
             dropped += batch.num_rows - kept.num_rows
             rows += kept.num_rows
             for name in chosen:
                 stats[name].add(kept.column(name))
             stats[target].add(kept.column(target), keep_values=bool(classify))
+            for name in chosen + [target]:
+                if stats[name].inf_row is not None:
+                    r, value = stats[name].inf_row
+                    kept_rows = np.flatnonzero(np.asarray(keep.to_numpy(zero_copy_only=False)))
+                    raise _inf_error(path, _where(path, first_row + int(kept_rows[r])), name,
+                                     value)
+            first_row += batch.num_rows
             bar.update(batch.num_rows)
         bar.close()
         if rows == 0 and dropped == 0:
@@ -367,6 +409,8 @@ class Preprocessing:
             _recount(path, target, {name: stats[name] for name in widened})
         for name in chosen:
             stats[name].check_typo(path, name)
+        if classify is not False:  # a text target: a typo in numbers is not a class
+            stats[target].check_typo(path, target, target=True)
         columns, feature_names, imputed, left_out, grouped = [], [], {}, {}, {}
         for name in chosen:
             stats[name].check_range(path, name)
@@ -394,6 +438,7 @@ class Preprocessing:
                 if column["kind"] == "numeric":
                     column["scale"] = 1.0
         return cls(dict(target=target, task=task, target_type=stats[target].kind,
+                        target_decimal=stats[target].decimal,
                         columns=columns, classes=classes, scale=bool(scale),
                         feature_names=feature_names, rows=rows, dropped_rows=dropped,
                         imputed=imputed, left_out=left_out, grouped=grouped,
@@ -469,7 +514,11 @@ class Preprocessing:
             values = batch.column(column["name"])
             if column["kind"] == "numeric":
                 x = _floats_at(values, column, path, row_of)
-                x[~np.isfinite(x)] = column["mean"]
+                infinite = np.isinf(x)
+                if infinite.any():
+                    r = int(np.flatnonzero(infinite)[0])
+                    raise _inf_error(path, _where(path, row_of(r)), column["name"], float(x[r]))
+                x[np.isnan(x)] = column["mean"]
                 X[:, at] = _standardized(x, column, path, row_of)
                 at += 1
                 continue
@@ -490,10 +539,11 @@ class Preprocessing:
             return X, None
         y = batch.column(self.target)
         if self.task == "regression":
-            column = {"name": self.target, "type": self.target_type or "number"}
+            column = {"name": self.target, "type": self.target_type or "number",
+                      "decimal": self.target_decimal}
             return X, _target_values(_floats_at(y, column, path, row_of), self.target, path,
                                      row_of)
-        index = _class_index(y, self.classes, self.target_type)
+        index = _class_index(y, self.classes, self.target_type, self.target_decimal)
         if (index < 0).any():
             r = int(np.flatnonzero(index < 0)[0])
             bad = y.take(_pyarrow().array([r])).to_pylist()[0]
@@ -524,6 +574,9 @@ class Preprocessing:
             yield self.transform(batch, with_target, counts, path, first_row)
             first_row += batch.num_rows
         bar.close()
+        if first_row == 0:  # (the command line cannot write a 0-row table of labels)
+            raise TableError("%s has a header line but no rows: there is nothing to %s"
+                             % (os.fspath(path), "score" if with_target else "predict"))
 
     def _check_types(self, path, with_target):
         """A Parquet column the model reads that holds no single value per row (a list, a
@@ -578,7 +631,24 @@ class Preprocessing:
 
     @classmethod
     def from_json(cls, text):
-        return cls(json.loads(text))
+        """The preprocessing of ``to_json``'s text; a ValueError for column names that are
+        missing or repeated (a file could not be read by them)."""
+        spec = json.loads(text)
+        names = []
+        for i, column in enumerate(spec.get("columns") or []):
+            name = column.get("name") if isinstance(column, dict) else None
+            if not isinstance(name, str) or not name:
+                raise ValueError("columns[%d] has no column name" % i)
+            names.append(name)
+        target = spec.get("target")
+        if not isinstance(target, str) or not target:
+            raise ValueError("the target has no column name")
+        twice = sorted({n for n in names + [target] if (names + [target]).count(n) > 1})
+        if twice:
+            raise ValueError("column name%s %s used more than once (the target and feature "
+                             "columns must have distinct names)"
+                             % ("s" if len(twice) > 1 else "", ", ".join(map(repr, twice))))
+        return cls(spec)
 
 
 def _row_mapper(first_row, rows):
@@ -591,11 +661,19 @@ def _row_mapper(first_row, rows):
 def _floats_at(values, column, path, row_of):
     """``columns.to_float`` of a column, its ParseError worded with file, line and column."""
     try:
-        return coltypes.to_float(values, column["type"])
+        return coltypes.to_float(values, column["type"], column.get("decimal"))
     except coltypes.ParseError as exc:
-        raise TableError("%s: %s, column %r: %s (the column holds %s values in training)"
+        held = {"datetime": "date/time values", "number written with a decimal comma":
+                "numbers written with decimal commas"}.get(exc.kind, exc.kind + " values")
+        raise TableError("%s: %s, column %r: %s (the column holds %s in training)"
                          % (os.fspath(path), _where(path, row_of(exc.row)), column["name"],
-                            exc, "date/time" if exc.kind == "datetime" else exc.kind)) from None
+                            exc, held)) from None
+
+
+def _inf_error(path, where, name, value):
+    return TableError("%s: %s, column %r: %s is not a usable value; write an empty field for a "
+                      "missing one" % (os.fspath(path), where, name,
+                                       "inf" if value > 0 else "-inf"))
 
 
 def _standardized(x, column, path, row_of):
@@ -657,8 +735,8 @@ class _ColumnStats:
     """One column over the whole file: its type (``kind``; typed as it goes for a CSV), the
     running count, mean and variance of a numeric one, the value counts of a text one."""
 
-    def __init__(self, kind=None):
-        self.typer = coltypes.CsvTyper() if kind is None else None
+    def __init__(self, kind=None, decimal_comma=False):
+        self.typer = coltypes.CsvTyper(decimal_comma) if kind is None else None
         self.kind = kind
         self.n = 0
         self.total = 0.0
@@ -668,6 +746,7 @@ class _ColumnStats:
         self.counts = {}
         self.overflow = False  # more than _COUNT_LIMIT distinct values: counting stopped
         self.huge = None  # a value whose square overflowed the running sums
+        self.inf_row = None  # (batch row, value) of the first inf of the last batch added
         self._values = set()
 
     @property
@@ -693,6 +772,10 @@ class _ColumnStats:
             return
         if x is None:  # a Parquet column (a CSV one was parsed by its typer)
             x = coltypes.to_float(values, self.kind)
+        infinite = np.isinf(x)
+        if infinite.any():
+            r = int(np.flatnonzero(infinite)[0])
+            self.inf_row = (r, float(x[r]))
         finite = np.isfinite(x)
         self.missing += int((~finite).sum())
         x = x[finite]
@@ -721,9 +804,9 @@ class _ColumnStats:
         for item in counts.to_pylist():
             self.counts[item["values"]] = self.counts.get(item["values"], 0) + item["counts"]
 
-    def check_typo(self, path, name):
+    def check_typo(self, path, name, target=False):
         """A text column of numbers but for a few values (a typo in a numeric column) is an
-        error naming the first such value and its line."""
+        error naming the first such value and its line (``target``: the target column)."""
         if self.kind != "text" or self.overflow:
             return
         strays = [v for v in self.counts if v != MISSING and not is_number(v)]
@@ -733,6 +816,11 @@ class _ColumnStats:
                 and n_strays < present:
             strays.sort(key=lambda v: -self.counts[v])
             where = _first_line_with(path, name, strays[0]) if _is_csv(path) else None
+            if target:
+                raise TableError("%s: %scolumn %r: the target holds numbers and the text %r: "
+                                 "fix the value, or write an empty field for a missing one"
+                                 % (path, "line %d, " % where if where else "", name,
+                                    strays[0]))
             raise TableError("%s: %scolumn %r holds numbers and the text %r: fix the value, "
                              "or leave the column out with --drop-cols %s (drop=[...])"
                              % (path, "line %d, " % where if where else "", name, strays[0],
@@ -745,6 +833,11 @@ class _ColumnStats:
             raise TableError("%s: column %r holds values too large to standardize (%r: its "
                              "square overflows float64): rescale the column, or leave it out "
                              "with --drop-cols %s (drop=[...])" % (path, name, self.huge, name))
+
+    @property
+    def decimal(self):
+        """"," for a CSV column of numbers written with decimal commas, else None."""
+        return self.typer.decimal if self.typer is not None and self.kind == "number" else None
 
     def values(self):
         return self._values if self.kind != "text" else set(self.counts)
@@ -762,6 +855,8 @@ class _ColumnStats:
                     "more than %d" % len(rare), "rare": sorted(rare),
                     "distinct": len(self.counts)}
         column = {"name": name, "kind": "numeric", "type": self.kind or "number"}
+        if self.decimal:
+            column["decimal"] = self.decimal
         if self.n == 0:
             return dict(column, mean=0.0, scale=1.0)
         mean = self.total / self.n
@@ -837,6 +932,9 @@ def _choose_features(path, names, target, features, drop):
         features = [f for f in features.split(",") if f]
     if isinstance(drop, str):
         drop = [d for d in drop.split(",") if d]
+    if features is not None and not list(features):
+        raise TableError("%s: features names no column: name at least one, or pass None for "
+                         "every column but the target" % path)
     for what, given in (("features", features), ("drop", drop)):
         unknown = [n for n in given or [] if n not in names]
         if unknown:
@@ -856,11 +954,12 @@ def _category_index(values, categories):
     return np.asarray(index.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def _class_index(y, classes, target_type):
+def _class_index(y, classes, target_type, decimal=None):
     """Index of each target value in ``classes``, -1 where it is not one of them."""
     if target_type == "text" or (target_type is None and isinstance(classes[0], str)):
         return _category_index(y, classes)
-    x = coltypes.to_float(y, "bool" if target_type == "bool" else "number")
+    x = coltypes.to_float(y, "bool" if target_type == "bool" else "number",
+                          decimal if target_type == "number" else None)
     values = np.asarray(classes, dtype=np.float64)
     at = np.clip(np.searchsorted(values, x), 0, len(values) - 1)
     return np.where(values[at] == x, at, -1)
@@ -868,3 +967,18 @@ def _class_index(y, classes, target_type):
 
 def _bar(path, show):
     return progress.bar(None, "reading %s" % os.path.basename(os.fspath(path)), show)
+
+
+def check_preprocessing(net):
+    """``net.preprocessing`` when it is a ``Preprocessing`` making ``net.n_inputs``
+    inputs (or None); else a one-line error naming ``preprocessing``."""
+    prep = getattr(net, "preprocessing", None)
+    if prep is None:
+        return None
+    if not isinstance(prep, Preprocessing):
+        raise TypeError("preprocessing must be None or a numba_dense.model.tabular."
+                        "Preprocessing, got %s" % type(prep).__name__)
+    if prep.n_features != net.n_inputs:
+        raise ValueError("preprocessing makes %d inputs but the network has %d "
+                         "(layer_sizes[0])" % (prep.n_features, net.n_inputs))
+    return prep

@@ -387,7 +387,7 @@ def test_a_bad_preprocessing_attribute_is_named(table, tmp_path):
         with pytest.raises(TypeError) as info:
             call()
         assert _one_line(info.value) == ("preprocessing must be None or a "
-                                         "model.tabular.Preprocessing, got str")
+                                         "numba_dense.model.tabular.Preprocessing, got str")
     trained = MLP([3, 1], seed=0)
     trained.fit(table, "y", epochs=1)
     wide = MLP([5, 1], seed=0)

@@ -6,6 +6,7 @@ Command-line behaviour runs the command line in a subprocess, as users meet it.
 """
 
 import os
+import re
 import subprocess
 import sys
 
@@ -121,7 +122,7 @@ def test_convert_clean_quoted_file_is_the_same_with_either_parser(tmp_path):
 def test_convert_names_the_line_of_a_byte_that_is_not_utf8(tmp_path):
     csv = _write(tmp_path / "latin.csv", b"a,b,y\n1,2,3\n4,caf\xe9,6\n7,8,9\n")
     line = _one_line_error(_convert(tmp_path, csv, "--target-col", "y"), "latin.csv",
-                           "line 3: field b'caf\\xe9' is not UTF-8 text")
+                           "line 3, column 'b': b'caf\\xe9' is not UTF-8 text")
     assert "codec" not in line
     assert _outputs(tmp_path) == []
     result = _convert(tmp_path, csv, "--target-col", "y", "--skip-bad")
@@ -142,13 +143,14 @@ def test_convert_names_a_header_that_is_not_utf8(tmp_path):
     ("", ["empty.csv is empty: its first line must name the columns"]),
     ("\n\n", ["empty.csv is empty"]),
     ("a,b,y\n", ["empty.csv has column names but no data rows"]),
-    ("a,b,y\n1,x,3\n", ["empty.csv has no good data rows", "line 2: field 'x' is not a number"]),
+    ("a,b,y\n1,x,3\n", ["empty.csv has no good data rows",
+                        "line 2, column 'b': 'x' is not a number"]),
 ])
 @pytest.mark.parametrize("skip", [[], ["--skip-bad"]], ids=["strict", "skip-bad"])
 def test_convert_of_a_file_without_rows_is_one_line(tmp_path, text, words, skip):
     csv = _write(tmp_path / "empty.csv", text)
     if "x" in text and not skip:
-        words = ["has 1 bad row (nothing written): line 2: field 'x' is not a number"]
+        words = ["has 1 bad row (nothing written): line 2, column 'b': 'x' is not a number"]
     _one_line_error(_convert(tmp_path, csv, "--target-col", "y", *skip), *words)
     assert _outputs(tmp_path) == []
 
@@ -161,8 +163,9 @@ def test_convert_of_a_file_without_rows_is_one_line(tmp_path, text, words, skip)
 ])
 def test_convert_refuses_a_delimiter_that_is_not_one_character(tmp_path, delimiter, message):
     csv = _write(tmp_path / "d.csv", "a,b,y\n1,2,3\n")
+    # the command line's own wording may differ before the value: its option and the value
     _one_line_error(_convert(tmp_path, csv, "--target-col", "y", "--delimiter", delimiter),
-                    message)
+                    "--delimiter", message[message.index("got "):])
     assert _outputs(tmp_path) == []
 
 
@@ -244,8 +247,8 @@ def test_training_names_the_line_of_an_infinite_target(tmp_path):
     rows = ["%d,%d" % (i, 2 * i) for i in range(20)]
     rows[12] = "12,inf"
     _write(tmp_path / "t.csv", "x,y\n" + "\n".join(rows) + "\n")
-    with pytest.raises(ValueError, match=r"t\.csv: line 14, column 'y': the target must be a "
-                                         r"finite number .*got inf"):
+    with pytest.raises(ValueError, match=r"t\.csv: line 14, column 'y': inf is not a usable "
+                                         r"value; write an empty field for a missing one"):
         MLP([1, 2, 1]).fit(tmp_path / "t.csv", "y", epochs=1)
 
 
@@ -321,3 +324,219 @@ def test_a_used_column_of_a_nested_type_is_one_line(parquet_net, tmp_path, name,
     else:  # predict does not read the target
         assert _predict(folder, path, tmp_path / "p.npy").returncode == 0
     _one_line_error(_evaluate(folder, path), *words)
+
+
+# ----------------------------------------------------------------------------- bad-input trial
+
+def _numbers_csv(path, n=400, typo_at=None, column="y"):
+    rng = np.random.default_rng(3)
+    with open(path, "w") as f:
+        f.write("a,y\n")
+        for i in range(n):
+            value = "abc" if i == typo_at else "%.4f" % rng.standard_normal()
+            f.write("%.4f,%s\n" % (rng.standard_normal(), value))
+    return path
+
+
+def test_a_typo_in_a_numeric_target_is_refused_not_400_classes(tmp_path):
+    path = _numbers_csv(tmp_path / "t.csv", typo_at=200)
+    with pytest.raises(tabular.TableError, match=r"t\.csv: line 202, column 'y': the target "
+                                                 r"holds numbers and the text 'abc'"):
+        tabular.Preprocessing.fit(path, "y")
+    prep = tabular.Preprocessing.fit(_numbers_csv(tmp_path / "ok.csv"), "y")
+    assert prep.task == "regression"
+
+
+def _decimal_comma_csv(path, n=40):
+    rng = np.random.default_rng(4)
+    a, y = rng.standard_normal((2, n))
+    with open(path, "w") as f:
+        f.write("a;n;c;y\n")
+        for i in range(n):
+            f.write(("%.4f;%d;%s;%.4f\n" % (a[i], i, "xy"[i % 2], y[i])).replace(".", ","))
+    return path, a.round(4), y.round(4)
+
+
+def test_decimal_commas_of_a_semicolon_csv_are_numbers_and_saved_in_the_schema(tmp_path):
+    path, a, y = _decimal_comma_csv(tmp_path / "eu.csv")
+    prep = tabular.Preprocessing.fit(path, "y")
+    assert prep.task == "regression" and prep.target_decimal == ","
+    columns = {c["name"]: c for c in prep.columns}
+    assert columns["a"]["type"] == "number" and columns["a"]["decimal"] == ","
+    assert "decimal" not in columns["n"] and columns["c"]["type"] == "text"
+    assert columns["a"]["mean"] == pytest.approx(a.mean())
+    prep = tabular.Preprocessing.from_json(prep.to_json())  # as saved with the model
+    X, yy = next(prep.batches(path))
+    np.testing.assert_allclose(X[:, 0], (a - a.mean()) / a.std(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(yy, y, rtol=1e-6)
+    # a later file written with decimal points does not fit a decimal-comma column
+    _write(tmp_path / "points.csv", "a;n;c;y\n1.5;1;x;2,5\n")
+    with pytest.raises(tabular.TableError, match=r"points\.csv: line 2, column 'a': '1\.5' "
+                                                 r"is not a number written with a decimal "
+                                                 r"comma"):
+        next(prep.batches(tmp_path / "points.csv"))
+
+
+def test_decimal_commas_after_rows_of_integers_and_commas_in_a_comma_csv(tmp_path,
+                                                                         monkeypatch):
+    monkeypatch.setattr(tabular, "BLOCK_BYTES", 1 << 10)  # integers fill the first blocks
+    rows = ["%d;%d" % (i, i % 3) for i in range(400)] + ["-0,0026;1", "3,5;2"]
+    _write(tmp_path / "late.csv", "a;y\n" + "\n".join(rows) + "\n")
+    prep = tabular.Preprocessing.fit(tmp_path / "late.csv", "y")
+    assert prep.columns[0]["type"] == "number" and prep.columns[0]["decimal"] == ","
+    # a comma-delimited file cannot hold a decimal comma unquoted: "1,5" stays text
+    _write(tmp_path / "quoted.csv", 'a,y\n"1,5",1\n"2,5",2\n"3,5",3\n')
+    prep = tabular.Preprocessing.fit(tmp_path / "quoted.csv", "y")
+    assert prep.columns[0]["type"] == "text" and "decimal" not in prep.columns[0]
+
+
+def test_inf_in_a_feature_is_refused_in_training_not_imputed(tmp_path):
+    _write(tmp_path / "inf.csv", "a,b,y\n1,2,3\n4,inf,5\n1,,2\n")
+    with pytest.raises(tabular.TableError, match=r"inf\.csv: line 3, column 'b': inf is not a "
+                                                 r"usable value; write an empty field for a "
+                                                 r"missing one"):
+        tabular.Preprocessing.fit(tmp_path / "inf.csv", "y")
+    pq.write_table(pa.table({"a": [1.0, 2.0, 3.0], "b": [1.0, -np.inf, 2.0],
+                             "y": [1.0, 2.0, 3.0]}), tmp_path / "inf.parquet")
+    with pytest.raises(tabular.TableError, match=r"inf\.parquet: row 2, column 'b': -inf is "
+                                                 r"not a usable value"):
+        tabular.Preprocessing.fit(tmp_path / "inf.parquet", "y")
+    _write(tmp_path / "nan.csv", "a,b,y\n1,2,3\n4,NaN,5\n1,,2\n")  # missing: imputed
+    assert tabular.Preprocessing.fit(tmp_path / "nan.csv", "y").imputed == {"b": 2}
+
+
+def test_inf_in_a_feature_is_refused_in_predict_and_evaluate(trained, tmp_path):
+    folder, net = trained
+    _write(tmp_path / "new.csv", "a,b,c,y\n1,2,x,3\n1,-inf,y,3\n")
+    for call in (lambda: net.predict(tmp_path / "new.csv"),
+                 lambda: net.score(tmp_path / "new.csv", "y")):
+        with pytest.raises(tabular.TableError, match=r"new\.csv: line 3, column 'b': -inf is "
+                                                     r"not a usable value"):
+            call()
+    _write(tmp_path / "nan.csv", "a,b,c,y\n1,2,x,3\n1,,y,3\n")
+    assert np.isfinite(net.predict(tmp_path / "nan.csv")).all()
+
+
+@pytest.mark.parametrize("value", [1, 0, -1, "5", True, 2.5, None])
+def test_max_categories_must_be_an_integer_of_at_least_2(tmp_path, value):
+    _write(tmp_path / "t.csv", "a,y\n1,2\n")
+    with pytest.raises(ValueError, match="max_categories must be an integer >= 2, got %s"
+                       % re.escape(repr(value))):
+        tabular.Preprocessing.fit(tmp_path / "t.csv", "y", max_categories=value)
+
+
+@pytest.mark.parametrize("features", [[], ""])
+def test_an_empty_list_of_features_is_refused(tmp_path, features):
+    _write(tmp_path / "t.csv", "a,b,y\n1,2,3\n")
+    with pytest.raises(tabular.TableError, match="features names no column"):
+        tabular.Preprocessing.fit(tmp_path / "t.csv", "y", features=features)
+
+
+def test_a_file_that_is_not_a_table_is_named_so(tmp_path):
+    np.save(tmp_path / "X.npy", np.zeros(3))
+    with pytest.raises(tabular.TableError, match=r"X\.npy is not a \.csv or \.parquet table"):
+        tabular.Preprocessing.fit(tmp_path / "X.npy", "y")
+
+
+@pytest.mark.parametrize("data, words", [
+    ("a,b,y\n1,2,3\n".encode("utf-16"), "is UTF-16 text: save it as UTF-8"),
+    ("a,b,y\n1,2,3\n".encode("utf-16-le"), "is UTF-16 text: save it as UTF-8"),
+    ("a,b,y\n1,2,3\n".encode("utf-32"), "is UTF-32 text: save it as UTF-8"),
+    (b"a\xe4,b,y\n1,2,3\n", "line 1 (the header), column 1: b'a\\xe4' is not UTF-8 text"),
+], ids=["utf16-bom", "utf16-no-bom", "utf32", "latin1-header"])
+def test_a_csv_that_is_not_utf8_says_so_with_the_file(tmp_path, data, words):
+    path = _write(tmp_path / "enc.csv", data)
+    with pytest.raises(tabular.TableError) as info:
+        tabular.Preprocessing.fit(path, "y")
+    assert str(info.value).startswith(str(path)) and words in str(info.value)
+    assert "codec" not in str(info.value) and "fields" not in str(info.value)
+    if "UTF-" in words and "header" not in words:  # convert says it too
+        with pytest.raises(ValueError, match=re.escape(words)):
+            csv_to_npy(path, tmp_path / "X.npy", tmp_path / "y.npy", "y")
+
+
+def test_a_parquet_file_named_csv_is_named_so(tmp_path):
+    pq.write_table(pa.table({"a": [1.0], "y": [2.0]}), tmp_path / "p.csv")
+    with pytest.raises(tabular.TableError, match=r"p\.csv is a Parquet file named \.csv"):
+        tabular.Preprocessing.fit(tmp_path / "p.csv", "y")
+
+
+def test_a_table_with_a_header_but_no_rows_is_one_line_in_predict_and_evaluate(trained,
+                                                                               tmp_path):
+    folder, net = trained
+    _write(tmp_path / "empty.csv", "a,b,c,y\n")
+    with pytest.raises(tabular.TableError, match=r"empty\.csv has a header line but no rows: "
+                                                 r"there is nothing to predict"):
+        net.predict(tmp_path / "empty.csv")
+    with pytest.raises(tabular.TableError, match=r"empty\.csv has a header line but no rows: "
+                                                 r"there is nothing to score"):
+        net.score(tmp_path / "empty.csv", "y")
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda s: s["columns"][1].update(name="a"), "column name 'a' used more than once"),
+    (lambda s: s["columns"][0].update(name=s["target"]), "column name 'y' used more than once"),
+    (lambda s: s["columns"][0].pop("name"), "columns[0] has no column name"),
+])
+def test_preprocessing_with_repeated_or_missing_names_is_refused(trained, tmp_path, change,
+                                                                 words):
+    import json
+    folder, net = trained
+    spec = json.loads(net.preprocessing.to_json())
+    change(spec)
+    with pytest.raises(ValueError, match=re.escape(words)):
+        tabular.Preprocessing.from_json(json.dumps(spec))
+    saved = dict(np.load(folder / "net.npz"))
+    saved["preprocessing"] = np.array(json.dumps(spec))
+    np.savez(tmp_path / "bad.npz", **saved)
+    # (a missing name is found by the file's own checks first, in its words)
+    with pytest.raises(ValueError, match=r"bad\.npz.*" + re.escape(
+            words if "more than once" in words else "columns[0]")):
+        MLP.load(tmp_path / "bad.npz")
+
+
+def test_convert_names_the_column_of_a_value_that_is_not_a_number(tmp_path):
+    _write(tmp_path / "base.csv", "a,c,y\n1,y,3\n")
+    with pytest.raises(ValueError, match=r"line 2, column 'c': 'y' is not a number"):
+        csv_to_npy(tmp_path / "base.csv", tmp_path / "X.npy", tmp_path / "y.npy", "y")
+    assert _outputs(tmp_path) == []
+
+
+def test_convert_names_a_parquet_column_that_is_not_numbers(tmp_path):
+    pq.write_table(pa.table({"a": [[1, 2], [3]], "y": [1.0, 2.0]}), tmp_path / "list.parquet")
+    with pytest.raises(ValueError, match=r"list\.parquet: column 'a' has Parquet type list<"):
+        csv_to_npy(tmp_path / "list.parquet", tmp_path / "X.npy", tmp_path / "y.npy", "y")
+    assert _outputs(tmp_path) == []
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_convert_a_value_beyond_float32_is_a_bad_row(tmp_path, skip):
+    _write(tmp_path / "big.csv", "a,y\n1,3\n1e39,2\n2,-1e40\n4,5\n")
+    if not skip:
+        with pytest.raises(ValueError, match=r"2 bad rows .*line 3, column 'a': 1e\+39 "
+                                             r"overflows float32; line 4, column 'y': "
+                                             r"-1e\+40 overflows float32"):
+            csv_to_npy(tmp_path / "big.csv", tmp_path / "X.npy", tmp_path / "y.npy", "y")
+        assert _outputs(tmp_path) == []
+        pq.write_table(pa.table({"a": [1.0, 1e39], "y": [1.0, 2.0]}), tmp_path / "big.parquet")
+        with pytest.raises(ValueError, match=r"big\.parquet: row 2, column 'a': 1e\+39 "
+                                             r"overflows float32"):
+            csv_to_npy(tmp_path / "big.parquet", tmp_path / "X.npy", tmp_path / "y.npy", "y")
+        # float64 holds it
+        csv_to_npy(tmp_path / "big.csv", tmp_path / "X.npy", tmp_path / "y.npy", "y",
+                   dtype=np.float64)
+        assert np.load(tmp_path / "X.npy")[1, 0] == 1e39
+    else:
+        result = csv_to_npy(tmp_path / "big.csv", tmp_path / "X.npy", tmp_path / "y.npy", "y",
+                            skip_bad=True)
+        assert result.n_bad == 2
+        np.testing.assert_array_equal(np.load(tmp_path / "X.npy"), [[1], [4]])
+
+
+@pytest.mark.parametrize("x, y, what", [("x.csv", "y.npy", "--out-x"),
+                                        ("x.npy", "y.txt", "--out-y")])
+def test_convert_outputs_must_be_npy(tmp_path, x, y, what):
+    _write(tmp_path / "t.csv", "a,y\n1,2\n")
+    with pytest.raises(ValueError, match="%s .*must end in .npy" % what):
+        csv_to_npy(tmp_path / "t.csv", tmp_path / x, tmp_path / y, "y")
+    assert not (tmp_path / x).exists() and not (tmp_path / y).exists()
