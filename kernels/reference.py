@@ -104,6 +104,38 @@ def adam_update(params, grads, m, v, t, lr, beta1, beta2, eps, weight_decay, dec
     params -= (lr / (1 - beta1 ** t)) * m / denom
 
 
+def optimizer_step(params, grads, state, optimizer, t, lr, momentum, weight_decay, beta1, beta2,
+                   eps, nesterov):
+    """One step of optimizer code ``optimizer``: Adam/AdamW on ``state = [m, v]``, plain
+    SGD, or SGD with (Nesterov) momentum and weight decay on ``state = velocity``."""
+    P = params.shape[0]
+    if optimizer in (ADAM, ADAMW):
+        adam_update(params, grads, state[:P], state[P:2 * P], t, lr, beta1, beta2, eps,
+                    weight_decay, optimizer == ADAMW)
+    elif momentum == 0 and weight_decay == 0:
+        sgd_update(params, grads, lr)
+    else:
+        g = grads + weight_decay * params
+        v = state[:P]
+        v *= momentum
+        v += g
+        params -= lr * (g + momentum * v if nesterov else v)
+
+
+def layer_offsets(sizes):
+    """(L + 1,) int64: where each layer's W starts in params; the last entry is P."""
+    sizes = [int(n) for n in sizes]
+    offsets = [0]
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        offsets.append(offsets[-1] + n_out * n_in + n_out)
+    return np.array(offsets, np.int64)
+
+
+def param_count(sizes):
+    """P = sum over layers of n_out * n_in + n_out."""
+    return int(layer_offsets(sizes)[-1])
+
+
 def mse_loss(pred, y):
     """sum((pred - y)**2) / (2m)."""
     return float(np.sum((pred - y) ** 2) / (2 * pred.shape[0]))

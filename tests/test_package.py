@@ -137,3 +137,39 @@ def test_benchmarks_use_only_public_names():
                     and not node.attr.startswith("__") and isinstance(node.value, ast.Name)
                     and node.value.id in ("kernels", "model")):
                 pytest.fail("%s uses %s.%s" % (name, node.value.id, node.attr))
+
+
+def test_every_kernel_has_a_numpy_twin_with_its_signature():
+    """kernels.reference mirrors the public kernels: same names, same parameters."""
+    import inspect
+
+    from numba_dense import kernels
+    from numba_dense.kernels import reference
+    compiled = [name for name in kernels.__all__ if hasattr(getattr(kernels, name), "py_func")]
+    assert len(compiled) > 20
+    for name in compiled:
+        twin = getattr(reference, name, None)
+        assert twin is not None, "kernels.reference has no %s" % name
+        assert (list(inspect.signature(getattr(kernels, name).py_func).parameters)
+                == list(inspect.signature(twin).parameters)), name
+
+
+def test_the_twins_of_the_size_and_step_kernels_agree():
+    import numpy as np
+
+    from numba_dense import kernels
+    from numba_dense.kernels import reference
+    sizes = np.array([7, 5, 3])
+    assert reference.param_count(sizes) == kernels.param_count(sizes) == 58
+    np.testing.assert_array_equal(reference.layer_offsets(sizes), kernels.layer_offsets(sizes))
+    rng = np.random.default_rng(0)
+    for code, state_size, nesterov in ((kernels.SGD, 10, True), (kernels.ADAMW, 20, False)):
+        p, g, s = rng.standard_normal(10), rng.standard_normal(10), np.zeros(state_size)
+        p2, s2 = p.copy(), s.copy()
+        for t in (1, 2):
+            kernels.optimizer_step(p, g, s, code, t, 0.01, 0.9, 0.01, 0.9, 0.999, 1e-8,
+                                   nesterov)
+            reference.optimizer_step(p2, g, s2, code, t, 0.01, 0.9, 0.01, 0.9, 0.999, 1e-8,
+                                     nesterov)
+        np.testing.assert_allclose(p, p2, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(s, s2, rtol=1e-12, atol=1e-12)
