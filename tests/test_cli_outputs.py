@@ -185,7 +185,7 @@ def test_a_second_run_writing_the_same_file_is_refused_while_the_first_runs(tmp_
 
 
 def test_a_killed_run_leaves_no_claim_behind(tmp_path):
-    code = ("import os, sys\nfrom model.paths import claimed\n"
+    code = ("import os, sys\nfrom numba_dense.model.paths import claimed\n"
             "with claimed({'--save': sys.argv[1]}):\n    os.kill(os.getpid(), 9)\n")
     target = str(tmp_path / "m.npz")
     assert subprocess.run([sys.executable, "-c", code, target], cwd=ROOT).returncode == -9
