@@ -214,7 +214,8 @@ def _data_options(p, targets=True):
                        help="the target column of a .csv / .parquet table")
     else:
         p.add_argument("--target-col", type=_columns, metavar="NAME",
-                       help="the target column of a table, if it has one (ignored)")
+                       help="the target column of a table, if it has one (checked to be the "
+                            "network's target, and not read)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -516,14 +517,23 @@ def train(args, workdir):
     if root:
         print("data: %s" % source)
         print("network: %r, %d parameters" % (net, net.params.size))
+    if root and args.save:
+        _check_file_size_limit(net, args.save)
     epochs = _epochs(args, X.shape[0], comm)
     start = time.perf_counter()
     try:
         history = _fit(net, X, y, args, comm, root, epochs)
     except TrainingInterrupted as stop:
         return _interrupted(net, stop, args, root)
+    except KeyboardInterrupt as stop:  # between epochs, or after the last one
+        return _stopped_outside_an_epoch(net, stop, args, root)
     if not root:
         return 0
+    with sigint_ignored():  # trained: a signal now waits until the network is saved
+        return _report_and_save(net, history, args, plt, start, epochs)
+
+
+def _report_and_save(net, history, args, plt, start, epochs):
     first = history.resumed_epochs or 0
     trained = len(history.loss) - first
     if trained <= 0:
@@ -547,6 +557,35 @@ def train(args, workdir):
         _plot(plt, history, args.plot)
         print("loss curve written to %s" % args.plot)
     return 0
+
+
+def _stopped_outside_an_epoch(net, stop, args, root):
+    """A signal that landed outside an epoch's bookkeeping (between epochs, or as the last
+    one ended): the network holds whole epochs; keep it as Ctrl-C does."""
+    signum = getattr(stop, "signum", signal.SIGINT)
+    with sigint_ignored():
+        if root:
+            _say("%s between epochs" % _stopped_by(signum))
+            if args.save:
+                try:
+                    _save(net, args.save)
+                except NotSaved as exc:
+                    _say("error: %s" % exc)
+                    return 128 + signum
+                _say("saved the parameters so far to %s" % args.save)
+    return 128 + signum
+
+
+def _check_file_size_limit(net, path):
+    """Refuse before training when the process may not write a file the size of the saved
+    network (``ulimit -f``): the save would fail after the work was done."""
+    import resource
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    need = net.params.nbytes * 2 + net.velocity.nbytes + 64 * 1024  # params, best, state
+    if limit != resource.RLIM_INFINITY and limit < need:
+        raise UsageError("--save %s: the file size limit (ulimit -f) is %d KiB, and this "
+                         "network's file takes about %d KiB; raise the limit"
+                         % (path, limit // 1024, need // 1024 + 1))
 
 
 class NotSaved(OSError):
@@ -625,7 +664,8 @@ def _fit(net, X, y, args, comm, verbose, epochs):
                    optimizer=args.optimizer, beta1=args.beta1, beta2=args.beta2, eps=args.eps,
                    nesterov=args.nesterov,
                    schedule=args.schedule, step_size=args.step_size, gamma=args.gamma,
-                   min_lr=args.min_lr, shuffle=not args.no_shuffle, seed=args.seed,
+                   min_lr=args.min_lr, shuffle=not args.no_shuffle,
+                   seed=None if args.no_shuffle else args.seed,  # --seed also seeds the network
                    validation_fraction=args.validation_fraction,
                    early_stopping=early_stopping, checkpoint=args.checkpoint,
                    checkpoint_every=args.checkpoint_every, resume=args.resume,
@@ -639,6 +679,13 @@ def predict(args, workdir):
     if ext not in (".npy", ".csv"):
         raise UsageError("--out must end in .npy or .csv, got %r" % args.out)
     net = _load_for(args)
+    if args.target_col:  # the column to leave out: it must be the network's target
+        prep = net.preprocessing
+        if prep is None or len(args.target_col) != 1 or args.target_col[0] != prep.target:
+            raise UsageError("--target-col %s: %s" % (",".join(args.target_col), (
+                "the network predicts %r; leave --target-col out" % prep.target
+                if prep is not None else "--data %s has no target column to leave out; "
+                "leave --target-col out" % args.data)))
     if tabular.is_table(args.data):
         X = args.data  # read through the preprocessing saved with the network
     else:
@@ -765,6 +812,15 @@ def _writes(args):
     return True
 
 
+#: The signals whose default action ends the process, handled as Ctrl-C while a command
+#: runs: SIGTERM (schedulers' time limits, timeout, docker stop), SIGHUP (a closed
+#: terminal), SIGUSR1/SIGUSR2 (Slurm's --signal warning), SIGALRM, SIGXCPU (a CPU-time
+#: limit). SIGQUIT and SIGKILL are left as they are: a core dump and no chance.
+_STOPPING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2",
+                                                     "SIGALRM", "SIGXCPU")
+                  if hasattr(signal, name))
+
+
 class _stop_signals:
     """SIGTERM and SIGHUP handled as Ctrl-C while a command runs (the main thread only), so
     they save the work, remove temporary copies and exit 128 + the signal (143, 129)."""
@@ -773,7 +829,7 @@ class _stop_signals:
         import threading
         self.previous = {}
         if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal closed
+            for signum in _STOPPING:
                 if signal.getsignal(signum) == signal.SIG_DFL:
                     self.previous[signum] = signal.signal(signum, raise_on_sigterm)
         return self

@@ -411,7 +411,16 @@ class MLP:
         if validation_data is not None and data_options.validation_fraction:
             raise ValueError("pass validation_data or validation_fraction, not both")
         if comm is not None:
+            if not all(hasattr(comm, m) for m in ("Get_rank", "Get_size", "allreduce")):
+                raise TypeError("comm must be an MPI communicator (mpi4py's MPI.COMM_WORLD), "
+                                "got %s" % type(comm).__name__)
             return distributed.fit(self, X, y, settings, data_options, options, comm)
+        if chunk_rows is not None and not (data.is_streamed(X) or tabular.is_table(X)):
+            raise ValueError("chunk_rows applies to X streamed from disk (.npy or a table); "
+                             "X is in memory")
+        if seed is not None and not shuffle:
+            raise ValueError("seed=%r drives the shuffling, and shuffle=False: leave seed "
+                             "out (the network's own seed is MLP(..., seed=))" % (seed,))
 
         source, val_source = self.data_sources(X, y, settings, data_options)
         scaling = self._learn_target_scaling(source, standardize_target)

@@ -193,6 +193,11 @@ _BOMS = ((b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe\x00\x00", "UTF-32"),
          (b"\xfe\xff", "UTF-16"), (b"\xff\xfe", "UTF-16"))
 
 
+#: The first bytes of compressed files a .csv may turn out to be.
+_COMPRESSED = ((b"\x1f\x8b", "gzip"), (b"PK\x03\x04", "zip"), (b"BZh", "bzip2"),
+               (b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zstd"))
+
+
 def check_csv_bytes(path, prefix=""):
     """A ``TableError`` for a .csv that is not UTF-8 text as a whole: UTF-16/UTF-32 (a
     byte-order mark, or NUL bytes in its first block), or a Parquet file named .csv."""
@@ -201,6 +206,10 @@ def check_csv_bytes(path, prefix=""):
     if head.startswith(b"PAR1"):
         raise TableError("%s%s is a Parquet file named .csv: rename it to .parquet"
                          % (prefix, path))
+    for magic, kind in _COMPRESSED:
+        if head.startswith(magic):
+            raise TableError("%s%s is %s-compressed, not CSV text: decompress it first"
+                             % (prefix, path, kind))
     for bom, name in _BOMS:
         if head.startswith(bom):
             break
@@ -933,8 +942,12 @@ def _choose_features(path, names, target, features, drop):
     if isinstance(drop, str):
         drop = [d for d in drop.split(",") if d]
     if features is not None and not list(features):
-        raise TableError("%s: features names no column: name at least one, or pass None for "
-                         "every column but the target" % path)
+        raise TableError("%s: features names no column: name at least one, or leave features "
+                         "out for every column but the target" % path)
+    both = [n for n in features or [] if n in (drop or [])]
+    if both:
+        raise TableError("%s: %s named both as features and to drop: name each in one"
+                         % (path, ", ".join(map(repr, both))))
     for what, given in (("features", features), ("drop", drop)):
         unknown = [n for n in given or [] if n not in names]
         if unknown:

@@ -15,7 +15,7 @@ import threading
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
@@ -80,7 +80,9 @@ def raise_on_sigterm(signum, frame):
 #: The signals that stop training with the work kept, when their handler raises (Python's
 #: default for SIGINT; ``raise_on_sigterm`` or ``signal.default_int_handler`` for SIGTERM
 #: and SIGHUP).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP",
+                                                        "SIGUSR1", "SIGUSR2", "SIGALRM",
+                                                        "SIGXCPU") if hasattr(signal, name))
 _RAISING = (signal.default_int_handler, raise_on_sigterm)
 
 
@@ -406,11 +408,14 @@ def run(net, source, val_source, settings, options=None, ranks=None):
     for epoch in range(first, settings.epochs):
         if history.stopped_epoch is not None:
             break
-        lr = settings.learning_rate(epoch)
-        before = net.snapshot()
-        # The state after the last whole epoch, which a Ctrl-C checkpoint records.
-        whole = (epoch, rng.bit_generator.state, copy.deepcopy(history), best)
         try:
+            # The state after the last whole epoch, which a Ctrl-C checkpoint records; a
+            # signal arriving while it is taken is raised once it is complete. The history
+            # is marked by its lengths, not copied (a copy per epoch grows with the run).
+            with sigint_deferred():
+                lr = settings.learning_rate(epoch)
+                before = net.snapshot()
+                whole = (epoch, rng.bit_generator.state, _history_mark(history), best)
             loss, seconds = _train_epoch(net, source, rng, lr, settings, ranks, show, epoch)
             if not np.isfinite(loss) or not np.isfinite(net.params).all():
                 net.restore(before)
@@ -448,15 +453,33 @@ def run(net, source, val_source, settings, options=None, ranks=None):
         except KeyboardInterrupt as stop:
             # Ctrl-C or SIGTERM: keep what was trained. The checkpoint records the last whole epoch
             # (so a resume is exact); the network keeps the parameters reached so far.
+            history = _history_at(history, whole[2])
+            whole = (whole[0], whole[1], history, whole[3])
             if checkpoint is not None and is_root:
                 _interrupt_checkpoint(checkpoint, net, before, whole, settings)
-            history = whole[2]
+            history = copy.deepcopy(history)
             history.interrupted_epoch = epoch + 1
             raise TrainingInterrupted(epoch + 1, getattr(ranks, "done", [0])[0], history,
                                       getattr(stop, "signum", signal.SIGINT)) from None
     if patience is not None and best[0] is not None:
         net.params[...] = best[0]  # early stopping keeps the best parameters seen
     return history
+
+
+def _history_mark(history):
+    """What ``_history_at`` needs to give back ``history`` as it is now: its lists'
+    lengths and its other fields (O(1), where a copy would grow with the epochs)."""
+    values = ((f.name, getattr(history, f.name)) for f in fields(history))
+    return {k: (len(v) if isinstance(v, list) else v) for k, v in values}
+
+
+def _history_at(history, mark):
+    """A new ``History`` as ``history`` was when ``mark`` was taken."""
+    kept = {}
+    for key, value in mark.items():
+        current = getattr(history, key)
+        kept[key] = list(current[:value]) if isinstance(current, list) else value
+    return History(**kept)
 
 
 def compile_kernels(net, settings, work, verbose):

@@ -446,3 +446,75 @@ def test_a_checkpoint_without_its_optimizer_step_is_refused(tmp_path):
     with pytest.raises(ValueError, match="lacks step"):
         MLP([3, 4, 1]).fit(X, X[:, 0], epochs=2, checkpoint=ckpt, resume=True,
                            optimizer="adam", lr=0.01)
+
+
+# ----------------------------------------------------------------------------- round three
+
+def test_sigusr1_a_schedulers_warning_saves_like_sigterm(tmp_path):
+    save = tmp_path / "net.npz"
+    proc = _popen(["train", "--rows", "20000", "--hidden-sizes", "8", "--epochs", "3000",
+                   "--early-stopping", "0", "--save", str(save)])
+    _wait_for_line(proc, "epoch 2/")
+    proc.send_signal(signal.SIGUSR1)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGUSR1, err
+    assert "terminated (SIGUSR1)" in err and "Traceback" not in err
+    assert MLP.load(save).history.interrupted_epoch
+
+
+def test_a_signal_during_an_epochs_bookkeeping_still_keeps_the_work(monkeypatch):
+    """Ctrl-C while the state before an epoch is recorded is held until it is complete,
+    then raised inside the epoch: TrainingInterrupted with the history, never a bare
+    KeyboardInterrupt that loses the run."""
+    X = np.random.default_rng(0).standard_normal((200, 3))
+    net = MLP([3, 4, 1], seed=0)
+    real = net.snapshot
+    calls = []
+
+    def snapshot_with_a_signal():
+        calls.append(1)
+        if len(calls) == 3:  # fit's own snapshot, then each epoch's "before"
+            os.kill(os.getpid(), signal.SIGINT)
+        return real()
+    monkeypatch.setattr(net, "snapshot", snapshot_with_a_signal)
+    with pytest.raises(training.TrainingInterrupted) as info:
+        net.fit(X, X[:, 0], epochs=5)
+    assert info.value.epoch == 2 and len(info.value.history.loss) == 1
+
+
+def test_a_file_size_limit_below_the_model_is_refused_before_training(tmp_path):
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20 * 1024, 20 * 1024))
+    result = subprocess.run([sys.executable, "-m", "numba_dense", "train", "--rows", "2000",
+                             "--epochs", "1", "--save", str(tmp_path / "m.npz")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            preexec_fn=limit)
+    _one_line_error(result, "--save", "ulimit -f")
+    assert "epoch 1/1" not in result.stdout
+
+
+def test_predict_checks_a_target_col_it_is_given(tmp_path, capsys):
+    table, model_file = tmp_path / "semi.csv", str(tmp_path / "m.npz")
+    _semicolon_table(table)
+    assert main(["train", "--data", str(table), "--target-col", "y", "--epochs", "1",
+                 "--save", model_file]) == 0
+    out = str(tmp_path / "p.csv")
+    assert main(["predict", "--model", model_file, "--data", str(table), "--target-col", "y",
+                 "--out", out]) == 0
+    capsys.readouterr()
+    assert main(["predict", "--model", model_file, "--data", str(table), "--target-col", "a",
+                 "--out", out]) == 2
+    assert "the network predicts 'y'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(chunk_rows=100), "chunk_rows applies to X streamed from disk"),
+    (dict(shuffle=False, seed=5), "drives the shuffling, and shuffle=False"),
+    (dict(comm="x"), "comm must be an MPI communicator"),
+])
+def test_fit_options_that_would_be_ignored_or_fail_late(kwargs, message):
+    X = np.random.default_rng(0).standard_normal((100, 3))
+    with pytest.raises((ValueError, TypeError), match=message):
+        MLP([3, 4, 1], seed=0).fit(X, X[:, 0], epochs=1, **kwargs)

@@ -540,3 +540,17 @@ def test_convert_outputs_must_be_npy(tmp_path, x, y, what):
     with pytest.raises(ValueError, match="%s .*must end in .npy" % what):
         csv_to_npy(tmp_path / "t.csv", tmp_path / x, tmp_path / y, "y")
     assert not (tmp_path / x).exists() and not (tmp_path / y).exists()
+
+
+def test_a_column_both_chosen_and_dropped_and_a_gzip_csv_are_refused(tmp_path):
+    import gzip
+
+    from numba_dense.model import tabular
+    table = tmp_path / "t.csv"
+    table.write_text("a,b,y\n" + "".join("%d,%d,%d\n" % (i, i % 3, i) for i in range(20)))
+    with pytest.raises(ValueError, match="'a' named both as features and to drop"):
+        tabular.Preprocessing.fit(str(table), "y", features=["a", "b"], drop=["a"])
+    packed = tmp_path / "packed.csv"
+    packed.write_bytes(gzip.compress(table.read_bytes()))
+    with pytest.raises(ValueError, match="is gzip-compressed, not CSV text"):
+        tabular.Preprocessing.fit(str(packed), "y")
