@@ -564,7 +564,10 @@ def _stopped_outside_an_epoch(net, stop, args, root):
     one ended): the network holds whole epochs; keep it as Ctrl-C does."""
     signum = getattr(stop, "signum", signal.SIGINT)
     with sigint_ignored():
-        if root:
+        if root and net.step == 0:  # stopped before its first step: nothing to keep
+            _say("%s before the first epoch: nothing was trained, nothing saved"
+                 % _stopped_by(signum))
+        elif root:
             _say("%s between epochs" % _stopped_by(signum))
             if args.save:
                 try:

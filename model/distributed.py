@@ -170,7 +170,7 @@ class _Ranks:
         X = np.zeros((1, net.n_inputs), net.dtype)
         Y = np.zeros((1, net.n_outputs), net.dtype)
         code, beta1, beta2, eps, nesterov = settings.optimizer_args()
-        with training.compiling_notice(verbose):
+        with training.compiling_notice(verbose), training.sigint_deferred():
             kernels.batch_gradient(X, Y, params, grads, net.sizes, net.acts,
                                    settings.batch_size, self.work, 1.0, net.loss_code)
             kernels.optimizer_step(params, grads, net.velocity.copy(), code, 1,

@@ -238,7 +238,8 @@ def mean_cost(net, source):
     total = 0.0
     # The thread choice of training (kernels.threads): on a busy machine all threads make
     # each product wait for a core.
-    with kernels.blas_threads(kernels.blas_threads_for(net.sizes, batch)):
+    # Held signals as in compile_kernels: the first call may compile the kernel.
+    with kernels.blas_threads(kernels.blas_threads_for(net.sizes, batch)), sigint_deferred():
         for X, Y in source.blocks(EVAL_BATCH):
             total += kernels.dataset_cost(X, Y, net.params, net.sizes, net.acts, batch, work,
                                           net.loss_code)
@@ -499,7 +500,9 @@ def compile_kernels(net, settings, work, verbose):
     epoch_kernel = kernels.train_epoch
     if not hasattr(epoch_kernel, "overloads") or signature in epoch_kernel.overloads:
         return  # compiled already (or not a Numba dispatcher: a test's stand-in)
-    with compiling_notice(verbose):
+    # A signal during compilation is held until it ends: raised inside Numba/llvmlite it
+    # can land in a __del__, where Python prints it and goes on ("Exception ignored").
+    with compiling_notice(verbose), sigint_deferred():
         epoch_kernel.compile(signature)
 
 

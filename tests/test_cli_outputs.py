@@ -518,3 +518,24 @@ def test_fit_options_that_would_be_ignored_or_fail_late(kwargs, message):
     X = np.random.default_rng(0).standard_normal((100, 3))
     with pytest.raises((ValueError, TypeError), match=message):
         MLP([3, 4, 1], seed=0).fit(X, X[:, 0], epochs=1, **kwargs)
+
+
+def test_a_signal_during_compilation_is_held_until_it_ends(monkeypatch):
+    """Raised inside Numba, a signal's exception can land in an llvmlite __del__ and be
+    ignored (training then ran on): compile_kernels holds it until compilation ends."""
+    compiled = []
+
+    class Dispatcher:
+        overloads = {}
+
+        def compile(self, signature):
+            os.kill(os.getpid(), signal.SIGINT)
+            compiled.append("done")  # reached only if the signal is held
+    monkeypatch.setattr(training.kernels, "train_epoch", Dispatcher())
+    net = MLP([3, 4, 1], seed=0)
+    settings = training.Settings(epochs=1, batch_size=10, lr=0.1, momentum=0.0,
+                                 weight_decay=0.0, schedule="constant", step_size=1, gamma=0.1,
+                                 min_lr=0.0, shuffle=False, seed=None, early_stopping=None)
+    with pytest.raises(KeyboardInterrupt):
+        training.compile_kernels(net, settings, training.workspace(net, 10), False)
+    assert compiled == ["done"]
