@@ -3,7 +3,9 @@
 Every public function here is a Numba ``@njit`` function: call it from Python or from
 your own ``@njit`` code. Arrays are float32 or float64 (one dtype per call), C-contiguous,
 samples in rows, ``W`` of shape ``(n_out, n_in)``; outputs are written into the arrays you
-pass. ``kernels.reference`` holds a NumPy twin of each with the same signature.
+pass. A network, an optimizer and an epoch's minibatches travel as records
+(``network``, ``optimizer``, ``batches`` make them). ``kernels.reference`` holds a NumPy
+twin of each kernel with the same signature.
 """
 
 from ._blas import CORETYPE_DECISION  # noqa: F401  (first: arranges SciPy's BLAS)
@@ -11,33 +13,32 @@ from .activations import (ACTIVATIONS, IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
                           activation_backward, activation_forward, relu_mask)
 from .dense import backprop_input, dense_forward
 from .grads import accumulate_gradients
+from .errors import InvalidTypeError, InvalidValueError, NumbaDenseError, TooLargeError
 from .info import blas_summary
-from .loop import (batch_gradient, dataset_cost, layer_offsets, loss_and_gradient, param_count,
-                   predict_into, train_epoch, workspace_size)
+from .loop import (batch_gradient, dataset_cost, epoch_streaming, layer_offsets,
+                   loss_and_gradient, param_count, predict_into, train_epoch, workspace_size)
 from .loss import (LOSSES, MSE, SIGMOID_BCE, SOFTMAX_CE, mse_grad, mse_loss, sigmoid,
                    sigmoid_binary_cross_entropy, sigmoid_binary_cross_entropy_grad, softmax,
                    softmax_cross_entropy, softmax_cross_entropy_grad)
-from .optim import (ADAM, ADAMW, OPTIMIZERS, SGD, adam_update, optimizer_step,
+from .optim import (ADAM, ADAMW, OPTIMIZERS, SGD, Optimizer, optimizer, optimizer_step,
                     sgd_momentum_update, sgd_update)
+from .records import Batches, Network, batches, network
 from .threads import blas_threads, blas_threads_for
-from .variants import ACTIVATION_TABLE, LOSS_TABLE, OPTIMIZER_TABLE, SCHEDULE_TABLE, SCHEDULES
+from .variants import (ACTIVATION_TABLE, HYPERPARAMETER_TABLE, LOSS_TABLE, OPTIMIZER_TABLE,
+                       SCHEDULE_TABLE, SCHEDULES)
 
 __all__ = [
     "ACTIVATIONS", "IDENTITY", "RELU", "TANH", "SIGMOID", "LEAKY_RELU",
     "LOSSES", "MSE", "SOFTMAX_CE", "SIGMOID_BCE", "OPTIMIZERS", "SGD", "ADAM", "ADAMW",
     "SCHEDULES", "ACTIVATION_TABLE", "LOSS_TABLE", "OPTIMIZER_TABLE", "SCHEDULE_TABLE",
+    "HYPERPARAMETER_TABLE", "NumbaDenseError", "InvalidValueError", "InvalidTypeError",
+    "TooLargeError", "Network", "Optimizer", "Batches", "network", "optimizer", "batches",
     "dense_forward", "relu_mask", "activation_forward", "activation_backward",
-    "accumulate_gradients", "backprop_input", "sgd_update", "sgd_momentum_update", "adam_update",
-    "optimizer_step",
+    "accumulate_gradients", "backprop_input", "sgd_update", "sgd_momentum_update",
+    "optimizer_step", "epoch_streaming",
     "mse_loss", "mse_grad", "softmax_cross_entropy", "softmax_cross_entropy_grad",
     "sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy_grad", "softmax", "sigmoid",
     "train_epoch", "predict_into", "loss_and_gradient", "batch_gradient", "dataset_cost",
     "param_count", "layer_offsets", "workspace_size", "blas_summary", "blas_threads",
     "blas_threads_for",
 ]
-
-from . import _checks  # noqa: E402
-
-# Python calls whose argument types match no compiled version are checked before Numba
-# types them: one-line errors instead of TypingError (see kernels._checks).
-_checks.install_argument_checks(globals())

@@ -75,6 +75,7 @@ from numba import njit, types  # noqa: E402
 from numba.core import cgutils  # noqa: E402
 from numba.extending import get_cython_function_address, intrinsic, overload  # noqa: E402
 
+from .errors import InvalidTypeError, InvalidValueError  # noqa: E402
 from ._cache import CACHE  # noqa: E402  (decided after the BLAS, before any kernel)
 
 _P = types.CPointer
@@ -118,7 +119,7 @@ def _raw_gemm_impl(transa, transb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
         # Unreachable at run time: every kernel's entry check has already raised a clear
         # TypeError. Returning a body (rather than failing to type) lets that check run.
         def refuse(transa, transb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
-            raise TypeError("gemm: operands must share one float dtype")
+            raise InvalidTypeError("gemm: operands must share one float dtype")
         return refuse
     fn = _sgemm if A.dtype == types.float32 else _dgemm
     t = A.dtype
@@ -140,7 +141,8 @@ _T = ord("T")
 def _check_blas_dims(a, b, c):
     # BLAS integers are 32-bit: a larger dimension would wrap and index out of bounds.
     if a > _INT32_MAX or b > _INT32_MAX or c > _INT32_MAX:
-        raise ValueError("gemm: a matrix dimension exceeds 2**31 - 1, the BLAS integer limit")
+        raise InvalidValueError("gemm: a matrix dimension exceeds 2**31 - 1, "
+                                "the BLAS integer limit")
 
 
 @njit(cache=CACHE)

@@ -100,8 +100,8 @@ def _choose(stderr=None):
             if _cache_works():
                 FALLBACK_DIR = folder
                 print("kernels: cannot write Numba's cache in %s nor in the home folder; "
-                      "caching compiled kernels in %s instead (set NUMBA_CACHE_DIR to choose "
-                      "the folder)" % (here, folder), file=stderr)
+                      "caching compiled kernels in %s instead (set NUMBA_CACHE_DIR "
+                      "to choose the folder)" % (here, folder), file=stderr)
                 return
             _set_cache_dir(None)
         where = "%s, the home folder or %s" % (here, folder or "a temporary folder")
@@ -109,8 +109,8 @@ def _choose(stderr=None):
         where = "NUMBA_CACHE_DIR=%s, %s or the home folder" % (user_dir, here)
     CACHE = False
     print("kernels: no writable folder for Numba's cache (%s); compiling without a cache, "
-          "so every process compiles the kernels afresh (set NUMBA_CACHE_DIR to a writable "
-          "folder)" % where, file=stderr)
+          "so every process compiles the kernels afresh (set NUMBA_CACHE_DIR "
+          "to a writable folder)" % where, file=stderr)
 
 
 _choose()

@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
+from .errors import InvalidTypeError, InvalidValueError, TooLargeError
 from ._cache import CACHE
 
 
@@ -18,8 +19,8 @@ from ._cache import CACHE
 def check_dim(kernel, a_name, a_value, b_name, b_value, what):
     """Raise ``ValueError`` unless two sizes agree: '<kernel>: <a> has 3 <what> but <b> has 4'."""
     if a_value != b_value:
-        raise ValueError(kernel + ": " + a_name + " has " + str(a_value) + " " + what
-                         + " but " + b_name + " has " + str(b_value))
+        raise InvalidValueError(kernel + ": " + a_name + " has " + str(a_value) + " " + what
+                                + " but " + b_name + " has " + str(b_value))
 
 
 @njit(cache=CACHE)
@@ -34,8 +35,8 @@ def check_same_shape(kernel, names, a, a_name, b, b_name):
 def check_contiguous(kernel, name, a):
     """Raise ``ValueError`` unless ``a`` is C-contiguous (BLAS and flat views need it)."""
     if not a.flags.c_contiguous:
-        raise ValueError(kernel + ": " + name + " must be C-contiguous; pass np.ascontiguousarray("
-                         + name + ")")
+        raise InvalidValueError(kernel + ": " + name + " must be C-contiguous; pass "
+                                "np.ascontiguousarray(" + name + ")")
 
 
 def check_float_dtypes(kernel, names, *arrays):
@@ -64,7 +65,7 @@ def _check_float_dtypes_impl(kernel, names, *arrays):
         return lambda kernel, names, *arrays: None
 
     def impl(kernel, names, *arrays):
-        raise TypeError(message)
+        raise InvalidTypeError(message)
     return impl
 
 
@@ -86,14 +87,14 @@ def _cast_like_impl(value, like):
 def check_positive(kernel, name, value):
     """Raise ``ValueError`` unless ``value`` > 0 (e.g. a batch size)."""
     if value <= 0:
-        raise ValueError(kernel + ": " + name + " must be positive, got " + str(value))
+        raise InvalidValueError(kernel + ": " + name + " must be positive, got " + str(value))
 
 
 @njit(cache=CACHE)
 def check_finite(kernel, name, value):
     """Raise ``ValueError`` unless ``value`` is finite (e.g. a gradient's scale; NaN fails)."""
     if not (abs(value) < np.inf):
-        raise ValueError(kernel + ": " + name + " must be finite, got " + real_text(value))
+        raise InvalidValueError(kernel + ": " + name + " must be finite, got " + real_text(value))
 
 
 # ----------------------------------------------------------------------------- aliasing
@@ -134,8 +135,8 @@ def shares_memory(a, b):
 def check_separate(kernel, out_name, out, in_name, a):
     """Raise ``ValueError`` when output ``out`` shares memory with argument ``a``."""
     if shares_memory(out, a):
-        raise ValueError(kernel + ": " + out_name + " shares memory with " + in_name
-                         + "; pass a separate array")
+        raise InvalidValueError(kernel + ": " + out_name + " shares memory with " + in_name
+                                + "; pass a separate array")
 
 
 @njit(cache=CACHE)
@@ -144,9 +145,9 @@ def check_same_or_separate(kernel, out_name, out, in_name, a):
     (same start, shape and strides): for elementwise kernels, which may work in place."""
     if (shares_memory(out, a) and not (out.ctypes.data == a.ctypes.data
                                        and out.shape == a.shape and out.strides == a.strides)):
-        raise ValueError(kernel + ": " + out_name + " overlaps " + in_name
-                         + " without being the same array; pass " + in_name
-                         + " itself (in place) or a separate array")
+        raise InvalidValueError(kernel + ": " + out_name + " overlaps " + in_name
+                                + " without being the same array; pass " + in_name
+                                + " itself (in place) or a separate array")
 
 
 # ----------------------------------------------------------------------------- int arrays
@@ -171,7 +172,7 @@ def _as_int64_impl(kernel, name, a):
 
     def impl(kernel, name, a):
         if a.size >= 0:  # always: a condition keeps the int64 return below typed
-            raise TypeError(message)
+            raise InvalidTypeError(message)
         return np.empty(0, np.int64)
     return impl
 
@@ -252,162 +253,169 @@ def ints_text(a):
 
 # ----------------------------------------------------------------------------- Python calls
 #
-# A call from Python whose argument types match no compiled version goes through the
-# dispatcher's ``_compile_for_args`` before Numba types it. A wrong number of dimensions, a
-# dtype Numba cannot use (float16), a read-only output or a string where a flag belongs
-# would fail there with pages of TypingError; the hook below checks the arguments first
-# and raises the same one-line messages as the entry checks. It costs nothing on calls
-# that match a compiled version.
+# Each public kernel declares its arguments once, as annotations of its own parameters
+# (``def dense_forward(X: MATRIX, W: MATRIX, b: VECTOR, out: MATRIX_OUT, relu: FLAG)``);
+# Numba ignores annotations. ``kernel`` below gives a kernel a dispatcher class whose call
+# answers a call that Numba cannot type -- a wrong number of dimensions, float16, a
+# read-only output, a string where a flag belongs, which would fail with pages of
+# TypingError -- with the one-line message of the first argument that does not fit its
+# annotation. A call that matches a compiled version pays one Python-level call; the
+# checks themselves run only once a call has failed.
 #
-# Integer arrays (sizes, acts, order) of another integer dtype than int64, and lists or
-# tuples of integers, are converted to int64 arrays there (``int64_arguments``), so that
-# ``sizes = np.array([784, 10], np.int32)`` or ``[784, 10]`` runs the compiled int64
-# version instead of compiling another one (from your own @njit code, ``as_int64`` at
-# the kernel's entry does the same).
-
-#: Each public kernel's positional arguments: ``name:kind``. Kinds: ``1``/``2`` a float
-#: array of that many dimensions (``w``: written, so it must be writable; ``i``: integer
-#: array); ``flag`` a bool; ``int``; ``real`` a number; a trailing ``?`` marks an option
-#: that may be None (its default; see the note above ``loop.train_epoch``).
-SIGNATURES = {
-    "dense_forward": "X:2 W:2 b:1 out:2w relu:flag",
-    "relu_mask": "A:2 G:2w",
-    "accumulate_gradients": "delta:2 X:2 dW:2w db:1w scale:real accumulate:flag",
-    "backprop_input": "delta:2 W:2 out:2w",
-    "sgd_update": "params:1w grads:1 lr:real",
-    "sgd_momentum_update": "params:1w grads:1 velocity:1w lr:real momentum:real "
-                           "weight_decay:real",
-    "optimizer_step": "params:1w grads:1 state:1w optimizer:int t:int lr:real momentum:real "
-                      "weight_decay:real beta1:real beta2:real eps:real nesterov:flag",
-    "adam_update": "params:1w grads:1 m:1w v:1w t:int lr:real beta1:real beta2:real eps:real "
-                   "weight_decay:real decoupled:flag",
-    "activation_forward": "Z:2w act:int",
-    "activation_backward": "A:2 G:2w act:int",
-    "mse_loss": "pred:2 y:2",
-    "mse_grad": "pred:2 y:2 out:2w",
-    "softmax_cross_entropy": "Z:2 Y:2",
-    "softmax_cross_entropy_grad": "Z:2 Y:2 out:2w",
-    "sigmoid_binary_cross_entropy": "Z:2 Y:2",
-    "sigmoid_binary_cross_entropy_grad": "Z:2 Y:2 out:2w",
-    "softmax": "Z:2 out:2w",
-    "sigmoid": "Z:2 out:2w",
-    "train_epoch": "X:2 Y:2 params:1w grads:1w velocity:1w sizes:1i acts:1i batch_size:int "
-                   "lr:real momentum:real weight_decay:real order:1i workspace:1w loss:int? "
-                   "optimizer:int? beta1:real? beta2:real? eps:real? nesterov:flag? step:int?",
-    "predict_into": "X:2 params:1 sizes:1i acts:1i out:2w batch_size:int workspace:1w",
-    "loss_and_gradient": "X:2 Y:2 params:1 grads:1w sizes:1i acts:1i batch_size:int "
-                         "workspace:1w loss:int?",
-    "batch_gradient": "X:2 Y:2 params:1 grads:1w sizes:1i acts:1i batch_size:int "
-                      "workspace:1w scale:real loss:int?",
-    "dataset_cost": "X:2 Y:2 params:1 sizes:1i acts:1i batch_size:int workspace:1w "
-                    "loss:int?",
-    "param_count": "sizes:1i",
-    "layer_offsets": "sizes:1i",
-    "workspace_size": "sizes:1i batch_size:int",
-}
+# Two argument problems fail in Numba's C dispatcher rather than in typing: an empty list
+# ("cannot compute fingerprint of empty list") and an integer beyond int64 ("int too big
+# to convert"). They are answered the same way. An integer array argument given as a
+# list or tuple is made an int64 array and the call made again.
 
 
-def argument_problem(kernel, spec, args):
-    """(exception class, one-line message) for the first argument not fitting ``spec``, or None.
+class Arg:
+    """What a kernel argument must be: ``kind`` "float" (an array of ``ndim`` dimensions,
+    float32 or float64, one dtype per call; ``written``: the kernel writes into it),
+    "ints" (a 1-D integer array), "int", "real", "flag" or "record" (an instance of the
+    record class named ``record``, whose own ``FIELDS`` say what each field must be);
+    ``optional``: None means the option's default."""
 
-    ValueError for a wrong number of dimensions (a shape problem), TypeError otherwise.
-    """
+    def __init__(self, kind, ndim=0, written=False, optional=False, record=None):
+        self.kind, self.ndim, self.written = kind, ndim, written
+        self.optional, self.record = optional, record
+
+    def __repr__(self):
+        return "Arg(%r, ndim=%d%s%s)" % (self.kind, self.ndim, ", written" * self.written,
+                                         ", optional" * self.optional)
+
+
+MATRIX = Arg("float", 2)
+MATRIX_OUT = Arg("float", 2, written=True)
+VECTOR = Arg("float", 1)
+VECTOR_OUT = Arg("float", 1, written=True)
+INTS = Arg("ints", 1)
+INT = Arg("int")
+REAL = Arg("real")
+FLAG = Arg("flag")
+OPTIONAL_INT = Arg("int", optional=True)
+
+
+def arguments_of(dispatcher):
+    """[(name, Arg)] of a public kernel, read from its parameters' annotations (a record
+    class -- ``kernels.Network`` -- stands for ``Arg("record", record=that class)``)."""
+    import inspect
+    arguments = []
+    for name, p in inspect.signature(dispatcher.py_func).parameters.items():
+        arg = p.annotation
+        if isinstance(arg, type) and hasattr(arg, "FIELDS"):
+            arg = Arg("record", record=arg)
+        arguments.append((name, arg))
+    return arguments
+
+
+def _value_problem(kernel, name, arg, value, floats):
+    """(class, message) when ``value`` does not fit ``arg``, else None; ``floats`` collects
+    (name, dtype) of the float arrays seen, for the one-dtype-per-call rule."""
     import numbers
+    if arg.optional and value is None:
+        return None
+    bad_type = InvalidTypeError
+    if arg.kind == "flag":
+        if not isinstance(value, (bool, np.bool_)):
+            return bad_type, "%s: %s must be True or False, got %r" % (kernel, name, value)
+    elif arg.kind == "int":
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+            return bad_type, "%s: %s must be an integer, got %r" % (kernel, name, value)
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            return TooLargeError, ("%s: %s must fit int64 (at most 2**63 - 1), got %d"
+                                   % (kernel, name, value))
+    elif arg.kind == "real":
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            return bad_type, "%s: %s must be a real number, got %r" % (kernel, name, value)
+    elif arg.kind == "record":
+        cls = arg.record
+        if not isinstance(value, cls):
+            return bad_type, ("%s: %s must be a kernels.%s (%s), got %s"
+                              % (kernel, name, cls.__name__, cls.MADE_BY, type(value).__name__))
+        for field, field_arg in cls.FIELDS.items():
+            problem = _value_problem(kernel, name + "." + field, field_arg,
+                                     getattr(value, field), floats)
+            if problem is not None:
+                return problem
+    else:
+        if not isinstance(value, np.ndarray):
+            return bad_type, ("%s: %s must be a NumPy array, got %s; pass np.asarray(%s)"
+                              % (kernel, name, type(value).__name__, name))
+        if value.ndim != arg.ndim:
+            return InvalidValueError, ("%s: %s must be %d-D (%s), got %d-D with shape %s"
+                                       % (kernel, name, arg.ndim,
+                                          "rows, columns" if arg.ndim == 2 else "a vector",
+                                          value.ndim, value.shape))
+        if arg.kind == "ints":
+            if value.dtype.kind not in "iu":
+                return bad_type, ("%s: %s must be an integer array, got %s"
+                                  % (kernel, name, value.dtype))
+            return None
+        if value.dtype not in (np.float32, np.float64):
+            return bad_type, ("%s: %s must be float32 or float64, got %s"
+                              % (kernel, name, value.dtype))
+        if arg.written and not value.flags.writeable:
+            return bad_type, ("%s: %s is read-only, but the kernel writes into it; pass a "
+                              "writable array (np.array(%s) copies it)" % (kernel, name, name))
+        if floats and value.dtype != floats[0][1]:
+            # one dtype per call: mixed, Numba fails deep in compilation
+            return bad_type, ("%s: %s has dtype %s but %s has %s; pass arrays of one float "
+                              "dtype" % (kernel, name, value.dtype, floats[0][0],
+                                         floats[0][1]))
+        floats.append((name, value.dtype))
+    return None
 
-    import numpy as np
-    from numba.core.dispatcher import OmittedArg
-    first_float = None  # (name, dtype) of the first float array
-    for (name, kind), value in zip((item.split(":") for item in spec.split()), args):
-        if isinstance(value, OmittedArg):  # a default the caller left out
-            continue
-        if kind.endswith("?"):  # an option: None means its default
-            if value is None:
-                continue
-            kind = kind[:-1]
-        if kind == "flag":
-            if not isinstance(value, (bool, np.bool_)):
-                return TypeError, "%s: %s must be True or False, got %r" % (kernel, name, value)
-        elif kind == "int":
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-                return TypeError, "%s: %s must be an integer, got %r" % (kernel, name, value)
-            if not _INT64_MIN <= value <= _INT64_MAX:
-                if name == "t":
-                    return OverflowError, ("%s: t must fit int64 and be >= 1 (a step number), "
-                                           "got %d" % (kernel, value))
-                return OverflowError, ("%s: %s must fit int64 (at most 2**63 - 1), got %d"
-                                       % (kernel, name, value))
-        elif kind == "real":
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-                return TypeError, "%s: %s must be a real number, got %r" % (kernel, name, value)
+
+def argument_problem(kernel, arguments, args, kws=None):
+    """(exception class, one-line message) for the first of ``args`` (and keywords ``kws``)
+    not fitting ``arguments`` ([(name, Arg)], ``arguments_of``), or None. ValueError for a
+    wrong number of dimensions (a shape problem), OverflowError for an integer beyond
+    int64, TypeError otherwise."""
+    kws = kws or {}
+    floats = []
+    for i, (name, arg) in enumerate(arguments):
+        if i < len(args):
+            value = args[i]
+        elif name in kws:
+            value = kws[name]
         else:
-            if not isinstance(value, np.ndarray):
-                return TypeError, ("%s: %s must be a NumPy array, got %s; pass np.asarray(%s)"
-                                   % (kernel, name, type(value).__name__, name))
-            ndim = int(kind[0])
-            if value.ndim != ndim:
-                return ValueError, ("%s: %s must be %d-D (%s), got %d-D with shape %s"
-                                    % (kernel, name, ndim,
-                                       "rows, columns" if ndim == 2 else "a vector",
-                                       value.ndim, value.shape))
-            if kind.endswith("i"):
-                if value.dtype.kind not in "iu":
-                    return TypeError, ("%s: %s must be an integer array, got %s"
-                                       % (kernel, name, value.dtype))
-            elif value.dtype not in (np.float32, np.float64):
-                return TypeError, ("%s: %s must be float32 or float64, got %s"
-                                   % (kernel, name, value.dtype))
-            if kind.endswith("w") and not value.flags.writeable:
-                return TypeError, ("%s: %s is read-only, but the kernel writes into it; pass a "
-                                   "writable array (np.array(%s) copies it)"
-                                   % (kernel, name, name))
-            if not kind.endswith("i"):
-                if first_float is None:
-                    first_float = (name, value.dtype)
-                elif value.dtype != first_float[1]:
-                    # one dtype per call: mixed, Numba fails deep in compilation
-                    return TypeError, ("%s: %s has dtype %s but %s has %s; pass arrays of one "
-                                       "float dtype" % (kernel, name, value.dtype,
-                                                        first_float[0], first_float[1]))
+            continue
+        problem = _value_problem(kernel, name, arg, value, floats)
+        if problem is not None:
+            return problem
     return None
 
 
 def _int64_array(kernel, name, value):
-    """(converted, problem): ``value`` of an integer-array argument as a C-contiguous int64
-    array (a list or tuple as an array, whatever its shape), or None when it needs
-    nothing; problem a (class, message) or None. Shapes are left to ``argument_problem``."""
-    if isinstance(value, (list, tuple)):
-        try:
-            array = np.asarray(value)
-        except (ValueError, TypeError, OverflowError):
-            return None, (TypeError, "%s: %s must be a 1-D integer array, got %r"
-                          % (kernel, name, value))
-        if array.ndim == 1 and array.size == 0:
-            return np.empty(0, np.int64), None
-        if array.ndim != 1:
-            return array, None
-        if array.dtype.kind not in "iu":
-            return None, (TypeError, "%s: %s must be integers, got a %s of %s"
-                          % (kernel, name, type(value).__name__, array.dtype))
-    elif isinstance(value, np.ndarray) and value.dtype.kind in "iu" and value.ndim == 1:
-        if value.dtype == np.int64 and value.flags.c_contiguous:
-            return None, None
-        array = value
-    else:
+    """(converted, problem): an integer-array argument given as a list or tuple, as an
+    int64 array (None when it needs nothing); problem a (class, message) or None."""
+    if not isinstance(value, (list, tuple)):
         return None, None
-    if array.dtype == np.uint64 and array.size and array.max() > np.iinfo(np.int64).max:
-        return None, (ValueError, "%s: %s holds %d, more than int64 holds"
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError, OverflowError):
+        return None, (InvalidTypeError, "%s: %s must be a 1-D integer array, got %r"
+                      % (kernel, name, value))
+    if array.ndim == 1 and array.size == 0:
+        return np.empty(0, np.int64), None
+    if array.ndim != 1:
+        return array, None
+    if array.dtype.kind not in "iu":
+        return None, (InvalidTypeError, "%s: %s must be integers, got a %s of %s"
+                      % (kernel, name, type(value).__name__, array.dtype))
+    if array.dtype == np.uint64 and array.max() > np.iinfo(np.int64).max:
+        return None, (InvalidValueError, "%s: %s holds %d, more than int64 holds"
                       % (kernel, name, array.max()))
     return np.ascontiguousarray(array, np.int64), None
 
 
-def int64_arguments(kernel, spec, args):
-    """(arguments, problem): ``args`` with every integer-array argument of ``spec`` given as
-    another integer dtype, a list or a tuple made an int64 array (None when none was),
-    and the (class, message) of one that cannot be (None when all can)."""
+def int64_arguments(kernel, arguments, args):
+    """(arguments, problem): ``args`` with every integer-array argument given as a list or
+    tuple made an int64 array (None when none was), and the (class, message) of one that
+    cannot be (None when all can)."""
     converted = None
-    for i, ((name, kind), value) in enumerate(zip((item.split(":") for item in spec.split()),
-                                                  args)):
-        if not kind.startswith("1i"):
+    for i, ((name, arg), value) in enumerate(zip(arguments, args)):
+        if arg.kind != "ints":
             continue
         array, problem = _int64_array(kernel, name, value)
         if problem is not None:
@@ -418,30 +426,11 @@ def int64_arguments(kernel, spec, args):
     return converted, None
 
 
-def _call_arguments(args):
-    """Arguments to call a dispatcher with, from those ``_compile_for_args`` receives:
-    defaults left out (``OmittedArg``) at the end stay left out, others are given."""
-    from numba.core.dispatcher import OmittedArg
-    args = list(args)
-    while args and isinstance(args[-1], OmittedArg):
-        args.pop()
-    return [a.value if isinstance(a, OmittedArg) else a for a in args]
-
-
-# Two argument problems fail in Numba's C dispatcher before the hook above can see them:
-# an empty list (``order=[]``, ``param_count([])``: "cannot compute fingerprint of empty
-# list") and, once a version is compiled, an integer beyond int64 ("int too big to
-# convert"). Kernels taking an integer or an integer array get a dispatcher class whose
-# call catches those two and answers as the hook does: the empty list becomes
-# ``np.empty(0, np.int64)`` and the call is made again, the integer gets a one-line error.
-# Only those kernels: the Python-level call costs about 0.5 us, nothing beside a network
-# kernel's work but a third of a small elementwise update's.
-
 _CHECKED_CLASSES = {}
 
 
 def _checked_class(base):
-    """A subclass of the dispatcher class ``base`` whose calls catch the two failures (made
+    """A subclass of the dispatcher class ``base`` whose failed calls are explained (made
     once per class, and named in this module so that a dispatcher still pickles)."""
     name = "Checked" + base.__name__
     if name in _CHECKED_CLASSES:
@@ -451,14 +440,15 @@ def _checked_class(base):
     def __call__(self, *args, **kws):
         try:
             return base_call(self, *args, **kws)
-        except (ValueError, OverflowError) as error:
-            text = str(error)
-            if "fingerprint of empty list" not in text and "int too big to convert" not in text:
-                raise
-            kernel, spec = self._kernel_signature
-            converted, problem = int64_arguments(kernel, spec, args)
+        except Exception:
+            # Whatever failed -- typing, lowering (mixed dtypes reach LLVM), the C
+            # dispatcher or the kernel's own checks -- an argument that does not fit its
+            # annotation is the clearer answer; else the error stands.
+            kernel = self.py_func.__name__
+            arguments = arguments_of(self)
+            converted, problem = int64_arguments(kernel, arguments, args)
             if problem is None:
-                problem = argument_problem(kernel, spec, converted or args)
+                problem = argument_problem(kernel, arguments, converted or args, kws)
             if problem is not None:
                 raise problem[0](problem[1]) from None
             if converted is None:
@@ -470,28 +460,9 @@ def _checked_class(base):
     return cls
 
 
-def install_argument_checks(namespace):
-    """Give every kernel of ``SIGNATURES`` in ``namespace`` the Python-call argument check."""
-    for kernel, spec in SIGNATURES.items():
-        dispatcher = namespace[kernel]
-        if ":int" in spec or ":1i" in spec:
-            dispatcher.__class__ = _checked_class(type(dispatcher))
-            dispatcher._kernel_signature = (kernel, spec)
-        compile_for_args = dispatcher._compile_for_args
-
-        def checked(*args, _kernel=kernel, _spec=spec, _compile=compile_for_args,
-                    _dispatcher=dispatcher, **kws):
-            converted, problem = int64_arguments(_kernel, _spec, args)
-            if problem is None:
-                problem = argument_problem(_kernel, _spec, converted or args)
-            if problem is not None:
-                error, message = problem
-                raise error(message)
-            if converted is not None:
-                # Numba calls what this returns with the caller's arguments; a Python
-                # function (not a compiled entry point) is called as it is, so it can call
-                # the kernel again with the converted ones, which match the int64 version.
-                call = _call_arguments(converted)
-                return lambda *_args, **_kws: _dispatcher(*call)
-            return _compile(*args, **kws)
-        dispatcher._compile_for_args = checked
+def kernel(function):
+    """``@kernel``: a public kernel, ``njit(cache=CACHE)`` with its Python calls checked
+    against the annotations of its parameters (see the note above)."""
+    dispatcher = njit(cache=CACHE)(function)
+    dispatcher.__class__ = _checked_class(type(dispatcher))
+    return dispatcher

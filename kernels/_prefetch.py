@@ -2,9 +2,10 @@
 
 The streamed one-layer epoch (config A) reads each row of X once, from memory, and does
 about as much arithmetic on it as the read takes. The hardware prefetcher alone left the
-two in sequence (33.7 ns a row of 100 float32 where a pure read takes 20); asking for
-the row 8 rows ahead overlaps them (26.2 ns). ``benchmarks/prefetch_distance.py``
-measures how far ahead (``kernels.loop.PREFETCH_ROWS``).
+two in sequence; asking for a row a few rows ahead overlaps them.
+``python -m benchmarks.prefetch_distance`` measures how far ahead
+(``kernels.config.PREFETCH_ROWS``); docs/performance.md, "The streamed one-layer epoch
+(config A)", has the figures.
 """
 
 from llvmlite import ir
@@ -13,9 +14,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ._cache import CACHE
-
-#: Bytes the CPU loads at a time (a cache line on x86-64 and the common ARM cores).
-CACHE_LINE_BYTES = 64
+from .config import CACHE_LINE_BYTES
 
 
 @intrinsic

@@ -14,16 +14,17 @@ those same sweeps, so every formula is written once: in ``_activate`` and
 import numpy as np
 from numba import njit
 
+from .errors import InvalidValueError
 from ._cache import CACHE
-from ._checks import cast_like, check_float_dtypes, check_same_or_separate, check_same_shape
+from ._checks import (INT, MATRIX, MATRIX_OUT, cast_like, check_float_dtypes,
+                      check_same_or_separate, check_same_shape, kernel)
+from .config import FASTMATH_ELEMENTWISE
 
 from .variants import (ACTIVATIONS, IDENTITY, LEAKY_RELU, LEAKY_SLOPE, N_ACTIVATIONS,  # noqa: F401
                        RELU, SIGMOID, TANH)
 
-_FAST = {"contract"}  # fused multiply-add is fine; no reassociation: keeps NaN checks exact
 
-
-@njit(cache=CACHE, fastmath=_FAST, inline="always")
+@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE, inline="always")
 def _activate(z, act):
     """sigma(z) for one element; NaN stays NaN (as np.maximum) so divergence is seen."""
     # The constants take z's type: a float64 0.0 here would make every caller's float32
@@ -41,7 +42,7 @@ def _activate(z, act):
     return z
 
 
-@njit(cache=CACHE, fastmath=_FAST, inline="always")
+@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE, inline="always")
 def _sigmoid_scalar(z):
     """1 / (1 + exp(-z)) without overflow: exp is only taken of a non-positive number."""
     if z >= 0:
@@ -50,7 +51,7 @@ def _sigmoid_scalar(z):
     return e / (1 + e)
 
 
-@njit(cache=CACHE, fastmath=_FAST, inline="always")
+@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE, inline="always")
 def _derivative_from_output(a, act):
     """sigma'(z) for one element, from a = sigma(z) (leaky_relu: a > 0 exactly where z > 0)."""
     if act == RELU:
@@ -65,10 +66,11 @@ def _derivative_from_output(a, act):
 
 
 # The two sweeps below run for every layer of every minibatch. The activation is chosen
-# outside the loops, so that each loop body is branch-free and LLVM vectorizes it
-# (a branch on ``act`` per element made the backward sweep 10x slower than its arithmetic).
+# outside the loops, so that each loop body is branch-free and LLVM vectorizes it (a branch
+# on ``act`` per element kept the backward sweep scalar: docs/performance.md, "Elementwise
+# sweeps").
 
-@njit(cache=CACHE, fastmath=_FAST)
+@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE)
 def add_bias_activate(out, b, act):
     """In place ``out[i, j] = sigma(out[i, j] + b[j])``: bias and activation in one sweep.
 
@@ -94,7 +96,7 @@ def add_bias_activate(out, b, act):
                 row[j] = _activate(row[j] + b[j], act)
 
 
-@njit(cache=CACHE, fastmath=_FAST)
+@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE)
 def _backprop_activation(A, G, db, act, accumulate):
     """In place ``G *= sigma'(A)``, and ``db = G.sum(axis=0)`` (``+=`` with accumulate).
 
@@ -130,20 +132,20 @@ def _backprop_activation(A, G, db, act, accumulate):
 @njit(cache=CACHE)
 def _check_act(kernel, act):
     if act < 0 or act >= N_ACTIVATIONS:
-        raise ValueError(kernel + ": act is " + str(act) + ", not an activation code (0-"
-                         + str(N_ACTIVATIONS - 1) + ")")
+        raise InvalidValueError(kernel + ": act is " + str(act) + ", not an activation code (0-"
+                                + str(N_ACTIVATIONS - 1) + ")")
 
 
-@njit(cache=CACHE)
-def activation_forward(Z, act):
+@kernel
+def activation_forward(Z: MATRIX_OUT, act: INT):
     """In place ``Z = sigma(Z)`` for activation code ``act``; Z (m, n)."""
     check_float_dtypes("activation_forward", "Z", Z)
     _check_act("activation_forward", act)
     add_bias_activate(Z, np.zeros(Z.shape[1], Z.dtype), act)
 
 
-@njit(cache=CACHE)
-def activation_backward(A, G, act):
+@kernel
+def activation_backward(A: MATRIX, G: MATRIX_OUT, act: INT):
     """In place ``G *= sigma'(Z)``, computed from the layer's output ``A = sigma(Z)``.
 
     A, G (m, n). ReLU: ``A > 0``; tanh: ``1 - A**2``; sigmoid: ``A (1 - A)``; leaky_relu:
@@ -156,8 +158,8 @@ def activation_backward(A, G, act):
     _backprop_activation(A, G, np.empty(G.shape[1], G.dtype), act, False)
 
 
-@njit(cache=CACHE)
-def relu_mask(A, G):
+@kernel
+def relu_mask(A: MATRIX, G: MATRIX_OUT):
     """In place ``G[i, j] = 0`` wherever ``A[i, j] <= 0``: backprop through ReLU.
 
     A, G (m, n), the layer's stored activations and the gradient with respect to them.

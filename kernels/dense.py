@@ -4,14 +4,14 @@ import numpy as np
 from numba import njit
 
 from ._cache import CACHE
-from ._checks import (cast_like, check_contiguous, check_dim, check_float_dtypes,
-                      check_separate)
+from ._checks import (FLAG, MATRIX, MATRIX_OUT, VECTOR, cast_like, check_contiguous,
+                      check_dim, check_float_dtypes, check_separate, kernel)
 from .activations import IDENTITY, RELU, _activate, add_bias_activate
-from .products import (FORWARD_LOOP_MAX_OUTPUTS, product_a_b, product_a_bt,
-                       forward_scratch_size)
+from .config import FASTMATH_REDUCTION, FORWARD_LOOP_MAX_OUTPUTS
+from .products import product_a_b, product_a_bt, forward_scratch_size
 
 
-@njit(cache=CACHE, fastmath={"contract", "reassoc"})
+@njit(cache=CACHE, fastmath=FASTMATH_REDUCTION)
 def forward_loop(X, W, b, out, act):
     """``out = sigma(X @ W.T + b)`` as one loop; X (m, k), W (n, k), b (n,), out (m, n)."""
     m, k = X.shape
@@ -39,8 +39,8 @@ def _forward(X, W, b, out, act, scratch):
     add_bias_activate(out, b, act)
 
 
-@njit(cache=CACHE)
-def dense_forward(X, W, b, out, relu):
+@kernel
+def dense_forward(X: MATRIX, W: MATRIX, b: VECTOR, out: MATRIX_OUT, relu: FLAG):
     """``out = X @ W.T + b``, with ``max(0, .)`` in the same pass when ``relu`` is true.
 
     X (m, n_in), W (n_out, n_in), b (n_out,), out (m, n_out); all C-contiguous, one dtype;
@@ -61,8 +61,8 @@ def dense_forward(X, W, b, out, relu):
     _forward(X, W, b, out, RELU if relu else IDENTITY, scratch)
 
 
-@njit(cache=CACHE)
-def backprop_input(delta, W, out):
+@kernel
+def backprop_input(delta: MATRIX, W: MATRIX, out: MATRIX_OUT):
     """``out = delta @ W``: the gradient with respect to the layer's input.
 
     delta (m, n_out), W (n_out, n_in), out (m, n_in); all C-contiguous, one dtype; ``out``

@@ -4,8 +4,8 @@ from numba import njit
 
 from ._cache import CACHE
 from .products import product_at_b
-from ._checks import (check_contiguous, check_dim, check_finite, check_float_dtypes,
-                      check_separate)
+from ._checks import (FLAG, MATRIX, MATRIX_OUT, REAL, VECTOR_OUT, check_contiguous,
+                      check_dim, check_finite, check_float_dtypes, check_separate, kernel)
 
 
 @njit(cache=CACHE)
@@ -20,8 +20,9 @@ def _column_sums(delta, db, scale, accumulate):
             db[j] += scale * row[j]
 
 
-@njit(cache=CACHE)
-def accumulate_gradients(delta, X, dW, db, scale, accumulate):
+@kernel
+def accumulate_gradients(delta: MATRIX, X: MATRIX, dW: MATRIX_OUT, db: VECTOR_OUT, scale: REAL,
+                         accumulate: FLAG):
     """``dW = scale * delta.T @ X``, ``db = scale * delta.sum(axis=0)``; added in with accumulate.
 
     delta (m, n_out), X (m, n_in), dW (n_out, n_in), db (n_out,). One gemm sums the

@@ -1,9 +1,10 @@
 """Whole passes over a dataset in compiled code: a training epoch, prediction, the full gradient.
 
-A network is described to compiled code by two int64 arrays:
+A network is described to compiled code by a ``Network`` record (``kernels.network``):
 
-- ``sizes`` (L + 1,): ``[n_0, n_1, ..., n_L]``, the width of every layer, inputs first;
-- ``acts`` (L,): the activation code of every layer (``kernels.ACTIVATIONS``).
+- ``sizes`` (L + 1,) int64: ``[n_0, n_1, ..., n_L]``, the width of every layer, inputs first;
+- ``acts`` (L,) int64: the activation code of every layer (``kernels.ACTIVATIONS``);
+- ``loss``: the cost code (``kernels.LOSSES``).
 
 Parameters live in one flat vector ``params`` (P,) laid out layer by layer as
 ``W_1.ravel(), b_1, W_2.ravel(), b_2, ...`` with ``W_l`` of shape ``(n_l, n_{l-1})``;
@@ -15,28 +16,20 @@ terms and a gathered minibatch, so an epoch allocates nothing per minibatch.
 import numpy as np
 from numba import njit
 
+from .errors import InvalidValueError, TooLargeError
 from ._cache import CACHE
-from ._checks import (as_int64, cast_like, check_contiguous, check_dim, check_finite,
-                      check_float_dtypes, check_positive, check_same_or_separate, check_separate,
-                      checked_add, checked_mul, ints_text)
+from ._checks import (INT, INTS, MATRIX, MATRIX_OUT, REAL, VECTOR, VECTOR_OUT, as_int64,
+                      cast_like, check_contiguous, check_dim, check_finite, check_float_dtypes,
+                      check_positive, check_same_or_separate, check_separate, checked_add,
+                      checked_mul, ints_text, kernel)
 from .activations import IDENTITY, N_ACTIVATIONS, RELU, _activate, _backprop_activation
+from .config import FASTMATH_REDUCTION, PREFETCH_ROWS, STREAMING_MAX_OUTPUTS
 from .dense import _forward
 from .loss import MSE, N_LOSSES, SOFTMAX_CE, _mse_element, _output_delta
-from .optim import SGD, _check_optimizer, _optimizer_step, _sgd_sweep
+from .optim import SGD, Optimizer, _optimizer_step, _sgd_sweep, check_optimizer
 from ._prefetch import prefetch_row
 from .products import product_a_b, product_at_b, forward_scratch_size
-
-#: A one-layer network with at most this many outputs trains by streaming each row once:
-#: its forward product and its error-times-input gradient are done while the row is in
-#: L1 cache, instead of two passes over the batch (the single ReLU neuron, config A).
-STREAMING_MAX_OUTPUTS = 8
-#: ... and asks for the row this many rows ahead while it works on one (a software
-#: prefetch), so that reading X overlaps the arithmetic. Chosen by
-#: ``python -m benchmarks.prefetch_distance``: on the development machine (AMD EPYC, Zen 3)
-#: 8 rows ahead took config A's epoch (100 float32 a row) from 33.7 to 26.2 ns a row in
-#: storage order and from 139 to 120 ns shuffled; 4 to 16 were within 3% of it, 2 and 32
-#: gained less (32 almost nothing shuffled).
-PREFETCH_ROWS = 8
+from .records import Batches, Network
 
 
 # ----------------------------------------------------------------------------- layout
@@ -47,32 +40,32 @@ def _layer_offsets(kernel, sizes):
     every offset) within int64 (``OverflowError`` naming sizes otherwise)."""
     n_layers = sizes.shape[0] - 1
     if n_layers < 1:
-        raise ValueError(kernel + ": sizes must list at least 2 layer widths (inputs and "
-                         "outputs), got " + str(sizes.shape[0]))
+        raise InvalidValueError(kernel + ": sizes must list at least 2 layer widths "
+                                "(inputs and outputs), got " + str(sizes.shape[0]))
     offsets = np.empty(n_layers + 1, np.int64)
     o = np.int64(0)
     for l in range(n_layers + 1):
         if sizes[l] < 1:
-            raise ValueError(kernel + ": sizes[" + str(l) + "] is " + str(sizes[l])
-                             + ": every layer width must be at least 1")
+            raise InvalidValueError(kernel + ": sizes[" + str(l) + "] is " + str(sizes[l])
+                                    + ": every layer width must be at least 1")
     for l in range(n_layers):
         offsets[l] = o
         o = checked_add(o, checked_add(checked_mul(sizes[l + 1], sizes[l]), sizes[l + 1]))
     if o < 0:
-        raise OverflowError(kernel + ": sizes " + ints_text(sizes) + " make more than 2**63 - 1 "
+        raise TooLargeError(kernel + ": sizes " + ints_text(sizes) + " make more than 2**63 - 1 "
                             "weights and biases, beyond int64")
     offsets[n_layers] = o
     return offsets
 
 
-@njit(cache=CACHE)
-def layer_offsets(sizes):
+@kernel
+def layer_offsets(sizes: INTS):
     """(L + 1,) int64: where each layer's ``W`` starts in ``params``; the last entry is P."""
     return _layer_offsets("layer_offsets", as_int64("layer_offsets", "sizes", sizes))
 
 
-@njit(cache=CACHE)
-def param_count(sizes):
+@kernel
+def param_count(sizes: INTS):
     """P, the number of weights and biases of a network with these layer sizes."""
     return _layer_offsets("param_count", as_int64("param_count", "sizes", sizes))[-1]
 
@@ -136,14 +129,14 @@ def _workspace_size(kernel, sizes, batch_size):
     check_positive(kernel, "batch_size", batch_size)
     total = _workspace_layout(sizes, batch_size)[5]
     if total < 0:
-        raise OverflowError(kernel + ": sizes " + ints_text(sizes) + " with batch_size "
+        raise TooLargeError(kernel + ": sizes " + ints_text(sizes) + " with batch_size "
                             + str(batch_size) + " need more than 2**63 - 1 workspace "
                             "elements, beyond int64")
     return total
 
 
-@njit(cache=CACHE)
-def workspace_size(sizes, batch_size):
+@kernel
+def workspace_size(sizes: INTS, batch_size: INT):
     """Elements of scratch an epoch needs: activations, two error terms, a gathered batch
     and a transposed weight matrix. ``batch_size`` must be positive."""
     return _workspace_size("workspace_size", as_int64("workspace_size", "sizes", sizes),
@@ -158,35 +151,37 @@ def _block(workspace, start, rows, cols):
 # ----------------------------------------------------------------------------- checks
 
 @njit(cache=CACHE)
-def _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss=MSE):
+def _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss):
     n_layers = sizes.shape[0] - 1
     if loss < 0 or loss >= N_LOSSES:
-        raise ValueError(kernel + ": loss is " + str(loss) + ", not a cost code (kernels.LOSSES)")
+        raise InvalidValueError(kernel + ": loss "
+                                         "is " + str(loss) + ", not a cost code (kernels.LOSSES)")
     if n_layers < 1:
-        raise ValueError(kernel + ": sizes must list at least 2 layer widths, got "
-                         + str(sizes.shape[0]))
+        raise InvalidValueError(kernel + ": sizes must list at least 2 layer widths, got "
+                                + str(sizes.shape[0]))
     for l in range(n_layers + 1):
         check_positive(kernel, "every entry of sizes", sizes[l])
     n_params = _layer_offsets(kernel, sizes)[n_layers]
     check_dim(kernel, "acts", acts.shape[0], "sizes", n_layers, "entries (layers)")
     for l in range(n_layers):
         if acts[l] < 0 or acts[l] >= N_ACTIVATIONS:
-            raise ValueError(kernel + ": acts[" + str(l) + "] is " + str(acts[l])
-                             + ", not an activation code")
+            raise InvalidValueError(kernel + ": acts[" + str(l) + "] is " + str(acts[l])
+                                    + ", not an activation code")
     if loss != MSE and acts[n_layers - 1] != 0:
-        raise ValueError(kernel + ": the cross-entropy costs take logits: the last layer's "
-                         "activation must be identity (0), got " + str(acts[n_layers - 1]))
+        raise InvalidValueError(kernel + ": the cross-entropy costs take logits: the last layer's "
+                                "activation must be identity (0), got " + str(acts[n_layers - 1]))
     if loss == SOFTMAX_CE and sizes[n_layers] < 2:
         # a softmax over one output is 1 whatever the logit: the cost is 0, the gradient 0
-        raise ValueError(kernel + ": loss SOFTMAX_CE needs at least 2 outputs, but sizes[-1] "
-                         "is " + str(sizes[n_layers]) + "; use SIGMOID_BCE for one output")
+        raise InvalidValueError(kernel + ": loss SOFTMAX_CE needs at least 2 "
+                                         "outputs, but sizes[-1] "
+                                "is " + str(sizes[n_layers]) + "; use SIGMOID_BCE for one output")
     check_dim(kernel, "X", X.shape[1], "sizes[0]", sizes[0], "columns")
     check_dim(kernel, "params", params.shape[0], "the network", n_params, "elements")
     check_positive(kernel, "batch_size", batch_size)
     need = _workspace_size(kernel, sizes, batch_size)
     if workspace.shape[0] < need:
-        raise ValueError(kernel + ": workspace has " + str(workspace.shape[0])
-                         + " elements but workspace_size(sizes, batch_size) is " + str(need))
+        raise InvalidValueError(kernel + ": workspace has " + str(workspace.shape[0])
+                                + " elements but workspace_size(sizes, batch_size) is " + str(need))
     check_contiguous(kernel, "X", X)
 
 
@@ -310,7 +305,7 @@ def _backward_batch(Xb, Yb, W, b, dW, db, A, D, acts, loss, scale, accumulate, l
 
 # ----------------------------------------------------------------------------- streaming
 
-@njit(cache=CACHE, fastmath={"contract", "reassoc"}, inline="always")
+@njit(cache=CACHE, fastmath=FASTMATH_REDUCTION, inline="always")
 def _stream_batch(X, Y, W, b, dW, db, order, start, stop, act, inv_m, ahead):
     """Rows ``start:stop`` (of ``order``, or of X when it is empty) read once each: forward,
     cost and the error-times-input gradient accumulated into dW (n_out, n_in) and db.
@@ -354,28 +349,23 @@ def _stream_batch(X, Y, W, b, dW, db, order, start, stop, act, inv_m, ahead):
     return batch_cost
 
 
-@njit(cache=CACHE, fastmath={"contract", "reassoc"})
-def epoch_streaming(X, Y, params, grads, state, n_in, n_out, act, batch_size, order, opt,
-                    ahead):
-    """One epoch of a one-layer MSE network, each row read once for forward and gradient.
-
-    ``opt`` is the optimizer tuple of ``train_epoch``; ``ahead`` how many rows ahead to
-    prefetch (``PREFETCH_ROWS``; 0 for none).
-    """
+@njit(cache=CACHE, fastmath=FASTMATH_REDUCTION)
+def _epoch_streaming(X, Y, params, grads, opt, act, batch_size, order, ahead):
+    """``epoch_streaming`` after its checks."""
+    n_out, n_in = Y.shape[1], X.shape[1]
     W = params[:n_out * n_in].reshape((n_out, n_in))
     b = params[n_out * n_in:]
     dW = grads[:n_out * n_in].reshape((n_out, n_in))
     db = grads[n_out * n_in:]
     n = order.shape[0] if order.shape[0] > 0 else X.shape[0]
     total = 0.0
-    t = opt[1]
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         inv_m = cast_like(1.0 / (stop - start), X)  # float32 stays float32
         grads[:] = 0
         # ReLU and identity get copies of the row loop with the activation a constant: a
-        # choice among all activations inside it kept the ReLU a mispredicted branch and
-        # cost about half of config A's time (30 -> 20 ns a row hot in cache).
+        # choice among all activations inside it kept the ReLU a mispredicted branch
+        # (docs/performance.md, config A).
         if act == RELU:
             batch_cost = _stream_batch(X, Y, W, b, dW, db, order, start, stop, RELU, inv_m,
                                        ahead)
@@ -388,107 +378,81 @@ def epoch_streaming(X, Y, params, grads, state, n_in, n_out, act, batch_size, or
         if not np.isfinite(batch_cost):
             return np.nan
         total += batch_cost
-        t += 1
-        _optimizer_step(params, grads, state, opt[0], t, opt[2], opt[3], opt[4], opt[5],
-                        opt[6], opt[7], opt[8])
+        _optimizer_step(params, grads, opt)
     return total / n
 
 
 # ----------------------------------------------------------------------------- public
 
-# Public kernels take None for a left-out option and name its value inside. Numba's
-# dispatcher recognises only one left-out default value of each Python type per process
-# (numba issue #6173): a call leaving out beta2=0.999 after anything had left out
-# beta1=0.9 cost 0.2 ms instead of 5 us. None is one value, so it always hits.
-
 @njit(cache=CACHE)
-def train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, momentum,
-                weight_decay, order, workspace, loss=None, optimizer=None, beta1=None,
-                beta2=None, eps=None, nesterov=None, step=None):
-    """One epoch of minibatch training, entirely in compiled code.
-
-    X (N, n_0), Y (N, n_L); params, grads (P,); ``velocity``: the optimizer's state,
-    (P,) for SGD with momentum or weight_decay (may be empty for plain SGD), (2P,) for
-    Adam and AdamW (their moments ``[m, v]``, zero before the first step); sizes (L + 1,),
-    acts (L,) int64; order: int64 row indices, each in range(N), giving the rows to train
-    on in order (a permutation of range(N) for a shuffled epoch, or any part of one to
-    train on a segment), or an empty array for all rows in storage order; workspace
-    (workspace_size(sizes, batch_size),); loss: a cost code of ``kernels.LOSSES`` (MSE;
-    the cross-entropies need an identity last layer, whose outputs are then logits).
-
-    Minibatches are ``batch_size`` consecutive rows (of ``order``); the last partial
-    batch is averaged over its own rows. Each makes one step of ``optimizer``
-    (``kernels.OPTIMIZERS``): SGD ``params -= lr * grad``, or with momentum / weight_decay
-    the step of ``sgd_momentum_update`` (``nesterov``: PyTorch's Nesterov form); Adam and
-    AdamW the step of ``adam_update`` with ``t = step + 1, step + 2, ...`` (``step``: the
-    steps taken before this call; this epoch takes ``ceil(rows / batch_size)``).
-    Options left out (or None): loss MSE, optimizer SGD, beta1 0.9, beta2 0.999, eps 1e-8,
-    nesterov False, step 0.
-    ``lr`` must be positive and finite, ``momentum`` in [0, 1) and ``weight_decay``
-    non-negative (``kernels.optim._check_hyperparameters``, which every update kernel
-    shares); sizes, acts and order of another integer dtype are converted to int64;
-    params, grads, velocity and workspace share no memory with each other, X or Y.
-    Returns the mean over the rows trained of each row's cost (for MSE ``||y_i - a_i||^2
-    / 2``) with the parameters of its batch, or NaN as soon as a batch's cost is not
-    finite (the caller restores parameters).
-    """
-    kernel = "train_epoch"
-    return _train_epoch(X, Y, params, grads, velocity, as_int64(kernel, "sizes", sizes),
-                        as_int64(kernel, "acts", acts), batch_size, lr, momentum, weight_decay,
-                        as_int64(kernel, "order", order), workspace,
-                        MSE if loss is None else loss,
-                        SGD if optimizer is None else optimizer,
-                        0.9 if beta1 is None else beta1, 0.999 if beta2 is None else beta2,
-                        1e-8 if eps is None else eps, False if nesterov is None else nesterov,
-                        0 if step is None else step)
-
-
-@njit(cache=CACHE)
-def _train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, momentum,
-                 weight_decay, order, workspace, loss, optimizer, beta1, beta2, eps, nesterov,
-                 step):
-    """``train_epoch`` with every option given."""
-    kernel = "train_epoch"
-    check_float_dtypes(kernel, "X, Y, params, grads, velocity, workspace",
-                       X, Y, params, grads, velocity, workspace)
+def _check_training(kernel, X, Y, params, grads, sizes, acts, loss, optimizer, batch_size,
+                    order, workspace):
+    """The entry checks of an epoch: the network, the targets, the optimizer, the order,
+    and no written array (params, grads, the optimizer's state, the workspace) sharing
+    memory with another array of the call."""
+    check_float_dtypes(kernel, "X, Y, params, grads, optimizer.state, workspace",
+                       X, Y, params, grads, optimizer.state, workspace)
     _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss)
     _check_targets(kernel, X, Y, sizes, "Y")
-    p = params.shape[0]
-    check_dim(kernel, "grads", grads.shape[0], "params", p, "elements")
-    _check_optimizer(kernel, params, velocity, "velocity", optimizer, lr, momentum, weight_decay,
-                     beta1, beta2, eps)
+    check_dim(kernel, "grads", grads.shape[0], "params", params.shape[0], "elements")
+    check_optimizer(kernel, "optimizer", params, grads, optimizer)
     # params is written too: an update written over the data trains on garbage
     check_separate(kernel, "params", params, "X", X)
     check_separate(kernel, "params", params, "Y", Y)
     _check_buffers(kernel, X, Y, params, workspace, grads, "grads")
-    check_separate(kernel, "velocity", velocity, "X", X)
-    check_separate(kernel, "velocity", velocity, "Y", Y)
-    check_separate(kernel, "velocity", velocity, "params", params)
-    check_separate(kernel, "velocity", velocity, "grads", grads)
-    check_separate(kernel, "velocity", velocity, "workspace", workspace)
-    if step < 0:
-        raise ValueError(kernel + ": step is " + str(step) + "; it counts the steps taken")
-    shuffled = order.shape[0] > 0
+    state = optimizer.state
+    check_separate(kernel, "optimizer.state", state, "X", X)
+    check_separate(kernel, "optimizer.state", state, "Y", Y)
+    check_separate(kernel, "optimizer.state", state, "grads", grads)
+    check_separate(kernel, "optimizer.state", state, "workspace", workspace)
     for r in range(order.shape[0]):
         if order[r] < 0 or order[r] >= X.shape[0]:
-            raise ValueError(kernel + ": order[" + str(r) + "] is " + str(order[r])
-                             + ", outside range(" + str(X.shape[0]) + ")")
+            raise InvalidValueError(kernel + ": batches.order[" + str(r) + "] is " + str(order[r])
+                                    + ", outside range(" + str(X.shape[0]) + ")")
+
+
+@kernel
+def train_epoch(X: MATRIX, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_OUT, network: Network,
+                optimizer: Optimizer, batches: Batches, workspace: VECTOR_OUT):
+    """One epoch of minibatch training, entirely in compiled code.
+
+    X (N, n_0), Y (N, n_L); params, grads (P,); ``network`` a ``Network`` record
+    (``kernels.network(sizes, acts, loss)``: the cross-entropy costs need an identity last
+    layer, whose outputs are then logits); ``optimizer`` an ``Optimizer`` record
+    (``kernels.optimizer(name, params, lr, ...)``), whose state and step count the epoch
+    advances; ``batches`` a ``Batches`` record (``kernels.batches(size, order)``): ``size``
+    rows a minibatch, in the order of the int64 row indices ``order`` (a permutation of
+    range(N) for a shuffled epoch, or any part of one to train on a segment; empty for all
+    rows in storage order); workspace (``workspace_size(network.sizes, batches.size)``,).
+
+    Every minibatch (the last partial one averaged over its own rows) makes one step of
+    ``optimizer_step``. params, grads, the optimizer's state and workspace share no memory
+    with each other, X or Y. Returns the mean over the rows trained of each row's cost (for
+    MSE ``||y_i - a_i||^2 / 2``) with the parameters of its batch, or NaN as soon as a
+    batch's cost is not finite (the caller restores parameters).
+    """
+    kernel = "train_epoch"
+    sizes = as_int64(kernel, "network.sizes", network.sizes)
+    acts = as_int64(kernel, "network.acts", network.acts)
+    order = as_int64(kernel, "batches.order", batches.order)
+    batch_size = batches.size
+    loss = network.loss
+    _check_training(kernel, X, Y, params, grads, sizes, acts, loss, optimizer, batch_size,
+                    order, workspace)
+    shuffled = order.shape[0] > 0
     n = order.shape[0] if shuffled else X.shape[0]
     if n == 0:
         return 0.0
-
-    # The optimizer travels as one tuple: (code, step, lr, momentum, weight_decay, beta1,
-    # beta2, eps, nesterov), the arguments of _optimizer_step after the arrays.
-    opt = (optimizer, step, float(lr), float(momentum), float(weight_decay), float(beta1),
-           float(beta2), float(eps), bool(nesterov))
     n_layers = sizes.shape[0] - 1
     if n_layers == 1 and sizes[1] <= STREAMING_MAX_OUTPUTS and loss == MSE:
-        return epoch_streaming(X, Y, params, grads, velocity, sizes[0], sizes[1], acts[0],
-                               batch_size, order, opt, PREFETCH_ROWS)
+        return _epoch_streaming(X, Y, params, grads, optimizer, acts[0], batch_size, order,
+                                PREFETCH_ROWS)
 
     # Plain SGD is fused into the backward pass (no gradient stored); other optimizers
     # need the whole gradient first.
-    fused_lr = lr if optimizer == SGD and momentum == 0 and weight_decay == 0 else 0.0
+    plain = (optimizer.code == SGD and optimizer.momentum == 0
+             and optimizer.weight_decay == 0)
+    fused_lr = optimizer.lr if plain else 0.0
     W, b = _param_views(params, sizes)
     dW, db = _param_views(grads, sizes)
     A, D, T = _work_views(workspace, sizes, batch_size)
@@ -496,7 +460,6 @@ def _train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, mom
     gather_X = _block(workspace, x_start, batch_size, sizes[0])
     gather_Y = _block(workspace, y_start, batch_size, sizes[n_layers])
     total = 0.0
-    t = step
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         m = stop - start
@@ -511,29 +474,56 @@ def _train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, mom
         _forward_batch(Xb, W, b, A, acts, T)
         batch_cost = _backward_batch(Xb, Yb, W, b, dW, db, A, D, acts, loss, 1.0 / m, False,
                                      fused_lr)
-        t += 1
         if fused_lr == 0:
-            _optimizer_step(params, grads, velocity, optimizer, t, lr, momentum, weight_decay,
-                            beta1, beta2, eps, nesterov)
+            _optimizer_step(params, grads, optimizer)
+        else:
+            optimizer.steps[0] += 1
         if not np.isfinite(batch_cost):
             return np.nan
         total += batch_cost
     return total / n
 
 
-@njit(cache=CACHE)
-def predict_into(X, params, sizes, acts, out, batch_size, workspace):
-    """``out`` (N, n_L) = the network's output for X (N, n_0), ``batch_size`` rows at a time.
+@kernel
+def epoch_streaming(X: MATRIX, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_OUT,
+                    optimizer: Optimizer, act: INT, batches: Batches, ahead: INT):
+    """The epoch ``train_epoch`` runs for a one-layer MSE network with at most
+    ``config.STREAMING_MAX_OUTPUTS`` outputs, each row read once for forward and gradient,
+    with activation code ``act`` and a prefetch ``ahead`` rows ahead (0: none;
+    ``config.PREFETCH_ROWS`` in training). Public for ``benchmarks.prefetch_distance``;
+    arguments and result as ``train_epoch``'s, with the network ``[X.shape[1], Y.shape[1]]``.
+    """
+    kernel = "epoch_streaming"
+    sizes = np.array([X.shape[1], Y.shape[1]], np.int64)
+    acts = np.array([act], np.int64)
+    order = as_int64(kernel, "batches.order", batches.order)
+    workspace = np.empty(_workspace_size(kernel, sizes, max(batches.size, 1)), X.dtype)
+    _check_training(kernel, X, Y, params, grads, sizes, acts, MSE, optimizer, batches.size,
+                    order, workspace)
+    if Y.shape[1] > STREAMING_MAX_OUTPUTS:
+        raise InvalidValueError(kernel + ": Y has " + str(Y.shape[1]) + " columns; streaming "
+                                "trains at most " + str(STREAMING_MAX_OUTPUTS) + " outputs")
+    check_positive(kernel, "ahead + 1", ahead + 1)
+    if (order.shape[0] if order.shape[0] > 0 else X.shape[0]) == 0:
+        return 0.0
+    return _epoch_streaming(X, Y, params, grads, optimizer, act, batches.size, order, ahead)
+
+
+@kernel
+def predict_into(X: MATRIX, params: VECTOR, network: Network, out: MATRIX_OUT, batch_size: INT,
+                 workspace: VECTOR_OUT):
+    """``out`` (N, n_L) = the output of ``network`` (``kernels.network``) with ``params`` for
+    X (N, n_0), ``batch_size`` rows at a time (workspace: ``workspace_size``).
 
     For a network trained with a cross-entropy cost these are the logits. ``out`` may be X
     itself (when n_L = n_0: each batch's rows are read before they are written) but shares
     no memory with params or workspace, nor with X otherwise.
     """
     kernel = "predict_into"
-    sizes = as_int64(kernel, "sizes", sizes)
-    acts = as_int64(kernel, "acts", acts)
+    sizes = as_int64(kernel, "network.sizes", network.sizes)
+    acts = as_int64(kernel, "network.acts", network.acts)
     check_float_dtypes(kernel, "X, params, out, workspace", X, params, out, workspace)
-    _check_network(kernel, X, params, sizes, acts, batch_size, workspace)
+    _check_network(kernel, X, params, sizes, acts, batch_size, workspace, MSE)
     _check_targets(kernel, X, out, sizes, "out")
     check_separate(kernel, "workspace", workspace, "X", X)
     check_separate(kernel, "workspace", workspace, "params", params)
@@ -548,17 +538,18 @@ def predict_into(X, params, sizes, acts, out, batch_size, workspace):
         out[start:stop] = _forward_batch(X[start:stop], W, b, A, acts, T)
 
 
-@njit(cache=CACHE)
-def dataset_cost(X, Y, params, sizes, acts, batch_size, workspace, loss=None):
-    """The summed cost ``N * C`` of the network on X (N, n_0), Y (N, n_L); no gradient.
+@kernel
+def dataset_cost(X: MATRIX, Y: MATRIX, params: VECTOR, network: Network, batch_size: INT,
+                 workspace: VECTOR_OUT):
+    """The summed cost ``N * C`` of ``network`` on X (N, n_0), Y (N, n_L); no gradient.
 
     Processed ``batch_size`` rows at a time (the workspace of ``workspace_size``); sums
     rather than means so that chunks of a large dataset add up exactly.
     """
     kernel = "dataset_cost"
-    loss = MSE if loss is None else loss  # None: see train_epoch
-    sizes = as_int64(kernel, "sizes", sizes)
-    acts = as_int64(kernel, "acts", acts)
+    loss = network.loss
+    sizes = as_int64(kernel, "network.sizes", network.sizes)
+    acts = as_int64(kernel, "network.acts", network.acts)
     check_float_dtypes(kernel, "X, Y, params, workspace", X, Y, params, workspace)
     _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss)
     _check_targets(kernel, X, Y, sizes, "Y")
@@ -577,8 +568,9 @@ def dataset_cost(X, Y, params, sizes, acts, batch_size, workspace, loss=None):
     return total
 
 
-@njit(cache=CACHE)
-def batch_gradient(X, Y, params, grads, sizes, acts, batch_size, workspace, scale, loss=None):
+@kernel
+def batch_gradient(X: MATRIX, Y: MATRIX, params: VECTOR, grads: VECTOR_OUT, network: Network,
+                   batch_size: INT, workspace: VECTOR_OUT, scale: REAL):
     """``grads = scale * sum_i dc_i/dTheta`` over the rows of X (N, n_0), Y (N, n_L).
 
     ``scale = 1/N`` gives the mean gradient; ``scale = 1`` the sum (what data-parallel
@@ -586,9 +578,9 @@ def batch_gradient(X, Y, params, grads, sizes, acts, batch_size, workspace, scal
     Returns the summed cost ``sum_i c_i``.
     """
     kernel = "batch_gradient"
-    loss = MSE if loss is None else loss  # None: see train_epoch
-    sizes = as_int64(kernel, "sizes", sizes)
-    acts = as_int64(kernel, "acts", acts)
+    loss = network.loss
+    sizes = as_int64(kernel, "network.sizes", network.sizes)
+    acts = as_int64(kernel, "network.acts", network.acts)
     check_float_dtypes(kernel, "X, Y, params, grads, workspace", X, Y, params, grads, workspace)
     _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss)
     _check_targets(kernel, X, Y, sizes, "Y")
@@ -610,14 +602,15 @@ def batch_gradient(X, Y, params, grads, sizes, acts, batch_size, workspace, scal
     return total
 
 
-@njit(cache=CACHE)
-def loss_and_gradient(X, Y, params, grads, sizes, acts, batch_size, workspace, loss=None):
+@kernel
+def loss_and_gradient(X: MATRIX, Y: MATRIX, params: VECTOR, grads: VECTOR_OUT,
+                      network: Network, batch_size: INT, workspace: VECTOR_OUT):
     """Full-batch cost C (docs/MATH.md, the mean over rows) and its gradient into grads.
 
     Processed ``batch_size`` rows at a time, every row weighted 1/N. Returns C.
     """
     n = X.shape[0]
     if n == 0:
-        raise ValueError("loss_and_gradient: X has 0 rows; the mean over no samples is undefined")
-    return batch_gradient(X, Y, params, grads, sizes, acts, batch_size, workspace, 1.0 / n,
-                          loss) / n
+        raise InvalidValueError("loss_and_gradient: X has 0 rows; the mean over no "
+                                "samples is undefined")
+    return batch_gradient(X, Y, params, grads, network, batch_size, workspace, 1.0 / n) / n

@@ -15,9 +15,12 @@ gradient with respect to the logits is ``softmax(z) * sum(y) - y`` and ``s(z) - 
 import numpy as np
 from numba import njit
 
+from .errors import InvalidValueError
 from ._cache import CACHE
-from ._checks import cast_like, check_same_or_separate, check_same_shape
+from ._checks import (MATRIX, MATRIX_OUT, cast_like, check_same_or_separate,
+                      check_same_shape, kernel)
 from .activations import IDENTITY, RELU, _derivative_from_output, _sigmoid_scalar
+from .config import FASTMATH_ELEMENTWISE
 from .variants import LOSSES, MSE, N_LOSSES, SIGMOID_BCE, SOFTMAX_CE  # noqa: F401
 
 # Each cost is written once, as a function of one row ``i`` of 2-D arrays (indexed in
@@ -27,7 +30,7 @@ from .variants import LOSSES, MSE, N_LOSSES, SIGMOID_BCE, SOFTMAX_CE  # noqa: F4
 # kernels all call these.
 
 
-@njit(cache=CACHE, fastmath={"contract"}, inline="always")
+@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE, inline="always")
 def _mse_element(a, y, act, scale):
     """(``(a - y)**2 / 2`` in float64, ``scale * (a - y) * sigma'(a)``) of one output."""
     e = a - y
@@ -41,7 +44,7 @@ def _mse_element(a, y, act, scale):
     return 0.5 * np.float64(e) * np.float64(e), d
 
 
-@njit(cache=CACHE, fastmath={"contract"}, inline="always")
+@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE, inline="always")
 def _mse_row(A, Y, D, i, act, scale):
     """``sum((a - y)**2) / 2`` of row i in float64, and ``D[i] = scale * (a - y) * sigma'(a)``."""
     total = 0.0
@@ -53,7 +56,7 @@ def _mse_row(A, Y, D, i, act, scale):
     return total
 
 
-@njit(cache=CACHE, fastmath={"contract"})
+@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE)
 def _softmax_ce_row(Z, Y, D, i, scale):
     """Row i's cross-entropy from logits Z (m, n), and ``D[i] = scale * dC/dz`` when scale != 0."""
     n = Z.shape[1]
@@ -75,7 +78,7 @@ def _softmax_ce_row(Z, Y, D, i, scale):
     return loss
 
 
-@njit(cache=CACHE, fastmath={"contract"}, inline="always")
+@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE, inline="always")
 def _sigmoid_bce_row(Z, Y, D, i, scale):
     """Row i's ``sum(max(z, 0) - z y + log1p(exp(-|z|)))`` in float64 (stable for any z), and
     ``D[i] = scale * (s(z) - y)`` when scale != 0."""
@@ -125,7 +128,7 @@ def _output_delta(A, Y, delta, db, act, loss, scale, accumulate):
 def _check_pair(kernel, pred, y):
     check_same_shape(kernel, "pred, y", y, "y", pred, "pred")
     if pred.shape[0] == 0:
-        raise ValueError(kernel + ": pred has 0 rows; the mean over no samples is undefined")
+        raise InvalidValueError(kernel + ": pred has 0 rows; the mean over no samples is undefined")
 
 
 @njit(cache=CACHE)
@@ -153,15 +156,15 @@ def _mean_gradient(pred, y, out, loss):
         _cost_row(pred, y, out, i, IDENTITY, loss, scale)
 
 
-@njit(cache=CACHE)
-def mse_loss(pred, y):
+@kernel
+def mse_loss(pred: MATRIX, y: MATRIX):
     """``C = sum((pred - y)**2) / (2m)``, m = rows; pred, y (m, n). Returns a float."""
     _check_pair("mse_loss", pred, y)
     return _mean_cost(pred, y, MSE)
 
 
-@njit(cache=CACHE)
-def mse_grad(pred, y, out):
+@kernel
+def mse_grad(pred: MATRIX, y: MATRIX, out: MATRIX_OUT):
     """``out = (pred - y) / m``, the gradient of ``mse_loss`` with respect to pred; all (m, n)."""
     check_same_shape("mse_grad", "pred, y", y, "y", pred, "pred")
     check_same_shape("mse_grad", "pred, out", out, "out", pred, "pred")
@@ -178,11 +181,11 @@ def mse_grad(pred, y, out):
 def _check_logits(kernel, Z, Y):
     check_same_shape(kernel, "Z, Y", Y, "Y", Z, "Z")
     if Z.shape[0] == 0:
-        raise ValueError(kernel + ": Z has 0 rows; the mean over no samples is undefined")
+        raise InvalidValueError(kernel + ": Z has 0 rows; the mean over no samples is undefined")
 
 
-@njit(cache=CACHE)
-def softmax_cross_entropy(Z, Y):
+@kernel
+def softmax_cross_entropy(Z: MATRIX, Y: MATRIX):
     """``C = -sum(Y * log_softmax(Z)) / m`` from logits Z (m, n) and targets Y (m, n).
 
     Y holds one-hot rows or class probabilities. Returns a float.
@@ -191,8 +194,8 @@ def softmax_cross_entropy(Z, Y):
     return _mean_cost(Z, Y, SOFTMAX_CE)
 
 
-@njit(cache=CACHE)
-def softmax_cross_entropy_grad(Z, Y, out):
+@kernel
+def softmax_cross_entropy_grad(Z: MATRIX, Y: MATRIX, out: MATRIX_OUT):
     """``out = (softmax(Z) * Y.sum(axis=1, keepdims=True) - Y) / m``: dC/dZ; all (m, n)."""
     _check_logits("softmax_cross_entropy_grad", Z, Y)
     _check_out("softmax_cross_entropy_grad", Z, out)
@@ -200,8 +203,8 @@ def softmax_cross_entropy_grad(Z, Y, out):
     _mean_gradient(Z, Y, out, SOFTMAX_CE)
 
 
-@njit(cache=CACHE)
-def sigmoid_binary_cross_entropy(Z, Y):
+@kernel
+def sigmoid_binary_cross_entropy(Z: MATRIX, Y: MATRIX):
     """``C = sum(max(Z, 0) - Z Y + log1p(exp(-|Z|))) / m``: BCE of sigmoid(Z) against Y in [0, 1].
 
     Z, Y (m, n); summed over outputs, averaged over rows. Returns a float.
@@ -210,8 +213,8 @@ def sigmoid_binary_cross_entropy(Z, Y):
     return _mean_cost(Z, Y, SIGMOID_BCE)
 
 
-@njit(cache=CACHE)
-def sigmoid_binary_cross_entropy_grad(Z, Y, out):
+@kernel
+def sigmoid_binary_cross_entropy_grad(Z: MATRIX, Y: MATRIX, out: MATRIX_OUT):
     """``out = (sigmoid(Z) - Y) / m``: dC/dZ; all (m, n)."""
     _check_logits("sigmoid_binary_cross_entropy_grad", Z, Y)
     _check_out("sigmoid_binary_cross_entropy_grad", Z, out)
@@ -219,8 +222,8 @@ def sigmoid_binary_cross_entropy_grad(Z, Y, out):
     _mean_gradient(Z, Y, out, SIGMOID_BCE)
 
 
-@njit(cache=CACHE)
-def softmax(Z, out):
+@kernel
+def softmax(Z: MATRIX, out: MATRIX_OUT):
     """``out = exp(Z - max) / sum(exp(Z - max))`` row by row: probabilities from logits (m, n)."""
     _check_out("softmax", Z, out)
     m, n = Z.shape
@@ -236,8 +239,8 @@ def softmax(Z, out):
             out[i, j] /= s
 
 
-@njit(cache=CACHE)
-def sigmoid(Z, out):
+@kernel
+def sigmoid(Z: MATRIX, out: MATRIX_OUT):
     """``out = 1 / (1 + exp(-Z))`` elementwise, without overflow; Z, out (m, n)."""
     _check_out("sigmoid", Z, out)
     m, n = Z.shape

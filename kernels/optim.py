@@ -1,23 +1,110 @@
 """Parameter updates on the flat parameter vector (Theta of docs/MATH.md).
 
-An optimizer is a code of ``kernels.variants.OPTIMIZER_TABLE``, one flat ``state`` vector
-(momentum's velocity (P,); Adam's first and second moments, (2P,) as ``[m, v]``) and a
-step count ``t``. ``_optimizer_step`` is the one update that training, data-parallel
-training and the public kernels run; each optimizer is one compiled sweep below.
+An optimizer is an ``Optimizer`` record: the code of its row of
+``kernels.variants.OPTIMIZER_TABLE``, its hyperparameters (``HYPERPARAMETER_TABLE``), its
+state -- one flat vector, momentum's velocity (P,) or Adam's first and second moments
+(2P,) as ``[m, v]`` -- and ``steps``, a one-element int64 array counting the steps taken,
+which every step advances. ``kernels.optimizer`` makes one. ``_optimizer_step`` is the one
+update that training, data-parallel training and the public kernels run; each optimizer
+is one compiled sweep below.
 """
+
+import numbers
+from collections import namedtuple
 
 import numpy as np
 from numba import njit
 
+from .errors import InvalidTypeError, InvalidValueError
 from ._cache import CACHE
-from ._checks import (cast_like, check_dim, check_float_dtypes, check_same_or_separate,
-                      check_separate, real_text)
-from .variants import ADAM, ADAMW, N_OPTIMIZERS, OPTIMIZER_TABLE, OPTIMIZERS, SGD  # noqa: F401
+from ._checks import (FLAG, INT, INTS, REAL, VECTOR, VECTOR_OUT, cast_like, check_dim,
+                      check_float_dtypes, check_same_or_separate, check_separate, kernel,
+                      real_text)
+from .config import FASTMATH_ELEMENTWISE
+from .variants import (ADAM, ADAMW, HYPERPARAMETER_TABLE, HYPERPARAMETERS, N_OPTIMIZERS,
+                       OPTIMIZER_TABLE, OPTIMIZERS, SGD)
 
-_FAST = {"contract"}
+_FAST = FASTMATH_ELEMENTWISE
 
 #: Flat state vectors per parameter vector, by optimizer code (compiled code reads this).
 _STATE_VECTORS = np.array([o.state_vectors for o in OPTIMIZER_TABLE], np.int64)
+
+
+class Optimizer(namedtuple("Optimizer", ["code"] + [h.name for h in HYPERPARAMETER_TABLE]
+                           + ["state", "steps"])):
+    """An optimizer as compiled code takes it: ``code`` (``kernels.OPTIMIZERS``), one field
+    per hyperparameter of ``kernels.variants.HYPERPARAMETER_TABLE``, ``state`` (its flat
+    state vector, written; empty allowed for plain SGD) and ``steps`` (int64 (1,), the
+    steps taken, advanced by each step). Make one with ``kernels.optimizer``; a schedule
+    changes the rate with ``opt._replace(lr=...)``, which keeps the same state."""
+
+    __slots__ = ()
+    FIELDS = dict([("code", INT)] + [(h.name, FLAG if isinstance(h.default, bool) else REAL)
+                                     for h in HYPERPARAMETER_TABLE]
+                  + [("state", VECTOR_OUT), ("steps", INTS)])
+    MADE_BY = "kernels.optimizer(name, params, lr, ...)"
+
+
+def state_size(name, n_params):
+    """Elements of state optimizer ``name`` keeps for ``n_params`` parameters."""
+    return OPTIMIZER_TABLE[OPTIMIZERS[name]].state_vectors * n_params
+
+
+def check_hyperparameter(name, value, optimizer=None):
+    """``value`` of hyperparameter ``name`` as a float (bool for flags), or a one-line
+    ``ValueError``/``TypeError`` naming it, its interval and the value; with ``optimizer``
+    (a name), one that optimizer does not read is refused."""
+    h = HYPERPARAMETERS.get(name)
+    if h is None:
+        raise InvalidTypeError("%r is not an optimizer hyperparameter; they are %s"
+                               % (name, ", ".join(HYPERPARAMETERS)))
+    if optimizer is not None and optimizer not in h.optimizers:
+        raise InvalidValueError("%s applies to optimizer %s, not %r"
+                                % (name, " or ".join(h.optimizers), optimizer))
+    if isinstance(h.default, bool):
+        if not isinstance(value, (bool, np.bool_)):
+            raise InvalidTypeError("%s must be True or False, got %r" % (name, value))
+        return bool(value)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise InvalidTypeError("%s must be a real number, got %r" % (name, value))
+    value = float(value)
+    above = value >= h.low if h.low_closed else value > h.low
+    below = value <= h.high if h.high_closed else value < h.high
+    if not (above and below):
+        raise InvalidValueError("%s must be in %s, got %r" % (name, interval(h), value))
+    return value
+
+
+def interval(h):
+    """The interval of a hyperparameter as text: ``[0, 1)``, ``(0, inf)``."""
+    return "%s%g, %g%s" % ("[" if h.low_closed else "(", h.low, h.high,
+                           "]" if h.high_closed else ")")
+
+
+def optimizer(name, params, lr, state=None, step=0, **hyperparameters):
+    """An ``Optimizer`` record for ``params`` (P,): ``name`` "sgd", "adam" or "adamw"
+    (``kernels.OPTIMIZERS``), ``lr`` its rate, other hyperparameters by name (defaults and
+    intervals: ``kernels.variants.HYPERPARAMETER_TABLE``; one that ``name`` does not read is
+    refused). ``state`` defaults to zeros of params' dtype ((P,) for SGD with momentum or
+    weight decay, (2P,) for Adam, empty for plain SGD); ``step``: the steps already taken.
+    Raises ``ValueError``/``TypeError`` naming the first bad value."""
+    if name not in OPTIMIZERS:
+        raise InvalidValueError("optimizer must "
+                                "be one of %s, got %r" % (", ".join(OPTIMIZERS), name))
+    values = {"lr": check_hyperparameter("lr", lr, name)}
+    for key, value in hyperparameters.items():
+        values[key] = check_hyperparameter(key, value, name)
+    for h in HYPERPARAMETER_TABLE:
+        values.setdefault(h.name, h.default)
+    params = np.asarray(params)
+    if state is None:
+        plain = name == "sgd" and values["momentum"] == 0 and values["weight_decay"] == 0
+        state = np.zeros(0 if plain else state_size(name, params.shape[0]), params.dtype)
+    step = int(step)
+    if step < 0:
+        raise InvalidValueError("step must be >= 0 (the steps already taken), got %d" % step)
+    return Optimizer(code=OPTIMIZERS[name], state=state, steps=np.array([step], np.int64),
+                     **values)
 
 
 @njit(cache=CACHE, fastmath=_FAST)
@@ -73,18 +160,21 @@ def _adam_sweep(params, grads, m, v, t, lr, beta1, beta2, eps, weight_decay, dec
 
 
 @njit(cache=CACHE)
-def _optimizer_step(params, grads, state, optimizer, t, lr, momentum, weight_decay, beta1,
-                    beta2, eps, nesterov):
-    """One step of optimizer code ``optimizer`` at 1-based step ``t``; params, grads (P,),
-    state (P * state_vectors,). Plain SGD (momentum and weight_decay 0) needs no state."""
+def _optimizer_step(params, grads, opt):
+    """One step of ``opt`` (an ``Optimizer``), its ``steps`` advanced by one; params, grads
+    (P,). Plain SGD (momentum and weight_decay 0) needs no state."""
     P = params.shape[0]
-    if optimizer == ADAM or optimizer == ADAMW:
-        _adam_sweep(params, grads, state[:P], state[P:2 * P], t, lr, beta1, beta2, eps,
-                    weight_decay, optimizer == ADAMW)
-    elif momentum == 0 and weight_decay == 0:
-        _sgd_sweep(params, grads, lr)
+    t = opt.steps[0] + 1
+    opt.steps[0] = t
+    code = opt.code
+    if code == ADAM or code == ADAMW:
+        _adam_sweep(params, grads, opt.state[:P], opt.state[P:2 * P], t, opt.lr, opt.beta1,
+                    opt.beta2, opt.eps, opt.weight_decay, code == ADAMW)
+    elif opt.momentum == 0 and opt.weight_decay == 0:
+        _sgd_sweep(params, grads, opt.lr)
     else:
-        _momentum_sweep(params, grads, state[:P], lr, momentum, weight_decay, nesterov)
+        _momentum_sweep(params, grads, opt.state[:P], opt.lr, opt.momentum, opt.weight_decay,
+                        opt.nesterov)
 
 
 @njit(cache=CACHE)
@@ -93,38 +183,43 @@ def _check_hyperparameters(kernel, lr, momentum, weight_decay):
     and finite, ``momentum`` in [0, 1), ``weight_decay`` non-negative and finite (NaN is
     refused by every test: each is written so that NaN fails it)."""
     if not (lr > 0 and lr < np.inf):
-        raise ValueError(kernel + ": lr must be positive and finite, got " + real_text(lr))
+        raise InvalidValueError(kernel + ": lr must be positive and finite, got " + real_text(lr))
     if not (momentum >= 0 and momentum < 1):
-        raise ValueError(kernel + ": momentum must be in [0, 1), got " + real_text(momentum))
+        raise InvalidValueError(kernel + ": momentum must be in [0, 1), got " + real_text(momentum))
     if not (weight_decay >= 0 and weight_decay < np.inf):
-        raise ValueError(kernel + ": weight_decay must be non-negative and finite, got "
-                         + real_text(weight_decay))
+        raise InvalidValueError(kernel + ": weight_decay must be non-negative and finite, got "
+                                + real_text(weight_decay))
 
 
 @njit(cache=CACHE)
-def _check_optimizer(kernel, params, state, state_name, optimizer, lr, momentum, weight_decay,
-                     beta1, beta2, eps):
-    """The checks of an optimizer code, its state's length and its hyperparameters."""
-    if optimizer < 0 or optimizer >= N_OPTIMIZERS:
-        raise ValueError(kernel + ": optimizer is " + str(optimizer)
-                         + ", not an optimizer code (kernels.OPTIMIZERS)")
-    _check_hyperparameters(kernel, lr, momentum, weight_decay)
-    if optimizer != SGD or momentum != 0 or weight_decay != 0:  # plain SGD has no state
-        vectors = _STATE_VECTORS[optimizer]
-        check_dim(kernel, state_name, state.shape[0],
+def check_optimizer(kernel, name, params, grads, opt):
+    """The checks of an optimizer record named ``name`` for ``params`` and ``grads``: its
+    code, hyperparameters, state length and memory, and step count."""
+    code = opt.code
+    if code < 0 or code >= N_OPTIMIZERS:
+        raise InvalidValueError(kernel + ": " + name + ".code is " + str(code)
+                                + ", not an optimizer code (kernels.OPTIMIZERS)")
+    _check_hyperparameters(kernel, opt.lr, opt.momentum, opt.weight_decay)
+    state = opt.state
+    if code != SGD or opt.momentum != 0 or opt.weight_decay != 0:  # plain SGD has no state
+        vectors = _STATE_VECTORS[code]
+        check_dim(kernel, name + ".state", state.shape[0],
                   "params" if vectors == 1 else str(vectors) + " x params",
                   params.shape[0] * vectors, "elements")
-    if optimizer == ADAM or optimizer == ADAMW:
-        _check_adam(kernel, beta1, beta2, eps)
-
-
-@njit(cache=CACHE)
-def _check_adam(kernel, beta1, beta2, eps):
-    if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
-        raise ValueError(kernel + ": beta1 and beta2 must be in [0, 1), got "
-                         + real_text(beta1) + " and " + real_text(beta2))
-    if not (eps > 0 and eps < np.inf):
-        raise ValueError(kernel + ": eps must be positive and finite, got " + real_text(eps))
+    if code == ADAM or code == ADAMW:
+        if not (0 <= opt.beta1 < 1 and 0 <= opt.beta2 < 1):
+            raise InvalidValueError(kernel + ": beta1 and beta2 must be in [0, 1), got "
+                                    + real_text(opt.beta1) + " and " + real_text(opt.beta2))
+        if not (opt.eps > 0 and opt.eps < np.inf):
+            raise InvalidValueError(kernel + ": eps must be positive and finite, got "
+                                    + real_text(opt.eps))
+    if opt.steps.shape[0] != 1 or opt.steps[0] < 0:
+        raise InvalidValueError(kernel + ": " + name + ".steps must hold one count >= "
+                                "0 of the steps taken")
+    # The state is written: it shares no memory with params; it may be grads itself
+    # (read before written, element by element), but no other view overlapping grads.
+    check_separate(kernel, name + ".state", state, "params", params)
+    check_same_or_separate(kernel, name + ".state", state, "grads", grads)
 
 
 @njit(cache=CACHE)
@@ -137,24 +232,17 @@ def _check_update(kernel, names, params, grads, state, state_name):
     check_same_or_separate(kernel, "params", params, "grads", grads)
 
 
-@njit(cache=CACHE)
-def _check_state(kernel, state_name, state, params, grads):
-    """An optimizer's state (written) shares no memory with params; it may be grads itself
-    (read before written, element by element), but no other view overlapping grads."""
-    check_separate(kernel, state_name, state, "params", params)
-    check_same_or_separate(kernel, state_name, state, "grads", grads)
-
-
-@njit(cache=CACHE)
-def sgd_update(params, grads, lr):
+@kernel
+def sgd_update(params: VECTOR_OUT, grads: VECTOR, lr: REAL):
     """``params -= lr * grads`` in place; params, grads (P,); lr positive and finite."""
     _check_update("sgd_update", "params, grads", params, grads, grads, "grads")
     _check_hyperparameters("sgd_update", lr, 0.0, 0.0)
     _sgd_sweep(params, grads, lr)
 
 
-@njit(cache=CACHE)
-def sgd_momentum_update(params, grads, velocity, lr, momentum, weight_decay):
+@kernel
+def sgd_momentum_update(params: VECTOR_OUT, grads: VECTOR, velocity: VECTOR_OUT, lr: REAL,
+                        momentum: REAL, weight_decay: REAL):
     """``velocity = momentum * velocity + grads + weight_decay * params; params -= lr * velocity``.
 
     params, grads, velocity (P,), updated in place; lr positive, momentum in [0, 1),
@@ -162,48 +250,25 @@ def sgd_momentum_update(params, grads, velocity, lr, momentum, weight_decay):
     """
     kernel = "sgd_momentum_update"
     _check_update(kernel, "params, grads, velocity", params, grads, velocity, "velocity")
-    _check_state(kernel, "velocity", velocity, params, grads)
+    check_separate(kernel, "velocity", velocity, "params", params)
+    check_same_or_separate(kernel, "velocity", velocity, "grads", grads)
     _check_hyperparameters(kernel, lr, momentum, weight_decay)
     _momentum_sweep(params, grads, velocity, lr, momentum, weight_decay, False)
 
 
-@njit(cache=CACHE)
-def adam_update(params, grads, m, v, t, lr, beta1, beta2, eps, weight_decay, decoupled):
-    """One Adam step in place: params, grads, m, v (P,); ``t`` the 1-based step number.
-
-    ``weight_decay`` is added to the gradient (L2, as PyTorch's ``Adam`` and
-    scikit-learn's ``alpha``) or, with ``decoupled``, applied to the parameters as
-    ``params *= 1 - lr * weight_decay`` (AdamW). m and v start at zero.
-    """
-    kernel = "adam_update"
-    _check_update(kernel, "params, grads, m, v", params, grads, m, "m")
-    _check_update(kernel, "params, grads, m, v", params, grads, v, "v")
-    _check_state(kernel, "m", m, params, grads)
-    _check_state(kernel, "v", v, params, grads)
-    check_separate(kernel, "v", v, "m", m)
-    _check_hyperparameters(kernel, lr, 0.0, weight_decay)
-    _check_adam(kernel, beta1, beta2, eps)
-    if t < 1:
-        raise ValueError(kernel + ": t is " + str(t) + "; steps count from 1")
-    _adam_sweep(params, grads, m, v, t, lr, beta1, beta2, eps, weight_decay, decoupled)
-
-
-@njit(cache=CACHE)
-def optimizer_step(params, grads, state, optimizer, t, lr, momentum, weight_decay, beta1, beta2,
-                   eps, nesterov):
-    """One step of optimizer code ``optimizer`` (``kernels.OPTIMIZERS``), the step training
-    takes: params, grads (P,); ``state`` the optimizer's state (``train_epoch``'s
-    velocity: (P,) for SGD with momentum or weight decay, empty allowed for plain SGD;
-    (2P,) ``[m, v]`` for Adam and AdamW); ``t`` the 1-based step number. The
-    hyperparameters are checked as ``train_epoch`` checks them."""
+@kernel
+def optimizer_step(params: VECTOR_OUT, grads: VECTOR, optimizer: Optimizer):
+    """One step of ``optimizer`` (an ``Optimizer`` record, ``kernels.optimizer``), the step
+    training takes: params, grads (P,), params updated in place, the optimizer's state
+    updated and its ``steps`` advanced by one. SGD: ``params -= lr * grads``, or with
+    momentum / weight_decay the step of ``sgd_momentum_update`` (``nesterov``: PyTorch's
+    Nesterov form); Adam and AdamW at step ``t = steps + 1`` as PyTorch's (``weight_decay``
+    added to the gradient for Adam, ``params *= 1 - lr * weight_decay`` first for AdamW).
+    The hyperparameters are checked as ``train_epoch`` checks them."""
     kernel = "optimizer_step"
-    check_float_dtypes(kernel, "params, grads, state", params, grads, state)
+    check_float_dtypes(kernel, "params, grads, optimizer.state", params, grads,
+                       optimizer.state)
     check_dim(kernel, "grads", grads.shape[0], "params", params.shape[0], "elements")
     check_same_or_separate(kernel, "params", params, "grads", grads)
-    _check_state(kernel, "state", state, params, grads)
-    _check_optimizer(kernel, params, state, "state", optimizer, lr, momentum, weight_decay,
-                     beta1, beta2, eps)
-    if t < 1:
-        raise ValueError(kernel + ": t is " + str(t) + "; steps count from 1")
-    _optimizer_step(params, grads, state, optimizer, t, lr, momentum, weight_decay, beta1,
-                    beta2, eps, nesterov)
+    check_optimizer(kernel, "optimizer", params, grads, optimizer)
+    _optimizer_step(params, grads, optimizer)

@@ -6,11 +6,11 @@ every side is wide. So training picks, for each product:
 
 - a **loop** compiled into the caller for layers a few units wide: the forward product of
   an output layer of 1 to 4 units (dot form, ``kernels.dense.forward_loop``) and the
-  weight gradient of a one-unit layer (``1 x n_in x m``: OpenBLAS took 1.6 us for
-  ``1 x 32 x 64`` where the loop needs 0.17 us);
-- **register tiles** (``kernels.tiled``) for every other product up to a size: 73-87
-  GFLOP/s on one Zen 3 core for a tabular network's 64-wide products (32 x 64 x 64 and
-  the like), where OpenBLAS reaches 46-53 (``benchmarks.gemm_floor``);
+  weight gradient of a one-unit layer (``1 x n_in x m``), where BLAS's fixed cost is many
+  times the arithmetic;
+- **register tiles** (``kernels.tiled``) for every other product up to a size: on a
+  tabular network's 64-wide products they beat OpenBLAS on one core, which packs both
+  operands first;
 - **BLAS** for larger products, where its cache blocking and its second thread win.
 
 The loops are written in the axpy form ``C[i, :] += sum_p A[i, p] * B[p, :]``: the inner
@@ -18,13 +18,10 @@ loop runs along a contiguous row of ``B`` and ``C`` with no reduction, so LLVM v
 it without reassociating anything, and four ``p`` are combined per pass so that each load
 and store of ``C`` carries four fused multiply-adds.
 
-The thresholds are the crossovers that ``python -m benchmarks.tune_small`` measures: it
-times loop, tiles and BLAS over a grid of 320 shapes (batch 8-128, widths 1-256) for each
-kind of product and prints the rule (loop up to an output width, tiles up to a number of
-multiply-adds, BLAS above) that minimizes their summed time relative to the best choice
-shape by shape. The values below are its result on the development machine (AMD EPYC,
-Zen 3, AVX2; docs/performance.md has the figures). The forward product's tiles stop at
-half the others' size because they first copy ``W.T`` (``kernels.tiled.transpose_into``).
+The thresholds (``*_LOOP_MAX_OUTPUTS``, ``*_TILED_MAX_MACS``) live in ``kernels.config``
+and are imported here: they are the crossovers that ``python -m benchmarks.tune_small``
+measures over a grid of shapes for each kind of product. The rates and the tuning runs
+are in docs/performance.md, "Small products: loops, register tiles, BLAS".
 """
 
 from numba import njit
@@ -32,25 +29,13 @@ from numba import njit
 from ._cache import CACHE
 from ._blas import gemm_a_b, gemm_a_bt, gemm_at_b  # noqa: F401  (public here: the BLAS product)
 from ._checks import cast_like
+from .config import (BACKPROP_LOOP_MAX_OUTPUTS, BACKPROP_TILED_MAX_MACS,  # noqa: F401 (public here)
+                     FASTMATH_ELEMENTWISE, FORWARD_LOOP_MAX_OUTPUTS, FORWARD_TILED_MAX_MACS,
+                     GRADIENT_LOOP_MAX_OUTPUTS, GRADIENT_TILED_MAX_MACS)
 from .tiled import tiled_a_b, transpose_into, unit_rows
 
-#: Layers with at most this many outputs compute ``sigma(A @ W.T + b)`` as a loop (dot form);
-#: 0 means never.
-FORWARD_LOOP_MAX_OUTPUTS = 4
-#: ... ``delta @ W`` (backprop to the layer's input) as a loop.
-BACKPROP_LOOP_MAX_OUTPUTS = 0
-#: ... the weight gradient or update ``W += alpha * delta.T @ A`` as a loop.
-GRADIENT_LOOP_MAX_OUTPUTS = 1
-#: Products of more layers up to this many multiply-adds (``m * n_in * n_out``) run as
-#: register tiles (``kernels.tiled``) rather than BLAS calls, for each kind of product.
-FORWARD_TILED_MAX_MACS = 1 << 18
-BACKPROP_TILED_MAX_MACS = 1 << 19
-GRADIENT_TILED_MAX_MACS = 1 << 19
 
-_FAST = {"contract"}  # fused multiply-add only: no reassociation, NaN propagates as in BLAS
-
-
-@njit(cache=CACHE, fastmath=_FAST)
+@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE)
 def loop_a_b(A, B, C, alpha, beta):
     """``C = alpha * A @ B + beta * C``; A (m, k) of any strides, B (k, n), C (m, n) C order.
 

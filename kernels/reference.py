@@ -7,6 +7,7 @@ here is the NumPy training loop numba-dense is compared with.
 
 import numpy as np
 
+from .records import Network
 from .variants import (ADAM, ADAMW, LEAKY_RELU, LEAKY_SLOPE, MSE, RELU, SIGMOID, SIGMOID_BCE,
                        SOFTMAX_CE, TANH)
 
@@ -89,37 +90,39 @@ def sgd_momentum_update(params, grads, velocity, lr, momentum, weight_decay):
     params -= lr * velocity
 
 
-def adam_update(params, grads, m, v, t, lr, beta1, beta2, eps, weight_decay, decoupled):
+def _adam_step(params, grads, m, v, t, opt):
     """One Adam / AdamW step at 1-based step t, as torch.optim.Adam / AdamW."""
-    if decoupled:
-        params *= 1 - lr * weight_decay
+    lr, wd = opt.lr, opt.weight_decay
+    if opt.code == ADAMW:
+        params *= 1 - lr * wd
         g = grads
     else:
-        g = grads + weight_decay * params
-    m *= beta1
-    m += (1 - beta1) * g
-    v *= beta2
-    v += (1 - beta2) * g * g
-    denom = np.sqrt(v) / np.sqrt(1 - beta2 ** t) + eps
-    params -= (lr / (1 - beta1 ** t)) * m / denom
+        g = grads + wd * params
+    m *= opt.beta1
+    m += (1 - opt.beta1) * g
+    v *= opt.beta2
+    v += (1 - opt.beta2) * g * g
+    denom = np.sqrt(v) / np.sqrt(1 - opt.beta2 ** t) + opt.eps
+    params -= (lr / (1 - opt.beta1 ** t)) * m / denom
 
 
-def optimizer_step(params, grads, state, optimizer, t, lr, momentum, weight_decay, beta1, beta2,
-                   eps, nesterov):
-    """One step of optimizer code ``optimizer``: Adam/AdamW on ``state = [m, v]``, plain
-    SGD, or SGD with (Nesterov) momentum and weight decay on ``state = velocity``."""
+def optimizer_step(params, grads, optimizer):
+    """One step of an ``Optimizer`` record: Adam/AdamW on ``state = [m, v]``, plain SGD, or
+    SGD with (Nesterov) momentum and weight decay on ``state = velocity``; advances
+    ``optimizer.steps``."""
     P = params.shape[0]
-    if optimizer in (ADAM, ADAMW):
-        adam_update(params, grads, state[:P], state[P:2 * P], t, lr, beta1, beta2, eps,
-                    weight_decay, optimizer == ADAMW)
-    elif momentum == 0 and weight_decay == 0:
-        sgd_update(params, grads, lr)
+    opt = optimizer
+    opt.steps[0] += 1
+    if opt.code in (ADAM, ADAMW):
+        _adam_step(params, grads, opt.state[:P], opt.state[P:2 * P], int(opt.steps[0]), opt)
+    elif opt.momentum == 0 and opt.weight_decay == 0:
+        sgd_update(params, grads, opt.lr)
     else:
-        g = grads + weight_decay * params
-        v = state[:P]
-        v *= momentum
+        g = grads + opt.weight_decay * params
+        v = opt.state[:P]
+        v *= opt.momentum
         v += g
-        params -= lr * (g + momentum * v if nesterov else v)
+        params -= opt.lr * (g + opt.momentum * v if opt.nesterov else v)
 
 
 def layer_offsets(sizes):
@@ -233,12 +236,12 @@ def _backward(activations, Y, layers, acts, scale, loss=MSE):
     return out[::-1], cost
 
 
-def train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, momentum,
-                weight_decay, order, workspace, loss=MSE, optimizer=0, beta1=0.9, beta2=0.999,
-                eps=1e-8, nesterov=False, step=0):
+def train_epoch(X, Y, params, grads, network, optimizer, batches, workspace):
     """The NumPy minibatch loop: one Python iteration per minibatch."""
+    sizes, acts, loss = network
     layers = layer_views(params, sizes)
     grad_views = layer_views(grads, sizes)
+    order, batch_size = batches.order, batches.size
     n = len(order) if len(order) else X.shape[0]
     total = 0.0
     for start in range(0, n, batch_size):
@@ -256,30 +259,24 @@ def train_epoch(X, Y, params, grads, velocity, sizes, acts, batch_size, lr, mome
         for (dW, db), (gW, gb) in zip(layer_grads, grad_views):
             gW[...] = dW
             gb[...] = db
-        step += 1
-        if optimizer in (ADAM, ADAMW):
-            P = params.shape[0]
-            adam_update(params, grads, velocity[:P], velocity[P:], step, lr, beta1, beta2, eps,
-                        weight_decay, optimizer == ADAMW)
-        elif momentum == 0 and weight_decay == 0:
-            sgd_update(params, grads, lr)
-        elif nesterov:
-            g = grads + weight_decay * params
-            velocity *= momentum
-            velocity += g
-            params -= lr * (g + momentum * velocity)
-        else:
-            sgd_momentum_update(params, grads, velocity, lr, momentum, weight_decay)
+        optimizer_step(params, grads, optimizer)
     return total / n
 
 
-def predict_into(X, params, sizes, acts, out, batch_size, workspace):
+def epoch_streaming(X, Y, params, grads, optimizer, act, batches, ahead):
+    """``train_epoch`` of the one-layer MSE network ``[X.shape[1], Y.shape[1]]``."""
+    network = Network(np.array([X.shape[1], Y.shape[1]]), np.array([act]), MSE)
+    return train_epoch(X, Y, params, grads, network, optimizer, batches, None)
+
+
+def predict_into(X, params, network, out, batch_size, workspace):
     """out = the network's output for X."""
-    out[...] = _forward(X, layer_views(params, sizes), acts)[-1]
+    out[...] = _forward(X, layer_views(params, network.sizes), network.acts)[-1]
 
 
-def batch_gradient(X, Y, params, grads, sizes, acts, batch_size, workspace, scale, loss=MSE):
+def batch_gradient(X, Y, params, grads, network, batch_size, workspace, scale):
     """grads = scale * summed gradient over the rows; returns the summed cost."""
+    sizes, acts, loss = network
     layers = layer_views(params, sizes)
     layer_grads, cost = _backward(_forward(X, layers, acts), Y, layers, acts, scale, loss)
     for (dW, db), (gW, gb) in zip(layer_grads, layer_views(grads, sizes)):
@@ -288,14 +285,14 @@ def batch_gradient(X, Y, params, grads, sizes, acts, batch_size, workspace, scal
     return cost
 
 
-def loss_and_gradient(X, Y, params, grads, sizes, acts, batch_size, workspace, loss=MSE):
+def loss_and_gradient(X, Y, params, grads, network, batch_size, workspace):
     """Full-batch cost and its gradient into grads; returns the cost."""
     n = X.shape[0]
-    return batch_gradient(X, Y, params, grads, sizes, acts, batch_size, workspace, 1.0 / n,
-                          loss) / n
+    return batch_gradient(X, Y, params, grads, network, batch_size, workspace, 1.0 / n) / n
 
 
-def dataset_cost(X, Y, params, sizes, acts, batch_size, workspace, loss=MSE):
+def dataset_cost(X, Y, params, network, batch_size, workspace):
     """Summed cost over all rows."""
+    sizes, acts, loss = network
     out = _forward(X, layer_views(params, sizes), acts)[-1]
     return _cost_and_delta(out, Y, acts[-1], loss)[0]

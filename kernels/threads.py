@@ -2,16 +2,18 @@
 
 OpenBLAS splits a product over its threads and hands the pieces off for every call. When
 the cores are shared with other work, the hand-off waits for a thread that is not
-running: the default network's epoch took 10x its quiet time beside three busy processes
-with two threads, and 2x (the fair share) with one. And for small products the second
-thread buys nothing even on a quiet machine. So each epoch (``blas_threads_for``):
+running, and an epoch beside busy processes takes many times its fair share. And for
+small products the second thread buys nothing even on a quiet machine. So each epoch
+(``blas_threads_for``):
 
 - runs on one BLAS thread when its largest product is below ``SINGLE_THREAD_MAX_MACS``;
 - otherwise uses at most as many threads as there are cores that no other process is
   running on at that moment (Linux: runnable tasks from ``/proc/loadavg``, less this
   process's own), so a busy machine gets one thread and a quiet one all of them.
 
-``python -m benchmarks.blas_threads`` measures the crossover and the behaviour under load.
+``python -m benchmarks.blas_threads`` measures the crossover and the behaviour under load
+(docs/performance.md, "BLAS threads, and a machine that is busy with other work"); both
+constants are in ``kernels.config``.
 
 Only the BLAS that the kernels call (SciPy's OpenBLAS) is touched, for the duration of
 the ``with`` block, and only ever lowered: a limit the user set (threadpoolctl,
@@ -23,9 +25,7 @@ import ctypes
 import os
 import time
 
-#: Below this many multiply-adds in its largest product (batch rows x n_in x n_out), an
-#: epoch runs its BLAS calls on one thread. Measured with ``benchmarks.blas_threads``.
-SINGLE_THREAD_MAX_MACS = 1 << 19
+from .config import READING_REUSE_SECONDS, SINGLE_THREAD_MAX_MACS
 
 
 def largest_product(sizes, batch_size):
@@ -39,7 +39,8 @@ def other_running_tasks(samples=3, interval=0.0005):
 
     The fewest seen in ``samples`` readings ``interval`` seconds apart, so that a task that
     runs for a moment (a kernel worker, a shell command) does not count as a busy core; a
-    process that keeps a core busy is in every reading. About 1 ms.
+    process that keeps a core busy is in every reading. Costs ``samples - 1`` waits of
+    ``interval``.
     """
     counts = []
     for i in range(samples):
@@ -54,13 +55,10 @@ def other_running_tasks(samples=3, interval=0.0005):
 
 _last_reading = [None, -1.0]  # (count, time.monotonic() of the reading)
 
-#: A reading of the load this recent is reused: epochs of small data follow each other
-#: faster than the 1 ms a reading takes is worth.
-READING_REUSE_SECONDS = 0.5
-
 
 def _recent_other_running_tasks():
-    """``other_running_tasks()``, reusing a reading taken in the last half second."""
+    """``other_running_tasks()``, reusing a reading taken in the last
+    ``READING_REUSE_SECONDS``."""
     now = time.monotonic()
     if now - _last_reading[1] > READING_REUSE_SECONDS:
         _last_reading[:] = [other_running_tasks(), now]

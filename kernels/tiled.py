@@ -1,23 +1,23 @@
 """Register-tiled matrix products for the small and middling products of training.
 
 ``C = alpha * A @ B + beta * C`` for A (m, k) of any strides, B (k, n) and C (m, n) whose
-rows are contiguous. OpenBLAS reaches 46-53 GFLOP/s for the products of a tabular network
-(32 x 64 x 64 and the like: it packs both operands into buffers first, and its kernels
-are tuned for products wide on every side); the tiles below reach 84-87 on one core for
-the backprop and gradient products of that shape, 73 for the forward one with its copy
-of ``W.T`` (AMD Zen 3, AVX2: its peak is 32 FLOP a cycle, about 96 GFLOP/s at 3 GHz;
-``python -m benchmarks.gemm_floor`` prints both rates per product), with no packing and
-no thread hand-off. ``python -m benchmarks.tune_small`` measures where BLAS takes over
+rows are contiguous. OpenBLAS packs both operands into buffers first and its kernels are
+tuned for products wide on every side, so on a tabular network's products (32 x 64 x 64
+and the like) these tiles, with no packing and no thread hand-off, run well above it on
+one core and near that core's FMA peak (``python -m benchmarks.gemm_floor`` prints both
+rates per product; docs/performance.md, "Small products: loops, register tiles, BLAS",
+has the figures). ``python -m benchmarks.tune_small`` measures where BLAS takes over
 (``kernels.products``).
 
 How: a tile of ``TILE_ROWS`` rows of C by two vectors of columns (2 x 8 float32 or
 2 x 4 float64 with 32-byte vectors) is kept in 8 vector registers for the whole sum over
 k; each step loads two vectors of a row of B, broadcasts one element of A per tile row and
 makes 8 fused multiply-adds. Numba offers no vector types and LLVM does not turn scalar
-code into this (64 scalar accumulators stayed scalar: 5 GFLOP/s), so the tile is written
-as LLVM vector IR in an intrinsic (``_make_tile``). The last, partial tile of a row of C
-uses masked loads and writes its last vector lane by lane, so no element outside C or B is
-read or written.
+code into this (64 scalar accumulators stayed scalar, far below the vector rate), so the
+tile is written as LLVM vector IR in an intrinsic (``_make_tile``). The last, partial tile
+of a row of C uses masked loads and writes its last vector lane by lane, so no element
+outside C or B is read or written. The tile's shape (``TILE_ROWS``, ``VECTOR_BYTES``,
+``TILE_VECTORS``, ``THIN_TILE_ROWS``) is set in ``kernels.config``.
 """
 
 from llvmlite import ir
@@ -27,14 +27,7 @@ from numba.extending import intrinsic
 
 from ._cache import CACHE
 from ._checks import cast_like
-
-#: Rows of C per tile: 4 x 2 accumulators + 2 loads of B + 1 broadcast fit 16 registers.
-TILE_ROWS = 4
-#: Width of one vector: 32 bytes (AVX2), which every x86-64 CPU of the last decade has and
-#: LLVM splits into halves where only 16-byte vectors exist.
-VECTOR_BYTES = 32
-#: Vectors of columns per tile.
-TILE_VECTORS = 2
+from .config import THIN_TILE_ROWS, TILE_ROWS, TILE_VECTORS, VECTOR_BYTES
 
 
 def _make_tile(rows, vectors, masked):
@@ -151,9 +144,6 @@ def _make_tile(rows, vectors, masked):
     return tile
 
 
-#: Rows of a one-vector (thin) tile: 8 x 1 accumulators keep both FMA units busy.
-THIN_TILE_ROWS = 8
-
 # Every variant costs compile time (a first run compiles them into every caller), so only
 # the tall tiles that do the work and a one-row tile for the rows left over are made.
 _tile_4 = _make_tile(TILE_ROWS, TILE_VECTORS, False)
@@ -256,9 +246,9 @@ def _transpose_block(typingctx, src, dst, i0, j0):
 def transpose_into(W, WT):
     """``WT[:] = W.T``; W (n, k) and WT (k, n) with contiguous rows, one dtype.
 
-    Vector blocks where both sides are whole, element by element at the edges: about a
-    quarter of a cycle an element against one for the plain loop (64 x 64 float32: 0.26
-    against 1.3 us).
+    Vector blocks where both sides are whole, element by element at the edges: several
+    times faster than the plain loop (docs/performance.md, "Small products: loops,
+    register tiles, BLAS").
     """
     n, k = W.shape
     lanes = vector_lanes(W)

@@ -17,6 +17,8 @@ checkpoints store the codes' meaning through the names too, but user code may ho
 import math
 from typing import NamedTuple
 
+from .errors import InvalidValueError
+
 
 class Activation(NamedTuple):
     code: int
@@ -35,11 +37,22 @@ class Loss(NamedTuple):
     classifier: bool     # predict() returns labels
 
 
-class Optimizer(NamedTuple):
+class OptimizerVariant(NamedTuple):
     code: int
     name: str
     state_vectors: int   # flat vectors of state per parameter vector (velocity; m and v)
     step: str            # the update, per element, with g the gradient
+
+
+class Hyperparameter(NamedTuple):
+    name: str
+    default: object      # None: no default (the caller must give it)
+    low: float           # the interval of valid values; NaN is outside every interval
+    low_closed: bool
+    high: float
+    high_closed: bool
+    optimizers: tuple    # the optimizers that read it
+    help: str
 
 
 class Schedule(NamedTuple):
@@ -72,12 +85,36 @@ LOSS_TABLE = (
 SGD, ADAM, ADAMW = range(3)
 
 OPTIMIZER_TABLE = (
-    Optimizer(SGD, "sgd", 1, "v = mu v + g + lambda theta; theta -= lr (g + mu v if nesterov "
-              "else v); plain theta -= lr g when mu = lambda = 0"),
-    Optimizer(ADAM, "adam", 2, "g += lambda theta; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; "
-              "theta -= lr m/(1-b1^t) / (sqrt(v/(1-b2^t)) + eps)"),
-    Optimizer(ADAMW, "adamw", 2, "theta *= 1 - lr lambda; then Adam's step without lambda"),
+    OptimizerVariant(SGD, "sgd", 1, "v = mu v + g + lambda theta; theta -= lr (g + mu v if "
+                     "nesterov else v); plain theta -= lr g when mu = lambda = 0"),
+    OptimizerVariant(ADAM, "adam", 2, "g += lambda theta; m = b1 m + (1-b1) g; v = b2 v + "
+                     "(1-b2) g^2; theta -= lr m/(1-b1^t) / (sqrt(v/(1-b2^t)) + eps)"),
+    OptimizerVariant(ADAMW, "adamw", 2, "theta *= 1 - lr lambda; then Adam's step without lambda"),
 )
+
+_ALL = ("sgd", "adam", "adamw")
+_ADAMS = ("adam", "adamw")
+_INF = float("inf")
+
+#: Every optimizer hyperparameter, declared once: the kernels' factory
+#: (``kernels.optimizer``), ``MLP.fit``, the estimators and the command line read it.
+HYPERPARAMETER_TABLE = (
+    Hyperparameter("lr", None, 0.0, False, _INF, False, _ALL,
+                   "step size (the base rate that schedules scale)"),
+    Hyperparameter("momentum", 0.0, 0.0, True, 1.0, False, ("sgd",),
+                   "SGD momentum (heavy ball); 0 for none"),
+    Hyperparameter("weight_decay", 0.0, 0.0, True, _INF, False, _ALL,
+                   "L2 penalty added to the gradient (decoupled for adamw)"),
+    Hyperparameter("nesterov", False, 0, True, 1, True, ("sgd",),
+                   "PyTorch's Nesterov form of SGD momentum"),
+    Hyperparameter("beta1", 0.9, 0.0, True, 1.0, False, _ADAMS,
+                   "decay of Adam's first-moment average"),
+    Hyperparameter("beta2", 0.999, 0.0, True, 1.0, False, _ADAMS,
+                   "decay of Adam's second-moment average"),
+    Hyperparameter("eps", 1e-8, 0.0, False, _INF, False, _ADAMS,
+                   "added to Adam's denominator"),
+)
+HYPERPARAMETERS = {h.name: h for h in HYPERPARAMETER_TABLE}
 
 SCHEDULE_TABLE = (
     Schedule("constant", "lr"),
@@ -118,4 +155,4 @@ def learning_rate(schedule, epoch, lr, epochs, step_size, gamma, min_lr):
         return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * epoch / epochs))
     if schedule == "constant":
         return lr
-    raise ValueError("schedule must be one of %s, got %r" % (", ".join(SCHEDULES), schedule))
+    raise InvalidValueError("schedule must be one of %s, got %r" % (", ".join(SCHEDULES), schedule))

@@ -21,15 +21,16 @@ import warnings
 
 import numpy as np
 
+from ..kernels.errors import InvalidValueError, NumbaDenseError
 from .. import kernels
 
 from . import convert as convert_mod
 from . import data, datasets, progress, tabular
-from .distributed import shard, world
+from . import options as fit_options
+from .distributed import mpi_max, shard, world
 from .mlp import MLP, OUTPUTS
 from .paths import atomic_write, check_outputs, claimed
-from .training import (SCHEDULES, DivergedError, TrainingInterrupted, raise_on_sigterm,
-                       sigint_ignored)
+from .training import DivergedError, TrainingInterrupted, raise_on_sigterm, sigint_ignored
 
 
 #: The default training length: at most this many rows trained on (epochs times rows) ...
@@ -46,7 +47,7 @@ def default_epochs(n_rows):
     return int(min(high, max(low, round(EPOCH_ROWS / max(n_rows, 1)))))
 
 
-class UsageError(ValueError):
+class UsageError(InvalidValueError):
     """A problem with the command line's options (reported like any other error)."""
 
 
@@ -57,19 +58,19 @@ def _widths(text):
     try:
         widths = [int(part) for part in parts]
     except ValueError:
-        raise argparse.ArgumentTypeError("expected comma-separated integers (layer widths), "
-                                         "got %r" % text)
+        raise argparse.ArgumentTypeError("expected comma-separated integers "
+                                         "(layer widths), got %r" % text)
     if any(w < 1 for w in widths):
         raise argparse.ArgumentTypeError("layer widths must be at least 1, got %r" % text)
     return widths
 
 
 def _one_character(text):
-    """An argparse type for --delimiter: one ASCII character, not a quote or line break."""
-    if len(text) != 1 or not text.isascii() or text in "\"\r\n":
-        raise argparse.ArgumentTypeError("must be one ASCII character other than a quote or a "
-                                         "line break, got %r" % text)
-    return text
+    """An argparse type for --delimiter (``tabular.check_delimiter``)."""
+    try:
+        return tabular.check_delimiter(text, "it")
+    except InvalidValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)[len("it "):])
 
 
 def _columns(text):
@@ -85,8 +86,8 @@ def load_data(path, target=None, target_cols=None, need_targets=True, workdir=No
     if ext == ".npz":
         for flag, value in (("--target", target), ("--target-col", target_cols)):
             if value:
-                raise UsageError("%s does not apply to --data %s: an .npz holds its targets "
-                                 "as the array y" % (flag, path))
+                raise UsageError("%s does not apply to --data %s: an .npz holds its "
+                                 "targets as the array y" % (flag, path))
         arrays = data.read_npz(path, "--data")
         want = ["X", "y"] if need_targets else ["X"]
         if any(k not in arrays for k in want):
@@ -122,10 +123,6 @@ def _table_target(args):
                              % (col, args.data, len(names), len(names) - 1))
         return names[int(col)]
     return col
-
-
-def _names(text):
-    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def load_table(args, workdir):
@@ -165,7 +162,7 @@ def _n_outputs(y, output, classes=None, comm=None):
                          % (bad[0], labels[bad[0]].item()))
     top = int(labels.max()) if labels.size else -1
     if comm is not None:
-        top = comm.allreduce(top, op=_mpi_max())
+        top = comm.allreduce(top, op=mpi_max())
     if classes is not None:
         if top >= classes:
             raise UsageError("--classes %d: the targets hold label %d; labels must be 0..%d"
@@ -174,11 +171,6 @@ def _n_outputs(y, output, classes=None, comm=None):
     if top < 0:
         raise UsageError("softmax targets must be integer class labels 0..K-1 (none found)")
     return top + 1
-
-
-def _mpi_max():
-    from mpi4py import MPI
-    return MPI.MAX
 
 
 def _count(minimum):
@@ -243,22 +235,22 @@ def build_parser():
     _delimiter_option(train)
     train.add_argument("--rows", type=_count(1), default=200_000,
                        help="rows of the built-in dataset (default 200000)")
-    train.add_argument("--features", type=_names, metavar="A,B",
+    train.add_argument("--features", type=_columns, metavar="A,B",
                        help="feature columns of a table (default: all but the target)")
-    train.add_argument("--drop-cols", type=_names, metavar="A,B",
+    train.add_argument("--drop-cols", type=_columns, metavar="A,B",
                        help="columns of a table to leave out")
     train.add_argument("--max-categories", type=_count(2), default=100, metavar="N",
                        help="most one-hot inputs per text column: rarer values are grouped as "
                             "one '<infrequent>' category (default 100)")
     train.add_argument("--keep-identifiers", action="store_true",
-                       help="keep text columns whose values are nearly all distinct (left out "
-                            "by default)")
+                       help="keep text columns whose values are nearly all distinct "
+                            "(left out by default)")
     train.add_argument("--no-scale", action="store_true",
                        help="do not standardize a table's numeric columns")
     train.add_argument("--standardize-target", action=argparse.BooleanOptionalAction,
                        default=None, help="train a regression on (y - mean) / std, predictions "
-                                          "and losses in y's units (default: on for an "
-                                          "identity output)")
+                                          "and losses in y's units (default: on "
+                                          "for an identity output)")
     train.add_argument("--hidden-sizes", type=_widths, default=[128, 64], metavar="N,N",
                        help="hidden layer widths, comma-separated (default 128,64)")
     train.add_argument("--hidden", default="relu", choices=list(kernels.ACTIVATIONS),
@@ -276,22 +268,8 @@ def build_parser():
                        help="most epochs (default: %d million rows' worth, %d to %d epochs; "
                             "early stopping usually ends sooner)"
                             % (EPOCH_ROWS // 10**6, *EPOCH_RANGE))
-    train.add_argument("--batch-size", type=_count(1), default=256, help="(default 256)")
-    train.add_argument("--lr", type=float, default=0.001, help="(default 0.001)")
-    train.add_argument("--optimizer", default="adam", choices=list(kernels.OPTIMIZERS),
-                       help="sgd (with --momentum), adam or adamw (default adam)")
-    train.add_argument("--momentum", type=float, default=0.9, help="sgd only (default 0.9)")
-    train.add_argument("--nesterov", action="store_true", help="Nesterov momentum (sgd)")
-    train.add_argument("--beta1", type=float, default=0.9, help="adam/adamw (default 0.9)")
-    train.add_argument("--beta2", type=float, default=0.999, help="adam/adamw (default 0.999)")
-    train.add_argument("--eps", type=float, default=1e-8, help="adam/adamw (default 1e-8)")
-    train.add_argument("--weight-decay", type=float, default=0.0)
-    train.add_argument("--schedule", default="constant", choices=SCHEDULES,
-                       help="learning-rate schedule (default constant)")
-    train.add_argument("--step-size", type=_count(1), default=10,
-                       help="epochs per step (step schedule)")
-    train.add_argument("--gamma", type=float, default=0.1, help="factor per step (step schedule)")
-    train.add_argument("--min-lr", type=float, default=0.0, help="final rate (cosine schedule)")
+    # --batch-size, --optimizer, its hyperparameters and the schedule: model.options
+    fit_options.add_arguments(train, _count)
     train.add_argument("--validation-fraction", type=float, default=0.1,
                        help="share of rows (the last ones) held out for val_loss (default 0.1)")
     train.add_argument("--early-stopping", type=_count(0), metavar="PATIENCE",
@@ -408,14 +386,9 @@ def _kind(path):
 #: When each option of a command applies: (test of the parsed options, what the option
 #: needs). An option typed where it does not apply is refused: it would be ignored.
 _APPLIES = {
-    "momentum": (lambda a: a.optimizer == "sgd", "--optimizer sgd"),
-    "nesterov": (lambda a: a.optimizer == "sgd", "--optimizer sgd"),
-    "beta1": (lambda a: a.optimizer != "sgd", "--optimizer adam or adamw"),
-    "beta2": (lambda a: a.optimizer != "sgd", "--optimizer adam or adamw"),
-    "eps": (lambda a: a.optimizer != "sgd", "--optimizer adam or adamw"),
-    "min_lr": (lambda a: a.schedule == "cosine", "--schedule cosine"),
-    "step_size": (lambda a: a.schedule == "step", "--schedule step"),
-    "gamma": (lambda a: a.schedule == "step", "--schedule step"),
+    **{o.name: (lambda a, o=o: fit_options.applies(o, vars(a)),
+                "%s %s" % (fit_options.flag(o.applies[0]), " or ".join(o.applies[1])))
+       for o in fit_options.cli_options() if o.applies is not None},
     "checkpoint_every": (lambda a: bool(a.checkpoint), "--checkpoint"),
     "rows": (lambda a: a.data is None, "the built-in dataset (no --data)"),
     "features": (lambda a: _kind(a.data) in ("csv", "parquet"), "a .csv or .parquet --data"),
@@ -470,8 +443,8 @@ def _check_train_options(args):
                          "or remove the file (or name another) to start afresh"
                          % args.checkpoint)
     if args.schedule == "cosine" and args.min_lr > args.lr:
-        raise UsageError("--min-lr %g is above --lr %g: a cosine schedule falls from --lr to "
-                         "--min-lr" % (args.min_lr, args.lr))
+        raise UsageError("--min-lr %g is above --lr %g: a cosine schedule falls "
+                         "from --lr to --min-lr" % (args.min_lr, args.lr))
 
 
 def train(args, workdir):
@@ -492,8 +465,8 @@ def train(args, workdir):
         if prep.task == "classification":
             if args.output == "identity" and "output" in args.given:
                 raise UsageError("--output identity: the target %r holds classes (%d); drop "
-                                 "--output to train a softmax classifier, or give a numeric "
-                                 "target" % (prep.target, prep.n_classes))
+                                 "--output to train a softmax classifier, or "
+                                 "give a numeric target" % (prep.target, prep.n_classes))
             if args.output == "identity":
                 args.output = "softmax"  # text labels: a classifier
                 print("the target %r holds classes: training a softmax classifier"
@@ -591,7 +564,7 @@ def _check_file_size_limit(net, path):
                          % (path, limit // 1024, need // 1024 + 1))
 
 
-class NotSaved(OSError):
+class NotSaved(NumbaDenseError, OSError):
     """--save failed after training; the network was kept in another file (``rescued``)."""
 
 
@@ -612,8 +585,8 @@ def _save(net, path):
             net.save(rescued)
         except OSError:
             continue
-        raise NotSaved("--save %s could not be written after training (%s); the network is "
-                       "saved at %s instead" % (path, reason, rescued))
+        raise NotSaved("--save %s could not be written after training (%s); the network "
+                       "is saved at %s instead" % (path, reason, rescued))
     raise NotSaved("--save %s could not be written after training (%s), nor a copy in the "
                    "current or temporary folder: the network is lost" % (path, reason))
 
@@ -637,12 +610,12 @@ def _interrupted(net, stop, args, root):
                 except NotSaved as exc:
                     _say("error: %s" % exc)
                     return 128 + stop.signum
-                _say("saved the parameters so far to %s (its history marks epoch %d as "
-                     "interrupted)" % (args.save, stop.epoch))
+                _say("saved the parameters so far to %s (its history marks "
+                     "epoch %d as interrupted)" % (args.save, stop.epoch))
             if args.checkpoint:
-                _say("checkpoint %s holds the %d whole epoch%s before; --resume continues "
-                     "from there" % (args.checkpoint, stop.epoch - 1,
-                                     "" if stop.epoch == 2 else "s"))
+                _say("checkpoint %s holds the %d whole epoch%s before; --resume "
+                     "continues from there" % (args.checkpoint, stop.epoch - 1,
+                                               "" if stop.epoch == 2 else "s"))
     return 128 + stop.signum
 
 
@@ -656,18 +629,13 @@ def _epochs(args, rows, comm):
 def _fit(net, X, y, args, comm, verbose, epochs):
     """``net.fit`` with the command line's training options (and its defaults that depend
     on the data: the epochs, early stopping when there are validation rows)."""
-    momentum = args.momentum if args.optimizer == "sgd" else 0.0
     early_stopping = args.early_stopping
     if early_stopping is None:
         early_stopping = PATIENCE if args.validation_fraction > 0 else None
     elif early_stopping == 0:
         early_stopping = None
-    return net.fit(X, y, epochs=epochs, batch_size=args.batch_size, lr=args.lr,
-                   momentum=momentum, weight_decay=args.weight_decay,
-                   optimizer=args.optimizer, beta1=args.beta1, beta2=args.beta2, eps=args.eps,
-                   nesterov=args.nesterov,
-                   schedule=args.schedule, step_size=args.step_size, gamma=args.gamma,
-                   min_lr=args.min_lr, shuffle=not args.no_shuffle,
+    return net.fit(X, y, epochs=epochs, **fit_options.from_arguments(args),
+                   shuffle=not args.no_shuffle,
                    seed=None if args.no_shuffle else args.seed,  # --seed also seeds the network
                    validation_fraction=args.validation_fraction,
                    early_stopping=early_stopping, checkpoint=args.checkpoint,

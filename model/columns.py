@@ -23,6 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..kernels.errors import InvalidValueError
+
 #: The types a CSV column is tried as, most specific first.
 CSV_CANDIDATES = ("bool", "number", "datetime")
 #: Spellings of True and False in a CSV (compared after lower-casing and trimming).
@@ -31,7 +33,7 @@ TRUE_FALSE = ("true", "false")
 _SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 
 
-class ColumnTypeError(ValueError):
+class ColumnTypeError(InvalidValueError):
     """A column whose Arrow type cannot be a feature or target (``name``, ``arrow_type``)."""
 
     def __init__(self, name, arrow_type):
@@ -39,7 +41,7 @@ class ColumnTypeError(ValueError):
                          "out with --drop-cols %s (drop=[...])" % (name, arrow_type, name))
 
 
-class ParseError(ValueError):
+class ParseError(InvalidValueError):
     """A value that does not parse as its column's type; ``row`` is its index in the batch."""
 
     def __init__(self, value, kind, row):

@@ -21,21 +21,21 @@ directly instead (``model.tabular``).
 import csv
 import itertools
 import os
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..kernels.errors import InvalidValueError
 from . import tabular
-from .data import write_npy_header
-from .paths import check_outputs, default_file_mode
+from .data import NpyWriter
+from .paths import check_outputs
 from .validation import is_number
 
 #: Bad lines quoted in an error message (all are counted).
 MAX_REPORTED = 10
 
 
-class CSVFormatError(ValueError):
+class CSVFormatError(InvalidValueError):
     """The CSV has bad rows; ``bad_lines`` lists (line number, reason) of the first ones."""
 
     def __init__(self, message, bad_lines):
@@ -69,53 +69,21 @@ def _column_indices(header, targets, path):
             t = int(t)
         if isinstance(t, (int, np.integer)) and not isinstance(t, bool):
             if not 0 <= t < len(names):
-                raise ValueError("convert: target column %d is out of range: %s has %d columns"
-                                 % (t, path, len(names)))
+                raise InvalidValueError("convert: target column %d is out of "
+                                        "range: %s has %d columns"
+                                        % (t, path, len(names)))
             chosen.append(int(t))
         else:
-            raise ValueError("convert: target column %r is not in the header of %s (columns: %s)"
-                             % (t, path, ", ".join(names)))
+            raise InvalidValueError("convert: target column %r is not in the "
+                                    "header of %s (columns: %s)"
+                                    % (t, path, ", ".join(names)))
     if len(set(chosen)) != len(chosen):
-        raise ValueError("convert: target columns %r name the same column twice" % (targets,))
+        raise InvalidValueError("convert: target columns %r name "
+                                "the same column twice" % (targets,))
     if len(chosen) == len(names):
-        raise ValueError("convert: every column of %s is a target: no features are left" % path)
+        raise InvalidValueError("convert: every column of %s is a target: "
+                                "no features are left" % path)
     return chosen, names
-
-
-class _NpyWriter:
-    """Rows appended to a raw temporary file; ``commit`` writes the .npy (of the shape now
-    known: NumPy's own header, then the rows copied over in blocks) and renames it into
-    place. Plain file writes, not a memmap, so memory stays at one block."""
-
-    def __init__(self, path, dtype, n_columns):
-        self.path, self.dtype, self.n_columns = path, np.dtype(dtype), n_columns
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, self.raw = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".raw")
-        self.f = os.fdopen(fd, "wb")
-        self.tmp = None
-        self.rows = 0
-
-    def append(self, block):
-        self.f.write(np.ascontiguousarray(block, dtype=self.dtype).tobytes())
-        self.rows += block.shape[0]
-
-    def commit(self):
-        import shutil
-        self.f.close()
-        fd, self.tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(self.path)),
-                                        prefix=".tmp-", suffix=".npy")
-        os.fchmod(fd, default_file_mode())
-        with os.fdopen(fd, "wb") as out, open(self.raw, "rb") as raw:
-            write_npy_header(out, self.dtype, (self.rows, self.n_columns))
-            shutil.copyfileobj(raw, out, 1 << 22)
-        os.replace(self.tmp, self.path)
-        os.unlink(self.raw)
-
-    def discard(self):
-        self.f.close()
-        for path in (self.raw, self.tmp):
-            if path and os.path.exists(path):
-                os.unlink(path)
 
 
 def _records(rows, path):
@@ -128,7 +96,7 @@ def _records(rows, path):
         except StopIteration:
             return
         except csv.Error as exc:
-            raise ValueError("convert: %s: line %d: %s" % (path, start, exc)) from None
+            raise InvalidValueError("convert: %s: line %d: %s" % (path, start, exc)) from None
         if row and (len(row) > 1 or row[0].strip()):
             yield start, row
 
@@ -233,15 +201,15 @@ def csv_to_npy(csv_path, x_path, y_path, targets, dtype=np.float32, delimiter=No
         raise FileNotFoundError("convert: no such file: %r" % csv_path)
     for what, out in (("--out-x (x_path)", x_path), ("--out-y (y_path)", y_path)):
         if out is not None and not os.fspath(out).lower().endswith(".npy"):
-            raise ValueError("convert: %s must end in .npy (it is written as a NumPy array), "
-                             "got %r" % (what, os.fspath(out)))
+            raise InvalidValueError("convert: %s must end in .npy (it is "
+                                    "written as a NumPy array), got %r" % (what, os.fspath(out)))
     check_outputs({"convert: x_path": x_path, "convert: y_path": y_path},
                   {"csv_path": csv_path})
     if isinstance(targets, (str, int, np.integer)):
         targets = [targets]
     targets = list(targets)
     if not targets and y_path is not None:
-        raise ValueError("convert: name at least one target column")
+        raise InvalidValueError("convert: name at least one target column")
     dtype = np.dtype(dtype)
     delimiter = (tabular.delimiter_of(csv_path) if delimiter is None
                  else tabular.check_delimiter(delimiter, "convert: --delimiter"))
@@ -258,19 +226,19 @@ def csv_to_npy(csv_path, x_path, y_path, targets, dtype=np.float32, delimiter=No
         records = _records(csv.reader(f, delimiter=delimiter), csv_path)
         line_no, header = next(records, (None, None))  # leading blank lines are skipped
         if header is None:
-            raise ValueError("convert: %s is empty: its first line must name the columns"
-                             % csv_path)
+            raise InvalidValueError("convert: %s is empty: its first line must name the columns"
+                                    % csv_path)
         for k, name in enumerate(header):
             raw = tabular.not_utf8_field(name)
             if raw is not None:
-                raise ValueError("convert: %s: line %d (the header), column %d: %r is not "
-                                 "UTF-8 text: save the file as UTF-8"
-                                 % (csv_path, line_no, k + 1, raw))
+                raise InvalidValueError("convert: %s: line %d (the header), column %d: %r is not "
+                                        "UTF-8 text: save the file as UTF-8"
+                                        % (csv_path, line_no, k + 1, raw))
         target_idx, names = _column_indices(header, targets, csv_path)
         feature_idx = [i for i in range(len(names)) if i not in target_idx]
-        writers = [_NpyWriter(os.fspath(x_path), dtype, len(feature_idx))]
+        writers = [NpyWriter(os.fspath(x_path), dtype, len(feature_idx))]
         if y_path is not None:
-            writers.append(_NpyWriter(os.fspath(y_path), dtype, len(target_idx)))
+            writers.append(NpyWriter(os.fspath(y_path), dtype, len(target_idx)))
         bad_lines, n_bad = [], 0
         try:
             while True:
@@ -319,10 +287,12 @@ def _commit(writers, where, n_bad=0, bad_lines=()):
     """Rename every written .npy into place; an error (nothing written) if there are no rows."""
     if writers[0].rows == 0:
         if n_bad:
-            raise ValueError("convert: %s has no good data rows: %s bad (nothing written): %s"
-                             % (where, "all %d are" % n_bad if n_bad > 1 else "its one row is",
-                                _listed(bad_lines, n_bad)))
-        raise ValueError("convert: %s has column names but no data rows" % where)
+            raise InvalidValueError("convert: %s has no good data rows: %s bad "
+                                    "(nothing written): %s"
+                                    % (where, "all "
+                                              "%d are" % n_bad if n_bad > 1 else "its one row is",
+                                       _listed(bad_lines, n_bad)))
+        raise InvalidValueError("convert: %s has column names but no data rows" % where)
     for w in writers:
         w.commit()
 
@@ -336,7 +306,7 @@ def _discard(writers):
 
 
 def _is_parquet(path):
-    return os.path.splitext(path)[1].lower() in (".parquet", ".pq")
+    return os.path.splitext(path)[1].lower() in tabular.PARQUET_EXTENSIONS
 
 
 def _write_batches(batches, names, x_path, y_path, targets, dtype, where):
@@ -344,9 +314,9 @@ def _write_batches(batches, names, x_path, y_path, targets, dtype, where):
     written) at the first non-finite value, for the caller to report it."""
     target_idx, names = _column_indices(names, targets, where)
     feature_idx = [i for i in range(len(names)) if i not in target_idx]
-    writers = [_NpyWriter(os.fspath(x_path), dtype, len(feature_idx))]
+    writers = [NpyWriter(os.fspath(x_path), dtype, len(feature_idx))]
     if y_path is not None:
-        writers.append(_NpyWriter(os.fspath(y_path), dtype, len(target_idx)))
+        writers.append(NpyWriter(os.fspath(y_path), dtype, len(target_idx)))
     try:
         for batch in batches:
             values = np.column_stack([np.asarray(c.to_numpy(zero_copy_only=False),
@@ -394,16 +364,18 @@ def _parquet_to_npy(path, x_path, y_path, targets, dtype):
             t = fld.type
             if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
                     or pa.types.is_decimal(t) or pa.types.is_null(t)):
-                raise ValueError("convert: %s: column %r has Parquet type %s, not numbers: "
-                                 "train on the file directly (python -m numba_dense train --data "
-                                 "%s, --drop-cols %s)" % (path, fld.name, t, path, fld.name))
+                raise InvalidValueError("convert: %s: column %r has Parquet type %s, not numbers: "
+                                        "train on the file directly (python -m "
+                                        "numba_dense train --data "
+                                        "%s, --drop-cols %s)" % (path, fld.name, t, path, fld.name))
         result = _write_batches(f.iter_batches(batch_size=1 << 16), names, x_path, y_path,
                                 targets, dtype, path)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
-        raise ValueError("convert: %s is not a numeric Parquet file (%s)" % (path, exc)) from None
+        raise InvalidValueError("convert: %s is not a "
+                                "numeric Parquet file (%s)" % (path, exc)) from None
     if result is None:
         why = _parquet_bad_values(path, dtype)
-        raise ValueError("convert: %s%s%s" % (path, "" if why.startswith(":") else " ", why))
+        raise InvalidValueError("convert: %s%s%s" % (path, "" if why.startswith(":") else " ", why))
     return result
 
 
@@ -419,8 +391,8 @@ def _parquet_bad_values(path, dtype):
             if bad.any():
                 r = int(np.flatnonzero(bad)[0])
                 return ("holds missing, NaN or inf values (row %d, column %r): train on the "
-                        "file directly (python -m numba_dense train --data %s), which imputes "
-                        "missing ones" % (first + r + 1, name, path))
+                        "file directly (python -m numba_dense train --data %s), which "
+                        "imputes missing ones" % (first + r + 1, name, path))
             big = _overflows(x, dtype)
             if big is not None:
                 r = int(np.flatnonzero(big)[0])

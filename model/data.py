@@ -21,11 +21,16 @@ batch falls wherever the shuffled chunk order puts it.
 import copy
 import mmap
 import os
+import shutil
+import tempfile
 import zipfile
 import zlib
+from typing import Protocol
 
 import numpy as np
 
+from ..kernels.errors import InvalidValueError
+from .paths import default_file_mode
 from .validation import check_finite, targets_matrix
 
 #: Bytes of converted inputs per streamed chunk (the resident working set of streaming).
@@ -53,8 +58,8 @@ def _npy_problem(path, exc):
     with open(path, "rb") as f:
         head = f.read(6)
     if head != b"\x93NUMPY":
-        return ("not a .npy file (it does not start with NumPy's magic bytes: a text or CSV "
-                "file renamed .npy?)")
+        return ("not a .npy file (it does not start with NumPy's magic bytes: a text or "
+                "CSV file renamed .npy?)")
     text = str(exc)
     if "allow_pickle" in text or "Object arrays" in text or "Python objects" in text:
         return "it holds pickled Python objects, which numba-dense never loads"
@@ -75,15 +80,15 @@ def open_array(a, name):
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise ValueError("%s: cannot read %r as a .npy file: %s"
-                         % (name, path, _npy_problem(path, exc))) from None
+        raise InvalidValueError("%s: cannot read %r as a .npy file: %s"
+                                % (name, path, _npy_problem(path, exc))) from None
     if not isinstance(arr, np.ndarray):  # an .npz archive: several arrays, which one?
         keys = list(arr.files)
         arr.close()
         key = name.split()[-1] if name.split()[-1] in keys else (keys[0] if keys else "X")
-        raise ValueError("%s: %r is an .npz archive (arrays: %s), not one array; pass the "
-                         "array itself, e.g. np.load(%r)[%r], or save it as a .npy file to "
-                         "stream it" % (name, path, ", ".join(keys) or "none", path, key))
+        raise InvalidValueError("%s: %r is an .npz archive (arrays: %s), not one array; pass the "
+                                "array itself, e.g. np.load(%r)[%r], or save it as a .npy file "
+                                "to stream it" % (name, path, ", ".join(keys) or "none", path, key))
     return arr
 
 
@@ -108,7 +113,7 @@ def read_npz(path, name):
             why = str(exc)
             if "allow_pickle" in why or "Object arrays" in why:
                 why = "it holds pickled Python objects, which numba-dense never loads"
-    raise ValueError("%s: cannot read %r as .npz: %s" % (name, path, why))
+    raise InvalidValueError("%s: cannot read %r as .npz: %s" % (name, path, why))
 
 
 def release_pages(arr, start, stop):
@@ -130,7 +135,30 @@ def release_pages(arr, start, stop):
         mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
 
-class ArraySource:
+class Source(Protocol):
+    """What ``fit`` trains on and evaluates: ``ArraySource`` or ``StreamSource``.
+
+    ``n_rows``; ``split(n_val)``: (the first n_rows - n_val rows, the last n_val) as two
+    sources; ``target_blocks()``: the targets in blocks of rows; ``scaled(scaling)``: the
+    same rows with standardized targets; ``segments(rng, shuffle, batch_size)``: one
+    epoch as ``(X, Y, order)`` for ``kernels.train_epoch``; ``blocks(rows)``: ``(X, Y)``
+    blocks in storage order.
+    """
+
+    n_rows: int
+
+    def split(self, n_val): ...
+
+    def target_blocks(self): ...
+
+    def scaled(self, scaling): ...
+
+    def segments(self, rng, shuffle, batch_size): ...
+
+    def blocks(self, rows): ...
+
+
+class ArraySource(Source):
     """Rows held in memory: X (N, n_in) and targets (N, n_out), already converted."""
 
     def __init__(self, X, Y):
@@ -168,14 +196,15 @@ class ArraySource:
             yield self.X[a:a + rows], self.Y[a:a + rows]
 
 
-class StreamSource:
+class StreamSource(Source):
     """Rows read from a memmap in chunks; ``targets`` may be a memmap or an array."""
 
-    def __init__(self, X, y, x_name, y_name, dtype, n_outputs, cost_kind, chunk_rows,
-                 start=0, stop=None):
+    def __init__(self, X, y, names, targets, chunk_rows, start=0, stop=None):
+        """``names``: (X's, y's) for messages; ``targets``: (dtype, n_outputs, kind), what
+        ``validation.targets_matrix`` makes of each chunk's targets; rows ``start:stop``."""
         self.X, self.y = X, y
-        self.names = (x_name, y_name)
-        self.dtype, self.n_outputs, self.kind = dtype, n_outputs, cost_kind
+        self.names = tuple(names)
+        self.dtype, self.n_outputs, self.kind = targets
         self.start = start
         self.stop = X.shape[0] if stop is None else stop
         self.n_rows = self.stop - self.start
@@ -185,8 +214,8 @@ class StreamSource:
 
     def split(self, n_val):
         cut = self.stop - n_val
-        args = (self.X, self.y, self.names[0], self.names[1], self.dtype, self.n_outputs,
-                self.kind, self.chunk_rows)
+        args = (self.X, self.y, self.names, (self.dtype, self.n_outputs, self.kind),
+                self.chunk_rows)
         return StreamSource(*args, self.start, cut), StreamSource(*args, cut, self.stop)
 
     def _targets(self, a, b):
@@ -261,6 +290,61 @@ def chunk_rows_for(n_features, dtype, batch_size, chunk_rows=None):
     if chunk_rows is None:
         chunk_rows = max(1, CHUNK_BYTES // (n_features * np.dtype(dtype).itemsize))
     return max(batch_size, chunk_rows // batch_size * batch_size)
+
+
+class NpyWriter:
+    """A .npy file written block by block and renamed into place by ``commit`` (so a
+    reader never sees half a file), with memory at one block whatever its size.
+
+    ``n_columns`` None makes a 1-D array. With ``rows`` known in advance the header comes
+    first and the blocks go straight after it (``commit`` checks the count); without, the
+    blocks go to a raw temporary file and ``commit`` writes NumPy's header, then copies
+    them over. ``discard`` removes what was written."""
+
+    def __init__(self, path, dtype, n_columns, rows=None):
+        self.path, self.dtype, self.n_columns = path, np.dtype(dtype), n_columns
+        self.expected, self.rows, self.tmp = rows, 0, None
+        folder = os.path.dirname(os.path.abspath(path))
+        suffix = ".raw" if rows is None else ".npy"
+        fd, self.raw = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
+        os.fchmod(fd, default_file_mode())
+        self.f = os.fdopen(fd, "wb")
+        if rows is not None:
+            write_npy_header(self.f, self.dtype, self._shape(rows))
+
+    def _shape(self, rows):
+        return (rows,) if self.n_columns is None else (rows, self.n_columns)
+
+    def append(self, block):
+        self.f.write(np.ascontiguousarray(block, dtype=self.dtype).tobytes())
+        self.rows += block.shape[0]
+
+    def commit(self):
+        """Rename the file into place (a ``ValueError`` if fewer or more rows than announced
+        were appended: nothing is renamed)."""
+        self.f.close()
+        if self.expected is not None:
+            if self.rows != self.expected:
+                raise InvalidValueError("%s: %d rows written where %d were announced"
+                                        % (self.path, self.rows, self.expected))
+            os.replace(self.raw, self.path)
+            self.raw = None
+            return
+        fd, self.tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(self.path)),
+                                        prefix=".tmp-", suffix=".npy")
+        os.fchmod(fd, default_file_mode())
+        with os.fdopen(fd, "wb") as out, open(self.raw, "rb") as raw:
+            write_npy_header(out, self.dtype, self._shape(self.rows))
+            shutil.copyfileobj(raw, out, 1 << 22)
+        os.replace(self.tmp, self.path)
+        os.unlink(self.raw)
+        self.raw = self.tmp = None
+
+    def discard(self):
+        self.f.close()
+        for path in (self.raw, self.tmp):
+            if path and os.path.exists(path):
+                os.unlink(path)
 
 
 def write_npy_header(f, dtype, shape):

@@ -21,9 +21,10 @@ from dataclasses import asdict
 
 import numpy as np
 
+from ..kernels.errors import InvalidValueError
 from .. import kernels
 
-from . import data, training
+from . import data, inputs, training
 from .targets import TargetScaling, target_sums
 from .validation import check_matrix_shape
 
@@ -45,13 +46,22 @@ def shard(a, comm):
     return a[r * n // size:(r + 1) * n // size]
 
 
-class DistributedError(ValueError):
+class DistributedError(InvalidValueError):
     """A problem found on one or more ranks, raised on all of them."""
+
+
+def _builtin_name(error):
+    """The name of the built-in exception an error is (``ValueError`` for our
+    ``InvalidValueError``): what the message on every rank says."""
+    for cls in type(error).__mro__:
+        if cls.__module__ == "builtins":
+            return cls.__name__
+    return type(error).__name__  # pragma: no cover
 
 
 def _agree(comm, error, facts):
     """Allgather every rank's (error, facts); raise the same DistributedError everywhere."""
-    everyone = comm.allgather((None if error is None else "%s: %s" % (type(error).__name__,
+    everyone = comm.allgather((None if error is None else "%s: %s" % (_builtin_name(error),
                                                                       error), facts))
     problems = ["rank %d: %s" % (r, e) for r, (e, _) in enumerate(everyone) if e is not None]
     if problems:
@@ -83,9 +93,9 @@ def fit(net, X, y, settings, data_options, options, comm):
         Xa = data.open_array(X, "X") if data.is_streamed(X) else np.asarray(X)
         n_features = int(Xa.shape[1]) if Xa.ndim == 2 else None
         if Xa.ndim == 2 and Xa.shape[0] == 0:
-            raise ValueError("X has no rows: every rank needs a share of the data")
+            raise InvalidValueError("X has no rows: every rank needs a share of the data")
         if n_features is not None and n_features == net.n_inputs:
-            source, val_source = net.data_sources(X, y, settings, data_options)
+            source, val_source = inputs.fit_sources(net, X, y, settings, data_options)
         else:
             check_matrix_shape(Xa, "X", net.n_inputs, "features")
     except (ValueError, TypeError, OSError) as exc:
@@ -114,8 +124,9 @@ def fit(net, X, y, settings, data_options, options, comm):
     # Every rank starts from rank 0's parameters and optimizer state.
     net.restore(comm.bcast(net.snapshot() if rank == 0 else None, root=0))
     net.target_scaling = scaling
-    source, val_source = net._scaled(source), val_source and net._scaled(val_source)
-    steps = comm.allreduce(-(-source.n_rows // settings.batch_size), op=_max())
+    source = inputs.scaled(net, source)
+    val_source = val_source and inputs.scaled(net, val_source)
+    steps = comm.allreduce(-(-source.n_rows // settings.batch_size), op=mpi_max())
     try:
         return training.run(net, source, val_source, settings, options, _Ranks(comm, steps))
     except (ValueError, TypeError) as exc:
@@ -146,17 +157,19 @@ def _target_scaling(net, source, standardize_target, comm):
     return comm.bcast(net.target_scaling if not learn else learned, root=0)
 
 
-def _max():
+def mpi_max():
+    """``MPI.MAX``, imported when MPI is in use."""
     from mpi4py import MPI
     return MPI.MAX
 
 
-class _Ranks:
+class _Ranks(training.Ranks):
     """``training.OneProcess``'s MPI twin: an epoch is ``steps`` all-reduces, whatever each
     rank's row count; costs are means over every rank's rows."""
 
     def __init__(self, comm, steps):
         self.comm, self.steps = comm, steps
+        self.done = [0]
         self.is_root = comm.Get_rank() == 0
         self.comm_seconds = 0.0
         self.global_rows = None
@@ -169,13 +182,12 @@ class _Ranks:
         params, grads = net.params.copy(), np.zeros_like(net.params)
         X = np.zeros((1, net.n_inputs), net.dtype)
         Y = np.zeros((1, net.n_outputs), net.dtype)
-        code, beta1, beta2, eps, nesterov = settings.optimizer_args()
+        optimizer = settings.optimizer_for(net, settings.lr)
+        optimizer = optimizer._replace(state=optimizer.state.copy())
         with training.compiling_notice(verbose), training.sigint_deferred():
-            kernels.batch_gradient(X, Y, params, grads, net.sizes, net.acts,
-                                   settings.batch_size, self.work, 1.0, net.loss_code)
-            kernels.optimizer_step(params, grads, net.velocity.copy(), code, 1,
-                                   float(settings.lr), settings.momentum,
-                                   settings.weight_decay, beta1, beta2, eps, nesterov)
+            kernels.batch_gradient(X, Y, params, grads, training.network_record(net),
+                                   settings.batch_size, self.work, 1.0)
+            kernels.optimizer_step(params, grads, optimizer)
 
     def share(self, value):
         return self.comm.bcast(value, root=0)
@@ -205,17 +217,19 @@ class _Ranks:
         buf, total = self.buffer, self.total
         grads = buf[:P]
         batches = self._batches(source, rng, settings)
+        network = training.network_record(net)
+        optimizer = settings.optimizer_for(net, lr)
         epoch_cost, epoch_rows = 0.0, 0
         self.comm_seconds = 0.0
+        self.done[0] = 0
         for _ in range(self.steps):
             batch = next(batches, None)
             if batch is None:  # this rank's shard is used up: add nothing, but take part
                 buf[:] = 0
             else:
                 Xb, Yb = batch
-                buf[P + 1] = kernels.batch_gradient(Xb, Yb, net.params, grads, net.sizes,
-                                                    net.acts, settings.batch_size, self.work,
-                                                    1.0, net.loss_code)
+                buf[P + 1] = kernels.batch_gradient(Xb, Yb, net.params, grads, network,
+                                                    settings.batch_size, self.work, 1.0)
                 buf[P] = Xb.shape[0]
             start = time.perf_counter()
             self.comm.Allreduce(buf, total)
@@ -223,13 +237,11 @@ class _Ranks:
             rows = float(total[P])
             mean_grad = total[:P]
             mean_grad /= net.dtype.type(rows)
-            net.step += 1
-            code, beta1, beta2, eps, nesterov = settings.optimizer_args()
-            kernels.optimizer_step(net.params, mean_grad, net.velocity, code, net.step, lr,
-                                   settings.momentum, settings.weight_decay, beta1, beta2, eps,
-                                   nesterov)
+            kernels.optimizer_step(net.params, mean_grad, optimizer)
+            training.took_steps(net, optimizer)
             epoch_cost += float(total[P + 1])
             epoch_rows += rows
+            self.done[0] = int(epoch_rows)  # every rank's rows, as the samples/s line
             bar.update(int(rows))
             if not np.isfinite(epoch_cost):
                 return np.nan

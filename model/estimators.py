@@ -44,7 +44,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
     raise ImportError("model.MLPRegressor and model.MLPClassifier need scikit-learn >= 1.6: "
                       "pip install scikit-learn (%s)" % exc) from None
 
+from ..kernels.errors import InvalidTypeError, InvalidValueError
 from . import data, training
+from . import options as fit_options
 from .mlp import MLP
 from .validation import dense, plain
 
@@ -56,10 +58,10 @@ _LEARNING_RATES = ("constant", "invscaling", "adaptive")
 
 def _check_choice(value, name, options):
     if not isinstance(value, str) or value not in options:
-        raise ValueError("The '%s' parameter must be one of %s; got %s%s"
-                         % (name, ", ".join(repr(o) for o in options), plain(value),
-                            " (solver='lbfgs' is not offered by numba-dense: use 'adam' or "
-                            "'sgd')" if name == "solver" and value == "lbfgs" else ""))
+        raise InvalidValueError("The '%s' parameter must be one of %s; got %s%s"
+                                % (name, ", ".join(repr(o) for o in options), plain(value),
+                                   " (solver='lbfgs' is not offered by numba-dense: use 'adam' "
+                                   "or 'sgd')" if name == "solver" and value == "lbfgs" else ""))
 
 
 #: scikit-learn's error when training leaves a weight NaN or infinite (its ``_fit``).
@@ -77,7 +79,8 @@ def _copy_into(views, values, names):
     for view, value, name in zip(views, values, names):
         array = np.asarray(value)
         if array.shape != view.shape:
-            raise ValueError("%s must have shape %s, got %s" % (name, view.shape, array.shape))
+            raise InvalidValueError("%s must "
+                                    "have shape %s, got %s" % (name, view.shape, array.shape))
         arrays.append(np.array(array, dtype=view.dtype))
     for view, array in zip(views, arrays):
         view[...] = array
@@ -105,8 +108,9 @@ class _Layers(list):
             positions = range(len(self))[index]
             values = list(value)
             if len(values) != len(positions):
-                raise ValueError("%s: %d arrays for a slice of %d layers (the number of "
-                                 "layers is fixed)" % (self._name, len(values), len(positions)))
+                raise InvalidValueError("%s: %d arrays for a slice of %d layers "
+                                        "(the number of layers "
+                                        "is fixed)" % (self._name, len(values), len(positions)))
         else:
             i = operator.index(index)
             positions = [range(len(self))[i]]  # IndexError as a list's when out of range
@@ -115,8 +119,9 @@ class _Layers(list):
                    ["%s[%d]" % (self._name, i) for i in positions])
 
     def _fixed(self, *args, **kwargs):
-        raise TypeError("%s has one array per layer of the fitted network; its length cannot "
-                        "change (assign arrays of the same shapes instead)" % self._name)
+        raise InvalidTypeError("%s has one array per layer of the fitted "
+                               "network; its length cannot "
+                               "change (assign arrays of the same shapes instead)" % self._name)
 
     append = extend = insert = pop = remove = clear = sort = reverse = _fixed
     __delitem__ = __iadd__ = __imul__ = _fixed
@@ -129,15 +134,16 @@ def _check_number(value, name, low, low_inclusive=True, high=None, high_inclusiv
                   integer=False):
     kinds = numbers.Integral if integer else numbers.Real
     if isinstance(value, bool) or not isinstance(value, kinds):
-        raise ValueError("The '%s' parameter must be %s; got %s"
-                         % (name, "an int" if integer else "a float", plain(value)))
+        raise InvalidValueError("The '%s' parameter must be %s; got %s"
+                                % (name, "an int" if integer else "a float", plain(value)))
     bad = (value < low if low_inclusive else value <= low) or (
         high is not None and (value > high if high_inclusive else value >= high))
     if bad or not np.isfinite(value):
-        raise ValueError("The '%s' parameter must be in the range %s%s, %s%s; got %s"
-                         % (name, "[" if low_inclusive else "(", low,
-                            "inf" if high is None else high,
-                            "]" if high_inclusive and high is not None else ")", plain(value)))
+        raise InvalidValueError("The '%s' parameter must be in the range %s%s, %s%s; got %s"
+                                % (name, "[" if low_inclusive else "(", low,
+                                   "inf" if high is None else high,
+                                   "]" if high_inclusive and high is not None else ")",
+                                   plain(value)))
 
 
 def _check_bool(value, name, allow_int=False):
@@ -146,8 +152,8 @@ def _check_bool(value, name, allow_int=False):
         return
     if allow_int and isinstance(value, numbers.Integral) and value >= 0:
         return
-    raise ValueError("The '%s' parameter must be %sTrue or False; got %s"
-                     % (name, "an int >= 0 or " if allow_int else "", plain(value)))
+    raise InvalidValueError("The '%s' parameter must be %sTrue or False; got %s"
+                            % (name, "an int >= 0 or " if allow_int else "", plain(value)))
 
 
 def _check_random_state(value):
@@ -158,9 +164,9 @@ def _check_random_state(value):
     if isinstance(value, numbers.Integral) and not isinstance(value, bool) \
             and 0 <= value <= np.iinfo(np.uint32).max:
         return
-    raise ValueError("The 'random_state' parameter must be an int in the range [0, %d], an "
-                     "instance of 'numpy.random.RandomState' or None; got %s"
-                     % (np.iinfo(np.uint32).max, plain(value)))
+    raise InvalidValueError("The 'random_state' parameter must be an int in the range [0, %d], an "
+                            "instance of 'numpy.random.RandomState' or None; got %s"
+                            % (np.iinfo(np.uint32).max, plain(value)))
 
 
 class _BaseMLP(BaseEstimator):
@@ -204,34 +210,34 @@ class _BaseMLP(BaseEstimator):
         """Every parameter checked at fit, before anything changes (as scikit-learn)."""
         sizes = self.hidden_layer_sizes
         if isinstance(sizes, (str, bytes, dict)):
-            raise ValueError("The 'hidden_layer_sizes' parameter must be an array-like or an int "
-                             "in the range [1, inf); got %s" % plain(sizes))
+            raise InvalidValueError("The 'hidden_layer_sizes' parameter must be an "
+                                    "array-like or an int "
+                                    "in the range [1, inf); got %s" % plain(sizes))
         sizes = list(sizes) if hasattr(sizes, "__iter__") else [sizes]
         shown = [n.item() if isinstance(n, np.generic) else n for n in sizes]
         for n in sizes:
             if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral):
-                raise ValueError("hidden_layer_sizes must be integers > 0, got %s." % shown)
+                raise InvalidValueError("hidden_layer_sizes must be integers > 0, got %s." % shown)
             if n <= 0:
-                raise ValueError("hidden_layer_sizes must be > 0, got %s." % shown)
+                raise InvalidValueError("hidden_layer_sizes must be > 0, got %s." % shown)
         _check_choice(self.activation, "activation", tuple(_ACTIVATIONS))
         _check_choice(self.solver, "solver", _SOLVERS)
         _check_choice(self.learning_rate, "learning_rate", _LEARNING_RATES)
-        _check_number(self.alpha, "alpha", 0)
+        # scikit-learn's names for the optimizer's hyperparameters, with the bounds of
+        # kernels.HYPERPARAMETER_TABLE (momentum below: scikit-learn's range includes 1).
+        for name in ("alpha", "learning_rate_init", "beta_1", "beta_2", "epsilon"):
+            _check_number(getattr(self, name), name, *fit_options.sklearn_bounds(name))
         if self.batch_size != "auto":
             _check_number(self.batch_size, "batch_size", 1, integer=True)
-        _check_number(self.learning_rate_init, "learning_rate_init", 0, low_inclusive=False)
         _check_number(self.power_t, "power_t", 0)
         _check_number(self.max_iter, "max_iter", 1, integer=True)
         _check_number(self.tol, "tol", 0)
         _check_number(self.momentum, "momentum", 0, high=1)
         if self.solver == "sgd" and self.momentum >= 1:  # scikit-learn ignores it otherwise
-            raise ValueError("momentum must be < 1 for solver='sgd' (numba-dense's velocity "
-                             "would never decay; scikit-learn's range [0, 1] includes 1), "
-                             "got %s" % plain(self.momentum))
+            raise InvalidValueError("momentum must be < 1 for solver='sgd' (numba-dense's velocity "
+                                    "would never decay; scikit-learn's range [0, "
+                                    "1] includes 1), got %s" % plain(self.momentum))
         _check_number(self.validation_fraction, "validation_fraction", 0, False, 1, False)
-        _check_number(self.beta_1, "beta_1", 0, high=1, high_inclusive=False)
-        _check_number(self.beta_2, "beta_2", 0, high=1, high_inclusive=False)
-        _check_number(self.epsilon, "epsilon", 0, low_inclusive=False)
         _check_number(self.n_iter_no_change, "n_iter_no_change", 1, integer=True)
         _check_number(self.max_fun, "max_fun", 1, integer=True)
         for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
@@ -243,8 +249,8 @@ class _BaseMLP(BaseEstimator):
         except TypeError:
             dtype = None
         if dtype not in (np.float32, np.float64):
-            raise ValueError("The 'dtype' parameter must be float32 or float64; got %s"
-                             % (dtype if dtype is not None else plain(self.dtype)))
+            raise InvalidValueError("The 'dtype' parameter must be float32 or float64; got %s"
+                                    % (dtype if dtype is not None else plain(self.dtype)))
         return sizes, dtype
 
     def _validate(self, X, y, reset):
@@ -292,8 +298,8 @@ class _BaseMLP(BaseEstimator):
     def _assign_layers(layers, value):
         values = list(value)
         if len(values) != len(layers):
-            raise ValueError("%s must be a list of %d arrays (one per layer), got %d"
-                             % (layers._name, len(layers), len(values)))
+            raise InvalidValueError("%s must be a list of %d arrays (one per layer), got %d"
+                                    % (layers._name, len(layers), len(values)))
         layers[:] = values
 
     @property
@@ -349,7 +355,7 @@ class _BaseMLP(BaseEstimator):
         sizes, dtype = self._check_params()
         first = not hasattr(self, "_net") or (not self.warm_start and not incremental)
         if self.early_stopping and incremental:
-            raise ValueError("partial_fit does not support early_stopping=True")
+            raise InvalidValueError("partial_fit does not support early_stopping=True")
         X, Y = self._prepare(X, y, incremental, reset=first)
         self._rng = check_random_state(self.random_state)
         if first:
@@ -365,7 +371,7 @@ class _BaseMLP(BaseEstimator):
             self._lr = float(self.learning_rate_init)
         self._fit_stochastic(X, Y, incremental)
         if not np.isfinite(self._net.params).all():  # scikit-learn's check, at its place
-            raise ValueError(_NON_FINITE)
+            raise InvalidValueError(_NON_FINITE)
         return self
 
     def _fit_stochastic(self, X, Y, incremental):
@@ -378,8 +384,8 @@ class _BaseMLP(BaseEstimator):
                                                   test_size=self.validation_fraction,
                                                   stratify=stratify)
             if X_val.shape[0] < 2:
-                raise ValueError("The validation set is too small. Increase "
-                                 "'validation_fraction' or the size of your dataset.")
+                raise InvalidValueError("The validation set is too small. Increase "
+                                        "'validation_fraction' or the size of your dataset.")
             y_val = self._targets_back(y_val)
             best = self._net.params.copy()
         n = X.shape[0]
@@ -387,22 +393,17 @@ class _BaseMLP(BaseEstimator):
             batch = min(200, n)
         else:
             if self.batch_size > n:
-                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
-                              "going to be clipped")
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It "
+                              "is going to be clipped")
             batch = int(np.clip(self.batch_size, 1, n))
         n_batches = -(-n // batch)
         sgd = self.solver == "sgd"
         settings = training.Settings(
             epochs=1, batch_size=batch, lr=getattr(self, "_velocity_lr", self._lr),
-            momentum=float(self.momentum) if sgd else 0.0, weight_decay=self.alpha / batch,
             schedule="constant", step_size=1, gamma=1.0, min_lr=0.0,
             shuffle=bool(self.shuffle), seed=None, early_stopping=None, optimizer=self.solver,
-            # Only the options of the solver in use (scikit-learn ignores the others, e.g.
-            # momentum with solver='adam'); the rest keep MLP.fit's defaults.
-            beta1=0.9 if sgd else float(self.beta_1),
-            beta2=0.999 if sgd else float(self.beta_2),
-            eps=1e-8 if sgd else float(self.epsilon),
-            nesterov=sgd and bool(self.nesterovs_momentum) and self.momentum > 0)
+            hyperparameters=dict(fit_options.hyperparameters_of(self),
+                                 weight_decay=self.alpha / batch))
         # The rows are checked once here, not once per epoch (as MLP.fit would).
         source = data.ArraySource(X, Y)
         self._net.use_optimizer(self.solver)
@@ -569,7 +570,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         X, y = self._validate(X, y, reset)
         if y.dtype == object and any(label is None for label in np.ravel(y)):
             # scikit-learn's own fit fails in np.unique ("'<' not supported between ...").
-            raise ValueError("Input y contains None.")
+            raise InvalidValueError("Input y contains None.")
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
             self._label_binarizer = LabelBinarizer()
             self._label_binarizer.fit(y)
@@ -577,13 +578,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         else:
             classes = unique_labels(y)
             if self.warm_start and set(classes) != set(self.classes_):
-                raise ValueError("warm_start can only be used where `y` has the same classes "
-                                 "as in the previous call to fit. Previously got %s, `y` has %s"
-                                 % (self.classes_, classes))
+                raise InvalidValueError("warm_start can only be used where `y` "
+                                        "has the same classes "
+                                        "as in the previous call to fit. "
+                                        "Previously got %s, `y` has %s"
+                                        % (self.classes_, classes))
             if not self.warm_start and len(np.setdiff1d(classes, self.classes_,
                                                         assume_unique=True)):
-                raise ValueError("`y` has classes not in `self.classes_`. `self.classes_` has "
-                                 "%s. 'y' has %s." % (self.classes_, classes))
+                raise InvalidValueError("`y` has classes not in `self.classes_`. `self.classes_` "
+                                        "has %s. 'y' has %s." % (self.classes_, classes))
         Y = self._label_binarizer.transform(y).astype(np.dtype(self.dtype))
         return X, Y
 

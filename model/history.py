@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 
 
-@dataclass
+@dataclass(kw_only=True)
 class History:
     """What ``fit`` records, one entry per epoch trained (resumed runs include earlier ones)."""
 

@@ -1,22 +1,20 @@
 """``MLP``: a dense network whose weights and biases live in one flat vector."""
 
-import os
-import tempfile
 
 import numpy as np
 
+from ..kernels.errors import InvalidTypeError, InvalidValueError
 from .. import kernels
 from ..kernels import layer_offsets
 from ..kernels.variants import ACTIVATION_TABLE, LOSS_TABLE, default_loss, loss_named
 
-from . import data, distributed, persistence, tabular, training
-from .targets import TargetScaling, target_sums
+from . import data, distributed, inputs, persistence, tabular, training
+from . import options as fit_options
 from .paths import check_output
+from .targets import r2_score
 from .training import EVAL_BATCH, DivergedError, History  # noqa: F401  (public names)
-from .validation import (BINARY, CLASSES, REGRESSION, as_features, boolean,
-                         check_matrix_shape, check_target_rows, choice, class_labels,
-                         described, float_dtype, integer, plain, random_seed, real_number,
-                         targets_matrix)
+from .validation import (BINARY, CLASSES, REGRESSION, choice, class_labels, float_dtype,
+                         integer, plain, random_seed)
 
 #: Output layers: the activations, and those that only come with a cost (softmax).
 OUTPUTS = tuple(kernels.ACTIVATIONS) + tuple(
@@ -56,8 +54,8 @@ class MLP:
         except TypeError:
             sizes = None
         if sizes is None or len(sizes) < 2:
-            raise ValueError("layer_sizes must list at least 2 widths [inputs, ..., outputs], "
-                             "got %s" % plain(layer_sizes))
+            raise InvalidValueError("layer_sizes must list at least 2 widths "
+                                    "[inputs, ..., outputs], got %s" % plain(layer_sizes))
         sizes = [integer(n, "layer_sizes[%d]" % i, 1) for i, n in enumerate(sizes)]
         self.hidden = choice(hidden, "hidden", kernels.ACTIVATIONS)
         self.output = choice(output, "output", OUTPUTS)
@@ -98,14 +96,14 @@ class MLP:
     def _check_output_and_loss(self, n_outputs):
         paired = loss_named(self.loss).output
         if paired != "any" and self.output != paired:
-            raise ValueError("loss=%r needs output=%r, got output=%r"
-                             % (self.loss, paired, self.output))
+            raise InvalidValueError("loss=%r needs output=%r, got output=%r"
+                                    % (self.loss, paired, self.output))
         if self.output not in kernels.ACTIVATIONS and self.loss != DEFAULT_LOSS[self.output]:
-            raise ValueError("output=%r trains with loss=%r, got loss=%r"
-                             % (self.output, DEFAULT_LOSS[self.output], self.loss))
+            raise InvalidValueError("output=%r trains with loss=%r, got loss=%r"
+                                    % (self.output, DEFAULT_LOSS[self.output], self.loss))
         if self.output == "softmax" and n_outputs < 2:
-            raise ValueError("output='softmax' needs at least 2 outputs (classes), got %d"
-                             % n_outputs)
+            raise InvalidValueError("output='softmax' needs at least 2 outputs (classes), got %d"
+                                    % n_outputs)
 
     @property
     def is_classifier(self):
@@ -124,8 +122,8 @@ class MLP:
         """Rebuild with some constructor arguments changed (scikit-learn protocol)."""
         unknown = sorted(set(params) - set(self._init_args))
         if unknown:
-            raise ValueError("set_params: unknown parameters %s; MLP takes %s"
-                             % (", ".join(unknown), ", ".join(self._init_args)))
+            raise InvalidValueError("set_params: unknown parameters %s; MLP takes %s"
+                                    % (", ".join(unknown), ", ".join(self._init_args)))
         self.__init__(**{**self._init_args, **params})
         return self
 
@@ -216,24 +214,13 @@ class MLP:
         if standardize_target is None:
             return natural
         if standardize_target is True and not natural:
-            raise ValueError("standardize_target=True needs output='identity' and loss='mse' "
-                             "(a regression), got output=%r, loss=%r" % (self.output, self.loss))
+            raise InvalidValueError("standardize_target=True needs "
+                                    "output='identity' and loss='mse' (a regression), "
+                                    "got output=%r, loss=%r" % (self.output, self.loss))
         if not isinstance(standardize_target, (bool, np.bool_)):
-            raise TypeError("standardize_target must be None, True or False, got %s"
-                            % plain(standardize_target))
+            raise InvalidTypeError("standardize_target must be None, True or False, got %s"
+                                   % plain(standardize_target))
         return bool(standardize_target)
-
-    def _learn_target_scaling(self, source, standardize_target):
-        """The ``TargetScaling`` a fit trains with: the network's own when it has one (it was
-        trained with it), else learned from the training rows' targets, or None (MPI:
-        ``distributed._target_scaling``)."""
-        if self.target_scaling is not None or not self.scales_targets(standardize_target):
-            return self.target_scaling
-        return TargetScaling.learn(target_sums(source.target_blocks()))
-
-    def _scaled(self, source):
-        """A source whose targets are in the units the network's outputs are in."""
-        return source if self.target_scaling is None else source.scaled(self.target_scaling)
 
     def __repr__(self):
         return "MLP(%r, hidden=%r, output=%r, loss=%r, dtype=%s)" % (
@@ -241,70 +228,12 @@ class MLP:
 
     # ------------------------------------------------------------------ data
 
-    def _inputs(self, X, name="X"):
-        return as_features(X, name, self.dtype, self.n_inputs)
-
-    def _targets(self, y, name, n_rows, x_name):
-        check_target_rows(y, name, n_rows, x_name)
-        return targets_matrix(y, name, self.dtype, self.n_outputs, self._target_kind)
-
-    def _source(self, X, y, x_name, y_name, batch_size=1, chunk_rows=None):
-        """An ArraySource or, for paths and memmaps, a StreamSource; checked, nothing changed."""
-        if data.is_streamed(X):
-            Xm = data.open_array(X, x_name)
-            ym = data.open_array(y, y_name)
-            check_matrix_shape(Xm, x_name, self.n_inputs, "features")
-            check_target_rows(ym, y_name, Xm.shape[0], x_name)
-            # The targets' shape and values are checked on the first rows now, the rest
-            # chunk by chunk as they are read.
-            targets_matrix(np.asarray(ym[:1]), y_name, self.dtype, self.n_outputs,
-                           self._target_kind)
-            batch_size = max(1, min(batch_size, Xm.shape[0]))  # as in memory: <= the rows
-            rows = data.chunk_rows_for(self.n_inputs, self.dtype, batch_size, chunk_rows)
-            return data.StreamSource(Xm, ym, x_name, y_name, self.dtype, self.n_outputs,
-                                     self._target_kind, rows)
-        Xc = self._inputs(X, x_name)
-        return data.ArraySource(Xc, self._targets(data.open_array(y, y_name), y_name,
-                                                  Xc.shape[0], x_name))
-
-    def data_sources(self, X, y, settings, data_options):
-        """(training source, validation source or None) that ``fit`` trains on, checked;
-        nothing changed. ``settings``: a ``training.Settings``; ``data_options``: a
-        ``training.DataOptions``."""
-        validation_data = data_options.validation_data
-        fraction = data_options.validation_fraction
-        chunk_rows = data_options.chunk_rows
-        source = self._source(X, y, "X", "y", settings.batch_size, chunk_rows)
-        val_source = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise TypeError("validation_data must be a pair (X_val, y_val), got %s"
-                                % described(validation_data))
-            val_source = self._source(*validation_data, "validation X", "validation y",
-                                      EVAL_BATCH, chunk_rows)
-        elif fraction:
-            n_val = int(source.n_rows * fraction)
-            if not 0 < n_val < source.n_rows:
-                raise ValueError("validation_fraction=%g of %d rows leaves %d for validation "
-                                 "and %d for training; both need at least one"
-                                 % (fraction, source.n_rows, n_val, source.n_rows - n_val))
-            source, val_source = source.split(n_val)
-        if settings.early_stopping is not None and val_source is None:
-            raise ValueError("early_stopping needs validation rows: pass validation_data or "
-                             "validation_fraction")
-        return source, val_source
-
     def _workspace(self, batch_size):
         return training.workspace(self, batch_size)
 
     # ------------------------------------------------------------------ training
 
-    def fit(self, X, y, epochs=10, batch_size=32, lr=0.01, momentum=0.0, weight_decay=0.0,
-            schedule="constant", step_size=10, gamma=0.1, min_lr=0.0, shuffle=True, seed=None,
-            validation_data=None, validation_fraction=0.0, early_stopping=None,
-            checkpoint=None, checkpoint_every=1, resume=False, chunk_rows=None,
-            optimizer="sgd", beta1=0.9, beta2=0.999, eps=1e-8, nesterov=False,
-            standardize_target=None, verbose=False, progress=None, comm=None):
+    def fit(self, X, y, **options):
         """Minibatch SGD; returns a ``History``.
 
         **Tables.** X may be the path of a CSV or Parquet file and y the name of its target
@@ -323,13 +252,15 @@ class MLP:
         rows) make one step of ``optimizer`` (``kernels.OPTIMIZER_TABLE``) at the epoch's
         rate ``lr_e``: "sgd" ``velocity = momentum * velocity + grad + weight_decay *
         params; params -= lr_e * velocity`` (plain SGD when both are 0; ``nesterov`` for
-        PyTorch's Nesterov form); "adam" (``beta1``, ``beta2``, ``eps``; ``weight_decay``
-        as an L2 term in the gradient, as PyTorch's Adam and scikit-learn's ``alpha``) or
-        "adamw" (``weight_decay`` decoupled). ``lr_e`` comes from ``schedule``:
+        PyTorch's Nesterov form); "adam" (Adam's betas and ``eps``; ``weight_decay`` as an
+        L2 term in the gradient, as PyTorch's Adam and scikit-learn's ``alpha``) or "adamw"
+        (``weight_decay`` decoupled). Each option's default and bound are in
+        ``model.options.FIT_OPTIONS`` (the hyperparameters': ``kernels.HYPERPARAMETER_TABLE``);
+        ``help(MLP.fit)`` lists them with their defaults. ``lr_e`` comes from ``schedule``:
         "constant"; "step" (``lr * gamma**(e // step_size)``); "cosine" (from ``lr``
         towards ``min_lr``, which must not be above ``lr``). An option left away from its
         default where it would be ignored is refused (``momentum``/``nesterov`` with adam,
-        ``beta1``/``beta2``/``eps`` with sgd, ``min_lr`` without cosine, ``gamma``/
+        Adam's betas and ``eps`` with sgd, ``min_lr`` without cosine, ``gamma``/
         ``step_size`` without step, ``checkpoint_every`` without ``checkpoint``). With
         ``shuffle`` (True or False; so are ``nesterov``, ``resume`` and ``verbose``) the rows
         are reshuffled each epoch from ``np.random.default_rng(seed)``; streamed data
@@ -364,73 +295,51 @@ class MLP:
         anything changes; a bad value met while streaming a file raises with the network
         restored to its state before ``fit``.
         """
-        if tabular.is_table(X):
-            options = {k: v for k, v in locals().items() if k not in ("self", "X", "y", "a", "b")}
-            with tempfile.TemporaryDirectory(prefix="numba-dense-") as work:
-                X, y = self._table_arrays(X, y, work)
-                return self.fit(X, y, **options)
-        settings = training.Settings(
-            epochs=integer(epochs, "epochs", 0),
-            batch_size=integer(batch_size, "batch_size", 1),
-            lr=real_number(lr, "lr", 0.0, False),
-            momentum=real_number(momentum, "momentum", 0.0, True, 1.0),
-            weight_decay=real_number(weight_decay, "weight_decay", 0.0, True),
-            schedule=choice(schedule, "schedule", training.SCHEDULES),
-            step_size=integer(step_size, "step_size", 1),
-            gamma=real_number(gamma, "gamma", 0.0, False),
-            min_lr=real_number(min_lr, "min_lr", 0.0, True),
-            shuffle=boolean(shuffle, "shuffle"), seed=_seed(seed),
-            early_stopping=None if early_stopping is None else integer(early_stopping,
-                                                                       "early_stopping", 1),
-            optimizer=choice(optimizer, "optimizer", kernels.OPTIMIZERS),
-            beta1=real_number(beta1, "beta1", 0.0, True, 1.0),
-            beta2=real_number(beta2, "beta2", 0.0, True, 1.0),
-            eps=real_number(eps, "eps", 0.0, False),
-            nesterov=boolean(nesterov, "nesterov"))
-        if settings.schedule == "cosine" and settings.min_lr > settings.lr:
-            raise ValueError("min_lr must be <= lr for schedule='cosine' (the rate falls from lr "
-                             "to min_lr), got min_lr=%r > lr=%r" % (settings.min_lr, settings.lr))
-        data_options = training.DataOptions(
-            validation_data=validation_data,
-            validation_fraction=real_number(validation_fraction, "validation_fraction", 0.0,
-                                            True, 1.0),
-            chunk_rows=None if chunk_rows is None else integer(chunk_rows, "chunk_rows", 1),
-            standardize_target=standardize_target)
-        self.scales_targets(standardize_target)  # checked now: nothing has changed yet
-        options = training.RunOptions(checkpoint=checkpoint,
-                                      checkpoint_every=integer(checkpoint_every,
-                                                               "checkpoint_every", 1),
-                                      resume=boolean(resume, "resume"),
-                                      verbose=boolean(verbose, "verbose"),
-                                      progress=_progress(progress))
-        _check_applicable(settings, checkpoint, options.checkpoint_every)
+        values = fit_options.checked(options)
+        settings, data_options, run_options = fit_options.split(values)
+        self._check_fit(X, settings, data_options, run_options, values["comm"])
+        with inputs.rows_of(self, X, y) as (X, y):  # a table: arrays in a temporary folder
+            if values["comm"] is not None:
+                return distributed.fit(self, X, y, settings, data_options, run_options,
+                                       values["comm"])
+            source, val_source = inputs.fit_sources(self, X, y, settings, data_options)
+            return self._train(source, val_source, settings, data_options, run_options)
+
+    def _check_fit(self, X, settings, data_options, run_options, comm):
+        """What ``fit`` can check before it reads any row: nothing has changed yet."""
+        self.scales_targets(data_options.standardize_target)
+        checkpoint = run_options.checkpoint
         if checkpoint is not None:
             check_output(checkpoint, "checkpoint")
-        if resume and checkpoint is None:
-            raise ValueError("resume=True needs checkpoint=path to resume from")
-        if validation_data is not None and data_options.validation_fraction:
-            raise ValueError("pass validation_data or validation_fraction, not both")
+        if run_options.resume and checkpoint is None:
+            raise InvalidValueError("resume=True needs checkpoint=path to resume from")
+        if data_options.validation_data is not None and data_options.validation_fraction:
+            raise InvalidValueError("pass validation_data or validation_fraction, not both")
         if comm is not None:
             if not all(hasattr(comm, m) for m in ("Get_rank", "Get_size", "allreduce")):
-                raise TypeError("comm must be an MPI communicator (mpi4py's MPI.COMM_WORLD), "
-                                "got %s" % type(comm).__name__)
-            return distributed.fit(self, X, y, settings, data_options, options, comm)
-        if chunk_rows is not None and not (data.is_streamed(X) or tabular.is_table(X)):
-            raise ValueError("chunk_rows applies to X streamed from disk (.npy or a table); "
-                             "X is in memory")
-        if seed is not None and not shuffle:
-            raise ValueError("seed=%r drives the shuffling, and shuffle=False: leave seed "
-                             "out (the network's own seed is MLP(..., seed=))" % (seed,))
+                raise InvalidTypeError("comm must be an MPI communicator "
+                                       "(mpi4py's MPI.COMM_WORLD), got %s" % type(comm).__name__)
+            return
+        if data_options.chunk_rows is not None and not data.is_streamed(X):
+            raise InvalidValueError("chunk_rows applies to X streamed from disk (.npy or a "
+                                    "table); X is in memory")
+        if settings.seed is not None and not settings.shuffle:
+            raise InvalidValueError("seed=%r drives the shuffling, and shuffle=False: leave seed "
+                                    "out (the network's own seed is MLP(..., seed=))"
+                                    % (settings.seed,))
 
-        source, val_source = self.data_sources(X, y, settings, data_options)
-        scaling = self._learn_target_scaling(source, standardize_target)
+    def _train(self, source, val_source, settings, data_options, run_options):
+        """Train on checked sources (``training.run``); the network as it was if a bad value
+        turns up in a streamed chunk."""
+        scaling = inputs.target_scaling_for(self, source, data_options.standardize_target)
         settings.batch_size = min(settings.batch_size, source.n_rows)  # workspace <= data
         saved, saved_scaling = self.snapshot(), self.target_scaling
         self.use_optimizer(settings.optimizer)
         self.target_scaling = scaling
-        source, val_source = self._scaled(source), val_source and self._scaled(val_source)
+        source = inputs.scaled(self, source)
+        val_source = val_source and inputs.scaled(self, val_source)
         try:
-            self.history = training.run(self, source, val_source, settings, options)
+            self.history = training.run(self, source, val_source, settings, run_options)
             return self.history
         except training.TrainingInterrupted as exc:
             self.history = exc.history  # the parameters so far stay in the network
@@ -441,40 +350,9 @@ class MLP:
             self.target_scaling = saved_scaling
             raise
 
-    def _table_arrays(self, path, target, work):
-        """(X, y) memmaps of a table file through ``self.preprocessing`` (fit if needed)."""
-        if not isinstance(target, str):
-            raise TypeError("y: with a table file as X, y names its target column, got %s"
-                            % type(target).__name__)
-        prep = self.preprocessing
-        if prep is not None:
-            tabular.check_preprocessing(self)
-            if prep.target != target and self.history is not None:
-                raise ValueError(
-                    "y: this network was trained to predict %r from %s, not %r; a further fit "
-                    "must keep its target and inputs (build a new MLP for %r)"
-                    % (prep.target, os.fspath(path), target, target))
-        if prep is None or prep.target != target:
-            prep = tabular.Preprocessing.fit(path, target, classify=self.is_classifier)
-        if prep.n_features != self.n_inputs:
-            raise ValueError("%s makes %d inputs (%s) but the network has %d: build it as "
-                             "MLP([%d, ...])" % (os.fspath(path), prep.n_features,
-                                                 ", ".join(prep.feature_names[:8])
-                                                 + (", ..." if prep.n_features > 8 else ""),
-                                                 self.n_inputs, prep.n_features))
-        X, y = prep.write_npy(path, os.path.join(work, "X.npy"), os.path.join(work, "y.npy"))
-        self.preprocessing = prep
-        return X, y
+    fit.__signature__ = fit_options.signature()
 
-    def _table_prep(self, path):
-        if self.preprocessing is None:
-            raise ValueError("%s is a table file, but this network was not trained on one: it "
-                             "has no preprocessing to read it with (convert it with "
-                             "`python -m numba_dense convert` and pass arrays)" % os.fspath(path))
-        return tabular.check_preprocessing(self)
-
-    def partial_fit(self, X, y, batch_size=32, lr=0.01, momentum=0.0, weight_decay=0.0,
-                    optimizer="sgd", beta1=0.9, beta2=0.999, eps=1e-8, nesterov=False):
+    def partial_fit(self, X, y, **options):
         """One pass over the rows given, in order, with ``fit``'s steps; returns self.
 
         The optimizer's state (momentum, Adam's moments and step count) carries over
@@ -485,31 +363,13 @@ class MLP:
         spans two calls). Targets are used as given (one block cannot tell their mean and
         scale), or through the network's ``target_scaling`` when it has one.
         """
-        self.fit(X, y, epochs=1, batch_size=batch_size, lr=lr, momentum=momentum,
-                 weight_decay=weight_decay, shuffle=False, optimizer=optimizer, beta1=beta1,
-                 beta2=beta2, eps=eps, nesterov=nesterov, standardize_target=False)
+        fit_options.checked(options, fit_options.PARTIAL_FIT_OPTIONS, "partial_fit")
+        self.fit(X, y, epochs=1, shuffle=False, standardize_target=False, **options)
         return self
 
-    # ------------------------------------------------------------------ evaluation
+    partial_fit.__signature__ = fit_options.signature(fit_options.PARTIAL_FIT_OPTIONS)
 
-    def _outputs(self, X):
-        """The last layer's outputs (logits for a cross-entropy network), (N, n_L)."""
-        if tabular.is_table(X):
-            self.last_read = {}
-            chunks = [self._forward(Xc) for Xc, _ in
-                      self._table_prep(X).batches(X, with_target=False,
-                                                  counts=self.last_read)]
-            return (np.concatenate(chunks) if chunks
-                    else np.empty((0, self.n_outputs), self.dtype))
-        if data.is_streamed(X):
-            Xm = data.open_array(X, "X")
-            check_matrix_shape(Xm, "X", self.n_inputs, "features")
-            out = np.empty((Xm.shape[0], self.n_outputs), self.dtype)
-            rows = data.chunk_rows_for(self.n_inputs, self.dtype, 1)
-            for a, b, Xc in data.feature_chunks(Xm, "X", self.dtype, rows):
-                out[a:b] = self._forward(Xc)
-            return out
-        return self._forward(self._inputs(X))
+    # ------------------------------------------------------------------ evaluation
 
     def _blas_threads(self, batch):
         """The BLAS thread limit of training (``kernels.threads``) for ``batch``-row products:
@@ -521,7 +381,7 @@ class MLP:
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
         batch = min(EVAL_BATCH, X.shape[0])
         with self._blas_threads(batch):
-            kernels.predict_into(X, self.params, self.sizes, self.acts, out, batch,
+            kernels.predict_into(X, self.params, training.network_record(self), out, batch,
                                  self._workspace(batch))
         if self.target_scaling is not None:
             self.target_scaling.restore(out)
@@ -536,9 +396,11 @@ class MLP:
         """Class probabilities: softmax (N, K); sigmoid with one output (N, 2) as
         ``[1 - p, p]`` (scikit-learn's layout), with K outputs (N, K) independent ones."""
         if not self.is_classifier:
-            raise TypeError("predict_proba needs a classifier (output 'softmax' or 'sigmoid' "
-                            "with a cross-entropy loss); this network has loss=%r" % self.loss)
-        P = self._probabilities(self._outputs(X))
+            raise InvalidTypeError("predict_proba needs a classifier (output "
+                                   "'softmax' or 'sigmoid' "
+                                   "with a cross-entropy loss); "
+                                   "this network has loss=%r" % self.loss)
+        P = self._probabilities(inputs.outputs(self, X))
         if self.output == "sigmoid" and self.n_outputs == 1:
             return np.hstack([1 - P, P])
         return P
@@ -546,7 +408,7 @@ class MLP:
     def predict(self, X):
         """Regression: the outputs (N, n_L). Classifiers: labels, (N,) int64 (the argmax
         class for softmax, ``p > 0.5`` for one sigmoid output) or (N, K) 0/1 for K sigmoids."""
-        Z = self._outputs(X)
+        Z = inputs.outputs(self, X)
         if not self.is_classifier:
             return Z
         if self.output == "softmax":
@@ -566,9 +428,9 @@ class MLP:
         miss); a softmax network's one-hot or class-probability rows count by their argmax
         class; a sigmoid network's labels must be 0 or 1."""
         if tabular.is_table(X):
-            return self._table_score(X, y)
+            return inputs.table_score(self, X, y)
         pred = self.predict(X)
-        Y = self._targets(data.open_array(y, "y"), "y", pred.shape[0], "X")
+        Y = inputs.targets_of(self, data.open_array(y, "y"), "y", pred.shape[0], "X")
         if self.is_classifier:
             labels = class_labels(Y, "y", self._target_kind)
             labels = labels.reshape(pred.shape)
@@ -576,66 +438,30 @@ class MLP:
             return float(match.mean())
         Y = Y.astype(np.float64)
         pred = pred.astype(np.float64)
-        ss_res = ((Y - pred) ** 2).sum(axis=0)
-        ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r2 = np.where(ss_tot > 0, 1 - ss_res / ss_tot, np.where(ss_res > 0, 0.0, 1.0))
-        return float(r2.mean())
+        return r2_score(((Y - pred) ** 2).sum(axis=0), ((Y - Y.mean(axis=0)) ** 2).sum(axis=0))
 
     def cost(self, X, y):
         """The training cost C over all rows (docs/MATH.md): for MSE ``sum ||y_i - a_i||^2 / (2N)``,
         for the cross-entropies their mean over rows. X, y as for ``fit``."""
         if tabular.is_table(X):
-            return self._table_score(X, y, cost=True)
-        source = self._source(X, y, "X", "y", EVAL_BATCH)
-        return float(training.mean_cost(self, self._scaled(source)))
-
-    def _table_score(self, path, target, cost=False):
-        """``score`` or ``cost`` over a table file, chunk by chunk (R^2 from running sums)."""
-        prep = self._table_prep(path)
-        if target != prep.target:
-            raise ValueError("y: the network was trained to predict %r, not %r"
-                             % (prep.target, target))
-        total_cost = rows = right = 0.0
-        sums = np.zeros((3, self.n_outputs))  # sum y, sum y^2, sum (y - pred)^2
-        counts = {}
-        for Xc, yc in prep.batches(path, counts=counts):
-            if not len(Xc):
-                continue
-            source = self._scaled(data.ArraySource(Xc, self._targets(yc, "y", len(Xc), "X")))
-            total_cost += training.mean_cost(self, source) * len(Xc)
-            rows += len(Xc)
-            pred = self.predict(Xc)
-            if self.is_classifier:
-                right += float((pred.reshape(yc.shape) == yc).sum())
-            else:
-                Y = yc.reshape(len(yc), -1).astype(np.float64)
-                sums += [Y.sum(0), (Y * Y).sum(0), ((Y - pred) ** 2).sum(0)]
-        self.last_read = counts
-        if rows == 0:
-            raise ValueError("%s has no rows with a value in %r" % (os.fspath(path), target))
-        if cost:
-            return float(total_cost / rows)
-        if self.is_classifier:
-            return right / rows
-        ss_tot = sums[1] - sums[0] ** 2 / rows
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r2 = np.where(ss_tot > 0, 1 - sums[2] / ss_tot, np.where(sums[2] > 0, 0.0, 1.0))
-        return float(r2.mean())
+            return inputs.table_score(self, X, y, cost=True)
+        source = inputs.source_of(self, X, y, "X", "y", EVAL_BATCH)
+        return float(training.mean_cost(self, inputs.scaled(self, source)))
 
     def gradients(self, X, y):
         """The full-batch gradient ``dC/dTheta`` (P,), in the layout of ``params``.
 
         Also left in ``self.grads``.
         """
-        X = self._inputs(X)
-        Y = self._targets(y, "y", X.shape[0], "X")
+        X = inputs.features_of(self, X)
+        Y = inputs.targets_of(self, y, "y", X.shape[0], "X")
         if self.target_scaling is not None:  # the cost in the target's units: scale**2 times
             Y = self.target_scaling.standardize(Y)
         batch = min(EVAL_BATCH, X.shape[0])
         with self._blas_threads(batch):
-            kernels.loss_and_gradient(X, Y, self.params, self.grads, self.sizes, self.acts,
-                                      batch, self._workspace(batch), self.loss_code)
+            kernels.loss_and_gradient(X, Y, self.params, self.grads,
+                                      training.network_record(self), batch,
+                                      self._workspace(batch))
         if self.target_scaling is not None:
             self.grads *= self.dtype.type(self.target_scaling.cost_factor)
         return self.grads.copy()
@@ -660,45 +486,3 @@ class MLP:
         net.history = state["history"]
         net.preprocessing = state["preprocessing"]
         return net
-
-
-#: What ``fit`` takes only with a given optimizer, schedule or checkpoint, and its default:
-#: (argument, default, the setting it belongs to, the values that use it).
-_APPLICABLE = (
-    ("momentum", 0.0, "optimizer", ("sgd",)),
-    ("nesterov", False, "optimizer", ("sgd",)),
-    ("beta1", 0.9, "optimizer", ("adam", "adamw")),
-    ("beta2", 0.999, "optimizer", ("adam", "adamw")),
-    ("eps", 1e-8, "optimizer", ("adam", "adamw")),
-    ("min_lr", 0.0, "schedule", ("cosine",)),
-    ("gamma", 0.1, "schedule", ("step",)),
-    ("step_size", 10, "schedule", ("step",)),
-)
-
-
-def _check_applicable(settings, checkpoint, checkpoint_every):
-    """Refuse an option that would be ignored: set away from its default for an optimizer or
-    schedule that does not use it (momentum with adam, min_lr without cosine, ...)."""
-    for name, default, owner, users in _APPLICABLE:
-        value, used_by = getattr(settings, name), getattr(settings, owner)
-        if value != default and used_by not in users:
-            raise ValueError("%s=%s applies to %s=%s; this fit uses %r"
-                             % (name, plain(value), owner,
-                                " or ".join(repr(u) for u in users), used_by))
-    if checkpoint is None and checkpoint_every != 1:
-        raise ValueError("checkpoint_every=%s applies with checkpoint=path; this fit has "
-                         "checkpoint=None" % plain(checkpoint_every))
-
-
-def _progress(progress):
-    """``fit``'s progress: None (when verbose on a terminal), True or False."""
-    if progress is None or isinstance(progress, (bool, np.bool_)):
-        return None if progress is None else bool(progress)
-    raise TypeError("progress must be None, True or False, got %s" % plain(progress))
-
-
-def _seed(seed):
-    """A seed for np.random.default_rng that can be written to a checkpoint: None or an int."""
-    if seed is None:
-        return None
-    return integer(seed, "seed", 0)

@@ -4,6 +4,8 @@ import contextlib
 import os
 import tempfile
 
+from ..kernels.errors import InvalidValueError, NumbaDenseError
+
 
 def check_output(path, what):
     """Raise a one-line error unless a file could be written at ``path``.
@@ -16,7 +18,7 @@ def check_output(path, what):
     """
     path = os.fspath(path)
     if not path:
-        raise ValueError("%s: the path is empty" % what)
+        raise InvalidValueError("%s: the path is empty" % what)
     if path.endswith(os.sep) or (os.altsep and path.endswith(os.altsep)):
         raise IsADirectoryError("%s: %r names a folder (it ends in %r); give a file name, "
                                 "such as %r" % (what, path, path[-1],
@@ -29,13 +31,13 @@ def check_output(path, what):
         raise FileNotFoundError("%s: folder %r does not exist" % (what, folder))
     limit = _name_max(folder)
     if len(os.fsencode(name)) > limit:
-        raise OSError("%s: the file name %.40r... is %d bytes long; this file system allows "
-                      "%d" % (what, name, len(os.fsencode(name)), limit))
+        raise OSError("%s: the file name %.40r... is %d bytes long; this "
+                      "file system allows %d" % (what, name, len(os.fsencode(name)), limit))
     if not os.access(folder, os.W_OK | os.X_OK):
         raise PermissionError("%s: folder %r is not writable" % (what, folder))
     if os.path.exists(real) and not os.path.isfile(real):
-        raise ValueError("%s: %r exists and is not a regular file (a device, a pipe or a "
-                         "socket); give the path of a file" % (what, path))
+        raise InvalidValueError("%s: %r exists and is not a regular file (a device, a pipe or a "
+                                "socket); give the path of a file" % (what, path))
     if os.path.exists(real) and not os.access(real, os.W_OK):
         raise PermissionError("%s: %r exists and is not writable" % (what, path))
     try:  # what the write does first: a new file in the folder (read-only mounts, quotas)
@@ -78,12 +80,12 @@ def check_outputs(outputs, inputs=None):
     for i, (what, path) in enumerate(named):
         for other, other_path in named[i + 1:]:
             if _same(path, other_path):
-                raise ValueError("%s and %s name the same file %r; give each its own"
-                                 % (what, other, path))
+                raise InvalidValueError("%s and %s name the same file %r; give each its own"
+                                        % (what, other, path))
         for other, in_path in (inputs or {}).items():
             if in_path is not None and _same(path, os.fspath(in_path)):
-                raise ValueError("%s %r is the input %s: it would be overwritten; write the "
-                                 "output elsewhere" % (what, path, other))
+                raise InvalidValueError("%s %r is the input %s: it would be overwritten; write "
+                                        "the output elsewhere" % (what, path, other))
 
 
 def default_file_mode():
@@ -116,7 +118,7 @@ def atomic_write(path, what, write):
         raise
 
 
-class OutputBusy(OSError):
+class OutputBusy(NumbaDenseError, OSError):
     """Another run is writing the same output file."""
 
 

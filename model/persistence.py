@@ -6,6 +6,7 @@ from dataclasses import asdict
 
 import numpy as np
 
+from ..kernels.errors import InvalidTypeError, InvalidValueError
 from .. import kernels
 
 from ..kernels.variants import LOSS_TABLE
@@ -55,9 +56,10 @@ def save(net, path):
     refuse the file, and its predictions would be NaN."""
     bad = first_nonfinite(net.params)
     if bad >= 0:
-        raise ValueError("save: params hold %s at index %d; a network with NaN/inf parameters "
-                         "predicts NaN and is not written (train it again, with a lower lr)"
-                         % ("NaN" if np.isnan(net.params[bad]) else "inf", bad))
+        raise InvalidValueError("save: params hold %s at index %d; a network "
+                                "with NaN/inf parameters "
+                                "predicts NaN and is not written (train it again, with a lower lr)"
+                                % ("NaN" if np.isnan(net.params[bad]) else "inf", bad))
     check_preprocessing(net)  # a Preprocessing of the network's inputs, or None
     atomic_savez(path, "save", **network_arrays(net))
 
@@ -296,7 +298,7 @@ def _history(path, arrays):
     try:
         spec = json.loads(text)
         if not isinstance(spec, dict):
-            raise TypeError("JSON %s, not an object" % type(spec).__name__)
+            raise InvalidTypeError("JSON %s, not an object" % type(spec).__name__)
         history = History(**spec)
     except (ValueError, TypeError) as exc:
         raise _bad(path, "fit_history is not a valid history: %s" % exc) from None

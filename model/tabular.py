@@ -42,9 +42,10 @@ import re
 
 import numpy as np
 
+from ..kernels.errors import InvalidTypeError, InvalidValueError
 from . import columns as coltypes
 from . import progress
-from .data import write_npy_header
+from .data import NpyWriter
 from .validation import is_number
 
 #: Field values read as missing.
@@ -72,7 +73,7 @@ TYPO_VALUES = 3
 TYPO_SHARE = 0.05
 
 
-class TableError(ValueError):
+class TableError(InvalidValueError):
     """A file that cannot be read as a table, or does not fit its preprocessing."""
 
 
@@ -111,9 +112,11 @@ _given_delimiter = contextvars.ContextVar("delimiter", default=None)
 def check_delimiter(delimiter, what="--delimiter"):
     """``delimiter`` if it is one character other than a quote or a line break."""
     if not isinstance(delimiter, str) or len(delimiter) != 1:
-        raise ValueError("%s must be one character, got %r" % (what, delimiter))
+        raise InvalidValueError("%s must be one character, got %r" % (what, delimiter))
+    if not delimiter.isascii():  # pyarrow's reader takes one byte
+        raise InvalidValueError("%s must be an ASCII character, got %r" % (what, delimiter))
     if delimiter in "\"\r\n":
-        raise ValueError("%s cannot be a quote or a line break, got %r" % (what, delimiter))
+        raise InvalidValueError("%s cannot be a quote or a line break, got %r" % (what, delimiter))
     return delimiter
 
 
@@ -371,8 +374,8 @@ class Preprocessing:
         path = os.fspath(path)
         if isinstance(max_categories, bool) or not isinstance(max_categories, (int, np.integer)) \
                 or max_categories < 2:
-            raise ValueError("max_categories must be an integer >= 2, got %r"
-                             % (max_categories,))
+            raise InvalidValueError("max_categories must be an integer >= 2, got %r"
+                                    % (max_categories,))
         max_categories = int(max_categories)
         file_schema = schema(path)
         names = file_schema.names
@@ -486,8 +489,8 @@ class Preprocessing:
             lines.append("  left out %s: %s" % (name, why))
         if self.imputed:
             imputed = ", ".join("%s %d" % kv for kv in sorted(self.imputed.items()))
-            lines.append("  missing values imputed (numbers: the mean; text: a category of "
-                         "its own): %s" % imputed)
+            lines.append("  missing values imputed (numbers: the mean; text: a "
+                         "category of its own): %s" % imputed)
         if self.dropped_rows:
             lines.append("left out %d rows whose target %r is missing"
                          % (self.dropped_rows, self.target))
@@ -617,20 +620,26 @@ class Preprocessing:
         was fit on. Written with plain file writes (NumPy's header, then the rows block by
         block), so memory stays at one block whatever the file's size."""
         regression = self.task == "regression"
-        y_dtype = np.float32 if regression else np.int64
-        at = 0
-        with open(x_path, "wb") as fx, open(y_path, "wb") as fy:
-            write_npy_header(fx, np.float32, (self.rows, self.n_features))
-            write_npy_header(fy, y_dtype, (self.rows, 1) if regression else (self.rows,))
+        writers = [NpyWriter(x_path, np.float32, self.n_features, self.rows),
+                   NpyWriter(y_path, np.float32 if regression else np.int64,
+                             1 if regression else None, self.rows)]
+        try:
+            at = 0
             for Xc, yc in self.batches(path, progress=progress):
                 if at + len(Xc) > self.rows:
                     break
-                fx.write(np.ascontiguousarray(Xc, np.float32).tobytes())
-                fy.write(np.ascontiguousarray(yc, y_dtype).tobytes())
+                writers[0].append(Xc)
+                writers[1].append(yc.reshape(len(yc), -1) if regression else yc)
                 at += len(Xc)
-        if at != self.rows:
-            raise TableError("%s changed while it was read: the fit saw %d rows"
-                             % (os.fspath(path), self.rows))
+            if at != self.rows:
+                raise TableError("%s changed while it was read: the fit saw %d rows"
+                                 % (os.fspath(path), self.rows))
+            for w in writers:
+                w.commit()
+        except BaseException:
+            for w in writers:
+                w.discard()
+            raise
         return np.load(x_path, mmap_mode="r"), np.load(y_path, mmap_mode="r")
 
     # ---- saving
@@ -647,16 +656,16 @@ class Preprocessing:
         for i, column in enumerate(spec.get("columns") or []):
             name = column.get("name") if isinstance(column, dict) else None
             if not isinstance(name, str) or not name:
-                raise ValueError("columns[%d] has no column name" % i)
+                raise InvalidValueError("columns[%d] has no column name" % i)
             names.append(name)
         target = spec.get("target")
         if not isinstance(target, str) or not target:
-            raise ValueError("the target has no column name")
+            raise InvalidValueError("the target has no column name")
         twice = sorted({n for n in names + [target] if (names + [target]).count(n) > 1})
         if twice:
-            raise ValueError("column name%s %s used more than once (the target and feature "
-                             "columns must have distinct names)"
-                             % ("s" if len(twice) > 1 else "", ", ".join(map(repr, twice))))
+            raise InvalidValueError("column name%s %s used more than once (the target and feature "
+                                    "columns must have distinct names)"
+                                    % ("s" if len(twice) > 1 else "", ", ".join(map(repr, twice))))
         return cls(spec)
 
 
@@ -680,9 +689,9 @@ def _floats_at(values, column, path, row_of):
 
 
 def _inf_error(path, where, name, value):
-    return TableError("%s: %s, column %r: %s is not a usable value; write an empty field for a "
-                      "missing one" % (os.fspath(path), where, name,
-                                       "inf" if value > 0 else "-inf"))
+    return TableError("%s: %s, column %r: %s is not a usable value; write an empty field "
+                      "for a missing one" % (os.fspath(path), where, name,
+                                             "inf" if value > 0 else "-inf"))
 
 
 def _standardized(x, column, path, row_of):
@@ -736,8 +745,8 @@ def check_unique(path, names):
         named = "; ".join("%r %d times (columns %s)" % (name, len(where),
                                                         ", ".join(map(str, where)))
                           for name, where in twice.items())
-        raise TableError("%s: the header names %s: rename the columns so that each name is "
-                         "used once" % (path, named))
+        raise TableError("%s: the header names %s: rename the columns so that "
+                         "each name is used once" % (path, named))
 
 
 class _ColumnStats:
@@ -989,9 +998,9 @@ def check_preprocessing(net):
     if prep is None:
         return None
     if not isinstance(prep, Preprocessing):
-        raise TypeError("preprocessing must be None or a numba_dense.model.tabular."
-                        "Preprocessing, got %s" % type(prep).__name__)
+        raise InvalidTypeError("preprocessing must be None or a numba_dense.model.tabular."
+                               "Preprocessing, got %s" % type(prep).__name__)
     if prep.n_features != net.n_inputs:
-        raise ValueError("preprocessing makes %d inputs but the network has %d "
-                         "(layer_sizes[0])" % (prep.n_features, net.n_inputs))
+        raise InvalidValueError("preprocessing makes %d inputs but the network "
+                                "has %d (layer_sizes[0])" % (prep.n_features, net.n_inputs))
     return prep

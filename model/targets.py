@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..kernels.errors import InvalidValueError
+
 
 @dataclass(frozen=True)
 class TargetScaling:
@@ -65,19 +67,20 @@ class TargetScaling:
             return None
         mean, scale = np.asarray(arrays["target_mean"]), arrays.get("target_scale")
         if scale is None:
-            raise ValueError("target_mean is saved without its target_scale")
+            raise InvalidValueError("target_mean is saved without its target_scale")
         scale = np.asarray(scale)
         if mean.dtype.kind not in "iuf" or scale.dtype.kind not in "iuf" or scale.ndim != 0:
-            raise ValueError("target_mean (dtype %s, shape %s) / target_scale (dtype %s, shape "
-                             "%s) must be numbers: a mean per output and one scale"
-                             % (mean.dtype, mean.shape, scale.dtype, scale.shape))
+            raise InvalidValueError("target_mean (dtype %s, shape %s) / "
+                                    "target_scale (dtype %s, shape "
+                                    "%s) must be numbers: a mean per output and one scale"
+                                    % (mean.dtype, mean.shape, scale.dtype, scale.shape))
         mean, scale = mean.astype(np.float64), float(scale)
         if mean.shape != (n_outputs,) or not np.isfinite(mean).all() \
                 or not (np.isfinite(scale) and scale > 0):
-            raise ValueError("target_mean %s / target_scale %r are not a scaling of %d "
-                             "outputs (a finite mean per output, a finite scale > 0)"
-                             % (mean.tolist() if mean.size <= 8 else mean.shape, scale,
-                                n_outputs))
+            raise InvalidValueError("target_mean %s / target_scale %r are not a scaling of %d "
+                                    "outputs (a finite mean per output, a finite scale > 0)"
+                                    % (mean.tolist() if mean.size <= 8 else mean.shape, scale,
+                                       n_outputs))
         return cls(mean=mean, scale=scale)
 
 
@@ -91,3 +94,13 @@ def target_sums(blocks):
         total = total + Y.sum(axis=0)
         total_sq = total_sq + (Y * Y).sum(axis=0)
     return count, total, total_sq
+
+
+def r2_score(ss_res, ss_tot):
+    """The coefficient of determination averaged over outputs, as scikit-learn's
+    ``r2_score``: ``1 - ss_res / ss_tot`` per output (ss_res the summed squared errors,
+    ss_tot the summed squared deviations from the mean, (n_outputs,)); an output whose
+    targets are constant scores 1 when predicted exactly, else 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(ss_tot > 0, 1 - ss_res / ss_tot, np.where(ss_res > 0, 0.0, 1.0))
+    return float(r2.mean())

@@ -15,10 +15,12 @@ import threading
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
+from typing import Protocol
 
 import numpy as np
 
+from ..kernels.errors import InvalidValueError, NumbaDenseError
 from .. import kernels
 
 from . import persistence, progress
@@ -32,7 +34,7 @@ EVAL_BATCH = 4096
 SCHEDULES = kernels.SCHEDULES
 
 
-class DivergedError(FloatingPointError):
+class DivergedError(NumbaDenseError, FloatingPointError):
     """Training produced a NaN or infinite loss; ``params`` hold the last finite values."""
 
     def __init__(self, message, epoch, history):
@@ -131,15 +133,18 @@ def sigint_deferred():
         previous[caught[0]](caught[0], None)  # raises as the signal would have
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Settings:
-    """The options of one ``fit`` that decide its arithmetic (checked again on resume)."""
+    """The options of one ``fit`` that decide its arithmetic (checked again on resume).
+
+    ``hyperparameters`` holds the optimizer's hyperparameters but ``lr`` (every row of
+    ``kernels.HYPERPARAMETER_TABLE``, by name); each can also be read as an attribute
+    (``settings.momentum``).
+    """
 
     epochs: int
     batch_size: int
     lr: float
-    momentum: float
-    weight_decay: float
     schedule: str
     step_size: int
     gamma: float
@@ -148,10 +153,18 @@ class Settings:
     seed: object
     early_stopping: object
     optimizer: str = "sgd"
-    beta1: float = 0.9
-    beta2: float = 0.999
-    eps: float = 1e-8
-    nesterov: bool = False
+    hyperparameters: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for h in kernels.HYPERPARAMETER_TABLE:
+            if h.name != "lr":
+                self.hyperparameters.setdefault(h.name, h.default)
+
+    def __getattr__(self, name):
+        hyperparameters = self.__dict__.get("hyperparameters", {})
+        if name in hyperparameters:
+            return hyperparameters[name]
+        raise AttributeError(name)
 
     def learning_rate(self, epoch):
         """The rate of 0-based ``epoch`` under ``schedule`` (``kernels.SCHEDULE_TABLE``)."""
@@ -161,14 +174,31 @@ class Settings:
     def fingerprint(self):
         """The settings a resumed run must share with the run that wrote the checkpoint."""
         d = asdict(self)
+        d.update(d.pop("hyperparameters"))
         if self.schedule != "cosine":  # only cosine depends on the total; others may extend
             d.pop("epochs")
         return d
 
-    def optimizer_args(self):
-        """The optimizer arguments of ``kernels.train_epoch`` after ``loss``, but ``step``."""
-        return (kernels.OPTIMIZERS[self.optimizer], float(self.beta1), float(self.beta2),
-                float(self.eps), bool(self.nesterov))
+    def optimizer_for(self, net, lr):
+        """The ``kernels.Optimizer`` of a step at rate ``lr`` on ``net``: its state is the
+        network's ``velocity``, its step count a copy of ``net.step`` (``took_steps``
+        brings it back)."""
+        values = {h.name: (bool if isinstance(h.default, bool) else float)(
+            self.hyperparameters[h.name]) for h in kernels.HYPERPARAMETER_TABLE
+            if h.name != "lr"}
+        return kernels.Optimizer(code=kernels.OPTIMIZERS[self.optimizer], lr=float(lr),
+                                 state=net.velocity, steps=np.array([net.step], np.int64),
+                                 **values)
+
+
+def took_steps(net, optimizer):
+    """Record in ``net.step`` the steps an optimizer record has taken."""
+    net.step = int(optimizer.steps[0])
+
+
+def network_record(net):
+    """The ``kernels.Network`` of a network."""
+    return kernels.Network(net.sizes, net.acts, int(net.loss_code))
 
 
 @dataclass
@@ -192,14 +222,36 @@ class RunOptions:
     progress: object = None        # a progress bar (None: when verbose on a terminal)
 
 
-class OneProcess:
-    """How ``run`` trains and evaluates in one process; ``distributed`` has an MPI twin.
+class Ranks(Protocol):
+    """How ``run`` trains and evaluates: ``OneProcess`` here, ``distributed._Ranks`` over
+    MPI.
 
-    ``epoch(net, source, rng, lr, settings, bar)`` returns the epoch's mean cost;
-    ``mean_cost(net, source)`` the cost over validation rows; ``share(value)`` hands the
-    root's value to every process; ``comm_seconds`` is the epoch's time in communication
-    (None: no communication); ``global_rows`` the rows of every process in the epoch.
+    ``prepare(net, source, settings, verbose)`` compiles (or loads) the kernels before the
+    first epoch; ``epoch(net, source, rng, lr, settings, bar)`` trains one epoch and returns
+    its mean cost (NaN on divergence); ``mean_cost(net, source)`` is the cost over
+    validation rows; ``share(value)`` hands the root's value to every process.
+    ``is_root``: this process prints and saves; ``comm_seconds``: the epoch's time in
+    communication (None: none); ``global_rows``: every process's rows in the epoch (None:
+    this one's); ``done[0]``: the rows trained so far in the current epoch (read when a
+    Ctrl-C cuts it short).
     """
+
+    is_root: bool
+    comm_seconds: object
+    global_rows: object
+    done: list
+
+    def prepare(self, net, source, settings, verbose): ...
+
+    def epoch(self, net, source, rng, lr, settings, bar): ...
+
+    def mean_cost(self, net, source): ...
+
+    def share(self, value): ...
+
+
+class OneProcess(Ranks):
+    """The ``Ranks`` of training in one process."""
 
     is_root = True
     comm_seconds = None
@@ -236,13 +288,13 @@ def mean_cost(net, source):
     batch = min(EVAL_BATCH, source.n_rows)
     work = workspace(net, batch)
     total = 0.0
+    network = network_record(net)
     # The thread choice of training (kernels.threads): on a busy machine all threads make
     # each product wait for a core.
     # Held signals as in compile_kernels: the first call may compile the kernel.
     with kernels.blas_threads(kernels.blas_threads_for(net.sizes, batch)), sigint_deferred():
         for X, Y in source.blocks(EVAL_BATCH):
-            total += kernels.dataset_cost(X, Y, net.params, net.sizes, net.acts, batch, work,
-                                          net.loss_code)
+            total += kernels.dataset_cost(X, Y, net.params, network, batch, work)
     return total / source.n_rows * _cost_factor(net)
 
 
@@ -258,15 +310,14 @@ def train_one_epoch(net, source, rng, lr, settings, work, bar, done=None):
     ``done[0]`` counts the rows trained so far (read when Ctrl-C cuts the epoch short).
     """
     total, rows = 0.0, 0
-    optimizer = settings.optimizer_args()
+    network = network_record(net)
+    optimizer = settings.optimizer_for(net, lr)
     for X, Y, order in source.segments(rng, settings.shuffle, settings.batch_size):
         with sigint_deferred():  # a Ctrl-C now is raised after the count below is updated
-            cost = kernels.train_epoch(X, Y, net.params, net.grads, net.velocity, net.sizes,
-                                       net.acts, settings.batch_size, lr, settings.momentum,
-                                       settings.weight_decay, order, work, net.loss_code,
-                                       *optimizer, net.step)
+            cost = kernels.train_epoch(X, Y, net.params, net.grads, network, optimizer,
+                                       kernels.Batches(settings.batch_size, order), work)
+            took_steps(net, optimizer)
             m = len(order) if len(order) else X.shape[0]
-            net.step += -(-m // settings.batch_size)
             total += cost * m
             rows += m
             if done is not None:
@@ -315,21 +366,22 @@ def load_checkpoint(path, net, settings):
     """
     arrays = persistence.read_arrays(path, "resume")
     if str(arrays.get("kind", "")) != CHECKPOINT_FORMAT:
-        raise ValueError("resume: %r is not a numba-dense checkpoint (a model file saved with "
-                         "save() has no training state)" % str(path))
+        raise InvalidValueError("resume: %r is not a numba-dense checkpoint (a "
+                                "model file saved with "
+                                "save() has no training state)" % str(path))
     missing = [key for key in _CHECKPOINT_ARRAYS if key not in arrays]
     if missing:
-        raise ValueError("resume: checkpoint %r is incomplete: it lacks %s; start afresh "
-                         "without --resume (or remove the file)"
-                         % (str(path), ", ".join(missing)))
+        raise InvalidValueError("resume: checkpoint %r is incomplete: it lacks %s; start afresh "
+                                "without --resume (or remove the file)"
+                                % (str(path), ", ".join(missing)))
     state = persistence.load(path, arrays)
     mine = dict(layer_sizes=net.layer_sizes, hidden=net.hidden, output=net.output,
                 loss=net.loss, dtype=net.dtype.name)
     differ = ["%s %r (this network: %r)" % (k, state[k], v) for k, v in mine.items()
               if state[k] != v]
     if differ:
-        raise ValueError("resume: checkpoint %r is of another network: %s"
-                         % (str(path), "; ".join(differ)))
+        raise InvalidValueError("resume: checkpoint %r is of another network: %s"
+                                % (str(path), "; ".join(differ)))
     try:
         saved = json.loads(str(arrays["settings"]))
         history = History(**json.loads(str(arrays["history"])))
@@ -338,19 +390,20 @@ def load_checkpoint(path, net, settings):
         best_params = arrays["best_params"] if arrays["best_params"].size else None
         best = (best_params, float(arrays["best_val"]), int(arrays["wait"]))
     except (ValueError, TypeError) as exc:
-        raise ValueError("resume: checkpoint %r is damaged: %s" % (str(path), exc)) from None
+        raise InvalidValueError("resume: checkpoint %r is damaged: %s" % (str(path), exc)) from None
     if not isinstance(saved, dict) or not 0 <= epoch:
-        raise ValueError("resume: checkpoint %r is damaged: settings %r, epoch %d"
-                         % (str(path), saved, epoch))
+        raise InvalidValueError("resume: checkpoint %r is damaged: settings %r, epoch %d"
+                                % (str(path), saved, epoch))
     if best_params is not None and best_params.shape != net.params.shape:
-        raise ValueError("resume: checkpoint %r is damaged: best_params has shape %s, the "
-                         "network %s" % (str(path), best_params.shape, net.params.shape))
+        raise InvalidValueError("resume: checkpoint %r is damaged: best_params has shape %s, "
+                                "the network %s" % (str(path), best_params.shape, net.params.shape))
     now = json.loads(json.dumps(settings.fingerprint()))
     differ = ["%s=%r (now %r)" % (k, saved.get(k), now.get(k)) for k in sorted(now)
               if saved.get(k) != now.get(k)]
     if differ:
-        raise ValueError("resume: checkpoint %r was written with other settings: %s; resume "
-                         "with the same ones or start afresh" % (str(path), ", ".join(differ)))
+        raise InvalidValueError("resume: checkpoint %r was written with other settings: %s; "
+                                "resume with the same "
+                                "ones or start afresh" % (str(path), ", ".join(differ)))
     net.set_state(state)
     return epoch, rng_state, history, best
 
@@ -460,7 +513,7 @@ def run(net, source, val_source, settings, options=None, ranks=None):
                 _interrupt_checkpoint(checkpoint, net, before, whole, settings)
             history = copy.deepcopy(history)
             history.interrupted_epoch = epoch + 1
-            raise TrainingInterrupted(epoch + 1, getattr(ranks, "done", [0])[0], history,
+            raise TrainingInterrupted(epoch + 1, ranks.done[0], history,
                                       getattr(stop, "signum", signal.SIGINT)) from None
     if patience is not None and best[0] is not None:
         net.params[...] = best[0]  # early stopping keeps the best parameters seen
@@ -492,10 +545,9 @@ def compile_kernels(net, settings, work, verbose):
     """
     import numba
     rows = np.empty((1, net.n_inputs), net.dtype), np.empty((1, net.n_outputs), net.dtype)
-    args = (*rows, net.params, net.grads, net.velocity, net.sizes, net.acts,
-            int(settings.batch_size), float(settings.lr), float(settings.momentum),
-            float(settings.weight_decay), np.empty(0, np.int64), work, int(net.loss_code),
-            *settings.optimizer_args(), int(net.step))
+    args = (*rows, net.params, net.grads, network_record(net),
+            settings.optimizer_for(net, settings.lr),
+            kernels.Batches(int(settings.batch_size), np.empty(0, np.int64)), work)
     signature = tuple(numba.typeof(a) for a in args)
     epoch_kernel = kernels.train_epoch
     if not hasattr(epoch_kernel, "overloads") or signature in epoch_kernel.overloads:

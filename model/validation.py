@@ -8,6 +8,7 @@ import numbers
 import numpy as np
 from numba import njit, prange
 
+from ..kernels.errors import InvalidTypeError, InvalidValueError
 from ..kernels._cache import CACHE  # Numba's cache where it can write one (kernels._cache)
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -79,8 +80,9 @@ def check_finite(arr, name, first_row=0, original_dtype=None):
         what = "NaN" if np.isnan(arr[row, col]) else "inf"
         converted = ("" if original_dtype is None or original_dtype == arr.dtype
                      else " (after conversion to %s)" % arr.dtype)
-        raise ValueError("%s contains %s at row %d, column %d%s; only finite values are accepted"
-                         % (name, what, first_row + row, col, converted))
+        raise InvalidValueError("%s contains %s at row %d, column %d%s; only "
+                                "finite values are accepted"
+                                % (name, what, first_row + row, col, converted))
 
 
 def plain(value):
@@ -150,18 +152,20 @@ def dense(a, name, dtype, n_columns=None, columns_meaning="features"):
     if not is_sparse(a):
         return a
     if len(a.shape) != 2:
-        raise ValueError("%s must be a 2-D array (rows, %s), got a sparse array of shape %s"
-                         % (name, columns_meaning, a.shape))
+        raise InvalidValueError("%s must be a 2-D array (rows, %s), got a sparse array of shape %s"
+                                % (name, columns_meaning, a.shape))
     rows, columns = (int(n) for n in a.shape)
     if n_columns is not None and columns != n_columns:
-        raise ValueError("%s has %d %s (columns) but the network has %d"
-                         % (name, columns, columns_meaning, n_columns))
+        raise InvalidValueError("%s has %d %s (columns) but the network has %d"
+                                % (name, columns, columns_meaning, n_columns))
     size = rows * columns * np.dtype(dtype).itemsize
     if size > SPARSE_MAX_BYTES:
-        raise ValueError("%s: a sparse matrix of %d x %d takes %.1f GB as the dense rows the "
-                         "kernels compute on, more than the %d MB numba-dense makes dense "
-                         "itself; pass it in row blocks (e.g. to partial_fit) as dense arrays"
-                         % (name, rows, columns, size / 1e9, SPARSE_MAX_BYTES >> 20))
+        raise InvalidValueError("%s: a sparse matrix of %d x %d takes %.1f GB "
+                                "as the dense rows the "
+                                "kernels compute on, more than the %d MB numba-dense makes dense "
+                                "itself; pass it in row blocks (e.g. to "
+                                "partial_fit) as dense arrays"
+                                % (name, rows, columns, size / 1e9, SPARSE_MAX_BYTES >> 20))
     return a.toarray().astype(dtype, copy=False)
 
 
@@ -170,13 +174,13 @@ def check_matrix_shape(arr, name, n_columns, columns_meaning):
     if arr.dtype.kind not in "biuf":
         raise _not_numeric(arr, name)
     if arr.ndim != 2:
-        raise ValueError("%s must be a 2-D array (rows, %s), got shape %s"
-                         % (name, columns_meaning, arr.shape))
+        raise InvalidValueError("%s must be a 2-D array (rows, %s), got shape %s"
+                                % (name, columns_meaning, arr.shape))
     if arr.shape[0] == 0:
-        raise ValueError("%s is empty: it has 0 rows" % name)
+        raise InvalidValueError("%s is empty: it has 0 rows" % name)
     if arr.shape[1] != n_columns:
-        raise ValueError("%s has %d %s (columns) but the network has %d"
-                         % (name, arr.shape[1], columns_meaning, n_columns))
+        raise InvalidValueError("%s has %d %s (columns) but the network has %d"
+                                % (name, arr.shape[1], columns_meaning, n_columns))
 
 
 def described(value):
@@ -198,15 +202,16 @@ def as_array(a, name):
     if isinstance(a, (dict, set, frozenset, str, bytes)) or (
             not isinstance(a, np.ndarray) and hasattr(a, "keys") and hasattr(a, "values")
             and not hasattr(a, "__array__")):
-        raise TypeError("%s must be an array or a list of rows, got %s"
-                        % (name, described(a)))
+        raise InvalidTypeError("%s must be an array or a list of rows, got %s"
+                               % (name, described(a)))
     if isinstance(a, np.ma.MaskedArray):
         n_masked = int(np.ma.count_masked(a))
         if n_masked:
-            raise ValueError("%s is a masked array with %d masked value%s: fill or drop them "
-                             "(e.g. %s.filled(value) or %s.compressed())"
-                             % (name, n_masked, "" if n_masked == 1 else "s", name.split()[-1],
-                                name.split()[-1]))
+            short = name.split()[-1]
+            raise InvalidValueError("%s is a masked array with %d masked value%s: fill or "
+                                    "drop them (e.g. %s.filled(value) or %s.compressed())"
+                                    % (name, n_masked, "" if n_masked == 1 else "s", short,
+                                       short))
         return np.asarray(a.data)
     try:
         return np.asarray(a)
@@ -222,8 +227,8 @@ def as_array(a, name):
         detail = (" (row 0 has %d entries, row %d has %d)" % (lengths[0], ragged,
                                                               lengths[ragged])
                   if ragged is not None else "")
-        raise ValueError("%s must be rows of equal length, got %s whose rows differ%s"
-                         % (name, described(a), detail)) from None
+        raise InvalidValueError("%s must be rows of equal length, got %s whose rows differ%s"
+                                % (name, described(a), detail)) from None
 
 
 def as_float_matrix(a, name, dtype, n_columns, columns_meaning):
@@ -255,12 +260,12 @@ def check_target_rows(y, name, n_rows, x_name):
     if is_sparse(y):
         rows = y.shape[0]
     elif np.ndim(as_array(y, name) if not isinstance(y, np.ndarray) else y) == 0:
-        raise ValueError("%s must be an array with one entry per row of %s, got a scalar"
-                         % (name, x_name))
+        raise InvalidValueError("%s must be an array with one entry per row of %s, got a scalar"
+                                % (name, x_name))
     else:
         rows = len(y)
     if rows != n_rows:
-        raise ValueError("%s has %d rows but %s has %d" % (name, rows, x_name, n_rows))
+        raise InvalidValueError("%s has %d rows but %s has %d" % (name, rows, x_name, n_rows))
 
 
 def targets_matrix(y, name, dtype, n_outputs, kind, first_row=0):
@@ -276,8 +281,8 @@ def targets_matrix(y, name, dtype, n_outputs, kind, first_row=0):
     if arr.dtype.kind not in "biuf":
         hint = ""
         if kind == CLASSES:
-            hint = ("; class labels must be integers 0..%d (model.MLPClassifier takes labels "
-                    "of any type)" % (n_outputs - 1))
+            hint = ("; class labels must be integers 0..%d (model.MLPClassifier "
+                    "takes labels of any type)" % (n_outputs - 1))
         elif kind == BINARY:
             hint = "; binary targets must be numbers in [0, 1]"
         raise _not_numeric(arr, name, hint)
@@ -286,8 +291,8 @@ def targets_matrix(y, name, dtype, n_outputs, kind, first_row=0):
     if arr.ndim == 1 and n_outputs == 1:
         arr = arr.reshape(-1, 1)
     elif arr.ndim == 1:
-        raise ValueError("%s is 1-D but the network has %d outputs; pass shape (rows, %d)"
-                         % (name, n_outputs, n_outputs))
+        raise InvalidValueError("%s is 1-D but the network has %d outputs; pass shape (rows, %d)"
+                                % (name, n_outputs, n_outputs))
     check_matrix_shape(arr, name, n_outputs, "outputs")
     original = arr.dtype
     with np.errstate(over="ignore"):
@@ -297,9 +302,9 @@ def targets_matrix(y, name, dtype, n_outputs, kind, first_row=0):
         outside = np.flatnonzero(((out < 0) | (out > 1)).any(axis=1))
         if outside.size:
             r = int(outside[0])
-            raise ValueError("%s row %d holds %s; %s targets must lie in [0, 1]"
-                             % (name, first_row + r, out[r].tolist(),
-                                "class-probability" if kind == CLASSES else "binary"))
+            raise InvalidValueError("%s row %d holds %s; %s targets must lie in [0, 1]"
+                                    % (name, first_row + r, out[r].tolist(),
+                                       "class-probability" if kind == CLASSES else "binary"))
     return out
 
 
@@ -308,14 +313,15 @@ def _one_hot(labels, name, dtype, n_classes, first_row):
         integral = np.isfinite(labels) & (labels == np.round(labels))
         if not integral.all():
             r = int(np.flatnonzero(~integral)[0])
-            raise ValueError("%s[%d] is %r: class labels must be integers 0..%d"
-                             % (name, first_row + r, labels[r].item(), n_classes - 1))
+            raise InvalidValueError("%s[%d] is %r: class labels must be integers 0..%d"
+                                    % (name, first_row + r, labels[r].item(), n_classes - 1))
     bad = np.flatnonzero((labels < 0) | (labels >= n_classes))
     if bad.size:
         r = int(bad[0])
-        raise ValueError("%s[%d] is %r: class labels must be integers 0..%d (the network has "
-                         "%d outputs)" % (name, first_row + r, labels[r].item(), n_classes - 1,
-                                          n_classes))
+        raise InvalidValueError("%s[%d] is %r: class labels must be integers 0..%d (the "
+                                "network has %d outputs)"
+                                % (name, first_row + r, labels[r].item(), n_classes - 1,
+                                   n_classes))
     out = np.zeros((labels.shape[0], n_classes), dtype)
     out[np.arange(labels.shape[0]), labels.astype(np.int64)] = 1
     return out
@@ -324,23 +330,23 @@ def _one_hot(labels, name, dtype, n_classes, first_row):
 def integer(value, name, minimum):
     """``value`` as an int >= ``minimum`` (bools are refused: True is no batch size)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError("%s must be an integer, got %s" % (name, plain(value)))
+        raise InvalidTypeError("%s must be an integer, got %s" % (name, plain(value)))
     if value < minimum:
-        raise ValueError("%s must be >= %d, got %d" % (name, minimum, value))
+        raise InvalidValueError("%s must be >= %d, got %d" % (name, minimum, value))
     return int(value)
 
 
 def real_number(value, name, low, low_inclusive, high=None):
     """``value`` as a finite float in the range (low or [low, high)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError("%s must be a real number, got %s" % (name, plain(value)))
+        raise InvalidTypeError("%s must be a real number, got %s" % (name, plain(value)))
     value = float(value)
     too_low = value < low if low_inclusive else value <= low
     if not np.isfinite(value) or too_low or (high is not None and value >= high):
         bound = "%s %s" % (">=" if low_inclusive else ">", low)
         if high is not None:
             bound += " and < %s" % high
-        raise ValueError("%s must be %s, got %r" % (name, bound, value))
+        raise InvalidValueError("%s must be %s, got %r" % (name, bound, value))
     return value
 
 
@@ -348,7 +354,7 @@ def boolean(value, name):
     """``value`` as a bool: True or False (NumPy's too); a string such as "False" is refused
     (it would count as true)."""
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError("%s must be True or False, got %s" % (name, plain(value)))
+        raise InvalidTypeError("%s must be True or False, got %s" % (name, plain(value)))
     return bool(value)
 
 
@@ -359,10 +365,11 @@ def random_seed(value, name="seed"):
                                            np.random.SeedSequence)):
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError("%s must be None, an integer >= 0 or a numpy.random.Generator, got %s"
-                        % (name, plain(value)))
+        raise InvalidTypeError("%s must be None, an integer >= 0 or a "
+                               "numpy.random.Generator, got %s"
+                               % (name, plain(value)))
     if value < 0:
-        raise ValueError("%s must be >= 0, got %d" % (name, value))
+        raise InvalidValueError("%s must be >= 0, got %d" % (name, value))
     return int(value)
 
 
@@ -378,8 +385,8 @@ def class_labels(Y, name, kind):
         r = int(between[0])
         where = ("%s[%d] is %s" % (name, r, plain(Y[r, 0])) if Y.shape[1] == 1
                  else "%s row %d holds [%s]" % (name, r, ", ".join(map(plain, Y[r]))))
-        raise ValueError("%s: accuracy needs labels 0 or 1 (the cost also takes "
-                         "probabilities, score does not)" % where)
+        raise InvalidValueError("%s: accuracy needs labels 0 or 1 (the cost also takes "
+                                "probabilities, score does not)" % where)
     return Y.astype(np.int64)
 
 
@@ -388,17 +395,17 @@ def float_dtype(dtype):
     try:
         dt = np.dtype(dtype)
     except TypeError:
-        raise TypeError("dtype must be float32 or float64, got %s" % plain(dtype)) from None
+        raise InvalidTypeError("dtype must be float32 or float64, got %s" % plain(dtype)) from None
     if dt not in FLOAT_DTYPES:
-        raise TypeError("dtype must be float32 or float64, got %s" % dt)
+        raise InvalidTypeError("dtype must be float32 or float64, got %s" % dt)
     return dt
 
 
 def choice(value, name, options):
     """``value`` if it is one of ``options`` (a mapping or sequence of names)."""
     if not isinstance(value, str) or value not in options:
-        raise ValueError("%s must be one of %s, got %s"
-                         % (name, ", ".join(map(repr, options)), plain(value)))
+        raise InvalidValueError("%s must be one of %s, got %s"
+                                % (name, ", ".join(map(repr, options)), plain(value)))
     return value
 
 

@@ -9,9 +9,12 @@ a ``model.py`` or ``kernels.py`` of your own never shadows them.
 """
 
 from . import kernels, model
+from .kernels.errors import (InvalidTypeError, InvalidValueError, NumbaDenseError,
+                             TooLargeError)
 from .model import MLP, DivergedError, History, TrainingInterrupted
 
 __all__ = ["kernels", "model", "MLP", "MLPRegressor", "MLPClassifier", "History",
+           "NumbaDenseError", "InvalidValueError", "InvalidTypeError", "TooLargeError",
            "DivergedError", "TrainingInterrupted"]
 
 

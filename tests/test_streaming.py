@@ -50,7 +50,7 @@ def test_streamed_shuffling_is_seeded_and_covers_every_row(files):
     assert not np.array_equal(runs[0], runs[2])
     # Chunks are shuffled and rows inside them: the epoch sees each row once.
     from numba_dense.model.data import StreamSource
-    src = StreamSource(Xm, y, "X", "y", np.float64, 1, "regression", 100)
+    src = StreamSource(Xm, y, ("X", "y"), (np.float64, 1, "regression"), 100)
     seen = []
     for Xc, _, order in src.segments(np.random.default_rng(0), True, 10):
         seen.extend(map(tuple, Xc[order]))

@@ -1,0 +1,73 @@
+"""The records compiled code takes in place of long argument lists.
+
+Each is a named tuple, which Numba types field by field: pass one from Python or build one
+inside your own ``@njit`` code (``Network(sizes, acts, loss)``). The factory functions
+(``network``, ``batches``; ``kernels.optimizer`` for ``kernels.Optimizer``) convert their
+fields to the types the compiled versions were made for, so a list of ints or an int32
+array does not compile another version.
+"""
+
+from collections import namedtuple
+
+import numpy as np
+
+from .errors import InvalidTypeError, InvalidValueError
+from ._checks import INT, INTS
+from .variants import LOSSES, MSE
+
+
+class Network(namedtuple("Network", "sizes acts loss")):
+    """How compiled code sees a network: ``sizes`` (L + 1,) int64, the width of every layer,
+    inputs first; ``acts`` (L,) int64, every layer's activation code
+    (``kernels.ACTIVATIONS``); ``loss`` a cost code (``kernels.LOSSES``; the cross-entropies
+    need an identity last layer, whose outputs are then logits)."""
+
+    __slots__ = ()
+    FIELDS = {"sizes": INTS, "acts": INTS, "loss": INT}
+    MADE_BY = "kernels.network(sizes, acts, loss)"
+
+
+class Batches(namedtuple("Batches", "size order")):
+    """The minibatches of an epoch: ``size`` rows each (the last may be shorter), taken in
+    the order of ``order`` (int64 row indices, a permutation of range(N) for a shuffled
+    epoch, or any part of one) or, when ``order`` is empty, in storage order."""
+
+    __slots__ = ()
+    FIELDS = {"size": INT, "order": INTS}
+    MADE_BY = "kernels.batches(size, order)"
+
+
+def _int64_vector(value, name):
+    array = np.asarray(value)
+    if array.size == 0:
+        return np.empty(0, np.int64)
+    if array.ndim != 1 or array.dtype.kind not in "iu":
+        raise InvalidTypeError("%s must be a 1-D array of integers, got %s of shape %s"
+                               % (name, array.dtype, array.shape))
+    if array.dtype == np.uint64 and array.max() > np.iinfo(np.int64).max:
+        raise InvalidValueError("%s holds %d, more than int64 holds" % (name, array.max()))
+    return np.ascontiguousarray(array, np.int64)
+
+
+def _integer(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise InvalidTypeError("%s must be an integer, got %r" % (name, value))
+    return int(value)
+
+
+def network(sizes, acts, loss=None):
+    """A ``Network`` record: sizes and acts as int64 vectors; ``loss`` a code of
+    ``kernels.LOSSES`` or its name (default MSE). Values are checked by the kernels."""
+    if isinstance(loss, str):
+        if loss not in LOSSES:
+            raise InvalidValueError("loss must be one of %s, got %r" % (sorted(LOSSES), loss))
+        loss = LOSSES[loss]
+    return Network(_int64_vector(sizes, "sizes"), _int64_vector(acts, "acts"),
+                   MSE if loss is None else _integer(loss, "loss"))
+
+
+def batches(size, order=None):
+    """A ``Batches`` record: ``size`` rows a minibatch, in the order of ``order`` (None or
+    empty: storage order)."""
+    return Batches(_integer(size, "batch size"),
+                   np.empty(0, np.int64) if order is None else _int64_vector(order, "order"))

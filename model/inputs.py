@@ -1,0 +1,191 @@
+"""How every kind of input becomes rows for a network: arrays, memmaps and ``.npy`` files,
+table files, and the targets that go with them.
+
+``MLP`` keeps to the network; what turns ``X`` and ``y`` into checked sources
+(``data.Source``), a table into arrays through its preprocessing (``model.tabular``),
+and a network's outputs back into the target's units lives here.
+"""
+
+import contextlib
+import os
+import tempfile
+
+import numpy as np
+
+from ..kernels.errors import InvalidTypeError, InvalidValueError
+from . import data, tabular, training
+from .targets import TargetScaling, r2_score, target_sums
+from .training import EVAL_BATCH
+from .validation import (as_features, check_matrix_shape, check_target_rows, described,
+                         targets_matrix)
+
+
+def features_of(net, X, name="X"):
+    return as_features(X, name, net.dtype, net.n_inputs)
+
+
+def targets_of(net, y, name, n_rows, x_name):
+    check_target_rows(y, name, n_rows, x_name)
+    return targets_matrix(y, name, net.dtype, net.n_outputs, net._target_kind)
+
+
+def source_of(net, X, y, x_name, y_name, batch_size=1, chunk_rows=None):
+    """An ArraySource or, for paths and memmaps, a StreamSource; checked, nothing changed."""
+    if data.is_streamed(X):
+        Xm = data.open_array(X, x_name)
+        ym = data.open_array(y, y_name)
+        check_matrix_shape(Xm, x_name, net.n_inputs, "features")
+        check_target_rows(ym, y_name, Xm.shape[0], x_name)
+        # The targets' shape and values are checked on the first rows now, the rest
+        # chunk by chunk as they are read.
+        targets_matrix(np.asarray(ym[:1]), y_name, net.dtype, net.n_outputs,
+                       net._target_kind)
+        batch_size = max(1, min(batch_size, Xm.shape[0]))  # as in memory: <= the rows
+        rows = data.chunk_rows_for(net.n_inputs, net.dtype, batch_size, chunk_rows)
+        return data.StreamSource(Xm, ym, (x_name, y_name),
+                                 (net.dtype, net.n_outputs, net._target_kind), rows)
+    Xc = features_of(net, X, x_name)
+    return data.ArraySource(Xc, targets_of(net, data.open_array(y, y_name), y_name,
+                                           Xc.shape[0], x_name))
+
+
+def fit_sources(net, X, y, settings, data_options):
+    """(training source, validation source or None) that ``fit`` trains on, checked;
+    nothing changed. ``settings``: a ``training.Settings``; ``data_options``: a
+    ``training.DataOptions``."""
+    validation_data = data_options.validation_data
+    fraction = data_options.validation_fraction
+    chunk_rows = data_options.chunk_rows
+    source = source_of(net, X, y, "X", "y", settings.batch_size, chunk_rows)
+    val_source = None
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise InvalidTypeError("validation_data must be a pair (X_val, y_val), got %s"
+                                   % described(validation_data))
+        val_source = source_of(net, *validation_data, "validation X", "validation y",
+                               EVAL_BATCH, chunk_rows)
+    elif fraction:
+        n_val = int(source.n_rows * fraction)
+        if not 0 < n_val < source.n_rows:
+            raise InvalidValueError("validation_fraction=%g of %d rows "
+                                    "leaves %d for validation "
+                                    "and %d for training; both need at least one"
+                                    % (fraction, source.n_rows, n_val, source.n_rows - n_val))
+        source, val_source = source.split(n_val)
+    if settings.early_stopping is not None and val_source is None:
+        raise InvalidValueError("early_stopping needs validation rows: pass validation_data "
+                                "or validation_fraction")
+    return source, val_source
+
+
+def target_scaling_for(net, source, standardize_target):
+    """The ``TargetScaling`` a fit trains with: the network's own when it has one (it was
+    trained with it), else learned from the training rows' targets, or None (MPI:
+    ``distributed._target_scaling``)."""
+    if net.target_scaling is not None or not net.scales_targets(standardize_target):
+        return net.target_scaling
+    return TargetScaling.learn(target_sums(source.target_blocks()))
+
+
+def scaled(net, source):
+    """A source whose targets are in the units the network's outputs are in."""
+    return source if net.target_scaling is None else source.scaled(net.target_scaling)
+
+
+@contextlib.contextmanager
+def rows_of(net, X, y):
+    """(X, y) as ``fit`` reads rows: a table file (``tabular.is_table``) as memmaps of its
+    arrays through the network's preprocessing, in a temporary folder removed when the
+    block ends; anything else as given."""
+    if not tabular.is_table(X):
+        yield X, y
+        return
+    with tempfile.TemporaryDirectory(prefix="numba-dense-") as work:
+        yield table_arrays(net, X, y, work)
+
+
+def table_arrays(net, path, target, work):
+    """(X, y) memmaps of a table file through ``net.preprocessing`` (fit if needed)."""
+    if not isinstance(target, str):
+        raise InvalidTypeError("y: with a table file as X, y names its target column, got %s"
+                               % type(target).__name__)
+    prep = net.preprocessing
+    if prep is not None:
+        tabular.check_preprocessing(net)
+        if prep.target != target and net.history is not None:
+            raise InvalidValueError(
+                "y: this network was trained to predict %r from %s, not %r; a further fit "
+                "must keep its target and inputs (build a new MLP for %r)"
+                % (prep.target, os.fspath(path), target, target))
+    if prep is None or prep.target != target:
+        prep = tabular.Preprocessing.fit(path, target, classify=net.is_classifier)
+    if prep.n_features != net.n_inputs:
+        shown = ", ".join(prep.feature_names[:8]) + (", ..." if prep.n_features > 8 else "")
+        raise InvalidValueError("%s makes %d inputs (%s) but the network has %d: build "
+                                "it as MLP([%d, ...])"
+                                % (os.fspath(path), prep.n_features, shown, net.n_inputs,
+                                   prep.n_features))
+    X, y = prep.write_npy(path, os.path.join(work, "X.npy"), os.path.join(work, "y.npy"))
+    net.preprocessing = prep
+    return X, y
+
+
+def table_preprocessing(net, path):
+    if net.preprocessing is None:
+        raise InvalidValueError("%s is a table file, but this network was "
+                                "not trained on one: it "
+                                "has no preprocessing to read it with (convert it with "
+                                "`python -m numba_dense "
+                                "convert` and pass arrays)" % os.fspath(path))
+    return tabular.check_preprocessing(net)
+
+
+def outputs(net, X):
+    """The last layer's outputs (logits for a cross-entropy network), (N, n_L)."""
+    if tabular.is_table(X):
+        net.last_read = {}
+        chunks = [net._forward(Xc) for Xc, _ in
+                  table_preprocessing(net, X).batches(X, with_target=False,
+                                                      counts=net.last_read)]
+        return (np.concatenate(chunks) if chunks
+                else np.empty((0, net.n_outputs), net.dtype))
+    if data.is_streamed(X):
+        Xm = data.open_array(X, "X")
+        check_matrix_shape(Xm, "X", net.n_inputs, "features")
+        out = np.empty((Xm.shape[0], net.n_outputs), net.dtype)
+        rows = data.chunk_rows_for(net.n_inputs, net.dtype, 1)
+        for a, b, Xc in data.feature_chunks(Xm, "X", net.dtype, rows):
+            out[a:b] = net._forward(Xc)
+        return out
+    return net._forward(features_of(net, X))
+
+
+def table_score(net, path, target, cost=False):
+    """``score`` or ``cost`` over a table file, chunk by chunk (R^2 from running sums)."""
+    prep = table_preprocessing(net, path)
+    if target != prep.target:
+        raise InvalidValueError("y: the network was trained to predict %r, not %r"
+                                % (prep.target, target))
+    total_cost = rows = right = 0.0
+    sums = np.zeros((3, net.n_outputs))  # sum y, sum y^2, sum (y - pred)^2
+    counts = {}
+    for Xc, yc in prep.batches(path, counts=counts):
+        if not len(Xc):
+            continue
+        source = scaled(net, data.ArraySource(Xc, targets_of(net, yc, "y", len(Xc), "X")))
+        total_cost += training.mean_cost(net, source) * len(Xc)
+        rows += len(Xc)
+        pred = net.predict(Xc)
+        if net.is_classifier:
+            right += float((pred.reshape(yc.shape) == yc).sum())
+        else:
+            Y = yc.reshape(len(yc), -1).astype(np.float64)
+            sums += [Y.sum(0), (Y * Y).sum(0), ((Y - pred) ** 2).sum(0)]
+    net.last_read = counts
+    if rows == 0:
+        raise InvalidValueError("%s has no rows with a value in %r" % (os.fspath(path), target))
+    if cost:
+        return float(total_cost / rows)
+    if net.is_classifier:
+        return right / rows
+    return r2_score(sums[2], sums[1] - sums[0] ** 2 / rows)
