@@ -1,8 +1,10 @@
 """numba-dense model layer: networks composed from the compiled kernels."""
 
-from .datasets import teacher_regression
-from .mlp import MLP, DivergedError, History
-from .training import TrainingInterrupted
+from .data.datasets import teacher_regression
+from .network.mlp import MLP
+from .training.history import History
+from .training.loop import DivergedError
+from .training.signals import TrainingInterrupted
 
 __all__ = ["MLP", "History", "DivergedError", "TrainingInterrupted", "teacher_regression",
            "MLPRegressor", "MLPClassifier"]
@@ -11,6 +13,6 @@ __all__ = ["MLP", "History", "DivergedError", "TrainingInterrupted", "teacher_re
 def __getattr__(name):
     # The scikit-learn estimators import scikit-learn: only when asked for.
     if name in ("MLPRegressor", "MLPClassifier"):
-        from . import estimators
+        from .interfaces import estimators
         return getattr(estimators, name)
     raise AttributeError("module 'numba_dense.model' has no attribute %r" % name)

@@ -1,20 +1,25 @@
 """``MLP``: a dense network whose weights and biases live in one flat vector."""
 
+import os
 
 import numpy as np
 
-from ..kernels.errors import InvalidTypeError, InvalidValueError
-from .. import kernels
-from ..kernels import layer_offsets
-from ..kernels.variants import ACTIVATION_TABLE, LOSS_TABLE, default_loss, loss_named
+from ...kernels.errors import InvalidTypeError, InvalidValueError
+from ... import kernels
+from ...kernels import layer_offsets
+from ...kernels.variants import ACTIVATION_TABLE, LOSS_TABLE, default_loss, loss_named
 
-from . import data, distributed, inputs, persistence, tabular, training
-from . import options as fit_options
-from .paths import check_output
-from .targets import r2_score
-from .training import EVAL_BATCH, DivergedError, History  # noqa: F401  (public names)
-from .validation import (BINARY, CLASSES, REGRESSION, choice, class_labels, float_dtype,
-                         integer, plain, random_seed)
+from ..data import inputs, sources, tabular
+from ..data.paths import check_output
+from ..data.targets import r2_score
+from ..training import distributed, loop, signals
+from ..training import options as fit_options
+from ..training.history import History  # noqa: F401  (public name)
+from ..data.sources import EVAL_BATCH
+from ..training.loop import DivergedError  # noqa: F401  (public name)
+from . import persistence
+from ..data.validation import (BINARY, CLASSES, REGRESSION, choice, class_labels, float_dtype,
+                               integer, plain, random_seed)
 
 #: Output layers: the activations, and those that only come with a cost (softmax).
 OUTPUTS = tuple(kernels.ACTIVATIONS) + tuple(
@@ -23,7 +28,7 @@ OUTPUTS = tuple(kernels.ACTIVATIONS) + tuple(
 #: The cost each output layer trains with unless ``loss`` names another.
 DEFAULT_LOSS = {c.output: c.name for c in LOSS_TABLE if c.output != "any"}
 
-#: The target kind of ``model.validation`` for each target kind of the loss table.
+#: The target kind of ``model.data.validation`` for each target kind of the loss table.
 _TARGET_KINDS = {"values": REGRESSION, "classes": CLASSES, "binary": BINARY}
 
 
@@ -83,12 +88,13 @@ class MLP:
                    self.dtype.name)) from None
         self.optimizer, self.step = "sgd", 0  # what velocity is the state of
         self.history = None  # the History of the last fit (saved with the network)
-        # How the rows of a CSV/Parquet file become inputs (model.tabular), when trained on one.
+        # How the rows of a CSV/Parquet file become inputs (model.data.tabular), when trained
+        # on one.
         self.preprocessing = None
         # What the last read of a table left out or did not know: {"dropped": rows without a
-        # target, "unseen": {column: values not seen in training}} (model.tabular).
+        # target, "unseen": {column: values not seen in training}} (model.data.tabular).
         self.last_read = None
-        # How the outputs of a regression map to the target's units (model.targets), or None.
+        # How the outputs of a regression map to the target's units (model.data.targets), or None.
         self.target_scaling = None
         self.weights, self.biases = self._views(self.params)
         self.initialize(seed)
@@ -208,7 +214,7 @@ class MLP:
         self.target_scaling = state.get("target_scaling")
 
     def scales_targets(self, standardize_target=None):
-        """Whether ``fit`` standardizes the targets (``model.targets``): None, the default,
+        """Whether ``fit`` standardizes the targets (``model.data.targets``): None, the default,
         for a regression with an identity output and the MSE cost; True requires one."""
         natural = self.output == "identity" and self.loss == "mse"
         if standardize_target is None:
@@ -229,7 +235,7 @@ class MLP:
     # ------------------------------------------------------------------ data
 
     def _workspace(self, batch_size):
-        return training.workspace(self, batch_size)
+        return loop.workspace(self, batch_size)
 
     # ------------------------------------------------------------------ training
 
@@ -237,7 +243,7 @@ class MLP:
         """Minibatch SGD; returns a ``History``.
 
         **Tables.** X may be the path of a CSV or Parquet file and y the name of its target
-        column: the file is read with the preprocessing of ``model.tabular`` (fit on it, or
+        column: the file is read with the preprocessing of ``model.data.tabular`` (fit on it, or
         the network's own ``preprocessing`` when it has one for that target), which stays
         in ``self.preprocessing`` and is saved with the network.
 
@@ -248,23 +254,22 @@ class MLP:
         made dense (refused above 1 GiB of dense rows); an ``.npz`` path is refused (pass
         its arrays).
 
-        **Steps.** Every ``batch_size`` rows (the last partial batch averaged over its own
-        rows) make one step of ``optimizer`` (``kernels.OPTIMIZER_TABLE``) at the epoch's
-        rate ``lr_e``: "sgd" ``velocity = momentum * velocity + grad + weight_decay *
-        params; params -= lr_e * velocity`` (plain SGD when both are 0; ``nesterov`` for
-        PyTorch's Nesterov form); "adam" (Adam's betas and ``eps``; ``weight_decay`` as an
-        L2 term in the gradient, as PyTorch's Adam and scikit-learn's ``alpha``) or "adamw"
-        (``weight_decay`` decoupled). Each option's default and bound are in
-        ``model.options.FIT_OPTIONS`` (the hyperparameters': ``kernels.HYPERPARAMETER_TABLE``);
-        ``help(MLP.fit)`` lists them with their defaults. ``lr_e`` comes from ``schedule``:
-        "constant"; "step" (``lr * gamma**(e // step_size)``); "cosine" (from ``lr``
-        towards ``min_lr``, which must not be above ``lr``). An option left away from its
-        default where it would be ignored is refused (``momentum``/``nesterov`` with adam,
-        Adam's betas and ``eps`` with sgd, ``min_lr`` without cosine, ``gamma``/
-        ``step_size`` without step, ``checkpoint_every`` without ``checkpoint``). With
-        ``shuffle`` (True or False; so are ``nesterov``, ``resume`` and ``verbose``) the rows
-        are reshuffled each epoch from ``np.random.default_rng(seed)``; streamed data
-        shuffles the order of chunks and the rows inside each chunk.
+        **Steps.** Every ``batch_size`` rows (the last partial batch averaged over its own rows)
+        make one step of ``optimizer`` (``kernels.OPTIMIZER_TABLE``) at the epoch's rate ``lr_e``:
+        "sgd" ``velocity = momentum * velocity + grad + weight_decay * params; params -= lr_e *
+        velocity`` (plain SGD when both are 0; ``nesterov`` for PyTorch's Nesterov form); "adam"
+        (Adam's betas and ``eps``; ``weight_decay`` as an L2 term in the gradient, as PyTorch's
+        Adam and scikit-learn's ``alpha``) or "adamw" (``weight_decay`` decoupled). Each option's
+        default and bound are in ``model.training.options.FIT_OPTIONS`` (the hyperparameters':
+        ``kernels.HYPERPARAMETER_TABLE``); ``help(MLP.fit)`` lists them with their defaults.
+        ``lr_e`` comes from ``schedule``: "constant"; "step" (``lr * gamma**(e // step_size)``);
+        "cosine" (from ``lr`` towards ``min_lr``, which must not be above ``lr``). An option left
+        away from its default where it would be ignored is refused (``momentum``/``nesterov`` with
+        adam, Adam's betas and ``eps`` with sgd, ``min_lr`` without cosine, ``gamma``/
+        ``step_size`` without step, ``checkpoint_every`` without ``checkpoint``). With ``shuffle``
+        (True or False; so are ``nesterov``, ``resume`` and ``verbose``) the rows are reshuffled
+        each epoch from ``np.random.default_rng(seed)``; streamed data shuffles the order of chunks
+        and the rows inside each chunk.
 
         **Validation.** ``validation_data=(X_val, y_val)``, or ``validation_fraction`` to
         hold out the last fraction of the rows; its cost is ``history.val_loss``.
@@ -273,7 +278,7 @@ class MLP:
 
         **Targets.** A regression (identity output, MSE) trains on standardized targets,
         ``(y - mean) / scale`` with the mean and scale of the training rows
-        (``model.targets``): ``standardize_target`` None (the default) or True; False
+        (``model.data.targets``): ``standardize_target`` None (the default) or True; False
         trains on y as given. The scaling is kept in ``target_scaling`` and saved with the
         network: ``predict`` answers in the target's units, and every reported cost
         (``history.loss``, ``val_loss``, ``cost``) is the MSE in the target's units. A
@@ -320,7 +325,7 @@ class MLP:
                 raise InvalidTypeError("comm must be an MPI communicator "
                                        "(mpi4py's MPI.COMM_WORLD), got %s" % type(comm).__name__)
             return
-        if data_options.chunk_rows is not None and not data.is_streamed(X):
+        if data_options.chunk_rows is not None and not sources.is_streamed(X):
             raise InvalidValueError("chunk_rows applies to X streamed from disk (.npy or a "
                                     "table); X is in memory")
         if settings.seed is not None and not settings.shuffle:
@@ -329,7 +334,7 @@ class MLP:
                                     % (settings.seed,))
 
     def _train(self, source, val_source, settings, data_options, run_options):
-        """Train on checked sources (``training.run``); the network as it was if a bad value
+        """Train on checked sources (``loop.run``); the network as it was if a bad value
         turns up in a streamed chunk."""
         scaling = inputs.target_scaling_for(self, source, data_options.standardize_target)
         settings.batch_size = min(settings.batch_size, source.n_rows)  # workspace <= data
@@ -339,9 +344,9 @@ class MLP:
         source = inputs.scaled(self, source)
         val_source = val_source and inputs.scaled(self, val_source)
         try:
-            self.history = training.run(self, source, val_source, settings, run_options)
+            self.history = loop.run(self, source, val_source, settings, run_options)
             return self.history
-        except training.TrainingInterrupted as exc:
+        except signals.TrainingInterrupted as exc:
             self.history = exc.history  # the parameters so far stay in the network
             raise
         except (ValueError, TypeError):
@@ -381,7 +386,7 @@ class MLP:
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
         batch = min(EVAL_BATCH, X.shape[0])
         with self._blas_threads(batch):
-            kernels.predict_into(X, self.params, training.network_record(self), out, batch,
+            kernels.predict_into(X, self.params, loop.network_record(self), out, batch,
                                  self._workspace(batch))
         if self.target_scaling is not None:
             self.target_scaling.restore(out)
@@ -428,9 +433,9 @@ class MLP:
         miss); a softmax network's one-hot or class-probability rows count by their argmax
         class; a sigmoid network's labels must be 0 or 1."""
         if tabular.is_table(X):
-            return inputs.table_score(self, X, y)
+            return self._table_score(X, y)
         pred = self.predict(X)
-        Y = inputs.targets_of(self, data.open_array(y, "y"), "y", pred.shape[0], "X")
+        Y = inputs.targets_of(self, sources.open_array(y, "y"), "y", pred.shape[0], "X")
         if self.is_classifier:
             labels = class_labels(Y, "y", self._target_kind)
             labels = labels.reshape(pred.shape)
@@ -444,9 +449,40 @@ class MLP:
         """The training cost C over all rows (docs/MATH.md): for MSE ``sum ||y_i - a_i||^2 / (2N)``,
         for the cross-entropies their mean over rows. X, y as for ``fit``."""
         if tabular.is_table(X):
-            return inputs.table_score(self, X, y, cost=True)
+            return self._table_score(X, y, cost=True)
         source = inputs.source_of(self, X, y, "X", "y", EVAL_BATCH)
-        return float(training.mean_cost(self, inputs.scaled(self, source)))
+        return float(loop.mean_cost(self, inputs.scaled(self, source)))
+
+    def _table_score(self, path, target, cost=False):
+        """``score`` or ``cost`` over a table file, chunk by chunk (R^2 from running sums)."""
+        prep = inputs.table_preprocessing(self, path)
+        if target != prep.target:
+            raise InvalidValueError("y: the network was trained to predict %r, not %r"
+                                    % (prep.target, target))
+        total_cost = rows = right = 0.0
+        sums = np.zeros((3, self.n_outputs))  # sum y, sum y^2, sum (y - pred)^2
+        counts = {}
+        for Xc, yc in prep.batches(path, counts=counts):
+            if not len(Xc):
+                continue
+            Yc = inputs.targets_of(self, yc, "y", len(Xc), "X")
+            source = inputs.scaled(self, sources.ArraySource(Xc, Yc))
+            total_cost += loop.mean_cost(self, source) * len(Xc)
+            rows += len(Xc)
+            pred = self.predict(Xc)
+            if self.is_classifier:
+                right += float((pred.reshape(yc.shape) == yc).sum())
+            else:
+                Y = yc.reshape(len(yc), -1).astype(np.float64)
+                sums += [Y.sum(0), (Y * Y).sum(0), ((Y - pred) ** 2).sum(0)]
+        self.last_read = counts
+        if rows == 0:
+            raise InvalidValueError("%s has no rows with a value in %r" % (os.fspath(path), target))
+        if cost:
+            return float(total_cost / rows)
+        if self.is_classifier:
+            return right / rows
+        return r2_score(sums[2], sums[1] - sums[0] ** 2 / rows)
 
     def gradients(self, X, y):
         """The full-batch gradient ``dC/dTheta`` (P,), in the layout of ``params``.
@@ -460,7 +496,7 @@ class MLP:
         batch = min(EVAL_BATCH, X.shape[0])
         with self._blas_threads(batch):
             kernels.loss_and_gradient(X, Y, self.params, self.grads,
-                                      training.network_record(self), batch,
+                                      loop.network_record(self), batch,
                                       self._workspace(batch))
         if self.target_scaling is not None:
             self.grads *= self.dtype.type(self.target_scaling.cost_factor)

@@ -2,7 +2,7 @@
 table files, and the targets that go with them.
 
 ``MLP`` keeps to the network; what turns ``X`` and ``y`` into checked sources
-(``data.Source``), a table into arrays through its preprocessing (``model.tabular``),
+(``sources.Source``), a table into arrays through its preprocessing (``model.data.tabular``),
 and a network's outputs back into the target's units lives here.
 """
 
@@ -12,10 +12,10 @@ import tempfile
 
 import numpy as np
 
-from ..kernels.errors import InvalidTypeError, InvalidValueError
-from . import data, tabular, training
-from .targets import TargetScaling, r2_score, target_sums
-from .training import EVAL_BATCH
+from ...kernels.errors import InvalidTypeError, InvalidValueError
+from . import sources, tabular
+from .sources import EVAL_BATCH
+from .targets import TargetScaling, target_sums
 from .validation import (as_features, check_matrix_shape, check_target_rows, described,
                          targets_matrix)
 
@@ -31,9 +31,9 @@ def targets_of(net, y, name, n_rows, x_name):
 
 def source_of(net, X, y, x_name, y_name, batch_size=1, chunk_rows=None):
     """An ArraySource or, for paths and memmaps, a StreamSource; checked, nothing changed."""
-    if data.is_streamed(X):
-        Xm = data.open_array(X, x_name)
-        ym = data.open_array(y, y_name)
+    if sources.is_streamed(X):
+        Xm = sources.open_array(X, x_name)
+        ym = sources.open_array(y, y_name)
         check_matrix_shape(Xm, x_name, net.n_inputs, "features")
         check_target_rows(ym, y_name, Xm.shape[0], x_name)
         # The targets' shape and values are checked on the first rows now, the rest
@@ -41,18 +41,18 @@ def source_of(net, X, y, x_name, y_name, batch_size=1, chunk_rows=None):
         targets_matrix(np.asarray(ym[:1]), y_name, net.dtype, net.n_outputs,
                        net._target_kind)
         batch_size = max(1, min(batch_size, Xm.shape[0]))  # as in memory: <= the rows
-        rows = data.chunk_rows_for(net.n_inputs, net.dtype, batch_size, chunk_rows)
-        return data.StreamSource(Xm, ym, (x_name, y_name),
-                                 (net.dtype, net.n_outputs, net._target_kind), rows)
+        rows = sources.chunk_rows_for(net.n_inputs, net.dtype, batch_size, chunk_rows)
+        return sources.StreamSource(Xm, ym, (x_name, y_name),
+                                    (net.dtype, net.n_outputs, net._target_kind), rows)
     Xc = features_of(net, X, x_name)
-    return data.ArraySource(Xc, targets_of(net, data.open_array(y, y_name), y_name,
-                                           Xc.shape[0], x_name))
+    return sources.ArraySource(Xc, targets_of(net, sources.open_array(y, y_name), y_name,
+                                              Xc.shape[0], x_name))
 
 
 def fit_sources(net, X, y, settings, data_options):
     """(training source, validation source or None) that ``fit`` trains on, checked;
-    nothing changed. ``settings``: a ``training.Settings``; ``data_options``: a
-    ``training.DataOptions``."""
+    nothing changed. ``settings``: a ``fit_options.Settings``; ``data_options``: a
+    ``fit_options.DataOptions``."""
     validation_data = data_options.validation_data
     fraction = data_options.validation_fraction
     chunk_rows = data_options.chunk_rows
@@ -149,43 +149,12 @@ def outputs(net, X):
                                                       counts=net.last_read)]
         return (np.concatenate(chunks) if chunks
                 else np.empty((0, net.n_outputs), net.dtype))
-    if data.is_streamed(X):
-        Xm = data.open_array(X, "X")
+    if sources.is_streamed(X):
+        Xm = sources.open_array(X, "X")
         check_matrix_shape(Xm, "X", net.n_inputs, "features")
         out = np.empty((Xm.shape[0], net.n_outputs), net.dtype)
-        rows = data.chunk_rows_for(net.n_inputs, net.dtype, 1)
-        for a, b, Xc in data.feature_chunks(Xm, "X", net.dtype, rows):
+        rows = sources.chunk_rows_for(net.n_inputs, net.dtype, 1)
+        for a, b, Xc in sources.feature_chunks(Xm, "X", net.dtype, rows):
             out[a:b] = net._forward(Xc)
         return out
     return net._forward(features_of(net, X))
-
-
-def table_score(net, path, target, cost=False):
-    """``score`` or ``cost`` over a table file, chunk by chunk (R^2 from running sums)."""
-    prep = table_preprocessing(net, path)
-    if target != prep.target:
-        raise InvalidValueError("y: the network was trained to predict %r, not %r"
-                                % (prep.target, target))
-    total_cost = rows = right = 0.0
-    sums = np.zeros((3, net.n_outputs))  # sum y, sum y^2, sum (y - pred)^2
-    counts = {}
-    for Xc, yc in prep.batches(path, counts=counts):
-        if not len(Xc):
-            continue
-        source = scaled(net, data.ArraySource(Xc, targets_of(net, yc, "y", len(Xc), "X")))
-        total_cost += training.mean_cost(net, source) * len(Xc)
-        rows += len(Xc)
-        pred = net.predict(Xc)
-        if net.is_classifier:
-            right += float((pred.reshape(yc.shape) == yc).sum())
-        else:
-            Y = yc.reshape(len(yc), -1).astype(np.float64)
-            sums += [Y.sum(0), (Y * Y).sum(0), ((Y - pred) ** 2).sum(0)]
-    net.last_read = counts
-    if rows == 0:
-        raise InvalidValueError("%s has no rows with a value in %r" % (os.fspath(path), target))
-    if cost:
-        return float(total_cost / rows)
-    if net.is_classifier:
-        return right / rows
-    return r2_score(sums[2], sums[1] - sums[0] ** 2 / rows)

@@ -6,17 +6,17 @@ from dataclasses import asdict
 
 import numpy as np
 
-from ..kernels.errors import InvalidTypeError, InvalidValueError
-from .. import kernels
+from ...kernels.errors import InvalidTypeError, InvalidValueError
+from ... import kernels
 
-from ..kernels.variants import LOSS_TABLE
+from ...kernels.variants import LOSS_TABLE
 
-from .data import read_npz
-from .history import History
-from .tabular import Preprocessing, check_preprocessing
-from .paths import atomic_write
-from .targets import TargetScaling
-from .validation import first_nonfinite
+from ..data.sources import read_npz
+from ..training.history import History
+from ..data.tabular import Preprocessing, check_preprocessing
+from ..data.paths import atomic_write
+from ..data.targets import TargetScaling
+from ..data.validation import first_nonfinite
 
 FORMAT = "numba-dense-mlp"
 # 5 the regression target's scaling; 4 the optimizer and its step, and a table file's

@@ -4,7 +4,7 @@
 its rows into network inputs, and that travels inside the saved model (plain values as
 JSON, no pickle):
 
-- the *schema*: each column's type (number, bool, date/time or text; ``model.columns``),
+- the *schema*: each column's type (number, bool, date/time or text; ``model.data.columns``),
   decided over the whole file, not from its first rows, and then enforced on every file
   the model reads;
 - number, bool and date/time columns: missing values (empty, NA, NaN, NULL, ...) imputed
@@ -42,10 +42,10 @@ import re
 
 import numpy as np
 
-from ..kernels.errors import InvalidTypeError, InvalidValueError
+from ...kernels.errors import InvalidTypeError, InvalidValueError
 from . import columns as coltypes
-from . import progress
-from .data import NpyWriter
+from ..training import progress
+from .sources import NpyWriter
 from .validation import is_number
 
 #: Field values read as missing.
@@ -231,7 +231,7 @@ def _convert_options(columns):
 
 def read_batches(path, columns=None):
     """The file's rows as a stream of pyarrow RecordBatches of ``columns`` (all if None); a
-    CSV's columns are strings, to be typed by ``model.columns``."""
+    CSV's columns are strings, to be typed by ``model.data.columns``."""
     pa = _pyarrow()
     path = os.fspath(path)
     if not is_table(path):
@@ -998,7 +998,7 @@ def check_preprocessing(net):
     if prep is None:
         return None
     if not isinstance(prep, Preprocessing):
-        raise InvalidTypeError("preprocessing must be None or a numba_dense.model.tabular."
+        raise InvalidTypeError("preprocessing must be None or a numba_dense.model.data.tabular."
                                "Preprocessing, got %s" % type(prep).__name__)
     if prep.n_features != net.n_inputs:
         raise InvalidValueError("preprocessing makes %d inputs but the network "

@@ -21,12 +21,13 @@ from dataclasses import asdict
 
 import numpy as np
 
-from ..kernels.errors import InvalidValueError
-from .. import kernels
+from ...kernels.errors import InvalidValueError
+from ... import kernels
 
-from . import data, inputs, training
-from .targets import TargetScaling, target_sums
-from .validation import check_matrix_shape
+from ..data import inputs, sources
+from ..data.validation import check_matrix_shape
+from ..data.targets import TargetScaling, target_sums
+from . import loop, signals
 
 
 def world():
@@ -86,11 +87,12 @@ def _signature(net):
 
 def fit(net, X, y, settings, data_options, options, comm):
     """``MLP.fit(..., comm=comm)``: see the module docstring. ``settings``, ``data_options``
-    and ``options`` are ``model.training``'s ``Settings``, ``DataOptions`` and ``RunOptions``."""
+    and ``options`` are the ``Settings``, ``DataOptions`` and ``RunOptions`` of
+    ``model.training.options``."""
     rank, size = comm.Get_rank(), comm.Get_size()
     error, source, val_source, n_features = None, None, None, None
     try:
-        Xa = data.open_array(X, "X") if data.is_streamed(X) else np.asarray(X)
+        Xa = sources.open_array(X, "X") if sources.is_streamed(X) else np.asarray(X)
         n_features = int(Xa.shape[1]) if Xa.ndim == 2 else None
         if Xa.ndim == 2 and Xa.shape[0] == 0:
             raise InvalidValueError("X has no rows: every rank needs a share of the data")
@@ -128,7 +130,7 @@ def fit(net, X, y, settings, data_options, options, comm):
     val_source = val_source and inputs.scaled(net, val_source)
     steps = comm.allreduce(-(-source.n_rows // settings.batch_size), op=mpi_max())
     try:
-        return training.run(net, source, val_source, settings, options, _Ranks(comm, steps))
+        return loop.run(net, source, val_source, settings, options, _Ranks(comm, steps))
     except (ValueError, TypeError) as exc:
         net.restore(saved)
         net.target_scaling = saved_scaling
@@ -139,7 +141,7 @@ def fit(net, X, y, settings, data_options, options, comm):
 
 def _target_scaling(net, source, standardize_target, comm):
     """Rank 0's target scaling, or one learned from the targets of every rank's training
-    rows (``model.targets``) when rank 0's network has none; the same on every rank."""
+    rows (``model.data.targets``) when rank 0's network has none; the same on every rank."""
     learn = comm.bcast(net.target_scaling is None and net.scales_targets(standardize_target)
                        if comm.Get_rank() == 0 else None, root=0)
     learned, n = None, net.n_outputs
@@ -163,8 +165,8 @@ def mpi_max():
     return MPI.MAX
 
 
-class _Ranks(training.Ranks):
-    """``training.OneProcess``'s MPI twin: an epoch is ``steps`` all-reduces, whatever each
+class _Ranks(loop.Ranks):
+    """``loop.OneProcess``'s MPI twin: an epoch is ``steps`` all-reduces, whatever each
     rank's row count; costs are means over every rank's rows."""
 
     def __init__(self, comm, steps):
@@ -177,15 +179,15 @@ class _Ranks(training.Ranks):
 
     def prepare(self, net, source, settings, verbose):
         """Compile (or load) the step's two kernels now, on copies, so that the first
-        epoch's time and rate are its own (as ``training.compile_kernels`` does)."""
-        self.work = training.workspace(net, settings.batch_size)
+        epoch's time and rate are its own (as ``loop.compile_kernels`` does)."""
+        self.work = loop.workspace(net, settings.batch_size)
         params, grads = net.params.copy(), np.zeros_like(net.params)
         X = np.zeros((1, net.n_inputs), net.dtype)
         Y = np.zeros((1, net.n_outputs), net.dtype)
         optimizer = settings.optimizer_for(net, settings.lr)
         optimizer = optimizer._replace(state=optimizer.state.copy())
-        with training.compiling_notice(verbose), training.sigint_deferred():
-            kernels.batch_gradient(X, Y, params, grads, training.network_record(net),
+        with loop.compiling_notice(verbose), signals.sigint_deferred():
+            kernels.batch_gradient(X, Y, params, grads, loop.network_record(net),
                                    settings.batch_size, self.work, 1.0)
             kernels.optimizer_step(params, grads, optimizer)
 
@@ -193,7 +195,7 @@ class _Ranks(training.Ranks):
         return self.comm.bcast(value, root=0)
 
     def mean_cost(self, net, source):
-        local = training.mean_cost(net, source) * source.n_rows
+        local = loop.mean_cost(net, source) * source.n_rows
         total = self.comm.allreduce(np.array([local, source.n_rows], np.float64))
         return total[0] / total[1]
 
@@ -217,7 +219,7 @@ class _Ranks(training.Ranks):
         buf, total = self.buffer, self.total
         grads = buf[:P]
         batches = self._batches(source, rng, settings)
-        network = training.network_record(net)
+        network = loop.network_record(net)
         optimizer = settings.optimizer_for(net, lr)
         epoch_cost, epoch_rows = 0.0, 0
         self.comm_seconds = 0.0
@@ -238,7 +240,7 @@ class _Ranks(training.Ranks):
             mean_grad = total[:P]
             mean_grad /= net.dtype.type(rows)
             kernels.optimizer_step(net.params, mean_grad, optimizer)
-            training.took_steps(net, optimizer)
+            loop.took_steps(net, optimizer)
             epoch_cost += float(total[P + 1])
             epoch_rows += rows
             self.done[0] = int(epoch_rows)  # every rank's rows, as the samples/s line

@@ -8,8 +8,8 @@ import numbers
 import numpy as np
 from numba import njit, prange
 
-from ..kernels.errors import InvalidTypeError, InvalidValueError
-from ..kernels._cache import CACHE  # Numba's cache where it can write one (kernels._cache)
+from ...kernels.errors import InvalidTypeError, InvalidValueError
+from ...kernels._cache import CACHE  # Numba's cache where it can write one (kernels._cache)
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 

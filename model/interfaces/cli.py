@@ -21,16 +21,18 @@ import warnings
 
 import numpy as np
 
-from ..kernels.errors import InvalidValueError, NumbaDenseError
-from .. import kernels
+from ...kernels.errors import InvalidValueError, NumbaDenseError
+from ... import kernels
 
-from . import convert as convert_mod
-from . import data, datasets, progress, tabular
-from . import options as fit_options
-from .distributed import mpi_max, shard, world
-from .mlp import MLP, OUTPUTS
-from .paths import atomic_write, check_outputs, claimed
-from .training import DivergedError, TrainingInterrupted, raise_on_sigterm, sigint_ignored
+from ..data import convert as convert_mod
+from ..data import sources, datasets, tabular
+from ..training import progress
+from ..training import options as fit_options
+from ..training.distributed import mpi_max, shard, world
+from ..network.mlp import MLP, OUTPUTS
+from ..data.paths import atomic_write, check_outputs, claimed
+from ..training.loop import DivergedError
+from ..training.signals import TrainingInterrupted, raise_on_sigterm, sigint_ignored
 
 
 #: The default training length: at most this many rows trained on (epochs times rows) ...
@@ -81,14 +83,14 @@ def _columns(text):
 
 def load_data(path, target=None, target_cols=None, need_targets=True, workdir=None):
     """(X, y) for a data path: arrays from .npz, memmaps from .npy/.csv; y None if not needed."""
-    data.check_input_file(path, "--data")
+    sources.check_input_file(path, "--data")
     ext = os.path.splitext(path)[1].lower()
     if ext == ".npz":
         for flag, value in (("--target", target), ("--target-col", target_cols)):
             if value:
                 raise UsageError("%s does not apply to --data %s: an .npz holds its "
                                  "targets as the array y" % (flag, path))
-        arrays = data.read_npz(path, "--data")
+        arrays = sources.read_npz(path, "--data")
         want = ["X", "y"] if need_targets else ["X"]
         if any(k not in arrays for k in want):
             raise UsageError("%s must hold arrays named %s; it has %s"
@@ -101,8 +103,8 @@ def load_data(path, target=None, target_cols=None, need_targets=True, workdir=No
         if need_targets and not target:
             raise UsageError("--data %s is inputs only: name the targets with --target y.npy"
                              % path)
-        X = data.open_array(path, "--data")
-        return X, data.open_array(target, "--target") if need_targets else None
+        X = sources.open_array(path, "--data")
+        return X, sources.open_array(target, "--target") if need_targets else None
     raise UsageError("--data must be a .npz, .npy, .csv or .parquet file, got %r" % path)
 
 
@@ -127,7 +129,7 @@ def _table_target(args):
 
 def load_table(args, workdir):
     """(X, y, preprocessing) of a CSV/Parquet --data: the preprocessing is fit in one pass
-    (model.tabular), then the file is written as .npy inputs and targets to stream."""
+    (model.data.tabular), then the file is written as .npy inputs and targets to stream."""
     prep = tabular.Preprocessing.fit(
         args.data, _table_target(args), features=args.features, drop=args.drop_cols,
         max_categories=args.max_categories, scale=not args.no_scale,
@@ -268,7 +270,7 @@ def build_parser():
                        help="most epochs (default: %d million rows' worth, %d to %d epochs; "
                             "early stopping usually ends sooner)"
                             % (EPOCH_ROWS // 10**6, *EPOCH_RANGE))
-    # --batch-size, --optimizer, its hyperparameters and the schedule: model.options
+    # --batch-size, --optimizer, its hyperparameters and the schedule: model.training.options
     fit_options.add_arguments(train, _count)
     train.add_argument("--validation-fraction", type=float, default=0.1,
                        help="share of rows (the last ones) held out for val_loss (default 0.1)")

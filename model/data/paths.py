@@ -4,7 +4,7 @@ import contextlib
 import os
 import tempfile
 
-from ..kernels.errors import InvalidValueError, NumbaDenseError
+from ...kernels.errors import InvalidValueError, NumbaDenseError
 
 
 def check_output(path, what):

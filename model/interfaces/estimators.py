@@ -44,11 +44,12 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
     raise ImportError("model.MLPRegressor and model.MLPClassifier need scikit-learn >= 1.6: "
                       "pip install scikit-learn (%s)" % exc) from None
 
-from ..kernels.errors import InvalidTypeError, InvalidValueError
-from . import data, training
-from . import options as fit_options
-from .mlp import MLP
-from .validation import dense, plain
+from ...kernels.errors import InvalidTypeError, InvalidValueError
+from ..data import sources
+from ..data.validation import dense, plain
+from ..network.mlp import MLP
+from ..training import loop
+from ..training import options as fit_options
 
 #: scikit-learn's activation names -> numba-dense's.
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
@@ -398,14 +399,14 @@ class _BaseMLP(BaseEstimator):
             batch = int(np.clip(self.batch_size, 1, n))
         n_batches = -(-n // batch)
         sgd = self.solver == "sgd"
-        settings = training.Settings(
+        settings = fit_options.Settings(
             epochs=1, batch_size=batch, lr=getattr(self, "_velocity_lr", self._lr),
             schedule="constant", step_size=1, gamma=1.0, min_lr=0.0,
             shuffle=bool(self.shuffle), seed=None, early_stopping=None, optimizer=self.solver,
             hyperparameters=dict(fit_options.hyperparameters_of(self),
                                  weight_decay=self.alpha / batch))
         # The rows are checked once here, not once per epoch (as MLP.fit would).
-        source = data.ArraySource(X, Y)
+        source = sources.ArraySource(X, Y)
         self._net.use_optimizer(self.solver)
         if not incremental:
             self.n_iter_ = 0
@@ -421,8 +422,8 @@ class _BaseMLP(BaseEstimator):
                 if self.shuffle:
                     settings.seed = int(self._rng.randint(np.iinfo(np.int32).max))
                 try:
-                    cost = training.run(self._net, source, None, settings).loss[0]
-                except training.DivergedError:
+                    cost = loop.run(self._net, source, None, settings).loss[0]
+                except loop.DivergedError:
                     # scikit-learn checks nothing while it trains: its weights become inf or
                     # NaN and it goes on (NaN losses and validation scores) to max_iter;
                     # then early stopping brings back the best weights, else _fit raises

@@ -9,7 +9,7 @@ A column is one of four *types*:
 - ``datetime``: dates and timestamps, with or without a time zone, as seconds since
   1970-01-01 UTC (ISO 8601 in a CSV: ``2024-03-01``, ``2013-01-01 05:00:00``,
   ``2017-01-01T06:00:42Z``, ``...+01:00``);
-- ``text``: anything else, one-hot encoded by ``model.tabular``.
+- ``text``: anything else, one-hot encoded by ``model.data.tabular``.
 
 A CSV is read with every column as text and typed over the *whole* file
 (``CsvTyper``): a column is the first of bool, number, datetime that every value in it
@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..kernels.errors import InvalidValueError
+from ...kernels.errors import InvalidValueError
 
 #: The types a CSV column is tried as, most specific first.
 CSV_CANDIDATES = ("bool", "number", "datetime")

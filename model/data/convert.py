@@ -15,7 +15,7 @@ Clean files are parsed by pyarrow's streaming CSV reader (multi-threaded, one bl
 memory at a time). A file with bad rows is read again by Python's csv module (the same
 quoting rules), which knows every line's number: it only runs when there is something to
 report. For files with text columns, missing values or categories, train on the file
-directly instead (``model.tabular``).
+directly instead (``model.data.tabular``).
 """
 
 import csv
@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..kernels.errors import InvalidValueError
+from ...kernels.errors import InvalidValueError
 from . import tabular
-from .data import NpyWriter
+from .sources import NpyWriter
 from .paths import check_outputs
 from .validation import is_number
 

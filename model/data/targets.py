@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..kernels.errors import InvalidValueError
+from ...kernels.errors import InvalidValueError
 
 
 @dataclass(frozen=True)

@@ -7,22 +7,22 @@ The optimizer's hyperparameters themselves are rows of ``kernels.HYPERPARAMETER_
 a new one there (with its sweep in ``kernels/optim.py``) reaches all three without an edit
 here.
 
-To add an option: one row below, and the code that reads it (``training.Settings`` for
-the arithmetic, ``training.DataOptions`` for where rows come from, ``training.RunOptions``
+To add an option: one row below, and the code that reads it (``fit_options.Settings`` for
+the arithmetic, ``fit_options.DataOptions`` for where rows come from, ``fit_options.RunOptions``
 for what happens around training).
 """
 
 import inspect
 import math
+from dataclasses import asdict, dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 
-from ..kernels.errors import InvalidTypeError, InvalidValueError
-from .. import kernels
+from ...kernels.errors import InvalidTypeError, InvalidValueError
+from ... import kernels
 
-from . import training
-from .validation import boolean, choice, integer, plain, real_number
+from ..data.validation import boolean, choice, integer, plain, real_number
 
 
 class Option(NamedTuple):
@@ -174,16 +174,16 @@ def checked(given, allowed=None, function="fit"):
 
 
 def split(values):
-    """(``training.Settings``, ``training.DataOptions``, ``training.RunOptions``) of the
+    """(``fit_options.Settings``, ``fit_options.DataOptions``, ``fit_options.RunOptions``) of the
     checked values of ``checked``."""
-    settings = training.Settings(
+    settings = Settings(
         **{name: values[name] for name in ("epochs", "batch_size", "lr", "schedule",
                                            "step_size", "gamma", "min_lr", "shuffle", "seed",
                                            "early_stopping", "optimizer")},
         hyperparameters={name: values[name] for name in HYPERPARAMETERS if name != "lr"})
-    data = training.DataOptions(**{name: values[name] for name in (
+    data = DataOptions(**{name: values[name] for name in (
         "validation_data", "validation_fraction", "chunk_rows", "standardize_target")})
-    run = training.RunOptions(**{name: values[name] for name in (
+    run = RunOptions(**{name: values[name] for name in (
         "checkpoint", "checkpoint_every", "resume", "verbose", "progress")})
     return settings, data, run
 
@@ -286,3 +286,84 @@ def hyperparameters_of(estimator):
     if solver == "sgd":  # scikit-learn's Nesterov needs momentum to mean anything
         values["nesterov"] = values["nesterov"] and values["momentum"] > 0
     return values
+
+
+# ----------------------------------------------------------------------------- records
+
+@dataclass(kw_only=True)
+class Settings:
+    """The options of one ``fit`` that decide its arithmetic (checked again on resume).
+
+    ``hyperparameters`` holds the optimizer's hyperparameters but ``lr`` (every row of
+    ``kernels.HYPERPARAMETER_TABLE``, by name); each can also be read as an attribute
+    (``settings.momentum``).
+    """
+
+    epochs: int
+    batch_size: int
+    lr: float
+    schedule: str
+    step_size: int
+    gamma: float
+    min_lr: float
+    shuffle: bool
+    seed: object
+    early_stopping: object
+    optimizer: str = "sgd"
+    hyperparameters: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for h in kernels.HYPERPARAMETER_TABLE:
+            if h.name != "lr":
+                self.hyperparameters.setdefault(h.name, h.default)
+
+    def __getattr__(self, name):
+        hyperparameters = self.__dict__.get("hyperparameters", {})
+        if name in hyperparameters:
+            return hyperparameters[name]
+        raise AttributeError(name)
+
+    def learning_rate(self, epoch):
+        """The rate of 0-based ``epoch`` under ``schedule`` (``kernels.SCHEDULE_TABLE``)."""
+        return kernels.variants.learning_rate(self.schedule, epoch, self.lr, self.epochs,
+                                              self.step_size, self.gamma, self.min_lr)
+
+    def fingerprint(self):
+        """The settings a resumed run must share with the run that wrote the checkpoint."""
+        d = asdict(self)
+        d.update(d.pop("hyperparameters"))
+        if self.schedule != "cosine":  # only cosine depends on the total; others may extend
+            d.pop("epochs")
+        return d
+
+    def optimizer_for(self, net, lr):
+        """The ``kernels.Optimizer`` of a step at rate ``lr`` on ``net``: its state is the
+        network's ``velocity``, its step count a copy of ``net.step`` (``took_steps``
+        brings it back)."""
+        values = {h.name: (bool if isinstance(h.default, bool) else float)(
+            self.hyperparameters[h.name]) for h in kernels.HYPERPARAMETER_TABLE
+            if h.name != "lr"}
+        return kernels.Optimizer(code=kernels.OPTIMIZERS[self.optimizer], lr=float(lr),
+                                 state=net.velocity, steps=np.array([net.step], np.int64),
+                                 **values)
+
+
+@dataclass
+class DataOptions:
+    """Where a fit's rows come from, besides X and y."""
+
+    validation_data: object = None   # (X_val, y_val), or None
+    validation_fraction: float = 0.0  # or hold out this last fraction of the rows
+    chunk_rows: object = None        # rows per chunk when streaming from disk (None: ~32 MB)
+    standardize_target: object = None  # None: for a regression (see model.data.targets)
+
+
+@dataclass
+class RunOptions:
+    """What a fit does around its arithmetic: checkpoints and display."""
+
+    checkpoint: object = None      # path of the checkpoint file, or None
+    checkpoint_every: int = 1      # epochs between checkpoints
+    resume: bool = False           # continue from the checkpoint when it exists
+    verbose: bool = False          # a line per epoch
+    progress: object = None        # a progress bar (None: when verbose on a terminal)

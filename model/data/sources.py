@@ -29,12 +29,15 @@ from typing import Protocol
 
 import numpy as np
 
-from ..kernels.errors import InvalidValueError
+from ...kernels.errors import InvalidValueError
 from .paths import default_file_mode
 from .validation import check_finite, targets_matrix
 
 #: Bytes of converted inputs per streamed chunk (the resident working set of streaming).
 CHUNK_BYTES = 32 << 20
+
+#: Rows per compiled call when evaluating: bounds the workspace, not the data.
+EVAL_BATCH = 4096
 
 #: Rows per segment of an in-memory epoch: how often the progress display hears news.
 SEGMENT_ROWS = 1 << 16

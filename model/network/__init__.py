@@ -1,0 +1,2 @@
+"""The network: its structure, flat parameters, fit, prediction and scores (``mlp``) and
+its files (``persistence``)."""

@@ -1,0 +1,328 @@
+"""The epoch loop behind ``MLP.fit``: schedules, validation, early stopping.
+
+Each epoch's minibatches run in compiled code (``kernels.train_epoch``, one call per
+segment of the data); this module does what happens between epochs, and saves a
+checkpoint (``training.checkpoints``) when asked.
+"""
+
+import copy
+import math
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import fields
+from typing import Protocol
+
+import numpy as np
+
+from ... import kernels
+from ...kernels.errors import NumbaDenseError
+from . import checkpoints, progress
+from . import options as fit_options
+from ..data.sources import EVAL_BATCH
+from .history import History
+from .signals import TrainingInterrupted, sigint_deferred
+
+SCHEDULES = kernels.SCHEDULES
+
+
+class DivergedError(NumbaDenseError, FloatingPointError):
+    """Training produced a NaN or infinite loss; ``params`` hold the last finite values."""
+
+    def __init__(self, message, epoch, history):
+        super().__init__(message)
+        self.epoch = epoch
+        self.history = history
+
+
+def took_steps(net, optimizer):
+    """Record in ``net.step`` the steps an optimizer record has taken."""
+    net.step = int(optimizer.steps[0])
+
+
+def network_record(net):
+    """The ``kernels.Network`` of a network."""
+    return kernels.Network(net.sizes, net.acts, int(net.loss_code))
+
+
+class Ranks(Protocol):
+    """How ``run`` trains and evaluates: ``OneProcess`` here, ``distributed._Ranks`` over
+    MPI.
+
+    ``prepare(net, source, settings, verbose)`` compiles (or loads) the kernels before the
+    first epoch; ``epoch(net, source, rng, lr, settings, bar)`` trains one epoch and returns
+    its mean cost (NaN on divergence); ``mean_cost(net, source)`` is the cost over
+    validation rows; ``share(value)`` hands the root's value to every process.
+    ``is_root``: this process prints and saves; ``comm_seconds``: the epoch's time in
+    communication (None: none); ``global_rows``: every process's rows in the epoch (None:
+    this one's); ``done[0]``: the rows trained so far in the current epoch (read when a
+    Ctrl-C cuts it short).
+    """
+
+    is_root: bool
+    comm_seconds: object
+    global_rows: object
+    done: list
+
+    def prepare(self, net, source, settings, verbose): ...
+
+    def epoch(self, net, source, rng, lr, settings, bar): ...
+
+    def mean_cost(self, net, source): ...
+
+    def share(self, value): ...
+
+
+class OneProcess(Ranks):
+    """The ``Ranks`` of training in one process."""
+
+    is_root = True
+    comm_seconds = None
+
+    global_rows = None
+
+    def __init__(self):
+        self.work = None
+        self.done = [0]
+
+    def prepare(self, net, source, settings, verbose):
+        self.work = workspace(net, min(settings.batch_size, source.n_rows))
+        compile_kernels(net, settings, self.work, verbose)
+
+    def epoch(self, net, source, rng, lr, settings, bar):
+        self.done[0] = 0
+        return train_one_epoch(net, source, rng, lr, settings, self.work, bar, self.done)
+
+    def mean_cost(self, net, source):
+        return mean_cost(net, source)
+
+    def share(self, value):
+        return value
+
+
+def workspace(net, batch_size):
+    return np.empty(int(kernels.workspace_size(net.sizes, batch_size)), dtype=net.dtype)
+
+
+def mean_cost(net, source):
+    """The network's cost averaged over every row of a source, in the target's units: the
+    source's targets are in the units of the network's outputs (standardized when the
+    network has a ``target_scaling``), and the cost is scaled back (``model.data.targets``)."""
+    batch = min(EVAL_BATCH, source.n_rows)
+    work = workspace(net, batch)
+    total = 0.0
+    network = network_record(net)
+    # The thread choice of training (kernels.threads): on a busy machine all threads make
+    # each product wait for a core.
+    # Held signals as in compile_kernels: the first call may compile the kernel.
+    with kernels.blas_threads(kernels.blas_threads_for(net.sizes, batch)), sigint_deferred():
+        for X, Y in source.blocks(EVAL_BATCH):
+            total += kernels.dataset_cost(X, Y, net.params, network, batch, work)
+    return total / source.n_rows * _cost_factor(net)
+
+
+def _cost_factor(net):
+    """Cost in the target's units over the cost the kernels compute (``model.data.targets``)."""
+    scaling = getattr(net, "target_scaling", None)
+    return 1.0 if scaling is None else scaling.cost_factor
+
+
+def train_one_epoch(net, source, rng, lr, settings, work, bar, done=None):
+    """One pass over ``source``; returns the mean cost over its rows, or NaN on divergence.
+
+    ``done[0]`` counts the rows trained so far (read when Ctrl-C cuts the epoch short).
+    """
+    total, rows = 0.0, 0
+    network = network_record(net)
+    optimizer = settings.optimizer_for(net, lr)
+    for X, Y, order in source.segments(rng, settings.shuffle, settings.batch_size):
+        with sigint_deferred():  # a Ctrl-C now is raised after the count below is updated
+            cost = kernels.train_epoch(X, Y, net.params, net.grads, network, optimizer,
+                                       kernels.Batches(settings.batch_size, order), work)
+            took_steps(net, optimizer)
+            m = len(order) if len(order) else X.shape[0]
+            total += cost * m
+            rows += m
+            if done is not None:
+                done[0] = rows
+        if not np.isfinite(cost):
+            return np.nan
+        bar.update(m)
+        bar.set_postfix_str("loss %.4g" % (total / rows))
+    return total / rows
+
+
+def run(net, source, val_source, settings, options=None, ranks=None):
+    """Train ``net`` for ``settings.epochs`` epochs; returns the ``History``.
+
+    ``options``: a ``RunOptions`` (checkpoints, display). ``ranks``: how epochs run and
+    costs are taken, ``OneProcess()`` by default (data-parallel training passes its own).
+    Only the root writes checkpoints and prints.
+    """
+    options = options or fit_options.RunOptions()
+    ranks = ranks or OneProcess()
+    checkpoint, verbose = options.checkpoint, options.verbose
+    is_root = ranks.is_root
+    rng = np.random.default_rng(settings.seed)
+    history = History()
+    best = (None, math.inf, 0)
+    first = 0
+    if options.resume and checkpoint is not None:
+        found = None
+        if is_root:
+            try:
+                found = checkpoints.resume_state(checkpoint, net, settings)
+            except (ValueError, OSError) as exc:  # raised on every rank, not only here
+                found = exc
+        found = ranks.share(found)
+        if isinstance(found, Exception):
+            raise found
+        if found is not None:
+            first, rng_state, history, best, snapshot = found
+            history.resumed_epochs = first
+            net.restore(snapshot)
+            rng.bit_generator.state = rng_state
+            if verbose and is_root:
+                print("resuming from %s after epoch %d" % (checkpoint, first), flush=True)
+    ranks.prepare(net, source, settings, verbose and is_root)
+    show = is_root and progress.wanted(options.progress, verbose)
+    # The epoch's cost on standardized targets, reported in the target's units (mean_cost
+    # scales the validation cost itself).
+    scaling = getattr(net, "target_scaling", None)
+    factor = _cost_factor(net)
+    if verbose and is_root and scaling is not None:
+        print("targets standardized (mean %s, scale %.6g): the losses below are the MSE in "
+              "the target's units" % (", ".join("%.6g" % m for m in scaling.mean),
+                                      scaling.scale), flush=True)
+    patience = settings.early_stopping
+
+    for epoch in range(first, settings.epochs):
+        if history.stopped_epoch is not None:
+            break
+        try:
+            # The state after the last whole epoch, which a Ctrl-C checkpoint records; a
+            # signal arriving while it is taken is raised once it is complete. The history
+            # is marked by its lengths, not copied (a copy per epoch grows with the run).
+            with sigint_deferred():
+                lr = settings.learning_rate(epoch)
+                before = net.snapshot()
+                whole = (epoch, rng.bit_generator.state, _history_mark(history), best)
+            loss, seconds = _train_epoch(net, source, rng, lr, settings, ranks, show, epoch)
+            if not np.isfinite(loss) or not np.isfinite(net.params).all():
+                net.restore(before)
+                raise DivergedError(
+                    "training diverged in epoch %d: the loss became NaN or inf (lr=%g is "
+                    "probably too large); params hold the values from the start of epoch %d"
+                    % (epoch + 1, lr, epoch + 1), epoch + 1, history)
+            loss = float(loss) * factor
+            history.loss.append(loss)
+            history.lr.append(float(lr))
+            history.seconds.append(seconds)
+            if ranks.comm_seconds is not None:
+                history.comm_seconds.append(ranks.comm_seconds)
+            line = "epoch %d/%d  loss %.6g" % (epoch + 1, settings.epochs, loss)
+            if val_source is not None:
+                val = float(ranks.mean_cost(net, val_source))
+                history.val_loss.append(val)
+                line += "  val_loss %.6g" % val
+                if val < best[1]:
+                    best = (net.params.copy() if patience is not None else None, val, 0)
+                    history.best_epoch = epoch + 1
+                else:
+                    best = (best[0], best[1], best[2] + 1)
+                    if patience is not None and best[2] >= patience:
+                        history.stopped_epoch = epoch + 1
+                        line += "  (no improvement in %d epochs: stopping)" % patience
+            if verbose and is_root:
+                rows = ranks.global_rows or source.n_rows
+                print("%s  lr %.3g  %.2fs  %.0f samples/s"
+                      % (line, lr, seconds, rows / max(seconds, 1e-12)), flush=True)
+            last = epoch + 1 == settings.epochs or history.stopped_epoch is not None
+            if checkpoint is not None and is_root and (
+                    (epoch + 1) % options.checkpoint_every == 0 or last):
+                checkpoints.keep_checkpoint(checkpoint, net, epoch + 1, rng, history, best,
+                                            settings)
+        except KeyboardInterrupt as stop:
+            # Ctrl-C or SIGTERM: keep what was trained. The checkpoint records the last whole epoch
+            # (so a resume is exact); the network keeps the parameters reached so far.
+            history = _history_at(history, whole[2])
+            whole = (whole[0], whole[1], history, whole[3])
+            if checkpoint is not None and is_root:
+                checkpoints.interrupt_checkpoint(checkpoint, net, before, whole, settings)
+            history = copy.deepcopy(history)
+            history.interrupted_epoch = epoch + 1
+            raise TrainingInterrupted(epoch + 1, ranks.done[0], history,
+                                      getattr(stop, "signum", signal.SIGINT)) from None
+    if patience is not None and best[0] is not None:
+        net.params[...] = best[0]  # early stopping keeps the best parameters seen
+    return history
+
+
+def _history_mark(history):
+    """What ``_history_at`` needs to give back ``history`` as it is now: its lists'
+    lengths and its other fields (O(1), where a copy would grow with the epochs)."""
+    values = ((f.name, getattr(history, f.name)) for f in fields(history))
+    return {k: (len(v) if isinstance(v, list) else v) for k, v in values}
+
+
+def _history_at(history, mark):
+    """A new ``History`` as ``history`` was when ``mark`` was taken."""
+    kept = {}
+    for key, value in mark.items():
+        current = getattr(history, key)
+        kept[key] = list(current[:value]) if isinstance(current, list) else value
+    return History(**kept)
+
+
+def compile_kernels(net, settings, work, verbose):
+    """Compile (or load from Numba's cache) the epoch kernel for this network's dtype now.
+
+    So that compilation (tens of seconds on a first run, a fraction of a second from the
+    cache) is not counted in the first epoch's time and rate. With ``verbose``, a line
+    says what is going on when it takes more than a second.
+    """
+    import numba
+    rows = np.empty((1, net.n_inputs), net.dtype), np.empty((1, net.n_outputs), net.dtype)
+    args = (*rows, net.params, net.grads, network_record(net),
+            settings.optimizer_for(net, settings.lr),
+            kernels.Batches(int(settings.batch_size), np.empty(0, np.int64)), work)
+    signature = tuple(numba.typeof(a) for a in args)
+    epoch_kernel = kernels.train_epoch
+    if not hasattr(epoch_kernel, "overloads") or signature in epoch_kernel.overloads:
+        return  # compiled already (or not a Numba dispatcher: a test's stand-in)
+    # A signal during compilation is held until it ends: raised inside Numba/llvmlite it
+    # can land in a __del__, where Python prints it and goes on ("Exception ignored").
+    with compiling_notice(verbose), sigint_deferred():
+        epoch_kernel.compile(signature)
+
+
+@contextmanager
+def compiling_notice(verbose):
+    """With ``verbose``, say that kernels are compiling when the block takes over a second."""
+    timer = None
+    if verbose:
+        timer = threading.Timer(1.0, print, ("compiling kernels (first run only; later runs "
+                                             "load them from the cache) ...",),
+                                {"flush": True})
+        timer.daemon = True
+        timer.start()
+    try:
+        yield
+    finally:
+        if timer is not None:
+            timer.cancel()
+
+
+def _train_epoch(net, source, rng, lr, settings, ranks, show, epoch):
+    """(mean cost, seconds) of one epoch, with its progress bar and BLAS thread limit."""
+    bar = progress.bar(source.n_rows, "epoch %d/%d" % (epoch + 1, settings.epochs), show)
+    start = time.perf_counter()
+    try:
+        # Narrow networks run their BLAS calls on one thread, and so does any network when
+        # other processes hold the cores (kernels.threads: the hand-off then collapses).
+        with kernels.blas_threads(kernels.blas_threads_for(net.sizes, settings.batch_size)):
+            loss = ranks.epoch(net, source, rng, lr, settings, bar)
+    finally:
+        bar.close()
+    return loss, time.perf_counter() - start

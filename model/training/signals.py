@@ -1,0 +1,104 @@
+"""Ctrl-C and the stop signals during training: held where work would be half done,
+raised where the work so far can be kept.
+
+A compiled epoch cannot be stopped half way: Python raises ``KeyboardInterrupt`` only once
+the call returns. ``sigint_deferred`` holds a signal to the end of a block (so "rows trained
+so far" is exact); ``sigint_ignored`` ignores it while a save finishes;
+``raise_on_sigterm`` makes SIGTERM and its kin raise as Ctrl-C does.
+"""
+
+import signal
+import threading
+from contextlib import contextmanager
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT), or SIGTERM where it is handled as one, stopped ``fit`` after the
+    segment of data it was training on.
+
+    The network holds the parameters reached so far; ``history.interrupted_epoch`` names
+    the epoch that was cut short (its loss is not recorded) and ``rows_done`` how many of
+    its rows were trained on. A checkpoint, if one was set, was written for the last whole
+    epoch, so ``resume=True`` continues exactly as an uninterrupted run would. ``signum``
+    is the signal that stopped it.
+    """
+
+    def __init__(self, epoch, rows_done, history, signum=signal.SIGINT):
+        super().__init__("training interrupted in epoch %d after %d rows" % (epoch, rows_done))
+        self.epoch = epoch
+        self.rows_done = rows_done
+        self.history = history
+        self.signum = signum
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised as a Ctrl-C is (by ``raise_on_sigterm``), so that the same
+    code keeps the work; ``signum`` tells them apart (the exit status is 128 + signum)."""
+
+    def __init__(self, signum=signal.SIGTERM):
+        super().__init__("terminated (%s)" % signal.Signals(signum).name)
+        self.signum = signum
+
+
+def raise_on_sigterm(signum, frame):
+    """A SIGTERM (or SIGHUP) handler that raises ``Terminated``: what the command line
+    installs, so a batch scheduler's time limit, ``timeout``, ``docker stop`` or a closed
+    terminal saves the work as Ctrl-C does. In a script of your own,
+    ``signal.signal(signal.SIGTERM, raise_on_sigterm)``."""
+    raise Terminated(signum)
+
+
+#: The signals that stop training with the work kept, when their handler raises (Python's
+#: default for SIGINT; ``raise_on_sigterm`` or ``signal.default_int_handler`` for SIGTERM
+#: and SIGHUP).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP",
+                                                        "SIGUSR1", "SIGUSR2", "SIGALRM",
+                                                        "SIGXCPU") if hasattr(signal, name))
+
+
+_RAISING = (signal.default_int_handler, raise_on_sigterm)
+
+
+@contextmanager
+def sigint_ignored():
+    """Ignore Ctrl-C and SIGTERM for the block (the main thread only): finishing a save
+    beats a traceback or a half-kept run."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in STOP_SIGNALS
+                if signal.getsignal(s) in _RAISING or s == signal.SIGINT}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@contextmanager
+def sigint_deferred():
+    """Hold a Ctrl-C (or a SIGTERM handled as one) that arrives during the block until the
+    block ends, then raise it.
+
+    A compiled epoch cannot be stopped half way: Python raises ``KeyboardInterrupt`` only
+    once the call returns, and where it lands decides whether the bookkeeping after it ran.
+    Deferring it to the end of the block makes "rows trained so far" exact. Only the main
+    thread can hold signals, and a handler other than the raising ones is left alone.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = {}
+    for s in STOP_SIGNALS:
+        handler = signal.getsignal(s)
+        if handler in _RAISING:
+            previous[s] = handler
+            signal.signal(s, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if caught:
+        previous[caught[0]](caught[0], None)  # raises as the signal would have
