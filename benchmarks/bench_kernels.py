@@ -20,11 +20,10 @@ def _arrays(size):
     def f(*shape):
         return rng.standard_normal(shape, dtype=np.float32)
     # A network n_in-n_out-n_out (ReLU, identity) for the whole-batch kernels.
-    sizes = np.array([n_in, n_out, n_out], np.int64)
-    n_params = int(kernels.param_count(sizes))
-    net = dict(sizes=sizes, acts=np.array([kernels.RELU, kernels.IDENTITY], np.int64),
-               net_params=f(n_params) * np.float32(0.05), net_grads=f(n_params),
-               workspace=np.empty(int(kernels.workspace_size(sizes, m)), np.float32))
+    network = kernels.network([n_in, n_out, n_out], [kernels.RELU, kernels.IDENTITY])
+    n_params = int(kernels.param_count(network.sizes))
+    net = dict(network=network, net_params=f(n_params) * np.float32(0.05), net_grads=f(n_params),
+               workspace=np.empty(int(kernels.workspace_size(network.sizes, m)), np.float32))
     return dict(X=f(m, n_in), W=f(n_out, n_in), b=f(n_out), out=f(m, n_out), delta=f(m, n_out),
                 A=np.maximum(f(m, n_out), 0), G=f(m, n_out), dW=f(n_out, n_in), db=f(n_out),
                 grad_in=f(m, n_in), params=f(n_out * n_in), grads=f(n_out * n_in),
@@ -42,8 +41,9 @@ CALLS = {
     "backprop_input": lambda a: (a["delta"], a["W"], a["grad_in"]),
     "sgd_update": lambda a: (a["params"], a["grads"], 1e-6),
     "sgd_momentum_update": lambda a: (a["params"], a["grads"], a["velocity"], 1e-6, 0.9, 0.0),
-    "adam_update": lambda a: (a["params"], a["grads"], a["moment1"], a["moment2"], 10, 1e-6,
-                              0.9, 0.999, 1e-8, 0.0, False),
+    # one Adam step (the record's state is [m, v]; steps 9 taken, so t = 10)
+    "optimizer_step": lambda a: (a["params"], a["grads"], kernels.optimizer(
+        "adam", a["params"], 1e-6, state=np.concatenate([a["moment1"], a["moment2"]]), step=9)),
     "mse_loss": lambda a: (a["out"], a["Y"]),
     "mse_grad": lambda a: (a["out"], a["Y"], a["G"]),
     "activation_forward": lambda a: (a["out"], kernels.TANH),
@@ -54,13 +54,13 @@ CALLS = {
     "sigmoid_binary_cross_entropy_grad": lambda a: (a["out"], a["Y01"], a["G"]),
     "softmax": lambda a: (a["out"], a["G"]),
     "sigmoid": lambda a: (a["out"], a["G"]),
-    "predict_into": lambda a: (a["X"], a["net_params"], a["sizes"], a["acts"], a["out"],
+    "predict_into": lambda a: (a["X"], a["net_params"], a["network"], a["out"],
                                a["X"].shape[0], a["workspace"]),
-    "loss_and_gradient": lambda a: (a["X"], a["Y"], a["net_params"], a["net_grads"], a["sizes"],
-                                    a["acts"], a["X"].shape[0], a["workspace"]),
-    "batch_gradient": lambda a: (a["X"], a["Y"], a["net_params"], a["net_grads"], a["sizes"],
-                                 a["acts"], a["X"].shape[0], a["workspace"], 1.0),
-    "dataset_cost": lambda a: (a["X"], a["Y"], a["net_params"], a["sizes"], a["acts"],
+    "loss_and_gradient": lambda a: (a["X"], a["Y"], a["net_params"], a["net_grads"],
+                                    a["network"], a["X"].shape[0], a["workspace"]),
+    "batch_gradient": lambda a: (a["X"], a["Y"], a["net_params"], a["net_grads"],
+                                 a["network"], a["X"].shape[0], a["workspace"], 1.0),
+    "dataset_cost": lambda a: (a["X"], a["Y"], a["net_params"], a["network"],
                                a["X"].shape[0], a["workspace"]),
 }
 

@@ -28,7 +28,7 @@ from numba import njit
 
 from numba_dense import kernels
 from numba_dense.kernels.products import gemm_a_bt
-from numba_dense.model.datasets import teacher_regression
+from numba_dense.model.data.datasets import teacher_regression
 
 
 @njit(cache=True)
@@ -76,10 +76,12 @@ def products():
 
 def _epoch_seconds(net, X, Y, work, order, policy):
     threads = kernels.blas_threads_for(net.sizes, 64) if policy else None
+    network = kernels.network(net.sizes, net.acts)
+    optimizer = kernels.optimizer("sgd", net.params, 0.01, momentum=0.9)
     with kernels.blas_threads(threads):
         start = time.perf_counter()
-        kernels.train_epoch(X, Y, net.params, net.grads, net.velocity, net.sizes, net.acts, 64,
-                            0.01, 0.9, 0.0, order, work)
+        kernels.train_epoch(X, Y, net.params, net.grads, network, optimizer,
+                            kernels.batches(64, order), work)
         return time.perf_counter() - start
 
 

@@ -3,7 +3,7 @@
     python -m benchmarks.prefetch_distance            # config A's shape, 1,000,000 rows
     python -m benchmarks.prefetch_distance --rows 200000 --n-in 32 --shuffle
 
-Times ``kernels.loop.epoch_streaming`` (the epoch ``train_epoch`` runs for a one-layer
+Times ``kernels.epoch_streaming`` (the epoch ``train_epoch`` runs for a one-layer
 network of at most ``STREAMING_MAX_OUTPUTS`` outputs) on data far larger than the caches,
 for each distance in rows, alternating the distances round after round, and prints the
 median ns per row of each with its ratio to no prefetch. The internal kernel is timed on
@@ -28,8 +28,8 @@ def main(argv=None):
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     args = parser.parse_args(argv)
 
-    from numba_dense.kernels.loop import PREFETCH_ROWS, epoch_streaming
-    from numba_dense.kernels.variants import RELU
+    from numba_dense.kernels import RELU, batches, epoch_streaming, optimizer
+    from numba_dense.kernels.config import PREFETCH_ROWS
     rng = np.random.default_rng(0)
     dtype = np.dtype(args.dtype)
     X = rng.standard_normal((args.rows, args.n_in), dtype=np.float32).astype(dtype, copy=False)
@@ -37,14 +37,13 @@ def main(argv=None):
     Y = np.tanh(X @ rng.standard_normal((args.n_in, 1)).astype(dtype)).astype(dtype)
     start = (rng.standard_normal(args.n_in + 1) / np.sqrt(args.n_in)).astype(dtype)
     grads = np.zeros_like(start)
-    order = rng.permutation(args.rows) if args.shuffle else np.empty(0, np.int64)
-    opt = (0, 0, 0.001, 0.0, 0.0, 0.9, 0.999, 1e-8, False)  # plain SGD, lr 0.001
+    epoch_batches = batches(args.batch, rng.permutation(args.rows) if args.shuffle else None)
 
     def epoch(distance):
         params = start.copy()
+        opt = optimizer("sgd", params, 0.001)  # plain SGD, lr 0.001
         began = time.perf_counter()
-        epoch_streaming(X, Y, params, grads, np.empty(0, dtype), args.n_in, 1, RELU,
-                        args.batch, order, opt, distance)
+        epoch_streaming(X, Y, params, grads, opt, RELU, epoch_batches, distance)
         return (time.perf_counter() - began) / args.rows * 1e9
 
     for d in DISTANCES:

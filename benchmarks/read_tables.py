@@ -54,7 +54,8 @@ def worker(method, csv_path, workdir):
     import pyarrow.csv  # noqa: F401
     import pyarrow.parquet  # noqa: F401
 
-    from numba_dense.model import convert, tabular
+    from numba_dense.model.data import convert
+    from numba_dense.model.data import tabular
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     x, y = os.path.join(workdir, "X.npy"), os.path.join(workdir, "y.npy")
     start = time.perf_counter()

@@ -113,7 +113,7 @@ def score(table, truth_csv, predicted):
 
 def run_numba_dense(table, train, test, folder, options):
     """(seconds, score) of the command line with its defaults (+ ``options``)."""
-    from numba_dense.model.cli import main
+    from numba_dense.model.interfaces.cli import main
     net, pred = os.path.join(folder, "net.npz"), os.path.join(folder, "pred.csv")
     for path in (net, pred):
         if os.path.exists(path):

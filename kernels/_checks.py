@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 from numba import njit, types
+from numba.core import errors
 from numba.extending import overload
 
 from .errors import InvalidTypeError, InvalidValueError, TooLargeError
@@ -163,6 +164,14 @@ def _as_int64_impl(kernel, name, a):
         return None
     if a.dtype == types.int64:
         return lambda kernel, name, a: a
+    if a.dtype == types.uint64:
+        def checked(kernel, name, a):
+            for i in range(a.size):
+                if a.flat[i] > _INT64_MAX_UNSIGNED:  # (a mixed comparison would be float64)
+                    raise InvalidValueError(kernel + ": " + name + " holds " + str(a.flat[i])
+                                            + ", more than int64 holds")
+            return a.astype(np.int64)
+        return checked
     if isinstance(a.dtype, types.Integer):
         return lambda kernel, name, a: a.astype(np.int64)
     if not (isinstance(kernel, types.StringLiteral) and isinstance(name, types.StringLiteral)):
@@ -179,6 +188,7 @@ def _as_int64_impl(kernel, name, a):
 
 #: The largest int64, for the overflow checks of sizes.
 INT64_MAX = np.iinfo(np.int64).max
+_INT64_MAX_UNSIGNED = np.uint64(INT64_MAX)
 _INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(INT64_MAX)  # Python ints
 
 
@@ -255,17 +265,27 @@ def ints_text(a):
 #
 # Each public kernel declares its arguments once, as annotations of its own parameters
 # (``def dense_forward(X: MATRIX, W: MATRIX, b: VECTOR, out: MATRIX_OUT, relu: FLAG)``);
-# Numba ignores annotations. ``kernel`` below gives a kernel a dispatcher class whose call
-# answers a call that Numba cannot type -- a wrong number of dimensions, float16, a
-# read-only output, a string where a flag belongs, which would fail with pages of
-# TypingError -- with the one-line message of the first argument that does not fit its
-# annotation. A call that matches a compiled version pays one Python-level call; the
-# checks themselves run only once a call has failed.
+# Numba ignores annotations. ``kernel`` below makes the kernel's dispatcher an instance of
+# a subclass of Numba's that reads them:
 #
-# Two argument problems fail in Numba's C dispatcher rather than in typing: an empty list
-# ("cannot compute fingerprint of empty list") and an integer beyond int64 ("int too big
-# to convert"). They are answered the same way. An integer array argument given as a
-# list or tuple is made an int64 array and the call made again.
+# - ``_compile_for_args``, which Numba's dispatcher calls only when no compiled version
+#   matches a call's argument types, first checks the arguments against the annotations,
+#   so that a call Numba cannot use -- a wrong number of dimensions, float16, a read-only
+#   output, mixed float dtypes, a string where a flag belongs -- gets the one-line message
+#   of the first argument that does not fit, before anything is compiled for it (typing
+#   then failing with pages of TypingError, or worse compiling a whole epoch kernel for
+#   arguments that cannot be right, takes seconds). A call that matches a compiled version
+#   never reaches it and pays nothing. It is the one Numba method the class overrides
+#   (an underscore method of ``numba.core.dispatcher.Dispatcher``, kept since Numba 0.2x;
+#   ``tests/test_kernels.py`` fails if a Numba release stops calling it).
+# - Kernels that take integers get a ``__call__`` as well, for two failures of Numba's C
+#   dispatcher that come before any of this: an empty list ("cannot compute fingerprint
+#   of empty list") and an integer beyond int64 ("int too big to convert"). It costs those
+#   kernels one Python-level call; the elementwise kernels do without.
+#
+# An integer array argument given as a list or tuple is made an int64 array and the call
+# made again. From your own ``@njit`` code the same annotations are checked by
+# ``check_types`` in each kernel's body when Numba types the call.
 
 
 class Arg:
@@ -298,9 +318,13 @@ OPTIONAL_INT = Arg("int", optional=True)
 def arguments_of(dispatcher):
     """[(name, Arg)] of a public kernel, read from its parameters' annotations (a record
     class -- ``kernels.Network`` -- stands for ``Arg("record", record=that class)``)."""
+    return _annotations(dispatcher.py_func)
+
+
+def _annotations(function):
     import inspect
     arguments = []
-    for name, p in inspect.signature(dispatcher.py_func).parameters.items():
+    for name, p in inspect.signature(function).parameters.items():
         arg = p.annotation
         if isinstance(arg, type) and hasattr(arg, "FIELDS"):
             arg = Arg("record", record=arg)
@@ -429,40 +453,137 @@ def int64_arguments(kernel, arguments, args):
 _CHECKED_CLASSES = {}
 
 
-def _checked_class(base):
-    """A subclass of the dispatcher class ``base`` whose failed calls are explained (made
-    once per class, and named in this module so that a dispatcher still pickles)."""
-    name = "Checked" + base.__name__
+def _explained(self, args, kws):
+    """(problem, converted) of a call of kernel dispatcher ``self``: the (class, message) of
+    the first argument not fitting its annotation, and the arguments with integer lists
+    made int64 arrays (None when none was)."""
+    kernel = self.py_func.__name__
+    arguments = arguments_of(self)
+    converted, problem = int64_arguments(kernel, arguments, args)
+    if problem is None:
+        problem = argument_problem(kernel, arguments, converted or args, kws)
+    return problem, converted
+
+
+def _checked_class(base, takes_integers):
+    """A subclass of the dispatcher class ``base`` that checks a call before compiling for
+    it (and, for kernels that take integers, explains the C dispatcher's failures); made
+    once per class and named in this module so that a dispatcher still pickles."""
+    name = ("CheckedInts" if takes_integers else "Checked") + base.__name__
     if name in _CHECKED_CLASSES:
         return _CHECKED_CLASSES[name]
-    base_call = base.__call__
+    base_call, base_compile = base.__call__, base._compile_for_args
+
+    def _compile_for_args(self, *args, **kws):
+        problem, converted = _explained(self, args, kws)
+        if problem is not None:
+            raise problem[0](problem[1])
+        if converted is not None:
+            # Numba calls what this returns with the caller's arguments; a Python function
+            # is called as it is, so it calls the kernel again with the converted ones.
+            return lambda *_args, **_kws: self(*converted, **kws)
+        return base_compile(self, *args, **kws)
 
     def __call__(self, *args, **kws):
         try:
             return base_call(self, *args, **kws)
-        except Exception:
-            # Whatever failed -- typing, lowering (mixed dtypes reach LLVM), the C
-            # dispatcher or the kernel's own checks -- an argument that does not fit its
-            # annotation is the clearer answer; else the error stands.
-            kernel = self.py_func.__name__
-            arguments = arguments_of(self)
-            converted, problem = int64_arguments(kernel, arguments, args)
-            if problem is None:
-                problem = argument_problem(kernel, arguments, converted or args, kws)
+        except (ValueError, OverflowError) as error:
+            text = str(error)
+            if "fingerprint of empty list" not in text and "int too big to convert" not in text:
+                raise
+            problem, converted = _explained(self, args, kws)
             if problem is not None:
                 raise problem[0](problem[1]) from None
             if converted is None:
                 raise
         return base_call(self, *converted, **kws)
 
-    cls = type(name, (base,), {"__call__": __call__, "__module__": __name__})
+    methods = {"_compile_for_args": _compile_for_args, "__module__": __name__}
+    if takes_integers:
+        methods["__call__"] = __call__
+    cls = type(name, (base,), methods)
     globals()[name] = _CHECKED_CLASSES[name] = cls
     return cls
+
+
+#: The public kernels' Python functions by name, for ``check_types``.
+_PUBLIC = {}
+
+
+def check_types(kernel, *args):
+    """In a public kernel's body, its arguments' Numba types checked against its own
+    annotations when Numba types the call: a type that fits none (a string for a flag, a
+    float for a count, an integer for a flag, mixed float dtypes, a record of the wrong
+    class) stops the compilation there, before any code is generated for those types
+    (a TypingError that holds the one-line reason; from Python the dispatcher answers with
+    that line alone). An integer array of a float dtype is left to ``as_int64``, which
+    compiles into a one-line error raised at run time. Nothing runs at run time."""
+
+
+def _type_problem(kernel, arguments, given):
+    """The message of the first Numba type in ``given`` not fitting ``arguments``, or None."""
+    floats = []
+    for (name, arg), t in zip(arguments, given):
+        message = _one_type_problem(kernel, name, arg, t, floats)
+        if message:
+            return message
+    return None
+
+
+def _one_type_problem(kernel, name, arg, t, floats):
+    if arg.optional and isinstance(t, (types.NoneType, types.Omitted)):
+        return None
+    shown = t.dtype if isinstance(t, types.Array) and t.ndim == arg.ndim else t
+    what = "%s: %s must be %%s, got %s" % (kernel, name, shown)
+    if arg.kind == "flag":
+        return None if isinstance(t, types.Boolean) else what % "True or False"
+    if arg.kind == "int":
+        return None if isinstance(t, types.Integer) else what % "an integer"
+    if arg.kind == "real":
+        return None if isinstance(t, (types.Integer, types.Float)) else what % "a real number"
+    if arg.kind == "record":
+        if not (isinstance(t, types.BaseNamedTuple) and t.instance_class is arg.record):
+            return what % ("a kernels." + arg.record.__name__)
+        for (field, field_arg), field_type in zip(arg.record.FIELDS.items(), t.types):
+            message = _one_type_problem(kernel, name + "." + field, field_arg, field_type,
+                                        floats)
+            if message:
+                return message
+        return None
+    if not (isinstance(t, types.Array) and t.ndim == arg.ndim):
+        return what % ("a %d-D array" % arg.ndim)
+    if arg.kind == "ints":
+        return None  # its dtype is as_int64's to refuse, at run time, in one line
+    if t.dtype not in (types.float32, types.float64):
+        return what % "a float32 or float64 array"
+    if arg.written and not t.mutable:
+        return "%s: %s is read-only, but the kernel writes into it" % (kernel, name)
+    if floats and t.dtype != floats[0][1]:
+        return "%s: %s has dtype %s but %s has %s" % (kernel, name, t.dtype, floats[0][0],
+                                                      floats[0][1])
+    floats.append((name, t.dtype))
+    return None
+
+
+@overload(check_types)
+def _check_types_impl(kernel, *args):
+    if not isinstance(kernel, types.StringLiteral):
+        return None
+    name = kernel.literal_value
+    message = _type_problem(name, _annotations(_PUBLIC[name]), args)
+    if message is not None:
+        # At typing time: no code is generated for arguments that cannot be right (a whole
+        # epoch kernel would take seconds to compile, only to raise).
+        raise errors.TypingError(message)
+    return lambda kernel, *args: None
 
 
 def kernel(function):
     """``@kernel``: a public kernel, ``njit(cache=CACHE)`` with its Python calls checked
     against the annotations of its parameters (see the note above)."""
+    _PUBLIC[function.__name__] = function
     dispatcher = njit(cache=CACHE)(function)
-    dispatcher.__class__ = _checked_class(type(dispatcher))
+    takes_integers = any(arg.kind in ("int", "ints", "record")
+                         for _, arg in _annotations(function))
+    dispatcher.__class__ = _checked_class(type(dispatcher), takes_integers)
     return dispatcher

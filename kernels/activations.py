@@ -17,7 +17,7 @@ from numba import njit
 from .errors import InvalidValueError
 from ._cache import CACHE
 from ._checks import (INT, MATRIX, MATRIX_OUT, cast_like, check_float_dtypes,
-                      check_same_or_separate, check_same_shape, kernel)
+                      check_same_or_separate, check_same_shape, check_types, kernel)
 from .config import FASTMATH_ELEMENTWISE
 
 from .variants import (ACTIVATIONS, IDENTITY, LEAKY_RELU, LEAKY_SLOPE, N_ACTIVATIONS,  # noqa: F401
@@ -139,6 +139,7 @@ def _check_act(kernel, act):
 @kernel
 def activation_forward(Z: MATRIX_OUT, act: INT):
     """In place ``Z = sigma(Z)`` for activation code ``act``; Z (m, n)."""
+    check_types("activation_forward", Z, act)
     check_float_dtypes("activation_forward", "Z", Z)
     _check_act("activation_forward", act)
     add_bias_activate(Z, np.zeros(Z.shape[1], Z.dtype), act)
@@ -152,6 +153,7 @@ def activation_backward(A: MATRIX, G: MATRIX_OUT, act: INT):
     1 or 0.01; identity: 1. G may be A itself (each element is read before it is written),
     but not a view overlapping A otherwise.
     """
+    check_types("activation_backward", A, G, act)
     check_same_shape("activation_backward", "A, G", G, "G", A, "A")
     check_same_or_separate("activation_backward", "G", G, "A", A)
     _check_act("activation_backward", act)
@@ -165,6 +167,7 @@ def relu_mask(A: MATRIX, G: MATRIX_OUT):
     A, G (m, n), the layer's stored activations and the gradient with respect to them.
     G may be A itself (then ``A = max(A, 0)``), not a view overlapping A otherwise.
     """
+    check_types("relu_mask", A, G)
     check_same_shape("relu_mask", "A, G", G, "G", A, "A")
     check_same_or_separate("relu_mask", "G", G, "A", A)
     _backprop_activation(A, G, np.empty(G.shape[1], G.dtype), RELU, False)

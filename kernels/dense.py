@@ -5,7 +5,7 @@ from numba import njit
 
 from ._cache import CACHE
 from ._checks import (FLAG, MATRIX, MATRIX_OUT, VECTOR, cast_like, check_contiguous,
-                      check_dim, check_float_dtypes, check_separate, kernel)
+                      check_dim, check_float_dtypes, check_separate, check_types, kernel)
 from .activations import IDENTITY, RELU, _activate, add_bias_activate
 from .config import FASTMATH_REDUCTION, FORWARD_LOOP_MAX_OUTPUTS
 from .products import product_a_b, product_a_bt, forward_scratch_size
@@ -46,6 +46,7 @@ def dense_forward(X: MATRIX, W: MATRIX, b: VECTOR, out: MATRIX_OUT, relu: FLAG):
     X (m, n_in), W (n_out, n_in), b (n_out,), out (m, n_out); all C-contiguous, one dtype;
     ``out`` shares no memory with X, W or b.
     """
+    check_types("dense_forward", X, W, b, out, relu)
     check_float_dtypes("dense_forward", "X, W, b, out", X, W, b, out)
     check_dim("dense_forward", "W", W.shape[1], "X", X.shape[1], "columns")
     check_dim("dense_forward", "b", b.shape[0], "W", W.shape[0], "elements (rows of W)")
@@ -68,6 +69,7 @@ def backprop_input(delta: MATRIX, W: MATRIX, out: MATRIX_OUT):
     delta (m, n_out), W (n_out, n_in), out (m, n_in); all C-contiguous, one dtype; ``out``
     shares no memory with delta or W.
     """
+    check_types("backprop_input", delta, W, out)
     check_float_dtypes("backprop_input", "delta, W, out", delta, W, out)
     check_dim("backprop_input", "W", W.shape[0], "delta", delta.shape[1], "rows (columns of delta)")
     check_dim("backprop_input", "out", out.shape[0], "delta", delta.shape[0], "rows")

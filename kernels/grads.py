@@ -5,7 +5,8 @@ from numba import njit
 from ._cache import CACHE
 from .products import product_at_b
 from ._checks import (FLAG, MATRIX, MATRIX_OUT, REAL, VECTOR_OUT, check_contiguous,
-                      check_dim, check_finite, check_float_dtypes, check_separate, kernel)
+                      check_dim, check_finite, check_float_dtypes, check_separate, check_types,
+                      kernel)
 
 
 @njit(cache=CACHE)
@@ -29,6 +30,7 @@ def accumulate_gradients(delta: MATRIX, X: MATRIX, dW: MATRIX_OUT, db: VECTOR_OU
     per-sample outer products ``delta_i x_i^T`` of the whole batch. dW and db share no
     memory with delta, X or each other.
     """
+    check_types("accumulate_gradients", delta, X, dW, db, scale, accumulate)
     check_float_dtypes("accumulate_gradients", "delta, X, dW, db", delta, X, dW, db)
     check_dim("accumulate_gradients", "X", X.shape[0], "delta", delta.shape[0], "rows")
     check_dim("accumulate_gradients", "dW", dW.shape[0],

@@ -21,7 +21,7 @@ from ._cache import CACHE
 from ._checks import (INT, INTS, MATRIX, MATRIX_OUT, REAL, VECTOR, VECTOR_OUT, as_int64,
                       cast_like, check_contiguous, check_dim, check_finite, check_float_dtypes,
                       check_positive, check_same_or_separate, check_separate, checked_add,
-                      checked_mul, ints_text, kernel)
+                      checked_mul, ints_text, check_types, kernel)
 from .activations import IDENTITY, N_ACTIVATIONS, RELU, _activate, _backprop_activation
 from .config import FASTMATH_REDUCTION, PREFETCH_ROWS, STREAMING_MAX_OUTPUTS
 from .dense import _forward
@@ -61,12 +61,14 @@ def _layer_offsets(kernel, sizes):
 @kernel
 def layer_offsets(sizes: INTS):
     """(L + 1,) int64: where each layer's ``W`` starts in ``params``; the last entry is P."""
+    check_types("layer_offsets", sizes)
     return _layer_offsets("layer_offsets", as_int64("layer_offsets", "sizes", sizes))
 
 
 @kernel
 def param_count(sizes: INTS):
     """P, the number of weights and biases of a network with these layer sizes."""
+    check_types("param_count", sizes)
     return _layer_offsets("param_count", as_int64("param_count", "sizes", sizes))[-1]
 
 
@@ -139,6 +141,7 @@ def _workspace_size(kernel, sizes, batch_size):
 def workspace_size(sizes: INTS, batch_size: INT):
     """Elements of scratch an epoch needs: activations, two error terms, a gathered batch
     and a transposed weight matrix. ``batch_size`` must be positive."""
+    check_types("workspace_size", sizes, batch_size)
     return _workspace_size("workspace_size", as_int64("workspace_size", "sizes", sizes),
                            batch_size)
 
@@ -215,9 +218,10 @@ def _check_targets(kernel, X, Y, sizes, y_name):
 
 # ----------------------------------------------------------------------------- views
 
-# A view made with reshape costs a call into Numba's runtime (about 35 ns); a 10-32-1
-# network's whole minibatch step takes 3-4 us. So every per-layer view is made once per
-# kernel call, and a minibatch of m rows only slices the first m rows off them.
+# A view made with reshape costs a call into Numba's runtime, a sizeable part of a small
+# network's whole minibatch step (docs/performance.md, "Small products"). So every
+# per-layer view is made once per kernel call, and a minibatch of m rows only slices the
+# first m rows off them.
 
 @njit(cache=CACHE)
 def _param_views(flat, sizes):
@@ -325,7 +329,7 @@ def _stream_batch(X, Y, W, b, dW, db, order, start, stop, act, inv_m, ahead):
         for q in range(r + ahead, min(r + ahead + 2, n) if ahead > 0 else 0):
             prefetch_row(X, order[q] if shuffled else q)
         # 2-D indexing, no row views: a view per row costs more than a 100-wide row's
-        # whole arithmetic (config A: 0.072 -> 0.04 s an epoch).
+        # whole arithmetic (docs/performance.md, config A).
         i0 = order[r] if shuffled else r
         pair = r + 1 < stop
         i1 = i0 if not pair else (order[r + 1] if shuffled else r + 1)
@@ -431,6 +435,7 @@ def train_epoch(X: MATRIX, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_OUT, net
     MSE ``||y_i - a_i||^2 / 2``) with the parameters of its batch, or NaN as soon as a
     batch's cost is not finite (the caller restores parameters).
     """
+    check_types("train_epoch", X, Y, params, grads, network, optimizer, batches, workspace)
     kernel = "train_epoch"
     sizes = as_int64(kernel, "network.sizes", network.sizes)
     acts = as_int64(kernel, "network.acts", network.acts)
@@ -493,6 +498,7 @@ def epoch_streaming(X: MATRIX, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_OUT,
     ``config.PREFETCH_ROWS`` in training). Public for ``benchmarks.prefetch_distance``;
     arguments and result as ``train_epoch``'s, with the network ``[X.shape[1], Y.shape[1]]``.
     """
+    check_types("epoch_streaming", X, Y, params, grads, optimizer, act, batches, ahead)
     kernel = "epoch_streaming"
     sizes = np.array([X.shape[1], Y.shape[1]], np.int64)
     acts = np.array([act], np.int64)
@@ -519,6 +525,7 @@ def predict_into(X: MATRIX, params: VECTOR, network: Network, out: MATRIX_OUT, b
     itself (when n_L = n_0: each batch's rows are read before they are written) but shares
     no memory with params or workspace, nor with X otherwise.
     """
+    check_types("predict_into", X, params, network, out, batch_size, workspace)
     kernel = "predict_into"
     sizes = as_int64(kernel, "network.sizes", network.sizes)
     acts = as_int64(kernel, "network.acts", network.acts)
@@ -546,6 +553,7 @@ def dataset_cost(X: MATRIX, Y: MATRIX, params: VECTOR, network: Network, batch_s
     Processed ``batch_size`` rows at a time (the workspace of ``workspace_size``); sums
     rather than means so that chunks of a large dataset add up exactly.
     """
+    check_types("dataset_cost", X, Y, params, network, batch_size, workspace)
     kernel = "dataset_cost"
     loss = network.loss
     sizes = as_int64(kernel, "network.sizes", network.sizes)
@@ -577,6 +585,7 @@ def batch_gradient(X: MATRIX, Y: MATRIX, params: VECTOR, grads: VECTOR_OUT, netw
     training adds up across processes before dividing by the global row count).
     Returns the summed cost ``sum_i c_i``.
     """
+    check_types("batch_gradient", X, Y, params, grads, network, batch_size, workspace, scale)
     kernel = "batch_gradient"
     loss = network.loss
     sizes = as_int64(kernel, "network.sizes", network.sizes)
@@ -609,6 +618,7 @@ def loss_and_gradient(X: MATRIX, Y: MATRIX, params: VECTOR, grads: VECTOR_OUT,
 
     Processed ``batch_size`` rows at a time, every row weighted 1/N. Returns C.
     """
+    check_types("loss_and_gradient", X, Y, params, grads, network, batch_size, workspace)
     n = X.shape[0]
     if n == 0:
         raise InvalidValueError("loss_and_gradient: X has 0 rows; the mean over no "

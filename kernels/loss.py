@@ -18,7 +18,7 @@ from numba import njit
 from .errors import InvalidValueError
 from ._cache import CACHE
 from ._checks import (MATRIX, MATRIX_OUT, cast_like, check_same_or_separate,
-                      check_same_shape, kernel)
+                      check_same_shape, check_types, kernel)
 from .activations import IDENTITY, RELU, _derivative_from_output, _sigmoid_scalar
 from .config import FASTMATH_ELEMENTWISE
 from .variants import LOSSES, MSE, N_LOSSES, SIGMOID_BCE, SOFTMAX_CE  # noqa: F401
@@ -159,6 +159,7 @@ def _mean_gradient(pred, y, out, loss):
 @kernel
 def mse_loss(pred: MATRIX, y: MATRIX):
     """``C = sum((pred - y)**2) / (2m)``, m = rows; pred, y (m, n). Returns a float."""
+    check_types("mse_loss", pred, y)
     _check_pair("mse_loss", pred, y)
     return _mean_cost(pred, y, MSE)
 
@@ -166,6 +167,7 @@ def mse_loss(pred: MATRIX, y: MATRIX):
 @kernel
 def mse_grad(pred: MATRIX, y: MATRIX, out: MATRIX_OUT):
     """``out = (pred - y) / m``, the gradient of ``mse_loss`` with respect to pred; all (m, n)."""
+    check_types("mse_grad", pred, y, out)
     check_same_shape("mse_grad", "pred, y", y, "y", pred, "pred")
     check_same_shape("mse_grad", "pred, out", out, "out", pred, "pred")
     check_same_or_separate("mse_grad", "out", out, "pred", pred)
@@ -190,6 +192,7 @@ def softmax_cross_entropy(Z: MATRIX, Y: MATRIX):
 
     Y holds one-hot rows or class probabilities. Returns a float.
     """
+    check_types("softmax_cross_entropy", Z, Y)
     _check_logits("softmax_cross_entropy", Z, Y)
     return _mean_cost(Z, Y, SOFTMAX_CE)
 
@@ -197,6 +200,7 @@ def softmax_cross_entropy(Z: MATRIX, Y: MATRIX):
 @kernel
 def softmax_cross_entropy_grad(Z: MATRIX, Y: MATRIX, out: MATRIX_OUT):
     """``out = (softmax(Z) * Y.sum(axis=1, keepdims=True) - Y) / m``: dC/dZ; all (m, n)."""
+    check_types("softmax_cross_entropy_grad", Z, Y, out)
     _check_logits("softmax_cross_entropy_grad", Z, Y)
     _check_out("softmax_cross_entropy_grad", Z, out)
     check_same_or_separate("softmax_cross_entropy_grad", "out", out, "Y", Y)
@@ -209,6 +213,7 @@ def sigmoid_binary_cross_entropy(Z: MATRIX, Y: MATRIX):
 
     Z, Y (m, n); summed over outputs, averaged over rows. Returns a float.
     """
+    check_types("sigmoid_binary_cross_entropy", Z, Y)
     _check_logits("sigmoid_binary_cross_entropy", Z, Y)
     return _mean_cost(Z, Y, SIGMOID_BCE)
 
@@ -216,6 +221,7 @@ def sigmoid_binary_cross_entropy(Z: MATRIX, Y: MATRIX):
 @kernel
 def sigmoid_binary_cross_entropy_grad(Z: MATRIX, Y: MATRIX, out: MATRIX_OUT):
     """``out = (sigmoid(Z) - Y) / m``: dC/dZ; all (m, n)."""
+    check_types("sigmoid_binary_cross_entropy_grad", Z, Y, out)
     _check_logits("sigmoid_binary_cross_entropy_grad", Z, Y)
     _check_out("sigmoid_binary_cross_entropy_grad", Z, out)
     check_same_or_separate("sigmoid_binary_cross_entropy_grad", "out", out, "Y", Y)
@@ -225,6 +231,7 @@ def sigmoid_binary_cross_entropy_grad(Z: MATRIX, Y: MATRIX, out: MATRIX_OUT):
 @kernel
 def softmax(Z: MATRIX, out: MATRIX_OUT):
     """``out = exp(Z - max) / sum(exp(Z - max))`` row by row: probabilities from logits (m, n)."""
+    check_types("softmax", Z, out)
     _check_out("softmax", Z, out)
     m, n = Z.shape
     for i in range(m):
@@ -242,6 +249,7 @@ def softmax(Z: MATRIX, out: MATRIX_OUT):
 @kernel
 def sigmoid(Z: MATRIX, out: MATRIX_OUT):
     """``out = 1 / (1 + exp(-Z))`` elementwise, without overflow; Z, out (m, n)."""
+    check_types("sigmoid", Z, out)
     _check_out("sigmoid", Z, out)
     m, n = Z.shape
     for i in range(m):

@@ -18,8 +18,8 @@ from numba import njit
 from .errors import InvalidTypeError, InvalidValueError
 from ._cache import CACHE
 from ._checks import (FLAG, INT, INTS, REAL, VECTOR, VECTOR_OUT, cast_like, check_dim,
-                      check_float_dtypes, check_same_or_separate, check_separate, kernel,
-                      real_text)
+                      check_float_dtypes, check_same_or_separate, check_separate, check_types,
+                      kernel, real_text)
 from .config import FASTMATH_ELEMENTWISE
 from .variants import (ADAM, ADAMW, HYPERPARAMETER_TABLE, HYPERPARAMETERS, N_OPTIMIZERS,
                        OPTIMIZER_TABLE, OPTIMIZERS, SGD)
@@ -100,9 +100,13 @@ def optimizer(name, params, lr, state=None, step=0, **hyperparameters):
     if state is None:
         plain = name == "sgd" and values["momentum"] == 0 and values["weight_decay"] == 0
         state = np.zeros(0 if plain else state_size(name, params.shape[0]), params.dtype)
+    if isinstance(step, (bool, np.bool_)) or not isinstance(step, numbers.Integral):
+        raise InvalidTypeError("step must be an integer (the steps already taken), got %r"
+                               % (step,))
+    if not 0 <= step <= np.iinfo(np.int64).max:
+        raise InvalidValueError("step must be >= 0 (the steps already taken) and at most "
+                                "2**63 - 1, got %d" % step)
     step = int(step)
-    if step < 0:
-        raise InvalidValueError("step must be >= 0 (the steps already taken), got %d" % step)
     return Optimizer(code=OPTIMIZERS[name], state=state, steps=np.array([step], np.int64),
                      **values)
 
@@ -235,6 +239,7 @@ def _check_update(kernel, names, params, grads, state, state_name):
 @kernel
 def sgd_update(params: VECTOR_OUT, grads: VECTOR, lr: REAL):
     """``params -= lr * grads`` in place; params, grads (P,); lr positive and finite."""
+    check_types("sgd_update", params, grads, lr)
     _check_update("sgd_update", "params, grads", params, grads, grads, "grads")
     _check_hyperparameters("sgd_update", lr, 0.0, 0.0)
     _sgd_sweep(params, grads, lr)
@@ -248,6 +253,7 @@ def sgd_momentum_update(params: VECTOR_OUT, grads: VECTOR, velocity: VECTOR_OUT,
     params, grads, velocity (P,), updated in place; lr positive, momentum in [0, 1),
     weight_decay non-negative.
     """
+    check_types("sgd_momentum_update", params, grads, velocity, lr, momentum, weight_decay)
     kernel = "sgd_momentum_update"
     _check_update(kernel, "params, grads, velocity", params, grads, velocity, "velocity")
     check_separate(kernel, "velocity", velocity, "params", params)
@@ -265,6 +271,7 @@ def optimizer_step(params: VECTOR_OUT, grads: VECTOR, optimizer: Optimizer):
     Nesterov form); Adam and AdamW at step ``t = steps + 1`` as PyTorch's (``weight_decay``
     added to the gradient for Adam, ``params *= 1 - lr * weight_decay`` first for AdamW).
     The hyperparameters are checked as ``train_epoch`` checks them."""
+    check_types("optimizer_step", params, grads, optimizer)
     kernel = "optimizer_step"
     check_float_dtypes(kernel, "params, grads, optimizer.state", params, grads,
                        optimizer.state)

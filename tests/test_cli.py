@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from numba_dense.model import MLP
-from numba_dense.model.cli import main
-from numba_dense.model.convert import CSVFormatError, csv_to_npy
+from numba_dense.model.interfaces.cli import main
+from numba_dense.model.data.convert import CSVFormatError, csv_to_npy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -16,10 +16,12 @@ import warnings
 import numpy as np
 import pytest
 
-from numba_dense.model import MLP, training
-from numba_dense.model import cli as cli_mod
-from numba_dense.model.cli import main
-from numba_dense.model.paths import atomic_write, check_output, claimed
+from numba_dense.model import MLP
+from numba_dense.model.training import checkpoints, loop, signals
+from numba_dense.model.training import options as fit_options
+from numba_dense.model.interfaces import cli as cli_mod
+from numba_dense.model.interfaces.cli import main
+from numba_dense.model.data.paths import atomic_write, check_output, claimed
 
 from .test_cli_safety import ROOT, SMALL, _cli, _one_line_error
 
@@ -98,20 +100,20 @@ def test_a_checkpoint_that_cannot_be_written_warns_and_training_goes_on(tmp_path
     folder.mkdir()
     X = np.random.default_rng(0).standard_normal((200, 3))
     net = MLP([3, 4, 1], seed=0)
-    real = training.save_checkpoint
+    real = checkpoints.save_checkpoint
 
     def remove_after_first(path, *args):
         real(path, *args)
         shutil.rmtree(folder, ignore_errors=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        training.save_checkpoint = remove_after_first
+        checkpoints.save_checkpoint = remove_after_first
         try:
             net.fit(X, X[:, 0], epochs=3, checkpoint=folder / "c.npz")
         finally:
-            training.save_checkpoint = real
+            checkpoints.save_checkpoint = real
     assert len(net.history.loss) == 3
-    assert [w.category for w in caught] == [training.CheckpointWarning] * 2
+    assert [w.category for w in caught] == [checkpoints.CheckpointWarning] * 2
     assert "could not be written" in str(caught[0].message)
 
 
@@ -149,19 +151,19 @@ def test_sigterm_saves_like_ctrl_c_and_removes_the_temporary_copy(tmp_path, sign
 def test_sigterm_handled_as_ctrl_c_in_python_too(monkeypatch):
     """A script that installs raise_on_sigterm gets TrainingInterrupted with signum 15."""
     calls = []
-    real = training.train_one_epoch
+    real = loop.train_one_epoch
 
     def terminate_in_epoch_2(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             os.kill(os.getpid(), signal.SIGTERM)  # held by sigint_deferred, raised after
         return real(*args, **kwargs)
-    monkeypatch.setattr(training, "train_one_epoch", terminate_in_epoch_2)
-    previous = signal.signal(signal.SIGTERM, training.raise_on_sigterm)
+    monkeypatch.setattr(loop, "train_one_epoch", terminate_in_epoch_2)
+    previous = signal.signal(signal.SIGTERM, signals.raise_on_sigterm)
     try:
         X = np.random.default_rng(0).standard_normal((200, 3))
         net = MLP([3, 4, 1], seed=0)
-        with pytest.raises(training.TrainingInterrupted) as info:
+        with pytest.raises(signals.TrainingInterrupted) as info:
             net.fit(X, X[:, 0], epochs=5)
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -185,7 +187,7 @@ def test_a_second_run_writing_the_same_file_is_refused_while_the_first_runs(tmp_
 
 
 def test_a_killed_run_leaves_no_claim_behind(tmp_path):
-    code = ("import os, sys\nfrom numba_dense.model.paths import claimed\n"
+    code = ("import os, sys\nfrom numba_dense.model.data.paths import claimed\n"
             "with claimed({'--save': sys.argv[1]}):\n    os.kill(os.getpid(), 9)\n")
     target = str(tmp_path / "m.npz")
     assert subprocess.run([sys.executable, "-c", code, target], cwd=ROOT).returncode == -9
@@ -326,7 +328,7 @@ def test_a_bad_delimiter_is_one_line_naming_the_flag(tmp_path, command):
                         str(tmp_path / "p.csv")],
             "convert": ["convert", str(table), "--target-col", "y", "--out-x",
                         str(tmp_path / "x.npy"), "--out-y", str(tmp_path / "y.npy")]}[command]
-    _one_line_error(_cli(*args, "--delimiter", ""), "--delimiter", "one ASCII character")
+    _one_line_error(_cli(*args, "--delimiter", ""), "--delimiter", "one character")
 
 
 def test_output_piped_into_head_does_not_stop_the_run(tmp_path):
@@ -477,7 +479,7 @@ def test_a_signal_during_an_epochs_bookkeeping_still_keeps_the_work(monkeypatch)
             os.kill(os.getpid(), signal.SIGINT)
         return real()
     monkeypatch.setattr(net, "snapshot", snapshot_with_a_signal)
-    with pytest.raises(training.TrainingInterrupted) as info:
+    with pytest.raises(signals.TrainingInterrupted) as info:
         net.fit(X, X[:, 0], epochs=5)
     assert info.value.epoch == 2 and len(info.value.history.loss) == 1
 
@@ -531,11 +533,11 @@ def test_a_signal_during_compilation_is_held_until_it_ends(monkeypatch):
         def compile(self, signature):
             os.kill(os.getpid(), signal.SIGINT)
             compiled.append("done")  # reached only if the signal is held
-    monkeypatch.setattr(training.kernels, "train_epoch", Dispatcher())
+    monkeypatch.setattr(loop.kernels, "train_epoch", Dispatcher())
     net = MLP([3, 4, 1], seed=0)
-    settings = training.Settings(epochs=1, batch_size=10, lr=0.1, momentum=0.0,
-                                 weight_decay=0.0, schedule="constant", step_size=1, gamma=0.1,
-                                 min_lr=0.0, shuffle=False, seed=None, early_stopping=None)
+    settings = fit_options.Settings(epochs=1, batch_size=10, lr=0.1, schedule="constant",
+                                    step_size=1, gamma=0.1, min_lr=0.0, shuffle=False,
+                                    seed=None, early_stopping=None)
     with pytest.raises(KeyboardInterrupt):
-        training.compile_kernels(net, settings, training.workspace(net, 10), False)
+        loop.compile_kernels(net, settings, loop.workspace(net, 10), False)
     assert compiled == ["done"]

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from numba_dense.model import MLP
-from numba_dense.model.cli import main
+from numba_dense.model.interfaces.cli import main
 
 from .conftest import epoch_seconds
 
@@ -121,23 +121,23 @@ def test_ctrl_c_saves_the_parameters_so_far_and_exits_130(tmp_path):
 
 
 def test_ctrl_c_in_python_raises_keyboard_interrupt_with_the_history(monkeypatch):
-    from numba_dense.model import training
+    from numba_dense.model.training import loop, signals
     calls = []
-    real = training.train_one_epoch
+    real = loop.train_one_epoch
 
     def interrupt_in_epoch_3(*args, **kwargs):
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
-    monkeypatch.setattr(training, "train_one_epoch", interrupt_in_epoch_3)
+    monkeypatch.setattr(loop, "train_one_epoch", interrupt_in_epoch_3)
     X = np.random.default_rng(0).standard_normal((200, 3))
     net = MLP([3, 4, 1], seed=0)
     with pytest.raises(KeyboardInterrupt) as info:
         net.fit(X, X[:, 0], epochs=5)
-    assert isinstance(info.value, training.TrainingInterrupted) and info.value.epoch == 3
+    assert isinstance(info.value, signals.TrainingInterrupted) and info.value.epoch == 3
     from numba_dense import model
-    assert model.TrainingInterrupted is training.TrainingInterrupted
+    assert model.TrainingInterrupted is signals.TrainingInterrupted
     assert net.history.interrupted_epoch == 3 and len(net.history.loss) == 2
 
 
@@ -213,7 +213,7 @@ def test_csv_with_a_byte_order_mark_reads_its_first_column(tmp_path, capsys):
     assert main(["convert", str(csv), "--target-col", "y", "--out-x", str(tmp_path / "X.npy"),
                  "--out-y", str(tmp_path / "y.npy")]) == 0
     assert "wrote 3 rows" in capsys.readouterr().out
-    from numba_dense.model.convert import csv_to_npy
+    from numba_dense.model.data.convert import csv_to_npy
     result = csv_to_npy(csv, tmp_path / "X2.npy", tmp_path / "y2.npy", ["y"])
     assert result.features == ["f0", "f1"]
 
@@ -245,12 +245,12 @@ def test_first_run_says_it_is_compiling_and_keeps_it_out_of_epoch_1(tmp_path):
 
 
 def test_kernels_are_compiled_before_the_first_epoch_is_timed(monkeypatch):
-    from numba_dense.model import training
+    from numba_dense.model.training import loop
     events = []
-    real_compile, real_epoch = training.compile_kernels, training._train_epoch
-    monkeypatch.setattr(training, "compile_kernels",
+    real_compile, real_epoch = loop.compile_kernels, loop._train_epoch
+    monkeypatch.setattr(loop, "compile_kernels",
                         lambda *a: events.append("compile") or real_compile(*a))
-    monkeypatch.setattr(training, "_train_epoch",
+    monkeypatch.setattr(loop, "_train_epoch",
                         lambda *a: events.append("epoch") or real_epoch(*a))
     X = np.random.default_rng(0).standard_normal((100, 3))
     MLP([3, 4, 1]).fit(X, X[:, 0], epochs=2)
@@ -259,14 +259,14 @@ def test_kernels_are_compiled_before_the_first_epoch_is_timed(monkeypatch):
 
 def test_unwritable_folder_is_refused_by_the_check_itself(tmp_path, monkeypatch):
     """As root every folder is writable, so the check is also exercised with os.access."""
-    from numba_dense.model import paths
+    from numba_dense.model.data import paths
     monkeypatch.setattr(paths.os, "access", lambda path, mode: False)
     with pytest.raises(PermissionError, match="--save: folder .* is not writable"):
         paths.check_output(str(tmp_path / "net.npz"), "--save")
 
 
 def test_a_pickled_npy_is_refused_naming_the_file(tmp_path):
-    from numba_dense.model import data
+    from numba_dense.model.data import sources as data
     path = tmp_path / "objects.npy"
     np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError, match="objects.npy.*pickled Python objects"):
@@ -275,9 +275,11 @@ def test_a_pickled_npy_is_refused_naming_the_file(tmp_path):
 
 def test_samples_per_second_counts_every_rank_under_mpi(capsys):
     """The epoch line divides the rows of all ranks (ranks.global_rows) by the time."""
-    from numba_dense.model import data, training
+    from numba_dense.model.data import sources as data
+    from numba_dense.model.training import loop
+    from numba_dense.model.training import options as fit_options
 
-    class TwoRanks(training.OneProcess):
+    class TwoRanks(loop.OneProcess):
         global_rows = 2000  # this rank's 1000 rows and another rank's 1000
 
         def prepare(self, net, source, settings, verbose):
@@ -289,10 +291,10 @@ def test_samples_per_second_counts_every_rank_under_mpi(capsys):
     net = MLP([3, 1], seed=0)
     X = np.zeros((1000, 3), np.float32)
     source = data.ArraySource(X, np.zeros((1000, 1), np.float32))
-    settings = training.Settings(epochs=1, batch_size=10, lr=0.1, momentum=0.0,
-                                 weight_decay=0.0, schedule="constant", step_size=1, gamma=0.1,
-                                 min_lr=0.0, shuffle=False, seed=0, early_stopping=None)
-    training.run(net, source, None, settings, training.RunOptions(verbose=True), TwoRanks())
+    settings = fit_options.Settings(epochs=1, batch_size=10, lr=0.1, schedule="constant",
+                                    step_size=1, gamma=0.1, min_lr=0.0, shuffle=False,
+                                    seed=0, early_stopping=None)
+    loop.run(net, source, None, settings, fit_options.RunOptions(verbose=True), TwoRanks())
     line = capsys.readouterr().out.strip().splitlines()[-1]
     seconds = float(line.split()[-3].rstrip("s"))
     rate = float(line.split()[-2])

@@ -15,6 +15,7 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
+from numba_dense import NumbaDenseError  # noqa: E402
 from numba_dense.model import MLPClassifier, MLPRegressor  # noqa: E402
 
 
@@ -230,7 +231,7 @@ def test_a_missing_label_is_refused_in_scikit_learns_words():
 
 def test_sparse_input_too_large_to_make_dense_is_one_line(monkeypatch):
     sparse = pytest.importorskip("scipy.sparse")
-    from numba_dense.model import validation
+    from numba_dense.model.data import validation
     X = sparse.random(50, 4, density=0.5, format="csr", random_state=0)
     y = np.arange(50.0)
     est = MLPRegressor(hidden_layer_sizes=(3,), max_iter=2).fit(X, y)
@@ -289,7 +290,8 @@ def test_diverging_without_early_stopping_raises_scikit_learns_value_error(targe
         est = MLPRegressor(random_state=seed, **kwargs)
         with pytest.raises(ValueError) as ours:
             quiet(est.fit, X, y)
-        assert type(ours.value) is ValueError and str(ours.value) == SKLEARN_NON_FINITE
+        assert isinstance(ours.value, ValueError) and str(ours.value) == SKLEARN_NON_FINITE
+        assert isinstance(ours.value, NumbaDenseError)  # and catchable as ours
         assert est.n_iter_ == 20 and np.isnan(est.loss_curve_[-1])  # trained on, as theirs
     with pytest.raises(ValueError, match="non-finite parameter weights"):
         est.partial_fit(X, y)  # the weights stay NaN, as scikit-learn's

@@ -1,8 +1,9 @@
 """Nothing silently wrong (issue 20): outputs sharing memory with inputs, sizes beyond
 int64, step sizes training refuses, integer arrays of other dtypes, an unwritable cache.
 
-Every kernel is called with C-contiguous arrays of the signatures the other kernel tests
-compile, so that these tests compile nothing new but the few user functions here.
+Every kernel is called with C-contiguous arrays and records made by the factories, of the
+signatures the other kernel tests compile, so that these tests compile little beyond the
+few user functions here and the mixed-dtype refusals.
 """
 
 import os
@@ -22,13 +23,7 @@ from numba_dense.kernels import reference as ref
 from .conftest import assert_close, random_array
 
 HUGE = 2**40
-#: The cost code passed where the model and tests/test_loop.py pass one (their signatures).
 MSE = kernels.MSE
-
-#: train_epoch's options after ``workspace`` as the model layer passes them (loss, optimizer,
-#: beta1, beta2, eps, nesterov, step): calls here reuse the model layer's compiled version
-#: instead of compiling one more (left-out options are another signature: ~20 s per dtype).
-MODEL_LAYER_OPTIONS = (int(MSE), int(kernels.SGD), 0.9, 0.999, 1e-8, False, 0)
 
 
 def _one_line_error(error, call, *expected):
@@ -44,17 +39,33 @@ def _one_line_error(error, call, *expected):
 
 # ----------------------------------------------------------------------------- aliasing
 
-def _network(dtype, sizes=(4, 3, 4), batch=3, rows=6, seed=0):
-    """A small network's arrays: X, Y, params, grads, sizes, acts, workspace."""
+def _network(dtype, sizes=(4, 3, 4), batch=3, rows=6, seed=0, loss=MSE):
+    """A small network's arrays and records: X, Y, params, grads, net (a kernels.Network),
+    sizes, acts, batch, batches (storage order), work."""
     rng = np.random.default_rng(seed)
-    sizes = np.array(sizes, np.int64)
-    acts = np.array([kernels.TANH, kernels.IDENTITY], np.int64)
-    n_params = kernels.param_count(sizes)
+    net = kernels.network(sizes, [kernels.TANH, kernels.IDENTITY], loss)
+    n_params = kernels.param_count(net.sizes)
     return dict(X=random_array(rng, (rows, sizes[0]), dtype),
                 Y=random_array(rng, (rows, sizes[-1]), dtype),
                 params=random_array(rng, n_params, dtype) * 0.5,
-                grads=np.zeros(n_params, dtype), sizes=sizes, acts=acts, batch=batch,
-                work=np.zeros(kernels.workspace_size(sizes, batch), dtype))
+                grads=np.zeros(n_params, dtype), net=net, sizes=net.sizes, acts=net.acts,
+                batch=batch, batches=kernels.batches(batch),
+                work=np.zeros(kernels.workspace_size(net.sizes, batch), dtype))
+
+
+def _sgd(params, lr=0.1, **hyperparameters):
+    return kernels.optimizer("sgd", params, lr, **hyperparameters)
+
+
+def _epoch(n, **changes):
+    """A call of train_epoch on ``n`` (``_network``) with plain SGD, arguments changed by
+    name (X, Y, params, grads, network, optimizer, batches, workspace)."""
+    args = dict(X=n["X"], Y=n["Y"], params=n["params"], grads=n["grads"], network=n["net"],
+                optimizer=None, batches=n["batches"], workspace=n["work"])
+    args.update(changes)
+    if args["optimizer"] is None:
+        args["optimizer"] = _sgd(args["params"])
+    return lambda: kernels.train_epoch(*args.values())
 
 
 def _aliasing_cases():
@@ -105,18 +116,20 @@ def _aliasing_cases():
         p = np.ones(5, dtype)
         return lambda: kernels.sgd_momentum_update(p, np.ones(5, dtype), p, 0.05, 0.9, 1e-3)
 
-    def adam_m_is_v(dtype):
-        p, g, m = (np.ones(5, dtype) for _ in range(3))
-        return lambda: kernels.adam_update(p, g, m, m, 1, 1e-2, 0.9, 0.999, 1e-8, 0.01, False)
-
-    def adam_m_is_params(dtype):
-        p, g, v = (np.ones(5, dtype) for _ in range(3))
-        return lambda: kernels.adam_update(p, g, p, v, 1, 1e-2, 0.9, 0.999, 1e-8, 0.01, True)
+    def step_state_overlaps_grads(dtype):
+        buf = np.zeros(11, dtype)
+        opt = kernels.optimizer("adam", np.ones(5, dtype), 1e-2, state=buf[:10])
+        return lambda: kernels.optimizer_step(np.ones(5, dtype), buf[6:], opt)
 
     def step_state_holds_params(dtype):
         state = np.zeros(10, dtype)
-        return lambda: kernels.optimizer_step(state[:5], np.ones(5, dtype), state, kernels.ADAM,
-                                              1, 0.01, 0.0, 0.01, 0.8, 0.99, 1e-6, False)
+        opt = kernels.optimizer("adamw", state[:5], 0.01, state=state)
+        return lambda: kernels.optimizer_step(state[:5], np.ones(5, dtype), opt)
+
+    def momentum_step_state_is_params(dtype):
+        p = np.ones(5, dtype)
+        opt = kernels.optimizer("sgd", p, 0.01, momentum=0.9, state=p)
+        return lambda: kernels.optimizer_step(p, np.ones(5, dtype), opt)
 
     def sgd_shifted(dtype):
         a = np.ones(6, dtype)
@@ -146,56 +159,50 @@ def _aliasing_cases():
     def predict_out_is_params(dtype):
         n = _network(dtype)
         out = n["params"][:24].reshape(6, 4)
-        return lambda: kernels.predict_into(n["X"], n["params"], n["sizes"], n["acts"], out,
-                                            n["batch"], n["work"])
+        return lambda: kernels.predict_into(n["X"], n["params"], n["net"], out, n["batch"],
+                                            n["work"])
 
     def predict_work_holds_x(dtype):
         n = _network(dtype)
         X = n["work"][:24].reshape(6, 4)
-        return lambda: kernels.predict_into(X, n["params"], n["sizes"], n["acts"],
-                                            np.empty((6, 4), dtype), n["batch"], n["work"])
+        return lambda: kernels.predict_into(X, n["params"], n["net"], np.empty((6, 4), dtype),
+                                            n["batch"], n["work"])
 
     def epoch_grads_is_params(dtype):
         n = _network(dtype)
-        return lambda: kernels.train_epoch(n["X"], n["Y"], n["params"], n["params"],
-                                           np.empty(0, dtype), n["sizes"], n["acts"], n["batch"],
-                                           0.1, 0.0, 0.0, np.empty(0, np.int64), n["work"],
-                                           *MODEL_LAYER_OPTIONS)
+        return _epoch(n, grads=n["params"])
 
-    def epoch_velocity_is_grads(dtype):
+    def epoch_state_is_grads(dtype):
         n = _network(dtype)
-        return lambda: kernels.train_epoch(n["X"], n["Y"], n["params"], n["grads"], n["grads"],
-                                           n["sizes"], n["acts"], n["batch"], 0.1, 0.9, 0.0,
-                                           np.empty(0, np.int64), n["work"],
-                                           *MODEL_LAYER_OPTIONS)
+        return _epoch(n, optimizer=_sgd(n["params"], momentum=0.9, state=n["grads"]))
+
+    def epoch_state_in_work(dtype):
+        n = _network(dtype)
+        state = n["work"][:n["params"].shape[0]]
+        return _epoch(n, optimizer=_sgd(n["params"], momentum=0.9, state=state))
 
     def epoch_work_holds_y(dtype):
         n = _network(dtype)
-        Y = n["work"][:24].reshape(6, 4)
-        return lambda: kernels.train_epoch(n["X"], Y, n["params"], n["grads"],
-                                           np.empty(0, dtype), n["sizes"], n["acts"], n["batch"],
-                                           0.1, 0.0, 0.0, np.empty(0, np.int64), n["work"],
-                                           *MODEL_LAYER_OPTIONS)
+        return _epoch(n, Y=n["work"][:24].reshape(6, 4))
 
     def gradient_grads_in_work(dtype):
         n = _network(dtype)
         grads = n["work"][:n["params"].shape[0]]
-        return lambda: kernels.batch_gradient(n["X"], n["Y"], n["params"], grads, n["sizes"],
-                                              n["acts"], n["batch"], n["work"], 1.0, MSE)
+        return lambda: kernels.batch_gradient(n["X"], n["Y"], n["params"], grads, n["net"],
+                                              n["batch"], n["work"], 1.0)
 
     def loss_and_gradient_grads_is_params(dtype):
         n = _network(dtype)
         return lambda: kernels.loss_and_gradient(n["X"], n["Y"], n["params"], n["params"],
-                                                 n["sizes"], n["acts"], n["batch"], n["work"],
-                                                 MSE)
+                                                 n["net"], n["batch"], n["work"])
 
     def cost_work_holds_params(dtype):
         n = _network(dtype)
         work = np.zeros(n["work"].shape[0] + n["params"].shape[0], dtype)
         params = work[-n["params"].shape[0]:]
         params[:] = n["params"]
-        return lambda: kernels.dataset_cost(n["X"], n["Y"], params, n["sizes"], n["acts"],
-                                            n["batch"], work[:n["work"].shape[0] + 1], MSE)
+        return lambda: kernels.dataset_cost(n["X"], n["Y"], params, n["net"], n["batch"],
+                                            work[:n["work"].shape[0] + 1])
 
     def epoch_params_overlaps_x(dtype):
         n = _network(dtype)
@@ -203,10 +210,7 @@ def _aliasing_cases():
         X = big[:24].reshape(6, 4)
         X[:] = n["X"]
         params = big[19:]
-        return lambda: kernels.train_epoch(X, n["Y"], params, n["grads"], np.empty(0, dtype),
-                                           n["sizes"], n["acts"], n["batch"], 0.1, 0.0, 0.0,
-                                           np.empty(0, np.int64), n["work"],
-                                           *MODEL_LAYER_OPTIONS)
+        return _epoch(n, X=X, params=params)
 
     def epoch_params_overlaps_y(dtype):
         n = _network(dtype)
@@ -214,10 +218,7 @@ def _aliasing_cases():
         params = big[:31]
         params[:] = n["params"]
         Y = big[28:].reshape(6, 4)
-        return lambda: kernels.train_epoch(n["X"], Y, params, n["grads"], np.empty(0, dtype),
-                                           n["sizes"], n["acts"], n["batch"], 0.1, 0.0, 0.0,
-                                           np.empty(0, np.int64), n["work"],
-                                           *MODEL_LAYER_OPTIONS)
+        return _epoch(n, Y=Y, params=params)
 
     shares = "shares memory with"
     partly = "without being the same array"
@@ -232,9 +233,10 @@ def _aliasing_cases():
         (gradients_db_in_delta, "accumulate_gradients: db " + shares + " delta"),
         (gradients_db_in_dw, "accumulate_gradients: db " + shares + " dW"),
         (momentum_velocity_is_params, "sgd_momentum_update: velocity " + shares + " params"),
-        (adam_m_is_v, "adam_update: v " + shares + " m"),
-        (adam_m_is_params, "adam_update: m " + shares + " params"),
-        (step_state_holds_params, "optimizer_step: state " + shares + " params"),
+        (step_state_overlaps_grads, "optimizer_step: optimizer.state overlaps grads " + partly),
+        (step_state_holds_params, "optimizer_step: optimizer.state " + shares + " params"),
+        (momentum_step_state_is_params, "optimizer_step: optimizer.state " + shares
+         + " params"),
         (sgd_shifted, "sgd_update: params overlaps grads " + partly),
         (relu_mask_shifted, "relu_mask: G overlaps A " + partly),
         (activation_backward_shifted, "activation_backward: G overlaps A " + partly),
@@ -244,7 +246,8 @@ def _aliasing_cases():
         (predict_out_is_params, "predict_into: out " + shares + " params"),
         (predict_work_holds_x, "predict_into: workspace " + shares + " X"),
         (epoch_grads_is_params, "train_epoch: grads " + shares + " params"),
-        (epoch_velocity_is_grads, "train_epoch: velocity " + shares + " grads"),
+        (epoch_state_is_grads, "train_epoch: optimizer.state " + shares + " grads"),
+        (epoch_state_in_work, "train_epoch: optimizer.state " + shares + " workspace"),
         (epoch_work_holds_y, "train_epoch: workspace " + shares + " Y"),
         (epoch_params_overlaps_x, "train_epoch: params " + shares + " X"),
         (epoch_params_overlaps_y, "train_epoch: params " + shares + " Y"),
@@ -331,12 +334,21 @@ def test_optimizer_updates_with_grads_the_same_array(dtype):
     kernels.sgd_momentum_update(p_in, v_in, v_in, 0.05, 0.9, 1e-3)
     np.testing.assert_array_equal(p_in, p)
     np.testing.assert_array_equal(v_in, v)
-    p, m, v = p0.copy(), np.zeros(7, dtype), np.zeros(7, dtype)
-    kernels.adam_update(p, p0.copy(), m, v, 1, 1e-2, 0.9, 0.999, 1e-8, 0.01, False)
-    p_in, m_in, v_in = p0.copy(), np.zeros(7, dtype), np.zeros(7, dtype)
-    kernels.adam_update(p_in, p_in, m_in, v_in, 1, 1e-2, 0.9, 0.999, 1e-8, 0.01, False)
+    p = p0.copy()
+    separate = kernels.optimizer("adam", p, 1e-2, weight_decay=0.01)
+    kernels.optimizer_step(p, p0.copy(), separate)
+    p_in = p0.copy()
+    inplace = kernels.optimizer("adam", p_in, 1e-2, weight_decay=0.01)
+    kernels.optimizer_step(p_in, p_in, inplace)
     np.testing.assert_array_equal(p_in, p)
-    np.testing.assert_array_equal(m_in, m)
+    np.testing.assert_array_equal(inplace.state, separate.state)
+    # grads the very state of momentum SGD, as with sgd_momentum_update above
+    p, v = p0.copy(), v0.copy()
+    kernels.optimizer_step(p, v0.copy(), _sgd(p, 0.05, momentum=0.9, state=v))
+    p_in, v_in = p0.copy(), v0.copy()
+    kernels.optimizer_step(p_in, v_in, _sgd(p_in, 0.05, momentum=0.9, state=v_in))
+    np.testing.assert_array_equal(p_in, p)
+    np.testing.assert_array_equal(v_in, v)
 
 
 def test_refused_params_over_x_leaves_x_untouched(dtype):
@@ -346,9 +358,7 @@ def test_refused_params_over_x_leaves_x_untouched(dtype):
     X[:] = n["X"]
     before = big.copy()
     with pytest.raises(ValueError, match="train_epoch: params shares memory with X"):
-        kernels.train_epoch(X, n["Y"], params, n["grads"], np.empty(0, dtype), n["sizes"],
-                            n["acts"], n["batch"], 0.1, 0.0, 0.0, np.empty(0, np.int64),
-                            n["work"], *MODEL_LAYER_OPTIONS)
+        _epoch(n, X=X, params=params)()
     np.testing.assert_array_equal(big, before)
 
 
@@ -356,20 +366,19 @@ def test_predict_into_names_out_in_its_messages(dtype):
     n = _network(dtype, sizes=(4, 3, 2))  # 4 inputs, 2 outputs: out=X has 2 columns too many
     X = n["X"]
     _one_line_error(ValueError, lambda: kernels.predict_into(
-        X, n["params"], n["sizes"], n["acts"], X, n["batch"], n["work"]),
+        X, n["params"], n["net"], X, n["batch"], n["work"]),
         "predict_into: out has 4 columns but sizes[-1] has 2")
     _one_line_error(ValueError, lambda: kernels.predict_into(
-        X, n["params"], n["sizes"], n["acts"], np.empty((5, 2), dtype), n["batch"], n["work"]),
+        X, n["params"], n["net"], np.empty((5, 2), dtype), n["batch"], n["work"]),
         "predict_into: out has 5 rows but X has 6")
 
 
 def test_predict_into_may_write_over_its_input(dtype):
     n = _network(dtype)  # 4 inputs, 4 outputs
     separate = np.empty_like(n["X"])
-    kernels.predict_into(n["X"], n["params"], n["sizes"], n["acts"], separate, n["batch"],
-                         n["work"])
+    kernels.predict_into(n["X"], n["params"], n["net"], separate, n["batch"], n["work"])
     X = n["X"].copy()
-    kernels.predict_into(X, n["params"], n["sizes"], n["acts"], X, n["batch"], n["work"])
+    kernels.predict_into(X, n["params"], n["net"], X, n["batch"], n["work"])
     np.testing.assert_array_equal(X, separate)
 
 
@@ -420,11 +429,9 @@ def test_workspace_size_refuses_sizes_beyond_int64():
 
 def test_train_epoch_refuses_sizes_beyond_int64():
     n = _network(np.float64)
-    _one_line_error(OverflowError, lambda: kernels.train_epoch(
-        n["X"], n["Y"], n["params"], n["grads"], np.empty(0), np.array([4, HUGE, HUGE, 4]),
-        np.array([1, 1, 0]), n["batch"], 0.1, 0.0, 0.0, np.empty(0, np.int64), n["work"],
-        *MODEL_LAYER_OPTIONS),
-        "train_epoch: sizes [4, 1099511627776, 1099511627776, 4]")
+    _one_line_error(OverflowError, _epoch(n, network=kernels.network([4, HUGE, HUGE, 4],
+                                                                     [1, 1, 0])),
+                    "train_epoch: sizes [4, 1099511627776, 1099511627776, 4]")
 
 
 # ----------------------------------------------------------------------------- step sizes
@@ -433,28 +440,27 @@ BAD_LR = [(np.nan, "nan"), (np.inf, "inf"), (-0.1, "-0.1"), (0.0, "0")]
 
 
 def _updates(dtype, lr=0.1, momentum=0.9, weight_decay=0.0, beta1=0.9, beta2=0.999, eps=1e-8):
-    """(kernel name, call, params) of every update with these hyperparameters."""
+    """(kernel name, call, uses Adam) of every update with these hyperparameters, and the
+    parameter vectors they would update. The records are made valid and then given the
+    values (``_replace``), since ``kernels.optimizer`` refuses bad ones itself."""
     p = np.ones(4, dtype)
     g = np.ones(4, dtype)
     n = _network(dtype)
+    values = dict(lr=lr, momentum=momentum, weight_decay=weight_decay)
+    adam = dict(values, beta1=beta1, beta2=beta2, eps=eps)
+    sgd_step = _sgd(p, momentum=0.5)._replace(**values)
+    adam_step = kernels.optimizer("adam", p, 0.1)._replace(**adam)
+    adamw_epoch = kernels.optimizer("adamw", n["params"], 0.1)._replace(**adam)
+    epoch = _sgd(n["params"], momentum=0.5)._replace(**values)
     calls = [
-        ("sgd_update", lambda: kernels.sgd_update(p, g, lr)),
+        ("sgd_update", lambda: kernels.sgd_update(p, g, lr), False),
         ("sgd_momentum_update",
          lambda: kernels.sgd_momentum_update(p, g, np.zeros(4, dtype), lr, momentum,
-                                             weight_decay)),
-        ("adam_update", lambda: kernels.adam_update(p, g, np.zeros(4, dtype), np.zeros(4, dtype),
-                                                    1, lr, beta1, beta2, eps, weight_decay,
-                                                    False)),
-        ("optimizer_step", lambda: kernels.optimizer_step(p, g, np.zeros(4, dtype), kernels.SGD,
-                                                          1, lr, momentum, weight_decay, beta1,
-                                                          beta2, eps, False)),
-        ("optimizer_step", lambda: kernels.optimizer_step(p, g, np.zeros(8, dtype), kernels.ADAM,
-                                                          1, lr, momentum, weight_decay, beta1,
-                                                          beta2, eps, False)),
-        ("train_epoch", lambda: kernels.train_epoch(
-            n["X"], n["Y"], n["params"], n["grads"], np.zeros_like(n["params"]), n["sizes"],
-            n["acts"], n["batch"], lr, momentum, weight_decay, np.empty(0, np.int64),
-            n["work"], *MODEL_LAYER_OPTIONS)),
+                                             weight_decay), False),
+        ("optimizer_step", lambda: kernels.optimizer_step(p, g, sgd_step), False),
+        ("optimizer_step", lambda: kernels.optimizer_step(p, g, adam_step), True),
+        ("train_epoch", _epoch(n, optimizer=epoch), False),
+        ("train_epoch", _epoch(n, optimizer=adamw_epoch), True),
     ]
     return calls, (p, n["params"])
 
@@ -463,7 +469,7 @@ def _updates(dtype, lr=0.1, momentum=0.9, weight_decay=0.0, beta1=0.9, beta2=0.9
 def test_every_update_refuses_a_learning_rate_training_refuses(dtype, lr, shown):
     calls, arrays = _updates(dtype, lr=lr)
     before = [a.copy() for a in arrays]
-    for name, call in calls:
+    for name, call, _ in calls:
         _one_line_error(ValueError, call, "%s: lr must be positive and finite, got %s"
                         % (name, shown))
     for a, b in zip(arrays, before):
@@ -474,7 +480,7 @@ def test_every_update_refuses_a_learning_rate_training_refuses(dtype, lr, shown)
                                              (1.5, "1.5")])
 def test_momentum_outside_0_1_is_refused(dtype, momentum, shown):
     calls, _ = _updates(dtype, momentum=momentum)
-    for name, call in calls:
+    for name, call, _ in calls:
         if name in ("sgd_momentum_update", "optimizer_step", "train_epoch"):
             _one_line_error(ValueError, call, "%s: momentum must be in [0, 1), got %s"
                             % (name, shown))
@@ -483,7 +489,7 @@ def test_momentum_outside_0_1_is_refused(dtype, momentum, shown):
 @pytest.mark.parametrize("weight_decay", [np.nan, -1e-3, np.inf])
 def test_negative_or_infinite_weight_decay_is_refused(dtype, weight_decay):
     calls, _ = _updates(dtype, weight_decay=weight_decay)
-    for name, call in calls:
+    for name, call, _ in calls:
         if name != "sgd_update":
             _one_line_error(ValueError, call, "%s: weight_decay must be non-negative and finite"
                             % name)
@@ -497,7 +503,8 @@ def test_negative_or_infinite_weight_decay_is_refused(dtype, weight_decay):
 ])
 def test_adam_hyperparameters_out_of_range_are_refused(dtype, changes, message):
     calls, _ = _updates(dtype, **changes)
-    adam = [calls[2], calls[4]]
+    adam = [(name, call) for name, call, uses_adam in calls if uses_adam]
+    assert len(adam) == 2
     for name, call in adam:
         _one_line_error(ValueError, call, "%s: %s" % (name, message))
 
@@ -505,7 +512,7 @@ def test_adam_hyperparameters_out_of_range_are_refused(dtype, changes, message):
 def test_valid_hyperparameters_still_update():
     calls, (p, params) = _updates(np.float64, lr=0.1, momentum=0.5, weight_decay=1e-3)
     before = p.copy(), params.copy()
-    for _, call in calls:
+    for _, call, _ in calls:
         call()
     assert not np.array_equal(p, before[0]) and not np.array_equal(params, before[1])
 
@@ -520,29 +527,24 @@ def test_a_non_finite_gradient_scale_is_refused(dtype, scale, shown):
                     "accumulate_gradients: scale must be finite, got " + shown)
     n = _network(dtype)
     _one_line_error(ValueError, lambda: kernels.batch_gradient(
-        n["X"], n["Y"], n["params"], n["grads"], n["sizes"], n["acts"], n["batch"], n["work"],
-        scale, MSE), "batch_gradient: scale must be finite, got " + shown)
+        n["X"], n["Y"], n["params"], n["grads"], n["net"], n["batch"], n["work"], scale),
+        "batch_gradient: scale must be finite, got " + shown)
     assert not dW.any() and not db.any() and not n["grads"].any()
 
 
 # ----------------------------------------------------------------------------- softmax, 1 output
 
 def test_softmax_cross_entropy_with_one_output_is_refused(dtype):
-    n = _network(dtype, sizes=(4, 3, 1))
-    ce = kernels.SOFTMAX_CE
-    options = (int(ce),) + MODEL_LAYER_OPTIONS[1:]
+    n = _network(dtype, sizes=(4, 3, 1), loss=kernels.SOFTMAX_CE)
+    net = n["net"]
     calls = [
-        ("train_epoch", lambda: kernels.train_epoch(
-            n["X"], n["Y"], n["params"], n["grads"], np.empty(0, dtype), n["sizes"], n["acts"],
-            n["batch"], 0.1, 0.0, 0.0, np.empty(0, np.int64), n["work"], *options)),
+        ("train_epoch", _epoch(n)),
         ("batch_gradient", lambda: kernels.batch_gradient(
-            n["X"], n["Y"], n["params"], n["grads"], n["sizes"], n["acts"], n["batch"],
-            n["work"], 1.0, ce)),
+            n["X"], n["Y"], n["params"], n["grads"], net, n["batch"], n["work"], 1.0)),
         ("batch_gradient", lambda: kernels.loss_and_gradient(
-            n["X"], n["Y"], n["params"], n["grads"], n["sizes"], n["acts"], n["batch"],
-            n["work"], ce)),
+            n["X"], n["Y"], n["params"], n["grads"], net, n["batch"], n["work"])),
         ("dataset_cost", lambda: kernels.dataset_cost(
-            n["X"], n["Y"], n["params"], n["sizes"], n["acts"], n["batch"], n["work"], ce)),
+            n["X"], n["Y"], n["params"], net, n["batch"], n["work"])),
     ]
     before = n["params"].copy()
     for name, call in calls:
@@ -550,53 +552,82 @@ def test_softmax_cross_entropy_with_one_output_is_refused(dtype):
                         "but sizes[-1] is 1; use SIGMOID_BCE for one output")
     np.testing.assert_array_equal(n["params"], before)
     # one output with SIGMOID_BCE still trains
-    cost = kernels.train_epoch(n["X"], (n["Y"] > 0).astype(dtype), n["params"], n["grads"],
-                               np.empty(0, dtype), n["sizes"], n["acts"], n["batch"], 0.1, 0.0,
-                               0.0, np.empty(0, np.int64), n["work"],
-                               int(kernels.SIGMOID_BCE), *MODEL_LAYER_OPTIONS[1:])
-    assert cost > 0
+    optimizer = _sgd(n["params"])
+    cost = _epoch(n, Y=(n["Y"] > 0).astype(dtype), optimizer=optimizer,
+                  network=net._replace(loss=kernels.SIGMOID_BCE))()
+    assert cost > 0 and optimizer.steps[0] == 2
 
 
 # ----------------------------------------------------------------------------- mixed dtypes
 
-def _argument_for(kind, dtype):
-    """A valid argument of a ``kernels._checks.SIGNATURES`` kind, float arrays of ``dtype``."""
-    kind = kind.rstrip("?")
-    if kind == "flag":
+def _argument_for(arg, dtype):
+    """A valid argument of an annotation (``kernels._checks.Arg``), float arrays of
+    ``dtype``; a record has float fields of ``dtype`` too."""
+    if arg.kind == "flag":
         return False
-    if kind == "int":
+    if arg.kind == "int":
         return 1
-    if kind == "real":
+    if arg.kind == "real":
         return 0.5
-    if kind.startswith("1i"):
+    if arg.kind == "ints":
         return np.array([2, 2], np.int64)
-    return np.zeros((2,) * int(kind[0]), dtype)
+    if arg.kind == "record":
+        if arg.record is kernels.Network:
+            return kernels.network([2, 2], [0])
+        if arg.record is kernels.Batches:
+            return kernels.batches(1)
+        return kernels.optimizer("sgd", np.zeros(2, dtype), 0.1, momentum=0.5)
+    return np.zeros((2,) * arg.ndim, dtype)
+
+
+def _float_arguments(kernel):
+    """[(position, field or None, name)] of every float array a public kernel takes, record
+    fields included (``optimizer.state``), in the order the checks see them."""
+    from numba_dense.kernels._checks import arguments_of
+    found = []
+    for i, (name, arg) in enumerate(arguments_of(getattr(kernels, kernel))):
+        if arg.kind == "float":
+            found.append((i, None, name))
+        elif arg.kind == "record":
+            found += [(i, field, name + "." + field) for field, f in arg.record.FIELDS.items()
+                      if f.kind == "float"]
+    return found
+
+
+def _public_kernels():
+    return [name for name in kernels.__all__
+            if hasattr(getattr(kernels, name), "_compile_for_args")]
 
 
 def _mixed_dtype_cases():
-    from numba_dense.kernels._checks import SIGNATURES
+    """Every later float array of every kernel; of the long ones (more than four float
+    arrays: the epochs, each mixed call ~20 s of compiling before it is refused) the second,
+    the record fields and the last."""
     cases = []
-    for kernel, spec in SIGNATURES.items():
-        floats = [i for i, item in enumerate(spec.split())
-                  if item.split(":")[1][0] in "12" and "i" not in item.split(":")[1]]
-        for other in floats[1:]:
-            cases.append((kernel, other))
+    for kernel in _public_kernels():
+        floats = _float_arguments(kernel)
+        for other in range(1, len(floats)):
+            if (len(floats) <= 4 or other in (1, len(floats) - 1)
+                    or floats[other][1] is not None):
+                cases.append((kernel, other))
     return cases
 
 
 @pytest.mark.parametrize("kernel, other", _mixed_dtype_cases(),
                          ids=["%s-%d" % c for c in _mixed_dtype_cases()])
 def test_every_kernel_refuses_mixed_float_dtypes_in_one_line(kernel, other):
-    """float64 first, one later float array float32: checked before Numba types the call
-    (nothing is compiled), whichever array it is."""
-    from numba_dense.kernels._checks import SIGNATURES
-    items = [item.split(":") for item in SIGNATURES[kernel].split()]
-    args = [_argument_for(kind, np.float64) for _, kind in items]
-    args[other] = args[other].astype(np.float32)
-    first = next(name for name, kind in items if kind[0] in "12" and "i" not in kind)
+    """float64 first, one later float array float32 (a record's field too): one line naming
+    both, whichever array it is."""
+    from numba_dense.kernels._checks import arguments_of
+    args = [_argument_for(arg, np.float64) for _, arg in arguments_of(getattr(kernels, kernel))]
+    floats = _float_arguments(kernel)
+    i, field, name = floats[other]
+    if field is None:
+        args[i] = args[i].astype(np.float32)
+    else:
+        args[i] = args[i]._replace(**{field: getattr(args[i], field).astype(np.float32)})
     _one_line_error(TypeError, lambda: getattr(kernels, kernel)(*args),
-                    "%s: %s has dtype float32 but %s has float64"
-                    % (kernel, items[other][0], first))
+                    "%s: %s has dtype float32 but %s has float64" % (kernel, name, floats[0][2]))
 
 
 def test_the_reported_mixed_dtype_calls_get_one_line_errors():
@@ -605,26 +636,23 @@ def test_the_reported_mixed_dtype_calls_get_one_line_errors():
     _one_line_error(TypeError, lambda: kernels.dense_forward(X, W, b, out, True),
                     "dense_forward: W has dtype float32 but X has float64")
     n = _network(np.float32)
-    _one_line_error(TypeError, lambda: kernels.train_epoch(
-        n["X"].astype(np.float64), n["Y"], n["params"], n["grads"], np.empty(0, np.float32),
-        n["sizes"], n["acts"], n["batch"], 0.1, 0.0, 0.0, np.empty(0, np.int64), n["work"],
-        *MODEL_LAYER_OPTIONS), "train_epoch: Y has dtype float32 but X has float64")
+    _one_line_error(TypeError, _epoch(n, X=n["X"].astype(np.float64)),
+                    "train_epoch: Y has dtype float32 but X has float64")
 
 
 # ----------------------------------------------------------------------------- big integers
 
-@pytest.mark.parametrize("t", [2**63, 2**64, -2**63 - 1])
-def test_a_step_number_beyond_int64_gets_one_line(dtype, t):
-    p, g = np.ones(4, dtype), np.ones(4, dtype)
+@pytest.mark.parametrize("size", [2**64, -2**63 - 1])
+def test_a_batch_size_beyond_int64_gets_one_line(dtype, size):
+    n = _network(dtype)
     for _ in range(2):  # before and after a version is compiled for these types
-        kernels.adam_update(p, g, np.zeros(4, dtype), np.zeros(4, dtype), 1, 0.1, 0.9, 0.999,
-                            1e-8, 0.0, False)
-        _one_line_error(OverflowError, lambda: kernels.adam_update(
-            p, g, np.zeros(4, dtype), np.zeros(4, dtype), t, 0.1, 0.9, 0.999, 1e-8, 0.0, False),
-            "adam_update: t must fit int64 and be >= 1 (a step number), got %d" % t)
-        _one_line_error(OverflowError, lambda: kernels.optimizer_step(
-            p, g, np.zeros(8, dtype), kernels.ADAM, t, 0.1, 0.9, 0.0, 0.9, 0.999, 1e-8, False),
-            "optimizer_step: t must fit int64 and be >= 1 (a step number), got %d" % t)
+        _epoch(n, params=n["params"].copy())()
+        _one_line_error(OverflowError, _epoch(n, batches=kernels.Batches(size, n["batches"].order)),
+                        "train_epoch: batches.size must fit int64 (at most 2**63 - 1), got %d"
+                        % size)
+        _one_line_error(OverflowError, lambda: kernels.predict_into(
+            n["X"], n["params"], n["net"], np.empty_like(n["Y"]), size, n["work"]),
+            "predict_into: batch_size must fit int64 (at most 2**63 - 1), got %d" % size)
 
 
 def test_other_integers_beyond_int64_get_one_line():
@@ -650,27 +678,43 @@ INT_KINDS = ["int32", "uint16", "int8", "list", "tuple"]
 
 @pytest.mark.parametrize("kind", INT_KINDS)
 def test_network_kernels_accept_integer_arrays_of_any_dtype(dtype, kind):
+    """Through the factories, which make every integer field int64 (no new compiled
+    version); the int32 records made by hand compile their own version and agree too."""
     n = _network(dtype)
     order = np.array([5, 0, 3, 1, 2, 4])
     results = []
     for convert in (lambda a: a, lambda a: _as(kind, a)):
         params = n["params"].copy()
-        cost = kernels.train_epoch(n["X"], n["Y"], params, np.zeros_like(params),
-                                   np.empty(0, dtype), convert(n["sizes"]), convert(n["acts"]),
-                                   n["batch"], 0.1, 0.0, 0.0, convert(order), n["work"],
-                                   *MODEL_LAYER_OPTIONS)
+        net = kernels.network(convert(n["sizes"]), convert(n["acts"]))
+        assert net.sizes.dtype == net.acts.dtype == np.int64
+        batches = kernels.batches(n["batch"], convert(order))
+        assert batches.order.dtype == np.int64
+        cost = _epoch(n, params=params, grads=np.zeros_like(params), network=net,
+                      batches=batches)()
         out = np.empty_like(n["Y"])
-        kernels.predict_into(n["X"], params, convert(n["sizes"]), convert(n["acts"]), out,
-                             n["batch"], n["work"])
+        kernels.predict_into(n["X"], params, net, out, n["batch"], n["work"])
         grads = np.empty_like(params)
-        total = kernels.batch_gradient(n["X"], n["Y"], params, grads, convert(n["sizes"]),
-                                       convert(n["acts"]), n["batch"], n["work"], 1.0, MSE)
-        mean = kernels.loss_and_gradient(n["X"], n["Y"], params, np.empty_like(params),
-                                         convert(n["sizes"]), convert(n["acts"]), n["batch"],
-                                         n["work"], MSE)
-        summed = kernels.dataset_cost(n["X"], n["Y"], params, convert(n["sizes"]),
-                                      convert(n["acts"]), n["batch"], n["work"], MSE)
+        total = kernels.batch_gradient(n["X"], n["Y"], params, grads, net, n["batch"],
+                                       n["work"], 1.0)
+        mean = kernels.loss_and_gradient(n["X"], n["Y"], params, np.empty_like(params), net,
+                                         n["batch"], n["work"])
+        summed = kernels.dataset_cost(n["X"], n["Y"], params, net, n["batch"], n["work"])
         results.append((cost, params, out, total, grads, mean, summed))
+    for expected, got in zip(*results):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_records_of_int32_arrays_made_by_hand_give_the_same_results():
+    n = _network(np.float64)
+    net32 = kernels.Network(n["sizes"].astype(np.int32), n["acts"].astype(np.int32), MSE)
+    order = np.array([5, 0, 3, 1, 2, 4])
+    results = []
+    for net, batches in ((n["net"], kernels.batches(3, order)),
+                         (net32, kernels.Batches(3, order.astype(np.int32)))):
+        params = n["params"].copy()
+        cost = _epoch(n, params=params, network=net, batches=batches)()
+        results.append((cost, params, kernels.dataset_cost(n["X"], n["Y"], params, net, 3,
+                                                           n["work"])))
     for expected, got in zip(*results):
         np.testing.assert_array_equal(got, expected)
 
@@ -684,16 +728,14 @@ def test_size_kernels_accept_integer_arrays_of_any_dtype(kind):
     assert kernels.workspace_size(_as(kind, sizes), 8) == kernels.workspace_size(sizes, 8)
 
 
-@pytest.mark.parametrize("empty", [(), []], ids=["tuple", "list"])
-def test_an_empty_order_may_be_a_tuple_or_a_list(empty):
+@pytest.mark.parametrize("empty", [(), [], None], ids=["tuple", "list", "none"])
+def test_an_empty_order_may_be_a_tuple_a_list_or_none(empty):
     n = _network(np.float64)
-    args = [n["X"], n["Y"], n["params"], n["grads"], np.empty(0), n["sizes"], n["acts"],
-            n["batch"], 0.1, 0.0, 0.0]
     storage, empty_order = n["params"].copy(), n["params"].copy()
-    args[2] = storage
-    kernels.train_epoch(*args, np.empty(0, np.int64), n["work"], *MODEL_LAYER_OPTIONS)
-    args[2] = empty_order
-    kernels.train_epoch(*args, empty, n["work"], *MODEL_LAYER_OPTIONS)
+    _epoch(n, params=storage)()
+    batches = kernels.batches(n["batch"], empty)
+    assert batches.order.shape == (0,) and batches.order.dtype == np.int64
+    _epoch(n, params=empty_order, batches=batches)()
     np.testing.assert_array_equal(empty_order, storage)
 
 
@@ -721,9 +763,16 @@ def test_empty_sizes_get_the_kernels_own_error(empty):
      "param_count: sizes must be 1-D (a vector), got 2-D"),
     (lambda: kernels.param_count(np.array([2**63, 3], np.uint64)), ValueError,
      "param_count: sizes holds 9223372036854775808, more than int64 holds"),
-    (lambda: kernels.predict_into(np.zeros((2, 4)), np.zeros(23), [4, 3, 2], [1.0, 0.0],
+    (lambda: kernels.predict_into(np.zeros((2, 4)), np.zeros(23),
+                                  kernels.Network(np.array([4, 3, 2]), np.array([1.0, 0.0]), 0),
                                   np.zeros((2, 2)), 2, np.zeros(100)), TypeError,
-     "predict_into: acts must be integers, got a list of float64"),
+     "predict_into: network.acts must be an integer array, got float64"),
+    (lambda: kernels.predict_into(np.zeros((2, 4)), np.zeros(23), ([4, 3, 2], [1, 0], 0),
+                                  np.zeros((2, 2)), 2, np.zeros(100)), TypeError,
+     "predict_into: network must be a kernels.Network (kernels.network(sizes, acts, loss)), "
+     "got tuple"),
+    (lambda: kernels.network([4, 3, 2], [1.0, 0.0]), TypeError,
+     "acts must be a 1-D array of integers, got float64"),
 ])
 def test_unusable_integer_arguments_get_one_line_errors(call, error, message):
     _one_line_error(error, call, message)

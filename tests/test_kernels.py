@@ -315,6 +315,16 @@ def test_activation_derivative_from_output_is_the_derivative(act):
 
 # ----------------------------------------------------------------------------- errors
 
+def _tiny_epoch(**changes):
+    """The arguments of a valid train_epoch call on a [2, 1] network, with ``changes``."""
+    args = dict(X=np.zeros((4, 2)), Y=np.zeros((4, 1)), params=np.zeros(3), grads=np.zeros(3),
+                network=kernels.network([2, 1], [0]),
+                optimizer=kernels.optimizer("sgd", np.zeros(3), 0.1),
+                batches=kernels.batches(2), workspace=np.zeros(20))
+    args.update(changes)
+    return list(args.values())
+
+
 def _readonly(shape, dtype=np.float64):
     a = np.zeros(shape, dtype)
     a.setflags(write=False)
@@ -342,10 +352,36 @@ def _readonly(shape, dtype=np.float64):
      TypeError, "param_count: sizes must be integers, got a list of float64"),
     (lambda: kernels.param_count(np.array([-5, 3])),
      ValueError, "sizes[0] is -5: every layer width must be at least 1"),
-    (lambda: kernels.train_epoch(np.zeros((4, 2)), np.zeros((4, 1)), np.zeros(3), np.zeros(3),
-                                 np.zeros(0), np.array([2, 1]), np.array([0]), 2, 0.1, 0.0,
-                                 0.0, np.zeros(0), np.zeros(20)),
-     TypeError, "train_epoch: order must be an integer array, got float64"),
+    (lambda: kernels.train_epoch(*_tiny_epoch(batches=kernels.Batches(2, np.zeros(0)))),
+     TypeError, "train_epoch: batches.order must be an integer array, got float64"),
+    (lambda: kernels.train_epoch(*_tiny_epoch(batches=kernels.Batches(2.0, np.zeros(0, int)))),
+     TypeError, "train_epoch: batches.size must be an integer, got 2.0"),
+    (lambda: kernels.train_epoch(*_tiny_epoch(network=([2, 1], [0], 0))),
+     TypeError, "train_epoch: network must be a kernels.Network "
+     "(kernels.network(sizes, acts, loss)), got tuple"),
+    (lambda: kernels.train_epoch(*_tiny_epoch(network=kernels.Network(np.array([2.0, 1.0]),
+                                                                      np.array([0]), 0))),
+     TypeError, "train_epoch: network.sizes must be an integer array, got float64"),
+    (lambda: kernels.train_epoch(*_tiny_epoch(network=kernels.network([2, 1], [0])._replace(
+        loss=0.0))),
+     TypeError, "train_epoch: network.loss must be an integer, got 0.0"),
+    (lambda: kernels.train_epoch(*_tiny_epoch(optimizer="sgd")),
+     TypeError, "train_epoch: optimizer must be a kernels.Optimizer"),
+    (lambda: kernels.optimizer_step(np.zeros(3), np.zeros(3), kernels.optimizer(
+        "adam", np.zeros(3), 0.1, state=np.zeros(6, np.float32))),
+     TypeError, "optimizer_step: optimizer.state has dtype float32 but params has float64"),
+    (lambda: kernels.optimizer_step(np.zeros(3), np.zeros(3), kernels.optimizer(
+        "adam", np.zeros(3), 0.1)._replace(nesterov=1)),
+     TypeError, "optimizer_step: optimizer.nesterov must be True or False, got 1"),
+    (lambda: kernels.optimizer_step(np.zeros(3), np.zeros(3), kernels.optimizer(
+        "adam", np.zeros(3), 0.1, state=_readonly(6))),
+     TypeError, "optimizer_step: optimizer.state is read-only"),
+    (lambda: kernels.epoch_streaming(*_tiny_epoch()[:4], kernels.optimizer("sgd", np.zeros(3), 0.1),
+                                     0, kernels.batches(2), 1.5),
+     TypeError, "epoch_streaming: ahead must be an integer, got 1.5"),
+    (lambda: kernels.predict_into(np.zeros(8), np.zeros(3), kernels.network([2, 1], [0]),
+                                  np.zeros((4, 1)), 2, np.zeros(20)),
+     ValueError, "predict_into: X must be 2-D (rows, columns), got 1-D"),
 ])
 def test_python_calls_with_unusable_arguments_get_one_line_errors(call, error, message):
     with pytest.raises(error) as info:
@@ -356,14 +392,103 @@ def test_python_calls_with_unusable_arguments_get_one_line_errors(call, error, m
 
 def test_integer_arrays_may_be_lists_or_other_integer_dtypes():
     assert kernels.param_count([784, 10]) == kernels.param_count(np.array([784, 10])) == 7850
+    # an int32 array is not converted: it compiles its own version, with the same result
     assert kernels.param_count(np.array([784, 10], np.int32)) == 7850
+    np.testing.assert_array_equal(kernels.layer_offsets(np.array([3, 4, 2], np.int32)),
+                                  kernels.layer_offsets(np.array([3, 4, 2])))
+    assert kernels.workspace_size(np.array([3, 4, 2], np.uint8), 5) == \
+        kernels.workspace_size([3, 4, 2], 5)
 
 
-def test_every_public_kernel_has_an_argument_signature():
-    from numba_dense.kernels._checks import SIGNATURES
-    dispatchers = {name for name in kernels.__all__
-                   if hasattr(getattr(kernels, name), "_compile_for_args")}
-    assert dispatchers == set(SIGNATURES)
+def _public_dispatchers():
+    return {name: getattr(kernels, name) for name in kernels.__all__
+            if hasattr(getattr(kernels, name), "_compile_for_args")}
+
+
+def test_every_public_kernel_declares_every_argument():
+    from numba_dense.kernels._checks import Arg, arguments_of
+    dispatchers = _public_dispatchers()
+    assert {"train_epoch", "optimizer_step", "epoch_streaming", "dense_forward"} <= \
+        set(dispatchers)
+    for name, dispatcher in dispatchers.items():
+        assert type(dispatcher).__name__.startswith("Checked"), name
+        arguments = arguments_of(dispatcher)
+        assert arguments, name
+        for arg_name, arg in arguments:
+            assert isinstance(arg, Arg), (name, arg_name)
+            assert arg.kind in ("float", "ints", "int", "real", "flag", "record")
+            if arg.kind == "record":
+                assert arg.record in (kernels.Network, kernels.Optimizer, kernels.Batches)
+                assert set(arg.record.FIELDS) == set(arg.record._fields)
+
+
+def test_no_public_function_takes_more_than_eight_positional_parameters():
+    """Issue 21: options travel as records, never as a long argument list."""
+    import inspect
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                  inspect.Parameter.VAR_POSITIONAL)
+    checked = 0
+    for name in kernels.__all__:
+        obj = getattr(kernels, name)
+        if isinstance(obj, type) or not callable(obj):
+            continue
+        function = getattr(obj, "py_func", obj)
+        params = inspect.signature(function).parameters.values()
+        assert sum(p.kind in positional for p in params) <= 8, name
+        checked += 1
+    assert checked > 20
+    for name in dir(ref):
+        obj = getattr(ref, name)
+        if not name.startswith("_") and inspect.isfunction(obj) and obj.__module__ == ref.__name__:
+            assert len(inspect.signature(obj).parameters) <= 8, name
+
+
+def test_record_factories_convert_to_int64():
+    net = kernels.network(np.array([3, 4, 2], np.int32), (1, 0), "cross_entropy")
+    assert isinstance(net, kernels.Network)
+    assert net.sizes.dtype == net.acts.dtype == np.int64
+    assert net.sizes.tolist() == [3, 4, 2] and net.acts.tolist() == [1, 0]
+    assert net.loss == kernels.SOFTMAX_CE and type(net.loss) is int
+    assert kernels.network([3, 1], [0]).loss == kernels.MSE
+    assert kernels.network([3, 1], [0], np.int8(2)).loss == kernels.SIGMOID_BCE
+    b = kernels.batches(np.int32(8), np.array([2, 0, 1], np.uint16))
+    assert isinstance(b, kernels.Batches) and type(b.size) is int and b.size == 8
+    assert b.order.dtype == np.int64 and b.order.tolist() == [2, 0, 1]
+    assert kernels.batches(4).order.shape == (0,) and kernels.batches(4).order.dtype == np.int64
+    assert kernels.batches(4, []).order.dtype == np.int64
+
+
+def test_records_made_by_the_factories_compile_no_new_version():
+    sizes32 = np.array([3, 4, 2], np.int32)
+    X, Y = np.zeros((5, 3)), np.zeros((5, 2))
+    params = np.zeros(kernels.param_count(sizes32))
+    work = np.zeros(kernels.workspace_size(sizes32, 2))
+    kernels.dataset_cost(X, Y, params, kernels.network([3, 4, 2], [1, 0]), 2, work)
+    before = len(kernels.dataset_cost.signatures)
+    for sizes in (sizes32, [3, 4, 2], np.array([3, 4, 2], np.uint8)):
+        kernels.dataset_cost(X, Y, params, kernels.network(sizes, np.array([1, 0], np.int16)),
+                             2, work)
+    assert len(kernels.dataset_cost.signatures) == before
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: kernels.network([3.0, 1.0], [0]), TypeError,
+     "sizes must be a 1-D array of integers, got float64"),
+    (lambda: kernels.network([[3, 1]], [0]), TypeError, "sizes must be a 1-D array of integers"),
+    (lambda: kernels.network([3, 1], ["relu"]), TypeError, "acts must be a 1-D array of integers"),
+    (lambda: kernels.network([3, 1], [0], "hinge"), ValueError, "loss must be one of"),
+    (lambda: kernels.network([3, 1], [0], 1.0), TypeError, "loss must be an integer, got 1.0"),
+    (lambda: kernels.network([3, 1], [0], True), TypeError, "loss must be an integer, got True"),
+    (lambda: kernels.network(np.array([2**64 - 1, 1], np.uint64), [0]), ValueError,
+     "sizes holds 18446744073709551615, more than int64 holds"),
+    (lambda: kernels.batches(8.0), TypeError, "batch size must be an integer, got 8.0"),
+    (lambda: kernels.batches(8, np.array([0.0, 1.0])), TypeError,
+     "order must be a 1-D array of integers, got float64"),
+])
+def test_record_factories_refuse_bad_fields(make, error, message):
+    with pytest.raises(error) as info:
+        make()
+    assert message in str(info.value)
 
 
 def _f(shape, dtype=np.float64):
@@ -450,37 +575,47 @@ def test_kernels_are_callable_from_user_njit_code(dtype):
     assert not np.array_equal(W, W_before)
 
 
-def test_public_kernel_options_default_to_none():
+def test_public_kernels_take_no_default_values():
     """Numba's dispatcher recognises one left-out default value per Python type per process
     (numba issue #6173): every further one sends each call down a path 40x slower. The
-    public kernels therefore take None for every option, and say None is allowed."""
+    options of the public kernels travel in records instead, with no defaults at all."""
     import inspect
-    from numba_dense.kernels._checks import SIGNATURES
-    for name in SIGNATURES:
-        params = inspect.signature(getattr(kernels, name).py_func).parameters.values()
-        spec = dict(item.split(":") for item in SIGNATURES[name].split())
-        for p in params:
-            if p.default is not inspect.Parameter.empty:
-                assert p.default is None, (name, p.name, p.default)
-                assert spec[p.name].endswith("?"), (name, p.name)
+    for name, dispatcher in _public_dispatchers().items():
+        for p in inspect.signature(dispatcher.py_func).parameters.values():
+            assert p.default is inspect.Parameter.empty, (name, p.name)
 
 
-def test_options_left_out_given_or_none_train_alike():
+def test_a_loss_given_by_name_or_code_trains_alike():
     rng = np.random.default_rng(3)
-    sizes, acts = np.array([4, 3, 2]), np.array([kernels.RELU, kernels.IDENTITY])
     X, Y = rng.standard_normal((40, 4)), rng.standard_normal((40, 2))
-    start = rng.standard_normal(kernels.param_count(sizes)) * 0.3
-    work = np.zeros(kernels.workspace_size(sizes, 8))
-    order = np.empty(0, np.int64)
+    networks = [kernels.network([4, 3, 2], [kernels.RELU, kernels.IDENTITY], loss)
+                for loss in (None, "mse", kernels.MSE)]
+    start = rng.standard_normal(kernels.param_count(networks[0].sizes)) * 0.3
+    work = np.zeros(kernels.workspace_size(networks[0].sizes, 8))
     results = []
-    for options in [(), (None,) * 7, (kernels.MSE, kernels.SGD, 0.9, 0.999, 1e-8, False, 0)]:
+    for network in networks:
         params = start.copy()
-        cost = kernels.train_epoch(X, Y, params, np.zeros_like(params), np.empty(0), sizes,
-                                   acts, 8, 0.05, 0.0, 0.0, order, work, *options)
+        cost = kernels.train_epoch(X, Y, params, np.zeros_like(params), network,
+                                   kernels.optimizer("sgd", params, 0.05), kernels.batches(8),
+                                   work)
         results.append((cost, params))
     for cost, params in results[1:]:
         assert cost == results[0][0]
         np.testing.assert_array_equal(params, results[0][1])
-    assert (kernels.dataset_cost(X, Y, start, sizes, acts, 8, work)
-            == kernels.dataset_cost(X, Y, start, sizes, acts, 8, work, None)
-            == kernels.dataset_cost(X, Y, start, sizes, acts, 8, work, kernels.MSE))
+    assert len({kernels.dataset_cost(X, Y, start, network, 8, work)
+                for network in networks}) == 1
+
+
+def test_a_call_numba_cannot_use_is_refused_before_anything_is_compiled():
+    """The check runs in the dispatcher's _compile_for_args (kernels/_checks.py): a bad call
+    compiles nothing. If a Numba release stopped calling that method, the call below would
+    compile a float16 version, or fail with a TypingError, and this test would fail."""
+    before = list(kernels.relu_mask.signatures)
+    with pytest.raises(TypeError) as info:
+        kernels.relu_mask(np.ones((2, 2), np.float16), np.ones((2, 2), np.float16))
+    assert str(info.value) == "relu_mask: A must be float32 or float64, got float16"
+    assert list(kernels.relu_mask.signatures) == before
+    with pytest.raises(TypeError, match="relu must be True or False, got 'yes'"):
+        kernels.dense_forward(np.ones((2, 2)), np.ones((1, 2)), np.ones(1), np.ones((2, 1)),
+                              "yes")
+    assert all("unicode" not in str(s) for s in kernels.dense_forward.signatures)

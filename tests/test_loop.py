@@ -36,11 +36,11 @@ def _targets(rng, n, n_out, loss, dtype):
     return random_array(rng, (n, n_out), dtype)
 
 
-def _network(sizes, acts, dtype, seed):
-    sizes, acts = np.array(sizes, np.int64), np.array(acts, np.int64)
+def _network(sizes, acts, dtype, seed, loss=MSE):
+    network = kernels.network(sizes, acts, loss)
     rng = np.random.default_rng(seed)
-    params = random_array(rng, kernels.param_count(sizes), dtype, 0.5)
-    return sizes, acts, params
+    params = random_array(rng, kernels.param_count(network.sizes), dtype, 0.5)
+    return network, params
 
 
 @pytest.mark.parametrize("sizes, acts, cost", NETWORKS)
@@ -48,28 +48,43 @@ def _network(sizes, acts, dtype, seed):
 @pytest.mark.parametrize("momentum, weight_decay", [(0.0, 0.0), (0.9, 1e-3)])
 def test_train_epoch_matches_numpy_loop(dtype, sizes, acts, cost, order_kind, momentum,
                                         weight_decay):
-    sizes, acts, params = _network(sizes, acts, dtype, 1)
+    network, params = _network(sizes, acts, dtype, 1, cost)
     rng = np.random.default_rng(2)
     n, batch = 23, 5  # four full batches and one of 3 rows
-    X, Y = random_array(rng, (n, sizes[0]), dtype), _targets(rng, n, sizes[-1], cost, dtype)
-    order = {"storage": np.empty(0, np.int64), "permutation": rng.permutation(n),
+    X = random_array(rng, (n, sizes[0]), dtype)
+    Y = _targets(rng, n, sizes[-1], cost, dtype)
+    order = {"storage": None, "permutation": rng.permutation(n),
              "subset": rng.permutation(n)[:12]}[order_kind]
+    batches = kernels.batches(batch, order)
     got, want = params.copy(), params.copy()
-    v_got, v_want = np.zeros_like(params), np.zeros_like(params)
-    work = np.empty(kernels.workspace_size(sizes, batch), dtype)
+    opt_got = kernels.optimizer("sgd", got, 0.05, momentum=momentum, weight_decay=weight_decay)
+    opt_want = kernels.optimizer("sgd", want, 0.05, momentum=momentum,
+                                 weight_decay=weight_decay)
+    work = np.empty(kernels.workspace_size(network.sizes, batch), dtype)
     for _ in range(2):
-        loss = kernels.train_epoch(X, Y, got, np.empty_like(params), v_got, sizes, acts, batch,
-                                   0.05, momentum, weight_decay, order, work, cost)
-        expected = ref.train_epoch(X, Y, want, np.empty_like(params), v_want, sizes, acts, batch,
-                                   0.05, momentum, weight_decay, order, None, cost)
+        loss = kernels.train_epoch(X, Y, got, np.empty_like(params), network, opt_got, batches,
+                                   work)
+        expected = ref.train_epoch(X, Y, want, np.empty_like(params), network, opt_want,
+                                   batches, None)
         assert loss == pytest.approx(expected, rel=1e-5 if dtype == np.float32 else 1e-12)
     assert_close(got, want, dtype, scale=10)
-    assert_close(v_got, v_want, dtype, scale=10)
+    assert_close(opt_got.state, opt_want.state, dtype, scale=10)
+    steps = 2 * -(-(n if order is None else len(order)) // batch)
+    assert opt_got.steps[0] == opt_want.steps[0] == steps
+
+
+def _epoch(X, Y, params, network, lr, batch_size, order=None, **hyperparameters):
+    """One plain epoch through the records, with fresh grads and workspace."""
+    return kernels.train_epoch(
+        X, Y, params, np.empty_like(params), network,
+        kernels.optimizer("sgd", params, lr, **hyperparameters),
+        kernels.batches(batch_size, order),
+        np.empty(kernels.workspace_size(network.sizes, batch_size), params.dtype))
 
 
 def test_last_partial_batch_is_averaged_over_its_own_rows():
     # 1,000,000 / 120 of docs/MATH.md in miniature: 10 rows, batch 4 -> 4, 4, 2.
-    sizes, acts = np.array([1, 1]), np.array([kernels.IDENTITY])
+    network = kernels.network([1, 1], [kernels.IDENTITY])
     X = np.ones((10, 1))
     Y = np.zeros((10, 1))
     params = np.array([1.0, 0.0])  # w = 1, b = 0: every error is 1 before the first step
@@ -78,65 +93,126 @@ def test_last_partial_batch_is_averaged_over_its_own_rows():
     for m in (4, 4, 2):
         e = w + b  # x = 1, y = 0
         w, b = w - 0.1 * e, b - 0.1 * e  # mean over the batch of e * x is e
-    kernels.train_epoch(X, Y, params, np.empty(2), np.empty(0), sizes, acts, 4, 0.1, 0.0, 0.0,
-                        np.empty(0, np.int64), np.empty(kernels.workspace_size(sizes, 4)))
+    _epoch(X, Y, params, network, 0.1, 4)
     np.testing.assert_allclose(params, [w, b], rtol=1e-14)
 
 
 @pytest.mark.parametrize("sizes, acts, cost", NETWORKS)
 def test_loss_and_gradient_and_predict_match_reference(dtype, sizes, acts, cost):
-    sizes, acts, params = _network(sizes, acts, dtype, 3)
+    network, params = _network(sizes, acts, dtype, 3, cost)
     rng = np.random.default_rng(4)
-    X, Y = random_array(rng, (37, sizes[0]), dtype), _targets(rng, 37, sizes[-1], cost, dtype)
-    work = np.empty(kernels.workspace_size(sizes, 8), dtype)
+    X = random_array(rng, (37, sizes[0]), dtype)
+    Y = _targets(rng, 37, sizes[-1], cost, dtype)
+    work = np.empty(kernels.workspace_size(network.sizes, 8), dtype)
     grads, expected = np.empty_like(params), np.empty_like(params)
     rel = 1e-5 if dtype == np.float32 else 1e-12
-    loss = kernels.loss_and_gradient(X, Y, params, grads, sizes, acts, 8, work, cost)
-    want = ref.loss_and_gradient(X, Y, params, expected, sizes, acts, 8, None, cost)
+    loss = kernels.loss_and_gradient(X, Y, params, grads, network, 8, work)
+    want = ref.loss_and_gradient(X, Y, params, expected, network, 8, None)
     assert loss == pytest.approx(want, rel=rel)
     assert_close(grads, expected, dtype, scale=10)
-    total = kernels.dataset_cost(X, Y, params, sizes, acts, 8, work, cost)
-    assert total == pytest.approx(ref.dataset_cost(X, Y, params, sizes, acts, 8, None, cost),
-                                  rel=rel)
+    total = kernels.dataset_cost(X, Y, params, network, 8, work)
+    assert total == pytest.approx(ref.dataset_cost(X, Y, params, network, 8, None), rel=rel)
     assert total == pytest.approx(37 * loss, rel=rel)
     summed = np.empty_like(params)
-    assert kernels.batch_gradient(X, Y, params, summed, sizes, acts, 8, work, 1.0, cost) == \
+    assert kernels.batch_gradient(X, Y, params, summed, network, 8, work, 1.0) == \
         pytest.approx(total, rel=rel)
     assert_close(summed / 37, grads, dtype, scale=10)
     out, expected_out = np.empty((37, sizes[-1]), dtype), np.empty((37, sizes[-1]), dtype)
-    kernels.predict_into(X, params, sizes, acts, out, 8, work)
-    ref.predict_into(X, params, sizes, acts, expected_out, 8, None)
+    kernels.predict_into(X, params, network, out, 8, work)
+    ref.predict_into(X, params, network, expected_out, 8, None)
     assert_close(out, expected_out, dtype, scale=10)
 
 
 def test_all_inactive_relu_network_does_not_move():
-    sizes, acts = np.array([3, 4, 1]), np.array([kernels.RELU, kernels.RELU])
-    params = -np.ones(kernels.param_count(sizes))  # every pre-activation negative
+    network = kernels.network([3, 4, 1], [kernels.RELU, kernels.RELU])
+    params = -np.ones(kernels.param_count(network.sizes))  # every pre-activation negative
     X, Y = np.abs(np.random.default_rng(0).standard_normal((9, 3))), np.ones((9, 1))
     before = params.copy()
-    loss = kernels.train_epoch(X, Y, params, np.empty_like(params), np.empty(0), sizes, acts, 4,
-                               0.1, 0.0, 0.0, np.empty(0, np.int64),
-                               np.empty(kernels.workspace_size(sizes, 4)))
+    loss = _epoch(X, Y, params, network, 0.1, 4)
     assert loss == pytest.approx(0.5)
     np.testing.assert_array_equal(params, before)
 
 
 def test_train_epoch_stops_with_nan_on_divergence():
-    sizes, acts = np.array([2, 1]), np.array([kernels.IDENTITY])
+    network = kernels.network([2, 1], [kernels.IDENTITY])
     X, Y = np.full((50, 2), 1e3), np.zeros((50, 1))
     params = np.ones(3)
-    loss = kernels.train_epoch(X, Y, params, np.empty(3), np.empty(0), sizes, acts, 1, 10.0, 0.0,
-                               0.0, np.empty(0, np.int64),
-                               np.empty(kernels.workspace_size(sizes, 1)))
-    assert np.isnan(loss)
+    assert np.isnan(_epoch(X, Y, params, network, 10.0, 1))
+
+
+def test_epoch_streaming_matches_train_epoch_and_its_twin(dtype):
+    rng = np.random.default_rng(5)
+    network, params = _network([6, 2], [kernels.RELU], dtype, 6)
+    X, Y = random_array(rng, (29, 6), dtype), random_array(rng, (29, 2), dtype)
+    batches = kernels.batches(4, rng.permutation(29))
+    results = []
+    for run in ("stream", "epoch", "twin"):
+        p = params.copy()
+        opt = kernels.optimizer("sgd", p, 0.05, momentum=0.5)
+        if run == "stream":
+            cost = kernels.epoch_streaming(X, Y, p, np.empty_like(p), opt, kernels.RELU,
+                                           batches, 3)
+        elif run == "epoch":
+            cost = kernels.train_epoch(X, Y, p, np.empty_like(p), network, opt, batches,
+                                       np.empty(kernels.workspace_size(network.sizes, 4), dtype))
+        else:
+            cost = ref.epoch_streaming(X, Y, p, np.empty_like(p), opt, kernels.RELU, batches, 3)
+        assert opt.steps[0] == 8
+        results.append((cost, p))
+    for cost, p in results[1:]:
+        assert cost == pytest.approx(results[0][0], rel=1e-5 if dtype == np.float32 else 1e-12)
+        assert_close(p, results[0][1], dtype, scale=10)
+
+
+def test_train_epoch_from_a_users_own_njit_function_that_builds_the_records():
+    from numba import njit
+
+    @njit
+    def two_epochs(X, Y, params, sizes, acts, lr, state, steps):
+        network = kernels.Network(sizes, acts, kernels.MSE)
+        optimizer = kernels.Optimizer(kernels.SGD, lr, 0.9, 0.0, False, 0.9, 0.999, 1e-8,
+                                      state, steps)
+        batches = kernels.Batches(4, np.empty(0, np.int64))
+        grads = np.empty_like(params)
+        workspace = np.empty(kernels.workspace_size(sizes, 4), params.dtype)
+        first = kernels.train_epoch(X, Y, params, grads, network, optimizer, batches, workspace)
+        second = kernels.train_epoch(X, Y, params, grads, network, optimizer, batches,
+                                     workspace)
+        return first, second
+
+    rng = np.random.default_rng(7)
+    network, params = _network([3, 5, 1], [kernels.TANH, kernels.IDENTITY], np.float64, 8)
+    X, Y = rng.standard_normal((18, 3)), rng.standard_normal((18, 1))
+    got, want = params.copy(), params.copy()
+    opt = kernels.optimizer("sgd", got, 0.05, momentum=0.9)
+    costs = two_epochs(X, Y, got, network.sizes, network.acts, 0.05, opt.state, opt.steps)
+    opt_want = kernels.optimizer("sgd", want, 0.05, momentum=0.9)
+    batches = kernels.batches(4)
+    expected = [ref.train_epoch(X, Y, want, np.empty_like(want), network, opt_want, batches,
+                                None) for _ in range(2)]
+    np.testing.assert_allclose(costs, expected, rtol=1e-12)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(opt.state, opt_want.state, rtol=1e-12, atol=1e-12)
+    assert opt.steps[0] == 10  # the steps array the user passed in was advanced
 
 
 def _epoch_args(**changes):
-    sizes = np.array([3, 4, 2])
-    args = dict(X=np.zeros((5, 3)), Y=np.zeros((5, 2)), params=np.zeros(26), grads=np.zeros(26),
-                velocity=np.zeros(0), sizes=sizes, acts=np.array([1, 0]), batch_size=2, lr=0.1,
-                momentum=0.0, weight_decay=0.0, order=np.empty(0, np.int64),
-                workspace=np.zeros(kernels.workspace_size(sizes, 2)))
+    """The arguments of a valid train_epoch call, with ``changes``: array arguments by name,
+    and network / optimizer / batches fields (sizes, acts, loss, momentum, state, size,
+    order)."""
+    fields = dict(sizes=[3, 4, 2], acts=[1, 0], loss=MSE, momentum=0.0, state=None, size=2,
+                  order=None)
+    fields.update({k: changes.pop(k) for k in list(changes) if k in fields})
+    params = changes.get("params", np.zeros(26))
+    optimizer = kernels.optimizer("sgd", params, 0.1)
+    optimizer = optimizer._replace(momentum=fields["momentum"])
+    if fields["state"] is not None:
+        optimizer = optimizer._replace(state=fields["state"])
+    network = kernels.network(fields["sizes"], fields["acts"])._replace(loss=fields["loss"])
+    args = dict(X=np.zeros((5, 3)), Y=np.zeros((5, 2)), params=params, grads=np.zeros(26),
+                network=network, optimizer=optimizer,
+                batches=kernels.batches(2, fields["order"])._replace(size=fields["size"]),
+                workspace=np.zeros(kernels.workspace_size(network.sizes, 2)))
     args.update(changes)
     return args
 
@@ -147,20 +223,22 @@ def _epoch_args(**changes):
     (dict(Y=np.zeros((5, 3))), "train_epoch: Y has 3 columns but sizes[-1] has 2"),
     (dict(params=np.zeros(25)), "train_epoch: params has 25 elements but the network has 26"),
     (dict(grads=np.zeros(3)), "train_epoch: grads has 3 elements but params has 26"),
-    (dict(momentum=0.9), "train_epoch: velocity has 0 elements but params has 26"),
-    (dict(order=np.array([0, 1, 2, 3, 5])), "train_epoch: order[4] is 5, outside range(5)"),
-    (dict(order=np.array([0, -1])), "train_epoch: order[1] is -1, outside range(5)"),
+    (dict(momentum=0.9), "train_epoch: optimizer.state has 0 elements but params has 26"),
+    (dict(order=[0, 1, 2, 3, 5]), "train_epoch: batches.order[4] is 5, outside range(5)"),
+    (dict(order=[0, -1]), "train_epoch: batches.order[1] is -1, outside range(5)"),
     (dict(loss=3), "train_epoch: loss is 3, not a cost code"),
-    (dict(acts=np.array([1, 1]), loss=1), "train_epoch: the cross-entropy costs take logits"),
+    (dict(acts=[1, 1], loss=1), "train_epoch: the cross-entropy costs take logits"),
     (dict(workspace=np.zeros(3)), "train_epoch: workspace has 3 elements but workspace_size"),
-    (dict(acts=np.array([1, 7])), "train_epoch: acts[1] is 7, not an activation code"),
-    (dict(acts=np.array([1])), "train_epoch: acts has 1 entries (layers) but sizes has 2"),
-    (dict(batch_size=0), "train_epoch: batch_size must be positive, got 0"),
+    (dict(acts=[1, 7]), "train_epoch: acts[1] is 7, not an activation code"),
+    (dict(acts=[1]), "train_epoch: acts has 1 entries (layers) but sizes has 2"),
+    (dict(size=0), "train_epoch: batch_size must be positive, got 0"),
 ])
 def test_train_epoch_refuses_inconsistent_arguments(changes, message):
     args = _epoch_args(**changes)
     before = args["params"].copy()
+    steps = args["optimizer"].steps.copy()
     with pytest.raises(ValueError) as info:
         kernels.train_epoch(*args.values())
     assert message in str(info.value)
     np.testing.assert_array_equal(args["params"], before)
+    np.testing.assert_array_equal(args["optimizer"].steps, steps)

@@ -9,9 +9,10 @@ import pytest
 
 from numba_dense import kernels
 from numba_dense.kernels import threads
-from numba_dense.model import MLP, persistence
-from numba_dense.model.tabular import Preprocessing
-from numba_dense.model.training import EVAL_BATCH
+from numba_dense.model import MLP
+from numba_dense.model.network import persistence
+from numba_dense.model.data.tabular import Preprocessing
+from numba_dense.model.data.sources import EVAL_BATCH
 
 
 def _one_line(exc):
@@ -387,7 +388,7 @@ def test_a_bad_preprocessing_attribute_is_named(table, tmp_path):
         with pytest.raises(TypeError) as info:
             call()
         assert _one_line(info.value) == ("preprocessing must be None or a "
-                                         "numba_dense.model.tabular.Preprocessing, got str")
+                                         "numba_dense.model.data.tabular.Preprocessing, got str")
     trained = MLP([3, 1], seed=0)
     trained.fit(table, "y", epochs=1)
     wide = MLP([5, 1], seed=0)
@@ -428,7 +429,7 @@ def test_sparse_input_is_made_dense(monkeypatch):
     assert a.score(sparse.csr_matrix(X), y) == b.score(X, y)
     with pytest.raises(ValueError, match=r"^X has 4 features \(columns\) but the network has 5$"):
         a.predict(sparse.csr_matrix(X[:, :4]))
-    from numba_dense.model import validation
+    from numba_dense.model.data import validation
     monkeypatch.setattr(validation, "SPARSE_MAX_BYTES", 100)
     with pytest.raises(ValueError) as info:
         a.predict(sparse.csr_matrix(X))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from numba_dense.model import MLP
-from numba_dense.model.targets import TargetScaling, target_sums
+from numba_dense.model.data.targets import TargetScaling, target_sums
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -30,13 +30,13 @@ def test_a_users_own_model_and_kernels_files_change_nothing(tmp_path):
     code = ("import sys\n"
             "import numba_dense\n"
             "from numba_dense import MLP, MLPRegressor, kernels\n"
-            "import numba_dense.model.cli, numba_dense.model.estimators\n"
-            "import numba_dense.model.distributed, numba_dense.model.convert\n"
+            "import numba_dense.model.interfaces.cli, numba_dense.model.interfaces.estimators\n"
+            "import numba_dense.model.training.distributed, numba_dense.model.data.convert\n"
             "assert 'model' not in sys.modules and 'kernels' not in sys.modules, sys.modules\n"
             "print(kernels.__name__, MLP.__module__)\n")
     result = _run(["-c", code], tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["numba_dense.kernels", "numba_dense.model.mlp"]
+    assert result.stdout.split() == ["numba_dense.kernels", "numba_dense.model.network.mlp"]
     result = _run(["-m", "numba_dense", "train", "--rows", "500", "--hidden-sizes", "4",
                    "--epochs", "1"], tmp_path)
     assert result.returncode == 0, result.stderr
@@ -67,13 +67,24 @@ def _module_imports(path, package):
     return found
 
 
-def _graph():
+def _source_files():
+    """{module name: path} of every source file of the package, subpackages included."""
     modules = {}
     for folder, package in PACKAGES.items():
-        for name in os.listdir(os.path.join(ROOT, folder)):
-            if name.endswith(".py"):
-                module = package + ("" if name == "__init__.py" else "." + name[:-3])
-                modules[module] = os.path.join(ROOT, folder, name)
+        for dirpath, _, files in os.walk(os.path.join(ROOT, folder)):
+            sub = os.path.relpath(dirpath, os.path.join(ROOT, folder))
+            if "__pycache__" in sub:
+                continue
+            prefix = package if sub == "." else package + "." + sub.replace(os.sep, ".")
+            for name in files:
+                if name.endswith(".py"):
+                    module = prefix + ("" if name == "__init__.py" else "." + name[:-3])
+                    modules[module] = os.path.join(dirpath, name)
+    return modules
+
+
+def _graph():
+    modules = _source_files()
     graph = {}
     for module, path in modules.items():
         package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
@@ -85,7 +96,7 @@ def _graph():
 def test_no_import_cycle_between_modules():
     """Package __init__ files re-export; every other edge must form a DAG."""
     graph = _graph()
-    inits = set(PACKAGES.values())
+    inits = {m for m, path in _source_files().items() if path.endswith("__init__.py")}
     edges = {m: {d for d in deps if d not in inits} for m, deps in graph.items()
              if m not in inits}
     state = {}
@@ -102,22 +113,46 @@ def test_no_import_cycle_between_modules():
         state[node] = "done"
     for node in sorted(edges):
         visit(node, [])
-    assert "numba_dense.model.convert" in edges and edges["numba_dense.model.mlp"]
+    assert "numba_dense.model.data.convert" in edges and edges["numba_dense.model.network.mlp"]
+
+
+#: The model's subpackages, each importing only those after it (docs/development.md), and
+#: the two edges against that order: a checkpoint is a saved network plus training state,
+#: and reading a large table shows training's progress bar.
+LAYERS = ("interfaces", "network", "training", "data")
+ALLOWED_UPWARD = {
+    ("numba_dense.model.training.checkpoints", "numba_dense.model.network.persistence"),
+    ("numba_dense.model.data.tabular", "numba_dense.model.training.progress")}
+
+
+def test_model_subpackages_import_downwards():
+    def layer(module):
+        parts = module.split(".")
+        return LAYERS.index(parts[2]) if len(parts) > 3 and parts[2] in LAYERS else None
+    upward = set()
+    for module, deps in _graph().items():
+        for dep in deps:
+            a, b = layer(module), layer(dep)
+            if a is not None and b is not None and b < a:
+                upward.add((module, dep))
+    assert upward == ALLOWED_UPWARD
+    # and kernels never import the model
+    assert not [(m, d) for m, deps in _graph().items() if m.startswith("numba_dense.kernels")
+                for d in deps if d.startswith("numba_dense.model")]
 
 
 def test_no_module_imports_the_old_top_level_names():
-    for folder in ("kernels", "model", "numba_dense", "tests", "benchmarks"):
-        for name in os.listdir(os.path.join(ROOT, folder)):
-            if not name.endswith(".py"):
-                continue
-            path = os.path.join(ROOT, folder, name)
-            for node in ast.walk(ast.parse(open(path).read(), path)):
-                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
-                         [node.module] if isinstance(node, ast.ImportFrom) and not node.level
-                         else [])
-                for module in names:
-                    top = (module or "").split(".")[0]
-                    assert top not in ("kernels", "model"), "%s imports %s" % (path, module)
+    paths = list(_source_files().values()) + [
+        os.path.join(ROOT, folder, name) for folder in ("tests", "benchmarks")
+        for name in os.listdir(os.path.join(ROOT, folder)) if name.endswith(".py")]
+    for path in paths:
+        for node in ast.walk(ast.parse(open(path).read(), path)):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) and not node.level
+                     else [])
+            for module in names:
+                top = (module or "").split(".")[0]
+                assert top not in ("kernels", "model"), "%s imports %s" % (path, module)
 
 
 def test_benchmarks_use_only_public_names():
@@ -163,13 +198,15 @@ def test_the_twins_of_the_size_and_step_kernels_agree():
     assert reference.param_count(sizes) == kernels.param_count(sizes) == 58
     np.testing.assert_array_equal(reference.layer_offsets(sizes), kernels.layer_offsets(sizes))
     rng = np.random.default_rng(0)
-    for code, state_size, nesterov in ((kernels.SGD, 10, True), (kernels.ADAMW, 20, False)):
-        p, g, s = rng.standard_normal(10), rng.standard_normal(10), np.zeros(state_size)
-        p2, s2 = p.copy(), s.copy()
-        for t in (1, 2):
-            kernels.optimizer_step(p, g, s, code, t, 0.01, 0.9, 0.01, 0.9, 0.999, 1e-8,
-                                   nesterov)
-            reference.optimizer_step(p2, g, s2, code, t, 0.01, 0.9, 0.01, 0.9, 0.999, 1e-8,
-                                     nesterov)
+    for name, hyperparameters in (("sgd", dict(momentum=0.9, weight_decay=0.01, nesterov=True)),
+                                  ("adamw", dict(weight_decay=0.01))):
+        p, g = rng.standard_normal(10), rng.standard_normal(10)
+        p2 = p.copy()
+        mine = kernels.optimizer(name, p, 0.01, **hyperparameters)
+        twin = kernels.optimizer(name, p2, 0.01, **hyperparameters)
+        for _ in range(2):
+            kernels.optimizer_step(p, g, mine)
+            reference.optimizer_step(p2, g, twin)
+        assert mine.steps[0] == twin.steps[0] == 2
         np.testing.assert_allclose(p, p2, rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(s, s2, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(mine.state, twin.state, rtol=1e-12, atol=1e-12)

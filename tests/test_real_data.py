@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.real_tables import TABLES, load, score
-from numba_dense.model.cli import main
+from numba_dense.model.interfaces.cli import main
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from numba_dense.model import MLP
-from numba_dense.model.data import release_pages
+from numba_dense.model.data.sources import release_pages
 
 from .conftest import epoch_seconds
 
@@ -49,7 +49,7 @@ def test_streamed_shuffling_is_seeded_and_covers_every_row(files):
     np.testing.assert_array_equal(runs[0], runs[1])
     assert not np.array_equal(runs[0], runs[2])
     # Chunks are shuffled and rows inside them: the epoch sees each row once.
-    from numba_dense.model.data import StreamSource
+    from numba_dense.model.data.sources import StreamSource
     src = StreamSource(Xm, y, ("X", "y"), (np.float64, 1, "regression"), 100)
     seen = []
     for Xc, _, order in src.segments(np.random.default_rng(0), True, 10):

@@ -13,8 +13,9 @@ import sys
 import numpy as np
 import pytest
 
-from numba_dense.model import MLP, tabular
-from numba_dense.model.convert import csv_to_npy
+from numba_dense.model import MLP
+from numba_dense.model.data import tabular
+from numba_dense.model.data.convert import csv_to_npy
 
 pa = pytest.importorskip("pyarrow")
 import pyarrow.csv as pacsv  # noqa: E402
@@ -545,7 +546,7 @@ def test_convert_outputs_must_be_npy(tmp_path, x, y, what):
 def test_a_column_both_chosen_and_dropped_and_a_gzip_csv_are_refused(tmp_path):
     import gzip
 
-    from numba_dense.model import tabular
+    from numba_dense.model.data import tabular
     table = tmp_path / "t.csv"
     table.write_text("a,b,y\n" + "".join("%d,%d,%d\n" % (i, i % 3, i) for i in range(20)))
     with pytest.raises(ValueError, match="'a' named both as features and to drop"):

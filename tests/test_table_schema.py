@@ -7,8 +7,9 @@ import decimal
 import numpy as np
 import pytest
 
-from numba_dense.model import MLP, tabular
-from numba_dense.model.cli import main
+from numba_dense.model import MLP
+from numba_dense.model.data import tabular
+from numba_dense.model.interfaces.cli import main
 
 pa = pytest.importorskip("pyarrow")
 import pyarrow.parquet as pq  # noqa: E402

@@ -1,5 +1,5 @@
 """Real tabular files: CSV and Parquet with names, quoting, text categories, missing values,
-text labels and scaling, through model.tabular, MLP and the command line."""
+text labels and scaling, through model.data.tabular, MLP and the command line."""
 
 import os
 import subprocess
@@ -8,8 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from numba_dense.model import MLP, tabular
-from numba_dense.model.cli import main
+from numba_dense.model import MLP
+from numba_dense.model.data import tabular
+from numba_dense.model.interfaces.cli import main
 
 pa = pytest.importorskip("pyarrow")
 import pyarrow.csv as pacsv  # noqa: E402
@@ -232,7 +233,8 @@ def test_training_from_a_csv_larger_than_the_memory_bound_stays_within_it(tmp_pa
     script = r'''
 import os, resource, sys
 import numpy as np
-from numba_dense.model import MLP, tabular
+from numba_dense.model import MLP
+from numba_dense.model.data import tabular
 from benchmarks.read_tables import make_csv
 small, big = sys.argv[1], sys.argv[2]
 make_csv(small, 300_000)

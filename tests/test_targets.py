@@ -1,11 +1,11 @@
-"""Standardized regression targets (model.targets): trained on (y - mean) / scale, reported
+"""Standardized regression targets (model.data.targets): trained on (y - mean) / scale, reported
 and predicted in the target's units, saved, streamed, and checked."""
 
 import numpy as np
 import pytest
 
 from numba_dense.model import MLP
-from numba_dense.model.targets import TargetScaling, target_sums
+from numba_dense.model.data.targets import TargetScaling, target_sums
 from tests.test_gradients import _finite_difference_gradient
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from numba_dense.model import MLP
-from numba_dense.model import progress as progress_mod
+from numba_dense.model.training import progress as progress_mod
 
 
 @pytest.fixture(scope="module")

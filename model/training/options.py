@@ -268,7 +268,8 @@ def sklearn_bounds(name):
     scikit-learn name, from ``kernels.HYPERPARAMETER_TABLE`` (high None: unbounded)."""
     ours = {v: k for k, v in SKLEARN_NAMES.items()}[name]
     h = kernels.variants.HYPERPARAMETERS[ours]
-    return h.low, h.low_closed, None if math.isinf(h.high) else h.high, h.high_closed
+    low, high = (int(b) if float(b).is_integer() else b for b in (h.low, h.high))
+    return low, h.low_closed, high, h.high_closed  # as scikit-learn writes them: [0, 1)
 
 
 def hyperparameters_of(estimator):
