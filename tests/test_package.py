@@ -210,3 +210,34 @@ def test_the_twins_of_the_size_and_step_kernels_agree():
         assert mine.steps[0] == twin.steps[0] == 2
         np.testing.assert_allclose(p, p2, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(mine.state, twin.state, rtol=1e-12, atol=1e-12)
+
+
+def test_no_public_function_takes_more_than_8_positional_parameters():
+    """Options travel as records and keywords (issue 21): every public function, method and
+    kernel of the package, model included, takes at most 8 positional parameters."""
+    import importlib
+    import inspect
+    wide = []
+    for module_name in sorted(_source_files()):
+        if module_name.rsplit(".", 1)[-1].startswith("_"):
+            continue
+        module = importlib.import_module(module_name)
+        for name, obj in vars(module).items():
+            if name.startswith("_"):
+                continue
+            functions = []
+            if hasattr(obj, "py_func"):
+                functions = [(name, obj.py_func)]
+            elif inspect.isfunction(obj) and obj.__module__ == module_name:
+                functions = [(name, obj)]
+            elif inspect.isclass(obj) and obj.__module__ == module_name:
+                functions = [(name + "." + n, f) for n, f in vars(obj).items()
+                             if inspect.isfunction(f) and (not n.startswith("_")
+                                                           or n == "__init__")]
+            for label, function in functions:
+                positional = [p for p in inspect.signature(function).parameters.values()
+                              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                              and p.name not in ("self", "cls")]
+                if len(positional) > 8:
+                    wide.append("%s.%s (%d)" % (module_name, label, len(positional)))
+    assert not wide, wide
