@@ -51,8 +51,8 @@ def source_of(net, X, y, x_name, y_name, batch_size=1, chunk_rows=None):
 
 def fit_sources(net, X, y, settings, data_options):
     """(training source, validation source or None) that ``fit`` trains on, checked;
-    nothing changed. ``settings``: a ``fit_options.Settings``; ``data_options``: a
-    ``fit_options.DataOptions``."""
+    nothing changed. ``settings``: a ``training.options.Settings``; ``data_options``: a
+    ``training.options.DataOptions``."""
     validation_data = data_options.validation_data
     fraction = data_options.validation_fraction
     chunk_rows = data_options.chunk_rows

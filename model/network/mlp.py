@@ -334,7 +334,7 @@ class MLP:
                                     % (settings.seed,))
 
     def _train(self, source, val_source, settings, data_options, run_options):
-        """Train on checked sources (``loop.run``); the network as it was if a bad value
+        """Train on checked sources (``training.loop.run``); the network as it was if a bad value
         turns up in a streamed chunk."""
         scaling = inputs.target_scaling_for(self, source, data_options.standardize_target)
         settings.batch_size = min(settings.batch_size, source.n_rows)  # workspace <= data

@@ -166,7 +166,7 @@ def mpi_max():
 
 
 class _Ranks(loop.Ranks):
-    """``loop.OneProcess``'s MPI twin: an epoch is ``steps`` all-reduces, whatever each
+    """``training.loop.OneProcess``'s MPI twin: an epoch is ``steps`` all-reduces, whatever each
     rank's row count; costs are means over every rank's rows."""
 
     def __init__(self, comm, steps):
@@ -179,7 +179,7 @@ class _Ranks(loop.Ranks):
 
     def prepare(self, net, source, settings, verbose):
         """Compile (or load) the step's two kernels now, on copies, so that the first
-        epoch's time and rate are its own (as ``loop.compile_kernels`` does)."""
+        epoch's time and rate are its own (as ``training.loop.compile_kernels`` does)."""
         self.work = loop.workspace(net, settings.batch_size)
         params, grads = net.params.copy(), np.zeros_like(net.params)
         X = np.zeros((1, net.n_inputs), net.dtype)

@@ -7,8 +7,8 @@ The optimizer's hyperparameters themselves are rows of ``kernels.HYPERPARAMETER_
 a new one there (with its sweep in ``kernels/optim.py``) reaches all three without an edit
 here.
 
-To add an option: one row below, and the code that reads it (``fit_options.Settings`` for
-the arithmetic, ``fit_options.DataOptions`` for where rows come from, ``fit_options.RunOptions``
+To add an option: one row below, and the code that reads it (``Settings`` for
+the arithmetic, ``DataOptions`` for where rows come from, ``RunOptions``
 for what happens around training).
 """
 
@@ -174,7 +174,7 @@ def checked(given, allowed=None, function="fit"):
 
 
 def split(values):
-    """(``fit_options.Settings``, ``fit_options.DataOptions``, ``fit_options.RunOptions``) of the
+    """(``Settings``, ``DataOptions``, ``RunOptions``) of the
     checked values of ``checked``."""
     settings = Settings(
         **{name: values[name] for name in ("epochs", "batch_size", "lr", "schedule",
