@@ -39,7 +39,7 @@ class Optimizer(namedtuple("Optimizer", ["code"] + [h.name for h in HYPERPARAMET
     changes the rate with ``opt._replace(lr=...)``, which keeps the same state."""
 
     __slots__ = ()
-    FIELDS = dict([("code", INT)] + [(h.name, FLAG if isinstance(h.default, bool) else REAL)
+    FIELDS = dict([("code", INT)] + [(h.name, FLAG if h.is_flag else REAL)
                                      for h in HYPERPARAMETER_TABLE]
                   + [("state", VECTOR_OUT), ("steps", INTS)])
     MADE_BY = "kernels.optimizer(name, params, lr, ...)"
@@ -61,7 +61,7 @@ def check_hyperparameter(name, value, optimizer=None):
     if optimizer is not None and optimizer not in h.optimizers:
         raise InvalidValueError("%s applies to optimizer %s, not %r"
                                 % (name, " or ".join(h.optimizers), optimizer))
-    if isinstance(h.default, bool):
+    if h.is_flag:
         if not isinstance(value, (bool, np.bool_)):
             raise InvalidTypeError("%s must be True or False, got %r" % (name, value))
         return bool(value)

@@ -54,6 +54,15 @@ class Hyperparameter(NamedTuple):
     optimizers: tuple    # the optimizers that read it
     help: str
 
+    @property
+    def is_flag(self):
+        """True for a switch (its default a bool), False for a number."""
+        return isinstance(self.default, bool)
+
+    def cast(self, value):
+        """``value`` as the type the compiled ``Optimizer`` record holds: bool or float."""
+        return bool(value) if self.is_flag else float(value)
+
 
 class Schedule(NamedTuple):
     name: str

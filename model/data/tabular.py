@@ -694,15 +694,22 @@ def _inf_error(path, where, name, value):
                                              "inf" if value > 0 else "-inf"))
 
 
+def _float32_first_nonfinite(values):
+    """(values as float32, the index of the first one that is not finite as float32 --
+    inf, NaN, or beyond float32's range -- or None)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        v32 = values.astype(np.float32)
+    bad = np.flatnonzero(~np.isfinite(v32))
+    return v32, (int(bad[0]) if bad.size else None)
+
+
 def _standardized(x, column, path, row_of):
     """``(x - mean) / scale`` of a numeric column's (finite) values as float32; a value that
     is beyond float32's range once standardized is an error with file, line and column."""
     with np.errstate(over="ignore", invalid="ignore"):
         z = (x - column["mean"]) / column["scale"]
-        z32 = z.astype(np.float32)
-    bad = ~np.isfinite(z32)
-    if bad.any():
-        r = int(np.flatnonzero(bad)[0])
+    z32, r = _float32_first_nonfinite(z)
+    if r is not None:
         raise TableError("%s: %s, column %r: %r is out of range: standardized with the "
                          "training mean %g and scale %g it is %g, beyond float32's range "
                          "(at most %g in size)"
@@ -714,11 +721,8 @@ def _standardized(x, column, path, row_of):
 def _target_values(y, target, path, row_of):
     """A regression target's values as float32; one that is not finite (inf, or beyond
     float32's range) is an error with file, line and column."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        y32 = y.astype(np.float32)
-    bad = ~np.isfinite(y32)
-    if bad.any():
-        r = int(np.flatnonzero(bad)[0])
+    y32, r = _float32_first_nonfinite(y)
+    if r is not None:
         raise TableError("%s: %s, column %r: the target must be a finite number within "
                          "float32's range (at most %g in size), got %r"
                          % (os.fspath(path), _where(path, row_of(r)), target, _FLOAT32_MAX,

@@ -74,7 +74,7 @@ def _as_given(value, name):
 
 def _hyperparameter_check(h):
     """The check of a row of ``kernels.HYPERPARAMETER_TABLE``, as the model's messages say it."""
-    if isinstance(h.default, bool):
+    if h.is_flag:
         return _flag
     return _real(h.low, h.low_closed, None if math.isinf(h.high) else h.high)
 
@@ -282,8 +282,7 @@ def hyperparameters_of(estimator):
         if h.name == "lr":
             continue
         value = getattr(estimator, SKLEARN_NAMES[h.name])
-        values[h.name] = ((bool if isinstance(h.default, bool) else float)(value)
-                          if solver in h.optimizers else h.default)
+        values[h.name] = h.cast(value) if solver in h.optimizers else h.default
     if solver == "sgd":  # scikit-learn's Nesterov needs momentum to mean anything
         values["nesterov"] = values["nesterov"] and values["momentum"] > 0
     return values
@@ -341,9 +340,8 @@ class Settings:
         """The ``kernels.Optimizer`` of a step at rate ``lr`` on ``net``: its state is the
         network's ``velocity``, its step count a copy of ``net.step`` (``took_steps``
         brings it back)."""
-        values = {h.name: (bool if isinstance(h.default, bool) else float)(
-            self.hyperparameters[h.name]) for h in kernels.HYPERPARAMETER_TABLE
-            if h.name != "lr"}
+        values = {h.name: h.cast(self.hyperparameters[h.name])
+                  for h in kernels.HYPERPARAMETER_TABLE if h.name != "lr"}
         return kernels.Optimizer(code=kernels.OPTIMIZERS[self.optimizer], lr=float(lr),
                                  state=net.velocity, steps=np.array([net.step], np.int64),
                                  **values)
