@@ -17,9 +17,10 @@ from .errors import InvalidTypeError, InvalidValueError, NumbaDenseError, TooLar
 from .info import blas_summary
 from .loop import (batch_gradient, dataset_cost, epoch_streaming, layer_offsets,
                    loss_and_gradient, param_count, predict_into, train_epoch, workspace_size)
-from .loss import (LOSSES, MSE, SIGMOID_BCE, SOFTMAX_CE, mse_grad, mse_loss, sigmoid,
-                   sigmoid_binary_cross_entropy, sigmoid_binary_cross_entropy_grad, softmax,
-                   softmax_cross_entropy, softmax_cross_entropy_grad)
+from .loss import (LOSSES, MSE, POISSON, SIGMOID_BCE, SOFTMAX_CE, mse_grad, mse_loss,
+                   poisson_loss, poisson_loss_grad, sigmoid, sigmoid_binary_cross_entropy,
+                   sigmoid_binary_cross_entropy_grad, softmax, softmax_cross_entropy,
+                   softmax_cross_entropy_grad)
 from .optim import (ADAM, ADAMW, OPTIMIZERS, SGD, Optimizer, optimizer, optimizer_step,
                     sgd_momentum_update, sgd_update)
 from .records import Batches, Network, batches, network
@@ -29,7 +30,7 @@ from .variants import (ACTIVATION_TABLE, HYPERPARAMETER_TABLE, LOSS_TABLE, OPTIM
 
 __all__ = [
     "ACTIVATIONS", "IDENTITY", "RELU", "TANH", "SIGMOID", "LEAKY_RELU",
-    "LOSSES", "MSE", "SOFTMAX_CE", "SIGMOID_BCE", "OPTIMIZERS", "SGD", "ADAM", "ADAMW",
+    "LOSSES", "MSE", "SOFTMAX_CE", "SIGMOID_BCE", "POISSON", "OPTIMIZERS", "SGD", "ADAM", "ADAMW",
     "SCHEDULES", "ACTIVATION_TABLE", "LOSS_TABLE", "OPTIMIZER_TABLE", "SCHEDULE_TABLE",
     "HYPERPARAMETER_TABLE", "NumbaDenseError", "InvalidValueError", "InvalidTypeError",
     "TooLargeError", "Network", "Optimizer", "Batches", "network", "optimizer", "batches",
@@ -37,7 +38,8 @@ __all__ = [
     "accumulate_gradients", "backprop_input", "sgd_update", "sgd_momentum_update",
     "optimizer_step", "epoch_streaming",
     "mse_loss", "mse_grad", "softmax_cross_entropy", "softmax_cross_entropy_grad",
-    "sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy_grad", "softmax", "sigmoid",
+    "sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy_grad", "poisson_loss",
+    "poisson_loss_grad", "softmax", "sigmoid",
     "train_epoch", "predict_into", "loss_and_gradient", "batch_gradient", "dataset_cost",
     "param_count", "layer_offsets", "workspace_size", "blas_summary", "blas_threads",
     "blas_threads_for",

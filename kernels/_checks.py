@@ -10,6 +10,7 @@ import math
 import numpy as np
 from numba import njit, types
 from numba.core import errors
+from numba.core.dispatcher import OmittedArg
 from numba.extending import overload
 
 from .errors import InvalidTypeError, InvalidValueError, TooLargeError
@@ -291,6 +292,7 @@ def ints_text(a):
 class Arg:
     """What a kernel argument must be: ``kind`` "float" (an array of ``ndim`` dimensions,
     float32 or float64, one dtype per call; ``written``: the kernel writes into it),
+    "weights" (a float32 or float64 array of ``ndim`` dimensions, of any float dtype),
     "ints" (a 1-D integer array), "int", "real", "flag" or "record" (an instance of the
     record class named ``record``, whose own ``FIELDS`` say what each field must be);
     ``optional``: None means the option's default."""
@@ -313,6 +315,9 @@ INT = Arg("int")
 REAL = Arg("real")
 FLAG = Arg("flag")
 OPTIONAL_INT = Arg("int", optional=True)
+#: Row weights: a 1-D float32 or float64 array whose dtype need not be the other arrays'.
+WEIGHTS = Arg("weights", 1)
+OPTIONAL_WEIGHTS = Arg("weights", 1, optional=True)
 
 
 def arguments_of(dispatcher):
@@ -336,8 +341,8 @@ def _value_problem(kernel, name, arg, value, floats):
     """(class, message) when ``value`` does not fit ``arg``, else None; ``floats`` collects
     (name, dtype) of the float arrays seen, for the one-dtype-per-call rule."""
     import numbers
-    if arg.optional and value is None:
-        return None
+    if arg.optional and (value is None or isinstance(value, OmittedArg)):
+        return None  # (Numba passes a left-out default as an OmittedArg)
     bad_type = InvalidTypeError
     if arg.kind == "flag":
         if not isinstance(value, (bool, np.bool_)):
@@ -373,6 +378,11 @@ def _value_problem(kernel, name, arg, value, floats):
         if arg.kind == "ints":
             if value.dtype.kind not in "iu":
                 return bad_type, ("%s: %s must be an integer array, got %s"
+                                  % (kernel, name, value.dtype))
+            return None
+        if arg.kind == "weights":
+            if value.dtype not in (np.float32, np.float64):
+                return bad_type, ("%s: %s must be float32 or float64, got %s"
                                   % (kernel, name, value.dtype))
             return None
         if value.dtype not in (np.float32, np.float64):
@@ -554,6 +564,10 @@ def _one_type_problem(kernel, name, arg, t, floats):
         return what % ("a %d-D array" % arg.ndim)
     if arg.kind == "ints":
         return None  # its dtype is as_int64's to refuse, at run time, in one line
+    if arg.kind == "weights":
+        if t.dtype not in (types.float32, types.float64):
+            return what % "a float32 or float64 array"
+        return None
     if t.dtype not in (types.float32, types.float64):
         return what % "a float32 or float64 array"
     if arg.written and not t.mutable:

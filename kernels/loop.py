@@ -14,11 +14,13 @@ terms and a gathered minibatch, so an epoch allocates nothing per minibatch.
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from .errors import InvalidValueError, TooLargeError
 from ._cache import CACHE
-from ._checks import (INT, INTS, MATRIX, MATRIX_OUT, REAL, VECTOR, VECTOR_OUT, as_int64,
+from ._checks import (INT, INTS, MATRIX, MATRIX_OUT, OPTIONAL_WEIGHTS, REAL, VECTOR, VECTOR_OUT,
+                      as_int64,
                       cast_like, check_contiguous, check_dim, check_finite, check_float_dtypes,
                       check_positive, check_same_or_separate, check_separate, checked_add,
                       checked_mul, ints_text, check_types, kernel)
@@ -216,6 +218,34 @@ def _check_targets(kernel, X, Y, sizes, y_name):
     check_contiguous(kernel, y_name, Y)
 
 
+def _weights_or_none(sample_weight):
+    """``sample_weight`` itself, or an empty float64 vector (every row weighs 1) for None."""
+
+
+@overload(_weights_or_none)
+def _weights_or_none_impl(sample_weight):
+    if isinstance(sample_weight, (types.NoneType, types.Omitted)):
+        return lambda sample_weight: np.empty(0, np.float64)
+    return lambda sample_weight: sample_weight
+
+
+@njit(cache=CACHE)
+def _check_weights(kernel, name, weights, n_rows):
+    """``weights`` is empty (every row weighs 1) or holds one finite weight >= 0 per row
+    of X; returns their sum (float64; ``n_rows`` when empty)."""
+    if weights.shape[0] == 0:
+        return np.float64(n_rows)
+    check_dim(kernel, name, weights.shape[0], "X", n_rows, "rows")
+    total = 0.0
+    for i in range(weights.shape[0]):
+        w = weights[i]
+        if not (w >= 0 and w < np.inf):
+            raise InvalidValueError(kernel + ": " + name + "[" + str(i) + "] is " + str(w)
+                                    + "; sample weights must be finite and >= 0")
+        total += w
+    return total
+
+
 # ----------------------------------------------------------------------------- views
 
 # A view made with reshape costs a call into Numba's runtime, a sizeable part of a small
@@ -275,21 +305,22 @@ def _forward_batch(Xb, W, b, A, acts, T):
 
 
 @njit(cache=CACHE)
-def _backward_batch(Xb, Yb, W, b, dW, db, A, D, acts, loss, scale, accumulate, lr):
+def _backward_batch(Xb, Yb, W, b, dW, db, A, D, acts, loss, scale, accumulate, lr, weights):
     """Backprop one batch whose activations ``_forward_batch`` left in A.
 
-    With ``lr == 0`` the gradient ``dC/dTheta`` (the cost ``loss`` summed over rows times
-    ``scale``, 1/m for a batch mean) is written into the views dW, db (added in with
-    accumulate). With ``lr > 0`` the plain SGD step is fused instead: each ``W`` is updated
-    by one product with ``alpha = -lr, beta = 1`` after its error term has been propagated
-    below it, so no weight gradient is stored. Returns the batch's summed cost (``m * C``).
+    With ``lr == 0`` the gradient ``dC/dTheta`` (the cost ``loss`` summed over rows, each
+    times its weight in ``weights`` (m,) or 1 when it is empty, times ``scale``: 1/m for a
+    batch mean) is written into the views dW, db (added in with accumulate). With
+    ``lr > 0`` the plain SGD step is fused instead: each ``W`` is updated by one product
+    with ``alpha = -lr, beta = 1`` after its error term has been propagated below it, so
+    no weight gradient is stored. Returns the batch's summed (weighted) cost.
     """
     m = Xb.shape[0]
     top = len(W) - 1
     fused = lr > 0
     delta = D[top][:m]
     cost = _output_delta(A[top][:m], Yb, delta, db[top], acts[top], loss, scale,
-                         accumulate and not fused)
+                         accumulate and not fused, weights)
     for l in range(top, -1, -1):
         a_in = Xb if l == 0 else A[l - 1][:m]
         if l > 0:
@@ -430,10 +461,12 @@ def train_epoch(X: MATRIX, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_OUT, net
     rows in storage order); workspace (``workspace_size(network.sizes, batches.size)``,).
 
     Every minibatch (the last partial one averaged over its own rows) makes one step of
-    ``optimizer_step``. params, grads, the optimizer's state and workspace share no memory
-    with each other, X or Y. Returns the mean over the rows trained of each row's cost (for
-    MSE ``||y_i - a_i||^2 / 2``) with the parameters of its batch, or NaN as soon as a
-    batch's cost is not finite (the caller restores parameters).
+    ``optimizer_step``; with ``batches.sample_weight`` the step is on the weighted mean
+    ``sum_i w_i g_i / sum_i w_i`` of the minibatch (none for a minibatch of total weight 0).
+    params, grads, the optimizer's state and workspace share no memory with each other, X
+    or Y. Returns the (weighted) mean over the rows trained of each row's cost (for MSE
+    ``||y_i - a_i||^2 / 2``) with the parameters of its batch, or NaN as soon as a batch's
+    cost is not finite (the caller restores parameters).
     """
     check_types("train_epoch", X, Y, params, grads, network, optimizer, batches, workspace)
     kernel = "train_epoch"
@@ -444,12 +477,16 @@ def train_epoch(X: MATRIX, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_OUT, net
     loss = network.loss
     _check_training(kernel, X, Y, params, grads, sizes, acts, loss, optimizer, batch_size,
                     order, workspace)
+    weights = batches.sample_weight
+    weighted = weights.shape[0] > 0
+    _check_weights(kernel, "batches.sample_weight", weights, X.shape[0])
     shuffled = order.shape[0] > 0
     n = order.shape[0] if shuffled else X.shape[0]
     if n == 0:
         return 0.0
     n_layers = sizes.shape[0] - 1
-    if n_layers == 1 and sizes[1] <= STREAMING_MAX_OUTPUTS and loss == MSE:
+    if (n_layers == 1 and sizes[1] <= STREAMING_MAX_OUTPUTS and loss == MSE
+            and not weighted):
         return _epoch_streaming(X, Y, params, grads, optimizer, acts[0], batch_size, order,
                                 PREFETCH_ROWS)
 
@@ -464,10 +501,23 @@ def train_epoch(X: MATRIX, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_OUT, net
     _, _, x_start, y_start, _, _ = _workspace_layout(sizes, batch_size)
     gather_X = _block(workspace, x_start, batch_size, sizes[0])
     gather_Y = _block(workspace, y_start, batch_size, sizes[n_layers])
+    batch_weights = np.empty(batch_size if weighted else 0, np.float64)
     total = 0.0
+    total_weight = 0.0
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         m = stop - start
+        scale = 1.0 / m
+        weight = np.float64(m)
+        if weighted:
+            weight = 0.0
+            for r in range(m):
+                w = weights[order[start + r] if shuffled else start + r]
+                batch_weights[r] = w
+                weight += w
+            if weight == 0:
+                continue  # rows that count for nothing: no step
+            scale = 1.0 / weight
         if shuffled:
             Xb = gather_X[:m]
             Yb = gather_Y[:m]
@@ -477,8 +527,8 @@ def train_epoch(X: MATRIX, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_OUT, net
             Xb = X[start:stop]
             Yb = Y[start:stop]
         _forward_batch(Xb, W, b, A, acts, T)
-        batch_cost = _backward_batch(Xb, Yb, W, b, dW, db, A, D, acts, loss, 1.0 / m, False,
-                                     fused_lr)
+        batch_cost = _backward_batch(Xb, Yb, W, b, dW, db, A, D, acts, loss, scale, False,
+                                     fused_lr, batch_weights[:m])
         if fused_lr == 0:
             _optimizer_step(params, grads, optimizer)
         else:
@@ -486,7 +536,8 @@ def train_epoch(X: MATRIX, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_OUT, net
         if not np.isfinite(batch_cost):
             return np.nan
         total += batch_cost
-    return total / n
+        total_weight += weight
+    return total / total_weight if total_weight > 0 else 0.0
 
 
 @kernel
@@ -547,13 +598,14 @@ def predict_into(X: MATRIX, params: VECTOR, network: Network, out: MATRIX_OUT, b
 
 @kernel
 def dataset_cost(X: MATRIX, Y: MATRIX, params: VECTOR, network: Network, batch_size: INT,
-                 workspace: VECTOR_OUT):
-    """The summed cost ``N * C`` of ``network`` on X (N, n_0), Y (N, n_L); no gradient.
+                 workspace: VECTOR_OUT, sample_weight: OPTIONAL_WEIGHTS = None):
+    """The summed cost ``sum_i c_i`` of ``network`` on X (N, n_0), Y (N, n_L); no gradient.
 
     Processed ``batch_size`` rows at a time (the workspace of ``workspace_size``); sums
-    rather than means so that chunks of a large dataset add up exactly.
+    rather than means so that chunks of a large dataset add up exactly. With
+    ``sample_weight`` (N,) (finite, >= 0) the sum is ``sum_i w_i c_i``.
     """
-    check_types("dataset_cost", X, Y, params, network, batch_size, workspace)
+    check_types("dataset_cost", X, Y, params, network, batch_size, workspace, sample_weight)
     kernel = "dataset_cost"
     loss = network.loss
     sizes = as_int64(kernel, "network.sizes", network.sizes)
@@ -562,6 +614,8 @@ def dataset_cost(X: MATRIX, Y: MATRIX, params: VECTOR, network: Network, batch_s
     _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss)
     _check_targets(kernel, X, Y, sizes, "Y")
     _check_workspace(kernel, workspace, X, Y, params)
+    weights = _weights_or_none(sample_weight)
+    _check_weights(kernel, "sample_weight", weights, X.shape[0])
     W, b = _param_views(params, sizes)
     A, D, T = _work_views(workspace, sizes, batch_size)
     n_layers = sizes.shape[0] - 1
@@ -572,7 +626,7 @@ def dataset_cost(X: MATRIX, Y: MATRIX, params: VECTOR, network: Network, batch_s
         stop = min(start + batch_size, X.shape[0])
         out = _forward_batch(X[start:stop], W, b, A, acts, T)
         total += _output_delta(out, Y[start:stop], delta[:stop - start], db,
-                               acts[n_layers - 1], loss, 0.0, False)
+                               acts[n_layers - 1], loss, 0.0, False, weights[start:stop])
     return total
 
 
@@ -587,10 +641,18 @@ def batch_gradient(X: MATRIX, Y: MATRIX, params: VECTOR, grads: VECTOR_OUT, netw
     """
     check_types("batch_gradient", X, Y, params, grads, network, batch_size, workspace, scale)
     kernel = "batch_gradient"
-    loss = network.loss
-    sizes = as_int64(kernel, "network.sizes", network.sizes)
-    acts = as_int64(kernel, "network.acts", network.acts)
     check_float_dtypes(kernel, "X, Y, params, grads, workspace", X, Y, params, grads, workspace)
+    return _batch_gradient(kernel, X, Y, params, grads,
+                           as_int64(kernel, "network.sizes", network.sizes),
+                           as_int64(kernel, "network.acts", network.acts), network.loss,
+                           batch_size, workspace, scale, np.empty(0, np.float64))
+
+
+@njit(cache=CACHE)
+def _batch_gradient(kernel, X, Y, params, grads, sizes, acts, loss, batch_size, workspace,
+                    scale, weights):
+    """``batch_gradient`` with every row's term also times its weight in ``weights`` (N,),
+    or 1 when ``weights`` is empty; ``kernel`` names the public kernel in messages."""
     _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss)
     _check_targets(kernel, X, Y, sizes, "Y")
     check_dim(kernel, "grads", grads.shape[0], "params", params.shape[0], "elements")
@@ -607,20 +669,34 @@ def batch_gradient(X: MATRIX, Y: MATRIX, params: VECTOR, grads: VECTOR_OUT, netw
         stop = min(start + batch_size, X.shape[0])
         _forward_batch(X[start:stop], W, b, A, acts, T)
         total += _backward_batch(X[start:stop], Y[start:stop], W, b, dW, db, A, D, acts,
-                                 loss, scale, start > 0, 0.0)
+                                 loss, scale, start > 0, 0.0, weights[start:stop])
     return total
 
 
 @kernel
 def loss_and_gradient(X: MATRIX, Y: MATRIX, params: VECTOR, grads: VECTOR_OUT,
-                      network: Network, batch_size: INT, workspace: VECTOR_OUT):
+                      network: Network, batch_size: INT, workspace: VECTOR_OUT,
+                      sample_weight: OPTIONAL_WEIGHTS = None):
     """Full-batch cost C (docs/MATH.md, the mean over rows) and its gradient into grads.
 
-    Processed ``batch_size`` rows at a time, every row weighted 1/N. Returns C.
+    Processed ``batch_size`` rows at a time, every row weighted 1/N; with
+    ``sample_weight`` (N,) (finite, >= 0, not all 0) row i weighs ``w_i / sum(w)``: C is
+    the weighted mean ``sum_i w_i c_i / sum_i w_i`` (scikit-learn's, for which integer
+    weights equal repeated rows). Returns C.
     """
-    check_types("loss_and_gradient", X, Y, params, grads, network, batch_size, workspace)
-    n = X.shape[0]
-    if n == 0:
+    check_types("loss_and_gradient", X, Y, params, grads, network, batch_size, workspace,
+                sample_weight)
+    kernel = "loss_and_gradient"
+    if X.shape[0] == 0:
         raise InvalidValueError("loss_and_gradient: X has 0 rows; the mean over no "
                                 "samples is undefined")
-    return batch_gradient(X, Y, params, grads, network, batch_size, workspace, 1.0 / n) / n
+    weights = _weights_or_none(sample_weight)
+    total = _check_weights(kernel, "sample_weight", weights, X.shape[0])
+    if total == 0:
+        raise InvalidValueError("loss_and_gradient: sample_weight sums to 0; the weighted "
+                                "mean is undefined")
+    check_float_dtypes(kernel, "X, Y, params, grads, workspace", X, Y, params, grads, workspace)
+    return _batch_gradient(kernel, X, Y, params, grads,
+                           as_int64(kernel, "network.sizes", network.sizes),
+                           as_int64(kernel, "network.acts", network.acts), network.loss,
+                           batch_size, workspace, 1.0 / total, weights) / total

@@ -1,10 +1,20 @@
-"""Costs and their gradients: mean squared error, softmax cross-entropy, sigmoid BCE.
+"""Costs and their gradients: mean squared error, softmax cross-entropy, sigmoid BCE, Poisson.
 
 Every cost is a sum over a row's outputs, averaged over rows (as docs/MATH.md's MSE):
 
 - ``MSE``: ``C = sum((a - y)**2) / (2m)`` on the output activations ``a``;
 - ``SOFTMAX_CE``: ``C = -sum(y * log_softmax(z)) / m`` on the logits ``z``;
-- ``SIGMOID_BCE``: ``C = -sum(y log s(z) + (1 - y) log(1 - s(z))) / m`` on the logits.
+- ``SIGMOID_BCE``: ``C = -sum(y log s(z) + (1 - y) log(1 - s(z))) / m`` on the logits;
+- ``POISSON``: ``C = sum(exp(z) - y z) / m`` on the log of the predicted rate ``z`` (a log
+  link: the prediction is ``exp(z)``). This is the half Poisson deviance
+  ``sum(y log(y / exp(z)) - y + exp(z)) / m`` (scikit-learn's ``MLPRegressor(loss="poisson")``,
+  McCullagh & Nelder, *Generalized Linear Models*, 2nd ed., 1989, section 6.2) less
+  ``sum(y log y - y) / m``, which does not depend on the network; its gradient is
+  ``exp(z) - y``.
+
+Every cost may weight its rows (``sample_weight``): ``C = sum_i w_i c_i / sum_i w_i``, the
+weighted mean scikit-learn's estimators minimise (integer weights count a row that many
+times).
 
 The two cross-entropies take logits, never probabilities: ``log_softmax`` is formed as
 ``z - max(z) - log(sum(exp(z - max(z))))`` and the BCE as
@@ -21,7 +31,7 @@ from ._checks import (MATRIX, MATRIX_OUT, cast_like, check_same_or_separate,
                       check_same_shape, check_types, kernel)
 from .activations import IDENTITY, RELU, _derivative_from_output, _sigmoid_scalar
 from .config import FASTMATH_ELEMENTWISE
-from .variants import LOSSES, MSE, N_LOSSES, SIGMOID_BCE, SOFTMAX_CE  # noqa: F401
+from .variants import LOSSES, MSE, N_LOSSES, POISSON, SIGMOID_BCE, SOFTMAX_CE  # noqa: F401
 
 # Each cost is written once, as a function of one row ``i`` of 2-D arrays (indexed in
 # place: a row view costs a call into Numba's runtime, more than a 1-output row's whole
@@ -91,6 +101,21 @@ def _sigmoid_bce_row(Z, Y, D, i, scale):
     return total
 
 
+@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE, inline="always")
+def _poisson_row(Z, Y, D, i, scale):
+    """Row i's ``sum(exp(z) - y z)`` in float64 from log rates Z, and
+    ``D[i] = scale * (exp(z) - y)`` when scale != 0. A z beyond about 709 makes the cost
+    infinite (float64's exp overflows): training reports it as divergence."""
+    total = 0.0
+    for j in range(Z.shape[1]):
+        z = np.float64(Z[i, j])
+        rate = np.exp(z)
+        total += rate - np.float64(Y[i, j]) * z
+        if scale != 0:
+            D[i, j] = scale * (rate - Y[i, j])
+    return total
+
+
 @njit(cache=CACHE, inline="always")
 def _cost_row(A, Y, D, i, act, loss, scale):
     """The row function of cost code ``loss``, on row i."""
@@ -98,26 +123,41 @@ def _cost_row(A, Y, D, i, act, loss, scale):
         return _softmax_ce_row(A, Y, D, i, scale)
     if loss == SIGMOID_BCE:
         return _sigmoid_bce_row(A, Y, D, i, scale)
+    if loss == POISSON:
+        return _poisson_row(A, Y, D, i, scale)
     return _mse_row(A, Y, D, i, act, scale)
 
 
 @njit(cache=CACHE)
-def _output_delta(A, Y, delta, db, act, loss, scale, accumulate):
+def _output_delta(A, Y, delta, db, act, loss, scale, accumulate, weights):
     """Output error term, its bias gradient and the cost in one sweep.
 
-    ``delta = scale * dC/dZ`` of the output layer (``scale = 1/m`` for the batch mean):
-    ``(A - Y) * sigma'(A)`` for MSE, ``softmax(A) * sum(Y) - Y`` and ``s(A) - Y`` for the
-    cross-entropies, whose ``A`` are the logits (the layer's activation is identity).
+    ``delta = scale * w_i * dc_i/dZ`` of the output layer (``scale = 1/m`` for the batch
+    mean, ``1 / sum(w)`` for a weighted one): ``(A - Y) * sigma'(A)`` for MSE,
+    ``softmax(A) * sum(Y) - Y`` and ``s(A) - Y`` for the cross-entropies, whose ``A`` are
+    the logits (the layer's activation is identity), ``exp(A) - Y`` for Poisson.
+    ``weights`` (m,) are the rows' weights ``w_i``, or empty for all 1.
     ``db = delta.sum(axis=0)`` (``+=`` with accumulate; untouched when scale is 0).
-    A, Y, delta (m, n); db (n,). Returns the batch's summed cost ``m * C`` in float64
-    (for MSE ``sum((A - Y)**2) / 2``).
+    A, Y, delta (m, n); db (n,). Returns the batch's summed cost ``sum_i w_i c_i`` in
+    float64 (for MSE ``c_i = sum((a_i - y_i)**2) / 2``).
     """
     m, n = A.shape
     if scale != 0 and not accumulate:
         db[:] = 0
+    weighted = weights.shape[0] > 0
     total = 0.0
     for i in range(m):
-        total += _cost_row(A, Y, delta, i, act, loss, scale)
+        if not weighted:
+            total += _cost_row(A, Y, delta, i, act, loss, scale)
+        else:
+            w = np.float64(weights[i])
+            row_scale = scale * w
+            total += w * _cost_row(A, Y, delta, i, act, loss, row_scale)
+            if scale != 0 and row_scale == 0:
+                # a row of weight 0 counts for nothing, but the row function writes
+                # nothing when its scale is 0: clear what an earlier batch left
+                for j in range(n):
+                    delta[i, j] = 0
         if scale != 0:
             for j in range(n):
                 db[j] += delta[i, j]
@@ -226,6 +266,28 @@ def sigmoid_binary_cross_entropy_grad(Z: MATRIX, Y: MATRIX, out: MATRIX_OUT):
     _check_out("sigmoid_binary_cross_entropy_grad", Z, out)
     check_same_or_separate("sigmoid_binary_cross_entropy_grad", "out", out, "Y", Y)
     _mean_gradient(Z, Y, out, SIGMOID_BCE)
+
+
+@kernel
+def poisson_loss(Z: MATRIX, Y: MATRIX):
+    """``C = sum(exp(Z) - Y Z) / m``: the half Poisson deviance of rates ``exp(Z)`` against
+    counts Y >= 0, less its part that depends on Y alone (see the module's note).
+
+    Z (log rates), Y (m, n); summed over outputs, averaged over rows. Returns a float.
+    """
+    check_types("poisson_loss", Z, Y)
+    _check_logits("poisson_loss", Z, Y)
+    return _mean_cost(Z, Y, POISSON)
+
+
+@kernel
+def poisson_loss_grad(Z: MATRIX, Y: MATRIX, out: MATRIX_OUT):
+    """``out = (exp(Z) - Y) / m``: dC/dZ of ``poisson_loss``; all (m, n)."""
+    check_types("poisson_loss_grad", Z, Y, out)
+    _check_logits("poisson_loss_grad", Z, Y)
+    _check_out("poisson_loss_grad", Z, out)
+    check_same_or_separate("poisson_loss_grad", "out", out, "Y", Y)
+    _mean_gradient(Z, Y, out, POISSON)
 
 
 @kernel

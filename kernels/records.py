@@ -12,7 +12,7 @@ from collections import namedtuple
 import numpy as np
 
 from .errors import InvalidTypeError, InvalidValueError
-from ._checks import INT, INTS
+from ._checks import INT, INTS, WEIGHTS
 from .variants import LOSSES, MSE
 
 
@@ -27,14 +27,23 @@ class Network(namedtuple("Network", "sizes acts loss")):
     MADE_BY = "kernels.network(sizes, acts, loss)"
 
 
-class Batches(namedtuple("Batches", "size order")):
+#: "every row weighs 1": the default ``sample_weight`` of ``Batches``.
+NO_WEIGHTS = np.empty(0, np.float64)
+
+
+class Batches(namedtuple("Batches", "size order sample_weight", defaults=(NO_WEIGHTS,))):
     """The minibatches of an epoch: ``size`` rows each (the last may be shorter), taken in
     the order of ``order`` (int64 row indices, a permutation of range(N) for a shuffled
-    epoch, or any part of one) or, when ``order`` is empty, in storage order."""
+    epoch, or any part of one) or, when ``order`` is empty, in storage order.
+
+    ``sample_weight`` (N,) float32 or float64, one weight >= 0 per row of X (indexed as X
+    is, not as ``order``), or empty (the default) for all 1: each minibatch then steps on
+    the weighted mean of its rows' gradients, ``sum_i w_i g_i / sum_i w_i`` (scikit-learn's
+    meaning; a minibatch whose weights sum to 0 makes no step)."""
 
     __slots__ = ()
-    FIELDS = {"size": INT, "order": INTS}
-    MADE_BY = "kernels.batches(size, order)"
+    FIELDS = {"size": INT, "order": INTS, "sample_weight": WEIGHTS}
+    MADE_BY = "kernels.batches(size, order, sample_weight)"
 
 
 def _int64_vector(value, name):
@@ -66,8 +75,20 @@ def network(sizes, acts, loss=None):
                    MSE if loss is None else _integer(loss, "loss"))
 
 
-def batches(size, order=None):
+def batches(size, order=None, sample_weight=None):
     """A ``Batches`` record: ``size`` rows a minibatch, in the order of ``order`` (None or
-    empty: storage order)."""
+    empty: storage order), rows weighted by ``sample_weight`` (None: all 1; else a 1-D
+    array of one weight per row of X, made float64 unless it is float32)."""
+    if sample_weight is None:
+        weights = NO_WEIGHTS
+    else:
+        weights = np.asarray(sample_weight)
+        if weights.ndim != 1 or weights.dtype.kind not in "iuf":
+            raise InvalidTypeError("sample_weight must be a 1-D array of numbers, got %s of "
+                                   "shape %s" % (weights.dtype, weights.shape))
+        if weights.dtype != np.float32:
+            weights = weights.astype(np.float64)
+        weights = np.ascontiguousarray(weights)
     return Batches(_integer(size, "batch size"),
-                   np.empty(0, np.int64) if order is None else _int64_vector(order, "order"))
+                   np.empty(0, np.int64) if order is None else _int64_vector(order, "order"),
+                   weights)

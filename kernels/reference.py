@@ -8,8 +8,8 @@ here is the NumPy training loop numba-dense is compared with.
 import numpy as np
 
 from .records import Network
-from .variants import (ADAM, ADAMW, LEAKY_RELU, LEAKY_SLOPE, MSE, RELU, SIGMOID, SIGMOID_BCE,
-                       SOFTMAX_CE, TANH)
+from .variants import (ADAM, ADAMW, LEAKY_RELU, LEAKY_SLOPE, MSE, POISSON, RELU, SIGMOID,
+                       SIGMOID_BCE, SOFTMAX_CE, TANH)
 
 
 def _sigmoid(z):
@@ -185,16 +185,38 @@ def sigmoid_binary_cross_entropy_grad(Z, Y, out):
     out[...] = (_sigmoid(Z.astype(np.float64)) - Y) / Z.shape[0]
 
 
-def _cost_and_delta(out, Y, act, loss):
-    """Summed cost of a batch and dC/dZ of the output layer (unscaled)."""
+def poisson_loss(Z, Y):
+    """sum(exp(Z) - Y Z) / m."""
+    Z = Z.astype(np.float64)
+    return float((np.exp(Z) - Y * Z).sum() / Z.shape[0])
+
+
+def poisson_loss_grad(Z, Y, out):
+    """out = (exp(Z) - Y) / m."""
+    out[...] = (np.exp(Z.astype(np.float64)) - Y) / Z.shape[0]
+
+
+def _row_costs_and_delta(out, Y, act, loss):
+    """Every row's cost (m,) and dC/dZ of the output layer (unscaled, unweighted)."""
     if loss == SOFTMAX_CE:
         logp = _log_softmax(out)
-        return float(-(Y * logp).sum()), np.exp(logp) * Y.sum(axis=1, keepdims=True) - Y
+        return -(Y * logp).sum(axis=1), np.exp(logp) * Y.sum(axis=1, keepdims=True) - Y
     if loss == SIGMOID_BCE:
         Z = out.astype(np.float64)
-        return float((np.logaddexp(0, Z) - Z * Y).sum()), _sigmoid(Z) - Y
+        return (np.logaddexp(0, Z) - Z * Y).sum(axis=1), _sigmoid(Z) - Y
+    if loss == POISSON:
+        Z = out.astype(np.float64)
+        return (np.exp(Z) - Y * Z).sum(axis=1), np.exp(Z) - Y
     err = out - Y
-    return 0.5 * float(np.sum(err.astype(np.float64) ** 2)), err * _derivative(out, act)
+    return 0.5 * np.sum(err.astype(np.float64) ** 2, axis=1), err * _derivative(out, act)
+
+
+def _cost_and_delta(out, Y, act, loss, weights=None):
+    """Summed (weighted) cost of a batch and the (row-weighted) dC/dZ of the output layer."""
+    costs, delta = _row_costs_and_delta(out, Y, act, loss)
+    if weights is None or len(weights) == 0:
+        return float(costs.sum()), delta
+    return float(costs @ weights), delta * weights[:, None]
 
 
 # ----------------------------------------------------------------------------- networks
@@ -222,9 +244,9 @@ def _forward(X, layers, acts):
     return activations
 
 
-def _backward(activations, Y, layers, acts, scale, loss=MSE):
-    """[(dW, db), ...] of scale * (summed cost of the batch), and that summed cost."""
-    cost, delta = _cost_and_delta(activations[-1], Y, acts[-1], loss)
+def _backward(activations, Y, layers, acts, scale, loss=MSE, weights=None):
+    """[(dW, db), ...] of scale * (summed, row-weighted cost of the batch), and that cost."""
+    cost, delta = _cost_and_delta(activations[-1], Y, acts[-1], loss, weights)
     delta = (scale * delta).astype(activations[-1].dtype)
     out = []
     for l in range(len(layers) - 1, -1, -1):
@@ -241,26 +263,28 @@ def train_epoch(X, Y, params, grads, network, optimizer, batches, workspace):
     sizes, acts, loss = network
     layers = layer_views(params, sizes)
     grad_views = layer_views(grads, sizes)
-    order, batch_size = batches.order, batches.size
+    order, batch_size, weights = batches.order, batches.size, batches.sample_weight
     n = len(order) if len(order) else X.shape[0]
-    total = 0.0
+    rows = order if len(order) else np.arange(n)
+    total = total_weight = 0.0
     for start in range(0, n, batch_size):
-        if len(order):
-            rows = order[start:start + batch_size]
-            Xb, Yb = X[rows], Y[rows]
-        else:
-            Xb, Yb = X[start:start + batch_size], Y[start:start + batch_size]
+        batch = rows[start:start + batch_size]
+        Xb, Yb = X[batch], Y[batch]
+        wb = weights[batch].astype(np.float64) if len(weights) else None
+        weight = float(wb.sum()) if wb is not None else float(len(batch))
+        if weight == 0:
+            continue
         activations = _forward(Xb, layers, acts)
-        layer_grads, half_sse = _backward(activations, Yb, layers, acts, 1.0 / Xb.shape[0],
-                                          loss)
-        if not np.isfinite(half_sse):
+        layer_grads, cost = _backward(activations, Yb, layers, acts, 1.0 / weight, loss, wb)
+        if not np.isfinite(cost):
             return np.nan
-        total += half_sse
+        total += cost
+        total_weight += weight
         for (dW, db), (gW, gb) in zip(layer_grads, grad_views):
             gW[...] = dW
             gb[...] = db
         optimizer_step(params, grads, optimizer)
-    return total / n
+    return total / total_weight if total_weight else 0.0
 
 
 def epoch_streaming(X, Y, params, grads, optimizer, act, batches, ahead):
@@ -274,25 +298,28 @@ def predict_into(X, params, network, out, batch_size, workspace):
     out[...] = _forward(X, layer_views(params, network.sizes), network.acts)[-1]
 
 
-def batch_gradient(X, Y, params, grads, network, batch_size, workspace, scale):
-    """grads = scale * summed gradient over the rows; returns the summed cost."""
+def batch_gradient(X, Y, params, grads, network, batch_size, workspace, scale, weights=None):
+    """grads = scale * summed (row-weighted) gradient over the rows; returns the summed cost."""
     sizes, acts, loss = network
     layers = layer_views(params, sizes)
-    layer_grads, cost = _backward(_forward(X, layers, acts), Y, layers, acts, scale, loss)
+    layer_grads, cost = _backward(_forward(X, layers, acts), Y, layers, acts, scale, loss,
+                                  weights)
     for (dW, db), (gW, gb) in zip(layer_grads, layer_views(grads, sizes)):
         gW[...] = dW
         gb[...] = db
     return cost
 
 
-def loss_and_gradient(X, Y, params, grads, network, batch_size, workspace):
-    """Full-batch cost and its gradient into grads; returns the cost."""
-    n = X.shape[0]
-    return batch_gradient(X, Y, params, grads, network, batch_size, workspace, 1.0 / n) / n
+def loss_and_gradient(X, Y, params, grads, network, batch_size, workspace, sample_weight=None):
+    """Full-batch (weighted) mean cost and its gradient into grads; returns the cost."""
+    n = X.shape[0] if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
+    return batch_gradient(X, Y, params, grads, network, batch_size, workspace, 1.0 / n,
+                          sample_weight) / n
 
 
-def dataset_cost(X, Y, params, network, batch_size, workspace):
-    """Summed cost over all rows."""
+def dataset_cost(X, Y, params, network, batch_size, workspace, sample_weight=None):
+    """Summed (weighted) cost over all rows."""
     sizes, acts, loss = network
     out = _forward(X, layer_views(params, sizes), acts)[-1]
-    return _cost_and_delta(out, Y, acts[-1], loss)[0]
+    weights = None if sample_weight is None else np.asarray(sample_weight, np.float64)
+    return _cost_and_delta(out, Y, acts[-1], loss, weights)[0]

@@ -32,7 +32,8 @@ class Loss(NamedTuple):
     code: int
     name: str
     output: str          # the model output layer it trains: "any" activation, or one name
-    target: str          # "values" (any real), "classes" (one-hot / labels), "binary" (0..1)
+    target: str          # "values" (any real), "classes" (one-hot / labels), "binary" (0..1),
+    #                      "counts" (any real >= 0: rates, counts)
     takes_logits: bool   # computed from the last layer's pre-activation (identity layer)
     classifier: bool     # predict() returns labels
 
@@ -83,12 +84,14 @@ ACTIVATION_TABLE = (
                True),
 )
 
-MSE, SOFTMAX_CE, SIGMOID_BCE = range(3)
+MSE, SOFTMAX_CE, SIGMOID_BCE, POISSON = range(4)
 
 LOSS_TABLE = (
     Loss(MSE, "mse", "any", "values", False, False),
     Loss(SOFTMAX_CE, "cross_entropy", "softmax", "classes", True, True),
     Loss(SIGMOID_BCE, "binary_cross_entropy", "sigmoid", "binary", True, True),
+    # scikit-learn's MLPRegressor(loss="poisson"): a log link, predictions exp(z)
+    Loss(POISSON, "poisson", "exp", "counts", True, False),
 )
 
 SGD, ADAM, ADAMW = range(3)
