@@ -30,6 +30,7 @@ from typing import Protocol
 import numpy as np
 
 from ...kernels.errors import InvalidValueError
+from ...kernels.records import NO_WEIGHTS
 from .paths import default_file_mode
 from .validation import check_finite, targets_matrix
 
@@ -144,7 +145,7 @@ class Source(Protocol):
     ``n_rows``; ``split(n_val)``: (the first n_rows - n_val rows, the last n_val) as two
     sources; ``target_blocks()``: the targets in blocks of rows; ``scaled(scaling)``: the
     same rows with standardized targets; ``segments(rng, shuffle, batch_size)``: one
-    epoch as ``(X, Y, order)`` for ``kernels.train_epoch``; ``blocks(rows)``: ``(X, Y)``
+    epoch as ``(X, Y, order, sample_weight)`` for ``kernels.train_epoch``; ``blocks(rows)``: ``(X, Y)``
     blocks in storage order.
     """
 
@@ -162,16 +163,24 @@ class Source(Protocol):
 
 
 class ArraySource(Source):
-    """Rows held in memory: X (N, n_in) and targets (N, n_out), already converted."""
+    """Rows held in memory: X (N, n_in) and targets (N, n_out), already converted, and
+    optionally ``sample_weight`` (N,) float64, one weight >= 0 per row (None: all 1; see
+    ``kernels.Batches``)."""
 
-    def __init__(self, X, Y):
+    def __init__(self, X, Y, sample_weight=None):
         self.X, self.Y = X, Y
         self.n_rows = X.shape[0]
+        self.sample_weight = (NO_WEIGHTS if sample_weight is None
+                              else np.ascontiguousarray(sample_weight, np.float64))
+
+    def _rows(self, a, b):
+        weights = self.sample_weight[a:b] if len(self.sample_weight) else None
+        return ArraySource(self.X[a:b], self.Y[a:b], weights)
 
     def split(self, n_val):
         """(first N - n_val rows, last n_val rows) as two sources, without copying."""
         cut = self.n_rows - n_val
-        return ArraySource(self.X[:cut], self.Y[:cut]), ArraySource(self.X[cut:], self.Y[cut:])
+        return self._rows(0, cut), self._rows(cut, self.n_rows)
 
     def target_blocks(self):
         """The targets, as blocks of rows (for their statistics)."""
@@ -179,19 +188,22 @@ class ArraySource(Source):
 
     def scaled(self, scaling):
         """The same rows with targets standardized by a ``targets.TargetScaling``."""
-        return ArraySource(self.X, scaling.standardize(self.Y))
+        return ArraySource(self.X, scaling.standardize(self.Y),
+                           self.sample_weight if len(self.sample_weight) else None)
 
     def segments(self, rng, shuffle, batch_size):
-        """One epoch: a permutation from ``rng`` when ``shuffle``, cut into segments."""
+        """One epoch: a permutation from ``rng`` when ``shuffle``, cut into segments
+        ``(X, Y, order, sample_weight)`` (the weights of X's rows; empty for all 1)."""
         step = max(batch_size, SEGMENT_ROWS // batch_size * batch_size)
+        w = self.sample_weight
         if shuffle:
             order = rng.permutation(self.n_rows)
             for a in range(0, self.n_rows, step):
-                yield self.X, self.Y, order[a:a + step]
+                yield self.X, self.Y, order[a:a + step], w
         else:
             empty = np.empty(0, np.int64)
             for a in range(0, self.n_rows, step):
-                yield self.X[a:a + step], self.Y[a:a + step], empty
+                yield self.X[a:a + step], self.Y[a:a + step], empty, w[a:a + step]
 
     def blocks(self, rows):
         """(X, Y) blocks of at most ``rows`` rows, in storage order (for evaluation)."""
@@ -263,7 +275,7 @@ class StreamSource(Source):
         empty = np.empty(0, np.int64)
         for a, b in chunks:
             Xc, Yc = self._read(a, b)
-            yield Xc, Yc, rng.permutation(b - a) if shuffle else empty
+            yield Xc, Yc, rng.permutation(b - a) if shuffle else empty, NO_WEIGHTS
 
     def blocks(self, rows=None):
         for a, b in self._chunks():

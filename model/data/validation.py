@@ -252,7 +252,7 @@ def as_features(X, name, dtype, n_inputs):
 
 
 #: What the targets of each kind of cost look like.
-REGRESSION, CLASSES, BINARY = "regression", "classes", "binary"
+REGRESSION, CLASSES, BINARY, COUNTS = "regression", "classes", "binary", "counts"
 
 
 def check_target_rows(y, name, n_rows, x_name):
@@ -274,7 +274,8 @@ def targets_matrix(y, name, dtype, n_outputs, kind, first_row=0):
     - regression: (rows, n_outputs), or (rows,) for one output; any finite values;
     - classes (softmax): integer labels (rows,) in range(n_outputs), made one-hot, or
       (rows, n_outputs) rows of class probabilities;
-    - binary (sigmoid): values in [0, 1], (rows,) for one output.
+    - binary (sigmoid): values in [0, 1], (rows,) for one output;
+    - counts (Poisson): as regression, every value >= 0.
     ``first_row`` places the block in its file for messages.
     """
     arr = _numbers_of_objects(as_array(dense(y, name, dtype, columns_meaning="outputs"), name))
@@ -298,7 +299,13 @@ def targets_matrix(y, name, dtype, n_outputs, kind, first_row=0):
     with np.errstate(over="ignore"):
         out = np.ascontiguousarray(arr, dtype=dtype)
     check_finite(out, name, first_row, original)
-    if kind != REGRESSION:
+    if kind == COUNTS:
+        negative = np.flatnonzero((out < 0).any(axis=1))
+        if negative.size:
+            r = int(negative[0])
+            raise InvalidValueError("%s row %d holds %s; the Poisson loss needs targets >= 0"
+                                    % (name, first_row + r, out[r].tolist()))
+    elif kind != REGRESSION:
         outside = np.flatnonzero(((out < 0) | (out > 1)).any(axis=1))
         if outside.size:
             r = int(outside[0])

@@ -18,7 +18,8 @@ from ..training.history import History  # noqa: F401  (public name)
 from ..data.sources import EVAL_BATCH
 from ..training.loop import DivergedError  # noqa: F401  (public name)
 from . import persistence
-from ..data.validation import (BINARY, CLASSES, REGRESSION, choice, class_labels, float_dtype,
+from ..data.validation import (BINARY, CLASSES, COUNTS, REGRESSION, choice, class_labels,
+                               float_dtype,
                                integer, plain, random_seed)
 
 #: Output layers: the activations, and those that only come with a cost (softmax).
@@ -29,7 +30,7 @@ OUTPUTS = tuple(kernels.ACTIVATIONS) + tuple(
 DEFAULT_LOSS = {c.output: c.name for c in LOSS_TABLE if c.output != "any"}
 
 #: The target kind of ``model.data.validation`` for each target kind of the loss table.
-_TARGET_KINDS = {"values": REGRESSION, "classes": CLASSES, "binary": BINARY}
+_TARGET_KINDS = {"values": REGRESSION, "classes": CLASSES, "binary": BINARY, "counts": COUNTS}
 
 
 class MLP:
@@ -37,10 +38,11 @@ class MLP:
 
     ``layer_sizes`` lists the widths ``[n_0, n_1, ..., n_L]``, inputs first. Hidden
     layers use ``hidden`` (a name of ``kernels.ACTIVATIONS``: "relu", "leaky_relu",
-    "tanh", "sigmoid" or "identity"); the last layer ``output``, one of those or "softmax".
-    The cost ``loss`` defaults to the output's natural one: "cross_entropy" for softmax,
-    "binary_cross_entropy" for sigmoid, "mse" otherwise ("mse" may also be named for a
-    sigmoid output). The single ReLU neuron of docs/MATH.md is ``MLP([n, 1], output="relu")``;
+    "tanh", "sigmoid" or "identity"); the last layer ``output``, one of those, "softmax" or
+    "exp". The cost ``loss`` defaults to the output's natural one: "cross_entropy" for
+    softmax, "binary_cross_entropy" for sigmoid, "poisson" for exp (a log link: counts or
+    rates >= 0 predicted as ``exp(z)``, scikit-learn's ``MLPRegressor(loss="poisson")``),
+    "mse" otherwise ("mse" may also be named for a sigmoid output). The single ReLU neuron of docs/MATH.md is ``MLP([n, 1], output="relu")``;
     a 10-class classifier
     ``MLP([784, 128, 10], output="softmax")``.
 
@@ -414,6 +416,9 @@ class MLP:
         """Regression: the outputs (N, n_L). Classifiers: labels, (N,) int64 (the argmax
         class for softmax, ``p > 0.5`` for one sigmoid output) or (N, K) 0/1 for K sigmoids."""
         Z = inputs.outputs(self, X)
+        if self.output == "exp":
+            with np.errstate(over="ignore"):  # a rate beyond the dtype's range is inf
+                return np.exp(Z)
         if not self.is_classifier:
             return Z
         if self.output == "softmax":

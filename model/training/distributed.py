@@ -202,7 +202,7 @@ class _Ranks(loop.Ranks):
     def _batches(self, source, rng, settings):
         """This rank's minibatches (X, Y) of the epoch, in order."""
         b = settings.batch_size
-        for X, Y, order in source.segments(rng, settings.shuffle, b):
+        for X, Y, order, _ in source.segments(rng, settings.shuffle, b):  # unweighted
             n = len(order) if len(order) else X.shape[0]
             for a in range(0, n, b):
                 if len(order):

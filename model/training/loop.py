@@ -27,8 +27,12 @@ from .signals import TrainingInterrupted, sigint_deferred
 SCHEDULES = kernels.SCHEDULES
 
 
-class DivergedError(NumbaDenseError, FloatingPointError):
-    """Training produced a NaN or infinite loss; ``params`` hold the last finite values."""
+class DivergedError(NumbaDenseError, FloatingPointError, ValueError):
+    """Training produced a NaN or infinite loss; ``params`` hold the last finite values.
+
+    A ``FloatingPointError`` as before, and a ``ValueError`` as well: scikit-learn's MLPs
+    raise ``ValueError`` for weights that became non-finite, so code written for them
+    catches this too."""
 
     def __init__(self, message, epoch, history):
         super().__init__(message)
@@ -129,28 +133,38 @@ def _cost_factor(net):
 
 
 def train_one_epoch(net, source, rng, lr, settings, work, bar, done=None):
-    """One pass over ``source``; returns the mean cost over its rows, or NaN on divergence.
+    """One pass over ``source``; returns the (weighted) mean cost over its rows, or NaN on
+    divergence.
 
     ``done[0]`` counts the rows trained so far (read when Ctrl-C cuts the epoch short).
     """
-    total, rows = 0.0, 0
+    total, rows, weight = 0.0, 0, 0.0
     network = network_record(net)
     optimizer = settings.optimizer_for(net, lr)
-    for X, Y, order in source.segments(rng, settings.shuffle, settings.batch_size):
+    for X, Y, order, sample_weight in source.segments(rng, settings.shuffle,
+                                                      settings.batch_size):
         with sigint_deferred():  # a Ctrl-C now is raised after the count below is updated
-            cost = kernels.train_epoch(X, Y, net.params, net.grads, network, optimizer,
-                                       kernels.Batches(settings.batch_size, order), work)
+            cost = kernels.train_epoch(
+                X, Y, net.params, net.grads, network, optimizer,
+                kernels.Batches(settings.batch_size, order, sample_weight), work)
             took_steps(net, optimizer)
             m = len(order) if len(order) else X.shape[0]
-            total += cost * m
+            # the kernel's mean is over the segment's weight (its rows when unweighted)
+            if not len(sample_weight):
+                w = m
+            else:
+                w = float(sample_weight[order].sum() if len(order) else sample_weight.sum())
+            total += cost * w if w else 0.0
             rows += m
+            weight += w
             if done is not None:
                 done[0] = rows
         if not np.isfinite(cost):
             return np.nan
         bar.update(m)
-        bar.set_postfix_str("loss %.4g" % (total / rows))
-    return total / rows
+        if weight:
+            bar.set_postfix_str("loss %.4g" % (total / weight))
+    return total / weight if weight else 0.0
 
 
 def run(net, source, val_source, settings, options=None, ranks=None):
