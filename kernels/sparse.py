@@ -1,0 +1,321 @@
+"""Sparse input: a CSR matrix through the first layer, costing what its non-zeros cost.
+
+A one-hot table of thousands of columns (``sklearn.preprocessing.OneHotEncoder``'s default
+output) has a handful of non-zeros a row. Densified, the first layer's products multiply
+every zero; kept as CSR, the forward product of a batch and its weight gradient touch one
+column of ``W`` per non-zero:
+
+- forward ``Z[r, k] = sum_nz(row r) v * W[k, j] + b[k]``, then the activation;
+- gradient ``dW[k, j] = alpha * sum_r D[r, k] * v + beta * dW[k, j]`` (``alpha = 1``: the
+  weight gradient; ``alpha = -lr, beta = 1`` into ``W`` itself: the fused SGD update).
+
+``W`` is stored (n_out, n_in) row-major inside the flat parameters, so both loops run
+over the outputs ``k`` outermost (one contiguous row of ``W`` at a time) and the batch's
+non-zeros inside, four rows of ``W`` per pass so that each non-zero's index and value are
+read once for four outputs (docs/performance.md, "Sparse input", has the alternatives
+measured).
+
+A batch is given as positions into an ``order`` (a row's index is ``order[start + r]``)
+or, with ``order`` empty, the storage-order range ``start, start + m``, so an epoch
+gathers nothing.
+"""
+
+from collections import namedtuple
+
+import numpy as np
+from numba import njit
+
+from ._cache import CACHE
+from ._checks import (INT, INTS, MATRIX, MATRIX_OUT, REAL, VECTOR, as_int64, cast_like,
+                      check_contiguous, check_dim, check_finite, check_float_dtypes,
+                      check_separate, check_types, kernel)
+from .activations import _check_act, add_bias_activate
+from .config import FASTMATH_ELEMENTWISE, FASTMATH_REDUCTION
+from .errors import InvalidTypeError, InvalidValueError
+
+
+class CSR(namedtuple("CSR", "data indices indptr n_cols")):
+    """A CSR matrix as compiled code sees it: ``data`` (nnz,) float32 or float64,
+    ``indices`` (nnz,) int64 column of each value, ``indptr`` (N + 1,) int64 where each
+    row's values start (row i is ``data[indptr[i]:indptr[i + 1]]``), ``n_cols`` the number
+    of columns. Indices need not be sorted within a row; a repeated index adds up, as in
+    ``scipy.sparse``."""
+
+    __slots__ = ()
+    FIELDS = {"data": VECTOR, "indices": INTS, "indptr": INTS, "n_cols": INT}
+    MADE_BY = "kernels.csr(matrix)"
+
+
+# ----------------------------------------------------------------------------- checks
+
+@njit(cache=CACHE)
+def _check_csr(kernel, name, X):
+    """The structure of a CSR record: indptr starts at 0 and never decreases, its last
+    entry within data and indices, which have one length, every index in range(n_cols).
+    One pass over the non-zeros (a few milliseconds for millions)."""
+    data, indices, indptr = X.data, X.indices, X.indptr
+    if X.n_cols < 0:
+        raise InvalidValueError(kernel + ": " + name + ".n_cols is " + str(X.n_cols)
+                                + ": must be at least 0")
+    if indptr.shape[0] < 1:
+        raise InvalidValueError(kernel + ": " + name + ".indptr is empty: it must hold "
+                                "n_rows + 1 entries, starting with 0")
+    if indptr[0] != 0:
+        raise InvalidValueError(kernel + ": " + name + ".indptr[0] is " + str(indptr[0])
+                                + ": must be 0")
+    check_dim(kernel, name + ".indices", indices.shape[0], name + ".data", data.shape[0],
+              "entries")
+    n_rows = indptr.shape[0] - 1
+    for i in range(n_rows):
+        if indptr[i + 1] < indptr[i]:
+            raise InvalidValueError(kernel + ": " + name + ".indptr decreases at row "
+                                    + str(i) + " (" + str(indptr[i]) + " then "
+                                    + str(indptr[i + 1]) + "): it must never decrease")
+    if indptr[n_rows] > data.shape[0]:
+        raise InvalidValueError(kernel + ": " + name + ".indptr[-1] is " + str(indptr[n_rows])
+                                + " but " + name + ".data has " + str(data.shape[0])
+                                + " entries")
+    n_cols = X.n_cols
+    for p in range(indptr[n_rows]):
+        j = indices[p]
+        if j < 0 or j >= n_cols:
+            raise InvalidValueError(kernel + ": " + name + ".indices[" + str(p) + "] is "
+                                    + str(j) + ", outside range(" + str(n_cols)
+                                    + ") (n_cols)")
+
+
+@njit(cache=CACHE)
+def csr_rows(X):
+    """The number of rows of a CSR record."""
+    return X.indptr.shape[0] - 1
+
+
+@njit(cache=CACHE)
+def _check_rows(kernel, rows, n_rows):
+    for r in range(rows.shape[0]):
+        if rows[r] < 0 or rows[r] >= n_rows:
+            raise InvalidValueError(kernel + ": rows[" + str(r) + "] is " + str(rows[r])
+                                    + ", outside range(" + str(n_rows) + ")")
+
+
+# ----------------------------------------------------------------------------- the pieces
+
+@njit(cache=CACHE, inline="always")
+def _row(order, start, r):
+    """Row r of a batch: ``order[start + r]``, or ``start + r`` when order is empty."""
+    return order[start + r] if order.shape[0] > 0 else start + r
+
+
+@njit(cache=CACHE, fastmath=FASTMATH_REDUCTION)
+def csr_product_bt(X, order, start, W, out):
+    """``out = X[rows] @ W.T`` for the batch of ``out.shape[0]`` rows at ``start`` of
+    ``order`` (``_row``); X a CSR record, W (n_out, n_cols), out (m, n_out).
+
+    Four rows of W a pass over the batch's non-zeros: each index and value is loaded once
+    for four sums.
+    """
+    m, n_out = out.shape
+    data, indices, indptr = X.data, X.indices, X.indptr
+    zero = cast_like(0, out)
+    k = 0
+    while k + 4 <= n_out:
+        w0 = W[k]
+        w1 = W[k + 1]
+        w2 = W[k + 2]
+        w3 = W[k + 3]
+        for r in range(m):
+            i = _row(order, start, r)
+            s0 = zero
+            s1 = zero
+            s2 = zero
+            s3 = zero
+            for p in range(indptr[i], indptr[i + 1]):
+                j = indices[p]
+                v = data[p]
+                s0 += v * w0[j]
+                s1 += v * w1[j]
+                s2 += v * w2[j]
+                s3 += v * w3[j]
+            o = out[r]
+            o[k] = s0
+            o[k + 1] = s1
+            o[k + 2] = s2
+            o[k + 3] = s3
+        k += 4
+    while k < n_out:
+        w0 = W[k]
+        for r in range(m):
+            i = _row(order, start, r)
+            s0 = zero
+            for p in range(indptr[i], indptr[i + 1]):
+                s0 += data[p] * w0[indices[p]]
+            out[r, k] = s0
+        k += 1
+
+
+@njit(cache=CACHE)
+def csr_forward_rows(X, order, start, W, b, out, act):
+    """``out = sigma(X[rows] @ W.T + b)`` for a batch (``csr_product_bt``), the bias and
+    activation in one sweep after the product (``add_bias_activate``)."""
+    csr_product_bt(X, order, start, W, out)
+    add_bias_activate(out, b, act)
+
+
+@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE)
+def csr_gradient_rows(X, order, start, D, C, alpha, beta):
+    """``C = alpha * D.T @ X[rows] + beta * C`` for a batch of ``D.shape[0]`` rows at
+    ``start`` of ``order``; D (m, n_out), C (n_out, n_cols).
+
+    ``alpha = 1``: the weight gradient (``beta = 0`` writes it, ``beta = 1`` adds it in);
+    ``C = W, alpha = -lr, beta = 1``: the SGD step fused in. Only the columns of C that the
+    batch's non-zeros name are written after the ``beta`` sweep (none when beta is 1).
+    """
+    m, n_out = D.shape
+    data, indices, indptr = X.data, X.indices, X.indptr
+    alpha = cast_like(alpha, C)
+    beta = cast_like(beta, C)
+    if beta == 0:
+        C[:] = 0
+    elif beta != 1:
+        C *= beta
+    k = 0
+    while k + 4 <= n_out:
+        c0 = C[k]
+        c1 = C[k + 1]
+        c2 = C[k + 2]
+        c3 = C[k + 3]
+        for r in range(m):
+            i = _row(order, start, r)
+            d = D[r]
+            d0 = alpha * d[k]
+            d1 = alpha * d[k + 1]
+            d2 = alpha * d[k + 2]
+            d3 = alpha * d[k + 3]
+            for p in range(indptr[i], indptr[i + 1]):
+                j = indices[p]
+                v = data[p]
+                c0[j] += d0 * v
+                c1[j] += d1 * v
+                c2[j] += d2 * v
+                c3[j] += d3 * v
+        k += 4
+    while k < n_out:
+        c0 = C[k]
+        for r in range(m):
+            i = _row(order, start, r)
+            d0 = alpha * D[r, k]
+            for p in range(indptr[i], indptr[i + 1]):
+                c0[indices[p]] += d0 * data[p]
+        k += 1
+
+
+# ----------------------------------------------------------------------------- public
+
+@kernel
+def sparse_forward(X: CSR, rows: INTS, W: MATRIX, b: VECTOR, out: MATRIX_OUT, act: INT):
+    """``out = sigma(X[rows] @ W.T + b)``: a dense layer's forward pass on CSR input.
+
+    X a ``CSR`` record (``kernels.csr(matrix)``) of n_in columns; rows int64 row indices
+    (empty: every row of X in storage order); W (n_out, n_in), b (n_out,), out (len(rows)
+    or N, n_out), C-contiguous, X.data's dtype; ``act`` an activation code
+    (``kernels.ACTIVATIONS``). ``out`` shares no memory with X, W or b.
+    """
+    check_types("sparse_forward", X, rows, W, b, out, act)
+    kernel = "sparse_forward"
+    check_float_dtypes(kernel, "X.data, W, b, out", X.data, W, b, out)
+    indices = as_int64(kernel, "X.indices", X.indices)
+    indptr = as_int64(kernel, "X.indptr", X.indptr)
+    rows = as_int64(kernel, "rows", rows)
+    Xc = CSR(X.data, indices, indptr, X.n_cols)
+    _check_csr(kernel, "X", Xc)
+    _check_act(kernel, act)
+    n_rows = csr_rows(Xc)
+    _check_rows(kernel, rows, n_rows)
+    check_dim(kernel, "W", W.shape[1], "X", X.n_cols, "columns")
+    check_dim(kernel, "b", b.shape[0], "W", W.shape[0], "elements (rows of W)")
+    check_dim(kernel, "out", out.shape[0], "rows" if rows.shape[0] > 0 else "X",
+              rows.shape[0] if rows.shape[0] > 0 else n_rows, "rows")
+    check_dim(kernel, "out", out.shape[1], "W", W.shape[0], "columns (rows of W)")
+    check_contiguous(kernel, "W", W)
+    check_contiguous(kernel, "out", out)
+    check_separate(kernel, "out", out, "X.data", X.data)
+    check_separate(kernel, "out", out, "W", W)
+    check_separate(kernel, "out", out, "b", b)
+    csr_forward_rows(Xc, rows, 0, W, b, out, act)
+
+
+@kernel
+def sparse_weight_gradient(X: CSR, rows: INTS, D: MATRIX, dW: MATRIX_OUT, alpha: REAL,
+                           beta: REAL):
+    """``dW = alpha * D.T @ X[rows] + beta * dW``: a dense layer's weight gradient on CSR
+    input (``alpha = -lr, beta = 1`` with ``dW`` the weights: the SGD step).
+
+    X a ``CSR`` record of n_in columns; rows as ``sparse_forward``'s; D (len(rows) or N,
+    n_out) the layer's error term; dW (n_out, n_in), C-contiguous, X.data's dtype, sharing
+    no memory with X or D.
+    """
+    check_types("sparse_weight_gradient", X, rows, D, dW, alpha, beta)
+    kernel = "sparse_weight_gradient"
+    check_float_dtypes(kernel, "X.data, D, dW", X.data, D, dW)
+    indices = as_int64(kernel, "X.indices", X.indices)
+    indptr = as_int64(kernel, "X.indptr", X.indptr)
+    rows = as_int64(kernel, "rows", rows)
+    Xc = CSR(X.data, indices, indptr, X.n_cols)
+    _check_csr(kernel, "X", Xc)
+    check_finite(kernel, "alpha", alpha)
+    check_finite(kernel, "beta", beta)
+    n_rows = csr_rows(Xc)
+    _check_rows(kernel, rows, n_rows)
+    check_dim(kernel, "D", D.shape[0], "rows" if rows.shape[0] > 0 else "X",
+              rows.shape[0] if rows.shape[0] > 0 else n_rows, "rows")
+    check_dim(kernel, "dW", dW.shape[0], "D", D.shape[1], "rows (columns of D)")
+    check_dim(kernel, "dW", dW.shape[1], "X", X.n_cols, "columns")
+    check_contiguous(kernel, "D", D)
+    check_contiguous(kernel, "dW", dW)
+    check_separate(kernel, "dW", dW, "X.data", X.data)
+    check_separate(kernel, "dW", dW, "D", D)
+    csr_gradient_rows(Xc, rows, 0, D, dW, alpha, beta)
+
+
+# ----------------------------------------------------------------------------- factory
+
+def csr(matrix, dtype=None):
+    """A ``CSR`` record of a ``scipy.sparse`` matrix or array (CSR; any other format is
+    converted with ``.tocsr()``), its indices and indptr as int64 (converted once, here)
+    and its values float32 or float64 (``dtype`` converts them; without it, values of any
+    other dtype are refused). The structure is checked: indptr starting at 0 and never
+    decreasing, every index within the columns. A ``CSR`` record is returned as it is,
+    checked.
+    """
+    if isinstance(matrix, CSR):
+        record = matrix
+        if dtype is not None:
+            record = record._replace(data=np.ascontiguousarray(record.data, dtype))
+    else:
+        import scipy.sparse as sp
+        if not sp.issparse(matrix):
+            raise InvalidTypeError("csr: matrix must be a scipy.sparse matrix or array (CSR "
+                                   "or CSC), got %s" % type(matrix).__name__)
+        if len(matrix.shape) != 2:
+            raise InvalidValueError("csr: matrix must be 2-D, got shape %s" % (matrix.shape,))
+        if matrix.format != "csr":
+            matrix = matrix.tocsr()
+        data = matrix.data
+        if dtype is None and data.dtype not in (np.float32, np.float64):
+            raise InvalidTypeError("csr: matrix has values of dtype %s; pass dtype=np.float32 "
+                                   "(or np.float64) to convert them" % data.dtype)
+        record = CSR(np.ascontiguousarray(data, dtype or data.dtype),
+                     np.ascontiguousarray(matrix.indices, np.int64),
+                     np.ascontiguousarray(matrix.indptr, np.int64), int(matrix.shape[1]))
+    if record.data.dtype not in (np.float32, np.float64):
+        raise InvalidTypeError("csr: dtype must be float32 or float64, got %s"
+                               % record.data.dtype)
+    for name in ("data", "indices", "indptr"):
+        if getattr(record, name).ndim != 1:
+            raise InvalidValueError("csr: matrix.%s must be 1-D, got shape %s"
+                                    % (name, getattr(record, name).shape))
+    if record.indices.dtype != np.int64 or record.indptr.dtype != np.int64:
+        record = record._replace(indices=np.ascontiguousarray(record.indices, np.int64),
+                                 indptr=np.ascontiguousarray(record.indptr, np.int64))
+    _check_csr("csr", "matrix", record)
+    return record
