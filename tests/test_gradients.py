@@ -31,6 +31,7 @@ def _finite_difference_gradient(net, X, y, h=1e-6):
     ([4, 6, 3], "tanh", "softmax", None),          # softmax + cross-entropy, one-hot
     ([4, 6, 5, 1], "sigmoid", "sigmoid", None),    # sigmoid + binary cross-entropy
     ([4, 6, 3], "relu", "sigmoid", None),          # three independent binary outputs
+    ([3, 5, 2], "tanh", "exp", None),              # Poisson on a log link
 ])
 def test_network_gradient_matches_central_differences(sizes, hidden, output, loss):
     net = MLP(sizes, hidden=hidden, output=output, loss=loss, dtype=np.float64, seed=11)
@@ -44,6 +45,8 @@ def test_network_gradient_matches_central_differences(sizes, hidden, output, los
         y = rng.integers(0, sizes[-1], 13)
     elif net.loss == "binary_cross_entropy":
         y = rng.uniform(0, 1, (13, sizes[-1]))
+    elif net.loss == "poisson":
+        y = rng.poisson(1.5, (13, sizes[-1])).astype(float)
     else:
         y = rng.standard_normal((13, sizes[-1]))
     analytic = net.gradients(X, y)

@@ -232,7 +232,8 @@ def test_cross_entropies_match_reference(m, n, dtype, seed):
     for loss, grad, Y in [
             ("softmax_cross_entropy", "softmax_cross_entropy_grad", _one_hot(rng, m, n, dtype)),
             ("sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy_grad",
-             rng.uniform(0, 1, (m, n)).astype(dtype))]:
+             rng.uniform(0, 1, (m, n)).astype(dtype)),
+            ("poisson_loss", "poisson_loss_grad", rng.poisson(2.0, (m, n)).astype(dtype))]:
         assert getattr(kernels, loss)(Z, Y) == pytest.approx(getattr(ref, loss)(Z, Y), rel=rel)
         out, expected = np.empty_like(Z), np.empty_like(Z)
         getattr(kernels, grad)(Z, Y, out)
@@ -249,11 +250,14 @@ def test_cross_entropies_match_reference(m, n, dtype, seed):
     ("softmax_cross_entropy", "softmax_cross_entropy_grad", "one-hot"),
     ("softmax_cross_entropy", "softmax_cross_entropy_grad", "probabilities"),
     ("sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy_grad", "probabilities"),
+    ("poisson_loss", "poisson_loss_grad", "counts"),
 ])
 def test_cross_entropy_grads_are_derivatives(loss, grad, targets):
     rng = np.random.default_rng(5)
     Z = rng.standard_normal((6, 4)) * 2
     Y = _one_hot(rng, 6, 4, np.float64) if targets == "one-hot" else rng.uniform(0, 1, (6, 4))
+    if targets == "counts":
+        Y = rng.poisson(2.0, (6, 4)).astype(np.float64)
     if loss.startswith("softmax") and targets == "probabilities":
         Y /= Y.sum(axis=1, keepdims=True)
     g = np.empty_like(Z)

@@ -145,8 +145,8 @@ class Source(Protocol):
     ``n_rows``; ``split(n_val)``: (the first n_rows - n_val rows, the last n_val) as two
     sources; ``target_blocks()``: the targets in blocks of rows; ``scaled(scaling)``: the
     same rows with standardized targets; ``segments(rng, shuffle, batch_size)``: one
-    epoch as ``(X, Y, order, sample_weight)`` for ``kernels.train_epoch``; ``blocks(rows)``: ``(X, Y)``
-    blocks in storage order.
+    epoch as ``(X, Y, order, sample_weight)`` for ``kernels.train_epoch``;
+    ``blocks(rows)``: ``(X, Y)`` blocks in storage order.
     """
 
     n_rows: int

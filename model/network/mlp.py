@@ -42,8 +42,8 @@ class MLP:
     "exp". The cost ``loss`` defaults to the output's natural one: "cross_entropy" for
     softmax, "binary_cross_entropy" for sigmoid, "poisson" for exp (a log link: counts or
     rates >= 0 predicted as ``exp(z)``, scikit-learn's ``MLPRegressor(loss="poisson")``),
-    "mse" otherwise ("mse" may also be named for a sigmoid output). The single ReLU neuron of docs/MATH.md is ``MLP([n, 1], output="relu")``;
-    a 10-class classifier
+    "mse" otherwise ("mse" may also be named for a sigmoid output). The single ReLU neuron
+    of docs/MATH.md is ``MLP([n, 1], output="relu")``; a 10-class classifier
     ``MLP([784, 128, 10], output="softmax")``.
 
     ``params`` (P,) holds every weight and bias; ``weights[l]`` (n_{l+1}, n_l) and
