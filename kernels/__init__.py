@@ -4,8 +4,10 @@ Every public function here is a Numba ``@njit`` function: call it from Python or
 your own ``@njit`` code. Arrays are float32 or float64 (one dtype per call), C-contiguous,
 samples in rows, ``W`` of shape ``(n_out, n_in)``; outputs are written into the arrays you
 pass. A network, an optimizer and an epoch's minibatches travel as records
-(``network``, ``optimizer``, ``batches`` make them). ``kernels.reference`` holds a NumPy
-twin of each kernel with the same signature.
+(``network``, ``optimizer``, ``batches`` make them). The whole-network kernels also take
+``X`` as a ``CSR`` record (``csr(matrix)`` of a ``scipy.sparse`` matrix), whose first
+layer then costs what its non-zeros cost. ``kernels.reference`` holds a NumPy twin of each
+kernel with the same signature.
 """
 
 from ._blas import CORETYPE_DECISION  # noqa: F401  (first: arranges SciPy's BLAS)
@@ -24,6 +26,7 @@ from .loss import (LOSSES, MSE, POISSON, SIGMOID_BCE, SOFTMAX_CE, mse_grad, mse_
 from .optim import (ADAM, ADAMW, OPTIMIZERS, SGD, Optimizer, optimizer, optimizer_step,
                     sgd_momentum_update, sgd_update)
 from .records import Batches, Network, batches, network
+from .sparse import CSR, csr, sparse_forward, sparse_weight_gradient
 from .threads import blas_threads, blas_threads_for
 from .variants import (ACTIVATION_TABLE, HYPERPARAMETER_TABLE, LOSS_TABLE, OPTIMIZER_TABLE,
                        SCHEDULE_TABLE, SCHEDULES)
@@ -42,5 +45,5 @@ __all__ = [
     "poisson_loss_grad", "softmax", "sigmoid",
     "train_epoch", "predict_into", "loss_and_gradient", "batch_gradient", "dataset_cost",
     "param_count", "layer_offsets", "workspace_size", "blas_summary", "blas_threads",
-    "blas_threads_for",
+    "blas_threads_for", "CSR", "csr", "sparse_forward", "sparse_weight_gradient",
 ]

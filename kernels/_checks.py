@@ -295,11 +295,14 @@ class Arg:
     "weights" (a float32 or float64 array of ``ndim`` dimensions, of any float dtype),
     "ints" (a 1-D integer array), "int", "real", "flag" or "record" (an instance of the
     record class named ``record``, whose own ``FIELDS`` say what each field must be);
-    ``optional``: None means the option's default."""
+    ``optional``: None means the option's default; ``alternative``: a record class taken
+    in place of the array (``kernels.sparse.MATRIX_OR_CSR``: a matrix or a CSR record)."""
 
-    def __init__(self, kind, ndim=0, written=False, optional=False, record=None):
+    def __init__(self, kind, ndim=0, written=False, optional=False, record=None,
+                 alternative=None):
         self.kind, self.ndim, self.written = kind, ndim, written
         self.optional, self.record = optional, record
+        self.alternative = alternative
 
     def __repr__(self):
         return "Arg(%r, ndim=%d%s%s)" % (self.kind, self.ndim, ", written" * self.written,
@@ -343,6 +346,9 @@ def _value_problem(kernel, name, arg, value, floats):
     import numbers
     if arg.optional and (value is None or isinstance(value, OmittedArg)):
         return None  # (Numba passes a left-out default as an OmittedArg)
+    if arg.alternative is not None and isinstance(value, arg.alternative):
+        return _value_problem(kernel, name, Arg("record", record=arg.alternative), value,
+                              floats)
     bad_type = InvalidTypeError
     if arg.kind == "flag":
         if not isinstance(value, (bool, np.bool_)):
@@ -368,6 +374,10 @@ def _value_problem(kernel, name, arg, value, floats):
                 return problem
     else:
         if not isinstance(value, np.ndarray):
+            if arg.alternative is not None:
+                return bad_type, ("%s: %s must be a NumPy array or a kernels.%s (%s), got %s"
+                                  % (kernel, name, arg.alternative.__name__,
+                                     arg.alternative.MADE_BY, type(value).__name__))
             return bad_type, ("%s: %s must be a NumPy array, got %s; pass np.asarray(%s)"
                               % (kernel, name, type(value).__name__, name))
         if value.ndim != arg.ndim:
@@ -543,6 +553,9 @@ def _type_problem(kernel, arguments, given):
 def _one_type_problem(kernel, name, arg, t, floats):
     if arg.optional and isinstance(t, (types.NoneType, types.Omitted)):
         return None
+    if (arg.alternative is not None and isinstance(t, types.BaseNamedTuple)
+            and t.instance_class is arg.alternative):
+        return _one_type_problem(kernel, name, Arg("record", record=arg.alternative), t, floats)
     shown = t.dtype if isinstance(t, types.Array) and t.ndim == arg.ndim else t
     what = "%s: %s must be %%s, got %s" % (kernel, name, shown)
     if arg.kind == "flag":

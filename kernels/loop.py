@@ -23,7 +23,7 @@ from ._checks import (INT, INTS, MATRIX, MATRIX_OUT, OPTIONAL_WEIGHTS, REAL, VEC
                       as_int64,
                       cast_like, check_contiguous, check_dim, check_finite, check_float_dtypes,
                       check_positive, check_same_or_separate, check_separate, checked_add,
-                      checked_mul, ints_text, check_types, kernel)
+                      checked_mul, ints_text, check_types, kernel, real_text)
 from .activations import IDENTITY, N_ACTIVATIONS, RELU, _activate, _backprop_activation
 from .config import FASTMATH_REDUCTION, PREFETCH_ROWS, STREAMING_MAX_OUTPUTS
 from .dense import _forward
@@ -32,6 +32,8 @@ from .optim import SGD, Optimizer, _optimizer_step, _sgd_sweep, check_optimizer
 from ._prefetch import prefetch_row
 from .products import product_a_b, product_at_b, forward_scratch_size
 from .records import Batches, Network
+from .sparse import (MATRIX_OR_CSR, batch_rows, check_input, first_forward,
+                     first_weight_product, input_cols, input_rows, input_values, storage_batch)
 
 
 # ----------------------------------------------------------------------------- layout
@@ -180,20 +182,21 @@ def _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss):
         raise InvalidValueError(kernel + ": loss SOFTMAX_CE needs at least 2 "
                                          "outputs, but sizes[-1] "
                                 "is " + str(sizes[n_layers]) + "; use SIGMOID_BCE for one output")
-    check_dim(kernel, "X", X.shape[1], "sizes[0]", sizes[0], "columns")
+    check_dim(kernel, "X", input_cols(X), "sizes[0]", sizes[0], "columns")
     check_dim(kernel, "params", params.shape[0], "the network", n_params, "elements")
     check_positive(kernel, "batch_size", batch_size)
     need = _workspace_size(kernel, sizes, batch_size)
     if workspace.shape[0] < need:
         raise InvalidValueError(kernel + ": workspace has " + str(workspace.shape[0])
                                 + " elements but workspace_size(sizes, batch_size) is " + str(need))
-    check_contiguous(kernel, "X", X)
+    check_input(kernel, X)
 
 
 @njit(cache=CACHE)
 def _check_workspace(kernel, workspace, X, Y, params):
-    """The workspace (written) shares no memory with X, Y or params."""
-    check_separate(kernel, "workspace", workspace, "X", X)
+    """The workspace (written) shares no memory with X (a CSR record's values), Y or
+    params."""
+    check_separate(kernel, "workspace", workspace, "X", input_values(X))
     check_separate(kernel, "workspace", workspace, "Y", Y)
     check_separate(kernel, "workspace", workspace, "params", params)
 
@@ -204,7 +207,7 @@ def _check_buffers(kernel, X, Y, params, workspace, grads, grads_name):
     each other: a gradient written over the data or the parameters it is computed from
     would be garbage, silently."""
     _check_workspace(kernel, workspace, X, Y, params)
-    check_separate(kernel, grads_name, grads, "X", X)
+    check_separate(kernel, grads_name, grads, "X", input_values(X))
     check_separate(kernel, grads_name, grads, "Y", Y)
     check_separate(kernel, grads_name, grads, "params", params)
     check_separate(kernel, grads_name, grads, "workspace", workspace)
@@ -213,7 +216,7 @@ def _check_buffers(kernel, X, Y, params, workspace, grads, grads_name):
 @njit(cache=CACHE)
 def _check_targets(kernel, X, Y, sizes, y_name):
     """``Y`` (named ``y_name``: Y, or predict_into's out) has X's rows and n_L columns."""
-    check_dim(kernel, y_name, Y.shape[0], "X", X.shape[0], "rows")
+    check_dim(kernel, y_name, Y.shape[0], "X", input_rows(X), "rows")
     check_dim(kernel, y_name, Y.shape[1], "sizes[-1]", sizes[sizes.shape[0] - 1], "columns")
     check_contiguous(kernel, y_name, Y)
 
@@ -240,7 +243,7 @@ def _check_weights(kernel, name, weights, n_rows):
     for i in range(weights.shape[0]):
         w = weights[i]
         if not (w >= 0 and w < np.inf):
-            raise InvalidValueError(kernel + ": " + name + "[" + str(i) + "] is " + str(w)
+            raise InvalidValueError(kernel + ": " + name + "[" + str(i) + "] is " + real_text(w)
                                     + "; sample weights must be finite and >= 0")
         total += w
     return total
@@ -288,16 +291,34 @@ def _gather_rows(src, order, start, out):
             out[r, j] = src[i, j]
 
 
+def _ordered_batch(X, order, start, stop, gather):
+    """Rows ``order[start:stop]`` of X: gathered into the first rows of ``gather`` for a
+    matrix, the CSR batch ``(X, order, start, m)`` for a CSR record (nothing copied)."""
+
+
+@overload(_ordered_batch)
+def _ordered_batch_impl(X, order, start, stop, gather):
+    if isinstance(X, types.Array):
+        def gathered(X, order, start, stop, gather):
+            Xb = gather[:stop - start]
+            _gather_rows(X, order, start, Xb)
+            return Xb
+        return gathered
+    return lambda X, order, start, stop, gather: storage_batch(X, order, start, stop)
+
+
 @njit(cache=CACHE)
 def _forward_batch(Xb, W, b, A, acts, T):
     """Activations of every layer for one batch Xb (m, n_0) into the blocks A (views); T is
-    the scratch for ``_forward``'s transposed weights.
+    the scratch for ``_forward``'s transposed weights. Xb is a matrix or a CSR batch
+    (``kernels.sparse``): only the first layer's product differs (``first_forward``).
 
     Returns the output activations (m, n_L), the first m rows of the last block.
     """
-    m = Xb.shape[0]
-    a_prev = Xb
-    for l in range(len(W)):
+    m = batch_rows(Xb)
+    a_prev = A[0][:m]
+    first_forward(Xb, W[0], b[0], a_prev, acts[0], T)
+    for l in range(1, len(W)):
         out = A[l][:m]
         _forward(a_prev, W[l], b[l], out, acts[l], T)
         a_prev = out
@@ -313,28 +334,33 @@ def _backward_batch(Xb, Yb, W, b, dW, db, A, D, acts, loss, scale, accumulate, l
     batch mean) is written into the views dW, db (added in with accumulate). With
     ``lr > 0`` the plain SGD step is fused instead: each ``W`` is updated by one product
     with ``alpha = -lr, beta = 1`` after its error term has been propagated below it, so
-    no weight gradient is stored. Returns the batch's summed (weighted) cost.
+    no weight gradient is stored. Returns the batch's summed (weighted) cost. Xb is a
+    matrix or a CSR batch: the first layer's weight product is ``first_weight_product``.
     """
-    m = Xb.shape[0]
+    m = batch_rows(Xb)
     top = len(W) - 1
     fused = lr > 0
     delta = D[top][:m]
     cost = _output_delta(A[top][:m], Yb, delta, db[top], acts[top], loss, scale,
                          accumulate and not fused, weights)
-    for l in range(top, -1, -1):
-        a_in = Xb if l == 0 else A[l - 1][:m]
-        if l > 0:
-            # Propagate below with the weights as they were in the forward pass.
-            below = D[l - 1][:m]
-            product_a_b(delta, W[l], below, 1.0, 0.0)
-            _backprop_activation(a_in, below, db[l - 1], acts[l - 1], accumulate and not fused)
+    for l in range(top, 0, -1):
+        a_in = A[l - 1][:m]
+        # Propagate below with the weights as they were in the forward pass.
+        below = D[l - 1][:m]
+        product_a_b(delta, W[l], below, 1.0, 0.0)
+        _backprop_activation(a_in, below, db[l - 1], acts[l - 1], accumulate and not fused)
         if fused:
             product_at_b(delta, a_in, W[l], -lr, 1.0)
             _sgd_sweep(b[l], db[l], lr)
         else:
             product_at_b(delta, a_in, dW[l], 1.0, 1.0 if accumulate else 0.0)
-        if l > 0:
-            delta = below
+        delta = below
+    # the first layer, whose input is the batch itself (no error term below it)
+    if fused:
+        first_weight_product(delta, Xb, W[0], -lr, 1.0)
+        _sgd_sweep(b[0], db[0], lr)
+    else:
+        first_weight_product(delta, Xb, dW[0], 1.0, 1.0 if accumulate else 0.0)
     return cost
 
 
@@ -417,6 +443,41 @@ def _epoch_streaming(X, Y, params, grads, opt, act, batch_size, order, ahead):
     return total / n
 
 
+def _streamed_epoch(X, Y, params, grads, opt, act, batch_size, order, ahead):
+    """``_epoch_streaming`` for a matrix X; never called for a CSR record (sparse input
+    takes the general path: ``_streams`` is False for it), which gets NaN."""
+
+
+def _streams(X):
+    """Whether the streamed one-layer epoch can take X: a matrix, not a CSR record."""
+
+
+@overload(_streamed_epoch)
+def _streamed_epoch_impl(X, Y, params, grads, opt, act, batch_size, order, ahead):
+    if isinstance(X, types.Array):
+        return lambda X, Y, params, grads, opt, act, batch_size, order, ahead: (
+            _epoch_streaming(X, Y, params, grads, opt, act, batch_size, order, ahead))
+    return lambda X, Y, params, grads, opt, act, batch_size, order, ahead: np.nan
+
+
+@overload(_streams)
+def _streams_impl(X):
+    dense = isinstance(X, types.Array)
+    return lambda X: dense
+
+
+def _check_out_and_input(kernel, out, X):
+    """predict_into's ``out`` is X itself or separate from it (a matrix X), or separate
+    from a CSR record's values."""
+
+
+@overload(_check_out_and_input)
+def _check_out_and_input_impl(kernel, out, X):
+    if isinstance(X, types.Array):
+        return lambda kernel, out, X: check_same_or_separate(kernel, "out", out, "X", X)
+    return lambda kernel, out, X: check_separate(kernel, "out", out, "X", X.data)
+
+
 # ----------------------------------------------------------------------------- public
 
 @njit(cache=CACHE)
@@ -426,32 +487,35 @@ def _check_training(kernel, X, Y, params, grads, sizes, acts, loss, optimizer, b
     and no written array (params, grads, the optimizer's state, the workspace) sharing
     memory with another array of the call."""
     check_float_dtypes(kernel, "X, Y, params, grads, optimizer.state, workspace",
-                       X, Y, params, grads, optimizer.state, workspace)
+                       input_values(X), Y, params, grads, optimizer.state, workspace)
     _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss)
     _check_targets(kernel, X, Y, sizes, "Y")
     check_dim(kernel, "grads", grads.shape[0], "params", params.shape[0], "elements")
     check_optimizer(kernel, "optimizer", params, grads, optimizer)
     # params is written too: an update written over the data trains on garbage
-    check_separate(kernel, "params", params, "X", X)
+    check_separate(kernel, "params", params, "X", input_values(X))
     check_separate(kernel, "params", params, "Y", Y)
     _check_buffers(kernel, X, Y, params, workspace, grads, "grads")
     state = optimizer.state
-    check_separate(kernel, "optimizer.state", state, "X", X)
+    check_separate(kernel, "optimizer.state", state, "X", input_values(X))
     check_separate(kernel, "optimizer.state", state, "Y", Y)
     check_separate(kernel, "optimizer.state", state, "grads", grads)
     check_separate(kernel, "optimizer.state", state, "workspace", workspace)
+    n_rows = input_rows(X)
     for r in range(order.shape[0]):
-        if order[r] < 0 or order[r] >= X.shape[0]:
+        if order[r] < 0 or order[r] >= n_rows:
             raise InvalidValueError(kernel + ": batches.order[" + str(r) + "] is " + str(order[r])
-                                    + ", outside range(" + str(X.shape[0]) + ")")
+                                    + ", outside range(" + str(n_rows) + ")")
 
 
 @kernel
-def train_epoch(X: MATRIX, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_OUT, network: Network,
-                optimizer: Optimizer, batches: Batches, workspace: VECTOR_OUT):
+def train_epoch(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_OUT,
+                network: Network, optimizer: Optimizer, batches: Batches, workspace: VECTOR_OUT):
     """One epoch of minibatch training, entirely in compiled code.
 
-    X (N, n_0), Y (N, n_L); params, grads (P,); ``network`` a ``Network`` record
+    X (N, n_0) a matrix or a ``CSR`` record (``kernels.csr(matrix)``: the first layer's
+    products then cost what X's non-zeros cost), Y (N, n_L); params, grads (P,);
+    ``network`` a ``Network`` record
     (``kernels.network(sizes, acts, loss)``: the cross-entropy costs need an identity last
     layer, whose outputs are then logits); ``optimizer`` an ``Optimizer`` record
     (``kernels.optimizer(name, params, lr, ...)``), whose state and step count the epoch
@@ -479,16 +543,16 @@ def train_epoch(X: MATRIX, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_OUT, net
                     order, workspace)
     weights = batches.sample_weight
     weighted = weights.shape[0] > 0
-    _check_weights(kernel, "batches.sample_weight", weights, X.shape[0])
+    _check_weights(kernel, "batches.sample_weight", weights, input_rows(X))
     shuffled = order.shape[0] > 0
-    n = order.shape[0] if shuffled else X.shape[0]
+    n = order.shape[0] if shuffled else input_rows(X)
     if n == 0:
         return 0.0
     n_layers = sizes.shape[0] - 1
     if (n_layers == 1 and sizes[1] <= STREAMING_MAX_OUTPUTS and loss == MSE
-            and not weighted):
-        return _epoch_streaming(X, Y, params, grads, optimizer, acts[0], batch_size, order,
-                                PREFETCH_ROWS)
+            and not weighted and _streams(X)):
+        return _streamed_epoch(X, Y, params, grads, optimizer, acts[0], batch_size, order,
+                               PREFETCH_ROWS)
 
     # Plain SGD is fused into the backward pass (no gradient stored); other optimizers
     # need the whole gradient first.
@@ -519,12 +583,11 @@ def train_epoch(X: MATRIX, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_OUT, net
                 continue  # rows that count for nothing: no step
             scale = 1.0 / weight
         if shuffled:
-            Xb = gather_X[:m]
+            Xb = _ordered_batch(X, order, start, stop, gather_X)
             Yb = gather_Y[:m]
-            _gather_rows(X, order, start, Xb)
             _gather_rows(Y, order, start, Yb)
         else:
-            Xb = X[start:stop]
+            Xb = storage_batch(X, order, start, stop)
             Yb = Y[start:stop]
         _forward_batch(Xb, W, b, A, acts, T)
         batch_cost = _backward_batch(Xb, Yb, W, b, dW, db, A, D, acts, loss, scale, False,
@@ -567,10 +630,11 @@ def epoch_streaming(X: MATRIX, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_OUT,
 
 
 @kernel
-def predict_into(X: MATRIX, params: VECTOR, network: Network, out: MATRIX_OUT, batch_size: INT,
-                 workspace: VECTOR_OUT):
+def predict_into(X: MATRIX_OR_CSR, params: VECTOR, network: Network, out: MATRIX_OUT,
+                 batch_size: INT, workspace: VECTOR_OUT):
     """``out`` (N, n_L) = the output of ``network`` (``kernels.network``) with ``params`` for
-    X (N, n_0), ``batch_size`` rows at a time (workspace: ``workspace_size``).
+    X (N, n_0) (a matrix or a ``CSR`` record), ``batch_size`` rows at a time (workspace:
+    ``workspace_size``).
 
     For a network trained with a cross-entropy cost these are the logits. ``out`` may be X
     itself (when n_L = n_0: each batch's rows are read before they are written) but shares
@@ -580,24 +644,27 @@ def predict_into(X: MATRIX, params: VECTOR, network: Network, out: MATRIX_OUT, b
     kernel = "predict_into"
     sizes = as_int64(kernel, "network.sizes", network.sizes)
     acts = as_int64(kernel, "network.acts", network.acts)
-    check_float_dtypes(kernel, "X, params, out, workspace", X, params, out, workspace)
+    check_float_dtypes(kernel, "X, params, out, workspace", input_values(X), params, out,
+                       workspace)
     _check_network(kernel, X, params, sizes, acts, batch_size, workspace, MSE)
     _check_targets(kernel, X, out, sizes, "out")
-    check_separate(kernel, "workspace", workspace, "X", X)
+    check_separate(kernel, "workspace", workspace, "X", input_values(X))
     check_separate(kernel, "workspace", workspace, "params", params)
-    check_same_or_separate(kernel, "out", out, "X", X)
+    _check_out_and_input(kernel, out, X)
     check_separate(kernel, "out", out, "params", params)
     check_separate(kernel, "out", out, "workspace", workspace)
     W, b = _param_views(params, sizes)
     A, _, T = _work_views(workspace, sizes, batch_size)
-    n = X.shape[0]
+    n = input_rows(X)
+    no_order = np.empty(0, np.int64)
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        out[start:stop] = _forward_batch(X[start:stop], W, b, A, acts, T)
+        out[start:stop] = _forward_batch(storage_batch(X, no_order, start, stop), W, b, A,
+                                         acts, T)
 
 
 @kernel
-def dataset_cost(X: MATRIX, Y: MATRIX, params: VECTOR, network: Network, batch_size: INT,
+def dataset_cost(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR, network: Network, batch_size: INT,
                  workspace: VECTOR_OUT, sample_weight: OPTIONAL_WEIGHTS = None):
     """The summed cost ``sum_i c_i`` of ``network`` on X (N, n_0), Y (N, n_L); no gradient.
 
@@ -610,28 +677,30 @@ def dataset_cost(X: MATRIX, Y: MATRIX, params: VECTOR, network: Network, batch_s
     loss = network.loss
     sizes = as_int64(kernel, "network.sizes", network.sizes)
     acts = as_int64(kernel, "network.acts", network.acts)
-    check_float_dtypes(kernel, "X, Y, params, workspace", X, Y, params, workspace)
+    check_float_dtypes(kernel, "X, Y, params, workspace", input_values(X), Y, params, workspace)
     _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss)
     _check_targets(kernel, X, Y, sizes, "Y")
     _check_workspace(kernel, workspace, X, Y, params)
     weights = _weights_or_none(sample_weight)
-    _check_weights(kernel, "sample_weight", weights, X.shape[0])
+    _check_weights(kernel, "sample_weight", weights, input_rows(X))
     W, b = _param_views(params, sizes)
     A, D, T = _work_views(workspace, sizes, batch_size)
     n_layers = sizes.shape[0] - 1
     delta = D[n_layers - 1]  # written with scale 0, never read
-    db = np.empty(sizes[n_layers], X.dtype)
+    db = np.empty(sizes[n_layers], input_values(X).dtype)
     total = 0.0
-    for start in range(0, X.shape[0], batch_size):
-        stop = min(start + batch_size, X.shape[0])
-        out = _forward_batch(X[start:stop], W, b, A, acts, T)
+    n = input_rows(X)
+    no_order = np.empty(0, np.int64)
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        out = _forward_batch(storage_batch(X, no_order, start, stop), W, b, A, acts, T)
         total += _output_delta(out, Y[start:stop], delta[:stop - start], db,
                                acts[n_layers - 1], loss, 0.0, False, weights[start:stop])
     return total
 
 
 @kernel
-def batch_gradient(X: MATRIX, Y: MATRIX, params: VECTOR, grads: VECTOR_OUT, network: Network,
+def batch_gradient(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR, grads: VECTOR_OUT, network: Network,
                    batch_size: INT, workspace: VECTOR_OUT, scale: REAL):
     """``grads = scale * sum_i dc_i/dTheta`` over the rows of X (N, n_0), Y (N, n_L).
 
@@ -641,7 +710,8 @@ def batch_gradient(X: MATRIX, Y: MATRIX, params: VECTOR, grads: VECTOR_OUT, netw
     """
     check_types("batch_gradient", X, Y, params, grads, network, batch_size, workspace, scale)
     kernel = "batch_gradient"
-    check_float_dtypes(kernel, "X, Y, params, grads, workspace", X, Y, params, grads, workspace)
+    check_float_dtypes(kernel, "X, Y, params, grads, workspace", input_values(X), Y, params,
+                       grads, workspace)
     return _batch_gradient(kernel, X, Y, params, grads,
                            as_int64(kernel, "network.sizes", network.sizes),
                            as_int64(kernel, "network.acts", network.acts), network.loss,
@@ -658,23 +728,26 @@ def _batch_gradient(kernel, X, Y, params, grads, sizes, acts, loss, batch_size, 
     check_dim(kernel, "grads", grads.shape[0], "params", params.shape[0], "elements")
     _check_buffers(kernel, X, Y, params, workspace, grads, "grads")
     check_finite(kernel, "scale", scale)
-    if X.shape[0] == 0:
+    n = input_rows(X)
+    if n == 0:
         grads[:] = 0
         return 0.0
     W, b = _param_views(params, sizes)
     dW, db = _param_views(grads, sizes)
     A, D, T = _work_views(workspace, sizes, batch_size)
     total = 0.0
-    for start in range(0, X.shape[0], batch_size):
-        stop = min(start + batch_size, X.shape[0])
-        _forward_batch(X[start:stop], W, b, A, acts, T)
-        total += _backward_batch(X[start:stop], Y[start:stop], W, b, dW, db, A, D, acts,
+    no_order = np.empty(0, np.int64)
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        Xb = storage_batch(X, no_order, start, stop)
+        _forward_batch(Xb, W, b, A, acts, T)
+        total += _backward_batch(Xb, Y[start:stop], W, b, dW, db, A, D, acts,
                                  loss, scale, start > 0, 0.0, weights[start:stop])
     return total
 
 
 @kernel
-def loss_and_gradient(X: MATRIX, Y: MATRIX, params: VECTOR, grads: VECTOR_OUT,
+def loss_and_gradient(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR, grads: VECTOR_OUT,
                       network: Network, batch_size: INT, workspace: VECTOR_OUT,
                       sample_weight: OPTIONAL_WEIGHTS = None):
     """Full-batch cost C (docs/MATH.md, the mean over rows) and its gradient into grads.
@@ -687,15 +760,16 @@ def loss_and_gradient(X: MATRIX, Y: MATRIX, params: VECTOR, grads: VECTOR_OUT,
     check_types("loss_and_gradient", X, Y, params, grads, network, batch_size, workspace,
                 sample_weight)
     kernel = "loss_and_gradient"
-    if X.shape[0] == 0:
+    if input_rows(X) == 0:
         raise InvalidValueError("loss_and_gradient: X has 0 rows; the mean over no "
                                 "samples is undefined")
     weights = _weights_or_none(sample_weight)
-    total = _check_weights(kernel, "sample_weight", weights, X.shape[0])
+    total = _check_weights(kernel, "sample_weight", weights, input_rows(X))
     if total == 0:
         raise InvalidValueError("loss_and_gradient: sample_weight sums to 0; the weighted "
                                 "mean is undefined")
-    check_float_dtypes(kernel, "X, Y, params, grads, workspace", X, Y, params, grads, workspace)
+    check_float_dtypes(kernel, "X, Y, params, grads, workspace", input_values(X), Y, params,
+                       grads, workspace)
     return _batch_gradient(kernel, X, Y, params, grads,
                            as_int64(kernel, "network.sizes", network.sizes),
                            as_int64(kernel, "network.acts", network.acts), network.loss,

@@ -8,6 +8,7 @@ here is the NumPy training loop numba-dense is compared with.
 import numpy as np
 
 from .records import Network
+from .sparse import CSR
 from .variants import (ADAM, ADAMW, LEAKY_RELU, LEAKY_SLOPE, MSE, POISSON, RELU, SIGMOID,
                        SIGMOID_BCE, SOFTMAX_CE, TANH)
 
@@ -221,6 +222,30 @@ def _cost_and_delta(out, Y, act, loss, weights=None):
 
 # ----------------------------------------------------------------------------- networks
 
+def _dense(X):
+    """X as a NumPy matrix: a ``kernels.CSR`` record densified (the twins of the
+    whole-network kernels take either, as the kernels do)."""
+    if isinstance(X, CSR):
+        import scipy.sparse as sp
+        return sp.csr_matrix((X.data, X.indices, X.indptr),
+                             shape=(len(X.indptr) - 1, X.n_cols)).toarray()
+    return X
+
+
+def sparse_forward(X, rows, W, b, out, act):
+    """out = sigma(X[rows] @ W.T + b) of a CSR record (all rows when rows is empty)."""
+    Xd = _dense(X)
+    Xd = Xd[rows] if len(rows) else Xd
+    out[...] = _activate((Xd @ W.T + b).astype(out.dtype), act)
+
+
+def sparse_weight_gradient(X, rows, D, dW, alpha, beta):
+    """dW = alpha * D.T @ X[rows] + beta * dW of a CSR record."""
+    Xd = _dense(X)
+    Xd = Xd[rows] if len(rows) else Xd
+    dW[...] = alpha * (D.T @ Xd) + beta * dW
+
+
 def layer_views(flat, sizes):
     """[(W_1, b_1), ...] as views into a flat vector laid out as kernels.loop describes."""
     views, o = [], 0
@@ -260,6 +285,7 @@ def _backward(activations, Y, layers, acts, scale, loss=MSE, weights=None):
 
 def train_epoch(X, Y, params, grads, network, optimizer, batches, workspace):
     """The NumPy minibatch loop: one Python iteration per minibatch."""
+    X = _dense(X)
     sizes, acts, loss = network
     layers = layer_views(params, sizes)
     grad_views = layer_views(grads, sizes)
@@ -295,14 +321,14 @@ def epoch_streaming(X, Y, params, grads, optimizer, act, batches, ahead):
 
 def predict_into(X, params, network, out, batch_size, workspace):
     """out = the network's output for X."""
-    out[...] = _forward(X, layer_views(params, network.sizes), network.acts)[-1]
+    out[...] = _forward(_dense(X), layer_views(params, network.sizes), network.acts)[-1]
 
 
 def batch_gradient(X, Y, params, grads, network, batch_size, workspace, scale, weights=None):
     """grads = scale * summed (row-weighted) gradient over the rows; returns the summed cost."""
     sizes, acts, loss = network
     layers = layer_views(params, sizes)
-    layer_grads, cost = _backward(_forward(X, layers, acts), Y, layers, acts, scale, loss,
+    layer_grads, cost = _backward(_forward(_dense(X), layers, acts), Y, layers, acts, scale, loss,
                                   weights)
     for (dW, db), (gW, gb) in zip(layer_grads, layer_views(grads, sizes)):
         gW[...] = dW
@@ -312,7 +338,7 @@ def batch_gradient(X, Y, params, grads, network, batch_size, workspace, scale, w
 
 def loss_and_gradient(X, Y, params, grads, network, batch_size, workspace, sample_weight=None):
     """Full-batch (weighted) mean cost and its gradient into grads; returns the cost."""
-    n = X.shape[0] if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
+    n = len(Y) if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
     return batch_gradient(X, Y, params, grads, network, batch_size, workspace, 1.0 / n,
                           sample_weight) / n
 
@@ -320,6 +346,6 @@ def loss_and_gradient(X, Y, params, grads, network, batch_size, workspace, sampl
 def dataset_cost(X, Y, params, network, batch_size, workspace, sample_weight=None):
     """Summed (weighted) cost over all rows."""
     sizes, acts, loss = network
-    out = _forward(X, layer_views(params, sizes), acts)[-1]
+    out = _forward(_dense(X), layer_views(params, sizes), acts)[-1]
     weights = None if sample_weight is None else np.asarray(sample_weight, np.float64)
     return _cost_and_delta(out, Y, acts[-1], loss, weights)[0]

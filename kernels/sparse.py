@@ -23,15 +23,18 @@ gathers nothing.
 from collections import namedtuple
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from ._cache import CACHE
-from ._checks import (INT, INTS, MATRIX, MATRIX_OUT, REAL, VECTOR, as_int64, cast_like,
+from ._checks import (INT, INTS, MATRIX, MATRIX_OUT, REAL, VECTOR, Arg, as_int64, cast_like,
                       check_contiguous, check_dim, check_finite, check_float_dtypes,
                       check_separate, check_types, kernel)
 from .activations import _check_act, add_bias_activate
 from .config import FASTMATH_ELEMENTWISE, FASTMATH_REDUCTION
+from .dense import _forward
 from .errors import InvalidTypeError, InvalidValueError
+from .products import product_at_b
 
 
 class CSR(namedtuple("CSR", "data indices indptr n_cols")):
@@ -44,6 +47,10 @@ class CSR(namedtuple("CSR", "data indices indptr n_cols")):
     __slots__ = ()
     FIELDS = {"data": VECTOR, "indices": INTS, "indptr": INTS, "n_cols": INT}
     MADE_BY = "kernels.csr(matrix)"
+
+
+#: The annotation of a whole-network kernel's ``X``: a float matrix or a ``CSR`` record.
+MATRIX_OR_CSR = Arg("float", 2, alternative=CSR)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -319,3 +326,132 @@ def csr(matrix, dtype=None):
                                  indptr=np.ascontiguousarray(record.indptr, np.int64))
     _check_csr("csr", "matrix", record)
     return record
+
+
+# ----------------------------------------------------------------------------- either input
+#
+# The whole-network kernels (kernels.loop) take X as a dense matrix or a CSR record; Numba
+# compiles them once per type. These helpers are chosen by type when Numba types the call
+# (``overload``), so the dense versions compile to exactly the calls they replace. A batch
+# of a dense X is the matrix of its rows; a batch of a CSR X is the tuple ``(X, order,
+# start, m)``: rows ``order[start:start + m]``, or ``start:start + m`` when order is empty.
+
+
+def _is_csr(t):
+    return isinstance(t, types.BaseNamedTuple) and t.instance_class is CSR
+
+
+def _is_csr_batch(t):
+    return (isinstance(t, types.BaseTuple) and not isinstance(t, types.BaseNamedTuple)
+            and len(t.types) == 4 and _is_csr(t.types[0]))
+
+
+def input_rows(X):
+    """The rows of X: ``X.shape[0]``, or a CSR record's ``len(indptr) - 1``."""
+
+
+def input_cols(X):
+    """The columns of X: ``X.shape[1]``, or a CSR record's ``n_cols``."""
+
+
+def input_values(X):
+    """The float array holding X's values: X itself, or a CSR record's ``data`` (for the
+    dtype and the memory-sharing checks)."""
+
+
+def check_input(kernel, X):
+    """X is C-contiguous (a matrix) or a well-formed CSR record (``_check_csr``)."""
+
+
+def storage_batch(X, order, start, stop):
+    """Rows ``start:stop`` of X in storage order: a view of a matrix, or a CSR batch
+    ``(X, order, start, m)`` (``order`` must be empty)."""
+
+
+def batch_rows(Xb):
+    """The rows of a batch: ``Xb.shape[0]``, or a CSR batch's ``m``."""
+
+
+def first_forward(Xb, W, b, out, act, T):
+    """The first layer's ``out = sigma(Xb @ W.T + b)``: ``kernels.dense._forward`` for a
+    matrix, ``csr_forward_rows`` for a CSR batch (which needs no scratch T)."""
+
+
+def first_weight_product(delta, Xb, C, alpha, beta):
+    """The first layer's ``C = alpha * delta.T @ Xb + beta * C``: ``product_at_b`` for a
+    matrix, ``csr_gradient_rows`` for a CSR batch."""
+
+
+@overload(input_rows)
+def _input_rows_impl(X):
+    if isinstance(X, types.Array):
+        return lambda X: X.shape[0]
+    if _is_csr(X):
+        return lambda X: X.indptr.shape[0] - 1
+    return None
+
+
+@overload(input_cols)
+def _input_cols_impl(X):
+    if isinstance(X, types.Array):
+        return lambda X: X.shape[1]
+    if _is_csr(X):
+        return lambda X: X.n_cols
+    return None
+
+
+@overload(input_values)
+def _input_values_impl(X):
+    if isinstance(X, types.Array):
+        return lambda X: X
+    if _is_csr(X):
+        return lambda X: X.data
+    return None
+
+
+@overload(check_input)
+def _check_input_impl(kernel, X):
+    if isinstance(X, types.Array):
+        return lambda kernel, X: check_contiguous(kernel, "X", X)
+    if _is_csr(X):
+        return lambda kernel, X: _check_csr(kernel, "X", X)
+    return None
+
+
+@overload(storage_batch)
+def _storage_batch_impl(X, order, start, stop):
+    if isinstance(X, types.Array):
+        return lambda X, order, start, stop: X[start:stop]
+    if _is_csr(X):
+        return lambda X, order, start, stop: (X, order, np.int64(start),
+                                              np.int64(stop - start))
+    return None
+
+
+@overload(batch_rows)
+def _batch_rows_impl(Xb):
+    if isinstance(Xb, types.Array):
+        return lambda Xb: Xb.shape[0]
+    if _is_csr_batch(Xb):
+        return lambda Xb: Xb[3]
+    return None
+
+
+@overload(first_forward)
+def _first_forward_impl(Xb, W, b, out, act, T):
+    if isinstance(Xb, types.Array):
+        return lambda Xb, W, b, out, act, T: _forward(Xb, W, b, out, act, T)
+    if _is_csr_batch(Xb):
+        return lambda Xb, W, b, out, act, T: csr_forward_rows(Xb[0], Xb[1], Xb[2], W, b,
+                                                              out, act)
+    return None
+
+
+@overload(first_weight_product)
+def _first_weight_product_impl(delta, Xb, C, alpha, beta):
+    if isinstance(Xb, types.Array):
+        return lambda delta, Xb, C, alpha, beta: product_at_b(delta, Xb, C, alpha, beta)
+    if _is_csr_batch(Xb):
+        return lambda delta, Xb, C, alpha, beta: csr_gradient_rows(Xb[0], Xb[1], Xb[2],
+                                                                   delta, C, alpha, beta)
+    return None

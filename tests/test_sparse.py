@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from numba import njit
 
+from numba_dense import kernels
 from numba_dense.kernels import reference as ref
 from numba_dense.kernels import sparse as S
 from numba_dense.kernels.errors import InvalidTypeError, InvalidValueError
@@ -325,3 +326,181 @@ def test_int32_indices_in_a_record_built_by_hand_work_and_from_njit_code():
     out[:] = 0
     inside(M.data, M.indices.astype(np.int64), M.indptr.astype(np.int64), W, b, out)
     np.testing.assert_array_equal(out, M.toarray() @ W.T)
+
+
+# ----------------------------------------------------------------------------- whole networks
+#
+# The whole-network kernels take X as a CSR record too; their twins densify it. One
+# compiled version per kernel and dtype covers every case below (the network, cost,
+# optimizer and order are values, not types).
+
+NETWORKS = [
+    # sizes, acts, loss, optimizer, order, weighted
+    ([20, 1], [0], "mse", "adam", "storage", False),  # dense X would stream this one
+    ([20, 6, 3], [1, 0], "cross_entropy", "sgd", "permutation", False),  # fused SGD
+    ([20, 7, 5, 2], [2, 3, 0], "binary_cross_entropy", "adam", "subset", True),
+    ([20, 9, 4], [4, 0], "poisson", "sgd_momentum", "permutation", True),
+    ([20, 5, 1], [1, 1], "mse", "adamw", "storage", False),
+]
+
+
+def _problem(dtype, sizes, loss, n=37, seed=0):
+    rng = np.random.default_rng(seed)
+    dense = random_csr(rng, n, sizes[0], 0.15, dtype).toarray()
+    dense[3] = 0  # an empty row
+    M = sp.csr_matrix(dense)
+    if loss == "cross_entropy":
+        Y = np.eye(sizes[-1], dtype=dtype)[rng.integers(0, sizes[-1], n)]
+    elif loss == "binary_cross_entropy":
+        Y = (rng.random((n, sizes[-1])) < 0.5).astype(dtype)
+    elif loss == "poisson":
+        Y = rng.poisson(1.0, (n, sizes[-1])).astype(dtype)
+    else:
+        Y = random_array(rng, (n, sizes[-1]), dtype)
+    P = kernels.param_count(np.array(sizes))
+    params = random_array(rng, (P,), dtype, 0.3)
+    weights = rng.random(n).astype(dtype) * 2
+    return M, Y, params, weights, rng
+
+
+def _optimizer(name, params):
+    if name == "sgd_momentum":
+        return kernels.optimizer("sgd", params, 0.05, momentum=0.9)
+    return kernels.optimizer(name, params, 0.01 if name != "sgd" else 0.05)
+
+
+@pytest.mark.parametrize("sizes,acts,loss,opt,order_kind,weighted", NETWORKS)
+def test_train_epoch_on_csr_matches_the_numpy_loop(dtype, sizes, acts, loss, opt, order_kind,
+                                                   weighted):
+    M, Y, params, weights, rng = _problem(dtype, sizes, loss)
+    n, batch = M.shape[0], 8
+    network = kernels.network(sizes, acts, loss)
+    order = {"storage": None, "permutation": rng.permutation(n),
+             "subset": rng.permutation(n)[:20]}[order_kind]
+    batches = kernels.batches(batch, order, weights if weighted else None)
+    got, want = params.copy(), params.copy()
+    opt_got, opt_want = _optimizer(opt, got), _optimizer(opt, want)
+    work = np.empty(kernels.workspace_size(network.sizes, batch), dtype)
+    X = kernels.csr(M)
+    for _ in range(2):
+        cost = kernels.train_epoch(X, Y, got, np.empty_like(got), network, opt_got, batches,
+                                   work)
+        expected = ref.train_epoch(X, Y, want, np.empty_like(want), network, opt_want,
+                                   batches, None)
+        assert cost == pytest.approx(expected, rel=1e-5 if dtype == np.float32 else 1e-12)
+    assert_close(got, want, dtype, scale=10)
+    assert opt_got.steps[0] == opt_want.steps[0]
+
+
+def test_train_epoch_on_csr_equals_it_on_the_dense_matrix(dtype):
+    # the same network trained on X and on its CSR record: the same parameters (sums in
+    # another order: rounding apart)
+    sizes = [20, 6, 1]
+    M, Y, params, _, rng = _problem(dtype, sizes, "mse", n=50)
+    network = kernels.network(sizes, [1, 0], "mse")
+    work = np.empty(kernels.workspace_size(network.sizes, 16), dtype)
+    order = rng.permutation(50)
+    results = []
+    for X in (M.toarray(), kernels.csr(M)):
+        p = params.copy()
+        opt = kernels.optimizer("adam", p, 0.01)
+        costs = [kernels.train_epoch(X, Y, p, np.empty_like(p), network, opt,
+                                     kernels.batches(16, order), work) for _ in range(3)]
+        results.append((costs, p))
+    np.testing.assert_allclose(results[0][0], results[1][0],
+                               rtol=1e-5 if dtype == np.float32 else 1e-12)
+    assert_close(results[0][1], results[1][1], dtype, scale=10)
+
+
+@pytest.mark.parametrize("sizes,acts,loss,opt,order_kind,weighted", NETWORKS[1:4])
+def test_cost_gradient_and_prediction_on_csr_match_the_twins(dtype, sizes, acts, loss, opt,
+                                                             order_kind, weighted):
+    M, Y, params, weights, _ = _problem(dtype, sizes, loss)
+    network = kernels.network(sizes, acts, loss)
+    X, batch = kernels.csr(M), 8  # several batches: the gradient adds up across them
+    work = np.empty(kernels.workspace_size(network.sizes, batch), dtype)
+    sw = weights if weighted else None
+    rel = 1e-5 if dtype == np.float32 else 1e-12
+
+    out, want = np.empty((M.shape[0], sizes[-1]), dtype), np.empty((M.shape[0], sizes[-1]), dtype)
+    kernels.predict_into(X, params, network, out, batch, work)
+    ref.predict_into(X, params, network, want, batch, None)
+    assert_close(out, want, dtype, scale=10)
+
+    assert (kernels.dataset_cost(X, Y, params, network, batch, work, sw)
+            == pytest.approx(ref.dataset_cost(X, Y, params, network, batch, None, sw), rel=rel))
+
+    grads, twin = np.empty_like(params), np.empty_like(params)
+    cost = kernels.loss_and_gradient(X, Y, params, grads, network, batch, work, sw)
+    assert cost == pytest.approx(ref.loss_and_gradient(X, Y, params, twin, network, batch,
+                                                       None, sw), rel=rel)
+    assert_close(grads, twin, dtype, scale=10)
+
+    total = kernels.batch_gradient(X, Y, params, grads, network, batch, work, 0.5)
+    assert total == pytest.approx(ref.batch_gradient(X, Y, params, twin, network, batch, None,
+                                                     0.5), rel=rel)
+    assert_close(grads, twin, dtype, scale=10)
+
+
+def test_whole_network_kernels_on_a_csr_of_no_rows():
+    sizes = [6, 3, 1]
+    network = kernels.network(sizes, [1, 0])
+    X = kernels.csr(sp.csr_matrix((0, 6)))
+    Y = np.empty((0, 1))
+    params = np.ones(kernels.param_count(network.sizes))
+    work = np.empty(kernels.workspace_size(network.sizes, 4))
+    grads = np.full_like(params, 7.0)
+    assert kernels.batch_gradient(X, Y, params, grads, network, 4, work, 1.0) == 0
+    assert (grads == 0).all()
+    assert kernels.dataset_cost(X, Y, params, network, 4, work) == 0
+    assert kernels.train_epoch(X, Y, params, grads, network, kernels.optimizer("sgd", params, 0.1),
+                               kernels.batches(4), work) == 0
+    kernels.predict_into(X, params, network, np.empty((0, 1)), 4, work)
+    with pytest.raises(InvalidValueError, match="loss_and_gradient: X has 0 rows"):
+        kernels.loss_and_gradient(X, Y, params, grads, network, 4, work)
+
+
+def _training_call(case):
+    M = sp.csr_matrix(np.array([[1.0, 0, 2], [0, 3.0, 0]]))
+    X, Y = kernels.csr(M), np.zeros((2, 1))
+    network = kernels.network([3, 1], [0])
+    params = np.zeros(4)
+    work = np.empty(kernels.workspace_size(network.sizes, 2))
+    if case == "scipy":
+        X = M
+    elif case == "dtype":
+        X = kernels.csr(M, np.float32)
+    elif case == "columns":
+        network = kernels.network([4, 1], [0])
+        params = np.zeros(5)
+    elif case == "indptr":
+        X = X._replace(indptr=np.array([0, 2, 1], np.int64))
+    elif case == "index":
+        X = X._replace(indices=np.array([0, 7, 1], np.int64))
+    elif case == "rows":
+        Y = np.zeros((3, 1))
+    elif case == "order":
+        return lambda: kernels.train_epoch(X, Y, params, np.empty(4), network,
+                                           kernels.optimizer("sgd", params, 0.1),
+                                           kernels.batches(2, [0, 5]), work)
+    return lambda: kernels.train_epoch(X, Y, params, np.empty_like(params), network,
+                                       kernels.optimizer("sgd", params, 0.1),
+                                       kernels.batches(2), work)
+
+
+@pytest.mark.parametrize("case,error,message", [
+    ("scipy", InvalidTypeError, "train_epoch: X must be a NumPy array or a kernels.CSR "
+                                "(kernels.csr(matrix)), got csr_matrix"),
+    ("dtype", InvalidTypeError, "train_epoch: Y has dtype float64 but X.data has float32; "
+                                "pass arrays of one float dtype"),
+    ("columns", InvalidValueError, "train_epoch: X has 3 columns but sizes[0] has 4"),
+    ("indptr", InvalidValueError, "train_epoch: X.indptr decreases at row 1 (2 then 1)"),
+    ("index", InvalidValueError, "train_epoch: X.indices[1] is 7, outside range(3) (n_cols)"),
+    ("rows", InvalidValueError, "train_epoch: Y has 3 rows but X has 2"),
+    ("order", InvalidValueError, "train_epoch: batches.order[1] is 5, outside range(2)"),
+])
+def test_training_on_a_bad_csr_is_one_line(case, error, message):
+    with pytest.raises(error) as info:
+        _training_call(case)()
+    assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value)
