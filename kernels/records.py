@@ -10,6 +10,8 @@ array does not compile another version.
 from collections import namedtuple
 
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from .errors import InvalidTypeError, InvalidValueError
 from ._checks import INT, INTS, WEIGHTS
@@ -92,3 +94,23 @@ def batches(size, order=None, sample_weight=None):
     return Batches(_integer(size, "batch size"),
                    np.empty(0, np.int64) if order is None else _int64_vector(order, "order"),
                    weights)
+
+
+def _missing(t):
+    return t is None or isinstance(t, (types.NoneType, types.Omitted))
+
+
+@overload(batches)
+def _batches_in_compiled_code(size, order=None, sample_weight=None):
+    """``kernels.batches`` inside the user's own ``@njit`` code, where a ``Batches`` built
+    with its class needs all three fields (Numba does not fill a named tuple's defaults)."""
+    if _missing(order) and _missing(sample_weight):
+        return lambda size, order=None, sample_weight=None: Batches(
+            size, np.empty(0, np.int64), np.empty(0, np.float64))
+    if _missing(sample_weight):
+        return lambda size, order=None, sample_weight=None: Batches(
+            size, order, np.empty(0, np.float64))
+    if _missing(order):
+        return lambda size, order=None, sample_weight=None: Batches(
+            size, np.empty(0, np.int64), sample_weight)
+    return lambda size, order=None, sample_weight=None: Batches(size, order, sample_weight)

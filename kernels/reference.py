@@ -324,7 +324,12 @@ def predict_into(X, params, network, out, batch_size, workspace):
     out[...] = _forward(_dense(X), layer_views(params, network.sizes), network.acts)[-1]
 
 
-def batch_gradient(X, Y, params, grads, network, batch_size, workspace, scale, weights=None):
+def batch_gradient(X, Y, params, grads, network, batch_size, workspace, scale):
+    """grads = scale * summed gradient over the rows; returns the summed cost."""
+    return _weighted_gradient(X, Y, params, grads, network, scale, None)
+
+
+def _weighted_gradient(X, Y, params, grads, network, scale, weights):
     """grads = scale * summed (row-weighted) gradient over the rows; returns the summed cost."""
     sizes, acts, loss = network
     layers = layer_views(params, sizes)
@@ -339,8 +344,7 @@ def batch_gradient(X, Y, params, grads, network, batch_size, workspace, scale, w
 def loss_and_gradient(X, Y, params, grads, network, batch_size, workspace, sample_weight=None):
     """Full-batch (weighted) mean cost and its gradient into grads; returns the cost."""
     n = len(Y) if sample_weight is None else float(np.sum(sample_weight, dtype=np.float64))
-    return batch_gradient(X, Y, params, grads, network, batch_size, workspace, 1.0 / n,
-                          sample_weight) / n
+    return _weighted_gradient(X, Y, params, grads, network, 1.0 / n, sample_weight) / n
 
 
 def dataset_cost(X, Y, params, network, batch_size, workspace, sample_weight=None):

@@ -252,7 +252,7 @@ def _aliasing_cases():
         (epoch_params_overlaps_x, "train_epoch: params " + shares + " X"),
         (epoch_params_overlaps_y, "train_epoch: params " + shares + " Y"),
         (gradient_grads_in_work, "batch_gradient: grads " + shares + " workspace"),
-        (loss_and_gradient_grads_is_params, "batch_gradient: grads " + shares + " params"),
+        (loss_and_gradient_grads_is_params, "loss_and_gradient: grads " + shares + " params"),
         (cost_work_holds_params, "dataset_cost: workspace " + shares + " params"),
     ]
 
@@ -541,7 +541,7 @@ def test_softmax_cross_entropy_with_one_output_is_refused(dtype):
         ("train_epoch", _epoch(n)),
         ("batch_gradient", lambda: kernels.batch_gradient(
             n["X"], n["Y"], n["params"], n["grads"], net, n["batch"], n["work"], 1.0)),
-        ("batch_gradient", lambda: kernels.loss_and_gradient(
+        ("loss_and_gradient", lambda: kernels.loss_and_gradient(
             n["X"], n["Y"], n["params"], n["grads"], net, n["batch"], n["work"])),
         ("dataset_cost", lambda: kernels.dataset_cost(
             n["X"], n["Y"], n["params"], net, n["batch"], n["work"])),

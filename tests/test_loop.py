@@ -172,12 +172,13 @@ def test_train_epoch_from_a_users_own_njit_function_that_builds_the_records():
         network = kernels.Network(sizes, acts, kernels.MSE)
         optimizer = kernels.Optimizer(kernels.SGD, lr, 0.9, 0.0, False, 0.9, 0.999, 1e-8,
                                       state, steps)
-        batches = kernels.Batches(4, np.empty(0, np.int64))
+        batches = kernels.Batches(4, np.empty(0, np.int64), np.empty(0, np.float64))
         grads = np.empty_like(params)
         workspace = np.empty(kernels.workspace_size(sizes, 4), params.dtype)
         first = kernels.train_epoch(X, Y, params, grads, network, optimizer, batches, workspace)
-        second = kernels.train_epoch(X, Y, params, grads, network, optimizer, batches,
-                                     workspace)
+        # the factory works here too, its defaults filled
+        second = kernels.train_epoch(X, Y, params, grads, network, optimizer,
+                                     kernels.batches(4), workspace)
         return first, second
 
     rng = np.random.default_rng(7)
@@ -226,7 +227,8 @@ def _epoch_args(**changes):
     (dict(momentum=0.9), "train_epoch: optimizer.state has 0 elements but params has 26"),
     (dict(order=[0, 1, 2, 3, 5]), "train_epoch: batches.order[4] is 5, outside range(5)"),
     (dict(order=[0, -1]), "train_epoch: batches.order[1] is -1, outside range(5)"),
-    (dict(loss=3), "train_epoch: loss is 3, not a cost code"),
+    (dict(loss=len(kernels.LOSS_TABLE)), "train_epoch: loss is %d, not a cost code"
+     % len(kernels.LOSS_TABLE)),
     (dict(acts=[1, 1], loss=1), "train_epoch: the cross-entropy costs take logits"),
     (dict(workspace=np.zeros(3)), "train_epoch: workspace has 3 elements but workspace_size"),
     (dict(acts=[1, 7]), "train_epoch: acts[1] is 7, not an activation code"),
