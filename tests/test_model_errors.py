@@ -416,7 +416,9 @@ def test_object_arrays_of_numbers_are_numbers():
             epochs=1)
 
 
-def test_sparse_input_is_made_dense(monkeypatch):
+def test_sparse_input_stays_sparse(monkeypatch):
+    # kept sparse through the first layer (kernels.CSR): the same training as the dense
+    # rows, sums taken in another order (rounding apart), and no dense-size limit
     sparse = pytest.importorskip("scipy.sparse")
     rng = np.random.default_rng(0)
     X = rng.standard_normal((40, 5)) * (rng.random((40, 5)) < 0.3)
@@ -424,16 +426,15 @@ def test_sparse_input_is_made_dense(monkeypatch):
     a, b = MLP([5, 4, 1], seed=0), MLP([5, 4, 1], seed=0)
     a.fit(sparse.csr_matrix(X), y, epochs=2, seed=0)
     b.fit(X, y, epochs=2, seed=0)
-    np.testing.assert_array_equal(a.params, b.params)
-    np.testing.assert_array_equal(a.predict(sparse.csc_matrix(X)), b.predict(X))
-    assert a.score(sparse.csr_matrix(X), y) == b.score(X, y)
+    np.testing.assert_allclose(a.params, b.params, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a.predict(sparse.csc_matrix(X)), b.predict(X), rtol=1e-5,
+                               atol=1e-5)
+    assert a.score(sparse.csr_matrix(X), y) == pytest.approx(b.score(X, y), rel=1e-5)
     with pytest.raises(ValueError, match=r"^X has 4 features \(columns\) but the network has 5$"):
         a.predict(sparse.csr_matrix(X[:, :4]))
     from numba_dense.model.data import validation
     monkeypatch.setattr(validation, "SPARSE_MAX_BYTES", 100)
-    with pytest.raises(ValueError) as info:
-        a.predict(sparse.csr_matrix(X))
-    assert _one_line(info.value).startswith("X: a sparse matrix of 40 x 5 takes 0.0 GB")
+    assert a.predict(sparse.csr_matrix(X)).shape == (40, 1)
 
 
 def test_an_npz_path_is_refused_naming_its_arrays(tmp_path):

@@ -504,3 +504,44 @@ def test_training_on_a_bad_csr_is_one_line(case, error, message):
         _training_call(case)()
     assert str(info.value).startswith(message)
     assert "\n" not in str(info.value)
+
+
+# ----------------------------------------------------------------------------- the model
+
+def _one_hot(rng, n, groups, per_group):
+    cols = np.stack([rng.integers(0, per_group, n) + per_group * g for g in range(groups)], 1)
+    return sp.csr_matrix((np.ones(n * groups), cols.ravel(), np.arange(0, n * groups + 1,
+                                                                       groups)),
+                         shape=(n, groups * per_group))
+
+
+def test_mlp_trains_and_predicts_on_sparse_rows_as_on_their_dense_form():
+    from numba_dense import MLP
+    rng = np.random.default_rng(0)
+    M = _one_hot(rng, 300, 4, 15)
+    y = M @ rng.standard_normal(60) + 0.1 * rng.standard_normal(300)
+    options = dict(epochs=3, batch_size=32, optimizer="adam", seed=1, validation_fraction=0.2)
+    a, b = MLP([60, 8, 1], seed=0), MLP([60, 8, 1], seed=0)
+    a.fit(M, y, **options)
+    b.fit(M.toarray(), y, **options)
+    np.testing.assert_allclose(a.params, b.params, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(a.history.val_loss, b.history.val_loss, rtol=1e-4)
+    np.testing.assert_allclose(a.predict(M.tocsc()), b.predict(M.toarray()), rtol=1e-4,
+                               atol=1e-5)
+    np.testing.assert_allclose(a.gradients(M, y), b.gradients(M.toarray(), y), rtol=1e-3,
+                               atol=1e-5)
+    a.partial_fit(M[:50], y[:50])  # row slices of the matrix stay sparse
+
+
+def test_mlp_refuses_bad_sparse_rows_in_one_line():
+    from numba_dense import MLP
+    net = MLP([3, 2, 1], seed=0)
+    M = sp.csr_matrix(np.array([[1.0, 0, np.nan], [0, 2.0, 0]]))
+    with pytest.raises(ValueError) as info:
+        net.fit(M, [0.0, 1.0], epochs=1)
+    assert str(info.value) == ("X contains NaN at row 0, column 2 (after conversion to "
+                               "float32); only finite values are accepted")
+    with pytest.raises(ValueError, match=r"^X has 4 features \(columns\) but the network has 3$"):
+        net.fit(sp.csr_matrix(np.ones((2, 4))), [0.0, 1.0], epochs=1)
+    with pytest.raises(ValueError, match="^X is empty: it has 0 rows$"):
+        net.fit(sp.csr_matrix((0, 3)), np.empty(0), epochs=1)

@@ -10,6 +10,7 @@ from numba import njit, prange
 
 from ...kernels.errors import InvalidTypeError, InvalidValueError
 from ...kernels._cache import CACHE  # Numba's cache where it can write one (kernels._cache)
+from ...kernels.sparse import csr
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -247,8 +248,54 @@ def as_float_matrix(a, name, dtype, n_columns, columns_meaning):
 
 
 def as_features(X, name, dtype, n_inputs):
-    """Inputs (rows, n_inputs) in the network's dtype."""
+    """Inputs (rows, n_inputs) in the network's dtype; a SciPy sparse X stays sparse
+    (``sparse_features``)."""
+    if is_sparse(X):
+        return sparse_features(X, name, dtype, n_inputs)
     return as_float_matrix(X, name, dtype, n_inputs, "features")
+
+
+def sparse_features(a, name, dtype, n_columns):
+    """A SciPy sparse ``a`` as a CSR matrix of ``dtype`` (CSC and the other formats
+    converted; ``a`` itself when it is one already), checked as a dense X is: 2-D, numeric,
+    at least one row, ``n_columns`` columns, finite values. It stays sparse: the kernels
+    take it as a ``kernels.CSR`` record (``kernel_rows``), and the first layer then costs
+    what its non-zeros cost. Rows are sliced as SciPy slices them (a validation split,
+    blocks)."""
+    if len(a.shape) != 2:
+        raise InvalidValueError("%s must be a 2-D array (rows, features), got a sparse array "
+                                "of shape %s" % (name, a.shape))
+    if a.dtype.kind not in "biuf":
+        raise InvalidTypeError("%s must hold numbers, got a sparse matrix of %s"
+                               % (name, a.dtype))
+    rows, columns = (int(n) for n in a.shape)
+    if rows == 0:
+        raise InvalidValueError("%s is empty: it has 0 rows" % name)
+    if columns != n_columns:
+        raise InvalidValueError("%s has %d features (columns) but the network has %d"
+                                % (name, columns, n_columns))
+    matrix = a.tocsr()
+    original = matrix.dtype
+    with np.errstate(over="ignore"):
+        matrix = matrix.astype(dtype, copy=False)
+    finite = np.isfinite(matrix.data)
+    if not finite.all():
+        p = int(np.argmin(finite))
+        row = int(np.searchsorted(matrix.indptr, p, side="right")) - 1
+        converted = ("" if original == matrix.dtype
+                     else " (after conversion to %s)" % matrix.dtype)
+        raise InvalidValueError("%s contains %s at row %d, column %d%s; only finite values "
+                                "are accepted" % (name, "NaN" if np.isnan(matrix.data[p])
+                                                  else "inf", row, int(matrix.indices[p]),
+                                                  converted))
+    return matrix
+
+
+def kernel_rows(X):
+    """Rows as the kernels take them: a SciPy sparse matrix (``sparse_features``) as a
+    ``kernels.CSR`` record (its indices as int64, its structure checked), any other X as
+    it is."""
+    return csr(X) if is_sparse(X) else X
 
 
 #: What the targets of each kind of cost look like.

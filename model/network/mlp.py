@@ -19,7 +19,7 @@ from ..data.sources import EVAL_BATCH
 from ..training.loop import DivergedError  # noqa: F401  (public name)
 from . import persistence
 from ..data.validation import (BINARY, CLASSES, COUNTS, REGRESSION, choice, class_labels,
-                               float_dtype,
+                               float_dtype, kernel_rows,
                                integer, plain, random_seed)
 
 #: Output layers: the activations, and those that only come with a cost (softmax).
@@ -252,9 +252,10 @@ class MLP:
         **Data.** X (N, n_0) and y: arrays in memory, or ``np.memmap`` arrays or paths of
         ``.npy`` files, which are streamed ``chunk_rows`` rows at a time (default: about
         32 MB of inputs) so that memory does not grow with N. y is (N, n_L), or (N,) for
-        one output or for integer class labels of a softmax network. A SciPy sparse X is
-        made dense (refused above 1 GiB of dense rows); an ``.npz`` path is refused (pass
-        its arrays).
+        one output or for integer class labels of a softmax network. A SciPy sparse X (CSR,
+        or CSC and the other formats, converted to CSR once) stays sparse: the first layer
+        costs what its non-zeros cost (a one-hot table of thousands of columns); an
+        ``.npz`` path is refused (pass its arrays).
 
         **Steps.** Every ``batch_size`` rows (the last partial batch averaged over its own rows)
         make one step of ``optimizer`` (``kernels.OPTIMIZER_TABLE``) at the epoch's rate ``lr_e``:
@@ -388,8 +389,8 @@ class MLP:
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
         batch = min(EVAL_BATCH, X.shape[0])
         with self._blas_threads(batch):
-            kernels.predict_into(X, self.params, loop.network_record(self), out, batch,
-                                 self._workspace(batch))
+            kernels.predict_into(kernel_rows(X), self.params, loop.network_record(self), out,
+                                 batch, self._workspace(batch))
         if self.target_scaling is not None:
             self.target_scaling.restore(out)
         return out
@@ -500,7 +501,7 @@ class MLP:
             Y = self.target_scaling.standardize(Y)
         batch = min(EVAL_BATCH, X.shape[0])
         with self._blas_threads(batch):
-            kernels.loss_and_gradient(X, Y, self.params, self.grads,
+            kernels.loss_and_gradient(kernel_rows(X), Y, self.params, self.grads,
                                       loop.network_record(self), batch,
                                       self._workspace(batch))
         if self.target_scaling is not None:

@@ -25,7 +25,7 @@ from ...kernels.errors import InvalidValueError
 from ... import kernels
 
 from ..data import inputs, sources
-from ..data.validation import check_matrix_shape
+from ..data.validation import check_matrix_shape, is_sparse, kernel_rows
 from ..data.targets import TargetScaling, target_sums
 from . import loop, signals
 
@@ -207,7 +207,8 @@ class _Ranks(loop.Ranks):
             for a in range(0, n, b):
                 if len(order):
                     rows = order[a:a + b]
-                    yield np.ascontiguousarray(X[rows]), np.ascontiguousarray(Y[rows])
+                    yield (X[rows] if is_sparse(X) else np.ascontiguousarray(X[rows]),
+                           np.ascontiguousarray(Y[rows]))
                 else:
                     yield X[a:a + b], Y[a:a + b]
 
@@ -230,7 +231,8 @@ class _Ranks(loop.Ranks):
                 buf[:] = 0
             else:
                 Xb, Yb = batch
-                buf[P + 1] = kernels.batch_gradient(Xb, Yb, net.params, grads, network,
+                buf[P + 1] = kernels.batch_gradient(kernel_rows(Xb), Yb, net.params, grads,
+                                                    network,
                                                     settings.batch_size, self.work, 1.0)
                 buf[P] = Xb.shape[0]
             start = time.perf_counter()

@@ -21,6 +21,7 @@ from ...kernels.errors import NumbaDenseError
 from . import checkpoints, progress
 from . import options as fit_options
 from ..data.sources import EVAL_BATCH
+from ..data.validation import is_sparse, kernel_rows
 from .history import History
 from .signals import TrainingInterrupted, sigint_deferred
 
@@ -92,7 +93,8 @@ class OneProcess(Ranks):
 
     def prepare(self, net, source, settings, verbose):
         self.work = workspace(net, min(settings.batch_size, source.n_rows))
-        compile_kernels(net, settings, self.work, verbose)
+        compile_kernels(net, settings, self.work, verbose,
+                        is_sparse(getattr(source, "X", None)))
 
     def epoch(self, net, source, rng, lr, settings, bar):
         self.done[0] = 0
@@ -122,7 +124,7 @@ def mean_cost(net, source):
     # Held signals as in compile_kernels: the first call may compile the kernel.
     with kernels.blas_threads(kernels.blas_threads_for(net.sizes, batch)), sigint_deferred():
         for X, Y in source.blocks(EVAL_BATCH):
-            total += kernels.dataset_cost(X, Y, net.params, network, batch, work)
+            total += kernels.dataset_cost(kernel_rows(X), Y, net.params, network, batch, work)
     return total / source.n_rows * _cost_factor(net)
 
 
@@ -145,7 +147,7 @@ def train_one_epoch(net, source, rng, lr, settings, work, bar, done=None):
                                                       settings.batch_size):
         with sigint_deferred():  # a Ctrl-C now is raised after the count below is updated
             cost = kernels.train_epoch(
-                X, Y, net.params, net.grads, network, optimizer,
+                kernel_rows(X), Y, net.params, net.grads, network, optimizer,
                 kernels.Batches(settings.batch_size, order, sample_weight), work)
             took_steps(net, optimizer)
             m = len(order) if len(order) else X.shape[0]
@@ -289,7 +291,7 @@ def _history_at(history, mark):
     return History(**kept)
 
 
-def compile_kernels(net, settings, work, verbose):
+def compile_kernels(net, settings, work, verbose, sparse=False):
     """Compile (or load from Numba's cache) the epoch kernel for this network's dtype now.
 
     So that compilation (tens of seconds on a first run, a fraction of a second from the
@@ -298,6 +300,9 @@ def compile_kernels(net, settings, work, verbose):
     """
     import numba
     rows = np.empty((1, net.n_inputs), net.dtype), np.empty((1, net.n_outputs), net.dtype)
+    if sparse:  # a SciPy sparse X: the epoch kernel's version for a kernels.CSR record
+        rows = kernels.CSR(np.empty(0, net.dtype), np.empty(0, np.int64),
+                           np.zeros(2, np.int64), net.n_inputs), rows[1]
     args = (*rows, net.params, net.grads, network_record(net),
             settings.optimizer_for(net, settings.lr),
             kernels.Batches(int(settings.batch_size), np.empty(0, np.int64)), work)
