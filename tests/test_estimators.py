@@ -178,15 +178,17 @@ def test_same_start_as_scikit_learn_gives_the_same_model(classes):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(solver="lbfgs"), "solver='lbfgs' is not offered"),
+    (dict(solver="newton"), "'solver' parameter must be one of 'sgd', 'adam', 'lbfgs'"),
+    (dict(n_iter_no_change=-np.inf), "'n_iter_no_change' parameter must be an int"),
+    (dict(n_iter_no_change=2.5), "'n_iter_no_change' parameter must be an int"),
     (dict(activation="gelu"), "'activation' parameter must be one of"),
     (dict(hidden_layer_sizes=(4, 0)), "hidden_layer_sizes must be > 0"),
     (dict(learning_rate_init=0), "'learning_rate_init' parameter must be in the range"),
     (dict(beta_1=1.0), "'beta_1' parameter must be in the range"),
-    (dict(dtype=np.int32), "'dtype' parameter must be float32 or float64"),
+    (dict(dtype=np.int32), "'dtype' parameter must be None, float32 or float64"),
     # issue 20: what scikit-learn's own parameter validation refuses, refused here too (it
     # was accepted, or failed in NumPy with its own words)
-    (dict(dtype="foo"), "'dtype' parameter must be float32 or float64; got 'foo'"),
+    (dict(dtype="foo"), "'dtype' parameter must be None, float32 or float64; got 'foo'"),
     (dict(hidden_layer_sizes=(3.5,)), "hidden_layer_sizes must be integers > 0, got [3.5]."),
     (dict(hidden_layer_sizes="ab"), "'hidden_layer_sizes' parameter must be an array-like or an "
      "int in the range [1, inf); got 'ab'"),
@@ -314,7 +316,8 @@ def forward(est, X):
 def small_regressor(regression):
     X, y = regression
     X = StandardScaler().fit_transform(X)
-    est = quiet(MLPRegressor(hidden_layer_sizes=(8,), max_iter=20, random_state=0).fit, X, y)
+    est = quiet(MLPRegressor(hidden_layer_sizes=(8,), max_iter=20, random_state=0,
+                             dtype=np.float32).fit, X, y)
     return est, X, y
 
 
@@ -399,3 +402,186 @@ def test_coefs_lists_copy_and_pickle_as_plain_lists(small_regressor):
     np.testing.assert_array_equal(again.predict(X), np.full(len(X), again.intercepts_[1][0]))
     np.testing.assert_array_equal(est.coefs_[0], saved[0])  # the original is untouched
     assert not hasattr(clone(est), "coefs_")
+
+
+# ----------------------------------------------------------------------------- lbfgs
+
+@pytest.fixture(scope="module")
+def diabetes():
+    from sklearn.datasets import load_diabetes
+    X, y = load_diabetes(return_X_y=True)
+    return StandardScaler().fit_transform(X), (y - y.mean()) / y.std()
+
+
+@pytest.mark.parametrize("max_iter", [1, 5])
+def test_lbfgs_takes_scikit_learns_first_steps(diabetes, max_iter):
+    # Same start (scikit-learn's Glorot-uniform from the same random state), same objective
+    # and gradient: L-BFGS-B takes the same first steps. A different objective would differ
+    # here in the fifth digit or before: the L2 term on the intercepts too, or, with these
+    # two outputs, the gradient of the squared error averaged over the outputs (scikit-learn
+    # reports that average but steps on the gradient of their sum).
+    from sklearn.neural_network import MLPRegressor as Theirs
+    X, y = diabetes
+    Y = np.column_stack([y, X[:, 2]])
+    kwargs = dict(hidden_layer_sizes=(8, 4), activation="tanh", solver="lbfgs", alpha=0.1,
+                  max_iter=max_iter, random_state=0)
+    ours = quiet(MLPRegressor(**kwargs).fit, X, Y)
+    theirs = quiet(Theirs(**kwargs).fit, X, Y)
+    assert ours.n_iter_ == theirs.n_iter_ == max_iter
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-10)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        assert a.dtype == np.float64
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
+
+
+def test_lbfgs_converges_to_scikit_learns_loss(diabetes):
+    from sklearn.neural_network import MLPRegressor as Theirs
+    X, y = diabetes
+    kwargs = dict(hidden_layer_sizes=(8,), activation="tanh", solver="lbfgs", alpha=0.1,
+                  max_iter=3000, tol=1e-10, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # both converge
+        ours = MLPRegressor(**kwargs).fit(X, y)
+        theirs = Theirs(**kwargs).fit(X, y)
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-6)
+    assert ours.n_iter_ > 100
+    # scikit-learn's lbfgs leaves no loss curve and no stochastic solver's bookkeeping
+    for name in ("loss_curve_", "best_loss_", "validation_scores_", "best_validation_score_"):
+        assert not hasattr(ours, name) and not hasattr(theirs, name)
+
+
+def test_lbfgs_warns_when_max_iter_ends_it_and_warm_start_continues(diabetes):
+    X, y = diabetes
+    est = MLPRegressor(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=3, random_state=0,
+                       warm_start=True)
+    with pytest.warns(ConvergenceWarning, match="lbfgs failed to converge after 3"):
+        est.fit(X, y)
+    first = est.loss_
+    with pytest.warns(ConvergenceWarning):
+        est.fit(X, y)
+    assert est.n_iter_ == 3 and est.loss_ < first
+    with pytest.raises(AttributeError, match="partial_fit"):
+        est.partial_fit(X, y)
+
+
+def test_lbfgs_classifier_binary_multiclass_and_multilabel():
+    from sklearn.neural_network import MLPClassifier as Theirs
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((120, 4))
+    targets = [X[:, 0] > 0, (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5),
+               np.column_stack([X[:, 0] > 0, X[:, 1] > 0])]
+    for y in targets:
+        kwargs = dict(hidden_layer_sizes=(5,), solver="lbfgs", max_iter=4, random_state=1,
+                      alpha=1e-2)
+        ours = quiet(MLPClassifier(**kwargs).fit, X, y)
+        theirs = quiet(Theirs(**kwargs).fit, X, y)
+        assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-9)
+
+
+# ----------------------------------------------------------------------------- dtype
+
+@pytest.mark.parametrize("given, dtype, trained", [
+    (np.float32, None, np.float32), (np.float64, None, np.float64),
+    (np.int64, None, np.float64), (np.float64, np.float32, np.float32),
+    (np.float32, np.float64, np.float64)])
+def test_parameters_take_the_inputs_float_dtype_unless_dtype_is_given(given, dtype, trained):
+    rng = np.random.default_rng(0)
+    X = (rng.standard_normal((40, 3)) * 3).astype(given)
+    y = X[:, 0] if given == np.float64 else X[:, 0].astype(np.float64)  # a strided view too
+    est = quiet(MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, dtype=dtype).fit, X, y)
+    assert all(a.dtype == trained for a in est.coefs_ + est.intercepts_)
+    assert est.predict(X.astype(np.float64)).shape == (40,)
+
+
+# ----------------------------------------------------------------------------- sample_weight
+
+@pytest.fixture(scope="module")
+def weighted_rows():
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((50, 3))
+    y = X[:, 0] - 0.5 * X[:, 1] + 0.1 * rng.standard_normal(50)
+    w = rng.integers(0, 4, 50)
+    return X, y, w
+
+
+def test_integer_weights_equal_repeated_rows_lbfgs(weighted_rows):
+    X, y, w = weighted_rows
+    kwargs = dict(hidden_layer_sizes=(6,), solver="lbfgs", alpha=0.01, max_iter=50,
+                  random_state=0)
+    weighted = quiet(MLPRegressor(**kwargs).fit, X, y, sample_weight=w)
+    repeated = quiet(MLPRegressor(**kwargs).fit, np.repeat(X, w, axis=0), np.repeat(y, w))
+    assert weighted.loss_ == pytest.approx(repeated.loss_, rel=1e-8)
+    np.testing.assert_allclose(weighted.predict(X), repeated.predict(X), rtol=1e-6,
+                               atol=1e-8)
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_integer_weights_equal_repeated_rows_one_minibatch(weighted_rows, solver):
+    # One minibatch (batch_size "auto": every row, under 200) in storage order: the weighted
+    # mean over the rows is the mean over the repeated rows, step for step.
+    X, y, w = weighted_rows
+    kwargs = dict(hidden_layer_sizes=(6,), solver=solver, alpha=0.01, max_iter=30,
+                  shuffle=False, random_state=0, learning_rate_init=0.01, dtype=np.float64)
+    weighted = quiet(MLPRegressor(**kwargs).fit, X, y, sample_weight=w)
+    repeated = quiet(MLPRegressor(**kwargs).fit, np.repeat(X, w, axis=0), np.repeat(y, w))
+    np.testing.assert_allclose(weighted.loss_curve_, repeated.loss_curve_, rtol=1e-9)
+    np.testing.assert_allclose(weighted.predict(X), repeated.predict(X), rtol=1e-9,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_weights_of_ones_equal_no_weights(classes, solver, early_stopping):
+    X, y = classes
+    if solver == "lbfgs" and early_stopping:
+        pytest.skip("lbfgs does not use early stopping")
+    kwargs = dict(hidden_layer_sizes=(6,), solver=solver, max_iter=10, random_state=0,
+                  early_stopping=early_stopping)
+    weighted = quiet(MLPClassifier(**kwargs).fit, X, y, sample_weight=np.ones(len(y)))
+    plain = quiet(MLPClassifier(**kwargs).fit, X, y)
+    np.testing.assert_allclose(weighted.predict_proba(X), plain.predict_proba(X), rtol=1e-6)
+    assert weighted.loss_ == pytest.approx(plain.loss_, rel=1e-6)
+    if early_stopping:
+        np.testing.assert_allclose(weighted.validation_scores_, plain.validation_scores_)
+
+
+def test_sample_weight_in_partial_fit_and_validation(classes):
+    X, y = classes
+    w = np.where(y == "setosa", 2.0, 1.0)
+    clf = MLPClassifier(hidden_layer_sizes=(6,), random_state=0)
+    clf.partial_fit(X, y, w, classes=np.unique(y))
+    clf.partial_fit(X, y, sample_weight=w)
+    assert clf.n_iter_ == 2
+    with pytest.raises(ValueError, match="sample_weight"):
+        clf.partial_fit(X, y, sample_weight=w[:-1])
+
+
+# ----------------------------------------------------------------------------- poisson
+
+def test_poisson_loss_is_scikit_learns_half_deviance():
+    from sklearn.neural_network import MLPRegressor as Theirs
+    rng = np.random.default_rng(42)
+    X = np.linspace(0, 1, 100).reshape(-1, 1)
+    y = rng.poisson(np.exp(X[:, 0] + 1)).astype(float)
+    kwargs = dict(loss="poisson", hidden_layer_sizes=(3,), activation="tanh", solver="lbfgs",
+                  alpha=1e-3, max_iter=5, random_state=0)
+    ours = quiet(MLPRegressor(**kwargs).fit, X, y)
+    theirs = quiet(Theirs(**kwargs).fit, X, y)
+    assert ours.out_activation_ == "exp"
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-9)
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-7)
+    adam = quiet(MLPRegressor(loss="poisson", hidden_layer_sizes=(3,), max_iter=3,
+                              random_state=0).fit, X, y)
+    pred = adam.predict(X)
+    assert (pred > 0).all() and np.isfinite(adam.loss_)
+    with pytest.raises(ValueError, match="out of the valid range of the loss"):
+        MLPRegressor(loss="poisson").fit(X, y - 5)
+    with pytest.raises(ValueError, match="'loss' parameter must be one of"):
+        MLPRegressor(loss="absolute_error").fit(X, y)
+
+
+def test_diverged_error_is_also_a_value_error():
+    from numba_dense.model.training.loop import DivergedError
+    assert issubclass(DivergedError, ValueError)
+    assert issubclass(DivergedError, FloatingPointError)
+    assert issubclass(DivergedError, NumbaDenseError)

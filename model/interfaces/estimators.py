@@ -1,24 +1,33 @@
 """scikit-learn's ``MLPRegressor`` and ``MLPClassifier``, trained by numba-dense's kernels.
 
 Drop-in replacements: the same constructor parameters, defaults and meanings, the same
-fitted attributes and methods, and they pass scikit-learn's own estimator checks
-(``tests/test_estimators.py``). Each epoch runs in compiled code (``kernels.train_epoch``
-through ``MLP.fit``); between epochs this module does what scikit-learn's
+fitted attributes and methods (``sample_weight`` in ``fit`` and ``partial_fit``,
+``loss="poisson"`` on the regressor), and they pass scikit-learn's own estimator checks and
+its own MLP test module with only the import changed, less the tests that read its private
+attributes (``tests/test_estimators.py``, ``tests/test_sklearn_suite.py``).
+
+``solver="sgd"`` / ``"adam"``: each epoch runs in compiled code (``kernels.train_epoch``
+through ``training.loop.run``); between epochs this module does what scikit-learn's
 ``_fit_stochastic`` does: the loss curve, ``tol`` / ``n_iter_no_change``, the
 "invscaling" and "adaptive" learning rates, early stopping on a validation split.
+``solver="lbfgs"``: SciPy's L-BFGS-B on scikit-learn's objective (the same options,
+``n_iter_``, ``loss_`` and warnings), the loss and gradient over the whole data set
+computed by ``kernels.loss_and_gradient``.
 
 Differences, all documented in docs/guide.md:
 
-- ``dtype`` (extra, default float32): the arithmetic's precision. ``dtype=np.float64`` for
-  scikit-learn's precision.
+- ``dtype`` (extra, default None): the parameters' and arithmetic's precision. None
+  follows the input as scikit-learn does (float32 input trains float32, anything else
+  float64); ``np.float32`` or ``np.float64`` forces one (float32 about halves the time).
 - ``alpha`` is applied as ``weight_decay = alpha / batch_size`` to every parameter, biases
   included (scikit-learn leaves the intercepts unpenalised); the reported loss includes the
   penalty of the weights, as scikit-learn's.
 - Adam's ``epsilon`` is added to ``sqrt(v_hat)`` (PyTorch's form) rather than to
   ``sqrt(v)`` (scikit-learn's); the two differ by a factor ``sqrt(1 - beta_2**t)`` on
   ``epsilon``, which matters only in the first steps.
-- Weights start He-normal (ReLU) or Glorot-normal, not Glorot-uniform; ``solver="lbfgs"``
-  is not offered (a clear error).
+- With ``sample_weight``, an sgd/adam epoch's reported loss is the weighted mean over the
+  epoch's rows rather than the mean of its minibatches' weighted means (equal when every
+  minibatch weighs the same), and the weight decay per step uses the mean weight.
 
 scikit-learn is needed to import this module (``pip install scikit-learn``); the kernels
 and ``MLP`` do not need it.
@@ -29,6 +38,8 @@ import operator
 import warnings
 
 import numpy as np
+import scipy.optimize
+from scipy.special import xlogy
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -39,11 +50,14 @@ try:
     from sklearn.utils.metaestimators import available_if
     from sklearn.utils.multiclass import (_check_partial_fit_first_call, type_of_target,
                                           unique_labels)
-    from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+    from sklearn.utils.optimize import _check_optimize_result
+    from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, column_or_1d,
+                                          validate_data)
 except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
     raise ImportError("model.MLPRegressor and model.MLPClassifier need scikit-learn >= 1.6: "
                       "pip install scikit-learn (%s)" % exc) from None
 
+from ... import kernels
 from ...kernels.errors import InvalidTypeError, InvalidValueError
 from ..data import sources
 from ..data.validation import dense, plain
@@ -53,16 +67,30 @@ from ..training import options as fit_options
 
 #: scikit-learn's activation names -> numba-dense's.
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
-_SOLVERS = ("sgd", "adam")
+_SOLVERS = ("sgd", "adam", "lbfgs")
+_STOCHASTIC_SOLVERS = ("sgd", "adam")
 _LEARNING_RATES = ("constant", "invscaling", "adaptive")
+_REGRESSION_LOSSES = ("squared_error", "poisson")
+
+#: Rows per ``kernels.loss_and_gradient`` block in lbfgs: the whole data set up to this
+#: many rows (one pass of large products); beyond it, blocks of it (the workspace stays
+#: a few MB per hundred units). Measured in benchmarks/lbfgs_vs_sklearn.py.
+_LBFGS_BLOCK = 2048
 
 
 def _check_choice(value, name, options):
     if not isinstance(value, str) or value not in options:
-        raise InvalidValueError("The '%s' parameter must be one of %s; got %s%s"
-                                % (name, ", ".join(repr(o) for o in options), plain(value),
-                                   " (solver='lbfgs' is not offered by numba-dense: use 'adam' "
-                                   "or 'sgd')" if name == "solver" and value == "lbfgs" else ""))
+        raise InvalidValueError("The '%s' parameter must be one of %s; got %s"
+                                % (name, ", ".join(repr(o) for o in options), plain(value)))
+
+
+def _lbfgs_print_option(iprint):
+    """scikit-learn's ``iprint`` for L-BFGS-B (SciPy >= 1.15 dropped the option)."""
+    try:
+        from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
+    except ImportError:  # pragma: no cover - older or newer scikit-learn
+        return {}
+    return _get_additional_lbfgs_options_dict("iprint", iprint)
 
 
 #: scikit-learn's error when training leaves a weight NaN or infinite (its ``_fit``).
@@ -179,7 +207,7 @@ class _BaseMLP(BaseEstimator):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dtype=np.float32):
+                 dtype=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -239,33 +267,52 @@ class _BaseMLP(BaseEstimator):
                                     "would never decay; scikit-learn's range [0, "
                                     "1] includes 1), got %s" % plain(self.momentum))
         _check_number(self.validation_fraction, "validation_fraction", 0, False, 1, False)
-        _check_number(self.n_iter_no_change, "n_iter_no_change", 1, integer=True)
+        if not (isinstance(self.n_iter_no_change, numbers.Real)
+                and not isinstance(self.n_iter_no_change, (bool, np.bool_))
+                and self.n_iter_no_change == np.inf):  # scikit-learn's Options(Real, {inf})
+            _check_number(self.n_iter_no_change, "n_iter_no_change", 1, integer=True)
         _check_number(self.max_fun, "max_fun", 1, integer=True)
         for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
             _check_bool(getattr(self, name), name)
         _check_bool(self.verbose, "verbose", allow_int=True)
         _check_random_state(self.random_state)
+        if getattr(self, "loss", "squared_error") not in _REGRESSION_LOSSES:
+            _check_choice(self.loss, "loss", _REGRESSION_LOSSES)
+        if self.dtype is None:
+            return sizes, None
         try:
             dtype = np.dtype(self.dtype)
         except TypeError:
             dtype = None
         if dtype not in (np.float32, np.float64):
-            raise InvalidValueError("The 'dtype' parameter must be float32 or float64; got %s"
-                                    % (dtype if dtype is not None else plain(self.dtype)))
+            raise InvalidValueError("The 'dtype' parameter must be None, float32 or float64; "
+                                    "got %s" % (dtype if dtype is not None else plain(self.dtype)))
         return sizes, dtype
 
     def _validate(self, X, y, reset):
+        """Validated X (dense, C order, in the parameters' dtype) and y.
+
+        The dtype: the network's once there is one; else ``dtype`` when given; else the
+        input's as scikit-learn's ``validate_data(dtype=(float64, float32))`` leaves it
+        (float32 stays float32, everything else becomes float64)."""
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
                              y_numeric=not isinstance(self, ClassifierMixin),
                              dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        return self._dense(X), y
+        if not reset and hasattr(self, "_net"):
+            dtype = self._net.dtype
+        elif self.dtype is not None:
+            dtype = np.dtype(self.dtype)
+        else:
+            dtype = np.dtype(X.dtype)
+        return self._dense(X, dtype), y
 
-    def _dense(self, X):
+    @staticmethod
+    def _dense(X, dtype):
         # Sparse input: the kernels work on dense rows (refused beyond 1 GiB of them).
-        X = dense(X, "X", np.dtype(self.dtype))
-        return np.ascontiguousarray(X, dtype=np.dtype(self.dtype))
+        X = dense(X, "X", dtype)
+        return np.ascontiguousarray(X, dtype=dtype)
 
     # ------------------------------------------------------------------ fitted state
 
@@ -317,7 +364,7 @@ class _BaseMLP(BaseEstimator):
         return hasattr(self, "_net")
 
     def _check_solver(self):
-        if self.solver not in _SOLVERS:
+        if self.solver not in _STOCHASTIC_SOLVERS:
             raise AttributeError("partial_fit is only available for stochastic optimizers. "
                                  "%s is not stochastic." % self.solver)
         return True
@@ -329,8 +376,11 @@ class _BaseMLP(BaseEstimator):
         self.t_ = 0
         self.n_outputs_ = n_outputs
         self.out_activation_ = {"sigmoid": "logistic"}.get(output, output)
+        # The Poisson loss: an identity last layer whose kernels' cost is exp(z) - y z and
+        # whose predictions are exp(z).
+        extra = {"loss": "poisson"} if output == "exp" else {}
         self._net = MLP([n_features, *sizes, n_outputs], hidden=_ACTIVATIONS[self.activation],
-                        output=output, dtype=dtype)
+                        output=output, dtype=dtype, **extra)
         # scikit-learn's initialisation (Glorot uniform, also for the intercepts) from the
         # same random state, so that a seeded fit starts where scikit-learn's would.
         factor = 2.0 if self.activation == "logistic" else 6.0
@@ -341,6 +391,11 @@ class _BaseMLP(BaseEstimator):
             b[...] = self._rng.uniform(-bound, bound, n_out)
         self._lr = float(self.learning_rate_init)
         self._velocity_lr = self._lr
+        for name in ("loss_curve_", "best_loss_", "validation_scores_",
+                     "best_validation_score_", "loss_"):
+            self.__dict__.pop(name, None)  # a refit with lbfgs has none (as scikit-learn)
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            return
         self.loss_curve_ = []
         self._no_improvement_count = 0
         if self.early_stopping:
@@ -352,15 +407,20 @@ class _BaseMLP(BaseEstimator):
             self.validation_scores_ = None
             self.best_validation_score_ = None
 
-    def _fit(self, X, y, incremental):
-        sizes, dtype = self._check_params()
+    def _fit(self, X, y, incremental, sample_weight=None):
+        sizes, _ = self._check_params()
         first = not hasattr(self, "_net") or (not self.warm_start and not incremental)
         if self.early_stopping and incremental:
             raise InvalidValueError("partial_fit does not support early_stopping=True")
         X, Y = self._prepare(X, y, incremental, reset=first)
+        if sample_weight is not None:
+            # scikit-learn's checks (one finite weight per row; negative ones refused by
+            # the kernels), in float64 whatever the parameters' dtype.
+            sample_weight = np.ascontiguousarray(
+                _check_sample_weight(sample_weight, X, dtype=np.float64), dtype=np.float64)
         self._rng = check_random_state(self.random_state)
         if first:
-            self._initialize(X.shape[1], Y.shape[1], sizes, dtype, self._output(Y))
+            self._initialize(X.shape[1], Y.shape[1], sizes, X.dtype, self._output(Y))
         elif not incremental:
             # scikit-learn makes a new optimizer at every fit, warm_start too (only
             # partial_fit keeps it): no momentum or Adam moments from the last fit, which
@@ -370,20 +430,93 @@ class _BaseMLP(BaseEstimator):
             self._lr = float(self.learning_rate_init)
         elif not hasattr(self, "_lr"):
             self._lr = float(self.learning_rate_init)
-        self._fit_stochastic(X, Y, incremental)
+        if self.solver == "lbfgs":
+            self._fit_lbfgs(X, Y, sample_weight)
+        else:
+            self._fit_stochastic(X, Y, incremental, sample_weight)
         if not np.isfinite(self._net.params).all():  # scikit-learn's check, at its place
             raise InvalidValueError(_NON_FINITE)
         return self
 
-    def _fit_stochastic(self, X, Y, incremental):
-        X_val = y_val = None
+    def _weights_mask(self):
+        """True for the elements of the flat parameters that are weights (not biases)."""
+        mask = np.zeros(self._net.params.shape[0], dtype=bool)
+        for W in self._net.weights:
+            start = (W.__array_interface__["data"][0]
+                     - self._net.params.__array_interface__["data"][0]) // W.itemsize
+            mask[start:start + W.size] = True
+        return mask
+
+    def _loss_constant(self, Y, sample_weight):
+        """What scikit-learn's reported loss adds to the kernels' cost: for the half Poisson
+        deviance ``xlogy(y, y/p) - y + p`` against the kernels' ``p - y log p``, the
+        (weighted) mean of ``xlogy(y, y) - y`` summed over outputs; 0 otherwise."""
+        if self.out_activation_ != "exp":
+            return 0.0
+        Y = np.asarray(Y, dtype=np.float64)
+        return float(np.average(xlogy(Y, Y) - Y, weights=sample_weight, axis=0).sum())
+
+    def _fit_lbfgs(self, X, Y, sample_weight):
+        """scikit-learn's ``_fit_lbfgs``: L-BFGS-B on the flat parameters (float64 for
+        SciPy, copied into the network's dtype for each evaluation), with the value and
+        gradient of its ``_backprop``: the mean cost (weighted by ``sample_weight``) plus
+        ``alpha/2 ||W||^2 / sum(weights)`` (intercepts unpenalised).
+
+        As scikit-learn's, the squared error's value is averaged over the outputs but its
+        gradient is that of the sum over them (its ``deltas`` are ``p - y`` whatever the
+        number of outputs): with several outputs the two disagree by that factor, and
+        L-BFGS-B follows them to where scikit-learn's goes. The order of the parameters
+        differs (ours layer by layer, each W then b); L-BFGS-B does not depend on it."""
+        net = self._net
+        n = X.shape[0]
+        weight_sum = float(n if sample_weight is None else sample_weight.sum())
+        block = min(n, _LBFGS_BLOCK)
+        work = loop.workspace(net, block)
+        network = loop.network_record(net)
+        mask = self._weights_mask()
+        alpha = float(self.alpha)
+        per_output = 1.0 / self.n_outputs_ if self.out_activation_ == "identity" else 1.0
+        constant = self._loss_constant(Y, sample_weight)
+        extra = {} if sample_weight is None else {"sample_weight": sample_weight}
+
+        def loss_grad(theta):
+            net.params[...] = theta
+            cost = kernels.loss_and_gradient(X, Y, net.params, net.grads, network, block, work,
+                                             **extra)
+            grad = net.grads.astype(np.float64)
+            weights = theta[mask]
+            grad[mask] += (alpha / weight_sum) * weights
+            loss = (cost * per_output + constant
+                    + 0.5 * alpha * float(np.dot(weights, weights)) / weight_sum)
+            return loss, grad
+
+        iprint = 1 if (self.verbose is True or self.verbose >= 1) else -1
+        with kernels.blas_threads(kernels.blas_threads_for(net.sizes, block)):
+            result = scipy.optimize.minimize(
+                loss_grad, net.params.astype(np.float64), method="L-BFGS-B", jac=True,
+                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
+                         **_lbfgs_print_option(iprint)})
+        self.n_iter_ = _check_optimize_result("lbfgs", result, self.max_iter)
+        self.loss_ = float(result.fun)
+        net.params[...] = result.x
+
+    def _fit_stochastic(self, X, Y, incremental, sample_weight=None):
+        X_val = y_val = w_val = None
+        w_train = sample_weight
         if self.early_stopping:
-            # As scikit-learn: stratified for a classifier with one output (binary) only.
-            stratify = (Y[:, 0] if isinstance(self, ClassifierMixin) and self.n_outputs_ == 1
-                        else None)
-            X, X_val, Y, y_val = train_test_split(X, Y, random_state=self._rng,
-                                                  test_size=self.validation_fraction,
-                                                  stratify=stratify)
+            # As scikit-learn: stratified for a classifier with one output (binary) only, on
+            # its encoding of the labels as booleans (its messages name 'True' / 'False').
+            stratify = (Y.astype(bool) if isinstance(self, ClassifierMixin)
+                        and self.n_outputs_ == 1 else None)
+            if sample_weight is None:
+                X, X_val, Y, y_val = train_test_split(X, Y, random_state=self._rng,
+                                                      test_size=self.validation_fraction,
+                                                      stratify=stratify)
+            else:
+                X, X_val, Y, y_val, w_train, w_val = train_test_split(
+                    X, Y, sample_weight, random_state=self._rng,
+                    test_size=self.validation_fraction, stratify=stratify)
+                w_train = np.ascontiguousarray(w_train)
             if X_val.shape[0] < 2:
                 raise InvalidValueError("The validation set is too small. Increase "
                                         "'validation_fraction' or the size of your dataset.")
@@ -399,14 +532,23 @@ class _BaseMLP(BaseEstimator):
             batch = int(np.clip(self.batch_size, 1, n))
         n_batches = -(-n // batch)
         sgd = self.solver == "sgd"
+        # The rows are checked once here, not once per epoch (as MLP.fit would).
+        if w_train is None:
+            source = sources.ArraySource(X, Y)
+            weight_sum = float(n)
+        else:
+            source = sources.ArraySource(X, Y, sample_weight=w_train)
+            weight_sum = float(w_train.sum())
+        # scikit-learn's L2 gradient is alpha W / (the minibatch's total weight): the mean
+        # minibatch's weight here (its row count without sample_weight).
+        decay = (self.alpha / batch if w_train is None
+                 else self.alpha * n / (batch * weight_sum) if weight_sum > 0 else 0.0)
         settings = fit_options.Settings(
             epochs=1, batch_size=batch, lr=getattr(self, "_velocity_lr", self._lr),
             schedule="constant", step_size=1, gamma=1.0, min_lr=0.0,
             shuffle=bool(self.shuffle), seed=None, early_stopping=None, optimizer=self.solver,
-            hyperparameters=dict(fit_options.hyperparameters_of(self),
-                                 weight_decay=self.alpha / batch))
-        # The rows are checked once here, not once per epoch (as MLP.fit would).
-        source = sources.ArraySource(X, Y)
+            hyperparameters=dict(fit_options.hyperparameters_of(self), weight_decay=decay))
+        constant = self._loss_constant(Y, w_train)
         self._net.use_optimizer(self.solver)
         if not incremental:
             self.n_iter_ = 0
@@ -434,11 +576,11 @@ class _BaseMLP(BaseEstimator):
                     cost = np.nan
                 self.n_iter_ += 1
                 self.t_ += n
-                self.loss_ = self._loss(cost, n_batches, n)
+                self.loss_ = self._loss(cost, n_batches, weight_sum) + constant
                 self.loss_curve_.append(self.loss_)
                 if self.verbose:
                     print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-                if self._update_no_improvement_count(X_val, y_val):
+                if self._update_no_improvement_count(X_val, y_val, w_val):
                     best = self._net.params.copy()
                 if self.solver == "sgd" and self.learning_rate == "invscaling":
                     self._lr = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
@@ -459,16 +601,17 @@ class _BaseMLP(BaseEstimator):
             self._net.params[...] = best
 
     def _loss(self, cost, n_batches, n):
-        """scikit-learn's ``loss_``: the data loss plus ``alpha/2 ||W||^2`` per batch."""
+        """scikit-learn's ``loss_``: the data loss plus ``alpha/2 ||W||^2`` per batch
+        (``n``: the rows' total weight)."""
         if self.out_activation_ == "identity":
             cost /= self.n_outputs_  # scikit-learn's squared error averages over outputs
         weights = sum(float(np.dot(W.ravel(), W.ravel())) for W in self._net.weights)
         return float(cost + 0.5 * self.alpha * weights * n_batches / n)
 
-    def _update_no_improvement_count(self, X_val, y_val):
+    def _update_no_improvement_count(self, X_val, y_val, w_val=None):
         """scikit-learn's rule; True when the parameters are the best so far (early stopping)."""
         if self.early_stopping:
-            score = self._score_dense(X_val, y_val)
+            score = self._score_dense(X_val, y_val, w_val)
             self.validation_scores_.append(score)
             if self.verbose:
                 print("Validation score: %f" % score)
@@ -505,14 +648,14 @@ class _BaseMLP(BaseEstimator):
             print(msg + " Setting learning rate to %f" % self._lr)
         return False
 
-    def _score_dense(self, X, y):
+    def _score_dense(self, X, y, sample_weight=None):
         """``score`` on rows already validated (no second feature-name check)."""
         from sklearn.metrics import accuracy_score, r2_score
         pred = self._predict_dense(X)
         if np.issubdtype(pred.dtype, np.floating) and not np.isfinite(pred).all():
             return np.nan  # as scikit-learn's _score_with_function: a NaN score, no error
-        return float(accuracy_score(y, pred) if isinstance(self, ClassifierMixin)
-                     else r2_score(y, pred))
+        score = accuracy_score if isinstance(self, ClassifierMixin) else r2_score
+        return float(score(y, pred, sample_weight=sample_weight))
 
     def predict(self, X):
         """Predictions: values (n_samples,) or (n_samples, n_outputs) for a regressor; labels
@@ -523,37 +666,61 @@ class _BaseMLP(BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
                           dtype=(np.float64, np.float32))
-        return self._dense(X)
+        return self._dense(X, self._net.dtype)
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """scikit-learn's ``MLPRegressor`` on numba-dense's compiled epochs.
 
     Parameters, fitted attributes and methods are scikit-learn's (see its documentation);
-    ``dtype`` (default float32) is numba-dense's extra. The output layer is identity and
-    the loss the squared error.
+    ``dtype`` (default None: the input's float dtype) is numba-dense's extra. ``loss``:
+    "squared_error" (an identity output) or "poisson" (the half Poisson deviance on a log
+    link: the output is ``exp`` of the last layer, ``out_activation_ == "exp"``).
     """
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 dtype=None):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun, dtype=dtype)
+        self.loss = loss
 
     def _prepare(self, X, y, incremental, reset):
         X, y = self._validate(X, y, reset)
-        Y = np.asarray(y, dtype=np.dtype(self.dtype))
-        return X, Y.reshape(len(Y), -1)
+        if self.loss == "poisson" and np.any(np.asarray(y) < 0):
+            # scikit-learn's PoissonRegressor's words (its MLPRegressor trains on and
+            # reports a NaN loss).
+            raise InvalidValueError("Some value(s) of y are out of the valid range of the "
+                                    "loss 'HalfPoissonLoss'.")
+        Y = np.asarray(y, dtype=X.dtype)
+        return X, np.ascontiguousarray(Y.reshape(len(Y), -1))
 
     def _output(self, Y):
-        return "identity"
+        return "exp" if self.loss == "poisson" else "identity"
 
     def _targets_back(self, Y):
         return Y[:, 0] if Y.shape[1] == 1 else Y
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the model to X (n_samples, n_features) and y (n_samples,) or
-        (n_samples, n_outputs)."""
-        return self._fit(X, y, incremental=False)
+        (n_samples, n_outputs); ``sample_weight`` (n_samples,) weighs each row's loss."""
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """One epoch over the given rows (the optimizer's state carries over)."""
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def _predict_dense(self, X):
         out = self._net.predict(X)
@@ -588,7 +755,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                                                         assume_unique=True)):
                 raise InvalidValueError("`y` has classes not in `self.classes_`. `self.classes_` "
                                         "has %s. 'y' has %s." % (self.classes_, classes))
-        Y = self._label_binarizer.transform(y).astype(np.dtype(self.dtype))
+        Y = self._label_binarizer.transform(y).astype(X.dtype)
         return X, Y
 
     def _output(self, Y):
@@ -597,13 +764,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _targets_back(self, Y):
         return self._label_binarizer.inverse_transform(Y)
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the model to X (n_samples, n_features) and labels y (n_samples,), or an
-        indicator matrix (n_samples, n_labels) for multi-label classification."""
-        return self._fit(X, y, incremental=False)
+        indicator matrix (n_samples, n_labels) for multi-label classification;
+        ``sample_weight`` (n_samples,) weighs each row's loss."""
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over the given rows; ``classes`` (every label) on the first call."""
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
@@ -611,7 +779,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 self._label_binarizer.fit(y)
             else:
                 self._label_binarizer.fit(classes)
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def _probabilities(self, X):
         """(n_samples, n_outputs) probabilities of the output units; X validated."""
