@@ -32,8 +32,9 @@ from .optim import SGD, Optimizer, _optimizer_step, _sgd_sweep, check_optimizer
 from ._prefetch import prefetch_row
 from .products import product_a_b, product_at_b, forward_scratch_size
 from .records import Batches, Network
-from .sparse import (MATRIX_OR_CSR, batch_rows, check_input, first_forward,
-                     first_weight_product, input_cols, input_rows, input_values, storage_batch)
+from .sparse import (MATRIX_OR_CSR, batch_rows, check_input, epoch_rows, first_forward,
+                     first_weight_product, input_cols, input_rows, input_values,
+                     shuffled_rows, storage_batch)
 
 
 # ----------------------------------------------------------------------------- layout
@@ -304,7 +305,8 @@ def _ordered_batch_impl(X, order, start, stop, gather):
             _gather_rows(X, order, start, Xb)
             return Xb
         return gathered
-    return lambda X, order, start, stop, gather: storage_batch(X, order, start, stop)
+    # a CSR record's shuffled epoch has its rows in order already (shuffled_rows)
+    return lambda X, order, start, stop, gather: storage_batch(X, order[:0], start, stop)
 
 
 @njit(cache=CACHE)
@@ -566,6 +568,8 @@ def train_epoch(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_O
     gather_X = _block(workspace, x_start, batch_size, sizes[0])
     gather_Y = _block(workspace, y_start, batch_size, sizes[n_layers])
     batch_weights = np.empty(batch_size if weighted else 0, np.float64)
+    # X itself, or for a shuffled epoch on a CSR record the copy of its rows in order
+    Xe = shuffled_rows(X, order) if shuffled else epoch_rows(X)
     total = 0.0
     total_weight = 0.0
     for start in range(0, n, batch_size):
@@ -583,11 +587,11 @@ def train_epoch(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_O
                 continue  # rows that count for nothing: no step
             scale = 1.0 / weight
         if shuffled:
-            Xb = _ordered_batch(X, order, start, stop, gather_X)
+            Xb = _ordered_batch(Xe, order, start, stop, gather_X)
             Yb = gather_Y[:m]
             _gather_rows(Y, order, start, Yb)
         else:
-            Xb = storage_batch(X, order, start, stop)
+            Xb = storage_batch(Xe, order, start, stop)
             Yb = Y[start:stop]
         _forward_batch(Xb, W, b, A, acts, T)
         batch_cost = _backward_batch(Xb, Yb, W, b, dW, db, A, D, acts, loss, scale, False,

@@ -442,6 +442,22 @@ def test_cost_gradient_and_prediction_on_csr_match_the_twins(dtype, sizes, acts,
     assert_close(grads, twin, dtype, scale=10)
 
 
+def test_train_epoch_on_a_hand_built_record_of_int32_indices():
+    # epoch_rows copies such a record into int64 arrays; shuffled, csr_take_rows does
+    sizes = [20, 4, 1]
+    M, Y, params, _, rng = _problem(np.float64, sizes, "mse", n=30)
+    network = kernels.network(sizes, [1, 0])
+    work = np.empty(kernels.workspace_size(network.sizes, 8))
+    hand = kernels.CSR(M.data, M.indices.astype(np.int32), M.indptr.astype(np.int32), 20)
+    for order in (None, rng.permutation(30)):
+        got, want = params.copy(), params.copy()
+        for X, p in ((hand, got), (kernels.csr(M), want)):
+            kernels.train_epoch(X, Y, p, np.empty_like(p), network,
+                                kernels.optimizer("sgd", p, 0.05, momentum=0.5),
+                                kernels.batches(8, order), work)
+        np.testing.assert_array_equal(got, want)
+
+
 def test_whole_network_kernels_on_a_csr_of_no_rows():
     sizes = [6, 3, 1]
     network = kernels.network(sizes, [1, 0])
