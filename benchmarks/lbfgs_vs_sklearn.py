@@ -59,9 +59,9 @@ def worker(impl, dataset, max_iter, block):
     warnings.simplefilter("ignore", ConvergenceWarning)
     X, y, classifier = load(dataset)
     if impl == "numba-dense":
-        from numba_dense.model.interfaces import estimators
+        from numba_dense.model.training import full_batch
         if block:
-            estimators._LBFGS_BLOCK = block
+            full_batch.BLOCK_ROWS = block
         # compile (or load the cached kernels) outside the timing
         estimator(impl, classifier, 1).fit(X[:500], y[:500])
     est = estimator(impl, classifier, max_iter)

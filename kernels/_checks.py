@@ -609,7 +609,7 @@ def kernel(function):
     """``@kernel``: a public kernel, ``njit(cache=CACHE)`` with its Python calls checked
     against the annotations of its parameters (see the note above)."""
     _PUBLIC[function.__name__] = function
-    dispatcher = njit(cache=CACHE)(function)
+    dispatcher = njit(cache=CACHE, nogil=True)(function)
     takes_integers = any(arg.kind in ("int", "ints", "record")
                          for _, arg in _annotations(function))
     dispatcher.__class__ = _checked_class(type(dispatcher), takes_integers)

@@ -80,7 +80,8 @@ def _other_running_now():
     return max(running - own, 0)
 
 
-def _usable_cores():
+def usable_cores():
+    """The cores this process may run on (its CPU affinity)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
@@ -99,7 +100,7 @@ def blas_threads_for(sizes, batch_size, others=None):
     others = _recent_other_running_tasks() if others is None else others
     if others is None:
         return None
-    cores = _usable_cores()
+    cores = usable_cores()
     return max(cores - others, 1) if others > 0 else None
 
 

@@ -18,13 +18,13 @@ def test_small_networks_get_one_thread_and_big_ones_the_free_cores():
     assert threads.largest_product([32, 128, 64, 1], 32) == 32 * 128 * 64
     assert kernels.blas_threads_for([10, 32, 1], 16, others=0) == 1
     assert kernels.blas_threads_for(BIG, 64, others=0) is None
-    cores = threads._usable_cores()
+    cores = threads.usable_cores()
     assert kernels.blas_threads_for(BIG, 64, others=1) == max(cores - 1, 1)
     assert kernels.blas_threads_for(BIG, 64, others=cores + 5) == 1
 
 
 def test_busy_processes_are_seen_and_make_big_networks_single_threaded():
-    cores = threads._usable_cores()
+    cores = threads.usable_cores()
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
                 for _ in range(cores)]
     try:

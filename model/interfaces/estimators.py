@@ -57,12 +57,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
     raise ImportError("model.MLPRegressor and model.MLPClassifier need scikit-learn >= 1.6: "
                       "pip install scikit-learn (%s)" % exc) from None
 
-from ... import kernels
 from ...kernels.errors import InvalidTypeError, InvalidValueError
 from ..data import sources
-from ..data.validation import dense, plain
+from ..data.validation import is_sparse, plain, sparse_features
 from ..network.mlp import MLP
-from ..training import loop
+from ..training import full_batch, loop
 from ..training import options as fit_options
 
 #: scikit-learn's activation names -> numba-dense's.
@@ -71,13 +70,6 @@ _SOLVERS = ("sgd", "adam", "lbfgs")
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 _LEARNING_RATES = ("constant", "invscaling", "adaptive")
 _REGRESSION_LOSSES = ("squared_error", "poisson")
-
-#: Rows per ``kernels.loss_and_gradient`` block in lbfgs: the whole data set up to this
-#: many rows; beyond it, blocks of it, so the workspace stays small. On 20,000 x 50 rows
-#: through 64-64 (float64, AMD EPYC, one evaluation): blocks of 1,024 to 4,096 rows took
-#: 25-27 ms, all 20,000 at once 22-36 ms (``benchmarks/lbfgs_vs_sklearn.py --block N``
-#: measures whole fits).
-_LBFGS_BLOCK = 2048
 
 
 def _check_choice(value, name, options):
@@ -312,8 +304,11 @@ class _BaseMLP(BaseEstimator):
 
     @staticmethod
     def _dense(X, dtype):
-        # Sparse input: the kernels work on dense rows (refused beyond 1 GiB of them).
-        X = dense(X, "X", dtype)
+        """X as the kernels take it: dense rows in C order, or a SciPy sparse X kept sparse
+        as a CSR matrix of ``dtype`` (the first layer then costs what its non-zeros cost:
+        docs/kernels.md, "Sparse input")."""
+        if is_sparse(X):
+            return sparse_features(X, "X", dtype, X.shape[1])
         return np.ascontiguousarray(X, dtype=dtype)
 
     # ------------------------------------------------------------------ fitted state
@@ -359,7 +354,7 @@ class _BaseMLP(BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True  # accepted, and densified for the kernels
+        tags.input_tags.sparse = True  # kept sparse: the kernels take CSR rows
         return tags
 
     def __sklearn_is_fitted__(self):
@@ -472,20 +467,15 @@ class _BaseMLP(BaseEstimator):
         net = self._net
         n = X.shape[0]
         weight_sum = float(n if sample_weight is None else sample_weight.sum())
-        block = min(n, _LBFGS_BLOCK)
-        work = loop.workspace(net, block)
-        network = loop.network_record(net)
         mask = self._weights_mask()
         alpha = float(self.alpha)
         per_output = 1.0 / self.n_outputs_ if self.out_activation_ == "identity" else 1.0
         constant = self._loss_constant(Y, sample_weight)
-        extra = {} if sample_weight is None else {"sample_weight": sample_weight}
+        # the kernels' cost and gradient, on every free core (model.training.full_batch)
+        full = full_batch.FullBatch(net, X, Y, sample_weight)
 
         def loss_grad(theta):
-            net.params[...] = theta
-            cost = kernels.loss_and_gradient(X, Y, net.params, net.grads, network, block, work,
-                                             **extra)
-            grad = net.grads.astype(np.float64)
+            cost, grad = full.evaluate(theta)
             weights = theta[mask]
             grad[mask] += (alpha / weight_sum) * weights
             loss = (cost * per_output + constant
@@ -493,7 +483,7 @@ class _BaseMLP(BaseEstimator):
             return loss, grad
 
         iprint = 1 if (self.verbose is True or self.verbose >= 1) else -1
-        with kernels.blas_threads(kernels.blas_threads_for(net.sizes, block)):
+        with full:
             result = scipy.optimize.minimize(
                 loss_grad, net.params.astype(np.float64), method="L-BFGS-B", jac=True,
                 options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
