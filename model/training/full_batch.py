@@ -23,6 +23,12 @@ from ...kernels.threads import usable_cores
 from ..data.validation import kernel_rows
 from .loop import network_record, workspace
 
+#: The fewest rows worth a thread of their own (scikit-learn's digits, 1,797 rows
+#: through 64-64, took 0.11 s a fit in one part and in two: the hand-off, about 50 us an
+#: evaluation, is what a smaller part could not repay; ``python -m
+#: benchmarks.lbfgs_vs_sklearn --datasets digits``).
+MIN_PART_ROWS = 256
+
 #: Rows per kernel block: the whole part up to this many (block sizes from 1,024 to 4,096
 #: timed the same; ``python -m benchmarks.lbfgs_vs_sklearn --block N``).
 BLOCK_ROWS = 2048
@@ -41,7 +47,7 @@ class FullBatch:
         self.block = min(n, BLOCK_ROWS)
         limit = kernels.blas_threads_for(net.sizes, self.block)  # None: every core
         threads = usable_cores() if limit is None else int(limit)
-        parts = max(1, min(threads, n // self.block))
+        parts = max(1, min(threads, n // MIN_PART_ROWS))
         cuts = np.linspace(0, n, parts + 1).astype(int)
         self.parts = []
         for a, b in zip(cuts[:-1], cuts[1:]):
