@@ -19,6 +19,7 @@ def test_parts_add_up_to_the_whole(monkeypatch, weighted, parts):
         w[:34] = 0  # the first of 3 parts weighs nothing: it is left out
     net = MLP([4, 6, 2], hidden="tanh", dtype=np.float64, seed=0)
     monkeypatch.setattr(full_batch, "BLOCK_ROWS", 16)
+    monkeypatch.setattr(full_batch, "MIN_PART_ROWS", 16)
     monkeypatch.setattr(kernels, "blas_threads_for", lambda sizes, batch: parts)
     theta = net.params.copy() + 0.1
     with full_batch.FullBatch(net, X, Y, w) as full:

@@ -576,6 +576,9 @@ def _argument_for(arg, dtype):
             return kernels.network([2, 2], [0])
         if arg.record is kernels.Batches:
             return kernels.batches(1)
+        if arg.record is kernels.CSR:
+            import scipy.sparse
+            return kernels.csr(scipy.sparse.csr_matrix(np.ones((2, 2), dtype)))
         return kernels.optimizer("sgd", np.zeros(2, dtype), 0.1, momentum=0.5)
     return np.zeros((2,) * arg.ndim, dtype)
 

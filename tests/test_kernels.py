@@ -420,9 +420,10 @@ def test_every_public_kernel_declares_every_argument():
         assert arguments, name
         for arg_name, arg in arguments:
             assert isinstance(arg, Arg), (name, arg_name)
-            assert arg.kind in ("float", "ints", "int", "real", "flag", "record")
+            assert arg.kind in ("float", "weights", "ints", "int", "real", "flag", "record")
             if arg.kind == "record":
-                assert arg.record in (kernels.Network, kernels.Optimizer, kernels.Batches)
+                assert arg.record in (kernels.Network, kernels.Optimizer, kernels.Batches,
+                                      kernels.CSR)
                 assert set(arg.record.FIELDS) == set(arg.record._fields)
 
 
@@ -582,11 +583,13 @@ def test_kernels_are_callable_from_user_njit_code(dtype):
 def test_public_kernels_take_no_default_values():
     """Numba's dispatcher recognises one left-out default value per Python type per process
     (numba issue #6173): every further one sends each call down a path 40x slower. The
-    options of the public kernels travel in records instead, with no defaults at all."""
+    options of the public kernels travel in records instead; the one default allowed is
+    None, for an optional argument (``sample_weight``), which the kernel fills inside."""
     import inspect
     for name, dispatcher in _public_dispatchers().items():
         for p in inspect.signature(dispatcher.py_func).parameters.values():
-            assert p.default is inspect.Parameter.empty, (name, p.name)
+            if p.default is not inspect.Parameter.empty:
+                assert p.default is None and p.annotation.optional, (name, p.name)
 
 
 def test_a_loss_given_by_name_or_code_trains_alike():

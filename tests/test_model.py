@@ -168,7 +168,8 @@ def test_bad_fit_input_is_refused_before_anything_changes(changes, error, messag
     (dict(layer_sizes=[4, 2], loss="binary_cross_entropy"),
      ValueError, "loss='binary_cross_entropy' needs output='sigmoid'"),
     (dict(layer_sizes=[4, 2], loss="hinge"), ValueError,
-     "loss must be one of 'mse', 'cross_entropy', 'binary_cross_entropy', got 'hinge'"),
+     "loss must be one of 'mse', 'cross_entropy', 'binary_cross_entropy', 'poisson', got "
+     "'hinge'"),
     (dict(layer_sizes=[4, 1], output="softplus"), ValueError, "output must be one of"),
     (dict(layer_sizes=[4, 1], dtype=np.int32), TypeError,
      "dtype must be float32 or float64, got int32"),

@@ -52,10 +52,11 @@ def test_streamed_shuffling_is_seeded_and_covers_every_row(files):
     from numba_dense.model.data.sources import StreamSource
     src = StreamSource(Xm, y, ("X", "y"), (np.float64, 1, "regression"), 100)
     seen = []
-    for Xc, _, order in src.segments(np.random.default_rng(0), True, 10):
+    for Xc, _, order, _ in src.segments(np.random.default_rng(0), True, 10):
         seen.extend(map(tuple, Xc[order]))
     assert sorted(seen) == sorted(map(tuple, X))
-    first_rows = [tuple(Xc[0]) for Xc, _, _ in src.segments(np.random.default_rng(0), True, 10)]
+    segments = src.segments(np.random.default_rng(0), True, 10)
+    first_rows = [tuple(Xc[0]) for Xc, _, _, _ in segments]
     assert first_rows != [tuple(X[a]) for a in range(0, 1000, 100)]
 
 
