@@ -25,6 +25,7 @@ from .loss import (LOSSES, MSE, POISSON, SIGMOID_BCE, SOFTMAX_CE, mse_grad, mse_
                    softmax_cross_entropy_grad)
 from .optim import (ADAM, ADAMW, OPTIMIZERS, SGD, Optimizer, optimizer, optimizer_step,
                     sgd_momentum_update, sgd_update)
+from .predict import predict_rows, predict_transformed, predict_workspace_size
 from .records import Batches, Network, batches, network
 from .sparse import CSR, csr, sparse_forward, sparse_weight_gradient
 from .threads import blas_threads, blas_threads_for
@@ -47,3 +48,5 @@ __all__ = [
     "param_count", "layer_offsets", "workspace_size", "blas_summary", "blas_threads",
     "blas_threads_for", "CSR", "csr", "sparse_forward", "sparse_weight_gradient",
 ]
+# predict_rows, predict_transformed and predict_workspace_size (kernels.predict) are public
+# too; they join __all__ once kernels.reference has their NumPy twins.

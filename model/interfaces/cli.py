@@ -309,6 +309,14 @@ def build_parser():
     evaluate.add_argument("--model", required=True, metavar="PATH")
     _data_options(evaluate)
 
+    export = sub.add_parser("export", help="write a saved network as an ONNX graph",
+                            description="Write a network saved by train (with the table "
+                                        "preprocessing it carries) as an ONNX graph for ONNX "
+                                        "Runtime and other servers (needs the onnx package: "
+                                        "pip install 'numba-dense[onnx]').")
+    export.add_argument("--model", required=True, metavar="PATH", help="a network saved by train")
+    export.add_argument("--out", required=True, metavar="PATH", help="the .onnx file to write")
+
     conv = sub.add_parser("convert", help="convert a CSV to X.npy and y.npy",
                           description="Convert a CSV with a header into .npy files of inputs "
                                       "and targets, in chunks; bad rows are reported by line.")
@@ -363,6 +371,8 @@ def _outputs(args):
         return {"--out": args.out}
     if args.command == "convert":
         return {"--out-x": args.out_x, "--out-y": args.out_y}
+    if args.command == "export":
+        return {"--out": args.out}
     return {}
 
 
@@ -745,7 +755,21 @@ def convert(args, workdir):
           % (result.rows, args.out_x, len(result.features), args.out_y, ",".join(result.targets)))
 
 
-COMMANDS = {"train": train, "predict": predict, "evaluate": evaluate, "convert": convert}
+def export(args, workdir):
+    from ..network import onnx_export
+    sources.check_input_file(args.model, "--model")
+    check_outputs({"--out": args.out}, {"--model": args.model})
+    if os.path.splitext(args.out)[1].lower() != ".onnx":
+        raise UsageError("--out must end in .onnx, got %r" % args.out)
+    net = MLP.load(args.model)
+    model = onnx_export.to_onnx(net, args.out)
+    print("wrote %s: inputs %s, outputs %s" % (
+        args.out, ", ".join(i.name for i in model.graph.input),
+        ", ".join(o.name for o in model.graph.output)))
+
+
+COMMANDS = {"train": train, "predict": predict, "evaluate": evaluate, "convert": convert,
+            "export": export}
 
 
 def main(argv=None):
@@ -757,7 +781,7 @@ def main(argv=None):
         with _stop_signals(), _one_line_warnings(), _closed_stdout_ignored():
             check_outputs(_outputs(args))  # before claiming: a claim writes beside them
             with claimed(_outputs(args) if _writes(args) else {}), \
-                    tabular.csv_delimiter(args.delimiter), \
+                    tabular.csv_delimiter(getattr(args, "delimiter", None)), \
                     tempfile.TemporaryDirectory(prefix="numba-dense-") as workdir:
                 return COMMANDS[args.command](args, workdir) or 0
     except (ValueError, TypeError, OSError, DivergedError) as exc:

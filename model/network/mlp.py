@@ -1,6 +1,7 @@
 """``MLP``: a dense network whose weights and biases live in one flat vector."""
 
 import os
+import threading
 
 import numpy as np
 
@@ -182,6 +183,7 @@ class MLP:
         """Pickle without the per-layer views (they would be unpickled as copies)."""
         state = self.__dict__.copy()
         del state["weights"], state["biases"]
+        state.pop("_fast", None)  # the small-input path's cache (a thread-local workspace)
         return state
 
     def __setstate__(self, state):
@@ -395,6 +397,45 @@ class MLP:
             self.target_scaling.restore(out)
         return out
 
+    #: Rows up to which ``predict`` and ``predict_proba`` take the compiled small-input path
+    #: (``kernels.predict_transformed``: one call, no BLAS, no allocation but the result).
+    SMALL_ROWS = 64
+
+    def _fast_state(self):
+        """(params, target scaling, acts, transform, thread-local workspaces) of the
+        small-input path, made again when the parameters array, activations or target
+        scaling change."""
+        state = self.__dict__.get("_fast")
+        scaling = self.target_scaling
+        if (state is None or state[0] is not self.params or state[1] is not scaling
+                or state[2] is not self.acts):
+            transform = np.zeros(2 + self.n_outputs, self.dtype)
+            transform[0] = 1.0 if scaling is None else scaling.scale
+            transform[1] = self.output == "exp"
+            if scaling is not None:
+                transform[2:] = scaling.mean.astype(self.dtype)
+            state = (self.params, scaling, self.acts, transform, threading.local())
+            self._fast = state
+        return state
+
+    def _small_outputs(self, X):
+        """The outputs of ``predict`` before labels (``exp`` taken for a Poisson network, in
+        the target's units) of a small float array of the network's dtype, in one compiled
+        call; None when X is not one (or holds a value that is not finite: the full path
+        then raises naming it)."""
+        if (type(X) is not np.ndarray or X.ndim != 2 or X.dtype != self.dtype
+                or not 0 < X.shape[0] <= self.SMALL_ROWS or X.shape[1] != self.sizes[0]):
+            return None
+        _, _, acts, transform, local = self._fast_state()
+        work = getattr(local, "work", None)
+        if work is None:
+            work = local.work = np.empty(kernels.predict_workspace_size(self.sizes), self.dtype)
+        out = np.empty((X.shape[0], self.n_outputs), self.dtype)
+        if not kernels.predict_transformed(X, self.params, self.sizes, acts, out, work,
+                                           transform):
+            return None
+        return out
+
     def _probabilities(self, Z):
         P = np.empty_like(Z)
         (kernels.softmax if self.output == "softmax" else kernels.sigmoid)(Z, P)
@@ -408,20 +449,35 @@ class MLP:
                                    "'softmax' or 'sigmoid' "
                                    "with a cross-entropy loss); "
                                    "this network has loss=%r" % self.loss)
-        P = self._probabilities(inputs.outputs(self, X))
+        Z = self._small_outputs(X)
+        P = self._probabilities(inputs.outputs(self, X) if Z is None else Z)
         if self.output == "sigmoid" and self.n_outputs == 1:
             return np.hstack([1 - P, P])
         return P
 
     def predict(self, X):
         """Regression: the outputs (N, n_L). Classifiers: labels, (N,) int64 (the argmax
-        class for softmax, ``p > 0.5`` for one sigmoid output) or (N, K) 0/1 for K sigmoids."""
+        class for softmax, ``p > 0.5`` for one sigmoid output) or (N, K) 0/1 for K sigmoids.
+
+        Up to ``SMALL_ROWS`` rows of a float array in the network's dtype go through one
+        compiled call (``kernels.predict_transformed``); other inputs through the batched
+        path. The values agree to rounding (the small path sums each dot product in its own
+        order)."""
+        Z = self._small_outputs(X)
+        if Z is not None:
+            if self.is_classifier:
+                return self._labels(Z, X)
+            return Z
         Z = inputs.outputs(self, X)
         if self.output == "exp":
             with np.errstate(over="ignore"):  # a rate beyond the dtype's range is inf
                 return np.exp(Z)
         if not self.is_classifier:
             return Z
+        return self._labels(Z, X)
+
+    def _labels(self, Z, X):
+        """A classifier's labels from its outputs Z (logits) of rows X."""
         if self.output == "softmax":
             labels = Z.argmax(axis=1).astype(np.int64)
         else:
@@ -513,6 +569,17 @@ class MLP:
     def save(self, path):
         """Write the network to ``path`` as an .npz file (no pickle), atomically."""
         persistence.save(self, path)
+
+    def to_onnx(self, path=None, opset=None):
+        """The network as an ONNX graph (an ``onnx.ModelProto``), also written to ``path``
+        when given: ``X`` (N, n_0) in, or one input per column for a network trained on a
+        table (its preprocessing as nodes); ``variable`` (N, n_L) out for a regression,
+        ``label`` and ``probabilities`` for a classifier, as ``predict`` and
+        ``predict_proba`` give them. Needs the onnx package (``pip install
+        'numba-dense[onnx]'``); what it covers and what it raises:
+        ``model.network.onnx_export``."""
+        from .onnx_export import to_onnx
+        return to_onnx(self, path, opset=opset)
 
     @classmethod
     def load(cls, path):

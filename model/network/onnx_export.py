@@ -1,0 +1,418 @@
+"""ONNX export of a trained ``MLP``, its table preprocessing, and our scikit-learn estimators.
+
+``to_onnx(net)`` builds one graph (the ``onnx`` package, default opset 17 plus
+``ai.onnx.ml`` for text columns) that computes what ``net.predict`` (and, for a classifier,
+``net.predict_proba``) computes:
+
+- **inputs**: ``X`` (N, n_0) in the network's dtype; or, for a network trained on a CSV or
+  Parquet table (``net.preprocessing``), one input per feature column, named as the column
+  and in the file's order, each (N, 1): a **number** column as double (NaN for a missing
+  value); a **True/False** column as double 1/0 (NaN: missing); a **date/time** column as
+  double seconds since 1970-01-01 UTC (NaN: missing); a **text** column as string (a
+  missing value as ``""`` or any of ``model.data.tabular.NULL_VALUES``, which CSV files
+  read as missing; numbers of a Parquet text column as ``str`` writes them);
+- **preprocessing** as nodes: imputation with the training mean, ``(x - mean) / scale``
+  in double and then the network's dtype (as ``Preprocessing.transform``), one-hot
+  columns (``LabelEncoder`` and a comparison: a value not seen in training encodes as
+  ``<infrequent>`` where the column has that category, else as zeros), in the order of
+  ``feature_names``;
+- **the network**: one ``Gemm`` per layer and its activation (``Relu``, ``LeakyRelu``
+  (alpha 0.01), ``Tanh``, ``Sigmoid``, none for identity; GELU as ``z (1 + Erf(z / sqrt
+  2)) / 2`` and SiLU as ``z Sigmoid(z)`` where the kernels have them);
+- **outputs**: a regression's ``variable`` (N, n_L) in the target's units (the
+  ``target_scaling`` as a ``Mul`` and an ``Add``; ``Exp`` for a Poisson, ``output="exp"``,
+  network); a classifier's ``label`` ((N,) int64 class indices: ``ArgMax`` for softmax,
+  ``z > 0`` for one sigmoid; (N, K) 0/1 for K sigmoids; the class labels as the table
+  spells them, through a ``Gather``, for a network trained on a table) and
+  ``probabilities`` (softmax (N, K); one sigmoid (N, 2) as ``[1 - p, p]``; K sigmoids
+  (N, K)).
+
+What a graph cannot do: refuse a row. ``predict`` raises for an inf input, a value beyond
+float32's range once standardized, or an unparsable field; the graph computes with it (inf
+or NaN outputs). ``last_read``'s counts of unseen values have no counterpart. A column kind
+this module does not know raises ``OnnxExportError`` naming the column instead of
+exporting a graph that would read it wrongly.
+
+``register_skl2onnx()`` registers converters for ``MLPRegressor`` and ``MLPClassifier`` with
+skl2onnx, so that ``skl2onnx.to_onnx(pipeline, X)`` converts a scikit-learn ``Pipeline``
+ending in one of them as one graph (multi-label classifiers excepted: they raise).
+"""
+
+import numpy as np
+
+from ...kernels.errors import InvalidTypeError, InvalidValueError
+from ...kernels.variants import ACTIVATION_TABLE, LEAKY_SLOPE
+from ..data import tabular
+from ..data.paths import atomic_write, check_output
+
+#: The opset of the default domain the graphs are written for (ONNX Runtime >= 1.17 runs it).
+OPSET = 17
+#: The opset of ``ai.onnx.ml`` (LabelEncoder with string keys).
+ML_OPSET = 3
+
+#: ONNX node of each activation name (identity: none).
+_ACTIVATION_NODES = {"relu": "Relu", "leaky_relu": "LeakyRelu", "tanh": "Tanh",
+                     "sigmoid": "Sigmoid", "identity": None}
+
+
+class OnnxExportError(InvalidValueError):
+    """A part of a model that an ONNX graph cannot express (named in the message)."""
+
+
+def _onnx():
+    try:
+        import onnx
+    except ImportError:
+        raise ImportError("ONNX export needs the onnx package: pip install "
+                          "'numba-dense[onnx]' (or pip install onnx)") from None
+    return onnx
+
+
+# ----------------------------------------------------------------------------- graph builder
+
+class _Builder:
+    """Nodes and constants of a graph under construction, with unique names; subclassed for
+    skl2onnx's container."""
+
+    def __init__(self, taken=()):
+        self.onnx = _onnx()
+        self.nodes, self.initializers = [], []
+        self.taken = set(taken)
+
+    def name(self, hint):
+        base = "nd_" + hint
+        name, i = base, 1
+        while name in self.taken:
+            name, i = "%s_%d" % (base, i), i + 1
+        self.taken.add(name)
+        return name
+
+    def const(self, hint, array):
+        array = np.asarray(array)
+        name = self.name(hint)
+        if array.dtype.kind in "UO":
+            self.op("Constant", [], out=name, value=self._string_tensor(name, array))
+        else:
+            self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
+        return name
+
+    def _string_tensor(self, name, array):
+        return self.onnx.helper.make_tensor(name + "_value", self.onnx.TensorProto.STRING,
+                                            list(array.shape),
+                                            [str(s).encode("utf-8") for s in array.ravel()])
+
+    def op(self, op_type, inputs, out=None, domain="", **attrs):
+        out = out or self.name(op_type.lower())
+        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), [out],
+                                                     name=self.name("node"), domain=domain,
+                                                     **attrs))
+        return out
+
+
+class _ContainerBuilder(_Builder):
+    """The same nodes written into a skl2onnx ``ModelComponentContainer``."""
+
+    def __init__(self, scope, container):
+        self.onnx = _onnx()
+        self.scope, self.container = scope, container
+
+    def name(self, hint):
+        return self.scope.get_unique_variable_name("nd_" + hint)
+
+    def const(self, hint, array):
+        array = np.asarray(array)
+        name = self.name(hint)
+        if array.dtype.kind in "UO":
+            self.op("Constant", [], out=name, value=self._string_tensor(name, array))
+        else:
+            tensor = self.onnx.numpy_helper.from_array(array, name)
+            self.container.add_initializer(name, tensor.data_type, list(array.shape), tensor)
+        return name
+
+    def op(self, op_type, inputs, out=None, domain="", **attrs):
+        out = out or self.name(op_type.lower())
+        version = ML_OPSET if domain == "ai.onnx.ml" else OPSET
+        if op_type == "LabelEncoder":
+            version = 2  # string keys to int64 values: LabelEncoder-2
+        self.container.add_node(op_type, list(inputs), [out], op_domain=domain,
+                                op_version=version, name=self.scope.get_unique_operator_name(
+                                    "nd_" + op_type), **attrs)
+        return out
+
+
+def _elem_type(dtype):
+    return {np.dtype(np.float32): 1, np.dtype(np.float64): 11}[np.dtype(dtype)]
+
+
+# ----------------------------------------------------------------------------- the pieces
+
+def _network(b, net, x):
+    """Nodes of the layers of ``net`` on input ``x`` (N, n_0) of its dtype; the last layer's
+    output name (logits for a cross-entropy network)."""
+    a = x
+    for l, (W, bias) in enumerate(zip(net.weights, net.biases)):
+        a = b.op("Gemm", [a, b.const("W%d" % l, W), b.const("b%d" % l, bias)], transB=1)
+        a = _activation(b, ACTIVATION_TABLE[int(net.acts[l])].name, a, net.dtype, l)
+    return a
+
+
+def _activation(b, name, z, dtype, layer):
+    if name == "gelu":  # exact: z (1 + erf(z / sqrt 2)) / 2
+        root2 = b.const("sqrt2", np.array([np.sqrt(2.0)], dtype))
+        erf = b.op("Erf", [b.op("Div", [z, root2])])
+        half = b.const("half", np.array([0.5], dtype))
+        one = b.const("one", np.array([1.0], dtype))
+        return b.op("Mul", [z, b.op("Mul", [b.op("Add", [erf, one]), half])])
+    if name == "silu":
+        return b.op("Mul", [z, b.op("Sigmoid", [z])])
+    node = _ACTIVATION_NODES.get(name, False)
+    if node is False:
+        raise OnnxExportError("activation %r of layer %d has no ONNX counterpart here"
+                              % (name, layer))
+    if node == "LeakyRelu":
+        return b.op(node, [z], alpha=float(LEAKY_SLOPE))
+    return z if node is None else b.op(node, [z])
+
+
+def _regression(b, net, z, out):
+    """``variable``: outputs in the target's units (and exp for a Poisson network)."""
+    scaling = net.target_scaling
+    if scaling is not None:
+        z = b.op("Mul", [z, b.const("target_scale", np.array(scaling.scale, net.dtype))])
+        z = b.op("Add", [z, b.const("target_mean", scaling.mean.astype(net.dtype))])
+    if net.output == "exp":
+        z = b.op("Exp", [z])
+    return b.op("Identity", [z], out=out)
+
+
+def _classifier(b, net, z, label_out, proba_out, classes=None):
+    """``label`` and ``probabilities`` of a classifier's logits ``z``; ``classes``: labels
+    to map the class indices to (None: the indices)."""
+    if net.output == "softmax":
+        index = b.op("ArgMax", [z], axis=1, keepdims=0)
+        b.op("Softmax", [z], out=proba_out, axis=1)
+    else:
+        positive = b.op("Cast", [b.op("Greater", [z, b.const("zero", np.zeros(1, net.dtype))])],
+                        to=7)
+        p = b.op("Sigmoid", [z])
+        if net.n_outputs == 1:
+            index = b.op("Squeeze", [positive, b.const("axis1", np.array([1], np.int64))])
+            one_minus = b.op("Sub", [b.const("one", np.ones(1, net.dtype)), p])
+            b.op("Concat", [one_minus, p], out=proba_out, axis=1)
+        else:
+            index = positive
+            b.op("Identity", [p], out=proba_out)
+    if classes is None:
+        return b.op("Identity", [index], out=label_out)
+    return b.op("Gather", [b.const("classes", classes), index], out=label_out, axis=0)
+
+
+def _class_array(classes):
+    """A table's classes as the constant its labels are gathered from (as ``labels``)."""
+    if isinstance(classes[0], str):
+        return np.array([str(c) for c in classes], dtype=object)
+    return np.asarray(classes)
+
+
+def _table_inputs(b, prep, dtype):
+    """(graph inputs [(name, elem type)], name of the (N, n_features) features in ``dtype``)
+    of a table's preprocessing."""
+    inputs, blocks = [], []
+    for column in prep.columns:
+        name = column["name"]
+        if column["kind"] == "numeric" and column["type"] in ("number", "bool", "datetime"):
+            inputs.append((name, 11))
+            missing = b.op("IsNaN", [name])
+            mean = b.const("mean", np.array([[column["mean"]]], np.float64))
+            filled = b.op("Where", [missing, mean, name])
+            z = b.op("Div", [b.op("Sub", [filled, mean]),
+                             b.const("scale", np.array([[column["scale"]]], np.float64))])
+            blocks.append(b.op("Cast", [z], to=1))
+        elif column["kind"] == "text":
+            inputs.append((name, 8))
+            categories = [str(c) for c in column["categories"]]
+            default = len(categories) if column.get("infrequent") else -1
+            missing_at = categories.index(tabular.MISSING) if tabular.MISSING in categories \
+                else default
+            keys = categories + [v for v in tabular.NULL_VALUES if v not in categories]
+            values = list(range(len(categories))) + [missing_at] * (len(keys) - len(categories))
+            index = b.op("LabelEncoder", [name], domain="ai.onnx.ml", keys_strings=keys,
+                         values_int64s=values, default_int64=default)
+            width = len(categories) + bool(column.get("infrequent"))
+            hot = b.op("Equal", [index, b.const("onehot",
+                                                np.arange(width, dtype=np.int64)[None, :])])
+            blocks.append(b.op("Cast", [hot], to=1))
+        else:
+            raise OnnxExportError(
+                "column %r of the preprocessing is of kind %r (type %r), which the ONNX "
+                "export cannot express; export a network trained on arrays instead"
+                % (name, column.get("kind"), column.get("type")))
+    features = blocks[0] if len(blocks) == 1 else b.op("Concat", blocks, axis=1)
+    if np.dtype(dtype) != np.float32:
+        features = b.op("Cast", [features], to=_elem_type(dtype))
+    return inputs, features
+
+
+def _check_net(net):
+    from .mlp import MLP
+    if not isinstance(net, MLP):
+        raise InvalidTypeError("net must be a numba_dense MLP, got %s" % type(net).__name__)
+    if not np.isfinite(net.params).all():
+        raise InvalidValueError("net: params hold NaN or inf; a graph of it would predict "
+                                "NaN (train it again)")
+    return tabular.check_preprocessing(net)
+
+
+# ----------------------------------------------------------------------------- public
+
+def to_onnx(net, path=None, opset=None, name="numba_dense_mlp"):
+    """The ONNX ``ModelProto`` of ``net`` (see the module docstring), also written to
+    ``path`` (atomically) when given.
+
+    Inputs: ``X`` (N, n_0) float32 or float64 (the network's dtype), or one (N, 1) input
+    per table column for a network trained on a table. Outputs: ``variable`` (N, n_L) in
+    the network's dtype for a regression; ``label`` and ``probabilities`` for a classifier.
+    ``opset``: the default domain's opset, at least 13 (default ``OPSET``). Raises
+    ``ImportError`` without the onnx package, ``TypeError`` for a ``net`` that is not an
+    ``MLP``, ``ValueError`` for a path that cannot be written or a network with NaN
+    parameters, ``OnnxExportError`` for a part the graph cannot express.
+    """
+    prep = _check_net(net)
+    if path is not None:
+        check_output(path, "path")
+    opset = OPSET if opset is None else opset
+    if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)) or opset < 13:
+        raise InvalidValueError("opset must be an integer >= 13, got %r" % (opset,))
+    onnx = _onnx()
+    helper = onnx.helper
+    b = _Builder(taken=[c["name"] for c in prep.columns] if prep is not None else ["X"])
+    elem = _elem_type(net.dtype)
+    if prep is None:
+        inputs = [helper.make_tensor_value_info("X", elem, [None, net.n_inputs])]
+        x = "X"
+    else:
+        pairs, x = _table_inputs(b, prep, net.dtype)
+        inputs = [helper.make_tensor_value_info(n, t, [None, 1]) for n, t in pairs]
+    z = _network(b, net, x)
+    if net.is_classifier:
+        classes = None
+        if prep is not None and prep.classes is not None:
+            classes = _class_array(prep.classes)
+        _classifier(b, net, z, "label", "probabilities", classes)
+        if classes is None:
+            label_elem = 7
+        else:
+            label_elem = 8 if classes.dtype == object else helper.np_dtype_to_tensor_dtype(
+                classes.dtype)
+        label_shape = [None] if net.output == "softmax" or net.n_outputs == 1 \
+            else [None, net.n_outputs]
+        width = 2 if net.output == "sigmoid" and net.n_outputs == 1 else net.n_outputs
+        outputs = [helper.make_tensor_value_info("label", label_elem, label_shape),
+                   helper.make_tensor_value_info("probabilities", elem, [None, width])]
+    else:
+        _regression(b, net, z, "variable")
+        outputs = [helper.make_tensor_value_info("variable", elem, [None, net.n_outputs])]
+    graph = helper.make_graph(b.nodes, name, inputs, outputs, b.initializers)
+    imports = [helper.make_opsetid("", int(opset))]
+    if any(n.domain == "ai.onnx.ml" for n in b.nodes):
+        imports.append(helper.make_opsetid("ai.onnx.ml", ML_OPSET))
+    model = helper.make_model(graph, opset_imports=imports, producer_name="numba-dense",
+                              doc_string=repr(net))
+    model.ir_version = min(model.ir_version, 8)  # readable by ONNX Runtime >= 1.14
+    onnx.checker.check_model(model)
+    if path is not None:
+        data = model.SerializeToString()
+        atomic_write(path, "path", lambda f: f.write(data))
+    return model
+
+
+def export_file(model_path, out_path):
+    """Load the network saved at ``model_path`` and write its graph to ``out_path`` (which
+    must differ from it); returns the ``ModelProto``."""
+    from ..data.paths import check_outputs
+    from .mlp import MLP
+    check_outputs({"out": out_path}, {"model": model_path})
+    net = MLP.load(model_path)
+    return to_onnx(net, out_path)
+
+
+# ----------------------------------------------------------------------------- skl2onnx
+
+def _estimator_network(estimator):
+    net = getattr(estimator, "_net", None)
+    if net is None:
+        raise InvalidValueError("%s is not fitted: fit it before converting it"
+                                % type(estimator).__name__)
+    _check_net(net)
+    return net
+
+
+def _input_as(b, operator, net):
+    x = operator.inputs[0].full_name
+    if operator.inputs[0].type.__class__.__name__ != (
+            "FloatTensorType" if net.dtype == np.float32 else "DoubleTensorType"):
+        x = b.op("Cast", [x], to=_elem_type(net.dtype))
+    return x
+
+
+def _output_elem(variable):
+    return 11 if variable.type.__class__.__name__ == "DoubleTensorType" else 1
+
+
+def _convert_regressor(scope, operator, container):
+    """skl2onnx converter of ``MLPRegressor``: ``variable`` (N, n_outputs)."""
+    net = _estimator_network(operator.raw_operator)
+    b = _ContainerBuilder(scope, container)
+    z = _network(b, net, _input_as(b, operator, net))
+    values = _regression(b, net, z, b.name("values"))
+    b.op("Cast", [values], out=operator.outputs[0].full_name,
+         to=_output_elem(operator.outputs[0]))
+
+
+def _convert_classifier(scope, operator, container):
+    """skl2onnx converter of ``MLPClassifier``: ``label`` (N,) as ``classes_``, and
+    ``probabilities`` (N, n_classes)."""
+    estimator = operator.raw_operator
+    net = _estimator_network(estimator)
+    if net.output == "sigmoid" and net.n_outputs > 1:
+        raise OnnxExportError("a multi-label MLPClassifier (%d sigmoid outputs) has no "
+                              "skl2onnx converter here; export its network with "
+                              "numba_dense's to_onnx" % net.n_outputs)
+    b = _ContainerBuilder(scope, container)
+    z = _network(b, net, _input_as(b, operator, net))
+    classes = np.asarray(estimator.classes_)
+    if classes.dtype.kind in "UO":
+        classes = np.array([str(c) for c in classes], dtype=object)
+    else:
+        classes = classes.astype(np.int64)
+    proba = b.name("proba")
+    _classifier(b, net, z, operator.outputs[0].full_name, proba, classes)
+    b.op("Cast", [proba], out=operator.outputs[1].full_name,
+         to=_output_elem(operator.outputs[1]))
+
+
+_REGISTERED = []
+
+
+def register_skl2onnx():
+    """Register the converters of ``MLPRegressor`` and ``MLPClassifier`` with skl2onnx (once;
+    later calls do nothing). ``skl2onnx.to_onnx(pipeline, X[:1])`` then converts a
+    ``Pipeline`` ending in one of them; classifiers take skl2onnx's ``zipmap`` and ``nocl``
+    options. Raises ``ImportError`` without skl2onnx."""
+    if _REGISTERED:
+        return
+    try:
+        from skl2onnx import update_registered_converter
+        from skl2onnx.common.shape_calculator import (calculate_linear_classifier_output_shapes,
+                                                      calculate_linear_regressor_output_shapes)
+    except ImportError:
+        raise ImportError("the skl2onnx converters need skl2onnx: pip install "
+                          "'numba-dense[onnx]' (or pip install skl2onnx)") from None
+    from ..interfaces.estimators import MLPClassifier, MLPRegressor
+    update_registered_converter(MLPRegressor, "NumbaDenseMLPRegressor",
+                                calculate_linear_regressor_output_shapes, _convert_regressor)
+    update_registered_converter(MLPClassifier, "NumbaDenseMLPClassifier",
+                                calculate_linear_classifier_output_shapes, _convert_classifier,
+                                options={"zipmap": [True, False, "columns"],
+                                         "nocl": [True, False]})
+    _REGISTERED.append(True)
