@@ -17,30 +17,40 @@ from ._cache import CACHE
 from .config import CACHE_LINE_BYTES
 
 
+def _prefetch_codegen(context, builder, signature, args):
+    """``llvm.prefetch`` of the element of array ``args[0]`` at the indices ``args[1:]``."""
+    array_type = signature.args[0]
+    ary = context.make_array(array_type)(context, builder, args[0])
+    index = [context.cast(builder, a, t, types.intp)
+             for a, t in zip(args[1:], signature.args[1:])]
+    pointer = cgutils.get_item_pointer(context, builder, array_type, ary, index,
+                                       wraparound=False, boundscheck=False)
+    i8p = ir.IntType(8).as_pointer()
+    i32 = ir.IntType(32)
+    fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+    prefetch = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+    # (address, 0 = read, 3 = keep in every cache level, 1 = data cache)
+    builder.call(prefetch, [builder.bitcast(pointer, i8p), ir.Constant(i32, 0),
+                            ir.Constant(i32, 3), ir.Constant(i32, 1)])
+    return context.get_dummy_value()
+
+
+@intrinsic
+def prefetch_at(typingctx, array, i):
+    """``llvm.prefetch`` of ``&array[i]`` of a 1-D array (the cache line holding it), with
+    no bounds check: a prefetch never faults, but callers stay in bounds."""
+    if not (isinstance(array, types.Array) and array.ndim == 1):
+        return None
+    return types.void(array, i), _prefetch_codegen
+
+
 @intrinsic
 def _prefetch_element(typingctx, array, i, j):
     """``llvm.prefetch`` (read, keep in all cache levels) of ``&array[i, j]``; no bounds check,
     and none needed: a prefetch is a hint that never faults, but callers stay in bounds."""
     if not (isinstance(array, types.Array) and array.ndim == 2):
         return None
-    sig = types.void(array, i, j)
-
-    def codegen(context, builder, signature, args):
-        array_type = signature.args[0]
-        ary = context.make_array(array_type)(context, builder, args[0])
-        index = [context.cast(builder, args[1], signature.args[1], types.intp),
-                 context.cast(builder, args[2], signature.args[2], types.intp)]
-        pointer = cgutils.get_item_pointer(context, builder, array_type, ary, index,
-                                           wraparound=False, boundscheck=False)
-        i8p = ir.IntType(8).as_pointer()
-        i32 = ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-        prefetch = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
-        # (address, 0 = read, 3 = keep in every cache level, 1 = data cache)
-        builder.call(prefetch, [builder.bitcast(pointer, i8p), ir.Constant(i32, 0),
-                                ir.Constant(i32, 3), ir.Constant(i32, 1)])
-        return context.get_dummy_value()
-    return sig, codegen
+    return types.void(array, i, j), _prefetch_codegen
 
 
 @njit(cache=CACHE, inline="always")

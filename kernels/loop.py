@@ -23,18 +23,20 @@ from ._checks import (INT, INTS, MATRIX, MATRIX_OUT, OPTIONAL_WEIGHTS, REAL, VEC
                       as_int64,
                       cast_like, check_contiguous, check_dim, check_finite, check_float_dtypes,
                       check_positive, check_same_or_separate, check_separate, checked_add,
-                      checked_mul, ints_text, check_types, kernel, real_text)
+                      checked_mul, ints_text, check_types, kernel, real_text, shares_memory)
 from .activations import IDENTITY, N_ACTIVATIONS, RELU, _activate, _backprop_activation
 from .config import FASTMATH_REDUCTION, PREFETCH_ROWS, STREAMING_MAX_OUTPUTS
 from .dense import _forward
 from .loss import MSE, N_LOSSES, SOFTMAX_CE, _mse_element, _output_delta
-from .optim import SGD, Optimizer, _optimizer_step, _sgd_sweep, check_optimizer
+from .optim import (SGD, Optimizer, _optimizer_step, _optimizer_step_clearing, _sgd_sweep,
+                    check_optimizer)
 from ._prefetch import prefetch_row
 from .products import product_a_b, product_at_b, forward_scratch_size
 from .records import Batches, Network
 from .sparse import (MATRIX_OR_CSR, batch_rows, check_input, epoch_rows, first_forward,
-                     first_weight_product, input_cols, input_rows, input_values,
-                     shuffled_rows, storage_batch)
+                     first_layer_gradient, first_layer_weights, first_weight_product,
+                     input_cols, input_rows, input_values, is_csr, shuffled_rows,
+                     storage_batch, store_first_layer_gradient, transpose_flat)
 
 
 # ----------------------------------------------------------------------------- layout
@@ -353,14 +355,14 @@ def _backward_batch(Xb, Yb, W, b, dW, db, A, D, acts, loss, scale, accumulate, l
         _backprop_activation(a_in, below, db[l - 1], acts[l - 1], accumulate and not fused)
         if fused:
             product_at_b(delta, a_in, W[l], -lr, 1.0)
-            _sgd_sweep(b[l], db[l], lr)
+            _sgd_sweep(b[l], db[l], lr, False)
         else:
             product_at_b(delta, a_in, dW[l], 1.0, 1.0 if accumulate else 0.0)
         delta = below
     # the first layer, whose input is the batch itself (no error term below it)
     if fused:
         first_weight_product(delta, Xb, W[0], -lr, 1.0)
-        _sgd_sweep(b[0], db[0], lr)
+        _sgd_sweep(b[0], db[0], lr, False)
     else:
         first_weight_product(delta, Xb, dW[0], 1.0, 1.0 if accumulate else 0.0)
     return cost
@@ -563,6 +565,22 @@ def train_epoch(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_O
     fused_lr = optimizer.lr if plain else 0.0
     W, b = _param_views(params, sizes)
     dW, db = _param_views(grads, sizes)
+    sparse = is_csr(X)
+    if sparse:
+        # The first layer of a sparse epoch: W_1, its gradient and the optimizer's state
+        # for it are held transposed (n_0, n_1) for the epoch, so that each non-zero of X
+        # reads and writes one contiguous row of n_1 (csr_product_t, csr_gradient_t)
+        # instead of a strided column. Every optimizer updates element by element, so
+        # the same permutation of params, grads and state changes no result.
+        _transpose_first_layer(params, grads, optimizer, sizes, plain, False)
+        W[0] = params[:sizes[0] * sizes[1]].reshape((sizes[0], sizes[1]))
+        dW[0] = grads[:sizes[0] * sizes[1]].reshape((sizes[0], sizes[1]))
+    # ... and, there, each batch's gradient is added into zeros that the optimizer's sweep
+    # leaves behind (_optimizer_step_clearing): writing it over (beta = 0) would first
+    # zero all of W_1's gradient, a sweep a batch, where a batch's non-zeros touch part.
+    adding = sparse and not plain
+    if adding:
+        grads[:] = 0
     A, D, T = _work_views(workspace, sizes, batch_size)
     _, _, x_start, y_start, _, _ = _workspace_layout(sizes, batch_size)
     gather_X = _block(workspace, x_start, batch_size, sizes[0])
@@ -572,6 +590,7 @@ def train_epoch(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_O
     Xe = shuffled_rows(X, order) if shuffled else epoch_rows(X)
     total = 0.0
     total_weight = 0.0
+    diverged = False
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         m = stop - start
@@ -594,17 +613,42 @@ def train_epoch(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_O
             Xb = storage_batch(Xe, order, start, stop)
             Yb = Y[start:stop]
         _forward_batch(Xb, W, b, A, acts, T)
-        batch_cost = _backward_batch(Xb, Yb, W, b, dW, db, A, D, acts, loss, scale, False,
+        batch_cost = _backward_batch(Xb, Yb, W, b, dW, db, A, D, acts, loss, scale, adding,
                                      fused_lr, batch_weights[:m])
-        if fused_lr == 0:
+        if adding:
+            _optimizer_step_clearing(params, grads, optimizer)
+        elif fused_lr == 0:
             _optimizer_step(params, grads, optimizer)
         else:
             optimizer.steps[0] += 1
         if not np.isfinite(batch_cost):
-            return np.nan
+            diverged = True
+            break
         total += batch_cost
         total_weight += weight
+    if sparse:
+        _transpose_first_layer(params, grads, optimizer, sizes, plain, True)
+    if diverged:
+        return np.nan
     return total / total_weight if total_weight > 0 else 0.0
+
+
+@njit(cache=CACHE)
+def _transpose_first_layer(params, grads, opt, sizes, plain, back):
+    """Transpose W_1 in params (n_1, n_0) <-> (n_0, n_1) in place, with the optimizer's
+    state vectors for it (none for plain SGD); going ``back``, also grads (the last
+    batch's gradient, when grads is not the state itself)."""
+    n_0, n_1 = sizes[0], sizes[1]
+    rows, cols = (n_0, n_1) if back else (n_1, n_0)
+    size = n_0 * n_1
+    P = params.shape[0]
+    scratch = np.empty(size, params.dtype)
+    transpose_flat(params, rows, cols, scratch)
+    if not plain:
+        for s in range(opt.state.shape[0] // P):
+            transpose_flat(opt.state[s * P:(s + 1) * P], rows, cols, scratch)
+    if back and not (not plain and shares_memory(grads, opt.state)):
+        transpose_flat(grads, rows, cols, scratch)
 
 
 @kernel
@@ -658,6 +702,7 @@ def predict_into(X: MATRIX_OR_CSR, params: VECTOR, network: Network, out: MATRIX
     check_separate(kernel, "out", out, "params", params)
     check_separate(kernel, "out", out, "workspace", workspace)
     W, b = _param_views(params, sizes)
+    W[0] = first_layer_weights(X, W[0])
     A, _, T = _work_views(workspace, sizes, batch_size)
     n = input_rows(X)
     no_order = np.empty(0, np.int64)
@@ -688,6 +733,7 @@ def dataset_cost(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR, network: Network, 
     weights = _weights_or_none(sample_weight)
     _check_weights(kernel, "sample_weight", weights, input_rows(X))
     W, b = _param_views(params, sizes)
+    W[0] = first_layer_weights(X, W[0])
     A, D, T = _work_views(workspace, sizes, batch_size)
     n_layers = sizes.shape[0] - 1
     delta = D[n_layers - 1]  # written with scale 0, never read
@@ -738,6 +784,10 @@ def _batch_gradient(kernel, X, Y, params, grads, sizes, acts, loss, batch_size, 
         return 0.0
     W, b = _param_views(params, sizes)
     dW, db = _param_views(grads, sizes)
+    # CSR input: the first layer transposed (kernels.sparse, first_layer_weights)
+    W[0] = first_layer_weights(X, W[0])
+    dW0 = dW[0]
+    dW[0] = first_layer_gradient(X, dW0)
     A, D, T = _work_views(workspace, sizes, batch_size)
     total = 0.0
     no_order = np.empty(0, np.int64)
@@ -747,6 +797,7 @@ def _batch_gradient(kernel, X, Y, params, grads, sizes, acts, loss, batch_size, 
         _forward_batch(Xb, W, b, A, acts, T)
         total += _backward_batch(Xb, Y[start:stop], W, b, dW, db, A, D, acts,
                                  loss, scale, start > 0, 0.0, weights[start:stop])
+    store_first_layer_gradient(X, dW0, dW[0])
     return total
 
 

@@ -112,22 +112,26 @@ def optimizer(name, params, lr, state=None, step=0, **hyperparameters):
 
 
 @njit(cache=CACHE, fastmath=_FAST)
-def _sgd_sweep(params, grads, lr):
-    """``params -= lr * grads``."""
+def _sgd_sweep(params, grads, lr, clear):
+    """``params -= lr * grads`` (and with ``clear``, ``grads = 0`` in the same sweep)."""
     lr = cast_like(lr, params)
     for i in range(params.shape[0]):
         params[i] -= lr * grads[i]
+        if clear:
+            grads[i] = 0
 
 
 @njit(cache=CACHE, fastmath=_FAST)
-def _momentum_sweep(params, grads, velocity, lr, momentum, weight_decay, nesterov):
+def _momentum_sweep(params, grads, velocity, lr, momentum, weight_decay, nesterov, clear):
     """``g = grads + wd * params; v = mu * v + g;``
-    ``params -= lr * (g + mu * v if nesterov else v)``."""
+    ``params -= lr * (g + mu * v if nesterov else v)`` (with ``clear``, then ``grads = 0``)."""
     lr = cast_like(lr, params)
     mu = cast_like(momentum, params)
     wd = cast_like(weight_decay, params)
     for i in range(params.shape[0]):
         g = grads[i] + wd * params[i]
+        if clear:
+            grads[i] = 0
         v = mu * velocity[i] + g
         velocity[i] = v
         params[i] -= lr * (g + mu * v if nesterov else v)
@@ -136,12 +140,14 @@ def _momentum_sweep(params, grads, velocity, lr, momentum, weight_decay, nestero
 # error_model="numpy": a division by zero gives inf as in NumPy instead of a check that
 # raises (the check's branch kept the loop from vectorizing: 4x slower).
 @njit(cache=CACHE, fastmath=_FAST, error_model="numpy")
-def _adam_sweep(params, grads, m, v, t, lr, beta1, beta2, eps, weight_decay, decoupled):
+def _adam_sweep(params, grads, m, v, t, lr, beta1, beta2, eps, weight_decay, decoupled, clear):
     """One Adam (or, with ``decoupled``, AdamW) step at 1-based step ``t``, as PyTorch's.
 
     ``g = grads (+ wd * params unless decoupled); m = b1 m + (1 - b1) g;
     v = b2 v + (1 - b2) g**2; params -= lr * m / (1 - b1**t) / (sqrt(v / (1 - b2**t)) + eps)``,
-    and with ``decoupled`` first ``params *= 1 - lr * wd``.
+    and with ``decoupled`` first ``params *= 1 - lr * wd``; with ``clear``, ``grads = 0``
+    in the same sweep (its loads are there already: the store costs next to nothing beside
+    the square root and the division).
     """
     c1 = 1.0 / (1.0 - beta1 ** t)            # bias corrections, in float64 once per step
     c2 = 1.0 / np.sqrt(1.0 - beta2 ** t)
@@ -156,6 +162,8 @@ def _adam_sweep(params, grads, m, v, t, lr, beta1, beta2, eps, weight_decay, dec
     for i in range(params.shape[0]):
         p = params[i]
         g = grads[i] + l2 * p
+        if clear:
+            grads[i] = 0
         mi = b1 * m[i] + (one - b1) * g
         vi = b2 * v[i] + (one - b2) * g * g
         m[i] = mi
@@ -167,18 +175,31 @@ def _adam_sweep(params, grads, m, v, t, lr, beta1, beta2, eps, weight_decay, dec
 def _optimizer_step(params, grads, opt):
     """One step of ``opt`` (an ``Optimizer``), its ``steps`` advanced by one; params, grads
     (P,). Plain SGD (momentum and weight_decay 0) needs no state."""
+    _step(params, grads, opt, False)
+
+
+@njit(cache=CACHE)
+def _optimizer_step_clearing(params, grads, opt):
+    """``_optimizer_step``, leaving grads zero: for an epoch that adds each batch's
+    gradient into a zeroed buffer (``kernels.loop``, a sparse epoch) rather than
+    zeroing it before every batch, a sweep of its own."""
+    _step(params, grads, opt, True)
+
+
+@njit(cache=CACHE)
+def _step(params, grads, opt, clear):
     P = params.shape[0]
     t = opt.steps[0] + 1
     opt.steps[0] = t
     code = opt.code
     if code == ADAM or code == ADAMW:
         _adam_sweep(params, grads, opt.state[:P], opt.state[P:2 * P], t, opt.lr, opt.beta1,
-                    opt.beta2, opt.eps, opt.weight_decay, code == ADAMW)
+                    opt.beta2, opt.eps, opt.weight_decay, code == ADAMW, clear)
     elif opt.momentum == 0 and opt.weight_decay == 0:
-        _sgd_sweep(params, grads, opt.lr)
+        _sgd_sweep(params, grads, opt.lr, clear)
     else:
         _momentum_sweep(params, grads, opt.state[:P], opt.lr, opt.momentum, opt.weight_decay,
-                        opt.nesterov)
+                        opt.nesterov, clear)
 
 
 @njit(cache=CACHE)
@@ -242,7 +263,7 @@ def sgd_update(params: VECTOR_OUT, grads: VECTOR, lr: REAL):
     check_types("sgd_update", params, grads, lr)
     _check_update("sgd_update", "params, grads", params, grads, grads, "grads")
     _check_hyperparameters("sgd_update", lr, 0.0, 0.0)
-    _sgd_sweep(params, grads, lr)
+    _sgd_sweep(params, grads, lr, False)
 
 
 @kernel
@@ -259,7 +280,7 @@ def sgd_momentum_update(params: VECTOR_OUT, grads: VECTOR, velocity: VECTOR_OUT,
     check_separate(kernel, "velocity", velocity, "params", params)
     check_same_or_separate(kernel, "velocity", velocity, "grads", grads)
     _check_hyperparameters(kernel, lr, momentum, weight_decay)
-    _momentum_sweep(params, grads, velocity, lr, momentum, weight_decay, False)
+    _momentum_sweep(params, grads, velocity, lr, momentum, weight_decay, False, False)
 
 
 @kernel

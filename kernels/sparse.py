@@ -31,7 +31,8 @@ from ._checks import (INT, INTS, MATRIX, MATRIX_OUT, REAL, VECTOR, Arg, as_int64
                       check_contiguous, check_dim, check_finite, check_float_dtypes,
                       check_separate, check_types, kernel)
 from .activations import _check_act, add_bias_activate
-from .config import FASTMATH_ELEMENTWISE, FASTMATH_REDUCTION
+from ._prefetch import prefetch_at
+from .config import CSR_PREFETCH_ROWS, FASTMATH_ELEMENTWISE, FASTMATH_REDUCTION
 from .dense import _forward
 from .errors import InvalidTypeError, InvalidValueError
 from .products import product_at_b
@@ -216,25 +217,95 @@ def csr_gradient_rows(X, order, start, D, C, alpha, beta):
         k += 1
 
 
+@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE)
+def csr_product_t(X, order, start, WT, out):
+    """``out = X[rows] @ WT`` for the batch of ``out.shape[0]`` rows at ``start`` of
+    ``order`` (``_row``); WT (n_cols, n_out): the first layer's weights transposed, as a
+    training epoch on CSR input holds them (``kernels.loop``, "the first layer of a
+    sparse epoch"). Each non-zero adds one contiguous row of WT, n_out wide, to its row of
+    out: vector loads and stores, where ``csr_product_bt`` reads W a column at a time.
+    Per output the sum runs over the row's non-zeros in storage order, as there."""
+    m, n_out = out.shape
+    data, indices, indptr = X.data, X.indices, X.indptr
+    for r in range(m):
+        i = _row(order, start, r)
+        o = out[r]
+        for k in range(n_out):
+            o[k] = 0
+        for p in range(indptr[i], indptr[i + 1]):
+            w = WT[indices[p]]
+            v = data[p]
+            for k in range(n_out):
+                o[k] += v * w[k]
+
+
+@njit(cache=CACHE)
+def csr_forward_t(X, order, start, WT, b, out, act):
+    """``out = sigma(X[rows] @ WT + b)`` for a batch (``csr_product_t``), the bias and
+    activation in one sweep after the product (``add_bias_activate``)."""
+    csr_product_t(X, order, start, WT, out)
+    add_bias_activate(out, b, act)
+
+
+@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE)
+def csr_gradient_t(X, order, start, D, CT, alpha, beta):
+    """``CT = alpha * X[rows].T @ D + beta * CT`` for a batch of ``D.shape[0]`` rows at
+    ``start`` of ``order``; D (m, n_out), CT (n_cols, n_out): ``csr_gradient_rows`` on
+    the transposed layout, each non-zero adding to one contiguous row of CT. Every element
+    gets the same terms in the same order as there (rows, then each row's non-zeros)."""
+    m, n_out = D.shape
+    data, indices, indptr = X.data, X.indices, X.indptr
+    alpha = cast_like(alpha, CT)
+    beta = cast_like(beta, CT)
+    if beta == 0:
+        CT[:] = 0
+    elif beta != 1:
+        CT *= beta
+    for r in range(m):
+        i = _row(order, start, r)
+        d = D[r]
+        for p in range(indptr[i], indptr[i + 1]):
+            c = CT[indices[p]]
+            v = data[p]
+            if alpha == 1:
+                for k in range(n_out):
+                    c[k] += d[k] * v
+            else:
+                for k in range(n_out):
+                    c[k] += (alpha * d[k]) * v
+
+
 @njit(cache=CACHE)
 def csr_take_rows(X, order):
     """A CSR record of the rows ``order`` of X, in that order (int64 indices, contiguous
     arrays): one pass over their non-zeros. A shuffled epoch reads its rows through this
     copy in storage order rather than jumping to each row's three arrays for every batch,
     twice (forward and gradient): on 200,000 one-hot rows that took 60 ms an epoch more
-    per pass (docs/performance.md, "Sparse input")."""
+    per pass (docs/performance.md, "Sparse input").
+
+    Each row sits at a random place, so each is a few cache misses; the loops ask for
+    the row ``CSR_PREFETCH_ROWS`` ahead (its ``indptr`` entry, then its values and
+    indices) while copying this one, which halved the copy's time."""
     n = order.shape[0]
+    ahead = CSR_PREFETCH_ROWS
+    src = X.indptr
     indptr = np.empty(n + 1, np.int64)
     indptr[0] = 0
     for r in range(n):
+        if r + ahead < n:
+            prefetch_at(src, order[r + ahead])
         i = order[r]
-        indptr[r + 1] = indptr[r] + (X.indptr[i + 1] - X.indptr[i])
+        indptr[r + 1] = indptr[r] + (src[i + 1] - src[i])
     data = np.empty(indptr[n], X.data.dtype)
     indices = np.empty(indptr[n], np.int64)
     for r in range(n):
+        if r + ahead < n:
+            s = src[order[r + ahead]]  # a prefetch past the end is a hint: it never faults
+            prefetch_at(X.data, s)
+            prefetch_at(X.indices, s)
         i = order[r]
         q = indptr[r]
-        for p in range(X.indptr[i], X.indptr[i + 1]):
+        for p in range(src[i], src[i + 1]):
             data[q] = X.data[p]
             indices[q] = X.indices[p]
             q += 1
@@ -405,6 +476,77 @@ def _is_csr_batch(t):
             and len(t.types) == 4 and _is_csr(t.types[0]))
 
 
+def is_csr(X):
+    """True (a compile-time constant) when X is a ``CSR`` record."""
+
+
+def first_layer_weights(X, W0):
+    """The first layer's weights as batches of X read them (``first_forward``): W0
+    (n_out, n_in) itself for a matrix, a transposed copy (n_in, n_out) for a CSR record."""
+
+
+def first_layer_gradient(X, dW0):
+    """Where batches of X put the first layer's weight gradient (``first_weight_product``):
+    dW0 (n_out, n_in) itself for a matrix, zeros (n_in, n_out) for a CSR record, which
+    ``store_first_layer_gradient`` then writes into dW0."""
+
+
+def store_first_layer_gradient(X, dW0, G):
+    """``dW0 = G.T`` for a CSR record's gradient G from ``first_layer_gradient``; nothing
+    for a matrix (G is dW0)."""
+
+
+@njit(cache=CACHE)
+def transpose_flat(flat, rows, cols, scratch):
+    """The first ``rows * cols`` elements of ``flat``, a (rows, cols) row-major matrix,
+    rewritten in place as its (cols, rows) transpose, through ``scratch`` (at least
+    ``rows * cols`` elements)."""
+    size = rows * cols
+    scratch[:size] = flat[:size]
+    for i in range(rows):
+        for j in range(cols):
+            flat[j * rows + i] = scratch[i * cols + j]
+
+
+@overload(is_csr)
+def _is_csr_impl(X):
+    value = _is_csr(X)
+    return lambda X: value
+
+
+@overload(first_layer_weights)
+def _first_layer_weights_impl(X, W0):
+    if isinstance(X, types.Array):
+        return lambda X, W0: W0
+    if _is_csr(X):
+        return lambda X, W0: np.ascontiguousarray(W0.T)
+    return None
+
+
+@overload(first_layer_gradient)
+def _first_layer_gradient_impl(X, dW0):
+    if isinstance(X, types.Array):
+        return lambda X, dW0: dW0
+    if _is_csr(X):
+        return lambda X, dW0: np.zeros((dW0.shape[1], dW0.shape[0]), dW0.dtype)
+    return None
+
+
+@overload(store_first_layer_gradient)
+def _store_first_layer_gradient_impl(X, dW0, G):
+    if isinstance(X, types.Array):
+        return lambda X, dW0, G: None
+
+    def store(X, dW0, G):
+        n_out, n_in = dW0.shape
+        for k in range(n_out):
+            for j in range(n_in):
+                dW0[k, j] = G[j, k]
+    if _is_csr(X):
+        return store
+    return None
+
+
 def input_rows(X):
     """The rows of X: ``X.shape[0]``, or a CSR record's ``len(indptr) - 1``."""
 
@@ -433,12 +575,13 @@ def batch_rows(Xb):
 
 def first_forward(Xb, W, b, out, act, T):
     """The first layer's ``out = sigma(Xb @ W.T + b)``: ``kernels.dense._forward`` for a
-    matrix, ``csr_forward_rows`` for a CSR batch (which needs no scratch T)."""
+    matrix; for a CSR batch ``csr_forward_t``, W then the transposed weights (n_in, n_out)
+    (``first_layer_weights``), and no scratch T."""
 
 
 def first_weight_product(delta, Xb, C, alpha, beta):
     """The first layer's ``C = alpha * delta.T @ Xb + beta * C``: ``product_at_b`` for a
-    matrix, ``csr_gradient_rows`` for a CSR batch."""
+    matrix; for a CSR batch ``csr_gradient_t``, C then transposed (n_in, n_out)."""
 
 
 @overload(input_rows)
@@ -501,8 +644,8 @@ def _first_forward_impl(Xb, W, b, out, act, T):
     if isinstance(Xb, types.Array):
         return lambda Xb, W, b, out, act, T: _forward(Xb, W, b, out, act, T)
     if _is_csr_batch(Xb):
-        return lambda Xb, W, b, out, act, T: csr_forward_rows(Xb[0], Xb[1], Xb[2], W, b,
-                                                              out, act)
+        return lambda Xb, W, b, out, act, T: csr_forward_t(Xb[0], Xb[1], Xb[2], W, b,
+                                                           out, act)
     return None
 
 
@@ -511,6 +654,6 @@ def _first_weight_product_impl(delta, Xb, C, alpha, beta):
     if isinstance(Xb, types.Array):
         return lambda delta, Xb, C, alpha, beta: product_at_b(delta, Xb, C, alpha, beta)
     if _is_csr_batch(Xb):
-        return lambda delta, Xb, C, alpha, beta: csr_gradient_rows(Xb[0], Xb[1], Xb[2],
-                                                                   delta, C, alpha, beta)
+        return lambda delta, Xb, C, alpha, beta: csr_gradient_t(Xb[0], Xb[1], Xb[2],
+                                                                delta, C, alpha, beta)
     return None

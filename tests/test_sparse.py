@@ -390,6 +390,25 @@ def test_train_epoch_on_csr_matches_the_numpy_loop(dtype, sizes, acts, loss, opt
         assert cost == pytest.approx(expected, rel=1e-5 if dtype == np.float32 else 1e-12)
     assert_close(got, want, dtype, scale=10)
     assert opt_got.steps[0] == opt_want.steps[0]
+    # the epoch holds W_1 and its optimizer state transposed: both are back in place
+    assert_close(opt_got.state, opt_want.state, dtype, scale=10)
+
+
+@pytest.mark.parametrize("n_rows,ahead_rows", [(0, 0), (1, 1), (40, 40), (200, 37)])
+def test_the_rows_of_an_order_copied_with_prefetch_are_scipys(dtype, n_rows, ahead_rows):
+    # csr_take_rows prefetches CSR_PREFETCH_ROWS ahead: orders shorter and longer than
+    # that, with repeated rows, empty rows and a subset
+    rng = np.random.default_rng(n_rows)
+    M = sp.random(max(n_rows, 1), 30, density=0.2, format="csr", random_state=n_rows,
+                  dtype=dtype)
+    M.data[:] = rng.standard_normal(M.nnz)
+    order = rng.integers(0, M.shape[0], ahead_rows).astype(np.int64)
+    got = S.csr_take_rows(kernels.csr(M), order)
+    want = M[order]
+    np.testing.assert_array_equal(got.indptr, want.indptr)
+    np.testing.assert_array_equal(got.indices, want.indices)
+    np.testing.assert_array_equal(got.data, want.data)
+    assert got.n_cols == 30
 
 
 def test_train_epoch_on_csr_equals_it_on_the_dense_matrix(dtype):
