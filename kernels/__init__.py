@@ -11,15 +11,18 @@ kernel with the same signature.
 """
 
 from ._blas import CORETYPE_DECISION  # noqa: F401  (first: arranges SciPy's BLAS)
-from .activations import (ACTIVATIONS, IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH,
-                          activation_backward, activation_forward, relu_mask)
+from .activations import (ACTIVATIONS, GELU, IDENTITY, LEAKY_RELU, RELU, SIGMOID, SILU, TANH,
+                          activation_backward, activation_backward_z, activation_forward,
+                          relu_mask)
 from .dense import backprop_input, dense_forward
 from .grads import accumulate_gradients
 from .errors import InvalidTypeError, InvalidValueError, NumbaDenseError, TooLargeError
 from .info import blas_summary
 from .loop import (batch_gradient, dataset_cost, epoch_streaming, layer_offsets,
                    loss_and_gradient, param_count, predict_into, train_epoch, workspace_size)
-from .loss import (LOSSES, MSE, POISSON, SIGMOID_BCE, SOFTMAX_CE, mse_grad, mse_loss,
+from .loss import (ABSOLUTE_ERROR, HUBER, LOSSES, MSE, POISSON, QUANTILE, SIGMOID_BCE,
+                   SOFTMAX_CE, absolute_error_loss, absolute_error_loss_grad, huber_loss,
+                   huber_loss_grad, mse_grad, mse_loss, quantile_loss, quantile_loss_grad,
                    poisson_loss, poisson_loss_grad, sigmoid, sigmoid_binary_cross_entropy,
                    sigmoid_binary_cross_entropy_grad, softmax, softmax_cross_entropy,
                    softmax_cross_entropy_grad)
@@ -30,20 +33,23 @@ from .records import Batches, Network, batches, network
 from .sparse import CSR, csr, sparse_forward, sparse_weight_gradient
 from .threads import blas_threads, blas_threads_for
 from .variants import (ACTIVATION_TABLE, HYPERPARAMETER_TABLE, LOSS_TABLE, OPTIMIZER_TABLE,
-                       SCHEDULE_TABLE, SCHEDULES)
+                       SCHEDULE_TABLE, SCHEDULES, quantile_code)
 
 __all__ = [
-    "ACTIVATIONS", "IDENTITY", "RELU", "TANH", "SIGMOID", "LEAKY_RELU",
-    "LOSSES", "MSE", "SOFTMAX_CE", "SIGMOID_BCE", "POISSON", "OPTIMIZERS", "SGD", "ADAM", "ADAMW",
+    "ACTIVATIONS", "IDENTITY", "RELU", "TANH", "SIGMOID", "LEAKY_RELU", "GELU", "SILU",
+    "LOSSES", "MSE", "SOFTMAX_CE", "SIGMOID_BCE", "POISSON", "HUBER", "ABSOLUTE_ERROR",
+    "QUANTILE", "quantile_code", "OPTIMIZERS", "SGD", "ADAM", "ADAMW",
     "SCHEDULES", "ACTIVATION_TABLE", "LOSS_TABLE", "OPTIMIZER_TABLE", "SCHEDULE_TABLE",
     "HYPERPARAMETER_TABLE", "NumbaDenseError", "InvalidValueError", "InvalidTypeError",
     "TooLargeError", "Network", "Optimizer", "Batches", "network", "optimizer", "batches",
     "dense_forward", "relu_mask", "activation_forward", "activation_backward",
+    "activation_backward_z",
     "accumulate_gradients", "backprop_input", "sgd_update", "sgd_momentum_update",
     "optimizer_step", "epoch_streaming",
     "mse_loss", "mse_grad", "softmax_cross_entropy", "softmax_cross_entropy_grad",
     "sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy_grad", "poisson_loss",
-    "poisson_loss_grad", "softmax", "sigmoid",
+    "poisson_loss_grad", "huber_loss", "huber_loss_grad", "absolute_error_loss",
+    "absolute_error_loss_grad", "quantile_loss", "quantile_loss_grad", "softmax", "sigmoid",
     "train_epoch", "predict_into", "loss_and_gradient", "batch_gradient", "dataset_cost",
     "param_count", "layer_offsets", "workspace_size", "blas_summary", "blas_threads",
     "blas_threads_for", "CSR", "csr", "sparse_forward", "sparse_weight_gradient",

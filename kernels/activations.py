@@ -9,7 +9,23 @@ Training runs ``add_bias_activate`` and ``_backprop_activation``; the public ker
 ``activation_forward``, ``activation_backward`` and ``relu_mask`` are checked wrappers of
 those same sweeps, so every formula is written once: in ``_activate`` and
 ``_derivative_from_output``.
+
+Activations whose derivative needs z
+------------------------------------
+GELU (exact, ``z Phi(z)``) and SiLU (``z s(z)``) are not monotonic: two values of z give
+one output ``a``, so ``sigma'(z)`` is no function of ``a`` and the output-only rule above
+cannot serve them (their rows of ``ACTIVATION_TABLE`` set ``needs_z``). Their forward
+pass is ``_activate`` like every other's, and ``_derivative_from_input`` gives
+``sigma'(z)`` from z (public: ``activation_backward_z``). The compiled epoch, though,
+keeps only ``A`` (``kernels/loop.py``'s workspace has no block for Z, and its backward
+sweep passes ``A`` to ``_backprop_activation``), so a network with such a hidden layer
+cannot train yet: ``_backprop_activation`` refuses them with ``ValueError`` rather than
+use a wrong derivative. Supporting them there means keeping Z (or sigma'(z)) in the
+workspace only for the layers whose activation ``needs_z``: ReLU and tanh layers keep
+their output-only sweeps, untouched, and pay nothing.
 """
+
+import math
 
 import numpy as np
 from numba import njit
@@ -20,8 +36,11 @@ from ._checks import (INT, MATRIX, MATRIX_OUT, cast_like, check_float_dtypes,
                       check_same_or_separate, check_same_shape, check_types, kernel)
 from .config import FASTMATH_ELEMENTWISE
 
-from .variants import (ACTIVATIONS, IDENTITY, LEAKY_RELU, LEAKY_SLOPE, N_ACTIVATIONS,  # noqa: F401
-                       RELU, SIGMOID, TANH)
+from .variants import (ACTIVATIONS, GELU, IDENTITY, LEAKY_RELU, LEAKY_SLOPE,  # noqa: F401
+                       N_ACTIVATIONS, RELU, SIGMOID, SILU, TANH)
+
+_SQRT_HALF = 1 / math.sqrt(2)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 
 
 @njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE, inline="always")
@@ -39,6 +58,10 @@ def _activate(z, act):
         return _sigmoid_scalar(z)
     if act == LEAKY_RELU:
         return z * cast_like(LEAKY_SLOPE, z) if z <= 0 else z
+    if act == GELU:  # exact erf form (PyTorch's default), in float64, then z's type
+        return cast_like(0.5 * z * (1.0 + math.erf(z * _SQRT_HALF)), z)
+    if act == SILU:
+        return z * _sigmoid_scalar(z)
     return z
 
 
@@ -62,7 +85,22 @@ def _derivative_from_output(a, act):
         return a * (1 - a)
     if act == LEAKY_RELU:
         return 1 if a > 0 else LEAKY_SLOPE
+    if act == GELU or act == SILU:
+        return np.nan  # none exists: a path that asks anyway diverges rather than mislead
     return 1
+
+
+@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE, inline="always")
+def _derivative_from_input(z, act):
+    """sigma'(z) for one element, from the pre-activation z (every activation; the only way
+    for those that set ``needs_z``)."""
+    if act == GELU:  # Phi(z) + z phi(z)
+        return cast_like(0.5 * (1.0 + math.erf(z * _SQRT_HALF))
+                         + z * _INV_SQRT_2PI * math.exp(-0.5 * z * z), z)
+    if act == SILU:  # s (1 + z (1 - s))
+        s = _sigmoid_scalar(z)
+        return s * (1 + z * (1 - s))
+    return cast_like(_derivative_from_output(_activate(z, act), act), z)
 
 
 # The two sweeps below run for every layer of every minibatch. The activation is chosen
@@ -121,6 +159,10 @@ def _backprop_activation(A, G, db, act, accumulate):
             for j in range(n):
                 db[j] += g[j]
     else:
+        if act == GELU or act == SILU:  # once a call, outside the loops: no cost to tanh's
+            raise InvalidValueError("the backward pass has only the layers' outputs A, but the "
+                                    "derivative of gelu and silu needs Z: they cannot be "
+                                    "trained by the compiled epoch yet (docs/kernels.md)")
         for i in range(m):
             g = G[i]
             a = A[i]
@@ -150,7 +192,8 @@ def activation_backward(A: MATRIX, G: MATRIX_OUT, act: INT):
     """In place ``G *= sigma'(Z)``, computed from the layer's output ``A = sigma(Z)``.
 
     A, G (m, n). ReLU: ``A > 0``; tanh: ``1 - A**2``; sigmoid: ``A (1 - A)``; leaky_relu:
-    1 or 0.01; identity: 1. G may be A itself (each element is read before it is written),
+    1 or 0.01; identity: 1; gelu and silu: ``ValueError`` (their derivative needs Z:
+    ``activation_backward_z``). G may be A itself (each element is read before it is written),
     but not a view overlapping A otherwise.
     """
     check_types("activation_backward", A, G, act)
@@ -158,6 +201,25 @@ def activation_backward(A: MATRIX, G: MATRIX_OUT, act: INT):
     check_same_or_separate("activation_backward", "G", G, "A", A)
     _check_act("activation_backward", act)
     _backprop_activation(A, G, np.empty(G.shape[1], G.dtype), act, False)
+
+
+@kernel
+def activation_backward_z(Z: MATRIX, G: MATRIX_OUT, act: INT):
+    """In place ``G *= sigma'(Z)``, computed from the layer's pre-activation ``Z``.
+
+    Z, G (m, n), one float dtype; every activation code, and the only backward kernel for
+    those whose derivative needs Z (gelu: ``Phi(Z) + Z phi(Z)``; silu:
+    ``s(Z) (1 + Z (1 - s(Z)))``). G may be Z itself, not a view overlapping it otherwise;
+    ``ValueError`` for an unknown code or mismatched shapes.
+    """
+    check_types("activation_backward_z", Z, G, act)
+    check_same_shape("activation_backward_z", "Z, G", G, "G", Z, "Z")
+    check_same_or_separate("activation_backward_z", "G", G, "Z", Z)
+    _check_act("activation_backward_z", act)
+    m, n = G.shape
+    for i in range(m):
+        for j in range(n):
+            G[i, j] *= _derivative_from_input(Z[i, j], act)
 
 
 @kernel

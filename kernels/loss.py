@@ -1,4 +1,5 @@
-"""Costs and their gradients: mean squared error, softmax cross-entropy, sigmoid BCE, Poisson.
+"""Costs and their gradients: mean squared error, softmax cross-entropy, sigmoid BCE, Poisson,
+Huber, absolute error and quantile (pinball).
 
 Every cost is a sum over a row's outputs, averaged over rows (as docs/MATH.md's MSE):
 
@@ -10,7 +11,19 @@ Every cost is a sum over a row's outputs, averaged over rows (as docs/MATH.md's 
   ``sum(y log(y / exp(z)) - y + exp(z)) / m`` (scikit-learn's ``MLPRegressor(loss="poisson")``,
   McCullagh & Nelder, *Generalized Linear Models*, 2nd ed., 1989, section 6.2) less
   ``sum(y log y - y) / m``, which does not depend on the network; its gradient is
-  ``exp(z) - y``.
+  ``exp(z) - y``;
+- ``HUBER``: ``C = sum(h(a - y)) / m`` with ``h(e) = e**2 / 2`` for ``|e| <= delta``, else
+  ``delta (|e| - delta / 2)`` (``delta = HUBER_DELTA = 1``, PyTorch's ``nn.HuberLoss``
+  form: it equals MSE's ``e**2 / 2`` within ``delta``); gradient ``clip(e, -delta, delta)``;
+- ``ABSOLUTE_ERROR``: ``C = sum(|a - y|) / m``; gradient ``sign(a - y)`` (0 where a == y);
+- ``QUANTILE`` at level q (the code carries q: ``variants.quantile_code``): the pinball
+  loss ``C = sum(q max(y - a, 0) + (1 - q) max(a - y, 0)) / m`` (Koenker & Bassett,
+  "Regression Quantiles", Econometrica 46, 1978; scikit-learn's ``mean_pinball_loss``),
+  minimised by the q-th conditional quantile; gradient ``1 - q`` where ``a > y``, ``-q``
+  where ``a < y``, 0 where equal (at q = 0.5 half the absolute error's).
+
+The last three train an identity output (``a = z``), scikit-learn gradient boosting's
+``loss="huber"``, ``"absolute_error"``, ``"quantile"``.
 
 Every cost may weight its rows (``sample_weight``): ``C = sum_i w_i c_i / sum_i w_i``, the
 weighted mean scikit-learn's estimators minimise (integer weights count a row that many
@@ -27,11 +40,14 @@ from numba import njit
 
 from .errors import InvalidValueError
 from ._cache import CACHE
-from ._checks import (MATRIX, MATRIX_OUT, cast_like, check_same_or_separate,
-                      check_same_shape, check_types, kernel)
-from .activations import IDENTITY, RELU, _derivative_from_output, _sigmoid_scalar
+from ._checks import (MATRIX, MATRIX_OUT, REAL, cast_like, check_same_or_separate,
+                      check_same_shape, check_types, kernel, real_text)
+from .activations import (GELU, IDENTITY, RELU, SILU, _derivative_from_output,
+                          _sigmoid_scalar)
 from .config import FASTMATH_ELEMENTWISE
-from .variants import LOSSES, MSE, N_LOSSES, POISSON, SIGMOID_BCE, SOFTMAX_CE  # noqa: F401
+from .variants import (ABSOLUTE_ERROR, HUBER, HUBER_DELTA, LOSSES, MSE, N_LOSSES,  # noqa: F401
+                       POISSON, QUANTILE, QUANTILE_STEPS, SIGMOID_BCE, SOFTMAX_CE,
+                       quantile_code)
 
 # Each cost is written once, as a function of one row ``i`` of 2-D arrays (indexed in
 # place: a row view costs a call into Numba's runtime, more than a 1-output row's whole
@@ -116,6 +132,48 @@ def _poisson_row(Z, Y, D, i, scale):
     return total
 
 
+@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE, inline="always")
+def _huber_row(A, Y, D, i, scale):
+    """Row i's ``sum(h(a - y))`` in float64 (Huber, ``delta = HUBER_DELTA``), and
+    ``D[i] = scale * clip(a - y, -delta, delta)`` when scale != 0."""
+    total = 0.0
+    for j in range(A.shape[1]):
+        e = np.float64(A[i, j]) - np.float64(Y[i, j])
+        size = abs(e)
+        if size <= HUBER_DELTA:
+            total += 0.5 * e * e
+        else:  # NaN lands here too: its cost stays NaN
+            total += HUBER_DELTA * (size - 0.5 * HUBER_DELTA)
+        if scale != 0:
+            D[i, j] = scale * min(max(e, -HUBER_DELTA), HUBER_DELTA)
+    return total
+
+
+@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE, inline="always")
+def _absolute_row(A, Y, D, i, scale):
+    """Row i's ``sum(|a - y|)`` in float64, and ``D[i] = scale * sign(a - y)``."""
+    total = 0.0
+    for j in range(A.shape[1]):
+        e = np.float64(A[i, j]) - np.float64(Y[i, j])
+        total += abs(e)
+        if scale != 0:
+            D[i, j] = scale * (np.float64(e > 0) - np.float64(e < 0))
+    return total
+
+
+@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE, inline="always")
+def _pinball_row(A, Y, D, i, q, scale):
+    """Row i's pinball loss ``sum(q max(y - a, 0) + (1 - q) max(a - y, 0))`` in float64, and
+    ``D[i] = scale * ((1 - q) [a > y] - q [a < y])`` when scale != 0."""
+    total = 0.0
+    for j in range(A.shape[1]):
+        e = np.float64(A[i, j]) - np.float64(Y[i, j])
+        total += (1.0 - q) * e if e > 0 else -q * e  # NaN: -q * NaN, NaN
+        if scale != 0:
+            D[i, j] = scale * ((1.0 - q) * np.float64(e > 0) - q * np.float64(e < 0))
+    return total
+
+
 @njit(cache=CACHE, inline="always")
 def _cost_row(A, Y, D, i, act, loss, scale):
     """The row function of cost code ``loss``, on row i."""
@@ -125,6 +183,12 @@ def _cost_row(A, Y, D, i, act, loss, scale):
         return _sigmoid_bce_row(A, Y, D, i, scale)
     if loss == POISSON:
         return _poisson_row(A, Y, D, i, scale)
+    if loss == HUBER:
+        return _huber_row(A, Y, D, i, scale)
+    if loss == ABSOLUTE_ERROR:
+        return _absolute_row(A, Y, D, i, scale)
+    if loss >= QUANTILE:  # the level rides in the code (kernels.variants.QUANTILE_STEPS)
+        return _pinball_row(A, Y, D, i, (loss - QUANTILE + 1) / QUANTILE_STEPS, scale)
     return _mse_row(A, Y, D, i, act, scale)
 
 
@@ -135,13 +199,19 @@ def _output_delta(A, Y, delta, db, act, loss, scale, accumulate, weights):
     ``delta = scale * w_i * dc_i/dZ`` of the output layer (``scale = 1/m`` for the batch
     mean, ``1 / sum(w)`` for a weighted one): ``(A - Y) * sigma'(A)`` for MSE,
     ``softmax(A) * sum(Y) - Y`` and ``s(A) - Y`` for the cross-entropies, whose ``A`` are
-    the logits (the layer's activation is identity), ``exp(A) - Y`` for Poisson.
+    the logits (the layer's activation is identity), ``exp(A) - Y`` for Poisson,
+    ``clip(A - Y, -1, 1)`` for Huber, ``sign(A - Y)`` for the absolute error and
+    ``(1 - q) [A > Y] - q [A < Y]`` for the quantile loss at level q.
     ``weights`` (m,) are the rows' weights ``w_i``, or empty for all 1.
     ``db = delta.sum(axis=0)`` (``+=`` with accumulate; untouched when scale is 0).
     A, Y, delta (m, n); db (n,). Returns the batch's summed cost ``sum_i w_i c_i`` in
     float64 (for MSE ``c_i = sum((a_i - y_i)**2) / 2``).
     """
     m, n = A.shape
+    if act == GELU or act == SILU:  # once a call: sigma'(z) is no function of A for these
+        raise InvalidValueError("the output layer's activation is gelu or silu, whose "
+                                "derivative needs Z: use them on hidden layers' kernels "
+                                "with activation_backward_z (docs/kernels.md)")
     if scale != 0 and not accumulate:
         db[:] = 0
     weighted = weights.shape[0] > 0
@@ -288,6 +358,78 @@ def poisson_loss_grad(Z: MATRIX, Y: MATRIX, out: MATRIX_OUT):
     _check_out("poisson_loss_grad", Z, out)
     check_same_or_separate("poisson_loss_grad", "out", out, "Y", Y)
     _mean_gradient(Z, Y, out, POISSON)
+
+
+@kernel
+def huber_loss(pred: MATRIX, y: MATRIX):
+    """``C = sum(h(pred - y)) / m``, Huber's cost with ``delta = HUBER_DELTA`` (1):
+    ``h(e) = e**2 / 2`` where ``|e| <= 1``, else ``|e| - 1/2``. pred, y (m, n), one float
+    dtype; ``ValueError`` for 0 rows or mismatched shapes. Returns a float."""
+    check_types("huber_loss", pred, y)
+    _check_pair("huber_loss", pred, y)
+    return _mean_cost(pred, y, HUBER)
+
+
+@kernel
+def huber_loss_grad(pred: MATRIX, y: MATRIX, out: MATRIX_OUT):
+    """``out = clip(pred - y, -1, 1) / m``: dC/dpred of ``huber_loss``; all (m, n)."""
+    check_types("huber_loss_grad", pred, y, out)
+    _check_pair("huber_loss_grad", pred, y)
+    _check_out("huber_loss_grad", pred, out)
+    check_same_or_separate("huber_loss_grad", "out", out, "y", y)
+    _mean_gradient(pred, y, out, HUBER)
+
+
+@kernel
+def absolute_error_loss(pred: MATRIX, y: MATRIX):
+    """``C = sum(|pred - y|) / m``; pred, y (m, n), one float dtype; ``ValueError`` for 0
+    rows or mismatched shapes. Returns a float."""
+    check_types("absolute_error_loss", pred, y)
+    _check_pair("absolute_error_loss", pred, y)
+    return _mean_cost(pred, y, ABSOLUTE_ERROR)
+
+
+@kernel
+def absolute_error_loss_grad(pred: MATRIX, y: MATRIX, out: MATRIX_OUT):
+    """``out = sign(pred - y) / m`` (0 where equal): dC/dpred of ``absolute_error_loss``;
+    all (m, n)."""
+    check_types("absolute_error_loss_grad", pred, y, out)
+    _check_pair("absolute_error_loss_grad", pred, y)
+    _check_out("absolute_error_loss_grad", pred, out)
+    check_same_or_separate("absolute_error_loss_grad", "out", out, "y", y)
+    _mean_gradient(pred, y, out, ABSOLUTE_ERROR)
+
+
+@njit(cache=CACHE)
+def _quantile_code(kernel, quantile):
+    """``variants.quantile_code`` in compiled code: ``ValueError`` naming ``quantile``
+    unless it is a multiple of 1 / QUANTILE_STEPS in (0, 1)."""
+    k = round(quantile * QUANTILE_STEPS)
+    if not (0 < quantile < 1) or abs(k - quantile * QUANTILE_STEPS) > 1e-6:
+        raise InvalidValueError(kernel + ": quantile must be a multiple of 0.0001 in (0, 1), "
+                                "got " + real_text(quantile))
+    return QUANTILE + np.int64(k) - 1
+
+
+@kernel
+def quantile_loss(pred: MATRIX, y: MATRIX, quantile: REAL):
+    """``C = sum(q max(y - pred, 0) + (1 - q) max(pred - y, 0)) / m``: the pinball loss at
+    level ``q = quantile``, a multiple of 0.0001 in (0, 1) (``ValueError`` otherwise).
+    pred, y (m, n), one float dtype. Returns a float."""
+    check_types("quantile_loss", pred, y, quantile)
+    _check_pair("quantile_loss", pred, y)
+    return _mean_cost(pred, y, _quantile_code("quantile_loss", quantile))
+
+
+@kernel
+def quantile_loss_grad(pred: MATRIX, y: MATRIX, quantile: REAL, out: MATRIX_OUT):
+    """``out = ((1 - q) [pred > y] - q [pred < y]) / m``: dC/dpred of ``quantile_loss``;
+    all (m, n)."""
+    check_types("quantile_loss_grad", pred, y, quantile, out)
+    _check_pair("quantile_loss_grad", pred, y)
+    _check_out("quantile_loss_grad", pred, out)
+    check_same_or_separate("quantile_loss_grad", "out", out, "y", y)
+    _mean_gradient(pred, y, out, _quantile_code("quantile_loss_grad", quantile))
 
 
 @kernel

@@ -15,7 +15,7 @@ from numba.extending import overload
 
 from .errors import InvalidTypeError, InvalidValueError
 from ._checks import INT, INTS, WEIGHTS
-from .variants import LOSSES, MSE
+from .variants import LOSSES, MSE, quantile_code
 
 
 class Network(namedtuple("Network", "sizes acts loss")):
@@ -66,13 +66,27 @@ def _integer(value, name):
     return int(value)
 
 
-def network(sizes, acts, loss=None):
+def network(sizes, acts, loss=None, quantile=None):
     """A ``Network`` record: sizes and acts as int64 vectors; ``loss`` a code of
-    ``kernels.LOSSES`` or its name (default MSE). Values are checked by the kernels."""
+    ``kernels.LOSSES`` or its name (default MSE). Values are checked by the kernels.
+
+    ``loss="quantile"`` needs ``quantile``, its level q (a multiple of 0.0001 in (0, 1)):
+    the record's ``loss`` is then ``kernels.quantile_code(q)``, the code that carries q
+    (``kernels.variants.QUANTILE_STEPS`` says why); ``InvalidValueError`` names a missing
+    or bad level, or one given with another loss."""
     if isinstance(loss, str):
         if loss not in LOSSES:
             raise InvalidValueError("loss must be one of %s, got %r" % (sorted(LOSSES), loss))
+        if loss == "quantile":
+            if quantile is None:
+                raise InvalidValueError("loss='quantile' needs quantile=, its level in (0, 1), "
+                                        "got None")
+            return Network(_int64_vector(sizes, "sizes"), _int64_vector(acts, "acts"),
+                           quantile_code(quantile))
         loss = LOSSES[loss]
+    if quantile is not None:
+        raise InvalidValueError("quantile= is the level of loss='quantile', got it with loss=%r"
+                                % (loss,))
     return Network(_int64_vector(sizes, "sizes"), _int64_vector(acts, "acts"),
                    MSE if loss is None else _integer(loss, "loss"))
 

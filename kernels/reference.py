@@ -9,8 +9,9 @@ import numpy as np
 
 from .records import Network
 from .sparse import CSR
-from .variants import (ADAM, ADAMW, LEAKY_RELU, LEAKY_SLOPE, MSE, POISSON, RELU, SIGMOID,
-                       SIGMOID_BCE, SOFTMAX_CE, TANH)
+from .variants import (ABSOLUTE_ERROR, ADAM, ADAMW, GELU, HUBER, HUBER_DELTA, LEAKY_RELU,
+                       LEAKY_SLOPE, MSE, POISSON, QUANTILE, QUANTILE_STEPS, RELU, SIGMOID,
+                       SIGMOID_BCE, SILU, SOFTMAX_CE, TANH, quantile_code)
 
 
 def _sigmoid(z):
@@ -26,7 +27,28 @@ def _activate(z, act):
         return _sigmoid(z)
     if act == LEAKY_RELU:
         return np.where(z > 0, z, z * z.dtype.type(LEAKY_SLOPE))
+    if act == GELU:
+        return (z * _Phi(z)).astype(z.dtype, copy=False)
+    if act == SILU:
+        return z * _sigmoid(z)
     return z
+
+
+def _Phi(z):
+    """The standard normal CDF, in float64."""
+    from scipy.special import ndtr
+    return ndtr(np.asarray(z, np.float64))
+
+
+def _derivative_z(z, act):
+    """sigma'(z) from the pre-activation z."""
+    if act == GELU:
+        z64 = np.asarray(z, np.float64)
+        return (_Phi(z64) + z64 * np.exp(-0.5 * z64 * z64) / np.sqrt(2 * np.pi)).astype(z.dtype)
+    if act == SILU:
+        s = _sigmoid(z)
+        return s * (1 + z * (1 - s))
+    return _derivative(_activate(z.copy(), act), act)
 
 
 def _derivative(a, act):
@@ -38,6 +60,8 @@ def _derivative(a, act):
         return a * (1 - a)
     if act == LEAKY_RELU:
         return np.where(a > 0, 1, LEAKY_SLOPE).astype(a.dtype)
+    if act in (GELU, SILU):
+        raise ValueError("the derivative of gelu and silu needs Z: activation_backward_z")
     return np.ones_like(a)
 
 
@@ -49,6 +73,11 @@ def activation_forward(Z, act):
 def activation_backward(A, G, act):
     """G *= sigma'(A), from the output A."""
     G *= _derivative(A, act)
+
+
+def activation_backward_z(Z, G, act):
+    """G *= sigma'(Z), from the pre-activation Z."""
+    G *= _derivative_z(Z, act)
 
 
 def dense_forward(X, W, b, out, relu):
@@ -197,6 +226,49 @@ def poisson_loss_grad(Z, Y, out):
     out[...] = (np.exp(Z.astype(np.float64)) - Y) / Z.shape[0]
 
 
+def _huber(E):
+    size = np.abs(E)
+    cost = np.where(size <= HUBER_DELTA, 0.5 * E * E, HUBER_DELTA * (size - 0.5 * HUBER_DELTA))
+    return cost, np.clip(E, -HUBER_DELTA, HUBER_DELTA)
+
+
+def _pinball(E, q):
+    """Pinball cost and gradient of errors E = pred - y at level q."""
+    return np.where(E > 0, (1 - q) * E, -q * E), (1 - q) * (E > 0) - q * (E < 0)
+
+
+def huber_loss(pred, y):
+    """sum(h(pred - y)) / m, h Huber's with delta = 1."""
+    return float(_huber(pred.astype(np.float64) - y)[0].sum() / pred.shape[0])
+
+
+def huber_loss_grad(pred, y, out):
+    """out = clip(pred - y, -1, 1) / m."""
+    out[...] = _huber(pred.astype(np.float64) - y)[1] / pred.shape[0]
+
+
+def absolute_error_loss(pred, y):
+    """sum(|pred - y|) / m."""
+    return float(np.abs(pred.astype(np.float64) - y).sum() / pred.shape[0])
+
+
+def absolute_error_loss_grad(pred, y, out):
+    """out = sign(pred - y) / m."""
+    out[...] = np.sign(pred.astype(np.float64) - y) / pred.shape[0]
+
+
+def quantile_loss(pred, y, quantile):
+    """sum(q max(y - pred, 0) + (1 - q) max(pred - y, 0)) / m."""
+    quantile_code(quantile)
+    return float(_pinball(pred.astype(np.float64) - y, quantile)[0].sum() / pred.shape[0])
+
+
+def quantile_loss_grad(pred, y, quantile, out):
+    """out = ((1 - q) [pred > y] - q [pred < y]) / m."""
+    quantile_code(quantile)
+    out[...] = _pinball(pred.astype(np.float64) - y, quantile)[1] / pred.shape[0]
+
+
 def _row_costs_and_delta(out, Y, act, loss):
     """Every row's cost (m,) and dC/dZ of the output layer (unscaled, unweighted)."""
     if loss == SOFTMAX_CE:
@@ -208,6 +280,15 @@ def _row_costs_and_delta(out, Y, act, loss):
     if loss == POISSON:
         Z = out.astype(np.float64)
         return (np.exp(Z) - Y * Z).sum(axis=1), np.exp(Z) - Y
+    if loss in (HUBER, ABSOLUTE_ERROR) or loss >= QUANTILE:
+        E = out.astype(np.float64) - Y
+        if loss == HUBER:
+            cost, delta = _huber(E)
+        elif loss == ABSOLUTE_ERROR:
+            cost, delta = np.abs(E), np.sign(E)
+        else:
+            cost, delta = _pinball(E, (loss - QUANTILE + 1) / QUANTILE_STEPS)
+        return cost.sum(axis=1), delta.astype(out.dtype)
     err = out - Y
     return 0.5 * np.sum(err.astype(np.float64) ** 2, axis=1), err * _derivative(out, act)
 

@@ -5,7 +5,8 @@ line know it by name. Both read these tables, so adding a variant is its kernel 
 on the code where the formula lives), one row here and one test row:
 
 - an activation: ``_activate`` and ``_derivative_from_output`` in ``kernels/activations.py``
-  (and the NumPy twin in ``kernels/reference.py``);
+  (and the NumPy twin in ``kernels/reference.py``); one whose derivative needs ``z`` (not
+  only ``a = sigma(z)``) sets ``needs_z`` and ``_derivative_from_input`` instead;
 - a loss: a row function in ``kernels/loss.py`` called by ``_output_delta``;
 - an optimizer: a sweep in ``kernels/optim.py`` called by ``_optimizer_step``;
 - a schedule: its formula below.
@@ -26,6 +27,10 @@ class Activation(NamedTuple):
     formula: str         # sigma(z)
     derivative: str      # sigma'(z) written with the layer's output a = sigma(z)
     he_init: bool        # weights drawn with He (rectifiers) rather than Glorot scaling
+    # sigma'(z) is no function of a = sigma(z) (GELU, SiLU: not monotonic, so two z share an
+    # a): the backward sweep needs z itself, which the compiled epoch does not keep
+    # (kernels/activations.py, "Activations whose derivative needs z")
+    needs_z: bool = False
 
 
 class Loss(NamedTuple):
@@ -36,6 +41,7 @@ class Loss(NamedTuple):
     #                      "counts" (any real >= 0: rates, counts)
     takes_logits: bool   # computed from the last layer's pre-activation (identity layer)
     classifier: bool     # predict() returns labels
+    default: bool = True  # the loss its ``output`` trains with unless another is named
 
 
 class OptimizerVariant(NamedTuple):
@@ -70,7 +76,7 @@ class Schedule(NamedTuple):
     formula: str
 
 
-IDENTITY, RELU, TANH, SIGMOID, LEAKY_RELU = range(5)
+IDENTITY, RELU, TANH, SIGMOID, LEAKY_RELU, GELU, SILU = range(7)
 
 #: Slope of leaky_relu for negative inputs.
 LEAKY_SLOPE = 0.01
@@ -82,9 +88,36 @@ ACTIVATION_TABLE = (
     Activation(SIGMOID, "sigmoid", "1 / (1 + exp(-z))", "a (1 - a)", False),
     Activation(LEAKY_RELU, "leaky_relu", "z if z > 0 else 0.01 z", "1 if a > 0 else 0.01",
                True),
+    # The exact (erf) GELU of Hendrycks & Gimpel, "Gaussian Error Linear Units", 2016,
+    # arXiv:1606.08415 (PyTorch's nn.GELU() default, approximate="none"), not the tanh form.
+    Activation(GELU, "gelu", "z Phi(z) = z (1 + erf(z / sqrt 2)) / 2",
+               "Phi(z) + z phi(z) (from z)", True, needs_z=True),
+    # SiLU (swish-1): Elfwing, Uchibe & Doya, "Sigmoid-Weighted Linear Units", 2018,
+    # arXiv:1702.03118; PyTorch's nn.SiLU.
+    Activation(SILU, "silu", "z s(z) = z / (1 + exp(-z))",
+               "s(z) (1 + z (1 - s(z))) (from z)", True, needs_z=True),
 )
 
-MSE, SOFTMAX_CE, SIGMOID_BCE, POISSON = range(4)
+MSE, SOFTMAX_CE, SIGMOID_BCE, POISSON, HUBER, ABSOLUTE_ERROR, QUANTILE = range(7)
+
+#: Huber's threshold ``delta``: quadratic within ``|a - y| <= delta``, linear beyond.
+#: Fixed at 1, the default of PyTorch's ``nn.HuberLoss(delta=1.0)`` (Huber, "Robust
+#: Estimation of a Location Parameter", Ann. Math. Statist. 35, 1964, with ``k = delta``).
+#: ``MLP`` trains a regression on standardized targets, so this is one target standard
+#: deviation; another threshold is a target scaled by ``1 / delta`` (the cost is then
+#: ``delta**-2`` times Huber's with that ``delta``, the same minimiser).
+HUBER_DELTA = 1.0
+
+#: The quantile loss's level ``q`` travels in its code. Compiled code receives one value
+#: for the loss, the ``Network`` record's int ``loss``, which the epoch
+#: (``kernels/loop.py``) checks against ``N_LOSSES`` and hands unchanged to
+#: ``_output_delta``; a parameter carried in the code reaches the row function with no
+#: new argument on the hot path, no change to the epoch and no recompilation per level.
+#: Level ``q = k / QUANTILE_STEPS`` (k = 1 .. QUANTILE_STEPS - 1) has code
+#: ``QUANTILE + k - 1`` (``quantile_code``), so the quantile codes fill the end of the
+#: code range: ``QUANTILE`` stays the last row of ``LOSS_TABLE`` and a new loss goes before
+#: it (saved models store the loss name and its level, never the code).
+QUANTILE_STEPS = 10_000
 
 LOSS_TABLE = (
     Loss(MSE, "mse", "any", "values", False, False),
@@ -92,6 +125,10 @@ LOSS_TABLE = (
     Loss(SIGMOID_BCE, "binary_cross_entropy", "sigmoid", "binary", True, True),
     # scikit-learn's MLPRegressor(loss="poisson"): a log link, predictions exp(z)
     Loss(POISSON, "poisson", "exp", "counts", True, False),
+    # scikit-learn's gradient boosting names; all on an identity output (z = a)
+    Loss(HUBER, "huber", "identity", "values", True, False, default=False),
+    Loss(ABSOLUTE_ERROR, "absolute_error", "identity", "values", True, False, default=False),
+    Loss(QUANTILE, "quantile", "identity", "values", True, False, default=False),
 )
 
 SGD, ADAM, ADAMW = range(3)
@@ -141,7 +178,8 @@ OPTIMIZERS = {o.name: o.code for o in OPTIMIZER_TABLE}
 SCHEDULES = tuple(s.name for s in SCHEDULE_TABLE)
 
 N_ACTIVATIONS = len(ACTIVATION_TABLE)
-N_LOSSES = len(LOSS_TABLE)
+#: One more than the largest cost code: the table's codes, then the quantile levels'.
+N_LOSSES = QUANTILE + QUANTILE_STEPS - 1
 N_OPTIMIZERS = len(OPTIMIZER_TABLE)
 
 
@@ -150,11 +188,33 @@ def loss_named(name):
     return LOSS_TABLE[LOSSES[name]]
 
 
+def quantile_code(quantile):
+    """The cost code of the quantile (pinball) loss at level ``quantile``, a multiple of
+    ``1 / QUANTILE_STEPS`` (0.0001) in (0, 1); ``InvalidValueError`` naming ``quantile``
+    otherwise."""
+    try:
+        q = float(quantile)
+    except (TypeError, ValueError):
+        q = math.nan
+    if isinstance(quantile, (bool, str)) or not 0 < q < 1:
+        raise InvalidValueError("quantile must be a number in (0, 1), got %r" % (quantile,))
+    k = round(q * QUANTILE_STEPS)
+    if abs(k - q * QUANTILE_STEPS) > 1e-6:
+        raise InvalidValueError("quantile must be a multiple of %g (the levels the loss code "
+                                "carries), got %r" % (1 / QUANTILE_STEPS, quantile))
+    return QUANTILE + k - 1
+
+
+def quantile_level(code):
+    """The level q of a quantile cost code (``quantile_code``'s inverse)."""
+    return (code - QUANTILE + 1) / QUANTILE_STEPS
+
+
 def default_loss(output):
     """The loss an output layer trains with unless one is named: the loss paired with it,
     else MSE."""
     for loss in LOSS_TABLE:
-        if loss.output == output:
+        if loss.output == output and loss.default:
             return loss.name
     return "mse"
 
