@@ -587,7 +587,7 @@ def test_poisson_loss_is_scikit_learns_half_deviance():
     with pytest.raises(ValueError, match="out of the valid range of the loss"):
         MLPRegressor(loss="poisson").fit(X, y - 5)
     with pytest.raises(ValueError, match="'loss' parameter must be one of"):
-        MLPRegressor(loss="absolute_error").fit(X, y)
+        MLPRegressor(loss="hinge").fit(X, y)
 
 
 def test_diverged_error_is_also_a_value_error():

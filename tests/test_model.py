@@ -159,8 +159,11 @@ def test_bad_fit_input_is_refused_before_anything_changes(changes, error, messag
     (dict(layer_sizes=[4]), ValueError, "layer_sizes must list at least 2 widths"),
     (dict(layer_sizes=[4, 0]), ValueError, "layer_sizes[1] must be >= 1, got 0"),
     (dict(layer_sizes=[4, 2.0]), TypeError, "layer_sizes[1] must be an integer"),
+    (dict(layer_sizes=[4, 1], hidden="mish"), ValueError,
+     "hidden must be one of 'identity', 'relu', 'tanh', 'sigmoid', 'leaky_relu', 'gelu', "
+     "'silu', got 'mish'"),
     (dict(layer_sizes=[4, 1], hidden="gelu"), ValueError,
-     "hidden must be one of 'identity', 'relu', 'tanh', 'sigmoid', 'leaky_relu', got 'gelu'"),
+     "hidden='gelu' cannot be trained yet: its derivative needs the layer's pre-activation Z"),
     (dict(layer_sizes=[4, 3], output="softmax", loss="mse"),
      ValueError, "output='softmax' trains with loss='cross_entropy'"),
     (dict(layer_sizes=[4, 1], output="softmax"), ValueError,
@@ -168,8 +171,8 @@ def test_bad_fit_input_is_refused_before_anything_changes(changes, error, messag
     (dict(layer_sizes=[4, 2], loss="binary_cross_entropy"),
      ValueError, "loss='binary_cross_entropy' needs output='sigmoid'"),
     (dict(layer_sizes=[4, 2], loss="hinge"), ValueError,
-     "loss must be one of 'mse', 'cross_entropy', 'binary_cross_entropy', 'poisson', got "
-     "'hinge'"),
+     "loss must be one of 'mse', 'cross_entropy', 'binary_cross_entropy', 'poisson', "
+     "'huber', 'absolute_error', 'quantile', got 'hinge'"),
     (dict(layer_sizes=[4, 1], output="softplus"), ValueError, "output must be one of"),
     (dict(layer_sizes=[4, 1], dtype=np.int32), TypeError,
      "dtype must be float32 or float64, got int32"),

@@ -15,7 +15,7 @@ import numpy as np
 from ...kernels.errors import InvalidTypeError, InvalidValueError
 from . import sources, tabular
 from .sources import EVAL_BATCH
-from .targets import TargetScaling, target_sums
+from .targets import ROBUST_LOSSES, TargetScaling, target_sums
 from .validation import (as_features, check_matrix_shape, check_target_rows, described,
                          targets_matrix)
 
@@ -29,8 +29,16 @@ def targets_of(net, y, name, n_rows, x_name):
     return targets_matrix(y, name, net.dtype, net.n_outputs, net._target_kind)
 
 
-def source_of(net, X, y, x_name, y_name, batch_size=1, chunk_rows=None):
-    """An ArraySource or, for paths and memmaps, a StreamSource; checked, nothing changed."""
+def source_of(net, X, y, x_name, y_name, batch_size=1, chunk_rows=None, sample_weight=None):
+    """An ArraySource or, for paths and memmaps, a StreamSource; checked, nothing changed.
+    With ``sample_weight`` (N,) an ArraySource always (weighted rows are held in memory)."""
+    if sample_weight is not None:
+        if sources.is_streamed(X):
+            X, y = np.asarray(sources.open_array(X, x_name)), np.asarray(
+                sources.open_array(y, y_name))
+        Xc = features_of(net, X, x_name)
+        return sources.ArraySource(Xc, targets_of(net, sources.open_array(y, y_name), y_name,
+                                                  Xc.shape[0], x_name), sample_weight)
     if sources.is_streamed(X):
         Xm = sources.open_array(X, x_name)
         ym = sources.open_array(y, y_name)
@@ -49,14 +57,14 @@ def source_of(net, X, y, x_name, y_name, batch_size=1, chunk_rows=None):
                                               Xc.shape[0], x_name))
 
 
-def fit_sources(net, X, y, settings, data_options):
+def fit_sources(net, X, y, settings, data_options, sample_weight=None):
     """(training source, validation source or None) that ``fit`` trains on, checked;
     nothing changed. ``settings``: a ``training.options.Settings``; ``data_options``: a
-    ``training.options.DataOptions``."""
+    ``training.options.DataOptions``; ``sample_weight``: ``row_weights``' or None."""
     validation_data = data_options.validation_data
     fraction = data_options.validation_fraction
     chunk_rows = data_options.chunk_rows
-    source = source_of(net, X, y, "X", "y", settings.batch_size, chunk_rows)
+    source = source_of(net, X, y, "X", "y", settings.batch_size, chunk_rows, sample_weight)
     val_source = None
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -78,12 +86,68 @@ def fit_sources(net, X, y, settings, data_options):
     return source, val_source
 
 
+def class_labels_of(net, y):
+    """One class index per row of a classifier's targets ``y`` (N,) labels or (N, K)
+    one-hot rows (argmax); ``InvalidValueError`` for several labels a row (multi-label)."""
+    Y = np.asarray(y)
+    if Y.ndim == 2 and Y.shape[1] == 1:
+        Y = Y[:, 0]
+    if Y.ndim == 1:
+        return Y
+    if net.output == "softmax":
+        return Y.argmax(axis=1)
+    raise InvalidValueError("class_weight needs one label per row, got y of shape %s "
+                            "(several sigmoid outputs: multi-label)" % (Y.shape,))
+
+
+def class_weights(labels, class_weight):
+    """Each row's weight from its label and ``class_weight`` ("balanced" or a dict),
+    scikit-learn's ``compute_sample_weight`` meaning; float64 (N,)."""
+    classes, index, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    if isinstance(class_weight, str) and class_weight == "balanced":
+        per_class = len(labels) / (len(classes) * counts.astype(np.float64))
+    elif isinstance(class_weight, dict):
+        per_class = np.ones(len(classes))
+        for c, w in class_weight.items():
+            if not (isinstance(w, (int, float, np.integer, np.floating))
+                    and not isinstance(w, bool) and np.isfinite(w) and w >= 0):
+                raise InvalidValueError("class_weight[%r] must be a finite number >= 0, got %r"
+                                        % (c, w))
+            per_class[classes == c] = float(w)
+    else:
+        raise InvalidValueError("class_weight must be 'balanced' or a dict {class: weight}, "
+                                "got %r" % (class_weight,))
+    return per_class[index.ravel()]
+
+
+def row_weights(net, y, sample_weight, class_weight):
+    """The per-row weights ``fit`` trains with (float64 (N,)): ``sample_weight`` (checked:
+    one finite weight >= 0 per row) times the class weights of ``class_weight``."""
+    n = len(sources.open_array(y, "y"))
+    weights = np.ones(n)
+    if sample_weight is not None:
+        w = np.asarray(sample_weight)
+        if w.ndim != 1 or w.dtype.kind not in "iuf" or len(w) != n:
+            raise InvalidValueError("sample_weight must be a 1-D array of %d numbers (one per "
+                                    "row of y), got %s of shape %s" % (n, w.dtype, w.shape))
+        if not np.isfinite(w).all() or (w < 0).any():
+            raise InvalidValueError("sample_weight must be finite and >= 0, got %r"
+                                    % (w[~(np.isfinite(w) & (w >= 0))][0],))
+        weights = weights * w
+    if class_weight is not None:
+        weights = weights * class_weights(class_labels_of(net, sources.open_array(y, "y")),
+                                          class_weight)
+    return weights
+
+
 def target_scaling_for(net, source, standardize_target):
     """The ``TargetScaling`` a fit trains with: the network's own when it has one (it was
     trained with it), else learned from the training rows' targets, or None (MPI:
     ``distributed._target_scaling``)."""
     if net.target_scaling is not None or not net.scales_targets(standardize_target):
         return net.target_scaling
+    if net.loss in ROBUST_LOSSES:  # median and MAD: outliers do not set the units
+        return TargetScaling.learn_robust(source.target_blocks())
     return TargetScaling.learn(target_sums(source.target_blocks()))
 
 

@@ -23,6 +23,14 @@ import numpy as np
 from ...kernels.errors import InvalidValueError
 
 
+#: The regression costs ``MLP.fit`` standardizes the targets for, and the power of the
+#: target's scale that turns their standardized cost into the cost in the target's units.
+SCALE_POWER = {"mse": 2, "huber": 2, "absolute_error": 1, "quantile": 1}
+
+#: The costs whose scaling is learned robustly (``TargetScaling.learn_robust``).
+ROBUST_LOSSES = ("huber", "absolute_error", "quantile")
+
+
 @dataclass(frozen=True)
 class TargetScaling:
     """``mean`` (n_outputs,) float64 and ``scale`` (a float > 0) of a regression target."""
@@ -40,10 +48,34 @@ class TargetScaling:
         scale = float(np.sqrt(var.mean()))
         return cls(mean=mean, scale=scale if scale > 0 and np.isfinite(scale) else 1.0)
 
+    @classmethod
+    def learn_robust(cls, blocks):
+        """From the target blocks (n, n_out) themselves, for the robust costs (Huber,
+        absolute error, quantile): the median per output and, for ``scale``, the root mean
+        square of the outputs' normal-consistent median absolute deviations (1.4826 MAD),
+        so that outliers, which these costs are chosen to withstand, do not set the units
+        (a mean and standard deviation would follow them); an output whose MAD is 0 falls
+        back to its standard deviation, then 1."""
+        Y = np.concatenate([np.asarray(b, np.float64).reshape(len(b), -1) for b in blocks])
+        Y = Y[np.isfinite(Y).all(axis=1)]
+        if len(Y) == 0:
+            return cls(mean=np.zeros(Y.shape[1]), scale=1.0)
+        center = np.median(Y, axis=0)
+        mad = 1.4826 * np.median(np.abs(Y - center), axis=0)
+        mad = np.where(mad > 0, mad, Y.std(axis=0))
+        scale = float(np.sqrt(np.mean(mad * mad)))
+        return cls(mean=center, scale=scale if scale > 0 and np.isfinite(scale) else 1.0)
+
     @property
     def cost_factor(self):
-        """Cost in the target's units over the cost on standardized targets."""
+        """Cost in the target's units over the cost on standardized targets (MSE's)."""
         return self.scale * self.scale
+
+    def cost_factor_of(self, loss):
+        """``cost_factor`` of the regression cost named ``loss``: ``scale**2`` for "mse" and
+        "huber" (whose delta of 1 on standardized targets is ``scale`` in the target's
+        units), ``scale`` for "absolute_error" and "quantile"."""
+        return self.scale ** SCALE_POWER.get(loss, 2)
 
     def standardize(self, Y):
         """``(Y - mean) / scale`` in Y's dtype (a new array)."""

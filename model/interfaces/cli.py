@@ -108,6 +108,16 @@ def load_data(path, target=None, target_cols=None, need_targets=True, workdir=No
     raise UsageError("--data must be a .npz, .npy, .csv or .parquet file, got %r" % path)
 
 
+def _activations(text):
+    """--hidden: one activation name, or names separated by commas."""
+    names = [t.strip() for t in text.split(",")]
+    for name in names:
+        if name not in kernels.ACTIVATIONS:
+            raise argparse.ArgumentTypeError("%r is not an activation (one of %s)"
+                                             % (name, ", ".join(kernels.ACTIVATIONS)))
+    return names
+
+
 def _table_target(args):
     """The one target column named for a CSV/Parquet --data."""
     cols = args.target_col or []
@@ -130,8 +140,18 @@ def _table_target(args):
 def load_table(args, workdir):
     """(X, y, preprocessing) of a CSV/Parquet --data: the preprocessing is fit in one pass
     (model.data.tabular), then the file is written as .npy inputs and targets to stream."""
+    drop = args.drop_cols
+    if args.weight_col:  # weights, not a feature
+        if args.features and args.weight_col in args.features:
+            raise UsageError("--weight-col %s is also in --features: a column is either the "
+                             "rows' weights or an input" % args.weight_col)
+        names = tabular.column_names(args.data)
+        if args.weight_col not in names:
+            raise UsageError("--weight-col %s: %s has no such column (it has: %s)"
+                             % (args.weight_col, args.data, ", ".join(names)))
+        drop = list(drop or []) + [args.weight_col]
     prep = tabular.Preprocessing.fit(
-        args.data, _table_target(args), features=args.features, drop=args.drop_cols,
+        args.data, _table_target(args), features=args.features, drop=drop,
         max_categories=args.max_categories, scale=not args.no_scale,
         classify=True if args.output in ("softmax", "sigmoid") else None,
         keep_identifiers=args.keep_identifiers, progress=progress.wanted(args.progress, True))
@@ -141,6 +161,35 @@ def load_table(args, workdir):
                           os.path.join(workdir, "y.npy"), progress=progress.wanted(args.progress,
                                                                                    True))
     return X, y, prep
+
+
+def _weight_column(args, target):
+    """The --weight-col values (float64) of the rows that have a target (those the
+    preprocessing keeps), checked: numbers, finite, >= 0."""
+    import pyarrow.compute as pc
+    names = tabular.column_names(args.data)
+    if args.weight_col not in names:
+        raise UsageError("--weight-col %s: %s has no such column (it has: %s)"
+                         % (args.weight_col, args.data, ", ".join(names)))
+    if args.weight_col == target:
+        raise UsageError("--weight-col %s is the target column" % args.weight_col)
+    parts = []
+    for batch in tabular.read_batches(args.data, [target, args.weight_col]):
+        kept = batch.filter(tabular._has_target(batch.column(target)))
+        column = kept.column(args.weight_col)
+        try:
+            values = pc.cast(column, "float64").to_numpy(zero_copy_only=False)
+        except Exception:  # text that is not a number
+            raise UsageError("--weight-col %s must hold numbers, got %s values"
+                             % (args.weight_col, column.type)) from None
+        parts.append(np.asarray(values, np.float64))
+    w = np.concatenate(parts) if parts else np.empty(0)
+    bad = np.flatnonzero(~(np.isfinite(w) & (w >= 0)))[:1]
+    if bad.size:
+        raise UsageError("--weight-col %s: row weights must be finite numbers >= 0, got %r "
+                         "(at the %d-th row with a target)"
+                         % (args.weight_col, float(w[bad[0]]), bad[0] + 1))
+    return w
 
 
 def _n_outputs(y, output, classes=None, comm=None):
@@ -255,15 +304,25 @@ def build_parser():
                                           "for an identity output)")
     train.add_argument("--hidden-sizes", type=_widths, default=[128, 64], metavar="N,N",
                        help="hidden layer widths, comma-separated (default 128,64)")
-    train.add_argument("--hidden", default="relu", choices=list(kernels.ACTIVATIONS),
-                       help="hidden activation (default relu)")
+    train.add_argument("--hidden", default="relu", type=_activations, metavar="ACT[,ACT]",
+                       help="hidden activation (default relu): one of %s, or one per hidden "
+                            "layer, comma-separated (relu,tanh)" % ", ".join(kernels.ACTIVATIONS))
     train.add_argument("--output", default="identity", choices=OUTPUTS,
                        help="output layer (default identity; softmax/sigmoid for classes)")
     train.add_argument("--classes", type=_count(2), metavar="K",
                        help="number of classes of a softmax output (default: largest label + 1, "
                             "over every MPI rank)")
     train.add_argument("--loss", choices=list(kernels.LOSSES),
-                       help="the cost (default: the output's natural one)")
+                       help="the cost (default: the output's natural one); huber, "
+                            "absolute_error and quantile train an identity output")
+    train.add_argument("--quantile", type=float, metavar="Q",
+                       help="the level of --loss quantile, in (0, 1) (0.9: the 90th percentile)")
+    train.add_argument("--class-weight", choices=["balanced"],
+                       help="weigh each class's rows by N / (classes * its count) "
+                            "(scikit-learn's class_weight='balanced'); a classifier only")
+    train.add_argument("--weight-col", metavar="NAME",
+                       help="a column of --data (CSV/Parquet) holding each row's weight "
+                            "(a number >= 0); it is not used as an input")
     # The defaults of the options below were chosen by measuring candidates on real tables
     # (benchmarks/real_tables.py; docs/guide.md "Defaults" has the figures).
     train.add_argument("--epochs", type=_count(0), default=None,
@@ -410,6 +469,8 @@ _APPLIES = {
     "keep_identifiers": (lambda a: _kind(a.data) in ("csv", "parquet"),
                          "a .csv or .parquet --data"),
     "no_scale": (lambda a: _kind(a.data) in ("csv", "parquet"), "a .csv or .parquet --data"),
+    "weight_col": (lambda a: _kind(a.data) in ("csv", "parquet"), "a .csv or .parquet --data"),
+    "quantile": (lambda a: a.loss == "quantile", "--loss quantile"),
     "delimiter": (lambda a: _kind(getattr(a, "data", None) or getattr(a, "csv", None)) == "csv",
                   "a .csv file"),
     "chunk_rows": (lambda a: a.command == "convert"
@@ -468,8 +529,11 @@ def train(args, workdir):
         comm = world()
     root = comm is None or comm.Get_rank() == 0
     prep = None
+    weights = None
     if args.data and tabular.is_table(args.data):
         X, y, prep = load_table(args, workdir)
+        if args.weight_col:
+            weights = _weight_column(args, prep.target)
         source = args.data
         if prep.task != "classification" and args.classes is not None:
             raise UsageError("--classes %d: the target %r holds numbers, a regression"
@@ -495,9 +559,14 @@ def train(args, workdir):
         raise UsageError("X must be 2-D (rows, features), got shape %s" % (X.shape,))
     if comm is not None:  # every rank trains on its own contiguous share of the rows
         X, y = shard(X, comm), shard(y, comm)
+    hidden = args.hidden[0] if len(args.hidden) == 1 else args.hidden
+    if len(args.hidden) > 1 and len(args.hidden) != len(args.hidden_sizes):
+        raise UsageError("--hidden names %d activations but --hidden-sizes %d layers: give one "
+                         "per hidden layer, or one for all" % (len(args.hidden),
+                                                               len(args.hidden_sizes)))
     net = MLP([X.shape[1], *args.hidden_sizes, _n_outputs(y, args.output, args.classes, comm)],
-              hidden=args.hidden,
-              output=args.output, loss=args.loss, dtype=args.dtype, seed=args.seed)
+              hidden=hidden, output=args.output, loss=args.loss, dtype=args.dtype,
+              seed=args.seed, quantile=args.quantile)
     net.preprocessing = prep
     if root:
         print("data: %s" % source)
@@ -507,7 +576,7 @@ def train(args, workdir):
     epochs = _epochs(args, X.shape[0], comm)
     start = time.perf_counter()
     try:
-        history = _fit(net, X, y, args, comm, root, epochs)
+        history = _fit(net, X, y, args, comm, root, epochs, weights)
     except TrainingInterrupted as stop:
         return _interrupted(net, stop, args, root)
     except KeyboardInterrupt as stop:  # between epochs, or after the last one
@@ -638,15 +707,20 @@ def _epochs(args, rows, comm):
     return default_epochs(rows if comm is None else comm.allreduce(rows))
 
 
-def _fit(net, X, y, args, comm, verbose, epochs):
+def _fit(net, X, y, args, comm, verbose, epochs, weights=None):
     """``net.fit`` with the command line's training options (and its defaults that depend
-    on the data: the epochs, early stopping when there are validation rows)."""
+    on the data: the epochs, early stopping when there are validation rows); ``weights``:
+    the --weight-col values, or None."""
+    if args.class_weight and not net.is_classifier:
+        raise UsageError("--class-weight applies to a classifier (softmax or sigmoid output); "
+                         "this network has --loss %s" % net.loss)
     early_stopping = args.early_stopping
     if early_stopping is None:
         early_stopping = PATIENCE if args.validation_fraction > 0 else None
     elif early_stopping == 0:
         early_stopping = None
-    return net.fit(X, y, epochs=epochs, **fit_options.from_arguments(args),
+    return net.fit(X, y, sample_weight=weights, class_weight=args.class_weight,
+                   epochs=epochs, **fit_options.from_arguments(args),
                    shuffle=not args.no_shuffle,
                    seed=None if args.no_shuffle else args.seed,  # --seed also seeds the network
                    validation_fraction=args.validation_fraction,

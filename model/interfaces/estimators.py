@@ -47,6 +47,7 @@ try:
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import LabelBinarizer
     from sklearn.utils import check_random_state
+    from sklearn.utils.class_weight import compute_sample_weight
     from sklearn.utils.metaestimators import available_if
     from sklearn.utils.multiclass import (_check_partial_fit_first_call, type_of_target,
                                           unique_labels)
@@ -60,7 +61,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
 from ...kernels.errors import InvalidTypeError, InvalidValueError
 from ..data import sources
 from ..data.validation import is_sparse, plain, sparse_features
-from ..network.mlp import MLP
+from ..network.mlp import MLP, _quantile_level
 from ..training import full_batch, loop
 from ..training import options as fit_options
 
@@ -69,7 +70,32 @@ _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "
 _SOLVERS = ("sgd", "adam", "lbfgs")
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 _LEARNING_RATES = ("constant", "invscaling", "adaptive")
-_REGRESSION_LOSSES = ("squared_error", "poisson")
+#: scikit-learn gradient boosting's names: the MLP's loss of each (an identity output; the
+#: Poisson loss on a log link).
+_REGRESSION_LOSSES = {"squared_error": "mse", "poisson": "poisson", "huber": "huber",
+                      "absolute_error": "absolute_error", "quantile": "quantile"}
+
+
+def _hidden_names(activation, n_hidden):
+    """numba-dense's activation of every hidden layer from ``activation``: one of
+    scikit-learn's names, or a list of one per hidden layer (numba-dense's extra)."""
+    if isinstance(activation, (list, tuple)):
+        if len(activation) != n_hidden:
+            raise InvalidValueError("activation must name one activation per hidden layer (%d), "
+                                    "got %d: %s" % (n_hidden, len(activation), plain(activation)))
+        for a in activation:
+            _check_choice(a, "activation", tuple(_ACTIVATIONS))
+        return [_ACTIVATIONS[a] for a in activation]
+    _check_choice(activation, "activation", tuple(_ACTIVATIONS))
+    return _ACTIVATIONS[activation]
+
+
+def _check_class_weight(class_weight):
+    """None, "balanced" or a dict of weights (scikit-learn's ``class_weight``)."""
+    if isinstance(class_weight, dict) or class_weight == "balanced":
+        return
+    raise InvalidValueError("class_weight must be None, 'balanced' or a dict {label: weight}, "
+                            "got %s" % plain(class_weight))
 
 
 def _check_choice(value, name, options):
@@ -243,7 +269,7 @@ class _BaseMLP(BaseEstimator):
                 raise InvalidValueError("hidden_layer_sizes must be integers > 0, got %s." % shown)
             if n <= 0:
                 raise InvalidValueError("hidden_layer_sizes must be > 0, got %s." % shown)
-        _check_choice(self.activation, "activation", tuple(_ACTIVATIONS))
+        _hidden_names(self.activation, len(sizes))
         _check_choice(self.solver, "solver", _SOLVERS)
         _check_choice(self.learning_rate, "learning_rate", _LEARNING_RATES)
         # scikit-learn's names for the optimizer's hyperparameters, with the bounds of
@@ -271,7 +297,11 @@ class _BaseMLP(BaseEstimator):
         _check_bool(self.verbose, "verbose", allow_int=True)
         _check_random_state(self.random_state)
         if getattr(self, "loss", "squared_error") not in _REGRESSION_LOSSES:
-            _check_choice(self.loss, "loss", _REGRESSION_LOSSES)
+            _check_choice(self.loss, "loss", tuple(_REGRESSION_LOSSES))
+        if hasattr(self, "quantile"):  # the level checked (and refused with another loss)
+            _quantile_level(self.loss, self.quantile)
+        if getattr(self, "class_weight", None) is not None:
+            _check_class_weight(self.class_weight)
         if self.dtype is None:
             return sizes, None
         try:
@@ -376,12 +406,20 @@ class _BaseMLP(BaseEstimator):
         # The Poisson loss: an identity last layer whose kernels' cost is exp(z) - y z and
         # whose predictions are exp(z).
         extra = {"loss": "poisson"} if output == "exp" else {}
-        self._net = MLP([n_features, *sizes, n_outputs], hidden=_ACTIVATIONS[self.activation],
+        loss = getattr(self, "loss", "squared_error")
+        if loss not in ("squared_error", "poisson"):  # the robust losses on an identity output
+            extra = {"loss": _REGRESSION_LOSSES[loss], "quantile": self.quantile}
+        hidden = _hidden_names(self.activation, len(sizes))
+        self._net = MLP([n_features, *sizes, n_outputs], hidden=hidden,
                         output=output, dtype=dtype, **extra)
         # scikit-learn's initialisation (Glorot uniform, also for the intercepts) from the
-        # same random state, so that a seeded fit starts where scikit-learn's would.
-        factor = 2.0 if self.activation == "logistic" else 6.0
-        for W, b in zip(self._net.weights, self._net.biases):
+        # same random state, so that a seeded fit starts where scikit-learn's would; with an
+        # activation per hidden layer, each layer's factor is that of its own activation
+        # (the output layer's that of the last hidden layer, as scikit-learn's one name).
+        names = hidden if isinstance(hidden, list) else [hidden] * len(sizes)
+        names = names + names[-1:] if names else ["identity"]
+        for (W, b), name in zip(zip(self._net.weights, self._net.biases), names):
+            factor = 2.0 if name == "sigmoid" else 6.0
             n_out, n_in = W.shape
             bound = np.sqrt(factor / (n_in + n_out))
             W[...] = self._rng.uniform(-bound, bound, (n_in, n_out)).T
@@ -410,6 +448,17 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping and incremental:
             raise InvalidValueError("partial_fit does not support early_stopping=True")
         X, Y = self._prepare(X, y, incremental, reset=first)
+        class_weight = getattr(self, "class_weight", None)
+        if class_weight is not None:
+            if incremental and class_weight == "balanced":  # scikit-learn's SGDClassifier's rule
+                raise InvalidValueError("class_weight 'balanced' is not supported for "
+                                        "partial_fit: the classes' frequencies are those of "
+                                        "all the data; pass a dict of weights instead")
+            # scikit-learn's meaning: each row weighs its class's weight, times its
+            # sample_weight ("balanced": n_samples / (n_classes * np.bincount(y)))
+            by_class = compute_sample_weight(class_weight, np.asarray(y))
+            sample_weight = (by_class if sample_weight is None
+                             else by_class * np.asarray(sample_weight, np.float64))
         if sample_weight is not None:
             # scikit-learn's checks (one finite weight per row; negative ones refused by
             # the kernels), in float64 whatever the parameters' dtype.
@@ -469,7 +518,7 @@ class _BaseMLP(BaseEstimator):
         weight_sum = float(n if sample_weight is None else sample_weight.sum())
         mask = self._weights_mask()
         alpha = float(self.alpha)
-        per_output = 1.0 / self.n_outputs_ if self.out_activation_ == "identity" else 1.0
+        per_output = 1.0 / self.n_outputs_ if self._squared_error() else 1.0
         constant = self._loss_constant(Y, sample_weight)
         # the kernels' cost and gradient, on every free core (model.training.full_batch)
         full = full_batch.FullBatch(net, X, Y, sample_weight)
@@ -592,10 +641,15 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping:
             self._net.params[...] = best
 
+    def _squared_error(self):
+        """True for the squared error (scikit-learn's, averaged over the outputs)."""
+        return (self.out_activation_ == "identity"
+                and getattr(self, "loss", "squared_error") == "squared_error")
+
     def _loss(self, cost, n_batches, n):
         """scikit-learn's ``loss_``: the data loss plus ``alpha/2 ||W||^2`` per batch
         (``n``: the rows' total weight)."""
-        if self.out_activation_ == "identity":
+        if self._squared_error():
             cost /= self.n_outputs_  # scikit-learn's squared error averages over outputs
         weights = sum(float(np.dot(W.ravel(), W.ravel())) for W in self._net.weights)
         return float(cost + 0.5 * self.alpha * weights * n_batches / n)
@@ -667,7 +721,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     Parameters, fitted attributes and methods are scikit-learn's (see its documentation);
     ``dtype`` (default None: the input's float dtype) is numba-dense's extra. ``loss``:
     "squared_error" (an identity output) or "poisson" (the half Poisson deviance on a log
-    link: the output is ``exp`` of the last layer, ``out_activation_ == "exp"``).
+    link: the output is ``exp`` of the last layer, ``out_activation_ == "exp"``), and, with
+    scikit-learn gradient boosting's names, "huber" (``delta`` 1 in the target's units:
+    these estimators do not standardize y), "absolute_error" and "quantile" (the pinball
+    loss at level ``quantile``, a multiple of 0.0001 in (0, 1); ``alpha`` stays the L2
+    penalty). ``activation`` may also list one name per hidden layer.
     """
 
     def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
@@ -676,7 +734,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dtype=None):
+                 dtype=None, quantile=None):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -687,6 +745,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
             max_fun=max_fun, dtype=dtype)
         self.loss = loss
+        self.quantile = quantile
 
     def _prepare(self, X, y, incremental, reset):
         X, y = self._validate(X, y, reset)
@@ -724,7 +783,31 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     Labels of any type (strings too), binary (one logistic output), multiclass (softmax)
     and multi-label (an indicator matrix: one logistic output per label).
+
+    ``class_weight`` (numba-dense's extra; scikit-learn's meaning, as in its
+    ``LogisticRegression``): None, "balanced" (``n_samples / (n_classes * count)`` per
+    class, ``sklearn.utils.class_weight.compute_class_weight``) or a dict ``{label:
+    weight}``; each row's weight is its class's times its ``sample_weight``. "balanced" is
+    refused by ``partial_fit``. ``activation`` may also list one name per hidden layer.
     """
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 dtype=None, class_weight=None):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun, dtype=dtype)
+        self.class_weight = class_weight
 
     def _prepare(self, X, y, incremental, reset):
         X, y = self._validate(X, y, reset)

@@ -12,7 +12,7 @@ from ...kernels.variants import ACTIVATION_TABLE, LOSS_TABLE, default_loss, loss
 
 from ..data import inputs, sources, tabular
 from ..data.paths import check_output
-from ..data.targets import r2_score
+from ..data.targets import SCALE_POWER, r2_score
 from ..training import distributed, loop, signals
 from ..training import options as fit_options
 from ..training.history import History  # noqa: F401  (public name)
@@ -28,10 +28,50 @@ OUTPUTS = tuple(kernels.ACTIVATIONS) + tuple(
     c.output for c in LOSS_TABLE if c.output != "any" and c.output not in kernels.ACTIVATIONS)
 
 #: The cost each output layer trains with unless ``loss`` names another.
-DEFAULT_LOSS = {c.output: c.name for c in LOSS_TABLE if c.output != "any"}
+DEFAULT_LOSS = {c.output: c.name for c in LOSS_TABLE if c.output != "any" and c.default}
+
+#: The regression costs ``fit`` standardizes the targets for (``model.data.targets``).
+SCALED_LOSSES = tuple(SCALE_POWER)
 
 #: The target kind of ``model.data.validation`` for each target kind of the loss table.
 _TARGET_KINDS = {"values": REGRESSION, "classes": CLASSES, "binary": BINARY, "counts": COUNTS}
+
+
+def _check_trainable(name, argument):
+    """``InvalidValueError`` for an activation whose derivative needs Z (gelu, silu)."""
+    if name in kernels.ACTIVATIONS and ACTIVATION_TABLE[kernels.ACTIVATIONS[name]].needs_z:
+        raise InvalidValueError(
+            "%s=%r cannot be trained yet: its derivative needs the layer's pre-activation Z, "
+            "which the compiled epoch does not keep (docs/kernels.md); use 'relu', "
+            "'leaky_relu', 'tanh', 'sigmoid' or 'identity'" % (argument, name))
+
+
+def _hidden_activations(hidden, n_hidden):
+    """``hidden`` checked: one activation name (str), or a list of ``n_hidden`` names."""
+    if isinstance(hidden, str) or not isinstance(hidden, (list, tuple)):
+        name = choice(hidden, "hidden", kernels.ACTIVATIONS)
+        _check_trainable(name, "hidden")
+        return name
+    if len(hidden) != n_hidden:
+        raise InvalidValueError("hidden must name one activation per hidden layer (%d), got %d: "
+                                "%s" % (n_hidden, len(hidden), plain(hidden)))
+    names = [choice(h, "hidden[%d]" % i, kernels.ACTIVATIONS) for i, h in enumerate(hidden)]
+    for i, name in enumerate(names):
+        _check_trainable(name, "hidden[%d]" % i)
+    return names
+
+
+def _quantile_level(loss, quantile):
+    """The quantile loss's level (a float), checked; None for every other loss."""
+    if loss != "quantile":
+        if quantile is not None:
+            raise InvalidValueError("quantile= is the level of loss='quantile', got quantile=%s "
+                                    "with loss=%r" % (plain(quantile), loss))
+        return None
+    if quantile is None:
+        raise InvalidValueError("loss='quantile' needs quantile=, a level in (0, 1), got None")
+    kernels.quantile_code(quantile)
+    return float(quantile)
 
 
 class MLP:
@@ -39,11 +79,16 @@ class MLP:
 
     ``layer_sizes`` lists the widths ``[n_0, n_1, ..., n_L]``, inputs first. Hidden
     layers use ``hidden`` (a name of ``kernels.ACTIVATIONS``: "relu", "leaky_relu",
-    "tanh", "sigmoid" or "identity"); the last layer ``output``, one of those, "softmax" or
-    "exp". The cost ``loss`` defaults to the output's natural one: "cross_entropy" for
-    softmax, "binary_cross_entropy" for sigmoid, "poisson" for exp (a log link: counts or
-    rates >= 0 predicted as ``exp(z)``, scikit-learn's ``MLPRegressor(loss="poisson")``),
-    "mse" otherwise ("mse" may also be named for a sigmoid output). The single ReLU neuron
+    "tanh", "sigmoid" or "identity"), or a list of one such name per hidden layer
+    (``hidden=["relu", "tanh"]`` for two); "gelu" and "silu" are refused until the compiled
+    epoch keeps what their derivative needs (docs/kernels.md). The last layer ``output``,
+    one of those, "softmax" or "exp". The cost ``loss`` defaults to the output's natural one:
+    "cross_entropy" for softmax, "binary_cross_entropy" for sigmoid, "poisson" for exp (a
+    log link: counts or rates >= 0 predicted as ``exp(z)``, scikit-learn's
+    ``MLPRegressor(loss="poisson")``), "mse" otherwise ("mse" may also be named for a
+    sigmoid output). An identity output may also train with "huber" (delta 1 on the
+    standardized targets), "absolute_error" or "quantile" (the pinball loss at level
+    ``quantile``, a multiple of 0.0001 in (0, 1)). The single ReLU neuron
     of docs/MATH.md is ``MLP([n, 1], output="relu")``; a 10-class classifier
     ``MLP([784, 128, 10], output="softmax")``.
 
@@ -54,9 +99,9 @@ class MLP:
     """
 
     def __init__(self, layer_sizes, hidden="relu", output="identity", loss=None,
-                 dtype=np.float32, seed=None):
+                 dtype=np.float32, seed=None, quantile=None):
         self._init_args = dict(layer_sizes=layer_sizes, hidden=hidden, output=output,
-                               loss=loss, dtype=dtype, seed=seed)
+                               loss=loss, dtype=dtype, seed=seed, quantile=quantile)
         try:  # not an int (MLP(5)), a string or a mapping: a list of widths
             sizes = None if isinstance(layer_sizes, (str, bytes, dict)) else list(layer_sizes)
         except TypeError:
@@ -65,18 +110,23 @@ class MLP:
             raise InvalidValueError("layer_sizes must list at least 2 widths "
                                     "[inputs, ..., outputs], got %s" % plain(layer_sizes))
         sizes = [integer(n, "layer_sizes[%d]" % i, 1) for i, n in enumerate(sizes)]
-        self.hidden = choice(hidden, "hidden", kernels.ACTIVATIONS)
+        self.hidden = _hidden_activations(hidden, len(sizes) - 2)
         self.output = choice(output, "output", OUTPUTS)
+        _check_trainable(self.output, "output")
         self.loss = choice(default_loss(output) if loss is None else loss, "loss",
                            kernels.LOSSES)
         self._check_output_and_loss(sizes[-1])
+        self.quantile = _quantile_level(self.loss, quantile)
         self.dtype = float_dtype(dtype)
         self.sizes = np.array(sizes, dtype=np.int64)
-        self.loss_code = kernels.LOSSES[self.loss]
+        self.loss_code = (kernels.LOSSES[self.loss] if self.quantile is None
+                          else kernels.quantile_code(self.quantile))
         # A cost on logits (the cross-entropies): the last layer computes no activation and
         # softmax / sigmoid are applied by predict_proba.
         last = "identity" if loss_named(self.loss).takes_logits else self.output
-        self.acts = np.array([kernels.ACTIVATIONS[hidden]] * (len(sizes) - 2)
+        hidden_names = ([self.hidden] * (len(sizes) - 2) if isinstance(self.hidden, str)
+                        else list(self.hidden))
+        self.acts = np.array([kernels.ACTIVATIONS[h] for h in hidden_names]
                              + [kernels.ACTIVATIONS[last]], dtype=np.int64)
         n_params = int(kernels.param_count(self.sizes))
         try:
@@ -220,12 +270,13 @@ class MLP:
     def scales_targets(self, standardize_target=None):
         """Whether ``fit`` standardizes the targets (``model.data.targets``): None, the default,
         for a regression with an identity output and the MSE cost; True requires one."""
-        natural = self.output == "identity" and self.loss == "mse"
+        natural = self.output == "identity" and self.loss in SCALED_LOSSES
         if standardize_target is None:
             return natural
         if standardize_target is True and not natural:
             raise InvalidValueError("standardize_target=True needs "
-                                    "output='identity' and loss='mse' (a regression), "
+                                    "output='identity' and loss 'mse', 'huber', "
+                                    "'absolute_error' or 'quantile' (a regression), "
                                     "got output=%r, loss=%r" % (self.output, self.loss))
         if not isinstance(standardize_target, (bool, np.bool_)):
             raise InvalidTypeError("standardize_target must be None, True or False, got %s"
@@ -233,8 +284,9 @@ class MLP:
         return bool(standardize_target)
 
     def __repr__(self):
-        return "MLP(%r, hidden=%r, output=%r, loss=%r, dtype=%s)" % (
-            self.layer_sizes, self.hidden, self.output, self.loss, self.dtype.name)
+        level = "" if self.quantile is None else ", quantile=%r" % self.quantile
+        return "MLP(%r, hidden=%r, output=%r, loss=%r%s, dtype=%s)" % (
+            self.layer_sizes, self.hidden, self.output, self.loss, level, self.dtype.name)
 
     # ------------------------------------------------------------------ data
 
@@ -243,8 +295,16 @@ class MLP:
 
     # ------------------------------------------------------------------ training
 
-    def fit(self, X, y, **options):
+    def fit(self, X, y, sample_weight=None, class_weight=None, **options):
         """Minibatch SGD; returns a ``History``.
+
+        **Weights.** ``sample_weight`` (N,) weighs each row's cost (scikit-learn's meaning:
+        each minibatch steps on the weighted mean of its rows' gradients; weights >= 0,
+        finite). ``class_weight``, for a classifier with one label per row: "balanced"
+        (``N / (n_classes * count)`` for each class present, scikit-learn's
+        ``compute_class_weight``) or a dict ``{class index: weight}`` (absent classes weigh
+        1); each row then weighs its class's weight times its ``sample_weight``. Weighted
+        rows of a file or memmap are read into memory; ``comm`` takes no weights.
 
         **Tables.** X may be the path of a CSV or Parquet file and y the name of its target
         column: the file is read with the preprocessing of ``model.data.tabular`` (fit on it, or
@@ -308,11 +368,22 @@ class MLP:
         values = fit_options.checked(options)
         settings, data_options, run_options = fit_options.split(values)
         self._check_fit(X, settings, data_options, run_options, values["comm"])
+        weighted = sample_weight is not None or class_weight is not None
+        if weighted and values["comm"] is not None:
+            raise InvalidValueError("sample_weight and class_weight are not supported with comm "
+                                    "(MPI) yet, got comm with weights")
+        if class_weight is not None and not self.is_classifier:
+            raise InvalidValueError("class_weight applies to a classifier (softmax or sigmoid "
+                                    "output with a cross-entropy), this network has loss=%r"
+                                    % self.loss)
         with inputs.rows_of(self, X, y) as (X, y):  # a table: arrays in a temporary folder
             if values["comm"] is not None:
                 return distributed.fit(self, X, y, settings, data_options, run_options,
                                        values["comm"])
-            source, val_source = inputs.fit_sources(self, X, y, settings, data_options)
+            weights = (inputs.row_weights(self, y, sample_weight, class_weight) if weighted
+                       else None)
+            source, val_source = inputs.fit_sources(self, X, y, settings, data_options,
+                                                    weights)
             return self._train(source, val_source, settings, data_options, run_options)
 
     def _check_fit(self, X, settings, data_options, run_options, comm):
@@ -561,7 +632,7 @@ class MLP:
                                       loop.network_record(self), batch,
                                       self._workspace(batch))
         if self.target_scaling is not None:
-            self.grads *= self.dtype.type(self.target_scaling.cost_factor)
+            self.grads *= self.dtype.type(self.target_scaling.cost_factor_of(self.loss))
         return self.grads.copy()
 
     # ------------------------------------------------------------------ files
@@ -588,7 +659,7 @@ class MLP:
         state = persistence.load(path)
         try:  # the fields are each valid (persistence.load): here, whether they go together
             net = cls(state["layer_sizes"], hidden=state["hidden"], output=state["output"],
-                      loss=state["loss"], dtype=state["dtype"])
+                      loss=state["loss"], dtype=state["dtype"], quantile=state.get("quantile"))
         except (ValueError, TypeError) as exc:
             raise persistence.bad_file(path, exc) from None
         net.set_state(state)  # the target scaling too

@@ -10,6 +10,7 @@ from ...kernels.errors import InvalidTypeError, InvalidValueError
 from ... import kernels
 
 from ...kernels.variants import LOSS_TABLE
+from ..data.targets import SCALE_POWER
 
 from ..data.sources import read_npz
 from ..training.history import History
@@ -35,6 +36,8 @@ def network_arrays(net):
     return dict(format=np.array(FORMAT), version=np.array(VERSION), layer_sizes=net.sizes,
                 hidden=np.array(net.hidden), output=np.array(net.output),
                 loss=np.array(net.loss), dtype=np.array(net.dtype.name),
+                **({} if getattr(net, "quantile", None) is None
+                   else {"quantile": np.array(net.quantile)}),
                 params=net.params, velocity=net.velocity,
                 optimizer=np.array(net.optimizer), step=np.array(net.step),
                 fit_history=np.array(json.dumps(asdict(history)) if history else ""),
@@ -103,6 +106,20 @@ def _text(path, arrays, key, options=None, default=None):
     if options is not None and text not in options:
         raise _bad(path, "%s is %r, not one of %s" % (key, text, ", ".join(map(repr, options))))
     return text
+
+
+def _hidden(path, arrays):
+    """The hidden layers' activation: one name (a 0-d string array), or one name per
+    hidden layer (a 1-D string array, saved from ``MLP(hidden=[...])``)."""
+    value = arrays.get("hidden")
+    if value is not None and value.ndim == 1 and value.dtype.kind == "U":
+        names = [str(v) for v in value]
+        bad = [n for n in names if n not in kernels.ACTIVATIONS]
+        if bad:
+            raise _bad(path, "hidden holds %r, not one of %s"
+                       % (bad[0], ", ".join(map(repr, kernels.ACTIVATIONS))))
+        return names
+    return _text(path, arrays, "hidden", tuple(kernels.ACTIVATIONS))
 
 
 def _kind(value):
@@ -177,7 +194,7 @@ def load(path, arrays=None):
     if sizes.ndim != 1 or sizes.dtype.kind not in "iu" or len(sizes) < 2 or (sizes < 1).any():
         raise _bad(path, "layer_sizes is %s (%s); it must list at least 2 widths >= 1"
                    % (sizes.tolist(), sizes.dtype))
-    hidden = _text(path, arrays, "hidden", tuple(kernels.ACTIVATIONS))
+    hidden = _hidden(path, arrays)
     output = _text(path, arrays, "output", _OUTPUTS)
     loss = _text(path, arrays, "loss", tuple(kernels.LOSSES), default="mse")
     dtype = _text(path, arrays, "dtype", _DTYPES)
@@ -192,12 +209,20 @@ def load(path, arrays=None):
     params = _vector(path, arrays, "params", dtype, n_params)
     velocity = _vector(path, arrays, "velocity", dtype, vectors * n_params)
     scaling = _target_scaling(path, arrays, int(sizes[-1]))
-    if scaling is not None and (output, loss) != ("identity", "mse"):
+    if scaling is not None and (output != "identity" or loss not in SCALE_POWER):
         raise _bad(path, "target_mean / target_scale: a target scaling belongs to a regression "
-                   "(output 'identity', loss 'mse'), not output %r with loss %r"
-                   % (output, loss))
+                   "(output 'identity', loss 'mse', 'huber', 'absolute_error' or 'quantile'), "
+                   "not output %r with loss %r" % (output, loss))
+    quantile = None
+    if "quantile" in arrays:
+        value = arrays["quantile"]
+        if value.ndim != 0 or value.dtype.kind != "f":
+            raise _bad(path, "quantile must be a float, got %s of shape %s"
+                       % (_kind(value), value.shape))
+        quantile = float(value)
     return {"layer_sizes": sizes.tolist(), "hidden": hidden, "output": output,
-            "dtype": dtype, "loss": loss, "params": params, "velocity": velocity,
+            "dtype": dtype, "loss": loss, "quantile": quantile,
+            "params": params, "velocity": velocity,
             "optimizer": optimizer, "step": step,
             "history": _history(path, arrays),
             "preprocessing": _preprocessing(path, arrays, int(sizes[0])),

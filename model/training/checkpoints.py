@@ -63,7 +63,7 @@ def load_checkpoint(path, net, settings):
                                 % (str(path), ", ".join(missing)))
     state = persistence.load(path, arrays)
     mine = dict(layer_sizes=net.layer_sizes, hidden=net.hidden, output=net.output,
-                loss=net.loss, dtype=net.dtype.name)
+                loss=net.loss, quantile=getattr(net, "quantile", None), dtype=net.dtype.name)
     differ = ["%s %r (this network: %r)" % (k, state[k], v) for k, v in mine.items()
               if state[k] != v]
     if differ:

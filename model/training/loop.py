@@ -128,10 +128,15 @@ def mean_cost(net, source):
     return total / source.n_rows * _cost_factor(net)
 
 
+#: How the epoch line's note names a regression cost.
+_COST_NAMES = {"mse": "MSE", "huber": "Huber cost", "absolute_error": "absolute error",
+               "quantile": "pinball loss"}
+
+
 def _cost_factor(net):
     """Cost in the target's units over the cost the kernels compute (``model.data.targets``)."""
     scaling = getattr(net, "target_scaling", None)
-    return 1.0 if scaling is None else scaling.cost_factor
+    return 1.0 if scaling is None else scaling.cost_factor_of(net.loss)
 
 
 def train_one_epoch(net, source, rng, lr, settings, work, bar, done=None):
@@ -208,9 +213,10 @@ def run(net, source, val_source, settings, options=None, ranks=None):
     scaling = getattr(net, "target_scaling", None)
     factor = _cost_factor(net)
     if verbose and is_root and scaling is not None:
-        print("targets standardized (mean %s, scale %.6g): the losses below are the MSE in "
+        print("targets standardized (mean %s, scale %.6g): the losses below are the %s in "
               "the target's units" % (", ".join("%.6g" % m for m in scaling.mean),
-                                      scaling.scale), flush=True)
+                                      scaling.scale, _COST_NAMES.get(net.loss, net.loss)),
+              flush=True)
     patience = settings.early_stopping
 
     for epoch in range(first, settings.epochs):
