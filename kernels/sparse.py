@@ -170,6 +170,17 @@ def csr_forward_rows(X, order, start, W, b, out, act):
 
 
 @njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE)
+def _scale(C, beta):
+    """``C *= beta`` before a gradient adds in: zeros for 0 (whatever C held, NaN too),
+    nothing for 1."""
+    beta = cast_like(beta, C)
+    if beta == 0:
+        C[:] = 0
+    elif beta != 1:
+        C *= beta
+
+
+@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE)
 def csr_gradient_rows(X, order, start, D, C, alpha, beta):
     """``C = alpha * D.T @ X[rows] + beta * C`` for a batch of ``D.shape[0]`` rows at
     ``start`` of ``order``; D (m, n_out), C (n_out, n_cols).
@@ -181,11 +192,7 @@ def csr_gradient_rows(X, order, start, D, C, alpha, beta):
     m, n_out = D.shape
     data, indices, indptr = X.data, X.indices, X.indptr
     alpha = cast_like(alpha, C)
-    beta = cast_like(beta, C)
-    if beta == 0:
-        C[:] = 0
-    elif beta != 1:
-        C *= beta
+    _scale(C, beta)
     k = 0
     while k + 4 <= n_out:
         c0 = C[k]
@@ -256,11 +263,7 @@ def csr_gradient_t(X, order, start, D, CT, alpha, beta):
     m, n_out = D.shape
     data, indices, indptr = X.data, X.indices, X.indptr
     alpha = cast_like(alpha, CT)
-    beta = cast_like(beta, CT)
-    if beta == 0:
-        CT[:] = 0
-    elif beta != 1:
-        CT *= beta
+    _scale(CT, beta)
     for r in range(m):
         i = _row(order, start, r)
         d = D[r]
