@@ -63,6 +63,17 @@ def test_every_hidden_activation_with_a_scaled_regression(rows, hidden):
     assert_matches(out["variable"], net.predict(rows))
 
 
+def test_one_activation_per_hidden_layer_and_the_robust_losses(rows):
+    net = network([5, 7, 6, 1], hidden=["leaky_relu", "tanh"])
+    out = run(net.to_onnx(), {"X": rows})
+    assert_matches(out["variable"], net.predict(rows))
+    for options in (dict(loss="huber"), dict(loss="absolute_error"),
+                    dict(loss="quantile", quantile=0.9)):
+        net = network([5, 7, 1], **options)
+        net.target_scaling = TargetScaling(mean=np.array([2.0]), scale=3.0)
+        assert_matches(run(net.to_onnx(), {"X": rows})["variable"], net.predict(rows))
+
+
 @pytest.mark.parametrize("kind", ["identity", "relu", "sigmoid_mse", "exp", "softmax",
                                   "sigmoid", "multilabel"])
 def test_every_output_kind(rows, kind):
