@@ -74,6 +74,14 @@ def test_one_activation_per_hidden_layer_and_the_robust_losses(rows):
         assert_matches(run(net.to_onnx(), {"X": rows})["variable"], net.predict(rows))
 
 
+@pytest.mark.parametrize("name", sorted(set(kernels.ACTIVATIONS) - set(TRAINABLE)))
+def test_activations_that_cannot_train_yet_export_too(rows, name):
+    """GELU and SiLU (set by hand: MLP refuses to train them) as Erf and Sigmoid nodes."""
+    net = network([5, 8, 6, 1])
+    net.acts[:-1] = kernels.ACTIVATIONS[name]
+    assert_matches(run(net.to_onnx(), {"X": rows})["variable"], net.predict(rows))
+
+
 @pytest.mark.parametrize("kind", ["identity", "relu", "sigmoid_mse", "exp", "softmax",
                                   "sigmoid", "multilabel"])
 def test_every_output_kind(rows, kind):
