@@ -6,6 +6,7 @@ import pytest
 from numba_dense import kernels
 from numba_dense.kernels import reference as ref
 from numba_dense.kernels.loop import STREAMING_MAX_OUTPUTS
+from numba_dense.kernels.variants import N_LOSSES
 
 from .conftest import assert_close, random_array
 
@@ -227,8 +228,9 @@ def _epoch_args(**changes):
     (dict(momentum=0.9), "train_epoch: optimizer.state has 0 elements but params has 26"),
     (dict(order=[0, 1, 2, 3, 5]), "train_epoch: batches.order[4] is 5, outside range(5)"),
     (dict(order=[0, -1]), "train_epoch: batches.order[1] is -1, outside range(5)"),
-    (dict(loss=len(kernels.LOSS_TABLE)), "train_epoch: loss is %d, not a cost code"
-     % len(kernels.LOSS_TABLE)),
+    # the quantile levels' codes fill the range up to N_LOSSES (kernels.quantile_code)
+    (dict(loss=N_LOSSES), "train_epoch: loss is %d, not a cost code" % N_LOSSES),
+    (dict(loss=-1), "train_epoch: loss is -1, not a cost code"),
     (dict(acts=[1, 1], loss=1), "train_epoch: the cross-entropy costs take logits"),
     (dict(workspace=np.zeros(3)), "train_epoch: workspace has 3 elements but workspace_size"),
     (dict(acts=[1, 7]), "train_epoch: acts[1] is 7, not an activation code"),
