@@ -262,8 +262,9 @@ def test_a_pipeline_ending_in_our_estimators_converts_as_one_graph(rows):
     from sklearn.preprocessing import StandardScaler
 
     from numba_dense import MLPClassifier, MLPRegressor
-    onnx_export.register_skl2onnx()
-    onnx_export.register_skl2onnx()  # twice: nothing more
+    from numba_dense.model.interfaces.skl2onnx_converters import register_skl2onnx
+    register_skl2onnx()
+    register_skl2onnx()  # twice: nothing more
     X = rows * 3 + 1
     y = X[:, 0] - 2 * X[:, 1]
     labels = np.array(["low", "mid", "high"])[(X[:, 0] > 0).astype(int) + (X[:, 1] > 1)]

@@ -33,9 +33,8 @@ or NaN outputs). ``last_read``'s counts of unseen values have no counterpart. A 
 this module does not know raises ``OnnxExportError`` naming the column instead of
 exporting a graph that would read it wrongly.
 
-``register_skl2onnx()`` registers converters for ``MLPRegressor`` and ``MLPClassifier`` with
-skl2onnx, so that ``skl2onnx.to_onnx(pipeline, X)`` converts a scikit-learn ``Pipeline``
-ending in one of them as one graph (multi-label classifiers excepted: they raise).
+``model.interfaces.skl2onnx_converters.register_skl2onnx()`` registers converters for
+``MLPRegressor`` and ``MLPClassifier`` with skl2onnx, built from the pieces here.
 """
 
 import numpy as np
@@ -109,7 +108,7 @@ class _Builder:
         return out
 
 
-class _ContainerBuilder(_Builder):
+class ContainerBuilder(_Builder):
     """The same nodes written into a skl2onnx ``ModelComponentContainer``."""
 
     def __init__(self, scope, container):
@@ -140,15 +139,17 @@ class _ContainerBuilder(_Builder):
         return out
 
 
-def _elem_type(dtype):
+def elem_type(dtype):
+    """The ONNX element type of float32 (1) or float64 (11)."""
     return {np.dtype(np.float32): 1, np.dtype(np.float64): 11}[np.dtype(dtype)]
 
 
 # ----------------------------------------------------------------------------- the pieces
 
-def _network(b, net, x):
-    """Nodes of the layers of ``net`` on input ``x`` (N, n_0) of its dtype; the last layer's
-    output name (logits for a cross-entropy network)."""
+def network_nodes(b, net, x):
+    """Nodes of the layers of ``net`` on input ``x`` (N, n_0) of its dtype (``b``: a builder);
+    the last layer's output name (logits for a cross-entropy network). For ``to_onnx`` and
+    the skl2onnx converters."""
     a = x
     for l, (W, bias) in enumerate(zip(net.weights, net.biases)):
         a = b.op("Gemm", [a, b.const("W%d" % l, W), b.const("b%d" % l, bias)], transB=1)
@@ -174,7 +175,7 @@ def _activation(b, name, z, dtype, layer):
     return z if node is None else b.op(node, [z])
 
 
-def _regression(b, net, z, out):
+def regression_nodes(b, net, z, out):
     """``variable``: outputs in the target's units (and exp for a Poisson network)."""
     scaling = net.target_scaling
     if scaling is not None:
@@ -185,7 +186,7 @@ def _regression(b, net, z, out):
     return b.op("Identity", [z], out=out)
 
 
-def _classifier(b, net, z, label_out, proba_out, classes=None):
+def classifier_nodes(b, net, z, label_out, proba_out, classes=None):
     """``label`` and ``probabilities`` of a classifier's logits ``z``; ``classes``: labels
     to map the class indices to (None: the indices)."""
     if net.output == "softmax":
@@ -249,13 +250,15 @@ def _table_inputs(b, prep, dtype):
                 % (name, column.get("kind"), column.get("type")))
     features = blocks[0] if len(blocks) == 1 else b.op("Concat", blocks, axis=1)
     if np.dtype(dtype) != np.float32:
-        features = b.op("Cast", [features], to=_elem_type(dtype))
+        features = b.op("Cast", [features], to=elem_type(dtype))
     return inputs, features
 
 
-def _check_net(net):
-    from .mlp import MLP
-    if not isinstance(net, MLP):
+def check_net(net):
+    """``net.preprocessing`` (or None) of an MLP with finite parameters; TypeError or
+    ValueError otherwise. (MLP is not imported: mlp imports this module.)"""
+    if not all(hasattr(net, a) for a in ("params", "weights", "biases", "acts", "sizes",
+                                         "is_classifier", "target_scaling")):
         raise InvalidTypeError("net must be a numba_dense MLP, got %s" % type(net).__name__)
     if not np.isfinite(net.params).all():
         raise InvalidValueError("net: params hold NaN or inf; a graph of it would predict "
@@ -277,7 +280,7 @@ def to_onnx(net, path=None, opset=None, name="numba_dense_mlp"):
     ``MLP``, ``ValueError`` for a path that cannot be written or a network with NaN
     parameters, ``OnnxExportError`` for a part the graph cannot express.
     """
-    prep = _check_net(net)
+    prep = check_net(net)
     if path is not None:
         check_output(path, "path")
     opset = OPSET if opset is None else opset
@@ -286,19 +289,19 @@ def to_onnx(net, path=None, opset=None, name="numba_dense_mlp"):
     onnx = _onnx()
     helper = onnx.helper
     b = _Builder(taken=[c["name"] for c in prep.columns] if prep is not None else ["X"])
-    elem = _elem_type(net.dtype)
+    elem = elem_type(net.dtype)
     if prep is None:
         inputs = [helper.make_tensor_value_info("X", elem, [None, net.n_inputs])]
         x = "X"
     else:
         pairs, x = _table_inputs(b, prep, net.dtype)
         inputs = [helper.make_tensor_value_info(n, t, [None, 1]) for n, t in pairs]
-    z = _network(b, net, x)
+    z = network_nodes(b, net, x)
     if net.is_classifier:
         classes = None
         if prep is not None and prep.classes is not None:
             classes = _class_array(prep.classes)
-        _classifier(b, net, z, "label", "probabilities", classes)
+        classifier_nodes(b, net, z, "label", "probabilities", classes)
         if classes is None:
             label_elem = 7
         else:
@@ -310,7 +313,7 @@ def to_onnx(net, path=None, opset=None, name="numba_dense_mlp"):
         outputs = [helper.make_tensor_value_info("label", label_elem, label_shape),
                    helper.make_tensor_value_info("probabilities", elem, [None, width])]
     else:
-        _regression(b, net, z, "variable")
+        regression_nodes(b, net, z, "variable")
         outputs = [helper.make_tensor_value_info("variable", elem, [None, net.n_outputs])]
     graph = helper.make_graph(b.nodes, name, inputs, outputs, b.initializers)
     imports = [helper.make_opsetid("", int(opset))]
@@ -324,95 +327,3 @@ def to_onnx(net, path=None, opset=None, name="numba_dense_mlp"):
         data = model.SerializeToString()
         atomic_write(path, "path", lambda f: f.write(data))
     return model
-
-
-def export_file(model_path, out_path):
-    """Load the network saved at ``model_path`` and write its graph to ``out_path`` (which
-    must differ from it); returns the ``ModelProto``."""
-    from ..data.paths import check_outputs
-    from .mlp import MLP
-    check_outputs({"out": out_path}, {"model": model_path})
-    net = MLP.load(model_path)
-    return to_onnx(net, out_path)
-
-
-# ----------------------------------------------------------------------------- skl2onnx
-
-def _estimator_network(estimator):
-    net = getattr(estimator, "_net", None)
-    if net is None:
-        raise InvalidValueError("%s is not fitted: fit it before converting it"
-                                % type(estimator).__name__)
-    _check_net(net)
-    return net
-
-
-def _input_as(b, operator, net):
-    x = operator.inputs[0].full_name
-    if operator.inputs[0].type.__class__.__name__ != (
-            "FloatTensorType" if net.dtype == np.float32 else "DoubleTensorType"):
-        x = b.op("Cast", [x], to=_elem_type(net.dtype))
-    return x
-
-
-def _output_elem(variable):
-    return 11 if variable.type.__class__.__name__ == "DoubleTensorType" else 1
-
-
-def _convert_regressor(scope, operator, container):
-    """skl2onnx converter of ``MLPRegressor``: ``variable`` (N, n_outputs)."""
-    net = _estimator_network(operator.raw_operator)
-    b = _ContainerBuilder(scope, container)
-    z = _network(b, net, _input_as(b, operator, net))
-    values = _regression(b, net, z, b.name("values"))
-    b.op("Cast", [values], out=operator.outputs[0].full_name,
-         to=_output_elem(operator.outputs[0]))
-
-
-def _convert_classifier(scope, operator, container):
-    """skl2onnx converter of ``MLPClassifier``: ``label`` (N,) as ``classes_``, and
-    ``probabilities`` (N, n_classes)."""
-    estimator = operator.raw_operator
-    net = _estimator_network(estimator)
-    if net.output == "sigmoid" and net.n_outputs > 1:
-        raise OnnxExportError("a multi-label MLPClassifier (%d sigmoid outputs) has no "
-                              "skl2onnx converter here; export its network with "
-                              "numba_dense's to_onnx" % net.n_outputs)
-    b = _ContainerBuilder(scope, container)
-    z = _network(b, net, _input_as(b, operator, net))
-    classes = np.asarray(estimator.classes_)
-    if classes.dtype.kind in "UO":
-        classes = np.array([str(c) for c in classes], dtype=object)
-    else:
-        classes = classes.astype(np.int64)
-    proba = b.name("proba")
-    _classifier(b, net, z, operator.outputs[0].full_name, proba, classes)
-    b.op("Cast", [proba], out=operator.outputs[1].full_name,
-         to=_output_elem(operator.outputs[1]))
-
-
-_REGISTERED = []
-
-
-def register_skl2onnx():
-    """Register the converters of ``MLPRegressor`` and ``MLPClassifier`` with skl2onnx (once;
-    later calls do nothing). ``skl2onnx.to_onnx(pipeline, X[:1])`` then converts a
-    ``Pipeline`` ending in one of them; classifiers take skl2onnx's ``zipmap`` and ``nocl``
-    options. Raises ``ImportError`` without skl2onnx."""
-    if _REGISTERED:
-        return
-    try:
-        from skl2onnx import update_registered_converter
-        from skl2onnx.common.shape_calculator import (calculate_linear_classifier_output_shapes,
-                                                      calculate_linear_regressor_output_shapes)
-    except ImportError:
-        raise ImportError("the skl2onnx converters need skl2onnx: pip install "
-                          "'numba-dense[onnx]' (or pip install skl2onnx)") from None
-    from ..interfaces.estimators import MLPClassifier, MLPRegressor
-    update_registered_converter(MLPRegressor, "NumbaDenseMLPRegressor",
-                                calculate_linear_regressor_output_shapes, _convert_regressor)
-    update_registered_converter(MLPClassifier, "NumbaDenseMLPClassifier",
-                                calculate_linear_classifier_output_shapes, _convert_classifier,
-                                options={"zipmap": [True, False, "columns"],
-                                         "nocl": [True, False]})
-    _REGISTERED.append(True)

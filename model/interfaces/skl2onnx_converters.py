@@ -1,0 +1,91 @@
+"""skl2onnx converters for ``MLPRegressor`` and ``MLPClassifier``: a scikit-learn ``Pipeline``
+ending in one of them converts as one graph (``skl2onnx.to_onnx(pipeline, X[:1])``) once
+``register_skl2onnx()`` has run. The network's nodes are those of
+``model.network.onnx_export``; multi-label classifiers raise ``OnnxExportError``.
+"""
+
+import numpy as np
+
+from ...kernels.errors import InvalidValueError
+from ..network.onnx_export import (ContainerBuilder, OnnxExportError, check_net,
+                                   classifier_nodes, elem_type, network_nodes, regression_nodes)
+
+
+def _estimator_network(estimator):
+    net = getattr(estimator, "_net", None)
+    if net is None:
+        raise InvalidValueError("%s is not fitted: fit it before converting it"
+                                % type(estimator).__name__)
+    check_net(net)
+    return net
+
+
+def _input_as(b, operator, net):
+    x = operator.inputs[0].full_name
+    if operator.inputs[0].type.__class__.__name__ != (
+            "FloatTensorType" if net.dtype == np.float32 else "DoubleTensorType"):
+        x = b.op("Cast", [x], to=elem_type(net.dtype))
+    return x
+
+
+def _output_elem(variable):
+    return 11 if variable.type.__class__.__name__ == "DoubleTensorType" else 1
+
+
+def _convert_regressor(scope, operator, container):
+    """skl2onnx converter of ``MLPRegressor``: ``variable`` (N, n_outputs)."""
+    net = _estimator_network(operator.raw_operator)
+    b = ContainerBuilder(scope, container)
+    z = network_nodes(b, net, _input_as(b, operator, net))
+    values = regression_nodes(b, net, z, b.name("values"))
+    b.op("Cast", [values], out=operator.outputs[0].full_name,
+         to=_output_elem(operator.outputs[0]))
+
+
+def _convert_classifier(scope, operator, container):
+    """skl2onnx converter of ``MLPClassifier``: ``label`` (N,) as ``classes_``, and
+    ``probabilities`` (N, n_classes)."""
+    estimator = operator.raw_operator
+    net = _estimator_network(estimator)
+    if net.output == "sigmoid" and net.n_outputs > 1:
+        raise OnnxExportError("a multi-label MLPClassifier (%d sigmoid outputs) has no "
+                              "skl2onnx converter here; export its network with "
+                              "numba_dense's to_onnx" % net.n_outputs)
+    b = ContainerBuilder(scope, container)
+    z = network_nodes(b, net, _input_as(b, operator, net))
+    classes = np.asarray(estimator.classes_)
+    if classes.dtype.kind in "UO":
+        classes = np.array([str(c) for c in classes], dtype=object)
+    else:
+        classes = classes.astype(np.int64)
+    proba = b.name("proba")
+    classifier_nodes(b, net, z, operator.outputs[0].full_name, proba, classes)
+    b.op("Cast", [proba], out=operator.outputs[1].full_name,
+         to=_output_elem(operator.outputs[1]))
+
+
+_REGISTERED = []
+
+
+def register_skl2onnx():
+    """Register the converters of ``MLPRegressor`` and ``MLPClassifier`` with skl2onnx (once;
+    later calls do nothing). ``skl2onnx.to_onnx(pipeline, X[:1])`` then converts a
+    ``Pipeline`` ending in one of them; classifiers take skl2onnx's ``zipmap`` and ``nocl``
+    options. Raises ``ImportError`` without skl2onnx."""
+    if _REGISTERED:
+        return
+    try:
+        from skl2onnx import update_registered_converter
+        from skl2onnx.common.shape_calculator import (calculate_linear_classifier_output_shapes,
+                                                      calculate_linear_regressor_output_shapes)
+    except ImportError:
+        raise ImportError("the skl2onnx converters need skl2onnx: pip install "
+                          "'numba-dense[onnx]' (or pip install skl2onnx)") from None
+    from .estimators import MLPClassifier, MLPRegressor
+    update_registered_converter(MLPRegressor, "NumbaDenseMLPRegressor",
+                                calculate_linear_regressor_output_shapes, _convert_regressor)
+    update_registered_converter(MLPClassifier, "NumbaDenseMLPClassifier",
+                                calculate_linear_classifier_output_shapes, _convert_classifier,
+                                options={"zipmap": [True, False, "columns"],
+                                         "nocl": [True, False]})
+    _REGISTERED.append(True)
