@@ -53,6 +53,5 @@ __all__ = [
     "train_epoch", "predict_into", "loss_and_gradient", "batch_gradient", "dataset_cost",
     "param_count", "layer_offsets", "workspace_size", "blas_summary", "blas_threads",
     "blas_threads_for", "CSR", "csr", "sparse_forward", "sparse_weight_gradient",
+    "predict_rows", "predict_transformed", "predict_workspace_size",
 ]
-# predict_rows, predict_transformed and predict_workspace_size (kernels.predict) are public
-# too; they join __all__ once kernels.reference has their NumPy twins.

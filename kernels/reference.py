@@ -405,6 +405,26 @@ def predict_into(X, params, network, out, batch_size, workspace):
     out[...] = _forward(_dense(X), layer_views(params, network.sizes), network.acts)[-1]
 
 
+def predict_workspace_size(sizes):
+    """The twins keep their scratch in NumPy temporaries: no workspace needed."""
+    return 0
+
+
+def predict_rows(X, params, network, out, workspace):
+    """out = the network's output for a few rows X (predict_into's values)."""
+    out[...] = _forward(_dense(X), layer_views(params, network.sizes), network.acts)[-1]
+
+
+def predict_transformed(X, params, sizes, acts, out, workspace, transform):
+    """predict_rows, then out * transform[0] + transform[2:], then exp where transform[1];
+    False (out untouched) when X holds a NaN or inf."""
+    if not np.isfinite(X).all():
+        return False
+    z = _forward(_dense(X), layer_views(params, sizes), acts)[-1] * transform[0] + transform[2:]
+    out[...] = np.exp(z) if transform[1] != 0 else z
+    return True
+
+
 def batch_gradient(X, Y, params, grads, network, batch_size, workspace, scale):
     """grads = scale * summed gradient over the rows; returns the summed cost."""
     return _weighted_gradient(X, Y, params, grads, network, scale, None)

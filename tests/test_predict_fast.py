@@ -157,3 +157,31 @@ def test_kernel_errors_name_the_argument():
                                            transform)
     with pytest.raises(ValueError, match="predict_transformed: transform has 3 elements"):
         kernels.predict_transformed(X, net.params, net.sizes, net.acts, out, work, transform[:3])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_predict_kernels_match_their_numpy_twins(dtype):
+    from numba_dense.kernels import reference as ref
+    net = network([5, 7, 4, 2], dtype, hidden=["relu", "tanh"], seed=3)
+    record = kernels.network(net.sizes, net.acts, net.loss_code)
+    X = rows(9, 5, dtype, seed=4)
+    work = np.empty(kernels.predict_workspace_size(net.sizes), dtype)
+    got, want = np.empty((9, 2), dtype), np.empty((9, 2), dtype)
+    kernels.predict_rows(X, net.params, record, got, work)
+    ref.predict_rows(X, net.params, record, want, None)
+    np.testing.assert_allclose(got, want, **tol(dtype))
+    for transform in ([2.0, 0.0, 0.5, -1.0], [1.0, 1.0, 0.0, 0.0]):  # scaling; exp
+        transform = np.array(transform, dtype)
+        assert kernels.predict_transformed(X, net.params, net.sizes, net.acts, got, work,
+                                           transform)
+        assert ref.predict_transformed(X, net.params, net.sizes, net.acts, want, None,
+                                       transform)
+        np.testing.assert_allclose(got, want, **tol(dtype))
+    bad = X.copy()
+    bad[3, 1] = np.nan
+    before = got.copy()
+    assert not kernels.predict_transformed(bad, net.params, net.sizes, net.acts, got, work,
+                                           transform)
+    assert not ref.predict_transformed(bad, net.params, net.sizes, net.acts, want, None,
+                                       transform)
+    np.testing.assert_array_equal(got, before)
