@@ -38,10 +38,11 @@ STREAMING_MAX_OUTPUTS = 8
 PREFETCH_ROWS = 8
 
 #: How many rows ahead ``kernels.sparse.csr_take_rows`` prefetches while it copies a
-#: shuffled epoch's CSR rows in order: on 200,000 one-hot rows (8 non-zeros each; AMD EPYC
-#: Zen 3) 4, 8, 16 and 32 rows ahead all took about half the copy's time without prefetch,
-#: 16 among the best.
-CSR_PREFETCH_ROWS = 16
+#: shuffled epoch's CSR rows in order. On 200,000 one-hot rows (8 non-zeros each; AMD EPYC
+#: Zen 3, quiet, three runs): no prefetch 14-20 ms, 4 rows ahead 11 ms, 8 rows 10 ms,
+#: 16 and 32 rows 15-19 ms (under load, 4 to 32 all about halved it). A flat optimum
+#: between near neighbours, so a constant rather than a tuned value.
+CSR_PREFETCH_ROWS = 8
 
 # ----------------------------------------------------------------------------- small products
 #
