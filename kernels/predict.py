@@ -29,10 +29,16 @@ from .errors import InvalidValueError
 from .records import Network
 
 
-@njit(cache=CACHE)
-def predict_workspace_size(sizes):
-    """The length of ``predict_rows``' workspace for layer widths ``sizes`` (L + 1,):
+@kernel
+def predict_workspace_size(sizes: INTS):
+    """The length of ``predict_rows``' workspace for layer widths ``sizes`` (L + 1,) int:
     twice the widest hidden layer (at least 1), whatever the number of rows."""
+    check_types("predict_workspace_size", sizes)
+    return _predict_workspace_size(as_int64("predict_workspace_size", "sizes", sizes))
+
+
+@njit(cache=CACHE)
+def _predict_workspace_size(sizes):
     widest = 1
     for l in range(1, sizes.shape[0] - 1):
         widest = max(widest, sizes[l])
@@ -104,7 +110,7 @@ def _check_rows_call(kernel, X, params, sizes, acts, out, workspace):
     check_dim(kernel, "X", X.shape[1], "network.sizes[0]", sizes[0], "columns")
     check_dim(kernel, "out", out.shape[0], "X", X.shape[0], "rows")
     check_dim(kernel, "out", out.shape[1], "network.sizes[-1]", sizes[n_layers], "columns")
-    need = predict_workspace_size(sizes)
+    need = _predict_workspace_size(sizes)
     if workspace.shape[0] < need:
         raise InvalidValueError(kernel + ": workspace has " + str(workspace.shape[0])
                                 + " elements but the network needs " + str(need)
