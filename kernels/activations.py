@@ -14,15 +14,16 @@ Activations whose derivative needs z
 ------------------------------------
 GELU (exact, ``z Phi(z)``) and SiLU (``z s(z)``) are not monotonic: two values of z give
 one output ``a``, so ``sigma'(z)`` is no function of ``a`` and the output-only rule above
-cannot serve them (their rows of ``ACTIVATION_TABLE`` set ``needs_z``). Their forward
-pass is ``_activate`` like every other's, and ``_derivative_from_input`` gives
-``sigma'(z)`` from z (public: ``activation_backward_z``). The compiled epoch, though,
-keeps only ``A`` (``kernels/loop.py``'s workspace has no block for Z, and its backward
-sweep passes ``A`` to ``_backprop_activation``), so a network with such a hidden layer
-cannot train yet: ``_backprop_activation`` refuses them with ``ValueError`` rather than
-use a wrong derivative. Supporting them there means keeping Z (or sigma'(z)) in the
-workspace only for the layers whose activation ``needs_z``: ReLU and tanh layers keep
-their output-only sweeps, untouched, and pay nothing.
+cannot serve them (their rows of ``ACTIVATION_TABLE`` set ``needs_z``; ``NEEDS_Z`` for
+compiled code). Their forward pass is ``_activate`` like every other's, and
+``_derivative_from_input`` gives ``sigma'(z)`` from z (public: ``activation_backward_z``).
+In the compiled epoch (``kernels/loop.py``) a hidden layer of theirs keeps its Z in a
+workspace block of its own as it activates (``keep_z_and_activate``: the product first
+runs with the identity) and its backward sweep reads that Z
+(``_backprop_activation_z``); every other layer keeps its output-only sweeps, untouched.
+``_backprop_activation`` itself, which has only A, refuses them with ``ValueError``
+rather than use a wrong derivative, and so does an output layer of theirs
+(``kernels.loss``).
 """
 
 import math
@@ -36,8 +37,8 @@ from ._checks import (INT, MATRIX, MATRIX_OUT, cast_like, check_float_dtypes,
                       check_same_or_separate, check_same_shape, check_types, kernel)
 from .config import FASTMATH_ELEMENTWISE
 
-from .variants import (ACTIVATIONS, GELU, IDENTITY, LEAKY_RELU, LEAKY_SLOPE,  # noqa: F401
-                       N_ACTIVATIONS, RELU, SIGMOID, SILU, TANH)
+from .variants import (ACTIVATION_TABLE, ACTIVATIONS, GELU, IDENTITY, LEAKY_RELU,  # noqa: F401
+                       LEAKY_SLOPE, N_ACTIVATIONS, RELU, SIGMOID, SILU, TANH)
 
 _SQRT_HALF = 1 / math.sqrt(2)
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
@@ -169,6 +170,40 @@ def _backprop_activation(A, G, db, act, accumulate):
             for j in range(n):
                 g[j] *= _derivative_from_output(a[j], act)
                 db[j] += g[j]
+
+
+#: 1 for the activation codes whose derivative needs Z (gelu, silu), 0 for the others:
+#: what compiled code reads to decide whether a layer keeps its Z (``kernels.loop``).
+NEEDS_Z = np.array([1 if a.needs_z else 0 for a in ACTIVATION_TABLE], np.int64)
+
+
+@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE)
+def keep_z_and_activate(out, Z, act):
+    """In place ``Z = out; out = sigma(out)``: a layer whose derivative needs its
+    pre-activation (``NEEDS_Z``) keeps it in ``Z`` (m, n), out (m, n), as it activates."""
+    m, n = out.shape
+    for i in range(m):
+        row = out[i]
+        z = Z[i]
+        for j in range(n):
+            z[j] = row[j]
+            row[j] = _activate(row[j], act)
+
+
+@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE)
+def _backprop_activation_z(Z, G, db, act, accumulate):
+    """``_backprop_activation`` from the pre-activation Z (m, n) kept by
+    ``keep_z_and_activate``: in place ``G *= sigma'(Z)``, ``db = G.sum(axis=0)`` (``+=``
+    with accumulate)."""
+    m, n = G.shape
+    if not accumulate:
+        db[:] = 0
+    for i in range(m):
+        g = G[i]
+        z = Z[i]
+        for j in range(n):
+            g[j] *= _derivative_from_input(z[j], act)
+            db[j] += g[j]
 
 
 @njit(cache=CACHE)

@@ -24,7 +24,8 @@ from ._checks import (INT, INTS, MATRIX, MATRIX_OUT, OPTIONAL_WEIGHTS, REAL, VEC
                       cast_like, check_contiguous, check_dim, check_finite, check_float_dtypes,
                       check_positive, check_same_or_separate, check_separate, checked_add,
                       checked_mul, ints_text, check_types, kernel, real_text, shares_memory)
-from .activations import IDENTITY, N_ACTIVATIONS, RELU, _activate, _backprop_activation
+from .activations import (IDENTITY, N_ACTIVATIONS, NEEDS_Z, RELU, _activate,
+                          _backprop_activation, _backprop_activation_z, keep_z_and_activate)
 from .config import FASTMATH_REDUCTION, PREFETCH_ROWS, STREAMING_MAX_OUTPUTS
 from .dense import _forward
 from .loss import MSE, N_LOSSES, SOFTMAX_CE, _mse_element, _output_delta
@@ -97,11 +98,14 @@ def _bias_view(flat, offsets, sizes, l):
 def _workspace_layout(sizes, batch_size):
     """Where everything lives in the workspace: the one place its layout is computed.
 
-    Returns ``(a_starts, d_starts, x_start, y_start, t_start, total)``: the start of every
-    layer's activations block ``A_l`` (batch_size, n_{l+1}) and error-term block ``D_l``, of
-    the gathered batch of X (batch_size, n_0) and Y (batch_size, n_L), of the scratch for a
-    transposed weight matrix, and the total size. The activations of every layer lie one
-    after another, then two buffers of ``batch_size * widest`` for the error terms, which
+    Returns ``(a_starts, z_starts, d_starts, x_start, y_start, t_start, total)``: the start
+    of every layer's activations block ``A_l`` (batch_size, n_{l+1}), pre-activation block
+    ``Z_l`` (the same shape; hidden layers only: the output layer's start is that of an
+    empty block) and error-term block ``D_l``, of the gathered batch of X (batch_size,
+    n_0) and Y (batch_size, n_L), of the scratch for a transposed weight matrix, and the
+    total size. The activations of every layer lie one after another, then the hidden
+    layers' Z (written only by layers whose activation needs it: gelu, silu), then two
+    buffers of ``batch_size * widest`` for the error terms, which
     alternate from the top layer down (a layer's error term is formed from the one above
     it), then the gathered batch, then room for the largest ``W.T`` that a forward product
     in register tiles can need (``kernels.dense._forward``; none for wide layers, which go
@@ -110,6 +114,7 @@ def _workspace_layout(sizes, batch_size):
     """
     n_layers = sizes.shape[0] - 1
     a_starts = np.empty(n_layers, np.int64)
+    z_starts = np.empty(n_layers, np.int64)
     d_starts = np.empty(n_layers, np.int64)
     start = 0
     widest = 0
@@ -121,13 +126,18 @@ def _workspace_layout(sizes, batch_size):
         # one row: what the smallest batch needs, so that a batch's last, short rows
         # find room too (n_{l+1} * n_l fits: _layer_offsets checked the sizes)
         transposed = max(transposed, forward_scratch_size(1, sizes[l + 1], sizes[l]))
+    for l in range(n_layers - 1):
+        z_starts[l] = start
+        start = checked_add(start, checked_mul(batch_size, sizes[l + 1]))
+    z_starts[n_layers - 1] = start  # the output layer keeps none (an empty block)
     block = checked_mul(batch_size, widest)
     for l in range(n_layers):
         d_starts[l] = checked_add(start, block) if (n_layers - 1 - l) % 2 else start
     x_start = checked_add(start, checked_mul(2, block))
     y_start = checked_add(x_start, checked_mul(batch_size, sizes[0]))
     t_start = checked_add(y_start, checked_mul(batch_size, sizes[n_layers]))
-    return a_starts, d_starts, x_start, y_start, t_start, checked_add(t_start, transposed)
+    return (a_starts, z_starts, d_starts, x_start, y_start, t_start,
+            checked_add(t_start, transposed))
 
 
 @njit(cache=CACHE)
@@ -136,7 +146,7 @@ def _workspace_size(kernel, sizes, batch_size):
     a size within int64 (``OverflowError`` naming sizes and batch_size otherwise)."""
     _layer_offsets(kernel, sizes)
     check_positive(kernel, "batch_size", batch_size)
-    total = _workspace_layout(sizes, batch_size)[5]
+    total = _workspace_layout(sizes, batch_size)[6]
     if total < 0:
         raise TooLargeError(kernel + ": sizes " + ints_text(sizes) + " with batch_size "
                             + str(batch_size) + " need more than 2**63 - 1 workspace "
@@ -146,8 +156,9 @@ def _workspace_size(kernel, sizes, batch_size):
 
 @kernel
 def workspace_size(sizes: INTS, batch_size: INT):
-    """Elements of scratch an epoch needs: activations, two error terms, a gathered batch
-    and a transposed weight matrix. ``batch_size`` must be positive."""
+    """Elements of scratch an epoch needs: activations, the hidden layers' pre-activations
+    (kept for gelu and silu), two error terms, a gathered batch and a transposed weight
+    matrix. ``batch_size`` must be positive."""
     check_types("workspace_size", sizes, batch_size)
     return _workspace_size("workspace_size", as_int64("workspace_size", "sizes", sizes),
                            batch_size)
@@ -270,12 +281,15 @@ def _param_views(flat, sizes):
 
 @njit(cache=CACHE)
 def _work_views(workspace, sizes, batch_size):
-    """([A_l], [D_l], T): (batch_size, n_{l+1}) blocks of the workspace for every layer's
-    output activations and error term, and the 1-D scratch T for a transposed weight
-    matrix (``_workspace_layout``)."""
-    a_starts, d_starts, _, _, t_start, total = _workspace_layout(sizes, batch_size)
+    """([A_l], [Z_l], [D_l], T): (batch_size, n_{l+1}) blocks of the workspace for every
+    layer's output activations, pre-activations (hidden layers; the output layer's is
+    empty) and error term, and the 1-D scratch T for a transposed weight matrix
+    (``_workspace_layout``)."""
+    a_starts, z_starts, d_starts, _, _, t_start, total = _workspace_layout(sizes, batch_size)
     n_layers = sizes.shape[0] - 1
     return ([_block(workspace, a_starts[l], batch_size, sizes[l + 1]) for l in range(n_layers)],
+            [_block(workspace, z_starts[l], batch_size if l < n_layers - 1 else 0,
+                    sizes[l + 1]) for l in range(n_layers)],
             [_block(workspace, d_starts[l], batch_size, sizes[l + 1]) for l in range(n_layers)],
             workspace[t_start:total])
 
@@ -312,26 +326,35 @@ def _ordered_batch_impl(X, order, start, stop, gather):
 
 
 @njit(cache=CACHE)
-def _forward_batch(Xb, W, b, A, acts, T):
-    """Activations of every layer for one batch Xb (m, n_0) into the blocks A (views); T is
-    the scratch for ``_forward``'s transposed weights. Xb is a matrix or a CSR batch
-    (``kernels.sparse``): only the first layer's product differs (``first_forward``).
+def _forward_batch(Xb, W, b, A, Z, acts, T):
+    """Activations of every layer for one batch Xb (m, n_0) into the blocks A (views), and
+    the pre-activations of the hidden layers whose activation needs them (gelu, silu) into
+    their blocks Z; T is the scratch for ``_forward``'s transposed weights. Xb is a matrix
+    or a CSR batch (``kernels.sparse``): only the first layer's product differs
+    (``first_forward``).
 
     Returns the output activations (m, n_L), the first m rows of the last block.
     """
     m = batch_rows(Xb)
+    top = len(W) - 1
     a_prev = A[0][:m]
-    first_forward(Xb, W[0], b[0], a_prev, acts[0], T)
+    keep = top > 0 and NEEDS_Z[acts[0]] == 1
+    first_forward(Xb, W[0], b[0], a_prev, IDENTITY if keep else acts[0], T)
+    if keep:
+        keep_z_and_activate(a_prev, Z[0][:m], acts[0])
     for l in range(1, len(W)):
         out = A[l][:m]
-        _forward(a_prev, W[l], b[l], out, acts[l], T)
+        keep = l < top and NEEDS_Z[acts[l]] == 1
+        _forward(a_prev, W[l], b[l], out, IDENTITY if keep else acts[l], T)
+        if keep:
+            keep_z_and_activate(out, Z[l][:m], acts[l])
         a_prev = out
     return a_prev
 
 
 @njit(cache=CACHE)
-def _backward_batch(Xb, Yb, W, b, dW, db, A, D, acts, loss, scale, accumulate, lr, weights):
-    """Backprop one batch whose activations ``_forward_batch`` left in A.
+def _backward_batch(Xb, Yb, W, b, dW, db, A, Z, D, acts, loss, scale, accumulate, lr, weights):
+    """Backprop one batch whose activations ``_forward_batch`` left in A (and Z).
 
     With ``lr == 0`` the gradient ``dC/dTheta`` (the cost ``loss`` summed over rows, each
     times its weight in ``weights`` (m,) or 1 when it is empty, times ``scale``: 1/m for a
@@ -352,7 +375,11 @@ def _backward_batch(Xb, Yb, W, b, dW, db, A, D, acts, loss, scale, accumulate, l
         # Propagate below with the weights as they were in the forward pass.
         below = D[l - 1][:m]
         product_a_b(delta, W[l], below, 1.0, 0.0)
-        _backprop_activation(a_in, below, db[l - 1], acts[l - 1], accumulate and not fused)
+        if NEEDS_Z[acts[l - 1]] == 1:  # gelu, silu: from the Z _forward_batch kept
+            _backprop_activation_z(Z[l - 1][:m], below, db[l - 1], acts[l - 1],
+                                   accumulate and not fused)
+        else:
+            _backprop_activation(a_in, below, db[l - 1], acts[l - 1], accumulate and not fused)
         if fused:
             product_at_b(delta, a_in, W[l], -lr, 1.0)
             _sgd_sweep(b[l], db[l], lr, False)
@@ -581,8 +608,8 @@ def train_epoch(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_O
     adding = sparse and not plain
     if adding:
         grads[:] = 0
-    A, D, T = _work_views(workspace, sizes, batch_size)
-    _, _, x_start, y_start, _, _ = _workspace_layout(sizes, batch_size)
+    A, Z, D, T = _work_views(workspace, sizes, batch_size)
+    _, _, _, x_start, y_start, _, _ = _workspace_layout(sizes, batch_size)
     gather_X = _block(workspace, x_start, batch_size, sizes[0])
     gather_Y = _block(workspace, y_start, batch_size, sizes[n_layers])
     batch_weights = np.empty(batch_size if weighted else 0, np.float64)
@@ -612,8 +639,8 @@ def train_epoch(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_O
         else:
             Xb = storage_batch(Xe, order, start, stop)
             Yb = Y[start:stop]
-        _forward_batch(Xb, W, b, A, acts, T)
-        batch_cost = _backward_batch(Xb, Yb, W, b, dW, db, A, D, acts, loss, scale, adding,
+        _forward_batch(Xb, W, b, A, Z, acts, T)
+        batch_cost = _backward_batch(Xb, Yb, W, b, dW, db, A, Z, D, acts, loss, scale, adding,
                                      fused_lr, batch_weights[:m])
         if adding:
             _optimizer_step_clearing(params, grads, optimizer)
@@ -703,13 +730,13 @@ def predict_into(X: MATRIX_OR_CSR, params: VECTOR, network: Network, out: MATRIX
     check_separate(kernel, "out", out, "workspace", workspace)
     W, b = _param_views(params, sizes)
     W[0] = first_layer_weights(X, W[0])
-    A, _, T = _work_views(workspace, sizes, batch_size)
+    A, Z, _, T = _work_views(workspace, sizes, batch_size)
     n = input_rows(X)
     no_order = np.empty(0, np.int64)
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         out[start:stop] = _forward_batch(storage_batch(X, no_order, start, stop), W, b, A,
-                                         acts, T)
+                                         Z, acts, T)
 
 
 @kernel
@@ -734,7 +761,7 @@ def dataset_cost(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR, network: Network, 
     _check_weights(kernel, "sample_weight", weights, input_rows(X))
     W, b = _param_views(params, sizes)
     W[0] = first_layer_weights(X, W[0])
-    A, D, T = _work_views(workspace, sizes, batch_size)
+    A, Z, D, T = _work_views(workspace, sizes, batch_size)
     n_layers = sizes.shape[0] - 1
     delta = D[n_layers - 1]  # written with scale 0, never read
     db = np.empty(sizes[n_layers], input_values(X).dtype)
@@ -743,7 +770,7 @@ def dataset_cost(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR, network: Network, 
     no_order = np.empty(0, np.int64)
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        out = _forward_batch(storage_batch(X, no_order, start, stop), W, b, A, acts, T)
+        out = _forward_batch(storage_batch(X, no_order, start, stop), W, b, A, Z, acts, T)
         total += _output_delta(out, Y[start:stop], delta[:stop - start], db,
                                acts[n_layers - 1], loss, 0.0, False, weights[start:stop])
     return total
@@ -788,14 +815,14 @@ def _batch_gradient(kernel, X, Y, params, grads, sizes, acts, loss, batch_size, 
     W[0] = first_layer_weights(X, W[0])
     dW0 = dW[0]
     dW[0] = first_layer_gradient(X, dW0)
-    A, D, T = _work_views(workspace, sizes, batch_size)
+    A, Z, D, T = _work_views(workspace, sizes, batch_size)
     total = 0.0
     no_order = np.empty(0, np.int64)
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         Xb = storage_batch(X, no_order, start, stop)
-        _forward_batch(Xb, W, b, A, acts, T)
-        total += _backward_batch(Xb, Y[start:stop], W, b, dW, db, A, D, acts,
+        _forward_batch(Xb, W, b, A, Z, acts, T)
+        total += _backward_batch(Xb, Y[start:stop], W, b, dW, db, A, Z, D, acts,
                                  loss, scale, start > 0, 0.0, weights[start:stop])
     store_first_layer_gradient(X, dW0, dW[0])
     return total

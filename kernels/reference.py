@@ -9,9 +9,9 @@ import numpy as np
 
 from .records import Network
 from .sparse import CSR
-from .variants import (ABSOLUTE_ERROR, ADAM, ADAMW, GELU, HUBER, HUBER_DELTA, LEAKY_RELU,
-                       LEAKY_SLOPE, MSE, POISSON, QUANTILE, QUANTILE_STEPS, RELU, SIGMOID,
-                       SIGMOID_BCE, SILU, SOFTMAX_CE, TANH, quantile_code)
+from .variants import (ABSOLUTE_ERROR, ACTIVATION_TABLE, ADAM, ADAMW, GELU, HUBER, HUBER_DELTA,
+                       LEAKY_RELU, LEAKY_SLOPE, MSE, POISSON, QUANTILE, QUANTILE_STEPS, RELU,
+                       SIGMOID, SIGMOID_BCE, SILU, SOFTMAX_CE, TANH, quantile_code)
 
 
 def _sigmoid(z):
@@ -357,7 +357,11 @@ def _backward(activations, Y, layers, acts, scale, loss=MSE, weights=None):
     out = []
     for l in range(len(layers) - 1, -1, -1):
         if l < len(layers) - 1:
-            delta = delta * _derivative(activations[l + 1], acts[l])
+            if ACTIVATION_TABLE[acts[l]].needs_z:  # gelu, silu: Z again, from A below
+                W, b = layers[l]
+                delta = delta * _derivative_z(activations[l] @ W.T + b, acts[l])
+            else:
+                delta = delta * _derivative(activations[l + 1], acts[l])
         W = layers[l][0]
         out.append((delta.T @ activations[l], delta.sum(axis=0)))
         delta = delta @ W

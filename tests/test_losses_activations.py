@@ -144,6 +144,8 @@ def test_output_only_backward_refuses_gelu_and_silu():
     ("huber", None, ["tanh", "relu"]),
     ("absolute_error", None, "tanh"),
     ("quantile", 0.8, ["relu", "sigmoid"]),
+    ("mse", None, ["gelu", "silu"]),  # hidden layers that keep their Z for the backward pass
+    ("huber", None, ["silu", "gelu"]),
 ])
 def test_network_gradients_of_the_new_losses_are_central_differences(loss, quantile, hidden):
     from numba_dense.model import MLP
@@ -183,9 +185,8 @@ def test_per_layer_activations_and_quantile_survive_save_and_load(tmp_path):
 
 
 @pytest.mark.parametrize("bad, message", [
-    (dict(hidden="gelu"), "cannot be trained yet"),
     (dict(hidden=["relu"]), "one activation per hidden layer"),
-    (dict(output="silu"), "cannot be trained yet"),
+    (dict(output="silu"), "output='silu' cannot be trained"),
     (dict(loss="quantile"), "needs quantile="),
     (dict(loss="huber", quantile=0.5), "level of loss='quantile'"),
     (dict(output="softmax", loss="huber"), "needs output='identity'"),
@@ -354,3 +355,41 @@ def _cli_defaults(given):
     from numba_dense.model.training import options as fit_options
     args = build_parser().parse_args(["train", *given])
     return fit_options.from_arguments(args)
+
+
+@pytest.mark.parametrize("order", ["storage", "shuffled"])
+def test_epochs_through_gelu_and_silu_layers_match_the_numpy_loop(dtype, order):
+    # the compiled epoch keeps Z for these hidden layers (kernels.loop, keep_z_and_activate)
+    from numba_dense.kernels import reference as ref
+    sizes, acts = [4, 6, 5, 2], [kernels.GELU, kernels.SILU, kernels.IDENTITY]
+    network = kernels.network(sizes, acts, "mse")
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((37, 4)).astype(dtype)
+    Y = rng.standard_normal((37, 2)).astype(dtype)
+    params = (rng.standard_normal(int(kernels.param_count(network.sizes))) * 0.5).astype(dtype)
+    got, want = params.copy(), params.copy()
+    opt_got = kernels.optimizer("adam", got, 0.01)
+    opt_want = kernels.optimizer("adam", want, 0.01)
+    batches = kernels.batches(8, rng.permutation(37) if order == "shuffled" else None)
+    work = np.empty(int(kernels.workspace_size(network.sizes, 8)), dtype)
+    for _ in range(2):
+        cost = kernels.train_epoch(X, Y, got, np.empty_like(got), network, opt_got, batches,
+                                   work)
+        expected = ref.train_epoch(X, Y, want, np.empty_like(want), network, opt_want,
+                                   batches, None)
+        assert cost == pytest.approx(expected, rel=1e-5 if dtype == np.float32 else 1e-12)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, want, rtol=tol * 10, atol=tol * 10)
+
+
+def test_mlp_trains_gelu_and_silu_hidden_layers_on_diabetes():
+    from sklearn.datasets import load_diabetes
+    from numba_dense.model import MLP
+    X, y = load_diabetes(return_X_y=True)
+    X = ((X - X.mean(0)) / X.std(0)).astype(np.float32)
+    for hidden in ("gelu", ["silu", "gelu"]):
+        net = MLP([10, 32, 16, 1], hidden=hidden, seed=0)
+        net.fit(X[:350], y[:350], epochs=60, verbose=False)
+        pred = net.predict(X[350:]).ravel()
+        r2 = 1 - ((pred - y[350:]) ** 2).sum() / ((y[350:] - y[350:].mean()) ** 2).sum()
+        assert r2 > 0.3, (hidden, r2)

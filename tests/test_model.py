@@ -162,8 +162,8 @@ def test_bad_fit_input_is_refused_before_anything_changes(changes, error, messag
     (dict(layer_sizes=[4, 1], hidden="mish"), ValueError,
      "hidden must be one of 'identity', 'relu', 'tanh', 'sigmoid', 'leaky_relu', 'gelu', "
      "'silu', got 'mish'"),
-    (dict(layer_sizes=[4, 1], hidden="gelu"), ValueError,
-     "hidden='gelu' cannot be trained yet: its derivative needs the layer's pre-activation Z"),
+    (dict(layer_sizes=[4, 1], output="gelu"), ValueError,
+     "output='gelu' cannot be trained: its derivative needs the layer's pre-activation Z"),
     (dict(layer_sizes=[4, 3], output="softmax", loss="mse"),
      ValueError, "output='softmax' trains with loss='cross_entropy'"),
     (dict(layer_sizes=[4, 1], output="softmax"), ValueError,

@@ -22,7 +22,6 @@ import warnings
 import numpy as np
 
 from ...kernels.errors import InvalidValueError, NumbaDenseError
-from ...kernels.variants import ACTIVATION_TABLE
 from ... import kernels
 
 from ..data import convert as convert_mod
@@ -112,16 +111,10 @@ def load_data(path, target=None, target_cols=None, need_targets=True, workdir=No
 def _activations(text):
     """--hidden: one activation name, or names separated by commas."""
     names = [t.strip() for t in text.split(",")]
-    trainable = [n for n, code in kernels.ACTIVATIONS.items()
-                 if not ACTIVATION_TABLE[code].needs_z]
     for name in names:
         if name not in kernels.ACTIVATIONS:
             raise argparse.ArgumentTypeError("%r is not an activation (one of %s)"
-                                             % (name, ", ".join(trainable)))
-        if name not in trainable:  # gelu, silu: docs/kernels.md says why
-            raise argparse.ArgumentTypeError("%r cannot be trained yet (the compiled epoch "
-                                             "keeps no pre-activation); use one of %s"
-                                             % (name, ", ".join(trainable)))
+                                             % (name, ", ".join(kernels.ACTIVATIONS)))
     return names
 
 

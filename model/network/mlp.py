@@ -38,27 +38,24 @@ _TARGET_KINDS = {"values": REGRESSION, "classes": CLASSES, "binary": BINARY, "co
 
 
 def _check_trainable(name, argument):
-    """``InvalidValueError`` for an activation whose derivative needs Z (gelu, silu)."""
+    """``InvalidValueError`` for an output activation whose derivative needs Z (gelu, silu):
+    hidden layers keep their Z in the compiled epoch, the output layer does not (its error
+    term comes from the loss, ``kernels.loss._output_delta``, which has only A)."""
     if name in kernels.ACTIVATIONS and ACTIVATION_TABLE[kernels.ACTIVATIONS[name]].needs_z:
         raise InvalidValueError(
-            "%s=%r cannot be trained yet: its derivative needs the layer's pre-activation Z, "
-            "which the compiled epoch does not keep (docs/kernels.md); use 'relu', "
-            "'leaky_relu', 'tanh', 'sigmoid' or 'identity'" % (argument, name))
+            "%s=%r cannot be trained: its derivative needs the layer's pre-activation Z, "
+            "which the compiled epoch keeps for hidden layers only (docs/kernels.md); use "
+            "'identity', 'relu', 'leaky_relu', 'tanh' or 'sigmoid'" % (argument, name))
 
 
 def _hidden_activations(hidden, n_hidden):
     """``hidden`` checked: one activation name (str), or a list of ``n_hidden`` names."""
     if isinstance(hidden, str) or not isinstance(hidden, (list, tuple)):
-        name = choice(hidden, "hidden", kernels.ACTIVATIONS)
-        _check_trainable(name, "hidden")
-        return name
+        return choice(hidden, "hidden", kernels.ACTIVATIONS)
     if len(hidden) != n_hidden:
         raise InvalidValueError("hidden must name one activation per hidden layer (%d), got %d: "
                                 "%s" % (n_hidden, len(hidden), plain(hidden)))
-    names = [choice(h, "hidden[%d]" % i, kernels.ACTIVATIONS) for i, h in enumerate(hidden)]
-    for i, name in enumerate(names):
-        _check_trainable(name, "hidden[%d]" % i)
-    return names
+    return [choice(h, "hidden[%d]" % i, kernels.ACTIVATIONS) for i, h in enumerate(hidden)]
 
 
 def _quantile_level(loss, quantile):
@@ -79,12 +76,11 @@ class MLP:
 
     ``layer_sizes`` lists the widths ``[n_0, n_1, ..., n_L]``, inputs first. Hidden
     layers use ``hidden`` (a name of ``kernels.ACTIVATIONS``: "relu", "leaky_relu",
-    "tanh", "sigmoid" or "identity"), or a list of one such name per hidden layer
-    (``hidden=["relu", "tanh"]`` for two); "gelu" and "silu" are refused until the compiled
-    epoch keeps what their derivative needs (docs/kernels.md). The last layer ``output``,
-    one of those, "softmax" or "exp". The cost ``loss`` defaults to the output's natural one:
-    "cross_entropy" for softmax, "binary_cross_entropy" for sigmoid, "poisson" for exp (a
-    log link: counts or rates >= 0 predicted as ``exp(z)``, scikit-learn's
+    "tanh", "sigmoid", "identity", "gelu" (exact, erf) or "silu"), or a list of one such
+    name per hidden layer (``hidden=["relu", "tanh"]`` for two). The last layer ``output``,
+    one of those but gelu and silu, "softmax" or "exp". The cost ``loss`` defaults to the
+    output's natural one: "cross_entropy" for softmax, "binary_cross_entropy" for sigmoid,
+    "poisson" for exp (a log link: counts or rates >= 0 predicted as ``exp(z)``, scikit-learn's
     ``MLPRegressor(loss="poisson")``), "mse" otherwise ("mse" may also be named for a
     sigmoid output). An identity output may also train with "huber" (delta 1 on the
     standardized targets), "absolute_error" or "quantile" (the pinball loss at level
