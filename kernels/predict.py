@@ -22,10 +22,11 @@ from numba import njit
 
 from ._cache import CACHE
 from ._checks import (INTS, MATRIX, MATRIX_OUT, VECTOR, VECTOR_OUT, as_int64, cast_like, check_dim,
-                      check_float_dtypes, check_separate, check_types, ints_text, kernel)
+                      check_float_dtypes, check_separate, check_types, checked_add,
+                      checked_mul, ints_text, kernel, real_text)
 from .activations import N_ACTIVATIONS, _activate
 from .config import FASTMATH_REDUCTION
-from .errors import InvalidValueError
+from .errors import InvalidValueError, TooLargeError
 from .records import Network
 
 
@@ -34,7 +35,11 @@ def predict_workspace_size(sizes: INTS):
     """The length of ``predict_rows``' workspace for layer widths ``sizes`` (L + 1,) int:
     twice the widest hidden layer (at least 1), whatever the number of rows."""
     check_types("predict_workspace_size", sizes)
-    return _predict_workspace_size(as_int64("predict_workspace_size", "sizes", sizes))
+    need = _predict_workspace_size(as_int64("predict_workspace_size", "sizes", sizes))
+    if need < 0:
+        raise TooLargeError("predict_workspace_size: sizes " + ints_text(sizes) + " need more "
+                            "than 2**63 - 1 workspace elements, beyond int64")
+    return need
 
 
 @njit(cache=CACHE)
@@ -42,7 +47,7 @@ def _predict_workspace_size(sizes):
     widest = 1
     for l in range(1, sizes.shape[0] - 1):
         widest = max(widest, sizes[l])
-    return 2 * widest
+    return checked_mul(2, widest)  # -1 beyond int64
 
 
 @njit(cache=CACHE, fastmath=FASTMATH_REDUCTION)
@@ -105,13 +110,18 @@ def _check_rows_call(kernel, X, params, sizes, acts, out, workspace):
             raise InvalidValueError(kernel + ": network.acts[" + str(l) + "] is "
                                     + str(acts[l]) + ", not an activation code (0-"
                                     + str(N_ACTIVATIONS - 1) + ")")
-        n_params += sizes[l + 1] * sizes[l] + sizes[l + 1]
+        # checked: widths near 2**63 must not wrap round to a count that fits params
+        n_params = checked_add(n_params, checked_add(checked_mul(sizes[l + 1], sizes[l]),
+                                                     sizes[l + 1]))
+    if n_params < 0:
+        raise TooLargeError(kernel + ": network.sizes " + ints_text(sizes) + " make more "
+                            "than 2**63 - 1 weights and biases, beyond int64")
     check_dim(kernel, "params", params.shape[0], "network", n_params, "elements")
     check_dim(kernel, "X", X.shape[1], "network.sizes[0]", sizes[0], "columns")
     check_dim(kernel, "out", out.shape[0], "X", X.shape[0], "rows")
     check_dim(kernel, "out", out.shape[1], "network.sizes[-1]", sizes[n_layers], "columns")
     need = _predict_workspace_size(sizes)
-    if workspace.shape[0] < need:
+    if need < 0 or workspace.shape[0] < need:
         raise InvalidValueError(kernel + ": workspace has " + str(workspace.shape[0])
                                 + " elements but the network needs " + str(need)
                                 + " (predict_workspace_size(network.sizes))")
@@ -168,6 +178,11 @@ def predict_transformed(X: MATRIX, params: VECTOR, sizes: INTS, acts: INTS, out:
     _check_rows_call(kernel, X, params, sizes, acts, out, workspace)
     check_dim(kernel, "transform", transform.shape[0], "2 + network.sizes[-1]",
               2 + sizes[sizes.shape[0] - 1], "elements")
+    check_separate(kernel, "out", out, "transform", transform)
+    for k in range(transform.shape[0]):
+        if not np.isfinite(transform[k]):
+            raise InvalidValueError(kernel + ": transform[" + str(k) + "] is "
+                                    + real_text(transform[k]) + ": it must be finite")
     for i in range(X.shape[0]):
         for j in range(X.shape[1]):
             if not np.isfinite(X[i, j]):

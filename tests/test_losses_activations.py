@@ -393,3 +393,22 @@ def test_mlp_trains_gelu_and_silu_hidden_layers_on_diabetes():
         pred = net.predict(X[350:]).ravel()
         r2 = 1 - ((pred - y[350:]) ** 2).sum() / ((y[350:] - y[350:].mean()) ** 2).sum()
         assert r2 > 0.3, (hidden, r2)
+
+
+def test_class_weight_keys_must_be_classes_and_weights_valid():
+    from numba_dense.model import MLP, MLPClassifier
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3)).astype(np.float32)
+    labels = rng.integers(0, 3, 60)
+    net = MLP([3, 6, 3], output="softmax", seed=0)
+    before = net.params.copy()
+    for bad, message in [({7: 1.0}, r"class_weight names \[7\], not classes of y "
+                                    r"\(its classes are \[0, 1, 2\]\)"),
+                         ({"a": 1.0}, r"class_weight names \['a'\], not classes of y")]:
+        with pytest.raises(InvalidValueError, match=message):
+            net.fit(X, labels, epochs=1, class_weight=bad, verbose=False)
+    np.testing.assert_array_equal(net.params, before)  # refused before anything changed
+    ys = np.array(["a", "b", "c"])[labels]
+    with pytest.raises(InvalidValueError, match=r"class_weight\['a'\] must be a finite number "
+                                                r">= 0, got -2.0"):
+        MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, class_weight={"a": -2.0}).fit(X, ys)

@@ -125,6 +125,13 @@ def test_to_onnx_writes_the_file_and_checks_its_arguments(rows, tmp_path):
     assert onnx.load(str(path)) == model
     with pytest.raises(FileNotFoundError, match="path: folder .* does not exist"):
         net.to_onnx(tmp_path / "missing" / "net.onnx")
+    # a slip of the suffix must not overwrite the network's own file with the graph
+    saved = tmp_path / "net.npz"
+    net.save(saved)
+    before = saved.read_bytes()
+    with pytest.raises(ValueError, match="path must end in .onnx, got '.*net.npz'"):
+        net.to_onnx(saved)
+    assert saved.read_bytes() == before
     with pytest.raises(ValueError, match="opset must be an integer >= 13, got 11"):
         net.to_onnx(opset=11)
     with pytest.raises(TypeError, match="net must be a numba_dense MLP, got str"):

@@ -185,3 +185,32 @@ def test_predict_kernels_match_their_numpy_twins(dtype):
     assert not ref.predict_transformed(bad, net.params, net.sizes, net.acts, want, None,
                                        transform)
     np.testing.assert_array_equal(got, before)
+
+
+def test_widths_beyond_int64_are_refused_not_wrapped():
+    # sizes whose parameter count wraps round int64 to a small number once slipped past the
+    # checks and wrote beyond the workspace (a crash); now an OverflowError names them
+    sizes, acts = np.array([1, 2 ** 62, 2], np.int64), np.array([0, 0], np.int64)
+    X, out = np.ones((1, 1), np.float32), np.empty((1, 2), np.float32)
+    with pytest.raises(OverflowError, match="predict_workspace_size: sizes"):
+        kernels.predict_workspace_size(sizes)
+    with pytest.raises(OverflowError, match="more than 2\\*\\*63 - 1 weights"):
+        kernels.predict_rows(X, np.ones(2, np.float32), kernels.network(sizes, acts), out,
+                             np.empty(0, np.float32))
+    with pytest.raises(OverflowError, match="more than 2\\*\\*63 - 1 weights"):
+        kernels.predict_transformed(X, np.ones(2, np.float32), sizes, acts, out,
+                                    np.empty(0, np.float32), np.array([1, 0, 0, 0], np.float32))
+
+
+def test_predict_transformed_checks_its_transform():
+    net = network([3, 4, 2], np.float32)
+    X = rows(1, 3, np.float32)
+    work = np.empty(kernels.predict_workspace_size(net.sizes), np.float32)
+    t = np.array([1, 0, 0, 0], np.float32)
+    with pytest.raises(ValueError, match="out overlaps transform|out shares memory"):
+        kernels.predict_transformed(X, net.params, net.sizes, net.acts, t[2:].reshape(1, 2),
+                                    work, t)
+    t[2] = np.nan
+    with pytest.raises(ValueError, match="transform\\[2\\] is nan: it must be finite"):
+        kernels.predict_transformed(X, net.params, net.sizes, net.acts,
+                                    np.empty((1, 2), np.float32), work, t)

@@ -17,7 +17,7 @@ from . import sources, tabular
 from .sources import EVAL_BATCH
 from .targets import ROBUST_LOSSES, TargetScaling, target_sums
 from .validation import (as_features, check_matrix_shape, check_target_rows, described,
-                         targets_matrix)
+                         targets_matrix, plain)
 
 
 def features_of(net, X, name="X"):
@@ -100,6 +100,12 @@ def class_labels_of(net, y):
                             "(several sigmoid outputs: multi-label)" % (Y.shape,))
 
 
+def _short_list(values, most=10):
+    """``[a, b, ...]`` of at most ``most`` plain values, for a message."""
+    return "[%s%s]" % (", ".join(plain(v) for v in list(values)[:most]),
+                       ", ..." if len(values) > most else "")
+
+
 def class_weights(labels, class_weight):
     """Each row's weight from its label and ``class_weight`` ("balanced" or a dict),
     scikit-learn's ``compute_sample_weight`` meaning; float64 (N,)."""
@@ -108,6 +114,11 @@ def class_weights(labels, class_weight):
         per_class = len(labels) / (len(classes) * counts.astype(np.float64))
     elif isinstance(class_weight, dict):
         per_class = np.ones(len(classes))
+        # a key that names no class would be ignored without a word: a typo's weight lost
+        unknown = [c for c in class_weight if not np.any(classes == c)]
+        if unknown:
+            raise InvalidValueError("class_weight names %s, not classes of y (its classes are "
+                                    "%s)" % (_short_list(unknown), _short_list(classes)))
         for c, w in class_weight.items():
             if not (isinstance(w, (int, float, np.integer, np.floating))
                     and not isinstance(w, bool) and np.isfinite(w) and w >= 0):
@@ -131,8 +142,8 @@ def row_weights(net, y, sample_weight, class_weight):
             raise InvalidValueError("sample_weight must be a 1-D array of %d numbers (one per "
                                     "row of y), got %s of shape %s" % (n, w.dtype, w.shape))
         if not np.isfinite(w).all() or (w < 0).any():
-            raise InvalidValueError("sample_weight must be finite and >= 0, got %r"
-                                    % (w[~(np.isfinite(w) & (w >= 0))][0],))
+            raise InvalidValueError("sample_weight must be finite and >= 0, got %s"
+                                    % plain(w[~(np.isfinite(w) & (w >= 0))][0]))
         weights = weights * w
     if class_weight is not None:
         weights = weights * class_weights(class_labels_of(net, sources.open_array(y, "y")),

@@ -92,7 +92,14 @@ def _hidden_names(activation, n_hidden):
 
 def _check_class_weight(class_weight):
     """None, "balanced" or a dict of weights (scikit-learn's ``class_weight``)."""
-    if isinstance(class_weight, dict) or class_weight == "balanced":
+    if isinstance(class_weight, dict):
+        for label, w in class_weight.items():
+            if (isinstance(w, bool) or not isinstance(w, (int, float, np.integer, np.floating))
+                    or not np.isfinite(w) or w < 0):
+                raise InvalidValueError("class_weight[%s] must be a finite number >= 0, got %s"
+                                        % (plain(label), plain(w)))
+        return
+    if isinstance(class_weight, str) and class_weight == "balanced":
         return
     raise InvalidValueError("class_weight must be None, 'balanced' or a dict {label: weight}, "
                             "got %s" % plain(class_weight))

@@ -37,6 +37,8 @@ exporting a graph that would read it wrongly.
 ``MLPRegressor`` and ``MLPClassifier`` with skl2onnx, built from the pieces here.
 """
 
+import os
+
 import numpy as np
 
 from ...kernels.errors import InvalidTypeError, InvalidValueError
@@ -282,6 +284,11 @@ def to_onnx(net, path=None, opset=None, name="numba_dense_mlp"):
     """
     prep = check_net(net)
     if path is not None:
+        # as the command line's --out: the suffix keeps a slip from overwriting the
+        # network's own .npz (or any other file) with the graph
+        suffix = os.path.splitext(os.fspath(path))[1]
+        if suffix.lower() != ".onnx":
+            raise InvalidValueError("path must end in .onnx, got %r" % (os.fspath(path),))
         check_output(path, "path")
     opset = OPSET if opset is None else opset
     if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)) or opset < 13:
