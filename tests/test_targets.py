@@ -91,7 +91,8 @@ def test_several_outputs_share_one_scale(prices):
 
 @pytest.mark.parametrize("kwargs, output, error, message", [
     (dict(standardize_target=True), "relu", ValueError,
-     "standardize_target=True needs output='identity' and loss='mse'"),
+     "standardize_target=True needs output='identity' and loss 'mse', 'huber', "
+     "'absolute_error' or 'quantile' \\(a regression\\), got output='relu', loss='mse'"),
     (dict(standardize_target="yes"), "identity", TypeError,
      "standardize_target must be None, True or False, got 'yes'"),
 ])
