@@ -1,12 +1,14 @@
 """numba-dense model layer: networks composed from the compiled kernels."""
 
 from .data.datasets import teacher_regression
+from .network.ensemble import Ensemble, EnsembleInterrupted, load_model
 from .network.mlp import MLP
 from .training.history import History
 from .training.loop import DivergedError
 from .training.signals import TrainingInterrupted
 
-__all__ = ["MLP", "History", "DivergedError", "TrainingInterrupted", "teacher_regression",
+__all__ = ["MLP", "Ensemble", "EnsembleInterrupted", "load_model",
+           "History", "DivergedError", "TrainingInterrupted", "teacher_regression",
            "MLPRegressor", "MLPClassifier"]
 
 

@@ -168,6 +168,10 @@ def load(path, arrays=None):
     path = os.fspath(path)
     if arrays is None:
         arrays = read_arrays(path)
+    fmt = arrays.get("format")
+    if isinstance(fmt, np.ndarray) and fmt.ndim == 0 and str(fmt) == "numba-dense-ensemble":
+        raise _bad(path, "it holds an ensemble (format 'numba-dense-ensemble'), not one "
+                   "network: read it with Ensemble.load or numba_dense.model.load_model")
     needed = ("format", "version", "layer_sizes", "hidden", "output", "dtype", "params",
               "velocity")
     missing = [key for key in needed if key not in arrays]

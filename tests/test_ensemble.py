@@ -1,0 +1,317 @@
+"""Ensembles (model.network.ensemble): members bit-identical to networks trained alone, on
+one thread or several; averaged predictions; one file; one ONNX graph."""
+
+import _thread
+import os
+import threading
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_diabetes, load_iris
+
+from numba_dense import MLP
+from numba_dense.model import Ensemble, EnsembleInterrupted, load_model
+from numba_dense.model.network import ensemble as ensemble_module
+
+FIT = dict(epochs=4, batch_size=32, lr=0.01)
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    X, y = load_diabetes(return_X_y=True)
+    return X.astype(np.float32), y
+
+
+@pytest.fixture(scope="module")
+def iris():
+    X, y = load_iris(return_X_y=True)
+    return ((X - X.mean(0)) / X.std(0)).astype(np.float32), y
+
+
+def _alone(sizes, net_seed, X, y, **kw):
+    options = dict(kw)
+    net_options = {key: options.pop(key) for key in ("output",) if key in options}
+    net = MLP(sizes, seed=net_seed, **net_options)
+    net.fit(X, y, **options)
+    return net
+
+
+def test_members_are_the_networks_trained_alone_on_one_or_two_threads(diabetes):
+    X, y = diabetes
+    w = np.linspace(0.5, 2.0, len(y))
+    ensembles = []
+    for jobs in (1, 2):
+        ens = Ensemble([10, 16, 8, 1], seed=3, n_networks=3, n_jobs=jobs)
+        histories = ens.fit(X, y, sample_weight=w, seed=7, validation_fraction=0.2, **FIT)
+        assert len(histories) == 3 and ens.histories == histories
+        ensembles.append(ens)
+    for k in range(3):
+        alone = _alone([10, 16, 8, 1], 3 + k, X, y, sample_weight=w, seed=7 + k,
+                       validation_fraction=0.2, **FIT)
+        for ens in ensembles:
+            np.testing.assert_array_equal(ens.members[k].params, alone.params)
+            assert ens.members[k].history.loss == alone.history.loss
+            assert ens.members[k].target_scaling.scale == alone.target_scaling.scale
+    assert ensembles[0].seeds == [3, 4, 5]
+    assert not np.array_equal(ensembles[0].members[0].params, ensembles[0].members[1].params)
+
+
+def test_a_classifier_with_class_weight_on_threads(iris):
+    X, y = iris
+    ens = Ensemble([4, 8, 3], output="softmax", seed=0, n_networks=2, n_jobs=2)
+    ens.fit(X, y, class_weight="balanced", seed=1, **FIT)
+    for k in range(2):
+        alone = _alone([4, 8, 3], k, X, y, output="softmax", class_weight="balanced",
+                       seed=1 + k, **FIT)
+        np.testing.assert_array_equal(ens.members[k].params, alone.params)
+    members = ens.predict_proba_members(X)
+    assert members.shape == (2, 150, 3) and members.dtype == np.float32
+    np.testing.assert_allclose(ens.predict_proba(X), members.mean(0), rtol=1e-6)
+    np.testing.assert_array_equal(ens.predict(X), ens.predict_proba(X).argmax(1))
+    labels = ens.predict_members(X)
+    assert labels.shape == (2, 150)
+    np.testing.assert_array_equal(labels[1], ens.members[1].predict(X))
+    assert ens.score(X, y) == np.mean(ens.predict(X) == y)
+    assert ens.score(X, y) > 0.6
+
+
+def test_predict_averages_the_members_and_scores_it(diabetes):
+    X, y = diabetes
+    ens = Ensemble([10, 8, 1], seed=0, n_networks=3, n_jobs=1)
+    ens.fit(X, y, seed=0, **FIT)
+    members = ens.predict_members(X)
+    assert members.shape == (3, len(X), 1)
+    np.testing.assert_allclose(ens.predict(X), members.mean(0), rtol=1e-6)
+    np.testing.assert_array_equal(members[2], ens.members[2].predict(X))
+    pred = ens.predict(X).astype(np.float64)[:, 0]
+    r2 = 1 - ((y - pred) ** 2).sum() / ((y - y.mean()) ** 2).sum()
+    assert ens.score(X, y) == pytest.approx(r2, rel=1e-9)
+    # a memmap / .npy path is read in chunks: the same predictions
+    assert len(ens) == ens.n_networks == 3
+    with pytest.raises(TypeError, match="classifier"):
+        ens.predict_proba(X)
+
+
+def test_npy_paths(diabetes, tmp_path):
+    X, y = diabetes
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    ens = Ensemble([10, 8, 1], seed=0, n_networks=2, n_jobs=2)
+    ens.fit(str(tmp_path / "X.npy"), str(tmp_path / "y.npy"), seed=0, **FIT)
+    alone = _alone([10, 8, 1], 1, str(tmp_path / "X.npy"), str(tmp_path / "y.npy"), seed=1,
+                   **FIT)
+    np.testing.assert_array_equal(ens.members[1].params, alone.params)
+    np.testing.assert_allclose(ens.predict(str(tmp_path / "X.npy")), ens.predict(X), rtol=1e-6)
+
+
+def test_save_and_load_one_file(diabetes, iris, tmp_path):
+    X, y = diabetes
+    ens = Ensemble([10, 8, 1], seed=5, n_networks=2, n_jobs=1)
+    ens.fit(X, y, seed=0, **FIT)
+    path = tmp_path / "ens.npz"
+    ens.save(path)
+    back = Ensemble.load(path)
+    assert back.seeds == [5, 6] and len(back) == 2
+    for a, b in zip(ens.members, back.members):
+        np.testing.assert_array_equal(a.params, b.params)
+        assert a.history.loss == b.history.loss
+    np.testing.assert_array_equal(back.predict(X), ens.predict(X))
+    assert isinstance(load_model(path), Ensemble)
+    ens.members[0].save(tmp_path / "net.npz")
+    assert isinstance(load_model(tmp_path / "net.npz"), MLP)
+    with pytest.raises(ValueError, match="numba-dense-ensemble"):
+        MLP.load(path)
+    # a damaged member is named
+    arrays = dict(np.load(path))
+    arrays["member1.params"] = arrays["member1.params"][:-1]
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match="member 1: params has shape"):
+        Ensemble.load(tmp_path / "bad.npz")
+    del arrays["member1.params"]
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match="member 1"):
+        Ensemble.load(tmp_path / "bad.npz")
+    with pytest.raises(ValueError, match="expected 'numba-dense-ensemble'"):
+        Ensemble.load(tmp_path / "net.npz")
+
+
+def test_errors_name_the_member_and_outputs_are_checked_first(diabetes, tmp_path):
+    X, y = diabetes
+    ens = Ensemble([10, 8, 1], seed=0, n_networks=2, n_jobs=2)
+    before = [m.params.copy() for m in ens.members]
+    with pytest.raises(ValueError, match="epochs"):
+        ens.fit(X, y, epochs=-1)
+    with pytest.raises(FileNotFoundError, match="member 0"):
+        ens.fit(X, y, checkpoint=str(tmp_path / "missing" / "c.npz"), **FIT)
+    with pytest.raises(ValueError, match="NaN"):
+        ens.fit(np.full_like(X, np.nan), y, **FIT)
+    for b, m in zip(before, ens.members):
+        np.testing.assert_array_equal(b, m.params)
+    # a member diverging: its error, with a note naming it
+    with pytest.raises(FloatingPointError) as info:
+        ens.fit(X * 1e4, y * 1e6, epochs=3, lr=1e3, standardize_target=False, seed=0)
+    assert info.value.ensemble_member in (0, 1)
+    assert "member" in "".join(getattr(info.value, "__notes__", []))
+    with pytest.raises(ValueError, match="n_networks"):
+        Ensemble([10, 1], n_networks=0)
+    with pytest.raises(ValueError, match="n_jobs"):
+        Ensemble([10, 1], n_jobs=0)
+
+
+def test_checkpoints_are_one_file_per_member(diabetes, tmp_path):
+    X, y = diabetes
+    ens = Ensemble([10, 8, 1], seed=0, n_networks=2, n_jobs=2)
+    ens.fit(X, y, seed=0, checkpoint=str(tmp_path / "c.npz"), **FIT)
+    assert sorted(os.listdir(tmp_path)) == ["c.member0.npz", "c.member1.npz"]
+    again = Ensemble([10, 8, 1], seed=0, n_networks=2, n_jobs=1)
+    again.fit(X, y, seed=0, checkpoint=str(tmp_path / "c.npz"), resume=True, **FIT)
+    for a, b in zip(ens.members, again.members):
+        np.testing.assert_array_equal(a.params, b.params)
+
+
+def test_ctrl_c_stops_every_member(diabetes):
+    X, y = diabetes
+    ens = Ensemble([10, 8, 1], seed=0, n_networks=3, n_jobs=2)
+    ens.fit(X[:50], y[:50], epochs=1)  # compiled before the timer starts
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(EnsembleInterrupted) as info:
+            ens.fit(X, y, epochs=100_000, batch_size=32)
+    finally:
+        timer.cancel()
+    stop = info.value
+    # members 0 and 1 were training (two threads), 2 had not started
+    assert stop.finished == [] and sorted(stop.interrupted) == [0, 1]
+    assert stop.history is stop.interrupted[0].history and stop.epoch >= 1
+    assert not [t for t in threading.enumerate() if t.name.startswith("numba-dense-member")]
+    assert isinstance(stop, KeyboardInterrupt)
+    for m in ens.members[:2]:  # the members keep what they trained, as MLP.fit does
+        assert np.isfinite(m.params).all()
+
+
+# ----------------------------------------------------------------------------- tables
+
+def _write_table(path, n, seed):
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(size=n), rng.normal(size=n)
+    color = rng.choice(["red", "green", "blue"], n)
+    y = 2 * a - b + (color == "red") + rng.normal(scale=0.1, size=n)
+    kind = np.where(a + (color == "blue") > 0.3, "up", "down")
+    with open(path, "w") as f:
+        f.write("a,b,color,y,kind\n")
+        for i in range(n):
+            b_text = "" if i % 17 == 3 else "%.4f" % b[i]
+            f.write("%.4f,%s,%s,%.4f,%s\n" % (a[i], b_text, color[i], y[i], kind[i]))
+
+
+def _inputs(path, target):
+    from numba_dense.model.data.tabular import Preprocessing
+    return Preprocessing.fit(path, target).n_features
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ensemble_tables")
+    _write_table(folder / "train.csv", 200, 0)
+    _write_table(folder / "test.csv", 60, 1)
+    return folder
+
+
+def test_a_table_is_read_once_and_members_match_networks_trained_alone(table):
+    train = str(table / "train.csv")
+    n = _inputs(train, "y")
+    ens = Ensemble([n, 8, 1], seed=0, n_networks=2, n_jobs=2)
+    ens.fit(train, "y", seed=0, **FIT)
+    alone = MLP([n, 8, 1], seed=1)
+    alone.fit(train, "y", seed=1, **FIT)
+    np.testing.assert_array_equal(ens.members[1].params, alone.params)
+    assert ens.members[1].preprocessing is ens.members[0].preprocessing
+    test = str(table / "test.csv")
+    np.testing.assert_allclose(ens.predict(test), ens.predict_members(test).mean(0), rtol=1e-6)
+    assert -1 < ens.score(test, "y") <= 1
+
+
+def test_a_table_classifier_predicts_its_labels(table):
+    train, test = str(table / "train.csv"), str(table / "test.csv")
+    ens = Ensemble([_inputs(train, "kind"), 8, 2], output="softmax", seed=0, n_networks=2, n_jobs=1)
+    ens.fit(train, "kind", seed=0, **FIT)
+    labels = ens.predict(test)
+    assert set(labels) <= {"up", "down"}
+    assert ens.predict_members(test).shape == (2, 60)
+    assert 0 <= ens.score(test, "kind") <= 1
+
+
+# ----------------------------------------------------------------------------- ONNX
+
+@pytest.fixture(scope="module")
+def ort():
+    pytest.importorskip("onnx")
+    return pytest.importorskip("onnxruntime")
+
+
+def _run(ort, model, feed):
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return dict(zip([o.name for o in session.get_outputs()], session.run(None, feed)))
+
+
+def _matches(actual, expected):
+    scale = max(float(np.abs(expected).max()), 1e-30)
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("output,n_out", [("identity", 2), ("exp", 1), ("softmax", 3),
+                                          ("sigmoid", 1), ("sigmoid", 3)])
+def test_onnx_averages_the_members(ort, iris, tmp_path, output, n_out):
+    X, labels = iris
+    if output == "softmax":
+        y = labels
+    elif output == "sigmoid":
+        y = (labels == 1).astype(np.int64) if n_out == 1 else np.eye(3)[labels]
+    elif output == "exp":
+        y = labels.astype(np.float64)
+    else:
+        y = np.stack([X[:, 0] * 3 + 10, X[:, 1] - X[:, 2]], axis=1)
+    ens = Ensemble([4, 6, n_out], output=output, seed=0, n_networks=3, n_jobs=1)
+    ens.fit(X, y, seed=0, **FIT)
+    path = tmp_path / "ens.onnx"
+    model = ens.to_onnx(path)
+    assert path.exists()
+    out = _run(ort, model, {"X": X})
+    if ens.is_classifier:
+        _matches(out["probabilities"], ens.predict_proba(X))
+        np.testing.assert_array_equal(out["label"], ens.predict(X))
+    else:
+        _matches(out["variable"], ens.predict(X))
+    with pytest.raises(ValueError, match=".onnx"):
+        ens.to_onnx(tmp_path / "ens.npz")
+
+
+@pytest.mark.parametrize("target,output,n_out", [("y", "identity", 1), ("kind", "softmax", 2)])
+def test_onnx_of_a_table_ensemble_reads_the_raw_columns(ort, table, target, output, n_out):
+    import csv
+    train, test = str(table / "train.csv"), str(table / "test.csv")
+    ens = Ensemble([_inputs(train, target), 8, n_out], output=output, seed=0,
+                   n_networks=2, n_jobs=1)
+    ens.fit(train, target, seed=0, **FIT)
+    model = ens.to_onnx()
+    prep = ens.preprocessing
+    with open(test) as f:
+        rows = list(csv.DictReader(f))
+    feed = {}
+    for column in prep.columns:
+        values = [r[column["name"]] for r in rows]
+        if column["kind"] == "text":
+            feed[column["name"]] = np.array([[v] for v in values], dtype=object)
+        else:
+            feed[column["name"]] = np.array([[float(v) if v else np.nan] for v in values])
+    out = _run(ort, model, feed)
+    if output == "identity":
+        _matches(out["variable"], ens.predict(test))
+    else:
+        np.testing.assert_array_equal(out["label"], ens.predict(test).astype(str))
+        _matches(out["probabilities"], ens.predict_proba(test))
+
+
+def test_module_docstring_names_the_seed_rule():
+    assert "seed + k" in ensemble_module.__doc__
