@@ -12,7 +12,8 @@ then the class of highest mean probability (for sigmoid outputs: mean probabilit
 (the compiled epochs release the GIL). Signals can only be handled on the main thread, which
 ``MLP.fit`` already allows for (``training.signals`` holds and ignores them there only); the
 main thread waits for the members and, on Ctrl-C or a member's error, stops the others after
-the compiled segment each is in (see ``fit``). While threads train, the kernels' BLAS runs on
+the compiled segment each is in, where ``MLP.fit`` on the main thread would raise a held
+Ctrl-C (``signals.stop_on``; see ``fit``). While threads train, the kernels' BLAS runs on
 one thread (``kernels.blas_threads(1)``), so that K members do not each start a BLAS thread
 per core; products small enough for the compiled loops never call BLAS. With ``n_jobs=1`` the
 members train one after another on the calling thread. With MPI (``comm=``) the members always
@@ -24,8 +25,8 @@ writes a network, under the prefix ``member<k>.``, plus ``format`` ("numba-dense
 ``load_model(path)`` reads either kind of file.
 """
 
-import ctypes
 import os
+import signal
 import tempfile
 import threading
 from contextlib import contextmanager
@@ -40,6 +41,7 @@ from ..data.targets import r2_score
 from ..data.validation import (check_matrix_shape, class_labels, first_nonfinite, integer,
                                is_sparse, plain)
 from ..training import options as fit_options
+from ..training import signals
 from ..training.signals import TrainingInterrupted
 from . import persistence
 from .mlp import MLP
@@ -87,13 +89,6 @@ def _member_path(path, k):
     """``net.npz`` -> ``net.member3.npz``: member ``k``'s own checkpoint."""
     root, ext = os.path.splitext(os.fspath(path))
     return "%s.member%d%s" % (root, k, ext or ".npz")
-
-
-def _stop_thread(thread):
-    """Raise ``KeyboardInterrupt`` in ``thread`` at its next Python instruction: after the
-    compiled call it is in returns (``MLP.fit`` then keeps the work done, as for Ctrl-C)."""
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident),
-                                               ctypes.py_object(KeyboardInterrupt))
 
 
 class Ensemble:
@@ -272,73 +267,60 @@ class Ensemble:
         return histories
 
     def _fit_threads(self, fit_member, jobs):
-        """Members on ``jobs`` threads, each taking the next member not started."""
+        """Members on ``jobs`` threads, each taking the next member not started.
+
+        Stopping is cooperative (``signals.stop_on``): a thread raises ``KeyboardInterrupt``
+        where a held Ctrl-C would be raised on the main thread, after the compiled segment it
+        is in, so each member's ``fit`` keeps its work exactly as on Ctrl-C. The main thread
+        only waits on an ``Event`` (a Ctrl-C there sets the stop; ``Thread.join`` with a
+        timeout is not used while a Ctrl-C can arrive: an interrupted one can mark a running
+        thread as finished)."""
         n = len(self.members)
         lock = threading.Lock()
         todo = list(range(n))
-        results, errors, running = {}, {}, {}
-        stopping = [False]
+        results, errors = {}, {}
+        stop, all_done = threading.Event(), threading.Event()
+        ended = []
 
         def work():
-            me = threading.current_thread()
-            k = None
             try:
-                while True:
-                    with lock:
-                        if stopping[0] or not todo:
-                            return
-                        k = todo.pop(0)
-                        running[me] = k
-                    try:
-                        results[k] = fit_member(k)
-                    finally:
+                with signals.stop_on(stop):
+                    while True:
                         with lock:
-                            running.pop(me, None)
-            except BaseException as exc:  # noqa: B902 - reported by the main thread
-                with lock:
-                    if k is not None and k not in results:
-                        errors[k] = exc
-                    stopping[0] = True
+                            if stop.is_set() or not todo:
+                                return
+                            k = todo.pop(0)
+                        try:
+                            results[k] = fit_member(k)
+                        except BaseException as exc:  # reported by the main thread
+                            errors[k] = exc
+                            stop.set()
+            finally:
+                ended.append(threading.current_thread())
+                if len(ended) == jobs:
+                    all_done.set()
 
         threads = [threading.Thread(target=work, name="numba-dense-member-%d" % i, daemon=True)
                    for i in range(jobs)]
         for t in threads:
             t.start()
         signum = None
-        try:
-            while any(t.is_alive() for t in threads):
-                for t in threads:
-                    t.join(0.05)
-                with lock:
-                    failed = stopping[0]
-                if failed:
-                    self._stop_running(lock, running, stopping)
-                    break
-        except KeyboardInterrupt as stop:
-            signum = getattr(stop, "signum", 2)
-            self._stop_running(lock, running, stopping)
+        while not all_done.is_set():
+            try:
+                all_done.wait(0.1)
+            except KeyboardInterrupt as exc:  # Ctrl-C (or a stop signal raised as one)
+                signum = signum or getattr(exc, "signum", signal.SIGINT)
+                stop.set()
         for t in threads:
-            while t.is_alive():
-                try:
-                    t.join(0.05)
-                except KeyboardInterrupt:  # a second Ctrl-C: the members stop all the same
-                    pass
+            t.join()
         real = {k: e for k, e in errors.items() if not isinstance(e, KeyboardInterrupt)}
         if real:
             k = min(real)
             raise _noted(real[k], k, self.seeds[k])
-        stopped = {k: e for k, e in errors.items() if isinstance(e, KeyboardInterrupt)}
-        if signum is not None or stopped:
-            cut = {k: e for k, e in stopped.items() if isinstance(e, TrainingInterrupted)}
-            raise EnsembleInterrupted(n, list(results), cut, signum or 2)
+        if signum is not None or errors:
+            cut = {k: e for k, e in errors.items() if isinstance(e, TrainingInterrupted)}
+            raise EnsembleInterrupted(n, list(results), cut, signum or signal.SIGINT)
         return [results[k] for k in range(n)]
-
-    @staticmethod
-    def _stop_running(lock, running, stopping):
-        with lock:
-            stopping[0] = True
-            for thread in running:
-                _stop_thread(thread)
 
     # ------------------------------------------------------------------ prediction
 

@@ -75,6 +75,23 @@ def sigint_ignored():
             signal.signal(s, handler)
 
 
+_thread_stop = threading.local()
+
+
+@contextmanager
+def stop_on(event):
+    """In a thread other than the main one (which alone receives signals): raise
+    ``KeyboardInterrupt`` where ``sigint_deferred`` would raise a held Ctrl-C (at the end of
+    its block) once ``event`` is set, so that the thread that started this one can stop its
+    training as Ctrl-C stops the main thread's (``Ensemble.fit``)."""
+    previous = getattr(_thread_stop, "event", None)
+    _thread_stop.event = event
+    try:
+        yield
+    finally:
+        _thread_stop.event = previous
+
+
 @contextmanager
 def sigint_deferred():
     """Hold a Ctrl-C (or a SIGTERM handled as one) that arrives during the block until the
@@ -83,10 +100,15 @@ def sigint_deferred():
     A compiled epoch cannot be stopped half way: Python raises ``KeyboardInterrupt`` only
     once the call returns, and where it lands decides whether the bookkeeping after it ran.
     Deferring it to the end of the block makes "rows trained so far" exact. Only the main
-    thread can hold signals, and a handler other than the raising ones is left alone.
+    thread can hold signals, and a handler other than the raising ones is left alone; in
+    another thread, an ``event`` of ``stop_on`` that is set raises ``KeyboardInterrupt`` at
+    the end of the block.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
+        stop = getattr(_thread_stop, "event", None)
+        if stop is not None and stop.is_set():
+            raise KeyboardInterrupt("stopped by the thread that started this one")
         return
     caught = []
     previous = {}
