@@ -315,3 +315,49 @@ def test_onnx_of_a_table_ensemble_reads_the_raw_columns(ort, table, target, outp
 
 def test_module_docstring_names_the_seed_rule():
     assert "seed + k" in ensemble_module.__doc__
+
+
+# ----------------------------------------------------------------------------- command line
+
+def test_train_networks_then_predict_evaluate_and_export(table, tmp_path, capsys):
+    from numba_dense.model.interfaces.cli import main
+    train, test = str(table / "train.csv"), str(table / "test.csv")
+    model = str(tmp_path / "ens.npz")
+    assert main(["train", "--data", train, "--target-col", "y", "--hidden-sizes", "8",
+                 "--epochs", "3", "--networks", "3", "--jobs", "2", "--seed", "4",
+                 "--save", model]) == 0
+    out = capsys.readouterr().out
+    assert "ensemble of 3 networks" in out and "seeds 4 to 6" in out
+    assert "network 2 (seed 6): 3 epochs" in out and "saved to" in out
+    ens = load_model(model)
+    assert isinstance(ens, Ensemble) and ens.seeds == [4, 5, 6]
+    # the members are the networks `train` makes alone with seeds 4, 5 and 6
+    alone = str(tmp_path / "alone.npz")
+    assert main(["train", "--data", train, "--target-col", "y", "--hidden-sizes", "8",
+                 "--epochs", "3", "--seed", "5", "--save", alone]) == 0
+    np.testing.assert_array_equal(MLP.load(alone).params, ens.members[1].params)
+    capsys.readouterr()
+    assert main(["evaluate", "--model", model, "--data", test, "--target-col", "y"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == "r2 %.6g" % ens.score(test, "y")
+    assert main(["predict", "--model", model, "--data", test,
+                 "--out", str(tmp_path / "p.npy")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), ens.predict(test))
+    if _has_onnx():
+        assert main(["export", "--model", model, "--out", str(tmp_path / "ens.onnx")]) == 0
+        assert (tmp_path / "ens.onnx").exists()
+
+
+def _has_onnx():
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_jobs_needs_networks(table, tmp_path, capsys):
+    from numba_dense.model.interfaces.cli import main
+    assert main(["train", "--data", str(table / "train.csv"), "--target-col", "y",
+                 "--jobs", "2", "--save", str(tmp_path / "m.npz")]) != 0
+    assert "--networks" in capsys.readouterr().err

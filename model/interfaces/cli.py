@@ -29,6 +29,7 @@ from ..data import sources, datasets, tabular
 from ..training import progress
 from ..training import options as fit_options
 from ..training.distributed import mpi_max, shard, world
+from ..network.ensemble import Ensemble, EnsembleInterrupted, load_model, member_path
 from ..network.mlp import MLP, OUTPUTS
 from ..data.paths import atomic_write, check_outputs, claimed
 from ..training.loop import DivergedError
@@ -347,6 +348,12 @@ def build_parser():
     train.add_argument("--plot", metavar="PNG", help="write the loss curve here (needs matplotlib)")
     train.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     train.add_argument("--seed", type=_count(0), default=0)
+    train.add_argument("--networks", type=_count(1), default=1, metavar="K",
+                       help="train an ensemble of K networks (seeds --seed, --seed + 1, ...) "
+                       "whose predictions are averaged, saved as one file")
+    train.add_argument("--jobs", type=_count(1), metavar="N",
+                       help="threads training the ensemble's networks (default: the usable "
+                       "cores)")
     train.add_argument("--chunk-rows", type=_count(1),
                        help="rows per chunk when streaming .npy files")
     train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -471,6 +478,7 @@ _APPLIES = {
     "no_scale": (lambda a: _kind(a.data) in ("csv", "parquet"), "a .csv or .parquet --data"),
     "weight_col": (lambda a: _kind(a.data) in ("csv", "parquet"), "a .csv or .parquet --data"),
     "quantile": (lambda a: a.loss == "quantile", "--loss quantile"),
+    "jobs": (lambda a: a.networks > 1, "--networks above 1"),
     "delimiter": (lambda a: _kind(getattr(a, "data", None) or getattr(a, "csv", None)) == "csv",
                   "a .csv file"),
     "chunk_rows": (lambda a: a.command == "convert"
@@ -511,6 +519,12 @@ def _check_train_options(args):
                          "--validation-fraction 0 holds out no rows" % args.early_stopping)
     if args.resume and not args.checkpoint:
         raise UsageError("--resume needs --checkpoint PATH to resume from")
+    if args.checkpoint and not args.resume and args.networks > 1:
+        taken = [member_path(args.checkpoint, k) for k in range(args.networks)
+                 if os.path.exists(member_path(args.checkpoint, k))]
+        if taken:
+            raise UsageError("--checkpoint: the ensemble's checkpoint %s already exists: pass "
+                             "--resume to continue that run, or remove it" % taken[0])
     if args.checkpoint and not args.resume and os.path.exists(args.checkpoint):
         raise UsageError("--checkpoint %s already exists: pass --resume to continue that run, "
                          "or remove the file (or name another) to start afresh"
@@ -564,19 +578,32 @@ def train(args, workdir):
         raise UsageError("--hidden names %d activations but --hidden-sizes %d layers: give one "
                          "per hidden layer, or one for all" % (len(args.hidden),
                                                                len(args.hidden_sizes)))
-    net = MLP([X.shape[1], *args.hidden_sizes, _n_outputs(y, args.output, args.classes, comm)],
-              hidden=hidden, output=args.output, loss=args.loss, dtype=args.dtype,
-              seed=args.seed, quantile=args.quantile)
-    net.preprocessing = prep
+    sizes = [X.shape[1], *args.hidden_sizes, _n_outputs(y, args.output, args.classes, comm)]
+    net_options = dict(hidden=hidden, output=args.output, loss=args.loss, dtype=args.dtype,
+                       seed=args.seed, quantile=args.quantile)
+    if args.networks > 1:
+        net = Ensemble(sizes, n_networks=args.networks, n_jobs=args.jobs, **net_options)
+        for member in net.members:
+            member.preprocessing = prep
+    else:
+        net = MLP(sizes, **net_options)
+        net.preprocessing = prep
     if root:
         print("data: %s" % source)
-        print("network: %r, %d parameters" % (net, net.params.size))
+        if args.networks > 1:
+            print("ensemble of %d networks: %r, %d parameters each; seeds %d to %d"
+                  % (args.networks, net.members[0], net.members[0].params.size, args.seed,
+                     args.seed + args.networks - 1))
+        else:
+            print("network: %r, %d parameters" % (net, net.params.size))
     if root and args.save:
         _check_file_size_limit(net, args.save)
     epochs = _epochs(args, X.shape[0], comm)
     start = time.perf_counter()
     try:
         history = _fit(net, X, y, args, comm, root, epochs, weights)
+    except EnsembleInterrupted as stop:
+        return _ensemble_interrupted(net, stop, args, root)
     except TrainingInterrupted as stop:
         return _interrupted(net, stop, args, root)
     except KeyboardInterrupt as stop:  # between epochs, or after the last one
@@ -584,7 +611,48 @@ def train(args, workdir):
     if not root:
         return 0
     with sigint_ignored():  # trained: a signal now waits until the network is saved
+        if isinstance(net, Ensemble):
+            return _report_and_save_ensemble(net, history, args, plt, start)
         return _report_and_save(net, history, args, plt, start, epochs)
+
+
+def _report_and_save_ensemble(ens, histories, args, plt, start):
+    """After ``train --networks K``: each member's last losses, the time, the one file."""
+    for k, history in enumerate(histories):
+        last = "loss %.6g" % history.loss[-1] if history.loss else "no epoch"
+        if history.val_loss:
+            last += "  val_loss %.6g" % history.val_loss[-1]
+        if history.best_epoch is not None and _early_stopping_on(args):
+            last += "  (kept epoch %d)" % history.best_epoch
+        print("network %d (seed %s): %d epochs, %s" % (k, ens.seeds[k], len(history.loss), last))
+    print("trained %d networks in %.2fs" % (len(histories), time.perf_counter() - start))
+    if args.save:
+        _save(ens, args.save)
+        print("saved to %s" % args.save)
+    if plt is not None and histories[0].loss:
+        _plot(plt, histories[0], args.plot)
+        print("loss curve of network 0 written to %s" % args.plot)
+    return 0
+
+
+def _ensemble_interrupted(ens, stop, args, root):
+    """Ctrl-C (or SIGTERM, SIGHUP) while an ensemble trains: every member stopped after its
+    segment; the ensemble as it stands is saved (members cut short keep their parameters so
+    far, members not started their initial ones); status 128 + the signal."""
+    with sigint_ignored():
+        if root:
+            _say("%s: %s" % (_stopped_by(stop.signum), stop))
+            if args.save and (stop.finished or stop.interrupted):
+                try:
+                    _save(ens, args.save)
+                except NotSaved as exc:
+                    _say("error: %s" % exc)
+                    return 128 + stop.signum
+                _say("saved the ensemble so far to %s" % args.save)
+            if args.checkpoint:
+                _say("the members' checkpoints (%s, ...) hold their whole epochs; --resume "
+                     "continues from there" % member_path(args.checkpoint, 0))
+    return 128 + stop.signum
 
 
 def _report_and_save(net, history, args, plt, start, epochs):
@@ -638,7 +706,8 @@ def _check_file_size_limit(net, path):
     network (``ulimit -f``): the save would fail after the work was done."""
     import resource
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    need = net.params.nbytes * 2 + net.velocity.nbytes + 64 * 1024  # params, best, state
+    nets = getattr(net, "members", [net])
+    need = sum(m.params.nbytes * 2 + m.velocity.nbytes for m in nets) + 64 * 1024
     if limit != resource.RLIM_INFINITY and limit < need:
         raise UsageError("--save %s: the file size limit (ulimit -f) is %d KiB, and this "
                          "network's file takes about %d KiB; raise the limit"
@@ -793,7 +862,7 @@ def evaluate(args, workdir):
 def _load_for(args):
     """The --model network, refused for --data it would read wrongly: a network trained on
     a table reads tables through its saved preprocessing; arrays would bypass it."""
-    net = MLP.load(args.model)
+    net = load_model(args.model)  # a network or an ensemble
     prep = net.preprocessing
     if prep is not None and not tabular.is_table(args.data):
         names = [c["name"] for c in prep.columns]
@@ -835,8 +904,9 @@ def export(args, workdir):
     check_outputs({"--out": args.out}, {"--model": args.model})
     if os.path.splitext(args.out)[1].lower() != ".onnx":
         raise UsageError("--out must end in .onnx, got %r" % args.out)
-    net = MLP.load(args.model)
-    model = onnx_export.to_onnx(net, args.out)
+    net = load_model(args.model)  # a network, or an ensemble: one graph averaging it
+    model = net.to_onnx(args.out) if isinstance(net, Ensemble) else onnx_export.to_onnx(
+        net, args.out)
     print("wrote %s: inputs %s, outputs %s" % (
         args.out, ", ".join(i.name for i in model.graph.input),
         ", ".join(o.name for o in model.graph.output)))

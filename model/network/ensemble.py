@@ -85,7 +85,7 @@ def _check_seed(seed):
     return integer(seed, "seed", 0)
 
 
-def _member_path(path, k):
+def member_path(path, k):
     """``net.npz`` -> ``net.member3.npz``: member ``k``'s own checkpoint."""
     root, ext = os.path.splitext(os.fspath(path))
     return "%s.member%d%s" % (root, k, ext or ".npz")
@@ -207,7 +207,7 @@ class Ensemble:
             if values["seed"] is not None:
                 mine["seed"] = values["seed"] + k
             if run_options.checkpoint is not None:
-                mine["checkpoint"] = _member_path(run_options.checkpoint, k)
+                mine["checkpoint"] = member_path(run_options.checkpoint, k)
                 check_output(mine["checkpoint"], "checkpoint (member %d)" % k)
             per_member.append(mine)
         jobs = self._jobs(comm)
@@ -414,6 +414,11 @@ class Ensemble:
             match = pred == labels if pred.ndim == 1 else (pred == labels).all(axis=1)
             return float(match.mean())
         return _r2(Y.astype(np.float64), pred.astype(np.float64))
+
+    def cost(self, X, y):
+        """The members' training costs (``MLP.cost``) averaged: (1/K) sum_k C_k, not the cost of
+        the averaged prediction (``score`` measures that). X, y as for ``MLP.cost``."""
+        return float(np.mean([m.cost(X, y) for m in self.members]))
 
     def _table_score(self, path, target):
         prep = inputs.table_preprocessing(self.members[0], path)
