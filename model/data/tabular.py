@@ -71,6 +71,16 @@ IDENTIFIER_SHARE = 0.5
 #: most ``TYPO_SHARE`` of its values, are not numbers: an error, not a category.
 TYPO_VALUES = 3
 TYPO_SHARE = 0.05
+#: How number and date/time columns become inputs (``numeric_encoding``): standardized,
+#: or piecewise-linear encoded over quantile bins (``ple_encode``).
+NUMERIC_ENCODINGS = ("standard", "ple")
+#: Quantile bins per column of the piecewise-linear encoding, by default (``n_bins``).
+N_BINS = 32
+#: Values per column the bins' quantiles are computed from: all of a column's values up to
+#: this many (exact quantiles), else a uniform sample of this many (reservoir sampling,
+#: seeded): a quantile's rank is then off by 0.5 / sqrt(QUANTILE_SAMPLE) (0.001) at most
+#: one standard deviation, a twentieth of a bin's width at 48 bins.
+QUANTILE_SAMPLE = 1 << 18
 
 
 class TableError(InvalidValueError):
@@ -351,14 +361,16 @@ class Preprocessing:
         for column in self.columns:  # files of numba-dense 0.1 have no "type"
             column.setdefault("type", "number" if column["kind"] == "numeric" else "text")
         for key, empty in (("left_out", {}), ("grouped", {}), ("target_type", None),
-                           ("target_decimal", None)):
+                           ("target_decimal", None), ("numeric_encoding", "standard"),
+                           ("n_bins", None)):
             self.__dict__.setdefault(key, empty)
 
     # ---- fitting
 
     @classmethod
     def fit(cls, path, target, features=None, drop=None, max_categories=100, scale=True,
-            classify=None, keep_identifiers=False, progress=False):
+            classify=None, keep_identifiers=False, progress=False,
+            numeric_encoding="standard", n_bins=N_BINS):
         """Learn the preprocessing of ``path`` (.csv or .parquet) in one streaming pass (a
         second one only for a CSV column that turned out to be text after rows of numbers).
 
@@ -368,6 +380,15 @@ class Preprocessing:
         grouped beyond that. ``classify``: None (text and True/False targets are classes,
         numbers a regression), True or False. ``keep_identifiers``: one-hot identifier
         columns (grouped) instead of leaving them out.
+        ``numeric_encoding``: "standard" (number, True/False and date/time columns as one
+        standardized input each) or "ple": number and date/time columns as the
+        piecewise-linear encoding (``ple_encode``) over at most ``n_bins`` (>= 2) quantile
+        bins of their training values, one input per bin, named ``column#bin1``,
+        ``column#bin2``, ...; fewer bins where the column has fewer distinct values, and a
+        constant column stays one standardized input (True/False columns stay 1/0
+        standardized). Quantiles are exact up to ``QUANTILE_SAMPLE`` values per column,
+        from a seeded uniform sample of that many beyond. A missing value is imputed with
+        the training mean, then encoded.
         Raises ``TableError`` (a ValueError) with the file, and the line and column where
         there is one.
         """
@@ -377,6 +398,14 @@ class Preprocessing:
             raise InvalidValueError("max_categories must be an integer >= 2, got %r"
                                     % (max_categories,))
         max_categories = int(max_categories)
+        if numeric_encoding not in NUMERIC_ENCODINGS:
+            raise InvalidValueError("numeric_encoding must be one of %s, got %r"
+                                    % (", ".join(map(repr, NUMERIC_ENCODINGS)),
+                                       numeric_encoding))
+        if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 2:
+            raise InvalidValueError("n_bins must be an integer >= 2, got %r" % (n_bins,))
+        ple = numeric_encoding == "ple"
+        n_bins = int(n_bins) if ple else None
         file_schema = schema(path)
         names = file_schema.names
         if target not in names:
@@ -389,7 +418,8 @@ class Preprocessing:
         for name in chosen + [target]:
             try:
                 stats[name] = _ColumnStats(None if _is_csv(path) else coltypes.parquet_type(
-                    name, file_schema.field(name).type), decimal_comma=comma)
+                    name, file_schema.field(name).type), decimal_comma=comma,
+                    quantiles=ple and name != target)
             except coltypes.ColumnTypeError as exc:
                 raise TableError("%s: %s" % (path, exc)) from None
         rows = dropped = first_row = 0
@@ -426,13 +456,15 @@ class Preprocessing:
         columns, feature_names, imputed, left_out, grouped = [], [], {}, {}, {}
         for name in chosen:
             stats[name].check_range(path, name)
-            column = stats[name].describe(name, max_categories)
+            column = stats[name].describe(name, max_categories, n_bins)
             why = _left_out(stats[name], column, rows, keep_identifiers)
             if why:
                 left_out[name] = why
                 continue
             columns.append(column)
-            if column["kind"] == "numeric":
+            if column.get("encoding") == "ple":
+                feature_names += ple_names(name, len(column["edges"]) - 1)
+            elif column["kind"] == "numeric":
                 feature_names.append(name)
             else:
                 feature_names += ["%s=%s" % (name, c) for c in column["categories"]]
@@ -454,7 +486,8 @@ class Preprocessing:
                         columns=columns, classes=classes, scale=bool(scale),
                         feature_names=feature_names, rows=rows, dropped_rows=dropped,
                         imputed=imputed, left_out=left_out, grouped=grouped,
-                        source=os.path.basename(path)))
+                        source=os.path.basename(path), numeric_encoding=numeric_encoding,
+                        n_bins=n_bins))
 
     @property
     def n_features(self):
@@ -476,9 +509,16 @@ class Preprocessing:
         lines = ["read %s: %d rows, %d columns -> %d inputs"
                  % (self.source, self.rows, len(self.columns), self.n_features)]
         for kind in ("number", "bool", "datetime"):
-            if kind in by_type:
+            plain = [c for c in by_type.get(kind, []) if c.get("encoding") != "ple"]
+            encoded = [c for c in by_type.get(kind, []) if c.get("encoding") == "ple"]
+            if plain:
                 lines.append("  %s%s: %s" % (words[kind], ", standardized" if self.scale else "",
-                                             ", ".join(c["name"] for c in by_type[kind])))
+                                             ", ".join(c["name"] for c in plain)))
+            if encoded:
+                lines.append("  %s, piecewise-linear over quantile bins (at most %s): %s"
+                             % (words[kind], self.n_bins, ", ".join(
+                                 "%s (%d)" % (c["name"], len(c["edges"]) - 1)
+                                 for c in encoded)))
         if "text" in by_type:
             lines.append("  text, one-hot: %s" % ", ".join(
                 "%s (%d%s)" % (c["name"], len(c["categories"]) + bool(c.get("infrequent")),
@@ -531,6 +571,11 @@ class Preprocessing:
                     r = int(np.flatnonzero(infinite)[0])
                     raise _inf_error(path, _where(path, row_of(r)), column["name"], float(x[r]))
                 x[np.isnan(x)] = column["mean"]
+                if column.get("encoding") == "ple":
+                    width = len(column["edges"]) - 1
+                    X[:, at:at + width] = _encoded(x, column, path, row_of)
+                    at += width
+                    continue
                 X[:, at] = _standardized(x, column, path, row_of)
                 at += 1
                 continue
@@ -718,6 +763,29 @@ def _standardized(x, column, path, row_of):
     return z32
 
 
+def _encoded(x, column, path, row_of):
+    """``ple_encode`` of a numeric column's (finite) values as float32; a value whose
+    encoding is beyond float32's range (far outside the training values: the first and
+    last bins are not clipped) is an error with file, line and column."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        z32 = ple_encode(x, column["edges"]).astype(np.float32)
+    bad = np.flatnonzero(~np.isfinite(z32).all(axis=1))
+    if bad.size:
+        r = int(bad[0])
+        raise TableError("%s: %s, column %r: %r is out of range: its piecewise-linear "
+                         "encoding over the training bins %g to %g is beyond float32's range "
+                         "(at most %g in size)"
+                         % (os.fspath(path), _where(path, row_of(r)), column["name"],
+                            float(x[r]), column["edges"][0], column["edges"][-1],
+                            _FLOAT32_MAX))
+    return z32
+
+
+def ple_names(name, n):
+    """The feature names of a column's ``n`` piecewise-linear inputs."""
+    return ["%s#bin%d" % (name, t + 1) for t in range(n)]
+
+
 def _target_values(y, target, path, row_of):
     """A regression target's values as float32; one that is not finite (inf, or beyond
     float32's range) is an error with file, line and column."""
@@ -757,8 +825,10 @@ class _ColumnStats:
     """One column over the whole file: its type (``kind``; typed as it goes for a CSV), the
     running count, mean and variance of a numeric one, the value counts of a text one."""
 
-    def __init__(self, kind=None, decimal_comma=False):
+    def __init__(self, kind=None, decimal_comma=False, quantiles=False):
         self.typer = coltypes.CsvTyper(decimal_comma) if kind is None else None
+        # a numeric column's values (or a sample of them) for quantile bins
+        self.sample = _Reservoir(QUANTILE_SAMPLE) if quantiles else None
         self.kind = kind
         self.n = 0
         self.total = 0.0
@@ -813,6 +883,8 @@ class _ColumnStats:
                 self.huge = float(x[np.argmax(np.abs(d))])  # the first too large to square
             if keep_values and len(self._values) <= _COUNT_LIMIT:
                 self._values.update(np.unique(x).tolist())
+            if self.sample is not None:
+                self.sample.add(x)
 
     def count_text(self, values):
         pa = _pyarrow()
@@ -864,8 +936,10 @@ class _ColumnStats:
     def values(self):
         return self._values if self.kind != "text" else set(self.counts)
 
-    def describe(self, name, max_categories):
-        """The column's entry of ``Preprocessing.columns``."""
+    def describe(self, name, max_categories, n_bins=None):
+        """The column's entry of ``Preprocessing.columns``; ``n_bins``: a number or
+        date/time column with at least two distinct values gets the ``edges`` of its
+        quantile bins (piecewise-linear encoding, at most ``n_bins`` bins)."""
         if self.kind == "text":
             ranked = sorted(self.counts, key=lambda v: (-self.counts[v], v))
             if len(ranked) <= max_categories:
@@ -884,7 +958,77 @@ class _ColumnStats:
         mean = self.total / self.n
         var = max(self.total_sq / self.n - mean * mean, 0.0)
         std = float(np.sqrt(var))
-        return dict(column, mean=self.shift + mean, scale=std if std > 0 else 1.0)
+        column = dict(column, mean=self.shift + mean, scale=std if std > 0 else 1.0)
+        if n_bins and self.sample is not None and column["type"] in ("number", "datetime"):
+            edges = quantile_edges(self.sample.values(), n_bins)
+            if len(edges) >= 2:  # a constant column stays one standardized input
+                column.update(encoding="ple", edges=edges)
+        return column
+
+
+class _Reservoir:
+    """A uniform sample of at most ``size`` of the values added (all of them while they
+    fit): Algorithm R, with a seeded generator, so a fit is reproducible."""
+
+    def __init__(self, size, seed=0):
+        self.size, self.seen = size, 0
+        self.chunks, self.full = [], None
+        self.rng = np.random.default_rng(seed)
+
+    def add(self, x):
+        x = np.asarray(x, np.float64)
+        if self.full is None:
+            room = self.size - self.seen
+            self.chunks.append(x[:room].copy())
+            self.seen += min(room, x.size)
+            x = x[room:]
+            if self.seen < self.size:
+                return
+            self.full, self.chunks = np.concatenate(self.chunks), []
+        if x.size:
+            # value j (0-based over all values) replaces slot randint(0, j) when < size
+            j = self.seen + np.arange(x.size)
+            slot = (self.rng.random(x.size) * (j + 1)).astype(np.int64)
+            hit = slot < self.size
+            slot, x = slot[hit][::-1], x[hit][::-1]
+            slot, last = np.unique(slot, return_index=True)  # the last one to a slot wins
+            self.full[slot] = x[last]
+            self.seen += j.size
+
+    def values(self):
+        return self.full if self.full is not None else (
+            np.concatenate(self.chunks) if self.chunks else np.empty(0))
+
+
+def quantile_edges(values, n_bins):
+    """The edges b_0 < ... < b_T of at most ``n_bins`` quantile bins of ``values``: the
+    quantiles at 0, 1/n_bins, ..., 1 (NumPy's linear interpolation), repeated ones
+    removed, so a column of few distinct values gets fewer bins (as rtdl's
+    ``compute_bins``); a list of floats (one edge: a constant column)."""
+    values = np.asarray(values, np.float64)
+    if values.size == 0:
+        return []
+    return np.unique(np.quantile(values, np.linspace(0.0, 1.0, n_bins + 1))).tolist()
+
+
+def ple_encode(x, edges):
+    """The piecewise-linear encoding of values ``x`` (n,) over bins ``edges`` (T + 1,):
+    (n, T) float64 whose component t is ``(x - b_{t-1}) / (b_t - b_{t-1})`` clipped to
+    [0, 1], but for the first component's lower side and the last one's upper side, which
+    are not clipped (Gorishniy, Rubachev and Babenko, "On Embeddings for Numerical
+    Features in Tabular Deep Learning", NeurIPS 2022, eq. 1). A value in bin t encodes as
+    t - 1 ones, its position in the bin, then zeros."""
+    edges = np.asarray(edges, np.float64)
+    low, high = _ple_bounds(len(edges) - 1)
+    z = (np.asarray(x, np.float64)[:, None] - edges[:-1]) / np.diff(edges)
+    return np.minimum(np.maximum(z, low), high)
+
+
+def _ple_bounds(n):
+    """The clip bounds of the ``n`` components of a piecewise-linear encoding."""
+    low, high = np.zeros(n), np.ones(n)
+    low[0], high[-1] = -np.inf, np.inf
+    return low, high
 
 
 def _recount(path, target, stats):

@@ -155,7 +155,8 @@ def load_table(args, workdir):
         args.data, _table_target(args), features=args.features, drop=drop,
         max_categories=args.max_categories, scale=not args.no_scale,
         classify=True if args.output in ("softmax", "sigmoid") else None,
-        keep_identifiers=args.keep_identifiers, progress=progress.wanted(args.progress, True))
+        keep_identifiers=args.keep_identifiers, progress=progress.wanted(args.progress, True),
+        numeric_encoding=args.numeric_encoding, n_bins=args.n_bins)
     for line in prep.summary():
         print(line)
     X, y = prep.write_npy(args.data, os.path.join(workdir, "X.npy"),
@@ -299,6 +300,14 @@ def build_parser():
                             "(left out by default)")
     train.add_argument("--no-scale", action="store_true",
                        help="do not standardize a table's numeric columns")
+    train.add_argument("--numeric-encoding", choices=tabular.NUMERIC_ENCODINGS,
+                       default="standard",
+                       help="a table's number and date columns: one standardized input each "
+                            "(standard, the default), or ple: piecewise-linear over quantile "
+                            "bins, one input per bin")
+    train.add_argument("--n-bins", type=_count(2), default=tabular.N_BINS, metavar="N",
+                       help="most quantile bins per column with --numeric-encoding ple "
+                            "(default %d)" % tabular.N_BINS)
     train.add_argument("--standardize-target", action=argparse.BooleanOptionalAction,
                        default=None, help="train a regression on (y - mean) / std, predictions "
                                           "and losses in y's units (default: on "
@@ -476,6 +485,9 @@ _APPLIES = {
     "keep_identifiers": (lambda a: _kind(a.data) in ("csv", "parquet"),
                          "a .csv or .parquet --data"),
     "no_scale": (lambda a: _kind(a.data) in ("csv", "parquet"), "a .csv or .parquet --data"),
+    "numeric_encoding": (lambda a: _kind(a.data) in ("csv", "parquet"),
+                         "a .csv or .parquet --data"),
+    "n_bins": (lambda a: a.numeric_encoding == "ple", "--numeric-encoding ple"),
     "weight_col": (lambda a: _kind(a.data) in ("csv", "parquet"), "a .csv or .parquet --data"),
     "quantile": (lambda a: a.loss == "quantile", "--loss quantile"),
     "jobs": (lambda a: a.networks > 1, "--networks above 1"),

@@ -279,6 +279,16 @@ def _preprocessing_problem(spec, n_inputs):
                 if isinstance(value, bool) or not isinstance(value, (int, float)) \
                         or not np.isfinite(value) or (key == "scale" and value == 0):
                     return "%s (%r) has %s %r" % (where, column["name"], key, value)
+            if column.get("encoding", "standard") not in ("standard", "ple"):
+                return "%s (%r) has encoding %r, not 'standard' or 'ple'" \
+                    % (where, column["name"], column.get("encoding"))
+            if column.get("encoding") == "ple":
+                edges = column.get("edges")
+                if not _increasing(edges):
+                    return "%s (%r) has edges %s, not a list of at least two increasing " \
+                        "finite numbers" % (where, column["name"], _short(edges))
+                width += len(edges) - 1
+                continue
             width += 1
         elif kind == "text":
             if not isinstance(column.get("categories"), list):
@@ -292,6 +302,15 @@ def _preprocessing_problem(spec, n_inputs):
     if width != len(names):
         return "columns make %d inputs but feature_names lists %d" % (width, len(names))
     return None
+
+
+def _increasing(edges):
+    """True for a list of at least two finite numbers, each above the one before."""
+    if not isinstance(edges, list) or len(edges) < 2 or not all(
+            isinstance(e, (int, float)) and not isinstance(e, bool) for e in edges):
+        return False
+    edges = np.asarray(edges, np.float64)
+    return bool(np.isfinite(edges).all() and (np.diff(edges) > 0).all())
 
 
 def _preprocessing(path, arrays, n_inputs):
