@@ -243,14 +243,16 @@ class Ensemble:
         yield X, y
 
     def _compile_first(self, X, settings, verbose):
-        """Compile (or load) the epoch kernel on the main thread before the threads start,
-        so that no thread is stopped inside Numba's compiler."""
+        """Compile (or load from the cache) the epoch kernel on the main thread before the
+        threads start, where a Ctrl-C during compilation is held (``loop.compile_kernels``),
+        rather than in every thread at once behind Numba's compiler lock. The workspace's
+        size does not enter the kernel's signature: one row's is enough."""
         from ..training import loop
         first = self.members[0]
         try:
-            work = loop.workspace(first, settings.batch_size)
+            work = loop.workspace(first, 1)
             loop.compile_kernels(first, settings, work, verbose, is_sparse(X))
-        except (ValueError, TypeError):  # the members' fits raise it, with their messages
+        except Exception:  # noqa: BLE001 - best effort: the members' fits raise it, if real
             pass
 
     def _fit_in_turn(self, fit_member):
