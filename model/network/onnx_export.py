@@ -12,7 +12,9 @@
   missing value as ``""`` or any of ``model.data.tabular.NULL_VALUES``, which CSV files
   read as missing; numbers of a Parquet text column as ``str`` writes them);
 - **preprocessing** as nodes: imputation with the training mean, ``(x - mean) / scale``
-  in double and then the network's dtype (as ``Preprocessing.transform``), one-hot
+  in double and then the network's dtype (as ``Preprocessing.transform``), or a
+  piecewise-linear encoding over quantile bins (``Sub``, ``Div``, ``Max``, ``Min`` in
+  double; ``numeric_encoding="ple"``), one-hot
   columns (``LabelEncoder`` and a comparison: a value not seen in training encodes as
   ``<infrequent>`` where the column has that category, else as zeros), in the order of
   ``feature_names``;
@@ -228,6 +230,9 @@ def _table_inputs(b, prep, dtype):
             missing = b.op("IsNaN", [name])
             mean = b.const("mean", np.array([[column["mean"]]], np.float64))
             filled = b.op("Where", [missing, mean, name])
+            if column.get("encoding") == "ple":
+                blocks.append(b.op("Cast", [_ple_nodes(b, filled, column["edges"])], to=1))
+                continue
             z = b.op("Div", [b.op("Sub", [filled, mean]),
                              b.const("scale", np.array([[column["scale"]]], np.float64))])
             blocks.append(b.op("Cast", [z], to=1))
@@ -254,6 +259,18 @@ def _table_inputs(b, prep, dtype):
     if np.dtype(dtype) != np.float32:
         features = b.op("Cast", [features], to=elem_type(dtype))
     return inputs, features
+
+
+def _ple_nodes(b, x, edges):
+    """The piecewise-linear encoding (``tabular.ple_encode``) of ``x`` (N, 1) double over
+    bins ``edges``: (N, T) double, ``(x - b_{t-1}) / (b_t - b_{t-1})`` clipped by a ``Max``
+    and a ``Min`` with per-bin bounds (-inf below the first bin, inf above the last)."""
+    edges = np.asarray(edges, np.float64)
+    low, high = tabular._ple_bounds(len(edges) - 1)
+    z = b.op("Div", [b.op("Sub", [x, b.const("bin_left", edges[None, :-1])]),
+                     b.const("bin_width", np.diff(edges)[None, :])])
+    z = b.op("Max", [z, b.const("bin_low", low[None, :])])
+    return b.op("Min", [z, b.const("bin_high", high[None, :])])
 
 
 def check_net(net):
