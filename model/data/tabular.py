@@ -9,7 +9,10 @@ JSON, no pickle):
   the model reads;
 - number, bool and date/time columns: missing values (empty, NA, NaN, NULL, ...) imputed
   with the column's training mean, then standardized with its mean and standard
-  deviation (``scale``); bools as 1/0, dates and times as seconds since 1970 (UTC);
+  deviation (``scale``); bools as 1/0, dates and times as seconds since 1970 (UTC). With
+  ``numeric_encoding="ple"``, number and date/time columns are instead encoded piecewise
+  linearly over quantile bins of their training values (``ple_encode``: one input per bin,
+  Gorishniy et al., NeurIPS 2022), the bins' ``edges`` saved with the column;
 - text columns: one-hot encoded, a missing value being a category of its own. A column
   with more than ``max_categories`` distinct values keeps its ``max_categories - 1`` most
   frequent ones and groups the rest as one ``<infrequent>`` category, as scikit-learn's
@@ -351,7 +354,9 @@ class Preprocessing:
     columns in file order, each ``{"name", "kind": "numeric"|"text", "type", ...}`` with
     ``mean``/``scale``, or ``categories`` and ``infrequent``), ``classes`` (the labels of a
     classifier, as read), ``scale``, ``feature_names`` (one per input: a numeric column's
-    name, ``column=value`` per category), and what the fit saw: ``rows``,
+    name, ``column#binT`` per bin of a piecewise-linear one, ``column=value`` per
+    category), ``numeric_encoding`` ("standard" or "ple"; files saved before it: "standard")
+    and ``n_bins`` (None for "standard"), and what the fit saw: ``rows``,
     ``dropped_rows``, ``imputed``, ``left_out`` (``{name: why}``), ``grouped``
     (``{column: values grouped as <infrequent>}``).
     """
