@@ -361,3 +361,44 @@ def test_jobs_needs_networks(table, tmp_path, capsys):
     assert main(["train", "--data", str(table / "train.csv"), "--target-col", "y",
                  "--jobs", "2", "--save", str(tmp_path / "m.npz")]) != 0
     assert "--networks" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- estimators
+
+def test_estimators_with_n_networks_average_members_seeded_random_state_plus_k(diabetes, iris):
+    from sklearn.base import clone
+    from numba_dense.model import MLPClassifier, MLPRegressor
+    X, y = diabetes
+    options = dict(hidden_layer_sizes=(8,), max_iter=5, learning_rate_init=0.01)
+    reg = MLPRegressor(n_networks=3, random_state=4, **options)
+    with pytest.warns(Warning):  # max_iter reached: ConvergenceWarning, per member
+        reg.fit(X, y)
+    nets = reg.networks_
+    assert len(nets) == 3 and nets[0] is reg._net
+    for k in (1, 2):
+        with pytest.warns(Warning):
+            alone = MLPRegressor(random_state=4 + k, **options).fit(X, y)
+        np.testing.assert_array_equal(nets[k].params, alone._net.params)
+    with pytest.warns(Warning):
+        np.testing.assert_array_equal(
+            reg.coefs_[0], MLPRegressor(random_state=4, **options).fit(X, y).coefs_[0])
+    expected = np.mean([n.predict(X)[:, 0] for n in nets], axis=0)
+    np.testing.assert_allclose(reg.predict(X), expected, rtol=1e-6)
+    assert clone(reg).get_params()["n_networks"] == 3
+    with pytest.raises(ValueError, match="n_networks"):
+        reg.partial_fit(X, y)
+    with pytest.raises(ValueError, match="n_networks"):
+        MLPRegressor(n_networks=0).fit(X, y)
+
+    X, labels = iris
+    clf = MLPClassifier(n_networks=2, random_state=0, **options)
+    with pytest.warns(Warning):
+        clf.fit(X, np.array(["a", "b", "c"])[labels])
+    P = np.mean([n.predict_proba(X) for n in clf.networks_], axis=0)
+    np.testing.assert_allclose(clf.predict_proba(X), P, rtol=1e-6)
+    np.testing.assert_array_equal(clf.predict(X), np.array(["a", "b", "c"])[P.argmax(1)])
+    # one network: exactly as before (no averaging)
+    with pytest.warns(Warning):
+        one = MLPClassifier(random_state=0, **options).fit(X, labels)
+    assert len(one.networks_) == 1
+    np.testing.assert_array_equal(one.predict_proba(X), one._net.predict_proba(X))

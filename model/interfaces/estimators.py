@@ -229,6 +229,7 @@ class _BaseMLP(BaseEstimator):
     """What the two estimators share; see ``MLPRegressor`` for the parameters."""
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 n_networks=1,
                  alpha=0.0001, batch_size="auto", learning_rate="constant",
                  learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
@@ -238,6 +239,7 @@ class _BaseMLP(BaseEstimator):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
+        self.n_networks = n_networks
         self.alpha = alpha
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -303,6 +305,7 @@ class _BaseMLP(BaseEstimator):
             _check_bool(getattr(self, name), name)
         _check_bool(self.verbose, "verbose", allow_int=True)
         _check_random_state(self.random_state)
+        _check_number(self.n_networks, "n_networks", 1, integer=True)
         if getattr(self, "loss", "squared_error") not in _REGRESSION_LOSSES:
             _check_choice(self.loss, "loss", tuple(_REGRESSION_LOSSES))
         if hasattr(self, "quantile"):  # the level checked (and refused with another loss)
@@ -451,6 +454,10 @@ class _BaseMLP(BaseEstimator):
 
     def _fit(self, X, y, incremental, sample_weight=None):
         sizes, _ = self._check_params()
+        if incremental and self.n_networks > 1:
+            raise InvalidValueError("partial_fit trains one network; n_networks=%d applies to "
+                                    "fit" % self.n_networks)
+        given = (X, y, sample_weight)  # what the other members of n_networks > 1 fit on
         first = not hasattr(self, "_net") or (not self.warm_start and not incremental)
         if self.early_stopping and incremental:
             raise InvalidValueError("partial_fit does not support early_stopping=True")
@@ -489,7 +496,56 @@ class _BaseMLP(BaseEstimator):
             self._fit_stochastic(X, Y, incremental, sample_weight)
         if not np.isfinite(self._net.params).all():  # scikit-learn's check, at its place
             raise InvalidValueError(_NON_FINITE)
+        if not incremental:
+            self._fit_members(*given)
         return self
+
+    # ------------------------------------------------------------------ n_networks
+
+    def _fit_members(self, X, y, sample_weight):
+        """Members 1 to K - 1 of ``n_networks`` K > 1: clones of this estimator with
+        ``n_networks=1`` and their own ``random_state`` (``_member_states``), fit on the same
+        rows one after another (``numba_dense.model.Ensemble`` trains on threads); with
+        ``warm_start`` the members of the last fit continue."""
+        extra = self.n_networks - 1
+        kept = self.__dict__.pop("_members", None)
+        if extra == 0:
+            return
+        if not (self.warm_start and kept is not None and len(kept) == extra):
+            from sklearn.base import clone
+            kept = [clone(self).set_params(n_networks=1, random_state=state, verbose=False)
+                    for state in self._member_states(extra)]
+        for member in kept:
+            member.fit(X, y, sample_weight=sample_weight)
+        self._members = kept
+
+    def _member_states(self, extra):
+        """The ``random_state`` of members 1 to ``extra``: ``random_state + k`` (mod 2**32) for
+        an int; None for None; for a ``RandomState``, ints drawn from it after member 0's
+        fit."""
+        state = self.random_state
+        if state is None:
+            return [None] * extra
+        if isinstance(state, numbers.Integral):
+            return [(int(state) + k) % 2 ** 32 for k in range(1, extra + 1)]
+        return [int(v) for v in check_random_state(state).randint(0, 2 ** 31 - 1, extra)]
+
+    @property
+    def networks_(self):
+        """The fitted networks (``numba_dense.MLP``), K = ``n_networks``: member 0 is the one
+        ``coefs_``, ``intercepts_``, ``loss_curve_``, ``n_iter_`` and the other fitted
+        attributes describe (trained with ``random_state`` itself); predictions average all."""
+        check_is_fitted(self)
+        return [self._net] + [m._net for m in self.__dict__.get("_members", ())]
+
+    def _averaged(self, method, X):
+        """``method`` ("predict" or "predict_proba") of the network, or the mean over the
+        members' for ``n_networks`` > 1 (in float64, rounded to the networks' dtype)."""
+        members = self.__dict__.get("_members")
+        if not members:
+            return getattr(self._net, method)(X)
+        values = [getattr(net, method)(X) for net in [self._net] + [m._net for m in members]]
+        return np.mean(values, axis=0, dtype=np.float64).astype(self._net.dtype)
 
     def _weights_mask(self):
         """True for the elements of the flat parameters that are weights (not biases)."""
@@ -733,9 +789,15 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     these estimators do not standardize y), "absolute_error" and "quantile" (the pinball
     loss at level ``quantile``, a multiple of 0.0001 in (0, 1); ``alpha`` stays the L2
     penalty). ``activation`` may also list one name per hidden layer.
+
+    ``n_networks`` (numba-dense's extra, default 1): K > 1 trains K networks on the same rows,
+    member k with ``random_state + k`` (``_member_states``), and ``predict`` averages their
+    outputs; ``networks_`` lists them, and the fitted attributes of scikit-learn's
+    (``coefs_``, ``loss_curve_``, ...) describe member 0. ``partial_fit`` refuses K > 1.
     """
 
     def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 n_networks=1,
                  solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
                  learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
@@ -745,6 +807,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            n_networks=n_networks,
             learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
             shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
             warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
@@ -781,7 +844,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def _predict_dense(self, X):
-        out = self._net.predict(X)
+        out = self._averaged("predict", X)
         return out.ravel() if out.shape[1] == 1 else out
 
 
@@ -796,9 +859,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     class, ``sklearn.utils.class_weight.compute_class_weight``) or a dict ``{label:
     weight}``; each row's weight is its class's times its ``sample_weight``. "balanced" is
     refused by ``partial_fit``. ``activation`` may also list one name per hidden layer.
+
+    ``n_networks`` (default 1): K > 1 trains K networks (member k with ``random_state + k``)
+    whose probabilities ``predict_proba`` averages, ``predict`` giving the label of the
+    highest mean probability; ``networks_`` lists them, ``coefs_`` and the other fitted
+    attributes describe member 0 (as ``MLPRegressor``).
     """
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 n_networks=1,
                  alpha=0.0001, batch_size="auto", learning_rate="constant",
                  learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
@@ -808,6 +877,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            n_networks=n_networks,
             learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
             shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
             warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
@@ -865,7 +935,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def _probabilities(self, X):
         """(n_samples, n_outputs) probabilities of the output units; X validated."""
-        P = self._net.predict_proba(X)
+        P = self._averaged("predict_proba", X)
         if self.out_activation_ == "logistic" and self.n_outputs_ == 1:
             P = P[:, 1:]
         return P
