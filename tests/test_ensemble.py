@@ -402,3 +402,47 @@ def test_estimators_with_n_networks_average_members_seeded_random_state_plus_k(d
         one = MLPClassifier(random_state=0, **options).fit(X, labels)
     assert len(one.networks_) == 1
     np.testing.assert_array_equal(one.predict_proba(X), one._net.predict_proba(X))
+
+
+def _by_hand(estimator, X, y, seed):
+    """``estimator`` as a fit leaves it, with a random network (no training: the converter
+    reads the networks and classes only)."""
+    from sklearn.preprocessing import LabelBinarizer
+    classifier = y.dtype.kind in "OU"
+    if classifier:
+        estimator._label_binarizer = LabelBinarizer().fit(y)
+        estimator.classes_ = estimator._label_binarizer.classes_
+    n_out = (len(estimator.classes_) if len(estimator.classes_) > 2 else 1) if classifier else 1
+    output = ("softmax" if n_out > 1 else "sigmoid") if classifier else "identity"
+    estimator._net = MLP([X.shape[1], 6, n_out], output=output, seed=seed)
+    estimator.n_features_in_, estimator.n_outputs_ = X.shape[1], n_out
+    estimator.out_activation_ = {"sigmoid": "logistic"}.get(output, output)
+    return estimator
+
+
+@pytest.mark.parametrize("kind", ["regressor", "multiclass", "binary"])
+def test_skl2onnx_converts_an_estimator_with_n_networks_as_its_average(iris, kind):
+    skl2onnx = pytest.importorskip("skl2onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from sklearn.base import clone
+    from numba_dense import MLPClassifier, MLPRegressor
+    from numba_dense.model.interfaces.skl2onnx_converters import register_skl2onnx
+    register_skl2onnx()
+    X, labels = iris
+    if kind == "regressor":
+        est, y = MLPRegressor(hidden_layer_sizes=(6,), n_networks=3), X[:, 0] * 2.0
+    else:
+        names = np.array(["a", "b", "c"] if kind == "multiclass" else ["a", "b", "b"])
+        est, y = MLPClassifier(hidden_layer_sizes=(6,), n_networks=3), names[labels]
+    _by_hand(est, X, y, 0)
+    est._members = [_by_hand(clone(est).set_params(n_networks=1), X, y, k) for k in (1, 2)]
+    options = None if kind == "regressor" else {type(est): {"zipmap": False}}
+    model = skl2onnx.to_onnx(est, X[:1], options=options)
+    session = ort.InferenceSession(model.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    out = session.run(None, {session.get_inputs()[0].name: X})
+    if kind == "regressor":
+        _matches(out[0].ravel(), est.predict(X))
+    else:
+        _matches(out[1], est.predict_proba(X))
+        np.testing.assert_array_equal(out[0], est.predict(X))

@@ -1,12 +1,16 @@
 """skl2onnx converters for ``MLPRegressor`` and ``MLPClassifier``: a scikit-learn ``Pipeline``
 ending in one of them converts as one graph (``skl2onnx.to_onnx(pipeline, X[:1])``) once
 ``register_skl2onnx()`` has run. The network's nodes are those of
-``model.network.onnx_export``; multi-label classifiers raise ``OnnxExportError``.
+``model.network.onnx_export``; multi-label classifiers raise ``OnnxExportError``. An
+estimator with ``n_networks`` K > 1 converts as its ``predict`` computes: every network's
+nodes, then the mean of their outputs or probabilities (``model.network.ensemble_onnx``), the
+label the class of the highest mean probability.
 """
 
 import numpy as np
 
 from ...kernels.errors import InvalidValueError
+from ..network.ensemble_onnx import _mean, _probabilities
 from ..network.onnx_export import (ContainerBuilder, OnnxExportError, check_net,
                                    classifier_nodes, elem_type, network_nodes, regression_nodes)
 
@@ -18,6 +22,14 @@ def _estimator_network(estimator):
                                 % type(estimator).__name__)
     check_net(net)
     return net
+
+
+def _members(estimator):
+    """The networks of an estimator fit with ``n_networks`` > 1 besides ``_net``, checked."""
+    nets = [m._net for m in estimator.__dict__.get("_members", ())]
+    for net in nets:
+        check_net(net)
+    return nets
 
 
 def _input_as(b, operator, net):
@@ -36,8 +48,10 @@ def _convert_regressor(scope, operator, container):
     """skl2onnx converter of ``MLPRegressor``: ``variable`` (N, n_outputs)."""
     net = _estimator_network(operator.raw_operator)
     b = ContainerBuilder(scope, container)
-    z = network_nodes(b, net, _input_as(b, operator, net))
-    values = regression_nodes(b, net, z, b.name("values"))
+    x = _input_as(b, operator, net)
+    values = [regression_nodes(b, n, network_nodes(b, n, x), b.name("values"))
+              for n in [net] + _members(operator.raw_operator)]
+    values = values[0] if len(values) == 1 else _mean(b, values, net.dtype, b.name("mean"))
     b.op("Cast", [values], out=operator.outputs[0].full_name,
          to=_output_elem(operator.outputs[0]))
 
@@ -52,14 +66,23 @@ def _convert_classifier(scope, operator, container):
                               "skl2onnx converter here; export its network with "
                               "numba_dense's to_onnx" % net.n_outputs)
     b = ContainerBuilder(scope, container)
-    z = network_nodes(b, net, _input_as(b, operator, net))
+    x = _input_as(b, operator, net)
     classes = np.asarray(estimator.classes_)
     if classes.dtype.kind in "UO":
         classes = np.array([str(c) for c in classes], dtype=object)
     else:
         classes = classes.astype(np.int64)
     proba = b.name("proba")
-    classifier_nodes(b, net, z, operator.outputs[0].full_name, proba, classes)
+    members = _members(estimator)
+    if not members:
+        classifier_nodes(b, net, network_nodes(b, net, x), operator.outputs[0].full_name,
+                         proba, classes)
+    else:  # n_networks > 1: the label of the mean probabilities ([1 - p, p] for one sigmoid)
+        _mean(b, [_probabilities(b, n, network_nodes(b, n, x)) for n in [net] + members],
+              net.dtype, proba)
+        index = b.op("ArgMax", [proba], axis=1, keepdims=0)
+        b.op("Gather", [b.const("classes", classes), index], out=operator.outputs[0].full_name,
+             axis=0)
     b.op("Cast", [proba], out=operator.outputs[1].full_name,
          to=_output_elem(operator.outputs[1]))
 
