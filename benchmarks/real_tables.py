@@ -21,7 +21,10 @@ values). Then, each in a process of its own:
   scikit-learn's defaults (adam, 200 epochs at most, ``random_state=0``), but at most 30
   epochs on tables of more than 100,000 rows, where 200 take over ten minutes;
 - **HistGradientBoosting** with its defaults on the same columns, text as
-  ``OrdinalEncoder(max_categories=250)`` categories.
+  ``OrdinalEncoder(max_categories=250)`` categories;
+- numba-dense's configurations beyond the defaults (``CONFIGS``): the command line with
+  their options added, as ``numba-dense-ple`` (``--numeric-encoding ple``: numbers as
+  piecewise-linear encodings over quantile bins).
 
 Scores are on the held-out 20%: R^2 for a regression, accuracy for a classification.
 Training time is from reading the CSV to the fitted model, inside the process (imports
@@ -193,7 +196,16 @@ def run_sklearn(table, train, test, folder, options, model):
     return seconds, score(table, test, pred)
 
 
+#: numba-dense beyond its defaults: the extra options of ``train`` each configuration adds.
+CONFIGS = {
+    # numbers as piecewise-linear encodings over quantile bins (issue 25; docs/guide.md)
+    "numba-dense-ple": ["--numeric-encoding", "ple"],
+}
+
 IMPLS = {"numba-dense": run_numba_dense,
+         **{name: (lambda table, train, test, folder, options, extra=extra:
+                   run_numba_dense(table, train, test, folder, options + extra))
+            for name, extra in CONFIGS.items()},
          "sklearn-mlp": lambda *a: run_sklearn(*a, model="mlp"),
          "hist-gb": lambda *a: run_sklearn(*a, model="hgb")}
 
@@ -242,8 +254,8 @@ def main(argv=None):
     for name in args.tables:
         table = TABLES[name]
         write_split(table, args.folder)
-        if "numba-dense" in args.impls:  # fill Numba's cache for this table's network
-            measure("numba-dense", name, args.folder, args.options)
+        for impl in [i for i in args.impls if i.startswith("numba-dense")][:1]:
+            measure(impl, name, args.folder, args.options)  # fill Numba's cache
         results = {impl: [] for impl in args.impls}
         for r in range(args.rounds):
             for impl in args.impls[r % len(args.impls):] + args.impls[:r % len(args.impls)]:

@@ -392,7 +392,11 @@ class MLP:
             raise InvalidValueError("resume=True needs checkpoint=path to resume from")
         if data_options.validation_data is not None and data_options.validation_fraction:
             raise InvalidValueError("pass validation_data or validation_fraction, not both")
+        dropping = fit_options.dropout_rates(settings.dropout, len(self.sizes) - 2).size > 0
         if comm is not None:
+            if dropping:
+                raise InvalidValueError("dropout is not supported with comm (MPI) yet, got "
+                                        "dropout=%s with comm" % plain(settings.dropout))
             if not all(hasattr(comm, m) for m in ("Get_rank", "Get_size", "allreduce")):
                 raise InvalidTypeError("comm must be an MPI communicator "
                                        "(mpi4py's MPI.COMM_WORLD), got %s" % type(comm).__name__)
@@ -400,10 +404,10 @@ class MLP:
         if data_options.chunk_rows is not None and not sources.is_streamed(X):
             raise InvalidValueError("chunk_rows applies to X streamed from disk (.npy or a "
                                     "table); X is in memory")
-        if settings.seed is not None and not settings.shuffle:
-            raise InvalidValueError("seed=%r drives the shuffling, and shuffle=False: leave seed "
-                                    "out (the network's own seed is MLP(..., seed=))"
-                                    % (settings.seed,))
+        if settings.seed is not None and not settings.shuffle and not dropping:
+            raise InvalidValueError("seed=%r drives the shuffling and the dropout masks, and "
+                                    "shuffle=False without dropout: leave seed out (the "
+                                    "network's own seed is MLP(..., seed=))" % (settings.seed,))
 
     def _train(self, source, val_source, settings, data_options, run_options):
         """Train on checked sources (``training.loop.run``); the network as it was if a bad value
