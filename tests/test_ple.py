@@ -213,6 +213,8 @@ def test_command_line(tmp_path, penguins, capsys):
     assert main(["train", "--data", str(path), "--target-col", "body_mass_g",
                  "--n-bins", "4"]) != 0
     assert "--n-bins applies to --numeric-encoding ple only" in capsys.readouterr().err
+    assert main(["train", "--rows", "100", "--numeric-encoding", "ple"]) == 2
+    assert "--numeric-encoding applies to a .csv or .parquet --data" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "--data", str(path), "--target-col", "body_mass_g",
               "--numeric-encoding", "periodic"])
