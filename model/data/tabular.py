@@ -78,7 +78,7 @@ TYPO_SHARE = 0.05
 #: or piecewise-linear encoded over quantile bins (``ple_encode``).
 NUMERIC_ENCODINGS = ("standard", "ple")
 #: Quantile bins per column of the piecewise-linear encoding, by default (``n_bins``).
-N_BINS = 32
+N_BINS = 48
 #: Values per column the bins' quantiles are computed from: all of a column's values up to
 #: this many (exact quantiles), else a uniform sample of this many (reservoir sampling,
 #: seeded): a quantile's rank is then off by 0.5 / sqrt(QUANTILE_SAMPLE) (0.001) at most
