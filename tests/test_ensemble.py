@@ -446,3 +446,25 @@ def test_skl2onnx_converts_an_estimator_with_n_networks_as_its_average(iris, kin
     else:
         _matches(out[1], est.predict_proba(X))
         np.testing.assert_array_equal(out[0], est.predict(X))
+
+
+def test_ctrl_c_during_train_networks_saves_the_ensemble_so_far(diabetes, tmp_path, capsys):
+    from numba_dense.model.interfaces.cli import main
+    X, y = diabetes
+    np.savez(tmp_path / "d.npz", X=np.tile(X, (20, 1)), y=np.tile(y, 20))
+    base = ["train", "--data", str(tmp_path / "d.npz"), "--hidden-sizes", "8",
+            "--networks", "3", "--jobs", "2", "--batch-size", "32"]
+    assert main(base + ["--epochs", "1"]) == 0  # compiled before the timer starts
+    timer = threading.Timer(1.0, _thread.interrupt_main)
+    timer.start()
+    try:
+        status = main(base + ["--epochs", "100000", "--early-stopping", "0",
+                              "--save", str(tmp_path / "ens.npz")])
+    finally:
+        timer.cancel()
+    assert status == 130
+    err = capsys.readouterr().err
+    assert "0 of 3 members finished" in err and "saved the ensemble so far" in err
+    ens = Ensemble.load(tmp_path / "ens.npz")
+    assert all(ens.members[k].history.interrupted_epoch for k in (0, 1))
+    assert ens.members[2].step == 0  # not started: its initial parameters

@@ -619,6 +619,10 @@ def train(args, workdir):
     except TrainingInterrupted as stop:
         return _interrupted(net, stop, args, root)
     except KeyboardInterrupt as stop:  # between epochs, or after the last one
+        if isinstance(net, Ensemble):
+            return _ensemble_interrupted(net, EnsembleInterrupted(
+                len(net), list(range(len(net))), {}, getattr(stop, "signum", signal.SIGINT)),
+                args, root)
         return _stopped_outside_an_epoch(net, stop, args, root)
     if not root:
         return 0

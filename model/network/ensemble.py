@@ -211,16 +211,22 @@ class Ensemble:
                 check_output(mine["checkpoint"], "checkpoint (member %d)" % k)
             per_member.append(mine)
         jobs = self._jobs(comm)
-        with self._shared_rows(X, y, comm) as (X, y):
-            def fit_member(k):
-                return self.members[k].fit(X, y, sample_weight=sample_weight,
-                                           class_weight=class_weight, **per_member[k])
-            if jobs == 1:
-                histories = self._fit_in_turn(fit_member)
-            else:
-                self._compile_first(X, settings, values["verbose"])
-                with kernels.blas_threads(1):
-                    histories = self._fit_threads(fit_member, jobs)
+        try:
+            with self._shared_rows(X, y, comm) as (X, y):
+                def fit_member(k):
+                    return self.members[k].fit(X, y, sample_weight=sample_weight,
+                                               class_weight=class_weight, **per_member[k])
+                if jobs == 1:
+                    histories = self._fit_in_turn(fit_member)
+                else:
+                    self._compile_first(X, settings, values["verbose"])
+                    with kernels.blas_threads(1):
+                        histories = self._fit_threads(fit_member, jobs)
+        except EnsembleInterrupted:
+            raise
+        except KeyboardInterrupt as stop:  # reading a table or compiling: no member trained
+            raise EnsembleInterrupted(n, [], {}, getattr(stop, "signum", signal.SIGINT)) \
+                from stop
         self.histories = histories
         return histories
 
@@ -263,6 +269,9 @@ class Ensemble:
             except TrainingInterrupted as stop:
                 raise EnsembleInterrupted(len(self.members), finished, {k: stop},
                                           stop.signum) from stop
+            except KeyboardInterrupt as stop:  # outside an epoch (compiling, reading)
+                raise EnsembleInterrupted(len(self.members), finished, {},
+                                          getattr(stop, "signum", signal.SIGINT)) from stop
             except Exception as exc:
                 raise _noted(exc, k, self.seeds[k])
             finished.append(k)
