@@ -11,9 +11,11 @@ a ``model.py`` or ``kernels.py`` of your own never shadows them.
 from . import kernels, model
 from .kernels.errors import (InvalidTypeError, InvalidValueError, NumbaDenseError,
                              TooLargeError)
-from .model import MLP, DivergedError, History, TrainingInterrupted
+from .model import (MLP, DivergedError, Ensemble, EnsembleInterrupted, History,
+                    TrainingInterrupted, load_model)
 
-__all__ = ["kernels", "model", "MLP", "MLPRegressor", "MLPClassifier", "History",
+__all__ = ["kernels", "model", "MLP", "Ensemble", "EnsembleInterrupted", "load_model",
+           "MLPRegressor", "MLPClassifier", "History",
            "NumbaDenseError", "InvalidValueError", "InvalidTypeError", "TooLargeError",
            "DivergedError", "TrainingInterrupted"]
 

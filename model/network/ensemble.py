@@ -111,7 +111,7 @@ class Ensemble:
     """
 
     def __init__(self, layer_sizes, hidden="relu", output="identity", loss=None,
-                 dtype=np.float32, seed=None, quantile=None, n_networks=5, n_jobs=None):
+                 dtype=np.float32, seed=None, quantile=None, *, n_networks=5, n_jobs=None):
         k = integer(n_networks, "n_networks", 1)
         self.seed = _check_seed(seed)
         self.n_jobs = self._check_jobs(n_jobs)
