@@ -468,3 +468,44 @@ def test_ctrl_c_during_train_networks_saves_the_ensemble_so_far(diabetes, tmp_pa
     ens = Ensemble.load(tmp_path / "ens.npz")
     assert all(ens.members[k].history.interrupted_epoch for k in (0, 1))
     assert ens.members[2].step == 0  # not started: its initial parameters
+
+
+# ----------------------------------------------------------------------------- MPI
+
+def test_an_ensemble_trains_over_mpi_member_after_member(tmp_path):
+    """With comm the members train one after another on every rank (the same collective
+    calls in the same order); member k equals MLP(seed=seed + k) trained over MPI alone."""
+    import shutil
+    import subprocess
+    import sys
+    import textwrap
+    pytest.importorskip("mpi4py")
+    mpiexec = (shutil.which("mpiexec", path=os.path.dirname(sys.executable))
+               or shutil.which("mpiexec"))
+    if mpiexec is None:
+        pytest.skip("no mpiexec")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent("""
+        import sys, numpy as np
+        from mpi4py import MPI
+        from numba_dense.model import MLP, Ensemble
+        comm, folder = MPI.COMM_WORLD, sys.argv[1]
+        rng = np.random.default_rng(comm.Get_rank())
+        X = rng.standard_normal((60, 4))
+        y = np.tanh(X @ [1.0, -1.0, 0.5, 0.0])
+        options = dict(epochs=2, batch_size=8, lr=0.05, seed=3, comm=comm)
+        ens = Ensemble([4, 6, 1], seed=0, n_networks=2)
+        ens.fit(X, y, **options)
+        alone = MLP([4, 6, 1], seed=1)
+        alone.fit(X, y, **dict(options, seed=4))
+        np.save(folder + "/e%d.npy" % comm.Get_rank(), ens.members[1].params)
+        np.save(folder + "/a%d.npy" % comm.Get_rank(), alone.params)
+    """))
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONPATH=root)
+    result = subprocess.run([mpiexec, "-n", "2", sys.executable, str(script), str(tmp_path)],
+                            capture_output=True, text=True, cwd=root, env=env, timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for r in (0, 1):
+        np.testing.assert_array_equal(np.load(tmp_path / ("e%d.npy" % r)),
+                                      np.load(tmp_path / "a0.npy"))
