@@ -75,6 +75,20 @@ def test_a_classifier_with_class_weight_on_threads(iris):
     assert ens.score(X, y) > 0.6
 
 
+def test_float64_and_sparse_rows_are_converted_once_for_every_member(diabetes):
+    import scipy.sparse
+    X, y = diabetes
+    X64 = X.astype(np.float64)
+    X64[np.abs(X64) < 0.02] = 0.0
+    for rows in (X64, scipy.sparse.csc_matrix(X64)):
+        ens = Ensemble([10, 8, 1], seed=2, n_networks=2, n_jobs=2)
+        ens.fit(rows, y, seed=0, **FIT)
+        alone = _alone([10, 8, 1], 3, rows, y, seed=1, **FIT)
+        np.testing.assert_array_equal(ens.members[1].params, alone.params)
+        np.testing.assert_allclose(ens.predict(rows), ens.predict_members(rows).mean(0),
+                                   rtol=1e-6)
+
+
 def test_predict_averages_the_members_and_scores_it(diabetes):
     X, y = diabetes
     ens = Ensemble([10, 8, 1], seed=0, n_networks=3, n_jobs=1)
