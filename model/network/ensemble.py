@@ -189,7 +189,9 @@ class Ensemble:
         option), and passes it to each member, but for: ``seed`` (the shuffling seed), which
         becomes ``seed + k`` for member ``k``; ``checkpoint=path``, which becomes one file per
         member (``net.npz`` -> ``net.member<k>.npz``, each checked before training starts);
-        ``comm``, with which the members train one after another.
+        ``comm``, with which the members train one after another. With ``verbose`` each member
+        prints its own epoch lines; on several threads they interleave (the lines do not
+        name the member).
 
         Raises what ``MLP.fit`` raises, before any member changes for a bad option or a bad
         in-memory X. A member's error stops the others after their current compiled segment
