@@ -170,6 +170,12 @@ def test_errors_name_the_member_and_outputs_are_checked_first(diabetes, tmp_path
         Ensemble([10, 1], n_networks=0)
     with pytest.raises(ValueError, match="n_jobs"):
         Ensemble([10, 1], n_jobs=0)
+    with pytest.raises(ValueError, match="share their architecture"):
+        Ensemble.from_members([MLP([10, 1]), MLP([10, 2, 1])])
+    with pytest.raises(TypeError, match="must be an MLP"):
+        Ensemble.from_members([MLP([10, 1]), "net"])
+    with pytest.raises(ValueError, match="2 seeds for 1 members"):
+        Ensemble.from_members([MLP([10, 1])], seeds=[0, 1])
 
 
 def test_checkpoints_are_one_file_per_member(diabetes, tmp_path):

@@ -136,6 +136,9 @@ class Ensemble:
             if _architecture(m) != _architecture(members[0]):
                 raise InvalidValueError("members[%d] is %r but members[0] is %r: an ensemble's "
                                         "members share their architecture" % (k, m, members[0]))
+        if seeds is not None and len(seeds) != len(members):
+            raise InvalidValueError("seeds lists %d seeds for %d members"
+                                    % (len(seeds), len(members)))
         ens = cls.__new__(cls)
         ens.members = members
         ens.seeds = list(seeds) if seeds is not None else [None] * len(members)
