@@ -15,13 +15,13 @@ from .model import (MLP, DivergedError, Ensemble, EnsembleInterrupted, History,
                     TrainingInterrupted, load_model)
 
 __all__ = ["kernels", "model", "MLP", "Ensemble", "EnsembleInterrupted", "load_model",
-           "MLPRegressor", "MLPClassifier", "History",
+           "MLPRegressor", "MLPClassifier", "GridSearchCV", "RandomizedSearchCV", "History",
            "NumbaDenseError", "InvalidValueError", "InvalidTypeError", "TooLargeError",
            "DivergedError", "TrainingInterrupted"]
 
 
 def __getattr__(name):
-    # The scikit-learn estimators import scikit-learn: only when asked for.
-    if name in ("MLPRegressor", "MLPClassifier"):
+    # The scikit-learn estimators and searches import scikit-learn: only when asked for.
+    if name in ("MLPRegressor", "MLPClassifier", "GridSearchCV", "RandomizedSearchCV"):
         return getattr(model, name)
     raise AttributeError("module 'numba_dense' has no attribute %r" % name)

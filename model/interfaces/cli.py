@@ -1,5 +1,5 @@
-"""The command line: ``python -m numba_dense {train,predict,evaluate,convert}`` (also
-``numba-dense``).
+"""The command line: ``python -m numba_dense {train,predict,evaluate,convert,export,search}``
+(also ``numba-dense``).
 
 Data files: ``.npz`` holding arrays ``X`` and ``y``; ``.npy`` inputs with ``--target``
 naming a ``.npy`` of targets (both streamed from disk, never loaded whole); or ``.csv``
@@ -369,6 +369,7 @@ def build_parser():
                        help="tqdm progress bar (default: when stderr is a terminal)")
     train.add_argument("--mpi", action="store_true",
                        help="data-parallel over MPI ranks (launch with mpiexec -n N)")
+    _search_parser(sub, train)
 
     predict = sub.add_parser("predict", help="write a trained network's predictions",
                              description="Predict with a saved network and write .npy or .csv.")
@@ -448,6 +449,8 @@ def _outputs(args):
         return {"--out-x": args.out_x, "--out-y": args.out_y}
     if args.command == "export":
         return {"--out": args.out}
+    if args.command == "search":
+        return {"--save": args.save}
     return {}
 
 
@@ -928,8 +931,125 @@ def export(args, workdir):
         ", ".join(o.name for o in model.graph.output)))
 
 
+# ----------------------------------------------------------------------------- search
+
+#: train's options that search takes as they are: the data and how a table is read, the
+#: network, and how each candidate trains (what --grid does not vary).
+_SEARCH_SHARED = ("target", "target_col", "delimiter", "features", "drop_cols",
+                  "max_categories", "keep_identifiers", "no_scale", "numeric_encoding",
+                  "n_bins", "standardize_target", "hidden_sizes", "hidden", "output", "classes",
+                  "loss", "quantile", "epochs", "validation_fraction", "early_stopping",
+                  "no_shuffle", "dtype", "seed",
+                  *(o.name for o in fit_options.cli_options()))
+
+
+def _search_parser(sub, train):
+    search = sub.add_parser(
+        "search", help="cross-validate a grid of training options and print the candidates",
+        description="Cross-validate every combination of --grid's values (K folds, shuffled "
+                    "with --seed, stratified for a classifier), each candidate x fold a fit as "
+                    "train makes it, run on threads of this process; print each candidate's "
+                    "mean and std of the held-out score (R^2 or accuracy), its rank and "
+                    "seconds per fit, and the best; --save refits the best on all rows. "
+                    "Needs scikit-learn.")
+    search.add_argument("--data", required=True, metavar="PATH",
+                        help=".npz with X and y, .npy of inputs (with --target), or a .csv / "
+                             ".parquet table (with --target-col)")
+    for action in train._actions:  # shared, as argparse's parents= shares them
+        if action.dest in _SEARCH_SHARED:
+            search._add_action(action)
+    search.add_argument("--grid", nargs="+", required=True, metavar="NAME=V1,V2",
+                        help="the values to try: training options (lr=1e-3,3e-3 "
+                             "weight_decay=0,1e-4 batch_size=64,256 optimizer=adam,sgd "
+                             "dropout=0,0.1 epochs=...) and hidden_sizes=128x64,64 "
+                             "hidden=relu,tanh seed=0,1; every combination is a candidate")
+    search.add_argument("--cv", type=_count(2), default=5, metavar="K",
+                        help="folds of the cross-validation (default 5)")
+    search.add_argument("--jobs", dest="search_jobs", type=_count(1), metavar="N",
+                        help="threads running the fits (default: the usable cores)")
+    search.add_argument("--save", "--out", dest="save", metavar="PATH",
+                        help="refit the best candidate on all rows and save it here (.npz)")
+
+
+def _grid_converters(parser):
+    """{--grid name: the function reading one value}: the flag's own argparse type."""
+    from .network_search import _boolean, grid_names
+    actions = {a.dest: a for a in _subparser(parser, "search")._actions}
+    converters = {}
+    for name in grid_names():
+        action = actions.get(name)
+        if action is None or isinstance(action, argparse._StoreTrueAction):
+            converters[name] = _boolean if action is not None else _count(1)
+            continue
+        kind = action.type or str
+
+        def convert(text, kind=kind, choices=action.choices):
+            value = kind(text)
+            if choices is not None and value not in choices:
+                raise ValueError("choose from %s" % ", ".join(map(str, choices)))
+            return value
+        converters[name] = convert
+    converters["validation_fraction"] = float
+    converters["early_stopping"] = _count(0)
+    converters["epochs"] = _count(0)
+    return converters
+
+
+def search_command(args, workdir):
+    """``search``: the grid's candidates cross-validated (``model.interfaces.network_search``)."""
+    from . import network_search
+    check_outputs(_outputs(args), {"--data": args.data, "--target": args.target})
+    grid = network_search.parse_grid(args.grid, _grid_converters(build_parser()))
+    for name in grid:
+        if name in args.given:
+            raise UsageError("--grid %s and %s both set it: give one"
+                             % (name, _flag("search", name)))
+    if (args.early_stopping or 0) > 0 and args.validation_fraction == 0:
+        raise UsageError("--early-stopping %d watches the validation loss, but "
+                         "--validation-fraction 0 holds out no rows" % args.early_stopping)
+    prep = None
+    args.weight_col = args.progress = None  # what load_table reads of train's options
+    if tabular.is_table(args.data):
+        X, y, prep = load_table(args, workdir)
+        if prep.task == "classification":
+            if args.output == "identity" and "output" in args.given:
+                raise UsageError("--output identity: the target %r holds classes (%d)"
+                                 % (prep.target, prep.n_classes))
+            if args.output == "identity":
+                args.output = "softmax"
+                print("the target %r holds classes: searching softmax classifiers" % prep.target)
+            args.classes = args.classes or (prep.n_classes if args.output == "softmax"
+                                            else None)
+    else:
+        X, y = load_data(args.data, args.target, args.target_col, workdir=workdir)
+    if X.ndim != 2:
+        raise UsageError("X must be 2-D (rows, features), got shape %s" % (X.shape,))
+    early_stopping = args.early_stopping
+    if early_stopping is None:
+        early_stopping = PATIENCE if args.validation_fraction > 0 else None
+    base = dict(hidden_sizes=args.hidden_sizes,
+                hidden=args.hidden[0] if len(args.hidden) == 1 else args.hidden,
+                output=args.output, loss=args.loss, quantile=args.quantile, dtype=args.dtype,
+                seed=args.seed, n_outputs=_n_outputs(y, args.output, args.classes),
+                classifier=args.output in ("softmax", "sigmoid"),
+                **{o.name: getattr(args, o.name) for o in fit_options.cli_options()},
+                epochs=_epochs(args, X.shape[0], None), shuffle=not args.no_shuffle,
+                validation_fraction=args.validation_fraction,
+                early_stopping=early_stopping or None,
+                standardize_target=args.standardize_target)
+    search = network_search.run(X, y, base, grid, cv=args.cv, jobs=args.search_jobs,
+                                refit=bool(args.save))
+    if args.save:
+        net = search.best_estimator_.net_
+        net.preprocessing = prep
+        with sigint_ignored():
+            _save(net, args.save)
+        print("saved to %s" % args.save)
+    return 0
+
+
 COMMANDS = {"train": train, "predict": predict, "evaluate": evaluate, "convert": convert,
-            "export": export}
+            "export": export, "search": search_command}
 
 
 def main(argv=None):

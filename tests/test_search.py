@@ -1,0 +1,348 @@
+"""model.GridSearchCV / RandomizedSearchCV: scikit-learn's searches, our fits on threads.
+
+With the same splits they report scikit-learn's numbers exactly (the same code computes
+them); the fits of numba-dense's estimators run on threads of this process with one BLAS
+thread each; other estimators are searched as scikit-learn searches them.
+"""
+
+import os
+import signal
+import threading
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+sklearn = pytest.importorskip("sklearn")
+
+from sklearn import model_selection as skl  # noqa: E402
+from sklearn.datasets import load_breast_cancer, load_diabetes  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning, FitFailedWarning  # noqa: E402
+from sklearn.linear_model import Ridge  # noqa: E402
+from sklearn.model_selection import KFold  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+
+import numba_dense  # noqa: E402
+from numba_dense.kernels.threads import current_blas_threads, usable_cores  # noqa: E402
+from numba_dense.model import GridSearchCV, MLPClassifier, MLPRegressor, RandomizedSearchCV  # noqa: E402,E501
+
+GRID = {"learning_rate_init": [1e-3, 1e-2], "alpha": [1e-4, 1e-1]}
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    X, y = load_diabetes(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    return X, (y - y.mean()) / y.std()
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+def _regressor(**kw):
+    return MLPRegressor(**dict(dict(hidden_layer_sizes=(16,), max_iter=15, random_state=0),
+                               **kw))
+
+
+def _same_results(a, b):
+    for key in ("mean_test_score", "std_test_score", "rank_test_score"):
+        np.testing.assert_array_equal(a.cv_results_[key], b.cv_results_[key], err_msg=key)
+    for k in range(a.n_splits_):
+        key = "split%d_test_score" % k
+        np.testing.assert_array_equal(a.cv_results_[key], b.cv_results_[key], err_msg=key)
+    assert a.cv_results_["params"] == b.cv_results_["params"]
+
+
+def test_exported_at_the_top_level():
+    assert numba_dense.GridSearchCV is GridSearchCV
+    assert numba_dense.model.RandomizedSearchCV is RandomizedSearchCV
+    assert issubclass(GridSearchCV, skl.GridSearchCV)
+    assert issubclass(RandomizedSearchCV, skl.RandomizedSearchCV)
+
+
+def test_grid_search_equals_scikit_learns_over_the_same_estimator(diabetes):
+    X, y = diabetes
+    cv = KFold(3, shuffle=True, random_state=0)
+    theirs = skl.GridSearchCV(_regressor(), GRID, cv=cv, n_jobs=1).fit(X, y)
+    ours = GridSearchCV(_regressor(), GRID, cv=cv, n_jobs=2).fit(X, y)
+    _same_results(ours, theirs)
+    np.testing.assert_allclose(ours.cv_results_["mean_test_score"],
+                               theirs.cv_results_["mean_test_score"], rtol=1e-12)
+    assert ours.best_params_ == theirs.best_params_
+    assert ours.best_score_ == theirs.best_score_
+    assert ours.n_threads_ == 2 and theirs.n_splits_ == ours.n_splits_ == 3
+    # the refit best estimator is the same network
+    np.testing.assert_array_equal(ours.best_estimator_.predict(X),
+                                  theirs.best_estimator_.predict(X))
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+    assert ours.score(X, y) == theirs.score(X, y)
+
+
+def test_one_thread_and_two_give_identical_results(diabetes):
+    X, y = diabetes
+    cv = KFold(3, shuffle=True, random_state=1)
+    one = GridSearchCV(_regressor(), GRID, cv=cv, n_jobs=1, return_train_score=True).fit(X, y)
+    two = GridSearchCV(_regressor(), GRID, cv=cv, n_jobs=2, return_train_score=True).fit(X, y)
+    _same_results(one, two)
+    np.testing.assert_array_equal(one.cv_results_["mean_train_score"],
+                                  two.cv_results_["mean_train_score"])
+    assert one.best_params_ == two.best_params_
+    assert one.n_threads_ == 1 and two.n_threads_ == 2
+
+
+class _Recording(MLPRegressor):
+    """An MLPRegressor that notes the thread and the BLAS limit of each fit."""
+
+    seen = []
+
+    def fit(self, X, y, sample_weight=None):
+        _Recording.seen.append((threading.current_thread().name,
+                                current_blas_threads()))
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+def test_fits_run_on_threads_with_one_blas_thread_and_the_refit_does_not(diabetes):
+    X, y = diabetes
+    _Recording.seen = []
+    before = current_blas_threads()
+    search = GridSearchCV(_Recording(hidden_layer_sizes=(8,), max_iter=5, random_state=0),
+                          {"alpha": [1e-4, 1e-3]}, cv=3, n_jobs=2).fit(X, y)
+    assert search.n_threads_ == 2
+    fits, refit = _Recording.seen[:-1], _Recording.seen[-1]
+    assert len(fits) == 6
+    assert all(name != threading.main_thread().name for name, _ in fits)
+    if before is not None:
+        assert all(blas == 1 for _, blas in fits)
+        assert refit == (threading.main_thread().name, before)
+        assert current_blas_threads() == before
+
+
+def test_n_jobs_none_means_the_usable_cores(diabetes):
+    X, y = diabetes
+    search = GridSearchCV(_regressor(max_iter=2), {"alpha": [1e-4]}, cv=2).fit(X, y)
+    assert search.n_threads_ == usable_cores()
+    assert GridSearchCV(_regressor(), GRID).cv == 5
+
+
+def test_classifier_with_integer_cv_equals_scikit_learns():
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    est = MLPClassifier(hidden_layer_sizes=(8,), max_iter=10, random_state=0)
+    grid = {"learning_rate_init": [1e-3, 1e-2], "alpha": [1e-4, 1e-1]}
+    theirs = skl.GridSearchCV(est, grid, cv=3, n_jobs=1).fit(X, y)  # StratifiedKFold
+    ours = GridSearchCV(est, grid, cv=3, n_jobs=2).fit(X, y)
+    _same_results(ours, theirs)
+    assert ours.best_params_ == theirs.best_params_
+    np.testing.assert_array_equal(ours.predict_proba(X), theirs.predict_proba(X))
+
+
+def test_in_a_pipeline(diabetes):
+    X, y = load_diabetes(return_X_y=True)
+    y = (y - y.mean()) / y.std()
+    pipe = make_pipeline(StandardScaler(), _regressor())
+    grid = {"mlpregressor__alpha": [1e-4, 1e-1], "mlpregressor__learning_rate_init": [1e-2]}
+    cv = KFold(3, shuffle=True, random_state=0)
+    theirs = skl.GridSearchCV(pipe, grid, cv=cv, n_jobs=1).fit(X, y)
+    ours = GridSearchCV(pipe, grid, cv=cv, n_jobs=2).fit(X, y)
+    assert ours.n_threads_ == 2  # the pipeline holds one of ours: threads
+    _same_results(ours, theirs)
+    assert ours.best_params_ == theirs.best_params_
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+
+
+def test_a_failing_candidate_is_scored_by_error_score(diabetes):
+    X, y = diabetes
+    est = _regressor(solver="sgd")
+    grid = {"momentum": [0.9, 1.0]}  # 1.0 is refused at fit with solver="sgd"
+    cv = KFold(3, shuffle=True, random_state=0)
+    with pytest.warns(FitFailedWarning, match="3 fits failed"):
+        ours = GridSearchCV(est, grid, cv=cv, n_jobs=2).fit(X, y)
+    with pytest.warns(FitFailedWarning):
+        theirs = skl.GridSearchCV(est, grid, cv=cv, n_jobs=1).fit(X, y)
+    assert np.isnan(ours.cv_results_["mean_test_score"][1])
+    _same_results(ours, theirs)
+    assert ours.best_params_ == {"momentum": 0.9}
+    with pytest.warns(FitFailedWarning):
+        low = GridSearchCV(est, grid, cv=cv, n_jobs=2, error_score=-7.0).fit(X, y)
+    assert low.cv_results_["mean_test_score"][1] == -7.0
+    with pytest.raises(ValueError, match="momentum must be < 1"):
+        GridSearchCV(est, grid, cv=cv, n_jobs=2, error_score="raise").fit(X, y)
+
+
+def test_randomized_search_equals_scikit_learns(diabetes):
+    X, y = diabetes
+    cv = KFold(3, shuffle=True, random_state=0)
+    dist = {"alpha": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1], "learning_rate_init": [1e-3, 3e-3, 1e-2]}
+    theirs = skl.RandomizedSearchCV(_regressor(), dist, n_iter=3, cv=cv, random_state=0,
+                                    n_jobs=1).fit(X, y)
+    ours = RandomizedSearchCV(_regressor(), dist, n_iter=3, cv=cv, random_state=0,
+                              n_jobs=2).fit(X, y)
+    _same_results(ours, theirs)
+    assert ours.best_params_ == theirs.best_params_ and ours.n_threads_ == 2
+
+
+def test_other_estimators_are_searched_as_scikit_learn_searches_them(diabetes):
+    X, y = diabetes
+    ours = GridSearchCV(Ridge(), {"alpha": [0.1, 10.0]}, cv=3).fit(X, y)
+    theirs = skl.GridSearchCV(Ridge(), {"alpha": [0.1, 10.0]}, cv=3).fit(X, y)
+    assert ours.n_threads_ is None
+    _same_results(ours, theirs)
+
+
+def test_bad_arguments_are_one_line_errors_naming_them(diabetes):
+    X, y = diabetes
+    with pytest.raises(numba_dense.InvalidValueError,
+                       match=r"^param_grid: 'lerning_rate' is not a parameter of MLPRegressor"
+                             r".*\balpha\b") as info:
+        GridSearchCV(_regressor(), {"learning_rate": ["constant"], "lerning_rate": [1]},
+                     cv=2).fit(X, y)
+    assert "\n" not in str(info.value)
+    with pytest.raises(numba_dense.InvalidValueError, match="param_grid: 'mlpregressor__alfa'"):
+        GridSearchCV(make_pipeline(StandardScaler(), _regressor()),
+                     {"mlpregressor__alfa": [1.0]}, cv=2).fit(X, y)
+    with pytest.raises(numba_dense.InvalidValueError, match="param_distributions: 'beta'"):
+        RandomizedSearchCV(_regressor(), {"beta": [1.0]}, cv=2).fit(X, y)
+    with pytest.raises(numba_dense.InvalidValueError, match="n_jobs must be None, -1 or a "
+                                                            "count >= 1, got 0"):
+        GridSearchCV(_regressor(), GRID, cv=2, n_jobs=0).fit(X, y)
+    with pytest.raises(ValueError, match="'cv' parameter"):  # scikit-learn's own check
+        GridSearchCV(_regressor(), GRID, cv=1).fit(X, y)
+    with pytest.raises(TypeError, match="needs to be a list"):
+        GridSearchCV(_regressor(), {"alpha": 0.1}, cv=2).fit(X, y)
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
+                    reason="signals reach the main thread only")
+def test_ctrl_c_stops_the_running_fits_after_their_segment(diabetes):
+    X, y = diabetes
+    X = np.tile(X, (20, 1))  # 8,840 rows: an epoch of milliseconds, a fit of 10 minutes
+    y = np.tile(y, 20)
+    est = MLPRegressor(hidden_layer_sizes=(32,), max_iter=100_000, tol=0.0,
+                       n_iter_no_change=10**9, random_state=0)
+    GridSearchCV(est.set_params(max_iter=1), {"alpha": [1e-4]}, cv=2, n_jobs=2).fit(X, y)
+    alive = threading.active_count()
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    start = time.perf_counter()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        GridSearchCV(est.set_params(max_iter=100_000), GRID, cv=2, n_jobs=2).fit(X, y)
+    timer.join()
+    assert time.perf_counter() - start < 30
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # the fits stopped before fit raised: no thread of the search is left training
+    assert threading.active_count() == alive
+
+
+# ----------------------------------------------------------------------------- command line
+
+@pytest.fixture(scope="module")
+def diabetes_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("search")
+    X, y = load_diabetes(return_X_y=True)
+    np.savez(folder / "d.npz", X=X.astype(np.float32), y=y.astype(np.float32))
+    rng = np.random.default_rng(0)
+    with open(folder / "t.csv", "w") as f:
+        f.write("a,b,colour,label\n")
+        for _ in range(300):
+            a, b = rng.standard_normal(2)
+            colour = rng.choice(["red", "green"])
+            label = "yes" if a + (colour == "red") > 0.5 else "no"
+            f.write("%.5f,%.5f,%s,%s\n" % (a, b, colour, label))
+    return folder
+
+
+def _run_cli(args, capsys):
+    from numba_dense.model.interfaces.cli import main
+    status = main(args)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_cli_search_prints_the_candidates_and_saves_the_best(diabetes_files, tmp_path, capsys):
+    from numba_dense.model import MLP
+    status, out, err = _run_cli(
+        ["search", "--data", str(diabetes_files / "d.npz"), "--hidden-sizes", "8",
+         "--epochs", "3", "--cv", "3", "--jobs", "2", "--grid", "lr=1e-3,1e-2",
+         "weight_decay=0,1e-4", "--save", str(tmp_path / "best.npz")], capsys)
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("3-fold cross-validation of 4 candidates (12 fits) on 2 threads")
+    assert lines[1].split() == ["lr", "weight_decay", "mean", "r2", "std", "rank", "s/fit"]
+    rows = [line.split() for line in lines[2:6]]
+    assert [r[:2] for r in rows] == [["0.001", "0"], ["0.001", "0.0001"], ["0.01", "0"],
+                                     ["0.01", "0.0001"]]
+    assert sorted(int(r[4]) for r in rows) == [1, 2, 3, 4]
+    best = [r for r in rows if r[4] == "1"][0]
+    assert lines[6].startswith("best: lr=%s weight_decay=%s (r2 %s" % (best[0], best[1], best[2]))
+    assert "saved to" in out
+    net = MLP.load(tmp_path / "best.npz")
+    assert net.layer_sizes == [10, 8, 1]
+
+
+def test_cli_search_equals_the_estimator_search_it_runs(diabetes_files, capsys):
+    """The table's means are GridSearchCV's over the adapter, with the folds it prints."""
+    from numba_dense.model.interfaces import network_search
+    status, out, err = _run_cli(
+        ["search", "--data", str(diabetes_files / "d.npz"),
+         "--epochs", "2", "--cv", "2", "--jobs", "1", "--grid", "hidden_sizes=4,6x3",
+         "--seed", "3"], capsys)
+    assert status == 0, err
+    rows = [line.split() for line in out.splitlines()[2:4]]
+    assert [r[0] for r in rows] == ["4", "6x3"]
+    data = np.load(diabetes_files / "d.npz")
+    est = network_search.NetworkEstimator(hidden_sizes=[4], hidden="relu", output="identity",
+                                          loss=None, quantile=None, dtype="float32", seed=3,
+                                          n_outputs=1, classifier=False, epochs=2,
+                                          batch_size=256, optimizer="adam", lr=1e-3,
+                                          validation_fraction=0.1, early_stopping=10)
+    search = GridSearchCV(est, {"hidden_sizes": [[4], [6, 3]]}, n_jobs=1,
+                          cv=network_search.splitter(2, False, 3)).fit(data["X"], data["y"])
+    for row, mean in zip(rows, search.cv_results_["mean_test_score"]):
+        assert row[1] == "%.6g" % mean
+
+
+def test_cli_search_on_a_table_of_text_labels(diabetes_files, capsys):
+    status, out, err = _run_cli(
+        ["search", "--data", str(diabetes_files / "t.csv"), "--target-col", "label",
+         "--hidden-sizes", "8", "--epochs", "5", "--cv", "2", "--grid", "lr=1e-2,3e-2"],
+        capsys)
+    assert status == 0, err
+    assert "searching softmax classifiers" in out
+    assert "score: accuracy on the held-out fold" in out and "best: lr=" in out
+
+
+@pytest.mark.parametrize("grid, words", [
+    (["lr"], "--grid takes NAME=V1,V2"),
+    (["learning_rate=1"], "'learning_rate' is not a training option"),
+    (["lr=fast"], "--grid lr: bad value 'fast'"),
+    (["lr=1e-3,1e-3"], "--grid lr lists '1e-3' twice"),
+    (["lr=-1"], "lr must be"),
+    (["momentum=0.5,0.9"], "momentum applies to --optimizer sgd only"),
+    (["optimizer=adam,rmsprop"], "choose from"),
+    (["hidden_sizes=8x0"], "--grid hidden_sizes"),
+    (["lr=1e-3", "lr=1e-2"], "--grid names lr twice"),
+])
+def test_cli_search_bad_grids_are_one_line_errors(diabetes_files, capsys, grid, words):
+    status, out, err = _run_cli(["search", "--data", str(diabetes_files / "d.npz"),
+                                 "--epochs", "1", "--grid", *grid], capsys)
+    assert status == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], err
+
+
+def test_cli_search_refuses_an_option_both_in_the_grid_and_given(diabetes_files, capsys):
+    status, _, err = _run_cli(["search", "--data", str(diabetes_files / "d.npz"), "--lr",
+                               "0.01", "--grid", "lr=1e-3,1e-2"], capsys)
+    assert status == 2 and "--grid lr and --lr both set it" in err
+    with pytest.raises(SystemExit) as info:  # argparse's refusal, as for the other commands
+        _run_cli(["search", "--data", str(diabetes_files / "d.npz"), "--cv", "1", "--grid",
+                  "lr=1e-3"], capsys)
+    assert info.value.code == 2
+    assert "argument --cv: must be at least 2, got 1" in capsys.readouterr().err
