@@ -29,7 +29,7 @@ from .loss import (ABSOLUTE_ERROR, HUBER, LOSSES, MSE, POISSON, QUANTILE, SIGMOI
 from .optim import (ADAM, ADAMW, OPTIMIZERS, SGD, Optimizer, optimizer, optimizer_step,
                     sgd_momentum_update, sgd_update)
 from .predict import predict_rows, predict_transformed, predict_workspace_size
-from .records import Batches, Network, batches, network
+from .records import Batches, Dropout, Network, batches, dropout, network
 from .sparse import CSR, csr, sparse_forward, sparse_weight_gradient
 from .threads import blas_threads, blas_threads_for
 from .variants import (ACTIVATION_TABLE, HYPERPARAMETER_TABLE, LOSS_TABLE, OPTIMIZER_TABLE,
@@ -41,7 +41,8 @@ __all__ = [
     "QUANTILE", "quantile_code", "OPTIMIZERS", "SGD", "ADAM", "ADAMW",
     "SCHEDULES", "ACTIVATION_TABLE", "LOSS_TABLE", "OPTIMIZER_TABLE", "SCHEDULE_TABLE",
     "HYPERPARAMETER_TABLE", "NumbaDenseError", "InvalidValueError", "InvalidTypeError",
-    "TooLargeError", "Network", "Optimizer", "Batches", "network", "optimizer", "batches",
+    "TooLargeError", "Network", "Optimizer", "Batches", "Dropout", "network", "optimizer",
+    "batches", "dropout",
     "dense_forward", "relu_mask", "activation_forward", "activation_backward",
     "activation_backward_z",
     "accumulate_gradients", "backprop_input", "sgd_update", "sgd_momentum_update",

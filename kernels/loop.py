@@ -19,8 +19,8 @@ from numba.extending import overload
 
 from .errors import InvalidValueError, TooLargeError
 from ._cache import CACHE
-from ._checks import (INT, INTS, MATRIX, MATRIX_OUT, OPTIONAL_WEIGHTS, REAL, VECTOR, VECTOR_OUT,
-                      as_int64,
+from ._checks import (Arg, INT, INTS, MATRIX, MATRIX_OUT, OPTIONAL_WEIGHTS, REAL, VECTOR,
+                      VECTOR_OUT, as_int64,
                       cast_like, check_contiguous, check_dim, check_finite, check_float_dtypes,
                       check_positive, check_same_or_separate, check_separate, checked_add,
                       checked_mul, ints_text, check_types, kernel, real_text, shares_memory)
@@ -28,12 +28,13 @@ from .activations import (IDENTITY, N_ACTIVATIONS, NEEDS_Z, RELU, _activate,
                           _backprop_activation, _backprop_activation_z, keep_z_and_activate)
 from .config import FASTMATH_REDUCTION, PREFETCH_ROWS, STREAMING_MAX_OUTPUTS
 from .dense import _forward
+from .masks import drop_units, mask_base, undo_dropout
 from .loss import MSE, N_LOSSES, SOFTMAX_CE, _mse_element, _output_delta
 from .optim import (SGD, Optimizer, _optimizer_step, _optimizer_step_clearing, _sgd_sweep,
                     check_optimizer)
 from ._prefetch import prefetch_row
 from .products import product_a_b, product_at_b, forward_scratch_size
-from .records import Batches, Network
+from .records import Batches, Dropout, Network
 from .sparse import (MATRIX_OR_CSR, batch_rows, check_input, epoch_rows, first_forward,
                      first_layer_gradient, first_layer_weights, first_weight_product,
                      input_cols, input_rows, input_values, is_csr, shuffled_rows,
@@ -296,6 +297,11 @@ def _work_views(workspace, sizes, batch_size):
 
 # ----------------------------------------------------------------------------- one batch
 
+#: The ``dropout`` of passes that drop nothing (prediction, costs, full gradients): a
+#: global array, which compiled code reads as a constant.
+NO_DROPOUT_RATES = np.empty(0, np.float64)
+
+
 @njit(cache=CACHE)
 def _gather_rows(src, order, start, out):
     """``out[r] = src[order[start + r]]`` for every row r of out (m, n), element by element:
@@ -326,35 +332,44 @@ def _ordered_batch_impl(X, order, start, stop, gather):
 
 
 @njit(cache=CACHE)
-def _forward_batch(Xb, W, b, A, Z, acts, T):
+def _forward_batch(Xb, W, b, A, Z, acts, T, dropout, seed, step):
     """Activations of every layer for one batch Xb (m, n_0) into the blocks A (views), and
     the pre-activations of the hidden layers whose activation needs them (gelu, silu) into
     their blocks Z; T is the scratch for ``_forward``'s transposed weights. Xb is a matrix
     or a CSR batch (``kernels.sparse``): only the first layer's product differs
-    (``first_forward``).
+    (``first_forward``). ``dropout`` (L - 1,) the hidden layers' dropout rates (empty: no
+    dropout; prediction and costs pass it empty), applied to each hidden layer's output
+    with the masks of ``seed`` and the optimizer step ``step`` (``kernels.masks``).
 
     Returns the output activations (m, n_L), the first m rows of the last block.
     """
     m = batch_rows(Xb)
     top = len(W) - 1
+    dropping = dropout.shape[0] > 0
     a_prev = A[0][:m]
     keep = top > 0 and NEEDS_Z[acts[0]] == 1
     first_forward(Xb, W[0], b[0], a_prev, IDENTITY if keep else acts[0], T)
     if keep:
         keep_z_and_activate(a_prev, Z[0][:m], acts[0])
+    if dropping and top > 0 and dropout[0] > 0:
+        drop_units(a_prev, dropout[0], mask_base(seed, step, 0))
     for l in range(1, len(W)):
         out = A[l][:m]
         keep = l < top and NEEDS_Z[acts[l]] == 1
         _forward(a_prev, W[l], b[l], out, IDENTITY if keep else acts[l], T)
         if keep:
             keep_z_and_activate(out, Z[l][:m], acts[l])
+        if dropping and l < top and dropout[l] > 0:
+            drop_units(out, dropout[l], mask_base(seed, step, l))
         a_prev = out
     return a_prev
 
 
 @njit(cache=CACHE)
-def _backward_batch(Xb, Yb, W, b, dW, db, A, Z, D, acts, loss, scale, accumulate, lr, weights):
-    """Backprop one batch whose activations ``_forward_batch`` left in A (and Z).
+def _backward_batch(Xb, Yb, W, b, dW, db, A, Z, D, acts, loss, scale, accumulate, lr, weights,
+                    dropout, seed, step):
+    """Backprop one batch whose activations ``_forward_batch`` left in A (and Z), with the
+    same ``dropout``, ``seed`` and ``step``.
 
     With ``lr == 0`` the gradient ``dC/dTheta`` (the cost ``loss`` summed over rows, each
     times its weight in ``weights`` (m,) or 1 when it is empty, times ``scale``: 1/m for a
@@ -363,10 +378,16 @@ def _backward_batch(Xb, Yb, W, b, dW, db, A, Z, D, acts, loss, scale, accumulate
     with ``alpha = -lr, beta = 1`` after its error term has been propagated below it, so
     no weight gradient is stored. Returns the batch's summed (weighted) cost. Xb is a
     matrix or a CSR batch: the first layer's weight product is ``first_weight_product``.
+
+    A layer whose output was dropped out has its weight gradient (the product with the
+    dropped output the layer above saw) formed before ``undo_dropout`` turns the error
+    term and the output back into those before dropout, which its activation's
+    derivative needs; other layers keep the order below.
     """
     m = batch_rows(Xb)
     top = len(W) - 1
     fused = lr > 0
+    dropping = dropout.shape[0] > 0
     delta = D[top][:m]
     cost = _output_delta(A[top][:m], Yb, delta, db[top], acts[top], loss, scale,
                          accumulate and not fused, weights)
@@ -375,16 +396,19 @@ def _backward_batch(Xb, Yb, W, b, dW, db, A, Z, D, acts, loss, scale, accumulate
         # Propagate below with the weights as they were in the forward pass.
         below = D[l - 1][:m]
         product_a_b(delta, W[l], below, 1.0, 0.0)
+        dropped = dropping and dropout[l - 1] > 0
+        if dropped:
+            _weight_step(delta, a_in, W[l], dW[l], lr, accumulate)
+            undo_dropout(a_in, below, dropout[l - 1], mask_base(seed, step, l - 1))
         if NEEDS_Z[acts[l - 1]] == 1:  # gelu, silu: from the Z _forward_batch kept
             _backprop_activation_z(Z[l - 1][:m], below, db[l - 1], acts[l - 1],
                                    accumulate and not fused)
         else:
             _backprop_activation(a_in, below, db[l - 1], acts[l - 1], accumulate and not fused)
+        if not dropped:
+            _weight_step(delta, a_in, W[l], dW[l], lr, accumulate)
         if fused:
-            product_at_b(delta, a_in, W[l], -lr, 1.0)
             _sgd_sweep(b[l], db[l], lr, False)
-        else:
-            product_at_b(delta, a_in, dW[l], 1.0, 1.0 if accumulate else 0.0)
         delta = below
     # the first layer, whose input is the batch itself (no error term below it)
     if fused:
@@ -393,6 +417,16 @@ def _backward_batch(Xb, Yb, W, b, dW, db, A, Z, D, acts, loss, scale, accumulate
     else:
         first_weight_product(delta, Xb, dW[0], 1.0, 1.0 if accumulate else 0.0)
     return cost
+
+
+@njit(cache=CACHE, inline="always")
+def _weight_step(delta, a_in, W, dW, lr, accumulate):
+    """A layer's weight gradient ``delta.T @ a_in`` into dW (added in with accumulate) or,
+    with ``lr > 0``, the fused SGD step ``W -= lr * delta.T @ a_in``."""
+    if lr > 0:
+        product_at_b(delta, a_in, W, -lr, 1.0)
+    else:
+        product_at_b(delta, a_in, dW, 1.0, 1.0 if accumulate else 0.0)
 
 
 # ----------------------------------------------------------------------------- streaming
@@ -511,6 +545,40 @@ def _check_out_and_input_impl(kernel, out, X):
 
 # ----------------------------------------------------------------------------- public
 
+#: ``train_epoch``'s ``batches``: a ``Batches`` record, or a ``Dropout`` record (minibatches
+#: with dropout).
+BATCHES = Arg("record", record=Batches, alternative=Dropout)
+
+
+def _batches_and_dropout(batches):
+    """(Batches, rates, seed) of a ``Dropout`` record; (batches, no rates, 0) of a
+    ``Batches`` record (compiled code only)."""
+
+
+@overload(_batches_and_dropout)
+def _batches_and_dropout_impl(batches):
+    if isinstance(batches, types.BaseNamedTuple) and batches.instance_class is Dropout:
+        return lambda batches: (batches.batches, batches.rates, batches.seed)
+    return lambda batches: (batches, NO_DROPOUT_RATES, 0)
+
+
+@njit(cache=CACHE)
+def _check_dropout(kernel, dropout, n_hidden):
+    """``dropout.rates``: empty, or one rate in [0, 1) for each of the n_hidden hidden
+    layers."""
+    if dropout.shape[0] == 0:
+        return
+    if dropout.shape[0] != n_hidden:
+        raise InvalidValueError(kernel + ": dropout.rates must hold one rate for each of the "
+                                + str(n_hidden) + " hidden layers (or none), got "
+                                + str(dropout.shape[0]))
+    for l in range(n_hidden):
+        rate = dropout[l]
+        if not (rate >= 0 and rate < 1):
+            raise InvalidValueError(kernel + ": dropout.rates[" + str(l) + "] is "
+                                    + real_text(rate) + ": a dropout rate must be in [0, 1)")
+
+
 @njit(cache=CACHE)
 def _check_training(kernel, X, Y, params, grads, sizes, acts, loss, optimizer, batch_size,
                     order, workspace):
@@ -541,7 +609,7 @@ def _check_training(kernel, X, Y, params, grads, sizes, acts, loss, optimizer, b
 
 @kernel
 def train_epoch(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_OUT,
-                network: Network, optimizer: Optimizer, batches: Batches, workspace: VECTOR_OUT):
+                network: Network, optimizer: Optimizer, batches: BATCHES, workspace: VECTOR_OUT):
     """One epoch of minibatch training, entirely in compiled code.
 
     X (N, n_0) a matrix or a ``CSR`` record (``kernels.csr(matrix)``: the first layer's
@@ -558,12 +626,17 @@ def train_epoch(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_O
     Every minibatch (the last partial one averaged over its own rows) makes one step of
     ``optimizer_step``; with ``batches.sample_weight`` the step is on the weighted mean
     ``sum_i w_i g_i / sum_i w_i`` of the minibatch (none for a minibatch of total weight 0).
+    ``batches`` may also be a ``Dropout`` record (``kernels.dropout(batches, rates, seed)``):
+    each hidden layer's output is then dropped out at its rate, by the masks of its seed and
+    the optimizer's step count (``kernels.masks``), and the steps and the returned cost are
+    those of the dropped-out network.
     params, grads, the optimizer's state and workspace share no memory with each other, X
     or Y. Returns the (weighted) mean over the rows trained of each row's cost (for MSE
     ``||y_i - a_i||^2 / 2``) with the parameters of its batch, or NaN as soon as a batch's
     cost is not finite (the caller restores parameters).
     """
     check_types("train_epoch", X, Y, params, grads, network, optimizer, batches, workspace)
+    batches, rates, dropout_seed = _batches_and_dropout(batches)
     kernel = "train_epoch"
     sizes = as_int64(kernel, "network.sizes", network.sizes)
     acts = as_int64(kernel, "network.acts", network.acts)
@@ -575,6 +648,7 @@ def train_epoch(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_O
     weights = batches.sample_weight
     weighted = weights.shape[0] > 0
     _check_weights(kernel, "batches.sample_weight", weights, input_rows(X))
+    _check_dropout(kernel, rates, sizes.shape[0] - 2)
     shuffled = order.shape[0] > 0
     n = order.shape[0] if shuffled else input_rows(X)
     if n == 0:
@@ -639,9 +713,10 @@ def train_epoch(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_O
         else:
             Xb = storage_batch(Xe, order, start, stop)
             Yb = Y[start:stop]
-        _forward_batch(Xb, W, b, A, Z, acts, T)
+        step = optimizer.steps[0]
+        _forward_batch(Xb, W, b, A, Z, acts, T, rates, dropout_seed, step)
         batch_cost = _backward_batch(Xb, Yb, W, b, dW, db, A, Z, D, acts, loss, scale, adding,
-                                     fused_lr, batch_weights[:m])
+                                     fused_lr, batch_weights[:m], rates, dropout_seed, step)
         if adding:
             _optimizer_step_clearing(params, grads, optimizer)
         elif fused_lr == 0:
@@ -736,7 +811,7 @@ def predict_into(X: MATRIX_OR_CSR, params: VECTOR, network: Network, out: MATRIX
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         out[start:stop] = _forward_batch(storage_batch(X, no_order, start, stop), W, b, A,
-                                         Z, acts, T)
+                                         Z, acts, T, NO_DROPOUT_RATES, 0, 0)
 
 
 @kernel
@@ -770,7 +845,8 @@ def dataset_cost(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR, network: Network, 
     no_order = np.empty(0, np.int64)
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        out = _forward_batch(storage_batch(X, no_order, start, stop), W, b, A, Z, acts, T)
+        out = _forward_batch(storage_batch(X, no_order, start, stop), W, b, A, Z, acts, T,
+                             NO_DROPOUT_RATES, 0, 0)
         total += _output_delta(out, Y[start:stop], delta[:stop - start], db,
                                acts[n_layers - 1], loss, 0.0, False, weights[start:stop])
     return total
@@ -821,9 +897,10 @@ def _batch_gradient(kernel, X, Y, params, grads, sizes, acts, loss, batch_size, 
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         Xb = storage_batch(X, no_order, start, stop)
-        _forward_batch(Xb, W, b, A, Z, acts, T)
+        _forward_batch(Xb, W, b, A, Z, acts, T, NO_DROPOUT_RATES, 0, 0)
         total += _backward_batch(Xb, Y[start:stop], W, b, dW, db, A, Z, D, acts,
-                                 loss, scale, start > 0, 0.0, weights[start:stop])
+                                 loss, scale, start > 0, 0.0, weights[start:stop],
+                                 NO_DROPOUT_RATES, 0, 0)
     store_first_layer_gradient(X, dW0, dW[0])
     return total
 

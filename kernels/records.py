@@ -14,7 +14,7 @@ from numba import types
 from numba.extending import overload
 
 from .errors import InvalidTypeError, InvalidValueError
-from ._checks import INT, INTS, WEIGHTS
+from ._checks import INT, INTS, WEIGHTS, Arg
 from .variants import LOSSES, MSE, quantile_code
 
 
@@ -46,6 +46,19 @@ class Batches(namedtuple("Batches", "size order sample_weight", defaults=(NO_WEI
     __slots__ = ()
     FIELDS = {"size": INT, "order": INTS, "sample_weight": WEIGHTS}
     MADE_BY = "kernels.batches(size, order, sample_weight)"
+
+
+class Dropout(namedtuple("Dropout", "batches rates seed")):
+    """An epoch's minibatches with dropout on the hidden layers, passed to ``train_epoch``
+    in place of its ``Batches``: ``batches`` the ``Batches`` record; ``rates`` (L - 1,)
+    float32 or float64, the share of each hidden layer's units dropped at every step, each in
+    [0, 1) (0: that layer keeps all); ``seed`` (int64), which with the optimizer's step
+    count decides which units each step drops (``kernels.masks``), so an epoch's masks are
+    reproducible."""
+
+    __slots__ = ()
+    FIELDS = {"batches": Arg("record", record=Batches), "rates": WEIGHTS, "seed": INT}
+    MADE_BY = "kernels.dropout(batches, rates, seed)"
 
 
 def _int64_vector(value, name):
@@ -108,6 +121,23 @@ def batches(size, order=None, sample_weight=None):
     return Batches(_integer(size, "batch size"),
                    np.empty(0, np.int64) if order is None else _int64_vector(order, "order"),
                    weights)
+
+
+def dropout(batches, rates, seed=0):
+    """A ``Dropout`` record: the ``Batches`` record ``batches`` with hidden layers dropped
+    out at ``rates``, one rate per hidden layer (a sequence of numbers, made float64
+    unless a float32 array), by the masks of the integer ``seed``. The rates' values are
+    checked by ``train_epoch``."""
+    if not isinstance(batches, Batches):
+        raise InvalidTypeError("batches must be a kernels.Batches (kernels.batches(size, ...)), "
+                               "got %s" % type(batches).__name__)
+    array = np.asarray(rates)
+    if array.ndim != 1 or array.dtype.kind not in "iuf":
+        raise InvalidTypeError("dropout rates must be a 1-D array of numbers, got %s of shape %s"
+                               % (array.dtype, array.shape))
+    if array.dtype != np.float32:
+        array = array.astype(np.float64)
+    return Dropout(batches, np.ascontiguousarray(array), _integer(seed, "dropout seed"))
 
 
 def _missing(t):

@@ -7,7 +7,8 @@ here is the NumPy training loop numba-dense is compared with.
 
 import numpy as np
 
-from .records import Network
+from .masks import FRACTION_BITS, GOLDEN, _M1, _M2
+from .records import Dropout, Network
 from .sparse import CSR
 from .variants import (ABSOLUTE_ERROR, ACTIVATION_TABLE, ADAM, ADAMW, GELU, HUBER, HUBER_DELTA,
                        LEAKY_RELU, LEAKY_SLOPE, MSE, POISSON, QUANTILE, QUANTILE_STEPS, RELU,
@@ -343,25 +344,72 @@ def workspace_size(sizes, batch_size):
     return 0
 
 
-def _forward(X, layers, acts):
-    activations = [X]
-    for (W, b), act in zip(layers, acts):
-        activations.append(_activate(activations[-1] @ W.T + b, act))
+def _u64(x):
+    return np.asarray(x).astype(np.uint64)
+
+
+def _mix(x):
+    """SplitMix64's finalizer on uint64 arrays (wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(_M1)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(_M2)
+    return x ^ (x >> np.uint64(31))
+
+
+def dropout_mask(seed, step, layer, m, n, rate):
+    """The (m, n) bool mask of hidden layer ``layer`` at optimizer step ``step``, True where
+    a unit is dropped: the formula of ``kernels.masks``'s docstring, vectorised."""
+    g = np.uint64(GOLDEN)
+    with np.errstate(over="ignore"):
+        x = _mix(_u64(np.int64(seed)) + g)
+        x = _mix(x + _u64(np.int64(step)) * g)
+        base = _mix(x + np.uint64(layer + 1) * g)
+        counters = np.arange(1, m * n + 1, dtype=np.uint64).reshape(m, n)
+        hashes = _mix(base + counters * g)
+    threshold = np.uint64(np.round(rate * 2.0 ** FRACTION_BITS))
+    return (hashes >> np.uint64(64 - FRACTION_BITS)) < threshold
+
+
+def _forward(X, layers, acts, dropout=(), seed=0, step=0):
+    """[X, A_1, ..., A_L]; with ``dropout`` rates, the hidden layers' outputs as dropped
+    out (and, second, the masks' keep factors: 0 or 1 / (1 - rate), None where no
+    dropout)."""
+    activations, factors = [X], []
+    for l, ((W, b), act) in enumerate(zip(layers, acts)):
+        a = _activate(activations[-1] @ W.T + b, act)
+        factor = None
+        if l < len(layers) - 1 and len(dropout) and dropout[l] > 0:
+            dropped = dropout_mask(seed, step, l, a.shape[0], a.shape[1], dropout[l])
+            factor = np.where(dropped, 0.0, 1.0 / (1.0 - dropout[l]))
+            a = (a * factor).astype(a.dtype)
+        activations.append(a)
+        factors.append(factor)
+    if len(dropout):
+        return activations, factors
     return activations
 
 
-def _backward(activations, Y, layers, acts, scale, loss=MSE, weights=None):
-    """[(dW, db), ...] of scale * (summed, row-weighted cost of the batch), and that cost."""
+def _backward(activations, Y, layers, acts, scale, loss=MSE, weights=None, factors=None):
+    """[(dW, db), ...] of scale * (summed, row-weighted cost of the batch), and that cost;
+    ``factors`` the dropout keep factors of ``_forward`` (None: no dropout)."""
     cost, delta = _cost_and_delta(activations[-1], Y, acts[-1], loss, weights)
     delta = (scale * delta).astype(activations[-1].dtype)
     out = []
     for l in range(len(layers) - 1, -1, -1):
         if l < len(layers) - 1:
+            factor = None if factors is None else factors[l]
+            if factor is not None:
+                # d(dropped)/d(output) is the keep factor; the derivative needs the output
+                # before dropout, activations[l + 1] / factor where kept
+                delta = delta * factor
             if ACTIVATION_TABLE[acts[l]].needs_z:  # gelu, silu: Z again, from A below
                 W, b = layers[l]
                 delta = delta * _derivative_z(activations[l] @ W.T + b, acts[l])
             else:
-                delta = delta * _derivative(activations[l + 1], acts[l])
+                a = activations[l + 1]
+                if factor is not None:
+                    a = np.where(factor > 0, a / np.where(factor > 0, factor, 1.0), 0.0)
+                delta = delta * _derivative(a, acts[l])
         W = layers[l][0]
         out.append((delta.T @ activations[l], delta.sum(axis=0)))
         delta = delta @ W
@@ -370,11 +418,16 @@ def _backward(activations, Y, layers, acts, scale, loss=MSE, weights=None):
 
 def train_epoch(X, Y, params, grads, network, optimizer, batches, workspace):
     """The NumPy minibatch loop: one Python iteration per minibatch."""
+    dropout = None
+    if isinstance(batches, Dropout):
+        batches, dropout = batches.batches, batches
     X = _dense(X)
     sizes, acts, loss = network
     layers = layer_views(params, sizes)
     grad_views = layer_views(grads, sizes)
     order, batch_size, weights = batches.order, batches.size, batches.sample_weight
+    seed = 0 if dropout is None else dropout.seed
+    dropout = np.empty(0) if dropout is None else np.asarray(dropout.rates, np.float64)
     n = len(order) if len(order) else X.shape[0]
     rows = order if len(order) else np.arange(n)
     total = total_weight = 0.0
@@ -385,8 +438,13 @@ def train_epoch(X, Y, params, grads, network, optimizer, batches, workspace):
         weight = float(wb.sum()) if wb is not None else float(len(batch))
         if weight == 0:
             continue
-        activations = _forward(Xb, layers, acts)
-        layer_grads, cost = _backward(activations, Yb, layers, acts, 1.0 / weight, loss, wb)
+        if len(dropout):
+            activations, factors = _forward(Xb, layers, acts, dropout, seed,
+                                            int(optimizer.steps[0]))
+        else:
+            activations, factors = _forward(Xb, layers, acts), None
+        layer_grads, cost = _backward(activations, Yb, layers, acts, 1.0 / weight, loss, wb,
+                                      factors)
         if not np.isfinite(cost):
             return np.nan
         total += cost

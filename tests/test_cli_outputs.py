@@ -513,7 +513,7 @@ def test_predict_checks_a_target_col_it_is_given(tmp_path, capsys):
 
 @pytest.mark.parametrize("kwargs,message", [
     (dict(chunk_rows=100), "chunk_rows applies to X streamed from disk"),
-    (dict(shuffle=False, seed=5), "drives the shuffling, and shuffle=False"),
+    (dict(shuffle=False, seed=5), "and shuffle=False without dropout"),
     (dict(comm="x"), "comm must be an MPI communicator"),
 ])
 def test_fit_options_that_would_be_ignored_or_fail_late(kwargs, message):

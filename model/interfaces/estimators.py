@@ -235,7 +235,7 @@ class _BaseMLP(BaseEstimator):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dtype=None):
+                 dtype=None, dropout=0.0):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -261,6 +261,7 @@ class _BaseMLP(BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.dtype = dtype
+        self.dropout = dropout
 
     # ------------------------------------------------------------------ checks
 
@@ -280,6 +281,12 @@ class _BaseMLP(BaseEstimator):
                 raise InvalidValueError("hidden_layer_sizes must be > 0, got %s." % shown)
         _hidden_names(self.activation, len(sizes))
         _check_choice(self.solver, "solver", _SOLVERS)
+        fit_options.dropout_rates(fit_options.BY_NAME["dropout"].check(self.dropout, "dropout"),
+                                  len(sizes))
+        if self.solver == "lbfgs" and np.any(np.asarray(self.dropout, dtype=float) > 0):
+            raise InvalidValueError("dropout applies to solver='sgd' and 'adam' (each step "
+                                    "drops other units), got dropout=%s with solver='lbfgs'"
+                                    % plain(self.dropout))
         _check_choice(self.learning_rate, "learning_rate", _LEARNING_RATES)
         # scikit-learn's names for the optimizer's hyperparameters, with the bounds of
         # kernels.HYPERPARAMETER_TABLE (momentum below: scikit-learn's range includes 1).
@@ -651,6 +658,7 @@ class _BaseMLP(BaseEstimator):
             epochs=1, batch_size=batch, lr=getattr(self, "_velocity_lr", self._lr),
             schedule="constant", step_size=1, gamma=1.0, min_lr=0.0,
             shuffle=bool(self.shuffle), seed=None, early_stopping=None, optimizer=self.solver,
+            dropout=fit_options.BY_NAME["dropout"].check(self.dropout, "dropout"),
             hyperparameters=dict(fit_options.hyperparameters_of(self), weight_decay=decay))
         constant = self._loss_constant(Y, w_train)
         self._net.use_optimizer(self.solver)
@@ -665,7 +673,8 @@ class _BaseMLP(BaseEstimator):
                     # the steps scikit-learn's exactly.
                     self._net.velocity *= self._net.dtype.type(settings.lr / self._lr)
                 settings.lr = self._lr
-                if self.shuffle:
+                if self.shuffle or settings.dropout:
+                    # the epoch's shuffle and dropout masks, from random_state
                     settings.seed = int(self._rng.randint(np.iinfo(np.int32).max))
                 try:
                     cost = loop.run(self._net, source, None, settings).loss[0]
@@ -803,7 +812,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dtype=None, quantile=None):
+                 dtype=None, quantile=None, dropout=0.0):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -813,7 +822,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
             early_stopping=early_stopping, validation_fraction=validation_fraction,
             beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
-            max_fun=max_fun, dtype=dtype)
+            max_fun=max_fun, dtype=dtype, dropout=dropout)
         self.loss = loss
         self.quantile = quantile
 
@@ -873,7 +882,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dtype=None, class_weight=None):
+                 dtype=None, class_weight=None, dropout=0.0):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -883,7 +892,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
             early_stopping=early_stopping, validation_fraction=validation_fraction,
             beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
-            max_fun=max_fun, dtype=dtype)
+            max_fun=max_fun, dtype=dtype, dropout=dropout)
         self.class_weight = class_weight
 
     def _prepare(self, X, y, incremental, reset):

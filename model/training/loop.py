@@ -139,6 +139,20 @@ def _cost_factor(net):
     return 1.0 if scaling is None else scaling.cost_factor_of(net.loss)
 
 
+def _dropout_rates_and_seed(net, settings, rng):
+    """(rates, seed) of an epoch of ``net`` under ``settings``, the seed drawn from ``rng``
+    (or ``rng`` itself when an int), or None without dropout."""
+    rates = fit_options.dropout_rates(settings.dropout, len(net.sizes) - 2)
+    if not rates.size:
+        return None
+    return rates, (rng if isinstance(rng, int) else int(rng.integers(2 ** 63)))
+
+
+def _with_dropout(batches, dropout):
+    """``batches``, or the ``kernels.Dropout`` of it with ``dropout`` = (rates, seed)."""
+    return batches if dropout is None else kernels.Dropout(batches, *dropout)
+
+
 def train_one_epoch(net, source, rng, lr, settings, work, bar, done=None):
     """One pass over ``source``; returns the (weighted) mean cost over its rows, or NaN on
     divergence.
@@ -148,12 +162,18 @@ def train_one_epoch(net, source, rng, lr, settings, work, bar, done=None):
     total, rows, weight = 0.0, 0, 0.0
     network = network_record(net)
     optimizer = settings.optimizer_for(net, lr)
+    # The epoch's dropout masks come from a seed and the step count (kernels.masks), the
+    # seed drawn from the shuffling's generator, whose state checkpoints keep: a resumed fit
+    # draws the seed the uninterrupted one drew. No draw without dropout (the shuffles of
+    # a fit without it stay as they were).
+    dropout = _dropout_rates_and_seed(net, settings, rng)
     for X, Y, order, sample_weight in source.segments(rng, settings.shuffle,
                                                       settings.batch_size):
         with sigint_deferred():  # a Ctrl-C now is raised after the count below is updated
             cost = kernels.train_epoch(
                 kernel_rows(X), Y, net.params, net.grads, network, optimizer,
-                kernels.Batches(settings.batch_size, order, sample_weight), work)
+                _with_dropout(kernels.Batches(settings.batch_size, order, sample_weight),
+                              dropout), work)
             took_steps(net, optimizer)
             m = len(order) if len(order) else X.shape[0]
             # the kernel's mean is over the segment's weight (its rows when unweighted)
@@ -311,7 +331,8 @@ def compile_kernels(net, settings, work, verbose, sparse=False):
                            np.zeros(2, np.int64), net.n_inputs), rows[1]
     args = (*rows, net.params, net.grads, network_record(net),
             settings.optimizer_for(net, settings.lr),
-            kernels.Batches(int(settings.batch_size), np.empty(0, np.int64)), work)
+            _with_dropout(kernels.Batches(int(settings.batch_size), np.empty(0, np.int64)),
+                          _dropout_rates_and_seed(net, settings, 0)), work)
     signature = tuple(numba.typeof(a) for a in args)
     epoch_kernel = kernels.train_epoch
     if not hasattr(epoch_kernel, "overloads") or signature in epoch_kernel.overloads:

@@ -32,6 +32,7 @@ class Option(NamedTuple):
     help: str
     applies: tuple = None  # (setting, values): used only where that setting is one of values
     cli: object = None   # the command line's flag: None for none, else its default
+    cli_type: object = None  # the flag's argparse type, where not a count or a float
 
 
 # ----------------------------------------------------------------------------- checks
@@ -54,6 +55,40 @@ def _one_of(options):
 
 def _flag(value, name):
     return boolean(value, name)
+
+
+def _dropout(value, name):
+    """One dropout rate in [0, 1) for every hidden layer, or a list of one per hidden layer
+    (a tuple of floats; its length is checked against the network by ``dropout_rates``)."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        rates = tuple(real_number(v, "%s[%d]" % (name, i), 0.0, True, 1.0)
+                      for i, v in enumerate(np.asarray(value, dtype=object).ravel()))
+        if not rates:
+            raise InvalidValueError("%s must be a rate or a list of one rate per hidden layer, "
+                                    "got an empty list" % name)
+        return rates
+    return real_number(value, name, 0.0, True, 1.0)
+
+
+def dropout_rates(dropout, n_hidden):
+    """The (n_hidden,) float64 rates of a checked ``dropout`` option (empty when every rate
+    is 0): ``InvalidValueError`` for a list whose length is not ``n_hidden``, or for a rate
+    above 0 on a network without hidden layers."""
+    rates = np.array(dropout if isinstance(dropout, tuple) else [dropout] * n_hidden,
+                     dtype=np.float64)
+    if isinstance(dropout, tuple) and len(dropout) != n_hidden:
+        raise InvalidValueError("dropout must hold one rate per hidden layer (%d), got %d: %s"
+                                % (n_hidden, len(dropout), plain(list(dropout))))
+    if n_hidden == 0 and dropout != 0:
+        raise InvalidValueError("dropout applies to hidden layers; this network has none, "
+                                "got dropout=%s" % plain(dropout))
+    return rates if rates.any() else np.empty(0, np.float64)
+
+
+def cli_rates(text):
+    """``--dropout``'s value: one rate (``0.1``) or one per hidden layer (``0.2,0.1``)."""
+    parts = [float(t) for t in text.split(",")]
+    return parts[0] if len(parts) == 1 else tuple(parts)
 
 
 def _optional_flag(value, name):
@@ -114,6 +149,9 @@ FIT_OPTIONS = tuple([
     Option("gamma", 0.1, _real(0.0, False), "factor per step", ("schedule", ("step",)),
            cli=0.1),
     Option("min_lr", 0.0, _real(0.0, True), "final rate", ("schedule", ("cosine",)), cli=0.0),
+    Option("dropout", 0.0, _dropout,
+           "share of each hidden layer's units dropped in training: one rate in [0, 1), or "
+           "one per hidden layer", cli=0.0, cli_type=cli_rates),
     Option("shuffle", True, _flag, "reshuffle the rows every epoch"),
     Option("seed", None, _seed, "seed of the shuffling (None: fresh entropy)"),
     Option("validation_data", None, _as_given, "(X_val, y_val) for val_loss"),
@@ -136,7 +174,7 @@ BY_NAME = {o.name: o for o in FIT_OPTIONS}
 #: The names of the optimizer's hyperparameters (``kernels.HYPERPARAMETER_TABLE``).
 HYPERPARAMETERS = tuple(h.name for h in kernels.HYPERPARAMETER_TABLE)
 #: What ``partial_fit`` takes: one epoch's step options.
-PARTIAL_FIT_OPTIONS = ("batch_size", "optimizer") + HYPERPARAMETERS
+PARTIAL_FIT_OPTIONS = ("batch_size", "optimizer", "dropout") + HYPERPARAMETERS
 
 
 def signature(names=None):
@@ -179,7 +217,7 @@ def split(values):
     settings = Settings(
         **{name: values[name] for name in ("epochs", "batch_size", "lr", "schedule",
                                            "step_size", "gamma", "min_lr", "shuffle", "seed",
-                                           "early_stopping", "optimizer")},
+                                           "early_stopping", "optimizer", "dropout")},
         hyperparameters={name: values[name] for name in HYPERPARAMETERS if name != "lr"})
     data = DataOptions(**{name: values[name] for name in (
         "validation_data", "validation_fraction", "chunk_rows", "standardize_target")})
@@ -240,6 +278,8 @@ def add_arguments(parser, count_type):
         if isinstance(o.cli, str):
             choices = (kernels.OPTIMIZERS if o.name == "optimizer" else kernels.SCHEDULES)
             kwargs["choices"] = list(choices)
+        elif o.cli_type is not None:
+            kwargs["type"] = o.cli_type
         elif isinstance(o.cli, int):
             kwargs["type"] = count_type(1)
         else:
@@ -310,6 +350,7 @@ class Settings:
     seed: object
     early_stopping: object
     optimizer: str = "sgd"
+    dropout: object = 0.0  # a rate, or a tuple of one per hidden layer (dropout_rates)
     hyperparameters: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -334,6 +375,8 @@ class Settings:
         d.update(d.pop("hyperparameters"))
         if self.schedule != "cosine":  # only cosine depends on the total; others may extend
             d.pop("epochs")
+        if not self.dropout:  # as checkpoints written before dropout existed
+            d.pop("dropout")
         return d
 
     def optimizer_for(self, net, lr):
