@@ -40,7 +40,7 @@ def test_members_are_the_networks_trained_alone_on_one_or_two_threads(diabetes):
     X, y = diabetes
     w = np.linspace(0.5, 2.0, len(y))
     ensembles = []
-    for jobs in (1, 2):
+    for jobs in (1, 2, None):  # None: the usable cores
         ens = Ensemble([10, 16, 8, 1], seed=3, n_networks=3, n_jobs=jobs)
         histories = ens.fit(X, y, sample_weight=w, seed=7, validation_fraction=0.2, **FIT)
         assert len(histories) == 3 and ens.histories == histories

@@ -35,6 +35,7 @@ import numpy as np
 
 from ... import kernels
 from ...kernels.errors import InvalidTypeError, InvalidValueError
+from ...kernels.threads import usable_cores
 from ..data import inputs, sources, tabular
 from ..data.paths import check_output
 from ..data.targets import r2_score
@@ -179,7 +180,7 @@ class Ensemble:
     def _jobs(self, comm):
         if comm is not None:
             return 1
-        n = kernels.usable_cores() if self.n_jobs is None else self.n_jobs
+        n = usable_cores() if self.n_jobs is None else self.n_jobs
         return max(1, min(n, len(self.members)))
 
     # ------------------------------------------------------------------ training
