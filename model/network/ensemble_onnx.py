@@ -14,14 +14,12 @@ The graph sums in the networks' dtype where ``Ensemble.predict`` averages in flo
 rounds once; the two agree to a few units in the last place of the dtype.
 """
 
-import os
-
 import numpy as np
 
 from ...kernels.errors import InvalidTypeError, InvalidValueError
-from ..data.paths import atomic_write, check_output
-from .onnx_export import (ML_OPSET, OPSET, _Builder, _class_array, _onnx, _table_inputs,
-                          check_net, elem_type, network_nodes, regression_nodes)
+from .onnx_export import (_Builder, _onnx, check_net, check_path_and_opset,
+                          classifier_outputs, finish_model, graph_inputs, network_nodes,
+                          regression_nodes, regression_outputs, table_classes)
 
 
 def _probabilities(b, net, z):
@@ -57,25 +55,12 @@ def to_onnx(ensemble, path=None, opset=None, name="numba_dense_ensemble"):
     if len(texts) > 1:
         raise InvalidValueError("the members' table preprocessings differ; an ensemble's "
                                 "graph reads the columns once")
-    if path is not None:
-        if os.path.splitext(os.fspath(path))[1].lower() != ".onnx":
-            raise InvalidValueError("path must end in .onnx, got %r" % (os.fspath(path),))
-        check_output(path, "path")
-    opset = OPSET if opset is None else opset
-    if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)) or opset < 13:
-        raise InvalidValueError("opset must be an integer >= 13, got %r" % (opset,))
-    onnx = _onnx()
-    helper = onnx.helper
+    opset = check_path_and_opset(path, opset)
+    _onnx()
     first = members[0]
     dtype = first.dtype
     b = _Builder(taken=[c["name"] for c in prep.columns] if prep is not None else ["X"])
-    elem = elem_type(dtype)
-    if prep is None:
-        inputs = [helper.make_tensor_value_info("X", elem, [None, first.n_inputs])]
-        x = "X"
-    else:
-        pairs, x = _table_inputs(b, prep, dtype)
-        inputs = [helper.make_tensor_value_info(n, t, [None, 1]) for n, t in pairs]
+    inputs, x = graph_inputs(b, prep, dtype, first.n_inputs)
     if first.is_classifier:
         probs = [_probabilities(b, m, network_nodes(b, m, x)) for m in members]
         mean = _mean(b, probs, dtype, "probabilities")
@@ -84,35 +69,15 @@ def to_onnx(ensemble, path=None, opset=None, name="numba_dense_ensemble"):
         else:
             half = b.const("half", np.array([0.5], dtype))
             index = b.op("Cast", [b.op("Greater", [mean, half])], to=7)
-        classes = None
-        if prep is not None and prep.classes is not None:
-            classes = _class_array(prep.classes)
+        classes = table_classes(prep)
         if classes is None:
             b.op("Identity", [index], out="label")
-            label_elem = 7
         else:
             b.op("Gather", [b.const("classes", classes), index], out="label", axis=0)
-            label_elem = 8 if classes.dtype == object else helper.np_dtype_to_tensor_dtype(
-                classes.dtype)
-        label_shape = [None] if first.output == "softmax" or first.n_outputs == 1 \
-            else [None, first.n_outputs]
-        width = 2 if first.output == "sigmoid" and first.n_outputs == 1 else first.n_outputs
-        outputs = [helper.make_tensor_value_info("label", label_elem, label_shape),
-                   helper.make_tensor_value_info("probabilities", elem, [None, width])]
+        outputs = classifier_outputs(first, classes)
     else:
         values = [regression_nodes(b, m, network_nodes(b, m, x), b.name("member%d" % k))
                   for k, m in enumerate(members)]
         _mean(b, values, dtype, "variable")
-        outputs = [helper.make_tensor_value_info("variable", elem, [None, first.n_outputs])]
-    graph = helper.make_graph(b.nodes, name, inputs, outputs, b.initializers)
-    imports = [helper.make_opsetid("", int(opset))]
-    if any(n.domain == "ai.onnx.ml" for n in b.nodes):
-        imports.append(helper.make_opsetid("ai.onnx.ml", ML_OPSET))
-    model = helper.make_model(graph, opset_imports=imports, producer_name="numba-dense",
-                              doc_string=repr(ensemble))
-    model.ir_version = min(model.ir_version, 8)  # readable by ONNX Runtime >= 1.14
-    onnx.checker.check_model(model)
-    if path is not None:
-        data = model.SerializeToString()
-        atomic_write(path, "path", lambda f: f.write(data))
-    return model
+        outputs = regression_outputs(first)
+    return finish_model(b, name, inputs, outputs, opset, repr(ensemble), path)

@@ -285,6 +285,81 @@ def check_net(net):
     return tabular.check_preprocessing(net)
 
 
+def check_path_and_opset(path, opset):
+    """``opset`` checked (default ``OPSET``), and ``path``, when given, a writable ``.onnx``
+    name: ``ValueError`` otherwise."""
+    if path is not None:
+        # as the command line's --out: the suffix keeps a slip from overwriting the
+        # network's own .npz (or any other file) with the graph
+        suffix = os.path.splitext(os.fspath(path))[1]
+        if suffix.lower() != ".onnx":
+            raise InvalidValueError("path must end in .onnx, got %r" % (os.fspath(path),))
+        check_output(path, "path")
+    opset = OPSET if opset is None else opset
+    if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)) or opset < 13:
+        raise InvalidValueError("opset must be an integer >= 13, got %r" % (opset,))
+    return opset
+
+
+def graph_inputs(b, prep, dtype, n_inputs):
+    """(the graph's input value infos, the name of the network's input rows): ``X`` (N,
+    n_inputs), or one (N, 1) input per column of the table preprocessing ``prep``."""
+    helper = _onnx().helper
+    if prep is None:
+        return [helper.make_tensor_value_info("X", elem_type(dtype), [None, n_inputs])], "X"
+    pairs, x = _table_inputs(b, prep, dtype)
+    return [helper.make_tensor_value_info(n, t, [None, 1]) for n, t in pairs], x
+
+
+def table_classes(prep):
+    """A table classifier's class labels as an array for a ``Gather`` (None otherwise)."""
+    if prep is not None and prep.classes is not None:
+        return _class_array(prep.classes)
+    return None
+
+
+def classifier_outputs(net, classes):
+    """The value infos of a classifier graph's ``label`` (int64, or the table's labels) and
+    ``probabilities`` (two columns for one sigmoid output)."""
+    helper = _onnx().helper
+    if classes is None:
+        label_elem = 7
+    else:
+        label_elem = 8 if classes.dtype == object else helper.np_dtype_to_tensor_dtype(
+            classes.dtype)
+    label_shape = [None] if net.output == "softmax" or net.n_outputs == 1 \
+        else [None, net.n_outputs]
+    width = 2 if net.output == "sigmoid" and net.n_outputs == 1 else net.n_outputs
+    return [helper.make_tensor_value_info("label", label_elem, label_shape),
+            helper.make_tensor_value_info("probabilities", elem_type(net.dtype),
+                                          [None, width])]
+
+
+def regression_outputs(net):
+    """The value info of a regression graph's ``variable`` (N, n_L)."""
+    return [_onnx().helper.make_tensor_value_info("variable", elem_type(net.dtype),
+                                                  [None, net.n_outputs])]
+
+
+def finish_model(b, name, inputs, outputs, opset, doc, path):
+    """The checked ``ModelProto`` of the builder's nodes, written to ``path`` (atomically)
+    when given."""
+    onnx = _onnx()
+    helper = onnx.helper
+    graph = helper.make_graph(b.nodes, name, inputs, outputs, b.initializers)
+    imports = [helper.make_opsetid("", int(opset))]
+    if any(n.domain == "ai.onnx.ml" for n in b.nodes):
+        imports.append(helper.make_opsetid("ai.onnx.ml", ML_OPSET))
+    model = helper.make_model(graph, opset_imports=imports, producer_name="numba-dense",
+                              doc_string=doc)
+    model.ir_version = min(model.ir_version, 8)  # readable by ONNX Runtime >= 1.14
+    onnx.checker.check_model(model)
+    if path is not None:
+        data = model.SerializeToString()
+        atomic_write(path, "path", lambda f: f.write(data))
+    return model
+
+
 # ----------------------------------------------------------------------------- public
 
 def to_onnx(net, path=None, opset=None, name="numba_dense_mlp"):
@@ -300,54 +375,16 @@ def to_onnx(net, path=None, opset=None, name="numba_dense_mlp"):
     parameters, ``OnnxExportError`` for a part the graph cannot express.
     """
     prep = check_net(net)
-    if path is not None:
-        # as the command line's --out: the suffix keeps a slip from overwriting the
-        # network's own .npz (or any other file) with the graph
-        suffix = os.path.splitext(os.fspath(path))[1]
-        if suffix.lower() != ".onnx":
-            raise InvalidValueError("path must end in .onnx, got %r" % (os.fspath(path),))
-        check_output(path, "path")
-    opset = OPSET if opset is None else opset
-    if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)) or opset < 13:
-        raise InvalidValueError("opset must be an integer >= 13, got %r" % (opset,))
-    onnx = _onnx()
-    helper = onnx.helper
+    opset = check_path_and_opset(path, opset)
+    _onnx()
     b = _Builder(taken=[c["name"] for c in prep.columns] if prep is not None else ["X"])
-    elem = elem_type(net.dtype)
-    if prep is None:
-        inputs = [helper.make_tensor_value_info("X", elem, [None, net.n_inputs])]
-        x = "X"
-    else:
-        pairs, x = _table_inputs(b, prep, net.dtype)
-        inputs = [helper.make_tensor_value_info(n, t, [None, 1]) for n, t in pairs]
+    inputs, x = graph_inputs(b, prep, net.dtype, net.n_inputs)
     z = network_nodes(b, net, x)
     if net.is_classifier:
-        classes = None
-        if prep is not None and prep.classes is not None:
-            classes = _class_array(prep.classes)
+        classes = table_classes(prep)
         classifier_nodes(b, net, z, "label", "probabilities", classes)
-        if classes is None:
-            label_elem = 7
-        else:
-            label_elem = 8 if classes.dtype == object else helper.np_dtype_to_tensor_dtype(
-                classes.dtype)
-        label_shape = [None] if net.output == "softmax" or net.n_outputs == 1 \
-            else [None, net.n_outputs]
-        width = 2 if net.output == "sigmoid" and net.n_outputs == 1 else net.n_outputs
-        outputs = [helper.make_tensor_value_info("label", label_elem, label_shape),
-                   helper.make_tensor_value_info("probabilities", elem, [None, width])]
+        outputs = classifier_outputs(net, classes)
     else:
         regression_nodes(b, net, z, "variable")
-        outputs = [helper.make_tensor_value_info("variable", elem, [None, net.n_outputs])]
-    graph = helper.make_graph(b.nodes, name, inputs, outputs, b.initializers)
-    imports = [helper.make_opsetid("", int(opset))]
-    if any(n.domain == "ai.onnx.ml" for n in b.nodes):
-        imports.append(helper.make_opsetid("ai.onnx.ml", ML_OPSET))
-    model = helper.make_model(graph, opset_imports=imports, producer_name="numba-dense",
-                              doc_string=repr(net))
-    model.ir_version = min(model.ir_version, 8)  # readable by ONNX Runtime >= 1.14
-    onnx.checker.check_model(model)
-    if path is not None:
-        data = model.SerializeToString()
-        atomic_write(path, "path", lambda f: f.write(data))
-    return model
+        outputs = regression_outputs(net)
+    return finish_model(b, name, inputs, outputs, opset, repr(net), path)
