@@ -346,3 +346,14 @@ def test_cli_search_refuses_an_option_both_in_the_grid_and_given(diabetes_files,
                   "lr=1e-3"], capsys)
     assert info.value.code == 2
     assert "argument --cv: must be at least 2, got 1" in capsys.readouterr().err
+
+
+def test_cli_search_has_help_and_checks_its_output_first(diabetes_files, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        _run_cli(["search", "--help"], capsys)
+    assert info.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: python -m numba_dense search")
+    status, out, err = _run_cli(["search", "--data", str(diabetes_files / "d.npz"), "--grid",
+                                 "lr=1e-3,1e-2", "--save", str(tmp_path / "no" / "b.npz")],
+                                capsys)
+    assert status == 2 and out == "" and err.startswith("error: --save")

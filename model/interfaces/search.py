@@ -209,7 +209,7 @@ class _ThreadedSearch:
         ``n_jobs``; a fit's error goes to ``error_score`` as in scikit-learn."""
         self._check_names()
         if not _is_ours(self.estimator):
-            self.n_threads_ = None
+            self.n_threads_ = self._blas_limit = None
             return super().fit(X, y, **params)
         jobs = search_threads(self.n_jobs)
         stop = threading.Event()
