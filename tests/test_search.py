@@ -357,3 +357,14 @@ def test_cli_search_has_help_and_checks_its_output_first(diabetes_files, tmp_pat
                                  "lr=1e-3,1e-2", "--save", str(tmp_path / "no" / "b.npz")],
                                 capsys)
     assert status == 2 and out == "" and err.startswith("error: --save")
+
+
+def test_cli_search_shows_a_failed_candidate_and_goes_on(diabetes_files, capsys):
+    status, out, err = _run_cli(["search", "--data", str(diabetes_files / "d.npz"),
+                                 "--optimizer", "sgd", "--epochs", "5", "--cv", "2",
+                                 "--validation-fraction", "0", "--grid", "lr=10,1e-3"], capsys)
+    assert status == 0, err
+    rows = [line.split() for line in out.splitlines()[2:4]]
+    assert rows[0] == ["10", "failed"] and rows[1][3] == "1"
+    assert "failed: lr=10: DivergedError: training diverged" in out
+    assert "best: lr=0.001 " in out
