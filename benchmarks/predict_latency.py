@@ -3,8 +3,9 @@
 Implementations, each timed in its own subprocess, in alternating order round after round
 (so that a neighbour's load falls on all of them alike), medians reported:
 
-- ``numba-dense``: ``MLP.predict`` (one row: the compiled small-input path; many rows: the
-  batched BLAS path);
+- ``numba-dense``: ``MLP.predict`` (one row: the compiled small-input path; many rows:
+  ranges of whole batches on every free core, ``model.data.parallel``; a round's line
+  shows how many threads the load check gave each of its three batch calls);
 - ``sklearn``: scikit-learn's ``MLPRegressor.predict`` with the same weights;
 - ``onnxruntime``: the graph of ``MLP.to_onnx`` in an ONNX Runtime session (default
   threads), fed directly (no Python wrapper around ``session.run``);
@@ -111,13 +112,19 @@ def worker(impl, folder, batch_rows):
         single.append((time.perf_counter() - t) / calls * 1e6)
     X = rng.standard_normal((batch_rows, SIZES[0])).astype(np.float32)
     predict(X[:10_000])
-    batch = []
+    batch, threads = [], []
     for _ in range(3):
         t = time.perf_counter()
         predict(X)
         batch.append(time.perf_counter() - t)
-    print(json.dumps({"impl": impl, "single_us": statistics.median(single),
-                      "batch_s": statistics.median(batch)}))
+        if impl == "numba-dense":  # the call's load reading, reused for half a second
+            from numba_dense.model.data import parallel
+            threads.append(parallel.threads_for(batch_rows))
+    result = {"impl": impl, "single_us": statistics.median(single),
+              "batch_s": statistics.median(batch)}
+    if threads:
+        result["threads"] = ",".join(map(str, threads))
+    print(json.dumps(result))
 
 
 def available(impl):
@@ -157,8 +164,10 @@ def main(argv=None):
                     capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
                 result = json.loads(line)
                 results[impl].append(result)
-                print("round %d  %-12s single %8.2f us   batch %8.1f ms"
-                      % (r + 1, impl, result["single_us"], result["batch_s"] * 1e3), flush=True)
+                print("round %d  %-12s single %8.2f us   batch %8.1f ms%s"
+                      % (r + 1, impl, result["single_us"], result["batch_s"] * 1e3,
+                         "   threads " + result["threads"] if "threads" in result else ""),
+                      flush=True)
     print()
     print("| implementation | single row (µs) | %s rows (ms) | rows/s |"
           % format(args.batch_rows, ","))

@@ -10,7 +10,7 @@ from ... import kernels
 from ...kernels import layer_offsets
 from ...kernels.variants import ACTIVATION_TABLE, LOSS_TABLE, default_loss, loss_named
 
-from ..data import inputs, sources, tabular
+from ..data import inputs, parallel, sources, tabular
 from ..data.paths import check_output
 from ..data.targets import SCALE_POWER, r2_score
 from ..training import distributed, loop, signals
@@ -461,9 +461,13 @@ class MLP:
         """The last layer's outputs of rows X, in the target's units for a regression."""
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
         batch = min(EVAL_BATCH, X.shape[0])
-        with self._blas_threads(batch):
-            kernels.predict_into(kernel_rows(X), self.params, loop.network_record(self), out,
-                                 batch, self._workspace(batch))
+        threads = parallel.threads_for(X.shape[0])
+        if threads > 1:  # ranges of whole batches on the free cores: the same outputs
+            parallel.forward_into(self, X, out, batch, threads)
+        else:
+            with self._blas_threads(batch):
+                kernels.predict_into(kernel_rows(X), self.params, loop.network_record(self),
+                                     out, batch, self._workspace(batch))
         if self.target_scaling is not None:
             self.target_scaling.restore(out)
         return out

@@ -5,7 +5,8 @@
 with its own gradient and workspace and one BLAS thread. Their weighted means combine
 exactly (up to rounding): with part ``p`` of weight ``W_p`` (its rows, or the sum of their
 ``sample_weight``), the cost is ``sum_p W_p C_p / W`` and the gradient
-``sum_p W_p g_p / W``.
+``sum_p W_p g_p / W``. The ranges are ``model.data.parallel.row_ranges``' (the split of
+``predict`` on many rows too).
 
 How many threads: as many as ``kernels.blas_threads_for`` would give the network's BLAS
 (one for small products, and only the cores no other process is running on), decided once
@@ -20,6 +21,7 @@ import numpy as np
 
 from ... import kernels
 from ...kernels.threads import usable_cores
+from ..data.parallel import row_ranges
 from ..data.validation import kernel_rows
 from .loop import network_record, workspace
 
@@ -48,9 +50,8 @@ class FullBatch:
         limit = kernels.blas_threads_for(net.sizes, self.block)  # None: every core
         threads = usable_cores() if limit is None else int(limit)
         parts = max(1, min(threads, n // MIN_PART_ROWS))
-        cuts = np.linspace(0, n, parts + 1).astype(int)
         self.parts = []
-        for a, b in zip(cuts[:-1], cuts[1:]):
+        for a, b in row_ranges(n, parts):
             weights = None if sample_weight is None else sample_weight[a:b]
             weight = float(b - a if weights is None else weights.sum())
             if weight > 0:  # a part that counts for nothing adds nothing
