@@ -22,3 +22,21 @@ class Epoch:
 
     def peakmem_epoch(self, impl, config):
         self.run(1)
+
+
+class DropoutEpoch:
+    """An epoch of a tabular configuration with no dropout and with every hidden layer
+    dropped out at 0.1 (``benchmarks.dropout_cost``)."""
+
+    params = [[0.0, 0.1], ["T1", "T3"]]
+    param_names = ["rate", "config"]
+    timeout = 600
+    number = 1
+    repeat = (1, 5, 60.0)
+
+    def setup(self, rate, config):
+        from .dropout_cost import make_epoch
+        self.run = make_epoch(CONFIGS[config], rate)  # compiled and warmed up here
+
+    def time_epoch(self, rate, config):
+        self.run()

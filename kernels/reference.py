@@ -7,7 +7,7 @@ here is the NumPy training loop numba-dense is compared with.
 
 import numpy as np
 
-from .masks import FRACTION_BITS, GOLDEN, _M1, _M2
+from .masks import GOLDEN, LANE_BITS, LANES, _M1, _M2
 from .records import Dropout, Network
 from .sparse import CSR
 from .variants import (ABSOLUTE_ERROR, ACTIVATION_TABLE, ADAM, ADAMW, GELU, HUBER, HUBER_DELTA,
@@ -360,14 +360,17 @@ def dropout_mask(seed, step, layer, m, n, rate):
     """The (m, n) bool mask of hidden layer ``layer`` at optimizer step ``step``, True where
     a unit is dropped: the formula of ``kernels.masks``'s docstring, vectorised."""
     g = np.uint64(GOLDEN)
+    words = -(-n // LANES)
     with np.errstate(over="ignore"):
         x = _mix(_u64(np.int64(seed)) + g)
         x = _mix(x + _u64(np.int64(step)) * g)
         base = _mix(x + np.uint64(layer + 1) * g)
-        counters = np.arange(1, m * n + 1, dtype=np.uint64).reshape(m, n)
+        counters = np.arange(1, m * words + 1, dtype=np.uint64).reshape(m, words)
         hashes = _mix(base + counters * g)
-    threshold = np.uint64(np.round(rate * 2.0 ** FRACTION_BITS))
-    return (hashes >> np.uint64(64 - FRACTION_BITS)) < threshold
+    shifts = (np.arange(LANES, dtype=np.uint64) * np.uint64(LANE_BITS))
+    lanes = (hashes[:, :, None] >> shifts) & np.uint64(0xFFFF)
+    threshold = np.uint64(min(np.round(rate * 2.0 ** LANE_BITS), 2.0 ** LANE_BITS - 1))
+    return (lanes < threshold).reshape(m, words * LANES)[:, :n]
 
 
 def _forward(X, layers, acts, dropout=(), seed=0, step=0):
