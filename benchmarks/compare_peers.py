@@ -15,7 +15,6 @@ machine hits every implementation alike. The same run measures the best float32 
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import time
 
 from numba import njit
 
-from .configs import CONFIGS, make_data, matmul_flops
+from .configs import CONFIGS, cpu_model, make_data, matmul_flops
 from .peers import RUNNERS
 
 PEERS = [impl for impl in RUNNERS if impl != "numba"]
@@ -38,18 +37,6 @@ def stream_read(X):
     for i in range(flat.shape[0]):
         total += flat[i]
     return total
-
-
-def cpu_model():
-    """The CPU's model name from /proc/cpuinfo (or the platform's word for it)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 class Worker:

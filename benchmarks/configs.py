@@ -11,6 +11,8 @@ sqrt(n_in), so rows have unit expected norm and the wide network D does not dive
 
 from collections import namedtuple
 
+import platform
+
 import numpy as np
 
 Config = namedtuple("Config", "name sizes output batch rows epochs")
@@ -59,3 +61,16 @@ def matmul_flops(config, rows=None):
     """FLOPs of the matrix products one epoch needs: forward, dW, and delta for layers > 1."""
     rows = config.rows if rows is None else rows
     return 2 * rows * product_macs(config.sizes)
+
+
+def cpu_model():
+    """The CPU's model name from /proc/cpuinfo (or the platform's word for it): every
+    benchmark names the CPU its figures come from."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"

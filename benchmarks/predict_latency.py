@@ -28,19 +28,10 @@ import time
 
 import numpy as np
 
+from .configs import cpu_model
+
 SIZES = [20, 64, 64, 1]  # T1 (benchmarks/configs.py)
 IMPLS = ("numba-dense", "sklearn", "onnxruntime", "torch")
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def make_model(folder):

@@ -245,7 +245,7 @@ def main(argv=None):
     os.makedirs(args.folder, exist_ok=True)
     if args.worker:
         return worker(*args.worker, args.folder, args.options)
-    from .compare_peers import cpu_model
+    from .configs import cpu_model
     print("%s, %d cores; numba-dense options: %s" % (cpu_model(), os.cpu_count(),
                                                      " ".join(args.options) or "defaults"))
     print("| table | task | rows | " + " | ".join("%s score | s" % i for i in args.impls)

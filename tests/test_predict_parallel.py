@@ -11,7 +11,8 @@ from numba_dense.model.data.sources import EVAL_BATCH
 from numba_dense.model.data.targets import TargetScaling
 from numba_dense.model.training.loop import network_record, workspace
 
-N = 4 * EVAL_BATCH + 37  # enough for two threads; a last batch smaller than the others
+N = 4 * EVAL_BATCH + 37  # two threads' worth at the fixture's MIN_THREAD_ROWS; a short
+# last batch
 
 
 def network(sizes, dtype=np.float32, seed=0, **kw):
@@ -43,14 +44,20 @@ def threads(monkeypatch):
     calls = []
     original = parallel.forward_into
 
-    def spy(net, X, out, batch, n):
+    def spy(net, network, X, out, batch, n):
         calls.append(n)
-        return original(net, X, out, batch, n)
+        return original(net, network, X, out, batch, n)
 
     monkeypatch.setattr(parallel, "forward_into", spy)
 
     def force(n):
         monkeypatch.setattr(parallel, "free_cores", lambda: n)
+        # splits from 2 * 8,192 rows, so that small inputs exercise them (the packaged
+        # crossover is the host's measurement, not what the split computes)
+        monkeypatch.setattr(parallel, "MIN_THREAD_ROWS", 2 * EVAL_BATCH)
+        # and the one-thread path on one BLAS thread, whatever this machine's load: two
+        # BLAS threads change last bits (model/data/parallel.py)
+        monkeypatch.setattr(kernels, "blas_threads_for", lambda *args, **kwargs: 1)
         return calls
     return force
 
@@ -79,7 +86,7 @@ def test_forward_into_is_bitwise_one_call(sizes, dtype, n_threads):
     X = rows(N, sizes[0], dtype)
     expected = one_call(net, X)
     out = np.full_like(expected, np.nan)
-    parallel.forward_into(net, X, out, EVAL_BATCH, n_threads)
+    parallel.forward_into(net, network_record(net), X, out, EVAL_BATCH, n_threads)
     np.testing.assert_array_equal(out, expected)
 
 
@@ -105,7 +112,7 @@ def test_sparse_rows():
     net = network([30, 16, 2], np.float32)
     X = sp.random(N, 30, density=0.1, format="csr", dtype=np.float32, random_state=0)
     out = np.empty((N, 2), np.float32)
-    parallel.forward_into(net, X, out, EVAL_BATCH, 2)
+    parallel.forward_into(net, network_record(net), X, out, EVAL_BATCH, 2)
     np.testing.assert_array_equal(out, one_call(net, X))
 
 
@@ -173,10 +180,11 @@ def test_thread_count_from_rows_and_load(monkeypatch):
     monkeypatch.setattr(parallel, "usable_cores", lambda: 4)
     monkeypatch.setattr(parallel, "_recent_other_running_tasks", lambda: 0)
     assert parallel.free_cores() == 4
-    assert parallel.threads_for(100_000) == 4
+    assert parallel.threads_for(5 * parallel.MIN_THREAD_ROWS) == 4
     assert parallel.threads_for(3 * parallel.MIN_THREAD_ROWS) == 3
     monkeypatch.setattr(parallel, "_recent_other_running_tasks", lambda: 3)
-    assert parallel.threads_for(100_000) == 1  # three other processes hold three cores
+    # three other processes hold three cores
+    assert parallel.threads_for(5 * parallel.MIN_THREAD_ROWS) == 1
     monkeypatch.setattr(parallel, "_recent_other_running_tasks", lambda: 9)
     assert parallel.free_cores() == 1
     monkeypatch.setattr(parallel, "_recent_other_running_tasks", lambda: None)
@@ -204,4 +212,4 @@ def test_a_worker_error_is_raised(monkeypatch):
     X = rows(N, 4)
     out = np.empty((N, 2), np.float32)  # wrong columns: every range's call raises
     with pytest.raises(ValueError):
-        parallel.forward_into(net, X, out, EVAL_BATCH, 2)
+        parallel.forward_into(net, network_record(net), X, out, EVAL_BATCH, 2)

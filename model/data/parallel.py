@@ -35,24 +35,25 @@ from ... import kernels
 from ...kernels.threads import _recent_other_running_tasks, usable_cores
 from .validation import kernel_rows
 
-#: The fewest rows worth a thread of their own in ``forward_into`` (two batches). Measured
-#: on the 2-core AMD EPYC of docs/performance.md (/proc/cpuinfo: "AMD EPYC"), T1's network
-#: (20-64-64-1, float32), ``kernels.predict_into`` in one call (BLAS threads as
-#: ``MLP._forward`` gives them) against ``forward_into`` on two threads, minimum of 300
-#: calls each::
+#: The fewest rows worth a thread of their own in ``forward_into``. Measured on the 2-core
+#: AMD EPYC (Zen 3) of docs/performance.md, quiet (load average 0.9), T1's network
+#: (20-64-64-1, float32), ``kernels.predict_into`` in one call against ``forward_into`` on
+#: two threads, minimum of 50 calls each::
 #:
-#:     python -c "from numba_dense.model.data.parallel import _measure; \
-#:                _measure(rows=(8192, 16384), calls=300)"
+#:     python -m benchmarks.predict_threads --rows 8192 16384 65536 1000000 --calls 50
 #:
-#:     rows     one thread   two threads
-#:     8,192    1.38 ms      1.62 ms
-#:     16,384   2.79 ms      2.06 ms
+#:     rows        one thread   two threads
+#:     8,192       1.51 ms      2.08 ms
+#:     16,384      1.74 ms      2.63 ms
+#:     65,536      9.06 ms      8.84 ms
+#:     1,000,000   123.05 ms    100.54 ms
 #:
-#: The machine was never quiet that morning (load average 3: other people's tests), so these
-#: are the best moments of a shared machine; at 8,192 rows the start of a thread (0.1-0.15
-#: ms) and the hand-off (about 0.3 ms in all at the least) took what the second core saved.
-#: Ranges are whole batches (``EVAL_BATCH``, 4,096 rows), so this is a multiple of it.
-MIN_THREAD_ROWS = 8192
+#: Two threads paid only from about 65,536 rows (two of these), and 1.2x at a million: the
+#: one-thread forward already runs near the FMA rate of a core, and the start and hand-off
+#: of a thread cost 0.3-0.5 ms. (An earlier measurement on a busy machine had put the
+#: crossover at 16,384.) A multiple of the 4,096-row batch (``EVAL_BATCH``): ranges are
+#: whole batches. Issue 23's per-host tuning is where this crossover belongs.
+MIN_THREAD_ROWS = 32768
 
 #: Ranges per thread: a thread whose core another process takes for a while leaves its
 #: later ranges to the others.
@@ -86,22 +87,20 @@ def threads_for(n_rows):
     return max(1, min(free_cores(), n_rows // MIN_THREAD_ROWS))
 
 
-def forward_into(net, X, out, batch, threads):
-    """``out`` (N, n_L) = ``kernels.predict_into`` of ``net`` for rows X (N, n_0) (an array
-    or a SciPy CSR matrix), ``batch`` rows a call, over ``threads`` threads (this one and
-    ``threads - 1`` more) with one BLAS thread each: ranges of whole batches, taken in
-    turn, bitwise the outputs of one call on one BLAS thread."""
-    from ..training.loop import network_record, workspace  # training imports this package
-
+def forward_into(net, network, X, out, batch, threads):
+    """``out`` (N, n_L) = ``kernels.predict_into`` of ``net`` (an ``MLP``: its ``params``
+    and ``_workspace(batch)``; ``network`` its ``kernels.Network`` record) for rows X (N,
+    n_0) (an array or a SciPy CSR matrix), ``batch`` rows a call, over ``threads`` threads
+    (this one and ``threads - 1`` more) with one BLAS thread each: ranges of whole
+    batches, taken in turn, bitwise the outputs of one call on one BLAS thread."""
     ranges = row_ranges(X.shape[0], threads * RANGES_PER_THREAD, batch)
-    network = network_record(net)
     params = net.params
     lock = threading.Lock()
     pending = iter(ranges)
     stop = []
 
     def worker():
-        work = workspace(net, batch)
+        work = net._workspace(batch)
         while not stop:
             with lock:
                 part = next(pending, None)
@@ -121,46 +120,3 @@ def forward_into(net, X, out, batch, threads):
         finally:
             stop.append(True)  # an error or Ctrl-C: the others end after their range
     return out
-
-
-def _measure(sizes=(20, 64, 64, 1), rows=(8192, 16384, 65536), calls=20):
-    """The table of ``MIN_THREAD_ROWS``: ``kernels.predict_into`` in one call (the BLAS
-    threads ``MLP._forward`` gives one thread) against ``forward_into`` on two threads."""
-    import time
-
-    from ..network.mlp import MLP
-    from ..training.loop import network_record, workspace
-    from .sources import EVAL_BATCH
-
-    net = MLP(list(sizes), seed=0, dtype=np.float32)
-    rng = np.random.default_rng(0)
-    print("%s float32, minimum of %d calls; %s" % ("-".join(map(str, sizes)), calls,
-                                                   _cpu_model()))
-    print("rows      one thread   two threads")
-    for n in rows:
-        X = rng.standard_normal((n, sizes[0])).astype(np.float32)
-        out = np.empty((n, sizes[-1]), np.float32)
-        batch = min(EVAL_BATCH, n)
-        work = workspace(net, batch)
-        best = []
-        for threads in (1, 2):
-            times = []
-            for _ in range(calls):
-                t = time.perf_counter()
-                if threads == 1:
-                    with kernels.blas_threads(kernels.blas_threads_for(net.sizes, batch)):
-                        kernels.predict_into(X, net.params, network_record(net), out, batch,
-                                             work)
-                else:
-                    forward_into(net, X, out, batch, threads)
-                times.append(time.perf_counter() - t)
-            best.append(min(times))
-        print("%-9s %.2f ms      %.2f ms" % (format(n, ","), best[0] * 1e3, best[1] * 1e3))
-
-
-def _cpu_model():
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return "unknown CPU"

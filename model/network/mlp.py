@@ -463,7 +463,7 @@ class MLP:
         batch = min(EVAL_BATCH, X.shape[0])
         threads = parallel.threads_for(X.shape[0])
         if threads > 1:  # ranges of whole batches on the free cores: the same outputs
-            parallel.forward_into(self, X, out, batch, threads)
+            parallel.forward_into(self, loop.network_record(self), X, out, batch, threads)
         else:
             with self._blas_threads(batch):
                 kernels.predict_into(kernel_rows(X), self.params, loop.network_record(self),
