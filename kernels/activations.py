@@ -161,9 +161,9 @@ def _backprop_activation(A, G, db, act, accumulate):
                 db[j] += g[j]
     else:
         if act == GELU or act == SILU:  # once a call, outside the loops: no cost to tanh's
-            raise InvalidValueError("the backward pass has only the layers' outputs A, but the "
-                                    "derivative of gelu and silu needs Z: they cannot be "
-                                    "trained by the compiled epoch yet (docs/kernels.md)")
+            raise InvalidValueError("the derivative of gelu and silu needs Z, not the "
+                                    "layer's output A: use activation_backward_z (the "
+                                    "compiled epoch keeps Z for them, docs/kernels.md)")
         for i in range(m):
             g = G[i]
             a = A[i]
