@@ -55,7 +55,10 @@ def _worker(config_name, epochs):
 
 
 def _time(config_name, epochs, pythonpath, cache_dir):
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    # Both sides with the packaged values as written: a tuning file of this CPU
+    # (python -m numba_dense tune) would replace the constant being compared.
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, NUMBA_DENSE_TUNING="off")
+    env.pop("NUMBA_DENSE_CACHE_BASE", None)
     if pythonpath:
         env["PYTHONPATH"] = os.pathsep.join([pythonpath, env.get("PYTHONPATH", "")])
     out = subprocess.run([sys.executable, "-m", "benchmarks.ab_constant", "--worker",

@@ -11,8 +11,6 @@ sqrt(n_in), so rows have unit expected norm and the wide network D does not dive
 
 from collections import namedtuple
 
-import platform
-
 import numpy as np
 
 Config = namedtuple("Config", "name sizes output batch rows epochs")
@@ -64,13 +62,8 @@ def matmul_flops(config, rows=None):
 
 
 def cpu_model():
-    """The CPU's model name from /proc/cpuinfo (or the platform's word for it): every
-    benchmark names the CPU its figures come from."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+    """The CPU's model name: every benchmark names the CPU its figures come from. The one
+    place for it is ``numba_dense.kernels.host.cpu_model`` (the tuned values are kept per
+    CPU model), imported when called so that a peer's process never loads numba-dense."""
+    from numba_dense.kernels.host import cpu_model as model
+    return model()

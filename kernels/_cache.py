@@ -14,6 +14,17 @@ containers, shared clusters). So before any kernel is defined:
 - when even that fails (or ``NUMBA_CACHE_DIR`` names a folder that cannot be written),
   the kernels run without a cache (``CACHE`` is False: every process compiles them
   afresh), again with one line on stderr.
+
+Then, when dispatch values tuned on this CPU are in force (``kernels.config``), the cache
+moves to a folder of their own (``_separate_tuned``). The reason: Numba freezes module
+globals such as ``FORWARD_LOOP_MAX_OUTPUTS`` into the machine code as constants, and its
+cache index is keyed by the function's own source file, bytecode and closure only, not by
+the globals it read. Code compiled with the packaged values would be loaded, unchanged, by
+a process that has tuned values (the tuning ignored), and the other way round (a tuning
+file discarded, its crossovers still compiled in). So the folder is named after a
+fingerprint of the values (``numba_dense-tuned-<hash>``): other values, another folder;
+the packaged values keep the usual cache. It is a subfolder of ``NUMBA_CACHE_DIR`` when
+the user set one, else of ``~/.cache/numba_dense`` (``$XDG_CACHE_HOME``).
 """
 
 import os
@@ -24,6 +35,14 @@ import tempfile
 CACHE = True
 #: The folder the cache was moved to, when it was (None: wherever Numba chose).
 FALLBACK_DIR = None
+#: The cache folder of code compiled with tuned dispatch values (None: packaged values).
+TUNED_DIR = None
+#: The name of such a folder is this and the values' fingerprint.
+TUNED_PREFIX = "numba_dense-tuned-"
+#: Set in the environment when the cache moved for tuned values: the ``NUMBA_CACHE_DIR``
+#: there was before ("" for none). A child process inherits both variables and starts from
+#: that one, since its own values may differ (``NUMBA_DENSE_TUNING=off`` in it, say).
+BASE_ENV = "NUMBA_DENSE_CACHE_BASE"
 
 
 def _probe():
@@ -113,4 +132,45 @@ def _choose(stderr=None):
           "to a writable folder)" % where, file=stderr)
 
 
+def _inherited_base():
+    """Undo a parent process's move to a tuned folder (see ``BASE_ENV``)."""
+    base = os.environ.pop(BASE_ENV, None)
+    moved = os.environ.get("NUMBA_CACHE_DIR", "")
+    if base is not None and os.path.basename(moved).startswith(TUNED_PREFIX):
+        _set_cache_dir(base or None)
+
+
+def _separate_tuned(stderr=None):
+    """Move the cache to the tuned values' own folder when tuned values are in force (see
+    the module's docstring); one stderr line, and no cache, when no such folder can be
+    written."""
+    global CACHE, TUNED_DIR
+    from . import config
+    from .host import cache_folder
+    fingerprint = config.tuned_fingerprint()
+    if fingerprint is None or not CACHE:
+        return
+    name = TUNED_PREFIX + fingerprint
+    base = os.environ.get("NUMBA_CACHE_DIR") or ""  # the user's, or _choose's fallback
+    candidates = [os.path.join(base or cache_folder(), name)]
+    for folder in candidates:
+        if folder is None:
+            continue
+        _set_cache_dir(folder)
+        if _cache_works():
+            TUNED_DIR = folder
+            os.environ[BASE_ENV] = base
+            return
+        if not base and len(candidates) == 1:  # then a folder of this user's under /tmp
+            private = _private_folder()
+            candidates.append(private and os.path.join(private, name))
+    _set_cache_dir(base or None)
+    CACHE = False
+    print("kernels: no writable folder for the Numba cache of the tuned dispatch values (%s); "
+          "compiling without a cache (set NUMBA_CACHE_DIR to a writable folder)"
+          % " or ".join(c for c in candidates if c), file=stderr or sys.stderr)
+
+
+_inherited_base()
 _choose()
+_separate_tuned()

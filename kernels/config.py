@@ -5,13 +5,26 @@ docs/performance.md, which the benchmark's output regenerates. The packaged valu
 measured on the development machine (AMD EPYC, Zen 3, AVX2): another CPU may have other
 crossovers, which running the named benchmark there shows.
 
+The crossovers that choose how each product of training is computed (``TUNABLE``) can be
+measured on the running CPU instead: ``python -m numba_dense tune`` writes them to a file
+of this CPU model and library versions in the user's cache folder (``kernels.host``), and
+this module reads that file when it is imported, before any kernel is defined; a missing
+file leaves the packaged values, a bad one is ignored with one line on stderr.
+``SOURCES`` says where each value in force came from, ``PACKAGED`` keeps the packaged ones.
+
 The kernel modules import these names (``kernels.products.FORWARD_LOOP_MAX_OUTPUTS`` and
 the like still resolve) and Numba freezes them into the compiled code. Its cache is keyed
 by each kernel's own source file, not this one: after changing a value here, delete the
 ``__pycache__`` folders or set ``NUMBA_CACHE_DIR`` to an empty folder (docs/performance.md,
-"Start-up"). ``python -m benchmarks.ab_constant NAME VALUE`` rewrites one of them in a
-copy of the package and times whole epochs with each.
+"Start-up"); tuned values get a cache folder of their own (``kernels._cache``).
+``python -m benchmarks.ab_constant NAME VALUE`` rewrites one of them in a copy of the
+package and times whole epochs with each.
 """
+
+import hashlib
+import json
+import os
+import sys
 
 # ----------------------------------------------------------------------------- fastmath
 #
@@ -108,3 +121,111 @@ READING_REUSE_SECONDS = 0.5
 #: tuned; ``python -m benchmarks.prefetch_distance`` measures the prefetch it serves
 #: (docs/performance.md, "The streamed one-layer epoch (config A)").
 CACHE_LINE_BYTES = 64
+
+
+# ----------------------------------------------------------------------------- tuned on this host
+#
+# Read last, so that the values above are the packaged ones whatever a tuning file says.
+
+#: The dispatch values ``python -m numba_dense tune`` measures (``kernels.tuning``), each
+#: with the inclusive range a tuned value must fall in: output widths and multiply-adds.
+TUNABLE = {
+    "FORWARD_LOOP_MAX_OUTPUTS": (0, 4096),
+    "BACKPROP_LOOP_MAX_OUTPUTS": (0, 4096),
+    "GRADIENT_LOOP_MAX_OUTPUTS": (0, 4096),
+    "FORWARD_TILED_MAX_MACS": (0, 1 << 40),
+    "BACKPROP_TILED_MAX_MACS": (0, 1 << 40),
+    "GRADIENT_TILED_MAX_MACS": (0, 1 << 40),
+}
+#: The packaged values of ``TUNABLE`` (the fallback), whatever is in force.
+PACKAGED = {name: globals()[name] for name in TUNABLE}
+#: Where each value of ``TUNABLE`` in force came from: "packaged" or a tuning file's path.
+SOURCES = dict.fromkeys(TUNABLE, "packaged")
+#: The tuning file whose values are in force (None: the packaged values).
+TUNING_FILE = None
+#: Why no tuning file is in force, for ``python -m numba_dense.kernels info`` (None when
+#: one is).
+TUNING_STATUS = None
+
+
+def check_tuning(record, model, versions):
+    """The values of a tuning file's JSON ``record`` (dict) for this CPU and versions.
+
+    ``record`` is what ``kernels.tuning.write_tuning`` writes: ``format``, ``cpu_model``,
+    ``versions`` and ``values`` ({name of ``TUNABLE``: int}). Returns {name: int} (names
+    missing from it keep their packaged values). Raises ValueError with a one-line reason
+    when the file is of another layout, CPU or versions, or a value is not an integer in its
+    range.
+    """
+    from .host import TUNING_FORMAT
+    if not isinstance(record, dict) or record.get("format") != TUNING_FORMAT:
+        raise ValueError("not a tuning file of format %d" % TUNING_FORMAT)
+    if record.get("cpu_model") != model:
+        raise ValueError("measured on another CPU: %r, this one is %r"
+                         % (record.get("cpu_model"), model))
+    if record.get("versions") != versions:
+        raise ValueError("measured with other versions: %s, these are %s"
+                         % (record.get("versions"), versions))
+    values = record.get("values")
+    if not isinstance(values, dict):
+        raise ValueError("'values' must be an object of integers, got %r" % (values,))
+    for name, value in values.items():
+        if name not in TUNABLE:
+            raise ValueError("unknown value %r (expected one of %s)"
+                             % (name, ", ".join(TUNABLE)))
+        low, high = TUNABLE[name]
+        if type(value) is not int or not low <= value <= high:
+            raise ValueError("%s must be an integer in [%d, %d], got %r"
+                             % (name, low, high, value))
+    return dict(values)
+
+
+def tuned_fingerprint():
+    """A short hash (str) of the ``TUNABLE`` values in force, or None when they are the
+    packaged ones: names the Numba cache folder of code compiled with tuned values."""
+    current = {name: globals()[name] for name in TUNABLE}
+    if current == PACKAGED:
+        return None
+    text = json.dumps(current, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _load_tuning(stderr=None):
+    """Put the tuning file's values in force, if there is a valid one; else one stderr line
+    (a missing default file is silent: nothing was tuned). Never raises."""
+    global TUNING_FILE, TUNING_STATUS
+    from . import host
+    path, named = host.tuning_choice()
+    if path is None:
+        TUNING_STATUS = "%s=%s: packaged values" % (host.TUNING_ENV,
+                                                    os.environ.get(host.TUNING_ENV))
+        return
+    try:
+        with open(path, "rb") as f:
+            data = f.read(1 << 20)
+        values = check_tuning(json.loads(data.decode("utf-8")), host.cpu_model(),
+                              host.library_versions())
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        TUNING_STATUS = "no tuning file for this CPU and versions (%s)" % path
+        if named:
+            TUNING_STATUS = "%s=%s: no such file" % (host.TUNING_ENV, path)
+            print("kernels: %s names no readable file (%s); using the packaged dispatch values"
+                  % (host.TUNING_ENV, exc.strerror or exc), file=stderr or sys.stderr)
+        return
+    except Exception as exc:  # unreadable, not JSON, another CPU, a value out of range
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, OSError):
+            reason = exc.strerror or reason
+        elif isinstance(exc, UnicodeDecodeError) or type(exc).__name__ == "JSONDecodeError":
+            reason = "not valid JSON: %s" % reason
+        TUNING_STATUS = "ignored %s: %s" % (path, reason)
+        print("kernels: ignoring the tuning file %s: %s; using the packaged dispatch values "
+              "(rerun python -m numba_dense tune, or set %s=off)"
+              % (path, reason, host.TUNING_ENV), file=stderr or sys.stderr)
+        return
+    globals().update(values)
+    SOURCES.update(dict.fromkeys(values, path))
+    TUNING_FILE = path
+
+
+_load_tuning()

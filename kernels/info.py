@@ -5,7 +5,13 @@ import time
 
 import numpy as np
 
+from . import _cache, config, host
 from ._blas import CORETYPE_DECISION, blas_threadpool
+
+#: What each vector width of the register tiles is called.
+VECTOR_NAMES = {16: "SSE/NEON", 32: "AVX2", 64: "AVX-512"}
+#: The dispatch values ``dispatch_summary`` prints: the tuned ones, then the BLAS threads'.
+DISPATCH_NAMES = tuple(config.TUNABLE) + ("SINGLE_THREAD_MAX_MACS",)
 
 
 def blas_summary():
@@ -21,6 +27,39 @@ def blas_summary():
         "Numba %s, %d threads (kernels run single-threaded; BLAS owns the cores)" % (
             numba.__version__, numba.config.NUMBA_NUM_THREADS),
     ]
+    return "\n".join(lines)
+
+
+def dispatch_summary():
+    """Lines (one str): the CPU, the vector width the register tiles use, each dispatch
+    value in force and where it came from ("packaged" or a tuning file), and where
+    compiled code is cached."""
+    flags = host.cpu_flags()
+    width = getattr(config, "VECTOR_BYTES", 32)
+    lines = [
+        "CPU: %s (%s)" % (host.cpu_model(), ", ".join(
+            "%s %s" % (flag, "yes" if have else "no") for flag, have in flags.items())),
+        "register tiles: %d-byte vectors (%s)" % (width, VECTOR_NAMES.get(width, "?")),
+        "dispatch values in force:",
+    ]
+    for name in DISPATCH_NAMES:
+        source = config.SOURCES.get(name, "packaged")
+        lines.append("  %-26s %10d  %s" % (name, getattr(config, name),
+                                           "packaged" if source == "packaged" else
+                                           "tuning file"))
+    if config.TUNING_FILE is not None:
+        lines.append("tuning file: %s" % config.TUNING_FILE)
+    else:
+        lines.append("tuning file: none in force: %s (python -m numba_dense tune measures "
+                     "them)" % config.TUNING_STATUS)
+    if _cache.TUNED_DIR is not None:
+        lines.append("Numba cache of the tuned kernels: %s" % _cache.TUNED_DIR)
+    elif not _cache.CACHE:
+        lines.append("Numba cache: off (every process compiles the kernels)")
+    else:
+        from numba.core import config as numba_config
+        lines.append("Numba cache: %s" % (numba_config.CACHE_DIR
+                                          or "Numba's default (__pycache__ beside the source)"))
     return "\n".join(lines)
 
 
@@ -47,7 +86,12 @@ def gemm_gflops(n=2048, dtype=np.float32, repeats=3, blas="kernels"):
     return 2 * n ** 3 / best / 1e9
 
 
-def main():
+def main(rate=True):
+    """``python -m numba_dense.kernels info``: the BLAS, the dispatch in force and (when
+    ``rate``) the GEMM rate of each dtype."""
     print(blas_summary())
+    print(dispatch_summary())
+    if not rate:
+        return
     for dtype in (np.float32, np.float64):
         print("GEMM 2048^3 %s: %.0f GFLOP/s" % (np.dtype(dtype).name, gemm_gflops(dtype=dtype)))

@@ -1,5 +1,5 @@
-"""The command line: ``python -m numba_dense {train,predict,evaluate,convert,export,search}``
-(also ``numba-dense``).
+"""The command line: ``python -m numba_dense
+{train,predict,evaluate,convert,export,search,tune}`` (also ``numba-dense``).
 
 Data files: ``.npz`` holding arrays ``X`` and ``y``; ``.npy`` inputs with ``--target``
 naming a ``.npy`` of targets (both streamed from disk, never loaded whole); or ``.csv``
@@ -23,6 +23,7 @@ import numpy as np
 
 from ...kernels.errors import InvalidValueError, NumbaDenseError
 from ... import kernels
+from ...kernels import tuning
 
 from ..data import convert as convert_mod
 from ..data import sources, datasets, tabular
@@ -406,6 +407,15 @@ def build_parser():
     conv.add_argument("--chunk-rows", type=_count(1), default=100_000)
     conv.add_argument("--skip-bad", action="store_true",
                       help="leave bad rows out (and list them) instead of stopping")
+
+    tune = sub.add_parser(
+        "tune", help="measure the kernels' dispatch on this CPU and keep it for later runs",
+        description="Time a compiled loop, register tiles and BLAS on a grid of product "
+                    "shapes and write the crossovers that choose between them to a file of "
+                    "this CPU and library versions in ~/.cache/numba_dense "
+                    "($XDG_CACHE_HOME), which later processes read (NUMBA_DENSE_TUNING=off "
+                    "ignores it, NUMBA_DENSE_TUNING=PATH names another).")
+    tuning.add_arguments(tune)
     return parser
 
 
@@ -1048,8 +1058,14 @@ def search_command(args, workdir):
     return 0
 
 
+def tune_command(args, workdir):
+    """``tune``: the dispatch measured on this CPU and written for later processes
+    (``kernels.tuning``)."""
+    return tuning.run(args)
+
+
 COMMANDS = {"train": train, "predict": predict, "evaluate": evaluate, "convert": convert,
-            "export": export, "search": search_command}
+            "export": export, "search": search_command, "tune": tune_command}
 
 
 def main(argv=None):
