@@ -19,7 +19,8 @@ from .grads import accumulate_gradients
 from .errors import InvalidTypeError, InvalidValueError, NumbaDenseError, TooLargeError
 from .info import blas_summary
 from .loop import (batch_gradient, dataset_cost, epoch_streaming, layer_offsets,
-                   loss_and_gradient, param_count, predict_into, train_epoch, workspace_size)
+                   loss_and_gradient, param_count, predict_into, train_epoch, train_epoch_batched,
+                   workspace_size)
 from .loss import (ABSOLUTE_ERROR, HUBER, LOSSES, MSE, POISSON, QUANTILE, SIGMOID_BCE,
                    SOFTMAX_CE, absolute_error_loss, absolute_error_loss_grad, huber_loss,
                    huber_loss_grad, mse_grad, mse_loss, quantile_loss, quantile_loss_grad,
@@ -51,7 +52,8 @@ __all__ = [
     "sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy_grad", "poisson_loss",
     "poisson_loss_grad", "huber_loss", "huber_loss_grad", "absolute_error_loss",
     "absolute_error_loss_grad", "quantile_loss", "quantile_loss_grad", "softmax", "sigmoid",
-    "train_epoch", "predict_into", "loss_and_gradient", "batch_gradient", "dataset_cost",
+    "train_epoch", "train_epoch_batched", "predict_into", "loss_and_gradient", "batch_gradient",
+    "dataset_cost",
     "param_count", "layer_offsets", "workspace_size", "blas_summary", "blas_threads",
     "blas_threads_for", "CSR", "csr", "sparse_forward", "sparse_weight_gradient",
     "predict_rows", "predict_transformed", "predict_workspace_size",

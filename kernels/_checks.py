@@ -5,10 +5,10 @@ Every message names the kernel, the argument and both values, e.g.
 types the call, so a kernel compiled for matching dtypes carries no dtype test at all.
 """
 
-import math
 
 import numpy as np
 from numba import njit, types
+from numba.extending import register_jitable
 from numba.core import errors
 from numba.core.dispatcher import OmittedArg
 from numba.extending import overload
@@ -17,15 +17,15 @@ from .errors import InvalidTypeError, InvalidValueError, TooLargeError
 from ._cache import CACHE
 
 
-@njit(cache=CACHE)
+@register_jitable
 def check_dim(kernel, a_name, a_value, b_name, b_value, what):
     """Raise ``ValueError`` unless two sizes agree: '<kernel>: <a> has 3 <what> but <b> has 4'."""
     if a_value != b_value:
-        raise InvalidValueError(kernel + ": " + a_name + " has " + str(a_value) + " " + what
-                                + " but " + b_name + " has " + str(b_value))
+        raise InvalidValueError("%s: %s has %s %s but %s has %s", kernel, a_name, a_value, what,
+                                b_name, b_value)
 
 
-@njit(cache=CACHE)
+@register_jitable
 def check_same_shape(kernel, names, a, a_name, b, b_name):
     """Raise unless ``a`` and ``b`` (2-D) are float arrays of one dtype and the same shape."""
     check_float_dtypes(kernel, names, a, b)
@@ -33,12 +33,12 @@ def check_same_shape(kernel, names, a, a_name, b, b_name):
     check_dim(kernel, a_name, a.shape[1], b_name, b.shape[1], "columns")
 
 
-@njit(cache=CACHE)
+@register_jitable
 def check_contiguous(kernel, name, a):
     """Raise ``ValueError`` unless ``a`` is C-contiguous (BLAS and flat views need it)."""
     if not a.flags.c_contiguous:
-        raise InvalidValueError(kernel + ": " + name + " must be C-contiguous; pass "
-                                "np.ascontiguousarray(" + name + ")")
+        raise InvalidValueError("%s: %s must be C-contiguous; pass np.ascontiguousarray(%s)",
+                                kernel, name, name)
 
 
 def check_float_dtypes(kernel, names, *arrays):
@@ -85,18 +85,18 @@ def _cast_like_impl(value, like):
     return lambda value, like: dtype(value)
 
 
-@njit(cache=CACHE)
+@register_jitable
 def check_positive(kernel, name, value):
     """Raise ``ValueError`` unless ``value`` > 0 (e.g. a batch size)."""
     if value <= 0:
-        raise InvalidValueError(kernel + ": " + name + " must be positive, got " + str(value))
+        raise InvalidValueError("%s: %s must be positive, got %s", kernel, name, value)
 
 
-@njit(cache=CACHE)
+@register_jitable
 def check_finite(kernel, name, value):
     """Raise ``ValueError`` unless ``value`` is finite (e.g. a gradient's scale; NaN fails)."""
     if not (abs(value) < np.inf):
-        raise InvalidValueError(kernel + ": " + name + " must be finite, got " + real_text(value))
+        raise InvalidValueError("%s: %s must be finite, got %g", kernel, name, value)
 
 
 # ----------------------------------------------------------------------------- aliasing
@@ -133,23 +133,23 @@ def shares_memory(a, b):
     return a_low < b_high and b_low < a_high
 
 
-@njit(cache=CACHE)
+@register_jitable
 def check_separate(kernel, out_name, out, in_name, a):
     """Raise ``ValueError`` when output ``out`` shares memory with argument ``a``."""
     if shares_memory(out, a):
-        raise InvalidValueError(kernel + ": " + out_name + " shares memory with " + in_name
-                                + "; pass a separate array")
+        raise InvalidValueError("%s: %s shares memory with %s; pass a separate array", kernel,
+                                out_name, in_name)
 
 
-@njit(cache=CACHE)
+@register_jitable
 def check_same_or_separate(kernel, out_name, out, in_name, a):
     """Raise ``ValueError`` when ``out`` overlaps ``a`` without being the very same elements
     (same start, shape and strides): for elementwise kernels, which may work in place."""
     if (shares_memory(out, a) and not (out.ctypes.data == a.ctypes.data
                                        and out.shape == a.shape and out.strides == a.strides)):
-        raise InvalidValueError(kernel + ": " + out_name + " overlaps " + in_name
-                                + " without being the same array; pass " + in_name
-                                + " itself (in place) or a separate array")
+        raise InvalidValueError("%s: %s overlaps %s without being the same array; pass %s itself "
+                                "(in place) or a separate array", kernel, out_name, in_name,
+                                in_name)
 
 
 # ----------------------------------------------------------------------------- int arrays
@@ -169,8 +169,8 @@ def _as_int64_impl(kernel, name, a):
         def checked(kernel, name, a):
             for i in range(a.size):
                 if a.flat[i] > _INT64_MAX_UNSIGNED:  # (a mixed comparison would be float64)
-                    raise InvalidValueError(kernel + ": " + name + " holds " + str(a.flat[i])
-                                            + ", more than int64 holds")
+                    raise InvalidValueError("%s: %s holds %s, more than int64 holds", kernel, name,
+                                            a.flat[i])
             return a.astype(np.int64)
         return checked
     if isinstance(a.dtype, types.Integer):
@@ -207,59 +207,6 @@ def checked_add(a, b):
     if a < 0 or b < 0 or a > INT64_MAX - b:
         return np.int64(-1)
     return np.int64(a + b)
-
-
-@njit(cache=CACHE)
-def _six_digits(x, e):
-    """``round(x / 10**(e - 5))``: x's first six significant digits when 10**e <= x."""
-    if e > 300 or e < -290:  # 10**(e - 5) alone would overflow or underflow
-        x = x * 1e-300 if e > 0 else x * 1e300
-        e = e - 300 if e > 0 else e + 300
-    return int(np.round(x / 10.0 ** (e - 5)))
-
-
-@njit(cache=CACHE)
-def real_text(x):
-    """A number for a message, as Python's ``%g`` writes it: ``0.001``, ``-2.5``, ``1e+300``,
-    ``nan``, ``inf`` (numba's ``str`` of a float gives ``<object type:float64>``)."""
-    x = float(x)
-    if x != x:
-        return "nan"
-    sign = "-" if math.copysign(1.0, x) < 0 else ""
-    x = abs(x)
-    if x == np.inf:
-        return sign + "inf"
-    if x == 0:
-        return sign + "0"
-    e = int(np.floor(np.log10(x)))
-    digits = _six_digits(x, e)
-    if digits >= 1000000:  # rounding carried into a seventh digit
-        digits //= 10
-        e += 1
-    elif digits < 100000:  # log10 came out one too high
-        e -= 1
-        digits = _six_digits(x, e)
-    text = str(digits)
-    if -4 <= e < 6:  # fixed: the point after digit e + 1
-        if e >= 0:
-            whole, frac = text[:e + 1], text[e + 1:]
-        else:
-            whole, frac = "0", "0" * (-e - 1) + text
-        frac = frac.rstrip("0")
-        return sign + whole + ("." + frac if len(frac) > 0 else "")
-    frac = text[1:].rstrip("0")
-    exponent = str(abs(e))
-    return (sign + text[0] + ("." + frac if len(frac) > 0 else "") + "e"
-            + ("-" if e < 0 else "+") + ("0" if abs(e) < 10 else "") + exponent)
-
-
-@njit(cache=CACHE)
-def ints_text(a):
-    """``[3, 4, 5]``: an int array for a message (numba has no str of an array)."""
-    text = "["
-    for i in range(a.shape[0]):
-        text += (", " if i > 0 else "") + str(a[i])
-    return text + "]"
 
 
 # ----------------------------------------------------------------------------- Python calls

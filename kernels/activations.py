@@ -30,6 +30,7 @@ import math
 
 import numpy as np
 from numba import njit
+from numba.extending import register_jitable
 
 from .errors import InvalidValueError
 from ._cache import CACHE
@@ -206,11 +207,11 @@ def _backprop_activation_z(Z, G, db, act, accumulate):
             db[j] += g[j]
 
 
-@njit(cache=CACHE)
+@register_jitable
 def _check_act(kernel, act):
     if act < 0 or act >= N_ACTIVATIONS:
-        raise InvalidValueError(kernel + ": act is " + str(act) + ", not an activation code (0-"
-                                + str(N_ACTIVATIONS - 1) + ")")
+        raise InvalidValueError("%s: act is %s, not an activation code (0-%s)", kernel, act,
+                                N_ACTIVATIONS - 1)
 
 
 @kernel

@@ -15,6 +15,7 @@ terms and a gathered minibatch, so an epoch allocates nothing per minibatch.
 
 import numpy as np
 from numba import njit, types
+from numba.extending import register_jitable
 from numba.extending import overload
 
 from .errors import InvalidValueError, TooLargeError
@@ -23,7 +24,7 @@ from ._checks import (Arg, INT, INTS, MATRIX, MATRIX_OUT, OPTIONAL_WEIGHTS, REAL
                       VECTOR_OUT, as_int64,
                       cast_like, check_contiguous, check_dim, check_finite, check_float_dtypes,
                       check_positive, check_same_or_separate, check_separate, checked_add,
-                      checked_mul, ints_text, check_types, kernel, real_text, shares_memory)
+                      checked_mul, check_types, kernel, shares_memory)
 from .activations import (IDENTITY, N_ACTIVATIONS, NEEDS_Z, RELU, _activate,
                           _backprop_activation, _backprop_activation_z, keep_z_and_activate)
 from .config import FASTMATH_REDUCTION, PREFETCH_ROWS, STREAMING_MAX_OUTPUTS
@@ -43,26 +44,26 @@ from .sparse import (MATRIX_OR_CSR, batch_rows, check_input, epoch_rows, first_f
 
 # ----------------------------------------------------------------------------- layout
 
-@njit(cache=CACHE)
+@register_jitable
 def _layer_offsets(kernel, sizes):
     """``layer_offsets`` for ``kernel``'s messages: every width at least 1, and P (and so
     every offset) within int64 (``OverflowError`` naming sizes otherwise)."""
     n_layers = sizes.shape[0] - 1
     if n_layers < 1:
-        raise InvalidValueError(kernel + ": sizes must list at least 2 layer widths "
-                                "(inputs and outputs), got " + str(sizes.shape[0]))
+        raise InvalidValueError("%s: sizes must list at least 2 layer widths (inputs and "
+                                "outputs), got %s", kernel, sizes.shape[0])
     offsets = np.empty(n_layers + 1, np.int64)
     o = np.int64(0)
     for l in range(n_layers + 1):
         if sizes[l] < 1:
-            raise InvalidValueError(kernel + ": sizes[" + str(l) + "] is " + str(sizes[l])
-                                    + ": every layer width must be at least 1")
+            raise InvalidValueError("%s: sizes[%s] is %s: every layer width must be at least 1",
+                                    kernel, l, sizes[l])
     for l in range(n_layers):
         offsets[l] = o
         o = checked_add(o, checked_add(checked_mul(sizes[l + 1], sizes[l]), sizes[l + 1]))
     if o < 0:
-        raise TooLargeError(kernel + ": sizes " + ints_text(sizes) + " make more than 2**63 - 1 "
-                            "weights and biases, beyond int64")
+        raise TooLargeError("%s: sizes %s make more than 2**63 - 1 weights and biases, beyond "
+                            "int64", kernel, sizes)
     offsets[n_layers] = o
     return offsets
 
@@ -141,7 +142,7 @@ def _workspace_layout(sizes, batch_size):
             checked_add(t_start, transposed))
 
 
-@njit(cache=CACHE)
+@register_jitable
 def _workspace_size(kernel, sizes, batch_size):
     """``workspace_size`` for ``kernel``'s messages: valid sizes, a positive batch_size and
     a size within int64 (``OverflowError`` naming sizes and batch_size otherwise)."""
@@ -149,9 +150,8 @@ def _workspace_size(kernel, sizes, batch_size):
     check_positive(kernel, "batch_size", batch_size)
     total = _workspace_layout(sizes, batch_size)[6]
     if total < 0:
-        raise TooLargeError(kernel + ": sizes " + ints_text(sizes) + " with batch_size "
-                            + str(batch_size) + " need more than 2**63 - 1 workspace "
-                            "elements, beyond int64")
+        raise TooLargeError("%s: sizes %s with batch_size %s need more than 2**63 - 1 workspace "
+                            "elements, beyond int64", kernel, sizes, batch_size)
     return total
 
 
@@ -172,42 +172,41 @@ def _block(workspace, start, rows, cols):
 
 # ----------------------------------------------------------------------------- checks
 
-@njit(cache=CACHE)
+@register_jitable
 def _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss):
     n_layers = sizes.shape[0] - 1
     if loss < 0 or loss >= N_LOSSES:
-        raise InvalidValueError(kernel + ": loss "
-                                         "is " + str(loss) + ", not a cost code (kernels.LOSSES)")
+        raise InvalidValueError("%s: loss is %s, not a cost code (kernels.LOSSES)", kernel, loss)
     if n_layers < 1:
-        raise InvalidValueError(kernel + ": sizes must list at least 2 layer widths, got "
-                                + str(sizes.shape[0]))
+        raise InvalidValueError("%s: sizes must list at least 2 layer widths, got %s", kernel,
+                                sizes.shape[0])
     for l in range(n_layers + 1):
         check_positive(kernel, "every entry of sizes", sizes[l])
     n_params = _layer_offsets(kernel, sizes)[n_layers]
     check_dim(kernel, "acts", acts.shape[0], "sizes", n_layers, "entries (layers)")
     for l in range(n_layers):
         if acts[l] < 0 or acts[l] >= N_ACTIVATIONS:
-            raise InvalidValueError(kernel + ": acts[" + str(l) + "] is " + str(acts[l])
-                                    + ", not an activation code")
+            raise InvalidValueError("%s: acts[%s] is %s, not an activation code", kernel, l,
+                                    acts[l])
     if loss != MSE and acts[n_layers - 1] != 0:
-        raise InvalidValueError(kernel + ": the cross-entropy costs take logits: the last layer's "
-                                "activation must be identity (0), got " + str(acts[n_layers - 1]))
+        raise InvalidValueError("%s: the cross-entropy costs take logits: the last layer's "
+                                "activation must be identity (0), got %s", kernel,
+                                acts[n_layers - 1])
     if loss == SOFTMAX_CE and sizes[n_layers] < 2:
         # a softmax over one output is 1 whatever the logit: the cost is 0, the gradient 0
-        raise InvalidValueError(kernel + ": loss SOFTMAX_CE needs at least 2 "
-                                         "outputs, but sizes[-1] "
-                                "is " + str(sizes[n_layers]) + "; use SIGMOID_BCE for one output")
+        raise InvalidValueError("%s: loss SOFTMAX_CE needs at least 2 outputs, but sizes[-1] is "
+                                "%s; use SIGMOID_BCE for one output", kernel, sizes[n_layers])
     check_dim(kernel, "X", input_cols(X), "sizes[0]", sizes[0], "columns")
     check_dim(kernel, "params", params.shape[0], "the network", n_params, "elements")
     check_positive(kernel, "batch_size", batch_size)
     need = _workspace_size(kernel, sizes, batch_size)
     if workspace.shape[0] < need:
-        raise InvalidValueError(kernel + ": workspace has " + str(workspace.shape[0])
-                                + " elements but workspace_size(sizes, batch_size) is " + str(need))
+        raise InvalidValueError("%s: workspace has %s elements but workspace_size(sizes, "
+                                "batch_size) is %s", kernel, workspace.shape[0], need)
     check_input(kernel, X)
 
 
-@njit(cache=CACHE)
+@register_jitable
 def _check_workspace(kernel, workspace, X, Y, params):
     """The workspace (written) shares no memory with X (a CSR record's values), Y or
     params."""
@@ -216,7 +215,7 @@ def _check_workspace(kernel, workspace, X, Y, params):
     check_separate(kernel, "workspace", workspace, "params", params)
 
 
-@njit(cache=CACHE)
+@register_jitable
 def _check_buffers(kernel, X, Y, params, workspace, grads, grads_name):
     """The workspace and ``grads`` (both written) share no memory with X, Y, params or
     each other: a gradient written over the data or the parameters it is computed from
@@ -228,7 +227,7 @@ def _check_buffers(kernel, X, Y, params, workspace, grads, grads_name):
     check_separate(kernel, grads_name, grads, "workspace", workspace)
 
 
-@njit(cache=CACHE)
+@register_jitable
 def _check_targets(kernel, X, Y, sizes, y_name):
     """``Y`` (named ``y_name``: Y, or predict_into's out) has X's rows and n_L columns."""
     check_dim(kernel, y_name, Y.shape[0], "X", input_rows(X), "rows")
@@ -247,7 +246,7 @@ def _weights_or_none_impl(sample_weight):
     return lambda sample_weight: sample_weight
 
 
-@njit(cache=CACHE)
+@register_jitable
 def _check_weights(kernel, name, weights, n_rows):
     """``weights`` is empty (every row weighs 1) or holds one finite weight >= 0 per row
     of X; returns their sum (float64; ``n_rows`` when empty)."""
@@ -258,8 +257,8 @@ def _check_weights(kernel, name, weights, n_rows):
     for i in range(weights.shape[0]):
         w = weights[i]
         if not (w >= 0 and w < np.inf):
-            raise InvalidValueError(kernel + ": " + name + "[" + str(i) + "] is " + real_text(w)
-                                    + "; sample weights must be finite and >= 0")
+            raise InvalidValueError("%s: %s[%s] is %g; sample weights must be finite and >= 0",
+                                    kernel, name, i, w)
         total += w
     return total
 
@@ -562,24 +561,23 @@ def _batches_and_dropout_impl(batches):
     return lambda batches: (batches, NO_DROPOUT_RATES, 0)
 
 
-@njit(cache=CACHE)
+@register_jitable
 def _check_dropout(kernel, dropout, n_hidden):
     """``dropout.rates``: empty, or one rate in [0, 1) for each of the n_hidden hidden
     layers."""
     if dropout.shape[0] == 0:
         return
     if dropout.shape[0] != n_hidden:
-        raise InvalidValueError(kernel + ": dropout.rates must hold one rate for each of the "
-                                + str(n_hidden) + " hidden layers (or none), got "
-                                + str(dropout.shape[0]))
+        raise InvalidValueError("%s: dropout.rates must hold one rate for each of the %s hidden "
+                                "layers (or none), got %s", kernel, n_hidden, dropout.shape[0])
     for l in range(n_hidden):
         rate = dropout[l]
         if not (rate >= 0 and rate < 1):
-            raise InvalidValueError(kernel + ": dropout.rates[" + str(l) + "] is "
-                                    + real_text(rate) + ": a dropout rate must be in [0, 1)")
+            raise InvalidValueError("%s: dropout.rates[%s] is %g: a dropout rate must be in "
+                                    "[0, 1)", kernel, l, rate)
 
 
-@njit(cache=CACHE)
+@register_jitable
 def _check_training(kernel, X, Y, params, grads, sizes, acts, loss, optimizer, batch_size,
                     order, workspace):
     """The entry checks of an epoch: the network, the targets, the optimizer, the order,
@@ -603,8 +601,8 @@ def _check_training(kernel, X, Y, params, grads, sizes, acts, loss, optimizer, b
     n_rows = input_rows(X)
     for r in range(order.shape[0]):
         if order[r] < 0 or order[r] >= n_rows:
-            raise InvalidValueError(kernel + ": batches.order[" + str(r) + "] is " + str(order[r])
-                                    + ", outside range(" + str(n_rows) + ")")
+            raise InvalidValueError("%s: batches.order[%s] is %s, outside range(%s)", kernel, r,
+                                    order[r], n_rows)
 
 
 @kernel
@@ -636,8 +634,36 @@ def train_epoch(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_O
     cost is not finite (the caller restores parameters).
     """
     check_types("train_epoch", X, Y, params, grads, network, optimizer, batches, workspace)
+    return _epoch("train_epoch", X, Y, params, grads, network, optimizer, batches, workspace,
+                  PREFETCH_ROWS)
+
+
+@kernel
+def train_epoch_batched(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_OUT,
+                        network: Network, optimizer: Optimizer, batches: BATCHES,
+                        workspace: VECTOR_OUT):
+    """``train_epoch`` without its streamed path for one-layer MSE networks: every network
+    through the batched forward and backward passes. Arguments, results and errors as
+    ``train_epoch``'s.
+
+    The two give the same parameters for every network that does not stream (all but a
+    one-layer MSE network of at most ``config.STREAMING_MAX_OUTPUTS`` outputs on a dense
+    X). This one compiles without the streamed epoch, about a sixth of ``train_epoch``'s
+    first-run compile time: the model layer, which knows whether its network streams,
+    calls it for every network that does not (docs/performance.md, "Start-up").
+    """
+    check_types("train_epoch_batched", X, Y, params, grads, network, optimizer, batches,
+                workspace)
+    return _epoch("train_epoch_batched", X, Y, params, grads, network, optimizer, batches,
+                  workspace, None)
+
+
+@njit(cache=CACHE, nogil=True)
+def _epoch(kernel, X, Y, params, grads, network, optimizer, batches, workspace, ahead):
+    """The epoch of ``train_epoch`` (``ahead`` the prefetch distance of its streamed path)
+    and of ``train_epoch_batched`` (``ahead`` None: Numba prunes the streamed path before
+    typing it, so it is never compiled)."""
     batches, rates, dropout_seed = _batches_and_dropout(batches)
-    kernel = "train_epoch"
     sizes = as_int64(kernel, "network.sizes", network.sizes)
     acts = as_int64(kernel, "network.acts", network.acts)
     order = as_int64(kernel, "batches.order", batches.order)
@@ -654,10 +680,11 @@ def train_epoch(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_O
     if n == 0:
         return 0.0
     n_layers = sizes.shape[0] - 1
-    if (n_layers == 1 and sizes[1] <= STREAMING_MAX_OUTPUTS and loss == MSE
-            and not weighted and _streams(X)):
-        return _streamed_epoch(X, Y, params, grads, optimizer, acts[0], batch_size, order,
-                               PREFETCH_ROWS)
+    if ahead is not None:  # a compile-time test: the block is pruned when ahead is None
+        if (n_layers == 1 and sizes[1] <= STREAMING_MAX_OUTPUTS and loss == MSE
+                and not weighted and _streams(X)):
+            return _streamed_epoch(X, Y, params, grads, optimizer, acts[0], batch_size, order,
+                                   ahead)
 
     # Plain SGD is fused into the backward pass (no gradient stored); other optimizers
     # need the whole gradient first.
@@ -673,7 +700,7 @@ def train_epoch(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_O
         # reads and writes one contiguous row of n_1 (csr_product_t, csr_gradient_t)
         # instead of a strided column. Every optimizer updates element by element, so
         # the same permutation of params, grads and state changes no result.
-        _transpose_first_layer(params, grads, optimizer, sizes, plain, False)
+        _transpose_first_layer_of(X, params, grads, optimizer, sizes, plain, False)
         W[0] = params[:sizes[0] * sizes[1]].reshape((sizes[0], sizes[1]))
         dW[0] = grads[:sizes[0] * sizes[1]].reshape((sizes[0], sizes[1]))
     # ... and, there, each batch's gradient is added into zeros that the optimizer's sweep
@@ -729,7 +756,7 @@ def train_epoch(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_O
         total += batch_cost
         total_weight += weight
     if sparse:
-        _transpose_first_layer(params, grads, optimizer, sizes, plain, True)
+        _transpose_first_layer_of(X, params, grads, optimizer, sizes, plain, True)
     if diverged:
         return np.nan
     return total / total_weight if total_weight > 0 else 0.0
@@ -753,6 +780,20 @@ def _transpose_first_layer(params, grads, opt, sizes, plain, back):
         transpose_flat(grads, rows, cols, scratch)
 
 
+def _transpose_first_layer_of(X, params, grads, opt, sizes, plain, back):
+    """``_transpose_first_layer`` for a CSR record X; nothing for a matrix, whose epoch
+    then compiles no transposition (the ``if sparse`` around the call is a runtime test
+    to Numba, which would otherwise compile the body for dense epochs too)."""
+
+
+@overload(_transpose_first_layer_of)
+def _transpose_first_layer_of_impl(X, params, grads, opt, sizes, plain, back):
+    if isinstance(X, types.Array):
+        return lambda X, params, grads, opt, sizes, plain, back: None
+    return lambda X, params, grads, opt, sizes, plain, back: (
+        _transpose_first_layer(params, grads, opt, sizes, plain, back))
+
+
 @kernel
 def epoch_streaming(X: MATRIX, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_OUT,
                     optimizer: Optimizer, act: INT, batches: Batches, ahead: INT):
@@ -771,8 +812,8 @@ def epoch_streaming(X: MATRIX, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_OUT,
     _check_training(kernel, X, Y, params, grads, sizes, acts, MSE, optimizer, batches.size,
                     order, workspace)
     if Y.shape[1] > STREAMING_MAX_OUTPUTS:
-        raise InvalidValueError(kernel + ": Y has " + str(Y.shape[1]) + " columns; streaming "
-                                "trains at most " + str(STREAMING_MAX_OUTPUTS) + " outputs")
+        raise InvalidValueError("%s: Y has %s columns; streaming trains at most %s outputs",
+                                kernel, Y.shape[1], STREAMING_MAX_OUTPUTS)
     check_positive(kernel, "ahead + 1", ahead + 1)
     if (order.shape[0] if order.shape[0] > 0 else X.shape[0]) == 0:
         return 0.0

@@ -37,11 +37,12 @@ gradient with respect to the logits is ``softmax(z) * sum(y) - y`` and ``s(z) - 
 
 import numpy as np
 from numba import njit
+from numba.extending import register_jitable
 
 from .errors import InvalidValueError
 from ._cache import CACHE
 from ._checks import (MATRIX, MATRIX_OUT, REAL, cast_like, check_same_or_separate,
-                      check_same_shape, check_types, kernel, real_text)
+                      check_same_shape, check_types, kernel)
 from .activations import (GELU, IDENTITY, RELU, SILU, _derivative_from_output,
                           _sigmoid_scalar)
 from .config import FASTMATH_ELEMENTWISE
@@ -234,14 +235,15 @@ def _output_delta(A, Y, delta, db, act, loss, scale, accumulate, weights):
     return total
 
 
-@njit(cache=CACHE)
+@register_jitable
 def _check_pair(kernel, pred, y):
     check_same_shape(kernel, "pred, y", y, "y", pred, "pred")
     if pred.shape[0] == 0:
-        raise InvalidValueError(kernel + ": pred has 0 rows; the mean over no samples is undefined")
+        raise InvalidValueError("%s: pred has 0 rows; the mean over no samples is undefined",
+                                kernel)
 
 
-@njit(cache=CACHE)
+@register_jitable
 def _check_out(kernel, Z, out):
     """out (m, n) like Z; out may be Z itself (every kernel here reads a row, or an element,
     of Z before writing the same one of out), but no other view overlapping it."""
@@ -289,11 +291,11 @@ def mse_grad(pred: MATRIX, y: MATRIX, out: MATRIX_OUT):
 
 # ----------------------------------------------------------------------------- cross-entropy
 
-@njit(cache=CACHE)
+@register_jitable
 def _check_logits(kernel, Z, Y):
     check_same_shape(kernel, "Z, Y", Y, "Y", Z, "Z")
     if Z.shape[0] == 0:
-        raise InvalidValueError(kernel + ": Z has 0 rows; the mean over no samples is undefined")
+        raise InvalidValueError("%s: Z has 0 rows; the mean over no samples is undefined", kernel)
 
 
 @kernel
@@ -400,14 +402,14 @@ def absolute_error_loss_grad(pred: MATRIX, y: MATRIX, out: MATRIX_OUT):
     _mean_gradient(pred, y, out, ABSOLUTE_ERROR)
 
 
-@njit(cache=CACHE)
+@register_jitable
 def _quantile_code(kernel, quantile):
     """``variants.quantile_code`` in compiled code: ``ValueError`` naming ``quantile``
     unless it is a multiple of 1 / QUANTILE_STEPS in (0, 1)."""
     k = round(quantile * QUANTILE_STEPS)
     if not (0 < quantile < 1) or abs(k - quantile * QUANTILE_STEPS) > 1e-6:
-        raise InvalidValueError(kernel + ": quantile must be a multiple of 0.0001 in (0, 1), "
-                                "got " + real_text(quantile))
+        raise InvalidValueError("%s: quantile must be a multiple of 0.0001 in (0, 1), got %g",
+                                kernel, quantile)
     return QUANTILE + np.int64(k) - 1
 
 

@@ -14,12 +14,13 @@ from collections import namedtuple
 
 import numpy as np
 from numba import njit
+from numba.extending import register_jitable
 
 from .errors import InvalidTypeError, InvalidValueError
 from ._cache import CACHE
 from ._checks import (FLAG, INT, INTS, REAL, VECTOR, VECTOR_OUT, cast_like, check_dim,
                       check_float_dtypes, check_same_or_separate, check_separate, check_types,
-                      kernel, real_text)
+                      kernel)
 from .config import FASTMATH_ELEMENTWISE
 from .variants import (ADAM, ADAMW, HYPERPARAMETER_TABLE, HYPERPARAMETERS, N_OPTIMIZERS,
                        OPTIMIZER_TABLE, OPTIMIZERS, SGD)
@@ -202,28 +203,28 @@ def _step(params, grads, opt, clear):
                         opt.nesterov, clear)
 
 
-@njit(cache=CACHE)
+@register_jitable
 def _check_hyperparameters(kernel, lr, momentum, weight_decay):
     """The one check of the step sizes every update and ``train_epoch`` take: ``lr`` positive
     and finite, ``momentum`` in [0, 1), ``weight_decay`` non-negative and finite (NaN is
     refused by every test: each is written so that NaN fails it)."""
     if not (lr > 0 and lr < np.inf):
-        raise InvalidValueError(kernel + ": lr must be positive and finite, got " + real_text(lr))
+        raise InvalidValueError("%s: lr must be positive and finite, got %g", kernel, lr)
     if not (momentum >= 0 and momentum < 1):
-        raise InvalidValueError(kernel + ": momentum must be in [0, 1), got " + real_text(momentum))
+        raise InvalidValueError("%s: momentum must be in [0, 1), got %g", kernel, momentum)
     if not (weight_decay >= 0 and weight_decay < np.inf):
-        raise InvalidValueError(kernel + ": weight_decay must be non-negative and finite, got "
-                                + real_text(weight_decay))
+        raise InvalidValueError("%s: weight_decay must be non-negative and finite, got %g", kernel,
+                                weight_decay)
 
 
-@njit(cache=CACHE)
+@register_jitable
 def check_optimizer(kernel, name, params, grads, opt):
     """The checks of an optimizer record named ``name`` for ``params`` and ``grads``: its
     code, hyperparameters, state length and memory, and step count."""
     code = opt.code
     if code < 0 or code >= N_OPTIMIZERS:
-        raise InvalidValueError(kernel + ": " + name + ".code is " + str(code)
-                                + ", not an optimizer code (kernels.OPTIMIZERS)")
+        raise InvalidValueError("%s: %s.code is %s, not an optimizer code (kernels.OPTIMIZERS)",
+                                kernel, name, code)
     _check_hyperparameters(kernel, opt.lr, opt.momentum, opt.weight_decay)
     state = opt.state
     if code != SGD or opt.momentum != 0 or opt.weight_decay != 0:  # plain SGD has no state
@@ -233,21 +234,20 @@ def check_optimizer(kernel, name, params, grads, opt):
                   params.shape[0] * vectors, "elements")
     if code == ADAM or code == ADAMW:
         if not (0 <= opt.beta1 < 1 and 0 <= opt.beta2 < 1):
-            raise InvalidValueError(kernel + ": beta1 and beta2 must be in [0, 1), got "
-                                    + real_text(opt.beta1) + " and " + real_text(opt.beta2))
+            raise InvalidValueError("%s: beta1 and beta2 must be in [0, 1), got %g and %g", kernel,
+                                    opt.beta1, opt.beta2)
         if not (opt.eps > 0 and opt.eps < np.inf):
-            raise InvalidValueError(kernel + ": eps must be positive and finite, got "
-                                    + real_text(opt.eps))
+            raise InvalidValueError("%s: eps must be positive and finite, got %g", kernel, opt.eps)
     if opt.steps.shape[0] != 1 or opt.steps[0] < 0:
-        raise InvalidValueError(kernel + ": " + name + ".steps must hold one count >= "
-                                "0 of the steps taken")
+        raise InvalidValueError("%s: %s.steps must hold one count >= 0 of the steps taken", kernel,
+                                name)
     # The state is written: it shares no memory with params; it may be grads itself
     # (read before written, element by element), but no other view overlapping grads.
     check_separate(kernel, name + ".state", state, "params", params)
     check_same_or_separate(kernel, name + ".state", state, "grads", grads)
 
 
-@njit(cache=CACHE)
+@register_jitable
 def _check_update(kernel, names, params, grads, state, state_name):
     """Dtypes and lengths of an update's vectors; grads may be params itself (every sweep
     reads an element before it writes that element), but no other view overlapping it."""

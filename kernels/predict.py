@@ -19,11 +19,12 @@ queries a network at every step)::
 
 import numpy as np
 from numba import njit
+from numba.extending import register_jitable
 
 from ._cache import CACHE
 from ._checks import (INTS, MATRIX, MATRIX_OUT, VECTOR, VECTOR_OUT, as_int64, cast_like, check_dim,
                       check_float_dtypes, check_separate, check_types, checked_add,
-                      checked_mul, ints_text, kernel, real_text)
+                      checked_mul, kernel)
 from .activations import N_ACTIVATIONS, _activate
 from .config import FASTMATH_REDUCTION
 from .errors import InvalidValueError, TooLargeError
@@ -37,8 +38,8 @@ def predict_workspace_size(sizes: INTS):
     check_types("predict_workspace_size", sizes)
     need = _predict_workspace_size(as_int64("predict_workspace_size", "sizes", sizes))
     if need < 0:
-        raise TooLargeError("predict_workspace_size: sizes " + ints_text(sizes) + " need more "
-                            "than 2**63 - 1 workspace elements, beyond int64")
+        raise TooLargeError("predict_workspace_size: sizes %s need more than 2**63 - 1 workspace "
+                            "elements, beyond int64", sizes)
     return need
 
 
@@ -93,38 +94,36 @@ def _forward_rows(X, params, sizes, acts, out, workspace, transform):
                     out[i, j] = np.exp(out[i, j])
 
 
-@njit(cache=CACHE)
+@register_jitable
 def _check_rows_call(kernel, X, params, sizes, acts, out, workspace):
     """The checks of ``predict_rows``: a few integer comparisons, whatever the row count."""
     n_layers = sizes.shape[0] - 1
     if n_layers < 1 or acts.shape[0] != n_layers:
-        raise InvalidValueError(kernel + ": network.sizes " + ints_text(sizes) + " and "
-                                "network.acts " + ints_text(acts) + " do not describe a "
-                                "network (L + 1 widths, L activation codes, L >= 1)")
+        raise InvalidValueError("%s: network.sizes %s and network.acts %s do not describe a "
+                                "network (L + 1 widths, L activation codes, L >= 1)", kernel,
+                                sizes, acts)
     n_params = 0
     for l in range(n_layers):
         if sizes[l] < 1 or sizes[l + 1] < 1:
-            raise InvalidValueError(kernel + ": network.sizes " + ints_text(sizes)
-                                    + " must all be >= 1")
+            raise InvalidValueError("%s: network.sizes %s must all be >= 1", kernel, sizes)
         if acts[l] < 0 or acts[l] >= N_ACTIVATIONS:
-            raise InvalidValueError(kernel + ": network.acts[" + str(l) + "] is "
-                                    + str(acts[l]) + ", not an activation code (0-"
-                                    + str(N_ACTIVATIONS - 1) + ")")
+            raise InvalidValueError("%s: network.acts[%s] is %s, not an activation code (0-%s)",
+                                    kernel, l, acts[l], N_ACTIVATIONS - 1)
         # checked: widths near 2**63 must not wrap round to a count that fits params
         n_params = checked_add(n_params, checked_add(checked_mul(sizes[l + 1], sizes[l]),
                                                      sizes[l + 1]))
     if n_params < 0:
-        raise TooLargeError(kernel + ": network.sizes " + ints_text(sizes) + " make more "
-                            "than 2**63 - 1 weights and biases, beyond int64")
+        raise TooLargeError("%s: network.sizes %s make more than 2**63 - 1 weights and biases, "
+                            "beyond int64", kernel, sizes)
     check_dim(kernel, "params", params.shape[0], "network", n_params, "elements")
     check_dim(kernel, "X", X.shape[1], "network.sizes[0]", sizes[0], "columns")
     check_dim(kernel, "out", out.shape[0], "X", X.shape[0], "rows")
     check_dim(kernel, "out", out.shape[1], "network.sizes[-1]", sizes[n_layers], "columns")
     need = _predict_workspace_size(sizes)
     if need < 0 or workspace.shape[0] < need:
-        raise InvalidValueError(kernel + ": workspace has " + str(workspace.shape[0])
-                                + " elements but the network needs " + str(need)
-                                + " (predict_workspace_size(network.sizes))")
+        raise InvalidValueError("%s: workspace has %s elements but the network needs %s "
+                                "(predict_workspace_size(network.sizes))", kernel,
+                                workspace.shape[0], need)
     check_separate(kernel, "out", out, "X", X)
     check_separate(kernel, "out", out, "params", params)
     check_separate(kernel, "out", out, "workspace", workspace)
@@ -181,8 +180,8 @@ def predict_transformed(X: MATRIX, params: VECTOR, sizes: INTS, acts: INTS, out:
     check_separate(kernel, "out", out, "transform", transform)
     for k in range(transform.shape[0]):
         if not np.isfinite(transform[k]):
-            raise InvalidValueError(kernel + ": transform[" + str(k) + "] is "
-                                    + real_text(transform[k]) + ": it must be finite")
+            raise InvalidValueError("%s: transform[%s] is %g: it must be finite", kernel, k,
+                                    transform[k])
     for i in range(X.shape[0]):
         for j in range(X.shape[1]):
             if not np.isfinite(X[i, j]):

@@ -459,6 +459,12 @@ def train_epoch(X, Y, params, grads, network, optimizer, batches, workspace):
     return total / total_weight if total_weight else 0.0
 
 
+def train_epoch_batched(X, Y, params, grads, network, optimizer, batches, workspace):
+    """``train_epoch``: the two compiled kernels differ only in how they compute (a streamed
+    pass for one-layer MSE networks), not in what."""
+    return train_epoch(X, Y, params, grads, network, optimizer, batches, workspace)
+
+
 def epoch_streaming(X, Y, params, grads, optimizer, act, batches, ahead):
     """``train_epoch`` of the one-layer MSE network ``[X.shape[1], Y.shape[1]]``."""
     network = Network(np.array([X.shape[1], Y.shape[1]]), np.array([act]), MSE)

@@ -24,6 +24,7 @@ from collections import namedtuple
 
 import numpy as np
 from numba import njit, types
+from numba.extending import register_jitable
 from numba.extending import overload
 
 from ._cache import CACHE
@@ -56,40 +57,35 @@ MATRIX_OR_CSR = Arg("float", 2, alternative=CSR)
 
 # ----------------------------------------------------------------------------- checks
 
-@njit(cache=CACHE)
+@register_jitable
 def _check_csr(kernel, name, X):
     """The structure of a CSR record: indptr starts at 0 and never decreases, its last
     entry within data and indices, which have one length, every index in range(n_cols).
     One pass over the non-zeros (a few milliseconds for millions)."""
     data, indices, indptr = X.data, X.indices, X.indptr
     if X.n_cols < 0:
-        raise InvalidValueError(kernel + ": " + name + ".n_cols is " + str(X.n_cols)
-                                + ": must be at least 0")
+        raise InvalidValueError("%s: %s.n_cols is %s: must be at least 0", kernel, name, X.n_cols)
     if indptr.shape[0] < 1:
-        raise InvalidValueError(kernel + ": " + name + ".indptr is empty: it must hold "
-                                "n_rows + 1 entries, starting with 0")
+        raise InvalidValueError("%s: %s.indptr is empty: it must hold n_rows + 1 entries, "
+                                "starting with 0", kernel, name)
     if indptr[0] != 0:
-        raise InvalidValueError(kernel + ": " + name + ".indptr[0] is " + str(indptr[0])
-                                + ": must be 0")
+        raise InvalidValueError("%s: %s.indptr[0] is %s: must be 0", kernel, name, indptr[0])
     check_dim(kernel, name + ".indices", indices.shape[0], name + ".data", data.shape[0],
               "entries")
     n_rows = indptr.shape[0] - 1
     for i in range(n_rows):
         if indptr[i + 1] < indptr[i]:
-            raise InvalidValueError(kernel + ": " + name + ".indptr decreases at row "
-                                    + str(i) + " (" + str(indptr[i]) + " then "
-                                    + str(indptr[i + 1]) + "): it must never decrease")
+            raise InvalidValueError("%s: %s.indptr decreases at row %s (%s then %s): it must "
+                                    "never decrease", kernel, name, i, indptr[i], indptr[i + 1])
     if indptr[n_rows] > data.shape[0]:
-        raise InvalidValueError(kernel + ": " + name + ".indptr[-1] is " + str(indptr[n_rows])
-                                + " but " + name + ".data has " + str(data.shape[0])
-                                + " entries")
+        raise InvalidValueError("%s: %s.indptr[-1] is %s but %s.data has %s entries", kernel, name,
+                                indptr[n_rows], name, data.shape[0])
     n_cols = X.n_cols
     for p in range(indptr[n_rows]):
         j = indices[p]
         if j < 0 or j >= n_cols:
-            raise InvalidValueError(kernel + ": " + name + ".indices[" + str(p) + "] is "
-                                    + str(j) + ", outside range(" + str(n_cols)
-                                    + ") (n_cols)")
+            raise InvalidValueError("%s: %s.indices[%s] is %s, outside range(%s) (n_cols)", kernel,
+                                    name, p, j, n_cols)
 
 
 @njit(cache=CACHE)
@@ -98,12 +94,12 @@ def csr_rows(X):
     return X.indptr.shape[0] - 1
 
 
-@njit(cache=CACHE)
+@register_jitable
 def _check_rows(kernel, rows, n_rows):
     for r in range(rows.shape[0]):
         if rows[r] < 0 or rows[r] >= n_rows:
-            raise InvalidValueError(kernel + ": rows[" + str(r) + "] is " + str(rows[r])
-                                    + ", outside range(" + str(n_rows) + ")")
+            raise InvalidValueError("%s: rows[%s] is %s, outside range(%s)", kernel, r, rows[r],
+                                    n_rows)
 
 
 # ----------------------------------------------------------------------------- the pieces

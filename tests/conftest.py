@@ -1,10 +1,17 @@
 """Shared fixtures: dtypes, tolerances and random arrays."""
 
+import os
 import re
 
-import numpy as np
-import pytest
-from hypothesis import settings
+# The suite runs on the packaged dispatch values, not on a tuning file this machine may
+# have (``python -m numba_dense tune``): tests that pin a crossover assume them, and the
+# tuned values would compile every kernel again into a cache folder of their own.
+# tests/test_tuning.py gives its subprocesses their own setting.
+os.environ.setdefault("NUMBA_DENSE_TUNING", "off")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 # Numba compiles on the first call of each signature; later examples are fast.
 settings.register_profile("numba", deadline=None, max_examples=40, derandomize=True)

@@ -534,6 +534,7 @@ def test_a_signal_during_compilation_is_held_until_it_ends(monkeypatch):
             os.kill(os.getpid(), signal.SIGINT)
             compiled.append("done")  # reached only if the signal is held
     monkeypatch.setattr(loop.kernels, "train_epoch", Dispatcher())
+    monkeypatch.setattr(loop.kernels, "train_epoch_batched", Dispatcher())
     net = MLP([3, 4, 1], seed=0)
     settings = fit_options.Settings(epochs=1, batch_size=10, lr=0.1, schedule="constant",
                                     step_size=1, gamma=0.1, min_lr=0.0, shuffle=False,

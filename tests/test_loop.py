@@ -165,6 +165,52 @@ def test_epoch_streaming_matches_train_epoch_and_its_twin(dtype):
         assert_close(p, results[0][1], dtype, scale=10)
 
 
+def test_train_epoch_batched_is_train_epoch_without_the_streamed_path(dtype):
+    """Bitwise train_epoch's result where the network cannot stream; the batched passes
+    (its NumPy twin's result) where train_epoch would stream."""
+    rng = np.random.default_rng(8)
+    for sizes, acts in (([7, 9, 2], [kernels.RELU, kernels.IDENTITY]), ([6, 2], [kernels.RELU])):
+        network, params = _network(sizes, acts, dtype, 9)
+        X = random_array(rng, (29, sizes[0]), dtype)
+        Y = random_array(rng, (29, sizes[-1]), dtype)
+        batches = kernels.batches(4, rng.permutation(29))
+        work = np.empty(kernels.workspace_size(network.sizes, 4), dtype)
+        results = []
+        for kernel in (kernels.train_epoch, kernels.train_epoch_batched):
+            p = params.copy()
+            opt = kernels.optimizer("adam", p, 0.01)
+            results.append((kernel(X, Y, p, np.empty_like(p), network, opt, batches, work),
+                            p, opt.state.copy()))
+        p = params.copy()
+        twin_cost = ref.train_epoch(X, Y, p, np.empty_like(p), network,
+                                    kernels.optimizer("adam", p, 0.01), batches, work)
+        (cost, p_epoch, s_epoch), (cost_b, p_b, s_b) = results
+        if len(sizes) > 2:
+            assert cost_b == cost
+            np.testing.assert_array_equal(p_b, p_epoch)
+            np.testing.assert_array_equal(s_b, s_epoch)
+        assert cost_b == pytest.approx(twin_cost, rel=1e-5 if dtype == np.float32 else 1e-12)
+        assert_close(p_b, p, dtype, scale=10)
+
+
+def test_train_epoch_batched_compiles_no_streamed_epoch():
+    """What makes it worth having: with ``ahead`` None, Numba's dead-branch pruning removes
+    the call of the streamed epoch before typing, so it is never compiled. Checked on the
+    pruned IR (Numba's own passes), which costs no compilation."""
+    from numba.core import compiler, ir, types
+    from numba.core.analysis import dead_branch_prune
+    from numba_dense.kernels import loop
+
+    def globals_used(ahead):
+        func_ir = compiler.run_frontend(loop._epoch.py_func)
+        dead_branch_prune(func_ir, [types.int64] * 9 + [ahead])
+        return {inst.value.name for block in func_ir.blocks.values() for inst in block.body
+                if isinstance(inst, ir.Assign) and isinstance(inst.value, ir.Global)}
+    assert "_streamed_epoch" in globals_used(types.int64)  # train_epoch's
+    assert "_streamed_epoch" not in globals_used(types.none)  # train_epoch_batched's
+    assert "_forward_batch" in globals_used(types.none)
+
+
 def test_train_epoch_from_a_users_own_njit_function_that_builds_the_records():
     from numba import njit
 

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -241,3 +242,42 @@ def test_no_public_function_takes_more_than_8_positional_parameters():
                 if len(positional) > 8:
                     wide.append("%s.%s (%d)" % (module_name, label, len(positional)))
     assert not wide, wide
+
+
+def test_every_error_template_in_the_kernels_gets_one_value_per_placeholder():
+    """Compiled kernels raise ``Error(template, *values)`` and the message is made in Python
+    (``kernels.errors.NumbaDenseError``); a template whose placeholders and values disagree
+    would show the raw template instead of the message. Checked on the source, since most of
+    these errors are raised only by inputs no test passes."""
+    import re
+    import numba_dense.kernels as kernels_package
+    folder = os.path.dirname(kernels_package.__file__)
+    placeholder = re.compile(r"%(?:%|[-#0 +]*\d*(?:\.\d+)?[sdrgfe])")
+    templates, wrong = 0, []
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith(".py"):
+            continue
+        with open(os.path.join(folder, name)) as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)
+                    and isinstance(node.exc.func, ast.Name)
+                    and node.exc.func.id.endswith("Error") and len(node.exc.args) > 1
+                    and isinstance(node.exc.args[0], ast.Constant)
+                    and isinstance(node.exc.args[0].value, str)):
+                continue
+            templates += 1
+            found = [p for p in placeholder.findall(node.exc.args[0].value) if p != "%%"]
+            if len(found) != len(node.exc.args) - 1:
+                wrong.append("%s:%d (%d placeholders, %d values)" % (
+                    name, node.lineno, len(found), len(node.exc.args) - 1))
+    assert templates > 40 and not wrong, wrong
+
+
+def test_an_error_template_makes_its_message_in_python():
+    from numba_dense.kernels.errors import InvalidValueError, TooLargeError
+    assert str(InvalidValueError("%s: lr must be positive, got %g", "k", -0.0)) == \
+        "k: lr must be positive, got -0"
+    assert str(TooLargeError("sizes %s", np.array([3, 4], np.int64))) == "sizes [3, 4]"
+    assert str(InvalidValueError("50% of %s")) == "50% of %s"  # one argument: as given
+    assert InvalidValueError("a", "b").args == ("a", "b")  # no placeholder: kept

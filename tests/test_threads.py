@@ -57,12 +57,12 @@ def test_fit_runs_a_small_network_on_one_blas_thread(monkeypatch):
     if before is None or before < 2:
         pytest.skip("the kernels' BLAS has a single thread here; nothing to lower")
     seen = []
-    real = kernels.train_epoch
+    real = kernels.train_epoch_batched  # what a network of two layers trains with
 
     def recording(*args):
         seen.append(threads.current_blas_threads())
         return real(*args)
-    monkeypatch.setattr(kernels, "train_epoch", recording)
+    monkeypatch.setattr(kernels, "train_epoch_batched", recording)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((300, 10)).astype(np.float32)
     MLP([10, 32, 1], seed=0).fit(X, X[:, 0], epochs=2, batch_size=16)

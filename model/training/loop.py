@@ -51,6 +51,16 @@ def network_record(net):
     return kernels.Network(net.sizes, net.acts, int(net.loss_code))
 
 
+def epoch_kernel(net, sparse):
+    """The epoch kernel ``net`` trains with: ``kernels.train_epoch`` for a network its
+    streamed path can take (one MSE layer of at most ``STREAMING_MAX_OUTPUTS`` outputs, a
+    dense X), else ``kernels.train_epoch_batched``, the same epoch compiled without that
+    path: a first run then compiles only what it uses (docs/performance.md, "Start-up")."""
+    streams = (len(net.sizes) == 2 and net.sizes[1] <= kernels.config.STREAMING_MAX_OUTPUTS
+               and int(net.loss_code) == kernels.MSE and not sparse)
+    return kernels.train_epoch if streams else kernels.train_epoch_batched
+
+
 class Ranks(Protocol):
     """How ``run`` trains and evaluates: ``OneProcess`` here, ``distributed._Ranks`` over
     MPI.
@@ -170,7 +180,7 @@ def train_one_epoch(net, source, rng, lr, settings, work, bar, done=None):
     for X, Y, order, sample_weight in source.segments(rng, settings.shuffle,
                                                       settings.batch_size):
         with sigint_deferred():  # a Ctrl-C now is raised after the count below is updated
-            cost = kernels.train_epoch(
+            cost = epoch_kernel(net, is_sparse(X))(
                 kernel_rows(X), Y, net.params, net.grads, network, optimizer,
                 _with_dropout(kernels.Batches(settings.batch_size, order, sample_weight),
                               dropout), work)
@@ -334,13 +344,13 @@ def compile_kernels(net, settings, work, verbose, sparse=False):
             _with_dropout(kernels.Batches(int(settings.batch_size), np.empty(0, np.int64)),
                           _dropout_rates_and_seed(net, settings, 0)), work)
     signature = tuple(numba.typeof(a) for a in args)
-    epoch_kernel = kernels.train_epoch
-    if not hasattr(epoch_kernel, "overloads") or signature in epoch_kernel.overloads:
+    kernel = epoch_kernel(net, sparse)
+    if not hasattr(kernel, "overloads") or signature in kernel.overloads:
         return  # compiled already (or not a Numba dispatcher: a test's stand-in)
     # A signal during compilation is held until it ends: raised inside Numba/llvmlite it
     # can land in a __del__, where Python prints it and goes on ("Exception ignored").
     with compiling_notice(verbose), sigint_deferred():
-        epoch_kernel.compile(signature)
+        kernel.compile(signature)
 
 
 @contextmanager
