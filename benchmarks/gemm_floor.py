@@ -36,7 +36,8 @@ from numba_dense import kernels
 
 from .configs import CONFIGS, LR, make_data
 from .peers import make_runner
-from .tune_small import BLAS, LOOP, TILED, backprop, forward, gradient, seconds_per_call
+from numba_dense.kernels.tuning import (BLAS, LOOP, TILED, backprop, forward, gradient,
+                                        seconds_per_call)
 
 
 @njit(cache=True)
