@@ -33,11 +33,11 @@ from numba_dense.kernels.products import (FORWARD_LOOP_MAX_OUTPUTS, product_a_b,
                                           product_at_b, forward_scratch_size)
 
 from numba_dense import kernels
+from numba_dense.kernels.tuning import (BLAS, LOOP, TILED, backprop, forward, gradient,
+                                        seconds_per_call)
 
 from .configs import CONFIGS, LR, make_data
 from .peers import make_runner
-from numba_dense.kernels.tuning import (BLAS, LOOP, TILED, backprop, forward, gradient,
-                                        seconds_per_call)
 
 
 @njit(cache=True)
