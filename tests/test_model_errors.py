@@ -502,3 +502,26 @@ def test_evaluation_runs_blas_with_trainings_thread_limit(thread_log):
         assert blas in (None, 1)  # None: this BLAS's thread count cannot be read
     assert thread_log["asked"] == [([4, 6, 3], EVAL_BATCH), ([4, 6, 3], 10),
                                    ([4, 6, 3], EVAL_BATCH), ([4, 6, 3], EVAL_BATCH)]
+
+
+@pytest.mark.parametrize("corrupt, message", [
+    ("indices", r"^X is a sparse matrix with column index 99 at row 2, outside range\(6\)$"),
+    ("indptr", r"^X is a sparse matrix whose indptr does not describe its 6 rows and 6 "
+               r"stored values$"),
+])
+def test_a_sparse_x_with_a_corrupt_structure_is_refused_naming_x(corrupt, message):
+    """SciPy accepts index arrays assigned by hand; the refusal names X, not the kernels'
+    ``csr`` argument, and comes before any training or prediction."""
+    import scipy.sparse as sp
+    X = sp.csr_matrix(np.eye(6, dtype=np.float32))
+    if corrupt == "indices":
+        X.indices[2] = 99
+    else:
+        X.indptr[3] = 1
+    net = MLP([6, 4, 1], seed=0)
+    before = net.params.copy()
+    with pytest.raises(kernels.InvalidValueError, match=message):
+        net.fit(X, np.arange(6.0), epochs=1)
+    np.testing.assert_array_equal(net.params, before)
+    with pytest.raises(kernels.InvalidValueError, match=message):
+        net.predict(X)

@@ -255,6 +255,23 @@ def as_features(X, name, dtype, n_inputs):
     return as_float_matrix(X, name, dtype, n_inputs, "features")
 
 
+def _check_sparse_structure(matrix, name):
+    """A CSR matrix whose ``indptr`` and ``indices`` describe its shape (SciPy does not check
+    arrays assigned by hand): refused here, naming ``name``, rather than by the kernels'
+    own check of the ``kernels.CSR`` record, whose message names ``csr``'s argument."""
+    indptr, indices = matrix.indptr, matrix.indices
+    rows, columns = matrix.shape
+    if (len(indptr) != rows + 1 or indptr[0] != 0 or indptr[-1] != len(indices)
+            or (rows and np.diff(indptr).min() < 0)):
+        raise InvalidValueError("%s is a sparse matrix whose indptr does not describe its %d "
+                                "rows and %d stored values" % (name, rows, len(indices)))
+    if len(indices) and (indices.min() < 0 or indices.max() >= columns):
+        p = int(np.argmax((indices < 0) | (indices >= columns)))
+        row = int(np.searchsorted(indptr, p, side="right")) - 1
+        raise InvalidValueError("%s is a sparse matrix with column index %d at row %d, outside "
+                                "range(%d)" % (name, int(indices[p]), row, columns))
+
+
 def sparse_features(a, name, dtype, n_columns):
     """A SciPy sparse ``a`` as a CSR matrix of ``dtype`` (CSC and the other formats
     converted; ``a`` itself when it is one already), checked as a dense X is: 2-D, numeric,
@@ -275,6 +292,7 @@ def sparse_features(a, name, dtype, n_columns):
         raise InvalidValueError("%s has %d features (columns) but the network has %d"
                                 % (name, columns, n_columns))
     matrix = a.tocsr()
+    _check_sparse_structure(matrix, name)
     original = matrix.dtype
     with np.errstate(over="ignore"):
         matrix = matrix.astype(dtype, copy=False)
