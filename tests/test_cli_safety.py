@@ -257,6 +257,32 @@ def test_kernels_are_compiled_before_the_first_epoch_is_timed(monkeypatch):
     assert events == ["compile", "epoch", "epoch"]
 
 
+@pytest.mark.parametrize("validation", [0.0, 0.2])
+def test_the_validation_cost_kernel_is_compiled_before_the_first_epoch(
+        monkeypatch, validation):
+    """On a first run it compiles for seconds: under the compiling notice, not in silence
+    between the first epoch and its line; and not at all without validation rows."""
+    from numba_dense.model.training import loop
+    events = []
+    real_cost, real_epoch = loop.compile_cost_kernel, loop._train_epoch
+    monkeypatch.setattr(loop, "compile_cost_kernel",
+                        lambda *a: events.append("cost") or real_cost(*a))
+    monkeypatch.setattr(loop, "_train_epoch",
+                        lambda *a: events.append("epoch") or real_epoch(*a))
+    X = np.random.default_rng(0).standard_normal((100, 3))
+    MLP([3, 4, 1]).fit(X, X[:, 0], epochs=2, validation_fraction=validation)
+    assert events == (["cost"] if validation else []) + ["epoch", "epoch"]
+
+
+def test_the_compiling_notice_says_why_after_a_tune(monkeypatch):
+    """The first run with a tuning file compiles again, into a folder of its own: the
+    notice names the file rather than claim a first run of the package."""
+    from numba_dense.model.training import loop
+    assert "first run only" in loop._compiling_message()
+    monkeypatch.setattr(loop.kernels.config, "TUNING_FILE", "/x/dispatch.json")
+    assert "tuned on this CPU (/x/dispatch.json)" in loop._compiling_message()
+
+
 def test_unwritable_folder_is_refused_by_the_check_itself(tmp_path, monkeypatch):
     """As root every folder is writable, so the check is also exercised with os.access."""
     from numba_dense.model.data import paths
