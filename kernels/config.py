@@ -148,6 +148,13 @@ TUNING_FILE = None
 TUNING_STATUS = None
 
 
+def _readable(count):
+    """An integer as ``2**k`` when it is a power of two of 2**10 or more, else in digits."""
+    if count >= 1 << 10 and count & (count - 1) == 0:
+        return "2**%d" % (count.bit_length() - 1)
+    return str(count)
+
+
 def check_tuning(record, model, versions):
     """The values of a tuning file's JSON ``record`` (dict) for this CPU and versions.
 
@@ -159,7 +166,9 @@ def check_tuning(record, model, versions):
     """
     from .host import TUNING_FORMAT
     if not isinstance(record, dict) or record.get("format") != TUNING_FORMAT:
-        raise ValueError("not a tuning file of format %d" % TUNING_FORMAT)
+        found = record.get("format") if isinstance(record, dict) else None
+        raise ValueError("not a tuning file of format %d (%s)" % (
+            TUNING_FORMAT, "no format" if found is None else "found format %r" % (found,)))
     if record.get("cpu_model") != model:
         raise ValueError("measured on another CPU: %r, this one is %r"
                          % (record.get("cpu_model"), model))
@@ -175,8 +184,8 @@ def check_tuning(record, model, versions):
                              % (name, ", ".join(TUNABLE)))
         low, high = TUNABLE[name]
         if type(value) is not int or not low <= value <= high:
-            raise ValueError("%s must be an integer in [%d, %d], got %r"
-                             % (name, low, high, value))
+            raise ValueError("%s must be an integer in [%s, %s], got %r"
+                             % (name, _readable(low), _readable(high), value))
     return dict(values)
 
 
@@ -209,8 +218,9 @@ def _load_tuning(stderr=None):
         TUNING_STATUS = "no tuning file for this CPU and versions (%s)" % path
         if named:
             TUNING_STATUS = "%s=%s: no such file" % (host.TUNING_ENV, path)
-            print("kernels: %s names no readable file (%s); using the packaged dispatch values"
-                  % (host.TUNING_ENV, exc.strerror or exc), file=stderr or sys.stderr)
+            print("kernels: %s=%s names no readable file (%s); using the packaged dispatch "
+                  "values" % (host.TUNING_ENV, path, exc.strerror or exc),
+                  file=stderr or sys.stderr)
         return
     except Exception as exc:  # unreadable, not JSON, another CPU, a value out of range
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

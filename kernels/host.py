@@ -6,9 +6,9 @@ before any kernel is defined, and the benchmarks name the CPU their figures come
 
 The dispatch values ``python -m numba_dense tune`` measures are kept in one JSON file per
 CPU model and library versions (``tuning_file``), in ``$XDG_CACHE_HOME/numba_dense/``
-(``~/.cache/numba_dense/`` when the variable is unset). ``NUMBA_DENSE_TUNING`` chooses:
-unset or empty, that file; ``off``, none (the packaged values); any other value, the path
-of a file to read (and to write, for ``tune``).
+(``~/.cache/numba_dense/`` when the variable is unset or not an absolute path).
+``NUMBA_DENSE_TUNING`` chooses: unset or empty, that file; ``off``, none (the packaged
+values); any other value, the path of a file to read (and to write, for ``tune``).
 """
 
 import os
@@ -72,11 +72,21 @@ def library_versions():
     return versions
 
 
+def cache_base():
+    """``(folder, origin)``: the user's cache directory (str) and where it came from,
+    ``"XDG_CACHE_HOME"`` or ``"~/.cache"``. A relative ``XDG_CACHE_HOME`` is ignored, as
+    the XDG base directory specification says (it would depend on the working folder)."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if base and os.path.isabs(base):
+        return base, "XDG_CACHE_HOME"
+    return os.path.join(os.path.expanduser("~"), ".cache"), "~/.cache"
+
+
 def cache_folder():
     """numba-dense's folder in the user's cache directory (str, not made here):
-    ``$XDG_CACHE_HOME/numba_dense``, or ``~/.cache/numba_dense``."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "numba_dense")
+    ``$XDG_CACHE_HOME/numba_dense`` (when that is an absolute path), or
+    ``~/.cache/numba_dense``."""
+    return os.path.join(cache_base()[0], "numba_dense")
 
 
 def _slug(text):

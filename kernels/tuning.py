@@ -62,6 +62,9 @@ TARGET_SECONDS = (2e-4, 0.02)
 BUDGETS = {"full": None, "quick": 12.0}
 #: Candidate ``*_TILED_MAX_MACS``: never, then powers of two 2^10 .. 2^24.
 TILED_CANDIDATES = [0] + [1 << e for e in range(10, 25)]
+#: A grid needs this many different widths at least: of one width every shape has the same
+#: ``n_out``, and neither crossover can be placed on it.
+MIN_WIDTHS = 2
 #: Pairs within this fraction of the best total are a tie, settled towards the packaged
 #: values: the grid's timings are not finer than that, whole epochs were.
 TIE = 0.01
@@ -175,6 +178,27 @@ def _names(kind):
     return "%s_LOOP_MAX_OUTPUTS" % kind.upper(), "%s_TILED_MAX_MACS" % kind.upper()
 
 
+def _plural(count, word):
+    return "%d %s%s" % (count, word, "" if count == 1 else "s")
+
+
+def check_grid(batches, widths, budget=None):
+    """Raise ValueError (one line) when the grid or the budget is out of range: sizes must
+    be integers >= 1, at least ``MIN_WIDTHS`` different widths, a budget finite seconds > 0
+    (or None)."""
+    for name, sizes in (("batches", batches), ("widths", widths)):
+        if not sizes or any(type(v) is not int or v < 1 for v in sizes):
+            raise ValueError("%s: expected integers >= 1, got %r" % (name, sizes))
+    if len(set(widths)) < MIN_WIDTHS:
+        shapes = len(batches) * len(widths) ** 2
+        raise ValueError("widths: expected at least %d different widths, got %r (a grid of "
+                         "%s of one width cannot place a crossover)"
+                         % (MIN_WIDTHS, widths, _plural(shapes, "shape")))
+    if budget is not None and not (isinstance(budget, (int, float)) and math.isfinite(budget)
+                                   and budget > 0):
+        raise ValueError("budget: expected finite seconds > 0, got %r" % (budget,))
+
+
 def tune(*, quick=False, budget=None, batches=None, widths=None):
     """Measure the grid and choose the dispatch values for this CPU.
 
@@ -183,18 +207,16 @@ def tune(*, quick=False, budget=None, batches=None, widths=None):
     ``widths`` (lists of ints >= 1) replace the grid's. Returns the record
     ``write_tuning`` writes: ``values`` ({name of ``config.TUNABLE``: int}), the host
     (``cpu_model``, ``cpu_flags``, ``versions``), ``date`` and ``grid`` (its shapes, the
-    seconds per timing, each kind's totals and every row's microseconds). Raises
-    ValueError for a budget or grid out of range.
+    seconds per timing, each kind's totals and every row's microseconds; a kind's
+    ``tiled_at_top`` is True when its chosen ``*_TILED_MAX_MACS`` covers the grid's largest
+    product that it decides: the crossover may lie above the grid). Raises ValueError for
+    a budget or grid out of range (``check_grid``).
     """
     size = "quick" if quick else "full"
     batches = list(GRIDS[size][0] if batches is None else batches)
     widths = list(GRIDS[size][1] if widths is None else widths)
-    for name, sizes in (("batches", batches), ("widths", widths)):
-        if not sizes or any(type(v) is not int or v < 1 for v in sizes):
-            raise ValueError("%s: expected integers >= 1, got %r" % (name, sizes))
+    check_grid(batches, widths, budget)
     budget = BUDGETS[size] if budget is None else budget
-    if budget is not None and not (isinstance(budget, (int, float)) and budget > 0):
-        raise ValueError("budget: expected seconds > 0, got %r" % (budget,))
     timings = len(batches) * len(widths) ** 2 * len(KINDS) * len(IMPLS)
     target = TARGET_SECONDS[1]
     if budget is not None:  # a timing lasts about 3 x target (4x growth, then warm-up)
@@ -213,7 +235,10 @@ def tune(*, quick=False, budget=None, batches=None, widths=None):
         pair = settle(totals, packaged)
         values[loop_name], values[tiled_name] = pair
         n = len(kind_rows)
+        decided = [r[4] for r in kind_rows if r[3] > pair[0]]  # shapes the loop leaves
+        at_top = pair[1] > 0 and (not decided or pair[1] >= max(decided))
         kinds[kind] = {"loop_max_outputs": pair[0], "tiled_max_macs": pair[1],
+                       "tiled_at_top": at_top,
                        "grid_vs_best": round(totals[pair] / n, 4),
                        "blas_always": round(totals[0, 0] / n, 4),
                        "tiles_always": round(totals[0, TILED_CANDIDATES[-1]] / n, 4),
@@ -262,21 +287,68 @@ def write_tuning(record, path=None):
 
 def _shown(name, value):
     if name.endswith("_MACS") and value > 0 and value & (value - 1) == 0:
-        return "%d (2^%d)" % (value, value.bit_length() - 1)
+        return "%d (2**%d)" % (value, value.bit_length() - 1)
     return str(value)
 
 
-def table(values):
-    """Lines: each dispatch value in force (with where it came from) -> the measured one."""
+#: The note under ``table`` for a value marked ``*``.
+TOP_NOTE = ("* at the top of the grid measured: the crossover may be higher; %s measures "
+            "further")
+
+
+def table(values, top=(), quick=False):
+    """Lines: each dispatch value in force (with where it came from) -> the measured one;
+    the names in ``top`` (``*_TILED_MAX_MACS`` at the top of the grid measured) marked
+    ``*``, with a note under the table (``quick``: the grid was ``--quick``'s)."""
     lines = ["%-26s %-28s    %s" % ("value", "in force (from)", "measured")]
     for name in config.TUNABLE:
         old = getattr(config, name)
         source = config.SOURCES[name]
         source = "packaged" if source == "packaged" else "tuned"
-        lines.append("%-26s %-28s -> %s%s" % (
+        lines.append("%-26s %-28s -> %s%s%s" % (
             name, "%s (%s)" % (_shown(name, old), source), _shown(name, values[name]),
-            "" if values[name] == old else "  (changed)"))
+            " *" if name in top else "", "" if values[name] == old else "  (changed)"))
+    if top:
+        lines.append(TOP_NOTE % ("a fuller tune (without --quick)" if quick else
+                                 "a grid of larger --batches and --widths"))
     return lines
+
+
+def destination():
+    """Where ``tune`` will write: ``(path, off)``, ``off`` True when ``NUMBA_DENSE_TUNING``
+    turns the tuning off (the file is then this host's default one). Checked before anything
+    is measured: a folder ``NUMBA_DENSE_TUNING`` names must exist; the default cache folder
+    is made; either is test-written with a temporary file. Raises ValueError (one line
+    naming the folder, where it came from and the way out) when it cannot be written."""
+    path, named = host.tuning_choice()
+    off = path is None
+    if off:
+        path = host.tuning_file()
+    folder = os.path.dirname(path)
+    way_out = "set %s=PATH to write the file elsewhere" % host.TUNING_ENV
+    if named:
+        origin = "%s=%s" % (host.TUNING_ENV, os.environ.get(host.TUNING_ENV))
+        if os.path.isdir(path):
+            raise ValueError("%s names a folder, not a file; name the file to write, e.g. "
+                             "%s=%s" % (origin, host.TUNING_ENV,
+                                        os.path.join(path, "dispatch.json")))
+        if not os.path.isdir(folder):
+            raise ValueError("%s: the folder %s does not exist; make it first, or %s"
+                             % (origin, folder, way_out))
+    else:
+        base, origin = host.cache_base()
+        if origin == "XDG_CACHE_HOME":
+            origin = "XDG_CACHE_HOME=%s" % base
+    try:
+        if not named:
+            os.makedirs(folder, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=folder, prefix=".dispatch-", suffix=".tmp")
+        os.close(fd)
+        os.unlink(temporary)
+    except OSError as exc:
+        raise ValueError("cannot write the tuning file's folder %s (from %s): %s; %s"
+                         % (folder, origin, exc.strerror or exc, way_out)) from None
+    return path, off
 
 
 # ----------------------------------------------------------------------------- command line
@@ -287,7 +359,7 @@ def _positive_seconds(text):
     except ValueError:
         value = None
     if value is None or not value > 0 or math.isinf(value):
-        raise argparse.ArgumentTypeError("expected seconds > 0, got %r" % text)
+        raise argparse.ArgumentTypeError("expected finite seconds > 0, got %r" % text)
     return value
 
 
@@ -320,26 +392,32 @@ def add_arguments(parser):
 
 
 def run(args, out=None):
-    """Run the ``tune`` command of parsed ``args`` (``add_arguments``'): measure, write the
-    file, print the values old -> new and where they went. Returns 0."""
+    """Run the ``tune`` command of parsed ``args`` (``add_arguments``'): check the grid and
+    where the file goes (``destination``) before measuring, measure, write the file, print
+    the values old -> new and where they went. Returns 0; raises ValueError (one line) for
+    a grid out of range or a destination that cannot be written."""
     out = out or sys.stdout
-    path, _ = host.tuning_choice()
-    off = path is None
     size = "quick" if args.quick else "full"
     batches, widths = args.batches or GRIDS[size][0], args.widths or GRIDS[size][1]
+    check_grid(batches, widths, args.budget)
+    path, off = destination()
     budget = BUDGETS[size] if args.budget is None else args.budget
-    print("tuning the dispatch on %s: %d shapes (%d batch sizes x %d x %d widths), %s; "
-          "compiling first, the first time"
-          % (host.cpu_model(), len(batches) * len(widths) ** 2, len(batches), len(widths),
-             len(widths), "%d ms per timing" % (TARGET_SECONDS[1] * 1e3) if budget is None
-             else "about %g s of timings" % budget), file=out, flush=True)
+    print("tuning the dispatch on %s: %s (%s x %s x %s), %s; compiling first, the first "
+          "time" % (host.cpu_model(), _plural(len(batches) * len(widths) ** 2, "shape"),
+                    _plural(len(batches), "batch size"), len(widths),
+                    _plural(len(widths), "width"),
+                    "%d ms per timing" % (TARGET_SECONDS[1] * 1e3) if budget is None
+                    else "about %g s of timings" % budget), file=out, flush=True)
     record = tune(quick=args.quick, budget=args.budget, batches=args.batches,
                   widths=args.widths)
-    written = write_tuning(record, host.tuning_file() if off else path)
-    for line in table(record["values"]):
+    written = write_tuning(record, path)
+    kinds = record["grid"]["kinds"]
+    top = {_names(kind)[1] for kind in KINDS if kinds[kind]["tiled_at_top"]}
+    for line in table(record["values"], top, args.quick):
         print(line, file=out)
-    print("measured %d shapes in %.1f s; wrote %s" % (
-        len(record["grid"]["rows"]) // len(KINDS), record["grid"]["seconds"], written), file=out)
+    print("measured %s in %.1f s; wrote %s" % (
+        _plural(len(record["grid"]["rows"]) // len(KINDS), "shape"), record["grid"]["seconds"],
+        written), file=out)
     if off:
         print("%s=%s: new processes ignore this file until the variable is unset"
               % (host.TUNING_ENV, os.environ.get(host.TUNING_ENV)), file=out)

@@ -201,6 +201,63 @@ def test_tuning_off_ignores_the_file_and_a_named_missing_file_is_one_line(
     assert result.stdout.split() == [str(config.PACKAGED["FORWARD_LOOP_MAX_OUTPUTS"])]
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and "NUMBA_DENSE_TUNING" in lines[0] and "packaged" in lines[0]
+    assert missing in lines[0]  # the line names the path it could not read
+
+
+#: A grid the destination checks refuse before measuring anything.
+FAST = ["--batches", "8", "--widths", "1,8", "--budget", "0.2"]
+
+
+def test_an_unwritable_cache_folder_is_one_line_before_anything_is_measured(
+        tmp_path, numba_cache):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    cases = [str(a_file)]
+    if os.path.isdir("/sys/kernel"):  # sysfs refuses new folders, even to root
+        cases.append("/sys/kernel")
+    for xdg in cases:
+        result = _python(["-m", "numba_dense", "tune", *FAST], _env(xdg, numba_cache),
+                         tmp_path)
+        assert result.returncode == 2 and result.stdout == "", result.stdout
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1, result.stderr
+        folder = os.path.join(xdg, "numba_dense")
+        assert "folder %s (from XDG_CACHE_HOME=%s)" % (folder, xdg) in lines[0]
+        assert "NUMBA_DENSE_TUNING=PATH" in lines[0]
+
+
+def test_a_named_file_in_a_missing_folder_is_refused_and_the_folder_not_made(
+        tmp_path, numba_cache):
+    folder = tmp_path / "missing"
+    path = folder / "x.json"
+    env = _env(tmp_path / "xdg", numba_cache, NUMBA_DENSE_TUNING=str(path))
+    result = _python(["-m", "numba_dense", "tune", *FAST], env, tmp_path)
+    assert result.returncode == 2 and result.stdout == "", result.stdout
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1, result.stderr
+    assert "NUMBA_DENSE_TUNING=%s" % path in error[0]
+    assert "folder %s does not exist" % folder in error[0]
+    assert not folder.exists() and not (tmp_path / "xdg").exists()
+
+
+def test_a_relative_xdg_cache_home_is_ignored(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
+    assert host.cache_base() == (os.path.join(str(tmp_path), ".cache"), "~/.cache")
+    assert host.cache_folder() == os.path.join(str(tmp_path), ".cache", "numba_dense")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert host.cache_base() == (str(tmp_path / "xdg"), "XDG_CACHE_HOME")
+
+
+def test_a_value_at_the_top_of_the_grid_is_marked_in_the_table():
+    values = dict(config.PACKAGED)
+    lines = tuning.table(values, {"FORWARD_TILED_MAX_MACS"}, quick=True)
+    marked = [line for line in lines if line.rstrip().endswith("*")]
+    assert len(marked) == 1 and marked[0].startswith("FORWARD_TILED_MAX_MACS")
+    assert "(2**" in marked[0]
+    assert lines[-1].startswith("* at the top of the grid measured: the crossover may be "
+                                "higher; a fuller tune (without --quick) measures further")
+    assert not any(line.rstrip().endswith("*") for line in tuning.table(values))
 
 
 def test_the_write_is_atomic_and_leaves_no_temporary_file(tmp_path):
@@ -217,8 +274,10 @@ def test_check_tuning_and_settle():
     model, versions = host.cpu_model(), host.library_versions()
     good = _record(**config.PACKAGED)
     assert config.check_tuning(good, model, versions) == config.PACKAGED
-    with pytest.raises(ValueError, match="format"):
+    with pytest.raises(ValueError, match=r"format 1 \(found format 99\)"):
         config.check_tuning(dict(good, format=99), model, versions)
+    with pytest.raises(ValueError, match=r"in \[0, 2\*\*40\], got -5"):
+        config.check_tuning(_record(FORWARD_TILED_MAX_MACS=-5), model, versions)
     with pytest.raises(ValueError, match="must be an integer"):
         config.check_tuning(_record(FORWARD_TILED_MAX_MACS=2.5), model, versions)
     with pytest.raises(ValueError, match="got True"):  # JSON's true is no count
@@ -253,6 +312,7 @@ def test_host_choices(monkeypatch, tmp_path):
 def test_tune_refuses_bad_arguments_in_one_line(capsys):
     from numba_dense.model.interfaces import cli
     for argv, flag, shown in ((["tune", "--budget", "0"], "--budget", "'0'"),
+                              (["tune", "--budget", "inf"], "finite seconds", "'inf'"),
                               (["tune", "--widths", "8,x"], "--widths", "'8,x'")):
         with pytest.raises(SystemExit) as stop:
             cli.main(argv)
@@ -260,8 +320,14 @@ def test_tune_refuses_bad_arguments_in_one_line(capsys):
         err = capsys.readouterr().err
         assert len(err.splitlines()) == 1 and flag in err and shown in err
         assert "expected" in err
-    with pytest.raises(ValueError, match="budget: expected seconds > 0, got -1"):
+    with pytest.raises(ValueError, match="budget: expected finite seconds > 0, got -1"):
         tuning.tune(budget=-1)
+    with pytest.raises(ValueError, match="budget: expected finite seconds > 0, got inf"):
+        tuning.tune(budget=float("inf"))
+    # one width places no crossover: refused before anything is measured
+    with pytest.raises(ValueError, match=r"at least 2 different widths, got \[8\] "
+                                         r"\(a grid of 1 shape of one width"):
+        tuning.tune(batches=[16], widths=[8])
     with pytest.raises(ValueError, match=r"widths: expected integers >= 1, got \[0\]"):
         tuning.tune(widths=[0])
     result = subprocess.run([sys.executable, "-m", "numba_dense.kernels", "nonsense"],
