@@ -244,14 +244,19 @@ def test_first_run_says_it_is_compiling_and_keeps_it_out_of_epoch_1(tmp_path):
     assert compiling and first and compiling[0] < first[0]
 
 
-def test_kernels_are_compiled_before_the_first_epoch_is_timed(monkeypatch):
+def _record_calls(monkeypatch, events, **labels):
+    """Replace each ``model.training.loop`` function named in ``labels`` by one that appends
+    its label to ``events`` and calls the original."""
     from numba_dense.model.training import loop
+    for name, label in labels.items():
+        real = getattr(loop, name)
+        monkeypatch.setattr(loop, name,
+                            lambda *a, real=real, label=label: events.append(label) or real(*a))
+
+
+def test_kernels_are_compiled_before_the_first_epoch_is_timed(monkeypatch):
     events = []
-    real_compile, real_epoch = loop.compile_kernels, loop._train_epoch
-    monkeypatch.setattr(loop, "compile_kernels",
-                        lambda *a: events.append("compile") or real_compile(*a))
-    monkeypatch.setattr(loop, "_train_epoch",
-                        lambda *a: events.append("epoch") or real_epoch(*a))
+    _record_calls(monkeypatch, events, compile_kernels="compile", _train_epoch="epoch")
     X = np.random.default_rng(0).standard_normal((100, 3))
     MLP([3, 4, 1]).fit(X, X[:, 0], epochs=2)
     assert events == ["compile", "epoch", "epoch"]
@@ -262,13 +267,8 @@ def test_the_validation_cost_kernel_is_compiled_before_the_first_epoch(
         monkeypatch, validation):
     """On a first run it compiles for seconds: under the compiling notice, not in silence
     between the first epoch and its line; and not at all without validation rows."""
-    from numba_dense.model.training import loop
     events = []
-    real_cost, real_epoch = loop.compile_cost_kernel, loop._train_epoch
-    monkeypatch.setattr(loop, "compile_cost_kernel",
-                        lambda *a: events.append("cost") or real_cost(*a))
-    monkeypatch.setattr(loop, "_train_epoch",
-                        lambda *a: events.append("epoch") or real_epoch(*a))
+    _record_calls(monkeypatch, events, compile_cost_kernel="cost", _train_epoch="epoch")
     X = np.random.default_rng(0).standard_normal((100, 3))
     MLP([3, 4, 1]).fit(X, X[:, 0], epochs=2, validation_fraction=validation)
     assert events == (["cost"] if validation else []) + ["epoch", "epoch"]

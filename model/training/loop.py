@@ -337,11 +337,7 @@ def compile_kernels(net, settings, work, verbose, sparse=False):
     says what is going on when it takes more than a second.
     """
     import numba
-    rows = np.empty((1, net.n_inputs), net.dtype), np.empty((1, net.n_outputs), net.dtype)
-    if sparse:  # a SciPy sparse X: the epoch kernel's version for a kernels.CSR record
-        rows = kernels.CSR(np.empty(0, net.dtype), np.empty(0, np.int64),
-                           np.zeros(2, np.int64), net.n_inputs), rows[1]
-    args = (*rows, net.params, net.grads, network_record(net),
+    args = (*_placeholder_rows(net, sparse), net.params, net.grads, network_record(net),
             settings.optimizer_for(net, settings.lr),
             _with_dropout(kernels.Batches(int(settings.batch_size), np.empty(0, np.int64)),
                           _dropout_rates_and_seed(net, settings, 0)), work)
@@ -359,17 +355,19 @@ def compile_cost_kernel(net, verbose, sparse=False):
     """Compile (or load) the validation cost's kernel before the first epoch, under the same
     notice as the epoch's: on a first run it takes about a fifth of the epoch kernel's time,
     which would otherwise pass in silence after the first epoch, before its line."""
+    with compiling_notice(verbose), sigint_deferred():
+        kernels.dataset_cost(*_placeholder_rows(net, sparse), net.params, network_record(net),
+                             1, workspace(net, 1))
+
+
+def _placeholder_rows(net, sparse):
+    """(X, Y) of one row of zeros, of the types the kernels will be called with: X a
+    ``kernels.CSR`` record of one empty row for SciPy sparse input, else a matrix."""
     X = np.zeros((1, net.n_inputs), net.dtype)
     if sparse:
-        X = kernels.csr(_one_empty_row(net))
-    Y = np.zeros((1, net.n_outputs), net.dtype)
-    with compiling_notice(verbose), sigint_deferred():
-        kernels.dataset_cost(X, Y, net.params, network_record(net), 1, workspace(net, 1))
-
-
-def _one_empty_row(net):
-    import scipy.sparse as sp
-    return sp.csr_matrix((1, net.n_inputs), dtype=net.dtype)
+        X = kernels.CSR(np.empty(0, net.dtype), np.empty(0, np.int64), np.zeros(2, np.int64),
+                        net.n_inputs)
+    return X, np.zeros((1, net.n_outputs), net.dtype)
 
 
 def _compiling_message():
