@@ -213,3 +213,23 @@ def test_a_worker_error_is_raised(monkeypatch):
     out = np.empty((N, 2), np.float32)  # wrong columns: every range's call raises
     with pytest.raises(ValueError):
         parallel.forward_into(net, network_record(net), X, out, EVAL_BATCH, 2)
+
+
+def test_helper_pool_is_kept_grown_and_renewed_in_a_forked_child():
+    """One pool for the process (no thread start and join per call), a larger one when more
+    workers are asked for, and a new one in a forked child, where the parent's threads do
+    not exist: a stale pool would never run the child's work."""
+    import multiprocessing
+
+    pool = parallel.helper_pool(1)
+    assert parallel.helper_pool(1) is pool
+    assert pool.submit(sum, [1, 2]).result(timeout=30) == 3
+    larger = parallel.helper_pool(3)
+    assert larger is not pool and parallel.helper_pool(2) is larger
+    assert larger.submit(sum, [1]).result(timeout=30) == 1  # an idle thread at the fork
+    with multiprocessing.get_context("fork").Pool(1) as child:
+        assert child.apply_async(_sum_in_helper_pool).get(timeout=60) == 6
+
+
+def _sum_in_helper_pool():
+    return parallel.helper_pool(1).submit(sum, [1, 2, 3]).result(timeout=30)

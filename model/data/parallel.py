@@ -26,8 +26,9 @@ other processes are running on at that moment (``kernels.threads``' load check, 
 for half a second), and no more than the rows give ``MIN_THREAD_ROWS`` each.
 """
 
+import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -58,6 +59,30 @@ MIN_THREAD_ROWS = 32768
 #: Ranges per thread: a thread whose core another process takes for a while leaves its
 #: later ranges to the others.
 RANGES_PER_THREAD = 4
+
+
+_POOL_LOCK = threading.Lock()
+_POOL = {"pool": None, "workers": 0, "pid": None}
+
+
+def helper_pool(workers):
+    """A ``ThreadPoolExecutor`` of at least ``workers`` threads, kept for the life of the
+    process and shared by ``forward_into`` and ``model.training.full_batch``.
+
+    Why kept: starting two threads and joining them again cost about 7 ms a call on the
+    2-core AMD EPYC of docs/performance.md (3 ms to start, 4 ms to join: each waits for a
+    thread to be scheduled), a twentieth of a whole L-BFGS fit on scikit-learn's digits.
+    Idle threads cost nothing and the interpreter joins them at exit. A forked child (the
+    threads do not survive ``fork``) gets a pool of its own; a pool too small for
+    ``workers`` is replaced (the old one ends its threads once they are idle)."""
+    with _POOL_LOCK:
+        pool = _POOL["pool"]
+        if pool is None or _POOL["pid"] != os.getpid() or _POOL["workers"] < workers:
+            if pool is not None and _POOL["pid"] == os.getpid():
+                pool.shutdown(wait=False)
+            pool = ThreadPoolExecutor(max(workers, 1), thread_name_prefix="numba_dense")
+            _POOL.update(pool=pool, workers=max(workers, 1), pid=os.getpid())
+        return pool
 
 
 def free_cores():
@@ -111,7 +136,8 @@ def forward_into(net, network, X, out, batch, threads):
                                  min(batch, b - a), work)
 
     helpers = min(threads, len(ranges)) - 1  # the calling thread is the first worker
-    with kernels.blas_threads(1), ThreadPoolExecutor(max(helpers, 1)) as pool:
+    with kernels.blas_threads(1):
+        pool = helper_pool(helpers)
         futures = [pool.submit(worker) for _ in range(helpers)]
         try:
             worker()
@@ -119,4 +145,5 @@ def forward_into(net, network, X, out, batch, threads):
                 future.result()
         finally:
             stop.append(True)  # an error or Ctrl-C: the others end after their range
+            wait(futures)  # and nothing writes into ``out`` after this returns
     return out
