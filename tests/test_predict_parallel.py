@@ -215,12 +215,14 @@ def test_a_worker_error_is_raised(monkeypatch):
         parallel.forward_into(net, network_record(net), X, out, EVAL_BATCH, 2)
 
 
-def test_helper_pool_is_kept_grown_and_renewed_in_a_forked_child():
+def test_helper_pool_is_kept_grown_and_renewed_in_a_forked_child(monkeypatch):
     """One pool for the process (no thread start and join per call), a larger one when more
     workers are asked for, and a new one in a forked child, where the parent's threads do
     not exist: a stale pool would never run the child's work."""
     import multiprocessing
 
+    # a fresh start: earlier tests in this process may have grown the shared pool
+    monkeypatch.setattr(parallel, "_POOL", {"pool": None, "workers": 0, "pid": None})
     pool = parallel.helper_pool(1)
     assert parallel.helper_pool(1) is pool
     assert pool.submit(sum, [1, 2]).result(timeout=30) == 3
