@@ -3,6 +3,7 @@
     python -m benchmarks.compare_peers                   # every configuration, 3 rounds
     python -m benchmarks.compare_peers --configs T1 T2 --rounds 5 --peers numpy torch
     python -m benchmarks.compare_peers --rows 20000 --rounds 1          # a quick look
+    python -m benchmarks.compare_peers --configs T1 B --scaling         # 1, 2, ... N threads
 
 Every implementation (numba-dense, the NumPy loop of ``numpy_loop.py``, PyTorch and
 scikit-learn when installed) runs in a worker process of its own, with its own BLAS thread
@@ -11,6 +12,13 @@ every worker times the configuration's epochs in turn (the starting worker rotat
 the others wait idle. Medians over the rounds are reported, so the drift of a shared
 machine hits every implementation alike. The same run measures the best float32 GEMM rate
 (for D's efficiency) and one streaming read of A's X (A is bound by memory bandwidth).
+
+Every implementation runs with its library's default threads (all the cores for NumPy's
+and PyTorch's BLAS and PyTorch's own pool; numba-dense trains one network on one thread,
+with BLAS threads only for products large enough, ``kernels.blas_threads_for``). With
+``--scaling`` a second table repeats each configuration with every worker limited to 1, 2,
+4, ... and all N cores (``THREAD_VARIABLES`` set in the worker's environment before its
+libraries load): how each implementation's epoch scales with the cores it is given.
 """
 
 import argparse
@@ -22,10 +30,14 @@ import time
 
 from numba import njit
 
-from .configs import CONFIGS, cpu_model, make_data, matmul_flops
+from .configs import CONFIGS, cpu_line, make_data, matmul_flops
 from .peers import RUNNERS
 
 PEERS = [impl for impl in RUNNERS if impl != "numba"]
+#: What limits a worker to ``t`` threads: OpenBLAS (NumPy's and SciPy's), MKL, OpenMP
+#: (PyTorch's intra-op pool reads it) and Numba's own pool.
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                    "NUMBA_NUM_THREADS")
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -42,12 +54,15 @@ def stream_read(X):
 class Worker:
     """One implementation's process (``python -m benchmarks.peers IMPL CONFIG``)."""
 
-    def __init__(self, impl, config, rows):
+    def __init__(self, impl, config, rows, threads=None):
         self.impl = impl
+        env = dict(os.environ)
+        if threads is not None:  # else the libraries' defaults, as a user has them
+            env.update({name: str(threads) for name in THREAD_VARIABLES})
         self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks.peers", impl, config,
                                       str(rows)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                     cwd=_ROOT)
+                                     cwd=_ROOT, env=env)
         first = self.proc.stdout.readline().strip()
         self.skip = first[5:] if first.startswith("skip ") else None
         if first != "ready" and self.skip is None:
@@ -66,13 +81,14 @@ class Worker:
         self.proc.wait()
 
 
-def measure(config, impls, rounds):
-    """{impl: median seconds per epoch} for one configuration, plus 'read' for A."""
+def measure(config, impls, rounds, threads=None):
+    """{impl: median seconds per epoch} for one configuration, plus 'read' for A (with the
+    libraries' default threads); every worker limited to ``threads`` threads when given."""
     name = config.name
     workers = {}
     try:
         for impl in impls:
-            w = Worker(impl, name, config.rows)
+            w = Worker(impl, name, config.rows, threads)
             if w.skip:
                 print("  %s: %s skipped: %s" % (name, impl, w.skip), flush=True)
                 w.close()
@@ -88,7 +104,7 @@ def measure(config, impls, rounds):
         for w in workers.values():
             w.close()
     result = {impl: statistics.median(t) for impl, t in times.items()}
-    if name == "A":
+    if name == "A" and threads is None:
         X, _ = make_data(config)
         stream_read(X[:10])
         reads = []
@@ -97,8 +113,39 @@ def measure(config, impls, rounds):
             stream_read(X)
             reads.append(time.perf_counter() - start)
         result["read"] = statistics.median(reads)
-    print("  %s: %s" % (name, ", ".join("%s %.4fs" % kv for kv in result.items())), flush=True)
+    label = name if threads is None else "%s, %d threads" % (name, threads)
+    print("  %s: %s" % (label, ", ".join("%s %.4fs" % kv for kv in result.items())), flush=True)
     return result
+
+
+def thread_counts(cores=None):
+    """1, 2, 4, ... below ``cores`` (this machine's by default), then ``cores``."""
+    cores = cores or os.cpu_count() or 1
+    counts, t = [], 1
+    while t < cores:
+        counts.append(t)
+        t *= 2
+    return counts + [cores]
+
+
+NAMES = {"numba": "numba-dense", "numpy": "NumPy loop", "sklearn": "scikit-learn",
+         "torch": "PyTorch"}
+
+
+def scaling_report(scaling, impls):
+    """The table of ``--scaling``: s/epoch of each implementation at each thread count, and
+    its speed-up over its own one-thread epoch."""
+    print()
+    print("Scaling: s/epoch (speed-up over the same implementation on 1 thread)")
+    print()
+    print("| config | threads | " + " | ".join(NAMES.get(i, i) for i in impls) + " |")
+    print("| --- | --- | " + " | ".join("---" for _ in impls) + " |")
+    for name, by_threads in scaling.items():
+        one = by_threads[min(by_threads)]
+        for threads, r in sorted(by_threads.items()):
+            cells = ["%.4f (%.2fx)" % (r[i], one[i] / r[i]) if i in r and i in one else "–"
+                     for i in impls]
+            print("| %s | %d | %s |" % (name, threads, " | ".join(cells)))
 
 
 def _ratio(r, impl):
@@ -108,7 +155,8 @@ def _ratio(r, impl):
 def report(configs, results, rounds):
     print()
     print("CPU: %s, %d cores; medians of %d alternating rounds, each implementation in its "
-          "own process" % (cpu_model(), os.cpu_count(), rounds))
+          "own process with its libraries' default threads"
+          % (cpu_line(), os.cpu_count(), rounds))
     print()
     print("| config | network | batch | rows | numba-dense s/epoch | rows/s | NumPy loop | vs "
           "NumPy | scikit-learn | vs sklearn | PyTorch | vs PyTorch |")
@@ -136,6 +184,8 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rows", type=int, default=None,
                         help="rows of data instead of each configuration's own (quick runs)")
+    parser.add_argument("--scaling", action="store_true",
+                        help="also time every worker limited to 1, 2, 4, ... N threads")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -143,8 +193,13 @@ def main(argv=None):
         parser.error("--rows must be at least 1")
     configs = {name: CONFIGS[name] if args.rows is None else CONFIGS[name]._replace(rows=args.rows)
                for name in args.configs}
-    results = {name: measure(c, ["numba"] + args.peers, args.rounds) for name, c in configs.items()}
+    impls = ["numba"] + args.peers
+    results = {name: measure(c, impls, args.rounds) for name, c in configs.items()}
     report(configs, results, args.rounds)
+    if args.scaling:
+        scaling = {name: {t: measure(c, impls, args.rounds, t) for t in thread_counts()}
+                   for name, c in configs.items()}
+        scaling_report(scaling, impls)
 
 
 if __name__ == "__main__":

@@ -67,3 +67,14 @@ def cpu_model():
     CPU model), imported when called so that a peer's process never loads numba-dense."""
     from numba_dense.kernels.host import cpu_model as model
     return model()
+
+
+def cpu_line():
+    """The CPU's model, its vector extensions and the width of numba-dense's register tiles
+    (``kernels.info``'s names): what a reader needs to compare figures across hosts."""
+    from numba_dense.kernels import config, host
+    from numba_dense.kernels.info import VECTOR_NAMES
+    width = getattr(config, "VECTOR_BYTES", 32)
+    flags = ", ".join(flag for flag, have in host.cpu_flags().items() if have) or "none found"
+    return "%s (vector extensions: %s; register tiles of %d-byte vectors, %s)" % (
+        cpu_model(), flags, width, VECTOR_NAMES.get(width, "?"))

@@ -24,7 +24,9 @@ values). Then, each in a process of its own:
   ``OrdinalEncoder(max_categories=250)`` categories;
 - numba-dense's configurations beyond the defaults (``CONFIGS``): the command line with
   their options added, as ``numba-dense-ple`` (``--numeric-encoding ple``: numbers as
-  piecewise-linear encodings over quantile bins).
+  piecewise-linear encodings over quantile bins) and ``numba-dense-ensemble8``
+  (``--networks 8``: eight networks of seeds ``seed`` to ``seed + 7``, their predictions
+  averaged).
 
 Scores are on the held-out 20%: R^2 for a regression, accuracy for a classification.
 Training time is from reading the CSV to the fitted model, inside the process (imports
@@ -200,6 +202,8 @@ def run_sklearn(table, train, test, folder, options, model):
 CONFIGS = {
     # numbers as piecewise-linear encodings over quantile bins (issue 25; docs/guide.md)
     "numba-dense-ple": ["--numeric-encoding", "ple"],
+    # an ensemble of 8 networks (seeds seed..seed+7) averaging their predictions (issue 24)
+    "numba-dense-ensemble8": ["--networks", "8"],
 }
 
 IMPLS = {"numba-dense": run_numba_dense,

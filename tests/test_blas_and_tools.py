@@ -95,13 +95,37 @@ def test_numpy_baseline_trains_exactly_what_numba_dense_trains(name):
 def test_compare_peers_runs_each_implementation_in_its_own_process(capsys):
     from benchmarks import compare_peers
     compare_peers.main(["--configs", "T2", "--rounds", "2", "--rows", "3000",
-                        "--peers", "numpy", "sklearn"])
+                        "--peers", "numpy", "sklearn", "--scaling"])
     out = capsys.readouterr().out
-    row = [line for line in out.splitlines() if line.startswith("| T2 |")]
+    row = [line for line in out.splitlines() if line.startswith("| T2 | 10-")]
     assert len(row) == 1 and "3,000" in row[0]
     cells = [c.strip() for c in row[0].split("|")]
     assert cells[8].endswith("x") and cells[10].endswith("x")  # NumPy and sklearn ratios
-    assert "own process" in out
+    assert "own process" in out and "register tiles of" in out  # the CPU and its vectors
+    # the scaling table: a row per thread count, each implementation's one-thread epoch 1x
+    scaling = [line.split("|")[1:-1] for line in out.splitlines()
+               if line.startswith("| T2 | ") and line.split("|")[2].strip().isdigit()]
+    assert [int(r[1]) for r in scaling] == compare_peers.thread_counts()
+    assert all(cell.strip().endswith("(1.00x)") for cell in scaling[0][2:])
+    assert all(len(r) == 5 for r in scaling)
+
+
+def test_compare_peers_limits_every_library_of_a_worker_to_its_threads(monkeypatch):
+    from benchmarks import compare_peers
+    seen = {}
+
+    class Popen:
+        def __init__(self, args, env, **kw):
+            seen.update(env)
+            raise OSError("not started")
+    monkeypatch.setattr(compare_peers.subprocess, "Popen", Popen)
+    with pytest.raises(OSError):
+        compare_peers.Worker("numpy", "T2", 100, threads=3)
+    assert all(seen[name] == "3" for name in compare_peers.THREAD_VARIABLES)
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    with pytest.raises(OSError):
+        compare_peers.Worker("numpy", "T2", 100)  # the defaults: the environment as it is
+    assert seen["OMP_NUM_THREADS"] == "7"
 
 
 def test_prefetch_distance_times_every_distance_in_both_orders(capsys):
