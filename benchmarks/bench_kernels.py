@@ -60,6 +60,11 @@ CALLS = {
                                     a["network"], a["X"].shape[0], a["workspace"]),
     "batch_gradient": lambda a: (a["X"], a["Y"], a["net_params"], a["net_grads"],
                                  a["network"], a["X"].shape[0], a["workspace"], 1.0),
+    "dropout_gradient": lambda a: (a["X"], a["Y"], a["net_params"], a["net_grads"],
+                                   a["network"], kernels.dropout(
+                                       kernels.batches(a["X"].shape[0]),
+                                       np.full(len(a["network"].sizes) - 2, 0.1), 0),
+                                   a["workspace"], 1.0),
     "dataset_cost": lambda a: (a["X"], a["Y"], a["net_params"], a["network"],
                                a["X"].shape[0], a["workspace"]),
 }

@@ -18,9 +18,9 @@ from .dense import backprop_input, dense_forward
 from .grads import accumulate_gradients
 from .errors import InvalidTypeError, InvalidValueError, NumbaDenseError, TooLargeError
 from .info import blas_summary
-from .loop import (batch_gradient, dataset_cost, epoch_streaming, layer_offsets,
-                   loss_and_gradient, param_count, predict_into, train_epoch, train_epoch_batched,
-                   workspace_size)
+from .loop import (batch_gradient, dataset_cost, dropout_gradient, epoch_streaming,
+                   layer_offsets, loss_and_gradient, param_count, predict_into, train_epoch,
+                   train_epoch_batched, workspace_size)
 from .loss import (ABSOLUTE_ERROR, HUBER, LOSSES, MSE, POISSON, QUANTILE, SIGMOID_BCE,
                    SOFTMAX_CE, absolute_error_loss, absolute_error_loss_grad, huber_loss,
                    huber_loss_grad, mse_grad, mse_loss, quantile_loss, quantile_loss_grad,
@@ -53,6 +53,7 @@ __all__ = [
     "poisson_loss_grad", "huber_loss", "huber_loss_grad", "absolute_error_loss",
     "absolute_error_loss_grad", "quantile_loss", "quantile_loss_grad", "softmax", "sigmoid",
     "train_epoch", "train_epoch_batched", "predict_into", "loss_and_gradient", "batch_gradient",
+    "dropout_gradient",
     "dataset_cost",
     "param_count", "layer_offsets", "workspace_size", "blas_summary", "blas_threads",
     "blas_threads_for", "CSR", "csr", "sparse_forward", "sparse_weight_gradient",

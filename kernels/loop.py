@@ -909,14 +909,59 @@ def batch_gradient(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR, grads: VECTOR_OU
     return _batch_gradient(kernel, X, Y, params, grads,
                            as_int64(kernel, "network.sizes", network.sizes),
                            as_int64(kernel, "network.acts", network.acts), network.loss,
-                           batch_size, workspace, scale, np.empty(0, np.float64))
+                           batch_size, workspace, scale, np.empty(0, np.float64),
+                           NO_DROPOUT_RATES, 0)
+
+
+@kernel
+def dropout_gradient(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR, grads: VECTOR_OUT,
+                     network: Network, dropout: Dropout, workspace: VECTOR_OUT, scale: REAL):
+    """``batch_gradient`` of one minibatch with dropout: ``grads = scale * sum_i
+    w_i dc_i/dTheta`` over the rows of X (N, n_0), Y (N, n_L), with each hidden layer's
+    output dropped out at its rate in ``dropout.rates`` (inverted dropout, as in
+    ``train_epoch``) by the masks of ``dropout.seed`` at step 0 (``kernels.masks``; row i's
+    masks are those of row i of a minibatch of ``train_epoch``).
+
+    ``dropout`` a ``Dropout`` record (``kernels.dropout(kernels.batches(size), rates,
+    seed)``): X holds at most ``dropout.batches.size`` rows (one call is one minibatch; the
+    workspace is ``workspace_size(network.sizes, dropout.batches.size)``), its
+    ``order`` must be empty (rows in storage order) and its ``sample_weight`` (N,) or
+    empty gives ``w_i`` (1 when empty). A caller that steps several times gives each step
+    a seed of its own: data-parallel training (``model.training.distributed``) hashes
+    the epoch's seed, the optimizer's step count and the process's rank into it, so that
+    no two minibatches of a fit share masks. Returns the summed (weighted) cost.
+    Raises ``InvalidValueError`` for more rows than ``dropout.batches.size``, a non-empty
+    order, rates out of [0, 1) or not one per hidden layer, and as ``batch_gradient``.
+    """
+    check_types("dropout_gradient", X, Y, params, grads, network, dropout, workspace, scale)
+    kernel = "dropout_gradient"
+    check_float_dtypes(kernel, "X, Y, params, grads, workspace", input_values(X), Y, params,
+                       grads, workspace)
+    sizes = as_int64(kernel, "network.sizes", network.sizes)
+    batches = dropout.batches
+    _check_dropout(kernel, dropout.rates, sizes.shape[0] - 2)
+    if batches.order.shape[0] > 0:
+        raise InvalidValueError("%s: dropout.batches.order must be empty (the rows of X in "
+                                "storage order), got %s indices", kernel,
+                                batches.order.shape[0])
+    n = input_rows(X)
+    if n > batches.size:
+        raise InvalidValueError("%s: X has %s rows but dropout.batches.size is %s: one call "
+                                "is one minibatch", kernel, n, batches.size)
+    _check_weights(kernel, "dropout.batches.sample_weight", batches.sample_weight, n)
+    return _batch_gradient(kernel, X, Y, params, grads, sizes,
+                           as_int64(kernel, "network.acts", network.acts), network.loss,
+                           batches.size, workspace, scale, batches.sample_weight,
+                           dropout.rates, dropout.seed)
 
 
 @njit(cache=CACHE)
 def _batch_gradient(kernel, X, Y, params, grads, sizes, acts, loss, batch_size, workspace,
-                    scale, weights):
+                    scale, weights, rates, seed):
     """``batch_gradient`` with every row's term also times its weight in ``weights`` (N,),
-    or 1 when ``weights`` is empty; ``kernel`` names the public kernel in messages."""
+    or 1 when ``weights`` is empty, and hidden layers dropped out at ``rates`` by the masks
+    of ``seed`` at step 0 (``rates`` empty: none; ``dropout_gradient`` passes at most one
+    batch); ``kernel`` names the public kernel in messages."""
     _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss)
     _check_targets(kernel, X, Y, sizes, "Y")
     check_dim(kernel, "grads", grads.shape[0], "params", params.shape[0], "elements")
@@ -938,10 +983,10 @@ def _batch_gradient(kernel, X, Y, params, grads, sizes, acts, loss, batch_size, 
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         Xb = storage_batch(X, no_order, start, stop)
-        _forward_batch(Xb, W, b, A, Z, acts, T, NO_DROPOUT_RATES, 0, 0)
+        _forward_batch(Xb, W, b, A, Z, acts, T, rates, seed, 0)
         total += _backward_batch(Xb, Y[start:stop], W, b, dW, db, A, Z, D, acts,
                                  loss, scale, start > 0, 0.0, weights[start:stop],
-                                 NO_DROPOUT_RATES, 0, 0)
+                                 rates, seed, 0)
     store_first_layer_gradient(X, dW0, dW[0])
     return total
 
@@ -973,4 +1018,5 @@ def loss_and_gradient(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR, grads: VECTOR
     return _batch_gradient(kernel, X, Y, params, grads,
                            as_int64(kernel, "network.sizes", network.sizes),
                            as_int64(kernel, "network.acts", network.acts), network.loss,
-                           batch_size, workspace, 1.0 / total, weights) / total
+                           batch_size, workspace, 1.0 / total, weights,
+                           NO_DROPOUT_RATES, 0) / total

@@ -501,6 +501,26 @@ def batch_gradient(X, Y, params, grads, network, batch_size, workspace, scale):
     return _weighted_gradient(X, Y, params, grads, network, scale, None)
 
 
+def dropout_gradient(X, Y, params, grads, network, dropout, workspace, scale):
+    """grads = scale * summed (row-weighted) gradient of one minibatch with its hidden
+    layers dropped out by the masks of ``dropout.seed`` at step 0; returns the summed
+    cost."""
+    sizes, acts, loss = network
+    layers = layer_views(params, sizes)
+    rates = np.asarray(dropout.rates, np.float64)
+    weights = dropout.batches.sample_weight
+    weights = np.asarray(weights, np.float64) if len(weights) else None
+    if len(rates):
+        activations, factors = _forward(_dense(X), layers, acts, rates, dropout.seed, 0)
+    else:
+        activations, factors = _forward(_dense(X), layers, acts), None
+    layer_grads, cost = _backward(activations, Y, layers, acts, scale, loss, weights, factors)
+    for (dW, db), (gW, gb) in zip(layer_grads, layer_views(grads, sizes)):
+        gW[...] = dW
+        gb[...] = db
+    return cost
+
+
 def _weighted_gradient(X, Y, params, grads, network, scale, weights):
     """grads = scale * summed (row-weighted) gradient over the rows; returns the summed cost."""
     sizes, acts, loss = network

@@ -116,6 +116,74 @@ def test_the_gradient_with_dropout_is_the_finite_difference_one(acts):
     np.testing.assert_allclose(grads, numeric, rtol=1e-6, atol=1e-8)
 
 
+def _dropout_gradient(impl, X, Y, params, net, rates, seed, scale, weights=()):
+    grads = np.zeros_like(params)
+    work = np.empty(int(kernels.workspace_size(net.sizes, X.shape[0])), params.dtype)
+    record = kernels.dropout(kernels.batches(X.shape[0], sample_weight=np.asarray(weights)),
+                             rates, seed)
+    cost = impl.dropout_gradient(X, Y, params.copy(), grads, net, record, work, scale)
+    return grads, cost
+
+
+@pytest.mark.parametrize("acts", [("relu", "tanh"), ("gelu", "sigmoid")])
+def test_dropout_gradient_matches_its_twin_and_the_epochs_first_step(dtype, acts):
+    """The gradient of one minibatch with dropout (what data-parallel training sums across
+    processes) against the NumPy twin, weighted too; and it is the gradient the compiled
+    epoch steps on at step 0 with the same seed: a plain SGD epoch of one batch moves the
+    parameters by -lr times it."""
+    rng = np.random.default_rng(8)
+    net, X, Y, params, _ = _epoch_args(rng, dtype, acts, n=16)
+    rates, seed = np.array([0.3, 0.5]), 1234
+    weights = rng.uniform(0.5, 2.0, 16)
+    for w in ((), weights):
+        ours = _dropout_gradient(kernels, X, Y, params, net, rates, seed, 1.0, w)
+        twin = _dropout_gradient(reference, X, Y, params, net, rates, seed, 1.0, w)
+        assert_close(ours[0], twin[0], dtype, scale=20)
+        assert ours[1] == pytest.approx(twin[1], rel=1e-5 if dtype == np.float32 else 1e-12)
+    grads, _ = _dropout_gradient(kernels, X, Y, params, net, rates, seed, 1.0 / 16)
+    stepped, _, _, _ = _run(kernels, X, Y, params, net, "sgd", kernels.batches(16),
+                            (rates, seed), epochs=1)
+    assert_close(stepped, params - dtype(0.02) * grads, dtype, scale=4)
+    plain, _ = _dropout_gradient(kernels, X, Y, params, net, np.zeros(2), seed, 1.0 / 16)
+    assert not np.allclose(plain, grads)  # the masks changed it
+
+
+def test_dropout_gradient_is_the_finite_difference_one():
+    rng = np.random.default_rng(9)
+    net, X, Y, params, _ = _epoch_args(rng, np.float64, ("tanh", "sigmoid"), n=10)
+    rates, seed = np.array([0.4, 0.2]), 31
+    grads, cost = _dropout_gradient(kernels, X, Y, params, net, rates, seed, 1.0 / 10)
+    assert cost / 10 == pytest.approx(_dropped_cost(params, net, X, Y, rates, seed, 0))
+    h = 1e-6
+    numeric = np.empty_like(params)
+    for i in range(params.size):
+        up, down = params.copy(), params.copy()
+        up[i] += h
+        down[i] -= h
+        numeric[i] = (_dropped_cost(up, net, X, Y, rates, seed, 0)
+                      - _dropped_cost(down, net, X, Y, rates, seed, 0)) / (2 * h)
+    np.testing.assert_allclose(grads, numeric, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(order=np.arange(4)), "dropout.batches.order must be empty (the rows of X in storage "
+                               "order), got 4 indices"),
+    (dict(size=3), "X has 4 rows but dropout.batches.size is 3: one call is one minibatch"),
+    (dict(rates=[0.5]), "dropout.rates must hold one rate for each of the 2 hidden layers"),
+])
+def test_dropout_gradient_refuses_bad_records_in_one_line(change, message):
+    rng = np.random.default_rng(10)
+    net, X, Y, params, _ = _epoch_args(rng, np.float64, ("relu", "relu"), n=4)
+    batches = kernels.batches(change.get("size", 4), change.get("order", np.empty(0, np.int64)))
+    record = kernels.dropout(batches, change.get("rates", [0.1, 0.1]), 0)
+    work = np.empty(int(kernels.workspace_size(net.sizes, 4)), np.float64)
+    grads = np.zeros_like(params)
+    with pytest.raises(kernels.InvalidValueError) as info:
+        kernels.dropout_gradient(X, Y, params, grads, net, record, work, 1.0)
+    assert str(info.value).startswith("dropout_gradient: " + message)
+    assert "\n" not in str(info.value) and not grads.any()
+
+
 @pytest.mark.parametrize("bad,message", [
     ([0.5], "dropout.rates must hold one rate for each of the 2 hidden layers"),
     ([0.5, 1.0], "dropout.rates[1] is 1: a dropout rate must be in [0, 1)"),
@@ -218,7 +286,7 @@ def test_fit_streamed_from_npy_with_dropout_equals_in_memory(tmp_path, cancer):
     (dict(dropout=[0.1, 0.2]), [30, 4, 1], "one rate per hidden layer (1), got 2"),
     (dict(dropout=[]), [30, 4, 1], "got an empty list"),
     (dict(dropout=0.1), [30, 1], "this network has none"),
-    (dict(dropout=0.1, comm=object()), [30, 4, 1], "not supported with comm (MPI)"),
+    (dict(dropout=0.1, comm=object()), [30, 4, 1], "comm must be an MPI communicator"),
 ])
 def test_bad_dropout_is_one_line_before_anything_changes(cancer, kwargs, sizes, message):
     X, y = cancer

@@ -576,6 +576,8 @@ def _argument_for(arg, dtype):
             return kernels.network([2, 2], [0])
         if arg.record is kernels.Batches:
             return kernels.batches(1)
+        if arg.record is kernels.Dropout:  # no rates: the network above has no hidden layer
+            return kernels.dropout(kernels.batches(2), np.empty(0, dtype), 0)
         if arg.record is kernels.CSR:
             import scipy.sparse
             return kernels.csr(scipy.sparse.csr_matrix(np.ones((2, 2), dtype)))

@@ -427,7 +427,7 @@ def test_every_public_kernel_declares_every_argument():
             assert arg.kind in ("float", "weights", "ints", "int", "real", "flag", "record")
             if arg.kind == "record":
                 assert arg.record in (kernels.Network, kernels.Optimizer, kernels.Batches,
-                                      kernels.CSR)
+                                      kernels.CSR, kernels.Dropout)
                 assert set(arg.record.FIELDS) == set(arg.record._fields)
                 if arg.alternative is not None:  # train_epoch's batches: Batches or Dropout
                     assert arg.alternative in (kernels.CSR, kernels.Dropout)

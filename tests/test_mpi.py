@@ -96,6 +96,70 @@ def test_two_ranks_equal_one_process_on_the_global_batches(tmp_path, optimizer, 
     np.testing.assert_allclose(np.load(tmp_path / "loss0.npy"), losses, rtol=1e-12)
 
 
+def test_two_ranks_with_dropout_step_on_each_ranks_own_masks(tmp_path):
+    """Dropout over MPI: each rank's minibatch is dropped out by the masks of a seed hashed
+    from the epoch's seed (drawn from the fit's generator, as one process draws it), the
+    global step count and the rank (``kernels.dropout_gradient``); the ranks' summed
+    gradients make one plain SGD step. Recomputed here in one process from those seeds."""
+    from numba_dense import kernels
+    from numba_dense.kernels.masks import mask_base
+    from numba_dense.model.training.loop import network_record, workspace
+
+    rng = np.random.default_rng(2)
+    shards = _shards(rng, 5, 2)
+    for r, (X, Y) in enumerate(shards):
+        np.save(tmp_path / ("X%d.npy" % r), X)
+        np.save(tmp_path / ("Y%d.npy" % r), Y)
+    batch, epochs, lr, fit_seed = 10, 2, 0.05, 11
+    result = _mpirun(tmp_path, """
+        X, Y = np.load(folder + "/X%d.npy" % rank), np.load(folder + "/Y%d.npy" % rank)
+        net = MLP([5, 7, 2], hidden="tanh", dtype=np.float64, seed=rank)  # rank 0's wins
+        h = net.fit(X, Y, epochs=2, batch_size=10, lr=0.05, shuffle=False, comm=comm,
+                    dropout=0.3, seed=11, standardize_target=False)
+        np.save(folder + "/params%d.npy" % rank, net.params)
+        np.save(folder + "/loss%d.npy" % rank, h.loss)
+    """)
+    assert result.returncode == 0, result.stdout + result.stderr
+    reference = MLP([5, 7, 2], hidden="tanh", dtype=np.float64, seed=0)
+    params = reference.params.copy()
+    network = network_record(reference)
+    work = workspace(reference, batch)
+    generator = np.random.default_rng(fit_seed)
+    step, losses = 0, []
+    for _ in range(epochs):
+        epoch_seed = int(generator.integers(2 ** 63))
+        total_cost, total_rows = 0.0, 0
+        for s in range(0, 110, batch):
+            summed = np.zeros_like(params)
+            for rank, (X, Y) in enumerate(shards):
+                if s >= len(X):
+                    continue
+                grads = np.zeros_like(params)
+                seed = int(mask_base(epoch_seed, step, rank)) & (2 ** 63 - 1)
+                record = kernels.dropout(kernels.batches(batch), [0.3], seed)
+                total_cost += kernels.dropout_gradient(X[s:s + batch], Y[s:s + batch],
+                                                       params, grads, network, record, work,
+                                                       1.0)
+                summed += grads
+                total_rows += len(X[s:s + batch])
+            rows = sum(len(X[s:s + batch]) for X, _ in shards)
+            params -= lr * (summed / rows)
+            step += 1
+        losses.append(total_cost / total_rows)
+    p0, p1 = np.load(tmp_path / "params0.npy"), np.load(tmp_path / "params1.npy")
+    np.testing.assert_array_equal(p0, p1)
+    np.testing.assert_allclose(p0, params, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(np.load(tmp_path / "loss0.npy"), losses, rtol=1e-12)
+    # and dropout did something: without it the same steps end elsewhere
+    plain = MLP([5, 7, 2], hidden="tanh", dtype=np.float64, seed=0)
+    for _ in range(epochs):
+        for s in range(0, 110, batch):
+            Xg = np.vstack([X[s:s + batch] for X, _ in shards])
+            Yg = np.vstack([Y[s:s + batch] for _, Y in shards])
+            plain.partial_fit(Xg, Yg, batch_size=len(Xg), lr=lr)
+    assert not np.allclose(plain.params, p0, atol=1e-3)
+
+
 def test_only_rank_zero_prints_and_checkpoints_and_resume_works(tmp_path):
     rng = np.random.default_rng(1)
     for r, (X, Y) in enumerate(_shards(rng, 4, 1)):

@@ -22,6 +22,7 @@ from dataclasses import asdict
 import numpy as np
 
 from ...kernels.errors import InvalidValueError
+from ...kernels.masks import mask_base
 from ... import kernels
 
 from ..data import inputs, sources
@@ -187,9 +188,33 @@ class _Ranks(loop.Ranks):
         optimizer = settings.optimizer_for(net, settings.lr)
         optimizer = optimizer._replace(state=optimizer.state.copy())
         with loop.compiling_notice(verbose), signals.sigint_deferred():
-            kernels.batch_gradient(X, Y, params, grads, loop.network_record(net),
-                                   settings.batch_size, self.work, 1.0)
+            self._gradient(X, Y, params, grads, loop.network_record(net), settings,
+                           loop._dropout_rates_and_seed(net, settings, 0))
             kernels.optimizer_step(params, grads, optimizer)
+
+    def _dropout(self, net, settings, rng):
+        """(rates, seed) of the epoch, or None without dropout: the seed rank 0 drew (each
+        rank draws from its own generator, as one process does, so that their states, which
+        checkpoints keep, stay those of a single-process fit)."""
+        dropout = loop._dropout_rates_and_seed(net, settings, rng)
+        if dropout is None:
+            return None
+        return dropout[0], self.comm.bcast(dropout[1], root=0)
+
+    def _gradient(self, X, Y, params, grads, network, settings, dropout, step=0):
+        """The summed gradient of this rank's minibatch into grads; its summed cost. With
+        dropout its masks are those of a seed hashed from the epoch's, the optimizer's step
+        count and this rank (``kernels.masks.mask_base``): the ranks' rows of one global
+        minibatch, and every step, get masks of their own, reproducibly (a resumed fit
+        draws the same, its step count and epoch seed being checkpointed)."""
+        if dropout is None:
+            return kernels.batch_gradient(kernel_rows(X), Y, params, grads, network,
+                                          settings.batch_size, self.work, 1.0)
+        rates, seed = dropout
+        seed = int(mask_base(seed, step, self.comm.Get_rank())) & (2 ** 63 - 1)
+        record = kernels.dropout(kernels.batches(settings.batch_size), rates, seed)
+        return kernels.dropout_gradient(kernel_rows(X), Y, params, grads, network, record,
+                                        self.work, 1.0)
 
     def share(self, value):
         return self.comm.bcast(value, root=0)
@@ -219,6 +244,7 @@ class _Ranks(loop.Ranks):
             self.total = np.empty_like(self.buffer)
         buf, total = self.buffer, self.total
         grads = buf[:P]
+        dropout = self._dropout(net, settings, rng)  # drawn before the shuffle, as one process
         batches = self._batches(source, rng, settings)
         network = loop.network_record(net)
         optimizer = settings.optimizer_for(net, lr)
@@ -231,9 +257,8 @@ class _Ranks(loop.Ranks):
                 buf[:] = 0
             else:
                 Xb, Yb = batch
-                buf[P + 1] = kernels.batch_gradient(kernel_rows(Xb), Yb, net.params, grads,
-                                                    network,
-                                                    settings.batch_size, self.work, 1.0)
+                buf[P + 1] = self._gradient(Xb, Yb, net.params, grads, network, settings,
+                                            dropout, int(optimizer.steps[0]))
                 buf[P] = Xb.shape[0]
             start = time.perf_counter()
             self.comm.Allreduce(buf, total)
