@@ -113,7 +113,8 @@ def measure(config, impls, rounds, threads=None):
             stream_read(X)
             reads.append(time.perf_counter() - start)
         result["read"] = statistics.median(reads)
-    label = name if threads is None else "%s, %d threads" % (name, threads)
+    plural = "" if threads == 1 else "s"
+    label = name if threads is None else "%s, %d thread%s" % (name, threads, plural)
     print("  %s: %s" % (label, ", ".join("%s %.4fs" % kv for kv in result.items())), flush=True)
     return result
 
