@@ -267,6 +267,26 @@ def test_regressor_robust_losses_and_per_layer_activation():
         MLPRegressor(hidden_layer_sizes=(3,), activation=["relu", "tanh"]).fit(X, y)
 
 
+def test_the_estimators_take_gelu_silu_and_leaky_relu():
+    """The hidden activations scikit-learn lacks, by numba-dense's names, alone and per
+    layer; an unknown name is still refused in scikit-learn's words."""
+    from numba_dense import MLPClassifier, MLPRegressor
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((200, 4))
+    y = np.tanh(X[:, 0] - X[:, 1]) + 0.1 * rng.standard_normal(200)
+    for activation in ("gelu", "silu", "leaky_relu", ["gelu", "silu"]):
+        sizes = (16, 8) if isinstance(activation, list) else (16,)
+        reg = MLPRegressor(hidden_layer_sizes=sizes, activation=activation, solver="lbfgs",
+                           random_state=0, max_iter=300).fit(X, y)
+        assert reg._net.hidden == activation
+        assert reg.score(X, y) > 0.8, activation
+    clf = MLPClassifier((16,), activation="gelu", solver="lbfgs", random_state=0,
+                        max_iter=200).fit(X, y > 0)
+    assert clf.score(X, y > 0) > 0.9
+    with pytest.raises(InvalidValueError, match="The 'activation' parameter must be one of"):
+        MLPRegressor(activation="swish").fit(X, y)
+
+
 # ----------------------------------------------------------------------------- real data
 
 def test_robust_losses_with_default_options_on_diabetes_with_outliers():

@@ -65,8 +65,11 @@ from ..network.mlp import MLP, _quantile_level
 from ..training import full_batch, loop
 from ..training import options as fit_options
 
-#: scikit-learn's activation names -> numba-dense's.
-_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+#: scikit-learn's activation names -> numba-dense's; then the hidden activations scikit-learn
+#: lacks, by numba-dense's names (``kernels.ACTIVATION_TABLE``: leaky ReLU of slope 0.01, the
+#: exact-erf GELU, SiLU), which issue 25 asks the estimators to expose.
+_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
+                "leaky_relu": "leaky_relu", "gelu": "gelu", "silu": "silu"}
 _SOLVERS = ("sgd", "adam", "lbfgs")
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 _LEARNING_RATES = ("constant", "invscaling", "adaptive")
