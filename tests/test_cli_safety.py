@@ -244,6 +244,37 @@ def test_first_run_says_it_is_compiling_and_keeps_it_out_of_epoch_1(tmp_path):
     assert compiling and first and compiling[0] < first[0]
 
 
+def test_the_compiling_notice_prints_once_and_only_while_numba_compiles(monkeypatch, capsys):
+    """The line follows Numba's compile events: printed once however many compilations
+    (and nested blocks) follow, never for a block that compiles nothing, and not at all
+    without verbose."""
+    from numba import njit
+    from numba_dense.model.training import loop
+    monkeypatch.setattr(loop, "NOTICE_AFTER_SECONDS", 0.0)
+
+    def fresh():
+        @njit
+        def add_one(x):
+            return x + 1
+        return add_one
+
+    with loop.compiling_notice(True):
+        with loop.compiling_notice(True):
+            fresh()(1)
+        fresh()(2.5)
+        time.sleep(0.2)  # the timer's thread prints
+    assert capsys.readouterr().out.count("compiling kernels") == 1
+    compiled = fresh()
+    compiled(1)
+    with loop.compiling_notice(True):
+        compiled(2)  # compiled already: no compile event
+        time.sleep(0.2)
+    with loop.compiling_notice(False):
+        fresh()(3)
+        time.sleep(0.2)
+    assert "compiling" not in capsys.readouterr().out
+
+
 def _record_calls(monkeypatch, events, **labels):
     """Replace each ``model.training.loop`` function named in ``labels`` by one that appends
     its label to ``events`` and calls the original."""

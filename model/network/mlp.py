@@ -372,7 +372,9 @@ class MLP:
             raise InvalidValueError("class_weight applies to a classifier (softmax or sigmoid "
                                     "output with a cross-entropy), this network has loss=%r"
                                     % self.loss)
-        with inputs.rows_of(self, X, y) as (X, y):  # a table: arrays in a temporary folder
+        # one compiling notice for the whole fit (validation's checks, the epoch and cost
+        # kernels): printed once, and only while Numba compiles (training.loop)
+        with loop.compiling_notice(run_options.verbose), inputs.rows_of(self, X, y) as (X, y):
             if values["comm"] is not None:
                 return distributed.fit(self, X, y, settings, data_options, run_options,
                                        values["comm"])

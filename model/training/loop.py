@@ -15,6 +15,7 @@ from dataclasses import fields
 from typing import Protocol
 
 import numpy as np
+from numba.core import event as numba_event
 
 from ... import kernels
 from ...kernels.errors import NumbaDenseError
@@ -380,19 +381,78 @@ def _compiling_message():
             "cache) ..." % why)
 
 
+#: Seconds of compiling (summed over the block's compilations) before the notice prints.
+NOTICE_AFTER_SECONDS = 1.0
+#: Whether a notice block is open in this process (an inner block adds nothing).
+_NOTICE_OPEN = [False]
+
+
+class _CompilingListener(numba_event.Listener):
+    """Prints ``_compiling_message()`` once when Numba has spent ``NOTICE_AFTER_SECONDS``
+    compiling. Numba raises its "numba:compile" event around each compilation (nested ones
+    too: only the outermost are timed) and not when it loads a function from its cache, so
+    a warm cache never prints, however long the block; and the seconds before the line are
+    compiling wherever it happens (validation's parallel check, the epoch, the validation
+    cost), not a guess around one call."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.depth = 0
+        self.spent = 0.0
+        self.started = 0.0
+        self.timer = None
+        self.shown = False
+
+    def on_start(self, event):
+        with self.lock:
+            self.depth += 1
+            if self.depth == 1:
+                self.started = time.perf_counter()
+                if not self.shown:
+                    self.timer = threading.Timer(max(NOTICE_AFTER_SECONDS - self.spent, 0.0),
+                                                 self._show)
+                    self.timer.daemon = True
+                    self.timer.start()
+
+    def on_end(self, event):
+        with self.lock:
+            self.depth = max(self.depth - 1, 0)
+            if self.depth == 0:
+                self.spent += time.perf_counter() - self.started
+                self.close()
+
+    def close(self):
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _show(self):
+        with self.lock:
+            if self.shown or self.timer is None:
+                return
+            self.shown = True
+        print(_compiling_message(), flush=True)
+
+
 @contextmanager
 def compiling_notice(verbose):
-    """With ``verbose``, say that kernels are compiling when the block takes over a second."""
-    timer = None
-    if verbose:
-        timer = threading.Timer(1.0, print, (_compiling_message(),), {"flush": True})
-        timer.daemon = True
-        timer.start()
-    try:
+    """With ``verbose``, say once that kernels are compiling when Numba spends over a second
+    compiling inside the block (``_CompilingListener``). ``MLP.fit`` opens one around the
+    whole fit, so the notice covers every compilation before the first epoch and prints
+    once; blocks inside it (``compile_kernels``, ``compile_cost_kernel``, MPI's
+    ``prepare``) add nothing."""
+    if not verbose or _NOTICE_OPEN[0]:
         yield
+        return
+    listener = _CompilingListener()
+    _NOTICE_OPEN[0] = True
+    try:
+        with numba_event.install_listener("numba:compile", listener):
+            yield
     finally:
-        if timer is not None:
-            timer.cancel()
+        with listener.lock:
+            listener.close()
+        _NOTICE_OPEN[0] = False
 
 
 def _train_epoch(net, source, rng, lr, settings, ranks, show, epoch):
