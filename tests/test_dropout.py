@@ -96,6 +96,19 @@ def _dropped_cost(params, net, X, Y, rates, seed, step):
     return reference._cost_and_delta(activations[-1], Y, net.acts[-1], net.loss)[0] / len(X)
 
 
+def _central_differences(params, net, X, Y, rates, seed, h=1e-6):
+    """The gradient of ``_dropped_cost`` (masks of ``seed`` at step 0) by central
+    differences, one parameter at a time."""
+    numeric = np.empty_like(params)
+    for i in range(params.size):
+        up, down = params.copy(), params.copy()
+        up[i] += h
+        down[i] -= h
+        numeric[i] = (_dropped_cost(up, net, X, Y, rates, seed, 0)
+                      - _dropped_cost(down, net, X, Y, rates, seed, 0)) / (2 * h)
+    return numeric
+
+
 @pytest.mark.parametrize("acts", [("relu", "tanh"), ("sigmoid", "gelu")])
 def test_the_gradient_with_dropout_is_the_finite_difference_one(acts):
     """One batch, momentum SGD (the gradient is kept in ``grads``): the kernel's gradient
@@ -105,15 +118,8 @@ def test_the_gradient_with_dropout_is_the_finite_difference_one(acts):
     rates, seed = np.array([0.4, 0.3]), 77
     _, grads, _, _ = _run(kernels, X, Y, params, net, "sgd", kernels.batches(12),
                           (rates, seed), epochs=1, momentum=0.5)
-    h = 1e-6
-    numeric = np.empty_like(params)
-    for i in range(params.size):
-        up, down = params.copy(), params.copy()
-        up[i] += h
-        down[i] -= h
-        numeric[i] = (_dropped_cost(up, net, X, Y, rates, seed, 0)
-                      - _dropped_cost(down, net, X, Y, rates, seed, 0)) / (2 * h)
-    np.testing.assert_allclose(grads, numeric, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(grads, _central_differences(params, net, X, Y, rates, seed),
+                               rtol=1e-6, atol=1e-8)
 
 
 def _dropout_gradient(impl, X, Y, params, net, rates, seed, scale, weights=()):
@@ -154,15 +160,8 @@ def test_dropout_gradient_is_the_finite_difference_one():
     rates, seed = np.array([0.4, 0.2]), 31
     grads, cost = _dropout_gradient(kernels, X, Y, params, net, rates, seed, 1.0 / 10)
     assert cost / 10 == pytest.approx(_dropped_cost(params, net, X, Y, rates, seed, 0))
-    h = 1e-6
-    numeric = np.empty_like(params)
-    for i in range(params.size):
-        up, down = params.copy(), params.copy()
-        up[i] += h
-        down[i] -= h
-        numeric[i] = (_dropped_cost(up, net, X, Y, rates, seed, 0)
-                      - _dropped_cost(down, net, X, Y, rates, seed, 0)) / (2 * h)
-    np.testing.assert_allclose(grads, numeric, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(grads, _central_differences(params, net, X, Y, rates, seed),
+                               rtol=1e-6, atol=1e-8)
 
 
 @pytest.mark.parametrize("change,message", [
