@@ -249,9 +249,9 @@ def main(argv=None):
     os.makedirs(args.folder, exist_ok=True)
     if args.worker:
         return worker(*args.worker, args.folder, args.options)
-    from .configs import cpu_model
-    print("%s, %d cores; numba-dense options: %s" % (cpu_model(), os.cpu_count(),
-                                                     " ".join(args.options) or "defaults"))
+    from .configs import cpu_line
+    print("%s, %d cores; numba-dense options: %s; scores: R^2 (regression), accuracy "
+          "(classification)" % (cpu_line(), os.cpu_count(), " ".join(args.options) or "defaults"))
     print("| table | task | rows | " + " | ".join("%s score | s" % i for i in args.impls)
           + " |")
     print("| --- | --- | --- | " + " | ".join("--- | ---" for _ in args.impls) + " |")

@@ -243,13 +243,18 @@ class Arg:
     "ints" (a 1-D integer array), "int", "real", "flag" or "record" (an instance of the
     record class named ``record``, whose own ``FIELDS`` say what each field must be);
     ``optional``: None means the option's default; ``alternative``: a record class taken
-    in place of the array (``kernels.sparse.MATRIX_OR_CSR``: a matrix or a CSR record)."""
+    in place of the array (``kernels.sparse.MATRIX_OR_CSR``: a matrix or a CSR record);
+    ``writable``: read, never written, but typed as writable by code the kernel shares with
+    one that writes it (``PARAMS_READ``), so a read-only array is refused in one line;
+    ``contiguous``: C-contiguous, as the flat vectors the network kernels view layer by
+    layer (``FLAT``, ``FLAT_OUT``): a strided one is refused in one line, not typed."""
 
     def __init__(self, kind, ndim=0, written=False, optional=False, record=None,
-                 alternative=None):
+                 alternative=None, writable=False, contiguous=False):
         self.kind, self.ndim, self.written = kind, ndim, written
         self.optional, self.record = optional, record
         self.alternative = alternative
+        self.writable, self.contiguous = writable, contiguous
 
     def __repr__(self):
         return "Arg(%r, ndim=%d%s%s)" % (self.kind, self.ndim, ", written" * self.written,
@@ -260,6 +265,21 @@ MATRIX = Arg("float", 2)
 MATRIX_OUT = Arg("float", 2, written=True)
 VECTOR = Arg("float", 1)
 VECTOR_OUT = Arg("float", 1, written=True)
+#: ``params`` of the gradient kernels (``batch_gradient``, ``loss_and_gradient``,
+#: ``dropout_gradient``): only read, but their backward pass is the training step's,
+#: whose fused SGD update writes the weights, and Numba types that code for every call.
+PARAMS_READ = Arg("float", 1, writable=True, contiguous=True)
+#: The flat vectors of the network kernels (``params``, ``grads``, ``workspace``), which
+#: they reshape into each layer's views: C-contiguous.
+FLAT = Arg("float", 1, contiguous=True)
+FLAT_OUT = Arg("float", 1, written=True, contiguous=True)
+#: The message for a strided ``contiguous`` argument.
+_NEEDS_CONTIGUOUS = ("%s: %s must be C-contiguous (a flat vector the kernel views layer by "
+                     "layer), got a strided view; pass np.ascontiguousarray(%s)")
+#: The message for a read-only ``PARAMS_READ`` argument.
+_NEEDS_WRITABLE = ("%s: %s is read-only; the gradient kernels do not change it but "
+                   "compile with the training step, which writes it: pass a writable array "
+                   "(np.array(%s) copies it)")
 INTS = Arg("ints", 1)
 INT = Arg("int")
 REAL = Arg("real")
@@ -348,6 +368,10 @@ def _value_problem(kernel, name, arg, value, floats):
         if arg.written and not value.flags.writeable:
             return bad_type, ("%s: %s is read-only, but the kernel writes into it; pass a "
                               "writable array (np.array(%s) copies it)" % (kernel, name, name))
+        if arg.writable and not value.flags.writeable:
+            return bad_type, _NEEDS_WRITABLE % (kernel, name, name)
+        if arg.contiguous and not value.flags.c_contiguous:
+            return InvalidValueError, _NEEDS_CONTIGUOUS % (kernel, name, name)
         if floats and value.dtype != floats[0][1]:
             # one dtype per call: mixed, Numba fails deep in compilation
             return bad_type, ("%s: %s has dtype %s but %s has %s; pass arrays of one float "
@@ -532,6 +556,10 @@ def _one_type_problem(kernel, name, arg, t, floats):
         return what % "a float32 or float64 array"
     if arg.written and not t.mutable:
         return "%s: %s is read-only, but the kernel writes into it" % (kernel, name)
+    if arg.writable and not t.mutable:
+        return _NEEDS_WRITABLE % (kernel, name, name)
+    if arg.contiguous and t.layout != "C":
+        return _NEEDS_CONTIGUOUS % (kernel, name, name)
     if floats and t.dtype != floats[0][1]:
         return "%s: %s has dtype %s but %s has %s" % (kernel, name, t.dtype, floats[0][0],
                                                       floats[0][1])

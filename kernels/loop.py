@@ -20,8 +20,8 @@ from numba.extending import overload
 
 from .errors import InvalidValueError, TooLargeError
 from ._cache import CACHE
-from ._checks import (Arg, INT, INTS, MATRIX, MATRIX_OUT, OPTIONAL_WEIGHTS, REAL, VECTOR,
-                      VECTOR_OUT, as_int64,
+from ._checks import (Arg, FLAT, FLAT_OUT, INT, INTS, MATRIX, MATRIX_OUT, OPTIONAL_WEIGHTS,
+                      PARAMS_READ, REAL, as_int64,
                       cast_like, check_contiguous, check_dim, check_finite, check_float_dtypes,
                       check_positive, check_same_or_separate, check_separate, checked_add,
                       checked_mul, check_types, kernel, shares_memory)
@@ -606,8 +606,8 @@ def _check_training(kernel, X, Y, params, grads, sizes, acts, loss, optimizer, b
 
 
 @kernel
-def train_epoch(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_OUT,
-                network: Network, optimizer: Optimizer, batches: BATCHES, workspace: VECTOR_OUT):
+def train_epoch(X: MATRIX_OR_CSR, Y: MATRIX, params: FLAT_OUT, grads: FLAT_OUT,
+                network: Network, optimizer: Optimizer, batches: BATCHES, workspace: FLAT_OUT):
     """One epoch of minibatch training, entirely in compiled code.
 
     X (N, n_0) a matrix or a ``CSR`` record (``kernels.csr(matrix)``: the first layer's
@@ -639,9 +639,9 @@ def train_epoch(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_O
 
 
 @kernel
-def train_epoch_batched(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_OUT,
+def train_epoch_batched(X: MATRIX_OR_CSR, Y: MATRIX, params: FLAT_OUT, grads: FLAT_OUT,
                         network: Network, optimizer: Optimizer, batches: BATCHES,
-                        workspace: VECTOR_OUT):
+                        workspace: FLAT_OUT):
     """``train_epoch`` without its streamed path for one-layer MSE networks: every network
     through the batched forward and backward passes. Arguments, results and errors as
     ``train_epoch``'s.
@@ -795,7 +795,7 @@ def _transpose_first_layer_of_impl(X, params, grads, opt, sizes, plain, back):
 
 
 @kernel
-def epoch_streaming(X: MATRIX, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_OUT,
+def epoch_streaming(X: MATRIX, Y: MATRIX, params: FLAT_OUT, grads: FLAT_OUT,
                     optimizer: Optimizer, act: INT, batches: Batches, ahead: INT):
     """The epoch ``train_epoch`` runs for a one-layer MSE network with at most
     ``config.STREAMING_MAX_OUTPUTS`` outputs, each row read once for forward and gradient,
@@ -821,8 +821,8 @@ def epoch_streaming(X: MATRIX, Y: MATRIX, params: VECTOR_OUT, grads: VECTOR_OUT,
 
 
 @kernel
-def predict_into(X: MATRIX_OR_CSR, params: VECTOR, network: Network, out: MATRIX_OUT,
-                 batch_size: INT, workspace: VECTOR_OUT):
+def predict_into(X: MATRIX_OR_CSR, params: FLAT, network: Network, out: MATRIX_OUT,
+                 batch_size: INT, workspace: FLAT_OUT):
     """``out`` (N, n_L) = the output of ``network`` (``kernels.network``) with ``params`` for
     X (N, n_0) (a matrix or a ``CSR`` record), ``batch_size`` rows at a time (workspace:
     ``workspace_size``).
@@ -856,8 +856,8 @@ def predict_into(X: MATRIX_OR_CSR, params: VECTOR, network: Network, out: MATRIX
 
 
 @kernel
-def dataset_cost(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR, network: Network, batch_size: INT,
-                 workspace: VECTOR_OUT, sample_weight: OPTIONAL_WEIGHTS = None):
+def dataset_cost(X: MATRIX_OR_CSR, Y: MATRIX, params: FLAT, network: Network, batch_size: INT,
+                 workspace: FLAT_OUT, sample_weight: OPTIONAL_WEIGHTS = None):
     """The summed cost ``sum_i c_i`` of ``network`` on X (N, n_0), Y (N, n_L); no gradient.
 
     Processed ``batch_size`` rows at a time (the workspace of ``workspace_size``); sums
@@ -894,8 +894,8 @@ def dataset_cost(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR, network: Network, 
 
 
 @kernel
-def batch_gradient(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR, grads: VECTOR_OUT, network: Network,
-                   batch_size: INT, workspace: VECTOR_OUT, scale: REAL):
+def batch_gradient(X: MATRIX_OR_CSR, Y: MATRIX, params: PARAMS_READ, grads: FLAT_OUT,
+                   network: Network, batch_size: INT, workspace: FLAT_OUT, scale: REAL):
     """``grads = scale * sum_i dc_i/dTheta`` over the rows of X (N, n_0), Y (N, n_L).
 
     ``scale = 1/N`` gives the mean gradient; ``scale = 1`` the sum (what data-parallel
@@ -914,8 +914,8 @@ def batch_gradient(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR, grads: VECTOR_OU
 
 
 @kernel
-def dropout_gradient(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR, grads: VECTOR_OUT,
-                     network: Network, dropout: Dropout, workspace: VECTOR_OUT, scale: REAL):
+def dropout_gradient(X: MATRIX_OR_CSR, Y: MATRIX, params: PARAMS_READ, grads: FLAT_OUT,
+                     network: Network, dropout: Dropout, workspace: FLAT_OUT, scale: REAL):
     """``batch_gradient`` of one minibatch with dropout: ``grads = scale * sum_i
     w_i dc_i/dTheta`` over the rows of X (N, n_0), Y (N, n_L), with each hidden layer's
     output dropped out at its rate in ``dropout.rates`` (inverted dropout, as in
@@ -992,8 +992,8 @@ def _batch_gradient(kernel, X, Y, params, grads, sizes, acts, loss, batch_size, 
 
 
 @kernel
-def loss_and_gradient(X: MATRIX_OR_CSR, Y: MATRIX, params: VECTOR, grads: VECTOR_OUT,
-                      network: Network, batch_size: INT, workspace: VECTOR_OUT,
+def loss_and_gradient(X: MATRIX_OR_CSR, Y: MATRIX, params: PARAMS_READ, grads: FLAT_OUT,
+                      network: Network, batch_size: INT, workspace: FLAT_OUT,
                       sample_weight: OPTIONAL_WEIGHTS = None):
     """Full-batch cost C (docs/MATH.md, the mean over rows) and its gradient into grads.
 

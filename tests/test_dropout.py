@@ -327,3 +327,8 @@ def test_the_command_line_takes_dropout(tmp_path, capsys):
     assert "dropout must hold one rate per hidden layer (2), got 3" in capsys.readouterr().err
     assert main(args + ["--dropout", "1.5"]) == 2
     assert "dropout must be >= 0.0 and < 1.0, got 1.5" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # argparse's own error: usage, then exit 2
+        main(args + ["--dropout", "abc"])
+    assert exit_info.value.code == 2
+    assert ("argument --dropout: expected a rate (0.2) or one rate per hidden layer (0.3,0.1), "
+            "got 'abc'") in capsys.readouterr().err

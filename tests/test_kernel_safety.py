@@ -635,6 +635,36 @@ def test_every_kernel_refuses_mixed_float_dtypes_in_one_line(kernel, other):
                     "%s: %s has dtype float32 but %s has float64" % (kernel, name, floats[0][2]))
 
 
+def _flat_cases():
+    """(kernel, position, name) of every flat vector a public kernel views layer by layer
+    (``Arg.contiguous``)."""
+    from numba_dense.kernels._checks import arguments_of
+    return [(kernel, i, name) for kernel in _public_kernels()
+            for i, (name, arg) in enumerate(arguments_of(getattr(kernels, kernel)))
+            if getattr(arg, "contiguous", False)]
+
+
+@pytest.mark.parametrize("kernel, position, name", _flat_cases(),
+                         ids=["%s-%s" % (k, n) for k, _, n in _flat_cases()])
+def test_strided_flat_vectors_are_refused_in_one_line(kernel, position, name):
+    """A strided params, grads or workspace (``x[::2]``) used to fail in Numba's typing
+    with pages of TypingError: refused in one line before anything is compiled."""
+    from numba_dense.kernels._checks import arguments_of
+    args = [_argument_for(arg, np.float64) for _, arg in arguments_of(getattr(kernels, kernel))]
+    args[position] = np.zeros(2 * args[position].size)[::2]
+    _one_line_error(ValueError, lambda: getattr(kernels, kernel)(*args),
+                    "%s: %s must be C-contiguous" % (kernel, name), "np.ascontiguousarray")
+
+
+@pytest.mark.parametrize("kernel", ["batch_gradient", "loss_and_gradient", "dropout_gradient"])
+def test_read_only_params_of_the_gradient_kernels_are_refused_in_one_line(kernel):
+    from numba_dense.kernels._checks import arguments_of
+    args = [_argument_for(arg, np.float64) for _, arg in arguments_of(getattr(kernels, kernel))]
+    args[2].setflags(write=False)
+    _one_line_error(TypeError, lambda: getattr(kernels, kernel)(*args),
+                    "%s: params is read-only" % kernel, "pass a writable array")
+
+
 def test_the_reported_mixed_dtype_calls_get_one_line_errors():
     X = np.ones((3, 4))
     W, b, out = np.ones((2, 4), np.float32), np.zeros(2, np.float32), np.zeros((3, 2), np.float32)

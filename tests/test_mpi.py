@@ -201,6 +201,11 @@ def test_only_rank_zero_prints_and_checkpoints_and_resume_works(tmp_path):
      "ranks were given different settings: epochs (rank 0: 1, rank 1: 3)"),
     ("options = dict(epochs=1, lr=0.1 if rank == 1 else 0.01)",
      "lr (rank 0: 0.01, rank 1: 0.1)"),
+    # an argument refused on one rank only, before any data is read: raised on both
+    ("options = dict(epochs=1, dropout=1.5 if rank == 1 else 0.2)",
+     "rank 1: ValueError: dropout must be >= 0.0 and < 1.0, got 1.5"),
+    ("options = dict(epochs=1, dropout='x' if rank == 0 else 0.2)",
+     "rank 0: TypeError: dropout must be a real number"),
 ])
 def test_bad_setups_fail_on_every_rank_without_hanging(tmp_path, setup, message):
     body = """

@@ -361,17 +361,19 @@ class MLP:
         anything changes; a bad value met while streaming a file raises with the network
         restored to its state before ``fit``.
         """
-        values = fit_options.checked(options)
-        settings, data_options, run_options = fit_options.split(values)
-        self._check_fit(X, settings, data_options, run_options, values["comm"])
-        weighted = sample_weight is not None or class_weight is not None
-        if weighted and values["comm"] is not None:
-            raise InvalidValueError("sample_weight and class_weight are not supported with comm "
-                                    "(MPI) yet, got comm with weights")
-        if class_weight is not None and not self.is_classifier:
-            raise InvalidValueError("class_weight applies to a classifier (softmax or sigmoid "
-                                    "output with a cross-entropy), this network has loss=%r"
-                                    % self.loss)
+        # with comm, a bad argument on one rank is raised on every rank (no rank left waiting)
+        with distributed.arguments_agreed(options.get("comm")):
+            values = fit_options.checked(options)
+            settings, data_options, run_options = fit_options.split(values)
+            self._check_fit(X, settings, data_options, run_options, values["comm"])
+            weighted = sample_weight is not None or class_weight is not None
+            if weighted and values["comm"] is not None:
+                raise InvalidValueError("sample_weight and class_weight are not supported with "
+                                        "comm (MPI) yet, got comm with weights")
+            if class_weight is not None and not self.is_classifier:
+                raise InvalidValueError("class_weight applies to a classifier (softmax or "
+                                        "sigmoid output with a cross-entropy), this network has "
+                                        "loss=%r" % self.loss)
         # one compiling notice for the whole fit (validation's checks, the epoch and cost
         # kernels): printed once, and only while Numba compiles (training.loop)
         with loop.compiling_notice(run_options.verbose), inputs.rows_of(self, X, y) as (X, y):

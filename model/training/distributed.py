@@ -16,6 +16,7 @@ the fit, or any error on one rank) raises the same clear error on every rank, li
 differences, instead of leaving the others waiting or letting the replicas drift apart.
 """
 
+import contextlib
 import time
 from dataclasses import asdict
 
@@ -69,6 +70,24 @@ def _agree(comm, error, facts):
     if problems:
         raise DistributedError("data-parallel fit stopped before training: " + "; ".join(problems))
     return [f for _, f in everyone]
+
+
+@contextlib.contextmanager
+def arguments_agreed(comm):
+    """Around ``MLP.fit``'s checks of its arguments: with an MPI communicator, a bad
+    argument on some ranks raises the same ``DistributedError`` on every rank (naming the
+    ranks and their errors) instead of leaving the others waiting in the next collective;
+    without one (None, or not a communicator, which the checks refuse), nothing changes.
+    Every rank reaches the one ``allgather`` whether its checks passed or not."""
+    if comm is None or not all(hasattr(comm, m) for m in ("Get_rank", "allgather")):
+        yield
+        return
+    error = None
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        error = exc
+    _agree(comm, error, None)
 
 
 def _differences(options):
@@ -191,6 +210,10 @@ class _Ranks(loop.Ranks):
             self._gradient(X, Y, params, grads, loop.network_record(net), settings,
                            loop._dropout_rates_and_seed(net, settings, 0))
             kernels.optimizer_step(params, grads, optimizer)
+        # Ranks compile side by side and finish apart (one loads from the shared cache what
+        # another compiled): without this the first to finish would wait inside epoch 1's
+        # first collective, and its time and samples/s would count the others' compiling.
+        self.comm.Barrier()
 
     def _dropout(self, net, settings, rng):
         """(rates, seed) of the epoch, or None without dropout: the seed rank 0 drew (each

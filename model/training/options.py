@@ -86,8 +86,15 @@ def dropout_rates(dropout, n_hidden):
 
 
 def cli_rates(text):
-    """``--dropout``'s value: one rate (``0.1``) or one per hidden layer (``0.2,0.1``)."""
-    parts = [float(t) for t in text.split(",")]
+    """``--dropout``'s value: one rate (``0.1``) or one per hidden layer (``0.2,0.1``).
+    Raises ``argparse.ArgumentTypeError`` (argparse prints it after the flag's name)."""
+    try:
+        parts = [float(t) for t in text.split(",")]
+    except ValueError:
+        import argparse
+        raise argparse.ArgumentTypeError(
+            "expected a rate (0.2) or one rate per hidden layer (0.3,0.1), got %r" % text
+        ) from None
     return parts[0] if len(parts) == 1 else tuple(parts)
 
 
