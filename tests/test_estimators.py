@@ -181,7 +181,7 @@ def test_same_start_as_scikit_learn_gives_the_same_model(classes):
     (dict(solver="newton"), "'solver' parameter must be one of 'sgd', 'adam', 'lbfgs'"),
     (dict(n_iter_no_change=-np.inf), "'n_iter_no_change' parameter must be an int"),
     (dict(n_iter_no_change=2.5), "'n_iter_no_change' parameter must be an int"),
-    (dict(activation="gelu"), "'activation' parameter must be one of"),
+    (dict(activation="swish"), "'activation' parameter must be one of"),
     (dict(hidden_layer_sizes=(4, 0)), "hidden_layer_sizes must be > 0"),
     (dict(learning_rate_init=0), "'learning_rate_init' parameter must be in the range"),
     (dict(beta_1=1.0), "'beta_1' parameter must be in the range"),
