@@ -71,10 +71,9 @@ def cpu_model():
 
 def cpu_line():
     """The CPU's model, its vector extensions and the width of numba-dense's register tiles
-    (``kernels.info``'s names): what a reader needs to compare figures across hosts."""
-    from numba_dense.kernels import config, host
-    from numba_dense.kernels.info import VECTOR_NAMES
-    width = getattr(config, "VECTOR_BYTES", 32)
+    (``kernels.info.tile_vectors``): what a reader needs to compare figures across hosts."""
+    from numba_dense.kernels import host
+    from numba_dense.kernels.info import tile_vectors
     flags = ", ".join(flag for flag, have in host.cpu_flags().items() if have) or "none found"
-    return "%s (vector extensions: %s; register tiles of %d-byte vectors, %s)" % (
-        cpu_model(), flags, width, VECTOR_NAMES.get(width, "?"))
+    return "%s (vector extensions: %s); register tiles of %s" % (cpu_model(), flags,
+                                                                 tile_vectors())

@@ -30,16 +30,21 @@ def blas_summary():
     return "\n".join(lines)
 
 
+def tile_vectors():
+    """The register tiles' vectors, for a reader: ``32-byte vectors (AVX2)``."""
+    width = config.VECTOR_BYTES
+    return "%d-byte vectors (%s)" % (width, VECTOR_NAMES.get(width, "?"))
+
+
 def dispatch_summary():
     """Lines (one str): the CPU, the vector width the register tiles use, each dispatch
     value in force and where it came from ("packaged" or a tuning file), and where
     compiled code is cached."""
     flags = host.cpu_flags()
-    width = getattr(config, "VECTOR_BYTES", 32)
     lines = [
         "CPU: %s (%s)" % (host.cpu_model(), ", ".join(
             "%s %s" % (flag, "yes" if have else "no") for flag, have in flags.items())),
-        "register tiles: %d-byte vectors (%s)" % (width, VECTOR_NAMES.get(width, "?")),
+        "register tiles: " + tile_vectors(),
         "dispatch values in force:",
     ]
     for name in DISPATCH_NAMES:
