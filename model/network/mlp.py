@@ -398,7 +398,7 @@ class MLP:
             raise InvalidValueError("pass validation_data or validation_fraction, not both")
         dropping = fit_options.dropout_rates(settings.dropout, len(self.sizes) - 2).size > 0
         if comm is not None:
-            if not all(hasattr(comm, m) for m in ("Get_rank", "Get_size", "allreduce")):
+            if not distributed.is_communicator(comm):
                 raise InvalidTypeError("comm must be an MPI communicator "
                                        "(mpi4py's MPI.COMM_WORLD), got %s" % type(comm).__name__)
             return

@@ -72,6 +72,17 @@ def _agree(comm, error, facts):
     return [f for _, f in everyone]
 
 
+#: What data-parallel training calls on its communicator (mpi4py's names).
+COMMUNICATOR_METHODS = ("Get_rank", "Get_size", "allgather", "allreduce", "bcast",
+                        "Allreduce", "Barrier")
+
+
+def is_communicator(comm):
+    """Whether ``comm`` has every method data-parallel training calls (an mpi4py
+    communicator does); ``MLP.fit`` refuses any other ``comm`` in one line."""
+    return all(hasattr(comm, m) for m in COMMUNICATOR_METHODS)
+
+
 @contextlib.contextmanager
 def arguments_agreed(comm):
     """Around ``MLP.fit``'s checks of its arguments: with an MPI communicator, a bad
@@ -79,7 +90,7 @@ def arguments_agreed(comm):
     ranks and their errors) instead of leaving the others waiting in the next collective;
     without one (None, or not a communicator, which the checks refuse), nothing changes.
     Every rank reaches the one ``allgather`` whether its checks passed or not."""
-    if comm is None or not all(hasattr(comm, m) for m in ("Get_rank", "allgather")):
+    if comm is None or not is_communicator(comm):
         yield
         return
     error = None
