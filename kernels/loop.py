@@ -658,6 +658,15 @@ def train_epoch_batched(X: MATRIX_OR_CSR, Y: MATRIX, params: FLAT_OUT, grads: FL
                   workspace, None)
 
 
+@register_jitable
+def streaming_network(n_layers, n_outputs, loss):
+    """Whether ``train_epoch`` takes its streamed path for a network of ``n_layers`` layers,
+    ``n_outputs`` outputs and cost ``loss``: one MSE layer of at most
+    ``STREAMING_MAX_OUTPUTS`` outputs (the rows must also be unweighted and X dense). Also
+    called from Python, by ``model.training.loop.epoch_kernel`` to choose its kernel."""
+    return n_layers == 1 and n_outputs <= STREAMING_MAX_OUTPUTS and loss == MSE
+
+
 @njit(cache=CACHE, nogil=True)
 def _epoch(kernel, X, Y, params, grads, network, optimizer, batches, workspace, ahead):
     """The epoch of ``train_epoch`` (``ahead`` the prefetch distance of its streamed path)
@@ -681,8 +690,8 @@ def _epoch(kernel, X, Y, params, grads, network, optimizer, batches, workspace, 
         return 0.0
     n_layers = sizes.shape[0] - 1
     if ahead is not None:  # a compile-time test: the block is pruned when ahead is None
-        if (n_layers == 1 and sizes[1] <= STREAMING_MAX_OUTPUTS and loss == MSE
-                and not weighted and _streams(X)):
+        if (streaming_network(n_layers, sizes[n_layers], loss) and not weighted
+                and _streams(X)):
             return _streamed_epoch(X, Y, params, grads, optimizer, acts[0], batch_size, order,
                                    ahead)
 

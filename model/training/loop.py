@@ -19,6 +19,7 @@ from numba.core import event as numba_event
 
 from ... import kernels
 from ...kernels.errors import NumbaDenseError
+from ...kernels.loop import streaming_network
 from . import checkpoints, progress
 from . import options as fit_options
 from ..data.sources import EVAL_BATCH
@@ -57,8 +58,8 @@ def epoch_kernel(net, sparse):
     streamed path can take (one MSE layer of at most ``STREAMING_MAX_OUTPUTS`` outputs, a
     dense X), else ``kernels.train_epoch_batched``, the same epoch compiled without that
     path: a first run then compiles only what it uses (docs/performance.md, "Start-up")."""
-    streams = (len(net.sizes) == 2 and net.sizes[1] <= kernels.config.STREAMING_MAX_OUTPUTS
-               and int(net.loss_code) == kernels.MSE and not sparse)
+    streams = (streaming_network(len(net.sizes) - 1, int(net.sizes[-1]), int(net.loss_code))
+               and not sparse)
     return kernels.train_epoch if streams else kernels.train_epoch_batched
 
 
