@@ -226,6 +226,9 @@ def test_ctrl_c_stops_the_running_fits_after_their_segment(diabetes):
     est = MLPRegressor(hidden_layer_sizes=(32,), max_iter=100_000, tol=0.0,
                        n_iter_no_change=10**9, random_state=0)
     GridSearchCV(est.set_params(max_iter=1), {"alpha": [1e-4]}, cv=2, n_jobs=2).fit(X, y)
+    # a finished search leaves no thread of its pool behind (only numba-dense's kept pool)
+    assert all(t is threading.main_thread() or t.name.startswith("numba_dense")
+               for t in threading.enumerate()), threading.enumerate()
     alive = threading.active_count()
     timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
     start = time.perf_counter()

@@ -148,11 +148,12 @@ class _StopOnThreads(ThreadingBackend):
         return self._pool
 
     def wait(self):
-        """After an error or Ctrl-C: end the pool (its queued fits dropped) and wait for
-        its threads, which end their running fits after the compiled segment each is in
-        (``stop`` is set). joblib's own abort does not wait for a thread pool's threads:
-        without this, fits would go on training after ``fit`` has raised. A second Ctrl-C
-        stops the wait (the threads are daemons)."""
+        """At the end of a search, and after an error or Ctrl-C: end the pool (its queued
+        fits dropped) and wait for its threads, which end their running fits after the
+        compiled segment each is in (``stop`` is set). Neither joblib's abort nor a thread
+        pool's terminate waits for the threads: without this, fits would go on training
+        after ``fit`` has raised, and a finished search would return with its threads still
+        exiting. A second Ctrl-C stops the wait (the threads are daemons)."""
         self.stop.set()
         pool = getattr(self, "_pool", None)
         if pool is not None:
@@ -218,9 +219,11 @@ class _ThreadedSearch:
         try:
             with _signals_stop(stop), parallel_config(backend=backend):
                 super().fit(X, y, **params)
-        except BaseException:  # Ctrl-C, or a fit's error with error_score="raise"
+        finally:
+            # After Ctrl-C or a fit's error with error_score="raise": stop the running fits.
+            # After success too: a thread pool's terminate does not join its threads, so
+            # without the wait fit would return while the pool's threads are still exiting.
             backend.wait()
-            raise
         self.n_threads_ = jobs
         return self
 
