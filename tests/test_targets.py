@@ -127,3 +127,22 @@ def test_a_bad_saved_scaling_is_named_when_loading(prices, tmp_path):
     with pytest.raises(ValueError, match=r"bad\.npz.*target_scale -1\.0 are not a scaling|"
                                          r"bad\.npz.*are not a scaling of 1 outputs"):
         MLP.load(tmp_path / "bad.npz")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_target_sums_and_standardize_match_numpy(dtype):
+    rng = np.random.default_rng(3)
+    Y = (rng.standard_normal((997, 3)) * 1000 + 5000).astype(dtype)
+    Y[990, 1] = np.nan  # a missing target late in the block, and an infinite one
+    Y[500, 2] = np.inf
+    blocks = [Y[:600], Y[600:]]
+    count, total, total_sq = target_sums(blocks)
+    finite = np.asarray(Y[np.isfinite(Y).all(axis=1)], np.float64)
+    assert count == len(finite) == 995
+    np.testing.assert_allclose(total, finite.sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(total_sq, (finite * finite).sum(axis=0), rtol=1e-12)
+    scaling = TargetScaling.learn((count, total, total_sq))
+    Z = scaling.standardize(finite.astype(dtype))
+    assert Z.dtype == dtype and Z.shape == finite.shape
+    np.testing.assert_array_equal(Z, ((finite - scaling.mean) / scaling.scale).astype(dtype))
+    np.testing.assert_allclose(Z.mean(axis=0), 0, atol=1e-5)

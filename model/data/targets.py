@@ -19,7 +19,9 @@ target's units: the standardized cost times ``scale**2``.
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
+from ...kernels._cache import CACHE  # Numba's cache where it can write one (kernels._cache)
 from ...kernels.errors import InvalidValueError
 
 
@@ -78,8 +80,12 @@ class TargetScaling:
         return self.scale ** SCALE_POWER.get(loss, 2)
 
     def standardize(self, Y):
-        """``(Y - mean) / scale`` in Y's dtype (a new array)."""
-        return ((Y - self.mean) / self.scale).astype(Y.dtype, copy=False)
+        """``(Y - mean) / scale`` (a new array of Y's shape (n, n_outputs) and float dtype),
+        computed in float64 and rounded once to Y's dtype."""
+        Y = np.asarray(Y)
+        if Y.ndim != 2 or Y.dtype.kind != "f":
+            return ((Y - self.mean) / self.scale).astype(Y.dtype, copy=False)
+        return _standardized(Y, np.ascontiguousarray(self.mean, np.float64), float(self.scale))
 
     def restore(self, Z):
         """Network outputs back in the target's units, in place; returns Z."""
@@ -117,15 +123,58 @@ class TargetScaling:
 
 
 def target_sums(blocks):
-    """``(count, sum, sum of squares)`` over target blocks (n, n_out), finite rows only."""
+    """``(count, sum, sum of squares)`` over target blocks (n, n_out), finite rows only;
+    the sums (n_out,) float64."""
     count, total, total_sq = 0, 0.0, 0.0
     for Y in blocks:
-        Y = np.asarray(Y, np.float64)
-        Y = Y[np.isfinite(Y).all(axis=1)]
-        count += Y.shape[0]
-        total = total + Y.sum(axis=0)
-        total_sq = total_sq + (Y * Y).sum(axis=0)
+        Y = np.asarray(Y)
+        if Y.ndim != 2 or Y.dtype.kind != "f":
+            Y = np.atleast_2d(np.asarray(Y, np.float64))
+        n, s, sq = _finite_row_sums(Y)
+        count += int(n)
+        total = total + s
+        total_sq = total_sq + sq
     return count, total, total_sq
+
+
+# One pass over the targets in compiled code: on 400,000 float32 rows NumPy's masking,
+# float64 copy and two reductions took 6 ms of a 50 ms epoch (issue 23's config A), these
+# under 1 ms.
+
+@njit(cache=CACHE, fastmath={"reassoc"})
+def _finite_row_sums(Y):
+    # A row counts when all its targets are finite (``x * 0`` is 0 exactly then); the sums
+    # are per column over those rows, with a select rather than a branch so that each
+    # column's loop vectorizes (reassoc lets it split the sums across the vector's lanes).
+    n, m = Y.shape
+    finite = np.empty(n, np.bool_)
+    for i in range(n):
+        probe = 0.0
+        for j in range(m):
+            probe += np.float64(Y[i, j]) * 0.0
+        finite[i] = probe == probe
+    total = np.zeros(m)
+    total_sq = np.zeros(m)
+    for j in range(m):
+        s = 0.0
+        sq = 0.0
+        for i in range(n):
+            v = np.float64(Y[i, j]) if finite[i] else 0.0
+            s += v
+            sq += v * v
+        total[j] = s
+        total_sq[j] = sq
+    return finite.sum(), total, total_sq
+
+
+@njit(cache=CACHE)
+def _standardized(Y, mean, scale):
+    n, m = Y.shape
+    out = np.empty((n, m), Y.dtype)
+    for i in range(n):
+        for j in range(m):
+            out[i, j] = (np.float64(Y[i, j]) - mean[j]) / scale
+    return out
 
 
 def r2_score(ss_res, ss_tot):
