@@ -15,7 +15,8 @@ weights, drawn from the same random state).
 Each fit runs in a process of its own (one BLAS pool per process, as a user has), the two
 implementations alternating round after round, numba-dense's kernels compiled (or loaded
 from the cache) by a one-iteration fit on 500 rows before the timing starts, and
-scikit-learn given the same warm-up fit; the table gives medians over the rounds of the
+scikit-learn given the same warm-up fit and the same half-second pause after it; the table
+gives medians over the rounds of the
 fit's seconds, and its final ``loss_`` and ``n_iter_`` (the same every round: seeded).
 """
 
@@ -65,6 +66,11 @@ def worker(impl, dataset, max_iter, block):
     # the same warm-up fit for both: numba-dense's compiles (or loads the cached kernels),
     # and both import what their first fit imports, outside the timing
     estimator(impl, classifier, 1).fit(X[:500], y[:500])
+    # and the same pause after it: OpenBLAS's worker threads spin for about 2**28 cycles
+    # (its THREAD_TIMEOUT) after their last threaded call before they sleep, and a spinning
+    # worker of the warm-up took 70 ms of a core from numba-dense's first timed fit
+    # (per-thread CPU from /proc/self/task): a cost of the warm-up, not of either fit
+    time.sleep(0.5)
     est = estimator(impl, classifier, max_iter)
     start = time.perf_counter()
     est.fit(X, y)
@@ -108,7 +114,7 @@ def main(argv=None):
         sk, nd = results["scikit-learn"], results["numba-dense"]
         s_sec = float(np.median([r["seconds"] for r in sk]))
         n_sec = float(np.median([r["seconds"] for r in nd]))
-        print("| %s | %.6g | %.6g | %d | %d | %.2f | %.2f | %.1f× |"
+        print("| %s | %.6g | %.6g | %d | %d | %.3f | %.3f | %.1f× |"
               % (dataset, sk[0]["loss"], nd[0]["loss"], sk[0]["n_iter"], nd[0]["n_iter"],
                  s_sec, n_sec, s_sec / n_sec), flush=True)
 
