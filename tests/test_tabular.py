@@ -242,7 +242,7 @@ make_csv(big, 1_800_000)
 tabular.BLOCK_BYTES = 1 << 20
 net = MLP([9, 8, 1], seed=0)
 net.fit(np.zeros((64, 9)), np.zeros(64), epochs=1)      # kernels compiled and loaded
-tabular._pyarrow()                                       # and pyarrow
+tabular._pyarrow(), tabular._coltypes()                  # and pyarrow
 peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 before = peak()
 MLP([9, 8, 1], seed=0).fit(small, "y", epochs=1, batch_size=256, chunk_rows=20_000)

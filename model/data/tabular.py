@@ -46,7 +46,6 @@ import re
 import numpy as np
 
 from ...kernels.errors import InvalidTypeError, InvalidValueError
-from . import columns as coltypes
 from ..training import progress
 from .sources import NpyWriter
 from .validation import is_number
@@ -95,6 +94,13 @@ def is_table(path):
     if not isinstance(path, (str, os.PathLike)):
         return False
     return os.path.splitext(os.fspath(path))[1].lower() in CSV_EXTENSIONS + PARQUET_EXTENSIONS
+
+
+def _coltypes():
+    """``model.data.columns``, imported on first use: it imports pyarrow (90 ms), which a
+    process that never reads a table need not load (the README's first command)."""
+    from . import columns
+    return columns
 
 
 def _pyarrow():
@@ -422,10 +428,10 @@ class Preprocessing:
         comma = _is_csv(path) and delimiter_of(path) != ","
         for name in chosen + [target]:
             try:
-                stats[name] = _ColumnStats(None if _is_csv(path) else coltypes.parquet_type(
+                stats[name] = _ColumnStats(None if _is_csv(path) else _coltypes().parquet_type(
                     name, file_schema.field(name).type), decimal_comma=comma,
                     quantiles=ple and name != target)
-            except coltypes.ColumnTypeError as exc:
+            except _coltypes().ColumnTypeError as exc:
                 raise TableError("%s: %s" % (path, exc)) from None
         rows = dropped = first_row = 0
         bar = _bar(path, progress)
@@ -651,8 +657,8 @@ class Preprocessing:
         for name, kind in wanted:
             arrow_type = file_schema.field(name).type
             try:
-                coltypes.parquet_type(name, arrow_type)
-            except coltypes.ColumnTypeError:
+                _coltypes().parquet_type(name, arrow_type)
+            except _coltypes().ColumnTypeError:
                 raise TableError("%s: column %r has type %s, which cannot be read as the %s "
                                  "values the model was trained with"
                                  % (os.fspath(path), name, arrow_type,
@@ -729,8 +735,8 @@ def _row_mapper(first_row, rows):
 def _floats_at(values, column, path, row_of):
     """``columns.to_float`` of a column, its ParseError worded with file, line and column."""
     try:
-        return coltypes.to_float(values, column["type"], column.get("decimal"))
-    except coltypes.ParseError as exc:
+        return _coltypes().to_float(values, column["type"], column.get("decimal"))
+    except _coltypes().ParseError as exc:
         held = {"datetime": "date/time values", "number written with a decimal comma":
                 "numbers written with decimal commas"}.get(exc.kind, exc.kind + " values")
         raise TableError("%s: %s, column %r: %s (the column holds %s in training)"
@@ -831,7 +837,7 @@ class _ColumnStats:
     running count, mean and variance of a numeric one, the value counts of a text one."""
 
     def __init__(self, kind=None, decimal_comma=False, quantiles=False):
-        self.typer = coltypes.CsvTyper(decimal_comma) if kind is None else None
+        self.typer = _coltypes().CsvTyper(decimal_comma) if kind is None else None
         # a numeric column's values (or a sample of them) for quantile bins
         self.sample = _Reservoir(QUANTILE_SAMPLE) if quantiles else None
         self.kind = kind
@@ -868,7 +874,7 @@ class _ColumnStats:
             self.count_text(values)
             return
         if x is None:  # a Parquet column (a CSV one was parsed by its typer)
-            x = coltypes.to_float(values, self.kind)
+            x = _coltypes().to_float(values, self.kind)
         infinite = np.isinf(x)
         if infinite.any():
             r = int(np.flatnonzero(infinite)[0])
@@ -893,7 +899,7 @@ class _ColumnStats:
 
     def count_text(self, values):
         pa = _pyarrow()
-        values = coltypes.to_text(values)
+        values = _coltypes().to_text(values)
         if self.kind == "text":
             self.missing += values.null_count
         if len(self.counts) > _COUNT_LIMIT:
@@ -1124,7 +1130,7 @@ def _choose_features(path, names, target, features, drop):
 def _category_index(values, categories):
     """Index of each value in ``categories`` (missing values as MISSING), -1 if not there."""
     pa = _pyarrow()
-    values = coltypes.to_text(values).fill_null(MISSING)
+    values = _coltypes().to_text(values).fill_null(MISSING)
     index = pa.compute.index_in(values, value_set=pa.array(categories, pa.string()))
     return np.asarray(index.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
@@ -1133,8 +1139,8 @@ def _class_index(y, classes, target_type, decimal=None):
     """Index of each target value in ``classes``, -1 where it is not one of them."""
     if target_type == "text" or (target_type is None and isinstance(classes[0], str)):
         return _category_index(y, classes)
-    x = coltypes.to_float(y, "bool" if target_type == "bool" else "number",
-                          decimal if target_type == "number" else None)
+    x = _coltypes().to_float(y, "bool" if target_type == "bool" else "number",
+                             decimal if target_type == "number" else None)
     values = np.asarray(classes, dtype=np.float64)
     at = np.clip(np.searchsorted(values, x), 0, len(values) - 1)
     return np.where(values[at] == x, at, -1)
