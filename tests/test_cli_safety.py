@@ -275,6 +275,41 @@ def test_the_compiling_notice_prints_once_and_only_while_numba_compiles(monkeypa
     assert "compiling" not in capsys.readouterr().out
 
 
+def test_a_compiling_counter_moves_with_each_function_compiled(monkeypatch, capsys):
+    """With a progress bar wanted, the notice is followed by a counter on stderr that goes
+    up as Numba finishes each function (nested ones too) and is gone when the outermost
+    compilation ends; without one (and by default off a terminal), stderr stays empty."""
+    from numba import njit
+    from numba_dense.model.training import loop
+    monkeypatch.setattr(loop, "NOTICE_AFTER_SECONDS", 0.0)
+
+    def nested():
+        @njit
+        def inner(x):
+            return x * 2
+
+        @njit
+        def outer(x):
+            # slow enough to compile that the notice's timer thread fires meanwhile
+            return inner(x) + inner(x + 1)
+        return outer
+
+    with loop.compiling_notice(True, True):
+        time.sleep(0)  # nothing compiled yet: no line, no counter
+        assert capsys.readouterr().err == ""
+        nested()(1)
+        nested()(2.5)
+    captured = capsys.readouterr()
+    assert captured.out.count("compiling kernels") == 1
+    counts = [int(n) for n in re.findall(r"compiling: (\d+) functions", captured.err)]
+    assert counts and counts == sorted(counts) and counts[-1] >= 2, captured.err
+    with loop.compiling_notice(True, False):
+        nested()(3)
+    with loop.compiling_notice(True):  # None: only on a terminal, which capsys is not
+        nested()(4)
+    assert capsys.readouterr().err == ""
+
+
 def _record_calls(monkeypatch, events, **labels):
     """Replace each ``model.training.loop`` function named in ``labels`` by one that appends
     its label to ``events`` and calls the original."""

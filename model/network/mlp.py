@@ -376,7 +376,8 @@ class MLP:
                                         "loss=%r" % self.loss)
         # one compiling notice for the whole fit (validation's checks, the epoch and cost
         # kernels): printed once, and only while Numba compiles (training.loop)
-        with loop.compiling_notice(run_options.verbose), inputs.rows_of(self, X, y) as (X, y):
+        with loop.compiling_notice(run_options.verbose, run_options.progress), \
+                inputs.rows_of(self, X, y) as (X, y):
             if values["comm"] is not None:
                 return distributed.fit(self, X, y, settings, data_options, run_options,
                                        values["comm"])

@@ -8,6 +8,7 @@ checkpoint (``training.checkpoints``) when asked.
 import copy
 import math
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -394,15 +395,23 @@ class _CompilingListener(numba_event.Listener):
     too: only the outermost are timed) and not when it loads a function from its cache, so
     a warm cache never prints, however long the block; and the seconds before the line are
     compiling wherever it happens (validation's parallel check, the epoch, the validation
-    cost), not a guess around one call."""
+    cost), not a guess around one call.
 
-    def __init__(self):
+    With ``progress``, once the line is out a tqdm counter on stderr then moves with every
+    function Numba finishes compiling (about a hundred in a first run, some seconds
+    apart), so a long first run shows that it is working; it closes when the outermost
+    compilation ends, before any epoch's own bar."""
+
+    def __init__(self, progress=False):
         self.lock = threading.Lock()
+        self.progress = progress
         self.depth = 0
         self.spent = 0.0
         self.started = 0.0
         self.timer = None
         self.shown = False
+        self.compiled = 0  # functions compiled in the block, nested ones included
+        self.bar = None
 
     def on_start(self, event):
         with self.lock:
@@ -414,10 +423,15 @@ class _CompilingListener(numba_event.Listener):
                                                  self._show)
                     self.timer.daemon = True
                     self.timer.start()
+                else:
+                    self._open_bar()
 
     def on_end(self, event):
         with self.lock:
             self.depth = max(self.depth - 1, 0)
+            self.compiled += 1
+            if self.bar is not None:
+                self.bar.update(1)
             if self.depth == 0:
                 self.spent += time.perf_counter() - self.started
                 self.close()
@@ -426,6 +440,16 @@ class _CompilingListener(numba_event.Listener):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def _open_bar(self):
+        # under self.lock, while a compilation runs
+        if self.progress and self.bar is None:
+            from tqdm import tqdm
+            self.bar = tqdm(desc="compiling", unit=" functions", initial=self.compiled,
+                            leave=False, file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
 
     def _show(self):
         with self.lock:
@@ -433,19 +457,24 @@ class _CompilingListener(numba_event.Listener):
                 return
             self.shown = True
         print(_compiling_message(), flush=True)
+        with self.lock:
+            if self.depth > 0:
+                self._open_bar()
 
 
 @contextmanager
-def compiling_notice(verbose):
+def compiling_notice(verbose, progress_bar=None):
     """With ``verbose``, say once that kernels are compiling when Numba spends over a second
-    compiling inside the block (``_CompilingListener``). ``MLP.fit`` opens one around the
-    whole fit, so the notice covers every compilation before the first epoch and prints
+    compiling inside the block (``_CompilingListener``); with ``progress_bar`` (None: when
+    verbose and stderr is a terminal, ``progress.wanted``) a counter of the functions
+    compiled then moves on stderr until the compilation ends. ``MLP.fit`` opens one around
+    the whole fit, so the notice covers every compilation before the first epoch and prints
     once; blocks inside it (``compile_kernels``, ``compile_cost_kernel``, MPI's
     ``prepare``) add nothing."""
     if not verbose or _NOTICE_OPEN[0]:
         yield
         return
-    listener = _CompilingListener()
+    listener = _CompilingListener(progress.wanted(progress_bar, verbose))
     _NOTICE_OPEN[0] = True
     try:
         with numba_event.install_listener("numba:compile", listener):
