@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from numba_dense.model import MLP
-from numba_dense.model.data.targets import TargetScaling, target_sums
+from numba_dense.model.data.targets import TargetScaling, target_moments
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -78,7 +78,7 @@ def test_two_ranks_equal_one_process_on_the_global_batches(tmp_path, optimizer, 
     reference = MLP([5, 7, 2], hidden="tanh", dtype=np.float64, seed=0)
     (X0, Y0), (X1, Y1) = shards
     if optimizer == "adam":  # standardized targets: the mean and scale of both shards' rows
-        reference.target_scaling = TargetScaling.learn(target_sums([Y0, Y1]))
+        reference.target_scaling = TargetScaling.learn(target_moments([Y0, Y1]))
     losses = []
     for _ in range(epochs):
         total, rows = 0.0, 0

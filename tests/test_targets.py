@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from numba_dense.model import MLP
-from numba_dense.model.data.targets import TargetScaling, target_sums
+from numba_dense.model.data.targets import TargetScaling, target_moments
 from tests.test_gradients import _finite_difference_gradient
 
 
@@ -84,7 +84,7 @@ def test_several_outputs_share_one_scale(prices):
     Y = np.column_stack([y, y / 1000])
     net = MLP([6, 8, 2], seed=0)
     net.fit(X, Y, epochs=1)
-    expected = TargetScaling.learn(target_sums([Y]))
+    expected = TargetScaling.learn(target_moments([Y]))
     assert net.target_scaling.scale == pytest.approx(np.sqrt(Y.var(axis=0).mean()))
     np.testing.assert_allclose(net.target_scaling.mean, expected.mean)
 
@@ -130,19 +130,41 @@ def test_a_bad_saved_scaling_is_named_when_loading(prices, tmp_path):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_target_sums_and_standardize_match_numpy(dtype):
+def test_target_moments_and_standardize_match_numpy(dtype):
     rng = np.random.default_rng(3)
     Y = (rng.standard_normal((997, 3)) * 1000 + 5000).astype(dtype)
     Y[990, 1] = np.nan  # a missing target late in the block, and an infinite one
     Y[500, 2] = np.inf
-    blocks = [Y[:600], Y[600:]]
-    count, total, total_sq = target_sums(blocks)
+    blocks = [Y[:600], Y[600:], Y[:0]]
+    count, mean, m2 = target_moments(blocks)
     finite = np.asarray(Y[np.isfinite(Y).all(axis=1)], np.float64)
     assert count == len(finite) == 995
-    np.testing.assert_allclose(total, finite.sum(axis=0), rtol=1e-12)
-    np.testing.assert_allclose(total_sq, (finite * finite).sum(axis=0), rtol=1e-12)
-    scaling = TargetScaling.learn((count, total, total_sq))
+    np.testing.assert_allclose(mean, finite.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(m2, ((finite - finite.mean(axis=0)) ** 2).sum(axis=0),
+                               rtol=1e-10)
+    scaling = TargetScaling.learn((count, mean, m2))
+    assert scaling.scale == pytest.approx(np.sqrt(finite.var(axis=0).mean()), rel=1e-10)
     Z = scaling.standardize(finite.astype(dtype))
     assert Z.dtype == dtype and Z.shape == finite.shape
     np.testing.assert_array_equal(Z, ((finite - scaling.mean) / scaling.scale).astype(dtype))
     np.testing.assert_allclose(Z.mean(axis=0), 0, atol=1e-5)
+    assert target_moments([Y[[990]]])[0] == 0  # a block of no finite row adds nothing
+
+
+@pytest.mark.parametrize("offset", [1e6, 1e9, 1e12])
+def test_a_large_mean_does_not_swamp_the_spread(offset):
+    """Targets far from 0 with a small spread (1e12 +- 3): the scale is their standard
+    deviation, in one block or in many (a sum of squares less the squared mean gave 16 or
+    nothing at 1e9), and a float64 network learns them."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 3))
+    y = offset + X @ np.array([1.0, 2.0, 3.0])
+    for blocks in ([y[:, None]], np.array_split(y[:, None], 7)):
+        scaling = TargetScaling.learn(target_moments(blocks))
+        assert scaling.scale == pytest.approx(y.std(), rel=1e-6)
+        assert scaling.mean[0] == pytest.approx(y.mean(), rel=1e-15)
+    net = MLP([3, 16, 1], dtype=np.float64, seed=0)
+    net.fit(X, y, epochs=200, batch_size=32, optimizer="adam", lr=0.01, verbose=False)
+    assert net.target_scaling.scale == pytest.approx(y.std(), rel=1e-6)
+    residual = net.predict(X)[:, 0] - y
+    assert np.sqrt(np.mean(residual ** 2)) < 0.2 * y.std()

@@ -15,7 +15,7 @@ import numpy as np
 from ...kernels.errors import InvalidTypeError, InvalidValueError
 from . import sources, tabular
 from .sources import EVAL_BATCH
-from .targets import ROBUST_LOSSES, TargetScaling, target_sums
+from .targets import ROBUST_LOSSES, TargetScaling, target_moments
 from .validation import (as_features, check_matrix_shape, check_target_rows, described,
                          targets_matrix, plain)
 
@@ -159,7 +159,7 @@ def target_scaling_for(net, source, standardize_target):
         return net.target_scaling
     if net.loss in ROBUST_LOSSES:  # median and MAD: outliers do not set the units
         return TargetScaling.learn_robust(source.target_blocks())
-    return TargetScaling.learn(target_sums(source.target_blocks()))
+    return TargetScaling.learn(target_moments(source.target_blocks()))
 
 
 def scaled(net, source):

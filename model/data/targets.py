@@ -41,12 +41,13 @@ class TargetScaling:
     scale: float
 
     @classmethod
-    def learn(cls, sums):
-        """From ``(count, sum (n_out,), sum of squares (n_out,))`` of the finite targets."""
-        count, total, total_sq = sums
+    def learn(cls, moments):
+        """From ``(count, mean (n_out,), m2 (n_out,))`` of the finite targets
+        (``target_moments``: m2 the sum of squared deviations from the mean)."""
+        count, mean, m2 = moments
         count = max(float(count), 1.0)
-        mean = np.asarray(total, np.float64) / count
-        var = np.maximum(np.asarray(total_sq, np.float64) / count - mean * mean, 0.0)
+        mean = np.asarray(mean, np.float64).copy()
+        var = np.maximum(np.asarray(m2, np.float64) / count, 0.0)
         scale = float(np.sqrt(var.mean()))
         return cls(mean=mean, scale=scale if scale > 0 and np.isfinite(scale) else 1.0)
 
@@ -122,29 +123,46 @@ class TargetScaling:
         return cls(mean=mean, scale=scale)
 
 
-def target_sums(blocks):
-    """``(count, sum, sum of squares)`` over target blocks (n, n_out), finite rows only;
-    the sums (n_out,) float64."""
-    count, total, total_sq = 0, 0.0, 0.0
+def target_moments(blocks):
+    """``(count, mean, m2)`` of the finite rows of target blocks (n, n_out): the mean and
+    the sum of squared deviations from it per output, (n_out,) float64 each.
+
+    Each block's in two compiled passes (its mean, then the deviations from it), the blocks
+    combined with ``combine_moments``. A sum of squares less the squared mean, as this
+    once was, loses every digit when the mean dwarfs the spread (targets of 1e9 +- 3 gave
+    a scale of 16, or none at all), as Chan, Golub and LeVeque explain ("Algorithms for
+    computing the sample variance", The American Statistician 37, 1983)."""
+    moments = (0, 0.0, 0.0)
     for Y in blocks:
         Y = np.asarray(Y)
         if Y.ndim != 2 or Y.dtype.kind != "f":
             Y = np.atleast_2d(np.asarray(Y, np.float64))
-        n, s, sq = _finite_row_sums(Y)
-        count += int(n)
-        total = total + s
-        total_sq = total_sq + sq
-    return count, total, total_sq
+        moments = combine_moments(moments, _finite_row_moments(Y))
+    return moments
 
 
-# One pass over the targets in compiled code: on 400,000 float32 rows NumPy's masking,
-# float64 copy and two reductions took 6 ms of a 50 ms epoch (issue 23's config A), these
-# under 1 ms.
+def combine_moments(a, b):
+    """The ``(count, mean, m2)`` of two sets of rows from theirs (Chan et al.'s pairwise
+    update: ``m2 = m2_a + m2_b + delta**2 n_a n_b / n`` with ``delta = mean_b - mean_a``);
+    MPI's ranks combine theirs in rank order with it."""
+    na, ma, m2a = a
+    nb, mb, m2b = b
+    if nb == 0:
+        return a
+    if na == 0:
+        return int(nb), np.asarray(mb, np.float64), np.asarray(m2b, np.float64)
+    n = na + nb
+    delta = np.asarray(mb, np.float64) - ma
+    return (int(n), ma + delta * (nb / n), m2a + m2b + delta * delta * (na * nb / n))
+
+
+# Compiled passes over the targets: on 400,000 float32 rows NumPy's masking, float64
+# copy and reductions took 6 ms of a 50 ms epoch (issue 23's config A), these about 1 ms.
 
 @njit(cache=CACHE, fastmath={"reassoc"})
-def _finite_row_sums(Y):
-    # A row counts when all its targets are finite (``x * 0`` is 0 exactly then); the sums
-    # are per column over those rows, with a select rather than a branch so that each
+def _finite_row_moments(Y):
+    # A row counts when all its targets are finite (``x * 0`` is 0 exactly then); the
+    # sums are per column over those rows, with a select rather than a branch so that each
     # column's loop vectorizes (reassoc lets it split the sums across the vector's lanes).
     n, m = Y.shape
     finite = np.empty(n, np.bool_)
@@ -153,18 +171,22 @@ def _finite_row_sums(Y):
         for j in range(m):
             probe += np.float64(Y[i, j]) * 0.0
         finite[i] = probe == probe
-    total = np.zeros(m)
-    total_sq = np.zeros(m)
+    count = finite.sum()
+    mean = np.zeros(m)
+    m2 = np.zeros(m)
+    if count == 0:
+        return 0, mean, m2
     for j in range(m):
         s = 0.0
+        for i in range(n):
+            s += np.float64(Y[i, j]) if finite[i] else 0.0
+        mean[j] = s / count
         sq = 0.0
         for i in range(n):
-            v = np.float64(Y[i, j]) if finite[i] else 0.0
-            s += v
-            sq += v * v
-        total[j] = s
-        total_sq[j] = sq
-    return finite.sum(), total, total_sq
+            d = np.float64(Y[i, j]) - mean[j] if finite[i] else 0.0
+            sq += d * d
+        m2[j] = sq
+    return count, mean, m2
 
 
 @njit(cache=CACHE)

@@ -28,7 +28,7 @@ from ... import kernels
 
 from ..data import inputs, sources
 from ..data.validation import check_matrix_shape, is_sparse, kernel_rows
-from ..data.targets import TargetScaling, target_sums
+from ..data.targets import TargetScaling, combine_moments, target_moments
 from . import loop, signals
 
 
@@ -177,16 +177,18 @@ def _target_scaling(net, source, standardize_target, comm):
                        if comm.Get_rank() == 0 else None, root=0)
     learned, n = None, net.n_outputs
     if learn:
-        error, sums = None, None
+        error, moments = None, None
         try:
-            count, total, total_sq = target_sums(source.target_blocks())
-            sums = np.concatenate([[count], np.broadcast_to(total, n),
-                                   np.broadcast_to(total_sq, n)])
+            count, mean, m2 = target_moments(source.target_blocks())
+            moments = (count, np.broadcast_to(mean, n).copy(), np.broadcast_to(m2, n).copy())
         except (ValueError, TypeError) as exc:
             error = exc
         _agree(comm, error, None)
-        sums = comm.allreduce(sums)
-        learned = TargetScaling.learn((sums[0], sums[1:1 + n], sums[1 + n:]))
+        # every rank combines every rank's moments in rank order: the same scaling on all
+        combined = (0, 0.0, 0.0)
+        for part in comm.allgather(moments):
+            combined = combine_moments(combined, part)
+        learned = TargetScaling.learn(combined)
     return comm.bcast(net.target_scaling if not learn else learned, root=0)
 
 
