@@ -219,7 +219,11 @@ def test_bad_arguments_are_one_line_errors_naming_them(diabetes):
 
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
                     reason="signals reach the main thread only")
-def test_ctrl_c_stops_the_running_fits_after_their_segment(diabetes):
+@pytest.mark.parametrize("n_jobs", [2, 1])
+def test_ctrl_c_stops_the_running_fits_after_their_segment(diabetes, n_jobs):
+    """With n_jobs=1 the fits run on the calling thread, where an estimator's own Ctrl-C
+    keeps its work and returns (as scikit-learn's MLP does): in a search it raises, so
+    the search stops instead of going on to the next fit."""
     X, y = diabetes
     X = np.tile(X, (20, 1))  # 8,840 rows: an epoch of milliseconds, a fit of 10 minutes
     y = np.tile(y, 20)
@@ -235,7 +239,7 @@ def test_ctrl_c_stops_the_running_fits_after_their_segment(diabetes):
     timer.start()
     with pytest.raises(KeyboardInterrupt), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        GridSearchCV(est.set_params(max_iter=100_000), GRID, cv=2, n_jobs=2).fit(X, y)
+        GridSearchCV(est.set_params(max_iter=100_000), GRID, cv=2, n_jobs=n_jobs).fit(X, y)
     timer.join()
     assert time.perf_counter() - start < 30
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -62,7 +62,7 @@ from ...kernels.errors import InvalidTypeError, InvalidValueError
 from ..data import sources
 from ..data.validation import is_sparse, plain, sparse_features
 from ..network.mlp import MLP, _quantile_level
-from ..training import full_batch, loop
+from ..training import full_batch, loop, signals
 from ..training import options as fit_options
 
 #: scikit-learn's activation names -> numba-dense's; then the hidden activations scikit-learn
@@ -711,6 +711,8 @@ class _BaseMLP(BaseEstimator):
                                   "the optimization hasn't converged yet." % self.max_iter,
                                   ConvergenceWarning)
         except KeyboardInterrupt:
+            if signals.stop_requested():  # a search's Ctrl-C or error: the search stops
+                raise
             warnings.warn("Training interrupted by user.")
         self._velocity_lr = settings.lr
         if self.early_stopping:

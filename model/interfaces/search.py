@@ -21,7 +21,9 @@ command line's network adapter):
   gives the same numbers on a thread as alone.
 - **Ctrl-C** (and SIGTERM where the command line handles it as Ctrl-C) stops every running
   fit after the compiled segment it is in (``training.signals.stop_on``), waits for them,
-  and raises ``KeyboardInterrupt``; so does an error raised with ``error_score="raise"``.
+  and raises ``KeyboardInterrupt``, with ``n_jobs=1`` and during the refit too (where
+  scikit-learn's MLP would keep the cut-short fit and go on to the next); so does an error
+  raised with ``error_score="raise"``.
   (joblib's own abort would leave the running fits training after ``fit`` has raised.)
 
 Estimators that are not numba-dense's (scikit-learn's own MLP, a ``Ridge``, ...) are
@@ -217,7 +219,9 @@ class _ThreadedSearch:
         backend = _StopOnThreads(jobs, stop)
         self._blas_limit = 1 if jobs > 1 else None
         try:
-            with _signals_stop(stop), parallel_config(backend=backend):
+            # stop_on: this thread's own fits (n_jobs=1, and the refit) see the stop too,
+            # and raise rather than keep their work as a lone fit's Ctrl-C does
+            with _signals_stop(stop), signals.stop_on(stop), parallel_config(backend=backend):
                 super().fit(X, y, **params)
         finally:
             # After Ctrl-C or a fit's error with error_score="raise": stop the running fits.

@@ -92,6 +92,15 @@ def stop_on(event):
         _thread_stop.event = previous
 
 
+def stop_requested():
+    """Whether a ``stop_on`` event of this thread is set: the search or ensemble that runs
+    this thread's fit has been told to stop (by Ctrl-C, or an error elsewhere). A fit that
+    would keep its work on a Ctrl-C of its own (the estimators, as scikit-learn's do)
+    raises instead, so that the stop reaches the code that asked for it."""
+    event = getattr(_thread_stop, "event", None)
+    return event is not None and event.is_set()
+
+
 @contextmanager
 def sigint_deferred():
     """Hold a Ctrl-C (or a SIGTERM handled as one) that arrives during the block until the
