@@ -149,6 +149,13 @@ def test_target_moments_and_standardize_match_numpy(dtype):
     np.testing.assert_array_equal(Z, ((finite - scaling.mean) / scaling.scale).astype(dtype))
     np.testing.assert_allclose(Z.mean(axis=0), 0, atol=1e-5)
     assert target_moments([Y[[990]]])[0] == 0  # a block of no finite row adds nothing
+    # other dtypes and shapes, as float64: 1-D is one output, float16, big-endian, ints
+    for other in (finite[:, 0], finite.astype(np.float16), finite.astype(">f8"),
+                  np.rint(finite).astype(np.int64)):
+        n, m, _ = target_moments([other])
+        assert n == 995 and m.shape == (1 if other.ndim == 1 else 3,)
+        assert scaling.standardize(other).dtype == (
+            other.dtype if other.dtype in (np.float32, np.float64) else np.float64)
 
 
 @pytest.mark.parametrize("offset", [1e6, 1e9, 1e12])

@@ -81,11 +81,10 @@ class TargetScaling:
         return self.scale ** SCALE_POWER.get(loss, 2)
 
     def standardize(self, Y):
-        """``(Y - mean) / scale`` (a new array of Y's shape (n, n_outputs) and float dtype),
-        computed in float64 and rounded once to Y's dtype."""
-        Y = np.asarray(Y)
-        if Y.ndim != 2 or Y.dtype.kind != "f":
-            return ((Y - self.mean) / self.scale).astype(Y.dtype, copy=False)
+        """``(Y - mean) / scale`` (a new (n, n_outputs) array; a 1-D Y is one output),
+        computed in float64 and rounded once to Y's dtype when that is float32 or float64,
+        float64 otherwise."""
+        Y = _compiled_floats(Y)
         return _standardized(Y, np.ascontiguousarray(self.mean, np.float64), float(self.scale))
 
     def restore(self, Z):
@@ -134,11 +133,19 @@ def target_moments(blocks):
     computing the sample variance", The American Statistician 37, 1983)."""
     moments = (0, 0.0, 0.0)
     for Y in blocks:
-        Y = np.asarray(Y)
-        if Y.ndim != 2 or Y.dtype.kind != "f":
-            Y = np.atleast_2d(np.asarray(Y, np.float64))
-        moments = combine_moments(moments, _finite_row_moments(Y))
+        moments = combine_moments(moments, _finite_row_moments(_compiled_floats(Y)))
     return moments
+
+
+def _compiled_floats(Y):
+    """Y as the compiled passes take it: 2-D (a 1-D Y is one output), native float32 or
+    float64 (any other dtype, float16 or big-endian included, as float64)."""
+    Y = np.asarray(Y)
+    if Y.ndim == 1:
+        Y = Y.reshape(-1, 1)
+    if Y.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        Y = Y.astype(np.float64)
+    return Y
 
 
 def combine_moments(a, b):
