@@ -858,10 +858,11 @@ def predict_into(X: MATRIX_OR_CSR, params: FLAT, network: Network, out: MATRIX_O
     A, Z, _, T = _work_views(workspace, sizes, batch_size)
     n = input_rows(X)
     no_order = np.empty(0, np.int64)
+    step = np.int64(0)  # not the literal 0: the epoch's compiled forward pass (dataset_cost)
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         out[start:stop] = _forward_batch(storage_batch(X, no_order, start, stop), W, b, A,
-                                         Z, acts, T, NO_DROPOUT_RATES, 0, 0)
+                                         Z, acts, T, NO_DROPOUT_RATES, 0, step)
 
 
 @kernel
@@ -998,7 +999,7 @@ def _batch_gradient(kernel, X, Y, params, grads, sizes, acts, loss, batch_size, 
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         Xb = storage_batch(X, no_order, start, stop)
-        _forward_batch(Xb, W, b, A, Z, acts, T, rates, seed, 0)
+        _forward_batch(Xb, W, b, A, Z, acts, T, rates, seed, np.int64(0))
         total += _backward_batch(Xb, Y[start:stop], W, b, dW, db, A, Z, D, acts,
                                  loss, scale, start > 0, 0.0, weights[start:stop],
                                  rates, seed, 0)
