@@ -229,11 +229,12 @@ def test_ctrl_c_stops_the_running_fits_after_their_segment(diabetes, n_jobs):
     y = np.tile(y, 20)
     est = MLPRegressor(hidden_layer_sizes=(32,), max_iter=100_000, tol=0.0,
                        n_iter_no_change=10**9, random_state=0)
+    before = set(threading.enumerate())  # other libraries' threads (tqdm's monitor, ...)
     GridSearchCV(est.set_params(max_iter=1), {"alpha": [1e-4]}, cv=2, n_jobs=2).fit(X, y)
     # a finished search leaves no thread of its pool behind (only numba-dense's kept pool)
-    assert all(t is threading.main_thread() or t.name.startswith("numba_dense")
-               for t in threading.enumerate()), threading.enumerate()
-    alive = threading.active_count()
+    left = set(threading.enumerate()) - before
+    assert all(t.name.startswith("numba_dense") for t in left), left
+    before = set(threading.enumerate())
     timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
     start = time.perf_counter()
     timer.start()
@@ -244,7 +245,8 @@ def test_ctrl_c_stops_the_running_fits_after_their_segment(diabetes, n_jobs):
     assert time.perf_counter() - start < 30
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     # the fits stopped before fit raised: no thread of the search is left training
-    assert threading.active_count() == alive
+    left = set(threading.enumerate()) - before
+    assert not left, left
 
 
 # ----------------------------------------------------------------------------- command line
