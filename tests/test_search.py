@@ -249,10 +249,13 @@ def test_ctrl_c_stops_a_search_in_a_program_of_its_own(n_jobs):
     instead of going on to the next fit of 100,000 iterations."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     try:
+        # The script times the stop itself; the timeout only ends a search that never
+        # stops, and leaves room for a first run that compiles the estimator's kernels
+        # (over two minutes when CI's other worker is compiling too).
         out = subprocess.run([sys.executable, "-c", _CTRL_C_SEARCH, str(n_jobs)], cwd=root,
-                             capture_output=True, text=True, timeout=150)
+                             capture_output=True, text=True, timeout=600)
     except subprocess.TimeoutExpired:
-        pytest.fail("the search went on for 150 s after Ctrl-C")
+        pytest.fail("the search was still running 600 s after it started")
     assert out.returncode == 0, out.stderr
     assert re.fullmatch(r"stopped after \d+\.\d s\n", out.stdout), (out.stdout, out.stderr)
     assert float(out.stdout.split()[2]) < 60
