@@ -131,10 +131,7 @@ def target_moments(blocks):
     once was, loses every digit when the mean dwarfs the spread (targets of 1e9 +- 3 gave
     a scale of 16, or none at all), as Chan, Golub and LeVeque explain ("Algorithms for
     computing the sample variance", The American Statistician 37, 1983)."""
-    moments = (0, 0.0, 0.0)
-    for Y in blocks:
-        moments = combine_moments(moments, _finite_row_moments(_compiled_floats(Y)))
-    return moments
+    return combined_moments(_finite_row_moments(_compiled_floats(Y)) for Y in blocks)
 
 
 def _compiled_floats(Y):
@@ -148,10 +145,18 @@ def _compiled_floats(Y):
     return Y
 
 
+def combined_moments(parts):
+    """The ``(count, mean, m2)`` of every part's rows from each part's, combined in order
+    with ``combine_moments`` (no parts: count 0): blocks of a source, or MPI's ranks."""
+    moments = (0, 0.0, 0.0)
+    for part in parts:
+        moments = combine_moments(moments, part)
+    return moments
+
+
 def combine_moments(a, b):
     """The ``(count, mean, m2)`` of two sets of rows from theirs (Chan et al.'s pairwise
-    update: ``m2 = m2_a + m2_b + delta**2 n_a n_b / n`` with ``delta = mean_b - mean_a``);
-    MPI's ranks combine theirs in rank order with it."""
+    update: ``m2 = m2_a + m2_b + delta**2 n_a n_b / n`` with ``delta = mean_b - mean_a``)."""
     na, ma, m2a = a
     nb, mb, m2b = b
     if nb == 0:

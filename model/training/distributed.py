@@ -28,7 +28,7 @@ from ... import kernels
 
 from ..data import inputs, sources
 from ..data.validation import check_matrix_shape, is_sparse, kernel_rows
-from ..data.targets import TargetScaling, combine_moments, target_moments
+from ..data.targets import TargetScaling, combined_moments, target_moments
 from . import loop, signals
 
 
@@ -185,10 +185,7 @@ def _target_scaling(net, source, standardize_target, comm):
             error = exc
         _agree(comm, error, None)
         # every rank combines every rank's moments in rank order: the same scaling on all
-        combined = (0, 0.0, 0.0)
-        for part in comm.allgather(moments):
-            combined = combine_moments(combined, part)
-        learned = TargetScaling.learn(combined)
+        learned = TargetScaling.learn(combined_moments(comm.allgather(moments)))
     return comm.bcast(net.target_scaling if not learn else learned, root=0)
 
 

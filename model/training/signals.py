@@ -115,8 +115,7 @@ def sigint_deferred():
     """
     if threading.current_thread() is not threading.main_thread():
         yield
-        stop = getattr(_thread_stop, "event", None)
-        if stop is not None and stop.is_set():
+        if stop_requested():
             raise KeyboardInterrupt("stopped by the thread that started this one")
         return
     caught = []
