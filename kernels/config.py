@@ -57,6 +57,68 @@ PREFETCH_ROWS = 8
 #: between near neighbours, so a constant rather than a tuned value.
 CSR_PREFETCH_ROWS = 8
 
+# ----------------------------------------------------------------------------- register tiles
+#
+# The shape of ``kernels.tiled``'s tiles, fixed by the register file rather than tuned:
+# ``python -m benchmarks.gemm_floor`` prints the rates they reach against OpenBLAS's
+# (docs/performance.md, "Small products: loops, register tiles, BLAS").
+
+#: The environment variable that sets the tiles' vector width in bytes, one of
+#: ``VECTOR_CHOICES``, instead of the widest the compiler targets: the tests run the
+#: 32-byte tiles on an AVX-512 host with it (and the 64-byte ones, split in halves by LLVM,
+#: on an AVX2 host). Code compiled with it gets a cache folder of its own (``tuned_fingerprint``).
+VECTOR_ENV = "NUMBA_DENSE_VECTOR_BYTES"
+#: The vector widths the tiles are written for: AVX2's 32 bytes and AVX-512's 64.
+VECTOR_CHOICES = (32, 64)
+
+
+def compiled_vector_bytes():
+    """The widest vector (bytes, int) of ``VECTOR_CHOICES`` that Numba compiles for here:
+    64 when its target CPU features have ``avx512f`` (the host's, or ``NUMBA_CPU_FEATURES``
+    where the user set them), else 32. On a CPU without AVX2 LLVM splits 32-byte vectors
+    into halves, which is still correct."""
+    try:
+        from numba.core import config as numba_config
+        features = numba_config.CPU_FEATURES
+        if features is None:
+            import llvmlite.binding as llvm
+            features = llvm.get_host_cpu_features().flatten()
+    except Exception:  # pragma: no cover - a Numba or llvmlite of another layout
+        return 32
+    return 64 if "+avx512f" in str(features).split(",") else 32
+
+
+def _vector_bytes(stderr=None):
+    """``(bytes, source)``: ``VECTOR_ENV``'s value where it is one of ``VECTOR_CHOICES``,
+    else the compiler's widest (a bad value: one stderr line, then that)."""
+    value = os.environ.get(VECTOR_ENV, "").strip()
+    if value:
+        if value in [str(c) for c in VECTOR_CHOICES]:
+            return int(value), "%s=%s" % (VECTOR_ENV, value)
+        print("kernels: %s must be one of %s, got %r; using the CPU's widest vectors"
+              % (VECTOR_ENV, ", ".join(map(str, VECTOR_CHOICES)), value),
+              file=stderr or sys.stderr)
+    return HOST_VECTOR_BYTES, "the CPU's widest"
+
+
+#: The widest vectors the compiler targets on this machine (``compiled_vector_bytes``).
+HOST_VECTOR_BYTES = compiled_vector_bytes()
+#: Width of one vector of the tiles in bytes, and where that came from: the CPU's widest
+#: (64 with AVX-512, else 32, which every x86-64 CPU of the last decade has and LLVM
+#: splits into halves where only 16-byte vectors exist), or ``VECTOR_ENV``.
+VECTOR_BYTES, VECTOR_SOURCE = _vector_bytes()
+#: Rows of C per tile, as many as the register file holds: with 32-byte vectors 4 x 2
+#: accumulators + 2 loads of B + 1 broadcast fill AVX2's 16 registers; AVX-512 has 32, and
+#: 8 x 2 + 3 of them doubled the 64-byte tiles' rate over 4 rows on an AMD EPYC Zen 5 (T1's
+#: 64 x 64 x 32 weight gradient: 209 GFLOP/s with 4 rows, 239 with 8, 212 with 6;
+#: 32-byte tiles 108; ``python -m benchmarks.gemm_floor``).
+TILE_ROWS = 8 if VECTOR_BYTES == 64 else 4
+#: Vectors of columns per tile.
+TILE_VECTORS = 2
+#: Rows of a one-vector (thin) tile, for the last columns of a narrow C: 8 x 1
+#: accumulators keep both FMA units busy.
+THIN_TILE_ROWS = 8
+
 # ----------------------------------------------------------------------------- small products
 #
 # Which way ``kernels.products`` computes each product of training: a loop compiled into
@@ -74,30 +136,20 @@ BACKPROP_LOOP_MAX_OUTPUTS = 0
 #: ... the weight gradient or update ``W += alpha * delta.T @ A`` as a loop.
 GRADIENT_LOOP_MAX_OUTPUTS = 1
 #: Products of wider layers up to this many multiply-adds (``m * n_in * n_out``) run as
-#: register tiles rather than BLAS calls, for each kind of product. The forward product's
-#: tiles stop at half the others' size because they first copy ``W.T``
-#: (``kernels.tiled.transpose_into``).
-FORWARD_TILED_MAX_MACS = 1 << 18
-BACKPROP_TILED_MAX_MACS = 1 << 19
-GRADIENT_TILED_MAX_MACS = 1 << 19
-
-# ----------------------------------------------------------------------------- register tiles
-#
-# The shape of ``kernels.tiled``'s tiles, fixed by the register file rather than tuned:
-# ``python -m benchmarks.gemm_floor`` prints the rates they reach against OpenBLAS's
-# (docs/performance.md, "Small products: loops, register tiles, BLAS").
-
-#: Rows of C per tile: 4 x 2 accumulators + 2 loads of B + 1 broadcast fit 16 registers.
-#: (``kernels.tiled`` names its compiled variants after it: ``_tile_4``, ``_edge_4``.)
-TILE_ROWS = 4
-#: Width of one vector: 32 bytes (AVX2), which every x86-64 CPU of the last decade has and
-#: LLVM splits into halves where only 16-byte vectors exist.
-VECTOR_BYTES = 32
-#: Vectors of columns per tile.
-TILE_VECTORS = 2
-#: Rows of a one-vector (thin) tile, for the last columns of a narrow C: 8 x 1
-#: accumulators keep both FMA units busy.
-THIN_TILE_ROWS = 8
+#: register tiles rather than BLAS calls, for each kind of product, by the tiles' vector
+#: width: ``python -m numba_dense tune``'s full grid on the hosts the project was measured
+#: on, 32-byte tiles on an AMD EPYC Zen 3 (AVX2), 64-byte ones on an AMD EPYC Zen 5
+#: (AVX-512, where the 8 x 32 float32 tiles ran at 200-250 GFLOP/s, twice OpenBLAS's rate
+#: on T1's and T3's products). The forward product's tiles stop lower because they first
+#: copy ``W.T`` (``kernels.tiled.transpose_into``). Another CPU's crossovers may differ:
+#: ``tune`` measures them there.
+TILED_MAX_MACS_BY_WIDTH = {
+    32: {"FORWARD": 1 << 18, "BACKPROP": 1 << 19, "GRADIENT": 1 << 19},
+    64: {"FORWARD": 1 << 20, "BACKPROP": 1 << 21, "GRADIENT": 1 << 20},
+}
+FORWARD_TILED_MAX_MACS = TILED_MAX_MACS_BY_WIDTH[VECTOR_BYTES]["FORWARD"]
+BACKPROP_TILED_MAX_MACS = TILED_MAX_MACS_BY_WIDTH[VECTOR_BYTES]["BACKPROP"]
+GRADIENT_TILED_MAX_MACS = TILED_MAX_MACS_BY_WIDTH[VECTOR_BYTES]["GRADIENT"]
 
 # ----------------------------------------------------------------------------- BLAS threads
 #
@@ -155,14 +207,15 @@ def _readable(count):
     return str(count)
 
 
-def check_tuning(record, model, versions):
-    """The values of a tuning file's JSON ``record`` (dict) for this CPU and versions.
+def check_tuning(record, model, versions, vector_bytes):
+    """The values of a tuning file's JSON ``record`` (dict) for this CPU (``model``, a
+    ``host.cpu_key``), library ``versions`` and tiles of ``vector_bytes``-byte vectors.
 
     ``record`` is what ``kernels.tuning.write_tuning`` writes: ``format``, ``cpu_model``,
-    ``versions`` and ``values`` ({name of ``TUNABLE``: int}). Returns {name: int} (names
-    missing from it keep their packaged values). Raises ValueError with a one-line reason
-    when the file is of another layout, CPU or versions, or a value is not an integer in its
-    range.
+    ``vector_bytes``, ``versions`` and ``values`` ({name of ``TUNABLE``: int}). Returns
+    {name: int} (names missing from it keep their packaged values). Raises ValueError with a
+    one-line reason when the file is of another layout, CPU, tile width or versions, or a
+    value is not an integer in its range.
     """
     from .host import TUNING_FORMAT
     if not isinstance(record, dict) or record.get("format") != TUNING_FORMAT:
@@ -172,6 +225,9 @@ def check_tuning(record, model, versions):
     if record.get("cpu_model") != model:
         raise ValueError("measured on another CPU: %r, this one is %r"
                          % (record.get("cpu_model"), model))
+    if record.get("vector_bytes") != vector_bytes:
+        raise ValueError("measured with tiles of %r-byte vectors, these are %d-byte"
+                         % (record.get("vector_bytes"), vector_bytes))
     if record.get("versions") != versions:
         raise ValueError("measured with other versions: %s, these are %s"
                          % (record.get("versions"), versions))
@@ -190,11 +246,15 @@ def check_tuning(record, model, versions):
 
 
 def tuned_fingerprint():
-    """A short hash (str) of the ``TUNABLE`` values in force, or None when they are the
-    packaged ones: names the Numba cache folder of code compiled with tuned values."""
+    """A short hash (str) of the ``TUNABLE`` values in force and of a vector width set by
+    ``VECTOR_ENV``, or None when they are the packaged values and the CPU's widest vectors:
+    names the Numba cache folder of code compiled with them. (Numba's own cache key holds
+    the CPU's name and features, so the widest vectors of each CPU need no folder.)"""
     current = {name: globals()[name] for name in TUNABLE}
-    if current == PACKAGED:
+    if current == PACKAGED and VECTOR_BYTES == HOST_VECTOR_BYTES:
         return None
+    if VECTOR_BYTES != HOST_VECTOR_BYTES:
+        current["VECTOR_BYTES"] = VECTOR_BYTES
     text = json.dumps(current, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -204,7 +264,7 @@ def _load_tuning(stderr=None):
     (a missing default file is silent: nothing was tuned). Never raises."""
     global TUNING_FILE, TUNING_STATUS
     from . import host
-    path, named = host.tuning_choice()
+    path, named = host.tuning_choice(VECTOR_BYTES)
     if path is None:
         TUNING_STATUS = "%s=%s: packaged values" % (host.TUNING_ENV,
                                                     os.environ.get(host.TUNING_ENV))
@@ -212,8 +272,8 @@ def _load_tuning(stderr=None):
     try:
         with open(path, "rb") as f:
             data = f.read(1 << 20)
-        values = check_tuning(json.loads(data.decode("utf-8")), host.cpu_model(),
-                              host.library_versions())
+        values = check_tuning(json.loads(data.decode("utf-8")), host.cpu_key(),
+                              host.library_versions(), VECTOR_BYTES)
     except (FileNotFoundError, NotADirectoryError) as exc:
         TUNING_STATUS = "no tuning file for this CPU and versions (%s)" % path
         if named:

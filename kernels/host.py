@@ -5,7 +5,8 @@ before any kernel is defined, and the benchmarks name the CPU their figures come
 ``cpu_model``.
 
 The dispatch values ``python -m numba_dense tune`` measures are kept in one JSON file per
-CPU model and library versions (``tuning_file``), in ``$XDG_CACHE_HOME/numba_dense/``
+CPU (``cpu_key``), tile vector width and library versions (``tuning_file``), in
+``$XDG_CACHE_HOME/numba_dense/``
 (``~/.cache/numba_dense/`` when the variable is unset or not an absolute path).
 ``NUMBA_DENSE_TUNING`` chooses: unset or empty, that file; ``off``, none (the packaged
 values); any other value, the path of a file to read (and to write, for ``tune``).
@@ -43,6 +44,17 @@ def cpu_model():
     for it, else ``"unknown CPU"``. Every benchmark names the CPU its figures come from, and
     the tuned values are kept per CPU model."""
     return _cpuinfo_field("model name") or platform.processor() or "unknown CPU"
+
+
+def cpu_key():
+    """The CPU a tuning file belongs to (str): ``cpu_model()`` and, where /proc/cpuinfo has
+    them, its family and model numbers (``AMD EPYC (family 26, model 2)``). Cloud machines
+    often report one model name for several generations (an AMD Zen 3 and a Zen 5 both said
+    ``AMD EPYC``), whose crossovers differ."""
+    family, number = _cpuinfo_field("cpu family"), _cpuinfo_field("model")
+    if family is None or number is None:
+        return cpu_model()
+    return "%s (family %s, model %s)" % (cpu_model(), family, number)
 
 
 def cpu_flags():
@@ -93,24 +105,26 @@ def _slug(text):
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-").lower() or "unknown"
 
 
-def tuning_file(model=None, versions=None):
-    """The default tuning file of this CPU model and these library versions (str):
-    ``dispatch-<cpu>-nd<v>-numba<v>-numpy<v>.json`` in ``cache_folder()``."""
-    model = cpu_model() if model is None else model
+def tuning_file(vector_bytes, model=None, versions=None):
+    """The default tuning file of this CPU (``cpu_key``), tile vector width in bytes and
+    library versions (str): ``dispatch-<cpu>-v<bytes>-nd<v>-numba<v>-numpy<v>.json`` in
+    ``cache_folder()``."""
+    model = cpu_key() if model is None else model
     versions = library_versions() if versions is None else versions
-    name = "dispatch-%s-nd%s-numba%s-numpy%s.json" % (
-        _slug(model), _slug(versions["numba_dense"]), _slug(versions["numba"]),
+    name = "dispatch-%s-v%d-nd%s-numba%s-numpy%s.json" % (
+        _slug(model), vector_bytes, _slug(versions["numba_dense"]), _slug(versions["numba"]),
         _slug(versions["numpy"]))
     return os.path.join(cache_folder(), name)
 
 
-def tuning_choice(environ=None):
-    """Which tuning file to use: ``(path, named)``, path None when ``NUMBA_DENSE_TUNING`` is
-    off; ``named`` is True when the variable names the file."""
+def tuning_choice(vector_bytes, environ=None):
+    """Which tuning file to use for tiles of ``vector_bytes``-byte vectors: ``(path,
+    named)``, path None when ``NUMBA_DENSE_TUNING`` is off; ``named`` is True when the
+    variable names the file."""
     environ = os.environ if environ is None else environ
     value = environ.get(TUNING_ENV, "").strip()
     if value.lower() in TUNING_OFF:
         return None, False
     if value and value.lower() != "on":
         return os.path.abspath(os.path.expanduser(value)), True
-    return tuning_file(), False
+    return tuning_file(vector_bytes), False

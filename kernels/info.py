@@ -31,9 +31,11 @@ def blas_summary():
 
 
 def tile_vectors():
-    """The register tiles' vectors, for a reader: ``32-byte vectors (AVX2)``."""
+    """The register tiles' vectors, for a reader: ``64-byte vectors (AVX-512), 8-row
+    tiles: the CPU's widest``."""
     width = config.VECTOR_BYTES
-    return "%d-byte vectors (%s)" % (width, VECTOR_NAMES.get(width, "?"))
+    return "%d-byte vectors (%s), %d-row tiles: %s" % (
+        width, VECTOR_NAMES.get(width, "?"), config.TILE_ROWS, config.VECTOR_SOURCE)
 
 
 def dispatch_summary():

@@ -10,13 +10,16 @@ has the figures). ``python -m benchmarks.tune_small`` measures where BLAS takes 
 (``kernels.products``).
 
 How: a tile of ``TILE_ROWS`` rows of C by two vectors of columns (2 x 8 float32 or
-2 x 4 float64 with 32-byte vectors) is kept in 8 vector registers for the whole sum over
-k; each step loads two vectors of a row of B, broadcasts one element of A per tile row and
-makes 8 fused multiply-adds. Numba offers no vector types and LLVM does not turn scalar
-code into this (64 scalar accumulators stayed scalar, far below the vector rate), so the
-tile is written as LLVM vector IR in an intrinsic (``_make_tile``). The last, partial tile
-of a row of C uses masked loads and writes its last vector lane by lane, so no element
-outside C or B is read or written. The tile's shape (``TILE_ROWS``, ``VECTOR_BYTES``,
+2 x 4 float64 with AVX2's 32-byte vectors, 2 x 16 or 2 x 8 with AVX-512's 64-byte ones) is
+kept in ``2 * TILE_ROWS`` vector registers for the whole sum over k; each step loads two
+vectors of a row of B, broadcasts one element of A per tile row and makes ``2 * TILE_ROWS``
+fused multiply-adds. The vector width is the widest the CPU has, chosen when
+``kernels.config`` is imported (``VECTOR_BYTES``; ``NUMBA_DENSE_VECTOR_BYTES`` sets it).
+Numba offers no vector types and LLVM does not turn scalar code into this (64 scalar
+accumulators stayed scalar, far below the vector rate), so the tile is written as LLVM
+vector IR in an intrinsic (``_make_tile``). The last, partial tile of a row of C uses
+masked loads and writes its last vector lane by lane, so no element outside C or B is read
+or written. The tile's shape (``TILE_ROWS``, ``VECTOR_BYTES``,
 ``TILE_VECTORS``, ``THIN_TILE_ROWS``) is set in ``kernels.config``.
 """
 
@@ -146,11 +149,11 @@ def _make_tile(rows, vectors, masked):
 
 # Every variant costs compile time (a first run compiles them into every caller), so only
 # the tall tiles that do the work and a one-row tile for the rows left over are made.
-_tile_4 = _make_tile(TILE_ROWS, TILE_VECTORS, False)
+_tile_tall = _make_tile(TILE_ROWS, TILE_VECTORS, False)
 _tile_1 = _make_tile(1, TILE_VECTORS, False)
-_edge_4 = _make_tile(TILE_ROWS, TILE_VECTORS, True)
+_edge_tall = _make_tile(TILE_ROWS, TILE_VECTORS, True)
 _edge_1 = _make_tile(1, TILE_VECTORS, True)
-_thin_8 = _make_tile(THIN_TILE_ROWS, 1, True)
+_thin_tall = _make_tile(THIN_TILE_ROWS, 1, True)
 _thin_1 = _make_tile(1, 1, True)
 
 
@@ -173,19 +176,19 @@ def _column_block(A, B, C, j, ncols, k, alpha, beta):
     i = 0
     if ncols == TILE_VECTORS * lanes:
         while i + TILE_ROWS <= m:
-            _tile_4(A, B, C, i, j, k, alpha, beta, ncols)
+            _tile_tall(A, B, C, i, j, k, alpha, beta, ncols)
             i += TILE_ROWS
         for r in range(i, m):
             _tile_1(A, B, C, r, j, k, alpha, beta, ncols)
     elif ncols > lanes:
         while i + TILE_ROWS <= m:
-            _edge_4(A, B, C, i, j, k, alpha, beta, ncols)
+            _edge_tall(A, B, C, i, j, k, alpha, beta, ncols)
             i += TILE_ROWS
         for r in range(i, m):
             _edge_1(A, B, C, r, j, k, alpha, beta, ncols)
     else:
         while i + THIN_TILE_ROWS <= m:
-            _thin_8(A, B, C, i, j, k, alpha, beta, ncols)
+            _thin_tall(A, B, C, i, j, k, alpha, beta, ncols)
             i += THIN_TILE_ROWS
         for r in range(i, m):
             _thin_1(A, B, C, r, j, k, alpha, beta, ncols)

@@ -244,7 +244,8 @@ def tune(*, quick=False, budget=None, batches=None, widths=None):
                        "tiles_always": round(totals[0, TILED_CANDIDATES[-1]] / n, 4),
                        "loop_always": round(totals[loop_candidates[-1], 0] / n, 4)}
     return {
-        "format": host.TUNING_FORMAT, "cpu_model": host.cpu_model(),
+        "format": host.TUNING_FORMAT, "cpu_model": host.cpu_key(),
+        "vector_bytes": config.VECTOR_BYTES,
         "cpu_flags": host.cpu_flags(), "versions": host.library_versions(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "values": values,
@@ -263,9 +264,9 @@ def write_tuning(record, path=None):
     (When ``NUMBA_DENSE_TUNING`` is off, the default file of this host.) Returns the path.
     Raises OSError when the folder cannot be made or written."""
     if path is None:
-        path, _ = host.tuning_choice()
+        path, _ = host.tuning_choice(config.VECTOR_BYTES)
         if path is None:
-            path = host.tuning_file()
+            path = host.tuning_file(config.VECTOR_BYTES)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, temporary = tempfile.mkstemp(dir=folder, prefix=".dispatch-", suffix=".tmp")
@@ -320,10 +321,10 @@ def destination():
     is measured: a folder ``NUMBA_DENSE_TUNING`` names must exist; the default cache folder
     is made; either is test-written with a temporary file. Raises ValueError (one line
     naming the folder, where it came from and the way out) when it cannot be written."""
-    path, named = host.tuning_choice()
+    path, named = host.tuning_choice(config.VECTOR_BYTES)
     off = path is None
     if off:
-        path = host.tuning_file()
+        path = host.tuning_file(config.VECTOR_BYTES)
     folder = os.path.dirname(path)
     way_out = "set %s=PATH to write the file elsewhere" % host.TUNING_ENV
     if named:

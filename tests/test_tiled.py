@@ -1,5 +1,10 @@
 """The register-tiled products (kernels.tiled) against NumPy, edges and strides included."""
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -7,6 +12,7 @@ from hypothesis import strategies as st
 
 from numba_dense.kernels.products import (BACKPROP_TILED_MAX_MACS, FORWARD_TILED_MAX_MACS,
                                           GRADIENT_TILED_MAX_MACS)
+from numba_dense.kernels import config
 from numba_dense.kernels.tiled import TILE_ROWS, tiled_a_b, transpose_into, vector_lanes
 
 from .conftest import DTYPES, assert_close, random_array
@@ -78,11 +84,76 @@ def test_transpose_into(dtype, n, k):
 
 
 def test_tile_shape_fits_the_vector_registers():
-    """4 rows x 2 vectors: 8 accumulators, 2 loads of B and a broadcast of A fit the 16
-    vector registers of AVX2; vectors are 8 float32 or 4 float64."""
-    assert TILE_ROWS == 4
-    assert vector_lanes(np.empty((1, 1), np.float32)) == 8
-    assert vector_lanes(np.empty((1, 1), np.float64)) == 4
+    """The CPU's widest vectors unless the environment says otherwise; 4 rows x 2 vectors
+    (8 accumulators, 2 loads of B, a broadcast of A) fit AVX2's 16 registers, 8 x 2 + 3
+    AVX-512's 32."""
+    if not os.environ.get(config.VECTOR_ENV):
+        assert config.VECTOR_BYTES == config.HOST_VECTOR_BYTES == config.compiled_vector_bytes()
+    assert TILE_ROWS == {32: 4, 64: 8}[config.VECTOR_BYTES]
+    assert vector_lanes(np.empty((1, 1), np.float32)) == config.VECTOR_BYTES // 4
+    assert vector_lanes(np.empty((1, 1), np.float64)) == config.VECTOR_BYTES // 8
+
+
+def test_the_widest_vectors_follow_numbas_target_features(monkeypatch):
+    from numba.core import config as numba_config
+    monkeypatch.setattr(numba_config, "CPU_FEATURES", "+avx,+avx2,+fma,+avx512f,+avx512vl")
+    assert config.compiled_vector_bytes() == 64
+    monkeypatch.setattr(numba_config, "CPU_FEATURES", "+avx,+avx2,+fma,-avx512f")
+    assert config.compiled_vector_bytes() == 32
+    monkeypatch.setattr(numba_config, "CPU_FEATURES", "")  # NUMBA_CPU_NAME=generic, say
+    assert config.compiled_vector_bytes() == 32
+
+
+_OTHER_WIDTH_CHECK = textwrap.dedent("""
+    import numpy as np
+    from numba_dense.kernels import _cache, config
+    from numba_dense.kernels.info import tile_vectors
+    from numba_dense.kernels.tiled import tiled_a_b, transpose_into
+    assert config.VECTOR_BYTES == {width}, config.VECTOR_BYTES
+    assert _cache.TUNED_DIR is not None  # not the cache of the CPU's own width
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        for m, k, n in [(1, 1, 1), (7, 5, 3), (8, 9, 16), (17, 33, 31), (33, 64, 64),
+                        (40, 3, 70), (9, 0, 5)]:
+            A = rng.standard_normal((m, k)).astype(dtype)
+            B = rng.standard_normal((k, n)).astype(dtype)
+            C0 = rng.standard_normal((m, n)).astype(dtype)
+            for a_t in (A, np.ascontiguousarray(A.T).T):
+                for beta in (0.0, 0.5):
+                    C = C0.copy() if beta else np.full((m, n), np.nan, dtype)
+                    tiled_a_b(a_t, B, C, 1.5, beta)
+                    want = 1.5 * (A.astype(np.float64) @ B) + beta * C0
+                    tol = 1e-4 if dtype == np.float32 else 1e-11
+                    assert np.allclose(C, want, rtol=tol, atol=tol * max(k, 1)), (m, k, n)
+            WT = np.empty((k, m), dtype)
+            transpose_into(A, WT)
+            assert (WT == A.T).all()
+    print(tile_vectors())
+""")
+
+
+def test_the_other_vector_width_computes_the_same_products(tmp_path):
+    """Both tile widths are tested on every host: the one the CPU has here, and the other
+    through ``NUMBA_DENSE_VECTOR_BYTES`` (32-byte tiles on an AVX-512 host; on an AVX2 host
+    64-byte ones, which LLVM splits into halves), compiled into a cache folder of its own."""
+    width = 32 if config.VECTOR_BYTES == 64 else 64
+    env = dict(os.environ, NUMBA_DENSE_VECTOR_BYTES=str(width),
+               NUMBA_CACHE_DIR=str(tmp_path), NUMBA_DENSE_TUNING="off")
+    env.pop("NUMBA_DENSE_CACHE_BASE", None)
+    result = subprocess.run([sys.executable, "-c", _OTHER_WIDTH_CHECK.format(width=width)],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = {32: 4, 64: 8}[width]
+    assert "%d-byte vectors" % width in result.stdout
+    assert "%d-row tiles: NUMBA_DENSE_VECTOR_BYTES=%d" % (rows, width) in result.stdout
+
+
+def test_a_bad_vector_width_is_one_line_and_the_cpus_widest(capsys, monkeypatch):
+    monkeypatch.setenv(config.VECTOR_ENV, "48")
+    assert config._vector_bytes() == (config.HOST_VECTOR_BYTES, "the CPU's widest")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "NUMBA_DENSE_VECTOR_BYTES must be one of 32, 64, got '48'" in err
 
 
 @pytest.mark.parametrize("threshold", [FORWARD_TILED_MAX_MACS, BACKPROP_TILED_MAX_MACS,

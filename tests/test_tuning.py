@@ -26,7 +26,7 @@ from numba.core import config as numba_config
 from numba_dense.kernels import _cache, config, products
 print(config.FORWARD_LOOP_MAX_OUTPUTS, config.FORWARD_TILED_MAX_MACS, config.TUNING_FILE)
 print(numba_config.CACHE_DIR)
-print(products.forward_scratch_size(1, 1024, 512))
+print(products.forward_scratch_size(1, 2048, 1024))
 print(products.forward_scratch_size.stats.cache_hits.get(
     products.forward_scratch_size.signatures[0], 0))
 """
@@ -61,14 +61,16 @@ def _show(env, cwd):
 
 def _record(**values):
     """A valid tuning file's contents for this CPU and these versions."""
-    return {"format": host.TUNING_FORMAT, "cpu_model": host.cpu_model(),
+    return {"format": host.TUNING_FORMAT, "cpu_model": host.cpu_key(),
+            "vector_bytes": config.VECTOR_BYTES,
             "cpu_flags": host.cpu_flags(), "versions": host.library_versions(),
             "date": "2026-11-30T12:00:00+00:00", "values": values, "grid": {}}
 
 
 def _tuning_path(xdg):
     """Where a process with ``XDG_CACHE_HOME=xdg`` looks for this host's file."""
-    return os.path.join(str(xdg), "numba_dense", os.path.basename(host.tuning_file()))
+    name = os.path.basename(host.tuning_file(config.VECTOR_BYTES))
+    return os.path.join(str(xdg), "numba_dense", name)
 
 
 def _write(path, text):
@@ -88,10 +90,12 @@ def test_a_quick_tune_writes_a_valid_file_that_later_processes_use(tmp_path, num
     assert os.listdir(folder) == [os.path.basename(path)]  # no temporary file left
     with open(path) as f:
         record = json.load(f)
-    assert record["cpu_model"] == host.cpu_model()
+    assert record["cpu_model"] == host.cpu_key()
+    assert record["vector_bytes"] == config.VECTOR_BYTES
     assert record["versions"] == host.library_versions()
     assert set(record["cpu_flags"]) == {"avx2", "avx512f"} and record["date"]
-    assert config.check_tuning(record, host.cpu_model(), host.library_versions()) \
+    assert config.check_tuning(record, host.cpu_key(), host.library_versions(),
+                               config.VECTOR_BYTES) \
         == record["values"]
     assert set(record["values"]) == set(config.TUNABLE)
     assert record["grid"]["batches"] == [8] and len(record["grid"]["rows"]) == 3 * 4
@@ -122,7 +126,7 @@ def test_code_compiled_with_packaged_values_is_never_reused_with_tuned_ones(
     values must compile into a folder of their own (kernels._cache)."""
     env = _env(tmp_path, numba_cache)
     packaged = config.PACKAGED["FORWARD_TILED_MAX_MACS"]
-    assert 1 * 1024 * 512 > packaged  # the scratch size below is 0 with the packaged values
+    assert 1 * 2048 * 1024 > packaged  # the scratch size below is 0 with the packaged values
     values, cache_dir, scratch, _, stderr = _show(env, tmp_path)
     assert values == (config.PACKAGED["FORWARD_LOOP_MAX_OUTPUTS"], packaged, "None")
     assert cache_dir == str(numba_cache) and scratch == 0 and stderr == ""
@@ -130,13 +134,13 @@ def test_code_compiled_with_packaged_values_is_never_reused_with_tuned_ones(
     assert hits == 1  # the packaged values' code is cached ...
 
     path = _tuning_path(tmp_path)  # ... then a tune file appears
-    _write(path, json.dumps(_record(FORWARD_LOOP_MAX_OUTPUTS=9, FORWARD_TILED_MAX_MACS=1 << 20)))
+    _write(path, json.dumps(_record(FORWARD_LOOP_MAX_OUTPUTS=9, FORWARD_TILED_MAX_MACS=1 << 22)))
     values, cache_dir, scratch, hits, stderr = _show(env, tmp_path)
-    assert values == (9, 1 << 20, path) and stderr == ""
+    assert values == (9, 1 << 22, path) and stderr == ""
     assert os.path.dirname(cache_dir) == str(numba_cache)
     assert os.path.basename(cache_dir).startswith("numba_dense-tuned-")
-    assert scratch == 1024 * 512 and hits == 0  # compiled afresh, with the tuned value
-    assert _show(env, tmp_path)[2:4] == (1024 * 512, 1)  # and cached in its own folder
+    assert scratch == 2048 * 1024 and hits == 0  # compiled afresh, with the tuned value
+    assert _show(env, tmp_path)[2:4] == (2048 * 1024, 1)  # and cached in its own folder
 
     # a child of a tuned process that turns the tuning off starts from the user's folder
     child = ("import os, subprocess, sys\n"
@@ -153,7 +157,7 @@ def test_code_compiled_with_packaged_values_is_never_reused_with_tuned_ones(
     # the same values without NUMBA_CACHE_DIR: a folder beside the tuning file
     env.pop("NUMBA_CACHE_DIR")
     _, cache_dir, scratch, _, _ = _show(env, tmp_path)
-    assert os.path.dirname(cache_dir) == os.path.dirname(path) and scratch == 1024 * 512
+    assert os.path.dirname(cache_dir) == os.path.dirname(path) and scratch == 2048 * 1024
 
 
 @pytest.mark.parametrize("case", ["not json", "another CPU", "out of range", "unknown name"])
@@ -271,23 +275,27 @@ def test_the_write_is_atomic_and_leaves_no_temporary_file(tmp_path):
 
 
 def test_check_tuning_and_settle():
-    model, versions = host.cpu_model(), host.library_versions()
+    model, versions = host.cpu_key(), host.library_versions()
+    width = config.VECTOR_BYTES
     good = _record(**config.PACKAGED)
-    assert config.check_tuning(good, model, versions) == config.PACKAGED
+    assert config.check_tuning(good, model, versions, width) == config.PACKAGED
     with pytest.raises(ValueError, match=r"format 1 \(found format 99\)"):
-        config.check_tuning(dict(good, format=99), model, versions)
+        config.check_tuning(dict(good, format=99), model, versions, width)
     with pytest.raises(ValueError, match=r"in \[0, 2\*\*40\], got -5"):
-        config.check_tuning(_record(FORWARD_TILED_MAX_MACS=-5), model, versions)
+        config.check_tuning(_record(FORWARD_TILED_MAX_MACS=-5), model, versions, width)
     with pytest.raises(ValueError, match="must be an integer"):
-        config.check_tuning(_record(FORWARD_TILED_MAX_MACS=2.5), model, versions)
+        config.check_tuning(_record(FORWARD_TILED_MAX_MACS=2.5), model, versions, width)
     with pytest.raises(ValueError, match="got True"):  # JSON's true is no count
-        config.check_tuning(_record(FORWARD_LOOP_MAX_OUTPUTS=True), model, versions)
+        config.check_tuning(_record(FORWARD_LOOP_MAX_OUTPUTS=True), model, versions, width)
     with pytest.raises(ValueError, match="other versions"):
-        config.check_tuning(dict(good, versions=dict(versions, numba="0.1")), model, versions)
+        config.check_tuning(dict(good, versions=dict(versions, numba="0.1")), model, versions,
+                            width)
     with pytest.raises(ValueError, match="another CPU"):
-        config.check_tuning(good, "Some Other CPU", versions)
+        config.check_tuning(good, "Some Other CPU", versions, width)
+    with pytest.raises(ValueError, match="tiles of 16-byte vectors, these are"):
+        config.check_tuning(dict(good, vector_bytes=16), model, versions, width)
     with pytest.raises(ValueError, match="'values' must be an object"):
-        config.check_tuning(dict(good, values=[1, 2]), model, versions)
+        config.check_tuning(dict(good, values=[1, 2]), model, versions, width)
     # a near-tie goes to the pair nearest the packaged values, a clear win does not
     totals = {(0, 1 << 10): 10.0, (0, 1 << 18): 10.05, (4, 1 << 18): 12.0}
     assert tuning.settle(totals, (4, 1 << 18)) == (0, 1 << 18)
@@ -299,14 +307,16 @@ def test_check_tuning_and_settle():
 def test_host_choices(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.delenv(host.TUNING_ENV, raising=False)
-    path, named = host.tuning_choice()
+    path, named = host.tuning_choice(config.VECTOR_BYTES)
     assert path == os.path.join(str(tmp_path), "numba_dense", os.path.basename(path))
     assert not named and os.path.basename(path).startswith("dispatch-")
-    assert host.tuning_choice({host.TUNING_ENV: "off"}) == (None, False)
-    assert host.tuning_choice({host.TUNING_ENV: "OFF"}) == (None, False)
-    assert host.tuning_choice({host.TUNING_ENV: "/a/b.json"}) == ("/a/b.json", True)
-    other = host.tuning_file("Another CPU", dict(host.library_versions(), numpy="1.0"))
+    assert host.tuning_choice(32, {host.TUNING_ENV: "off"}) == (None, False)
+    assert host.tuning_choice(32, {host.TUNING_ENV: "OFF"}) == (None, False)
+    assert host.tuning_choice(32, {host.TUNING_ENV: "/a/b.json"}) == ("/a/b.json", True)
+    other = host.tuning_file(config.VECTOR_BYTES, "Another CPU",
+                             dict(host.library_versions(), numpy="1.0"))
     assert other != path and "another-cpu" in other
+    assert host.tuning_file(32) != host.tuning_file(64)  # each tile width its own crossovers
 
 
 def test_tune_refuses_bad_arguments_in_one_line(capsys):
