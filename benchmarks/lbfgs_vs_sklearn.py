@@ -62,7 +62,7 @@ def worker(impl, dataset, max_iter, block):
     X, y, classifier = load(dataset)
     if impl == "numba-dense" and block:
         from numba_dense.model.training import full_batch
-        full_batch.BLOCK_ROWS = block
+        full_batch.FIXED_BLOCK_ROWS = block
     # the same warm-up fit for both: numba-dense's compiles (or loads the cached kernels),
     # and both import what their first fit imports, outside the timing
     estimator(impl, classifier, 1).fit(X[:500], y[:500])
@@ -94,7 +94,8 @@ def main(argv=None):
     parser.add_argument("--max-iter", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--block", type=int, default=0,
-                        help="rows per kernel call in numba-dense's lbfgs (default: its own)")
+                        help="rows per kernel block in numba-dense's lbfgs (default: "
+                        "full_batch.block_rows's choice)")
     parser.add_argument("--worker", nargs=4, metavar=("IMPL", "DATASET", "MAX_ITER", "BLOCK"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -33,3 +33,19 @@ def test_parts_add_up_to_the_whole(monkeypatch, weighted, parts):
     assert cost == pytest.approx(want, rel=1e-12)
     np.testing.assert_allclose(grad, expected, rtol=1e-10, atol=1e-13)
     assert grad.dtype == np.float64
+
+
+def test_blocks_keep_the_products_in_register_tiles_when_that_leaves_enough_rows(monkeypatch):
+    """``block_rows`` follows the tile crossovers in force: 64-wide layers under 2^20
+    multiply-adds get 256-row blocks; under 2^18 (64 rows) too few, so BLAS-sized blocks."""
+    from numba_dense.kernels import config
+    for name in ("FORWARD", "BACKPROP", "GRADIENT"):
+        monkeypatch.setattr(config, name + "_TILED_MAX_MACS", 1 << 20)
+    assert full_batch.block_rows([64, 64, 64, 10]) == 256
+    assert full_batch.block_rows([50, 60, 1]) == 344  # 2^20 // 3000, down to a multiple of 8
+    assert full_batch.block_rows([10, 3, 1]) == full_batch.BLOCK_ROWS  # at most that many
+    assert full_batch.block_rows([784, 256, 10]) == full_batch.BLOCK_ROWS  # BLAS's
+    monkeypatch.setattr(config, "BACKPROP_TILED_MAX_MACS", 1 << 18)  # the lowest counts
+    assert full_batch.block_rows([64, 64, 64, 10]) == full_batch.BLOCK_ROWS
+    monkeypatch.setattr(full_batch, "FIXED_BLOCK_ROWS", 100)
+    assert full_batch.block_rows([64, 64, 64, 10]) == 100
