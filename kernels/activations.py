@@ -118,22 +118,21 @@ def add_bias_activate(out, b, act):
     """
     m, n = out.shape
     zero = cast_like(0, out)
+    # Elements by index, not row views (row = out[i]): a view costs an atomic increment
+    # and decrement of the array's reference count, per row of every minibatch.
     if act == RELU:
         for i in range(m):
-            row = out[i]
             for j in range(n):
-                z = row[j] + b[j]
-                row[j] = zero if z <= 0 else z
+                z = out[i, j] + b[j]
+                out[i, j] = zero if z <= 0 else z
     elif act == IDENTITY:
         for i in range(m):
-            row = out[i]
             for j in range(n):
-                row[j] += b[j]
+                out[i, j] += b[j]
     else:
         for i in range(m):
-            row = out[i]
             for j in range(n):
-                row[j] = _activate(row[j] + b[j], act)
+                out[i, j] = _activate(out[i, j] + b[j], act)
 
 
 @njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE)
@@ -145,32 +144,29 @@ def _backprop_activation(A, G, db, act, accumulate):
     """
     m, n = G.shape
     if not accumulate:
-        db[:] = 0
+        for j in range(n):
+            db[j] = 0
     zero = cast_like(0, G)
+    # elements by index, not row views: see add_bias_activate
     if act == RELU:
         for i in range(m):
-            g = G[i]
-            a = A[i]
             for j in range(n):
-                v = zero if a[j] <= 0 else g[j]
-                g[j] = v
+                v = zero if A[i, j] <= 0 else G[i, j]
+                G[i, j] = v
                 db[j] += v
     elif act == IDENTITY:
         for i in range(m):
-            g = G[i]
             for j in range(n):
-                db[j] += g[j]
+                db[j] += G[i, j]
     else:
         if act == GELU or act == SILU:  # once a call, outside the loops: no cost to tanh's
             raise InvalidValueError("the derivative of gelu and silu needs Z, not the "
                                     "layer's output A: use activation_backward_z (the "
                                     "compiled epoch keeps Z for them, docs/kernels.md)")
         for i in range(m):
-            g = G[i]
-            a = A[i]
             for j in range(n):
-                g[j] *= _derivative_from_output(a[j], act)
-                db[j] += g[j]
+                G[i, j] *= _derivative_from_output(A[i, j], act)
+                db[j] += G[i, j]
 
 
 #: 1 for the activation codes whose derivative needs Z (gelu, silu), 0 for the others:
@@ -184,11 +180,9 @@ def keep_z_and_activate(out, Z, act):
     pre-activation (``NEEDS_Z``) keeps it in ``Z`` (m, n), out (m, n), as it activates."""
     m, n = out.shape
     for i in range(m):
-        row = out[i]
-        z = Z[i]
         for j in range(n):
-            z[j] = row[j]
-            row[j] = _activate(row[j], act)
+            Z[i, j] = out[i, j]
+            out[i, j] = _activate(out[i, j], act)
 
 
 @njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE)
@@ -198,13 +192,12 @@ def _backprop_activation_z(Z, G, db, act, accumulate):
     with accumulate)."""
     m, n = G.shape
     if not accumulate:
-        db[:] = 0
-    for i in range(m):
-        g = G[i]
-        z = Z[i]
         for j in range(n):
-            g[j] *= _derivative_from_input(z[j], act)
-            db[j] += g[j]
+            db[j] = 0
+    for i in range(m):
+        for j in range(n):
+            G[i, j] *= _derivative_from_input(Z[i, j], act)
+            db[j] += G[i, j]
 
 
 @register_jitable

@@ -17,12 +17,10 @@ def forward_loop(X, W, b, out, act):
     m, k = X.shape
     n = W.shape[0]
     for i in range(m):
-        x = X[i]
         for j in range(n):
-            w = W[j]
             s = cast_like(0, out)  # not b[j] * 0: float32 times an int is float64 in numba
             for p in range(k):
-                s += x[p] * w[p]
+                s += X[i, p] * W[j, p]
             out[i, j] = _activate(s + b[j], act)
 
 

@@ -30,7 +30,7 @@ from .activations import (IDENTITY, N_ACTIVATIONS, NEEDS_Z, RELU, _activate,
 from .config import FASTMATH_REDUCTION, PREFETCH_ROWS, STREAMING_MAX_OUTPUTS
 from .dense import _forward
 from .masks import drop_units, mask_base, undo_dropout
-from .loss import MSE, N_LOSSES, SOFTMAX_CE, _mse_element, _output_delta
+from .loss import MSE, N_LOSSES, SOFTMAX_CE, _cost_element, _output_delta
 from .optim import (SGD, Optimizer, _optimizer_step, _optimizer_step_clearing, _sgd_sweep,
                     check_optimizer)
 from ._prefetch import prefetch_row
@@ -460,8 +460,8 @@ def _stream_batch(X, Y, W, b, dW, db, order, start, stop, act, inv_m, ahead):
             for p in range(X.shape[1]):
                 s0 += W[j, p] * X[i0, p]
                 s1 += W[j, p] * X[i1, p]
-            cost0, g0 = _mse_element(_activate(s0 + b[j], act), Y[i0, j], act, inv_m)
-            cost1, g1 = _mse_element(_activate(s1 + b[j], act), Y[i1, j], act, inv_m)
+            cost0, g0 = _cost_element(_activate(s0 + b[j], act), Y[i0, j], act, MSE, inv_m)
+            cost1, g1 = _cost_element(_activate(s1 + b[j], act), Y[i1, j], act, MSE, inv_m)
             g0 = cast_like(g0, dW)
             g1 = cast_like(g1, dW) if pair else cast_like(0, dW)
             batch_cost += cost0 + (cost1 if pair else 0.0)

@@ -41,7 +41,7 @@ from numba.extending import register_jitable
 
 from .errors import InvalidValueError
 from ._cache import CACHE
-from ._checks import (MATRIX, MATRIX_OUT, REAL, cast_like, check_same_or_separate,
+from ._checks import (MATRIX, MATRIX_OUT, REAL, check_same_or_separate,
                       check_same_shape, check_types, kernel)
 from .activations import (GELU, IDENTITY, RELU, SILU, _derivative_from_output,
                           _sigmoid_scalar)
@@ -50,152 +50,121 @@ from .variants import (ABSOLUTE_ERROR, HUBER, HUBER_DELTA, LOSSES, MSE, N_LOSSES
                        POISSON, QUANTILE, QUANTILE_STEPS, SIGMOID_BCE, SOFTMAX_CE,
                        quantile_code)
 
-# Each cost is written once, as a function of one row ``i`` of 2-D arrays (indexed in
-# place: a row view costs a call into Numba's runtime, more than a 1-output row's whole
-# arithmetic): it returns the row's cost and, when ``scale != 0``, writes ``D[i] = scale *
-# dC/dz`` (the error term). Training (``_output_delta``) and the public cost and gradient
-# kernels all call these.
+# Each cost is written once. Every cost but softmax cross-entropy is a sum of one function
+# of each output, written as an element function of scalars (``_cost_element``: the
+# element's cost in float64 and ``scale * dc/dz``); softmax cross-entropy needs its whole
+# row (``_softmax_ce_rows``). ``_cost_rows`` runs either over a batch: the rows' loop is
+# inside it, and no function inside the loop takes an array. That matters: every call of
+# an inlined function with array arguments increments and decrements the arrays'
+# reference counts (atomic instructions), and when the row functions were called once per
+# row with the arrays, those took more than half of a 10-32-1 network's minibatch step
+# (AMD EPYC Zen 5; ``perf`` and gdb stacks). Training (``_output_delta``) and the public
+# cost and gradient kernels all call ``_cost_rows``.
 
 
 @njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE, inline="always")
-def _mse_element(a, y, act, scale):
-    """(``(a - y)**2 / 2`` in float64, ``scale * (a - y) * sigma'(a)``) of one output."""
+def _cost_element(a, y, act, loss, scale):
+    """``(c, d)`` of one output: its cost ``c`` in float64 and ``d = scale * dc/dz``, for
+    every cost code but ``SOFTMAX_CE``; ``a`` is the activation (MSE, with the output
+    layer's activation ``act``), the logit (sigmoid BCE), the log rate (Poisson) or the
+    identity output (Huber, absolute error, quantile); ``y`` its target."""
+    if loss == SIGMOID_BCE:
+        # max(z, 0) - z y + log1p(exp(-|z|)): stable for any z
+        z = np.float64(a)
+        return (max(z, 0.0) - z * y + np.log1p(np.exp(-abs(z))),
+                scale * (_sigmoid_scalar(a) - y))
+    if loss == POISSON:
+        # exp(z) - y z from the log rate z; a z beyond about 709 makes the cost infinite
+        # (float64's exp overflows): training reports it as divergence
+        z = np.float64(a)
+        rate = np.exp(z)
+        return rate - np.float64(y) * z, scale * (rate - y)
+    if loss == HUBER:
+        e = np.float64(a) - np.float64(y)
+        size = abs(e)
+        if size <= HUBER_DELTA:
+            cost = 0.5 * e * e
+        else:  # NaN lands here too: its cost stays NaN
+            cost = HUBER_DELTA * (size - 0.5 * HUBER_DELTA)
+        return cost, scale * min(max(e, -HUBER_DELTA), HUBER_DELTA)
+    if loss == ABSOLUTE_ERROR:
+        e = np.float64(a) - np.float64(y)
+        return abs(e), scale * (np.float64(e > 0) - np.float64(e < 0))
+    if loss >= QUANTILE:  # the level rides in the code (kernels.variants.QUANTILE_STEPS)
+        q = (loss - QUANTILE + 1) / QUANTILE_STEPS
+        e = np.float64(a) - np.float64(y)
+        cost = (1.0 - q) * e if e > 0 else -q * e  # NaN: -q * NaN, NaN
+        return cost, scale * ((1.0 - q) * np.float64(e > 0) - q * np.float64(e < 0))
+    # MSE: (a - y)**2 / 2 and scale * (a - y) * sigma'(a)
     e = a - y
-    d = scale * e
+    d = scale * np.float64(e)
     if act == RELU:
         # Times 1 or 0 rather than "0 if a <= 0 else d": LLVM compiled that to a branch,
         # mispredicted on about half the rows of a ReLU output. NaN stays NaN either way.
-        d *= cast_like(a > 0, d)
+        d *= np.float64(a > 0)
     elif act != IDENTITY:
         d *= _derivative_from_output(a, act)
     return 0.5 * np.float64(e) * np.float64(e), d
 
 
-@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE, inline="always")
-def _mse_row(A, Y, D, i, act, scale):
-    """``sum((a - y)**2) / 2`` of row i in float64, and ``D[i] = scale * (a - y) * sigma'(a)``."""
-    total = 0.0
-    for j in range(A.shape[1]):
-        cost, d = _mse_element(A[i, j], Y[i, j], act, scale)
-        total += cost
-        if scale != 0:
-            D[i, j] = d
-    return total
-
-
 @njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE)
-def _softmax_ce_row(Z, Y, D, i, scale):
-    """Row i's cross-entropy from logits Z (m, n), and ``D[i] = scale * dC/dz`` when scale != 0."""
-    n = Z.shape[1]
-    top = Z[i, 0]
-    for j in range(1, n):
-        top = max(top, Z[i, j])
-    s = 0.0
-    for j in range(n):
-        s += np.exp(np.float64(Z[i, j]) - top)
-    lse = top + np.log(s)
-    loss = 0.0
-    ysum = 0.0
-    for j in range(n):
-        loss -= np.float64(Y[i, j]) * (np.float64(Z[i, j]) - lse)
-        ysum += Y[i, j]
-    if scale != 0:
+def _softmax_ce_rows(Z, Y, D, scale, weights):
+    """``sum_i w_i c_i``, row i's cross-entropy ``c_i`` from logits Z (m, n), and
+    ``D[i] = scale * w_i * dc_i/dz`` where that scale is not 0 (``weights`` as
+    ``_cost_rows``'s)."""
+    m, n = Z.shape
+    weighted = weights.shape[0] > 0
+    total = 0.0
+    for i in range(m):
+        w = np.float64(weights[i]) if weighted else 1.0
+        row_scale = scale * w
+        top = Z[i, 0]
+        for j in range(1, n):
+            top = max(top, Z[i, j])
+        s = 0.0
         for j in range(n):
-            D[i, j] = scale * (np.exp(np.float64(Z[i, j]) - lse) * ysum - Y[i, j])
-    return loss
-
-
-@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE, inline="always")
-def _sigmoid_bce_row(Z, Y, D, i, scale):
-    """Row i's ``sum(max(z, 0) - z y + log1p(exp(-|z|)))`` in float64 (stable for any z), and
-    ``D[i] = scale * (s(z) - y)`` when scale != 0."""
-    total = 0.0
-    for j in range(Z.shape[1]):
-        z = np.float64(Z[i, j])
-        total += max(z, 0.0) - z * Y[i, j] + np.log1p(np.exp(-abs(z)))
-        if scale != 0:
-            D[i, j] = scale * (_sigmoid_scalar(Z[i, j]) - Y[i, j])
+            s += np.exp(np.float64(Z[i, j]) - top)
+        lse = top + np.log(s)
+        loss = 0.0
+        ysum = 0.0
+        for j in range(n):
+            loss -= np.float64(Y[i, j]) * (np.float64(Z[i, j]) - lse)
+            ysum += Y[i, j]
+        if row_scale != 0:
+            for j in range(n):
+                D[i, j] = row_scale * (np.exp(np.float64(Z[i, j]) - lse) * ysum - Y[i, j])
+        total += w * loss
     return total
 
 
-@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE, inline="always")
-def _poisson_row(Z, Y, D, i, scale):
-    """Row i's ``sum(exp(z) - y z)`` in float64 from log rates Z, and
-    ``D[i] = scale * (exp(z) - y)`` when scale != 0. A z beyond about 709 makes the cost
-    infinite (float64's exp overflows): training reports it as divergence."""
+@njit(cache=CACHE)
+def _cost_rows(A, Y, D, act, loss, scale, weights):
+    """``sum_i w_i c_i`` in float64 over the rows of A, Y (m, n) for cost code ``loss``,
+    and, where ``scale * w_i != 0``, ``D[i] = scale * w_i * dc_i/dz`` (D (m, n) may be A
+    itself when ``scale`` is 0: nothing is written then). ``weights`` (m,) are the rows'
+    weights ``w_i``, or empty for all 1 (multiplying by 1.0 is exact: the same results bit
+    for bit as no weights)."""
+    m, n = A.shape
+    weighted = weights.shape[0] > 0
     total = 0.0
-    for j in range(Z.shape[1]):
-        z = np.float64(Z[i, j])
-        rate = np.exp(z)
-        total += rate - np.float64(Y[i, j]) * z
-        if scale != 0:
-            D[i, j] = scale * (rate - Y[i, j])
-    return total
-
-
-@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE, inline="always")
-def _huber_row(A, Y, D, i, scale):
-    """Row i's ``sum(h(a - y))`` in float64 (Huber, ``delta = HUBER_DELTA``), and
-    ``D[i] = scale * clip(a - y, -delta, delta)`` when scale != 0."""
-    total = 0.0
-    for j in range(A.shape[1]):
-        e = np.float64(A[i, j]) - np.float64(Y[i, j])
-        size = abs(e)
-        if size <= HUBER_DELTA:
-            total += 0.5 * e * e
-        else:  # NaN lands here too: its cost stays NaN
-            total += HUBER_DELTA * (size - 0.5 * HUBER_DELTA)
-        if scale != 0:
-            D[i, j] = scale * min(max(e, -HUBER_DELTA), HUBER_DELTA)
-    return total
-
-
-@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE, inline="always")
-def _absolute_row(A, Y, D, i, scale):
-    """Row i's ``sum(|a - y|)`` in float64, and ``D[i] = scale * sign(a - y)``."""
-    total = 0.0
-    for j in range(A.shape[1]):
-        e = np.float64(A[i, j]) - np.float64(Y[i, j])
-        total += abs(e)
-        if scale != 0:
-            D[i, j] = scale * (np.float64(e > 0) - np.float64(e < 0))
-    return total
-
-
-@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE, inline="always")
-def _pinball_row(A, Y, D, i, q, scale):
-    """Row i's pinball loss ``sum(q max(y - a, 0) + (1 - q) max(a - y, 0))`` in float64, and
-    ``D[i] = scale * ((1 - q) [a > y] - q [a < y])`` when scale != 0."""
-    total = 0.0
-    for j in range(A.shape[1]):
-        e = np.float64(A[i, j]) - np.float64(Y[i, j])
-        total += (1.0 - q) * e if e > 0 else -q * e  # NaN: -q * NaN, NaN
-        if scale != 0:
-            D[i, j] = scale * ((1.0 - q) * np.float64(e > 0) - q * np.float64(e < 0))
-    return total
-
-
-@njit(cache=CACHE, inline="always")
-def _cost_row(A, Y, D, i, act, loss, scale):
-    """The row function of cost code ``loss``, on row i."""
     if loss == SOFTMAX_CE:
-        return _softmax_ce_row(A, Y, D, i, scale)
-    if loss == SIGMOID_BCE:
-        return _sigmoid_bce_row(A, Y, D, i, scale)
-    if loss == POISSON:
-        return _poisson_row(A, Y, D, i, scale)
-    if loss == HUBER:
-        return _huber_row(A, Y, D, i, scale)
-    if loss == ABSOLUTE_ERROR:
-        return _absolute_row(A, Y, D, i, scale)
-    if loss >= QUANTILE:  # the level rides in the code (kernels.variants.QUANTILE_STEPS)
-        return _pinball_row(A, Y, D, i, (loss - QUANTILE + 1) / QUANTILE_STEPS, scale)
-    return _mse_row(A, Y, D, i, act, scale)
+        return _softmax_ce_rows(A, Y, D, scale, weights)
+    for i in range(m):
+        w = np.float64(weights[i]) if weighted else 1.0
+        row_scale = scale * w
+        row = 0.0
+        for j in range(n):
+            cost, d = _cost_element(A[i, j], Y[i, j], act, loss, row_scale)
+            row += cost
+            if row_scale != 0:
+                D[i, j] = d
+        total += w * row
+    return total
 
 
 @njit(cache=CACHE)
 def _output_delta(A, Y, delta, db, act, loss, scale, accumulate, weights):
-    """Output error term, its bias gradient and the cost in one sweep.
+    """Output error term, its bias gradient and the cost.
 
     ``delta = scale * w_i * dc_i/dZ`` of the output layer (``scale = 1/m`` for the batch
     mean, ``1 / sum(w)`` for a weighted one): ``(A - Y) * sigma'(A)`` for MSE,
@@ -213,26 +182,21 @@ def _output_delta(A, Y, delta, db, act, loss, scale, accumulate, weights):
         raise InvalidValueError("the output layer's activation is gelu or silu, whose "
                                 "derivative needs Z: use them on hidden layers' kernels "
                                 "with activation_backward_z (docs/kernels.md)")
-    if scale != 0 and not accumulate:
-        db[:] = 0
+    total = _cost_rows(A, Y, delta, act, loss, scale, weights)
+    if scale == 0:
+        return total
+    if not accumulate:
+        for j in range(n):
+            db[j] = 0
     weighted = weights.shape[0] > 0
-    total = 0.0
     for i in range(m):
-        # One call site of the inlined row function (all the costs' code): with two, one
-        # for weighted rows and one for unweighted, this function took 9 s to compile, a
-        # seventh of a first run. An unweighted row's w is 1.0, and multiplying by 1.0 is
-        # exact, so the results are the same bit for bit.
-        w = np.float64(weights[i]) if weighted else 1.0
-        row_scale = scale * w
-        total += w * _cost_row(A, Y, delta, i, act, loss, row_scale)
-        if scale != 0 and row_scale == 0:
-            # a row of weight 0 counts for nothing, but the row function writes
-            # nothing when its scale is 0: clear what an earlier batch left
+        if weighted and scale * np.float64(weights[i]) == 0:
+            # a row of weight 0 counts for nothing, but _cost_rows writes nothing for it:
+            # clear what an earlier batch left
             for j in range(n):
                 delta[i, j] = 0
-        if scale != 0:
-            for j in range(n):
-                db[j] += delta[i, j]
+        for j in range(n):
+            db[j] += delta[i, j]
     return total
 
 
@@ -254,19 +218,15 @@ def _check_out(kernel, Z, out):
 
 @njit(cache=CACHE)
 def _mean_cost(pred, y, loss):
-    """The mean over rows of a cost of ``_cost_row``; nothing written."""
-    total = 0.0
-    for i in range(pred.shape[0]):
-        total += _cost_row(pred, y, pred, i, IDENTITY, loss, 0.0)
-    return total / pred.shape[0]
+    """The mean over rows of a cost of ``_cost_rows``; nothing written."""
+    return _cost_rows(pred, y, pred, IDENTITY, loss, 0.0,
+                      np.empty(0, np.float64)) / pred.shape[0]
 
 
 @njit(cache=CACHE)
 def _mean_gradient(pred, y, out, loss):
-    """``out = dC/dpred`` of the mean over rows of a cost of ``_cost_row``."""
-    scale = 1.0 / pred.shape[0]
-    for i in range(pred.shape[0]):
-        _cost_row(pred, y, out, i, IDENTITY, loss, scale)
+    """``out = dC/dpred`` of the mean over rows of a cost of ``_cost_rows``."""
+    _cost_rows(pred, y, out, IDENTITY, loss, 1.0 / pred.shape[0], np.empty(0, np.float64))
 
 
 @kernel

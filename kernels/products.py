@@ -47,31 +47,29 @@ def loop_a_b(A, B, C, alpha, beta):
     alpha = cast_like(alpha, C)
     beta = cast_like(beta, C)
     for i in range(m):
-        c = C[i]
+        # Elements by index, not row views (c = C[i]): each view of an array costs an
+        # atomic increment and decrement of its reference count, and this runs once per
+        # row of a minibatch.
         if beta == 0:
             for j in range(n):
-                c[j] = 0
+                C[i, j] = 0
         elif beta != 1:
             for j in range(n):
-                c[j] *= beta
+                C[i, j] *= beta
         p = 0
         while p + 4 <= k:
             a0 = alpha * A[i, p]
             a1 = alpha * A[i, p + 1]
             a2 = alpha * A[i, p + 2]
             a3 = alpha * A[i, p + 3]
-            b0 = B[p]
-            b1 = B[p + 1]
-            b2 = B[p + 2]
-            b3 = B[p + 3]
             for j in range(n):
-                c[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j]
+                C[i, j] += (a0 * B[p, j] + a1 * B[p + 1, j] + a2 * B[p + 2, j]
+                            + a3 * B[p + 3, j])
             p += 4
         while p < k:
             a0 = alpha * A[i, p]
-            b0 = B[p]
             for j in range(n):
-                c[j] += a0 * b0[j]
+                C[i, j] += a0 * B[p, j]
             p += 1
 
 
