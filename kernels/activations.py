@@ -33,7 +33,7 @@ from numba import njit
 from numba.extending import register_jitable
 
 from .errors import InvalidValueError
-from ._cache import CACHE
+from ._cache import BORROWED, CACHE
 from ._checks import (INT, MATRIX, MATRIX_OUT, cast_like, check_float_dtypes,
                       check_same_or_separate, check_same_shape, check_types, kernel)
 from .config import FASTMATH_ELEMENTWISE
@@ -110,7 +110,7 @@ def _derivative_from_input(z, act):
 # on ``act`` per element kept the backward sweep scalar: docs/performance.md, "Elementwise
 # sweeps").
 
-@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE)
+@njit(cache=CACHE, **BORROWED, fastmath=FASTMATH_ELEMENTWISE)
 def add_bias_activate(out, b, act):
     """In place ``out[i, j] = sigma(out[i, j] + b[j])``: bias and activation in one sweep.
 
@@ -135,7 +135,7 @@ def add_bias_activate(out, b, act):
                 out[i, j] = _activate(out[i, j] + b[j], act)
 
 
-@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE)
+@njit(cache=CACHE, **BORROWED, fastmath=FASTMATH_ELEMENTWISE)
 def _backprop_activation(A, G, db, act, accumulate):
     """In place ``G *= sigma'(A)``, and ``db = G.sum(axis=0)`` (``+=`` with accumulate).
 
@@ -174,7 +174,7 @@ def _backprop_activation(A, G, db, act, accumulate):
 NEEDS_Z = np.array([1 if a.needs_z else 0 for a in ACTIVATION_TABLE], np.int64)
 
 
-@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE)
+@njit(cache=CACHE, **BORROWED, fastmath=FASTMATH_ELEMENTWISE)
 def keep_z_and_activate(out, Z, act):
     """In place ``Z = out; out = sigma(out)``: a layer whose derivative needs its
     pre-activation (``NEEDS_Z``) keeps it in ``Z`` (m, n), out (m, n), as it activates."""
@@ -185,7 +185,7 @@ def keep_z_and_activate(out, Z, act):
             out[i, j] = _activate(out[i, j], act)
 
 
-@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE)
+@njit(cache=CACHE, **BORROWED, fastmath=FASTMATH_ELEMENTWISE)
 def _backprop_activation_z(Z, G, db, act, accumulate):
     """``_backprop_activation`` from the pre-activation Z (m, n) kept by
     ``keep_z_and_activate``: in place ``G *= sigma'(Z)``, ``db = G.sum(axis=0)`` (``+=``

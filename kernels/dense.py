@@ -3,7 +3,7 @@
 import numpy as np
 from numba import njit
 
-from ._cache import CACHE
+from ._cache import BORROWED, CACHE
 from ._checks import (FLAG, MATRIX, MATRIX_OUT, VECTOR, cast_like, check_contiguous,
                       check_dim, check_float_dtypes, check_separate, check_types, kernel)
 from .activations import IDENTITY, RELU, _activate, add_bias_activate
@@ -11,7 +11,7 @@ from .config import FASTMATH_REDUCTION, FORWARD_LOOP_MAX_OUTPUTS
 from .products import product_a_b, product_a_bt, forward_scratch_size
 
 
-@njit(cache=CACHE, fastmath=FASTMATH_REDUCTION)
+@njit(cache=CACHE, **BORROWED, fastmath=FASTMATH_REDUCTION)
 def forward_loop(X, W, b, out, act):
     """``out = sigma(X @ W.T + b)`` as one loop; X (m, k), W (n, k), b (n,), out (m, n)."""
     m, k = X.shape
@@ -24,7 +24,7 @@ def forward_loop(X, W, b, out, act):
             out[i, j] = _activate(s + b[j], act)
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, **BORROWED)
 def _forward(X, W, b, out, act, scratch):
     """Unchecked ``out = sigma(X @ W.T + b)``: a loop for thin layers, else the product
     (``kernels.products.product_a_bt``: register tiles on ``W.T`` copied into the 1-D

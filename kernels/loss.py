@@ -40,7 +40,7 @@ from numba import njit
 from numba.extending import register_jitable
 
 from .errors import InvalidValueError
-from ._cache import CACHE
+from ._cache import BORROWED, CACHE
 from ._checks import (MATRIX, MATRIX_OUT, REAL, check_same_or_separate,
                       check_same_shape, check_types, kernel)
 from .activations import (GELU, IDENTITY, RELU, SILU, _derivative_from_output,
@@ -107,7 +107,7 @@ def _cost_element(a, y, act, loss, scale):
     return 0.5 * np.float64(e) * np.float64(e), d
 
 
-@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE)
+@njit(cache=CACHE, **BORROWED, fastmath=FASTMATH_ELEMENTWISE)
 def _softmax_ce_rows(Z, Y, D, scale, weights):
     """``sum_i w_i c_i``, row i's cross-entropy ``c_i`` from logits Z (m, n), and
     ``D[i] = scale * w_i * dc_i/dz`` where that scale is not 0 (``weights`` as
@@ -137,7 +137,7 @@ def _softmax_ce_rows(Z, Y, D, scale, weights):
     return total
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, **BORROWED)
 def _cost_rows(A, Y, D, act, loss, scale, weights):
     """``sum_i w_i c_i`` in float64 over the rows of A, Y (m, n) for cost code ``loss``,
     and, where ``scale * w_i != 0``, ``D[i] = scale * w_i * dc_i/dz`` (D (m, n) may be A
@@ -162,7 +162,7 @@ def _cost_rows(A, Y, D, act, loss, scale, weights):
     return total
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, **BORROWED)
 def _output_delta(A, Y, delta, db, act, loss, scale, accumulate, weights):
     """Output error term, its bias gradient and the cost.
 

@@ -26,7 +26,7 @@ are in docs/performance.md, "Small products: loops, register tiles, BLAS".
 
 from numba import njit
 
-from ._cache import CACHE
+from ._cache import BORROWED, CACHE
 from ._blas import gemm_a_b, gemm_a_bt, gemm_at_b  # noqa: F401  (public here: the BLAS product)
 from ._checks import cast_like
 from .config import (BACKPROP_LOOP_MAX_OUTPUTS, BACKPROP_TILED_MAX_MACS,  # noqa: F401 (public here)
@@ -35,7 +35,7 @@ from .config import (BACKPROP_LOOP_MAX_OUTPUTS, BACKPROP_TILED_MAX_MACS,  # noqa
 from .tiled import tiled_a_b, transpose_into, unit_rows
 
 
-@njit(cache=CACHE, fastmath=FASTMATH_ELEMENTWISE)
+@njit(cache=CACHE, **BORROWED, fastmath=FASTMATH_ELEMENTWISE)
 def loop_a_b(A, B, C, alpha, beta):
     """``C = alpha * A @ B + beta * C``; A (m, k) of any strides, B (k, n), C (m, n) C order.
 
@@ -73,7 +73,7 @@ def loop_a_b(A, B, C, alpha, beta):
             p += 1
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, **BORROWED)
 def product_a_b(A, B, C, alpha, beta):
     """``C = alpha * A @ B + beta * C``; A (m, k), B (k, n), C (m, n), all C order.
 
@@ -88,7 +88,7 @@ def product_a_b(A, B, C, alpha, beta):
         gemm_a_b(A, B, C, alpha, beta)
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, **BORROWED)
 def product_at_b(A, B, C, alpha, beta):
     """``C = alpha * A.T @ B + beta * C``; A (m, p), B (m, q), C (p, q), all C order.
 
@@ -111,7 +111,7 @@ def forward_scratch_size(m, n_out, n_in):
     return n_out * n_in if m * n_out * n_in <= FORWARD_TILED_MAX_MACS else 0
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, **BORROWED)
 def product_a_bt(X, W, out, scratch):
     """``out = X @ W.T``; X (m, k), W (n, k), out (m, n), all C order; scratch 1-D.
 

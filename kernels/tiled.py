@@ -28,7 +28,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._cache import CACHE
+from ._cache import BORROWED, CACHE
 from ._checks import cast_like
 from .config import THIN_TILE_ROWS, TILE_ROWS, TILE_VECTORS, VECTOR_BYTES
 
@@ -163,7 +163,7 @@ def vector_lanes(C):
     return VECTOR_BYTES // C.itemsize
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, **BORROWED)
 def _column_block(A, B, C, j, ncols, k, alpha, beta):
     """Columns ``j:j+ncols`` of C, every row: whole tiles down, then the rows left over one
     tile row at a time (the last rows of a batch whose size is not a multiple of the tile's).
@@ -245,7 +245,7 @@ def _transpose_block(typingctx, src, dst, i0, j0):
     return sig, codegen
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, **BORROWED)
 def transpose_into(W, WT):
     """``WT[:] = W.T``; W (n, k) and WT (k, n) with contiguous rows, one dtype.
 
@@ -274,7 +274,7 @@ def unit_rows(X):
     return X.shape[1] <= 1 or X.strides[1] == X.itemsize
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, **BORROWED)
 def tiled_a_b(A, B, C, alpha, beta):
     """``C = alpha * A @ B + beta * C`` by register tiles; unchecked.
 

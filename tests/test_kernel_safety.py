@@ -910,3 +910,37 @@ def test_import_is_silent_where_numba_can_cache(tmp_path):
                             capture_output=True, text=True, timeout=600, env=env,
                             cwd=os.path.dirname(os.path.dirname(kernels.__file__)))
     assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+# ----------------------------------------------------------------------------- reference counts
+
+def test_kernels_without_reference_counting_leak_and_free_nothing(dtype):
+    """The per-minibatch kernels compiled without reference counting (``_cache.BORROWED``)
+    take their arrays borrowed: an epoch through them, a forward pass and the costs
+    allocate and free exactly as many blocks as before (no leak, no early free), and the
+    arrays they were given are still whole afterwards."""
+    from numba.core.runtime import _nrt_python, rtsys
+    n = _network(dtype, sizes=(20, 40, 6), batch=16, rows=50)  # tiles and loops both
+    before_params = n["params"].copy()
+    reverse = kernels.batches(16, np.arange(50)[::-1])
+    calls = [_epoch(n), _epoch(n, batches=reverse),
+             lambda: kernels.mse_loss(n["Y"], n["Y"] * 0.5),
+             lambda: kernels.dense_forward(n["X"], np.ones((5, n["X"].shape[1]), dtype),
+                                           np.zeros(5, dtype), np.empty((n["X"].shape[0], 5),
+                                                                        dtype), True)]
+    for call in calls:
+        call()  # compiled (or loaded) outside the count
+    _nrt_python.memsys_enable_stats()
+    try:
+        start = rtsys.get_allocation_stats()
+        for _ in range(3):
+            for call in calls:
+                call()
+        end = rtsys.get_allocation_stats()
+    finally:
+        _nrt_python.memsys_disable_stats()
+    allocated = end.alloc - start.alloc
+    freed = end.free - start.free
+    assert allocated == freed
+    assert end.mi_alloc - start.mi_alloc == end.mi_free - start.mi_free
+    assert np.isfinite(n["params"]).all() and not np.array_equal(n["params"], before_params)
