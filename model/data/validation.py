@@ -6,7 +6,7 @@ Every message names the argument, what was expected and what was given.
 import numbers
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ...kernels.errors import InvalidTypeError, InvalidValueError
 from ...kernels._cache import CACHE  # Numba's cache where it can write one (kernels._cache)
@@ -15,12 +15,16 @@ from ...kernels.sparse import csr
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-_BLOCK = 1 << 14
-
-
 @njit(cache=CACHE, fastmath={"reassoc"})
-def _first_nonfinite_serial(flat):
-    """``_first_nonfinite`` on one thread: for arrays too small to pay for waking the pool."""
+def _first_nonfinite(flat):
+    """Index of the first NaN/inf in a 1-D array, or -1.
+
+    ``x * 0`` is 0 for finite x and NaN otherwise, so one vectorised sum of ``x * 0``
+    answers "all finite?" in a single read at memory speed; only then is the array searched
+    element by element. One thread: on an AMD EPYC Zen 5 this read 400 MB in 12 ms
+    (35 GB/s, one core's share of the memory bandwidth), where the ``prange`` version it
+    replaced took 48 ms on two threads and 96 ms on one (its loop was not vectorised).
+    """
     s = flat.dtype.type(0)
     for i in range(flat.shape[0]):
         s += flat[i] * 0
@@ -32,41 +36,12 @@ def _first_nonfinite_serial(flat):
     return -1
 
 
-#: Below this many elements the serial scan is faster than starting Numba's threads
-#: (which cost about 1 ms per call on a small array).
-_PARALLEL_MIN = 1 << 20
-
-
-@njit(cache=CACHE, parallel=True, fastmath={"reassoc"})
-def _first_nonfinite(flat):
-    """Index of the first NaN/inf in a 1-D array, or -1.
-
-    ``x * 0`` is 0 for finite x and NaN otherwise, so a block's sum of ``x * 0`` flags it
-    with one vectorised, bandwidth-bound read; blocks are shared between Numba's threads
-    (no BLAS runs during validation). Only a flagged block is searched element by element.
-    """
-    n = flat.shape[0]
-    n_blocks = (n + _BLOCK - 1) // _BLOCK
-    flagged = np.zeros(n_blocks, np.bool_)
-    for blk in prange(n_blocks):
-        s = flat.dtype.type(0)
-        for i in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
-            s += flat[i] * 0
-        flagged[blk] = s != s
-    for blk in range(n_blocks):
-        if flagged[blk]:
-            for i in range(blk * _BLOCK, min(n, (blk + 1) * _BLOCK)):
-                if not np.isfinite(flat[i]):
-                    return i
-    return -1
-
-
 def first_nonfinite(arr):
     """Index of the first NaN/inf in the flat order of a float array, or -1."""
     flat = np.ascontiguousarray(arr).reshape(-1)
     if flat.dtype.kind != "f":
         return -1
-    return int((_first_nonfinite if flat.size >= _PARALLEL_MIN else _first_nonfinite_serial)(flat))
+    return int(_first_nonfinite(flat))
 
 
 def check_finite(arr, name, first_row=0, original_dtype=None):
@@ -75,7 +50,7 @@ def check_finite(arr, name, first_row=0, original_dtype=None):
     ``first_row`` is added to the row in the message (a chunk's place in its file).
     """
     flat = arr.reshape(-1)
-    bad = (_first_nonfinite if flat.size >= _PARALLEL_MIN else _first_nonfinite_serial)(flat)
+    bad = _first_nonfinite(flat)
     if bad >= 0:
         row, col = divmod(int(bad), arr.shape[1])
         what = "NaN" if np.isnan(arr[row, col]) else "inf"
