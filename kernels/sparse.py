@@ -27,7 +27,7 @@ from numba import njit, types
 from numba.extending import register_jitable
 from numba.extending import overload
 
-from ._cache import CACHE
+from ._cache import BORROWED, CACHE
 from ._checks import (INT, INTS, MATRIX, MATRIX_OUT, REAL, VECTOR, Arg, as_int64, cast_like,
                       check_contiguous, check_dim, check_finite, check_float_dtypes,
                       check_separate, check_types, kernel)
@@ -638,7 +638,7 @@ def _batch_rows_impl(Xb):
     return None
 
 
-@overload(first_forward)
+@overload(first_forward, jit_options=BORROWED)
 def _first_forward_impl(Xb, W, b, out, act, T):
     if isinstance(Xb, types.Array):
         return lambda Xb, W, b, out, act, T: _forward(Xb, W, b, out, act, T)
@@ -648,7 +648,7 @@ def _first_forward_impl(Xb, W, b, out, act, T):
     return None
 
 
-@overload(first_weight_product)
+@overload(first_weight_product, jit_options=BORROWED)
 def _first_weight_product_impl(delta, Xb, C, alpha, beta):
     if isinstance(Xb, types.Array):
         return lambda delta, Xb, C, alpha, beta: product_at_b(delta, Xb, C, alpha, beta)

@@ -923,7 +923,9 @@ def test_kernels_without_reference_counting_leak_and_free_nothing(dtype):
     n = _network(dtype, sizes=(20, 40, 6), batch=16, rows=50)  # tiles and loops both
     before_params = n["params"].copy()
     reverse = kernels.batches(16, np.arange(50)[::-1])
-    calls = [_epoch(n), _epoch(n, batches=reverse),
+    import scipy.sparse as sp
+    X_csr = kernels.csr(sp.csr_matrix(np.where(n["X"] > 0.5, n["X"], 0)))
+    calls = [_epoch(n), _epoch(n, batches=reverse), _epoch(n, X=X_csr, batches=reverse),
              lambda: kernels.mse_loss(n["Y"], n["Y"] * 0.5),
              lambda: kernels.dense_forward(n["X"], np.ones((5, n["X"].shape[1]), dtype),
                                            np.zeros(5, dtype), np.empty((n["X"].shape[0], 5),
