@@ -19,7 +19,7 @@ from numba.extending import register_jitable
 from numba.extending import overload
 
 from .errors import InvalidValueError, TooLargeError
-from ._cache import CACHE
+from ._cache import BORROWED, CACHE
 from ._checks import (Arg, FLAT, FLAT_OUT, INT, INTS, MATRIX, MATRIX_OUT, OPTIONAL_WEIGHTS,
                       PARAMS_READ, REAL, as_int64,
                       cast_like, check_contiguous, check_dim, check_finite, check_float_dtypes,
@@ -82,14 +82,17 @@ def param_count(sizes: INTS):
     return _layer_offsets("param_count", as_int64("param_count", "sizes", sizes))[-1]
 
 
-@njit(cache=CACHE)
+# The view helpers are inlined: into the kernels compiled without reference counting
+# (``_forward_batch``, ``_backward_batch``) they bring none, and a view returned from a
+# function compiled so would reach its caller without the reference that caller frees.
+@njit(cache=CACHE, inline="always")
 def _weight_view(flat, offsets, sizes, l):
     """``W`` of layer ``l + 1`` (n_{l+1}, n_l) as a view into a flat vector."""
     o = offsets[l]
     return flat[o:o + sizes[l + 1] * sizes[l]].reshape((sizes[l + 1], sizes[l]))
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, inline="always")
 def _bias_view(flat, offsets, sizes, l):
     """``b`` of layer ``l + 1`` (n_{l+1},) as a view into a flat vector."""
     o = offsets[l] + sizes[l + 1] * sizes[l]
@@ -165,9 +168,22 @@ def workspace_size(sizes: INTS, batch_size: INT):
                            batch_size)
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, inline="always")
 def _block(workspace, start, rows, cols):
     return workspace[start:start + rows * cols].reshape((rows, cols))
+
+
+@njit(cache=CACHE)
+def _views(params, grads, sizes, workspace, batch_size):
+    """What ``_forward_batch`` and ``_backward_batch`` find every layer's arrays in: the
+    tuple ``(params, grads, offsets, sizes, workspace, a_starts, z_starts, d_starts,
+    batch_size)`` (``grads`` may be empty for a forward pass only). They form each view
+    from it as they need it, rather than index lists of views: a list needs Numba's
+    reference counting, whose atomic instructions on every view taken were a fifth of a
+    10-32-1 network's minibatch step (AMD EPYC Zen 5)."""
+    a_starts, z_starts, d_starts, _, _, _, _ = _workspace_layout(sizes, batch_size)
+    return (params, grads, layer_offsets(sizes), sizes, workspace, a_starts, z_starts,
+            d_starts, batch_size)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -271,27 +287,11 @@ def _check_weights(kernel, name, weights, n_rows):
 # first m rows off them.
 
 @njit(cache=CACHE)
-def _param_views(flat, sizes):
-    """([W_l (n_{l+1}, n_l)], [b_l (n_{l+1},)]): every layer's views into a flat vector."""
-    offsets = layer_offsets(sizes)
-    n_layers = sizes.shape[0] - 1
-    return ([_weight_view(flat, offsets, sizes, l) for l in range(n_layers)],
-            [_bias_view(flat, offsets, sizes, l) for l in range(n_layers)])
-
-
-@njit(cache=CACHE)
-def _work_views(workspace, sizes, batch_size):
-    """([A_l], [Z_l], [D_l], T): (batch_size, n_{l+1}) blocks of the workspace for every
-    layer's output activations, pre-activations (hidden layers; the output layer's is
-    empty) and error term, and the 1-D scratch T for a transposed weight matrix
+def _scratch(workspace, sizes, batch_size):
+    """The 1-D scratch of the workspace for a transposed weight matrix
     (``_workspace_layout``)."""
-    a_starts, z_starts, d_starts, _, _, t_start, total = _workspace_layout(sizes, batch_size)
-    n_layers = sizes.shape[0] - 1
-    return ([_block(workspace, a_starts[l], batch_size, sizes[l + 1]) for l in range(n_layers)],
-            [_block(workspace, z_starts[l], batch_size if l < n_layers - 1 else 0,
-                    sizes[l + 1]) for l in range(n_layers)],
-            [_block(workspace, d_starts[l], batch_size, sizes[l + 1]) for l in range(n_layers)],
-            workspace[t_start:total])
+    _, _, _, _, _, t_start, total = _workspace_layout(sizes, batch_size)
+    return workspace[t_start:total]
 
 
 # ----------------------------------------------------------------------------- one batch
@@ -330,49 +330,68 @@ def _ordered_batch_impl(X, order, start, stop, gather):
     return lambda X, order, start, stop, gather: storage_batch(X, order[:0], start, stop)
 
 
-@njit(cache=CACHE)
-def _forward_batch(Xb, W, b, A, Z, acts, T, dropout, seed, step):
-    """Activations of every layer for one batch Xb (m, n_0) into the blocks A (views), and
-    the pre-activations of the hidden layers whose activation needs them (gelu, silu) into
-    their blocks Z; T is the scratch for ``_forward``'s transposed weights. Xb is a matrix
+@njit(cache=CACHE, **BORROWED)
+def _forward_batch(Xb, W0, views, acts, T, dropout, seed, step):
+    """Activations of every layer for one batch Xb (m, n_0) into their workspace blocks
+    (``views``, from ``_views``; the output layer's: ``_output_block``), and the
+    pre-activations of the hidden layers whose activation needs them (gelu, silu) into
+    their Z blocks; T is the scratch for ``_forward``'s transposed weights. Xb is a matrix
     or a CSR batch (``kernels.sparse``): only the first layer's product differs
-    (``first_forward``). ``dropout`` (L - 1,) the hidden layers' dropout rates (empty: no
-    dropout; prediction and costs pass it empty), applied to each hidden layer's output
-    with the masks of ``seed`` and the optimizer step ``step`` (``kernels.masks``).
+    (``first_forward``), with the first layer's weights W0 as ``first_layer_weights``
+    gives them. ``dropout`` (L - 1,) the hidden layers' dropout rates (empty: no dropout;
+    prediction and costs pass it empty), applied to each hidden layer's output with the
+    masks of ``seed`` and the optimizer step ``step`` (``kernels.masks``).
 
-    Returns the output activations (m, n_L), the first m rows of the last block.
+    Compiled without reference counting (``_cache.BORROWED``): every array it touches is
+    held by its caller, and it returns none.
     """
+    params, _, offsets, sizes, work, a_starts, z_starts, _, batch_size = views
     m = batch_rows(Xb)
-    top = len(W) - 1
+    top = sizes.shape[0] - 2
     dropping = dropout.shape[0] > 0
-    a_prev = A[0][:m]
+    a_prev = _block(work, a_starts[0], batch_size, sizes[1])[:m]
     keep = top > 0 and NEEDS_Z[acts[0]] == 1
-    first_forward(Xb, W[0], b[0], a_prev, IDENTITY if keep else acts[0], T)
+    first_forward(Xb, W0, _bias_view(params, offsets, sizes, 0), a_prev,
+                  IDENTITY if keep else acts[0], T)
     if keep:
-        keep_z_and_activate(a_prev, Z[0][:m], acts[0])
+        keep_z_and_activate(a_prev, _block(work, z_starts[0], batch_size, sizes[1])[:m],
+                            acts[0])
     if dropping and top > 0 and dropout[0] > 0:
         drop_units(a_prev, dropout[0], mask_base(seed, step, np.int64(0)))
-    for l in range(1, len(W)):
-        out = A[l][:m]
+    for l in range(1, top + 1):
+        out = _block(work, a_starts[l], batch_size, sizes[l + 1])[:m]
         keep = l < top and NEEDS_Z[acts[l]] == 1
-        _forward(a_prev, W[l], b[l], out, IDENTITY if keep else acts[l], T)
+        _forward(a_prev, _weight_view(params, offsets, sizes, l),
+                 _bias_view(params, offsets, sizes, l), out, IDENTITY if keep else acts[l], T)
         if keep:
-            keep_z_and_activate(out, Z[l][:m], acts[l])
+            keep_z_and_activate(out, _block(work, z_starts[l], batch_size, sizes[l + 1])[:m],
+                                acts[l])
         if dropping and l < top and dropout[l] > 0:
             drop_units(out, dropout[l], mask_base(seed, step, l))
         a_prev = out
-    return a_prev
 
 
 @njit(cache=CACHE)
-def _backward_batch(Xb, Yb, W, b, dW, db, A, Z, D, acts, loss, scale, accumulate, lr, weights,
+def _output_block(views, m):
+    """The output activations (m, n_L) that ``_forward_batch`` left: the first m rows of
+    the last layer's block."""
+    _, _, _, sizes, work, a_starts, _, _, batch_size = views
+    top = sizes.shape[0] - 2
+    return _block(work, a_starts[top], batch_size, sizes[top + 1])[:m]
+
+
+@njit(cache=CACHE, **BORROWED)
+def _backward_batch(Xb, Yb, W0, dW0, views, acts, loss, scale, accumulate, lr, weights,
                     dropout, seed, step):
-    """Backprop one batch whose activations ``_forward_batch`` left in A (and Z), with the
-    same ``dropout``, ``seed`` and ``step``.
+    """Backprop one batch whose activations ``_forward_batch`` left in the workspace (and
+    its Z blocks), with the same ``views``, ``dropout``, ``seed`` and ``step``; W0 and dW0
+    the first layer's weights and gradient as ``first_layer_weights`` and
+    ``first_layer_gradient`` give them (the gradient of the other layers goes to
+    ``views``' grads).
 
     With ``lr == 0`` the gradient ``dC/dTheta`` (the cost ``loss`` summed over rows, each
     times its weight in ``weights`` (m,) or 1 when it is empty, times ``scale``: 1/m for a
-    batch mean) is written into the views dW, db (added in with accumulate). With
+    batch mean) is written into the gradient (added in with accumulate). With
     ``lr > 0`` the plain SGD step is fused instead: each ``W`` is updated by one product
     with ``alpha = -lr, beta = 1`` after its error term has been propagated below it, so
     no weight gradient is stored. Returns the batch's summed (weighted) cost. Xb is a
@@ -381,40 +400,49 @@ def _backward_batch(Xb, Yb, W, b, dW, db, A, Z, D, acts, loss, scale, accumulate
     A layer whose output was dropped out has its weight gradient (the product with the
     dropped output the layer above saw) formed before ``undo_dropout`` turns the error
     term and the output back into those before dropout, which its activation's
-    derivative needs; other layers keep the order below.
+    derivative needs; other layers keep the order below. Compiled without reference
+    counting, as ``_forward_batch``.
     """
+    params, grads, offsets, sizes, work, a_starts, z_starts, d_starts, batch_size = views
     m = batch_rows(Xb)
-    top = len(W) - 1
+    top = sizes.shape[0] - 2
     fused = lr > 0
     dropping = dropout.shape[0] > 0
-    delta = D[top][:m]
-    cost = _output_delta(A[top][:m], Yb, delta, db[top], acts[top], loss, scale,
-                         accumulate and not fused, weights)
+    delta = _block(work, d_starts[top], batch_size, sizes[top + 1])[:m]
+    cost = _output_delta(_block(work, a_starts[top], batch_size, sizes[top + 1])[:m], Yb,
+                         delta, _bias_view(grads, offsets, sizes, top), acts[top], loss,
+                         scale, accumulate and not fused, weights)
     for l in range(top, 0, -1):
-        a_in = A[l - 1][:m]
+        a_in = _block(work, a_starts[l - 1], batch_size, sizes[l])[:m]
+        W = _weight_view(params, offsets, sizes, l)
+        dW = _weight_view(grads, offsets, sizes, l)
+        db_below = _bias_view(grads, offsets, sizes, l - 1)
         # Propagate below with the weights as they were in the forward pass.
-        below = D[l - 1][:m]
-        product_a_b(delta, W[l], below, 1.0, 0.0)
+        below = _block(work, d_starts[l - 1], batch_size, sizes[l])[:m]
+        product_a_b(delta, W, below, 1.0, 0.0)
         dropped = dropping and dropout[l - 1] > 0
         if dropped:
-            _weight_step(delta, a_in, W[l], dW[l], lr, accumulate)
+            _weight_step(delta, a_in, W, dW, lr, accumulate)
             undo_dropout(a_in, below, dropout[l - 1], mask_base(seed, step, l - 1))
         if NEEDS_Z[acts[l - 1]] == 1:  # gelu, silu: from the Z _forward_batch kept
-            _backprop_activation_z(Z[l - 1][:m], below, db[l - 1], acts[l - 1],
-                                   accumulate and not fused)
+            _backprop_activation_z(_block(work, z_starts[l - 1], batch_size, sizes[l])[:m],
+                                   below, db_below, acts[l - 1], accumulate and not fused)
         else:
-            _backprop_activation(a_in, below, db[l - 1], acts[l - 1], accumulate and not fused)
+            _backprop_activation(a_in, below, db_below, acts[l - 1],
+                                 accumulate and not fused)
         if not dropped:
-            _weight_step(delta, a_in, W[l], dW[l], lr, accumulate)
+            _weight_step(delta, a_in, W, dW, lr, accumulate)
         if fused:
-            _sgd_sweep(b[l], db[l], lr, False)
+            _sgd_sweep(_bias_view(params, offsets, sizes, l), _bias_view(grads, offsets, sizes, l),
+                       lr, False)
         delta = below
     # the first layer, whose input is the batch itself (no error term below it)
     if fused:
-        first_weight_product(delta, Xb, W[0], -lr, 1.0)
-        _sgd_sweep(b[0], db[0], lr, False)
+        first_weight_product(delta, Xb, W0, -lr, 1.0)
+        _sgd_sweep(_bias_view(params, offsets, sizes, 0), _bias_view(grads, offsets, sizes, 0),
+                   lr, False)
     else:
-        first_weight_product(delta, Xb, dW[0], 1.0, 1.0 if accumulate else 0.0)
+        first_weight_product(delta, Xb, dW0, 1.0, 1.0 if accumulate else 0.0)
     return cost
 
 
@@ -700,8 +728,9 @@ def _epoch(kernel, X, Y, params, grads, network, optimizer, batches, workspace, 
     plain = (optimizer.code == SGD and optimizer.momentum == 0
              and optimizer.weight_decay == 0)
     fused_lr = optimizer.lr if plain else 0.0
-    W, b = _param_views(params, sizes)
-    dW, db = _param_views(grads, sizes)
+    offsets = layer_offsets(sizes)
+    W0 = _weight_view(params, offsets, sizes, 0)
+    dW0 = _weight_view(grads, offsets, sizes, 0)
     sparse = is_csr(X)
     if sparse:
         # The first layer of a sparse epoch: W_1, its gradient and the optimizer's state
@@ -710,16 +739,17 @@ def _epoch(kernel, X, Y, params, grads, network, optimizer, batches, workspace, 
         # instead of a strided column. Every optimizer updates element by element, so
         # the same permutation of params, grads and state changes no result.
         _transpose_first_layer_of(X, params, grads, optimizer, sizes, plain, False)
-        W[0] = params[:sizes[0] * sizes[1]].reshape((sizes[0], sizes[1]))
-        dW[0] = grads[:sizes[0] * sizes[1]].reshape((sizes[0], sizes[1]))
+        W0 = params[:sizes[0] * sizes[1]].reshape((sizes[0], sizes[1]))
+        dW0 = grads[:sizes[0] * sizes[1]].reshape((sizes[0], sizes[1]))
     # ... and, there, each batch's gradient is added into zeros that the optimizer's sweep
     # leaves behind (_optimizer_step_clearing): writing it over (beta = 0) would first
     # zero all of W_1's gradient, a sweep a batch, where a batch's non-zeros touch part.
     adding = sparse and not plain
     if adding:
         grads[:] = 0
-    A, Z, D, T = _work_views(workspace, sizes, batch_size)
-    _, _, _, x_start, y_start, _, _ = _workspace_layout(sizes, batch_size)
+    views = _views(params, grads, sizes, workspace, batch_size)
+    _, _, _, x_start, y_start, t_start, total_size = _workspace_layout(sizes, batch_size)
+    T = workspace[t_start:total_size]
     gather_X = _block(workspace, x_start, batch_size, sizes[0])
     gather_Y = _block(workspace, y_start, batch_size, sizes[n_layers])
     batch_weights = np.empty(batch_size if weighted else 0, np.float64)
@@ -750,8 +780,8 @@ def _epoch(kernel, X, Y, params, grads, network, optimizer, batches, workspace, 
             Xb = storage_batch(Xe, order, start, stop)
             Yb = Y[start:stop]
         step = optimizer.steps[0]
-        _forward_batch(Xb, W, b, A, Z, acts, T, rates, dropout_seed, step)
-        batch_cost = _backward_batch(Xb, Yb, W, b, dW, db, A, Z, D, acts, loss, scale, adding,
+        _forward_batch(Xb, W0, views, acts, T, rates, dropout_seed, step)
+        batch_cost = _backward_batch(Xb, Yb, W0, dW0, views, acts, loss, scale, adding,
                                      fused_lr, batch_weights[:m], rates, dropout_seed, step)
         if adding:
             _optimizer_step_clearing(params, grads, optimizer)
@@ -853,16 +883,17 @@ def predict_into(X: MATRIX_OR_CSR, params: FLAT, network: Network, out: MATRIX_O
     _check_out_and_input(kernel, out, X)
     check_separate(kernel, "out", out, "params", params)
     check_separate(kernel, "out", out, "workspace", workspace)
-    W, b = _param_views(params, sizes)
-    W[0] = first_layer_weights(X, W[0])
-    A, Z, _, T = _work_views(workspace, sizes, batch_size)
+    W0 = first_layer_weights(X, _weight_view(params, layer_offsets(sizes), sizes, 0))
+    views = _views(params, params[:0], sizes, workspace, batch_size)
+    T = _scratch(workspace, sizes, batch_size)
     n = input_rows(X)
     no_order = np.empty(0, np.int64)
     step = np.int64(0)  # not the literal 0: the epoch's compiled forward pass (dataset_cost)
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        out[start:stop] = _forward_batch(storage_batch(X, no_order, start, stop), W, b, A,
-                                         Z, acts, T, NO_DROPOUT_RATES, 0, step)
+        _forward_batch(storage_batch(X, no_order, start, stop), W0, views, acts, T,
+                       NO_DROPOUT_RATES, 0, step)
+        out[start:stop] = _output_block(views, stop - start)
 
 
 @kernel
@@ -885,11 +916,12 @@ def dataset_cost(X: MATRIX_OR_CSR, Y: MATRIX, params: FLAT, network: Network, ba
     _check_workspace(kernel, workspace, X, Y, params)
     weights = _weights_or_none(sample_weight)
     _check_weights(kernel, "sample_weight", weights, input_rows(X))
-    W, b = _param_views(params, sizes)
-    W[0] = first_layer_weights(X, W[0])
-    A, Z, D, T = _work_views(workspace, sizes, batch_size)
+    W0 = first_layer_weights(X, _weight_view(params, layer_offsets(sizes), sizes, 0))
+    views = _views(params, params[:0], sizes, workspace, batch_size)
+    T = _scratch(workspace, sizes, batch_size)
     n_layers = sizes.shape[0] - 1
-    delta = D[n_layers - 1]  # written with scale 0, never read
+    delta = _block(workspace, views[7][n_layers - 1], batch_size,
+                   sizes[n_layers])  # written with scale 0, never read
     db = np.empty(sizes[n_layers], input_values(X).dtype)
     total = 0.0
     n = input_rows(X)
@@ -901,8 +933,9 @@ def dataset_cost(X: MATRIX_OR_CSR, Y: MATRIX, params: FLAT, network: Network, ba
     accumulate = n < 0
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        out = _forward_batch(storage_batch(X, no_order, start, stop), W, b, A, Z, acts, T,
-                             NO_DROPOUT_RATES, 0, step)
+        _forward_batch(storage_batch(X, no_order, start, stop), W0, views, acts, T,
+                       NO_DROPOUT_RATES, 0, step)
+        out = _output_block(views, stop - start)
         total += _output_delta(out, Y[start:stop], delta[:stop - start], db,
                                acts[n_layers - 1], loss, 0.0, accumulate,
                                weights[start:stop])
@@ -987,23 +1020,23 @@ def _batch_gradient(kernel, X, Y, params, grads, sizes, acts, loss, batch_size, 
     if n == 0:
         grads[:] = 0
         return 0.0
-    W, b = _param_views(params, sizes)
-    dW, db = _param_views(grads, sizes)
+    offsets = layer_offsets(sizes)
     # CSR input: the first layer transposed (kernels.sparse, first_layer_weights)
-    W[0] = first_layer_weights(X, W[0])
-    dW0 = dW[0]
-    dW[0] = first_layer_gradient(X, dW0)
-    A, Z, D, T = _work_views(workspace, sizes, batch_size)
+    W0 = first_layer_weights(X, _weight_view(params, offsets, sizes, 0))
+    dW0 = _weight_view(grads, offsets, sizes, 0)
+    G0 = first_layer_gradient(X, dW0)
+    views = _views(params, grads, sizes, workspace, batch_size)
+    T = _scratch(workspace, sizes, batch_size)
     total = 0.0
     no_order = np.empty(0, np.int64)
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         Xb = storage_batch(X, no_order, start, stop)
-        _forward_batch(Xb, W, b, A, Z, acts, T, rates, seed, np.int64(0))
-        total += _backward_batch(Xb, Y[start:stop], W, b, dW, db, A, Z, D, acts,
+        _forward_batch(Xb, W0, views, acts, T, rates, seed, np.int64(0))
+        total += _backward_batch(Xb, Y[start:stop], W0, G0, views, acts,
                                  loss, scale, start > 0, 0.0, weights[start:stop],
                                  rates, seed, 0)
-    store_first_layer_gradient(X, dW0, dW[0])
+    store_first_layer_gradient(X, dW0, G0)
     return total
 
 
