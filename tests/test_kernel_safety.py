@@ -946,3 +946,41 @@ def test_kernels_without_reference_counting_leak_and_free_nothing(dtype):
     assert allocated == freed
     assert end.mi_alloc - start.mi_alloc == end.mi_free - start.mi_free
     assert np.isfinite(n["params"]).all() and not np.array_equal(n["params"], before_params)
+
+
+_BORROWED_RETURNS = textwrap.dedent("""
+    import numpy as np, scipy.sparse as sp
+    from numba.core import types
+    from numba.core.registry import CPUDispatcher
+    from numba_dense import kernels
+    from numba_dense.kernels import activations, dense, loop, loss, products, sparse, tiled
+    rng = np.random.default_rng(0)
+    net = kernels.network(np.array([20, 40, 6]), [kernels.TANH, kernels.IDENTITY], kernels.MSE)
+    for X in (rng.standard_normal((50, 20)),
+              kernels.csr(sp.random(50, 20, density=0.2, format="csr", random_state=0))):
+        params = rng.standard_normal(kernels.param_count(net.sizes)) * 0.1
+        work = np.zeros(kernels.workspace_size(net.sizes, 16))
+        kernels.train_epoch(X, rng.standard_normal((50, 6)), params, np.zeros_like(params), net,
+                            kernels.optimizer("adam", params, 0.01), kernels.batches(16), work)
+    borrowed = [f for module in (activations, dense, loop, loss, products, sparse, tiled)
+                for f in vars(module).values()
+                if isinstance(f, CPUDispatcher) and f.targetoptions.get("_nrt") is False]
+    for f in borrowed:
+        for sig in f.nopython_signatures:
+            bad = isinstance(sig.return_type, (types.Array, types.BaseTuple, types.List))
+            print(f.py_func.__name__, "BAD" if bad else "ok")
+""")
+
+
+def test_no_kernel_without_reference_counting_returns_an_array(tmp_path):
+    """A function compiled without reference counting (``_cache.BORROWED``) that returned
+    an array would hand its caller a view without the reference the caller frees later: a
+    use after free. Every such function an epoch compiles (dense and CSR, in a fresh cache
+    so that each is compiled rather than loaded inside its caller) returns no array."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    result = subprocess.run([sys.executable, "-c", _BORROWED_RETURNS], capture_output=True,
+                            text=True, env=env, timeout=900)
+    assert result.returncode == 0, result.stderr
+    checked = dict(line.split() for line in result.stdout.splitlines())
+    assert {"_forward_batch", "_backward_batch", "tiled_a_b", "_output_delta"} <= set(checked)
+    assert "BAD" not in checked.values(), checked
