@@ -251,10 +251,10 @@ def tuned_fingerprint():
     names the Numba cache folder of code compiled with them. (Numba's own cache key holds
     the CPU's name and features, so the widest vectors of each CPU need no folder.)"""
     current = {name: globals()[name] for name in TUNABLE}
-    if current == PACKAGED and VECTOR_BYTES == HOST_VECTOR_BYTES:
-        return None
     if VECTOR_BYTES != HOST_VECTOR_BYTES:
         current["VECTOR_BYTES"] = VECTOR_BYTES
+    if current == PACKAGED:
+        return None
     text = json.dumps(current, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 

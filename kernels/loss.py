@@ -110,8 +110,8 @@ def _cost_element(a, y, act, loss, scale):
 @njit(cache=CACHE, **BORROWED, fastmath=FASTMATH_ELEMENTWISE)
 def _softmax_ce_rows(Z, Y, D, scale, weights):
     """``sum_i w_i c_i``, row i's cross-entropy ``c_i`` from logits Z (m, n), and
-    ``D[i] = scale * w_i * dc_i/dz`` where that scale is not 0 (``weights`` as
-    ``_cost_rows``'s)."""
+    ``D[i] = scale * w_i * dc_i/dz`` when ``scale != 0`` (``weights`` and rows of weight 0
+    as ``_cost_rows``'s)."""
     m, n = Z.shape
     weighted = weights.shape[0] > 0
     total = 0.0
@@ -133,6 +133,9 @@ def _softmax_ce_rows(Z, Y, D, scale, weights):
         if row_scale != 0:
             for j in range(n):
                 D[i, j] = row_scale * (np.exp(np.float64(Z[i, j]) - lse) * ysum - Y[i, j])
+        elif scale != 0:  # a row of weight 0: no error term (not 0 times its NaN or inf)
+            for j in range(n):
+                D[i, j] = 0
         total += w * loss
     return total
 
@@ -140,8 +143,9 @@ def _softmax_ce_rows(Z, Y, D, scale, weights):
 @njit(cache=CACHE, **BORROWED)
 def _cost_rows(A, Y, D, act, loss, scale, weights):
     """``sum_i w_i c_i`` in float64 over the rows of A, Y (m, n) for cost code ``loss``,
-    and, where ``scale * w_i != 0``, ``D[i] = scale * w_i * dc_i/dz`` (D (m, n) may be A
-    itself when ``scale`` is 0: nothing is written then). ``weights`` (m,) are the rows'
+    and, when ``scale != 0``, ``D[i] = scale * w_i * dc_i/dz`` (zeros for a row of weight
+    0, whatever its cost; D (m, n) may be A itself when ``scale`` is 0: nothing is written
+    then). ``weights`` (m,) are the rows'
     weights ``w_i``, or empty for all 1 (multiplying by 1.0 is exact: the same results bit
     for bit as no weights)."""
     m, n = A.shape
@@ -158,6 +162,8 @@ def _cost_rows(A, Y, D, act, loss, scale, weights):
             row += cost
             if row_scale != 0:
                 D[i, j] = d
+            elif scale != 0:  # a row of weight 0: no error term (not 0 times its NaN or inf)
+                D[i, j] = 0
         total += w * row
     return total
 
@@ -188,13 +194,7 @@ def _output_delta(A, Y, delta, db, act, loss, scale, accumulate, weights):
     if not accumulate:
         for j in range(n):
             db[j] = 0
-    weighted = weights.shape[0] > 0
     for i in range(m):
-        if weighted and scale * np.float64(weights[i]) == 0:
-            # a row of weight 0 counts for nothing, but _cost_rows writes nothing for it:
-            # clear what an earlier batch left
-            for j in range(n):
-                delta[i, j] = 0
         for j in range(n):
             db[j] += delta[i, j]
     return total
