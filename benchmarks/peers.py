@@ -18,6 +18,7 @@ Every implementation starts from its own library's usual initialisation; speed d
 depend on the weights' values beyond the ReLU pattern, and all start at a similar scale.
 """
 
+import os
 import sys
 import time
 
@@ -46,12 +47,16 @@ def numpy_runner(config, X, Y):
 
 def numba_runner(config, X, Y):
     net = _network(config)
+    # compare_peers --scaling limits a worker's threads through the environment; fit's
+    # threads are n_jobs (None, a user's default: the free cores)
+    limit = os.environ.get("NUMBA_NUM_THREADS")
+    n_jobs = int(limit) if limit else None
 
     def run(epochs):
         # y as given, as the other implementations train (and the same arithmetic as the
         # NumPy loop, which tests.test_blas_and_tools checks)
         net.fit(X, Y, epochs=epochs, batch_size=config.batch, lr=LR, shuffle=False,
-                standardize_target=False)
+                standardize_target=False, n_jobs=n_jobs)
     return run
 
 

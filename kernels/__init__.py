@@ -27,6 +27,7 @@ from .loss import (ABSOLUTE_ERROR, HUBER, LOSSES, MSE, POISSON, QUANTILE, SIGMOI
                    poisson_loss, poisson_loss_grad, sigmoid, sigmoid_binary_cross_entropy,
                    sigmoid_binary_cross_entropy_grad, softmax, softmax_cross_entropy,
                    softmax_cross_entropy_grad)
+from .parallel import shard_plan, train_epoch_parallel
 from .optim import (ADAM, ADAMW, OPTIMIZERS, SGD, Optimizer, optimizer, optimizer_step,
                     sgd_momentum_update, sgd_update)
 from .predict import predict_rows, predict_transformed, predict_workspace_size
@@ -52,7 +53,8 @@ __all__ = [
     "sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy_grad", "poisson_loss",
     "poisson_loss_grad", "huber_loss", "huber_loss_grad", "absolute_error_loss",
     "absolute_error_loss_grad", "quantile_loss", "quantile_loss_grad", "softmax", "sigmoid",
-    "train_epoch", "train_epoch_batched", "predict_into", "loss_and_gradient", "batch_gradient",
+    "train_epoch", "train_epoch_batched", "train_epoch_parallel", "shard_plan", "predict_into",
+    "loss_and_gradient", "batch_gradient",
     "dropout_gradient",
     "dataset_cost",
     "param_count", "layer_offsets", "workspace_size", "blas_summary", "blas_threads",

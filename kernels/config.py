@@ -166,6 +166,25 @@ SINGLE_THREAD_MAX_MACS = 1 << 19
 #: a measured crossover.
 READING_REUSE_SECONDS = 0.5
 
+# ----------------------------------------------------------------------------- split steps
+#
+# ``kernels.parallel``: one network's minibatch steps split between threads, by shards of
+# rows and by blocks of units. ``python -m benchmarks.step_threads`` measures the
+# crossover (docs/performance.md, "One network on every core").
+
+#: Fewest forward multiply-adds (rows x the sum of n_in x n_out over the layers) in a shard
+#: of a data-parallel step: a minibatch is split into as many shards as have this much
+#: work, up to ``MAX_SHARDS``; a minibatch with less than twice this trains unsplit.
+SHARD_MIN_MACS = 1 << 18
+#: Most shards of a minibatch, and so most threads one network trains on. The shards,
+#: not the threads, decide the sums (and so the result), so this is fixed, never the
+#: machine's core count: a network trains to the same bits on any number of threads.
+MAX_SHARDS = 16
+#: Fewest weight-gradient multiply-adds (units x n_in x batch rows) in a block of a
+#: data-parallel step's parameter phase (``kernels.parallel.unit_blocks``): smaller
+#: blocks spread the phase over more threads but pay a call and a sweep each.
+BLOCK_MIN_MACS = 1 << 16
+
 # ----------------------------------------------------------------------------- prefetch
 
 #: Bytes the CPU loads at a time (a cache line on x86-64 and the common ARM cores):

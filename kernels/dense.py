@@ -8,7 +8,8 @@ from ._checks import (FLAG, MATRIX, MATRIX_OUT, VECTOR, cast_like, check_contigu
                       check_dim, check_float_dtypes, check_separate, check_types, kernel)
 from .activations import IDENTITY, RELU, _activate, add_bias_activate
 from .config import FASTMATH_REDUCTION, FORWARD_LOOP_MAX_OUTPUTS
-from .products import product_a_b, product_a_bt, forward_scratch_size
+from .products import (product_a_b, product_a_bt, product_a_bt_transposed,
+                       forward_scratch_size)
 
 
 @njit(cache=CACHE, **BORROWED, fastmath=FASTMATH_REDUCTION)
@@ -34,6 +35,17 @@ def _forward(X, W, b, out, act, scratch):
         forward_loop(X, W, b, out, act)
         return
     product_a_bt(X, W, out, scratch)
+    add_bias_activate(out, b, act)
+
+
+@njit(cache=CACHE, **BORROWED)
+def _forward_transposed(X, W, WT, b, out, act):
+    """``_forward`` with ``W.T`` at hand in WT (n_in, n_out)
+    (``kernels.products.product_a_bt_transposed``)."""
+    if W.shape[0] <= FORWARD_LOOP_MAX_OUTPUTS:
+        forward_loop(X, W, b, out, act)
+        return
+    product_a_bt_transposed(X, W, WT, out)
     add_bias_activate(out, b, act)
 
 

@@ -29,7 +29,7 @@ from .activations import (IDENTITY, N_ACTIVATIONS, NEEDS_Z, RELU, _activate,
                           _backprop_activation, _backprop_activation_z, keep_z_and_activate)
 from .config import FASTMATH_REDUCTION, PREFETCH_ROWS, STREAMING_MAX_OUTPUTS
 from .dense import _forward
-from .masks import drop_units, mask_base, undo_dropout
+from .masks import drop_units, mask_base, rows_mask_base, undo_dropout
 from .loss import MSE, N_LOSSES, SOFTMAX_CE, _cost_element, _output_delta
 from .optim import (SGD, Optimizer, _optimizer_step, _optimizer_step_clearing, _sgd_sweep,
                     check_optimizer)
@@ -173,6 +173,12 @@ def _block(workspace, start, rows, cols):
     return workspace[start:start + rows * cols].reshape((rows, cols))
 
 
+@njit(cache=CACHE, inline="always")
+def _rows(work, start, batch_size, cols, row0, m):
+    """Rows ``row0:row0 + m`` of the (batch_size, cols) block at ``start``."""
+    return _block(work, start, batch_size, cols)[row0:row0 + m]
+
+
 @njit(cache=CACHE)
 def _views(params, grads, sizes, workspace, batch_size):
     """What ``_forward_batch`` and ``_backward_batch`` find every layer's arrays in: the
@@ -299,6 +305,10 @@ def _scratch(workspace, sizes, batch_size):
 #: The ``dropout`` of passes that drop nothing (prediction, costs, full gradients): a
 #: global array, which compiled code reads as a constant.
 NO_DROPOUT_RATES = np.empty(0, np.float64)
+#: The ``row0`` of a whole minibatch (``_forward_batch``), and the step of passes that
+#: drop nothing: an int64 global, not the literal 0, for which Numba would compile the
+#: callee once more.
+WHOLE_BATCH = np.int64(0)
 
 
 @njit(cache=CACHE)
@@ -311,6 +321,21 @@ def _gather_rows(src, order, start, out):
         i = order[start + r]
         for j in range(n):
             out[r, j] = src[i, j]
+
+
+@njit(cache=CACHE, inline="always")
+def _batch_weight(weights, order, start, m, batch_weights):
+    """The total weight of the minibatch of m rows at ``start`` (of ``order``, or in storage
+    order when it is empty): m when ``weights`` is empty, else the sum of its rows' weights,
+    which are gathered into ``batch_weights[:m]``."""
+    if weights.shape[0] == 0:
+        return np.float64(m)
+    total = 0.0
+    for r in range(m):
+        w = weights[order[start + r] if order.shape[0] > 0 else start + r]
+        batch_weights[r] = w
+        total += w
+    return total
 
 
 def _ordered_batch(X, order, start, stop, gather):
@@ -331,7 +356,7 @@ def _ordered_batch_impl(X, order, start, stop, gather):
 
 
 @njit(cache=CACHE, **BORROWED)
-def _forward_batch(Xb, W0, views, acts, T, dropout, seed, step):
+def _forward_batch(Xb, W0, views, acts, T, dropout, seed, step, row0):
     """Activations of every layer for one batch Xb (m, n_0) into their workspace blocks
     (``views``, from ``_views``; the output layer's: ``_output_block``), and the
     pre-activations of the hidden layers whose activation needs them (gelu, silu) into
@@ -340,7 +365,10 @@ def _forward_batch(Xb, W0, views, acts, T, dropout, seed, step):
     (``first_forward``), with the first layer's weights W0 as ``first_layer_weights``
     gives them. ``dropout`` (L - 1,) the hidden layers' dropout rates (empty: no dropout;
     prediction and costs pass it empty), applied to each hidden layer's output with the
-    masks of ``seed`` and the optimizer step ``step`` (``kernels.masks``).
+    masks of ``seed`` and the optimizer step ``step`` (``kernels.masks``). Xb's rows are
+    rows ``row0, row0 + 1, ...`` of their minibatch (a shard of a data-parallel step,
+    ``kernels.parallel``; 0 for a whole minibatch): their activations go to those rows of
+    the blocks, and each row is dropped as in the whole.
 
     Compiled without reference counting (``_cache.BORROWED``): every array it touches is
     held by its caller, and it returns none.
@@ -349,25 +377,25 @@ def _forward_batch(Xb, W0, views, acts, T, dropout, seed, step):
     m = batch_rows(Xb)
     top = sizes.shape[0] - 2
     dropping = dropout.shape[0] > 0
-    a_prev = _block(work, a_starts[0], batch_size, sizes[1])[:m]
+    a_prev = _rows(work, a_starts[0], batch_size, sizes[1], row0, m)
     keep = top > 0 and NEEDS_Z[acts[0]] == 1
     first_forward(Xb, W0, _bias_view(params, offsets, sizes, 0), a_prev,
                   IDENTITY if keep else acts[0], T)
     if keep:
-        keep_z_and_activate(a_prev, _block(work, z_starts[0], batch_size, sizes[1])[:m],
+        keep_z_and_activate(a_prev, _rows(work, z_starts[0], batch_size, sizes[1], row0, m),
                             acts[0])
     if dropping and top > 0 and dropout[0] > 0:
-        drop_units(a_prev, dropout[0], mask_base(seed, step, np.int64(0)))
+        drop_units(a_prev, dropout[0], rows_mask_base(seed, step, np.int64(0), row0, sizes[1]))
     for l in range(1, top + 1):
-        out = _block(work, a_starts[l], batch_size, sizes[l + 1])[:m]
+        out = _rows(work, a_starts[l], batch_size, sizes[l + 1], row0, m)
         keep = l < top and NEEDS_Z[acts[l]] == 1
         _forward(a_prev, _weight_view(params, offsets, sizes, l),
                  _bias_view(params, offsets, sizes, l), out, IDENTITY if keep else acts[l], T)
         if keep:
-            keep_z_and_activate(out, _block(work, z_starts[l], batch_size, sizes[l + 1])[:m],
+            keep_z_and_activate(out, _rows(work, z_starts[l], batch_size, sizes[l + 1], row0, m),
                                 acts[l])
         if dropping and l < top and dropout[l] > 0:
-            drop_units(out, dropout[l], mask_base(seed, step, l))
+            drop_units(out, dropout[l], rows_mask_base(seed, step, l, row0, sizes[l + 1]))
         a_prev = out
 
 
@@ -384,7 +412,8 @@ def _output_block(views, m):
 def _backward_batch(Xb, Yb, W0, dW0, views, acts, loss, scale, accumulate, lr, weights,
                     dropout, seed, step):
     """Backprop one batch whose activations ``_forward_batch`` left in the workspace (and
-    its Z blocks), with the same ``views``, ``dropout``, ``seed`` and ``step``; W0 and dW0
+    its Z blocks) of a whole minibatch (``row0`` 0), with the same ``views``, ``dropout``,
+    ``seed`` and ``step``; W0 and dW0
     the first layer's weights and gradient as ``first_layer_weights`` and
     ``first_layer_gradient`` give them (the gradient of the other layers goes to
     ``views``' grads).
@@ -443,6 +472,38 @@ def _backward_batch(Xb, Yb, W0, dW0, views, acts, loss, scale, accumulate, lr, w
                    lr, False)
     else:
         first_weight_product(delta, Xb, dW0, 1.0, 1.0 if accumulate else 0.0)
+    return cost
+
+
+@njit(cache=CACHE, **BORROWED)
+def _backward_deltas(Yb, views, acts, loss, scale, weights, row0, db):
+    """The error terms of every layer for rows ``row0:row0 + m`` of a minibatch whose
+    activations ``_forward_batch`` left there (Yb (m, n_L) their targets), each layer's
+    into its own D block of ``views`` (a layout that keeps every layer's, not two that
+    alternate: ``kernels.parallel``), with no weight gradient: a data-parallel step forms
+    those from all rows' error terms once every shard's are there. ``db`` (P,) receives
+    these rows' bias gradients at the biases' places (other elements untouched); ``scale``
+    and ``weights`` as ``_backward_batch``'s. No dropout. Returns the rows' summed cost."""
+    params, _, offsets, sizes, work, a_starts, z_starts, d_starts, batch_size = views
+    m = Yb.shape[0]
+    top = sizes.shape[0] - 2
+    delta = _rows(work, d_starts[top], batch_size, sizes[top + 1], row0, m)
+    cost = _output_delta(_rows(work, a_starts[top], batch_size, sizes[top + 1], row0, m),
+                         Yb, delta, _bias_view(db, offsets, sizes, top), acts[top], loss,
+                         scale, False, weights)
+    for l in range(top, 0, -1):
+        below = _rows(work, d_starts[l - 1], batch_size, sizes[l], row0, m)
+        product_a_b(delta, _weight_view(params, offsets, sizes, l), below, 1.0, 0.0)
+        db_below = _bias_view(db, offsets, sizes, l - 1)
+        if NEEDS_Z[acts[l - 1]] == 1:
+            _backprop_activation_z(
+                _rows(work, z_starts[l - 1], batch_size, sizes[l], row0, m), below,
+                db_below, acts[l - 1], False)
+        else:
+            _backprop_activation(
+                _rows(work, a_starts[l - 1], batch_size, sizes[l], row0, m), below,
+                db_below, acts[l - 1], False)
+        delta = below
     return cost
 
 
@@ -761,17 +822,10 @@ def _epoch(kernel, X, Y, params, grads, network, optimizer, batches, workspace, 
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         m = stop - start
-        scale = 1.0 / m
-        weight = np.float64(m)
-        if weighted:
-            weight = 0.0
-            for r in range(m):
-                w = weights[order[start + r] if shuffled else start + r]
-                batch_weights[r] = w
-                weight += w
-            if weight == 0:
-                continue  # rows that count for nothing: no step
-            scale = 1.0 / weight
+        weight = _batch_weight(weights, order, start, m, batch_weights)
+        if weight == 0:
+            continue  # rows that count for nothing: no step
+        scale = 1.0 / weight
         if shuffled:
             Xb = _ordered_batch(Xe, order, start, stop, gather_X)
             Yb = gather_Y[:m]
@@ -780,7 +834,7 @@ def _epoch(kernel, X, Y, params, grads, network, optimizer, batches, workspace, 
             Xb = storage_batch(Xe, order, start, stop)
             Yb = Y[start:stop]
         step = optimizer.steps[0]
-        _forward_batch(Xb, W0, views, acts, T, rates, dropout_seed, step)
+        _forward_batch(Xb, W0, views, acts, T, rates, dropout_seed, step, WHOLE_BATCH)
         batch_cost = _backward_batch(Xb, Yb, W0, dW0, views, acts, loss, scale, adding,
                                      fused_lr, batch_weights[:m], rates, dropout_seed, step)
         if adding:
@@ -892,7 +946,7 @@ def predict_into(X: MATRIX_OR_CSR, params: FLAT, network: Network, out: MATRIX_O
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         _forward_batch(storage_batch(X, no_order, start, stop), W0, views, acts, T,
-                       NO_DROPOUT_RATES, 0, step)
+                       NO_DROPOUT_RATES, 0, step, WHOLE_BATCH)
         out[start:stop] = _output_block(views, stop - start)
 
 
@@ -934,7 +988,7 @@ def dataset_cost(X: MATRIX_OR_CSR, Y: MATRIX, params: FLAT, network: Network, ba
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         _forward_batch(storage_batch(X, no_order, start, stop), W0, views, acts, T,
-                       NO_DROPOUT_RATES, 0, step)
+                       NO_DROPOUT_RATES, 0, step, WHOLE_BATCH)
         out = _output_block(views, stop - start)
         total += _output_delta(out, Y[start:stop], delta[:stop - start], db,
                                acts[n_layers - 1], loss, 0.0, accumulate,
@@ -1032,10 +1086,10 @@ def _batch_gradient(kernel, X, Y, params, grads, sizes, acts, loss, batch_size, 
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         Xb = storage_batch(X, no_order, start, stop)
-        _forward_batch(Xb, W0, views, acts, T, rates, seed, np.int64(0))
+        _forward_batch(Xb, W0, views, acts, T, rates, seed, WHOLE_BATCH, WHOLE_BATCH)
         total += _backward_batch(Xb, Y[start:stop], W0, G0, views, acts,
                                  loss, scale, start > 0, 0.0, weights[start:stop],
-                                 rates, seed, 0)
+                                 rates, seed, WHOLE_BATCH)
     store_first_layer_gradient(X, dW0, G0)
     return total
 

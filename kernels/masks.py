@@ -57,6 +57,18 @@ def mask_base(seed, step, layer):
 
 
 @njit(cache=CACHE)
+def rows_mask_base(seed, step, layer, row0, n):
+    """The hash base under which rows ``0, 1, ...`` of a block of a minibatch hash as rows
+    ``row0, row0 + 1, ...`` of it in ``mask_base(seed, step, layer)``'s mask, for a hidden
+    layer of width ``n``: a shard of a data-parallel step (``kernels.parallel``) drops the
+    units its rows would lose in the whole minibatch. Word w of row r hashes
+    ``base + (r * ceil(n / 4) + w + 1) * GOLDEN`` (mod 2**64), so moving the rows by row0
+    moves the base by ``row0 * ceil(n / 4) * GOLDEN``."""
+    words = (n + LANES - 1) // LANES
+    return mask_base(seed, step, layer) + np.uint64(row0 * words) * np.uint64(GOLDEN)
+
+
+@njit(cache=CACHE)
 def rate_threshold(rate):
     """The integer below which a unit's 16 bits drop it: ``round(rate * 2**16)``, at most
     65535 (so that a rate just below 1 still keeps a unit in 65536)."""

@@ -17,7 +17,7 @@ from numba import njit
 from numba.extending import register_jitable
 
 from .errors import InvalidTypeError, InvalidValueError
-from ._cache import CACHE
+from ._cache import BORROWED, CACHE
 from ._checks import (FLAG, INT, INTS, REAL, VECTOR, VECTOR_OUT, cast_like, check_dim,
                       check_float_dtypes, check_same_or_separate, check_separate, check_types,
                       kernel)
@@ -112,7 +112,7 @@ def optimizer(name, params, lr, state=None, step=0, **hyperparameters):
                      **values)
 
 
-@njit(cache=CACHE, fastmath=_FAST)
+@njit(cache=CACHE, fastmath=_FAST, **BORROWED)
 def _sgd_sweep(params, grads, lr, clear):
     """``params -= lr * grads`` (and with ``clear``, ``grads = 0`` in the same sweep)."""
     lr = cast_like(lr, params)
@@ -122,7 +122,7 @@ def _sgd_sweep(params, grads, lr, clear):
             grads[i] = 0
 
 
-@njit(cache=CACHE, fastmath=_FAST)
+@njit(cache=CACHE, fastmath=_FAST, **BORROWED)
 def _momentum_sweep(params, grads, velocity, lr, momentum, weight_decay, nesterov, clear):
     """``g = grads + wd * params; v = mu * v + g;``
     ``params -= lr * (g + mu * v if nesterov else v)`` (with ``clear``, then ``grads = 0``)."""
@@ -140,7 +140,7 @@ def _momentum_sweep(params, grads, velocity, lr, momentum, weight_decay, nestero
 
 # error_model="numpy": a division by zero gives inf as in NumPy instead of a check that
 # raises (the check's branch kept the loop from vectorizing: 4x slower).
-@njit(cache=CACHE, fastmath=_FAST, error_model="numpy")
+@njit(cache=CACHE, fastmath=_FAST, error_model="numpy", **BORROWED)
 def _adam_sweep(params, grads, m, v, t, lr, beta1, beta2, eps, weight_decay, decoupled, clear):
     """One Adam (or, with ``decoupled``, AdamW) step at 1-based step ``t``, as PyTorch's.
 
@@ -189,18 +189,30 @@ def _optimizer_step_clearing(params, grads, opt):
 
 @njit(cache=CACHE)
 def _step(params, grads, opt, clear):
-    P = params.shape[0]
     t = opt.steps[0] + 1
     opt.steps[0] = t
+    _update_range(params, grads, opt, t, 0, params.shape[0], clear)
+
+
+@njit(cache=CACHE, **BORROWED)
+def _update_range(params, grads, opt, t, lo, hi, clear):
+    """Step ``t`` (1-based) of ``opt`` on the parameters ``lo:hi`` only, its step count
+    left alone: every update is element by element, so the sweeps of parts give what one
+    sweep of the whole gives. The threads of a data-parallel step (``kernels.parallel``)
+    each update their own parts, a few hundred parameters at a call: so it and the sweeps
+    are compiled without reference counting (``_cache.BORROWED``), whose atomic
+    instructions on every slice cost more than such a sweep."""
+    P = params.shape[0]
     code = opt.code
     if code == ADAM or code == ADAMW:
-        _adam_sweep(params, grads, opt.state[:P], opt.state[P:2 * P], t, opt.lr, opt.beta1,
-                    opt.beta2, opt.eps, opt.weight_decay, code == ADAMW, clear)
+        _adam_sweep(params[lo:hi], grads[lo:hi], opt.state[lo:hi], opt.state[P + lo:P + hi], t,
+                    opt.lr, opt.beta1, opt.beta2, opt.eps, opt.weight_decay, code == ADAMW,
+                    clear)
     elif opt.momentum == 0 and opt.weight_decay == 0:
-        _sgd_sweep(params, grads, opt.lr, clear)
+        _sgd_sweep(params[lo:hi], grads[lo:hi], opt.lr, clear)
     else:
-        _momentum_sweep(params, grads, opt.state[:P], opt.lr, opt.momentum, opt.weight_decay,
-                        opt.nesterov, clear)
+        _momentum_sweep(params[lo:hi], grads[lo:hi], opt.state[lo:hi], opt.lr, opt.momentum,
+                        opt.weight_decay, opt.nesterov, clear)
 
 
 @register_jitable

@@ -112,6 +112,19 @@ def forward_scratch_size(m, n_out, n_in):
 
 
 @njit(cache=CACHE, **BORROWED)
+def product_a_bt_transposed(X, W, WT, out):
+    """``product_a_bt`` with ``W.T`` at hand in WT (k, n): the register tiles read it
+    instead of a fresh copy (a data-parallel step keeps every layer's ``W.T`` up to date,
+    ``kernels.parallel``, rather than copy it once a shard); a BLAS call for large
+    products, as there."""
+    n, k = W.shape
+    if forward_scratch_size(X.shape[0], n, k) > 0 and unit_rows(X) and unit_rows(out):
+        tiled_a_b(X, WT, out, 1.0, 0.0)
+    else:
+        gemm_a_bt(X, W, out, 1.0, 0.0)
+
+
+@njit(cache=CACHE, **BORROWED)
 def product_a_bt(X, W, out, scratch):
     """``out = X @ W.T``; X (m, k), W (n, k), out (m, n), all C order; scratch 1-D.
 

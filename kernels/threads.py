@@ -88,6 +88,16 @@ def usable_cores():
         return os.cpu_count() or 1
 
 
+def free_cores(others=None):
+    """The cores no other process is running on now (at least 1): ``usable_cores()`` less
+    the other runnable tasks (``/proc/loadavg``, a reading reused for
+    ``READING_REUSE_SECONDS``), all usable cores when that cannot be told. ``others``
+    overrides the count of other runnable tasks (for tests)."""
+    others = _recent_other_running_tasks() if others is None else others
+    cores = usable_cores()
+    return cores if others is None else max(cores - others, 1)
+
+
 def blas_threads_for(sizes, batch_size, others=None):
     """The BLAS thread limit for an epoch of this network now, or None for no limit.
 

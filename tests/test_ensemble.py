@@ -376,13 +376,6 @@ def _has_onnx():
     return True
 
 
-def test_jobs_needs_networks(table, tmp_path, capsys):
-    from numba_dense.model.interfaces.cli import main
-    assert main(["train", "--data", str(table / "train.csv"), "--target-col", "y",
-                 "--jobs", "2", "--save", str(tmp_path / "m.npz")]) != 0
-    assert "--networks" in capsys.readouterr().err
-
-
 # ----------------------------------------------------------------------------- estimators
 
 def test_estimators_with_n_networks_average_members_seeded_random_state_plus_k(diabetes, iris):

@@ -362,8 +362,9 @@ def build_parser():
                        help="train an ensemble of K networks (seeds --seed, --seed + 1, ...) "
                        "whose predictions are averaged, saved as one file")
     train.add_argument("--jobs", type=_count(1), metavar="N",
-                       help="threads training the ensemble's networks (default: the usable "
-                       "cores)")
+                       help="threads: those the ensemble's networks train on, or those one "
+                       "network's steps are split between where that gains (default: the "
+                       "cores no other process is running on; the same results on any count)")
     train.add_argument("--chunk-rows", type=_count(1),
                        help="rows per chunk when streaming .npy files")
     train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -503,7 +504,6 @@ _APPLIES = {
     "n_bins": (lambda a: a.numeric_encoding == "ple", "--numeric-encoding ple"),
     "weight_col": (lambda a: _kind(a.data) in ("csv", "parquet"), "a .csv or .parquet --data"),
     "quantile": (lambda a: a.loss == "quantile", "--loss quantile"),
-    "jobs": (lambda a: a.networks > 1, "--networks above 1"),
     "delimiter": (lambda a: _kind(getattr(a, "data", None) or getattr(a, "csv", None)) == "csv",
                   "a .csv file"),
     "chunk_rows": (lambda a: a.command == "convert"
@@ -825,7 +825,9 @@ def _fit(net, X, y, args, comm, verbose, epochs, weights=None):
                    early_stopping=early_stopping, checkpoint=args.checkpoint,
                    checkpoint_every=args.checkpoint_every, resume=args.resume,
                    chunk_rows=args.chunk_rows, standardize_target=args.standardize_target,
-                   verbose=verbose, progress=args.progress, comm=comm)
+                   verbose=verbose, progress=args.progress, comm=comm,
+                   # an ensemble's --jobs are its members' threads (Ensemble(n_jobs=...))
+                   **({} if isinstance(net, Ensemble) else {"n_jobs": args.jobs}))
 
 
 def predict(args, workdir):

@@ -64,6 +64,7 @@ from ..data.validation import is_sparse, plain, sparse_features
 from ..network.mlp import MLP, _quantile_level
 from ..training import full_batch, loop, signals
 from ..training import options as fit_options
+from ..training.threads import check_jobs
 
 #: scikit-learn's activation names -> numba-dense's; then the hidden activations scikit-learn
 #: lacks, by numba-dense's names (``kernels.ACTIVATION_TABLE``: leaky ReLU of slope 0.01, the
@@ -238,7 +239,7 @@ class _BaseMLP(BaseEstimator):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dtype=None, dropout=0.0):
+                 dtype=None, dropout=0.0, n_jobs=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -265,6 +266,7 @@ class _BaseMLP(BaseEstimator):
         self.max_fun = max_fun
         self.dtype = dtype
         self.dropout = dropout
+        self.n_jobs = n_jobs
 
     # ------------------------------------------------------------------ checks
 
@@ -291,6 +293,7 @@ class _BaseMLP(BaseEstimator):
                                     "drops other units), got dropout=%s with solver='lbfgs'"
                                     % plain(self.dropout))
         _check_choice(self.learning_rate, "learning_rate", _LEARNING_RATES)
+        check_jobs(self.n_jobs)
         # scikit-learn's names for the optimizer's hyperparameters, with the bounds of
         # kernels.HYPERPARAMETER_TABLE (momentum below: scikit-learn's range includes 1).
         for name in ("alpha", "learning_rate_init", "beta_1", "beta_2", "epsilon"):
@@ -664,6 +667,7 @@ class _BaseMLP(BaseEstimator):
             dropout=fit_options.BY_NAME["dropout"].check(self.dropout, "dropout"),
             hyperparameters=dict(fit_options.hyperparameters_of(self), weight_decay=decay))
         constant = self._loss_constant(Y, w_train)
+        run_options = fit_options.RunOptions(n_jobs=check_jobs(self.n_jobs))
         self._net.use_optimizer(self.solver)
         if not incremental:
             self.n_iter_ = 0
@@ -680,7 +684,7 @@ class _BaseMLP(BaseEstimator):
                     # the epoch's shuffle and dropout masks, from random_state
                     settings.seed = int(self._rng.randint(np.iinfo(np.int32).max))
                 try:
-                    cost = loop.run(self._net, source, None, settings).loss[0]
+                    cost = loop.run(self._net, source, None, settings, run_options).loss[0]
                 except loop.DivergedError:
                     # scikit-learn checks nothing while it trains: its weights become inf or
                     # NaN and it goes on (NaN losses and validation scores) to max_iter;
@@ -804,6 +808,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     loss at level ``quantile``, a multiple of 0.0001 in (0, 1); ``alpha`` stays the L2
     penalty). ``activation`` may also list one name per hidden layer.
 
+    ``n_jobs`` (numba-dense's extra, default None): the threads a network's minibatch steps
+    are split between where that gains (None or -1: the cores no other process is running
+    on; ``numba_dense.model.training.threads``); the fit is the same on any count.
+
     ``n_networks`` (numba-dense's extra, default 1): K > 1 trains K networks on the same rows,
     member k with ``random_state + k`` (``_member_states``), and ``predict`` averages their
     outputs; ``networks_`` lists them, and the fitted attributes of scikit-learn's
@@ -817,7 +825,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dtype=None, quantile=None, dropout=0.0):
+                 dtype=None, quantile=None, dropout=0.0, n_jobs=None):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -827,7 +835,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
             early_stopping=early_stopping, validation_fraction=validation_fraction,
             beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
-            max_fun=max_fun, dtype=dtype, dropout=dropout)
+            max_fun=max_fun, dtype=dtype, dropout=dropout, n_jobs=n_jobs)
         self.loss = loss
         self.quantile = quantile
 
@@ -887,7 +895,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dtype=None, class_weight=None, dropout=0.0):
+                 dtype=None, class_weight=None, dropout=0.0, n_jobs=None):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -897,7 +905,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
             early_stopping=early_stopping, validation_fraction=validation_fraction,
             beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
-            max_fun=max_fun, dtype=dtype, dropout=dropout)
+            max_fun=max_fun, dtype=dtype, dropout=dropout, n_jobs=n_jobs)
         self.class_weight = class_weight
 
     def _prepare(self, X, y, incremental, reset):

@@ -56,6 +56,7 @@ from ... import kernels
 from ...kernels.errors import InvalidTypeError, InvalidValueError
 from ...kernels.threads import usable_cores
 from ..data.validation import plain
+from ..training import threads as epoch_threads
 from ..training import signals
 from .estimators import _BaseMLP
 
@@ -168,6 +169,7 @@ def _watch(stop, threads):
     # What ``signals.stop_on(stop)`` sets, for the whole life of a pool thread (a context
     # manager left open here would be closed, and the event reset, once collected).
     signals._thread_stop.event = stop
+    epoch_threads.in_pool()  # the pool fills the cores: each fit's steps on its own thread
     threads.append(threading.current_thread())
 
 

@@ -41,6 +41,7 @@ from ..data.paths import check_output
 from ..data.targets import r2_score
 from ..data.validation import (check_matrix_shape, class_labels, first_nonfinite, integer,
                                is_sparse, plain)
+from ..training.threads import check_jobs
 from ..training import options as fit_options
 from ..training import signals
 from ..training.signals import TrainingInterrupted
@@ -151,9 +152,7 @@ class Ensemble:
 
     @staticmethod
     def _check_jobs(n_jobs):
-        if n_jobs is None or (not isinstance(n_jobs, bool) and n_jobs == -1):
-            return None
-        return integer(n_jobs, "n_jobs (None, -1 or a count >= 1)", 1)
+        return check_jobs(n_jobs)
 
     # ------------------------------------------------------------------ structure
 
@@ -217,6 +216,11 @@ class Ensemble:
                 check_output(mine["checkpoint"], "checkpoint (member %d)" % k)
             per_member.append(mine)
         jobs = self._jobs(comm)
+        if jobs > 1:
+            # the members fill the cores; each one's steps stay on its own thread (its
+            # parameters are the same on any count: model.training.threads)
+            for mine in per_member:
+                mine["n_jobs"] = 1
         try:
             with self._shared_rows(X, y, comm) as (X, y):
                 def fit_member(k):

@@ -21,7 +21,7 @@ from numba.core import event as numba_event
 from ... import kernels
 from ...kernels.errors import NumbaDenseError
 from ...kernels.loop import streaming_network
-from . import checkpoints, progress
+from . import checkpoints, progress, threads
 from . import options as fit_options
 from ..data.sources import EVAL_BATCH
 from ..data.validation import is_sparse, kernel_rows
@@ -93,25 +93,34 @@ class Ranks(Protocol):
 
 
 class OneProcess(Ranks):
-    """The ``Ranks`` of training in one process."""
+    """The ``Ranks`` of training in one process; ``n_jobs`` the threads of a network whose
+    steps split (``model.training.threads``)."""
 
     is_root = True
     comm_seconds = None
 
     global_rows = None
 
-    def __init__(self):
+    def __init__(self, n_jobs=None):
         self.work = None
         self.done = [0]
+        self.n_jobs = n_jobs
+        self.split = False
 
     def prepare(self, net, source, settings, verbose):
+        sparse = is_sparse(getattr(source, "X", None))
+        self.split = threads.splits(net, settings.batch_size, sparse, settings.dropout)
         self.work = workspace(net, min(settings.batch_size, source.n_rows))
-        compile_kernels(net, settings, self.work, verbose,
-                        is_sparse(getattr(source, "X", None)))
+        if self.split:
+            compile_split_kernels(net, settings, verbose)
+        else:
+            compile_kernels(net, settings, self.work, verbose, sparse)
 
     def epoch(self, net, source, rng, lr, settings, bar):
         self.done[0] = 0
-        return train_one_epoch(net, source, rng, lr, settings, self.work, bar, self.done)
+        n = threads.epoch_threads(self.n_jobs) if self.split else 0
+        return train_one_epoch(net, source, rng, lr, settings, self.work, bar, done=self.done,
+                               n_threads=n)
 
     def mean_cost(self, net, source):
         return mean_cost(net, source)
@@ -166,11 +175,13 @@ def _with_dropout(batches, dropout):
     return batches if dropout is None else kernels.Dropout(batches, *dropout)
 
 
-def train_one_epoch(net, source, rng, lr, settings, work, bar, done=None):
+def train_one_epoch(net, source, rng, lr, settings, work, bar, *, done=None, n_threads=0):
     """One pass over ``source``; returns the (weighted) mean cost over its rows, or NaN on
     divergence.
 
     ``done[0]`` counts the rows trained so far (read when Ctrl-C cuts the epoch short).
+    ``n_threads``: 0 for the one-thread epoch, else the threads of the split epoch
+    (``kernels.train_epoch_parallel``; ``model.training.threads``).
     """
     total, rows, weight = 0.0, 0, 0.0
     network = network_record(net)
@@ -183,10 +194,14 @@ def train_one_epoch(net, source, rng, lr, settings, work, bar, done=None):
     for X, Y, order, sample_weight in source.segments(rng, settings.shuffle,
                                                       settings.batch_size):
         with sigint_deferred():  # a Ctrl-C now is raised after the count below is updated
-            cost = epoch_kernel(net, is_sparse(X))(
-                kernel_rows(X), Y, net.params, net.grads, network, optimizer,
-                _with_dropout(kernels.Batches(settings.batch_size, order, sample_weight),
-                              dropout), work)
+            batches = kernels.Batches(settings.batch_size, order, sample_weight)
+            if n_threads:
+                cost = kernels.train_epoch_parallel(kernel_rows(X), Y, net.params, net.grads,
+                                                    network, optimizer, batches, n_threads)
+            else:
+                cost = epoch_kernel(net, is_sparse(X))(
+                    kernel_rows(X), Y, net.params, net.grads, network, optimizer,
+                    _with_dropout(batches, dropout), work)
             took_steps(net, optimizer)
             m = len(order) if len(order) else X.shape[0]
             # the kernel's mean is over the segment's weight (its rows when unweighted)
@@ -215,7 +230,7 @@ def run(net, source, val_source, settings, options=None, ranks=None):
     Only the root writes checkpoints and prints.
     """
     options = options or fit_options.RunOptions()
-    ranks = ranks or OneProcess()
+    ranks = ranks or OneProcess(options.n_jobs)
     checkpoint, verbose = options.checkpoint, options.verbose
     is_root = ranks.is_root
     rng = np.random.default_rng(settings.seed)
@@ -352,6 +367,20 @@ def compile_kernels(net, settings, work, verbose, sparse=False):
     # can land in a __del__, where Python prints it and goes on ("Exception ignored").
     with compiling_notice(verbose), sigint_deferred():
         kernel.compile(signature)
+
+
+def compile_split_kernels(net, settings, verbose):
+    """``compile_kernels`` for a network whose steps split between threads: one step of
+    ``kernels.train_epoch_parallel`` on one row of zeros, on copies of the parameters and
+    the optimizer's state, compiles (or loads) every function it runs."""
+    X, Y = _placeholder_rows(net, False)
+    optimizer = settings.optimizer_for(net, settings.lr)
+    optimizer = optimizer._replace(state=optimizer.state.copy(), steps=optimizer.steps.copy())
+    params = net.params.copy()
+    with compiling_notice(verbose), sigint_deferred():
+        kernels.train_epoch_parallel(X, Y, params, np.empty_like(params), network_record(net),
+                                     optimizer, kernels.Batches(int(settings.batch_size),
+                                                                np.empty(0, np.int64)), 1)
 
 
 def compile_cost_kernel(net, verbose, sparse=False):

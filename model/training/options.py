@@ -23,6 +23,7 @@ from ...kernels.errors import InvalidTypeError, InvalidValueError
 from ... import kernels
 
 from ..data.validation import boolean, choice, integer, plain, real_number
+from .threads import check_jobs
 
 
 class Option(NamedTuple):
@@ -176,6 +177,10 @@ FIT_OPTIONS = tuple([
     Option("verbose", False, _flag, "a line per epoch"),
     Option("progress", None, _optional_flag, "a progress bar (None: when verbose on a terminal)"),
     Option("comm", None, _as_given, "an mpi4py communicator for data-parallel training"),
+    Option("n_jobs", None, check_jobs,
+           "threads one network's minibatch steps are split between, where that gains "
+           "(None or -1: the cores no other process is running on); the same results on "
+           "any count"),
 ])
 BY_NAME = {o.name: o for o in FIT_OPTIONS}
 #: The names of the optimizer's hyperparameters (``kernels.HYPERPARAMETER_TABLE``).
@@ -229,7 +234,7 @@ def split(values):
     data = DataOptions(**{name: values[name] for name in (
         "validation_data", "validation_fraction", "chunk_rows", "standardize_target")})
     run = RunOptions(**{name: values[name] for name in (
-        "checkpoint", "checkpoint_every", "resume", "verbose", "progress")})
+        "checkpoint", "checkpoint_every", "resume", "verbose", "progress", "n_jobs")})
     return settings, data, run
 
 
@@ -416,3 +421,4 @@ class RunOptions:
     resume: bool = False           # continue from the checkpoint when it exists
     verbose: bool = False          # a line per epoch
     progress: object = None        # a progress bar (None: when verbose on a terminal)
+    n_jobs: object = None          # threads of a split epoch (model.training.threads)

@@ -1,0 +1,78 @@
+"""How many threads one network's epoch runs on (``fit``'s ``n_jobs``).
+
+A network whose products all fit the register tiles trains its minibatch steps split between
+threads (``kernels.train_epoch_parallel``) when its minibatch is large enough to gain
+(``kernels.shard_plan``: at least two shards); every other network trains with the
+one-thread epoch (``kernels.train_epoch``), its large products on BLAS threads
+(``kernels.threads``). Whether a network splits depends on the network, the batch size and
+the data alone, never on ``n_jobs`` or on the machine's load: the parameters a fit reaches
+are the same on any number of threads, and the same for a fit that gets fewer cores in
+one epoch because other processes took them.
+
+``n_jobs``: None or -1 for the cores no other process is running on at the start of each
+epoch (``kernels.threads.free_cores``: threads that wait on each other at every step must
+not share a core with another process), or a count of threads. scikit-learn's meaning,
+except that None means all free cores rather than one: numba-dense's results do not depend
+on it.
+"""
+
+import numbers
+import threading
+
+from ... import kernels
+from ...kernels.loop import streaming_network
+from ...kernels.threads import free_cores, largest_product
+from ...kernels.errors import InvalidTypeError, InvalidValueError
+from ..data.validation import plain
+
+
+def check_jobs(value, name="n_jobs"):
+    """``value`` as None (every free core) or a thread count >= 1; -1 means None, as in
+    scikit-learn. One-line errors naming ``name`` otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidTypeError("%s must be None, -1 or a thread count >= 1, got %s"
+                               % (name, plain(value)))
+    value = int(value)
+    if value == -1:
+        return None
+    if value < 1:
+        raise InvalidValueError("%s must be None, -1 or a thread count >= 1, got %d"
+                                % (name, value))
+    return value
+
+
+def splits(net, batch_size, sparse, dropout):
+    """Whether ``net``'s minibatches of ``batch_size`` rows train split between threads:
+    a dense X, no dropout, not the streamed one-layer epoch, every product of a whole
+    minibatch small enough for the register tiles (``config.*_TILED_MAX_MACS``, so that
+    no product of a split step calls BLAS, whose threads the split's would compete with)
+    and at least two shards (``kernels.shard_plan``)."""
+    sizes = [int(n) for n in net.sizes]
+    if sparse or dropout or streaming_network(len(sizes) - 1, sizes[-1], int(net.loss_code)):
+        return False
+    config = kernels.config
+    tiles = min(config.FORWARD_TILED_MAX_MACS, config.BACKPROP_TILED_MAX_MACS,
+                config.GRADIENT_TILED_MAX_MACS)
+    if largest_product(sizes, batch_size) > tiles:
+        return False
+    return kernels.shard_plan(sizes, batch_size)[0] >= 2
+
+
+_pool = threading.local()
+
+
+def in_pool():
+    """Mark the calling thread as one of a pool whose threads each run a fit (a search's):
+    the pool fills the cores, so each of its fits splits its steps on no more threads than
+    its own (``epoch_threads`` gives 1), whatever its ``n_jobs``."""
+    _pool.member = True
+
+
+def epoch_threads(n_jobs):
+    """The threads of a split epoch under ``n_jobs`` (checked by ``check_jobs``) now: 1 on
+    a thread of a pool (``in_pool``)."""
+    if getattr(_pool, "member", False):
+        return 1
+    return free_cores() if n_jobs is None else n_jobs

@@ -1,0 +1,347 @@
+"""One network's minibatch steps split between threads (``kernels.train_epoch_parallel``):
+the same bits on any number of threads, close to the one-thread epoch, and the model layer's
+``n_jobs``.
+
+Shards are made small here (``SHARD_MIN_MACS`` lowered) so that small networks split on
+every host; the kernels compile once per dtype (loss, activations and optimizer are values,
+not types)."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import scipy.sparse
+import pytest
+
+from numba_dense import kernels
+from numba_dense.kernels import parallel, sync
+from numba_dense.kernels.config import MAX_SHARDS, TILE_ROWS
+from numba_dense.kernels.errors import InvalidTypeError, InvalidValueError
+from numba_dense.model import MLP, MLPClassifier, MLPRegressor
+from numba_dense.model.training import threads as epoch_threads
+
+from .conftest import DTYPES, random_array
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+A = kernels.ACTIVATIONS
+L = kernels.LOSSES
+# sizes, activations, loss: hidden gelu keeps Z; the costs of every output kind
+NETWORKS = [
+    ([7, 24, 16, 3], ["relu", "tanh", "identity"], "mse"),
+    ([6, 20, 5], ["gelu", "identity"], "cross_entropy"),
+    ([5, 16, 9, 2], ["silu", "relu", "identity"], "binary_cross_entropy"),
+    ([4, 12, 1], ["leaky_relu", "identity"], "huber"),
+]
+OPTIMIZERS = [
+    ("sgd", {}),
+    ("sgd", {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}),
+    ("adam", {"weight_decay": 1e-4}),
+    ("adamw", {"weight_decay": 1e-2}),
+]
+
+
+@pytest.fixture
+def small_shards(monkeypatch):
+    """Shards of a few rows, so that these small networks split on any host."""
+    monkeypatch.setattr(parallel, "SHARD_MIN_MACS", 256)
+
+
+def _problem(sizes, loss, dtype, rows=203, seed=0):
+    rng = np.random.default_rng(seed)
+    X = random_array(rng, (rows, sizes[0]), dtype)
+    n_out = sizes[-1]
+    if loss == "cross_entropy":
+        Y = np.eye(n_out, dtype=dtype)[rng.integers(0, n_out, rows)]
+    elif loss == "binary_cross_entropy":
+        Y = rng.uniform(0, 1, (rows, n_out)).astype(dtype)
+    else:
+        Y = random_array(rng, (rows, n_out), dtype)
+    P = int(kernels.param_count(np.array(sizes)))
+    params = (rng.standard_normal(P) * 0.3).astype(dtype)
+    return X, Y, params
+
+
+def _network(sizes, acts, loss):
+    return kernels.network(sizes, [A[a] for a in acts], L[loss])
+
+
+def _train(X, Y, params, network, name, hyper, batches, threads=None, epochs=2):
+    """Parameters and costs after ``epochs`` epochs: split on ``threads`` threads, or the
+    one-thread epoch (``train_epoch_batched``) for threads None."""
+    params = params.copy()
+    grads = np.zeros_like(params)
+    opt = kernels.optimizer(name, params, 0.05 if name == "sgd" else 0.01, **hyper)
+    costs = []
+    for _ in range(epochs):
+        if threads is None:
+            work = np.empty(int(kernels.workspace_size(network.sizes, batches.size)), X.dtype)
+            costs.append(kernels.train_epoch_batched(X, Y, params, grads, network, opt,
+                                                     batches, work))
+        else:
+            costs.append(kernels.train_epoch_parallel(X, Y, params, grads, network, opt,
+                                                      batches, threads))
+    return params, costs, int(opt.steps[0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_same_bits_on_one_two_and_three_threads_and_close_to_one_epoch(small_shards, dtype):
+    rng = np.random.default_rng(1)
+    for k, (sizes, acts, loss) in enumerate(NETWORKS):
+        X, Y, params0 = _problem(sizes, loss, dtype, seed=k)
+        network = _network(sizes, acts, loss)
+        for name, hyper in OPTIMIZERS:
+            for order, weights in [(np.empty(0, np.int64), np.empty(0)),
+                                   (rng.permutation(len(X)), np.empty(0)),
+                                   (rng.permutation(len(X)),
+                                    rng.uniform(0, 2, len(X)) * (rng.random(len(X)) > 0.2))]:
+                batches = kernels.batches(32, order, sample_weight=weights)
+                assert parallel.shard_plan(sizes, 32)[0] >= 2
+                one, costs, steps = _train(X, Y, params0, network, name, hyper, batches, 1)
+                for threads in (2, 3):
+                    again, costs_again, _ = _train(X, Y, params0, network, name, hyper,
+                                                   batches, threads)
+                    assert np.array_equal(one, again), (sizes, name, threads)
+                    assert costs == costs_again
+                serial, serial_costs, serial_steps = _train(X, Y, params0, network, name,
+                                                            hyper, batches)
+                assert steps == serial_steps
+                rtol = 1e-9 if dtype == np.float64 else 2e-3
+                np.testing.assert_allclose(one, serial, rtol=rtol, atol=rtol,
+                                           err_msg=str((sizes, name)))
+                np.testing.assert_allclose(costs, serial_costs, rtol=rtol)
+
+
+def test_shard_plan_covers_the_batch_in_tile_rows_and_ignores_threads():
+    for sizes in ([20, 64, 64, 1], [54, 128, 64, 7], [10, 32, 1], [784, 128, 10]):
+        for batch in (1, 16, 32, 64, 100, 256, 1000, 4096):
+            n_shards, rows = parallel.shard_plan(sizes, batch)
+            assert 1 <= n_shards <= MAX_SHARDS
+            assert n_shards * rows >= batch > (n_shards - 1) * rows
+            if n_shards > 1:
+                assert rows % TILE_ROWS == 0 or rows < TILE_ROWS
+                assert rows * parallel.forward_macs_per_row(sizes) >= parallel.SHARD_MIN_MACS
+    assert parallel.shard_plan([10, 32, 1], 16) == (1, 16)  # too small to split
+
+
+def test_unit_blocks_cover_every_unit_once():
+    sizes = [54, 128, 64, 7]
+    for batch in (1, 64, 4096):
+        blocks = parallel.unit_blocks(sizes, batch)
+        for l, n_out in enumerate(sizes[1:]):
+            mine = blocks[blocks[:, 0] == l]
+            assert mine[0, 1] == 0 and mine[-1, 2] == n_out
+            assert np.all(mine[1:, 1] == mine[:-1, 2])
+
+
+def test_bad_arguments_get_one_line_errors_before_anything_changes(small_shards):
+    sizes, acts, loss = NETWORKS[0]
+    X, Y, params = _problem(sizes, loss, np.float32)
+    network = _network(sizes, acts, loss)
+    grads = np.zeros_like(params)
+    opt = kernels.optimizer("adam", params, 0.01)
+    batches = kernels.batches(32, np.empty(0, np.int64))
+    before = params.copy()
+    cases = [
+        ((X, Y, params, grads, network, opt, batches, 0), InvalidValueError, "threads"),
+        ((X, Y, params, grads, network, opt, batches, 1.5), InvalidTypeError, "threads"),
+        ((kernels.csr(scipy.sparse.csr_array(X)), Y, params, grads, network, opt, batches, 2),
+         InvalidTypeError, "X"),
+        ((X, Y, params, grads, network, opt,
+          kernels.dropout(batches, np.array([0.1, 0.1]), 0), 2), InvalidTypeError, "batches"),
+        ((X, Y[:-1], params, grads, network, opt, batches, 2), ValueError, "Y"),
+        ((X, Y.astype(np.float64), params, grads, network, opt, batches, 2), TypeError, "dtype"),
+        ((X, Y, params[:-1], grads[:-1], network, opt, batches, 2), ValueError, "params"),
+        ((X, Y, params, params, network, opt, batches, 2), ValueError, "grads"),
+        ((X, Y, params, grads, network, opt, kernels.batches(0, np.empty(0, np.int64)), 2),
+         ValueError, "batch"),
+        ((X, Y, params, grads, network, opt, kernels.batches(32, np.array([0, 999])), 2),
+         ValueError, "order"),
+    ]
+    for args, error, word in cases:
+        with pytest.raises(error) as info:
+            kernels.train_epoch_parallel(*args)
+        message = str(info.value)
+        assert "\n" not in message and word in message, message
+        assert np.array_equal(params, before)
+
+
+def test_a_failing_thread_stops_the_others_at_the_barrier(monkeypatch):
+    """A thread that fails outside compiled code sets the abort flag: the threads waiting
+    for it at a barrier return, and its error is raised (no hang)."""
+    waited = []
+
+    def worker(t, threads, *args):
+        shared = args[-2]
+        if t == 1:
+            time.sleep(0.2)
+            raise MemoryError("thread 1 failed")
+        waited.append(sync.barrier(shared, threads))  # thread 0 waits for thread 1
+        return 0.0
+    monkeypatch.setattr(parallel, "_worker", worker)
+    start = time.perf_counter()
+    with pytest.raises(MemoryError, match="thread 1 failed"):
+        parallel._run(2, (), np.zeros(2))
+    assert waited == [False] and time.perf_counter() - start < 30
+    assert not [t for t in threading.enumerate() if t.name.startswith("numba-dense shard")]
+
+
+def test_barrier_counts_arrivals_of_every_thread():
+    shared = sync.new_sync()
+    counts = []
+
+    def run(t):
+        for k in range(1, 201):
+            assert sync.barrier(shared, 3 * k)
+            counts.append(shared[sync.COUNTER] >= 3 * k)
+    threads = [threading.Thread(target=run, args=(t,)) for t in range(3)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    assert len(counts) == 600 and all(counts)
+    assert shared[sync.COUNTER] == 600
+
+
+# ----------------------------------------------------------------------------- the model
+
+def _tabular(rows=1500, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((rows, 12)).astype(np.float32)
+    y = (np.sin(X[:, 0]) + X[:, 1] * X[:, 2]).astype(np.float32)
+    return X, y
+
+
+def test_fit_gives_the_same_network_on_any_n_jobs(small_shards, monkeypatch):
+    X, y = _tabular()
+    net = MLP([12, 32, 16, 1], seed=0)
+    assert epoch_threads.splits(net, 64, False, 0.0)
+    seen = []
+    real = kernels.train_epoch_parallel
+
+    def spy(*args):
+        seen.append(args[-1])
+        return real(*args)
+    monkeypatch.setattr(kernels, "train_epoch_parallel", spy)
+    nets = []
+    for n_jobs in (1, 2, None, -1, 3):
+        net = MLP([12, 32, 16, 1], seed=0)
+        net.fit(X, y, epochs=3, batch_size=64, optimizer="adam", lr=0.01, seed=4,
+                validation_fraction=0.2, n_jobs=n_jobs)
+        nets.append(net)
+    assert all(np.array_equal(nets[0].params, n.params) for n in nets[1:])
+    assert all(nets[0].history.val_loss == n.history.val_loss for n in nets[1:])
+    assert 1 in seen and 2 in seen and 3 in seen
+    # and it trains: the loss falls
+    assert nets[0].history.loss[-1] < nets[0].history.loss[0]
+
+
+def test_what_splits_and_what_does_not(small_shards):
+    net = MLP([12, 32, 16, 1], seed=0)
+    assert epoch_threads.splits(net, 64, False, 0.0)
+    assert not epoch_threads.splits(net, 64, True, 0.0)  # sparse X
+    assert not epoch_threads.splits(net, 64, False, 0.1)  # dropout
+    assert not epoch_threads.splits(net, 1, False, 0.0)  # one row: one shard
+    assert not epoch_threads.splits(MLP([12, 1], seed=0), 64, False, 0.0)  # streamed epoch
+    big = MLP([1024, 2048, 1], seed=0)  # BLAS-size products: BLAS threads instead
+    assert not epoch_threads.splits(big, 256, False, 0.0)
+
+
+def test_busy_cores_and_search_pools_get_one_thread(monkeypatch):
+    assert kernels.threads.free_cores(others=0) == kernels.threads.usable_cores()
+    assert kernels.threads.free_cores(others=1000) == 1
+    assert epoch_threads.epoch_threads(3) == 3
+    result = []
+    thread = threading.Thread(target=lambda: (epoch_threads.in_pool(),
+                                              result.append(epoch_threads.epoch_threads(3))))
+    thread.start()
+    thread.join()
+    assert result == [1]
+    assert epoch_threads.epoch_threads(3) == 3  # only that thread
+
+
+@pytest.mark.parametrize("bad, error", [(0, InvalidValueError), (-2, InvalidValueError),
+                                        (1.0, InvalidTypeError), (True, InvalidTypeError),
+                                        ("2", InvalidTypeError)])
+def test_n_jobs_is_checked_in_fit_and_the_estimators(bad, error):
+    X, y = _tabular(100)
+    net = MLP([12, 4, 1], seed=0)
+    before = net.params.copy()
+    with pytest.raises(error, match="n_jobs"):
+        net.fit(X, y, epochs=1, n_jobs=bad)
+    assert np.array_equal(net.params, before)
+    with pytest.raises(error, match="n_jobs"):
+        MLPRegressor(hidden_layer_sizes=(4,), n_jobs=bad, max_iter=1).fit(X, y)
+
+
+def test_estimators_take_n_jobs_and_fit_the_same_on_any_count(small_shards):
+    X, y = _tabular(800)
+    fitted = [MLPRegressor(hidden_layer_sizes=(32, 16), batch_size=64, max_iter=4,
+                           random_state=0, n_jobs=n).fit(X, y) for n in (1, 2)]
+    for a, b in zip(fitted[0].coefs_, fitted[1].coefs_):
+        assert np.array_equal(a, b)
+    labels = (y > np.median(y)).astype(int)
+    clf = [MLPClassifier(hidden_layer_sizes=(32,), batch_size=64, max_iter=3, random_state=0,
+                         n_jobs=n).fit(X, labels) for n in (1, None)]
+    assert np.array_equal(clf[0].predict_proba(X), clf[1].predict_proba(X))
+    assert MLPRegressor(n_jobs=3).get_params()["n_jobs"] == 3
+
+
+# ----------------------------------------------------------------------------- as users meet it
+
+_CHILD = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from numba_dense.kernels import parallel
+    parallel.SHARD_MIN_MACS = 256  # split on any host
+    from numba_dense.model import MLP
+    from numba_dense.model.training.signals import TrainingInterrupted
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300_000, 12)).astype(np.float32)
+    y = X[:, 0] * X[:, 1]
+    net = MLP([12, 32, 16, 1], seed=0)
+    try:
+        net.fit(X, y, epochs=40, batch_size=64, n_jobs=2, verbose=True,
+                checkpoint=sys.argv[1])
+    except TrainingInterrupted as stop:
+        print("stopped in epoch %d, finite %s, whole epochs %d"
+              % (stop.epoch, np.isfinite(net.params).all(), len(net.history.loss)), flush=True)
+""")
+
+
+def test_ctrl_c_during_a_split_epoch_keeps_the_work_and_leaves_no_thread(tmp_path):
+    ckpt = tmp_path / "run.ckpt.npz"
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(ckpt)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.startswith("epoch 1/40"):
+            break
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err, err
+    assert "finite True" in out, out
+    stopped = int(out.split("stopped in epoch ")[1].split(",")[0])
+    assert int(out.split("whole epochs ")[1]) == stopped - 1
+    assert np.isfinite(MLP.load(ckpt).params).all()  # the checkpoint of the whole epochs
+
+
+def test_cli_jobs_trains_one_network_to_the_same_file(tmp_path):
+    saved = []
+    for jobs in ("1", "2"):
+        path = tmp_path / ("net%s.npz" % jobs)
+        run = subprocess.run(
+            [sys.executable, "-c", "from numba_dense.kernels import parallel; "
+             "parallel.SHARD_MIN_MACS = 256; from numba_dense.model.interfaces.cli import main; "
+             "import sys; sys.exit(main(sys.argv[1:]))",
+             "train", "--rows", "3000", "--epochs", "2", "--hidden-sizes", "24,12",
+             "--batch-size", "64", "--jobs", jobs, "--save", str(path)],
+            cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+        saved.append(MLP.load(path).params)
+    assert np.array_equal(saved[0], saved[1])
