@@ -121,9 +121,12 @@ def test_shard_plan_covers_the_batch_in_tile_rows_and_ignores_threads():
         for batch in (1, 16, 32, 64, 100, 256, 1000, 4096):
             n_shards, rows = parallel.shard_plan(sizes, batch)
             assert 1 <= n_shards <= MAX_SHARDS
+            if batch % (MAX_SHARDS * TILE_ROWS) == 0:  # shards of whole tiles: 2^k of them
+                assert n_shards & (n_shards - 1) == 0
             assert n_shards * rows >= batch > (n_shards - 1) * rows
             if n_shards > 1:
                 assert rows % TILE_ROWS == 0 or rows < TILE_ROWS
+                assert rows * (n_shards - 1) < batch  # no empty shard
                 assert rows * parallel.forward_macs_per_row(sizes) >= parallel.SHARD_MIN_MACS
     assert parallel.shard_plan([10, 32, 1], 16) == (1, 16)  # too small to split
 
