@@ -180,6 +180,13 @@ SHARD_MIN_MACS = 1 << 18
 #: not the threads, decide the sums (and so the result), so this is fixed, never the
 #: machine's core count: a network trains to the same bits on any number of threads.
 MAX_SHARDS = 16
+#: Fewest forward multiply-adds of a split step per thread (the step's rows x the sum of
+#: n_in x n_out, over its threads) for the step to take another thread: a thread's share
+#: of the step must pay for two barriers a step, whose cost is the host's (34-235 ns on
+#: the 2-core AMD EPYC Zen 5, far more on a 16-core Xeon VM, where 2 threads lost at a
+#: step of 2^20). The threads, not the shards, so no result depends on it. Measured by
+#: ``python -m numba_dense tune`` (``kernels.tuning.split_threads``); packaged: the Zen 5's.
+SPLIT_MIN_MACS = 1 << 18
 #: Fewest weight-gradient multiply-adds (units x n_in x batch rows) in a block of a
 #: data-parallel step's parameter phase (``kernels.parallel.unit_blocks``): smaller
 #: blocks spread the phase over more threads but pay a call and a sweep each.
@@ -207,7 +214,11 @@ TUNABLE = {
     "FORWARD_TILED_MAX_MACS": (0, 1 << 40),
     "BACKPROP_TILED_MAX_MACS": (0, 1 << 40),
     "GRADIENT_TILED_MAX_MACS": (0, 1 << 40),
+    "SPLIT_MIN_MACS": (1, 1 << 40),
 }
+#: The values of ``TUNABLE`` that compiled code never reads (Python reads them at each
+#: call): a tuned one needs no cache folder of its own (``tuned_fingerprint``).
+RUNTIME_TUNABLE = ("SPLIT_MIN_MACS",)
 #: The packaged values of ``TUNABLE`` (the fallback), whatever is in force.
 PACKAGED = {name: globals()[name] for name in TUNABLE}
 #: Where each value of ``TUNABLE`` in force came from: "packaged" or a tuning file's path.
@@ -269,10 +280,11 @@ def tuned_fingerprint():
     ``VECTOR_ENV``, or None when they are the packaged values and the CPU's widest vectors:
     names the Numba cache folder of code compiled with them. (Numba's own cache key holds
     the CPU's name and features, so the widest vectors of each CPU need no folder.)"""
-    current = {name: globals()[name] for name in TUNABLE}
+    current = {name: globals()[name] for name in TUNABLE if name not in RUNTIME_TUNABLE}
     if VECTOR_BYTES != HOST_VECTOR_BYTES:
         current["VECTOR_BYTES"] = VECTOR_BYTES
-    if current == PACKAGED:
+    if current == {name: PACKAGED[name] for name in current if name in PACKAGED} \
+            and "VECTOR_BYTES" not in current:
         return None
     text = json.dumps(current, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]

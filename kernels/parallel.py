@@ -71,9 +71,9 @@ def shard_plan(sizes, batch_size):
     power of two of shards that have at least ``SHARD_MIN_MACS`` forward multiply-adds
     each, at most ``MAX_SHARDS`` (a power of two spreads evenly over 2, 4, ... threads:
     3 shards on 2 threads gave T3 1.20x, 2 shards 1.33x), of equal rows rounded up to a
-    multiple of the register tiles' rows (``TILE_ROWS``) where they have that many. ``(1, batch_size)`` when the minibatch is
-    too small to split. A minibatch of fewer rows (an epoch's last) keeps the shard rows:
-    its last shards are short or empty."""
+    multiple of the register tiles' rows (``TILE_ROWS``) where they have that many.
+    ``(1, batch_size)`` when the minibatch is too small to split. A minibatch of fewer
+    rows (an epoch's last) keeps the shard rows: its last shards are short or empty."""
     batch_size = int(batch_size)
     min_rows = max(math.ceil(SHARD_MIN_MACS / max(forward_macs_per_row(sizes), 1)), 1)
     n_shards = min(batch_size // min_rows, MAX_SHARDS)

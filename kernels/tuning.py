@@ -20,6 +20,10 @@ the grid's time relative to the best choice shape by shape; the pair with the lo
 wins, a near-tie (within ``TIE``) going to the pair nearest the packaged values, which
 whole epochs settled (docs/performance.md, "Small products: loops, register tiles, BLAS").
 
+``split_threads`` then times one network's split epoch (``kernels.parallel``) on one and
+on two threads at several minibatch sizes, for ``SPLIT_MIN_MACS``: the smallest share of
+a step worth a thread of its own on this machine.
+
 ``tune`` does all this and ``write_tuning`` keeps the result where ``kernels.config`` reads
 it in later processes (``kernels.host.tuning_choice``). ``benchmarks/tune_small.py`` prints
 the whole grid.
@@ -199,6 +203,74 @@ def check_grid(batches, widths, budget=None):
         raise ValueError("budget: expected finite seconds > 0, got %r" % (budget,))
 
 
+#: The network ``split_threads`` times (48-128-64-8, ReLU, MSE: 14,848 forward
+#: multiply-adds a row), its minibatch sizes by grid, its rows, and the gain two threads
+#: must show over one for a step of that size to take a second thread.
+SPLIT_PROBE = [48, 128, 64, 8]
+SPLIT_BATCHES = {"full": [16, 32, 64, 128, 256, 512], "quick": [32, 128, 512]}
+SPLIT_ROWS = 8192
+SPLIT_GAIN = 1.1
+#: ``SPLIT_MIN_MACS`` when two threads never gained: a step never takes a second thread.
+NEVER_SPLIT = 1 << 40
+
+
+def split_threads(batches, rounds=5, rows=SPLIT_ROWS):
+    """Measure ``config.SPLIT_MIN_MACS``: epochs of ``SPLIT_PROBE`` split into two shards
+    (``kernels.train_epoch_parallel``) on one thread and on two, alternating ``rounds``
+    times (medians), at each minibatch size of ``batches``. The value is half the forward
+    multiply-adds of the smallest step from which on two threads were at least
+    ``SPLIT_GAIN`` times faster at every size measured (``NEVER_SPLIT`` when they never
+    were). Returns ``(value, rows)``, rows ``[batch, step MACs, one-thread s, two-thread
+    s]``; ``(None, [])`` on a machine with one usable core, where nothing can be measured.
+    """
+    from . import parallel
+    from .records import batches as batches_record, network
+    from .threads import blas_threads, usable_cores
+    from .loss import MSE
+    from .activations import IDENTITY
+    if usable_cores() < 2:
+        return None, []
+    sizes = np.array(SPLIT_PROBE, np.int64)
+    per_row = parallel.forward_macs_per_row(sizes)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((rows, sizes[0])).astype(np.float32)
+    Y = rng.standard_normal((rows, sizes[-1])).astype(np.float32)
+    net = network(sizes, [RELU, RELU, IDENTITY], MSE)
+    from .loop import param_count
+    from .optim import optimizer
+    params0 = (rng.standard_normal(int(param_count(sizes))) * 0.05).astype(np.float32)
+
+    def seconds(batch, threads):
+        params = params0.copy()
+        opt = optimizer("sgd", params, 1e-3)
+        start = time.perf_counter()
+        parallel.train_epoch_parallel(X, Y, params, np.empty_like(params), net, opt,
+                                      batches_record(batch, np.empty(0, np.int64)), threads)
+        return time.perf_counter() - start
+
+    results = []
+    saved = parallel.SHARD_MIN_MACS
+    try:
+        with blas_threads(1):
+            for batch in batches:
+                parallel.SHARD_MIN_MACS = max(batch // 2, 1) * per_row  # two shards
+                seconds(batch, 1), seconds(batch, 2)  # compile, warm up
+                times = {1: [], 2: []}
+                for _ in range(rounds):
+                    for threads in (1, 2):
+                        times[threads].append(seconds(batch, threads))
+                results.append([batch, batch * per_row, float(np.median(times[1])),
+                                float(np.median(times[2]))])
+    finally:
+        parallel.SHARD_MIN_MACS = saved
+    value = NEVER_SPLIT
+    for i in range(len(results) - 1, -1, -1):
+        if results[i][2] / results[i][3] < SPLIT_GAIN:
+            break
+        value = results[i][1] // 2
+    return value, results
+
+
 def tune(*, quick=False, budget=None, batches=None, widths=None):
     """Measure the grid and choose the dispatch values for this CPU.
 
@@ -209,8 +281,9 @@ def tune(*, quick=False, budget=None, batches=None, widths=None):
     (``cpu_model``, ``cpu_flags``, ``versions``), ``date`` and ``grid`` (its shapes, the
     seconds per timing, each kind's totals and every row's microseconds; a kind's
     ``tiled_at_top`` is True when its chosen ``*_TILED_MAX_MACS`` covers the grid's largest
-    product that it decides: the crossover may lie above the grid). Raises ValueError for
-    a budget or grid out of range (``check_grid``).
+    product that it decides: the crossover may lie above the grid), and ``split``, the
+    timings behind ``SPLIT_MIN_MACS`` (``split_threads``). Raises ValueError for a budget
+    or grid out of range (``check_grid``).
     """
     size = "quick" if quick else "full"
     batches = list(GRIDS[size][0] if batches is None else batches)
@@ -226,6 +299,9 @@ def tune(*, quick=False, budget=None, batches=None, widths=None):
     rows = grid(batches, widths, target)
     seconds = time.perf_counter() - start
     values, kinds = {}, {}
+    split_value, split_rows = split_threads(SPLIT_BATCHES[size])
+    values["SPLIT_MIN_MACS"] = config.PACKAGED["SPLIT_MIN_MACS"] if split_value is None \
+        else split_value
     for kind in KINDS:
         loop_name, tiled_name = _names(kind)
         packaged = (config.PACKAGED[loop_name], config.PACKAGED[tiled_name])
@@ -249,6 +325,11 @@ def tune(*, quick=False, budget=None, batches=None, widths=None):
         "cpu_flags": host.cpu_flags(), "versions": host.library_versions(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "values": values,
+        "split": {"probe": SPLIT_PROBE, "rows": SPLIT_ROWS, "gain": SPLIT_GAIN,
+                  "columns": ["batch", "step_macs", "one_thread_s", "two_threads_s"],
+                  "timings": split_rows,
+                  "note": None if split_value is not None else
+                  "one usable core: the packaged value kept"},
         "grid": {"size": size, "batches": batches, "widths": widths,
                  "seconds_per_timing": target, "seconds": round(seconds, 2), "kinds": kinds,
                  "columns": ["kind", "m", "n_in", "n_out", "loop_us", "tiles_us", "blas_us"],

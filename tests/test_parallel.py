@@ -220,6 +220,7 @@ def _tabular(rows=1500, seed=0):
 
 
 def test_fit_gives_the_same_network_on_any_n_jobs(small_shards, monkeypatch):
+    monkeypatch.setattr(kernels.config, "SPLIT_MIN_MACS", 1)  # every shard may take a thread
     X, y = _tabular()
     net = MLP([12, 32, 16, 1], seed=0)
     assert epoch_threads.splits(net, 64, False, 0.0)
@@ -254,17 +255,25 @@ def test_what_splits_and_what_does_not(small_shards):
     assert not epoch_threads.splits(big, 256, False, 0.0)
 
 
-def test_busy_cores_and_search_pools_get_one_thread(monkeypatch):
+def test_threads_follow_free_cores_shards_work_and_search_pools(small_shards, monkeypatch):
     assert kernels.threads.free_cores(others=0) == kernels.threads.usable_cores()
     assert kernels.threads.free_cores(others=1000) == 1
-    assert epoch_threads.epoch_threads(3) == 3
+    net = MLP([12, 32, 16, 1], seed=0)  # 912 forward multiply-adds a row
+    monkeypatch.setattr(kernels.config, "SPLIT_MIN_MACS", 1)
+    assert parallel.shard_plan(net.sizes, 64)[0] == 16
+    assert epoch_threads.epoch_threads(3, net, 64) == 3
+    assert epoch_threads.epoch_threads(40, net, 64) == 16  # no more than the shards
+    monkeypatch.setattr(kernels.config, "SPLIT_MIN_MACS", 912 * 32)  # a share of 32 rows
+    assert epoch_threads.epoch_threads(3, net, 64) == 2
+    assert epoch_threads.epoch_threads(3, net, 16) == 1
+    monkeypatch.setattr(kernels.config, "SPLIT_MIN_MACS", 1)
     result = []
-    thread = threading.Thread(target=lambda: (epoch_threads.in_pool(),
-                                              result.append(epoch_threads.epoch_threads(3))))
+    thread = threading.Thread(target=lambda: (epoch_threads.in_pool(), result.append(
+        epoch_threads.epoch_threads(3, net, 64))))
     thread.start()
     thread.join()
     assert result == [1]
-    assert epoch_threads.epoch_threads(3) == 3  # only that thread
+    assert epoch_threads.epoch_threads(3, net, 64) == 3  # only that thread
 
 
 @pytest.mark.parametrize("bad, error", [(0, InvalidValueError), (-2, InvalidValueError),
@@ -301,6 +310,8 @@ _CHILD = textwrap.dedent("""
     import numpy as np
     from numba_dense.kernels import parallel
     parallel.SHARD_MIN_MACS = 256  # split on any host
+    from numba_dense.kernels import config
+    config.SPLIT_MIN_MACS = 1  # on two threads
     from numba_dense.model import MLP
     from numba_dense.model.training.signals import TrainingInterrupted
     rng = np.random.default_rng(0)
@@ -340,7 +351,9 @@ def test_cli_jobs_trains_one_network_to_the_same_file(tmp_path):
         path = tmp_path / ("net%s.npz" % jobs)
         run = subprocess.run(
             [sys.executable, "-c", "from numba_dense.kernels import parallel; "
-             "parallel.SHARD_MIN_MACS = 256; from numba_dense.model.interfaces.cli import main; "
+             "parallel.SHARD_MIN_MACS = 256; from numba_dense.kernels import config; "
+             "config.SPLIT_MIN_MACS = 1; "
+             "from numba_dense.model.interfaces.cli import main; "
              "import sys; sys.exit(main(sys.argv[1:]))",
              "train", "--rows", "3000", "--epochs", "2", "--hidden-sizes", "24,12",
              "--batch-size", "64", "--jobs", jobs, "--save", str(path)],

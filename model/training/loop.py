@@ -118,7 +118,7 @@ class OneProcess(Ranks):
 
     def epoch(self, net, source, rng, lr, settings, bar):
         self.done[0] = 0
-        n = threads.epoch_threads(self.n_jobs) if self.split else 0
+        n = threads.epoch_threads(self.n_jobs, net, settings.batch_size) if self.split else 0
         return train_one_epoch(net, source, rng, lr, settings, self.work, bar, done=self.done,
                                n_threads=n)
 

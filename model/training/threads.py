@@ -70,9 +70,16 @@ def in_pool():
     _pool.member = True
 
 
-def epoch_threads(n_jobs):
-    """The threads of a split epoch under ``n_jobs`` (checked by ``check_jobs``) now: 1 on
-    a thread of a pool (``in_pool``)."""
+def epoch_threads(n_jobs, net, batch_size):
+    """The threads of a split epoch of ``net`` under ``n_jobs`` (checked by
+    ``check_jobs``) now: the free cores (None) or ``n_jobs``, but no more than the step has
+    shards, nor than it has shares of ``config.SPLIT_MIN_MACS`` forward multiply-adds (the
+    host's crossover: a thread whose share is smaller costs more at the barriers than it
+    saves); 1 on a thread of a pool (``in_pool``). The parameters do not depend on it."""
     if getattr(_pool, "member", False):
         return 1
-    return free_cores() if n_jobs is None else n_jobs
+    wanted = free_cores() if n_jobs is None else n_jobs
+    sizes = [int(n) for n in net.sizes]
+    shares = batch_size * kernels.parallel.forward_macs_per_row(sizes) \
+        // kernels.config.SPLIT_MIN_MACS
+    return max(1, min(wanted, kernels.shard_plan(sizes, batch_size)[0], shares))
