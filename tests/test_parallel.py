@@ -6,6 +6,7 @@ Shards are made small here (``SHARD_MIN_MACS`` lowered) so that small networks s
 every host; the kernels compile once per dtype (loss, activations and optimizer are values,
 not types)."""
 
+import json
 import os
 import signal
 import subprocess
@@ -219,11 +220,8 @@ def _tabular(rows=1500, seed=0):
     return X, y
 
 
-def test_fit_gives_the_same_network_on_any_n_jobs(small_shards, monkeypatch):
-    monkeypatch.setattr(kernels.config, "SPLIT_MIN_MACS", 1)  # every shard may take a thread
-    X, y = _tabular()
-    net = MLP([12, 32, 16, 1], seed=0)
-    assert epoch_threads.splits(net, 64, False, 0.0)
+def _threads_seen(monkeypatch):
+    """The list that every later ``kernels.train_epoch_parallel`` call adds its threads to."""
     seen = []
     real = kernels.train_epoch_parallel
 
@@ -231,6 +229,15 @@ def test_fit_gives_the_same_network_on_any_n_jobs(small_shards, monkeypatch):
         seen.append(args[-1])
         return real(*args)
     monkeypatch.setattr(kernels, "train_epoch_parallel", spy)
+    return seen
+
+
+def test_fit_gives_the_same_network_on_any_n_jobs(small_shards, monkeypatch):
+    monkeypatch.setattr(kernels.config, "SPLIT_MIN_MACS", 1)  # every shard may take a thread
+    X, y = _tabular()
+    net = MLP([12, 32, 16, 1], seed=0)
+    assert epoch_threads.splits(net, 64, False, 0.0)
+    seen = _threads_seen(monkeypatch)
     nets = []
     for n_jobs in (1, 2, None, -1, 3):
         net = MLP([12, 32, 16, 1], seed=0)
@@ -274,6 +281,31 @@ def test_threads_follow_free_cores_shards_work_and_search_pools(small_shards, mo
     thread.join()
     assert result == [1]
     assert epoch_threads.epoch_threads(3, net, 64) == 3  # only that thread
+
+
+def test_busy_processes_leave_a_split_network_one_thread(small_shards, monkeypatch):
+    """Processes spinning on every core: the epoch's threads, which wait for each other at
+    every step, drop to one (kernels.threads.free_cores), and the fit still gives the same
+    parameters as on a quiet machine."""
+    monkeypatch.setattr(kernels.config, "SPLIT_MIN_MACS", 1)
+    net = MLP([12, 32, 16, 1], seed=0)
+    X, y = _tabular(600)
+    quiet = MLP([12, 32, 16, 1], seed=0)
+    quiet.fit(X, y, epochs=2, batch_size=64, seed=1, n_jobs=2)
+    seen = _threads_seen(monkeypatch)
+    cores = kernels.threads.usable_cores()
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                for _ in range(cores + 1)]
+    try:
+        time.sleep(0.5)
+        assert epoch_threads.epoch_threads(None, net, 64) == 1
+        net.fit(X, y, epochs=2, batch_size=64, seed=1)
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
+    assert len(seen) >= 2 and set(seen) == {1}
+    assert np.array_equal(net.params, quiet.params)
 
 
 @pytest.mark.parametrize("bad, error", [(0, InvalidValueError), (-2, InvalidValueError),
@@ -361,3 +393,40 @@ def test_cli_jobs_trains_one_network_to_the_same_file(tmp_path):
         assert run.returncode == 0, run.stderr
         saved.append(MLP.load(path).params)
     assert np.array_equal(saved[0], saved[1])
+
+
+_FIRST_USE = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    from numba_dense.kernels import config, parallel
+    from numba_dense.model.training import threads
+    parallel.SHARD_MIN_MACS = 256  # split on any host
+    threads.free_cores = lambda: 2  # as on a quiet machine (a test worker may be busy)
+    from numba_dense.model import MLP
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((2000, 12)).astype(np.float32)
+    MLP([12, 32, 16, 1], seed=0).fit(X, X[:, 0], epochs=1, batch_size=64)
+    print(json.dumps([config.SPLIT_MIN_MACS, config.SOURCES["SPLIT_MIN_MACS"]]))
+""")
+
+
+def test_the_thread_crossover_is_measured_on_first_use_and_kept(tmp_path):
+    path = tmp_path / "dispatch.json"
+    env = dict(os.environ, NUMBA_DENSE_TUNING=str(path))
+
+    def child():
+        run = subprocess.run([sys.executable, "-c", _FIRST_USE], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+        return json.loads(run.stdout.strip().splitlines()[-1])
+    value, source = child()
+    assert source.endswith("(measured on first use)") and str(path) in source
+    with open(path) as f:
+        record = json.load(f)
+    assert record["values"] == {"SPLIT_MIN_MACS": value}
+    assert len(record["split"]["timings"]) == 3
+    assert kernels.config.check_tuning(record, kernels.host.cpu_key(),
+                                       kernels.host.library_versions(),
+                                       kernels.config.VECTOR_BYTES) == {"SPLIT_MIN_MACS": value}
+    again, source = child()  # a later process reads it, and measures nothing
+    assert again == value and source == str(path)

@@ -263,11 +263,14 @@ class Ensemble:
         threads start, where a Ctrl-C during compilation is held (``loop.compile_kernels``),
         rather than in every thread at once behind Numba's compiler lock. The workspace's
         size does not enter the kernel's signature: one row's is enough."""
-        from ..training import loop
+        from ..training import loop, threads
         first = self.members[0]
         try:
-            work = loop.workspace(first, 1)
-            loop.compile_kernels(first, settings, work, verbose, is_sparse(X))
+            if threads.splits(first, settings.batch_size, is_sparse(X), settings.dropout):
+                loop.compile_split_kernels(first, settings, verbose)
+            else:
+                loop.compile_kernels(first, settings, loop.workspace(first, 1), verbose,
+                                     is_sparse(X))
         except Exception:  # noqa: BLE001 - best effort: the members' fits raise it, if real
             pass
 

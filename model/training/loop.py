@@ -406,7 +406,8 @@ def _compiling_message():
     """What the notice says: why kernels compile now (a first run, or the first run with
     the dispatch values of a tuning file, which compile into a cache folder of their own)."""
     tuned = kernels.config.TUNING_FILE
-    why = ("first run only" if tuned is None else
+    # a file of values Python alone reads (config.RUNTIME_TUNABLE) compiles nothing anew
+    why = ("first run only" if tuned is None or kernels.config.tuned_fingerprint() is None else
            "first run with the dispatch values tuned on this CPU (%s)" % tuned)
     return ("compiling kernels (%s; this can take a minute; later runs load them from the "
             "cache) ..." % why)

@@ -70,16 +70,82 @@ def in_pool():
     _pool.member = True
 
 
+_first_use = {"measured": False}
+_first_use_lock = threading.Lock()
+
+
+def split_min_macs():
+    """``config.SPLIT_MIN_MACS`` in force. When nothing has measured it on this host (no
+    tuning file holds it), the first split epoch that could take several threads measures
+    it (``kernels.tuning.split_threads`` on its quick sizes: about half a second once the
+    kernels are compiled) and keeps it in this host's tuning file, so that later processes
+    read it: ``python -m numba_dense tune`` made cheap enough to run on first use. Not on a
+    machine whose cores are busy (the next process tries again), not when
+    ``NUMBA_DENSE_TUNING`` is off, and at most once a process."""
+    config = kernels.config
+    if config.SOURCES.get("SPLIT_MIN_MACS") == "packaged" and not _first_use["measured"]:
+        with _first_use_lock:
+            if not _first_use["measured"]:
+                _first_use["measured"] = True
+                _measure_on_first_use(config)
+    return config.SPLIT_MIN_MACS
+
+
+def _measure_on_first_use(config):
+    from ...kernels import host, tuning
+    path, _ = host.tuning_choice(config.VECTOR_BYTES)
+    if path is None or free_cores() < 2:
+        return
+    value, timings = tuning.split_threads(tuning.SPLIT_BATCHES["quick"])
+    if value is None:
+        return
+    config.SPLIT_MIN_MACS = value
+    config.SOURCES["SPLIT_MIN_MACS"] = "%s (measured on first use)" % path
+    record = _tuning_record(config, host, path)
+    record["values"]["SPLIT_MIN_MACS"] = value
+    record["split"] = {"probe": tuning.SPLIT_PROBE, "rows": tuning.SPLIT_ROWS,
+                       "gain": tuning.SPLIT_GAIN, "on_first_use": True,
+                       "columns": ["batch", "step_macs", "one_thread_s", "two_threads_s"],
+                       "timings": timings}
+    try:
+        tuning.write_tuning(record, path)
+    except OSError:
+        pass  # a read-only cache: this process keeps the value, the next one measures
+
+
+def _tuning_record(config, host, path):
+    """The tuning file at ``path`` when it is a valid one of this host (its values kept),
+    else a new record of this host without values."""
+    import datetime
+    import json
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+        config.check_tuning(record, host.cpu_key(), host.library_versions(),
+                            config.VECTOR_BYTES)
+        return record
+    except (OSError, ValueError):
+        return {"format": host.TUNING_FORMAT, "cpu_model": host.cpu_key(),
+                "vector_bytes": config.VECTOR_BYTES, "cpu_flags": host.cpu_flags(),
+                "versions": host.library_versions(),
+                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                    timespec="seconds"),
+                "values": {}}
+
+
 def epoch_threads(n_jobs, net, batch_size):
     """The threads of a split epoch of ``net`` under ``n_jobs`` (checked by
     ``check_jobs``) now: the free cores (None) or ``n_jobs``, but no more than the step has
-    shards, nor than it has shares of ``config.SPLIT_MIN_MACS`` forward multiply-adds (the
-    host's crossover: a thread whose share is smaller costs more at the barriers than it
-    saves); 1 on a thread of a pool (``in_pool``). The parameters do not depend on it."""
+    shards, nor than it has shares of ``SPLIT_MIN_MACS`` forward multiply-adds (the host's
+    crossover, ``split_min_macs``: a thread whose share is smaller costs more at the
+    barriers than it saves); 1 on a thread of a pool (``in_pool``). The parameters do not
+    depend on it."""
     if getattr(_pool, "member", False):
         return 1
     wanted = free_cores() if n_jobs is None else n_jobs
     sizes = [int(n) for n in net.sizes]
-    shares = batch_size * kernels.parallel.forward_macs_per_row(sizes) \
-        // kernels.config.SPLIT_MIN_MACS
-    return max(1, min(wanted, kernels.shard_plan(sizes, batch_size)[0], shares))
+    n_shards = kernels.shard_plan(sizes, batch_size)[0]
+    if min(wanted, n_shards) < 2:
+        return 1
+    shares = batch_size * kernels.parallel.forward_macs_per_row(sizes) // split_min_macs()
+    return max(1, min(wanted, n_shards, shares))
