@@ -169,6 +169,23 @@ def workspace_size(sizes: INTS, batch_size: INT):
 
 
 @njit(cache=CACHE, inline="always")
+def _biases_of(flat, sizes, l):
+    """Layer ``l + 1``'s part (n_{l+1},) of a vector of every layer's biases alone, one
+    layer after another (``bias_start``)."""
+    o = bias_start(sizes, l)
+    return flat[o:o + sizes[l + 1]]
+
+
+@njit(cache=CACHE, inline="always")
+def bias_start(sizes, l):
+    """Where layer ``l + 1``'s biases start in a vector of every layer's biases alone."""
+    o = 0
+    for k in range(l):
+        o += sizes[k + 1]
+    return o
+
+
+@njit(cache=CACHE, inline="always")
 def _block(workspace, start, rows, cols):
     return workspace[start:start + rows * cols].reshape((rows, cols))
 
@@ -481,20 +498,21 @@ def _backward_deltas(Yb, views, acts, loss, scale, weights, row0, db):
     activations ``_forward_batch`` left there (Yb (m, n_L) their targets), each layer's
     into its own D block of ``views`` (a layout that keeps every layer's, not two that
     alternate: ``kernels.parallel``), with no weight gradient: a data-parallel step forms
-    those from all rows' error terms once every shard's are there. ``db`` (P,) receives
-    these rows' bias gradients at the biases' places (other elements untouched); ``scale``
+    those from all rows' error terms once every shard's are there. ``db`` (sum of
+    n_1 .. n_L,) receives these rows' bias gradients, every layer's one after another
+    (``_biases_of``); ``scale``
     and ``weights`` as ``_backward_batch``'s. No dropout. Returns the rows' summed cost."""
     params, _, offsets, sizes, work, a_starts, z_starts, d_starts, batch_size = views
     m = Yb.shape[0]
     top = sizes.shape[0] - 2
     delta = _rows(work, d_starts[top], batch_size, sizes[top + 1], row0, m)
     cost = _output_delta(_rows(work, a_starts[top], batch_size, sizes[top + 1], row0, m),
-                         Yb, delta, _bias_view(db, offsets, sizes, top), acts[top], loss,
+                         Yb, delta, _biases_of(db, sizes, top), acts[top], loss,
                          scale, False, weights)
     for l in range(top, 0, -1):
         below = _rows(work, d_starts[l - 1], batch_size, sizes[l], row0, m)
         product_a_b(delta, _weight_view(params, offsets, sizes, l), below, 1.0, 0.0)
-        db_below = _bias_view(db, offsets, sizes, l - 1)
+        db_below = _biases_of(db, sizes, l - 1)
         if NEEDS_Z[acts[l - 1]] == 1:
             _backprop_activation_z(
                 _rows(work, z_starts[l - 1], batch_size, sizes[l], row0, m), below,

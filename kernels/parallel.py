@@ -45,12 +45,13 @@ import numpy as np
 from numba import njit
 
 from ._cache import BORROWED, CACHE
-from ._checks import FLAT_OUT, INT, MATRIX, _annotations, argument_problem, as_int64
+from ._checks import (FLAT_OUT, INT, MATRIX, _annotations, argument_problem, as_int64,
+                      checked_add, checked_mul)
 from .config import BLOCK_MIN_MACS, MAX_SHARDS, SHARD_MIN_MACS, TILE_ROWS
-from .errors import InvalidTypeError, InvalidValueError
+from .errors import InvalidTypeError, InvalidValueError, TooLargeError
 from .activations import IDENTITY, NEEDS_Z, keep_z_and_activate
 from .dense import _forward_transposed
-from .loop import (WHOLE_BATCH, _backward_deltas, _batch_weight, _bias_view, _block,
+from .loop import (WHOLE_BATCH, _backward_deltas, _batch_weight, _bias_view, _block, bias_start,
                    _check_training, _check_weights, _gather_rows, _rows, _weight_view,
                    _workspace_layout, _workspace_size, layer_offsets)
 from .optim import SGD, Optimizer, _update_range
@@ -113,7 +114,7 @@ def _parallel_layout(sizes, batch_size):
     d_starts = np.empty(n_layers, np.int64)
     for l in range(n_layers):
         d_starts[l] = start
-        start += batch_size * sizes[l + 1]
+        start = checked_add(start, checked_mul(batch_size, sizes[l + 1]))
     return a_starts, z_starts, d_starts, x_start, y_start, start
 
 
@@ -160,13 +161,12 @@ def _forward_rows(Xb, views, WT, acts, row0):
 def _shard_pass(X, Y, s, start, m, shard_rows, views, WT, acts, loss, layout, order,
                 batch_weights, scale, shard_db):
     """Forward pass and error terms of shard s (rows ``s * shard_rows`` on) of the
-    minibatch at ``start`` (m rows), its bias gradients into its row of ``shard_db``;
+    minibatch at ``start`` (m rows), its bias gradients into its part of ``shard_db``;
     returns its summed cost. Compiled without reference counting (``_cache.BORROWED``):
     it runs once a shard a step, and each view it takes would otherwise cost atomic
     instructions."""
     params, _, offsets, sizes, work, a_starts, _, _, batch_size = views
     x_start, y_start = layout[3], layout[4]
-    P = params.shape[0]
     n_layers = sizes.shape[0] - 1
     lo = s * shard_rows
     hi = min(lo + shard_rows, m)
@@ -181,8 +181,15 @@ def _shard_pass(X, Y, s, start, m, shard_rows, views, WT, acts, loss, layout, or
     row0 = WHOLE_BATCH + lo
     _forward_rows(Xb, views, WT, acts, row0)
     weights = batch_weights[lo:hi] if batch_weights.shape[0] > 0 else batch_weights
+    B = _bias_count(sizes)
     return _backward_deltas(Yb, views, acts, loss, scale, weights, row0,
-                            shard_db[s * P:(s + 1) * P])
+                            shard_db[s * B:(s + 1) * B])
+
+
+@njit(cache=CACHE, inline="always")
+def _bias_count(sizes):
+    """Biases of the whole network: n_1 + ... + n_L."""
+    return bias_start(sizes, sizes.shape[0] - 1)
 
 
 @njit(cache=CACHE, **BORROWED)
@@ -193,7 +200,6 @@ def _parameter_block(X, b, blocks, start, m, used, views, layout, order, shard_d
     bias gradient (the shards' sums added in shard order) and the optimizer's step ``t``
     on those weights and biases."""
     params, grads, offsets, sizes, work, a_starts, _, d_starts, batch_size = views
-    P = params.shape[0]
     l, u0, u1 = blocks[b, 0], blocks[b, 1], blocks[b, 2]
     n_in, n_out = sizes[l], sizes[l + 1]
     delta = _block(work, d_starts[l], batch_size, n_out)[:m, u0:u1]
@@ -213,11 +219,13 @@ def _parameter_block(X, b, blocks, start, m, used, views, layout, order, shard_d
         _update_range(params, grads, optimizer, t, offsets[l] + u0 * n_in,
                       offsets[l] + u1 * n_in, False)
     bias = offsets[l] + n_out * n_in
-    for u in range(bias + u0, bias + u1):
-        total = shard_db[u]
+    B = _bias_count(sizes)
+    first = bias_start(sizes, l)
+    for u in range(u0, u1):
+        total = shard_db[first + u]
         for s in range(1, used):
-            total += shard_db[s * P + u]
-        grads[u] = total
+            total += shard_db[s * B + first + u]
+        grads[bias + u] = total
     _update_range(params, grads, optimizer, t, bias + u0, bias + u1, False)
 
 
@@ -295,7 +303,12 @@ def _parallel_size(sizes, batch_size):
     ``workspace_size`` checks them)."""
     sizes = as_int64("train_epoch_parallel", "network.sizes", sizes)
     _workspace_size("train_epoch_parallel", sizes, batch_size)
-    return _parallel_layout(sizes, batch_size)[5]
+    total = _parallel_layout(sizes, batch_size)[5]
+    if total < 0:
+        raise TooLargeError("train_epoch_parallel: sizes %s with batch_size %s need more "
+                            "than 2**63 - 1 workspace elements, beyond int64", sizes,
+                            batch_size)
+    return total
 
 
 def train_epoch_parallel(X: MATRIX, Y: MATRIX, params: FLAT_OUT, grads: FLAT_OUT,
@@ -310,7 +323,7 @@ def train_epoch_parallel(X: MATRIX, Y: MATRIX, params: FLAT_OUT, grads: FLAT_OUT
     ``shard_plan(network.sizes, batches.size)[0]`` are used (thread 0 is the calling one;
     the others are started for the epoch and joined before it returns). Its workspace
     (about ``workspace_size`` plus one error term per layer), the shards' bias sums
-    (n_shards x P) and each thread's ``W.T`` (P) are allocated per call. Returns the
+    (n_shards x n_1 + ... + n_L) and each thread's ``W.T`` (P) are allocated per call. Returns the
     epoch's mean cost as ``train_epoch`` does (NaN after a non-finite batch cost; the
     caller restores the parameters); ``grads`` holds the last step's gradient (its weights'
     part only for plain SGD, which is fused). Raises ``InvalidValueError`` for ``threads``
@@ -338,7 +351,7 @@ def train_epoch_parallel(X: MATRIX, Y: MATRIX, params: FLAT_OUT, grads: FLAT_OUT
     n = len(order) if len(order) else X.shape[0]
     if n == 0:
         return 0.0
-    shard_db = np.zeros(n_shards * params.shape[0], params.dtype)
+    shard_db = np.zeros(n_shards * int(np.sum(sizes[1:])), params.dtype)
     costs = np.zeros(n_shards, np.float64)
     args = (X, Y, params, grads, shard_db, sizes, acts, int(network.loss), optimizer,
             int(batches.size), order, weights, workspace, shard_rows, n_shards,
