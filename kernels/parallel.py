@@ -51,9 +51,10 @@ from .config import BLOCK_MIN_MACS, MAX_SHARDS, SHARD_MIN_MACS, TILE_ROWS
 from .errors import InvalidTypeError, InvalidValueError, TooLargeError
 from .activations import IDENTITY, NEEDS_Z, keep_z_and_activate
 from .dense import _forward_transposed
-from .loop import (WHOLE_BATCH, _backward_deltas, _batch_weight, _bias_view, _block, bias_start,
+from .loop import (WHOLE_BATCH, _backward_deltas, _batch_weight, _bias_view, _block,
                    _check_training, _check_weights, _gather_rows, _rows, _weight_view,
-                   _workspace_layout, _workspace_size, layer_offsets)
+                   _workspace_layout, _workspace_size, bias_start, layer_offsets,
+                   param_count)
 from .optim import SGD, Optimizer, _update_range
 from .products import product_at_b
 from .records import Batches, Network
@@ -321,7 +322,8 @@ def train_epoch_parallel(X: MATRIX, Y: MATRIX, params: FLAT_OUT, grads: FLAT_OUT
     ``optimizer`` and ``batches`` (a ``Batches`` record: no dropout) as ``train_epoch``'s,
     whose checks and errors apply; ``threads`` >= 1, of which at most
     ``shard_plan(network.sizes, batches.size)[0]`` are used (thread 0 is the calling one;
-    the others are started for the epoch and joined before it returns). Its workspace
+    the others are started for the epoch and joined before it returns); a ``batches.size``
+    beyond the epoch's rows counts as those rows (one minibatch). Its workspace
     (about ``workspace_size`` plus one error term per layer), the shards' bias sums
     (n_shards x n_1 + ... + n_L) and each thread's ``W.T`` (P) are allocated per call. Returns the
     epoch's mean cost as ``train_epoch`` does (NaN after a non-finite batch cost; the
@@ -342,19 +344,35 @@ def train_epoch_parallel(X: MATRIX, Y: MATRIX, params: FLAT_OUT, grads: FLAT_OUT
     if threads < 1:
         raise InvalidValueError("train_epoch_parallel: threads must be >= 1, got %d" % threads)
     sizes = np.asarray(network.sizes)
-    batch_size = max(int(batches.size), 1)
+    # a minibatch of more rows than the epoch has is the epoch's rows: the workspace and
+    # the shards are sized for those (so a huge batches.size allocates nothing huge)
+    if batches.size < 1:
+        raise InvalidValueError("train_epoch_parallel: batches.size must be positive, got %d"
+                                % batches.size)
+    n = len(batches.order) if len(batches.order) else X.shape[0]
+    batch_size = max(min(int(batches.size), n), 1)
+    batches = batches._replace(size=batch_size)
+    n_params = int(param_count(sizes))  # checks the sizes, in one line each
+    if params.shape[0] != n_params:  # before the workspace of a network of other sizes
+        raise InvalidValueError("train_epoch_parallel: params has %d elements but the network "
+                                "(network.sizes %s) has %d" % (params.shape[0],
+                                                               list(sizes), n_params))
     n_shards, shard_rows = shard_plan(sizes, batch_size)
     total = int(_parallel_size(sizes, batch_size))
-    workspace = np.empty(total, params.dtype)
+    try:
+        workspace = np.empty(total, params.dtype)
+    except MemoryError:
+        raise TooLargeError("train_epoch_parallel: network.sizes %s with minibatches of %d "
+                            "rows need a workspace of %d elements, more than can be "
+                            "allocated" % (list(sizes), batch_size, total)) from None
     sizes, acts, order, weights = _check_epoch(X, Y, params, grads, network, optimizer,
                                                batches, workspace)
-    n = len(order) if len(order) else X.shape[0]
     if n == 0:
         return 0.0
     shard_db = np.zeros(n_shards * int(np.sum(sizes[1:])), params.dtype)
     costs = np.zeros(n_shards, np.float64)
     args = (X, Y, params, grads, shard_db, sizes, acts, int(network.loss), optimizer,
-            int(batches.size), order, weights, workspace, shard_rows, n_shards,
+            batch_size, order, weights, workspace, shard_rows, n_shards,
             unit_blocks(sizes, batch_size))
     return _run(min(int(threads), n_shards), args, costs)
 
@@ -376,12 +394,19 @@ def _run(threads, args, costs):
             errors.append(error)
             abort(sync)
 
-    others = [threading.Thread(target=body, args=(t,), name="numba-dense shard %d" % t,
-                               daemon=True) for t in range(1, threads)]
-    for thread in others:
-        thread.start()
+    others = []
     try:
+        for t in range(1, threads):
+            # started inside the try: a thread that fails to start (or a Ctrl-C between two
+            # starts) aborts the barrier, so the ones started do not wait for it for ever
+            thread = threading.Thread(target=body, args=(t,), name="numba-dense shard %d" % t,
+                                      daemon=True)
+            thread.start()
+            others.append(thread)
         body(0)
+    except BaseException:  # noqa: B902
+        abort(sync)
+        raise
     finally:
         # every thread is joined before the parameters are handed back, even when a
         # Ctrl-C arrives here: none may still be writing them

@@ -194,6 +194,46 @@ def test_a_failing_thread_stops_the_others_at_the_barrier(monkeypatch):
     assert not [t for t in threading.enumerate() if t.name.startswith("numba-dense shard")]
 
 
+def test_a_thread_that_fails_to_start_releases_those_started(monkeypatch, small_shards):
+    """The second extra thread's start fails (as it does when a process may start no more
+    threads): the first, already waiting at a barrier, is released, and the error raised."""
+    sizes, acts, loss = NETWORKS[0]
+    X, Y, params = _problem(sizes, loss, np.float32)
+    real = threading.Thread.start
+    starts = []
+
+    def failing(self):
+        if self.name.startswith("numba-dense shard"):
+            starts.append(self.name)
+            if len(starts) == 2:
+                raise RuntimeError("can't start new thread")
+        return real(self)
+    monkeypatch.setattr(threading.Thread, "start", failing)
+    opt = kernels.optimizer("adam", params, 0.01)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        kernels.train_epoch_parallel(X, Y, params, np.zeros_like(params),
+                                     _network(sizes, acts, loss), opt,
+                                     kernels.batches(32, np.empty(0, np.int64)), 3)
+    assert not [t for t in threading.enumerate() if t.name.startswith("numba-dense shard")]
+
+
+def test_a_batch_beyond_the_rows_is_the_epoch_and_allocates_nothing_huge(small_shards):
+    sizes, acts, loss = NETWORKS[0]
+    X, Y, params0 = _problem(sizes, loss, np.float64)
+    network = _network(sizes, acts, loss)
+    order = np.empty(0, np.int64)
+    whole, costs, _ = _train(X, Y, params0, network, "sgd", {},
+                             kernels.batches(len(X), order), 2)
+    huge, huge_costs, _ = _train(X, Y, params0, network, "sgd", {},
+                                 kernels.batches(2 ** 40, order), 2)
+    assert np.array_equal(whole, huge) and costs == huge_costs
+    with pytest.raises(InvalidValueError, match="params has 643 elements but the network"):
+        kernels.train_epoch_parallel(X, Y, params0[:643], params0[:643].copy(),
+                                     kernels.network([7, 2 ** 40, 3], [0, 0], 0),
+                                     kernels.optimizer("sgd", params0[:643].copy(), 0.1),
+                                     kernels.batches(32, order), 2)
+
+
 def test_barrier_counts_arrivals_of_every_thread():
     shared = sync.new_sync()
     counts = []
