@@ -419,7 +419,7 @@ def test_ctrl_c_during_a_split_epoch_keeps_the_work_and_leaves_no_thread(tmp_pat
 
 def test_cli_jobs_trains_one_network_to_the_same_file(tmp_path):
     saved = []
-    for jobs in ("1", "2"):
+    for jobs in ("1", "2", "-1"):
         path = tmp_path / ("net%s.npz" % jobs)
         run = subprocess.run(
             [sys.executable, "-c", "from numba_dense.kernels import parallel; "
@@ -432,7 +432,7 @@ def test_cli_jobs_trains_one_network_to_the_same_file(tmp_path):
             cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert run.returncode == 0, run.stderr
         saved.append(MLP.load(path).params)
-    assert np.array_equal(saved[0], saved[1])
+    assert np.array_equal(saved[0], saved[1]) and np.array_equal(saved[0], saved[2])
 
 
 _FIRST_USE = textwrap.dedent("""

@@ -241,6 +241,17 @@ def _count(minimum):
     return parse
 
 
+def _jobs(text):
+    """``--jobs``: a thread count >= 1, or -1 for every free core (``n_jobs``' meaning)."""
+    value = _count(-1)(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be -1 (every free core) or at least 1, got 0")
+    return None if value == -1 else value
+
+
+_jobs.__name__ = "thread count (-1: every free core)"
+
+
 # ----------------------------------------------------------------------------- parser
 
 def _delimiter_option(p):
@@ -361,10 +372,11 @@ def build_parser():
     train.add_argument("--networks", type=_count(1), default=1, metavar="K",
                        help="train an ensemble of K networks (seeds --seed, --seed + 1, ...) "
                        "whose predictions are averaged, saved as one file")
-    train.add_argument("--jobs", type=_count(1), metavar="N",
+    train.add_argument("--jobs", type=_jobs, metavar="N",
                        help="threads: those the ensemble's networks train on, or those one "
-                       "network's steps are split between where that gains (default: the "
-                       "cores no other process is running on; the same results on any count)")
+                       "network's steps are split between where that gains (default, or "
+                       "-1: the cores no other process is running on; the same results on "
+                       "any count)")
     train.add_argument("--chunk-rows", type=_count(1),
                        help="rows per chunk when streaming .npy files")
     train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
