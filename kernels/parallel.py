@@ -9,14 +9,15 @@ has two phases:
 1. **Rows.** Each thread takes its shards (shard s on thread ``s % threads``): the
    forward pass of the shard's rows, then their error terms down to the first layer
    (``loop._backward_deltas``), into the shard's rows of one workspace shared by all, and
-   the shard's bias-gradient sums into its own buffer. The forward products read each
-   layer's ``W.T`` from a copy the thread makes once a step, not once a shard.
+   the shard's bias-gradient sums into its own buffer. The forward products' register
+   tiles read each layer's ``W.T`` from one shared copy, not a copy made per shard.
 2. **Parameters.** After a barrier (``kernels.sync``: atomics, no GIL, no thread started
-   per step), each thread takes its blocks (block b on thread ``b % threads``): the weight
-   gradient of the block's units over all m rows, one product of their error terms with
-   the layer's input; their bias gradient, the shards' sums added in shard order; and the
-   optimizer's update of those weights and biases (plain SGD fused into the product, as
-   ``train_epoch`` fuses it). A second barrier, and the next step reads the new weights.
+   per step), each thread takes its blocks (``block_owners``: the largest first to the
+   least loaded thread): the weight gradient of the block's units over all m rows, one
+   product of their error terms with the layer's input; their bias gradient, the shards'
+   sums added in shard order; the optimizer's update of those weights and biases (plain
+   SGD fused into the product, as ``train_epoch`` fuses it); and the block's columns of
+   the shared ``W.T``. A second barrier, and the next step reads the new weights.
 
 No gradient is summed across threads: each weight's gradient is one product over the
 whole minibatch's rows, as in ``train_epoch``; only the biases' column sums are split.
@@ -27,8 +28,9 @@ thread. So an epoch on 1, 2 or 16 threads gives the same parameters to the last 
 (``tests/test_parallel.py``). It is not bit-identical to ``train_epoch``: products over a
 shard's rows and over the whole minibatch's may round differently.
 
-**When it gains.** A shard needs enough rows to pay for two barriers a step and its
-thread's copy of ``W.T``: at least ``config.SHARD_MIN_MACS`` forward multiply-adds.
+**When it gains.** A shard needs enough rows for its products to run well in the tiles:
+at least ``config.SHARD_MIN_MACS`` forward multiply-adds, and a thread's share of a step
+enough work to pay for two barriers (``config.SPLIT_MIN_MACS``, the model layer's).
 A minibatch with less is one shard, on one thread. ``python -m benchmarks.step_threads``
 measures the crossover (docs/performance.md, "One network on every core"). The model layer
 (``model.training.threads``) uses this epoch only where every product is small enough for
@@ -47,7 +49,7 @@ from numba import njit
 from ._cache import BORROWED, CACHE
 from ._checks import (FLAT_OUT, INT, MATRIX, _annotations, argument_problem, as_int64,
                       checked_add, checked_mul)
-from .config import BLOCK_MIN_MACS, MAX_SHARDS, SHARD_MIN_MACS, TILE_ROWS
+from .config import BLOCK_MIN_MACS, MAX_SHARDS, SHARD_MIN_MACS, TILE_ROWS, VECTOR_BYTES
 from .errors import InvalidTypeError, InvalidValueError, TooLargeError
 from .activations import IDENTITY, NEEDS_Z, keep_z_and_activate
 from .dense import _forward_transposed
@@ -92,16 +94,36 @@ def unit_blocks(sizes, batch_size):
     """(n_blocks, 3) int64: the parameter blocks of a data-parallel step, ``(l, u0, u1)``
     for units ``u0:u1`` of layer ``l`` (its weight rows and biases), layer by layer: each
     layer's units in as many equal blocks as have ``BLOCK_MIN_MACS`` multiply-adds of
-    weight gradient over a minibatch, in multiples of ``TILE_ROWS`` units. Fixed by the
-    sizes and the batch size alone, so each block's gradient and update are the same code
-    on any thread."""
+    weight gradient over a minibatch, in multiples of ``BLOCK_UNITS`` units (whole register
+    tiles, and whole vectors of float32 for the copy of each block's ``W.T``). Fixed by
+    the sizes and the batch size alone, so each block's gradient and update are the same
+    code on any thread."""
     blocks = []
     for l in range(len(sizes) - 1):
         n_in, n_out = int(sizes[l]), int(sizes[l + 1])
         count = max(n_out * n_in * int(batch_size) // BLOCK_MIN_MACS, 1)
-        units = math.ceil(math.ceil(n_out / count) / TILE_ROWS) * TILE_ROWS
+        units = math.ceil(math.ceil(n_out / count) / BLOCK_UNITS) * BLOCK_UNITS
         blocks.extend((l, u, min(u + units, n_out)) for u in range(0, n_out, units))
     return np.array(blocks, np.int64).reshape(-1, 3)
+
+
+#: Units of a parameter block are a multiple of this: the tiles' rows, and a float32
+#: vector's lanes, so that each block's rows of ``W.T`` are copied a vector at a time.
+BLOCK_UNITS = max(TILE_ROWS, VECTOR_BYTES // 4)
+
+
+def block_owners(blocks, sizes, threads):
+    """(n_blocks,) int64: the thread of each parameter block, the largest first to the
+    least loaded thread (by units x (n_in + 1)). Which thread runs a block changes no
+    result, so this may depend on the threads."""
+    cost = [(int(u1 - u0) * (int(sizes[l]) + 1), b) for b, (l, u0, u1) in enumerate(blocks)]
+    load = [0] * threads
+    owners = np.empty(len(blocks), np.int64)
+    for c, b in sorted(cost, reverse=True):
+        t = load.index(min(load))
+        owners[b] = t
+        load[t] += c
+    return owners
 
 
 @njit(cache=CACHE)
@@ -127,10 +149,11 @@ def _transposed_view(flat, offsets, sizes, l):
     return flat[o:o + sizes[l + 1] * sizes[l]].reshape((sizes[l], sizes[l + 1]))
 
 
-@njit(cache=CACHE, **BORROWED)
-def _transpose_weights(params, offsets, sizes, WT):
-    """Every layer's ``W.T`` into WT (``_transposed_view``): once a step on each thread,
-    for all the shards it runs (once a shard would cost the shards' split dearly)."""
+@njit(cache=CACHE)
+def _transpose_weights(params, sizes, WT):
+    """Every layer's ``W.T`` into WT (``_transposed_view``), at the start of an epoch; the
+    parameter blocks keep it up to date after each update (``_parameter_block``)."""
+    offsets = layer_offsets(sizes)
     for l in range(sizes.shape[0] - 1):
         transpose_into(_weight_view(params, offsets, sizes, l),
                        _transposed_view(WT, offsets, sizes, l))
@@ -194,12 +217,12 @@ def _bias_count(sizes):
 
 
 @njit(cache=CACHE, **BORROWED)
-def _parameter_block(X, b, blocks, start, m, used, views, layout, order, shard_db,
+def _parameter_block(X, b, blocks, start, m, used, views, WT, layout, order, shard_db,
                      optimizer, t):
     """Block b of the parameter phase: the weight gradient of its units over all m rows
     of the minibatch (one product of their error terms with the layer's input), their
-    bias gradient (the shards' sums added in shard order) and the optimizer's step ``t``
-    on those weights and biases."""
+    bias gradient (the shards' sums added in shard order), the optimizer's step ``t`` on
+    those weights and biases, and their rows of WT, the shared ``W.T``."""
     params, grads, offsets, sizes, work, a_starts, _, d_starts, batch_size = views
     l, u0, u1 = blocks[b, 0], blocks[b, 1], blocks[b, 2]
     n_in, n_out = sizes[l], sizes[l + 1]
@@ -228,11 +251,15 @@ def _parameter_block(X, b, blocks, start, m, used, views, layout, order, shard_d
             total += shard_db[s * B + first + u]
         grads[bias + u] = total
     _update_range(params, grads, optimizer, t, bias + u0, bias + u1, False)
+    # the new weights' rows, as columns of the W.T that the next step's forward reads
+    transpose_into(_weight_view(params, offsets, sizes, l)[u0:u1],
+                   _transposed_view(WT, offsets, sizes, l)[:, u0:u1])
 
 
 @njit(cache=CACHE, nogil=True)
-def _worker(t, threads, X, Y, params, grads, shard_db, sizes, acts, loss, optimizer,
-            batch_size, order, weights, workspace, shard_rows, n_shards, blocks, sync, costs):
+def _worker(t, threads, X, Y, params, grads, shard_db, WT, sizes, acts, loss, optimizer,
+            batch_size, order, weights, workspace, shard_rows, n_shards, blocks, owners, sync,
+            costs):
     """Thread t's part of a data-parallel epoch (the module's docstring). Every thread
     walks the same minibatches and computes the same totals; returns the epoch's mean
     cost (NaN after a non-finite batch cost), or NaN when another thread aborted."""
@@ -244,7 +271,6 @@ def _worker(t, threads, X, Y, params, grads, shard_db, sizes, acts, loss, optimi
     views = (params, grads, layer_offsets(sizes), sizes, workspace, a_starts, z_starts,
              d_starts, batch_size)
     n_blocks = blocks.shape[0]
-    WT = np.empty_like(params)  # this thread's copy of every layer's W.T
     batch_weights = np.empty(batch_size if weighted else 0, np.float64)
     met = 0
     total = 0.0
@@ -258,8 +284,6 @@ def _worker(t, threads, X, Y, params, grads, shard_db, sizes, acts, loss, optimi
         scale = 1.0 / weight
         step = optimizer.steps[0]
         used = min((m + shard_rows - 1) // shard_rows, n_shards)
-        if t < used:
-            _transpose_weights(params, views[2], sizes, WT)
         for s in range(t, used, threads):
             costs[s] = _shard_pass(X, Y, s, start, m, shard_rows, views, WT, acts, loss,
                                    layout, order, batch_weights, scale, shard_db)
@@ -269,9 +293,10 @@ def _worker(t, threads, X, Y, params, grads, shard_db, sizes, acts, loss, optimi
         batch_cost = 0.0
         for s in range(used):
             batch_cost += costs[s]
-        for b in range(t, n_blocks, threads):
-            _parameter_block(X, b, blocks, start, m, used, views, layout, order, shard_db,
-                             optimizer, step + 1)
+        for b in range(n_blocks):
+            if owners[b] == t:
+                _parameter_block(X, b, blocks, start, m, used, views, WT, layout, order,
+                                 shard_db, optimizer, step + 1)
         if t == 0:
             optimizer.steps[0] = step + 1  # read by every thread only after the barrier
         met += 1
@@ -371,10 +396,14 @@ def train_epoch_parallel(X: MATRIX, Y: MATRIX, params: FLAT_OUT, grads: FLAT_OUT
         return 0.0
     shard_db = np.zeros(n_shards * int(np.sum(sizes[1:])), params.dtype)
     costs = np.zeros(n_shards, np.float64)
-    args = (X, Y, params, grads, shard_db, sizes, acts, int(network.loss), optimizer,
-            batch_size, order, weights, workspace, shard_rows, n_shards,
-            unit_blocks(sizes, batch_size))
-    return _run(min(int(threads), n_shards), args, costs)
+    WT = np.empty_like(params)  # every layer's W.T, which the shards' tiles read
+    _transpose_weights(params, sizes, WT)
+    threads = min(int(threads), n_shards)
+    blocks = unit_blocks(sizes, batch_size)
+    args = (X, Y, params, grads, shard_db, WT, sizes, acts, int(network.loss), optimizer,
+            batch_size, order, weights, workspace, shard_rows, n_shards, blocks,
+            block_owners(blocks, sizes, threads))
+    return _run(threads, args, costs)
 
 
 _ARGUMENTS = _annotations(train_epoch_parallel)
