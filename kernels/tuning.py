@@ -20,9 +20,9 @@ the grid's time relative to the best choice shape by shape; the pair with the lo
 wins, a near-tie (within ``TIE``) going to the pair nearest the packaged values, which
 whole epochs settled (docs/performance.md, "Small products: loops, register tiles, BLAS").
 
-``split_threads`` then times one network's split epoch (``kernels.parallel``) on one and
-on two threads at several minibatch sizes, for ``SPLIT_MIN_MACS``: the smallest share of
-a step worth a thread of its own on this machine.
+``split_threads`` then times one network's split epoch (``kernels.parallel``) on one
+thread and on 2, 4, ... (as many as the cores) at several minibatch sizes, for
+``SPLIT_MIN_MACS``: the smallest share of a step worth a thread of its own here.
 
 ``tune`` does all this and ``write_tuning`` keeps the result where ``kernels.config`` reads
 it in later processes (``kernels.host.tuning_choice``). ``benchmarks/tune_small.py`` prints
@@ -214,21 +214,29 @@ SPLIT_GAIN = 1.1
 NEVER_SPLIT = 1 << 40
 
 
-def split_threads(batches, rounds=5, rows=SPLIT_ROWS):
-    """Measure ``config.SPLIT_MIN_MACS``: epochs of ``SPLIT_PROBE`` split into two shards
-    (``kernels.train_epoch_parallel``) on one thread and on two, alternating ``rounds``
-    times (medians), at each minibatch size of ``batches``. The value is half the forward
-    multiply-adds of the smallest step from which on two threads were at least
-    ``SPLIT_GAIN`` times faster at every size measured (``NEVER_SPLIT`` when they never
-    were). Returns ``(value, rows)``, rows ``[batch, step MACs, one-thread s, two-thread
-    s]``; ``(None, [])`` on a machine with one usable core, where nothing can be measured.
+def split_threads(batches, rounds=5, rows=SPLIT_ROWS, counts=None):
+    """Measure ``config.SPLIT_MIN_MACS``: epochs of ``SPLIT_PROBE`` split into k shards
+    (``kernels.train_epoch_parallel``) on one thread and on k, alternating ``rounds`` times
+    (the fastest of the rounds: another process can only slow a round down), at each
+    minibatch size of ``batches``, for k in ``counts`` (default 2, 4,
+    8 and 16, as many as there are usable cores). For each k the crossover is a thread's
+    share (a k-th of the step's forward multiply-adds) of the smallest step from which k
+    threads were at least ``SPLIT_GAIN`` times faster than one at every size measured; the
+    value is the smallest crossover of any k (``NEVER_SPLIT`` when no k ever gained): on
+    some machines two threads lose where four or eight gain. Returns ``(value, rows)``,
+    rows ``[k, batch, step MACs, one-thread s, k-thread s]``; ``(None, [])`` on a machine
+    with one usable core, where nothing can be measured.
     """
     from . import parallel
     from .records import batches as batches_record, network
     from .threads import blas_threads, usable_cores
     from .loss import MSE
     from .activations import IDENTITY
-    if usable_cores() < 2:
+    from .loop import param_count
+    from .optim import optimizer
+    cores = usable_cores()
+    counts = [k for k in (2, 4, 8, 16) if k <= cores] if counts is None else counts
+    if not counts:
         return None, []
     sizes = np.array(SPLIT_PROBE, np.int64)
     per_row = parallel.forward_macs_per_row(sizes)
@@ -236,8 +244,6 @@ def split_threads(batches, rounds=5, rows=SPLIT_ROWS):
     X = rng.standard_normal((rows, sizes[0])).astype(np.float32)
     Y = rng.standard_normal((rows, sizes[-1])).astype(np.float32)
     net = network(sizes, [RELU, RELU, IDENTITY], MSE)
-    from .loop import param_count
-    from .optim import optimizer
     params0 = (rng.standard_normal(int(param_count(sizes))) * 0.05).astype(np.float32)
 
     def seconds(batch, threads):
@@ -249,25 +255,29 @@ def split_threads(batches, rounds=5, rows=SPLIT_ROWS):
         return time.perf_counter() - start
 
     results = []
+    value = NEVER_SPLIT
     saved = parallel.SHARD_MIN_MACS
     try:
         with blas_threads(1):
-            for batch in batches:
-                parallel.SHARD_MIN_MACS = max(batch // 2, 1) * per_row  # two shards
-                seconds(batch, 1), seconds(batch, 2)  # compile, warm up
-                times = {1: [], 2: []}
-                for _ in range(rounds):
-                    for threads in (1, 2):
-                        times[threads].append(seconds(batch, threads))
-                results.append([batch, batch * per_row, float(np.median(times[1])),
-                                float(np.median(times[2]))])
+            for k in counts:
+                mine = []
+                for batch in batches:
+                    if batch < k:
+                        continue
+                    parallel.SHARD_MIN_MACS = max(batch // k, 1) * per_row  # k shards
+                    seconds(batch, 1), seconds(batch, k)  # compile, warm up
+                    times = {1: [], k: []}
+                    for _ in range(rounds):
+                        for threads in (1, k):
+                            times[threads].append(seconds(batch, threads))
+                    mine.append([k, batch, batch * per_row, min(times[1]), min(times[k])])
+                for row in reversed(mine):
+                    if row[3] / row[4] < SPLIT_GAIN:
+                        break
+                    value = min(value, row[2] // k)
+                results.extend(mine)
     finally:
         parallel.SHARD_MIN_MACS = saved
-    value = NEVER_SPLIT
-    for i in range(len(results) - 1, -1, -1):
-        if results[i][2] / results[i][3] < SPLIT_GAIN:
-            break
-        value = results[i][1] // 2
     return value, results
 
 
@@ -326,7 +336,8 @@ def tune(*, quick=False, budget=None, batches=None, widths=None):
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "values": values,
         "split": {"probe": SPLIT_PROBE, "rows": SPLIT_ROWS, "gain": SPLIT_GAIN,
-                  "columns": ["batch", "step_macs", "one_thread_s", "two_threads_s"],
+                  "columns": ["threads", "batch", "step_macs", "one_thread_s",
+                              "threads_s"],
                   "timings": split_rows,
                   "note": None if split_value is not None else
                   "one usable core: the packaged value kept"},

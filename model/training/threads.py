@@ -97,15 +97,16 @@ def _measure_on_first_use(config):
     if path is None or free_cores() < 2:
         return
     value, timings = tuning.split_threads(tuning.SPLIT_BATCHES["quick"])
-    if value is None:
-        return
+    if value is None or free_cores() < 2:
+        return  # a process took a core while it measured: nothing kept, the next one tries
     config.SPLIT_MIN_MACS = value
     config.SOURCES["SPLIT_MIN_MACS"] = "%s (measured on first use)" % path
     record = _tuning_record(config, host, path)
     record["values"]["SPLIT_MIN_MACS"] = value
     record["split"] = {"probe": tuning.SPLIT_PROBE, "rows": tuning.SPLIT_ROWS,
                        "gain": tuning.SPLIT_GAIN, "on_first_use": True,
-                       "columns": ["batch", "step_macs", "one_thread_s", "two_threads_s"],
+                       "columns": ["threads", "batch", "step_macs", "one_thread_s",
+                                   "threads_s"],
                        "timings": timings}
     try:
         tuning.write_tuning(record, path)
