@@ -180,13 +180,19 @@ SHARD_MIN_MACS = 1 << 18
 #: not the threads, decide the sums (and so the result), so this is fixed, never the
 #: machine's core count: a network trains to the same bits on any number of threads.
 MAX_SHARDS = 16
-#: Fewest forward multiply-adds of a split step per thread (the step's rows x the sum of
-#: n_in x n_out, over its threads) for the step to take another thread: a thread's share
-#: of the step must pay for two barriers a step, whose cost is the host's (34-235 ns on
-#: the 2-core AMD EPYC Zen 5, far more on a 16-core Xeon VM, where 2 threads lost at a
-#: step of 2^20). The threads, not the shards, so no result depends on it. Measured by
-#: ``python -m numba_dense tune`` (``kernels.tuning.split_threads``); packaged: the Zen 5's.
-SPLIT_MIN_MACS = 1 << 18
+#: The thread counts a split step may take (powers of two: the shards are), and for each k
+#: ``SPLIT_MIN_MACS_<k>``: the fewest forward multiply-adds of a step (rows x the sum of
+#: n_in x n_out) from which k threads train it faster than one. A barrier's cost is the
+#: host's (34-235 ns on the 2-core AMD EPYC Zen 5; on a 16-core Xeon VM two threads lost
+#: up to steps of 3.8 M where eight gained from 1.9 M), so ``python -m numba_dense tune``
+#: measures them (``kernels.tuning.split_threads``), and so does the first split fit when
+#: no tuning file holds them. The threads, not the shards: no result depends on them.
+#: Packaged: 2^18 a thread, from the Zen 5's measurements.
+SPLIT_COUNTS = (2, 4, 8, 16)
+SPLIT_MIN_MACS_2 = 1 << 19
+SPLIT_MIN_MACS_4 = 1 << 20
+SPLIT_MIN_MACS_8 = 1 << 21
+SPLIT_MIN_MACS_16 = 1 << 22
 #: Fewest weight-gradient multiply-adds (units x n_in x batch rows) in a block of a
 #: data-parallel step's parameter phase (``kernels.parallel.unit_blocks``): smaller
 #: blocks spread the phase over more threads but pay a call and a sweep each.
@@ -214,11 +220,11 @@ TUNABLE = {
     "FORWARD_TILED_MAX_MACS": (0, 1 << 40),
     "BACKPROP_TILED_MAX_MACS": (0, 1 << 40),
     "GRADIENT_TILED_MAX_MACS": (0, 1 << 40),
-    "SPLIT_MIN_MACS": (1, 1 << 40),
+    **{"SPLIT_MIN_MACS_%d" % k: (1, 1 << 40) for k in SPLIT_COUNTS},
 }
 #: The values of ``TUNABLE`` that compiled code never reads (Python reads them at each
 #: call): a tuned one needs no cache folder of its own (``tuned_fingerprint``).
-RUNTIME_TUNABLE = ("SPLIT_MIN_MACS",)
+RUNTIME_TUNABLE = tuple("SPLIT_MIN_MACS_%d" % k for k in SPLIT_COUNTS)
 #: The packaged values of ``TUNABLE`` (the fallback), whatever is in force.
 PACKAGED = {name: globals()[name] for name in TUNABLE}
 #: Where each value of ``TUNABLE`` in force came from: "packaged" or a tuning file's path.

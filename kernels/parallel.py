@@ -30,7 +30,7 @@ shard's rows and over the whole minibatch's may round differently.
 
 **When it gains.** A shard needs enough rows for its products to run well in the tiles:
 at least ``config.SHARD_MIN_MACS`` forward multiply-adds, and a thread's share of a step
-enough work to pay for two barriers (``config.SPLIT_MIN_MACS``, the model layer's).
+enough work to pay for two barriers (``config.SPLIT_MIN_MACS_<k>``, the model layer's).
 A minibatch with less is one shard, on one thread. ``python -m benchmarks.step_threads``
 measures the crossover (docs/performance.md, "One network on every core"). The model layer
 (``model.training.threads``) uses this epoch only where every product is small enough for

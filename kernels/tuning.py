@@ -22,7 +22,7 @@ whole epochs settled (docs/performance.md, "Small products: loops, register tile
 
 ``split_threads`` then times one network's split epoch (``kernels.parallel``) on one
 thread and on 2, 4, ... (as many as the cores) at several minibatch sizes, for
-``SPLIT_MIN_MACS``: the smallest share of a step worth a thread of its own here.
+``SPLIT_MIN_MACS_<k>``: the smallest step that k threads train faster than one here.
 
 ``tune`` does all this and ``write_tuning`` keeps the result where ``kernels.config`` reads
 it in later processes (``kernels.host.tuning_choice``). ``benchmarks/tune_small.py`` prints
@@ -210,22 +210,21 @@ SPLIT_PROBE = [48, 128, 64, 8]
 SPLIT_BATCHES = {"full": [16, 32, 64, 128, 256, 512], "quick": [32, 128, 512]}
 SPLIT_ROWS = 8192
 SPLIT_GAIN = 1.1
-#: ``SPLIT_MIN_MACS`` when two threads never gained: a step never takes a second thread.
+#: ``SPLIT_MIN_MACS_<k>`` when k threads never gained: no step takes k threads.
 NEVER_SPLIT = 1 << 40
 
 
 def split_threads(batches, rounds=5, rows=SPLIT_ROWS, counts=None):
-    """Measure ``config.SPLIT_MIN_MACS``: epochs of ``SPLIT_PROBE`` split into k shards
+    """Measure ``config.SPLIT_MIN_MACS_<k>``: epochs of ``SPLIT_PROBE`` split into k shards
     (``kernels.train_epoch_parallel``) on one thread and on k, alternating ``rounds`` times
     (the fastest of the rounds: another process can only slow a round down), at each
-    minibatch size of ``batches``, for k in ``counts`` (default 2, 4,
-    8 and 16, as many as there are usable cores). For each k the crossover is a thread's
-    share (a k-th of the step's forward multiply-adds) of the smallest step from which k
-    threads were at least ``SPLIT_GAIN`` times faster than one at every size measured; the
-    value is the smallest crossover of any k (``NEVER_SPLIT`` when no k ever gained): on
-    some machines two threads lose where four or eight gain. Returns ``(value, rows)``,
-    rows ``[k, batch, step MACs, one-thread s, k-thread s]``; ``(None, [])`` on a machine
-    with one usable core, where nothing can be measured.
+    minibatch size of ``batches``, for k in ``counts`` (default ``config.SPLIT_COUNTS`` up
+    to the usable cores). Each k's value is the forward multiply-adds of the smallest step
+    from which k threads were at least ``SPLIT_GAIN`` times faster than one at every size
+    measured (``NEVER_SPLIT`` when they never were): each count has its own, since on some
+    machines two threads lose where eight gain. Returns ``(values, rows)``: values {name:
+    int} for the counts measured, rows ``[k, batch, step MACs, one-thread s, k-thread
+    s]``; ``(None, [])`` on a machine with one usable core, where nothing can be measured.
     """
     from . import parallel
     from .records import batches as batches_record, network
@@ -235,7 +234,7 @@ def split_threads(batches, rounds=5, rows=SPLIT_ROWS, counts=None):
     from .loop import param_count
     from .optim import optimizer
     cores = usable_cores()
-    counts = [k for k in (2, 4, 8, 16) if k <= cores] if counts is None else counts
+    counts = [k for k in config.SPLIT_COUNTS if k <= cores] if counts is None else counts
     if not counts:
         return None, []
     sizes = np.array(SPLIT_PROBE, np.int64)
@@ -255,7 +254,7 @@ def split_threads(batches, rounds=5, rows=SPLIT_ROWS, counts=None):
         return time.perf_counter() - start
 
     results = []
-    value = NEVER_SPLIT
+    values = {}
     saved = parallel.SHARD_MIN_MACS
     try:
         with blas_threads(1):
@@ -271,14 +270,16 @@ def split_threads(batches, rounds=5, rows=SPLIT_ROWS, counts=None):
                         for threads in (1, k):
                             times[threads].append(seconds(batch, threads))
                     mine.append([k, batch, batch * per_row, min(times[1]), min(times[k])])
+                value = NEVER_SPLIT
                 for row in reversed(mine):
                     if row[3] / row[4] < SPLIT_GAIN:
                         break
-                    value = min(value, row[2] // k)
+                    value = row[2]
+                values["SPLIT_MIN_MACS_%d" % k] = value
                 results.extend(mine)
     finally:
         parallel.SHARD_MIN_MACS = saved
-    return value, results
+    return values, results
 
 
 def tune(*, quick=False, budget=None, batches=None, widths=None):
@@ -292,7 +293,7 @@ def tune(*, quick=False, budget=None, batches=None, widths=None):
     seconds per timing, each kind's totals and every row's microseconds; a kind's
     ``tiled_at_top`` is True when its chosen ``*_TILED_MAX_MACS`` covers the grid's largest
     product that it decides: the crossover may lie above the grid), and ``split``, the
-    timings behind ``SPLIT_MIN_MACS`` (``split_threads``). Raises ValueError for a budget
+    timings behind ``SPLIT_MIN_MACS_<k>`` (``split_threads``). Raises ValueError for a budget
     or grid out of range (``check_grid``).
     """
     size = "quick" if quick else "full"
@@ -309,9 +310,8 @@ def tune(*, quick=False, budget=None, batches=None, widths=None):
     rows = grid(batches, widths, target)
     seconds = time.perf_counter() - start
     values, kinds = {}, {}
-    split_value, split_rows = split_threads(SPLIT_BATCHES[size])
-    values["SPLIT_MIN_MACS"] = config.PACKAGED["SPLIT_MIN_MACS"] if split_value is None \
-        else split_value
+    split_values, split_rows = split_threads(SPLIT_BATCHES[size])
+    values.update(split_values or {})  # the counts beyond the cores keep their values
     for kind in KINDS:
         loop_name, tiled_name = _names(kind)
         packaged = (config.PACKAGED[loop_name], config.PACKAGED[tiled_name])
@@ -339,8 +339,8 @@ def tune(*, quick=False, budget=None, batches=None, widths=None):
                   "columns": ["threads", "batch", "step_macs", "one_thread_s",
                               "threads_s"],
                   "timings": split_rows,
-                  "note": None if split_value is not None else
-                  "one usable core: the packaged value kept"},
+                  "note": None if split_values else
+                  "one usable core: the packaged values kept"},
         "grid": {"size": size, "batches": batches, "widths": widths,
                  "seconds_per_timing": target, "seconds": round(seconds, 2), "kinds": kinds,
                  "columns": ["kind", "m", "n_in", "n_out", "loop_us", "tiles_us", "blas_us"],
@@ -390,11 +390,14 @@ TOP_NOTE = ("* at the top of the grid measured: the crossover may be higher; %s 
 
 
 def table(values, top=(), quick=False):
-    """Lines: each dispatch value in force (with where it came from) -> the measured one;
+    """Lines: each dispatch value measured, as in force (with where it came from) -> as
+    measured;
     the names in ``top`` (``*_TILED_MAX_MACS`` at the top of the grid measured) marked
     ``*``, with a note under the table (``quick``: the grid was ``--quick``'s)."""
     lines = ["%-26s %-28s    %s" % ("value", "in force (from)", "measured")]
     for name in config.TUNABLE:
+        if name not in values:
+            continue  # a thread count beyond this machine's cores: not measured
         old = getattr(config, name)
         source = config.SOURCES[name]
         source = "packaged" if source == "packaged" else "tuned"

@@ -346,7 +346,7 @@ def test_the_compiling_notice_says_why_after_a_tune(monkeypatch):
     from numba_dense.model.training import loop
     assert "first run only" in loop._compiling_message()
     monkeypatch.setattr(loop.kernels.config, "TUNING_FILE", "/x/dispatch.json")
-    # a file of SPLIT_MIN_MACS alone (written on first use) compiles nothing anew
+    # a file of SPLIT_MIN_MACS_<k> alone (written on first use) compiles nothing anew
     assert "first run only" in loop._compiling_message()
     monkeypatch.setattr(loop.kernels.config, "FORWARD_TILED_MAX_MACS", 12345)
     assert "tuned on this CPU (/x/dispatch.json)" in loop._compiling_message()

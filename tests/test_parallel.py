@@ -273,20 +273,20 @@ def _threads_seen(monkeypatch):
 
 
 def test_fit_gives_the_same_network_on_any_n_jobs(small_shards, monkeypatch):
-    monkeypatch.setattr(kernels.config, "SPLIT_MIN_MACS", 1)  # every shard may take a thread
+    _every_step_splits(monkeypatch)
     X, y = _tabular()
     net = MLP([12, 32, 16, 1], seed=0)
     assert epoch_threads.splits(net, 64, False, 0.0)
     seen = _threads_seen(monkeypatch)
     nets = []
-    for n_jobs in (1, 2, None, -1, 3):
+    for n_jobs in (1, 2, None, -1, 4):
         net = MLP([12, 32, 16, 1], seed=0)
         net.fit(X, y, epochs=3, batch_size=64, optimizer="adam", lr=0.01, seed=4,
                 validation_fraction=0.2, n_jobs=n_jobs)
         nets.append(net)
     assert all(np.array_equal(nets[0].params, n.params) for n in nets[1:])
     assert all(nets[0].history.val_loss == n.history.val_loss for n in nets[1:])
-    assert 1 in seen and 2 in seen and 3 in seen
+    assert 1 in seen and 2 in seen and 4 in seen
     # and it trains: the loss falls
     assert nets[0].history.loss[-1] < nets[0].history.loss[0]
 
@@ -302,32 +302,43 @@ def test_what_splits_and_what_does_not(small_shards):
     assert not epoch_threads.splits(big, 256, False, 0.0)
 
 
+def _every_step_splits(monkeypatch, value=1):
+    """Every SPLIT_MIN_MACS_<k> set to ``value``."""
+    for k in kernels.config.SPLIT_COUNTS:
+        monkeypatch.setattr(kernels.config, "SPLIT_MIN_MACS_%d" % k, value)
+
+
 def test_threads_follow_free_cores_shards_work_and_search_pools(small_shards, monkeypatch):
     assert kernels.threads.free_cores(others=0) == kernels.threads.usable_cores()
     assert kernels.threads.free_cores(others=1000) == 1
     net = MLP([12, 32, 16, 1], seed=0)  # 912 forward multiply-adds a row
-    monkeypatch.setattr(kernels.config, "SPLIT_MIN_MACS", 1)
+    _every_step_splits(monkeypatch)
     assert parallel.shard_plan(net.sizes, 64)[0] == 16
-    assert epoch_threads.epoch_threads(3, net, 64) == 3
+    assert epoch_threads.epoch_threads(3, net, 64) == 2  # a power of two
     assert epoch_threads.epoch_threads(40, net, 64) == 16  # no more than the shards
-    monkeypatch.setattr(kernels.config, "SPLIT_MIN_MACS", 912 * 32)  # a share of 32 rows
-    assert epoch_threads.epoch_threads(3, net, 64) == 2
-    assert epoch_threads.epoch_threads(3, net, 16) == 1
-    monkeypatch.setattr(kernels.config, "SPLIT_MIN_MACS", 1)
+    # each count has its own crossover: here 2 threads from 64 rows, 8 from 32 rows
+    monkeypatch.setattr(kernels.config, "SPLIT_MIN_MACS_2", 912 * 64)
+    monkeypatch.setattr(kernels.config, "SPLIT_MIN_MACS_4", 912 * 1000)
+    monkeypatch.setattr(kernels.config, "SPLIT_MIN_MACS_8", 912 * 32)
+    monkeypatch.setattr(kernels.config, "SPLIT_MIN_MACS_16", 912 * 1000)
+    assert epoch_threads.epoch_threads(16, net, 64) == 8
+    assert epoch_threads.epoch_threads(4, net, 64) == 2
+    assert epoch_threads.epoch_threads(4, net, 32) == 1
+    _every_step_splits(monkeypatch)
     result = []
     thread = threading.Thread(target=lambda: (epoch_threads.in_pool(), result.append(
-        epoch_threads.epoch_threads(3, net, 64))))
+        epoch_threads.epoch_threads(4, net, 64))))
     thread.start()
     thread.join()
     assert result == [1]
-    assert epoch_threads.epoch_threads(3, net, 64) == 3  # only that thread
+    assert epoch_threads.epoch_threads(4, net, 64) == 4  # only that thread
 
 
 def test_busy_processes_leave_a_split_network_one_thread(small_shards, monkeypatch):
     """Processes spinning on every core: the epoch's threads, which wait for each other at
     every step, drop to one (kernels.threads.free_cores), and the fit still gives the same
     parameters as on a quiet machine."""
-    monkeypatch.setattr(kernels.config, "SPLIT_MIN_MACS", 1)
+    _every_step_splits(monkeypatch)
     net = MLP([12, 32, 16, 1], seed=0)
     X, y = _tabular(600)
     quiet = MLP([12, 32, 16, 1], seed=0)
@@ -383,7 +394,8 @@ _CHILD = textwrap.dedent("""
     from numba_dense.kernels import parallel
     parallel.SHARD_MIN_MACS = 256  # split on any host
     from numba_dense.kernels import config
-    config.SPLIT_MIN_MACS = 1  # on two threads
+    for k in config.SPLIT_COUNTS:  # on two threads
+        setattr(config, "SPLIT_MIN_MACS_%d" % k, 1)
     from numba_dense.model import MLP
     from numba_dense.model.training.signals import TrainingInterrupted
     rng = np.random.default_rng(0)
@@ -424,7 +436,7 @@ def test_cli_jobs_trains_one_network_to_the_same_file(tmp_path):
         run = subprocess.run(
             [sys.executable, "-c", "from numba_dense.kernels import parallel; "
              "parallel.SHARD_MIN_MACS = 256; from numba_dense.kernels import config; "
-             "config.SPLIT_MIN_MACS = 1; "
+             "config.SPLIT_MIN_MACS_2 = 1; "
              "from numba_dense.model.interfaces.cli import main; "
              "import sys; sys.exit(main(sys.argv[1:]))",
              "train", "--rows", "3000", "--epochs", "2", "--hidden-sizes", "24,12",
@@ -446,7 +458,7 @@ _FIRST_USE = textwrap.dedent("""
     rng = np.random.default_rng(0)
     X = rng.standard_normal((2000, 12)).astype(np.float32)
     MLP([12, 32, 16, 1], seed=0).fit(X, X[:, 0], epochs=1, batch_size=64)
-    print(json.dumps([config.SPLIT_MIN_MACS, config.SOURCES["SPLIT_MIN_MACS"]]))
+    print(json.dumps([config.SPLIT_MIN_MACS_2, config.SOURCES["SPLIT_MIN_MACS_2"]]))
 """)
 
 
@@ -463,10 +475,11 @@ def test_the_thread_crossover_is_measured_on_first_use_and_kept(tmp_path):
     assert source.endswith("(measured on first use)") and str(path) in source
     with open(path) as f:
         record = json.load(f)
-    assert record["values"] == {"SPLIT_MIN_MACS": value}
-    assert len(record["split"]["timings"]) == 3
+    assert record["values"]["SPLIT_MIN_MACS_2"] == value
+    assert set(record["values"]) <= set(kernels.config.RUNTIME_TUNABLE)
+    assert len(record["split"]["timings"]) == 3 * len(record["values"])
     assert kernels.config.check_tuning(record, kernels.host.cpu_key(),
                                        kernels.host.library_versions(),
-                                       kernels.config.VECTOR_BYTES) == {"SPLIT_MIN_MACS": value}
+                                       kernels.config.VECTOR_BYTES) == record["values"]
     again, source = child()  # a later process reads it, and measures nothing
     assert again == value and source == str(path)

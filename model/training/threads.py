@@ -74,21 +74,21 @@ _first_use = {"measured": False}
 _first_use_lock = threading.Lock()
 
 
-def split_min_macs():
-    """``config.SPLIT_MIN_MACS`` in force. When nothing has measured it on this host (no
-    tuning file holds it), the first split epoch that could take several threads measures
-    it (``kernels.tuning.split_threads`` on its quick sizes: about half a second once the
-    kernels are compiled) and keeps it in this host's tuning file, so that later processes
-    read it: ``python -m numba_dense tune`` made cheap enough to run on first use. Not on a
-    machine whose cores are busy (the next process tries again), not when
-    ``NUMBA_DENSE_TUNING`` is off, and at most once a process."""
+def _measured_once():
+    """Measure ``config.SPLIT_MIN_MACS_<k>`` on first use. When nothing has measured them
+    on this host (no tuning file holds them), the first split epoch that could take several
+    threads measures them (``kernels.tuning.split_threads`` on its quick sizes: about half
+    a second on two cores once the kernels are compiled) and keeps them in this host's
+    tuning file, so that later processes read them: ``python -m numba_dense tune`` made
+    cheap enough to run on first use. Not on a machine whose cores are busy before or after
+    (the next process tries again), not when ``NUMBA_DENSE_TUNING`` is off, and at most
+    once a process."""
     config = kernels.config
-    if config.SOURCES.get("SPLIT_MIN_MACS") == "packaged" and not _first_use["measured"]:
+    if config.SOURCES.get("SPLIT_MIN_MACS_2") == "packaged" and not _first_use["measured"]:
         with _first_use_lock:
             if not _first_use["measured"]:
                 _first_use["measured"] = True
                 _measure_on_first_use(config)
-    return config.SPLIT_MIN_MACS
 
 
 def _measure_on_first_use(config):
@@ -96,13 +96,14 @@ def _measure_on_first_use(config):
     path, _ = host.tuning_choice(config.VECTOR_BYTES)
     if path is None or free_cores() < 2:
         return
-    value, timings = tuning.split_threads(tuning.SPLIT_BATCHES["quick"])
-    if value is None or free_cores() < 2:
+    values, timings = tuning.split_threads(tuning.SPLIT_BATCHES["quick"])
+    if not values or free_cores() < 2:
         return  # a process took a core while it measured: nothing kept, the next one tries
-    config.SPLIT_MIN_MACS = value
-    config.SOURCES["SPLIT_MIN_MACS"] = "%s (measured on first use)" % path
+    for name, value in values.items():
+        setattr(config, name, value)
+        config.SOURCES[name] = "%s (measured on first use)" % path
     record = _tuning_record(config, host, path)
-    record["values"]["SPLIT_MIN_MACS"] = value
+    record["values"].update(values)
     record["split"] = {"probe": tuning.SPLIT_PROBE, "rows": tuning.SPLIT_ROWS,
                        "gain": tuning.SPLIT_GAIN, "on_first_use": True,
                        "columns": ["threads", "batch", "step_macs", "one_thread_s",
@@ -111,7 +112,7 @@ def _measure_on_first_use(config):
     try:
         tuning.write_tuning(record, path)
     except OSError:
-        pass  # a read-only cache: this process keeps the value, the next one measures
+        pass  # a read-only cache: this process keeps the values, the next one measures
 
 
 def _tuning_record(config, host, path):
@@ -136,17 +137,22 @@ def _tuning_record(config, host, path):
 
 def epoch_threads(n_jobs, net, batch_size):
     """The threads of a split epoch of ``net`` under ``n_jobs`` (checked by
-    ``check_jobs``) now: the free cores (None) or ``n_jobs``, but no more than the step has
-    shards, nor than it has shares of ``SPLIT_MIN_MACS`` forward multiply-adds (the host's
-    crossover, ``split_min_macs``: a thread whose share is smaller costs more at the
-    barriers than it saves); 1 on a thread of a pool (``in_pool``). The parameters do not
-    depend on it."""
+    ``check_jobs``) now: the largest count k of ``config.SPLIT_COUNTS`` within the free
+    cores (None) or ``n_jobs`` and the step's shards whose ``SPLIT_MIN_MACS_<k>`` (the
+    host's crossover for k threads, ``_measured_once``) the step's forward multiply-adds
+    reach; 1 when there is none, and on a thread of a pool (``in_pool``). The parameters
+    do not depend on it."""
     if getattr(_pool, "member", False):
         return 1
     wanted = free_cores() if n_jobs is None else n_jobs
     sizes = [int(n) for n in net.sizes]
-    n_shards = kernels.shard_plan(sizes, batch_size)[0]
-    if min(wanted, n_shards) < 2:
+    limit = min(wanted, kernels.shard_plan(sizes, batch_size)[0])
+    if limit < 2:
         return 1
-    shares = batch_size * kernels.parallel.forward_macs_per_row(sizes) // split_min_macs()
-    return max(1, min(wanted, n_shards, shares))
+    _measured_once()
+    step = batch_size * kernels.parallel.forward_macs_per_row(sizes)
+    threads = 1
+    for k in kernels.config.SPLIT_COUNTS:
+        if k <= limit and step >= getattr(kernels.config, "SPLIT_MIN_MACS_%d" % k):
+            threads = k
+    return threads
