@@ -348,7 +348,7 @@ def train_epoch_parallel(X: MATRIX, Y: MATRIX, params: FLAT_OUT, grads: FLAT_OUT
     whose checks and errors apply; ``threads`` >= 1, of which at most
     ``shard_plan(network.sizes, batches.size)[0]`` are used (thread 0 is the calling one;
     the others are started for the epoch and joined before it returns); a ``batches.size``
-    beyond the epoch's rows counts as those rows (one minibatch). Its workspace
+    beyond X's rows counts as those rows. Its workspace
     (about ``workspace_size`` plus one error term per layer), the shards' bias sums
     (n_shards x n_1 + ... + n_L) and each thread's ``W.T`` (P) are allocated per call. Returns the
     epoch's mean cost as ``train_epoch`` does (NaN after a non-finite batch cost; the
@@ -369,13 +369,15 @@ def train_epoch_parallel(X: MATRIX, Y: MATRIX, params: FLAT_OUT, grads: FLAT_OUT
     if threads < 1:
         raise InvalidValueError("train_epoch_parallel: threads must be >= 1, got %d" % threads)
     sizes = np.asarray(network.sizes)
-    # a minibatch of more rows than the epoch has is the epoch's rows: the workspace and
-    # the shards are sized for those (so a huge batches.size allocates nothing huge)
     if batches.size < 1:
         raise InvalidValueError("train_epoch_parallel: batches.size must be positive, got %d"
                                 % batches.size)
+    # a minibatch of more rows than X has is X's rows: the workspace and the shards are
+    # sized for those (so a huge batches.size allocates nothing huge). Not the rows of
+    # this call's order: the shards of a call on a part of an epoch (model.training's
+    # pieces) must be those of the whole epoch's call, or its last minibatch would differ.
     n = len(batches.order) if len(batches.order) else X.shape[0]
-    batch_size = max(min(int(batches.size), n), 1)
+    batch_size = max(min(int(batches.size), X.shape[0]), 1)
     batches = batches._replace(size=batch_size)
     n_params = int(param_count(sizes))  # checks the sizes, in one line each
     if params.shape[0] != n_params:  # before the workspace of a network of other sizes

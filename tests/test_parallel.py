@@ -291,6 +291,32 @@ def test_fit_gives_the_same_network_on_any_n_jobs(small_shards, monkeypatch):
     assert nets[0].history.loss[-1] < nets[0].history.loss[0]
 
 
+def test_an_epoch_in_pieces_chooses_its_threads_again_and_trains_the_same(small_shards,
+                                                                          monkeypatch):
+    """Pieces of 3 steps, the free cores changing between them (as when another process
+    takes a core mid-epoch): the threads follow, and the parameters are those of one piece
+    an epoch, shuffled and in storage order, weighted too."""
+    _every_step_splits(monkeypatch)
+    X, y = _tabular(1000)
+    weights = np.random.default_rng(3).uniform(0.5, 2, len(X))
+    whole = {}
+    for shuffle in (True, False):
+        net = MLP([12, 32, 16, 1], seed=0)
+        net.fit(X, y, sample_weight=weights, epochs=2, batch_size=64, shuffle=shuffle,
+                seed=1 if shuffle else None, n_jobs=2)
+        whole[shuffle] = net.params
+    monkeypatch.setattr(epoch_threads, "PIECE_STEPS", 3)
+    cores = iter([2, 1, 2, 1, 1, 2] * 20)
+    monkeypatch.setattr(epoch_threads, "free_cores", lambda: next(cores))
+    seen = _threads_seen(monkeypatch)
+    for shuffle in (True, False):
+        net = MLP([12, 32, 16, 1], seed=0)
+        net.fit(X, y, sample_weight=weights, epochs=2, batch_size=64, shuffle=shuffle,
+                seed=1 if shuffle else None)
+        assert np.array_equal(net.params, whole[shuffle]), shuffle
+    assert seen.count(1) > 2 and seen.count(2) > 2  # 6 pieces an epoch, each chose anew
+
+
 def test_what_splits_and_what_does_not(small_shards):
     net = MLP([12, 32, 16, 1], seed=0)
     assert epoch_threads.splits(net, 64, False, 0.0)

@@ -118,9 +118,10 @@ class OneProcess(Ranks):
 
     def epoch(self, net, source, rng, lr, settings, bar):
         self.done[0] = 0
-        n = threads.epoch_threads(self.n_jobs, net, settings.batch_size) if self.split else 0
+        now = (lambda: threads.epoch_threads(self.n_jobs, net, settings.batch_size)) \
+            if self.split else None
         return train_one_epoch(net, source, rng, lr, settings, self.work, bar, done=self.done,
-                               n_threads=n)
+                               split_threads=now)
 
     def mean_cost(self, net, source):
         return mean_cost(net, source)
@@ -175,13 +176,18 @@ def _with_dropout(batches, dropout):
     return batches if dropout is None else kernels.Dropout(batches, *dropout)
 
 
-def train_one_epoch(net, source, rng, lr, settings, work, bar, *, done=None, n_threads=0):
+def train_one_epoch(net, source, rng, lr, settings, work, bar, *, done=None,
+                    split_threads=None):
     """One pass over ``source``; returns the (weighted) mean cost over its rows, or NaN on
     divergence.
 
     ``done[0]`` counts the rows trained so far (read when Ctrl-C cuts the epoch short).
-    ``n_threads``: 0 for the one-thread epoch, else the threads of the split epoch
-    (``kernels.train_epoch_parallel``; ``model.training.threads``).
+    ``split_threads``: None for the one-thread epoch; else the network's steps split
+    between threads (``kernels.train_epoch_parallel``), and a function giving their number
+    now (``threads.epoch_threads``), asked again every ``threads.PIECE_STEPS`` steps: the
+    threads wait for each other at every step, so when another process takes a core in
+    the middle of an epoch, the rest of it drops to the cores still free. The parameters
+    are the same whatever the counts.
     """
     total, rows, weight = 0.0, 0, 0.0
     network = network_record(net)
@@ -191,13 +197,16 @@ def train_one_epoch(net, source, rng, lr, settings, work, bar, *, done=None, n_t
     # draws the seed the uninterrupted one drew. No draw without dropout (the shuffles of
     # a fit without it stay as they were).
     dropout = _dropout_rates_and_seed(net, settings, rng)
-    for X, Y, order, sample_weight in source.segments(rng, settings.shuffle,
-                                                      settings.batch_size):
+    segments = source.segments(rng, settings.shuffle, settings.batch_size)
+    if split_threads is not None:
+        segments = threads.in_pieces(segments, settings.batch_size)
+    for X, Y, order, sample_weight in segments:
         with sigint_deferred():  # a Ctrl-C now is raised after the count below is updated
             batches = kernels.Batches(settings.batch_size, order, sample_weight)
-            if n_threads:
+            if split_threads is not None:
                 cost = kernels.train_epoch_parallel(kernel_rows(X), Y, net.params, net.grads,
-                                                    network, optimizer, batches, n_threads)
+                                                    network, optimizer, batches,
+                                                    split_threads())
             else:
                 cost = epoch_kernel(net, is_sparse(X))(
                     kernel_rows(X), Y, net.params, net.grads, network, optimizer,

@@ -19,6 +19,8 @@ on it.
 import numbers
 import threading
 
+import numpy as np
+
 from ... import kernels
 from ...kernels.loop import streaming_network
 from ...kernels.threads import free_cores, largest_product
@@ -58,6 +60,30 @@ def splits(net, batch_size, sparse, dropout):
     if largest_product(sizes, batch_size) > tiles:
         return False
     return kernels.shard_plan(sizes, batch_size)[0] >= 2
+
+
+#: Steps of a split epoch between two choices of its threads (``in_pieces``): a process
+#: that takes a core in the middle of an epoch holds back at most this many steps of
+#: threads waiting for each other (on T3, about 25 ms on two cores). A choice, not a
+#: measured crossover: each piece starts its threads anew, about 0.1 ms.
+PIECE_STEPS = 1024
+
+
+def in_pieces(segments, batch_size):
+    """The segments ``(X, Y, order, sample_weight)`` of an epoch (``sources``), each cut
+    into pieces of ``PIECE_STEPS`` minibatches (a storage-order segment's rows given as an
+    order), so that a split epoch chooses its threads again before each piece. The same
+    minibatches in the same order: the parameters are those of the whole segments."""
+    rows = PIECE_STEPS * int(batch_size)
+    for X, Y, order, sample_weight in segments:
+        n = len(order) if len(order) else X.shape[0]
+        if n <= rows:
+            yield X, Y, order, sample_weight
+            continue
+        for start in range(0, n, rows):
+            stop = min(start + rows, n)
+            piece = order[start:stop] if len(order) else np.arange(start, stop, dtype=np.int64)
+            yield X, Y, piece, sample_weight
 
 
 _pool = threading.local()
