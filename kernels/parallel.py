@@ -340,20 +340,20 @@ def _parallel_size(sizes, batch_size):
 def train_epoch_parallel(X: MATRIX, Y: MATRIX, params: FLAT_OUT, grads: FLAT_OUT,
                          network: Network, optimizer: Optimizer, batches: Batches,
                          threads: INT):
-    """``train_epoch`` with each minibatch step split into shards run on ``threads``
-    threads (the module's docstring): the same parameters on any number of threads.
+    """``train_epoch`` with each minibatch step split between ``threads`` threads (the
+    module's docstring): the same parameters on any number of threads.
 
     X (N, n_0) a matrix (not a CSR record), Y (N, n_L), params and grads (P,), ``network``,
     ``optimizer`` and ``batches`` (a ``Batches`` record: no dropout) as ``train_epoch``'s,
     whose checks and errors apply; ``threads`` >= 1, of which at most
     ``shard_plan(network.sizes, batches.size)[0]`` are used (thread 0 is the calling one;
     the others are started for the epoch and joined before it returns); a ``batches.size``
-    beyond X's rows counts as those rows. Its workspace
-    (about ``workspace_size`` plus one error term per layer), the shards' bias sums
-    (n_shards x n_1 + ... + n_L) and each thread's ``W.T`` (P) are allocated per call. Returns the
-    epoch's mean cost as ``train_epoch`` does (NaN after a non-finite batch cost; the
-    caller restores the parameters); ``grads`` holds the last step's gradient (its weights'
-    part only for plain SGD, which is fused). Raises ``InvalidValueError`` for ``threads``
+    beyond X's rows counts as those rows. Its workspace (about ``workspace_size`` plus one
+    error term per layer), the shards' bias sums (n_shards x (n_1 + ... + n_L)) and one
+    shared ``W.T`` (P) are allocated per call. Returns the epoch's mean cost as
+    ``train_epoch`` does (NaN after a non-finite batch cost; the caller restores the
+    parameters); ``grads`` holds the last step's gradient (its weights' part only for
+    plain SGD, which is fused). Raises ``InvalidValueError`` for ``threads``
     < 1, ``InvalidTypeError`` for a CSR X or a ``Dropout`` record. Not callable from
     compiled code: it starts Python threads. The threads wait for each other at every
     step, so a thread whose core is taken by another process holds back all of them: the
