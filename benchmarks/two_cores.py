@@ -9,7 +9,8 @@ rows of W for the weight update), a helper thread doing one half while the calli
 does the other, then a join before the next product, which needs the whole result. This
 builds that from the same register tiles training uses (``kernels.tiled``): a helper
 thread running compiled code without the GIL, a mailbox of int64 words read and written
-with atomic loads and stores, spinning with ``pause`` between reads. It prints
+with atomic loads and stores (``kernels.sync``'s, which the split epoch's barriers use),
+spinning with ``pause`` between reads. It prints
 
 - the round trip of an empty job (post, helper sees it, helper answers, caller sees it);
 - an epoch of the configuration's products (forward with W.T copied, backprop, fused
@@ -25,55 +26,15 @@ import threading
 import time
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import njit
 
+from numba_dense.kernels.sync import atomic_load, atomic_store, spin_hint
 from numba_dense.kernels.tiled import tiled_a_b, transpose_into
 
 from .configs import CONFIGS
 
 POSTED, DONE, KIND, LAYER, START, STOP, QUIT = range(7)  # mailbox words
 FORWARD, BACKPROP, UPDATE, NOTHING = range(4)
-
-
-def _element_pointer(context, builder, sig, args):
-    array = context.make_array(sig.args[0])(context, builder, args[0])
-    return cgutils.get_item_pointer(context, builder, sig.args[0], array, [args[1]],
-                                    wraparound=False, boundscheck=False)
-
-
-@intrinsic
-def _load_acquire(typingctx, box, i):
-    sig = types.int64(box, i)
-
-    def codegen(context, builder, sig, args):
-        return builder.load_atomic(_element_pointer(context, builder, sig, args), "acquire", 8)
-    return sig, codegen
-
-
-@intrinsic
-def _store_release(typingctx, box, i, value):
-    sig = types.void(box, i, value)
-
-    def codegen(context, builder, sig, args):
-        value = context.cast(builder, args[2], sig.args[2], types.int64)
-        builder.store_atomic(value, _element_pointer(context, builder, sig, args), "release", 8)
-        return context.get_dummy_value()
-    return sig, codegen
-
-
-@intrinsic
-def _pause(typingctx):
-    sig = types.void()
-
-    def codegen(context, builder, sig, args):
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
-                                            "llvm.x86.sse2.pause")
-        builder.call(fn, [])
-        return context.get_dummy_value()
-    return sig, codegen
 
 
 @njit(nogil=True, cache=True)
@@ -92,17 +53,17 @@ def _job(kind, l, r0, r1, X, W, WT, A, D, lr):
 def _helper(box, X, W, WT, A, D, lr):
     seen = 0
     while True:
-        posted = _load_acquire(box, POSTED)
+        posted = atomic_load(box, POSTED)
         if posted == seen:
-            _pause()
+            spin_hint()
             continue
         seen = posted
-        if _load_acquire(box, QUIT) == 1:
-            _store_release(box, DONE, posted)
+        if atomic_load(box, QUIT) == 1:
+            atomic_store(box, DONE, posted)
             return
-        _job(_load_acquire(box, KIND), _load_acquire(box, LAYER), _load_acquire(box, START),
-             _load_acquire(box, STOP), X, W, WT, A, D, lr)
-        _store_release(box, DONE, posted)
+        _job(atomic_load(box, KIND), atomic_load(box, LAYER), atomic_load(box, START),
+             atomic_load(box, STOP), X, W, WT, A, D, lr)
+        atomic_store(box, DONE, posted)
 
 
 @njit(nogil=True, cache=True)
@@ -113,14 +74,14 @@ def _split(box, kind, l, n, X, W, WT, A, D, lr, two):
         return
     half = n // 2
     posted = box[POSTED] + 1
-    _store_release(box, KIND, kind)
-    _store_release(box, LAYER, l)
-    _store_release(box, START, half)
-    _store_release(box, STOP, n)
-    _store_release(box, POSTED, posted)
+    atomic_store(box, KIND, kind)
+    atomic_store(box, LAYER, l)
+    atomic_store(box, START, half)
+    atomic_store(box, STOP, n)
+    atomic_store(box, POSTED, posted)
     _job(kind, l, 0, half, X, W, WT, A, D, lr)
-    while _load_acquire(box, DONE) != posted:
-        _pause()
+    while atomic_load(box, DONE) != posted:
+        spin_hint()
 
 
 @njit(nogil=True, cache=True)
@@ -145,8 +106,8 @@ def _round_trips(box, X, W, WT, A, D, lr, n):
 
 @njit(nogil=True, cache=True)
 def _quit(box):
-    _store_release(box, QUIT, 1)
-    _store_release(box, POSTED, box[POSTED] + 1)
+    atomic_store(box, QUIT, 1)
+    atomic_store(box, POSTED, box[POSTED] + 1)
 
 
 def _with_helper(box, args, fn, *fn_args):

@@ -78,6 +78,21 @@ def atomic_load(typingctx, array, index):
 
 
 @intrinsic
+def atomic_store(typingctx, array, index, value):
+    """``array[index] = value`` written atomically with release order: every write before
+    it in program order is seen by a thread whose ``atomic_load`` reads this value."""
+    if not (isinstance(array, types.Array) and array.dtype == types.int64):
+        return None
+    sig = types.void(array, types.intp, types.int64)
+
+    def codegen(context, builder, signature, args):
+        ptr = _element_pointer(context, builder, signature.args[0], args[0], args[1])
+        builder.store_atomic(args[2], ptr, "release", 8)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@intrinsic
 def spin_hint(typingctx):
     """The CPU's spin-wait hint (x86 ``pause``; nothing on other CPUs)."""
     sig = types.void()
