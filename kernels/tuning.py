@@ -282,6 +282,25 @@ def split_threads(batches, rounds=5, rows=SPLIT_ROWS, counts=None):
     return values, results
 
 
+def split_record(timings, **extra):
+    """What a tuning file keeps of ``split_threads``' measurement: the probe, its rows and
+    the gain asked for, and ``timings`` (its rows, columns named), with ``extra``."""
+    return {"probe": SPLIT_PROBE, "rows": SPLIT_ROWS, "gain": SPLIT_GAIN,
+            "columns": ["threads", "batch", "step_macs", "one_thread_s", "threads_s"],
+            "timings": timings, **extra}
+
+
+def host_record():
+    """What a tuning file says of the host it was measured on: ``format``, ``cpu_model``
+    (``host.cpu_key``), ``vector_bytes``, ``cpu_flags``, ``versions`` and ``date``; the
+    first four are what ``config.check_tuning`` matches."""
+    return {"format": host.TUNING_FORMAT, "cpu_model": host.cpu_key(),
+            "vector_bytes": config.VECTOR_BYTES, "cpu_flags": host.cpu_flags(),
+            "versions": host.library_versions(),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec="seconds")}
+
+
 def tune(*, quick=False, budget=None, batches=None, widths=None):
     """Measure the grid and choose the dispatch values for this CPU.
 
@@ -330,17 +349,10 @@ def tune(*, quick=False, budget=None, batches=None, widths=None):
                        "tiles_always": round(totals[0, TILED_CANDIDATES[-1]] / n, 4),
                        "loop_always": round(totals[loop_candidates[-1], 0] / n, 4)}
     return {
-        "format": host.TUNING_FORMAT, "cpu_model": host.cpu_key(),
-        "vector_bytes": config.VECTOR_BYTES,
-        "cpu_flags": host.cpu_flags(), "versions": host.library_versions(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **host_record(),
         "values": values,
-        "split": {"probe": SPLIT_PROBE, "rows": SPLIT_ROWS, "gain": SPLIT_GAIN,
-                  "columns": ["threads", "batch", "step_macs", "one_thread_s",
-                              "threads_s"],
-                  "timings": split_rows,
-                  "note": None if split_values else
-                  "one usable core: the packaged values kept"},
+        "split": split_record(split_rows, note=None if split_values else
+                              "one usable core: the packaged values kept"),
         "grid": {"size": size, "batches": batches, "widths": widths,
                  "seconds_per_timing": target, "seconds": round(seconds, 2), "kinds": kinds,
                  "columns": ["kind", "m", "n_in", "n_out", "loop_us", "tiles_us", "blas_us"],

@@ -128,23 +128,18 @@ def _measure_on_first_use(config):
     for name, value in values.items():
         setattr(config, name, value)
         config.SOURCES[name] = "%s (measured on first use)" % path
-    record = _tuning_record(config, host, path)
+    record = _tuning_record(config, host, tuning, path)
     record["values"].update(values)
-    record["split"] = {"probe": tuning.SPLIT_PROBE, "rows": tuning.SPLIT_ROWS,
-                       "gain": tuning.SPLIT_GAIN, "on_first_use": True,
-                       "columns": ["threads", "batch", "step_macs", "one_thread_s",
-                                   "threads_s"],
-                       "timings": timings}
+    record["split"] = tuning.split_record(timings, on_first_use=True)
     try:
         tuning.write_tuning(record, path)
     except OSError:
         pass  # a read-only cache: this process keeps the values, the next one measures
 
 
-def _tuning_record(config, host, path):
+def _tuning_record(config, host, tuning, path):
     """The tuning file at ``path`` when it is a valid one of this host (its values kept),
-    else a new record of this host without values."""
-    import datetime
+    else a new record of this host without values (``tuning.host_record``)."""
     import json
     try:
         with open(path, encoding="utf-8") as f:
@@ -153,12 +148,7 @@ def _tuning_record(config, host, path):
                             config.VECTOR_BYTES)
         return record
     except (OSError, ValueError):
-        return {"format": host.TUNING_FORMAT, "cpu_model": host.cpu_key(),
-                "vector_bytes": config.VECTOR_BYTES, "cpu_flags": host.cpu_flags(),
-                "versions": host.library_versions(),
-                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                    timespec="seconds"),
-                "values": {}}
+        return {**tuning.host_record(), "values": {}}
 
 
 def epoch_threads(n_jobs, net, batch_size):
