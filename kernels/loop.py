@@ -31,8 +31,8 @@ from .config import FASTMATH_REDUCTION, PREFETCH_ROWS, STREAMING_MAX_OUTPUTS
 from .dense import _forward
 from .masks import drop_units, mask_base, rows_mask_base, undo_dropout
 from .loss import MSE, N_LOSSES, SOFTMAX_CE, _cost_element, _output_delta
-from .optim import (SGD, Optimizer, _optimizer_step, _optimizer_step_clearing, _sgd_sweep,
-                    check_optimizer)
+from .optim import (Optimizer, _optimizer_step, _optimizer_step_clearing, _sgd_sweep,
+                    check_optimizer, is_plain_sgd)
 from ._prefetch import prefetch_row
 from .products import product_a_b, product_at_b, forward_scratch_size
 from .records import Batches, Dropout, Network
@@ -774,22 +774,31 @@ def streaming_network(n_layers, n_outputs, loss):
     return n_layers == 1 and n_outputs <= STREAMING_MAX_OUTPUTS and loss == MSE
 
 
+@register_jitable
+def epoch_arguments(kernel, X, Y, params, grads, network, optimizer, batches, workspace):
+    """The entry checks of an epoch kernel (``_check_training``, the sample weights) for
+    a ``Batches`` record, and the arrays its loop takes: ``(sizes, acts, order, weights)``,
+    the integer arrays as int64. Shared by ``train_epoch`` and ``train_epoch_parallel``."""
+    sizes = as_int64(kernel, "network.sizes", network.sizes)
+    acts = as_int64(kernel, "network.acts", network.acts)
+    order = as_int64(kernel, "batches.order", batches.order)
+    _check_training(kernel, X, Y, params, grads, sizes, acts, network.loss, optimizer,
+                    batches.size, order, workspace)
+    _check_weights(kernel, "batches.sample_weight", batches.sample_weight, input_rows(X))
+    return sizes, acts, order, batches.sample_weight
+
+
 @njit(cache=CACHE, nogil=True)
 def _epoch(kernel, X, Y, params, grads, network, optimizer, batches, workspace, ahead):
     """The epoch of ``train_epoch`` (``ahead`` the prefetch distance of its streamed path)
     and of ``train_epoch_batched`` (``ahead`` None: Numba prunes the streamed path before
     typing it, so it is never compiled)."""
     batches, rates, dropout_seed = _batches_and_dropout(batches)
-    sizes = as_int64(kernel, "network.sizes", network.sizes)
-    acts = as_int64(kernel, "network.acts", network.acts)
-    order = as_int64(kernel, "batches.order", batches.order)
+    sizes, acts, order, weights = epoch_arguments(kernel, X, Y, params, grads, network,
+                                                  optimizer, batches, workspace)
     batch_size = batches.size
     loss = network.loss
-    _check_training(kernel, X, Y, params, grads, sizes, acts, loss, optimizer, batch_size,
-                    order, workspace)
-    weights = batches.sample_weight
     weighted = weights.shape[0] > 0
-    _check_weights(kernel, "batches.sample_weight", weights, input_rows(X))
     _check_dropout(kernel, rates, sizes.shape[0] - 2)
     shuffled = order.shape[0] > 0
     n = order.shape[0] if shuffled else input_rows(X)
@@ -804,8 +813,7 @@ def _epoch(kernel, X, Y, params, grads, network, optimizer, batches, workspace, 
 
     # Plain SGD is fused into the backward pass (no gradient stored); other optimizers
     # need the whole gradient first.
-    plain = (optimizer.code == SGD and optimizer.momentum == 0
-             and optimizer.weight_decay == 0)
+    plain = is_plain_sgd(optimizer)
     fused_lr = optimizer.lr if plain else 0.0
     offsets = layer_offsets(sizes)
     W0 = _weight_view(params, offsets, sizes, 0)

@@ -194,6 +194,13 @@ def _step(params, grads, opt, clear):
     _update_range(params, grads, opt, t, 0, params.shape[0], clear)
 
 
+@register_jitable
+def is_plain_sgd(opt):
+    """Whether ``opt`` is plain SGD (momentum and weight decay 0): no state, and a step the
+    epochs fuse into the weight-gradient products (``kernels.loop``, ``kernels.parallel``)."""
+    return opt.code == SGD and opt.momentum == 0 and opt.weight_decay == 0
+
+
 @njit(cache=CACHE, **BORROWED)
 def _update_range(params, grads, opt, t, lo, hi, clear):
     """Step ``t`` (1-based) of ``opt`` on the parameters ``lo:hi`` only, its step count
@@ -208,7 +215,7 @@ def _update_range(params, grads, opt, t, lo, hi, clear):
         _adam_sweep(params[lo:hi], grads[lo:hi], opt.state[lo:hi], opt.state[P + lo:P + hi], t,
                     opt.lr, opt.beta1, opt.beta2, opt.eps, opt.weight_decay, code == ADAMW,
                     clear)
-    elif opt.momentum == 0 and opt.weight_decay == 0:
+    elif is_plain_sgd(opt):
         _sgd_sweep(params[lo:hi], grads[lo:hi], opt.lr, clear)
     else:
         _momentum_sweep(params[lo:hi], grads[lo:hi], opt.state[lo:hi], opt.lr, opt.momentum,

@@ -54,10 +54,9 @@ from .errors import InvalidTypeError, InvalidValueError, TooLargeError
 from .activations import IDENTITY, NEEDS_Z, keep_z_and_activate
 from .dense import _forward_transposed
 from .loop import (WHOLE_BATCH, _backward_deltas, _batch_weight, _bias_view, _block,
-                   _check_training, _check_weights, _gather_rows, _rows, _weight_view,
-                   _workspace_layout, _workspace_size, bias_start, layer_offsets,
-                   param_count)
-from .optim import SGD, Optimizer, _update_range
+                   _gather_rows, _rows, _weight_view, _workspace_layout, _workspace_size,
+                   bias_start, epoch_arguments, layer_offsets, param_count)
+from .optim import Optimizer, _update_range, is_plain_sgd
 from .products import product_at_b
 from .records import Batches, Network
 from .sync import abort, barrier, new_sync
@@ -233,9 +232,7 @@ def _parameter_block(X, b, blocks, start, m, used, views, WT, layout, order, sha
         a_in = _block(work, layout[3], batch_size, n_in)[:m]
     else:
         a_in = X[start:start + m]
-    plain = (optimizer.code == SGD and optimizer.momentum == 0
-             and optimizer.weight_decay == 0)
-    if plain:  # fused, as train_epoch fuses it: W -= lr * delta.T @ a_in, no gradient kept
+    if is_plain_sgd(optimizer):  # fused as in train_epoch: W -= lr * delta.T @ a_in
         product_at_b(delta, a_in, _weight_view(params, offsets, sizes, l)[u0:u1],
                      -optimizer.lr, 1.0)
     else:
@@ -311,16 +308,10 @@ def _worker(t, threads, X, Y, params, grads, shard_db, WT, sizes, acts, loss, op
 
 @njit(cache=CACHE)
 def _check_epoch(X, Y, params, grads, network, optimizer, batches, workspace):
-    """The entry checks of ``train_epoch_parallel`` (those of ``train_epoch``), and the
-    arrays the workers take: ``(sizes, acts, order, weights)``."""
-    name = "train_epoch_parallel"
-    sizes = as_int64(name, "network.sizes", network.sizes)
-    acts = as_int64(name, "network.acts", network.acts)
-    order = as_int64(name, "batches.order", batches.order)
-    _check_training(name, X, Y, params, grads, sizes, acts, network.loss, optimizer,
-                    batches.size, order, workspace)
-    _check_weights(name, "batches.sample_weight", batches.sample_weight, X.shape[0])
-    return sizes, acts, order, batches.sample_weight
+    """The entry checks of ``train_epoch_parallel`` (``train_epoch``'s, ``epoch_arguments``),
+    and the arrays the workers take: ``(sizes, acts, order, weights)``."""
+    return epoch_arguments("train_epoch_parallel", X, Y, params, grads, network, optimizer,
+                           batches, workspace)
 
 
 @njit(cache=CACHE)
