@@ -775,7 +775,7 @@ def streaming_network(n_layers, n_outputs, loss):
 
 
 @register_jitable
-def epoch_arguments(kernel, X, Y, params, grads, network, optimizer, batches, workspace):
+def _epoch_arguments(kernel, X, Y, params, grads, network, optimizer, batches, workspace):
     """The entry checks of an epoch kernel (``_check_training``, the sample weights) for
     a ``Batches`` record, and the arrays its loop takes: ``(sizes, acts, order, weights)``,
     the integer arrays as int64. Shared by ``train_epoch`` and ``train_epoch_parallel``."""
@@ -794,8 +794,8 @@ def _epoch(kernel, X, Y, params, grads, network, optimizer, batches, workspace, 
     and of ``train_epoch_batched`` (``ahead`` None: Numba prunes the streamed path before
     typing it, so it is never compiled)."""
     batches, rates, dropout_seed = _batches_and_dropout(batches)
-    sizes, acts, order, weights = epoch_arguments(kernel, X, Y, params, grads, network,
-                                                  optimizer, batches, workspace)
+    sizes, acts, order, weights = _epoch_arguments(kernel, X, Y, params, grads, network,
+                                                   optimizer, batches, workspace)
     batch_size = batches.size
     loss = network.loss
     weighted = weights.shape[0] > 0

@@ -54,8 +54,8 @@ from .errors import InvalidTypeError, InvalidValueError, TooLargeError
 from .activations import IDENTITY, NEEDS_Z, keep_z_and_activate
 from .dense import _forward_transposed
 from .loop import (WHOLE_BATCH, _backward_deltas, _batch_weight, _bias_view, _block,
-                   _gather_rows, _rows, _weight_view, _workspace_layout, _workspace_size,
-                   bias_start, epoch_arguments, layer_offsets, param_count)
+                   _epoch_arguments, _gather_rows, _rows, _weight_view, _workspace_layout,
+                   _workspace_size, bias_start, layer_offsets, param_count)
 from .optim import Optimizer, _update_range, is_plain_sgd
 from .products import product_at_b
 from .records import Batches, Network
@@ -308,10 +308,10 @@ def _worker(t, threads, X, Y, params, grads, shard_db, WT, sizes, acts, loss, op
 
 @njit(cache=CACHE)
 def _check_epoch(X, Y, params, grads, network, optimizer, batches, workspace):
-    """The entry checks of ``train_epoch_parallel`` (``train_epoch``'s, ``epoch_arguments``),
+    """The entry checks of ``train_epoch_parallel`` (``train_epoch``'s, ``_epoch_arguments``),
     and the arrays the workers take: ``(sizes, acts, order, weights)``."""
-    return epoch_arguments("train_epoch_parallel", X, Y, params, grads, network, optimizer,
-                           batches, workspace)
+    return _epoch_arguments("train_epoch_parallel", X, Y, params, grads, network,
+                            optimizer, batches, workspace)
 
 
 @njit(cache=CACHE)
