@@ -9,6 +9,7 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 import sys
 import time
 import warnings
@@ -482,6 +483,40 @@ def test_a_signal_during_an_epochs_bookkeeping_still_keeps_the_work(monkeypatch)
     with pytest.raises(signals.TrainingInterrupted) as info:
         net.fit(X, X[:, 0], epochs=5)
     assert info.value.epoch == 2 and len(info.value.history.loss) == 1
+    assert info.value.rows_done == 0  # not the finished epoch's count
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
+                    reason="signals reach the main thread only")
+@pytest.mark.parametrize("call", [2, 3])
+def test_a_signal_whose_handler_is_not_held_still_keeps_the_work(monkeypatch, call):
+    """A handler of the program's own that raises KeyboardInterrupt is not held by the
+    epoch's bookkeeping block, so the exception lands in the middle of it. The run still
+    ends in TrainingInterrupted naming the epoch that had not started, with every finished
+    epoch's loss (in the first epoch this was an UnboundLocalError, which a search's
+    error_score swallowed: the search went on after Ctrl-C)."""
+    X = np.random.default_rng(0).standard_normal((200, 3))
+    net = MLP([3, 4, 1], seed=0)
+    real = net.snapshot
+    calls = []
+
+    def own_handler(signum, frame):
+        raise KeyboardInterrupt
+
+    def snapshot_with_a_signal():
+        calls.append(1)
+        if len(calls) == call:  # fit's own snapshot, then each epoch's "before"
+            os.kill(os.getpid(), signal.SIGINT)
+        return real()
+    monkeypatch.setattr(net, "snapshot", snapshot_with_a_signal)
+    previous = signal.signal(signal.SIGINT, own_handler)
+    try:
+        with pytest.raises(signals.TrainingInterrupted) as info:
+            net.fit(X, X[:, 0], epochs=5)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert info.value.epoch == call - 1 and len(info.value.history.loss) == call - 2
+    assert info.value.rows_done == 0
 
 
 def test_a_file_size_limit_below_the_model_is_refused_before_training(tmp_path):

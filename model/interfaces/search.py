@@ -184,7 +184,8 @@ def _signals_stop(stop):
     previous = {}
     for s in signals.STOP_SIGNALS:
         handler = signal.getsignal(s)
-        if handler in signals._RAISING:
+        if signals.raises(handler):
+            @signals.raising  # held by sigint_deferred to the end of a fit's segment
             def relay(signum, frame, handler=handler):
                 stop.set()
                 handler(signum, frame)

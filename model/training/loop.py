@@ -278,6 +278,7 @@ def run(net, source, val_source, settings, options=None, ranks=None):
               flush=True)
     patience = settings.early_stopping
 
+    whole = None
     for epoch in range(first, settings.epochs):
         if history.stopped_epoch is not None:
             break
@@ -287,6 +288,7 @@ def run(net, source, val_source, settings, options=None, ranks=None):
             # is marked by its lengths, not copied (a copy per epoch grows with the run).
             with sigint_deferred():
                 lr = settings.learning_rate(epoch)
+                ranks.done[0] = 0  # a Ctrl-C raised at the end of this block: no rows yet
                 before = net.snapshot()
                 whole = (epoch, rng.bit_generator.state, _history_mark(history), best)
             loss, seconds = _train_epoch(net, source, rng, lr, settings, ranks, show, epoch)
@@ -327,6 +329,13 @@ def run(net, source, val_source, settings, options=None, ranks=None):
         except KeyboardInterrupt as stop:
             # Ctrl-C or SIGTERM: keep what was trained. The checkpoint records the last whole epoch
             # (so a resume is exact); the network keeps the parameters reached so far.
+            if whole is None or whole[0] != epoch:
+                # Stopped before this epoch's state was taken (a handler sigint_deferred does
+                # not hold raised inside its block): nothing of the epoch has run, so the
+                # state now is the last whole epoch's.
+                before = net.snapshot()
+                whole = (epoch, rng.bit_generator.state, _history_mark(history), best)
+                ranks.done[0] = 0
             history = _history_at(history, whole[2])
             whole = (whole[0], whole[1], history, whole[3])
             if checkpoint is not None and is_root:

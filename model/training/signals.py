@@ -59,6 +59,20 @@ STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SI
 _RAISING = (signal.default_int_handler, raise_on_sigterm)
 
 
+def raising(handler):
+    """Mark ``handler`` as one that raises ``KeyboardInterrupt`` (after work of its own, such
+    as a search setting its stop event), so that ``sigint_deferred`` holds its signal to the
+    end of a compiled segment as it holds Python's default one; returns ``handler``."""
+    handler.raises_keyboard_interrupt = True
+    return handler
+
+
+def raises(handler):
+    """Whether a signal handler raises ``KeyboardInterrupt``: Python's default for SIGINT,
+    ``raise_on_sigterm``, or one marked by ``raising``."""
+    return handler in _RAISING or getattr(handler, "raises_keyboard_interrupt", False) is True
+
+
 @contextmanager
 def sigint_ignored():
     """Ignore Ctrl-C and SIGTERM for the block (the main thread only): finishing a save
@@ -67,7 +81,7 @@ def sigint_ignored():
         yield
         return
     previous = {s: signal.signal(s, signal.SIG_IGN) for s in STOP_SIGNALS
-                if signal.getsignal(s) in _RAISING or s == signal.SIGINT}
+                if raises(signal.getsignal(s)) or s == signal.SIGINT}
     try:
         yield
     finally:
@@ -109,22 +123,19 @@ def sigint_deferred():
     A compiled epoch cannot be stopped half way: Python raises ``KeyboardInterrupt`` only
     once the call returns, and where it lands decides whether the bookkeeping after it ran.
     Deferring it to the end of the block makes "rows trained so far" exact. Only the main
-    thread can hold signals, and a handler other than the raising ones is left alone; in
-    another thread, an ``event`` of ``stop_on`` that is set raises ``KeyboardInterrupt`` at
-    the end of the block.
+    thread can hold signals, and a handler other than the raising ones (``raises``) is left
+    alone. In any thread, a ``stop_on`` event that is set raises ``KeyboardInterrupt`` at
+    the end of the block: a thread's stop comes that way, and on the main thread it also
+    catches a search's Ctrl-C whose exception something between segments swallowed.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        if stop_requested():
-            raise KeyboardInterrupt("stopped by the thread that started this one")
-        return
     caught = []
     previous = {}
-    for s in STOP_SIGNALS:
-        handler = signal.getsignal(s)
-        if handler in _RAISING:
-            previous[s] = handler
-            signal.signal(s, lambda signum, frame: caught.append(signum))
+    if threading.current_thread() is threading.main_thread():
+        for s in STOP_SIGNALS:
+            handler = signal.getsignal(s)
+            if raises(handler):
+                previous[s] = handler
+                signal.signal(s, lambda signum, frame: caught.append(signum))
     try:
         yield
     finally:
@@ -132,3 +143,5 @@ def sigint_deferred():
             signal.signal(s, handler)
     if caught:
         previous[caught[0]](caught[0], None)  # raises as the signal would have
+    if stop_requested():
+        raise KeyboardInterrupt("stopped by the search or ensemble running this fit")
