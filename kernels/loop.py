@@ -31,7 +31,7 @@ from .config import FASTMATH_REDUCTION, PREFETCH_ROWS, STREAMING_MAX_OUTPUTS
 from .dense import _forward
 from .masks import drop_units, mask_base, rows_mask_base, undo_dropout
 from .loss import MSE, N_LOSSES, SOFTMAX_CE, _cost_element, _output_delta
-from .optim import (Optimizer, _optimizer_step, _optimizer_step_clearing, _sgd_sweep,
+from .optim import (Optimizer, _optimizer_step, _sgd_sweep,
                     check_optimizer, is_plain_sgd)
 from ._prefetch import prefetch_row
 from .products import product_a_b, product_at_b, forward_scratch_size
@@ -321,7 +321,6 @@ def _scratch(workspace, sizes, batch_size):
 
 #: The ``dropout`` of passes that drop nothing (prediction, costs, full gradients): a
 #: global array, which compiled code reads as a constant.
-NO_DROPOUT_RATES = np.empty(0, np.float64)
 #: The ``row0`` of a whole minibatch (``_forward_batch``), and the step of passes that
 #: drop nothing: an int64 global, not the literal 0, for which Numba would compile the
 #: callee once more.
@@ -380,9 +379,10 @@ def _forward_batch(Xb, W0, views, acts, T, dropout, seed, step, row0):
     their Z blocks; T is the scratch for ``_forward``'s transposed weights. Xb is a matrix
     or a CSR batch (``kernels.sparse``): only the first layer's product differs
     (``first_forward``), with the first layer's weights W0 as ``first_layer_weights``
-    gives them. ``dropout`` (L - 1,) the hidden layers' dropout rates (empty: no dropout;
-    prediction and costs pass it empty), applied to each hidden layer's output with the
-    masks of ``seed`` and the optimizer step ``step`` (``kernels.masks``). Xb's rows are
+    gives them. ``dropout`` (L - 1,) the hidden layers' dropout rates (empty or None: no
+    dropout; None, as prediction, costs and epochs without dropout pass it, compiles no
+    dropout code), applied to each hidden layer's output with the masks of ``seed`` and
+    the optimizer step ``step`` (``kernels.masks``). Xb's rows are
     rows ``row0, row0 + 1, ...`` of their minibatch (a shard of a data-parallel step,
     ``kernels.parallel``; 0 for a whole minibatch): their activations go to those rows of
     the blocks, and each row is dropped as in the whole.
@@ -393,7 +393,6 @@ def _forward_batch(Xb, W0, views, acts, T, dropout, seed, step, row0):
     params, _, offsets, sizes, work, a_starts, z_starts, _, batch_size = views
     m = batch_rows(Xb)
     top = sizes.shape[0] - 2
-    dropping = dropout.shape[0] > 0
     a_prev = _rows(work, a_starts[0], batch_size, sizes[1], row0, m)
     keep = top > 0 and NEEDS_Z[acts[0]] == 1
     first_forward(Xb, W0, _bias_view(params, offsets, sizes, 0), a_prev,
@@ -401,7 +400,8 @@ def _forward_batch(Xb, W0, views, acts, T, dropout, seed, step, row0):
     if keep:
         keep_z_and_activate(a_prev, _rows(work, z_starts[0], batch_size, sizes[1], row0, m),
                             acts[0])
-    if dropping and top > 0 and dropout[0] > 0:
+    # "dropout is not None" first: Numba prunes the branch, unlowered, when it is None
+    if dropout is not None and top > 0 and dropout.shape[0] > 0 and dropout[0] > 0:
         drop_units(a_prev, dropout[0], rows_mask_base(seed, step, np.int64(0), row0, sizes[1]))
     for l in range(1, top + 1):
         out = _rows(work, a_starts[l], batch_size, sizes[l + 1], row0, m)
@@ -411,7 +411,7 @@ def _forward_batch(Xb, W0, views, acts, T, dropout, seed, step, row0):
         if keep:
             keep_z_and_activate(out, _rows(work, z_starts[l], batch_size, sizes[l + 1], row0, m),
                                 acts[l])
-        if dropping and l < top and dropout[l] > 0:
+        if dropout is not None and l < top and dropout.shape[0] > 0 and dropout[l] > 0:
             drop_units(out, dropout[l], rows_mask_base(seed, step, l, row0, sizes[l + 1]))
         a_prev = out
 
@@ -453,7 +453,6 @@ def _backward_batch(Xb, Yb, W0, dW0, views, acts, loss, scale, accumulate, lr, w
     m = batch_rows(Xb)
     top = sizes.shape[0] - 2
     fused = lr > 0
-    dropping = dropout.shape[0] > 0
     delta = _block(work, d_starts[top], batch_size, sizes[top + 1])[:m]
     cost = _output_delta(_block(work, a_starts[top], batch_size, sizes[top + 1])[:m], Yb,
                          delta, _bias_view(grads, offsets, sizes, top), acts[top], loss,
@@ -466,10 +465,12 @@ def _backward_batch(Xb, Yb, W0, dW0, views, acts, loss, scale, accumulate, lr, w
         # Propagate below with the weights as they were in the forward pass.
         below = _block(work, d_starts[l - 1], batch_size, sizes[l])[:m]
         product_a_b(delta, W, below, 1.0, 0.0)
-        dropped = dropping and dropout[l - 1] > 0
-        if dropped:
-            _weight_step(delta, a_in, W, dW, lr, accumulate)
-            undo_dropout(a_in, below, dropout[l - 1], mask_base(seed, step, l - 1))
+        dropped = False
+        if dropout is not None:  # pruned, unlowered, when None (no dropout)
+            dropped = dropout.shape[0] > 0 and dropout[l - 1] > 0
+            if dropped:
+                _weight_step(delta, a_in, W, dW, lr, accumulate)
+                undo_dropout(a_in, below, dropout[l - 1], mask_base(seed, step, l - 1))
         if NEEDS_Z[acts[l - 1]] == 1:  # gelu, silu: from the Z _forward_batch kept
             _backprop_activation_z(_block(work, z_starts[l - 1], batch_size, sizes[l])[:m],
                                    below, db_below, acts[l - 1], accumulate and not fused)
@@ -610,7 +611,7 @@ def _epoch_streaming(X, Y, params, grads, opt, act, batch_size, order, ahead):
         if not np.isfinite(batch_cost):
             return np.nan
         total += batch_cost
-        _optimizer_step(params, grads, opt)
+        _optimizer_step(params, grads, opt, False)
     return total / n
 
 
@@ -657,22 +658,22 @@ BATCHES = Arg("record", record=Batches, alternative=Dropout)
 
 
 def _batches_and_dropout(batches):
-    """(Batches, rates, seed) of a ``Dropout`` record; (batches, no rates, 0) of a
-    ``Batches`` record (compiled code only)."""
+    """(Batches, rates, seed) of a ``Dropout`` record; (batches, None, 0) of a
+    ``Batches`` record, whose epoch then compiles no dropout code (compiled code only)."""
 
 
 @overload(_batches_and_dropout)
 def _batches_and_dropout_impl(batches):
     if isinstance(batches, types.BaseNamedTuple) and batches.instance_class is Dropout:
         return lambda batches: (batches.batches, batches.rates, batches.seed)
-    return lambda batches: (batches, NO_DROPOUT_RATES, 0)
+    return lambda batches: (batches, None, 0)
 
 
 @register_jitable
 def _check_dropout(kernel, dropout, n_hidden):
-    """``dropout.rates``: empty, or one rate in [0, 1) for each of the n_hidden hidden
-    layers."""
-    if dropout.shape[0] == 0:
+    """``dropout.rates``: None or empty, or one rate in [0, 1) for each of the n_hidden
+    hidden layers."""
+    if dropout is None or dropout.shape[0] == 0:
         return
     if dropout.shape[0] != n_hidden:
         raise InvalidValueError("%s: dropout.rates must hold one rate for each of the %s hidden "
@@ -788,7 +789,7 @@ def _epoch_arguments(kernel, X, Y, params, grads, network, optimizer, batches, w
     return sizes, acts, order, batches.sample_weight
 
 
-@njit(cache=CACHE, nogil=True)
+@njit(cache=CACHE, nogil=True, inline="always")
 def _epoch(kernel, X, Y, params, grads, network, optimizer, batches, workspace, ahead):
     """The epoch of ``train_epoch`` (``ahead`` the prefetch distance of its streamed path)
     and of ``train_epoch_batched`` (``ahead`` None: Numba prunes the streamed path before
@@ -829,7 +830,7 @@ def _epoch(kernel, X, Y, params, grads, network, optimizer, batches, workspace, 
         W0 = params[:sizes[0] * sizes[1]].reshape((sizes[0], sizes[1]))
         dW0 = grads[:sizes[0] * sizes[1]].reshape((sizes[0], sizes[1]))
     # ... and, there, each batch's gradient is added into zeros that the optimizer's sweep
-    # leaves behind (_optimizer_step_clearing): writing it over (beta = 0) would first
+    # leaves behind (_optimizer_step with clear): writing it over (beta = 0) would first
     # zero all of W_1's gradient, a sweep a batch, where a batch's non-zeros touch part.
     adding = sparse and not plain
     if adding:
@@ -863,10 +864,8 @@ def _epoch(kernel, X, Y, params, grads, network, optimizer, batches, workspace, 
         _forward_batch(Xb, W0, views, acts, T, rates, dropout_seed, step, WHOLE_BATCH)
         batch_cost = _backward_batch(Xb, Yb, W0, dW0, views, acts, loss, scale, adding,
                                      fused_lr, batch_weights[:m], rates, dropout_seed, step)
-        if adding:
-            _optimizer_step_clearing(params, grads, optimizer)
-        elif fused_lr == 0:
-            _optimizer_step(params, grads, optimizer)
+        if fused_lr == 0:  # adding (a sparse epoch) leaves the gradient zero for the next
+            _optimizer_step(params, grads, optimizer, adding)
         else:
             optimizer.steps[0] += 1
         if not np.isfinite(batch_cost):
@@ -972,7 +971,7 @@ def predict_into(X: MATRIX_OR_CSR, params: FLAT, network: Network, out: MATRIX_O
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         _forward_batch(storage_batch(X, no_order, start, stop), W0, views, acts, T,
-                       NO_DROPOUT_RATES, 0, step, WHOLE_BATCH)
+                       None, 0, step, WHOLE_BATCH)
         out[start:stop] = _output_block(views, stop - start)
 
 
@@ -1014,7 +1013,7 @@ def dataset_cost(X: MATRIX_OR_CSR, Y: MATRIX, params: FLAT, network: Network, ba
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         _forward_batch(storage_batch(X, no_order, start, stop), W0, views, acts, T,
-                       NO_DROPOUT_RATES, 0, step, WHOLE_BATCH)
+                       None, 0, step, WHOLE_BATCH)
         out = _output_block(views, stop - start)
         total += _output_delta(out, Y[start:stop], delta[:stop - start], db,
                                acts[n_layers - 1], loss, 0.0, accumulate,
@@ -1039,7 +1038,7 @@ def batch_gradient(X: MATRIX_OR_CSR, Y: MATRIX, params: PARAMS_READ, grads: FLAT
                            as_int64(kernel, "network.sizes", network.sizes),
                            as_int64(kernel, "network.acts", network.acts), network.loss,
                            batch_size, workspace, scale, np.empty(0, np.float64),
-                           NO_DROPOUT_RATES, 0)
+                           None, 0)
 
 
 @kernel
@@ -1089,8 +1088,8 @@ def _batch_gradient(kernel, X, Y, params, grads, sizes, acts, loss, batch_size, 
                     scale, weights, rates, seed):
     """``batch_gradient`` with every row's term also times its weight in ``weights`` (N,),
     or 1 when ``weights`` is empty, and hidden layers dropped out at ``rates`` by the masks
-    of ``seed`` at step 0 (``rates`` empty: none; ``dropout_gradient`` passes at most one
-    batch); ``kernel`` names the public kernel in messages."""
+    of ``seed`` at step 0 (``rates`` None or empty: none; ``dropout_gradient`` passes at
+    most one batch); ``kernel`` names the public kernel in messages."""
     _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss)
     _check_targets(kernel, X, Y, sizes, "Y")
     check_dim(kernel, "grads", grads.shape[0], "params", params.shape[0], "elements")
@@ -1148,4 +1147,4 @@ def loss_and_gradient(X: MATRIX_OR_CSR, Y: MATRIX, params: PARAMS_READ, grads: F
                            as_int64(kernel, "network.sizes", network.sizes),
                            as_int64(kernel, "network.acts", network.acts), network.loss,
                            batch_size, workspace, 1.0 / total, weights,
-                           NO_DROPOUT_RATES, 0) / total
+                           None, 0) / total

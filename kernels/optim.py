@@ -173,22 +173,13 @@ def _adam_sweep(params, grads, m, v, t, lr, beta1, beta2, eps, weight_decay, dec
 
 
 @njit(cache=CACHE)
-def _optimizer_step(params, grads, opt):
+def _optimizer_step(params, grads, opt, clear):
     """One step of ``opt`` (an ``Optimizer``), its ``steps`` advanced by one; params, grads
-    (P,). Plain SGD (momentum and weight_decay 0) needs no state."""
-    _step(params, grads, opt, False)
-
-
-@njit(cache=CACHE)
-def _optimizer_step_clearing(params, grads, opt):
-    """``_optimizer_step``, leaving grads zero: for an epoch that adds each batch's
-    gradient into a zeroed buffer (``kernels.loop``, a sparse epoch) rather than
-    zeroing it before every batch, a sweep of its own."""
-    _step(params, grads, opt, True)
-
-
-@njit(cache=CACHE)
-def _step(params, grads, opt, clear):
+    (P,). Plain SGD (momentum and weight decay 0) needs no state. With ``clear``, grads is
+    left zero in the same sweep: for an epoch that adds each batch's gradient into a zeroed
+    buffer (``kernels.loop``, a sparse epoch) rather than zeroing it before every batch, a
+    sweep of its own. An epoch passes ``clear`` as a run-time bool: Numba compiles a
+    callee again for each literal argument, with every sweep below it."""
     t = opt.steps[0] + 1
     opt.steps[0] = t
     _update_range(params, grads, opt, t, 0, params.shape[0], clear)
@@ -318,4 +309,4 @@ def optimizer_step(params: VECTOR_OUT, grads: VECTOR, optimizer: Optimizer):
     check_dim(kernel, "grads", grads.shape[0], "params", params.shape[0], "elements")
     check_same_or_separate(kernel, "params", params, "grads", grads)
     check_optimizer(kernel, "optimizer", params, grads, optimizer)
-    _optimizer_step(params, grads, optimizer)
+    _optimizer_step(params, grads, optimizer, False)
