@@ -696,7 +696,7 @@ def _check_training(kernel, X, Y, params, grads, sizes, acts, loss, optimizer, b
     _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss)
     _check_targets(kernel, X, Y, sizes, "Y")
     check_dim(kernel, "grads", grads.shape[0], "params", params.shape[0], "elements")
-    check_optimizer(kernel, "optimizer", params, grads, optimizer)
+    check_optimizer(kernel, params, grads, optimizer)
     # params is written too: an update written over the data trains on garbage
     check_separate(kernel, "params", params, "X", input_values(X))
     check_separate(kernel, "params", params, "Y", Y)

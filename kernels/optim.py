@@ -228,20 +228,26 @@ def _check_hyperparameters(kernel, lr, momentum, weight_decay):
 
 
 @register_jitable
-def check_optimizer(kernel, name, params, grads, opt):
-    """The checks of an optimizer record named ``name`` for ``params`` and ``grads``: its
-    code, hyperparameters, state length and memory, and step count."""
+def check_optimizer(kernel, params, grads, opt):
+    """The checks of the ``optimizer`` record for ``params`` and ``grads``: its code,
+    hyperparameters, state length and memory, and step count. The messages' names are
+    constants: a name joined in compiled code (``name + ".state"``, ``str(count)``) cost
+    a first run about 1 s of compiling Numba's string concatenation and int formatting."""
     code = opt.code
     if code < 0 or code >= N_OPTIMIZERS:
-        raise InvalidValueError("%s: %s.code is %s, not an optimizer code (kernels.OPTIMIZERS)",
-                                kernel, name, code)
+        raise InvalidValueError("%s: optimizer.code is %s, not an optimizer code "
+                                "(kernels.OPTIMIZERS)", kernel, code)
     _check_hyperparameters(kernel, opt.lr, opt.momentum, opt.weight_decay)
     state = opt.state
     if code != SGD or opt.momentum != 0 or opt.weight_decay != 0:  # plain SGD has no state
         vectors = _STATE_VECTORS[code]
-        check_dim(kernel, name + ".state", state.shape[0],
-                  "params" if vectors == 1 else str(vectors) + " x params",
-                  params.shape[0] * vectors, "elements")
+        expected = params.shape[0] * vectors
+        if state.shape[0] != expected:
+            if vectors == 1:
+                raise InvalidValueError("%s: optimizer.state has %s elements but params has "
+                                        "%s", kernel, state.shape[0], expected)
+            raise InvalidValueError("%s: optimizer.state has %s elements but %s x params has "
+                                    "%s", kernel, state.shape[0], vectors, expected)
     if code == ADAM or code == ADAMW:
         if not (0 <= opt.beta1 < 1 and 0 <= opt.beta2 < 1):
             raise InvalidValueError("%s: beta1 and beta2 must be in [0, 1), got %g and %g", kernel,
@@ -249,12 +255,12 @@ def check_optimizer(kernel, name, params, grads, opt):
         if not (opt.eps > 0 and opt.eps < np.inf):
             raise InvalidValueError("%s: eps must be positive and finite, got %g", kernel, opt.eps)
     if opt.steps.shape[0] != 1 or opt.steps[0] < 0:
-        raise InvalidValueError("%s: %s.steps must hold one count >= 0 of the steps taken", kernel,
-                                name)
+        raise InvalidValueError("%s: optimizer.steps must hold one count >= 0 of the steps "
+                                "taken", kernel)
     # The state is written: it shares no memory with params; it may be grads itself
     # (read before written, element by element), but no other view overlapping grads.
-    check_separate(kernel, name + ".state", state, "params", params)
-    check_same_or_separate(kernel, name + ".state", state, "grads", grads)
+    check_separate(kernel, "optimizer.state", state, "params", params)
+    check_same_or_separate(kernel, "optimizer.state", state, "grads", grads)
 
 
 @register_jitable
@@ -308,5 +314,5 @@ def optimizer_step(params: VECTOR_OUT, grads: VECTOR, optimizer: Optimizer):
                        optimizer.state)
     check_dim(kernel, "grads", grads.shape[0], "params", params.shape[0], "elements")
     check_same_or_separate(kernel, "params", params, "grads", grads)
-    check_optimizer(kernel, "optimizer", params, grads, optimizer)
+    check_optimizer(kernel, params, grads, optimizer)
     _optimizer_step(params, grads, optimizer, False)

@@ -70,8 +70,9 @@ def _check_csr(kernel, name, X):
                                 "starting with 0", kernel, name)
     if indptr[0] != 0:
         raise InvalidValueError("%s: %s.indptr[0] is %s: must be 0", kernel, name, indptr[0])
-    check_dim(kernel, name + ".indices", indices.shape[0], name + ".data", data.shape[0],
-              "entries")
+    if indices.shape[0] != data.shape[0]:  # check_dim's message, without joining names
+        raise InvalidValueError("%s: %s.indices has %s entries but %s.data has %s",
+                                kernel, name, indices.shape[0], name, data.shape[0])
     n_rows = indptr.shape[0] - 1
     for i in range(n_rows):
         if indptr[i + 1] < indptr[i]:

@@ -246,14 +246,14 @@ def test_train_epoch_from_a_users_own_njit_function_that_builds_the_records():
 
 def _epoch_args(**changes):
     """The arguments of a valid train_epoch call, with ``changes``: array arguments by name,
-    and network / optimizer / batches fields (sizes, acts, loss, momentum, state, size,
-    order)."""
+    and network / optimizer / batches fields (sizes, acts, loss, momentum, optimizer_code,
+    state, size, order)."""
     fields = dict(sizes=[3, 4, 2], acts=[1, 0], loss=MSE, momentum=0.0, state=None, size=2,
-                  order=None)
+                  order=None, optimizer_code=kernels.OPTIMIZERS["sgd"])
     fields.update({k: changes.pop(k) for k in list(changes) if k in fields})
     params = changes.get("params", np.zeros(26))
     optimizer = kernels.optimizer("sgd", params, 0.1)
-    optimizer = optimizer._replace(momentum=fields["momentum"])
+    optimizer = optimizer._replace(momentum=fields["momentum"], code=fields["optimizer_code"])
     if fields["state"] is not None:
         optimizer = optimizer._replace(state=fields["state"])
     network = kernels.network(fields["sizes"], fields["acts"])._replace(loss=fields["loss"])
@@ -272,6 +272,8 @@ def _epoch_args(**changes):
     (dict(params=np.zeros(25)), "train_epoch: params has 25 elements but the network has 26"),
     (dict(grads=np.zeros(3)), "train_epoch: grads has 3 elements but params has 26"),
     (dict(momentum=0.9), "train_epoch: optimizer.state has 0 elements but params has 26"),
+    (dict(optimizer_code=kernels.OPTIMIZERS["adam"]),
+     "train_epoch: optimizer.state has 0 elements but 2 x params has 52"),
     (dict(order=[0, 1, 2, 3, 5]), "train_epoch: batches.order[4] is 5, outside range(5)"),
     (dict(order=[0, -1]), "train_epoch: batches.order[1] is -1, outside range(5)"),
     # the quantile levels' codes fill the range up to N_LOSSES (kernels.quantile_code)
