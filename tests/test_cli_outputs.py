@@ -519,6 +519,70 @@ def test_a_signal_whose_handler_is_not_held_still_keeps_the_work(monkeypatch, ca
     assert info.value.rows_done == 0
 
 
+def test_a_stop_between_two_epochs_keeps_the_work(monkeypatch):
+    """A KeyboardInterrupt where the epoch loop tests for early stopping, before the next
+    epoch's block (where a real signal lands, most of the time, between epochs of
+    microseconds): TrainingInterrupted naming the epoch that had not started, with the
+    finished epochs' history (it was a bare KeyboardInterrupt, net.history unset)."""
+    import inspect
+
+    class Trap(loop.History):
+        reads = 0
+
+        @property
+        def stopped_epoch(self):
+            caller = inspect.getframeinfo(sys._getframe(1))
+            if caller.function == "run" and "if history.stopped_epoch" in caller.code_context[0]:
+                Trap.reads += 1
+                if Trap.reads == 3:  # before the third epoch
+                    raise KeyboardInterrupt
+            return self.__dict__.get("_stopped")
+
+        @stopped_epoch.setter
+        def stopped_epoch(self, value):
+            self.__dict__["_stopped"] = value
+    monkeypatch.setattr(loop, "History", Trap)
+    X = np.random.default_rng(0).standard_normal((200, 3))
+    net = MLP([3, 4, 1], seed=0)
+    with pytest.raises(signals.TrainingInterrupted) as info:
+        net.fit(X, X[:, 0], epochs=5)
+    stop = info.value
+    assert (stop.epoch, stop.rows_done, len(stop.history.loss)) == (3, 0, 2)
+    assert net.history is stop.history and net.history.interrupted_epoch == 3
+
+
+_CTRL_C_SHORT_EPOCHS = r"""
+import os, random, signal, threading
+import numpy as np
+from numba_dense import MLP, TrainingInterrupted
+X = np.random.default_rng(0).normal(size=(200, 10)); y = X.sum(1)
+MLP([10, 16, 1], seed=0).fit(X, y, epochs=1)  # compiled or loaded
+random.seed(1)
+for trial in range(20):
+    net = MLP([10, 16, 1], seed=0)
+    threading.Timer(random.uniform(0.02, 0.3), os.kill, (os.getpid(), signal.SIGINT)).start()
+    try:
+        net.fit(X, y, epochs=10**7)
+    except TrainingInterrupted as stop:
+        h = stop.history
+        assert net.history is h and h.interrupted_epoch == stop.epoch, trial
+        assert len(h.loss) == stop.epoch - 1 and stop.rows_done in (0, 200), (trial, stop)
+    else:
+        raise SystemExit("trial %d: fit returned" % trial)
+print("20 stops")
+"""
+
+
+def test_ctrl_c_between_short_epochs_is_training_interrupted_every_time():
+    """Epochs of 200 rows take microseconds, so most of a fit is Python between them, where
+    no block holds the signal: a real SIGINT at a random moment, 20 times, always ends in
+    TrainingInterrupted with the history of the finished epochs (it was a bare
+    KeyboardInterrupt, net.history unset, when it landed outside the epoch's try)."""
+    out = subprocess.run([sys.executable, "-c", _CTRL_C_SHORT_EPOCHS], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and out.stdout == "20 stops\n", (out.stdout, out.stderr[-2000:])
+
+
 def test_a_file_size_limit_below_the_model_is_refused_before_training(tmp_path):
     import resource
 

@@ -417,6 +417,36 @@ def test_estimators_with_n_networks_average_members_seeded_random_state_plus_k(d
     np.testing.assert_array_equal(one.predict_proba(X), one._net.predict_proba(X))
 
 
+@pytest.mark.parametrize("stop_at, trained", [(2, 1), (5, 2)])
+def test_ctrl_c_in_an_estimators_member_trains_no_further_member(diabetes, monkeypatch,
+                                                                 stop_at, trained):
+    """n_networks=4, 3 epochs each: a Ctrl-C in member 0's second epoch (call 2 of the
+    epoch loop) or member 1's (call 5) keeps the members trained so far, the interrupted
+    one with its work, warns once, and trains none after it (members 1-3 trained in full
+    after member 0's Ctrl-C, found by a helper's attack)."""
+    from numba_dense.model import MLPRegressor
+    from numba_dense.model.interfaces import estimators
+    X, y = diabetes
+    real, calls = estimators.loop.run, []
+
+    def run_with_a_ctrl_c(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == stop_at:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+    monkeypatch.setattr(estimators.loop, "run", run_with_a_ctrl_c)
+    reg = MLPRegressor(hidden_layer_sizes=(6,), max_iter=3, n_networks=4, random_state=0)
+    with pytest.warns(UserWarning, match="Training interrupted by user") as warned:
+        reg.fit(X, y)
+    assert sum("interrupted" in str(w.message) for w in warned) == 1
+    assert len(calls) == stop_at and len(reg.networks_) == trained
+    # epochs done: member 0's, then each further member's
+    members = reg.__dict__.get("_members", [])
+    assert [reg.n_iter_] + [m.n_iter_ for m in members] == ([1] if trained == 1 else [3, 1])
+    np.testing.assert_allclose(reg.predict(X), np.mean([n.predict(X)[:, 0] for n in
+                                                        reg.networks_], axis=0), rtol=1e-6)
+
+
 def _by_hand(estimator, X, y, seed):
     """``estimator`` as a fit leaves it, with a random network (no training: the converter
     reads the networks and classes only)."""

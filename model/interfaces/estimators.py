@@ -503,6 +503,7 @@ class _BaseMLP(BaseEstimator):
             self._lr = float(self.learning_rate_init)
         elif not hasattr(self, "_lr"):
             self._lr = float(self.learning_rate_init)
+        self._interrupted = False
         if self.solver == "lbfgs":
             self._fit_lbfgs(X, Y, sample_weight)
         else:
@@ -519,18 +520,23 @@ class _BaseMLP(BaseEstimator):
         """Members 1 to K - 1 of ``n_networks`` K > 1: clones of this estimator with
         ``n_networks=1`` and their own ``random_state`` (``_member_states``), fit on the same
         rows one after another (``numba_dense.model.Ensemble`` trains on threads); with
-        ``warm_start`` the members of the last fit continue."""
+        ``warm_start`` the members of the last fit continue. A Ctrl-C stops the member it
+        reaches (which keeps its work, as a lone fit does) and trains no further member."""
         extra = self.n_networks - 1
         kept = self.__dict__.pop("_members", None)
-        if extra == 0:
-            return
+        if extra == 0 or self._interrupted:
+            return  # Ctrl-C stopped member 0: no other member is trained
         if not (self.warm_start and kept is not None and len(kept) == extra):
             from sklearn.base import clone
             kept = [clone(self).set_params(n_networks=1, random_state=state, verbose=False)
                     for state in self._member_states(extra)]
+        trained = []
         for member in kept:
             member.fit(X, y, sample_weight=sample_weight)
-        self._members = kept
+            trained.append(member)
+            if member._interrupted:  # Ctrl-C: this member keeps its work, no further one
+                break
+        self._members = trained
 
     def _member_states(self, extra):
         """The ``random_state`` of members 1 to ``extra``: ``random_state + k`` (mod 2**32) for
@@ -718,6 +724,7 @@ class _BaseMLP(BaseEstimator):
             if signals.stop_requested():  # a search's Ctrl-C or error: the search stops
                 raise
             warnings.warn("Training interrupted by user.")
+            self._interrupted = True  # n_networks: no further member is trained
         self._velocity_lr = settings.lr
         if self.early_stopping:
             self._net.params[...] = best
@@ -816,6 +823,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     member k with ``random_state + k`` (``_member_states``), and ``predict`` averages their
     outputs; ``networks_`` lists them, and the fitted attributes of scikit-learn's
     (``coefs_``, ``loss_curve_``, ...) describe member 0. ``partial_fit`` refuses K > 1.
+    Ctrl-C stops the member being trained (kept, with scikit-learn's "Training interrupted
+    by user." warning) and trains no further one: ``networks_`` and the predictions are then
+    those of the members trained so far.
     """
 
     def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
@@ -885,7 +895,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     ``n_networks`` (default 1): K > 1 trains K networks (member k with ``random_state + k``)
     whose probabilities ``predict_proba`` averages, ``predict`` giving the label of the
     highest mean probability; ``networks_`` lists them, ``coefs_`` and the other fitted
-    attributes describe member 0 (as ``MLPRegressor``).
+    attributes describe member 0, and Ctrl-C stops training as in ``MLPRegressor``.
     """
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",

@@ -278,11 +278,15 @@ def run(net, source, val_source, settings, options=None, ranks=None):
               flush=True)
     patience = settings.early_stopping
 
-    whole = None
-    for epoch in range(first, settings.epochs):
-        if history.stopped_epoch is not None:
-            break
-        try:
+    # A stop signal can land anywhere in this loop, not only inside the blocks that hold it
+    # (a handler those blocks do not hold, or Python between two short epochs): every
+    # KeyboardInterrupt here ends in TrainingInterrupted with the work kept.
+    whole = None  # (epoch, rng state, history mark, best) as the epoch being trained began
+    finished = first  # the epochs trained and recorded
+    try:
+        for epoch in range(first, settings.epochs):
+            if history.stopped_epoch is not None:
+                break
             # The state after the last whole epoch, which a Ctrl-C checkpoint records; a
             # signal arriving while it is taken is raised once it is complete. The history
             # is marked by its lengths, not copied (a copy per epoch grows with the run).
@@ -326,24 +330,26 @@ def run(net, source, val_source, settings, options=None, ranks=None):
                     (epoch + 1) % options.checkpoint_every == 0 or last):
                 checkpoints.keep_checkpoint(checkpoint, net, epoch + 1, rng, history, best,
                                             settings)
-        except KeyboardInterrupt as stop:
-            # Ctrl-C or SIGTERM: keep what was trained. The checkpoint records the last whole epoch
-            # (so a resume is exact); the network keeps the parameters reached so far.
-            if whole is None or whole[0] != epoch:
-                # Stopped before this epoch's state was taken (a handler sigint_deferred does
-                # not hold raised inside its block): nothing of the epoch has run, so the
-                # state now is the last whole epoch's.
-                before = net.snapshot()
-                whole = (epoch, rng.bit_generator.state, _history_mark(history), best)
-                ranks.done[0] = 0
-            history = _history_at(history, whole[2])
-            whole = (whole[0], whole[1], history, whole[3])
-            if checkpoint is not None and is_root:
-                checkpoints.interrupt_checkpoint(checkpoint, net, before, whole, settings)
-            history = copy.deepcopy(history)
-            history.interrupted_epoch = epoch + 1
-            raise TrainingInterrupted(epoch + 1, ranks.done[0], history,
-                                      getattr(stop, "signum", signal.SIGINT)) from None
+            finished = epoch + 1
+    except KeyboardInterrupt as stop:
+        # Ctrl-C or SIGTERM: keep what was trained. The checkpoint records the last whole epoch
+        # (so a resume is exact); the network keeps the parameters reached so far.
+        epoch = min(finished, settings.epochs - 1)  # the epoch being trained or next
+        if whole is None or whole[0] != epoch:
+            # Stopped before this epoch's state was taken (between two epochs, or inside
+            # the block that takes it, by a handler the block does not hold): nothing of
+            # the epoch has run, so the state now is the last whole epoch's.
+            before = net.snapshot()
+            whole = (epoch, rng.bit_generator.state, _history_mark(history), best)
+            ranks.done[0] = 0
+        history = _history_at(history, whole[2])
+        whole = (whole[0], whole[1], history, whole[3])
+        if checkpoint is not None and is_root:
+            checkpoints.interrupt_checkpoint(checkpoint, net, before, whole, settings)
+        history = copy.deepcopy(history)
+        history.interrupted_epoch = epoch + 1
+        raise TrainingInterrupted(epoch + 1, ranks.done[0], history,
+                                  getattr(stop, "signum", signal.SIGINT)) from None
     if patience is not None and best[0] is not None:
         net.params[...] = best[0]  # early stopping keeps the best parameters seen
     return history
