@@ -551,6 +551,38 @@ def test_a_stop_between_two_epochs_keeps_the_work(monkeypatch):
     assert net.history is stop.history and net.history.interrupted_epoch == 3
 
 
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
+                    reason="handlers are set on the main thread only")
+@pytest.mark.parametrize("raise_at", [1, 3])
+def test_every_handler_is_put_back_when_a_signal_lands_meanwhile(monkeypatch, raise_at):
+    """A stop signal raising while the handlers are put back (a SIGINT once SIGINT's own
+    handler is back: 3 in 300 short fits, by a helper's attack) left the later signals with
+    sigint_deferred's catcher, so a SIGHUP or SIGUSR1 was swallowed from then on."""
+    stops = signals.STOP_SIGNALS
+    own = {s: (signal.default_int_handler if s == signal.SIGINT else signals.raise_on_sigterm)
+           for s in stops}
+    saved = {s: signal.getsignal(s) for s in stops}
+    real, calls = signal.signal, []
+
+    def signal_then_interrupt(signum, handler):
+        previous = real(signum, handler)
+        calls.append(signum)
+        if len(calls) == raise_at:
+            raise KeyboardInterrupt  # as a signal arriving just after this call
+        return previous
+    try:
+        for s in stops:
+            real(s, signal.SIG_IGN)
+        monkeypatch.setattr(signal, "signal", signal_then_interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            signals.restore_handlers(own)
+        monkeypatch.undo()
+        assert {s: signal.getsignal(s) for s in stops} == own
+    finally:
+        for s, handler in saved.items():
+            real(s, handler)
+
+
 _CTRL_C_SHORT_EPOCHS = r"""
 import os, random, signal, threading
 import numpy as np

@@ -264,6 +264,42 @@ def test_ctrl_c_stops_a_search_in_a_program_of_its_own(n_jobs):
     assert float(out.stdout.split()[2]) < 60
 
 
+_CTRL_C_LBFGS_SEARCH = r"""
+import os, signal, threading, time, warnings
+from sklearn.datasets import make_regression
+from numba_dense.model import GridSearchCV, MLPRegressor
+X, y = make_regression(n_samples=20000, n_features=50, noise=10, random_state=0)
+warnings.simplefilter("ignore")
+est = MLPRegressor(hidden_layer_sizes=(64, 64), solver="lbfgs", max_iter=2, random_state=0)
+GridSearchCV(est, {"alpha": [1e-4]}, cv=2, n_jobs=2).fit(X, y)  # compiled or loaded
+est.set_params(max_iter=10**6, max_fun=10**6, tol=0.0)
+before = set(threading.enumerate())
+threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+start = time.perf_counter()
+try:
+    GridSearchCV(est, {"alpha": [1e-4, 1e-3]}, cv=2, n_jobs=2).fit(X, y)
+except KeyboardInterrupt:
+    left = [t.name for t in set(threading.enumerate()) - before
+            if not t.name.startswith("numba_dense")]
+    print("stopped after %.1f s, threads left %s" % (time.perf_counter() - start, left))
+"""
+
+
+def test_ctrl_c_stops_a_threaded_search_of_lbfgs_fits():
+    """L-BFGS returns to Python only between its steps: the full-batch evaluation checks
+    the search's stop there (before, the running L-BFGS fits went on to their end)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        out = subprocess.run([sys.executable, "-c", _CTRL_C_LBFGS_SEARCH], cwd=root,
+                             capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the search was still running 600 s after it started")
+    assert out.returncode == 0, out.stderr[-2000:]
+    match = re.fullmatch(r"stopped after (\d+\.\d) s, threads left \[\]\n", out.stdout)
+    assert match, (out.stdout, out.stderr[-2000:])
+    assert float(match.group(1)) < 30
+
+
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
                     reason="signals reach the main thread only")
 def test_a_searchs_ctrl_c_is_held_to_the_end_of_a_segment():

@@ -5,6 +5,7 @@ import os
 import tempfile
 
 from ...kernels.errors import InvalidValueError, NumbaDenseError
+from ..training.signals import sigint_deferred
 
 
 def check_output(path, what):
@@ -40,13 +41,16 @@ def check_output(path, what):
                                 "socket); give the path of a file" % (what, path))
     if os.path.exists(real) and not os.access(real, os.W_OK):
         raise PermissionError("%s: %r exists and is not writable" % (what, path))
-    try:  # what the write does first: a new file in the folder (read-only mounts, quotas)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-    except OSError as exc:
-        raise PermissionError("%s: cannot create a file in folder %r: %s"
-                              % (what, folder, exc.strerror or exc)) from None
-    os.close(fd)
-    os.unlink(probe)
+    # What the write does first: a new file in the folder (read-only mounts, quotas). A
+    # Ctrl-C is held until the probe is gone (one landing in between left it behind).
+    with sigint_deferred():
+        try:
+            fd, probe = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        except OSError as exc:
+            raise PermissionError("%s: cannot create a file in folder %r: %s"
+                                  % (what, folder, exc.strerror or exc)) from None
+        os.close(fd)
+        os.unlink(probe)
 
 
 def write_target(path):
@@ -98,24 +102,30 @@ def default_file_mode():
 def atomic_write(path, what, write):
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place.
 
-    A crash or Ctrl-C mid-write never leaves half a file at ``path``. The file gets the
-    permissions a plain ``open(path, "w")`` would (0666 less the umask), not mkstemp's 0600.
+    A crash or Ctrl-C mid-write never leaves half a file at ``path``, nor the temporary
+    file: a Ctrl-C (or a stop signal raised as one) during the write is held until the file
+    is in place, then raised (``sigint_deferred``; a signal that landed between the
+    temporary file's creation and the ``try`` that removes it left it behind). The file
+    gets the permissions a plain ``open(path, "w")`` would (0666 less the umask), not
+    mkstemp's 0600.
     """
     check_output(path, what)
     path = write_target(path)  # through a symbolic link, not over it
     folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.splitext(path)[1])
-    try:
-        os.fchmod(fd, default_file_mode())
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with sigint_deferred():
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-",
+                                   suffix=os.path.splitext(path)[1])
+        try:
+            os.fchmod(fd, default_file_mode())
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
 
 
 class OutputBusy(NumbaDenseError, OSError):

@@ -33,6 +33,7 @@ from ...kernels.errors import InvalidValueError
 from ...kernels.records import NO_WEIGHTS
 from .paths import default_file_mode
 from .validation import check_finite, targets_matrix
+from ..training.signals import sigint_deferred
 
 #: Bytes of converted inputs per streamed chunk (the resident working set of streaming).
 CHUNK_BYTES = 32 << 20
@@ -321,9 +322,10 @@ class NpyWriter:
         self.expected, self.rows, self.tmp = rows, 0, None
         folder = os.path.dirname(os.path.abspath(path))
         suffix = ".raw" if rows is None else ".npy"
-        fd, self.raw = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
-        os.fchmod(fd, default_file_mode())
-        self.f = os.fdopen(fd, "wb")
+        with sigint_deferred():  # a Ctrl-C in between would leave a file nothing removes
+            fd, self.raw = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
+            os.fchmod(fd, default_file_mode())
+            self.f = os.fdopen(fd, "wb")
         if rows is not None:
             write_npy_header(self.f, self.dtype, self._shape(rows))
 
@@ -345,8 +347,9 @@ class NpyWriter:
             os.replace(self.raw, self.path)
             self.raw = None
             return
-        fd, self.tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(self.path)),
-                                        prefix=".tmp-", suffix=".npy")
+        with sigint_deferred():  # self.tmp is set before a Ctrl-C can land (discard)
+            fd, self.tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(self.path)),
+                                            prefix=".tmp-", suffix=".npy")
         os.fchmod(fd, default_file_mode())
         with os.fdopen(fd, "wb") as out, open(self.raw, "rb") as raw:
             write_npy_header(out, self.dtype, self._shape(self.rows))

@@ -34,7 +34,8 @@ from ..network.ensemble import Ensemble, EnsembleInterrupted, load_model, member
 from ..network.mlp import MLP, OUTPUTS
 from ..data.paths import atomic_write, check_outputs, claimed
 from ..training.loop import DivergedError
-from ..training.signals import TrainingInterrupted, raise_on_sigterm, sigint_ignored
+from ..training.signals import (TrainingInterrupted, raise_on_sigterm, restore_handlers,
+                                sigint_ignored)
 
 
 #: The default training length: at most this many rows trained on (epochs times rows) ...
@@ -1142,8 +1143,7 @@ class _stop_signals:
         return self
 
     def __exit__(self, *exc):
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
+        restore_handlers(self.previous)  # each one, even if a signal lands meanwhile
 
 
 def _stopped_by(signum):

@@ -193,8 +193,7 @@ def _signals_stop(stop):
     try:
         yield
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        signals.restore_handlers(previous)
 
 
 class _ThreadedSearch:

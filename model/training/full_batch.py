@@ -25,6 +25,7 @@ from ...kernels.threads import usable_cores
 from ..data.parallel import helper_pool, row_ranges
 from ..data.validation import kernel_rows
 from .loop import network_record, workspace
+from . import signals
 
 #: The fewest rows worth a thread of their own (scikit-learn's digits, 1,797 rows
 #: through 64-64, took 0.11 s a fit in one part and in two: the hand-off, about 50 us an
@@ -112,7 +113,13 @@ class FullBatch:
                                          min(self.block, Y.shape[0]), work, **extra)
 
     def evaluate(self, theta):
-        """(cost, gradient float64 (P,)) at parameters ``theta``."""
+        """(cost, gradient float64 (P,)) at parameters ``theta``. Raises
+        ``KeyboardInterrupt`` once the search or ensemble running this fit on a thread of
+        its own has been told to stop (``signals.stop_requested``): L-BFGS calls this
+        between its steps, its only way back to Python (a threaded search's L-BFGS fits
+        ran to their end after Ctrl-C)."""
+        if signals.stop_requested():
+            raise KeyboardInterrupt("stopped by the search or ensemble running this fit")
         self.net.params[...] = theta
         if self._pool is None:
             costs = [self._part(part) for part in self.parts]

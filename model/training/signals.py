@@ -73,6 +73,26 @@ def raises(handler):
     return handler in _RAISING or getattr(handler, "raises_keyboard_interrupt", False) is True
 
 
+def restore_handlers(previous):
+    """Put back every handler of ``previous`` ({signal: handler}), each one even when a
+    stop signal raises while they are put back (a SIGINT arriving once SIGINT's own handler
+    is back raises at the next line, which left the later signals' handlers as the held
+    ones: a SIGHUP or SIGUSR1 then went into a list nobody reads); the exception is raised
+    once all are back."""
+    pending = dict(previous)
+    raised = None
+    while pending:
+        try:
+            while pending:
+                signum, handler = next(iter(pending.items()))
+                signal.signal(signum, handler)
+                del pending[signum]
+        except BaseException as exc:  # noqa: BLE001 - raised below, once all are back
+            raised = raised or exc
+    if raised is not None:
+        raise raised
+
+
 @contextmanager
 def sigint_ignored():
     """Ignore Ctrl-C and SIGTERM for the block (the main thread only): finishing a save
@@ -85,8 +105,7 @@ def sigint_ignored():
     try:
         yield
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        restore_handlers(previous)
 
 
 _thread_stop = threading.local()
@@ -139,8 +158,7 @@ def sigint_deferred():
     try:
         yield
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        restore_handlers(previous)
     if caught:
         previous[caught[0]](caught[0], None)  # raises as the signal would have
     if stop_requested():
