@@ -1,5 +1,3 @@
-import sys
+from .interfaces.cli import run
 
-from .interfaces.cli import main
-
-sys.exit(main())
+run()

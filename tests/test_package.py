@@ -118,12 +118,15 @@ def test_no_import_cycle_between_modules():
 
 
 #: The model's subpackages, each importing only those after it (docs/development.md), and
-#: the two edges against that order: a checkpoint is a saved network plus training state,
-#: and reading a large table shows training's progress bar.
+#: the edges against that order: a checkpoint is a saved network plus training state,
+#: reading a large table shows training's progress bar, and writing a file holds a Ctrl-C
+#: until the file is in place as training's blocks do (``training.signals``).
 LAYERS = ("interfaces", "network", "training", "data")
 ALLOWED_UPWARD = {
     ("numba_dense.model.training.checkpoints", "numba_dense.model.network.persistence"),
-    ("numba_dense.model.data.tabular", "numba_dense.model.training.progress")}
+    ("numba_dense.model.data.tabular", "numba_dense.model.training.progress"),
+    ("numba_dense.model.data.paths", "numba_dense.model.training.signals"),
+    ("numba_dense.model.data.sources", "numba_dense.model.training.signals")}
 
 
 def test_model_subpackages_import_downwards():
@@ -140,6 +143,18 @@ def test_model_subpackages_import_downwards():
     # and kernels never import the model
     assert not [(m, d) for m, deps in _graph().items() if m.startswith("numba_dense.kernels")
                 for d in deps if d.startswith("numba_dense.model")]
+
+
+def test_the_console_script_runs():
+    """``numba-dense`` (pyproject's [project.scripts]) as pip installs it: it pointed at a
+    module that had moved (numba_dense.model.cli), a ModuleNotFoundError for its users."""
+    from importlib.metadata import entry_points
+    found = [e for e in entry_points(group="console_scripts") if e.name == "numba-dense"]
+    assert found and callable(found[0].load()), found
+    script = os.path.join(os.path.dirname(sys.executable), "numba-dense")
+    if os.path.exists(script):  # installed into this interpreter's environment
+        out = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0 and "train" in out.stdout, out.stderr[-2000:]
 
 
 def test_no_module_imports_the_old_top_level_names():
