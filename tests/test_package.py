@@ -145,6 +145,49 @@ def test_model_subpackages_import_downwards():
                 for d in deps if d.startswith("numba_dense.model")]
 
 
+def test_the_wheel_holds_every_package_and_imports_without_the_editable_loader(tmp_path):
+    """What ``pip install .`` (not ``-e``) installs: the wheel built from pyproject.toml. It
+    held only numba_dense, .kernels and .model (the subpackages were not listed; the
+    editable install's loader hid it), so ``from numba_dense import MLP`` failed."""
+    import sysconfig
+    import zipfile
+    import shutil
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # built from a copy: setuptools keeps a build/ folder in the tree it builds, whose
+    # files from an earlier build would go into this wheel too
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for name in ("pyproject.toml", "setup.cfg", "README.md"):
+        shutil.copy(os.path.join(root, name), tree / name)
+    for name in ("numba_dense", "kernels", "model"):
+        shutil.copytree(os.path.join(root, name), tree / name,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                            "--no-build-isolation", "-w", str(tmp_path), str(tree)],
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-2000:]
+    wheel = next(tmp_path.glob("*.whl"))
+    folders = {os.path.dirname(n) for n in zipfile.ZipFile(wheel).namelist()
+               if n.endswith("/__init__.py")}
+    sources = {"numba_dense"} | {
+        "numba_dense/" + os.path.relpath(folder, root)
+        for top in ("kernels", "model") for folder, _, files in os.walk(os.path.join(root, top))
+        if "__init__.py" in files}
+    assert sources <= folders, sorted(sources - folders)
+    unpacked = tmp_path / "unpacked"
+    zipfile.ZipFile(wheel).extractall(unpacked)
+    # -S: no site processing, so no editable-install loader; the libraries' folder is put
+    # on the path by hand, after the unpacked wheel
+    code = ("import sys; sys.path[:0] = [%r, %r]; import numba_dense; "
+            "from numba_dense import MLP, MLPRegressor; from numba_dense.model.data import "
+            "tabular; from numba_dense.model.interfaces import cli; "
+            "print(numba_dense.__file__)" % (str(unpacked), sysconfig.get_paths()["purelib"]))
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                         timeout=300, cwd=str(tmp_path))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith(str(unpacked)), out.stdout
+
+
 def test_the_console_script_runs():
     """``numba-dense`` (pyproject's [project.scripts]) as pip installs it: it pointed at a
     module that had moved (numba_dense.model.cli), a ModuleNotFoundError for its users."""

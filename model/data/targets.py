@@ -12,8 +12,8 @@ the target's units.
 outputs' standard deviations. One common scale leaves the cost being minimized the same
 function of the parameters, up to the constant factor ``scale**2``, as the cost in the
 target's units (a scale per output would weight the outputs differently); so every cost
-the package reports (``history.loss``, ``val_loss``, ``cost``) is exactly the MSE in the
-target's units: the standardized cost times ``scale**2``.
+the package reports (``history.loss``, ``val_loss``, ``cost``) is exactly the MSE cost (half
+the mean squared error) in the target's units: the standardized cost times ``scale**2``.
 """
 
 from dataclasses import dataclass

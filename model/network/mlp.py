@@ -342,7 +342,8 @@ class MLP:
         (``model.data.targets``): ``standardize_target`` None (the default) or True; False
         trains on y as given. The scaling is kept in ``target_scaling`` and saved with the
         network: ``predict`` answers in the target's units, and every reported cost
-        (``history.loss``, ``val_loss``, ``cost``) is the MSE in the target's units. A
+        (``history.loss``, ``val_loss``, ``cost``) is the MSE cost (half the mean squared
+        error, as scikit-learn's MLP reports it) in the target's units. A
         network that has a scaling keeps it in later fits (it was trained with it).
 
         **Checkpoints.** ``checkpoint=path`` writes the parameters, optimizer state, RNG state,

@@ -151,9 +151,10 @@ def mean_cost(net, source):
     return total / source.n_rows * _cost_factor(net)
 
 
-#: How the epoch line's note names a regression cost.
-_COST_NAMES = {"mse": "MSE", "huber": "Huber cost", "absolute_error": "absolute error",
-               "quantile": "pinball loss"}
+#: How the epoch lines name each cost: the MSE cost is half the mean squared error (the
+#: kernels' ``||a - y||^2 / 2`` a row, as scikit-learn's MLP reports its loss).
+_COST_NAMES = {"mse": "MSE/2", "huber": "the Huber cost", "absolute_error": "the absolute error",
+               "quantile": "the pinball loss"}
 
 
 def _cost_factor(net):
@@ -272,7 +273,7 @@ def run(net, source, val_source, settings, options=None, ranks=None):
     scaling = getattr(net, "target_scaling", None)
     factor = _cost_factor(net)
     if verbose and is_root and scaling is not None:
-        print("targets standardized (mean %s, scale %.6g): the losses below are the %s in "
+        print("targets standardized (mean %s, scale %.6g): the losses below are %s in "
               "the target's units" % (", ".join("%.6g" % m for m in scaling.mean),
                                       scaling.scale, _COST_NAMES.get(net.loss, net.loss)),
               flush=True)
