@@ -283,9 +283,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, "error: %s (see %s --help)\n" % (message, self.prog))
 
 
+def _program():
+    """The name the usage lines give: the console script's when run as it, else ``python -m
+    numba_dense``."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "numba-dense" if name == "numba-dense" else "python -m numba_dense"
+
+
 def build_parser():
     parser = _Parser(
-        prog="python -m numba_dense", description="Train and use dense networks with numba-dense.")
+        prog=_program(), description="Train and use dense networks with numba-dense.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 parser_class=_Parser)
 

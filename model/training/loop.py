@@ -321,11 +321,13 @@ def run(net, source, val_source, settings, options=None, ranks=None):
                     best = (best[0], best[1], best[2] + 1)
                     if patience is not None and best[2] >= patience:
                         history.stopped_epoch = epoch + 1
-                        line += "  (no improvement in %d epochs: stopping)" % patience
             if verbose and is_root:
                 rows = ranks.global_rows or source.n_rows
-                print("%s  lr %.3g  %.2fs  %.0f samples/s"
-                      % (line, lr, seconds, rows / max(seconds, 1e-12)), flush=True)
+                rate = rows / max(seconds, 1e-12)
+                line += "  lr %.3g  %.2fs  %.0f samples/s" % (lr, seconds, rate)
+                if history.stopped_epoch == epoch + 1:  # the note last: the columns stay put
+                    line += "  (no improvement in %d epochs: stopping)" % patience
+                print(line, flush=True)
             last = epoch + 1 == settings.epochs or history.stopped_epoch is not None
             if checkpoint is not None and is_root and (
                     (epoch + 1) % options.checkpoint_every == 0 or last):
