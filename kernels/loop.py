@@ -480,14 +480,16 @@ def _backward_batch(Xb, Yb, W0, dW0, views, acts, loss, scale, accumulate, lr, w
         if not dropped:
             _weight_step(delta, a_in, W, dW, lr, accumulate)
         if fused:
+            # "not fused": False, as a run-time value (a literal would compile the sweep a
+            # second time beside the one the optimizer step uses)
             _sgd_sweep(_bias_view(params, offsets, sizes, l), _bias_view(grads, offsets, sizes, l),
-                       lr, False)
+                       lr, not fused)
         delta = below
     # the first layer, whose input is the batch itself (no error term below it)
     if fused:
         first_weight_product(delta, Xb, W0, -lr, 1.0)
         _sgd_sweep(_bias_view(params, offsets, sizes, 0), _bias_view(grads, offsets, sizes, 0),
-                   lr, False)
+                   lr, not fused)
     else:
         first_weight_product(delta, Xb, dW0, 1.0, 1.0 if accumulate else 0.0)
     return cost
