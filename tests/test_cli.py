@@ -132,6 +132,10 @@ def test_every_command_has_help(command):
     (["predict", "--model", "/no/model.npz", "--data", "x.npy", "--out", "p.npy"],
      "error: --model: no such file"),
     (["frobnicate"], "error: argument COMMAND: invalid choice"),
+    # gelu and silu are hidden activations only: --output offers what can be trained
+    (["train", "--rows", "100", "--output", "gelu"],
+     "error: argument --output: invalid choice: 'gelu' (choose from 'identity', 'relu', "
+     "'tanh', 'sigmoid', 'leaky_relu', 'softmax', 'exp')"),
 ])
 def test_errors_are_one_line_without_traceback(args, message):
     os.makedirs(os.path.join(ROOT, "tests", "data"), exist_ok=True)

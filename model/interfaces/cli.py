@@ -31,7 +31,7 @@ from ..training import progress
 from ..training import options as fit_options
 from ..training.distributed import mpi_max, shard, world
 from ..network.ensemble import Ensemble, EnsembleInterrupted, load_model, member_path
-from ..network.mlp import MLP, OUTPUTS
+from ..network.mlp import MLP, TRAINABLE_OUTPUTS
 from ..data.paths import atomic_write, check_outputs, claimed
 from ..training.loop import DivergedError
 from ..training.signals import (TrainingInterrupted, raise_on_sigterm, restore_handlers,
@@ -337,7 +337,7 @@ def build_parser():
     train.add_argument("--hidden", default="relu", type=_activations, metavar="ACT[,ACT]",
                        help="hidden activation (default relu): one of %s, or one per hidden "
                             "layer, comma-separated (relu,tanh)" % ", ".join(kernels.ACTIVATIONS))
-    train.add_argument("--output", default="identity", choices=OUTPUTS,
+    train.add_argument("--output", default="identity", choices=TRAINABLE_OUTPUTS,
                        help="output layer (default identity; softmax/sigmoid for classes)")
     train.add_argument("--classes", type=_count(2), metavar="K",
                        help="number of classes of a softmax output (default: largest label + 1, "

@@ -37,11 +37,22 @@ SCALED_LOSSES = tuple(SCALE_POWER)
 _TARGET_KINDS = {"values": REGRESSION, "classes": CLASSES, "binary": BINARY, "counts": COUNTS}
 
 
+def _trainable(name):
+    """Whether an output layer ``name`` can be trained: not an activation whose derivative
+    needs Z (gelu, silu): hidden layers keep their Z in the compiled epoch, the output layer
+    does not (its error term comes from the loss, ``kernels.loss._output_delta``, which has
+    only A)."""
+    return not (name in kernels.ACTIVATIONS
+                and ACTIVATION_TABLE[kernels.ACTIVATIONS[name]].needs_z)
+
+
+#: The output layers a network is built and trained with (the command line's choices).
+TRAINABLE_OUTPUTS = tuple(o for o in OUTPUTS if _trainable(o))
+
+
 def _check_trainable(name, argument):
-    """``InvalidValueError`` for an output activation whose derivative needs Z (gelu, silu):
-    hidden layers keep their Z in the compiled epoch, the output layer does not (its error
-    term comes from the loss, ``kernels.loss._output_delta``, which has only A)."""
-    if name in kernels.ACTIVATIONS and ACTIVATION_TABLE[kernels.ACTIVATIONS[name]].needs_z:
+    """``InvalidValueError`` for an output layer that cannot be trained (``_trainable``)."""
+    if not _trainable(name):
         raise InvalidValueError(
             "%s=%r cannot be trained: its derivative needs the layer's pre-activation Z, "
             "which the compiled epoch keeps for hidden layers only (docs/kernels.md); use "
