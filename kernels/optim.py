@@ -239,7 +239,7 @@ def check_optimizer(kernel, params, grads, opt):
                                 "(kernels.OPTIMIZERS)", kernel, code)
     _check_hyperparameters(kernel, opt.lr, opt.momentum, opt.weight_decay)
     state = opt.state
-    if code != SGD or opt.momentum != 0 or opt.weight_decay != 0:  # plain SGD has no state
+    if not is_plain_sgd(opt):  # plain SGD has no state
         vectors = _STATE_VECTORS[code]
         expected = params.shape[0] * vectors
         if state.shape[0] != expected:
