@@ -118,8 +118,7 @@ class FullBatch:
         its own has been told to stop (``signals.stop_requested``): L-BFGS calls this
         between its steps, its only way back to Python (a threaded search's L-BFGS fits
         ran to their end after Ctrl-C)."""
-        if signals.stop_requested():
-            raise KeyboardInterrupt("stopped by the search or ensemble running this fit")
+        signals.raise_if_stopped()
         self.net.params[...] = theta
         if self._pool is None:
             costs = [self._part(part) for part in self.parts]

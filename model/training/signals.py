@@ -134,6 +134,14 @@ def stop_requested():
     return event is not None and event.is_set()
 
 
+def raise_if_stopped():
+    """``KeyboardInterrupt`` when a ``stop_on`` event of this thread is set: where a fit run
+    by a search or an ensemble returns to Python between its compiled parts (the end of a
+    ``sigint_deferred`` block, an L-BFGS evaluation)."""
+    if stop_requested():
+        raise KeyboardInterrupt("stopped by the search or ensemble running this fit")
+
+
 @contextmanager
 def sigint_deferred():
     """Hold a Ctrl-C (or a SIGTERM handled as one) that arrives during the block until the
@@ -161,5 +169,4 @@ def sigint_deferred():
         restore_handlers(previous)
     if caught:
         previous[caught[0]](caught[0], None)  # raises as the signal would have
-    if stop_requested():
-        raise KeyboardInterrupt("stopped by the search or ensemble running this fit")
+    raise_if_stopped()
