@@ -293,9 +293,7 @@ def run(net, source, val_source, settings, options=None, ranks=None):
             # is marked by its lengths, not copied (a copy per epoch grows with the run).
             with sigint_deferred():
                 lr = settings.learning_rate(epoch)
-                ranks.done[0] = 0  # a Ctrl-C raised at the end of this block: no rows yet
-                before = net.snapshot()
-                whole = (epoch, rng.bit_generator.state, _history_mark(history), best)
+                before, whole = _epoch_start(net, rng, history, best, ranks, epoch)
             loss, seconds = _train_epoch(net, source, rng, lr, settings, ranks, show, epoch)
             if not np.isfinite(loss) or not np.isfinite(net.params).all():
                 net.restore(before)
@@ -342,9 +340,7 @@ def run(net, source, val_source, settings, options=None, ranks=None):
             # Stopped before this epoch's state was taken (between two epochs, or inside
             # the block that takes it, by a handler the block does not hold): nothing of
             # the epoch has run, so the state now is the last whole epoch's.
-            before = net.snapshot()
-            whole = (epoch, rng.bit_generator.state, _history_mark(history), best)
-            ranks.done[0] = 0
+            before, whole = _epoch_start(net, rng, history, best, ranks, epoch)
         history = _history_at(history, whole[2])
         whole = (whole[0], whole[1], history, whole[3])
         if checkpoint is not None and is_root:
@@ -356,6 +352,14 @@ def run(net, source, val_source, settings, options=None, ranks=None):
     if patience is not None and best[0] is not None:
         net.params[...] = best[0]  # early stopping keeps the best parameters seen
     return history
+
+
+def _epoch_start(net, rng, history, best, ranks, epoch):
+    """``(before, whole)``: the network's state as ``epoch`` (0-based) begins, and what a
+    Ctrl-C checkpoint records of it (the epoch, the generator's state, the history's mark,
+    ``best``); the rows trained in it reset to none."""
+    ranks.done[0] = 0
+    return net.snapshot(), (epoch, rng.bit_generator.state, _history_mark(history), best)
 
 
 def _history_mark(history):
