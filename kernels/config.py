@@ -296,6 +296,18 @@ def tuned_fingerprint():
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def read_tuning(path):
+    """``(record, values)``: the tuning file at ``path`` (JSON, at most 1 MiB read) and its
+    values checked for this host (``check_tuning``). Raises ``OSError`` for a file that
+    cannot be read, ``ValueError`` (``UnicodeDecodeError``, ``JSONDecodeError``, or
+    ``check_tuning``'s) for one that is not a valid tuning file of this host."""
+    from . import host
+    with open(path, "rb") as f:
+        data = f.read(1 << 20)
+    record = json.loads(data.decode("utf-8"))
+    return record, check_tuning(record, host.cpu_key(), host.library_versions(), VECTOR_BYTES)
+
+
 def _load_tuning(stderr=None):
     """Put the tuning file's values in force, if there is a valid one; else one stderr line
     (a missing default file is silent: nothing was tuned). Never raises."""
@@ -307,10 +319,7 @@ def _load_tuning(stderr=None):
                                                     os.environ.get(host.TUNING_ENV))
         return
     try:
-        with open(path, "rb") as f:
-            data = f.read(1 << 20)
-        values = check_tuning(json.loads(data.decode("utf-8")), host.cpu_key(),
-                              host.library_versions(), VECTOR_BYTES)
+        values = read_tuning(path)[1]
     except (FileNotFoundError, NotADirectoryError) as exc:
         TUNING_STATUS = "no tuning file for this CPU and versions (%s)" % path
         if named:

@@ -128,7 +128,7 @@ def _measure_on_first_use(config):
     for name, value in values.items():
         setattr(config, name, value)
         config.SOURCES[name] = "%s (measured on first use)" % path
-    record = _tuning_record(config, host, tuning, path)
+    record = _tuning_record(config, tuning, path)
     record["values"].update(values)
     record["split"] = tuning.split_record(timings, on_first_use=True)
     try:
@@ -137,16 +137,11 @@ def _measure_on_first_use(config):
         pass  # a read-only cache: this process keeps the values, the next one measures
 
 
-def _tuning_record(config, host, tuning, path):
+def _tuning_record(config, tuning, path):
     """The tuning file at ``path`` when it is a valid one of this host (its values kept),
     else a new record of this host without values (``tuning.host_record``)."""
-    import json
     try:
-        with open(path, encoding="utf-8") as f:
-            record = json.load(f)
-        config.check_tuning(record, host.cpu_key(), host.library_versions(),
-                            config.VECTOR_BYTES)
-        return record
+        return config.read_tuning(path)[0]
     except (OSError, ValueError):
         return {**tuning.host_record(), "values": {}}
 
