@@ -17,6 +17,7 @@ from .activations import (ACTIVATIONS, GELU, IDENTITY, LEAKY_RELU, RELU, SIGMOID
 from .dense import backprop_input, dense_forward
 from .grads import accumulate_gradients
 from .errors import InvalidTypeError, InvalidValueError, NumbaDenseError, TooLargeError
+from .embedding import Embeddings, embedding_dim, embeddings, table_size
 from .info import blas_summary
 from .loop import (batch_gradient, dataset_cost, dropout_gradient, epoch_streaming,
                    layer_offsets, loss_and_gradient, param_count, predict_into, train_epoch,
@@ -44,7 +45,7 @@ __all__ = [
     "SCHEDULES", "ACTIVATION_TABLE", "LOSS_TABLE", "OPTIMIZER_TABLE", "SCHEDULE_TABLE",
     "HYPERPARAMETER_TABLE", "NumbaDenseError", "InvalidValueError", "InvalidTypeError",
     "TooLargeError", "Network", "Optimizer", "Batches", "Dropout", "network", "optimizer",
-    "batches", "dropout",
+    "batches", "dropout", "Embeddings", "embeddings", "embedding_dim", "table_size",
     "dense_forward", "relu_mask", "activation_forward", "activation_backward",
     "activation_backward_z",
     "accumulate_gradients", "backprop_input", "sgd_update", "sgd_momentum_update",

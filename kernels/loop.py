@@ -29,13 +29,16 @@ from .activations import (IDENTITY, N_ACTIVATIONS, NEEDS_Z, RELU, _activate,
                           _backprop_activation, _backprop_activation_z, keep_z_and_activate)
 from .config import FASTMATH_REDUCTION, PREFETCH_ROWS, STREAMING_MAX_OUTPUTS
 from .dense import _forward
+from .embedding import (NETWORK, check_codes, embedding_layout, expand_rows,
+                        gradient_scratch, input_columns, network_parts, table_gradient,
+                        tables_size)
 from .masks import drop_units, mask_base, rows_mask_base, undo_dropout
 from .loss import MSE, N_LOSSES, SOFTMAX_CE, _cost_element, _output_delta
 from .optim import (Optimizer, _optimizer_step, _sgd_sweep,
                     check_optimizer, is_plain_sgd)
 from ._prefetch import prefetch_row
 from .products import product_a_b, product_at_b, forward_scratch_size
-from .records import Batches, Dropout, Network
+from .records import Batches, Dropout
 from .sparse import (MATRIX_OR_CSR, batch_rows, check_input, epoch_rows, first_forward,
                      first_layer_gradient, first_layer_weights, first_weight_product,
                      input_cols, input_rows, input_values, is_csr, shuffled_rows,
@@ -212,7 +215,10 @@ def _views(params, grads, sizes, workspace, batch_size):
 # ----------------------------------------------------------------------------- checks
 
 @register_jitable
-def _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss):
+def _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss, layout):
+    """The network (sizes, acts, loss), X's columns, the size of params (the dense layers',
+    and the embedding tables' of ``layout``: ``kernels.embedding``, None without), the
+    batch size and the workspace."""
     n_layers = sizes.shape[0] - 1
     if loss < 0 or loss >= N_LOSSES:
         raise InvalidValueError("%s: loss is %s, not a cost code (kernels.LOSSES)", kernel, loss)
@@ -235,8 +241,10 @@ def _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss):
         # a softmax over one output is 1 whatever the logit: the cost is 0, the gradient 0
         raise InvalidValueError("%s: loss SOFTMAX_CE needs at least 2 outputs, but sizes[-1] is "
                                 "%s; use SIGMOID_BCE for one output", kernel, sizes[n_layers])
-    check_dim(kernel, "X", input_cols(X), "sizes[0]", sizes[0], "columns")
-    check_dim(kernel, "params", params.shape[0], "the network", n_params, "elements")
+    check_dim(kernel, "X", input_cols(X), "sizes[0]",
+              input_columns(input_cols(X), sizes, layout), "columns")
+    check_dim(kernel, "params", params.shape[0], "the network",
+              n_params + tables_size(layout), "elements")
     check_positive(kernel, "batch_size", batch_size)
     need = _workspace_size(kernel, sizes, batch_size)
     if workspace.shape[0] < need:
@@ -310,6 +318,14 @@ def _check_weights(kernel, name, weights, n_rows):
 # first m rows off them.
 
 @njit(cache=CACHE)
+def _gather_block(workspace, sizes, batch_size):
+    """The workspace's block for a gathered batch of X (batch_size, n_0)
+    (``_workspace_layout``): where a batch with embeddings is looked up."""
+    _, _, _, x_start, _, _, _ = _workspace_layout(sizes, batch_size)
+    return _block(workspace, x_start, batch_size, sizes[0])
+
+
+@njit(cache=CACHE)
 def _scratch(workspace, sizes, batch_size):
     """The 1-D scratch of the workspace for a transposed weight matrix
     (``_workspace_layout``)."""
@@ -369,6 +385,50 @@ def _ordered_batch_impl(X, order, start, stop, gather):
         return gathered
     # a CSR record's shuffled epoch has its rows in order already (shuffled_rows)
     return lambda X, order, start, stop, gather: storage_batch(X, order[:0], start, stop)
+
+
+def _epoch_batch(X, order, start, stop, gather, layout, params):
+    """The first layer's input for the minibatch ``order[start:stop]`` (storage rows
+    ``start:stop`` when ``order`` is empty): ``_ordered_batch`` or ``storage_batch`` of X
+    without embeddings (``layout`` None); with them, X's numbers and its codes' rows of the
+    tables (the end of ``params``) written into ``gather``'s first rows
+    (``kernels.embedding.expand_rows``)."""
+
+
+@overload(_epoch_batch)
+def _epoch_batch_impl(X, order, start, stop, gather, layout, params):
+    if isinstance(layout, types.NoneType):
+        def plain(X, order, start, stop, gather, layout, params):
+            if order.shape[0] > 0:
+                return _ordered_batch(X, order, start, stop, gather)
+            return storage_batch(X, order, start, stop)
+        return plain
+
+    def looked_up(X, order, start, stop, gather, layout, params):
+        Xb = gather[:stop - start]
+        expand_rows(X, order, start, layout, params[params.shape[0] - layout[6]:], Xb)
+        return Xb
+    return looked_up
+
+
+def _add_table_gradient(layout, views, m, W0, X, order, start, G):
+    """Add the embedding tables' gradient of the minibatch of m rows that
+    ``_backward_batch`` just went through (its first layer's error term is in ``views``'
+    workspace; ``W0`` the first layer's weights it ran with) into the end of ``views``'
+    grads (``kernels.embedding.table_gradient``); nothing without embeddings."""
+
+
+@overload(_add_table_gradient)
+def _add_table_gradient_impl(layout, views, m, W0, X, order, start, G):
+    if isinstance(layout, types.NoneType):
+        return lambda layout, views, m, W0, X, order, start, G: None
+
+    def add(layout, views, m, W0, X, order, start, G):
+        _, grads, _, sizes, work, _, _, d_starts, batch_size = views
+        delta = _block(work, d_starts[0], batch_size, sizes[1])[:m]
+        table_gradient(delta, W0, X, order, start, layout,
+                       grads[grads.shape[0] - layout[6]:], G)
+    return add
 
 
 @njit(cache=CACHE, **BORROWED)
@@ -689,13 +749,13 @@ def _check_dropout(kernel, dropout, n_hidden):
 
 @register_jitable
 def _check_training(kernel, X, Y, params, grads, sizes, acts, loss, optimizer, batch_size,
-                    order, workspace):
+                    order, workspace, layout):
     """The entry checks of an epoch: the network, the targets, the optimizer, the order,
     and no written array (params, grads, the optimizer's state, the workspace) sharing
     memory with another array of the call."""
     check_float_dtypes(kernel, "X, Y, params, grads, optimizer.state, workspace",
                        input_values(X), Y, params, grads, optimizer.state, workspace)
-    _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss)
+    _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss, layout)
     _check_targets(kernel, X, Y, sizes, "Y")
     check_dim(kernel, "grads", grads.shape[0], "params", params.shape[0], "elements")
     check_optimizer(kernel, params, grads, optimizer)
@@ -717,7 +777,7 @@ def _check_training(kernel, X, Y, params, grads, sizes, acts, loss, optimizer, b
 
 @kernel
 def train_epoch(X: MATRIX_OR_CSR, Y: MATRIX, params: FLAT_OUT, grads: FLAT_OUT,
-                network: Network, optimizer: Optimizer, batches: BATCHES, workspace: FLAT_OUT):
+                network: NETWORK, optimizer: Optimizer, batches: BATCHES, workspace: FLAT_OUT):
     """One epoch of minibatch training, entirely in compiled code.
 
     X (N, n_0) a matrix or a ``CSR`` record (``kernels.csr(matrix)``: the first layer's
@@ -750,7 +810,7 @@ def train_epoch(X: MATRIX_OR_CSR, Y: MATRIX, params: FLAT_OUT, grads: FLAT_OUT,
 
 @kernel
 def train_epoch_batched(X: MATRIX_OR_CSR, Y: MATRIX, params: FLAT_OUT, grads: FLAT_OUT,
-                        network: Network, optimizer: Optimizer, batches: BATCHES,
+                        network: NETWORK, optimizer: Optimizer, batches: BATCHES,
                         workspace: FLAT_OUT):
     """``train_epoch`` without its streamed path for one-layer MSE networks: every network
     through the batched forward and backward passes. Arguments, results and errors as
@@ -778,17 +838,22 @@ def streaming_network(n_layers, n_outputs, loss):
 
 
 @register_jitable
-def _epoch_arguments(kernel, X, Y, params, grads, network, optimizer, batches, workspace):
-    """The entry checks of an epoch kernel (``_check_training``, the sample weights) for
-    a ``Batches`` record, and the arrays its loop takes: ``(sizes, acts, order, weights)``,
-    the integer arrays as int64. Shared by ``train_epoch`` and ``train_epoch_parallel``."""
+def _epoch_arguments(kernel, X, Y, params, grads, network, optimizer, batches, workspace,
+                     emb):
+    """The entry checks of an epoch kernel (``_check_training``, the sample weights, the
+    category codes of ``emb``, an ``Embeddings`` record or None) for a ``Batches`` record,
+    and the arrays its loop takes: ``(sizes, acts, order, weights, layout)``, the integer
+    arrays as int64, ``layout`` the embeddings' (``kernels.embedding``) or None. Shared by
+    ``train_epoch`` and ``train_epoch_parallel``."""
     sizes = as_int64(kernel, "network.sizes", network.sizes)
     acts = as_int64(kernel, "network.acts", network.acts)
     order = as_int64(kernel, "batches.order", batches.order)
+    layout = embedding_layout(kernel, emb, input_cols(X), sizes)
     _check_training(kernel, X, Y, params, grads, sizes, acts, network.loss, optimizer,
-                    batches.size, order, workspace)
+                    batches.size, order, workspace, layout)
     _check_weights(kernel, "batches.sample_weight", batches.sample_weight, input_rows(X))
-    return sizes, acts, order, batches.sample_weight
+    check_codes(kernel, X, layout)
+    return sizes, acts, order, batches.sample_weight, layout
 
 
 @njit(cache=CACHE, nogil=True, inline="always")
@@ -797,8 +862,9 @@ def _epoch(kernel, X, Y, params, grads, network, optimizer, batches, workspace, 
     and of ``train_epoch_batched`` (``ahead`` None: Numba prunes the streamed path before
     typing it, so it is never compiled)."""
     batches, rates, dropout_seed = _batches_and_dropout(batches)
-    sizes, acts, order, weights = _epoch_arguments(kernel, X, Y, params, grads, network,
-                                                   optimizer, batches, workspace)
+    network, emb = network_parts(network)
+    sizes, acts, order, weights, layout = _epoch_arguments(
+        kernel, X, Y, params, grads, network, optimizer, batches, workspace, emb)
     batch_size = batches.size
     loss = network.loss
     weighted = weights.shape[0] > 0
@@ -810,14 +876,16 @@ def _epoch(kernel, X, Y, params, grads, network, optimizer, batches, workspace, 
     n_layers = sizes.shape[0] - 1
     if ahead is not None:  # a compile-time test: the block is pruned when ahead is None
         if (streaming_network(n_layers, sizes[n_layers], loss) and not weighted
-                and _streams(X)):
+                and layout is None and _streams(X)):
             return _streamed_epoch(X, Y, params, grads, optimizer, acts[0], batch_size, order,
                                    ahead)
 
     # Plain SGD is fused into the backward pass (no gradient stored); other optimizers
-    # need the whole gradient first.
+    # need the whole gradient first, and so do embeddings, whose tables' gradient is
+    # formed with the first layer's weights as they were in the forward pass.
+    embedded = layout is not None
     plain = is_plain_sgd(optimizer)
-    fused_lr = optimizer.lr if plain else 0.0
+    fused_lr = optimizer.lr if plain and not embedded else 0.0
     offsets = layer_offsets(sizes)
     W0 = _weight_view(params, offsets, sizes, 0)
     dW0 = _weight_view(grads, offsets, sizes, 0)
@@ -835,8 +903,12 @@ def _epoch(kernel, X, Y, params, grads, network, optimizer, batches, workspace, 
     # leaves behind (_optimizer_step with clear): writing it over (beta = 0) would first
     # zero all of W_1's gradient, a sweep a batch, where a batch's non-zeros touch part.
     adding = sparse and not plain
-    if adding:
+    # the tables' gradient is added row by row (kernels.embedding) into zeros that each
+    # optimizer step leaves behind
+    clearing = adding or embedded
+    if clearing:
         grads[:] = 0
+    G = gradient_scratch(layout, batch_size, sizes[0], params.dtype)
     views = _views(params, grads, sizes, workspace, batch_size)
     _, _, _, x_start, y_start, t_start, total_size = _workspace_layout(sizes, batch_size)
     T = workspace[t_start:total_size]
@@ -855,19 +927,19 @@ def _epoch(kernel, X, Y, params, grads, network, optimizer, batches, workspace, 
         if weight == 0:
             continue  # rows that count for nothing: no step
         scale = 1.0 / weight
+        Xb = _epoch_batch(Xe, order, start, stop, gather_X, layout, params)
         if shuffled:
-            Xb = _ordered_batch(Xe, order, start, stop, gather_X)
             Yb = gather_Y[:m]
             _gather_rows(Y, order, start, Yb)
         else:
-            Xb = storage_batch(Xe, order, start, stop)
             Yb = Y[start:stop]
         step = optimizer.steps[0]
         _forward_batch(Xb, W0, views, acts, T, rates, dropout_seed, step, WHOLE_BATCH)
         batch_cost = _backward_batch(Xb, Yb, W0, dW0, views, acts, loss, scale, adding,
                                      fused_lr, batch_weights[:m], rates, dropout_seed, step)
-        if fused_lr == 0:  # adding (a sparse epoch) leaves the gradient zero for the next
-            _optimizer_step(params, grads, optimizer, adding)
+        _add_table_gradient(layout, views, m, W0, Xe, order, start, G)
+        if fused_lr == 0:  # clearing leaves the gradient zero for the next batch
+            _optimizer_step(params, grads, optimizer, clearing)
         else:
             optimizer.steps[0] += 1
         if not np.isfinite(batch_cost):
@@ -930,7 +1002,7 @@ def epoch_streaming(X: MATRIX, Y: MATRIX, params: FLAT_OUT, grads: FLAT_OUT,
     order = as_int64(kernel, "batches.order", batches.order)
     workspace = np.empty(_workspace_size(kernel, sizes, max(batches.size, 1)), X.dtype)
     _check_training(kernel, X, Y, params, grads, sizes, acts, MSE, optimizer, batches.size,
-                    order, workspace)
+                    order, workspace, None)
     if Y.shape[1] > STREAMING_MAX_OUTPUTS:
         raise InvalidValueError("%s: Y has %s columns; streaming trains at most %s outputs",
                                 kernel, Y.shape[1], STREAMING_MAX_OUTPUTS)
@@ -941,7 +1013,7 @@ def epoch_streaming(X: MATRIX, Y: MATRIX, params: FLAT_OUT, grads: FLAT_OUT,
 
 
 @kernel
-def predict_into(X: MATRIX_OR_CSR, params: FLAT, network: Network, out: MATRIX_OUT,
+def predict_into(X: MATRIX_OR_CSR, params: FLAT, network: NETWORK, out: MATRIX_OUT,
                  batch_size: INT, workspace: FLAT_OUT):
     """``out`` (N, n_L) = the output of ``network`` (``kernels.network``) with ``params`` for
     X (N, n_0) (a matrix or a ``CSR`` record), ``batch_size`` rows at a time (workspace:
@@ -953,11 +1025,14 @@ def predict_into(X: MATRIX_OR_CSR, params: FLAT, network: Network, out: MATRIX_O
     """
     check_types("predict_into", X, params, network, out, batch_size, workspace)
     kernel = "predict_into"
+    network, emb = network_parts(network)
     sizes = as_int64(kernel, "network.sizes", network.sizes)
     acts = as_int64(kernel, "network.acts", network.acts)
     check_float_dtypes(kernel, "X, params, out, workspace", input_values(X), params, out,
                        workspace)
-    _check_network(kernel, X, params, sizes, acts, batch_size, workspace, MSE)
+    layout = embedding_layout(kernel, emb, input_cols(X), sizes)
+    _check_network(kernel, X, params, sizes, acts, batch_size, workspace, MSE, layout)
+    check_codes(kernel, X, layout)
     _check_targets(kernel, X, out, sizes, "out")
     check_separate(kernel, "workspace", workspace, "X", input_values(X))
     check_separate(kernel, "workspace", workspace, "params", params)
@@ -967,18 +1042,19 @@ def predict_into(X: MATRIX_OR_CSR, params: FLAT, network: Network, out: MATRIX_O
     W0 = first_layer_weights(X, _weight_view(params, layer_offsets(sizes), sizes, 0))
     views = _views(params, params[:0], sizes, workspace, batch_size)
     T = _scratch(workspace, sizes, batch_size)
+    gather = _gather_block(workspace, sizes, batch_size)
     n = input_rows(X)
     no_order = np.empty(0, np.int64)
     step = np.int64(0)  # not the literal 0: the epoch's compiled forward pass (dataset_cost)
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        _forward_batch(storage_batch(X, no_order, start, stop), W0, views, acts, T,
-                       None, 0, step, WHOLE_BATCH)
+        _forward_batch(_epoch_batch(X, no_order, start, stop, gather, layout, params), W0,
+                       views, acts, T, None, 0, step, WHOLE_BATCH)
         out[start:stop] = _output_block(views, stop - start)
 
 
 @kernel
-def dataset_cost(X: MATRIX_OR_CSR, Y: MATRIX, params: FLAT, network: Network, batch_size: INT,
+def dataset_cost(X: MATRIX_OR_CSR, Y: MATRIX, params: FLAT, network: NETWORK, batch_size: INT,
                  workspace: FLAT_OUT, sample_weight: OPTIONAL_WEIGHTS = None):
     """The summed cost ``sum_i c_i`` of ``network`` on X (N, n_0), Y (N, n_L); no gradient.
 
@@ -988,11 +1064,14 @@ def dataset_cost(X: MATRIX_OR_CSR, Y: MATRIX, params: FLAT, network: Network, ba
     """
     check_types("dataset_cost", X, Y, params, network, batch_size, workspace, sample_weight)
     kernel = "dataset_cost"
+    network, emb = network_parts(network)
     loss = network.loss
     sizes = as_int64(kernel, "network.sizes", network.sizes)
     acts = as_int64(kernel, "network.acts", network.acts)
     check_float_dtypes(kernel, "X, Y, params, workspace", input_values(X), Y, params, workspace)
-    _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss)
+    layout = embedding_layout(kernel, emb, input_cols(X), sizes)
+    _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss, layout)
+    check_codes(kernel, X, layout)
     _check_targets(kernel, X, Y, sizes, "Y")
     _check_workspace(kernel, workspace, X, Y, params)
     weights = _weights_or_none(sample_weight)
@@ -1000,6 +1079,7 @@ def dataset_cost(X: MATRIX_OR_CSR, Y: MATRIX, params: FLAT, network: Network, ba
     W0 = first_layer_weights(X, _weight_view(params, layer_offsets(sizes), sizes, 0))
     views = _views(params, params[:0], sizes, workspace, batch_size)
     T = _scratch(workspace, sizes, batch_size)
+    gather = _gather_block(workspace, sizes, batch_size)
     n_layers = sizes.shape[0] - 1
     delta = _block(workspace, views[7][n_layers - 1], batch_size,
                    sizes[n_layers])  # written with scale 0, never read
@@ -1014,8 +1094,8 @@ def dataset_cost(X: MATRIX_OR_CSR, Y: MATRIX, params: FLAT, network: Network, ba
     accumulate = n < 0
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        _forward_batch(storage_batch(X, no_order, start, stop), W0, views, acts, T,
-                       None, 0, step, WHOLE_BATCH)
+        _forward_batch(_epoch_batch(X, no_order, start, stop, gather, layout, params), W0,
+                       views, acts, T, None, 0, step, WHOLE_BATCH)
         out = _output_block(views, stop - start)
         total += _output_delta(out, Y[start:stop], delta[:stop - start], db,
                                acts[n_layers - 1], loss, 0.0, accumulate,
@@ -1025,7 +1105,7 @@ def dataset_cost(X: MATRIX_OR_CSR, Y: MATRIX, params: FLAT, network: Network, ba
 
 @kernel
 def batch_gradient(X: MATRIX_OR_CSR, Y: MATRIX, params: PARAMS_READ, grads: FLAT_OUT,
-                   network: Network, batch_size: INT, workspace: FLAT_OUT, scale: REAL):
+                   network: NETWORK, batch_size: INT, workspace: FLAT_OUT, scale: REAL):
     """``grads = scale * sum_i dc_i/dTheta`` over the rows of X (N, n_0), Y (N, n_L).
 
     ``scale = 1/N`` gives the mean gradient; ``scale = 1`` the sum (what data-parallel
@@ -1036,16 +1116,13 @@ def batch_gradient(X: MATRIX_OR_CSR, Y: MATRIX, params: PARAMS_READ, grads: FLAT
     kernel = "batch_gradient"
     check_float_dtypes(kernel, "X, Y, params, grads, workspace", input_values(X), Y, params,
                        grads, workspace)
-    return _batch_gradient(kernel, X, Y, params, grads,
-                           as_int64(kernel, "network.sizes", network.sizes),
-                           as_int64(kernel, "network.acts", network.acts), network.loss,
-                           batch_size, workspace, scale, np.empty(0, np.float64),
-                           None, 0)
+    return _batch_gradient(kernel, X, Y, params, grads, network, batch_size, workspace, scale,
+                           np.empty(0, np.float64), None, 0)
 
 
 @kernel
 def dropout_gradient(X: MATRIX_OR_CSR, Y: MATRIX, params: PARAMS_READ, grads: FLAT_OUT,
-                     network: Network, dropout: Dropout, workspace: FLAT_OUT, scale: REAL):
+                     network: NETWORK, dropout: Dropout, workspace: FLAT_OUT, scale: REAL):
     """``batch_gradient`` of one minibatch with dropout: ``grads = scale * sum_i
     w_i dc_i/dTheta`` over the rows of X (N, n_0), Y (N, n_L), with each hidden layer's
     output dropped out at its rate in ``dropout.rates`` (inverted dropout, as in
@@ -1067,7 +1144,7 @@ def dropout_gradient(X: MATRIX_OR_CSR, Y: MATRIX, params: PARAMS_READ, grads: FL
     kernel = "dropout_gradient"
     check_float_dtypes(kernel, "X, Y, params, grads, workspace", input_values(X), Y, params,
                        grads, workspace)
-    sizes = as_int64(kernel, "network.sizes", network.sizes)
+    sizes = as_int64(kernel, "network.sizes", network_parts(network)[0].sizes)
     batches = dropout.batches
     _check_dropout(kernel, dropout.rates, sizes.shape[0] - 2)
     if batches.order.shape[0] > 0:
@@ -1079,20 +1156,25 @@ def dropout_gradient(X: MATRIX_OR_CSR, Y: MATRIX, params: PARAMS_READ, grads: FL
         raise InvalidValueError("%s: X has %s rows but dropout.batches.size is %s: one call "
                                 "is one minibatch", kernel, n, batches.size)
     _check_weights(kernel, "dropout.batches.sample_weight", batches.sample_weight, n)
-    return _batch_gradient(kernel, X, Y, params, grads, sizes,
-                           as_int64(kernel, "network.acts", network.acts), network.loss,
-                           batches.size, workspace, scale, batches.sample_weight,
-                           dropout.rates, dropout.seed)
+    return _batch_gradient(kernel, X, Y, params, grads, network, batches.size, workspace,
+                           scale, batches.sample_weight, dropout.rates, dropout.seed)
 
 
 @njit(cache=CACHE)
-def _batch_gradient(kernel, X, Y, params, grads, sizes, acts, loss, batch_size, workspace,
-                    scale, weights, rates, seed):
+def _batch_gradient(kernel, X, Y, params, grads, network, batch_size, workspace, scale,
+                    weights, rates, seed):
     """``batch_gradient`` with every row's term also times its weight in ``weights`` (N,),
     or 1 when ``weights`` is empty, and hidden layers dropped out at ``rates`` by the masks
     of ``seed`` at step 0 (``rates`` None or empty: none; ``dropout_gradient`` passes at
-    most one batch); ``kernel`` names the public kernel in messages."""
-    _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss)
+    most one batch); ``kernel`` names the public kernel in messages; ``network`` a
+    ``Network`` or ``Embeddings`` record."""
+    network, emb = network_parts(network)
+    sizes = as_int64(kernel, "network.sizes", network.sizes)
+    acts = as_int64(kernel, "network.acts", network.acts)
+    loss = network.loss
+    layout = embedding_layout(kernel, emb, input_cols(X), sizes)
+    _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss, layout)
+    check_codes(kernel, X, layout)
     _check_targets(kernel, X, Y, sizes, "Y")
     check_dim(kernel, "grads", grads.shape[0], "params", params.shape[0], "elements")
     _check_buffers(kernel, X, Y, params, workspace, grads, "grads")
@@ -1108,22 +1190,26 @@ def _batch_gradient(kernel, X, Y, params, grads, sizes, acts, loss, batch_size, 
     G0 = first_layer_gradient(X, dW0)
     views = _views(params, grads, sizes, workspace, batch_size)
     T = _scratch(workspace, sizes, batch_size)
+    gather = _gather_block(workspace, sizes, batch_size)
+    G = gradient_scratch(layout, batch_size, sizes[0], params.dtype)
+    grads[params.shape[0] - tables_size(layout):] = 0  # the tables' gradient is added into
     total = 0.0
     no_order = np.empty(0, np.int64)
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        Xb = storage_batch(X, no_order, start, stop)
+        Xb = _epoch_batch(X, no_order, start, stop, gather, layout, params)
         _forward_batch(Xb, W0, views, acts, T, rates, seed, WHOLE_BATCH, WHOLE_BATCH)
         total += _backward_batch(Xb, Y[start:stop], W0, G0, views, acts,
                                  loss, scale, start > 0, 0.0, weights[start:stop],
                                  rates, seed, WHOLE_BATCH)
+        _add_table_gradient(layout, views, stop - start, W0, X, no_order, start, G)
     store_first_layer_gradient(X, dW0, G0)
     return total
 
 
 @kernel
 def loss_and_gradient(X: MATRIX_OR_CSR, Y: MATRIX, params: PARAMS_READ, grads: FLAT_OUT,
-                      network: Network, batch_size: INT, workspace: FLAT_OUT,
+                      network: NETWORK, batch_size: INT, workspace: FLAT_OUT,
                       sample_weight: OPTIONAL_WEIGHTS = None):
     """Full-batch cost C (docs/MATH.md, the mean over rows) and its gradient into grads.
 
@@ -1145,8 +1231,5 @@ def loss_and_gradient(X: MATRIX_OR_CSR, Y: MATRIX, params: PARAMS_READ, grads: F
                                 "mean is undefined")
     check_float_dtypes(kernel, "X, Y, params, grads, workspace", input_values(X), Y, params,
                        grads, workspace)
-    return _batch_gradient(kernel, X, Y, params, grads,
-                           as_int64(kernel, "network.sizes", network.sizes),
-                           as_int64(kernel, "network.acts", network.acts), network.loss,
-                           batch_size, workspace, 1.0 / total, weights,
-                           None, 0) / total
+    return _batch_gradient(kernel, X, Y, params, grads, network, batch_size, workspace,
+                           1.0 / total, weights, None, 0) / total

@@ -311,7 +311,7 @@ def _check_epoch(X, Y, params, grads, network, optimizer, batches, workspace):
     """The entry checks of ``train_epoch_parallel`` (``train_epoch``'s, ``_epoch_arguments``),
     and the arrays the workers take: ``(sizes, acts, order, weights)``."""
     return _epoch_arguments("train_epoch_parallel", X, Y, params, grads, network,
-                            optimizer, batches, workspace)
+                            optimizer, batches, workspace, None)[:4]
 
 
 @njit(cache=CACHE)

@@ -8,6 +8,7 @@ here is the NumPy training loop numba-dense is compared with.
 import numpy as np
 
 from .masks import GOLDEN, LANE_BITS, LANES, _M1, _M2
+from .embedding import Embeddings
 from .records import Dropout, Network
 from .sparse import CSR
 from .variants import (ABSOLUTE_ERROR, ACTIVATION_TABLE, ADAM, ADAMW, GELU, HUBER, HUBER_DELTA,
@@ -339,6 +340,47 @@ def layer_views(flat, sizes):
     return views
 
 
+def _split(network, params, grads=None):
+    """(Network, the tables' lookup or None, the dense layers' params, their grads, the
+    tables' grads) of a ``Network`` or ``Embeddings`` record."""
+    if not isinstance(network, Embeddings):
+        return network, None, params, grads, None
+    n = param_count(network.network.sizes)
+    lookup = _Lookup(network, params[n:])
+    return (network.network, lookup, params[:n], None if grads is None else grads[:n],
+            None if grads is None else grads[n:])
+
+
+class _Lookup:
+    """The embedding lookup of kernels.embedding, with NumPy indexing."""
+
+    def __init__(self, emb, tables):
+        self.columns = np.asarray(emb.columns, np.int64)
+        self.tables, o = [], 0
+        for n, d in zip(emb.cardinalities, emb.dims):
+            self.tables.append((o, int(n), int(d)))
+            o += int(n) * int(d)
+        self.flat = tables
+
+    def __call__(self, X):
+        """The first layer's input: X's other columns, then each code's table row."""
+        numbers = np.delete(X, self.columns, axis=1)
+        parts = [numbers]
+        for c, (o, n, d) in zip(self.columns, self.tables):
+            codes = X[:, c].astype(np.int64)
+            parts.append(self.flat[o:o + n * d].reshape(n, d)[codes])
+        return np.concatenate(parts, axis=1).astype(X.dtype)
+
+    def gradient(self, X, G, out):
+        """The tables' gradient into ``out``: G (m, n_0) the first layer's input gradient."""
+        out[...] = 0
+        col = X.shape[1] - len(self.columns)
+        for c, (o, n, d) in zip(self.columns, self.tables):
+            table = out[o:o + n * d].reshape(n, d)
+            np.add.at(table, X[:, c].astype(np.int64), G[:, col:col + d])
+            col += d
+
+
 def workspace_size(sizes, batch_size):
     """The twins keep their scratch in NumPy temporaries: no workspace needed."""
     return 0
@@ -416,7 +458,7 @@ def _backward(activations, Y, layers, acts, scale, loss=MSE, weights=None, facto
         W = layers[l][0]
         out.append((delta.T @ activations[l], delta.sum(axis=0)))
         delta = delta @ W
-    return out[::-1], cost
+    return out[::-1], cost, delta
 
 
 def train_epoch(X, Y, params, grads, network, optimizer, batches, workspace):
@@ -425,9 +467,10 @@ def train_epoch(X, Y, params, grads, network, optimizer, batches, workspace):
     if isinstance(batches, Dropout):
         batches, dropout = batches.batches, batches
     X = _dense(X)
+    network, lookup, dense, dense_grads, table_grads = _split(network, params, grads)
     sizes, acts, loss = network
-    layers = layer_views(params, sizes)
-    grad_views = layer_views(grads, sizes)
+    layers = layer_views(dense, sizes)
+    grad_views = layer_views(dense_grads, sizes)
     order, batch_size, weights = batches.order, batches.size, batches.sample_weight
     seed = 0 if dropout is None else dropout.seed
     dropout = np.empty(0) if dropout is None else np.asarray(dropout.rates, np.float64)
@@ -437,6 +480,7 @@ def train_epoch(X, Y, params, grads, network, optimizer, batches, workspace):
     for start in range(0, n, batch_size):
         batch = rows[start:start + batch_size]
         Xb, Yb = X[batch], Y[batch]
+        raw, Xb = Xb, (Xb if lookup is None else lookup(Xb))
         wb = weights[batch].astype(np.float64) if len(weights) else None
         weight = float(wb.sum()) if wb is not None else float(len(batch))
         if weight == 0:
@@ -446,8 +490,10 @@ def train_epoch(X, Y, params, grads, network, optimizer, batches, workspace):
                                             int(optimizer.steps[0]))
         else:
             activations, factors = _forward(Xb, layers, acts), None
-        layer_grads, cost = _backward(activations, Yb, layers, acts, 1.0 / weight, loss, wb,
-                                      factors)
+        layer_grads, cost, G = _backward(activations, Yb, layers, acts, 1.0 / weight, loss,
+                                         wb, factors)
+        if lookup is not None:
+            lookup.gradient(raw, G, table_grads)
         if not np.isfinite(cost):
             return np.nan
         total += cost
@@ -473,7 +519,9 @@ def epoch_streaming(X, Y, params, grads, optimizer, act, batches, ahead):
 
 def predict_into(X, params, network, out, batch_size, workspace):
     """out = the network's output for X."""
-    out[...] = _forward(_dense(X), layer_views(params, network.sizes), network.acts)[-1]
+    network, lookup, params, _, _ = _split(network, params)
+    X = _dense(X) if lookup is None else lookup(X)
+    out[...] = _forward(X, layer_views(params, network.sizes), network.acts)[-1]
 
 
 def predict_workspace_size(sizes):
@@ -505,31 +553,40 @@ def dropout_gradient(X, Y, params, grads, network, dropout, workspace, scale):
     """grads = scale * summed (row-weighted) gradient of one minibatch with its hidden
     layers dropped out by the masks of ``dropout.seed`` at step 0; returns the summed
     cost."""
+    network, lookup, params, dense_grads, table_grads = _split(network, params, grads)
     sizes, acts, loss = network
     layers = layer_views(params, sizes)
     rates = np.asarray(dropout.rates, np.float64)
     weights = dropout.batches.sample_weight
     weights = np.asarray(weights, np.float64) if len(weights) else None
+    Xd = _dense(X) if lookup is None else lookup(X)
     if len(rates):
-        activations, factors = _forward(_dense(X), layers, acts, rates, dropout.seed, 0)
+        activations, factors = _forward(Xd, layers, acts, rates, dropout.seed, 0)
     else:
-        activations, factors = _forward(_dense(X), layers, acts), None
-    layer_grads, cost = _backward(activations, Y, layers, acts, scale, loss, weights, factors)
-    for (dW, db), (gW, gb) in zip(layer_grads, layer_views(grads, sizes)):
+        activations, factors = _forward(Xd, layers, acts), None
+    layer_grads, cost, G = _backward(activations, Y, layers, acts, scale, loss, weights,
+                                     factors)
+    for (dW, db), (gW, gb) in zip(layer_grads, layer_views(dense_grads, sizes)):
         gW[...] = dW
         gb[...] = db
+    if lookup is not None:
+        lookup.gradient(X, G, table_grads)
     return cost
 
 
 def _weighted_gradient(X, Y, params, grads, network, scale, weights):
     """grads = scale * summed (row-weighted) gradient over the rows; returns the summed cost."""
+    network, lookup, params, dense_grads, table_grads = _split(network, params, grads)
     sizes, acts, loss = network
     layers = layer_views(params, sizes)
-    layer_grads, cost = _backward(_forward(_dense(X), layers, acts), Y, layers, acts, scale, loss,
-                                  weights)
-    for (dW, db), (gW, gb) in zip(layer_grads, layer_views(grads, sizes)):
+    Xd = _dense(X) if lookup is None else lookup(X)
+    layer_grads, cost, G = _backward(_forward(Xd, layers, acts), Y, layers, acts, scale, loss,
+                                     weights)
+    for (dW, db), (gW, gb) in zip(layer_grads, layer_views(dense_grads, sizes)):
         gW[...] = dW
         gb[...] = db
+    if lookup is not None:
+        lookup.gradient(X, G, table_grads)
     return cost
 
 
@@ -541,7 +598,9 @@ def loss_and_gradient(X, Y, params, grads, network, batch_size, workspace, sampl
 
 def dataset_cost(X, Y, params, network, batch_size, workspace, sample_weight=None):
     """Summed (weighted) cost over all rows."""
+    network, lookup, params, _, _ = _split(network, params)
     sizes, acts, loss = network
-    out = _forward(_dense(X), layer_views(params, sizes), acts)[-1]
+    out = _forward(_dense(X) if lookup is None else lookup(X), layer_views(params, sizes),
+                   acts)[-1]
     weights = None if sample_weight is None else np.asarray(sample_weight, np.float64)
     return _cost_and_delta(out, Y, acts[-1], loss, weights)[0]

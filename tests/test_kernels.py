@@ -429,8 +429,9 @@ def test_every_public_kernel_declares_every_argument():
                 assert arg.record in (kernels.Network, kernels.Optimizer, kernels.Batches,
                                       kernels.CSR, kernels.Dropout)
                 assert set(arg.record.FIELDS) == set(arg.record._fields)
-                if arg.alternative is not None:  # train_epoch's batches: Batches or Dropout
-                    assert arg.alternative in (kernels.CSR, kernels.Dropout)
+                # train_epoch's batches: Batches or Dropout; network: Network or Embeddings
+                if arg.alternative is not None:
+                    assert arg.alternative in (kernels.CSR, kernels.Dropout, kernels.Embeddings)
                     assert set(arg.alternative.FIELDS) == set(arg.alternative._fields)
 
 

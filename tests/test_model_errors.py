@@ -128,7 +128,7 @@ BAD_FIELDS = [
     (lambda a: dict(target_mean=np.array([np.nan, 0.0])), "target_mean [nan, 0.0]"),
     (lambda a: dict(target_scale=np.array([1.0, 2.0])),
      "target_scale (dtype float64, shape (2,)) must be numbers"),
-    (lambda a: dict(target_scale=None), "version 5 lacks target_scale"),
+    (lambda a: dict(target_scale=None), "version 6 lacks target_scale"),
     # valid fields that do not go together: the constructor's message, naming the file
     (lambda a: dict(output=np.array("softmax"), loss=np.array("mse"), target_mean=np.empty(0),
                     target_scale=np.array(1.0)),
@@ -136,10 +136,10 @@ BAD_FIELDS = [
     (lambda a: dict(output=np.array("softmax"), loss=np.array("cross_entropy")),
      "a target scaling belongs to a regression"),
     # what a version writes is required of it (it would take a default silently)
-    (lambda a: dict(target_mean=None), "version 5 lacks target_mean"),
-    (lambda a: dict(target_scale=None, target_mean=None), "version 5 lacks target_mean, "
+    (lambda a: dict(target_mean=None), "version 6 lacks target_mean"),
+    (lambda a: dict(target_scale=None, target_mean=None), "version 6 lacks target_mean, "
      "target_scale"),
-    (lambda a: dict(optimizer=None), "version 5 lacks optimizer"),
+    (lambda a: dict(optimizer=None), "version 6 lacks optimizer"),
     (lambda a: dict(optimizer=None, version=np.array(4), target_mean=None, target_scale=None),
      "version 4 lacks optimizer"),
     (lambda a: dict(layer_sizes=np.array([2**40, 2**40, 1])),

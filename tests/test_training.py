@@ -147,7 +147,7 @@ def test_estimator_protocol_for_clone():
     net = MLP([3, 4, 2], hidden="tanh", output="softmax", seed=5)
     params = net.get_params()
     assert params == dict(layer_sizes=[3, 4, 2], hidden="tanh", output="softmax", loss=None,
-                          quantile=None, dtype=np.float32, seed=5)
+                          quantile=None, dtype=np.float32, seed=5, embeddings=None)
     copy = MLP(**params)
     np.testing.assert_array_equal(copy.params, net.params)
     assert net.set_params(hidden="relu") is net and net.hidden == "relu"

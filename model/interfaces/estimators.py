@@ -239,7 +239,7 @@ class _BaseMLP(BaseEstimator):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dtype=None, dropout=0.0, n_jobs=None):
+                 dtype=None, dropout=0.0, n_jobs=None, categorical_features=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -267,6 +267,7 @@ class _BaseMLP(BaseEstimator):
         self.dtype = dtype
         self.dropout = dropout
         self.n_jobs = n_jobs
+        self.categorical_features = categorical_features
 
     # ------------------------------------------------------------------ checks
 
@@ -421,7 +422,51 @@ class _BaseMLP(BaseEstimator):
 
     # ------------------------------------------------------------------ training
 
-    def _initialize(self, n_features, n_outputs, sizes, dtype, output):
+    def _embeddings(self, X):
+        """``MLP(embeddings=...)`` of ``categorical_features`` for the training X (None for
+        none), and ``is_categorical_``; ``InvalidValueError`` naming a bad index, mask or
+        code."""
+        given = self.categorical_features
+        n = X.shape[1]
+        self.is_categorical_ = None
+        if given is None:
+            return None
+        mask = np.asarray(given)
+        if mask.dtype == bool:
+            if mask.shape != (n,):
+                raise InvalidValueError("categorical_features as a mask must have one entry "
+                                        "per column of X (%d), got shape %s" % (n, mask.shape))
+            columns = np.flatnonzero(mask)
+        elif mask.ndim == 1 and mask.dtype.kind in "iu":
+            columns = mask.astype(np.int64)
+            bad = [int(c) for c in columns if not -n <= c < n]
+            if bad:
+                raise InvalidValueError("categorical_features holds column %d, outside the %d "
+                                        "columns of X" % (bad[0], n))
+            columns = np.unique(columns % n)
+        else:
+            raise InvalidValueError("categorical_features must be None, column indices or a "
+                                    "boolean mask of X's columns, got %s" % plain(given))
+        if not len(columns):
+            return None
+        if is_sparse(X):
+            raise InvalidValueError("categorical_features needs a dense X (its code columns "
+                                    "are looked up row by row), got a sparse matrix")
+        spec = {}
+        for c in columns:
+            codes = X[:, c]
+            bad = np.flatnonzero(~((codes >= 0) & (codes == np.floor(codes))))
+            if len(bad):
+                raise InvalidValueError(
+                    "categorical_features: X[%d, %d] is %s; a categorical column holds integer "
+                    "codes >= 0" % (bad[0], c, plain(codes[bad[0]])))
+            # codes 0..max, and one row for codes predict meets that training did not
+            spec[int(c)] = (int(codes.max()) + 1 if len(codes) else 0) + 1
+        self.is_categorical_ = np.zeros(n, bool)
+        self.is_categorical_[columns] = True
+        return spec
+
+    def _initialize(self, n_features, n_outputs, sizes, dtype, output, embeddings=None):
         self.n_iter_ = 0
         self.t_ = 0
         self.n_outputs_ = n_outputs
@@ -434,7 +479,7 @@ class _BaseMLP(BaseEstimator):
             extra = {"loss": _REGRESSION_LOSSES[loss], "quantile": self.quantile}
         hidden = _hidden_names(self.activation, len(sizes))
         self._net = MLP([n_features, *sizes, n_outputs], hidden=hidden,
-                        output=output, dtype=dtype, **extra)
+                        output=output, dtype=dtype, embeddings=embeddings, **extra)
         # scikit-learn's initialisation (Glorot uniform, also for the intercepts) from the
         # same random state, so that a seeded fit starts where scikit-learn's would; with an
         # activation per hidden layer, each layer's factor is that of its own activation
@@ -447,6 +492,9 @@ class _BaseMLP(BaseEstimator):
             bound = np.sqrt(factor / (n_in + n_out))
             W[...] = self._rng.uniform(-bound, bound, (n_in, n_out)).T
             b[...] = self._rng.uniform(-bound, bound, n_out)
+        for table in self._net.tables:  # N(0, 1), as MLP's (PyTorch's nn.Embedding)
+            table[...] = self._rng.standard_normal(table.shape)
+            table[-1] = 0  # unknown codes (_unknown_codes): no training row moves it
         self._lr = float(self.learning_rate_init)
         self._velocity_lr = self._lr
         for name in ("loss_curve_", "best_loss_", "validation_scores_",
@@ -493,7 +541,9 @@ class _BaseMLP(BaseEstimator):
                 _check_sample_weight(sample_weight, X, dtype=np.float64), dtype=np.float64)
         self._rng = check_random_state(self.random_state)
         if first:
-            self._initialize(X.shape[1], Y.shape[1], sizes, X.dtype, self._output(Y))
+            embeddings = self._embeddings(X)
+            self._initialize(X.shape[1], Y.shape[1], sizes, X.dtype, self._output(Y),
+                             embeddings)
         elif not incremental:
             # scikit-learn makes a new optimizer at every fit, warm_start too (only
             # partial_fit keeps it): no momentum or Adam moments from the last fit, which
@@ -800,7 +850,24 @@ class _BaseMLP(BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
                           dtype=(np.float64, np.float32))
-        return self._dense(X, self._net.dtype)
+        return self._unknown_codes(self._dense(X, self._net.dtype))
+
+    def _unknown_codes(self, X):
+        """X with each categorical column's codes beyond the training X's mapped to the
+        column's last table row (never trained, zero: HistGradientBoosting
+        treats unknown categories as missing), copied only when there is one."""
+        embeddings = self._net.embeddings
+        if embeddings is None or is_sparse(X):
+            return X
+        copied = False
+        for column, n in zip(embeddings.columns, embeddings.cardinalities):
+            codes = X[:, column]
+            unknown = codes > n - 1
+            if unknown.any():
+                if not copied:
+                    X, copied = X.copy(), True
+                X[unknown, column] = n - 1
+        return X
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
@@ -819,6 +886,18 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     are split between where that gains (None or -1: the cores no other process is running
     on; ``numba_dense.model.training.threads``); the fit is the same on any count.
 
+    ``categorical_features`` (default None; the name and forms of scikit-learn's
+    ``HistGradientBoostingRegressor``): the columns of X that hold category codes, as
+    column indices or a boolean mask of X's columns. Each is read through a learned
+    embedding (``MLP(embeddings=...)``, docs/guide.md "Category embeddings") of
+    ``max(code) + 2`` rows over the training X and fastai's width ``min(600, round(1.6 *
+    n ** 0.56))``, not as a number: the codes must be integers >= 0 (an error naming the
+    first that is not); in ``predict`` a code beyond the training X's reads the last row,
+    which no training code reaches and so stays zero (HistGradientBoosting treats unknown
+    categories as missing).
+    ``is_categorical_`` is the fitted mask; ``coefs_[0]`` is then the first dense layer's
+    weights over X's other columns and the embeddings, (n_numbers + sum of widths, n_1).
+
     ``n_networks`` (numba-dense's extra, default 1): K > 1 trains K networks on the same rows,
     member k with ``random_state + k`` (``_member_states``), and ``predict`` averages their
     outputs; ``networks_`` lists them, and the fitted attributes of scikit-learn's
@@ -835,7 +914,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dtype=None, quantile=None, dropout=0.0, n_jobs=None):
+                 dtype=None, quantile=None, dropout=0.0, n_jobs=None,
+                 categorical_features=None):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -845,7 +925,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
             early_stopping=early_stopping, validation_fraction=validation_fraction,
             beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
-            max_fun=max_fun, dtype=dtype, dropout=dropout, n_jobs=n_jobs)
+            max_fun=max_fun, dtype=dtype, dropout=dropout, n_jobs=n_jobs,
+            categorical_features=categorical_features)
         self.loss = loss
         self.quantile = quantile
 
@@ -905,7 +986,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dtype=None, class_weight=None, dropout=0.0, n_jobs=None):
+                 dtype=None, class_weight=None, dropout=0.0, n_jobs=None,
+                 categorical_features=None):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -915,7 +997,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
             early_stopping=early_stopping, validation_fraction=validation_fraction,
             beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
-            max_fun=max_fun, dtype=dtype, dropout=dropout, n_jobs=n_jobs)
+            max_fun=max_fun, dtype=dtype, dropout=dropout, n_jobs=n_jobs,
+            categorical_features=categorical_features)
         self.class_weight = class_weight
 
     def _prepare(self, X, y, incremental, reset):

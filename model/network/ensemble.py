@@ -96,8 +96,8 @@ def member_path(path, k):
 class Ensemble:
     """K ``MLP`` networks of one architecture whose predictions are averaged.
 
-    ``layer_sizes``, ``hidden``, ``output``, ``loss``, ``dtype`` and ``quantile`` are
-    ``MLP``'s; ``n_networks`` (K >= 1) members are built, member ``k`` with
+    ``layer_sizes``, ``hidden``, ``output``, ``loss``, ``dtype``, ``quantile`` and
+    ``embeddings`` are ``MLP``'s; ``n_networks`` (K >= 1) members are built, member ``k`` with
     ``MLP(..., seed=seed + k)`` (``seed`` None: each member from fresh entropy). ``n_jobs``:
     the threads ``fit`` trains on, None or -1 for the usable cores
     (``kernels.threads.usable_cores``), 1 for one member after another; never more than K.
@@ -113,20 +113,23 @@ class Ensemble:
     """
 
     def __init__(self, layer_sizes, hidden="relu", output="identity", loss=None,
-                 dtype=np.float32, seed=None, quantile=None, *, n_networks=5, n_jobs=None):
+                 dtype=np.float32, seed=None, quantile=None, embeddings=None, *,
+                 n_networks=5, n_jobs=None):
         k = integer(n_networks, "n_networks", 1)
         self.seed = _check_seed(seed)
         self.n_jobs = self._check_jobs(n_jobs)
         self.seeds = [None if self.seed is None else self.seed + i for i in range(k)]
         self.members = [MLP(layer_sizes, hidden=hidden, output=output, loss=loss, dtype=dtype,
-                            seed=s, quantile=quantile) for s in self.seeds]
+                            seed=s, quantile=quantile, embeddings=embeddings)
+                        for s in self.seeds]
         self.histories = None
         self.last_read = None
 
     @classmethod
     def from_members(cls, members, seeds=None, n_jobs=None):
         """An ensemble of existing ``MLP`` networks (kept, not copied), which must share
-        layer sizes, activations, output, loss, quantile and dtype (``InvalidValueError``
+        layer sizes, activations, output, loss, quantile, dtype and embeddings
+        (``InvalidValueError``
         otherwise; ``InvalidTypeError`` for a member that is not an ``MLP``)."""
         members = list(members)
         if not members:
@@ -167,7 +170,7 @@ class Ensemble:
         # What the members share: read from member 0.
         if name in ("layer_sizes", "n_inputs", "n_outputs", "dtype", "is_classifier",
                     "output", "loss", "hidden", "quantile", "preprocessing", "sizes",
-                    "_target_kind"):
+                    "_target_kind", "embeddings"):
             members = self.__dict__.get("members")
             if members:
                 return getattr(members[0], name)
@@ -534,12 +537,15 @@ class Ensemble:
 
 
 def _architecture(net):
-    return (net.layer_sizes, net.hidden, net.output, net.loss, net.quantile, net.dtype)
+    embeddings = getattr(net, "embeddings", None)
+    return (net.layer_sizes, net.hidden, net.output, net.loss, net.quantile, net.dtype,
+            None if embeddings is None else embeddings.as_dict())
 
 
 def _member_from_state(state):
     net = MLP(state["layer_sizes"], hidden=state["hidden"], output=state["output"],
-              loss=state["loss"], dtype=state["dtype"], quantile=state.get("quantile"))
+              loss=state["loss"], dtype=state["dtype"], quantile=state.get("quantile"),
+              embeddings=state.get("embeddings"))
     net.set_state(state)
     net.history = state["history"]
     net.preprocessing = state["preprocessing"]

@@ -19,6 +19,7 @@ from ..training.history import History  # noqa: F401  (public name)
 from ..data.sources import EVAL_BATCH
 from ..training.loop import DivergedError  # noqa: F401  (public name)
 from . import persistence
+from .embeddings import CategoryEmbeddings
 from ..data.validation import (BINARY, CLASSES, COUNTS, REGRESSION, choice, class_labels,
                                float_dtype, kernel_rows,
                                integer, plain, random_seed)
@@ -99,16 +100,26 @@ class MLP:
     of docs/MATH.md is ``MLP([n, 1], output="relu")``; a 10-class classifier
     ``MLP([784, 128, 10], output="softmax")``.
 
-    ``params`` (P,) holds every weight and bias; ``weights[l]`` (n_{l+1}, n_l) and
-    ``biases[l]`` (n_{l+1},) are views into it; ``grads`` has the same layout.
+    ``embeddings`` (default None) makes columns of X category codes read through learned
+    embeddings (``kernels.embedding``; docs/guide.md, "Category embeddings"): a dict
+    ``{column: n_categories}`` or ``{column: (n_categories, dim)}``, the column's values
+    integers ``0 .. n_categories - 1`` (a code outside that range is an error naming it),
+    ``dim`` the embedding's width (default fastai's ``min(600, round(1.6 * n ** 0.56))``).
+    ``layer_sizes[0]`` stays X's number of columns; the first dense layer reads X's other
+    columns and then the embeddings, ``layer_sizes[0] - C + sum(dim)`` inputs (``sizes[0]``).
+
+    ``params`` (P,) holds every weight and bias, then the embedding tables; ``weights[l]``
+    (n_{l+1}, n_l), ``biases[l]`` (n_{l+1},) and ``tables[c]`` (n_categories, dim) are
+    views into it; ``grads`` has the same layout.
     ``velocity`` is the state of ``optimizer`` (momentum's velocity (P,), Adam's moments
     (2P,)) after ``step`` steps, kept across fits with the same optimizer.
     """
 
     def __init__(self, layer_sizes, hidden="relu", output="identity", loss=None,
-                 dtype=np.float32, seed=None, quantile=None):
+                 dtype=np.float32, seed=None, quantile=None, embeddings=None):
         self._init_args = dict(layer_sizes=layer_sizes, hidden=hidden, output=output,
-                               loss=loss, dtype=dtype, seed=seed, quantile=quantile)
+                               loss=loss, dtype=dtype, seed=seed, quantile=quantile,
+                               embeddings=embeddings)
         try:  # not an int (MLP(5)), a string or a mapping: a list of widths
             sizes = None if isinstance(layer_sizes, (str, bytes, dict)) else list(layer_sizes)
         except TypeError:
@@ -125,6 +136,13 @@ class MLP:
         self._check_output_and_loss(sizes[-1])
         self.quantile = _quantile_level(self.loss, quantile)
         self.dtype = float_dtype(dtype)
+        self.embeddings = CategoryEmbeddings.parse(embeddings, sizes[0])
+        self._n_columns = sizes[0]  # X's columns (codes included)
+        if self.embeddings is not None:
+            sizes = [self.embeddings.input_width(sizes[0])] + sizes[1:]
+            if sizes[0] < 1:
+                raise InvalidValueError("layer_sizes[0] is %d: the network needs at least one "
+                                        "input" % self._n_columns)
         self.sizes = np.array(sizes, dtype=np.int64)
         self.loss_code = (kernels.LOSSES[self.loss] if self.quantile is None
                           else kernels.quantile_code(self.quantile))
@@ -135,7 +153,8 @@ class MLP:
                         else list(self.hidden))
         self.acts = np.array([kernels.ACTIVATIONS[h] for h in hidden_names]
                              + [kernels.ACTIVATIONS[last]], dtype=np.int64)
-        n_params = int(kernels.param_count(self.sizes))
+        n_params = int(kernels.param_count(self.sizes)) + (
+            0 if self.embeddings is None else self.embeddings.table_size)
         try:
             self.params = np.zeros(n_params, dtype=self.dtype)
             self.grads = np.zeros(n_params, dtype=self.dtype)
@@ -197,12 +216,14 @@ class MLP:
 
     @property
     def layer_sizes(self):
-        """The widths [n_0, ..., n_L] as a list of ints."""
-        return [int(n) for n in self.sizes]
+        """The widths [n_0, ..., n_L] as a list of ints, n_0 X's columns (with embeddings,
+        ``sizes[0]`` is the first dense layer's inputs instead)."""
+        return [self.n_inputs] + [int(n) for n in self.sizes[1:]]
 
     @property
     def n_inputs(self):
-        return int(self.sizes[0])
+        """X's number of columns."""
+        return int(self.__dict__.get("_n_columns", self.sizes[0]))
 
     @property
     def n_outputs(self):
@@ -218,6 +239,15 @@ class MLP:
             biases.append(flat[o + n_out * n_in:o + n_out * n_in + n_out])
         return weights, biases
 
+    @property
+    def tables(self):
+        """The embedding tables, ``tables[c]`` (n_categories, dim) a view of ``params``
+        (empty without embeddings)."""
+        embeddings = self.__dict__.get("embeddings")
+        if embeddings is None:
+            return []
+        return embeddings.tables(self.params[int(layer_offsets(self.sizes)[-1]):])
+
     def initialize(self, seed=None):
         """Fresh weights: He normal for ReLU layers, Glorot normal otherwise; zero biases.
 
@@ -232,6 +262,10 @@ class MLP:
                    else np.sqrt(2.0 / (n_in + n_out)))
             W[...] = rng.standard_normal((n_out, n_in)) * std
             b[...] = 0
+        for table in self.tables:
+            # N(0, 1), PyTorch's nn.Embedding default: the scale of the standardized numbers
+            # beside them in the first layer's input
+            table[...] = rng.standard_normal(table.shape)
         self.velocity[...] = 0
         self.step = 0
         self.target_scaling = None  # learned again by the next fit
@@ -292,6 +326,9 @@ class MLP:
 
     def __repr__(self):
         level = "" if self.quantile is None else ", quantile=%r" % self.quantile
+        embeddings = self.__dict__.get("embeddings")
+        if embeddings is not None:
+            level += ", embeddings=%r" % (embeddings.as_dict(),)
         return "MLP(%r, hidden=%r, output=%r, loss=%r%s, dtype=%s)" % (
             self.layer_sizes, self.hidden, self.output, self.loss, level, self.dtype.name)
 
@@ -513,7 +550,8 @@ class MLP:
         call; None when X is not one (or holds a value that is not finite: the full path
         then raises naming it)."""
         if (type(X) is not np.ndarray or X.ndim != 2 or X.dtype != self.dtype
-                or not 0 < X.shape[0] <= self.SMALL_ROWS or X.shape[1] != self.sizes[0]):
+                or not 0 < X.shape[0] <= self.SMALL_ROWS or X.shape[1] != self.sizes[0]
+                or self.__dict__.get("embeddings") is not None):
             return None
         _, _, acts, transform, local = self._fast_state()
         work = getattr(local, "work", None)
@@ -677,7 +715,8 @@ class MLP:
         state = persistence.load(path)
         try:  # the fields are each valid (persistence.load): here, whether they go together
             net = cls(state["layer_sizes"], hidden=state["hidden"], output=state["output"],
-                      loss=state["loss"], dtype=state["dtype"], quantile=state.get("quantile"))
+                      loss=state["loss"], dtype=state["dtype"], quantile=state.get("quantile"),
+                      embeddings=state.get("embeddings"))
         except (ValueError, TypeError) as exc:
             raise persistence.bad_file(path, exc) from None
         net.set_state(state)  # the target scaling too

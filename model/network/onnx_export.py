@@ -154,11 +154,31 @@ def network_nodes(b, net, x):
     """Nodes of the layers of ``net`` on input ``x`` (N, n_0) of its dtype (``b``: a builder);
     the last layer's output name (logits for a cross-entropy network). For ``to_onnx`` and
     the skl2onnx converters."""
-    a = x
+    a = x if getattr(net, "embeddings", None) is None else _lookup_nodes(b, net, x)
     for l, (W, bias) in enumerate(zip(net.weights, net.biases)):
         a = b.op("Gemm", [a, b.const("W%d" % l, W), b.const("b%d" % l, bias)], transB=1)
         a = _activation(b, ACTIVATION_TABLE[int(net.acts[l])].name, a, net.dtype, l)
     return a
+
+
+def _lookup_nodes(b, net, x):
+    """The first dense layer's input of a network with category embeddings
+    (``kernels.embedding``): X's other columns (a ``Gather`` on axis 1), then each code
+    column's table row (``Cast`` to int64, a ``Gather`` of the table on axis 0, ``Flatten``
+    to (N, dim)), concatenated. A code outside the table is an error of the runtime."""
+    spec = net.embeddings
+    codes = set(spec.columns)
+    numbers = [j for j in range(net.n_inputs) if j not in codes]
+    blocks = []
+    if numbers:
+        blocks.append(b.op("Gather", [x, b.const("number_columns", np.array(numbers, np.int64))],
+                           axis=1))
+    for column, table in zip(spec.columns, net.tables):
+        code = b.op("Gather", [x, b.const("code_column", np.array([column], np.int64))], axis=1)
+        index = b.op("Cast", [code], to=7)
+        rows = b.op("Gather", [b.const("table%d" % column, table), index], axis=0)
+        blocks.append(b.op("Flatten", [rows], axis=1))
+    return blocks[0] if len(blocks) == 1 else b.op("Concat", blocks, axis=1)
 
 
 def _activation(b, name, z, dtype, layer):

@@ -18,11 +18,13 @@ from ..data.tabular import Preprocessing, check_preprocessing
 from ..data.paths import atomic_write
 from ..data.targets import TargetScaling
 from ..data.validation import first_nonfinite
+from .embeddings import CategoryEmbeddings
 
 FORMAT = "numba-dense-mlp"
-# 5 the regression target's scaling; 4 the optimizer and its step, and a table file's
-# preprocessing; 3 the last fit's history; 2 the cost ("loss")
-VERSION = 5
+# 6 category embeddings (embedding_columns, _cardinalities, _dims: optional, and
+# layer_sizes[0] X's columns); 5 the regression target's scaling; 4 the optimizer and its
+# step, and a table file's preprocessing; 3 the last fit's history; 2 the cost ("loss")
+VERSION = 6
 
 
 def atomic_savez(path, what, **arrays):
@@ -33,7 +35,10 @@ def atomic_savez(path, what, **arrays):
 def network_arrays(net):
     """Everything that defines a trained network, as plain arrays (the history as JSON)."""
     history = getattr(net, "history", None)
-    return dict(format=np.array(FORMAT), version=np.array(VERSION), layer_sizes=net.sizes,
+    embeddings = getattr(net, "embeddings", None)
+    return dict(format=np.array(FORMAT), version=np.array(VERSION),
+                layer_sizes=np.array(net.layer_sizes, np.int64),
+                **({} if embeddings is None else embeddings.to_arrays()),
                 hidden=np.array(net.hidden), output=np.array(net.output),
                 loss=np.array(net.loss), dtype=np.array(net.dtype.name),
                 **({} if getattr(net, "quantile", None) is None
@@ -204,8 +209,15 @@ def load(path, arrays=None):
     dtype = _text(path, arrays, "dtype", _DTYPES)
     optimizer = _text(path, arrays, "optimizer", tuple(kernels.OPTIMIZERS), default="sgd")
     step = _whole(path, arrays, "step", 0, default=0)
+    embeddings = _embeddings(path, arrays, int(sizes[0]))
+    dense_sizes = sizes.astype(np.int64)
+    if embeddings is not None:
+        dense_sizes[0] = embeddings.input_width(int(sizes[0]))
+        if dense_sizes[0] < 1:
+            raise _bad(path, "the embeddings leave the network no input")
     try:
-        n_params = int(kernels.param_count(sizes.astype(np.int64)))
+        n_params = int(kernels.param_count(dense_sizes)) + (
+            0 if embeddings is None else embeddings.table_size)
     except OverflowError:
         raise _bad(path, "layer_sizes %s make more than 2**63 - 1 parameters"
                    % sizes.tolist()) from None
@@ -225,12 +237,37 @@ def load(path, arrays=None):
                        % (_kind(value), value.shape))
         quantile = float(value)
     return {"layer_sizes": sizes.tolist(), "hidden": hidden, "output": output,
+            "embeddings": None if embeddings is None else embeddings.as_dict(),
             "dtype": dtype, "loss": loss, "quantile": quantile,
             "params": params, "velocity": velocity,
             "optimizer": optimizer, "step": step,
             "history": _history(path, arrays),
             "preprocessing": _preprocessing(path, arrays, int(sizes[0])),
             "target_scaling": scaling}
+
+
+#: The arrays of a network's category embeddings (``embeddings.CategoryEmbeddings``).
+_EMBEDDING_KEYS = ("embedding_columns", "embedding_cardinalities", "embedding_dims")
+
+
+def _embeddings(path, arrays, n_columns):
+    """The saved ``CategoryEmbeddings``, checked, or None for a network without."""
+    present = [key for key in _EMBEDDING_KEYS if key in arrays]
+    if not present:
+        return None
+    if len(present) != len(_EMBEDDING_KEYS):
+        raise _bad(path, "%s without %s" % (", ".join(present), ", ".join(
+            key for key in _EMBEDDING_KEYS if key not in arrays)))
+    columns, cards, dims = (arrays[key] for key in _EMBEDDING_KEYS)
+    for key, value in zip(_EMBEDDING_KEYS, (columns, cards, dims)):
+        if value.ndim != 1 or value.dtype.kind not in "iu" or len(value) != len(columns):
+            raise _bad(path, "%s must be a 1-D integer array of %d entries, got %s of shape "
+                       "%s" % (key, len(columns), value.dtype, value.shape))
+    try:
+        return CategoryEmbeddings.parse(
+            {int(c): (int(n), int(d)) for c, n, d in zip(columns, cards, dims)}, n_columns)
+    except (ValueError, TypeError) as exc:
+        raise _bad(path, str(exc)) from None
 
 
 def _target_scaling(path, arrays, n_outputs):

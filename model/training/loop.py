@@ -50,8 +50,11 @@ def took_steps(net, optimizer):
 
 
 def network_record(net):
-    """The ``kernels.Network`` of a network."""
-    return kernels.Network(net.sizes, net.acts, int(net.loss_code))
+    """The ``kernels.Network`` of a network, or its ``kernels.Embeddings`` when it reads
+    category embeddings."""
+    record = kernels.Network(net.sizes, net.acts, int(net.loss_code))
+    embeddings = getattr(net, "embeddings", None)
+    return record if embeddings is None else embeddings.record(record)
 
 
 def epoch_kernel(net, sparse):
@@ -60,7 +63,7 @@ def epoch_kernel(net, sparse):
     dense X), else ``kernels.train_epoch_batched``, the same epoch compiled without that
     path: a first run then compiles only what it uses (docs/performance.md, "Start-up")."""
     streams = (streaming_network(len(net.sizes) - 1, int(net.sizes[-1]), int(net.loss_code))
-               and not sparse)
+               and not sparse and getattr(net, "embeddings", None) is None)
     return kernels.train_epoch if streams else kernels.train_epoch_batched
 
 

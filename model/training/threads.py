@@ -47,12 +47,14 @@ def check_jobs(value, name="n_jobs"):
 
 def splits(net, batch_size, sparse, dropout):
     """Whether ``net``'s minibatches of ``batch_size`` rows train split between threads:
-    a dense X, no dropout, not the streamed one-layer epoch, every product of a whole
+    a dense X, no dropout, no category embeddings (``kernels.train_epoch_parallel`` has
+    no lookup), not the streamed one-layer epoch, every product of a whole
     minibatch small enough for the register tiles (``config.*_TILED_MAX_MACS``, so that
     no product of a split step calls BLAS, whose threads the split's would compete with)
     and at least two shards (``kernels.shard_plan``)."""
     sizes = [int(n) for n in net.sizes]
-    if sparse or dropout or streaming_network(len(sizes) - 1, sizes[-1], int(net.loss_code)):
+    if (sparse or dropout or getattr(net, "embeddings", None) is not None
+            or streaming_network(len(sizes) - 1, sizes[-1], int(net.loss_code))):
         return False
     config = kernels.config
     tiles = min(config.FORWARD_TILED_MAX_MACS, config.BACKPROP_TILED_MAX_MACS,
