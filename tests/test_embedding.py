@@ -384,3 +384,16 @@ def test_estimators_read_unknown_codes_as_the_zero_row():
     unknown[:, 1] = 10
     np.testing.assert_array_equal(est.predict(new), est.predict(unknown))
     assert new[0, 1] == 12  # the caller's X is left as it was
+
+
+def test_a_streamed_file_with_embeddings_trains_exactly_like_the_array(tmp_path):
+    rng = np.random.default_rng(15)
+    X, y = _codes_table(rng, n=700, n_codes=12)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    a = MLP([2, 8, 1], embeddings={1: 12}, seed=0)
+    b = MLP([2, 8, 1], embeddings={1: 12}, seed=0)
+    a.fit(X, y, epochs=2, batch_size=20, shuffle=False, optimizer="adam", verbose=False)
+    b.fit(str(tmp_path / "X.npy"), str(tmp_path / "y.npy"), epochs=2, batch_size=20,
+          shuffle=False, chunk_rows=200, optimizer="adam", verbose=False)
+    np.testing.assert_array_equal(a.params, b.params)

@@ -96,6 +96,35 @@ def test_two_ranks_equal_one_process_on_the_global_batches(tmp_path, optimizer, 
     np.testing.assert_allclose(np.load(tmp_path / "loss0.npy"), losses, rtol=1e-12)
 
 
+def test_two_ranks_with_embeddings_equal_one_process_on_the_global_batches(tmp_path):
+    """Category embeddings over MPI: the tables are part of the flat parameters, so the
+    all-reduced gradient steps them as one process does on the global minibatches."""
+    rng = np.random.default_rng(1)
+    shards = _shards(rng, 3, 1)
+    for r, (X, Y) in enumerate(shards):
+        X[:, 1] = rng.integers(0, 6, len(X))
+        np.save(tmp_path / ("X%d.npy" % r), X)
+        np.save(tmp_path / ("Y%d.npy" % r), Y)
+    result = _mpirun(tmp_path, """
+        X, Y = np.load(folder + "/X%d.npy" % rank), np.load(folder + "/Y%d.npy" % rank)
+        net = MLP([3, 5, 1], embeddings={1: 6}, dtype=np.float64, seed=rank)
+        net.fit(X, Y, epochs=2, batch_size=10, lr=0.01, shuffle=False, comm=comm,
+                optimizer="adam", standardize_target=False)
+        np.save(folder + "/params%d.npy" % rank, net.params)
+    """)
+    assert result.returncode == 0, result.stdout + result.stderr
+    reference = MLP([3, 5, 1], embeddings={1: 6}, dtype=np.float64, seed=0)
+    (X0, Y0), (X1, Y1) = shards
+    for _ in range(2):
+        for s in range(0, 110, 10):
+            Xg = np.vstack([X0[s:s + 10], X1[s:s + 10]])
+            Yg = np.vstack([Y0[s:s + 10], Y1[s:s + 10]])
+            reference.partial_fit(Xg, Yg, batch_size=len(Xg), lr=0.01, optimizer="adam")
+    p0, p1 = np.load(tmp_path / "params0.npy"), np.load(tmp_path / "params1.npy")
+    np.testing.assert_array_equal(p0, p1)
+    np.testing.assert_allclose(p0, reference.params, rtol=1e-12, atol=1e-13)
+
+
 def test_two_ranks_with_dropout_step_on_each_ranks_own_masks(tmp_path):
     """Dropout over MPI: each rank's minibatch is dropped out by the masks of a seed hashed
     from the epoch's seed (drawn from the fit's generator, as one process draws it), the
