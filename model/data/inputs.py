@@ -196,10 +196,16 @@ def table_arrays(net, path, target, work):
         prep = tabular.Preprocessing.fit(path, target, classify=net.is_classifier)
     if prep.n_features != net.n_inputs:
         shown = ", ".join(prep.feature_names[:8]) + (", ..." if prep.n_features > 8 else "")
-        raise InvalidValueError("%s makes %d inputs (%s) but the network has %d: build "
-                                "it as MLP([%d, ...])"
-                                % (os.fspath(path), prep.n_features, shown, net.n_inputs,
-                                   prep.n_features))
+        if getattr(net, "embeddings", None) is not None and not prep.embeddings:
+            fix = ("this network embeds category codes: set net.preprocessing = "
+                   "Preprocessing.fit(path, target, category_encoding=\"embedding\") (or "
+                   "\"auto\") and build the network for it")
+        else:
+            fix = "build it as MLP([%d, ...]%s)" % (
+                prep.n_features, ", embeddings=prep.embeddings" if prep.embeddings else "")
+        raise InvalidValueError("%s makes %d inputs (%s) but the network has %d: %s"
+                                % (os.fspath(path), prep.n_features, shown, net.n_inputs, fix))
+    tabular.check_embeddings(prep, net, os.fspath(path))
     X, y = prep.write_npy(path, os.path.join(work, "X.npy"), os.path.join(work, "y.npy"))
     net.preprocessing = prep
     return X, y

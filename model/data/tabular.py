@@ -13,14 +13,22 @@ JSON, no pickle):
   ``numeric_encoding="ple"``, number and date/time columns are instead encoded piecewise
   linearly over quantile bins of their training values (``ple_encode``: one input per bin,
   Gorishniy et al., NeurIPS 2022), the bins' ``edges`` saved with the column;
-- text columns: one-hot encoded, a missing value being a category of its own. A column
-  with more than ``max_categories`` distinct values keeps its ``max_categories - 1`` most
-  frequent ones and groups the rest as one ``<infrequent>`` category, as scikit-learn's
-  ``OneHotEncoder(max_categories=...)`` does. A value not seen in training is counted and
-  encodes as ``<infrequent>`` where the column has one, as all zeros otherwise;
-- identifiers, text columns whose values are nearly all distinct (at least
-  ``IDENTIFIER_SHARE`` of the rows that have one), and columns with no value at all are
-  left out and reported (``keep_identifiers=True`` keeps identifiers, grouped as above);
+- text columns (``category_encoding``): one-hot encoded by default ("onehot"), a missing
+  value being a category of its own. A column with more than ``max_categories`` distinct
+  values keeps its ``max_categories - 1`` most frequent ones and groups the rest as one
+  ``<infrequent>`` category, as scikit-learn's ``OneHotEncoder(max_categories=...)`` does.
+  A value not seen in training is counted and encodes as ``<infrequent>`` where the column
+  has one, as all zeros otherwise. With "embedding", each text column is instead one input
+  holding an integer category code (as float32, not standardized), for a network that
+  looks it up in a learned table (``MLP(..., embeddings=prep.embeddings)``): every value
+  seen at least ``MIN_FREQUENCY`` times gets a code 1..n-1 (by decreasing frequency, ties
+  by value), rarer values and values not seen in training code 0 (the unseen ones
+  counted), with no ``max_categories`` cap. "auto": one-hot for a column of at most
+  ``max_categories`` values, codes for one of more;
+- identifiers, text columns with more than ``max_categories`` values that are nearly all
+  distinct (at least ``IDENTIFIER_SHARE`` of the rows that have one), and columns with no
+  value at all are left out and reported (``keep_identifiers=True`` keeps identifiers,
+  encoded as above);
 - the target: numbers (regression) or classes (text, True/False, or numbers with
   ``classify``), mapped to 0..K-1 and back; rows whose target is missing are left out and
   counted.
@@ -76,6 +84,12 @@ TYPO_SHARE = 0.05
 #: How number and date/time columns become inputs (``numeric_encoding``): standardized,
 #: or piecewise-linear encoded over quantile bins (``ple_encode``).
 NUMERIC_ENCODINGS = ("standard", "ple")
+#: How text columns become inputs (``category_encoding``): one-hot, one category code each
+#: (for a learned embedding), or one-hot up to ``max_categories`` values and codes beyond.
+CATEGORY_ENCODINGS = ("onehot", "embedding", "auto")
+#: A text value seen fewer times than this in training gets code 0 in a code column (as
+#: values not seen at all): an embedding row trained on one row is noise.
+MIN_FREQUENCY = 2
 #: Quantile bins per column of the piecewise-linear encoding, by default (``n_bins``).
 N_BINS = 48
 #: Values per column the bins' quantiles are computed from: all of a column's values up to
@@ -357,14 +371,17 @@ class Preprocessing:
 
     Attributes (all plain values, saved with the model): ``target`` (column name),
     ``task`` ("regression" or "classification"), ``target_type``, ``columns`` (the feature
-    columns in file order, each ``{"name", "kind": "numeric"|"text", "type", ...}`` with
-    ``mean``/``scale``, or ``categories`` and ``infrequent``), ``classes`` (the labels of a
-    classifier, as read), ``scale``, ``feature_names`` (one per input: a numeric column's
-    name, ``column#binT`` per bin of a piecewise-linear one, ``column=value`` per
-    category), ``numeric_encoding`` ("standard" or "ple"; files saved before it: "standard")
-    and ``n_bins`` (None for "standard"), and what the fit saw: ``rows``,
+    columns in file order, each ``{"name", "kind": "numeric"|"text"|"code", "type", ...}``
+    with ``mean``/``scale``; or, one-hot, ``categories`` and ``infrequent``; or, a code
+    input, ``categories`` (``categories[i]`` codes as i + 1) and ``rare`` (the training
+    values coded 0)), ``classes`` (the labels of a classifier, as read), ``scale``,
+    ``feature_names`` (one per input: a numeric column's name, ``column#binT`` per bin of a
+    piecewise-linear one, ``column=value`` per category, a code column's name),
+    ``numeric_encoding`` ("standard" or "ple"; files saved before it: "standard") and
+    ``n_bins`` (None for "standard"), ``category_encoding`` ("onehot", "embedding" or
+    "auto"; files saved before it: "onehot"), and what the fit saw: ``rows``,
     ``dropped_rows``, ``imputed``, ``left_out`` (``{name: why}``), ``grouped``
-    (``{column: values grouped as <infrequent>}``).
+    (``{column: values grouped as <infrequent>}``). ``embeddings``: the code inputs.
     """
 
     def __init__(self, spec):
@@ -373,7 +390,7 @@ class Preprocessing:
             column.setdefault("type", "number" if column["kind"] == "numeric" else "text")
         for key, empty in (("left_out", {}), ("grouped", {}), ("target_type", None),
                            ("target_decimal", None), ("numeric_encoding", "standard"),
-                           ("n_bins", None)):
+                           ("n_bins", None), ("category_encoding", "onehot")):
             self.__dict__.setdefault(key, empty)
 
     # ---- fitting
@@ -381,7 +398,7 @@ class Preprocessing:
     @classmethod
     def fit(cls, path, target, features=None, drop=None, max_categories=100, scale=True,
             classify=None, keep_identifiers=False, progress=False,
-            numeric_encoding="standard", n_bins=N_BINS):
+            numeric_encoding="standard", n_bins=N_BINS, category_encoding="onehot"):
         """Learn the preprocessing of ``path`` (.csv or .parquet) in one streaming pass (a
         second one only for a CSV column that turned out to be text after rows of numbers).
 
@@ -389,8 +406,15 @@ class Preprocessing:
         leave out) choose the feature columns; by default every column but the target.
         ``max_categories`` (>= 2): one-hot columns per text column, its rarest values
         grouped beyond that. ``classify``: None (text and True/False targets are classes,
-        numbers a regression), True or False. ``keep_identifiers``: one-hot identifier
-        columns (grouped) instead of leaving them out.
+        numbers a regression), True or False. ``keep_identifiers``: encode identifier
+        columns (one-hot grouped, or codes) instead of leaving them out.
+        ``category_encoding``: "onehot" (text columns one-hot, as above), "embedding" (each
+        text column one input of integer category codes, for ``MLP(...,
+        embeddings=prep.embeddings)``: the values seen at least ``MIN_FREQUENCY`` times code
+        1..n-1 by decreasing frequency (ties by value), rarer and unseen values 0, every
+        value kept whatever ``max_categories``) or "auto" (one-hot for a column of at most
+        ``max_categories`` values, codes for one of more). A missing text value is a
+        category of its own either way.
         ``numeric_encoding``: "standard" (number, True/False and date/time columns as one
         standardized input each) or "ple": number and date/time columns as the
         piecewise-linear encoding (``ple_encode``) over at most ``n_bins`` (>= 2) quantile
@@ -415,6 +439,10 @@ class Preprocessing:
                                        numeric_encoding))
         if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 2:
             raise InvalidValueError("n_bins must be an integer >= 2, got %r" % (n_bins,))
+        if not isinstance(category_encoding, str) or category_encoding not in CATEGORY_ENCODINGS:
+            raise InvalidValueError("category_encoding must be one of %s, got %r"
+                                    % (", ".join(map(repr, CATEGORY_ENCODINGS)),
+                                       category_encoding))
         ple = numeric_encoding == "ple"
         n_bins = int(n_bins) if ple else None
         file_schema = schema(path)
@@ -467,15 +495,15 @@ class Preprocessing:
         columns, feature_names, imputed, left_out, grouped = [], [], {}, {}, {}
         for name in chosen:
             stats[name].check_range(path, name)
-            column = stats[name].describe(name, max_categories, n_bins)
-            why = _left_out(stats[name], column, rows, keep_identifiers)
+            column = stats[name].describe(name, max_categories, n_bins, category_encoding)
+            why = _left_out(stats[name], rows, max_categories, keep_identifiers)
             if why:
                 left_out[name] = why
                 continue
             columns.append(column)
             if column.get("encoding") == "ple":
                 feature_names += ple_names(name, len(column["edges"]) - 1)
-            elif column["kind"] == "numeric":
+            elif column["kind"] in ("numeric", "code"):
                 feature_names.append(name)
             else:
                 feature_names += ["%s=%s" % (name, c) for c in column["categories"]]
@@ -498,12 +526,25 @@ class Preprocessing:
                         feature_names=feature_names, rows=rows, dropped_rows=dropped,
                         imputed=imputed, left_out=left_out, grouped=grouped,
                         source=os.path.basename(path), numeric_encoding=numeric_encoding,
-                        n_bins=n_bins))
+                        n_bins=n_bins, category_encoding=category_encoding))
 
     @property
     def n_features(self):
         """The width of the inputs it makes."""
         return len(self.feature_names)
+
+    @property
+    def embeddings(self):
+        """``{input index: n_categories}`` of the inputs that hold category codes (``{}``
+        when none): a network reading them is ``MLP(sizes, embeddings=prep.embeddings)``."""
+        found, at = {}, 0
+        if not any(column["kind"] == "code" for column in self.columns):
+            return found
+        for column in self.columns:
+            if column["kind"] == "code":
+                found[at] = len(column["categories"]) + 1
+            at += _width(column)
+        return found
 
     @property
     def n_classes(self):
@@ -530,12 +571,23 @@ class Preprocessing:
                              % (words[kind], self.n_bins, ", ".join(
                                  "%s (%d)" % (c["name"], len(c["edges"]) - 1)
                                  for c in encoded)))
-        if "text" in by_type:
+        onehot = [c for c in by_type.get("text", []) if c["kind"] == "text"]
+        codes = [c for c in by_type.get("text", []) if c["kind"] == "code"]
+        if onehot:
             lines.append("  text, one-hot: %s" % ", ".join(
                 "%s (%d%s)" % (c["name"], len(c["categories"]) + bool(c.get("infrequent")),
-                               ", %d rare values grouped as %s" % (c["grouped"], INFREQUENT)
+                               ", %s rare values grouped as %s" % (c["grouped"], INFREQUENT)
                                if c.get("infrequent") else "")
-                for c in by_type["text"]))
+                for c in onehot))
+        if codes:
+            lines.append("  text, learned embeddings (one category code each; values seen "
+                         "fewer than %d times, and unseen ones, as code 0): %s"
+                         % (MIN_FREQUENCY, ", ".join(
+                             "%s (%d categor%s%s)" % (
+                                 c["name"], len(c["categories"]) + 1,
+                                 "ies" if c["categories"] else "y",
+                                 ", %d rare values" % len(c["rare"]) if c["rare"] else "")
+                             for c in codes)))
         for name, why in self.left_out.items():
             lines.append("  left out %s: %s" % (name, why))
         if self.imputed:
@@ -593,6 +645,13 @@ class Preprocessing:
             categories = column["categories"]
             index = _category_index(values, categories)
             unseen = index < 0
+            if column["kind"] == "code":  # code i + 1; rare and unseen values code 0
+                X[:, at] = index + 1
+                if counts is not None and unseen.any():
+                    unseen &= _category_index(values, column["rare"]) < 0
+                    _count_unseen(counts, column["name"], unseen)
+                at += 1
+                continue
             if column.get("infrequent"):  # rare and unseen values: the <infrequent> input
                 index[unseen] = len(categories)
                 if counts is not None and unseen.any():  # unseen: not even a rare value
@@ -600,8 +659,7 @@ class Preprocessing:
             seen = index >= 0
             X[np.flatnonzero(seen), at + index[seen]] = 1
             if counts is not None and unseen.any():
-                bucket = counts.setdefault("unseen", {})
-                bucket[column["name"]] = bucket.get(column["name"], 0) + int(unseen.sum())
+                _count_unseen(counts, column["name"], unseen)
             at += len(categories) + bool(column.get("infrequent"))
         if not with_target:
             return X, None
@@ -723,6 +781,22 @@ class Preprocessing:
                                     "columns must have distinct names)"
                                     % ("s" if len(twice) > 1 else "", ", ".join(map(repr, twice))))
         return cls(spec)
+
+
+def _width(column):
+    """The number of inputs a column of ``Preprocessing.columns`` makes."""
+    if column["kind"] == "numeric":
+        return len(column["edges"]) - 1 if column.get("encoding") == "ple" else 1
+    if column["kind"] == "text":
+        return len(column["categories"]) + bool(column.get("infrequent"))
+    return 1  # a code column
+
+
+def _count_unseen(counts, name, unseen):
+    """Add a column's values not seen in training (a boolean mask) to ``counts``."""
+    if unseen.any():
+        bucket = counts.setdefault("unseen", {})
+        bucket[name] = bucket.get(name, 0) + int(unseen.sum())
 
 
 def _row_mapper(first_row, rows):
@@ -947,12 +1021,19 @@ class _ColumnStats:
     def values(self):
         return self._values if self.kind != "text" else set(self.counts)
 
-    def describe(self, name, max_categories, n_bins=None):
+    def describe(self, name, max_categories, n_bins=None, category_encoding="onehot"):
         """The column's entry of ``Preprocessing.columns``; ``n_bins``: a number or
         date/time column with at least two distinct values gets the ``edges`` of its
-        quantile bins (piecewise-linear encoding, at most ``n_bins`` bins)."""
+        quantile bins (piecewise-linear encoding, at most ``n_bins`` bins);
+        ``category_encoding``: ``Preprocessing.fit``'s, for a text column."""
         if self.kind == "text":
             ranked = sorted(self.counts, key=lambda v: (-self.counts[v], v))
+            if category_encoding == "embedding" or (category_encoding == "auto"
+                                                    and len(ranked) > max_categories):
+                # codes 1..n-1 by decreasing frequency (ties by value); rarer values code 0
+                kept = [v for v in ranked if self.counts[v] >= MIN_FREQUENCY]
+                return {"name": name, "kind": "code", "type": "text", "categories": kept,
+                        "rare": sorted(v for v in ranked if self.counts[v] < MIN_FREQUENCY)}
             if len(ranked) <= max_categories:
                 return {"name": name, "kind": "text", "type": "text",
                         "categories": sorted(ranked)}
@@ -1055,11 +1136,11 @@ def _recount(path, target, stats):
             stats[name].count_text(kept.column(name))
 
 
-def _left_out(stats, column, rows, keep_identifiers):
+def _left_out(stats, rows, max_categories, keep_identifiers):
     """Why a feature column is left out (an identifier, no values), or None."""
     if stats.kind is None:
         return "no values (every row is empty)"
-    if column["kind"] != "text" or not column.get("infrequent") or keep_identifiers:
+    if stats.kind != "text" or len(stats.counts) <= max_categories or keep_identifiers:
         return None
     present = sum(n for v, n in stats.counts.items() if v != MISSING)
     distinct = len(stats.counts) - (MISSING in stats.counts)
@@ -1162,4 +1243,29 @@ def check_preprocessing(net):
     if prep.n_features != net.n_inputs:
         raise InvalidValueError("preprocessing makes %d inputs but the network "
                                 "has %d (layer_sizes[0])" % (prep.n_features, net.n_inputs))
+    check_embeddings(prep, net)
     return prep
+
+
+def check_embeddings(prep, net, what="preprocessing"):
+    """A one-line error unless the network embeds exactly the code inputs of ``prep``
+    (``Preprocessing.embeddings``), with their numbers of categories: a code read as a
+    number, or a number read as a code, would be a silent mistake."""
+    want = prep.embeddings
+    spec = getattr(net, "embeddings", None)
+    have = {} if spec is None else dict(zip(spec.columns, spec.cardinalities))
+    if want == have:
+        return
+    raise InvalidValueError(
+        "%s makes %s but the network embeds %s: build it with MLP(layer_sizes, "
+        "embeddings=prep.embeddings)"
+        % (what, "category codes in inputs %s" % _codes(prep, want) if want else
+           "no category codes", "inputs %s" % _codes(None, have) if have else "none"))
+
+
+def _codes(prep, embeddings):
+    """``{index: n_categories}`` as ``3 (tailnum, 4045 categories), ...`` for a message
+    (``prep``: whose feature names to show, or None)."""
+    names = prep.feature_names if prep is not None else []
+    return ", ".join("%d (%s%d categories)" % (i, names[i] + ", " if i < len(names) else "", n)
+                     for i, n in sorted(embeddings.items()))

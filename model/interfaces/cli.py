@@ -158,7 +158,8 @@ def load_table(args, workdir):
         max_categories=args.max_categories, scale=not args.no_scale,
         classify=True if args.output in ("softmax", "sigmoid") else None,
         keep_identifiers=args.keep_identifiers, progress=progress.wanted(args.progress, True),
-        numeric_encoding=args.numeric_encoding, n_bins=args.n_bins)
+        numeric_encoding=args.numeric_encoding, n_bins=args.n_bins,
+        category_encoding=getattr(args, "category_encoding", "onehot"))
     for line in prep.summary():
         print(line)
     X, y = prep.write_npy(args.data, os.path.join(workdir, "X.npy"),
@@ -314,7 +315,16 @@ def build_parser():
                        help="columns of a table to leave out")
     train.add_argument("--max-categories", type=_count(2), default=100, metavar="N",
                        help="most one-hot inputs per text column: rarer values are grouped as "
-                            "one '<infrequent>' category (default 100)")
+                            "one '<infrequent>' category (default 100); with "
+                            "--category-encoding auto, a column of more values is embedded "
+                            "instead")
+    train.add_argument("--category-encoding", choices=tabular.CATEGORY_ENCODINGS,
+                       default="onehot",
+                       help="a table's text columns: one-hot (onehot, the default), embedding: "
+                            "one input of category codes each, read through an embedding "
+                            "the network learns (every value kept; those seen once, and "
+                            "unseen ones, as one code), or auto: one-hot up to "
+                            "--max-categories values, embedding beyond")
     train.add_argument("--keep-identifiers", action="store_true",
                        help="keep text columns whose values are nearly all distinct "
                             "(left out by default)")
@@ -522,6 +532,8 @@ _APPLIES = {
     "numeric_encoding": (lambda a: _kind(a.data) in ("csv", "parquet"),
                          "a .csv or .parquet --data"),
     "n_bins": (lambda a: a.numeric_encoding == "ple", "--numeric-encoding ple"),
+    "category_encoding": (lambda a: _kind(a.data) in ("csv", "parquet"),
+                          "a .csv or .parquet --data"),
     "weight_col": (lambda a: _kind(a.data) in ("csv", "parquet"), "a .csv or .parquet --data"),
     "quantile": (lambda a: a.loss == "quantile", "--loss quantile"),
     "delimiter": (lambda a: _kind(getattr(a, "data", None) or getattr(a, "csv", None)) == "csv",
@@ -626,6 +638,8 @@ def train(args, workdir):
     sizes = [X.shape[1], *args.hidden_sizes, _n_outputs(y, args.output, args.classes, comm)]
     net_options = dict(hidden=hidden, output=args.output, loss=args.loss, dtype=args.dtype,
                        seed=args.seed, quantile=args.quantile)
+    if prep is not None and prep.embeddings:  # text columns as codes: learned embeddings
+        net_options["embeddings"] = prep.embeddings
     if args.networks > 1:
         net = Ensemble(sizes, n_networks=args.networks, n_jobs=args.jobs, **net_options)
         for member in net.members:
@@ -931,9 +945,13 @@ def _report_read(net):
     if read.get("dropped"):
         print("left out %d rows whose target is missing" % read["dropped"])
     if read.get("unseen"):
-        print("values not seen in training (encoded as <infrequent> where the column has it, "
-              "else as all zeros): %s" % ", ".join(
-                  "%s %d" % kv for kv in sorted(read["unseen"].items())))
+        prep = net.preprocessing
+        coded = prep is not None and prep.embeddings
+        print("values not seen in training (encoded as %s<infrequent> where %scolumn has it, "
+              "else as all zeros): %s" % ("code 0 in an embedded column, as " if coded else "",
+                                          "a one-hot " if coded else "the ", ", ".join(
+                                              "%s %d" % kv for kv in
+                                              sorted(read["unseen"].items()))))
 
 
 def convert(args, workdir):

@@ -61,7 +61,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
 from ...kernels.errors import InvalidTypeError, InvalidValueError
 from ..data import sources
 from ..data.validation import is_sparse, plain, sparse_features
-from ..network.mlp import MLP, _quantile_level
+from ..network.mlp import EMBEDDING_INIT_STD, MLP, _quantile_level
 from ..training import full_batch, loop, signals
 from ..training import options as fit_options
 from ..training.threads import check_jobs
@@ -492,8 +492,8 @@ class _BaseMLP(BaseEstimator):
             bound = np.sqrt(factor / (n_in + n_out))
             W[...] = self._rng.uniform(-bound, bound, (n_in, n_out)).T
             b[...] = self._rng.uniform(-bound, bound, n_out)
-        for table in self._net.tables:  # N(0, 1), as MLP's (PyTorch's nn.Embedding)
-            table[...] = self._rng.standard_normal(table.shape)
+        for table in self._net.tables:  # as MLP's (fastai's N(0, 0.01^2))
+            table[...] = self._rng.standard_normal(table.shape) * EMBEDDING_INIT_STD
             table[-1] = 0  # unknown codes (_unknown_codes): no training row moves it
         self._lr = float(self.learning_rate_init)
         self._velocity_lr = self._lr

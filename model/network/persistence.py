@@ -334,8 +334,14 @@ def _preprocessing_problem(spec, n_inputs):
                 return "%s (%r) groups rare values but has no list of them" \
                     % (where, column["name"])
             width += len(column["categories"]) + bool(column.get("infrequent"))
+        elif kind == "code":  # a text column read as a category code (an embedding)
+            for key in ("categories", "rare"):
+                if not isinstance(column.get(key), list):
+                    return "%s (%r) has no list of %s" % (where, column["name"], key)
+            width += 1
         else:
-            return "%s (%r) has kind %r, not 'numeric' or 'text'" % (where, column["name"], kind)
+            return "%s (%r) has kind %r, not 'numeric', 'text' or 'code'" \
+                % (where, column["name"], kind)
     if width != len(names):
         return "columns make %d inputs but feature_names lists %d" % (width, len(names))
     return None
