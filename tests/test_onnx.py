@@ -188,7 +188,7 @@ def _feed(cols, prep):
     feed = {}
     for column in prep.columns:
         values = cols[column["name"]]
-        if column["kind"] == "text":
+        if column["kind"] in ("text", "code"):
             feed[column["name"]] = np.array([["" if v is None else v] for v in values],
                                             dtype=object)
         else:
@@ -230,6 +230,24 @@ def test_a_table_network_reads_the_raw_columns(table_files, target, output):
     else:
         np.testing.assert_array_equal(out["label"], expected.astype(str))
         assert_matches(out["probabilities"], net.predict_proba(folder / "test.csv"))
+
+
+@pytest.mark.parametrize("encoding", ["embedding", "auto"])
+def test_a_table_network_with_embedded_text_columns_reads_the_raw_columns(
+        table_files, encoding):
+    """Text columns as category codes (``category_encoding``): the graph maps each value to
+    its code (rare, unseen: 0; missing: its own) and looks the code up in the table."""
+    from numba_dense.model.data.tabular import Preprocessing
+    folder, test = table_files
+    prep = Preprocessing.fit(folder / "train.csv", "size", drop=["kind"], max_categories=2,
+                             category_encoding=encoding)
+    assert "code" in {c["kind"] for c in prep.columns} and prep.embeddings
+    net = MLP([prep.n_features, 9, 1], embeddings=prep.embeddings, seed=0)
+    for table in net.tables:  # trained-looking tables: every code reads another row
+        table[...] = np.random.default_rng(0).standard_normal(table.shape)
+    net.preprocessing = prep
+    out = run(net.to_onnx(), _feed(test, prep))
+    assert_matches(out["variable"], net.predict(folder / "test.csv"))
 
 
 def test_a_column_kind_the_graph_cannot_read_is_refused(table_files):

@@ -270,6 +270,18 @@ def _table_inputs(b, prep, dtype):
             hot = b.op("Equal", [index, b.const("onehot",
                                                 np.arange(width, dtype=np.int64)[None, :])])
             blocks.append(b.op("Cast", [hot], to=1))
+        elif column["kind"] == "code":  # one input of category codes (an embedding's)
+            inputs.append((name, 8))
+            categories = [str(c) for c in column["categories"]]
+            missing_at = (categories.index(tabular.MISSING) + 1 if tabular.MISSING in categories
+                          else 0)
+            keys = categories + [v for v in tabular.NULL_VALUES if v not in categories]
+            values = list(range(1, len(categories) + 1)) + [missing_at] * (
+                len(keys) - len(categories))
+            # rare and unseen values: code 0 (the LabelEncoder's default)
+            code = b.op("LabelEncoder", [name], domain="ai.onnx.ml", keys_strings=keys,
+                        values_int64s=values, default_int64=0)
+            blocks.append(b.op("Cast", [code], to=1))
         else:
             raise OnnxExportError(
                 "column %r of the preprocessing is of kind %r (type %r), which the ONNX "
