@@ -253,6 +253,15 @@ def test_command_line(flights, tmp_path, capsys):
     assert main(["predict", "--model", str(tmp_path / "ens.npz"), "--data", str(test),
                  "--out", str(tmp_path / "ens.csv")]) == 0
     capsys.readouterr()
+    # the search command: every candidate with the table's embeddings, the best one saved
+    assert main(["search", "--data", str(train), "--target-col", "arr_delay",
+                 "--category-encoding", "auto", "--max-categories", "20", "--grid",
+                 "lr=1e-3,3e-3", "--cv", "2", "--hidden-sizes", "8", "--epochs", "1",
+                 "--jobs", "1", "--save", str(tmp_path / "best.npz")]) == 0
+    capsys.readouterr()
+    best = MLP.load(str(tmp_path / "best.npz"))
+    assert best.embeddings is not None and best.embeddings.as_dict().keys() == \
+        best.preprocessing.embeddings.keys()
     # refused where it does not apply, and a value that is not a choice
     assert main(["train", "--rows", "100", "--category-encoding", "embedding"]) == 2
     assert "--category-encoding applies to a .csv or .parquet --data" in \

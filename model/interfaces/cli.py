@@ -987,6 +987,7 @@ def export(args, workdir):
 #: network, and how each candidate trains (what --grid does not vary).
 _SEARCH_SHARED = ("target", "target_col", "delimiter", "features", "drop_cols",
                   "max_categories", "keep_identifiers", "no_scale", "numeric_encoding",
+                  "category_encoding",
                   "n_bins", "standardize_target", "hidden_sizes", "hidden", "output", "classes",
                   "loss", "quantile", "epochs", "validation_fraction", "early_stopping",
                   "no_shuffle", "dtype", "seed",
@@ -1086,7 +1087,8 @@ def search_command(args, workdir):
                 epochs=_epochs(args, X.shape[0], None), shuffle=not args.no_shuffle,
                 validation_fraction=args.validation_fraction,
                 early_stopping=early_stopping or None,
-                standardize_target=args.standardize_target)
+                standardize_target=args.standardize_target,
+                embeddings=prep.embeddings or None if prep is not None else None)
     search = network_search.run(X, y, base, grid, cv=args.cv, jobs=args.search_jobs,
                                 refit=bool(args.save))
     if args.save:

@@ -95,7 +95,7 @@ class NetworkEstimator(BaseEstimator):
         sizes = [n_inputs, *p["hidden_sizes"], p["n_outputs"]]
         return MLP(sizes, hidden=p.get("hidden", "relu"), output=p.get("output", "identity"),
                    loss=p.get("loss"), dtype=p.get("dtype", "float32"), seed=p.get("seed"),
-                   quantile=p.get("quantile"))
+                   quantile=p.get("quantile"), embeddings=p.get("embeddings"))
 
     def fit(self, X, y):
         try:
