@@ -274,6 +274,12 @@ def test_bad_embeddings_get_one_line_errors(embeddings, message):
         MLP([2, 4, 1], embeddings=embeddings)
 
 
+def test_float32_codes_beyond_2_to_the_24_are_refused():
+    with pytest.raises(ValueError, match="a column of 16777217 categories needs codes beyond "
+                       "2..24, which float32 X cannot hold exactly; use dtype=np.float64"):
+        MLP([2, 1], embeddings={1: (2 ** 24 + 1, 1)})
+
+
 def test_an_ensemble_with_embeddings_trains_saves_and_loads(tmp_path):
     rng = np.random.default_rng(12)
     X, y = _codes_table(rng, n=800, n_codes=30)

@@ -148,6 +148,11 @@ class MLP:
         self.embeddings = CategoryEmbeddings.parse(embeddings, sizes[0])
         self._n_columns = sizes[0]  # X's columns (codes included)
         if self.embeddings is not None:
+            largest = max(self.embeddings.cardinalities)
+            if self.dtype == np.float32 and largest > 2 ** 24:
+                raise InvalidValueError(
+                    "embeddings: a column of %d categories needs codes beyond 2**24, which "
+                    "float32 X cannot hold exactly; use dtype=np.float64" % largest)
             sizes = [self.embeddings.input_width(sizes[0])] + sizes[1:]
             if sizes[0] < 1:
                 raise InvalidValueError("layer_sizes[0] is %d: the network needs at least one "
