@@ -26,7 +26,10 @@ values). Then, each in a process of its own:
   their options added, as ``numba-dense-ple`` (``--numeric-encoding ple``: numbers as
   piecewise-linear encodings over quantile bins) and ``numba-dense-ensemble8``
   (``--networks 8``: eight networks of seeds ``seed`` to ``seed + 7``, their predictions
-  averaged).
+  averaged), ``numba-dense-embedding`` (``--category-encoding embedding``: every text
+  column one category code, read through a learned embedding), ``numba-dense-auto``
+  (``--category-encoding auto``: embeddings for the text columns of more than
+  ``--max-categories`` values) and ``numba-dense-3epochs`` (``--epochs 3``).
 
 Scores are on the held-out 20%: R^2 for a regression, accuracy for a classification.
 Training time is from reading the CSV to the fitted model, inside the process (imports
@@ -219,6 +222,12 @@ CONFIGS = {
     "numba-dense-ple": ["--numeric-encoding", "ple"],
     # an ensemble of 8 networks (seeds seed..seed+7) averaging their predictions (issue 24)
     "numba-dense-ensemble8": ["--networks", "8"],
+    # every text column as one category code read through a learned embedding (issue 25)
+    "numba-dense-embedding": ["--category-encoding", "embedding"],
+    # text columns of more than --max-categories values embedded, the others one-hot
+    "numba-dense-auto": ["--category-encoding", "auto"],
+    # three epochs: what numba-dense scores in about HistGradientBoosting's time (issue 25)
+    "numba-dense-3epochs": ["--epochs", "3"],
 }
 
 IMPLS = {"numba-dense": run_numba_dense,

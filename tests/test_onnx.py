@@ -6,6 +6,7 @@ prediction kernels compile; the skl2onnx test fits one estimator for two iterati
 
 import datetime
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -305,6 +306,27 @@ def test_a_pipeline_ending_in_our_estimators_converts_as_one_graph(rows):
         else:
             np.testing.assert_array_equal(out[0], pipe.predict(X))
             assert_matches(out[1], pipe.predict_proba(X))
+
+
+def test_an_estimator_with_categorical_features_converts_with_its_unknown_row(rows):
+    """``categorical_features``: the graph looks the codes up, and a code beyond the
+    training X's reads the table's last (unknown-category) row, as ``predict`` does."""
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from numba_dense import MLPRegressor
+    from numba_dense.model.interfaces.skl2onnx_converters import register_skl2onnx
+    register_skl2onnx()
+    X = rows.astype(np.float64)
+    X[:, 2] = np.arange(len(X)) % 4
+    estimator = MLPRegressor(hidden_layer_sizes=(6,), max_iter=2, random_state=0,
+                             categorical_features=[2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning
+        estimator.fit(X, X[:, 0])
+    new = X.copy()
+    new[:3, 2] = [4, 7, 1e6]  # unseen codes
+    model = skl2onnx.to_onnx(estimator, new[:1])
+    out = run(model, {model.graph.input[0].name: new})
+    assert_matches(list(out.values())[0].ravel(), estimator.predict(new))
 
 
 # ----------------------------------------------------------------------------- command line

@@ -49,7 +49,7 @@ def _convert_regressor(scope, operator, container):
     net = _estimator_network(operator.raw_operator)
     b = ContainerBuilder(scope, container)
     x = _input_as(b, operator, net)
-    values = [regression_nodes(b, n, network_nodes(b, n, x), b.name("values"))
+    values = [regression_nodes(b, n, network_nodes(b, n, x, True), b.name("values"))
               for n in [net] + _members(operator.raw_operator)]
     values = values[0] if len(values) == 1 else _mean(b, values, net.dtype, b.name("mean"))
     b.op("Cast", [values], out=operator.outputs[0].full_name,
@@ -75,10 +75,10 @@ def _convert_classifier(scope, operator, container):
     proba = b.name("proba")
     members = _members(estimator)
     if not members:
-        classifier_nodes(b, net, network_nodes(b, net, x), operator.outputs[0].full_name,
+        classifier_nodes(b, net, network_nodes(b, net, x, True), operator.outputs[0].full_name,
                          proba, classes)
     else:  # n_networks > 1: the label of the mean probabilities ([1 - p, p] for one sigmoid)
-        _mean(b, [_probabilities(b, n, network_nodes(b, n, x)) for n in [net] + members],
+        _mean(b, [_probabilities(b, n, network_nodes(b, n, x, True)) for n in [net] + members],
               net.dtype, proba)
         index = b.op("ArgMax", [proba], axis=1, keepdims=0)
         b.op("Gather", [b.const("classes", classes), index], out=operator.outputs[0].full_name,

@@ -150,18 +150,21 @@ def elem_type(dtype):
 
 # ----------------------------------------------------------------------------- the pieces
 
-def network_nodes(b, net, x):
+def network_nodes(b, net, x, unknown_codes_last=False):
     """Nodes of the layers of ``net`` on input ``x`` (N, n_0) of its dtype (``b``: a builder);
     the last layer's output name (logits for a cross-entropy network). For ``to_onnx`` and
-    the skl2onnx converters."""
-    a = x if getattr(net, "embeddings", None) is None else _lookup_nodes(b, net, x)
+    the skl2onnx converters; ``unknown_codes_last``: a category code beyond a table reads
+    its last row (the estimators' unknown-category row), not a runtime error."""
+    a = x
+    if getattr(net, "embeddings", None) is not None:
+        a = _lookup_nodes(b, net, x, unknown_codes_last)
     for l, (W, bias) in enumerate(zip(net.weights, net.biases)):
         a = b.op("Gemm", [a, b.const("W%d" % l, W), b.const("b%d" % l, bias)], transB=1)
         a = _activation(b, ACTIVATION_TABLE[int(net.acts[l])].name, a, net.dtype, l)
     return a
 
 
-def _lookup_nodes(b, net, x):
+def _lookup_nodes(b, net, x, unknown_codes_last):
     """The first dense layer's input of a network with category embeddings
     (``kernels.embedding``): X's other columns (a ``Gather`` on axis 1), then each code
     column's table row (``Cast`` to int64, a ``Gather`` of the table on axis 0, ``Flatten``
@@ -176,6 +179,9 @@ def _lookup_nodes(b, net, x):
     for column, table in zip(spec.columns, net.tables):
         code = b.op("Gather", [x, b.const("code_column", np.array([column], np.int64))], axis=1)
         index = b.op("Cast", [code], to=7)
+        if unknown_codes_last:
+            index = b.op("Min", [index, b.const("last_code", np.array(len(table) - 1,
+                                                                      np.int64))])
         rows = b.op("Gather", [b.const("table%d" % column, table), index], axis=0)
         blocks.append(b.op("Flatten", [rows], axis=1))
     return blocks[0] if len(blocks) == 1 else b.op("Concat", blocks, axis=1)
