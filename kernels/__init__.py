@@ -6,7 +6,9 @@ samples in rows, ``W`` of shape ``(n_out, n_in)``; outputs are written into the 
 pass. A network, an optimizer and an epoch's minibatches travel as records
 (``network``, ``optimizer``, ``batches`` make them). The whole-network kernels also take
 ``X`` as a ``CSR`` record (``csr(matrix)`` of a ``scipy.sparse`` matrix), whose first
-layer then costs what its non-zeros cost. ``kernels.reference`` holds a NumPy twin of each
+layer then costs what its non-zeros cost; and ``network`` as an ``Embeddings`` record
+(``embeddings(network, columns, cardinalities, dims)``), whose first layer reads learned
+embeddings of X's category-code columns. ``kernels.reference`` holds a NumPy twin of each
 kernel with the same signature.
 """
 
