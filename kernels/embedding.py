@@ -210,12 +210,25 @@ def _check_codes_impl(kernel, X, layout):
     return lambda kernel, X, layout: _check_codes(kernel, X, layout)
 
 
+@njit(cache=CACHE, inline="always")
+def _code(X, i, column, n):
+    """Row ``i``'s code in ``column`` as int64, checked again (``InvalidValueError``): the
+    entry checks read X before the GIL is released, and a code another thread writes in
+    between must not index outside its table."""
+    v = X[i, column]
+    if not (v >= 0 and v < n):
+        raise InvalidValueError("X[%s, %s] is %g, not a category code: column %s holds "
+                                "integers in [0, %s) (changed during the call)", i, column, v,
+                                column, n)
+    return np.int64(v)
+
+
 @njit(cache=CACHE)
 def expand_rows(X, order, start, layout, tables, out):
     """The first layer's input for rows ``order[start:start + m]`` of X (storage rows
     ``start:start + m`` when ``order`` is empty) into ``out`` (m, n_0): the number columns,
     then each code's row of its table (``tables``: the tables' part of params)."""
-    numbers, columns, _, dims, table_starts, out_starts, _ = layout
+    numbers, columns, cards, dims, table_starts, out_starts, _ = layout
     m = out.shape[0]
     n_numbers = numbers.shape[0]
     for r in range(m):
@@ -224,7 +237,7 @@ def expand_rows(X, order, start, layout, tables, out):
             out[r, j] = X[i, numbers[j]]
         for c in range(columns.shape[0]):
             d = dims[c]
-            base = table_starts[c] + np.int64(X[i, columns[c]]) * d
+            base = table_starts[c] + _code(X, i, columns[c], cards[c]) * d
             o = out_starts[c]
             for k in range(d):
                 out[r, o + k] = tables[base + k]
@@ -236,7 +249,7 @@ def table_gradient(delta, W0, X, order, start, layout, dtables, G):
     first layer's error term (m, n_1) times its weights (n_1, n_0): the gradient of its
     input), each embedding's columns of row r added into the row of row r's code. ``G``
     a scratch of at least m rows of n_0; rows as ``expand_rows``'."""
-    numbers, columns, _, dims, table_starts, out_starts, _ = layout
+    numbers, columns, cards, dims, table_starts, out_starts, _ = layout
     m = delta.shape[0]
     Gm = G[:m]
     product_a_b(delta, W0, Gm, 1.0, 0.0)
@@ -244,7 +257,7 @@ def table_gradient(delta, W0, X, order, start, layout, dtables, G):
         i = order[start + r] if order.shape[0] > 0 else start + r
         for c in range(columns.shape[0]):
             d = dims[c]
-            base = table_starts[c] + np.int64(X[i, columns[c]]) * d
+            base = table_starts[c] + _code(X, i, columns[c], cards[c]) * d
             o = out_starts[c]
             for k in range(d):
                 dtables[base + k] += Gm[r, o + k]

@@ -403,6 +403,15 @@ def _epoch_batch_impl(X, order, start, stop, gather, layout, params):
                 return _ordered_batch(X, order, start, stop, gather)
             return storage_batch(X, order, start, stop)
         return plain
+    if not isinstance(X, types.Array):
+        # a CSR record with embeddings: refused by check_codes before any batch; this
+        # compiles that refusal rather than a typing error
+        def refused(X, order, start, stop, gather, layout, params):
+            if stop >= start:
+                raise InvalidValueError("category embeddings take X as a matrix, not a CSR "
+                                        "record")
+            return gather[:0]
+        return refused
 
     def looked_up(X, order, start, stop, gather, layout, params):
         Xb = gather[:stop - start]
@@ -420,8 +429,8 @@ def _add_table_gradient(layout, views, m, W0, X, order, start, G):
 
 @overload(_add_table_gradient)
 def _add_table_gradient_impl(layout, views, m, W0, X, order, start, G):
-    if isinstance(layout, types.NoneType):
-        return lambda layout, views, m, W0, X, order, start, G: None
+    if isinstance(layout, types.NoneType) or not isinstance(X, types.Array):
+        return lambda layout, views, m, W0, X, order, start, G: None  # (CSR: refused)
 
     def add(layout, views, m, W0, X, order, start, G):
         _, grads, _, sizes, work, _, _, d_starts, batch_size = views

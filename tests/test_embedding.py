@@ -275,9 +275,10 @@ def test_bad_embeddings_get_one_line_errors(embeddings, message):
 
 
 def test_float32_codes_beyond_2_to_the_24_are_refused():
-    with pytest.raises(ValueError, match="a column of 16777217 categories needs codes beyond "
+    with pytest.raises(ValueError, match="a column of 16777218 categories needs codes beyond "
                        "2..24, which float32 X cannot hold exactly; use dtype=np.float64"):
-        MLP([2, 1], embeddings={1: (2 ** 24 + 1, 1)})
+        MLP([2, 1], embeddings={1: (2 ** 24 + 2, 1)})
+    assert MLP([2, 1], embeddings={1: (2 ** 24 + 1, 1)}).params.size > 2 ** 24
 
 
 def test_an_ensemble_with_embeddings_trains_saves_and_loads(tmp_path):
@@ -406,3 +407,114 @@ def test_a_streamed_file_with_embeddings_trains_exactly_like_the_array(tmp_path)
     b.fit(str(tmp_path / "X.npy"), str(tmp_path / "y.npy"), epochs=2, batch_size=20,
           shuffle=False, chunk_rows=200, optimizer="adam", verbose=False)
     np.testing.assert_array_equal(a.params, b.params)
+
+
+def test_sparse_x_with_embeddings_is_refused_in_one_line():
+    import scipy.sparse as sp
+    rng = np.random.default_rng(16)
+    emb, X, Y, params = _case(rng, np.float64, "mixed")
+    with pytest.raises(kernels.InvalidValueError, match="^predict_into: category embeddings "
+                       "take X as a matrix, not a CSR record$"):
+        kernels.predict_into(kernels.csr(sp.csr_matrix(X)), params, emb, np.empty_like(Y), 8,
+                             _work(emb, 8, np.float64))
+    with pytest.raises(kernels.InvalidValueError, match="^train_epoch: category embeddings"):
+        kernels.train_epoch(kernels.csr(sp.csr_matrix(X)), Y, params, np.zeros_like(params),
+                            emb, kernels.optimizer("adam", params, 0.1), kernels.batches(8),
+                            _work(emb, 8, np.float64))
+    net = MLP([2, 4, 1], embeddings={1: 150}, seed=0)
+    Xs, ys = _codes_table(rng, n=50)
+    with pytest.raises(ValueError, match="^X is a sparse matrix, but a network with category "
+                       "embeddings reads its code columns row by row: pass a dense array$"):
+        net.predict(sp.csr_matrix(Xs))
+    with pytest.raises(ValueError, match="^X is a sparse matrix"):
+        net.fit(sp.csr_matrix(Xs), ys, epochs=1)
+
+
+def test_a_code_changed_by_another_thread_mid_call_raises_rather_than_reading_outside():
+    """The entry check reads X before the GIL is released; the lookup checks each code it
+    reads again, so a code another thread writes in between is an error, never an index
+    outside the table (a segfault before)."""
+    rng = np.random.default_rng(17)
+    emb, X, Y, params = _case(rng, np.float64, "mixed")
+    from numba import njit
+    from numba_dense.kernels.embedding import expand_rows, _layout
+
+    @njit
+    def layout_of(emb, n_x):
+        return _layout("t", emb, n_x, emb.network.sizes)
+    layout = layout_of(emb, X.shape[1])
+    X[4, 3] = 2.0  # column 3 has one category: what a racing writer could leave
+    n_dense = int(kernels.param_count(emb.network.sizes))
+    out = np.empty((8, int(emb.network.sizes[0])))
+    with pytest.raises(kernels.InvalidValueError, match=r"X\[4, 3\] is 2, not a category "
+                       r"code: column 3 holds integers in \[0, 1\) \(changed during the call\)"):
+        expand_rows(X, np.empty(0, np.int64), 0, layout, params[n_dense:], out)
+
+
+def test_model_level_code_errors_name_the_row_of_the_whole_array_or_file(tmp_path):
+    rng = np.random.default_rng(18)
+    X, y = _codes_table(rng, n=9000, n_codes=10)
+    net = MLP([2, 4, 1], embeddings={1: 10}, seed=0)
+    bad = X.copy()
+    bad[8999, 1] = 10
+    message = r"X\[8999, 1\] is 10, not a category code: column 1 holds integers in \[0, 10\)"
+    for call in (net.predict, lambda A: net.cost(A, y), lambda A: net.score(A, y)):
+        with pytest.raises(ValueError, match=message):
+            call(bad)
+    np.save(tmp_path / "X.npy", bad)
+    np.save(tmp_path / "y.npy", y)
+    with pytest.raises(ValueError, match=message):
+        net.predict(str(tmp_path / "X.npy"))
+    before = net.params.copy()
+    with pytest.raises(ValueError, match=message):
+        net.fit(str(tmp_path / "X.npy"), str(tmp_path / "y.npy"), chunk_rows=1000, epochs=1,
+                shuffle=False)
+    np.testing.assert_array_equal(net.params, before)
+    # a code that is not an integer before the cast to float32 is refused, not rounded
+    near = X[:5].astype(np.float64)
+    near[2, 1] = 2.9999999999
+    with pytest.raises(ValueError, match=r"X\[2, 1\] is 2.9999999999, not a category code"):
+        net.predict(near)
+
+
+def test_resuming_a_checkpoint_of_other_embeddings_is_refused(tmp_path):
+    rng = np.random.default_rng(19)
+    X, y = _codes_table(rng, n=200, n_codes=3)
+    X = np.column_stack([X[:, 1], X]).astype(np.float32)  # codes in columns 0 and 2
+    path = str(tmp_path / "ck.npz")
+    MLP([3, 4, 1], embeddings={2: (3, 4)}, seed=0).fit(X, y, epochs=1, checkpoint=path)
+    other = MLP([3, 4, 1], embeddings={0: (3, 4)}, seed=0)
+    with pytest.raises(ValueError, match=r"resume: checkpoint .* is of another network: "
+                       r"embeddings \{2: \(3, 4\)\} \(this network: \{0: \(3, 4\)\}\)"):
+        other.fit(X, y, epochs=2, checkpoint=path, resume=True)
+
+
+def test_later_fits_keep_the_unknown_row_and_the_columns():
+    rng = np.random.default_rng(20)
+    X, y = _codes_table(rng, n=300, n_codes=5)
+    X = X.astype(np.float64)
+    est = MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0,
+                       categorical_features=[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y)
+        est.partial_fit(X, y)  # the same codes: fine
+    more = X.copy()
+    more[3, 1] = 5  # the unknown row's index
+    with pytest.raises(ValueError, match=r"categorical_features: X\[3, 1\] is 5.0, beyond the "
+                       r"codes 0..4 of the first fit"):
+        est.partial_fit(more, y)
+    assert not est._net.tables[0][-1].any()
+    est.set_params(warm_start=True, categorical_features=None)
+    with pytest.raises(ValueError, match=r"categorical_features selects columns \[\] but the "
+                       r"fitted network embeds \[1\]"):
+        est.fit(X, y)
+    est.set_params(categorical_features=[5])
+    with pytest.raises(ValueError, match="outside the 2 columns"):
+        est.fit(X, y)
+    np.testing.assert_array_equal(est.is_categorical_, [False, True])  # left as it was
+    est.set_params(warm_start=False, categorical_features=[])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y)
+    assert est.is_categorical_ is None and est._net.embeddings is None

@@ -17,11 +17,27 @@ from . import sources, tabular
 from .sources import EVAL_BATCH
 from .targets import ROBUST_LOSSES, TargetScaling, target_moments
 from .validation import (as_features, check_matrix_shape, check_target_rows, described,
+                         is_sparse,
                          targets_matrix, plain)
 
 
 def features_of(net, X, name="X"):
-    return as_features(X, name, net.dtype, net.n_inputs)
+    """X as the network's dense (or SciPy sparse) rows of its dtype, checked; with category
+    embeddings, its codes checked too (before a cast to float32 could round a code that is
+    not an integer onto one)."""
+    embeddings = getattr(net, "embeddings", None)
+    if embeddings is not None and isinstance(X, np.ndarray) and X.ndim == 2 \
+            and X.dtype.kind == "f" and X.dtype != net.dtype \
+            and X.shape[1] == net.n_inputs:
+        embeddings.check_codes(X, name)
+    Xc = as_features(X, name, net.dtype, net.n_inputs)
+    if embeddings is not None:
+        if is_sparse(Xc):
+            raise InvalidValueError("%s is a sparse matrix, but a network with category "
+                                    "embeddings reads its code columns row by row: pass a "
+                                    "dense array" % name)
+        embeddings.check_codes(Xc, name)
+    return Xc
 
 
 def targets_of(net, y, name, n_rows, x_name):
@@ -51,7 +67,8 @@ def source_of(net, X, y, x_name, y_name, batch_size=1, chunk_rows=None, sample_w
         batch_size = max(1, min(batch_size, Xm.shape[0]))  # as in memory: <= the rows
         rows = sources.chunk_rows_for(net.n_inputs, net.dtype, batch_size, chunk_rows)
         return sources.StreamSource(Xm, ym, (x_name, y_name),
-                                    (net.dtype, net.n_outputs, net._target_kind), rows)
+                                    (net.dtype, net.n_outputs, net._target_kind), rows,
+                                    codes=getattr(net, "embeddings", None))
     Xc = features_of(net, X, x_name)
     return sources.ArraySource(Xc, targets_of(net, sources.open_array(y, y_name), y_name,
                                               Xc.shape[0], x_name))
@@ -236,6 +253,8 @@ def outputs(net, X):
         out = np.empty((Xm.shape[0], net.n_outputs), net.dtype)
         rows = sources.chunk_rows_for(net.n_inputs, net.dtype, 1)
         for a, b, Xc in sources.feature_chunks(Xm, "X", net.dtype, rows):
+            if getattr(net, "embeddings", None) is not None:
+                net.embeddings.check_codes(Xc, "X", first_row=a)
             out[a:b] = net._forward(Xc)
         return out
     return net._forward(features_of(net, X))

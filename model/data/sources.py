@@ -215,10 +215,13 @@ class ArraySource(Source):
 class StreamSource(Source):
     """Rows read from a memmap in chunks; ``targets`` may be a memmap or an array."""
 
-    def __init__(self, X, y, names, targets, chunk_rows, start=0, stop=None):
+    def __init__(self, X, y, names, targets, chunk_rows, start=0, stop=None, codes=None):
         """``names``: (X's, y's) for messages; ``targets``: (dtype, n_outputs, kind), what
-        ``validation.targets_matrix`` makes of each chunk's targets; rows ``start:stop``."""
+        ``validation.targets_matrix`` makes of each chunk's targets; rows ``start:stop``;
+        ``codes``: the network's ``CategoryEmbeddings`` (each chunk's codes checked, its
+        rows named as in the file), or None."""
         self.X, self.y = X, y
+        self.codes = codes
         self.names = tuple(names)
         self.dtype, self.n_outputs, self.kind = targets
         self.start = start
@@ -232,7 +235,8 @@ class StreamSource(Source):
         cut = self.stop - n_val
         args = (self.X, self.y, self.names, (self.dtype, self.n_outputs, self.kind),
                 self.chunk_rows)
-        return StreamSource(*args, self.start, cut), StreamSource(*args, cut, self.stop)
+        return (StreamSource(*args, self.start, cut, self.codes),
+                StreamSource(*args, cut, self.stop, self.codes))
 
     def _targets(self, a, b):
         return targets_matrix(np.asarray(self.y[a:b]), self.names[1], self.dtype,
@@ -254,6 +258,8 @@ class StreamSource(Source):
         if self._xbuf is None:
             self._xbuf = np.empty((self.chunk_rows, self.X.shape[1]), self.dtype)
         Xc = read_rows(self.X, a, b, self._xbuf, self.names[0])
+        if self.codes is not None:
+            self.codes.check_codes(Xc, self.names[0], first_row=a)
         Yc = self._targets(a, b)
         if self.scaling is not None:
             Yc = self.scaling.standardize(Yc)

@@ -423,14 +423,14 @@ class _BaseMLP(BaseEstimator):
     # ------------------------------------------------------------------ training
 
     def _embeddings(self, X):
-        """``MLP(embeddings=...)`` of ``categorical_features`` for the training X (None for
-        none), and ``is_categorical_``; ``InvalidValueError`` naming a bad index, mask or
-        code."""
+        """(``MLP(embeddings=...)`` of ``categorical_features`` for the training X, the
+        mask ``is_categorical_``), (None, None) for none; ``InvalidValueError`` naming a bad
+        index, mask or code. Nothing is set."""
         given = self.categorical_features
         n = X.shape[1]
-        self.is_categorical_ = None
-        if given is None:
-            return None
+        if given is None or (hasattr(given, "__len__") and not isinstance(given, str)
+                             and len(given) == 0):
+            return None, None
         mask = np.asarray(given)
         if mask.dtype == bool:
             if mask.shape != (n,):
@@ -448,7 +448,7 @@ class _BaseMLP(BaseEstimator):
             raise InvalidValueError("categorical_features must be None, column indices or a "
                                     "boolean mask of X's columns, got %s" % plain(given))
         if not len(columns):
-            return None
+            return None, None
         if is_sparse(X):
             raise InvalidValueError("categorical_features needs a dense X (its code columns "
                                     "are looked up row by row), got a sparse matrix")
@@ -462,9 +462,34 @@ class _BaseMLP(BaseEstimator):
                     "codes >= 0" % (bad[0], c, plain(codes[bad[0]])))
             # codes 0..max, and one row for codes predict meets that training did not
             spec[int(c)] = (int(codes.max()) + 1 if len(codes) else 0) + 1
-        self.is_categorical_ = np.zeros(n, bool)
-        self.is_categorical_[columns] = True
-        return spec
+        mask = np.zeros(n, bool)
+        mask[columns] = True
+        return spec, mask
+
+    def _check_later_codes(self, X, mask):
+        """A ``warm_start`` fit or ``partial_fit`` on a fitted network: the same categorical
+        columns, and no code beyond those of the first fit (the last table row is the
+        unknown categories', which training must not move)."""
+        fitted = getattr(self, "is_categorical_", None)
+        same = (fitted is None and mask is None) or (
+            fitted is not None and mask is not None and np.array_equal(fitted, mask))
+        if not same:
+            raise InvalidValueError(
+                "categorical_features selects columns %s but the fitted network embeds %s: "
+                "fit from scratch (warm_start=False) to change them"
+                % ([] if mask is None else np.flatnonzero(mask).tolist(),
+                   [] if fitted is None else np.flatnonzero(fitted).tolist()))
+        embeddings = self._net.embeddings
+        if embeddings is None:
+            return
+        for column, n in zip(embeddings.columns, embeddings.cardinalities):
+            beyond = np.flatnonzero(X[:, column] > n - 2)
+            if len(beyond):
+                raise InvalidValueError(
+                    "categorical_features: X[%d, %d] is %s, beyond the codes 0..%d of the "
+                    "first fit (its table has no row to train for it): fit from scratch "
+                    "(warm_start=False) on data that holds every code"
+                    % (beyond[0], column, plain(X[beyond[0], column]), n - 2))
 
     def _initialize(self, n_features, n_outputs, sizes, dtype, output, embeddings=None):
         self.n_iter_ = 0
@@ -540,10 +565,13 @@ class _BaseMLP(BaseEstimator):
             sample_weight = np.ascontiguousarray(
                 _check_sample_weight(sample_weight, X, dtype=np.float64), dtype=np.float64)
         self._rng = check_random_state(self.random_state)
+        embeddings, mask = self._embeddings(X)
+        if not first:
+            self._check_later_codes(X, mask)
         if first:
-            embeddings = self._embeddings(X)
             self._initialize(X.shape[1], Y.shape[1], sizes, X.dtype, self._output(Y),
                              embeddings)
+            self.is_categorical_ = mask
         elif not incremental:
             # scikit-learn makes a new optimizer at every fit, warm_start too (only
             # partial_fit keeps it): no momentum or Adam moments from the last fit, which

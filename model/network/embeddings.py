@@ -89,6 +89,24 @@ class CategoryEmbeddings:
                                   np.array(self.cardinalities, np.int64),
                                   np.array(self.dims, np.int64))
 
+    def check_codes(self, X, name="X", first_row=0):
+        """``InvalidValueError`` naming the first entry of a code column of X (a dense 2-D
+        array) that is not an integer in ``[0, n_c)``, its row counted from ``first_row``
+        (a chunk's place in its file): the kernels check the codes too, but name rows of
+        the chunk they were given."""
+        for column, n in zip(self.columns, self.cardinalities):
+            codes = X[:, column]
+            with np.errstate(invalid="ignore"):
+                bad = ~((codes >= 0) & (codes < n) & (codes == np.floor(codes)))
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                value = codes[row]
+                shown = ("%d" % value if np.isfinite(value) and float(value).is_integer()
+                         and abs(value) < 2 ** 63 else plain(value))
+                raise InvalidValueError(
+                    "%s[%d, %d] is %s, not a category code: column %d holds integers in "
+                    "[0, %d)" % (name, first_row + row, column, shown, column, n))
+
     def to_arrays(self):
         """Arrays for a saved network (``persistence``)."""
         return {"embedding_columns": np.array(self.columns, np.int64),

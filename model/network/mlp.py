@@ -149,10 +149,11 @@ class MLP:
         self._n_columns = sizes[0]  # X's columns (codes included)
         if self.embeddings is not None:
             largest = max(self.embeddings.cardinalities)
-            if self.dtype == np.float32 and largest > 2 ** 24:
+            if self.dtype == np.float32 and largest - 1 > 2 ** 24:
                 raise InvalidValueError(
                     "embeddings: a column of %d categories needs codes beyond 2**24, which "
-                    "float32 X cannot hold exactly; use dtype=np.float64" % largest)
+                    "float32 X cannot hold exactly; use dtype=np.float64 (or fewer "
+                    "categories)" % largest)
             sizes = [self.embeddings.input_width(sizes[0])] + sizes[1:]
             if sizes[0] < 1:
                 raise InvalidValueError("layer_sizes[0] is %d: the network needs at least one "
@@ -174,11 +175,16 @@ class MLP:
             self.grads = np.zeros(n_params, dtype=self.dtype)
             self.velocity = np.zeros(n_params, dtype=self.dtype)  # optimizer state
         except MemoryError:
+            what = ("layer_sizes %s" % sizes if self.embeddings is None else
+                    "layer_sizes %s and embeddings %s (tables of %s parameters)"
+                    % ([self._n_columns] + sizes[1:], self.embeddings.as_dict(),
+                       format(self.embeddings.table_size, ",")))
             raise MemoryError(
-                "layer_sizes %s make %s parameters: params, gradients and momentum need %.1f GB "
-                "of %s, more than this machine can give; use narrower layers"
-                % (sizes, format(n_params, ","), 3 * n_params * self.dtype.itemsize / 1e9,
-                   self.dtype.name)) from None
+                "%s make %s parameters: params, gradients and momentum need %.1f GB "
+                "of %s, more than this machine can give; use narrower layers%s"
+                % (what, format(n_params, ","), 3 * n_params * self.dtype.itemsize / 1e9,
+                   self.dtype.name, "" if self.embeddings is None else
+                   " or fewer categories")) from None
         self.optimizer, self.step = "sgd", 0  # what velocity is the state of
         self.history = None  # the History of the last fit (saved with the network)
         # How the rows of a CSV/Parquet file become inputs (model.data.tabular), when trained

@@ -168,7 +168,10 @@ def _lookup_nodes(b, net, x, unknown_codes_last):
     """The first dense layer's input of a network with category embeddings
     (``kernels.embedding``): X's other columns (a ``Gather`` on axis 1), then each code
     column's table row (``Cast`` to int64, a ``Gather`` of the table on axis 0, ``Flatten``
-    to (N, dim)), concatenated. A code outside the table is an error of the runtime."""
+    to (N, dim)), concatenated. A graph cannot refuse a row as ``predict`` does: a
+    fractional code is truncated by the ``Cast``, a negative one down to -n reads from the
+    table's end (``Gather``'s negative indices), and only one beyond is an error of the
+    runtime (with ``unknown_codes_last``, it reads the last row)."""
     spec = net.embeddings
     codes = set(spec.columns)
     numbers = [j for j in range(net.n_inputs) if j not in codes]

@@ -62,8 +62,10 @@ def load_checkpoint(path, net, settings):
                                 "without --resume (or remove the file)"
                                 % (str(path), ", ".join(missing)))
     state = persistence.load(path, arrays)
+    embeddings = getattr(net, "embeddings", None)
     mine = dict(layer_sizes=net.layer_sizes, hidden=net.hidden, output=net.output,
-                loss=net.loss, quantile=getattr(net, "quantile", None), dtype=net.dtype.name)
+                loss=net.loss, quantile=getattr(net, "quantile", None), dtype=net.dtype.name,
+                embeddings=None if embeddings is None else embeddings.as_dict())
     differ = ["%s %r (this network: %r)" % (k, state[k], v) for k, v in mine.items()
               if state[k] != v]
     if differ:
