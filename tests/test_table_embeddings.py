@@ -270,3 +270,54 @@ def test_command_line(flights, tmp_path, capsys):
         main(["train", "--data", str(train), "--target-col", "arr_delay",
               "--category-encoding", "ordinal"])
     assert "invalid choice: 'ordinal' (choose from" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- categorical
+
+def test_number_columns_named_categorical_are_categories(tmp_path):
+    """``categorical``: a column of number codes (an occupation, a store) read as categories
+    as the file writes them, one-hot or embedded; from CSV and from Parquet, where the
+    column is an integer column; the same codes on a file read later."""
+    occupation = [534, 10, 534, 77, 10, 534, 77, 9999, 10, 534]
+    frame = pd.DataFrame({"x": np.arange(10, dtype=float), "occ": occupation,
+                          "y": np.arange(10, dtype=float) % 4})
+    csv = tmp_path / "t.csv"
+    frame.to_csv(csv, index=False)
+    parquet = tmp_path / "t.parquet"
+    frame.to_parquet(parquet)
+    for path in (csv, parquet):
+        plain = tabular.Preprocessing.fit(path, "y")
+        assert _column(plain, "occ")["kind"] == "numeric"
+        hot = tabular.Preprocessing.fit(path, "y", categorical=["occ"])
+        assert _column(hot, "occ")["kind"] == "text"
+        assert _column(hot, "occ")["categories"] == ["10", "534", "77", "9999"]
+        coded = tabular.Preprocessing.fit(path, "y", categorical="occ",
+                                          category_encoding="embedding")
+        column = _column(coded, "occ")
+        assert column["categories"] == ["534", "10", "77"] and column["rare"] == ["9999"]
+        X, _ = next(coded.batches(path))
+        np.testing.assert_array_equal(X[:, 1], [1, 2, 1, 3, 2, 1, 3, 0, 2, 1])
+        back = tabular.Preprocessing.from_json(coded.to_json())
+        np.testing.assert_array_equal(next(back.batches(path))[0], X)
+    with pytest.raises(ValueError, match="'nope' named in categorical is not a feature column"):
+        tabular.Preprocessing.fit(csv, "y", categorical=["nope"])
+    with pytest.raises(ValueError, match="the target 'y' is named in categorical"):
+        tabular.Preprocessing.fit(csv, "y", categorical=["y"])
+
+
+def test_command_line_categorical_cols(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 40, 400) * 7 + 100
+    effect = {c: v for c, v in zip(np.unique(codes), rng.standard_normal(40))}
+    frame = pd.DataFrame({"x": rng.standard_normal(400), "store": codes})
+    frame["y"] = frame["x"] + [2 * effect[c] for c in codes]
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    model = str(tmp_path / "net.npz")
+    assert main(["train", "--data", str(tmp_path / "t.csv"), "--target-col", "y",
+                 "--categorical-cols", "store", "--category-encoding", "embedding",
+                 "--epochs", "2", "--hidden-sizes", "8", "--save", model]) == 0
+    assert "learned embeddings (" in capsys.readouterr().out
+    net = MLP.load(model)
+    assert net.embeddings.as_dict().keys() == {1}
+    assert main(["train", "--rows", "100", "--categorical-cols", "store"]) == 2
+    assert "--categorical-cols applies to a .csv or .parquet --data" in capsys.readouterr().err

@@ -398,7 +398,8 @@ class Preprocessing:
     @classmethod
     def fit(cls, path, target, features=None, drop=None, max_categories=100, scale=True,
             classify=None, keep_identifiers=False, progress=False,
-            numeric_encoding="standard", n_bins=N_BINS, category_encoding="onehot"):
+            numeric_encoding="standard", n_bins=N_BINS, category_encoding="onehot",
+            categorical=None):
         """Learn the preprocessing of ``path`` (.csv or .parquet) in one streaming pass (a
         second one only for a CSV column that turned out to be text after rows of numbers).
 
@@ -414,7 +415,10 @@ class Preprocessing:
         1..n-1 by decreasing frequency (ties by value), rarer and unseen values 0, every
         value kept whatever ``max_categories``) or "auto" (one-hot for a column of at most
         ``max_categories`` values, codes for one of more). A missing text value is a
-        category of its own either way.
+        category of its own either way. ``categorical`` (names, or one string "a,b"): feature
+        columns read as categories whatever their type, each value as the file writes it
+        (a number code such as an occupation's ``534``, which as a number means nothing),
+        encoded as text columns are.
         ``numeric_encoding``: "standard" (number, True/False and date/time columns as one
         standardized input each) or "ple": number and date/time columns as the
         piecewise-linear encoding (``ple_encode``) over at most ``n_bins`` (>= 2) quantile
@@ -452,13 +456,16 @@ class Preprocessing:
                              % (path, target, ", ".join(names)))
         check_unique(path, names)
         chosen = _choose_features(path, names, target, features, drop)
+        categorical = _categorical(path, chosen, target, categorical)
         stats = {}
         comma = _is_csv(path) and delimiter_of(path) != ","
         for name in chosen + [target]:
             try:
-                stats[name] = _ColumnStats(None if _is_csv(path) else _coltypes().parquet_type(
-                    name, file_schema.field(name).type), decimal_comma=comma,
-                    quantiles=ple and name != target)
+                kind = None if _is_csv(path) else _coltypes().parquet_type(
+                    name, file_schema.field(name).type)
+                stats[name] = _ColumnStats("text" if name in categorical else kind,
+                                           decimal_comma=comma,
+                                           quantiles=ple and name not in categorical + [target])
             except _coltypes().ColumnTypeError as exc:
                 raise TableError("%s: %s" % (path, exc)) from None
         rows = dropped = first_row = 0
@@ -489,7 +496,8 @@ class Preprocessing:
         if widened:
             _recount(path, target, {name: stats[name] for name in widened})
         for name in chosen:
-            stats[name].check_typo(path, name)
+            if name not in categorical:  # numbers there are categories, not a typo
+                stats[name].check_typo(path, name)
         if classify is not False:  # a text target: a typo in numbers is not a class
             stats[target].check_typo(path, target, target=True)
         columns, feature_names, imputed, left_out, grouped = [], [], {}, {}, {}
@@ -1206,6 +1214,24 @@ def _choose_features(path, names, target, features, drop):
     if not chosen:
         raise TableError("%s: no feature columns are left (target %r)" % (path, target))
     return chosen
+
+
+def _categorical(path, chosen, target, categorical):
+    """The names of ``Preprocessing.fit``'s ``categorical``, checked: feature columns."""
+    if categorical is None:
+        return []
+    if isinstance(categorical, str):
+        categorical = [c for c in categorical.split(",") if c]
+    categorical = list(categorical)
+    if target in categorical:
+        raise TableError("%s: the target %r is named in categorical: a target's kind follows "
+                         "classify" % (path, target))
+    unknown = [n for n in categorical if n not in chosen]
+    if unknown:
+        raise TableError("%s: %s named in categorical %s not a feature column (features: %s)"
+                         % (path, ", ".join(map(repr, unknown)),
+                            "is" if len(unknown) == 1 else "are", ", ".join(chosen)))
+    return categorical
 
 
 def _category_index(values, categories):

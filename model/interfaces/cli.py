@@ -159,7 +159,8 @@ def load_table(args, workdir):
         classify=True if args.output in ("softmax", "sigmoid") else None,
         keep_identifiers=args.keep_identifiers, progress=progress.wanted(args.progress, True),
         numeric_encoding=args.numeric_encoding, n_bins=args.n_bins,
-        category_encoding=getattr(args, "category_encoding", "onehot"))
+        category_encoding=getattr(args, "category_encoding", "onehot"),
+        categorical=getattr(args, "categorical_cols", None))
     for line in prep.summary():
         print(line)
     X, y = prep.write_npy(args.data, os.path.join(workdir, "X.npy"),
@@ -313,6 +314,10 @@ def build_parser():
                        help="feature columns of a table (default: all but the target)")
     train.add_argument("--drop-cols", type=_columns, metavar="A,B",
                        help="columns of a table to leave out")
+    train.add_argument("--categorical-cols", type=_columns, metavar="A,B",
+                       help="columns of a table read as categories whatever their type (a "
+                            "number code: an occupation, a store id), encoded as text "
+                            "columns are (--category-encoding)")
     train.add_argument("--max-categories", type=_count(2), default=100, metavar="N",
                        help="most one-hot inputs per text column: rarer values are grouped as "
                             "one '<infrequent>' category (default 100); with "
@@ -524,6 +529,8 @@ _APPLIES = {
     "rows": (lambda a: a.data is None, "the built-in dataset (no --data)"),
     "features": (lambda a: _kind(a.data) in ("csv", "parquet"), "a .csv or .parquet --data"),
     "drop_cols": (lambda a: _kind(a.data) in ("csv", "parquet"), "a .csv or .parquet --data"),
+    "categorical_cols": (lambda a: _kind(a.data) in ("csv", "parquet"),
+                         "a .csv or .parquet --data"),
     "max_categories": (lambda a: _kind(a.data) in ("csv", "parquet"),
                        "a .csv or .parquet --data"),
     "keep_identifiers": (lambda a: _kind(a.data) in ("csv", "parquet"),
@@ -986,6 +993,7 @@ def export(args, workdir):
 #: train's options that search takes as they are: the data and how a table is read, the
 #: network, and how each candidate trains (what --grid does not vary).
 _SEARCH_SHARED = ("target", "target_col", "delimiter", "features", "drop_cols",
+                  "categorical_cols",
                   "max_categories", "keep_identifiers", "no_scale", "numeric_encoding",
                   "category_encoding",
                   "n_bins", "standardize_target", "hidden_sizes", "hidden", "output", "classes",
