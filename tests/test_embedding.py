@@ -320,7 +320,10 @@ def test_estimators_read_categorical_features_through_embeddings():
 
 @pytest.mark.parametrize("given,message", [
     ([5], "categorical_features holds column 5, outside the 2 columns of X"),
-    ("x", "categorical_features must be None, column indices or a boolean mask"),
+    ("x", "categorical_features must be None, column indices, feature names or a boolean"),
+    (["x"], "categorical_features names 'x', which is not a feature name of X .X has no "
+            "feature names"),
+    (np.array([1.5]), "categorical_features must be None, column indices, feature names or"),
     (np.array([True]), "categorical_features as a mask must have one entry per column of X"),
 ])
 def test_estimators_refuse_bad_categorical_features(given, message):
@@ -518,3 +521,22 @@ def test_later_fits_keep_the_unknown_row_and_the_columns():
         warnings.simplefilter("ignore")
         est.fit(X, y)
     assert est.is_categorical_ is None and est._net.embeddings is None
+
+
+def test_estimators_take_categorical_features_by_name_from_a_dataframe():
+    import pandas as pd
+    rng = np.random.default_rng(21)
+    X, y = _codes_table(rng, n=400, n_codes=12)
+    frame = pd.DataFrame({"x": X[:, 0].astype(np.float64), "store": X[:, 1].astype(np.int64)})
+    by_name = MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0,
+                           categorical_features=["store"])
+    by_index = MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0,
+                            categorical_features=[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        by_name.fit(frame, y)
+        by_index.fit(frame, y)
+    np.testing.assert_array_equal(by_name.predict(frame), by_index.predict(frame))
+    with pytest.raises(ValueError, match="categorical_features names 'shop', which is not a "
+                       "feature name of X .its columns: x, store."):
+        by_name.set_params(categorical_features=["shop"]).fit(frame, y)

@@ -444,9 +444,21 @@ class _BaseMLP(BaseEstimator):
                 raise InvalidValueError("categorical_features holds column %d, outside the %d "
                                         "columns of X" % (bad[0], n))
             columns = np.unique(columns % n)
+        elif mask.ndim == 1 and mask.dtype.kind in "UO" and all(
+                isinstance(v, str) for v in mask):
+            # feature names, as HistGradientBoosting takes them: X must have had them
+            names = list(getattr(self, "feature_names_in_", []))
+            unknown = [v for v in mask if v not in names]
+            if unknown:
+                raise InvalidValueError(
+                    "categorical_features names %r, which is not a feature name of X (%s)"
+                    % (str(unknown[0]), "its columns: %s" % ", ".join(names) if names
+                       else "X has no feature names: pass a DataFrame, or column indices"))
+            columns = np.unique([names.index(v) for v in mask])
         else:
-            raise InvalidValueError("categorical_features must be None, column indices or a "
-                                    "boolean mask of X's columns, got %s" % plain(given))
+            raise InvalidValueError("categorical_features must be None, column indices, feature "
+                                    "names or a boolean mask of X's columns, got %s"
+                                    % plain(given))
         if not len(columns):
             return None, None
         if is_sparse(X):
@@ -916,13 +928,13 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     ``categorical_features`` (default None; the name and forms of scikit-learn's
     ``HistGradientBoostingRegressor``): the columns of X that hold category codes, as
-    column indices or a boolean mask of X's columns. Each is read through a learned
-    embedding (``MLP(embeddings=...)``, docs/guide.md "Category embeddings") of
-    ``max(code) + 2`` rows over the training X and fastai's width ``min(600, round(1.6 *
-    n ** 0.56))``, not as a number: the codes must be integers >= 0 (an error naming the
-    first that is not); in ``predict`` a code beyond the training X's reads the last row,
-    which no training code reaches and so stays zero (HistGradientBoosting treats unknown
-    categories as missing).
+    column indices, feature names (of a DataFrame X) or a boolean mask of X's columns.
+    Each is read through a learned embedding (``MLP(embeddings=...)``, docs/guide.md
+    "Category embeddings") of ``max(code) + 2`` rows over the training X and fastai's
+    width ``min(600, round(1.6 * n ** 0.56))``, not as a number: the codes must be
+    integers >= 0 (an error naming the first that is not); in ``predict`` a code beyond the
+    training X's reads the last row, which no training code reaches and so stays zero
+    (HistGradientBoosting treats unknown categories as missing).
     ``is_categorical_`` is the fitted mask; ``coefs_[0]`` is then the first dense layer's
     weights over X's other columns and the embeddings, (n_numbers + sum of widths, n_1).
 
