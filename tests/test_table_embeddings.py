@@ -299,7 +299,18 @@ def test_number_columns_named_categorical_are_categories(tmp_path):
         np.testing.assert_array_equal(X[:, 1], [1, 2, 1, 3, 2, 1, 3, 0, 2, 1])
         back = tabular.Preprocessing.from_json(coded.to_json())
         np.testing.assert_array_equal(next(back.batches(path))[0], X)
-    with pytest.raises(ValueError, match="'nope' named in categorical is not a feature column"):
+    # the codes written as floats (pandas writes an integer column with a missing value
+    # so): the same categories
+    floats = tmp_path / "floats.csv"
+    pd.DataFrame({"x": np.arange(10, dtype=float), "occ": np.array(occupation, float),
+                  "y": np.arange(10, dtype=float) % 4}).to_csv(floats, index=False)
+    assert "534.0" in floats.read_text()
+    np.testing.assert_array_equal(next(coded.batches(floats))[0], X)
+    refit = tabular.Preprocessing.fit(floats, "y", categorical="occ",
+                                      category_encoding="embedding")
+    assert _column(refit, "occ")["categories"] == ["534", "10", "77"]
+    with pytest.raises(ValueError, match="'nope' named in categorical .--categorical-cols. "
+                       "is not a feature column"):
         tabular.Preprocessing.fit(csv, "y", categorical=["nope"])
     with pytest.raises(ValueError, match="the target 'y' is named in categorical"):
         tabular.Preprocessing.fit(csv, "y", categorical=["y"])

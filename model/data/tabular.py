@@ -465,7 +465,8 @@ class Preprocessing:
                     name, file_schema.field(name).type)
                 stats[name] = _ColumnStats("text" if name in categorical else kind,
                                            decimal_comma=comma,
-                                           quantiles=ple and name not in categorical + [target])
+                                           quantiles=ple and name not in categorical + [target],
+                                           categorical=name in categorical)
             except _coltypes().ColumnTypeError as exc:
                 raise TableError("%s: %s" % (path, exc)) from None
         rows = dropped = first_row = 0
@@ -504,6 +505,8 @@ class Preprocessing:
         for name in chosen:
             stats[name].check_range(path, name)
             column = stats[name].describe(name, max_categories, n_bins, category_encoding)
+            if name in categorical:  # values read as integral_text (transform does too)
+                column["categorical"] = True
             why = _left_out(stats[name], rows, max_categories, keep_identifiers)
             if why:
                 left_out[name] = why
@@ -594,7 +597,9 @@ class Preprocessing:
                              "%s (%d categor%s%s)" % (
                                  c["name"], len(c["categories"]) + 1,
                                  "ies" if c["categories"] else "y",
-                                 ", %d rare values" % len(c["rare"]) if c["rare"] else "")
+                                 ", %d rare value%s" % (len(c["rare"]),
+                                                        "s" * (len(c["rare"]) != 1))
+                                 if c["rare"] else "")
                              for c in codes)))
         for name, why in self.left_out.items():
             lines.append("  left out %s: %s" % (name, why))
@@ -651,6 +656,8 @@ class Preprocessing:
                 at += 1
                 continue
             categories = column["categories"]
+            if column.get("categorical"):
+                values = integral_text(_coltypes().to_text(values))
             index = _category_index(values, categories)
             unseen = index < 0
             if column["kind"] == "code":  # code i + 1; rare and unseen values code 0
@@ -918,8 +925,9 @@ class _ColumnStats:
     """One column over the whole file: its type (``kind``; typed as it goes for a CSV), the
     running count, mean and variance of a numeric one, the value counts of a text one."""
 
-    def __init__(self, kind=None, decimal_comma=False, quantiles=False):
+    def __init__(self, kind=None, decimal_comma=False, quantiles=False, categorical=False):
         self.typer = _coltypes().CsvTyper(decimal_comma) if kind is None else None
+        self.categorical = categorical  # named in fit's categorical: values integral_text
         # a numeric column's values (or a sample of them) for quantile bins
         self.sample = _Reservoir(QUANTILE_SAMPLE) if quantiles else None
         self.kind = kind
@@ -982,6 +990,8 @@ class _ColumnStats:
     def count_text(self, values):
         pa = _pyarrow()
         values = _coltypes().to_text(values)
+        if self.categorical:
+            values = integral_text(values)
         if self.kind == "text":
             self.missing += values.null_count
         if len(self.counts) > _COUNT_LIMIT:
@@ -1216,6 +1226,17 @@ def _choose_features(path, names, target, features, drop):
     return chosen
 
 
+def integral_text(values):
+    """A string array with each whole number written as an integer: ``"2379.0"`` and
+    ``"2379.000"`` as ``"2379"`` (pandas writes an integer column holding a missing value
+    as floats, and pyarrow casts the float 2379.0 to ``"2379"``), anything else as it is
+    (``"007"`` stays ``"007"``): the values of a column named in ``categorical``, so that a
+    code reads as the same category whichever way a file spells it."""
+    pc = _pyarrow().compute
+    return pc.replace_substring_regex(values, pattern=r"^([+-]?[0-9]+)\.0*$",
+                                      replacement=r"\1")
+
+
 def _categorical(path, chosen, target, categorical):
     """The names of ``Preprocessing.fit``'s ``categorical``, checked: feature columns."""
     if categorical is None:
@@ -1224,11 +1245,13 @@ def _categorical(path, chosen, target, categorical):
         categorical = [c for c in categorical.split(",") if c]
     categorical = list(categorical)
     if target in categorical:
-        raise TableError("%s: the target %r is named in categorical: a target's kind follows "
-                         "classify" % (path, target))
+        raise TableError("%s: the target %r is named in categorical (--categorical-cols): a "
+                         "target is a class label or a number, as classify (--output) says"
+                         % (path, target))
     unknown = [n for n in categorical if n not in chosen]
     if unknown:
-        raise TableError("%s: %s named in categorical %s not a feature column (features: %s)"
+        raise TableError("%s: %s named in categorical (--categorical-cols) %s not a feature "
+                         "column (features: %s)"
                          % (path, ", ".join(map(repr, unknown)),
                             "is" if len(unknown) == 1 else "are", ", ".join(chosen)))
     return categorical

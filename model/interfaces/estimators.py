@@ -190,6 +190,16 @@ class _Layers(list):
         return list, (list(self),)
 
 
+def _check_integer_codes(codes, column):
+    """``InvalidValueError`` naming the first of a categorical column's ``codes`` that is not
+    an integer."""
+    bad = np.flatnonzero(codes != np.floor(codes))
+    if len(bad):
+        raise InvalidValueError(
+            "categorical_features: X[%d, %d] is %s; a categorical column holds integer codes "
+            "(negative ones: missing)" % (bad[0], column, plain(codes[bad[0]])))
+
+
 def _check_number(value, name, low, low_inclusive=True, high=None, high_inclusive=True,
                   integer=False):
     kinds = numbers.Integral if integer else numbers.Real
@@ -467,13 +477,10 @@ class _BaseMLP(BaseEstimator):
         spec = {}
         for c in columns:
             codes = X[:, c]
-            bad = np.flatnonzero(~((codes >= 0) & (codes == np.floor(codes))))
-            if len(bad):
-                raise InvalidValueError(
-                    "categorical_features: X[%d, %d] is %s; a categorical column holds integer "
-                    "codes >= 0" % (bad[0], c, plain(codes[bad[0]])))
-            # codes 0..max, and one row for codes predict meets that training did not
-            spec[int(c)] = (int(codes.max()) + 1 if len(codes) else 0) + 1
+            _check_integer_codes(codes, c)
+            # codes 0..max, and one row for the missing (negative) codes and those predict
+            # meets that training did not
+            spec[int(c)] = max(int(codes.max()) if len(codes) else -1, -1) + 2
         mask = np.zeros(n, bool)
         mask[columns] = True
         return spec, mask
@@ -481,7 +488,7 @@ class _BaseMLP(BaseEstimator):
     def _check_later_codes(self, X, mask):
         """A ``warm_start`` fit or ``partial_fit`` on a fitted network: the same categorical
         columns, and no code beyond those of the first fit (the last table row is the
-        unknown categories', which training must not move)."""
+        missing and unknown categories': a new category would be trained as missing)."""
         fitted = getattr(self, "is_categorical_", None)
         same = (fitted is None and mask is None) or (
             fitted is not None and mask is not None and np.array_equal(fitted, mask))
@@ -499,7 +506,7 @@ class _BaseMLP(BaseEstimator):
             if len(beyond):
                 raise InvalidValueError(
                     "categorical_features: X[%d, %d] is %s, beyond the codes 0..%d of the "
-                    "first fit (its table has no row to train for it): fit from scratch "
+                    "first fit (its table has no row of its own for it): fit from scratch "
                     "(warm_start=False) on data that holds every code"
                     % (beyond[0], column, plain(X[beyond[0], column]), n - 2))
 
@@ -593,6 +600,7 @@ class _BaseMLP(BaseEstimator):
             self._lr = float(self.learning_rate_init)
         elif not hasattr(self, "_lr"):
             self._lr = float(self.learning_rate_init)
+        X = self._unknown_codes(X)  # missing (negative) codes: the last row, trained so
         self._interrupted = False
         if self.solver == "lbfgs":
             self._fit_lbfgs(X, Y, sample_weight)
@@ -893,16 +901,18 @@ class _BaseMLP(BaseEstimator):
         return self._unknown_codes(self._dense(X, self._net.dtype))
 
     def _unknown_codes(self, X):
-        """X with each categorical column's codes beyond the training X's mapped to the
-        column's last table row (never trained, zero: HistGradientBoosting
-        treats unknown categories as missing), copied only when there is one."""
+        """X with each categorical column's missing codes (negative) and those beyond the
+        training X's mapped to the column's last table row, as HistGradientBoosting treats
+        both as missing (copied only when there is one); ``InvalidValueError`` for a code
+        that is not an integer."""
         embeddings = self._net.embeddings
         if embeddings is None or is_sparse(X):
             return X
         copied = False
         for column, n in zip(embeddings.columns, embeddings.cardinalities):
             codes = X[:, column]
-            unknown = codes > n - 1
+            _check_integer_codes(codes, column)
+            unknown = (codes < 0) | (codes > n - 2)
             if unknown.any():
                 if not copied:
                     X, copied = X.copy(), True
@@ -932,9 +942,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     Each is read through a learned embedding (``MLP(embeddings=...)``, docs/guide.md
     "Category embeddings") of ``max(code) + 2`` rows over the training X and fastai's
     width ``min(600, round(1.6 * n ** 0.56))``, not as a number: the codes must be
-    integers >= 0 (an error naming the first that is not); in ``predict`` a code beyond the
-    training X's reads the last row, which no training code reaches and so stays zero
-    (HistGradientBoosting treats unknown categories as missing).
+    integers (an error naming the first that is not). As in HistGradientBoosting, a
+    negative code is a missing value and a code beyond the training X's, in ``predict``,
+    an unknown category, treated as missing: both read the last row, trained on the rows
+    with a missing code (zero when there are none). So an ``OrdinalEncoder(
+    handle_unknown="use_encoded_value", unknown_value=-1)`` before the estimator works.
     ``is_categorical_`` is the fitted mask; ``coefs_[0]`` is then the first dense layer's
     weights over X's other columns and the embeddings, (n_numbers + sum of widths, n_1).
 

@@ -153,8 +153,9 @@ def elem_type(dtype):
 def network_nodes(b, net, x, unknown_codes_last=False):
     """Nodes of the layers of ``net`` on input ``x`` (N, n_0) of its dtype (``b``: a builder);
     the last layer's output name (logits for a cross-entropy network). For ``to_onnx`` and
-    the skl2onnx converters; ``unknown_codes_last``: a category code beyond a table reads
-    its last row (the estimators' unknown-category row), not a runtime error."""
+    the skl2onnx converters; ``unknown_codes_last``: a negative category code, or one beyond
+    the table's second-last row, reads its last row (the estimators' missing-or-unknown
+    row), not a runtime error."""
     a = x
     if getattr(net, "embeddings", None) is not None:
         a = _lookup_nodes(b, net, x, unknown_codes_last)
@@ -170,8 +171,9 @@ def _lookup_nodes(b, net, x, unknown_codes_last):
     column's table row (``Cast`` to int64, a ``Gather`` of the table on axis 0, ``Flatten``
     to (N, dim)), concatenated. A graph cannot refuse a row as ``predict`` does: a
     fractional code is truncated by the ``Cast``, a negative one down to -n reads from the
-    table's end (``Gather``'s negative indices), and only one beyond is an error of the
-    runtime (with ``unknown_codes_last``, it reads the last row)."""
+    table's end (``Gather``'s negative indices), and one beyond the table (or below -n, or
+    NaN) is an error of the runtime for the whole batch. ``unknown_codes_last`` (the
+    estimators'): a negative code and one beyond the second-last row read the last row."""
     spec = net.embeddings
     codes = set(spec.columns)
     numbers = [j for j in range(net.n_inputs) if j not in codes]
@@ -182,9 +184,12 @@ def _lookup_nodes(b, net, x, unknown_codes_last):
     for column, table in zip(spec.columns, net.tables):
         code = b.op("Gather", [x, b.const("code_column", np.array([column], np.int64))], axis=1)
         index = b.op("Cast", [code], to=7)
-        if unknown_codes_last:
-            index = b.op("Min", [index, b.const("last_code", np.array(len(table) - 1,
-                                                                      np.int64))])
+        if unknown_codes_last:  # missing (negative) and unseen codes: the last row
+            last = b.const("last_code", np.array(len(table) - 1, np.int64))
+            outside = b.op("Or", [b.op("Less", [index, b.const("zero", np.array(0, np.int64))]),
+                                  b.op("Greater", [index, b.const("last_seen", np.array(
+                                      len(table) - 2, np.int64))])])
+            index = b.op("Where", [outside, last, index])
         rows = b.op("Gather", [b.const("table%d" % column, table), index], axis=0)
         blocks.append(b.op("Flatten", [rows], axis=1))
     return blocks[0] if len(blocks) == 1 else b.op("Concat", blocks, axis=1)
