@@ -589,3 +589,16 @@ def test_an_ordinal_encoder_pipeline_with_unseen_values_on_real_flights():
     unseen = set(test["dest"]) - set(train["dest"])
     assert isinstance(test, pd.DataFrame)
     assert pipe.score(test, y_test) > 0.9, unseen
+
+
+def test_estimators_cap_the_embedding_widths():
+    rng = np.random.default_rng(23)
+    X, y = _codes_table(rng, n=300, n_codes=100)
+    est = MLPRegressor(hidden_layer_sizes=(4,), max_iter=1, random_state=0,
+                       categorical_features=[1], max_embedding_dim=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X.astype(np.float64), y)
+    assert est._net.embeddings.dims == (3,)
+    with pytest.raises(ValueError, match="max_embedding_dim"):
+        est.set_params(max_embedding_dim=0).fit(X.astype(np.float64), y)

@@ -332,3 +332,19 @@ def test_command_line_categorical_cols(tmp_path, capsys):
     assert net.embeddings.as_dict().keys() == {1}
     assert main(["train", "--rows", "100", "--categorical-cols", "store"]) == 2
     assert "--categorical-cols applies to a .csv or .parquet --data" in capsys.readouterr().err
+
+
+def test_max_embedding_dim_caps_the_widths(flights, tmp_path, capsys):
+    train, _, _ = flights
+    model = str(tmp_path / "net.npz")
+    assert main(["train", "--data", str(train), "--target-col", "arr_delay",
+                 "--category-encoding", "auto", "--max-categories", "20",
+                 "--max-embedding-dim", "4", "--epochs", "1", "--hidden-sizes", "8",
+                 "--save", model]) == 0
+    capsys.readouterr()
+    net = MLP.load(model)
+    assert net.embeddings is not None and max(net.embeddings.dims) == 4
+    assert main(["train", "--data", str(train), "--target-col", "arr_delay",
+                 "--max-embedding-dim", "4"]) == 2
+    assert "--max-embedding-dim applies to --category-encoding embedding or auto only" in \
+        capsys.readouterr().err

@@ -31,6 +31,7 @@ from ..training import progress
 from ..training import options as fit_options
 from ..training.distributed import mpi_max, shard, world
 from ..network.ensemble import Ensemble, EnsembleInterrupted, load_model, member_path
+from ..network.embeddings import widths
 from ..network.mlp import MLP, TRAINABLE_OUTPUTS
 from ..data.paths import atomic_write, check_outputs, claimed
 from ..training.loop import DivergedError
@@ -330,6 +331,9 @@ def build_parser():
                             "the network learns (every value kept; those seen once, and "
                             "unseen ones, as one code), or auto: one-hot up to "
                             "--max-categories values, embedding beyond")
+    train.add_argument("--max-embedding-dim", type=_count(1), metavar="N",
+                       help="the widest an embedding may be (default: fastai's width, "
+                            "min(600, round(1.6 * n ** 0.56)) for n categories)")
     train.add_argument("--keep-identifiers", action="store_true",
                        help="keep text columns whose values are nearly all distinct "
                             "(left out by default)")
@@ -541,6 +545,8 @@ _APPLIES = {
     "n_bins": (lambda a: a.numeric_encoding == "ple", "--numeric-encoding ple"),
     "category_encoding": (lambda a: _kind(a.data) in ("csv", "parquet"),
                           "a .csv or .parquet --data"),
+    "max_embedding_dim": (lambda a: a.category_encoding != "onehot",
+                          "--category-encoding embedding or auto"),
     "weight_col": (lambda a: _kind(a.data) in ("csv", "parquet"), "a .csv or .parquet --data"),
     "quantile": (lambda a: a.loss == "quantile", "--loss quantile"),
     "delimiter": (lambda a: _kind(getattr(a, "data", None) or getattr(a, "csv", None)) == "csv",
@@ -646,7 +652,7 @@ def train(args, workdir):
     net_options = dict(hidden=hidden, output=args.output, loss=args.loss, dtype=args.dtype,
                        seed=args.seed, quantile=args.quantile)
     if prep is not None and prep.embeddings:  # text columns as codes: learned embeddings
-        net_options["embeddings"] = prep.embeddings
+        net_options["embeddings"] = widths(prep.embeddings, args.max_embedding_dim)
     if args.networks > 1:
         net = Ensemble(sizes, n_networks=args.networks, n_jobs=args.jobs, **net_options)
         for member in net.members:
@@ -993,7 +999,7 @@ def export(args, workdir):
 #: train's options that search takes as they are: the data and how a table is read, the
 #: network, and how each candidate trains (what --grid does not vary).
 _SEARCH_SHARED = ("target", "target_col", "delimiter", "features", "drop_cols",
-                  "categorical_cols",
+                  "categorical_cols", "max_embedding_dim",
                   "max_categories", "keep_identifiers", "no_scale", "numeric_encoding",
                   "category_encoding",
                   "n_bins", "standardize_target", "hidden_sizes", "hidden", "output", "classes",
@@ -1096,7 +1102,8 @@ def search_command(args, workdir):
                 validation_fraction=args.validation_fraction,
                 early_stopping=early_stopping or None,
                 standardize_target=args.standardize_target,
-                embeddings=prep.embeddings or None if prep is not None else None)
+                embeddings=(widths(prep.embeddings, args.max_embedding_dim)
+                            if prep is not None and prep.embeddings else None))
     search = network_search.run(X, y, base, grid, cv=args.cv, jobs=args.search_jobs,
                                 refit=bool(args.save))
     if args.save:

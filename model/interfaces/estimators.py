@@ -61,6 +61,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
 from ...kernels.errors import InvalidTypeError, InvalidValueError
 from ..data import sources
 from ..data.validation import is_sparse, plain, sparse_features
+from ..network.embeddings import widths
 from ..network.mlp import EMBEDDING_INIT_STD, MLP, _quantile_level
 from ..training import full_batch, loop, signals
 from ..training import options as fit_options
@@ -249,7 +250,8 @@ class _BaseMLP(BaseEstimator):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dtype=None, dropout=0.0, n_jobs=None, categorical_features=None):
+                 dtype=None, dropout=0.0, n_jobs=None, categorical_features=None,
+                 max_embedding_dim=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -278,6 +280,7 @@ class _BaseMLP(BaseEstimator):
         self.dropout = dropout
         self.n_jobs = n_jobs
         self.categorical_features = categorical_features
+        self.max_embedding_dim = max_embedding_dim
 
     # ------------------------------------------------------------------ checks
 
@@ -336,6 +339,8 @@ class _BaseMLP(BaseEstimator):
             _quantile_level(self.loss, self.quantile)
         if getattr(self, "class_weight", None) is not None:
             _check_class_weight(self.class_weight)
+        if self.max_embedding_dim is not None:
+            _check_number(self.max_embedding_dim, "max_embedding_dim", 1, integer=True)
         if self.dtype is None:
             return sizes, None
         try:
@@ -483,7 +488,7 @@ class _BaseMLP(BaseEstimator):
             spec[int(c)] = max(int(codes.max()) if len(codes) else -1, -1) + 2
         mask = np.zeros(n, bool)
         mask[columns] = True
-        return spec, mask
+        return widths(spec, self.max_embedding_dim), mask
 
     def _check_later_codes(self, X, mask):
         """A ``warm_start`` fit or ``partial_fit`` on a fitted network: the same categorical
@@ -949,6 +954,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     handle_unknown="use_encoded_value", unknown_value=-1)`` before the estimator works.
     ``is_categorical_`` is the fitted mask; ``coefs_[0]`` is then the first dense layer's
     weights over X's other columns and the embeddings, (n_numbers + sum of widths, n_1).
+    ``max_embedding_dim`` (default None): the widest an embedding may be.
 
     ``n_networks`` (numba-dense's extra, default 1): K > 1 trains K networks on the same rows,
     member k with ``random_state + k`` (``_member_states``), and ``predict`` averages their
@@ -967,7 +973,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  dtype=None, quantile=None, dropout=0.0, n_jobs=None,
-                 categorical_features=None):
+                 categorical_features=None, max_embedding_dim=None):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -978,7 +984,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             early_stopping=early_stopping, validation_fraction=validation_fraction,
             beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
             max_fun=max_fun, dtype=dtype, dropout=dropout, n_jobs=n_jobs,
-            categorical_features=categorical_features)
+            categorical_features=categorical_features, max_embedding_dim=max_embedding_dim)
         self.loss = loss
         self.quantile = quantile
 
@@ -1039,7 +1045,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  dtype=None, class_weight=None, dropout=0.0, n_jobs=None,
-                 categorical_features=None):
+                 categorical_features=None, max_embedding_dim=None):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -1050,7 +1056,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             early_stopping=early_stopping, validation_fraction=validation_fraction,
             beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
             max_fun=max_fun, dtype=dtype, dropout=dropout, n_jobs=n_jobs,
-            categorical_features=categorical_features)
+            categorical_features=categorical_features, max_embedding_dim=max_embedding_dim)
         self.class_weight = class_weight
 
     def _prepare(self, X, y, incremental, reset):

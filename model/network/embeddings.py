@@ -9,6 +9,16 @@ from ...kernels.errors import InvalidTypeError, InvalidValueError
 from ..data.validation import integer, plain
 
 
+def widths(cardinalities, max_dim=None):
+    """``{column: (n, dim)}`` of ``{column: n}``: fastai's width for each
+    (``kernels.embedding_dim``), at most ``max_dim`` when given (an int >= 1)."""
+    if max_dim is not None:
+        max_dim = integer(max_dim, "max_embedding_dim", 1)
+    return {c: (n, kernels.embedding_dim(n) if max_dim is None
+                else min(max_dim, kernels.embedding_dim(n)))
+            for c, n in cardinalities.items()}
+
+
 @dataclass(frozen=True)
 class CategoryEmbeddings:
     """The code columns of X and their tables: ``columns`` strictly increasing indices of
