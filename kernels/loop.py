@@ -415,7 +415,7 @@ def _epoch_batch_impl(X, order, start, stop, gather, layout, params):
 
     def looked_up(X, order, start, stop, gather, layout, params):
         Xb = gather[:stop - start]
-        expand_rows(X, order, start, layout, params[params.shape[0] - layout[6]:], Xb)
+        expand_rows(X, order, start, layout, params[params.shape[0] - tables_size(layout):], Xb)
         return Xb
     return looked_up
 
@@ -436,7 +436,7 @@ def _add_table_gradient_impl(layout, views, m, W0, X, order, start, G):
         _, grads, _, sizes, work, _, _, d_starts, batch_size = views
         delta = _block(work, d_starts[0], batch_size, sizes[1])[:m]
         table_gradient(delta, W0, X, order, start, layout,
-                       grads[grads.shape[0] - layout[6]:], G)
+                       grads[grads.shape[0] - tables_size(layout):], G)
     return add
 
 
