@@ -95,7 +95,7 @@ def test_unseen_values_code_0_and_are_counted_rare_ones_are_not(colors, tmp_path
     counts = {}
     X, _ = next(prep.batches(new, counts=counts))
     np.testing.assert_array_equal(X[:, 1], [0, 0, 2, 3, 0])
-    assert counts == {"dropped": 0, "unseen": {"color": 2}}   # pink was seen (once)
+    assert counts == {"rows": 5, "dropped": 0, "unseen": {"color": 2}}  # pink was seen
 
 
 def test_every_value_is_kept_whatever_max_categories(flights):
@@ -330,6 +330,13 @@ def test_command_line_categorical_cols(tmp_path, capsys):
     assert "learned embeddings (" in capsys.readouterr().out
     net = MLP.load(model)
     assert net.embeddings.as_dict().keys() == {1}
+    # a file that spells every store otherwise: predicted, and said so
+    renamed = frame.assign(store="s" + frame["store"].astype(str))
+    renamed.to_csv(tmp_path / "new.csv", index=False)
+    assert main(["predict", "--model", model, "--data", str(tmp_path / "new.csv"),
+                 "--out", str(tmp_path / "pred.csv")]) == 0
+    assert "every value of column 'store' was not seen in training: does this file write " \
+           "it as the training file did" in capsys.readouterr().out
     assert main(["train", "--rows", "100", "--categorical-cols", "store"]) == 2
     assert "--categorical-cols applies to a .csv or .parquet --data" in capsys.readouterr().err
 

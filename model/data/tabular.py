@@ -623,7 +623,8 @@ class Preprocessing:
         """(X (n, n_features) float32, y) of a RecordBatch holding the feature columns (and the
         target with ``with_target``). y: float32 values (regression) or int64 class
         indices; rows without a target are left out. ``counts`` (a dict) adds up the rows
-        left out ("dropped") and the values not seen in training ("unseen"). ``path`` and
+        read ("rows"), those left out ("dropped") and the values not seen in training
+        ("unseen"). ``path`` and
         ``first_row`` (the batch's first data row in the file) word the errors."""
         rows = None  # the file rows of a batch whose rows without a target were left out
         if with_target:
@@ -635,6 +636,8 @@ class Preprocessing:
                 rows = np.flatnonzero(np.asarray(keep.to_numpy(zero_copy_only=False)))
             batch = kept
         n = batch.num_rows
+        if counts is not None:
+            counts["rows"] = counts.get("rows", 0) + n
         row_of = _row_mapper(first_row, rows)
         X = np.zeros((n, self.n_features), np.float32)
         at = 0

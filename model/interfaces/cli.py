@@ -965,6 +965,12 @@ def _report_read(net):
                                           "a one-hot " if coded else "the ", ", ".join(
                                               "%s %d" % kv for kv in
                                               sorted(read["unseen"].items()))))
+        rows = read.get("rows", 0)
+        for name, n in sorted(read["unseen"].items()):
+            if rows > 1 and n == rows:  # a spelling that differs from the training file's
+                print("every value of column %r was not seen in training: does this file "
+                      "write it as the training file did (a number as text, a date format)?"
+                      % name)
 
 
 def convert(args, workdir):

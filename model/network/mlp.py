@@ -190,8 +190,9 @@ class MLP:
         # How the rows of a CSV/Parquet file become inputs (model.data.tabular), when trained
         # on one.
         self.preprocessing = None
-        # What the last read of a table left out or did not know: {"dropped": rows without a
-        # target, "unseen": {column: values not seen in training}} (model.data.tabular).
+        # What the last read of a table left out or did not know: {"rows": rows read,
+        # "dropped": rows without a target, "unseen": {column: values not seen in
+        # training}} (model.data.tabular).
         self.last_read = None
         # How the outputs of a regression map to the target's units (model.data.targets), or None.
         self.target_scaling = None
