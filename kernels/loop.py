@@ -218,7 +218,7 @@ def _views(params, grads, sizes, workspace, batch_size):
 def _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss, layout):
     """The network (sizes, acts, loss), X's columns, the size of params (the dense layers',
     and the embedding tables' of ``layout``: ``kernels.embedding``, None without), the
-    batch size and the workspace."""
+    batch size, the workspace, and X's category codes."""
     n_layers = sizes.shape[0] - 1
     if loss < 0 or loss >= N_LOSSES:
         raise InvalidValueError("%s: loss is %s, not a cost code (kernels.LOSSES)", kernel, loss)
@@ -251,6 +251,18 @@ def _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss, 
         raise InvalidValueError("%s: workspace has %s elements but workspace_size(sizes, "
                                 "batch_size) is %s", kernel, workspace.shape[0], need)
     check_input(kernel, X)
+    check_codes(kernel, X, layout)
+
+
+@register_jitable
+def _unpacked(kernel, X, network):
+    """``(network, sizes, acts, layout)`` of a ``Network`` or ``Embeddings`` record: the
+    ``Network``, its integer arrays as int64, and the embeddings' layout for X
+    (``kernels.embedding``) or None."""
+    network, emb = network_parts(network)
+    sizes = as_int64(kernel, "network.sizes", network.sizes)
+    acts = as_int64(kernel, "network.acts", network.acts)
+    return network, sizes, acts, embedding_layout(kernel, emb, input_cols(X), sizes)
 
 
 @register_jitable
@@ -861,7 +873,6 @@ def _epoch_arguments(kernel, X, Y, params, grads, network, optimizer, batches, w
     _check_training(kernel, X, Y, params, grads, sizes, acts, network.loss, optimizer,
                     batches.size, order, workspace, layout)
     _check_weights(kernel, "batches.sample_weight", batches.sample_weight, input_rows(X))
-    check_codes(kernel, X, layout)
     return sizes, acts, order, batches.sample_weight, layout
 
 
@@ -1034,14 +1045,10 @@ def predict_into(X: MATRIX_OR_CSR, params: FLAT, network: NETWORK, out: MATRIX_O
     """
     check_types("predict_into", X, params, network, out, batch_size, workspace)
     kernel = "predict_into"
-    network, emb = network_parts(network)
-    sizes = as_int64(kernel, "network.sizes", network.sizes)
-    acts = as_int64(kernel, "network.acts", network.acts)
     check_float_dtypes(kernel, "X, params, out, workspace", input_values(X), params, out,
                        workspace)
-    layout = embedding_layout(kernel, emb, input_cols(X), sizes)
+    network, sizes, acts, layout = _unpacked(kernel, X, network)
     _check_network(kernel, X, params, sizes, acts, batch_size, workspace, MSE, layout)
-    check_codes(kernel, X, layout)
     _check_targets(kernel, X, out, sizes, "out")
     check_separate(kernel, "workspace", workspace, "X", input_values(X))
     check_separate(kernel, "workspace", workspace, "params", params)
@@ -1073,14 +1080,10 @@ def dataset_cost(X: MATRIX_OR_CSR, Y: MATRIX, params: FLAT, network: NETWORK, ba
     """
     check_types("dataset_cost", X, Y, params, network, batch_size, workspace, sample_weight)
     kernel = "dataset_cost"
-    network, emb = network_parts(network)
-    loss = network.loss
-    sizes = as_int64(kernel, "network.sizes", network.sizes)
-    acts = as_int64(kernel, "network.acts", network.acts)
     check_float_dtypes(kernel, "X, Y, params, workspace", input_values(X), Y, params, workspace)
-    layout = embedding_layout(kernel, emb, input_cols(X), sizes)
+    network, sizes, acts, layout = _unpacked(kernel, X, network)
+    loss = network.loss
     _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss, layout)
-    check_codes(kernel, X, layout)
     _check_targets(kernel, X, Y, sizes, "Y")
     _check_workspace(kernel, workspace, X, Y, params)
     weights = _weights_or_none(sample_weight)
@@ -1177,13 +1180,9 @@ def _batch_gradient(kernel, X, Y, params, grads, network, batch_size, workspace,
     of ``seed`` at step 0 (``rates`` None or empty: none; ``dropout_gradient`` passes at
     most one batch); ``kernel`` names the public kernel in messages; ``network`` a
     ``Network`` or ``Embeddings`` record."""
-    network, emb = network_parts(network)
-    sizes = as_int64(kernel, "network.sizes", network.sizes)
-    acts = as_int64(kernel, "network.acts", network.acts)
+    network, sizes, acts, layout = _unpacked(kernel, X, network)
     loss = network.loss
-    layout = embedding_layout(kernel, emb, input_cols(X), sizes)
     _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss, layout)
-    check_codes(kernel, X, layout)
     _check_targets(kernel, X, Y, sizes, "Y")
     check_dim(kernel, "grads", grads.shape[0], "params", params.shape[0], "elements")
     _check_buffers(kernel, X, Y, params, workspace, grads, "grads")
