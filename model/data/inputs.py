@@ -26,9 +26,10 @@ def features_of(net, X, name="X"):
     embeddings, its codes checked too (before a cast to float32 could round a code that is
     not an integer onto one)."""
     embeddings = getattr(net, "embeddings", None)
-    if embeddings is not None and isinstance(X, np.ndarray) and X.ndim == 2 \
-            and X.dtype.kind == "f" and X.dtype != net.dtype \
-            and X.shape[1] == net.n_inputs:
+    before_cast = (embeddings is not None and isinstance(X, np.ndarray) and X.ndim == 2
+                   and X.dtype.kind == "f" and X.dtype != net.dtype
+                   and X.shape[1] == net.n_inputs)
+    if before_cast:
         embeddings.check_codes(X, name)
     Xc = as_features(X, name, net.dtype, net.n_inputs)
     if embeddings is not None:
@@ -36,7 +37,8 @@ def features_of(net, X, name="X"):
             raise InvalidValueError("%s is a sparse matrix, but a network with category "
                                     "embeddings reads its code columns row by row: pass a "
                                     "dense array" % name)
-        embeddings.check_codes(Xc, name)
+        if not before_cast:  # (codes valid before the cast stay valid: MLP's 2**24 bound)
+            embeddings.check_codes(Xc, name)
     return Xc
 
 
@@ -252,9 +254,8 @@ def outputs(net, X):
         check_matrix_shape(Xm, "X", net.n_inputs, "features")
         out = np.empty((Xm.shape[0], net.n_outputs), net.dtype)
         rows = sources.chunk_rows_for(net.n_inputs, net.dtype, 1)
-        for a, b, Xc in sources.feature_chunks(Xm, "X", net.dtype, rows):
-            if getattr(net, "embeddings", None) is not None:
-                net.embeddings.check_codes(Xc, "X", first_row=a)
+        for a, b, Xc in sources.feature_chunks(Xm, "X", net.dtype, rows,
+                                               getattr(net, "embeddings", None)):
             out[a:b] = net._forward(Xc)
         return out
     return net._forward(features_of(net, X))

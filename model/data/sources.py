@@ -257,9 +257,7 @@ class StreamSource(Source):
         """Rows [a, b) of the file, converted and checked; X lands in the reused buffer."""
         if self._xbuf is None:
             self._xbuf = np.empty((self.chunk_rows, self.X.shape[1]), self.dtype)
-        Xc = read_rows(self.X, a, b, self._xbuf, self.names[0])
-        if self.codes is not None:
-            self.codes.check_codes(Xc, self.names[0], first_row=a)
+        Xc = read_rows(self.X, a, b, self._xbuf, self.names[0], self.codes)
         Yc = self._targets(a, b)
         if self.scaling is not None:
             Yc = self.scaling.standardize(Yc)
@@ -289,22 +287,27 @@ class StreamSource(Source):
             yield self._read(a, b)
 
 
-def read_rows(X, a, b, buf, name):
-    """Rows [a, b) of memmap X converted into ``buf[:b - a]`` and checked; pages released."""
+def read_rows(X, a, b, buf, name, codes=None):
+    """Rows [a, b) of memmap X converted into ``buf[:b - a]`` and checked (finite; with
+    ``codes``, a network's ``CategoryEmbeddings``, its category codes too, rows named as in
+    the file); pages released."""
     Xc = buf[:b - a]
     with np.errstate(over="ignore", invalid="ignore"):
         np.copyto(Xc, X[a:b], casting="unsafe")
     check_finite(Xc, name, first_row=a, original_dtype=X.dtype)
+    if codes is not None:
+        codes.check_codes(Xc, name, first_row=a)
     release_pages(X, a, b)
     return Xc
 
 
-def feature_chunks(X, name, dtype, chunk_rows):
-    """(a, b, rows [a, b) of X converted to dtype) for a whole memmap, one buffer reused."""
+def feature_chunks(X, name, dtype, chunk_rows, codes=None):
+    """(a, b, rows [a, b) of X converted to dtype and checked as ``read_rows`` checks them)
+    for a whole memmap, one buffer reused."""
     buf = np.empty((min(chunk_rows, X.shape[0]), X.shape[1]), dtype)
     for a in range(0, X.shape[0], chunk_rows):
         b = min(a + chunk_rows, X.shape[0])
-        yield a, b, read_rows(X, a, b, buf, name)
+        yield a, b, read_rows(X, a, b, buf, name, codes)
 
 
 def chunk_rows_for(n_features, dtype, batch_size, chunk_rows=None):

@@ -370,11 +370,8 @@ class Ensemble:
             Xm = sources.open_array(X, "X")
             check_matrix_shape(Xm, "X", first.n_inputs, "features")
             rows = sources.chunk_rows_for(first.n_inputs, first.dtype, 1)
-            chunks = []
-            for a, _, Xc in sources.feature_chunks(Xm, "X", first.dtype, rows):
-                if first.embeddings is not None:
-                    first.embeddings.check_codes(Xc, "X", first_row=a)
-                chunks.append(each(Xc))
+            chunks = [each(Xc) for _, _, Xc in sources.feature_chunks(
+                Xm, "X", first.dtype, rows, first.embeddings)]
             return np.concatenate(chunks, axis=1)
         return each(inputs.features_of(first, X))
 
