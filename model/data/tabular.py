@@ -554,7 +554,7 @@ class Preprocessing:
         for column in self.columns:
             if column["kind"] == "code":
                 found[at] = len(column["categories"]) + 1
-            at += _width(column)
+            at += column_width(column)
         return found
 
     @property
@@ -801,7 +801,7 @@ class Preprocessing:
         return cls(spec)
 
 
-def _width(column):
+def column_width(column):
     """The number of inputs a column of ``Preprocessing.columns`` makes."""
     if column["kind"] == "numeric":
         return len(column["edges"]) - 1 if column.get("encoding") == "ple" else 1

@@ -14,7 +14,7 @@ from ..data.targets import SCALE_POWER
 
 from ..data.sources import read_npz
 from ..training.history import History
-from ..data.tabular import Preprocessing, check_preprocessing
+from ..data.tabular import Preprocessing, check_preprocessing, column_width
 from ..data.paths import atomic_write
 from ..data.targets import TargetScaling
 from ..data.validation import first_nonfinite
@@ -324,24 +324,20 @@ def _preprocessing_problem(spec, n_inputs):
                 if not _increasing(edges):
                     return "%s (%r) has edges %s, not a list of at least two increasing " \
                         "finite numbers" % (where, column["name"], _short(edges))
-                width += len(edges) - 1
-                continue
-            width += 1
         elif kind == "text":
             if not isinstance(column.get("categories"), list):
                 return "%s (%r) has no list of categories" % (where, column["name"])
             if column.get("infrequent") and not isinstance(column.get("rare"), list):
                 return "%s (%r) groups rare values but has no list of them" \
                     % (where, column["name"])
-            width += len(column["categories"]) + bool(column.get("infrequent"))
         elif kind == "code":  # a text column read as a category code (an embedding)
             for key in ("categories", "rare"):
                 if not isinstance(column.get(key), list):
                     return "%s (%r) has no list of %s" % (where, column["name"], key)
-            width += 1
         else:
             return "%s (%r) has kind %r, not 'numeric', 'text' or 'code'" \
                 % (where, column["name"], kind)
+        width += column_width(column)  # its fields checked above
     if width != len(names):
         return "columns make %d inputs but feature_names lists %d" % (width, len(names))
     return None
