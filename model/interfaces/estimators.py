@@ -543,7 +543,7 @@ class _BaseMLP(BaseEstimator):
             b[...] = self._rng.uniform(-bound, bound, n_out)
         for table in self._net.tables:  # as MLP's (fastai's N(0, 0.01^2))
             table[...] = self._rng.standard_normal(table.shape) * EMBEDDING_INIT_STD
-            table[-1] = 0  # unknown codes (_unknown_codes): no training row moves it
+            table[-1] = 0  # missing and unknown codes (_unknown_codes): only missing ones train it
         self._lr = float(self.learning_rate_init)
         self._velocity_lr = self._lr
         for name in ("loss_curve_", "best_loss_", "validation_scores_",
