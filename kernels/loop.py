@@ -900,6 +900,8 @@ def _epoch(kernel, X, Y, params, grads, network, optimizer, batches, workspace, 
             return _streamed_epoch(X, Y, params, grads, optimizer, acts[0], batch_size, order,
                                    ahead)
 
+    # (_backward_pass_types repeats the statements below that make _backward_batch's
+    # arguments: change the two together.)
     # Plain SGD is fused into the backward pass (no gradient stored); other optimizers
     # need the whole gradient first, and so do embeddings, whose tables' gradient is
     # formed with the first layer's weights as they were in the forward pass.
@@ -972,6 +974,59 @@ def _epoch(kernel, X, Y, params, grads, network, optimizer, batches, workspace, 
     if diverged:
         return np.nan
     return total / total_weight if total_weight > 0 else 0.0
+
+
+@njit(nogil=True)
+def _backward_pass_types(X, Y, params, grads, network, optimizer, batches, workspace):
+    """Compile ``_backward_batch`` for the argument types ``_epoch`` passes it, given the
+    epoch kernel's arguments, and run nothing (every statement sits in a branch that is
+    never taken: Numba types and compiles it all the same).
+
+    ``kernels.compile_helper`` calls it in a helper process on a first run, so that the
+    backward pass, a third of the epoch's compile time, compiles beside the main process
+    and is loaded from Numba's cache when the epoch reaches it. Its statements are the
+    epoch's, in step with them: ``tests/test_compile_helper.py`` checks that the epoch
+    then compiles no other version. Not cached: it runs only when nothing is cached.
+    """
+    batches, rates, dropout_seed = _batches_and_dropout(batches)
+    if batches.size < 0:  # never: typed and compiled only
+        network, emb = network_parts(network)
+        kernel = "_backward_pass_types"
+        sizes = as_int64(kernel, "network.sizes", network.sizes)
+        acts = as_int64(kernel, "network.acts", network.acts)
+        order = as_int64(kernel, "batches.order", batches.order)
+        layout = embedding_layout(kernel, emb, input_cols(X), sizes)
+        weights = batches.sample_weight
+        batch_size = batches.size
+        n_layers = sizes.shape[0] - 1
+        plain = is_plain_sgd(optimizer)
+        fused_lr = optimizer.lr if plain and layout is None else 0.0
+        offsets = layer_offsets(sizes)
+        W0 = _weight_view(params, offsets, sizes, 0)
+        dW0 = _weight_view(grads, offsets, sizes, 0)
+        sparse = is_csr(X)
+        if sparse:
+            W0 = params[:sizes[0] * sizes[1]].reshape((sizes[0], sizes[1]))
+            dW0 = grads[:sizes[0] * sizes[1]].reshape((sizes[0], sizes[1]))
+        adding = sparse and not plain
+        views = _views(params, grads, sizes, workspace, batch_size)
+        _, _, _, x_start, y_start, _, _ = _workspace_layout(sizes, batch_size)
+        gather_X = _block(workspace, x_start, batch_size, sizes[0])
+        gather_Y = _block(workspace, y_start, batch_size, sizes[n_layers])
+        batch_weights = np.empty(batch_size if weights.shape[0] > 0 else 0, np.float64)
+        shuffled = order.shape[0] > 0
+        Xe = shuffled_rows(X, order) if shuffled else epoch_rows(X)
+        start = 0
+        stop = batch_size
+        m = stop - start
+        Xb = _epoch_batch(Xe, order, start, stop, gather_X, layout, params)
+        if shuffled:
+            Yb = gather_Y[:m]
+        else:
+            Yb = Y[start:stop]
+        scale = 1.0 / m
+        _backward_batch(Xb, Yb, W0, dW0, views, acts, network.loss, scale, adding, fused_lr,
+                        batch_weights[:m], rates, dropout_seed, optimizer.steps[0])
 
 
 @njit(cache=CACHE)

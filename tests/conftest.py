@@ -8,6 +8,10 @@ import re
 # tuned values would compile every kernel again into a cache folder of their own.
 # tests/test_tuning.py gives its subprocesses their own setting.
 os.environ.setdefault("NUMBA_DENSE_TUNING", "off")
+# No helper process compiling a first run's backward pass beside the tests
+# (kernels.compile_helper): the suite's two workers fill the cores already.
+# tests/test_compile_helper.py runs the helper itself.
+os.environ.setdefault("NUMBA_DENSE_COMPILE_HELPER", "0")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -225,6 +225,9 @@ class _Ranks(loop.Ranks):
         # first collective, and its time and samples/s would count the others' compiling.
         self.comm.Barrier()
 
+    def compiling(self, net, source, settings):
+        return contextlib.nullcontext()  # every rank compiles; no helper process beside them
+
     def _dropout(self, net, settings, rng):
         """(rates, seed) of the epoch, or None without dropout: the seed rank 0 drew (each
         rank draws from its own generator, as one process does, so that their states, which

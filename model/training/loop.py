@@ -11,14 +11,16 @@ import signal
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import fields
 from typing import Protocol
 
+import numba
 import numpy as np
 from numba.core import event as numba_event
 
 from ... import kernels
+from ...kernels import compile_helper
 from ...kernels.errors import NumbaDenseError
 from ...kernels.loop import streaming_network
 from . import checkpoints, progress, threads
@@ -72,7 +74,9 @@ class Ranks(Protocol):
     MPI.
 
     ``prepare(net, source, settings, verbose)`` compiles (or loads) the kernels before the
-    first epoch; ``epoch(net, source, rng, lr, settings, bar)`` trains one epoch and returns
+    first epoch, inside the context manager ``compiling(net, source, settings)`` (which may
+    start a helper process that compiles part of them beside it, ``kernels.compile_helper``);
+    ``epoch(net, source, rng, lr, settings, bar)`` trains one epoch and returns
     its mean cost (NaN on divergence); ``mean_cost(net, source)`` is the cost over
     validation rows; ``share(value)`` hands the root's value to every process.
     ``is_root``: this process prints and saves; ``comm_seconds``: the epoch's time in
@@ -87,6 +91,8 @@ class Ranks(Protocol):
     done: list
 
     def prepare(self, net, source, settings, verbose): ...
+
+    def compiling(self, net, source, settings): ...
 
     def epoch(self, net, source, rng, lr, settings, bar): ...
 
@@ -118,6 +124,18 @@ class OneProcess(Ranks):
             compile_split_kernels(net, settings, verbose)
         else:
             compile_kernels(net, settings, self.work, verbose, sparse)
+
+    def compiling(self, net, source, settings):
+        # On a first run a helper process compiles the epoch's backward pass on another core
+        # (kernels.compile_helper): dense X only (the helper's typing is tested for it),
+        # not for a network whose steps split (another kernel), nor when asked for one core.
+        sparse = is_sparse(getattr(source, "X", None))
+        if (sparse or self.n_jobs == 1
+                or threads.splits(net, settings.batch_size, sparse, settings.dropout)):
+            return nullcontext()
+        args = epoch_placeholders(net, settings, np.empty(0, net.dtype), False)
+        signature = tuple(numba.typeof(a) for a in args)
+        return compile_helper.backward_pass(epoch_kernel(net, False), signature, args)
 
     def epoch(self, net, source, rng, lr, settings, bar):
         self.done[0] = 0
@@ -267,9 +285,13 @@ def run(net, source, val_source, settings, options=None, ranks=None):
             rng.bit_generator.state = rng_state
             if verbose and is_root:
                 print("resuming from %s after epoch %d" % (checkpoint, first), flush=True)
-    ranks.prepare(net, source, settings, verbose and is_root)
-    if val_source is not None:
-        compile_cost_kernel(net, verbose and is_root, is_sparse(getattr(val_source, "X", None)))
+    with ranks.compiling(net, source, settings):
+        # the validation cost's kernel first: on a first run, while it compiles, a helper
+        # process compiles the epoch's backward pass, which the epoch then loads
+        if val_source is not None:
+            compile_cost_kernel(net, verbose and is_root,
+                                is_sparse(getattr(val_source, "X", None)))
+        ranks.prepare(net, source, settings, verbose and is_root)
     show = is_root and progress.wanted(options.progress, verbose)
     # The epoch's cost on standardized targets, reported in the target's units (mean_cost
     # scales the validation cost itself).
@@ -388,11 +410,7 @@ def compile_kernels(net, settings, work, verbose, sparse=False):
     cache) is not counted in the first epoch's time and rate. With ``verbose``, a line
     says what is going on when it takes more than a second.
     """
-    import numba
-    args = (*_placeholder_rows(net, sparse), net.params, net.grads, network_record(net),
-            settings.optimizer_for(net, settings.lr),
-            _with_dropout(kernels.Batches(int(settings.batch_size), np.empty(0, np.int64)),
-                          _dropout_rates_and_seed(net, settings, 0)), work)
+    args = epoch_placeholders(net, settings, work, sparse)
     signature = tuple(numba.typeof(a) for a in args)
     kernel = epoch_kernel(net, sparse)
     if not hasattr(kernel, "overloads") or signature in kernel.overloads:
@@ -401,6 +419,16 @@ def compile_kernels(net, settings, work, verbose, sparse=False):
     # can land in a __del__, where Python prints it and goes on ("Exception ignored").
     with compiling_notice(verbose), sigint_deferred():
         kernel.compile(signature)
+
+
+def epoch_placeholders(net, settings, work, sparse):
+    """The epoch kernel's arguments for one row of zeros, of the types training passes:
+    X, Y (``_placeholder_rows``), the network's params and grads, its record, the
+    optimizer and the batches of ``settings``, and ``work``."""
+    return (*_placeholder_rows(net, sparse), net.params, net.grads, network_record(net),
+            settings.optimizer_for(net, settings.lr),
+            _with_dropout(kernels.Batches(int(settings.batch_size), np.empty(0, np.int64)),
+                          _dropout_rates_and_seed(net, settings, 0)), work)
 
 
 def compile_split_kernels(net, settings, verbose):
