@@ -10,7 +10,8 @@ starts this module as a helper process, hands it the epoch kernel's arguments (o
 zeros, of the types training will pass), and goes on compiling the validation cost and the
 epoch itself while the helper compiles the backward pass on another core
 (``loop._backward_pass_types``); when the epoch reaches its backward pass, it is found in
-the cache. Measured in docs/performance.md, "Start-up".
+the cache (the main process waits for the helper, ``finish``, before it compiles the epoch).
+Measured in docs/performance.md, "Start-up".
 
 The helper starts only when it can gain: the epoch is neither compiled in this process nor
 in Numba's cache, Numba's cache is in use, and another core is free (``threads.free_cores``);
@@ -26,6 +27,7 @@ import pickle
 import signal
 import subprocess
 import sys
+import threading
 from contextlib import contextmanager
 
 #: The environment variable that turns the helper off when set to "0".
@@ -75,6 +77,24 @@ def start(args):
     return process
 
 
+#: The longest the main process waits for a helper (``finish``) before compiling the
+#: backward pass itself, in seconds: a helper takes about 8 s on a free core.
+WAIT_SECONDS = 120
+
+
+def finish(process):
+    """Wait for the helper (None: none) to have compiled the backward pass, at most
+    ``WAIT_SECONDS``. The main process calls it when all it has left to compile is the
+    epoch: without the wait, an epoch that reaches its backward pass before the helper is
+    done would compile it again rather than load it."""
+    if process is None:
+        return
+    try:
+        process.wait(timeout=WAIT_SECONDS)
+    except subprocess.TimeoutExpired:
+        pass  # the main process compiles it too; stop() ends the helper with the block
+
+
 def stop(process):
     """End the helper if it still runs (the main process needs nothing more from it)."""
     if process is None:
@@ -88,17 +108,31 @@ def stop(process):
         process.wait()
 
 
+#: The signatures a helper of this process is compiling now, under ``_lock``: fits that
+#: start together on threads (a search's, an ensemble's) start one helper between them.
+_running = set()
+_lock = threading.Lock()
+
+
 @contextmanager
 def backward_pass(kernel, signature, args):
     """Within the block, a helper process compiles the backward pass of ``kernel`` (the
     epoch: ``train_epoch`` or ``train_epoch_batched``) for ``args``, whose Numba types are
-    ``signature``, when ``wanted``; it is stopped when the block ends. Yields the process
-    or None."""
-    process = start(args) if wanted(kernel, signature) else None
+    ``signature``, when ``wanted`` and no other block of this process has a helper on it;
+    it is stopped when the block ends. Yields the process or None."""
+    key = (id(kernel), signature)
+    with _lock:
+        mine = key not in _running and wanted(kernel, signature)
+        if mine:
+            _running.add(key)
+    process = start(args) if mine else None
     try:
         yield process
     finally:
         stop(process)
+        if mine:
+            with _lock:
+                _running.discard(key)
 
 
 def main():

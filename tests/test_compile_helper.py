@@ -140,3 +140,23 @@ def test_helper_is_stopped_when_the_block_ends(monkeypatch):
     with compile_helper.backward_pass(None, (), ()) as process:
         assert process.poll() is None
     assert started[0].poll() is not None
+
+
+def test_one_helper_for_fits_that_start_together(monkeypatch):
+    """Two blocks on the same signature at once (two fits of a search starting on two
+    threads) start one helper, and the next block after them may start one again."""
+    started = []
+
+    def fake(args):
+        started.append(args)
+        return None
+    monkeypatch.setattr(compile_helper, "wanted", lambda kernel, signature: True)
+    monkeypatch.setattr(compile_helper, "start", fake)
+    with compile_helper.backward_pass(kernels.train_epoch_batched, ("s",), 1):
+        with compile_helper.backward_pass(kernels.train_epoch_batched, ("s",), 2):
+            pass
+        with compile_helper.backward_pass(kernels.train_epoch_batched, ("t",), 3):
+            pass
+    with compile_helper.backward_pass(kernels.train_epoch_batched, ("s",), 4):
+        pass
+    assert started == [1, 3, 4]

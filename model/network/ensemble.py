@@ -34,6 +34,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from ... import kernels
+from ...kernels import compile_helper
 from ...kernels.errors import InvalidTypeError, InvalidValueError
 from ...kernels.threads import usable_cores
 from ..data import inputs, sources, tabular
@@ -272,8 +273,12 @@ class Ensemble:
             if threads.splits(first, settings.batch_size, is_sparse(X), settings.dropout):
                 loop.compile_split_kernels(first, settings, verbose)
             else:
-                loop.compile_kernels(first, settings, loop.workspace(first, 1), verbose,
-                                     is_sparse(X))
+                with loop.helped_compiling(first, settings, is_sparse(X), None) as helper:
+                    if helper is not None:  # as loop.run does, for the same reason
+                        loop.compile_cost_kernel(first, verbose)
+                    compile_helper.finish(helper)
+                    loop.compile_kernels(first, settings, loop.workspace(first, 1), verbose,
+                                         is_sparse(X))
         except Exception:  # noqa: BLE001 - best effort: the members' fits raise it, if real
             pass
 
