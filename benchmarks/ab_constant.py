@@ -1,7 +1,7 @@
 """Whole epochs with one constant of ``kernels`` changed, against the code as it is.
 
     python -m benchmarks.ab_constant FORWARD_TILED_MAX_MACS "1 << 18" --configs T3 T1
-    python -m benchmarks.ab_constant PREFETCH_ROWS 4 --configs A --rounds 5
+    python -m benchmarks.ab_constant PREFETCH_BYTES 3200 --configs A --rounds 5
 
 ``tune_small`` and the other tuning scripts time one product or loop at a time, hot, back
 to back. An epoch interleaves them with everything else (the sweeps, the other layers'

@@ -1,4 +1,5 @@
-"""How far ahead the streamed one-layer epoch should prefetch rows (``PREFETCH_ROWS``).
+"""How far ahead the streamed one-layer epoch should prefetch rows (``config.PREFETCH_BYTES``;
+the distance it gives rows of this width is marked).
 
     python -m benchmarks.prefetch_distance            # config A's shape, 1,000,000 rows
     python -m benchmarks.prefetch_distance --rows 200000 --n-in 32 --shuffle
@@ -29,7 +30,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from numba_dense.kernels import RELU, batches, epoch_streaming, optimizer
-    from numba_dense.kernels.config import PREFETCH_ROWS
+    from numba_dense.kernels.config import PREFETCH_BYTES
+    from numba_dense.kernels.loop import prefetch_rows
     rng = np.random.default_rng(0)
     dtype = np.dtype(args.dtype)
     X = rng.standard_normal((args.rows, args.n_in), dtype=np.float32).astype(dtype, copy=False)
@@ -58,8 +60,9 @@ def main(argv=None):
              "shuffled" if args.shuffle else "storage", args.rounds))
     print("| rows ahead | ns per row | vs no prefetch |")
     print("| --- | --- | --- |")
+    default = prefetch_rows(args.n_in, dtype.itemsize, PREFETCH_BYTES)
     for d in DISTANCES:
-        mark = " (PREFETCH_ROWS)" if d == PREFETCH_ROWS else ""
+        mark = " (PREFETCH_BYTES)" if d == default else ""
         print("| %d%s | %.1f | %.2fx |" % (d, mark, np.median(times[d]),
                                            base / np.median(times[d])))
 

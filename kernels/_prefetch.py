@@ -4,7 +4,7 @@ The streamed one-layer epoch (config A) reads each row of X once, from memory, a
 about as much arithmetic on it as the read takes. The hardware prefetcher alone left the
 two in sequence; asking for a row a few rows ahead overlaps them.
 ``python -m benchmarks.prefetch_distance`` measures how far ahead
-(``kernels.config.PREFETCH_ROWS``); docs/performance.md, "The streamed one-layer epoch
+(``kernels.config.PREFETCH_BYTES``); docs/performance.md, "The streamed one-layer epoch
 (config A)", has the figures.
 """
 

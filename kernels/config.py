@@ -45,10 +45,13 @@ FASTMATH_REDUCTION = {"contract", "reassoc"}
 #: (``kernels.loop``): its forward product and its error-times-input gradient are done
 #: while the row is in L1 cache, instead of two passes over the batch (config A).
 STREAMING_MAX_OUTPUTS = 8
-#: ... and asks for the row this many rows ahead while it works on one (a software
-#: prefetch). Measured by ``python -m benchmarks.prefetch_distance``
-#: (docs/performance.md, "Prefetch distance").
-PREFETCH_ROWS = 8
+#: ... and asks for the row this many bytes of X ahead while it works on one (a software
+#: prefetch; ``kernels.loop.prefetch_rows`` turns it into rows: 16 rows of 100 float32,
+#: 8 of float64). A distance in bytes, since what it covers is the memory's latency: on an
+#: AMD EPYC Zen 5, with 8-row passes (``loop.STREAM_ROWS``), 16 rows ahead were best for
+#: 100 float32 inputs and 8 for 100 float64 (``python -m benchmarks.prefetch_distance``;
+#: docs/performance.md, "Prefetch distance").
+PREFETCH_BYTES = 6400
 
 #: How many rows ahead ``kernels.sparse.csr_take_rows`` prefetches while it copies a
 #: shuffled epoch's CSR rows in order. On 200,000 one-hot rows (8 non-zeros each; AMD EPYC

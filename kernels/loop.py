@@ -27,7 +27,7 @@ from ._checks import (Arg, FLAT, FLAT_OUT, INT, INTS, MATRIX, MATRIX_OUT, OPTION
                       checked_mul, check_types, kernel, shares_memory)
 from .activations import (IDENTITY, N_ACTIVATIONS, NEEDS_Z, RELU, _activate,
                           _backprop_activation, _backprop_activation_z, keep_z_and_activate)
-from .config import FASTMATH_REDUCTION, PREFETCH_ROWS, STREAMING_MAX_OUTPUTS
+from .config import FASTMATH_REDUCTION, PREFETCH_BYTES, STREAMING_MAX_OUTPUTS
 from .dense import _forward
 from .embedding import (NETWORK, check_codes, embedding_layout, expand_rows,
                         gradient_scratch, input_columns, network_parts, table_gradient,
@@ -621,6 +621,22 @@ def _weight_step(delta, a_in, W, dW, lr, accumulate):
 
 # ----------------------------------------------------------------------------- streaming
 
+#: Rows ``_stream_batch`` takes a pass: that many independent dot products in flight, and
+#: one load and store of dW for all of them. Eight rows took an epoch of config A (100
+#: inputs, 1,000,000 rows) from 19.5 to 12.6 ns a row on an AMD EPYC Zen 5, four 16.3
+#: (docs/performance.md, config A). The loop body below is written for this count.
+STREAM_ROWS = 8
+
+
+@njit(cache=CACHE, inline="always")
+def _stream_row(X, order, shuffled, r, k, stop, i0):
+    """(row of X, counts) of the k-th row of the pass starting at position r: a row past
+    ``stop`` is row ``i0`` again (its error term is then zeroed, so it adds nothing)."""
+    if r + k < stop:
+        return (order[r + k] if shuffled else r + k), True
+    return i0, False
+
+
 @njit(cache=CACHE, fastmath=FASTMATH_REDUCTION, inline="always")
 def _stream_batch(X, Y, W, b, dW, db, order, start, stop, act, inv_m, ahead):
     """Rows ``start:stop`` (of ``order``, or of X when it is empty) read once each: forward,
@@ -633,36 +649,73 @@ def _stream_batch(X, Y, W, b, dW, db, order, start, stop, act, inv_m, ahead):
     shuffled = order.shape[0] > 0
     n = order.shape[0] if shuffled else X.shape[0]
     zero = cast_like(0, X)
+    nothing = cast_like(0, dW)
     batch_cost = 0.0
-    # Two rows per pass: their dot products are independent chains the core overlaps, and
-    # each load and store of dW carries two rows' updates. An odd last row is paired with
-    # itself and its twin's error term set to zero.
-    for r in range(start, stop, 2):
-        for q in range(r + ahead, min(r + ahead + 2, n) if ahead > 0 else 0):
+    # STREAM_ROWS rows a pass: their dot products are independent chains the core
+    # overlaps, and each load and store of dW carries all their updates. The rows of a
+    # last, partial pass past ``stop`` repeat its first row with a zero error term.
+    for r in range(start, stop, STREAM_ROWS):
+        for q in range(r + ahead, min(r + ahead + STREAM_ROWS, n) if ahead > 0 else 0):
             prefetch_row(X, order[q] if shuffled else q)
         # 2-D indexing, no row views: a view per row costs more than a 100-wide row's
         # whole arithmetic (docs/performance.md, config A).
         i0 = order[r] if shuffled else r
-        pair = r + 1 < stop
-        i1 = i0 if not pair else (order[r + 1] if shuffled else r + 1)
+        i1, v1 = _stream_row(X, order, shuffled, r, 1, stop, i0)
+        i2, v2 = _stream_row(X, order, shuffled, r, 2, stop, i0)
+        i3, v3 = _stream_row(X, order, shuffled, r, 3, stop, i0)
+        i4, v4 = _stream_row(X, order, shuffled, r, 4, stop, i0)
+        i5, v5 = _stream_row(X, order, shuffled, r, 5, stop, i0)
+        i6, v6 = _stream_row(X, order, shuffled, r, 6, stop, i0)
+        i7, v7 = _stream_row(X, order, shuffled, r, 7, stop, i0)
         for j in range(W.shape[0]):
-            s0 = zero
-            s1 = zero
+            s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = zero
             for p in range(X.shape[1]):
-                s0 += W[j, p] * X[i0, p]
-                s1 += W[j, p] * X[i1, p]
-            cost0, g0 = _cost_element(_activate(s0 + b[j], act), Y[i0, j], act, MSE, inv_m)
-            cost1, g1 = _cost_element(_activate(s1 + b[j], act), Y[i1, j], act, MSE, inv_m)
+                w = W[j, p]
+                s0 += w * X[i0, p]
+                s1 += w * X[i1, p]
+                s2 += w * X[i2, p]
+                s3 += w * X[i3, p]
+                s4 += w * X[i4, p]
+                s5 += w * X[i5, p]
+                s6 += w * X[i6, p]
+                s7 += w * X[i7, p]
+            bj = b[j]
+            c0, g0 = _cost_element(_activate(s0 + bj, act), Y[i0, j], act, MSE, inv_m)
+            c1, g1 = _cost_element(_activate(s1 + bj, act), Y[i1, j], act, MSE, inv_m)
+            c2, g2 = _cost_element(_activate(s2 + bj, act), Y[i2, j], act, MSE, inv_m)
+            c3, g3 = _cost_element(_activate(s3 + bj, act), Y[i3, j], act, MSE, inv_m)
+            c4, g4 = _cost_element(_activate(s4 + bj, act), Y[i4, j], act, MSE, inv_m)
+            c5, g5 = _cost_element(_activate(s5 + bj, act), Y[i5, j], act, MSE, inv_m)
+            c6, g6 = _cost_element(_activate(s6 + bj, act), Y[i6, j], act, MSE, inv_m)
+            c7, g7 = _cost_element(_activate(s7 + bj, act), Y[i7, j], act, MSE, inv_m)
+            batch_cost += (c0 + (c1 if v1 else 0.0) + (c2 if v2 else 0.0)
+                           + (c3 if v3 else 0.0) + (c4 if v4 else 0.0) + (c5 if v5 else 0.0)
+                           + (c6 if v6 else 0.0) + (c7 if v7 else 0.0))
             g0 = cast_like(g0, dW)
-            g1 = cast_like(g1, dW) if pair else cast_like(0, dW)
-            batch_cost += cost0 + (cost1 if pair else 0.0)
+            g1 = cast_like(g1, dW) if v1 else nothing
+            g2 = cast_like(g2, dW) if v2 else nothing
+            g3 = cast_like(g3, dW) if v3 else nothing
+            g4 = cast_like(g4, dW) if v4 else nothing
+            g5 = cast_like(g5, dW) if v5 else nothing
+            g6 = cast_like(g6, dW) if v6 else nothing
+            g7 = cast_like(g7, dW) if v7 else nothing
             # No "if g != 0" around this (ReLU rows with g = 0 add exact zeros): that
             # branch is mispredicted on about half the rows and costs more than the
             # update it skips.
             for p in range(X.shape[1]):
-                dW[j, p] += g0 * X[i0, p] + g1 * X[i1, p]
-            db[j] += g0 + g1
+                dW[j, p] += (((g0 * X[i0, p] + g1 * X[i1, p]) + (g2 * X[i2, p] + g3 * X[i3, p]))
+                             + ((g4 * X[i4, p] + g5 * X[i5, p])
+                                + (g6 * X[i6, p] + g7 * X[i7, p])))
+            db[j] += ((g0 + g1) + (g2 + g3)) + ((g4 + g5) + (g6 + g7))
     return batch_cost
+
+
+@register_jitable
+def prefetch_rows(n_in, itemsize, prefetch_bytes):
+    """How many rows ahead the streamed epoch prefetches rows of ``n_in`` values of
+    ``itemsize`` bytes: ``prefetch_bytes`` (``config.PREFETCH_BYTES`` in training) of X,
+    at least one row. Also called from Python (``benchmarks.prefetch_distance``)."""
+    return max(prefetch_bytes // max(n_in * itemsize, 1), 1)
 
 
 @njit(cache=CACHE, fastmath=FASTMATH_REDUCTION)
@@ -826,7 +879,7 @@ def train_epoch(X: MATRIX_OR_CSR, Y: MATRIX, params: FLAT_OUT, grads: FLAT_OUT,
     """
     check_types("train_epoch", X, Y, params, grads, network, optimizer, batches, workspace)
     return _epoch("train_epoch", X, Y, params, grads, network, optimizer, batches, workspace,
-                  PREFETCH_ROWS)
+                  PREFETCH_BYTES)
 
 
 @kernel
@@ -877,10 +930,12 @@ def _epoch_arguments(kernel, X, Y, params, grads, network, optimizer, batches, w
 
 
 @njit(cache=CACHE, nogil=True, inline="always")
-def _epoch(kernel, X, Y, params, grads, network, optimizer, batches, workspace, ahead):
-    """The epoch of ``train_epoch`` (``ahead`` the prefetch distance of its streamed path)
-    and of ``train_epoch_batched`` (``ahead`` None: Numba prunes the streamed path before
-    typing it, so it is never compiled)."""
+def _epoch(kernel, X, Y, params, grads, network, optimizer, batches, workspace,
+           prefetch_bytes):
+    """The epoch of ``train_epoch`` (``prefetch_bytes`` the prefetch distance of its
+    streamed path, in bytes of X: ``prefetch_rows``) and of ``train_epoch_batched``
+    (``prefetch_bytes`` None: Numba prunes the streamed path before typing it, so it is
+    never compiled)."""
     batches, rates, dropout_seed = _batches_and_dropout(batches)
     network, emb = network_parts(network)
     sizes, acts, order, weights, layout = _epoch_arguments(
@@ -894,11 +949,13 @@ def _epoch(kernel, X, Y, params, grads, network, optimizer, batches, workspace, 
     if n == 0:
         return 0.0
     n_layers = sizes.shape[0] - 1
-    if ahead is not None:  # a compile-time test: the block is pruned when ahead is None
+    # a compile-time test: the block is pruned when prefetch_bytes is None
+    if prefetch_bytes is not None:
         if (streaming_network(n_layers, sizes[n_layers], loss) and not weighted
                 and layout is None and _streams(X)):
             return _streamed_epoch(X, Y, params, grads, optimizer, acts[0], batch_size, order,
-                                   ahead)
+                                   prefetch_rows(input_cols(X), input_values(X).itemsize,
+                                                 prefetch_bytes))
 
     # (_backward_pass_types repeats the statements below that make _backward_batch's
     # arguments: change the two together.)
@@ -1067,7 +1124,8 @@ def epoch_streaming(X: MATRIX, Y: MATRIX, params: FLAT_OUT, grads: FLAT_OUT,
     """The epoch ``train_epoch`` runs for a one-layer MSE network with at most
     ``config.STREAMING_MAX_OUTPUTS`` outputs, each row read once for forward and gradient,
     with activation code ``act`` and a prefetch ``ahead`` rows ahead (0: none;
-    ``config.PREFETCH_ROWS`` in training). Public for ``benchmarks.prefetch_distance``;
+    ``prefetch_rows`` of ``config.PREFETCH_BYTES`` in training). Public for
+    ``benchmarks.prefetch_distance``;
     arguments and result as ``train_epoch``'s, with the network ``[X.shape[1], Y.shape[1]]``.
     """
     check_types("epoch_streaming", X, Y, params, grads, optimizer, act, batches, ahead)

@@ -130,14 +130,16 @@ def test_compare_peers_limits_every_library_of_a_worker_to_its_threads(monkeypat
 
 def test_prefetch_distance_times_every_distance_in_both_orders(capsys):
     from benchmarks import prefetch_distance
-    from numba_dense.kernels.loop import PREFETCH_ROWS
+    from numba_dense.kernels.config import PREFETCH_BYTES
+    from numba_dense.kernels.loop import prefetch_rows
+    default = prefetch_rows(20, 4, PREFETCH_BYTES)  # rows of 20 float32
     for extra in ([], ["--shuffle"]):
         prefetch_distance.main(["--rows", "3000", "--n-in", "20", "--rounds", "1"] + extra)
         rows = [line for line in capsys.readouterr().out.splitlines()
                 if line.startswith("| ") and line[2].isdigit()]
         assert [int(r.split()[1]) for r in rows] == list(prefetch_distance.DISTANCES)
-        assert sum("(PREFETCH_ROWS)" in r for r in rows) == (
-            PREFETCH_ROWS in prefetch_distance.DISTANCES)
+        assert sum("(PREFETCH_BYTES)" in r for r in rows) == (
+            default in prefetch_distance.DISTANCES)
 
 
 def test_asv_can_instantiate_every_class_it_would_discover():

@@ -165,6 +165,28 @@ def test_epoch_streaming_matches_train_epoch_and_its_twin(dtype):
         assert_close(p, results[0][1], dtype, scale=10)
 
 
+@pytest.mark.parametrize("act", [kernels.RELU, kernels.IDENTITY, kernels.TANH])
+def test_epoch_streaming_passes_of_eight_rows_match_the_twin(dtype, act):
+    """The streamed epoch takes ``loop.STREAM_ROWS`` rows a pass: whole passes, a last
+    partial pass of each batch (its missing rows repeat the first with a zero error term)
+    and batches shorter than one pass, in storage order and shuffled, on three outputs."""
+    from numba_dense.kernels.loop import STREAM_ROWS
+    rng = np.random.default_rng(11)
+    n = 5 * STREAM_ROWS + 3
+    X, Y = random_array(rng, (n, 7), dtype), random_array(rng, (n, 3), dtype)
+    for size in (STREAM_ROWS, 2 * STREAM_ROWS + 5, STREAM_ROWS - 3, n):
+        for order in (np.empty(0, np.int64), rng.permutation(n)):
+            _, params = _network([7, 3], [act], dtype, 3)
+            batches = kernels.batches(size, order)
+            p, q = params.copy(), params.copy()
+            cost = kernels.epoch_streaming(X, Y, p, np.empty_like(p),
+                                           kernels.optimizer("sgd", p, 0.05), act, batches, 2)
+            twin = ref.epoch_streaming(X, Y, q, np.empty_like(q),
+                                       kernels.optimizer("sgd", q, 0.05), act, batches, 2)
+            assert cost == pytest.approx(twin, rel=1e-5 if dtype == np.float32 else 1e-12)
+            assert_close(p, q, dtype, scale=10)
+
+
 def test_train_epoch_batched_is_train_epoch_without_the_streamed_path(dtype):
     """Bitwise train_epoch's result where the network cannot stream; the batched passes
     (its NumPy twin's result) where train_epoch would stream."""
