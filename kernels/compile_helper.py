@@ -47,9 +47,20 @@ def cached(kernel, signature):
         return True
 
 
+def compiled_backward_pass():
+    """Whether this process has compiled a backward pass already (for an epoch of other
+    types): its callees shared with the next epoch (the products, the checks) are compiled
+    then, the main process's compile is short, and a helper, which starts from nothing,
+    would make it wait longer than it saves (a float64 fit after a float32 one: 9 s with a
+    helper, 6 s without). Loading an epoch from the cache compiles none."""
+    from .loop import _backward_batch
+    return len(_backward_batch.overloads) > 0
+
+
 def wanted(kernel, signature):
     """Whether a helper would gain: ``kernel`` (the epoch's Numba dispatcher) will compile
-    for ``signature`` in this process, Numba's cache is on, no ``NUMBA_DENSE_COMPILE_HELPER=0``,
+    for ``signature`` in this process, as its first epoch compile
+    (``compiled_backward_pass``), Numba's cache is on, no ``NUMBA_DENSE_COMPILE_HELPER=0``,
     and a second core is free now."""
     from ._cache import CACHE
     from .threads import free_cores
@@ -57,22 +68,30 @@ def wanted(kernel, signature):
         return False
     if not hasattr(kernel, "overloads") or signature in kernel.overloads:
         return False
-    return not cached(kernel, signature) and free_cores() >= 2
+    return (not compiled_backward_pass() and not cached(kernel, signature)
+            and free_cores() >= 2)
 
 
 def start(args):
     """Start the helper on ``args`` (the epoch kernel's arguments: X, Y, params, grads,
-    network, optimizer, batches, workspace, of the types training will pass); returns the
-    ``subprocess.Popen``, or None when it could not start (the main process then compiles
-    everything itself). Its output is discarded: whatever it fails to compile, the main
-    process compiles."""
+    network, optimizer, batches, workspace, of the types training will pass; only their
+    types matter, so the caller sends empty arrays where it can: ``model.training.loop.
+    helped_compiling``); returns the ``subprocess.Popen``, or None when it could not start
+    (the main process then compiles everything itself). Its output is discarded: whatever
+    it fails to compile, the main process compiles."""
+    try:
+        data = pickle.dumps(tuple(args), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - an argument that does not pickle: no helper
+        return None
+    process = None
     try:
         process = subprocess.Popen(
             [sys.executable, "-m", __name__], stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
-        process.stdin.write(pickle.dumps(tuple(args), protocol=pickle.HIGHEST_PROTOCOL))
+        process.stdin.write(data)
         process.stdin.close()
-    except (OSError, pickle.PicklingError):
+    except OSError:
+        stop(process)
         return None
     return process
 
@@ -125,8 +144,9 @@ def backward_pass(kernel, signature, args):
         mine = key not in _running and wanted(kernel, signature)
         if mine:
             _running.add(key)
-    process = start(args) if mine else None
+    process = None
     try:
+        process = start(args) if mine else None
         yield process
     finally:
         stop(process)

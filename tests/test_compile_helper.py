@@ -1,6 +1,7 @@
 """The first run's helper process (kernels.compile_helper): it compiles the very version of the
 backward pass the epoch calls, into the cache the main process reads, and changes no result."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -80,9 +81,45 @@ def test_helper_is_wanted_only_for_a_first_compile(monkeypatch):
     monkeypatch.setattr(kernels.threads, "free_cores", lambda others=None: 2)
     other = (numba.types.float32[:, :],) + signature[1:]  # X of any layout: not compiled
     assert not compile_helper.cached(kernel, other)
+    # this process compiled (or loaded) the epoch above: whether it compiled a backward
+    # pass depends on the cache, so both answers are set here
+    monkeypatch.setattr(compile_helper, "compiled_backward_pass", lambda: False)
     assert compile_helper.wanted(kernel, other)
+    monkeypatch.setattr(compile_helper, "compiled_backward_pass", lambda: True)
+    assert not compile_helper.wanted(kernel, other)  # a later compile: no helper
+    monkeypatch.setattr(compile_helper, "compiled_backward_pass", lambda: False)
     monkeypatch.setattr(kernels.threads, "free_cores", lambda others=None: 1)
     assert not compile_helper.wanted(kernel, other)
+
+
+def test_helper_gets_the_types_not_the_parameters(monkeypatch):
+    """What goes down the helper's pipe is a few hundred bytes whatever the network's size:
+    empty parameters, gradients and optimizer state of the right types."""
+    import pickle
+    sent = []
+
+    def capture(kernel, signature, args):
+        sent.append((signature, args))
+        return contextlib.nullcontext()
+    monkeypatch.setattr(compile_helper, "backward_pass", capture)
+    monkeypatch.setattr(loop.threads, "splits", lambda *a: False)
+    net = MLP([500, 1000, 1], dtype=np.float32, seed=0)
+    settings = _settings(optimizer="adam")
+    with loop.helped_compiling(net, settings, False, None):
+        pass
+    signature, args = sent[0]
+    assert len(pickle.dumps(args)) < 20_000
+    full = loop.epoch_placeholders(net, settings, loop.workspace(net, 32), False)
+    assert signature == tuple(numba.typeof(a) for a in full)
+
+
+def test_an_argument_that_does_not_pickle_starts_no_helper(monkeypatch):
+    import threading
+    monkeypatch.setattr(compile_helper, "wanted", lambda kernel, signature: True)
+    with compile_helper.backward_pass(kernels.train_epoch_batched, ("u",),
+                                      (threading.Lock(),)) as process:
+        assert process is None
+    assert not compile_helper._running
 
 
 _FIT = textwrap.dedent("""

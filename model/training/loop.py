@@ -426,6 +426,12 @@ def helped_compiling(net, settings, sparse, n_jobs):
             or threads.splits(net, settings.batch_size, sparse, settings.dropout)):
         return nullcontext()
     args = epoch_placeholders(net, settings, np.empty(0, net.dtype), False)
+    # Only the types reach the helper (it compiles, and runs nothing): no copy of a large
+    # network's parameters and optimizer state through its pipe.
+    X, Y, params, grads, record, optimizer, batches, work = args
+    empty = np.empty(0, net.dtype)
+    args = (X, Y, empty, empty.copy(), record,
+            optimizer._replace(state=np.empty(0, optimizer.state.dtype)), batches, work)
     signature = tuple(numba.typeof(a) for a in args)
     return compile_helper.backward_pass(epoch_kernel(net, False), signature, args)
 
