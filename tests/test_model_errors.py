@@ -525,3 +525,24 @@ def test_a_sparse_x_with_a_corrupt_structure_is_refused_naming_x(corrupt, messag
     np.testing.assert_array_equal(net.params, before)
     with pytest.raises(kernels.InvalidValueError, match=message):
         net.predict(X)
+
+
+@pytest.mark.parametrize("cores", [1, 2])
+def test_the_finite_check_finds_the_first_bad_value_in_either_half(monkeypatch, cores):
+    """A large array is read as two halves on two threads when a core is free: the index
+    found is the first in flat order wherever the NaN and inf fall, as on one thread."""
+    from numba_dense.model.data import validation
+    monkeypatch.setattr(validation, "TWO_THREAD_ELEMENTS", 1000)
+    monkeypatch.setattr(validation, "free_cores", lambda others=None: cores)
+    for dtype in (np.float32, np.float64):
+        flat = np.zeros(4099, dtype)
+        assert validation.first_nonfinite(flat) == -1
+        for bad in ([5], [2040], [2047, 2048], [2049], [4098], [3000, 10], [100, 4000]):
+            flat = np.zeros(4099, dtype)
+            for i, b in enumerate(bad):
+                flat[b] = np.nan if i % 2 == 0 else np.inf
+            assert validation.first_nonfinite(flat) == min(bad), bad
+    X = np.zeros((41, 100), np.float32)
+    X[30, 7] = np.inf
+    with pytest.raises(ValueError, match="X contains inf at row 30, column 7"):
+        validation.check_finite(X, "X")
