@@ -32,6 +32,7 @@ from .dense import _forward
 from .embedding import (NETWORK, check_codes, embedding_layout, expand_rows,
                         gradient_scratch, input_columns, network_parts, table_gradient,
                         tables_size)
+from .views import matrix_view
 from .masks import drop_units, mask_base, rows_mask_base, undo_dropout
 from .loss import MSE, N_LOSSES, SOFTMAX_CE, _cost_element, _output_delta
 from .optim import (Optimizer, _optimizer_step, _sgd_sweep,
@@ -91,8 +92,7 @@ def param_count(sizes: INTS):
 @njit(cache=CACHE, inline="always")
 def _weight_view(flat, offsets, sizes, l):
     """``W`` of layer ``l + 1`` (n_{l+1}, n_l) as a view into a flat vector."""
-    o = offsets[l]
-    return flat[o:o + sizes[l + 1] * sizes[l]].reshape((sizes[l + 1], sizes[l]))
+    return matrix_view(flat, offsets[l], sizes[l + 1], sizes[l])
 
 
 @njit(cache=CACHE, inline="always")
@@ -190,7 +190,7 @@ def bias_start(sizes, l):
 
 @njit(cache=CACHE, inline="always")
 def _block(workspace, start, rows, cols):
-    return workspace[start:start + rows * cols].reshape((rows, cols))
+    return matrix_view(workspace, start, rows, cols)
 
 
 @njit(cache=CACHE, inline="always")

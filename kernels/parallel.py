@@ -61,6 +61,7 @@ from .products import product_at_b
 from .records import Batches, Network
 from .sync import abort, barrier, new_sync
 from .tiled import transpose_into
+from .views import matrix_view
 
 
 def forward_macs_per_row(sizes):
@@ -144,8 +145,7 @@ def _parallel_layout(sizes, batch_size):
 def _transposed_view(flat, offsets, sizes, l):
     """``W.T`` of layer ``l + 1`` (n_l, n_{l+1}) in a flat vector laid out as the
     parameters, each layer's weights stored transposed (biases' places unused)."""
-    o = offsets[l]
-    return flat[o:o + sizes[l + 1] * sizes[l]].reshape((sizes[l], sizes[l + 1]))
+    return matrix_view(flat, offsets[l], sizes[l], sizes[l + 1])
 
 
 @njit(cache=CACHE)

@@ -33,6 +33,7 @@ from .config import (BACKPROP_LOOP_MAX_OUTPUTS, BACKPROP_TILED_MAX_MACS,  # noqa
                      FASTMATH_ELEMENTWISE, FORWARD_LOOP_MAX_OUTPUTS, FORWARD_TILED_MAX_MACS,
                      GRADIENT_LOOP_MAX_OUTPUTS, GRADIENT_TILED_MAX_MACS)
 from .tiled import tiled_a_b, transpose_into, unit_rows
+from .views import matrix_view
 
 
 @njit(cache=CACHE, **BORROWED, fastmath=FASTMATH_ELEMENTWISE)
@@ -136,7 +137,7 @@ def product_a_bt(X, W, out, scratch):
     n, k = W.shape
     size = forward_scratch_size(X.shape[0], n, k)
     if size > 0 and scratch.shape[0] >= size and unit_rows(X) and unit_rows(out):
-        WT = scratch[:size].reshape((k, n))
+        WT = matrix_view(scratch, 0, k, n)
         transpose_into(W, WT)
         tiled_a_b(X, WT, out, 1.0, 0.0)
     else:

@@ -316,3 +316,30 @@ def test_train_epoch_refuses_inconsistent_arguments(changes, message):
     assert message in str(info.value)
     np.testing.assert_array_equal(args["params"], before)
     np.testing.assert_array_equal(args["optimizer"].steps, steps)
+
+
+def test_matrix_view_is_the_reshape_it_replaces(dtype):
+    """kernels.views.matrix_view: the row-major view of a block of a flat vector, as
+    ``flat[start:start + r * c].reshape((r, c))`` gives it, sharing its memory; a block
+    that does not lie inside the vector raises rather than reading past it."""
+    from numba import njit
+    from numba_dense.kernels.views import matrix_view
+
+    @njit
+    def view_and_write(flat, start, rows, cols):
+        V = matrix_view(flat, start, rows, cols)
+        if rows > 0 and cols > 0:
+            V[rows - 1, cols - 1] = -1.0
+        return V.copy()
+
+    for start, rows, cols in ((0, 3, 4), (5, 2, 7), (19, 1, 1), (4, 0, 3), (20, 0, 0)):
+        flat = np.arange(20, dtype=dtype)
+        expected = flat[start:start + rows * cols].reshape((rows, cols)).copy()
+        if rows and cols:
+            expected[-1, -1] = -1.0
+        np.testing.assert_array_equal(view_and_write(flat, start, rows, cols), expected)
+        if rows and cols:
+            assert flat[start + rows * cols - 1] == -1.0  # written through the view
+    for start, rows, cols in ((18, 1, 3), (-1, 1, 1), (0, 5, 5), (0, -1, 2)):
+        with pytest.raises(IndexError, match="does not lie inside"):
+            view_and_write(np.zeros(20, dtype), start, rows, cols)
