@@ -197,3 +197,23 @@ def test_one_helper_for_fits_that_start_together(monkeypatch):
     with compile_helper.backward_pass(kernels.train_epoch_batched, ("s",), 4):
         pass
     assert started == [1, 3, 4]
+
+
+def test_with_a_helper_the_cost_kernel_compiles_first_then_the_main_process_waits(
+        monkeypatch):
+    """run() and Ensemble's first compile: the validation cost's kernel (which compiles
+    the forward pass the epoch shares) is compiled while a helper runs, even without
+    validation, and the helper is waited for before the epoch compiles."""
+    calls = []
+    monkeypatch.setattr(loop, "compile_cost_kernel",
+                        lambda net, verbose, sparse=False: calls.append("cost"))
+    monkeypatch.setattr(compile_helper, "finish", lambda helper: calls.append(("wait", helper)))
+    helper = object()
+    for given, validating, expected in (
+            (None, False, [("wait", None)]),
+            (None, True, ["cost", ("wait", None)]),
+            (helper, False, ["cost", ("wait", helper)]),
+            (helper, True, ["cost", ("wait", helper)])):
+        calls.clear()
+        loop.cost_kernel_beside(given, None, False, validating)
+        assert calls == expected

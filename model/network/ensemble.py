@@ -34,7 +34,6 @@ from contextlib import contextmanager
 import numpy as np
 
 from ... import kernels
-from ...kernels import compile_helper
 from ...kernels.errors import InvalidTypeError, InvalidValueError
 from ...kernels.threads import usable_cores
 from ..data import inputs, sources, tabular
@@ -274,9 +273,7 @@ class Ensemble:
                 loop.compile_split_kernels(first, settings, verbose)
             else:
                 with loop.helped_compiling(first, settings, is_sparse(X), None) as helper:
-                    if helper is not None:  # as loop.run does, for the same reason
-                        loop.compile_cost_kernel(first, verbose)
-                    compile_helper.finish(helper)
+                    loop.cost_kernel_beside(helper, first, verbose, False)
                     loop.compile_kernels(first, settings, loop.workspace(first, 1), verbose,
                                          is_sparse(X))
         except Exception:  # noqa: BLE001 - best effort: the members' fits raise it, if real

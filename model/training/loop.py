@@ -278,15 +278,8 @@ def run(net, source, val_source, settings, options=None, ranks=None):
             if verbose and is_root:
                 print("resuming from %s after epoch %d" % (checkpoint, first), flush=True)
     with ranks.compiling(net, source, settings) as helper:
-        # The validation cost's kernel first: on a first run a helper process compiles the
-        # epoch's backward pass meanwhile (kernels.compile_helper), and the epoch then loads
-        # it. The cost's kernel compiles the forward pass the epoch shares, so with a helper
-        # it is compiled even for a fit without validation: that costs its own 3 s, against
-        # the 7 s of backward pass the helper takes off.
-        if val_source is not None or helper is not None:
-            compile_cost_kernel(net, verbose and is_root,
-                                is_sparse(getattr(val_source, "X", None)))
-        compile_helper.finish(helper)
+        cost_kernel_beside(helper, net, verbose and is_root, val_source is not None,
+                           is_sparse(getattr(val_source, "X", None)))
         ranks.prepare(net, source, settings, verbose and is_root)
     show = is_root and progress.wanted(options.progress, verbose)
     # The epoch's cost on standardized targets, reported in the target's units (mean_cost
@@ -434,6 +427,19 @@ def helped_compiling(net, settings, sparse, n_jobs):
             optimizer._replace(state=np.empty(0, optimizer.state.dtype)), batches, work)
     signature = tuple(numba.typeof(a) for a in args)
     return compile_helper.backward_pass(epoch_kernel(net, False), signature, args)
+
+
+def cost_kernel_beside(helper, net, verbose, validating, sparse=False):
+    """What the main process compiles while a helper (``helped_compiling``; None: none)
+    compiles the epoch's backward pass, before it compiles the epoch: the validation cost's
+    kernel (``compile_cost_kernel``) when ``validating`` or a helper runs, then it waits
+    for the helper (``compile_helper.finish``), so that the epoch loads the backward pass.
+    The cost's kernel compiles the forward pass the epoch shares, so with a helper it is
+    compiled even for a fit without validation: its own 3 s, against the 7 s of backward
+    pass the helper takes off."""
+    if validating or helper is not None:
+        compile_cost_kernel(net, verbose, sparse)
+    compile_helper.finish(helper)
 
 
 def epoch_placeholders(net, settings, work, sparse):
