@@ -6,9 +6,9 @@ EPYC Zen 5, of which the backward pass (``kernels.loop._backward_batch``) is abo
 function compiled with ``cache=True`` is written to Numba's cache as soon as its own
 compilation ends, and a caller being compiled in another process loads a callee from that
 cache instead of compiling it. So on a first run the model layer (``model.training.loop``)
-starts this module as a helper process, hands it the epoch kernel's arguments (one row of
-zeros, of the types training will pass), and goes on compiling the validation cost and the
-epoch itself while the helper compiles the backward pass on another core
+starts this module as a helper process, hands it the epoch kernel's argument types (one
+row of zeros for X and Y, empty arrays for the rest), and goes on compiling the validation
+cost and then the epoch itself while the helper compiles the backward pass on another core
 (``loop._backward_pass_types``); when the epoch reaches its backward pass, it is found in
 the cache (the main process waits for the helper, ``finish``, before it compiles the epoch).
 Measured in docs/performance.md, "Start-up".

@@ -629,8 +629,9 @@ STREAM_ROWS = 8
 
 
 @njit(cache=CACHE, inline="always")
-def _stream_row(X, order, shuffled, r, k, stop, i0):
-    """(row of X, counts) of the k-th row of the pass starting at position r: a row past
+def _stream_row(order, shuffled, r, k, stop, i0):
+    """(row of X, counts) of the k-th row of the pass starting at position r (of ``order``,
+    or of X when it is empty): a row past
     ``stop`` is row ``i0`` again (its error term is then zeroed, so it adds nothing)."""
     if r + k < stop:
         return (order[r + k] if shuffled else r + k), True
@@ -660,13 +661,13 @@ def _stream_batch(X, Y, W, b, dW, db, order, start, stop, act, inv_m, ahead):
         # 2-D indexing, no row views: a view per row costs more than a 100-wide row's
         # whole arithmetic (docs/performance.md, config A).
         i0 = order[r] if shuffled else r
-        i1, v1 = _stream_row(X, order, shuffled, r, 1, stop, i0)
-        i2, v2 = _stream_row(X, order, shuffled, r, 2, stop, i0)
-        i3, v3 = _stream_row(X, order, shuffled, r, 3, stop, i0)
-        i4, v4 = _stream_row(X, order, shuffled, r, 4, stop, i0)
-        i5, v5 = _stream_row(X, order, shuffled, r, 5, stop, i0)
-        i6, v6 = _stream_row(X, order, shuffled, r, 6, stop, i0)
-        i7, v7 = _stream_row(X, order, shuffled, r, 7, stop, i0)
+        i1, v1 = _stream_row(order, shuffled, r, 1, stop, i0)
+        i2, v2 = _stream_row(order, shuffled, r, 2, stop, i0)
+        i3, v3 = _stream_row(order, shuffled, r, 3, stop, i0)
+        i4, v4 = _stream_row(order, shuffled, r, 4, stop, i0)
+        i5, v5 = _stream_row(order, shuffled, r, 5, stop, i0)
+        i6, v6 = _stream_row(order, shuffled, r, 6, stop, i0)
+        i7, v7 = _stream_row(order, shuffled, r, 7, stop, i0)
         for j in range(W.shape[0]):
             s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = zero
             for p in range(X.shape[1]):

@@ -418,13 +418,13 @@ def helped_compiling(net, settings, sparse, n_jobs):
     if (sparse or n_jobs == 1
             or threads.splits(net, settings.batch_size, sparse, settings.dropout)):
         return nullcontext()
-    args = epoch_placeholders(net, settings, np.empty(0, net.dtype), False)
-    # Only the types reach the helper (it compiles, and runs nothing): no copy of a large
-    # network's parameters and optimizer state through its pipe.
-    X, Y, params, grads, record, optimizer, batches, work = args
+    # Only the types reach the helper (it compiles, and runs nothing): empty arrays for the
+    # parameters, gradients, optimizer state and workspace, not a large network's values
+    # through its pipe.
     empty = np.empty(0, net.dtype)
-    args = (X, Y, empty, empty.copy(), record,
-            optimizer._replace(state=np.empty(0, optimizer.state.dtype)), batches, work)
+    X, Y, _, _, record, optimizer, batches, _ = epoch_placeholders(net, settings, empty, False)
+    args = (X, Y, empty, empty, record,
+            optimizer._replace(state=np.empty(0, optimizer.state.dtype)), batches, empty)
     signature = tuple(numba.typeof(a) for a in args)
     return compile_helper.backward_pass(epoch_kernel(net, False), signature, args)
 
