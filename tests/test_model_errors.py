@@ -546,3 +546,108 @@ def test_the_finite_check_finds_the_first_bad_value_in_either_half(monkeypatch, 
     X[30, 7] = np.inf
     with pytest.raises(ValueError, match="X contains inf at row 30, column 7"):
         validation.check_finite(X, "X")
+
+
+# ----------------------------------------------------------------------------- X's values
+# checked by the first epoch (issue 23: a one-epoch fit of config A within 1.25x its epoch)
+
+def _state(net):
+    params, velocity, optimizer, step = net.snapshot()
+    return params, velocity, optimizer, step, net.target_scaling, net.history
+
+
+def _same_state(a, b):
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert a[2:] == b[2:]
+
+
+@pytest.fixture(scope="module")
+def streamed_rows():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((203, 6))
+    return X, X @ rng.standard_normal(6) + 1.0
+
+
+def _counted_checks(monkeypatch):
+    """The arrays ``check_finite`` reads (their shapes), as a list filled while it runs."""
+    from numba_dense.model.data import validation
+    seen = []
+    real = validation.check_finite
+
+    def counting(arr, *args, **kwargs):
+        seen.append(arr.shape)
+        return real(arr, *args, **kwargs)
+    monkeypatch.setattr(validation, "check_finite", counting)
+    return seen
+
+
+def test_a_streamed_epoch_checks_x_itself_and_other_networks_check_first(monkeypatch,
+                                                                         streamed_rows):
+    """The one-layer MSE network's epoch is X's check: fit reads X once fewer; a network
+    whose epoch does not stream and weighted rows are checked before training."""
+    X, y = streamed_rows
+    seen = _counted_checks(monkeypatch)
+    MLP([6, 1], seed=0).fit(X, y, epochs=1)
+    assert (203, 6) not in seen
+    MLP([6, 1], seed=0).fit(X, y, epochs=1, validation_fraction=0.2)
+    assert (40, 6) in seen and (163, 6) not in seen  # the validation rows, checked first
+    for net, kwargs in [(MLP([6, 3, 1], seed=0), {}),
+                        (MLP([6, 1], seed=0), dict(sample_weight=np.ones(203)))]:
+        seen.clear()
+        net.fit(X, y, epochs=1, **kwargs)
+        assert (203, 6) in seen
+
+
+@pytest.mark.parametrize("output, optimizer, dtype", [
+    ("identity", "sgd", np.float64), ("relu", "adam", np.float32),
+    ("relu", "sgd", np.float64), ("tanh", "adamw", np.float32)])
+@pytest.mark.parametrize("bad", [(0, 0, np.nan), (97, 5, np.inf), (202, 2, np.nan),
+                                 (202, 0, -np.inf), (180, 1, 1e300)])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_a_bad_value_found_by_the_epoch_is_named_and_nothing_changes(
+        streamed_rows, output, optimizer, dtype, bad, shuffle):
+    """Wherever the NaN or inf lies (the first row, the last row of the last minibatch,
+    a ReLU output that may be off for its row, an inf made by the cast to float32), the
+    error is the check's own, and the network is as it was: parameters, optimizer state,
+    step count, target scaling and history."""
+    X0, y = streamed_rows
+    X = X0.copy()
+    row, col, value = bad
+    if value == 1e300 and dtype == np.float64:
+        value = np.inf  # finite in float64: the case is the cast's
+    X[row, col] = value
+    made = "NaN" if np.isnan(value) else "inf"
+    net = MLP([6, 1], output=output, dtype=dtype, seed=1)
+    net.fit(X0[:50], y[:50], epochs=1, optimizer=optimizer, lr=1e-3, verbose=False)
+    before = _state(net)
+    expected = "X contains %s at row %d, column %d%s; only finite values are accepted" % (
+        made, row, col, " (after conversion to float32)" if dtype == np.float32 else "")
+    with pytest.raises(ValueError) as info:
+        net.fit(X, y, epochs=2, optimizer=optimizer, lr=1e-3, batch_size=16, shuffle=shuffle)
+    assert _one_line(info.value) == expected
+    _same_state(_state(net), before)
+
+
+def test_bad_validation_rows_and_a_finished_resume_are_still_refused(streamed_rows, tmp_path):
+    """Rows no epoch trains on are checked as before: the validation split's (numbered as
+    rows of X), and every row when no epoch runs (epochs=0, a resume after the last)."""
+    X, y = streamed_rows
+    X = X.astype(np.float32)
+    X[190, 4] = np.nan
+    with pytest.raises(ValueError, match=r"^X contains NaN at row 190, column 4;"):
+        MLP([6, 1], seed=0).fit(X, y, epochs=1, validation_fraction=0.1)
+    with pytest.raises(ValueError, match=r"^X contains NaN at row 190, column 4;"):
+        MLP([6, 1], seed=0).fit(X, y, epochs=0)
+    path = tmp_path / "ck.npz"
+    net = MLP([6, 1], seed=0)
+    net.fit(X[:150], y[:150], epochs=2, checkpoint=path)
+    with pytest.raises(ValueError, match=r"^X contains NaN at row 190, column 4;"):
+        net.fit(X, y, epochs=2, checkpoint=path, resume=True)
+
+
+def test_a_streamed_network_that_diverges_on_finite_rows_still_says_so(streamed_rows):
+    X, y = streamed_rows
+    from numba_dense.model.training.loop import DivergedError
+    with pytest.raises(DivergedError, match="training diverged in epoch 1"):
+        MLP([6, 1], seed=0).fit(X * 1e3, y, epochs=3, lr=1e3, standardize_target=False)

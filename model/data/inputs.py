@@ -17,8 +17,7 @@ from . import sources, tabular
 from .sources import EVAL_BATCH
 from .targets import ROBUST_LOSSES, TargetScaling, target_moments
 from .validation import (as_features, check_matrix_shape, check_target_rows, described,
-                         is_sparse,
-                         targets_matrix, plain)
+                         float_matrix, is_sparse, targets_matrix, plain)
 
 
 def features_of(net, X, name="X"):
@@ -47,9 +46,13 @@ def targets_of(net, y, name, n_rows, x_name):
     return targets_matrix(y, name, net.dtype, net.n_outputs, net._target_kind)
 
 
-def source_of(net, X, y, x_name, y_name, batch_size=1, chunk_rows=None, sample_weight=None):
+def source_of(net, X, y, x_name, y_name, batch_size=1, chunk_rows=None, sample_weight=None,
+              values_to_epoch=False):
     """An ArraySource or, for paths and memmaps, a StreamSource; checked, nothing changed.
-    With ``sample_weight`` (N,) an ArraySource always (weighted rows are held in memory)."""
+    With ``sample_weight`` (N,) an ArraySource always (weighted rows are held in memory).
+    ``values_to_epoch``: an unweighted dense X in memory is converted but its values are
+    left unchecked (the source's ``values_check``), for a first epoch that finds a NaN or
+    inf itself (``fit_sources``)."""
     if sample_weight is not None:
         if sources.is_streamed(X):
             X, y = np.asarray(sources.open_array(X, x_name)), np.asarray(
@@ -71,19 +74,30 @@ def source_of(net, X, y, x_name, y_name, batch_size=1, chunk_rows=None, sample_w
         return sources.StreamSource(Xm, ym, (x_name, y_name),
                                     (net.dtype, net.n_outputs, net._target_kind), rows,
                                     codes=getattr(net, "embeddings", None))
-    Xc = features_of(net, X, x_name)
+    values_check = None
+    if values_to_epoch and not is_sparse(X) and getattr(net, "embeddings", None) is None:
+        Xc, values_check = float_matrix(X, x_name, net.dtype, net.n_inputs, "features")
+    else:
+        Xc = features_of(net, X, x_name)
     return sources.ArraySource(Xc, targets_of(net, sources.open_array(y, y_name), y_name,
-                                              Xc.shape[0], x_name))
+                                              Xc.shape[0], x_name),
+                               values_check=values_check)
 
 
-def fit_sources(net, X, y, settings, data_options, sample_weight=None):
+def fit_sources(net, X, y, settings, data_options, sample_weight=None, values_to_epoch=False):
     """(training source, validation source or None) that ``fit`` trains on, checked;
     nothing changed. ``settings``: a ``training.options.Settings``; ``data_options``: a
-    ``training.options.DataOptions``; ``sample_weight``: ``row_weights``' or None."""
+    ``training.options.DataOptions``; ``sample_weight``: ``row_weights``' or None.
+
+    ``values_to_epoch``: the training rows' values are left unchecked, for a first epoch
+    that finds a NaN or inf itself (``training.loop.epoch_finds_nonfinite``): it saves a
+    read of X, as long as a large X's one-layer epoch (``source_of``). Validation rows,
+    which no epoch trains on, are checked now."""
     validation_data = data_options.validation_data
     fraction = data_options.validation_fraction
     chunk_rows = data_options.chunk_rows
-    source = source_of(net, X, y, "X", "y", settings.batch_size, chunk_rows, sample_weight)
+    source = source_of(net, X, y, "X", "y", settings.batch_size, chunk_rows, sample_weight,
+                       values_to_epoch)
     val_source = None
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -99,6 +113,7 @@ def fit_sources(net, X, y, settings, data_options, sample_weight=None):
                                     "and %d for training; both need at least one"
                                     % (fraction, source.n_rows, n_val, source.n_rows - n_val))
         source, val_source = source.split(n_val)
+        val_source.check_values()
     if settings.early_stopping is not None and val_source is None:
         raise InvalidValueError("early_stopping needs validation rows: pass validation_data "
                                 "or validation_fraction")

@@ -147,7 +147,10 @@ class Source(Protocol):
     sources; ``target_blocks()``: the targets in blocks of rows; ``scaled(scaling)``: the
     same rows with standardized targets; ``segments(rng, shuffle, batch_size)``: one
     epoch as ``(X, Y, order, sample_weight)`` for ``kernels.train_epoch``;
-    ``blocks(rows)``: ``(X, Y)`` blocks in storage order.
+    ``blocks(rows)``: ``(X, Y)`` blocks in storage order. ``check_values()`` runs a
+    check of X's values that ``fit`` left to the first epoch (``ArraySource``), and
+    ``values_seen()`` drops it once an epoch has trained on every row without a NaN or
+    inf; both do nothing where every value was checked as it was read.
     """
 
     n_rows: int
@@ -162,21 +165,39 @@ class Source(Protocol):
 
     def blocks(self, rows): ...
 
+    def check_values(self):
+        """Raise ``InvalidValueError`` naming a NaN or inf of X left unchecked."""
+
+    def values_seen(self):
+        """An epoch over every row stayed finite: X's values need no check."""
+
 
 class ArraySource(Source):
     """Rows held in memory: X (N, n_in) and targets (N, n_out), already converted, and
     optionally ``sample_weight`` (N,) float64, one weight >= 0 per row (None: all 1; see
-    ``kernels.Batches``)."""
+    ``kernels.Batches``). ``values_check``: None when X's values are checked, else the
+    ``validation.ValuesCheck`` that ``check_values`` runs (``fit`` leaves it to the first
+    epoch where that epoch finds a NaN or inf itself)."""
 
-    def __init__(self, X, Y, sample_weight=None):
+    def __init__(self, X, Y, sample_weight=None, values_check=None):
         self.X, self.Y = X, Y
         self.n_rows = X.shape[0]
         self.sample_weight = (NO_WEIGHTS if sample_weight is None
                               else np.ascontiguousarray(sample_weight, np.float64))
+        self.values_check = values_check
+
+    def check_values(self):
+        check, self.values_check = self.values_check, None
+        if check is not None:
+            check(self.X)
+
+    def values_seen(self):
+        self.values_check = None
 
     def _rows(self, a, b):
         weights = self.sample_weight[a:b] if len(self.sample_weight) else None
-        return ArraySource(self.X[a:b], self.Y[a:b], weights)
+        check = self.values_check and self.values_check.rows_from(a)
+        return ArraySource(self.X[a:b], self.Y[a:b], weights, check)
 
     def split(self, n_val):
         """(first N - n_val rows, last n_val rows) as two sources, without copying."""
@@ -190,7 +211,8 @@ class ArraySource(Source):
     def scaled(self, scaling):
         """The same rows with targets standardized by a ``targets.TargetScaling``."""
         return ArraySource(self.X, scaling.standardize(self.Y),
-                           self.sample_weight if len(self.sample_weight) else None)
+                           self.sample_weight if len(self.sample_weight) else None,
+                           self.values_check)
 
     def segments(self, rng, shuffle, batch_size):
         """One epoch: a permutation from ``rng`` when ``shuffle``, cut into segments

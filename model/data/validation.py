@@ -236,18 +236,46 @@ def as_array(a, name):
                                 % (name, described(a), detail)) from None
 
 
+class ValuesCheck:
+    """``check_finite`` of an array's values, left for later: ``fit`` leaves the check of
+    X's training rows to the first epoch where that epoch finds a NaN or inf itself
+    (``model.training.loop.epoch_finds_nonfinite``), and runs this only when the epoch
+    diverges, to name the value. ``first_row``: the array's first row in the one the
+    user passed (a validation split's rows keep their numbers); ``original_dtype``: the
+    user's dtype, named when the conversion made the inf."""
+
+    def __init__(self, name, original_dtype, first_row=0):
+        self.name, self.original_dtype, self.first_row = name, original_dtype, first_row
+
+    def rows_from(self, start):
+        """The same check for the array's rows from ``start`` on."""
+        return ValuesCheck(self.name, self.original_dtype, self.first_row + start)
+
+    def __call__(self, arr):
+        check_finite(arr, self.name, self.first_row, self.original_dtype)
+
+
+def float_matrix(a, name, dtype, n_columns, columns_meaning):
+    """``(arr, values_check)``: ``a`` as a C-contiguous 2-D array of ``dtype`` with
+    ``n_columns`` columns (``as_float_matrix``), its values not yet checked, and the
+    ``ValuesCheck`` that checks them."""
+    arr = _numbers_of_objects(as_array(dense(a, name, dtype, n_columns, columns_meaning), name))
+    check_matrix_shape(arr, name, n_columns, columns_meaning)
+    original = arr.dtype
+    with np.errstate(over="ignore"):  # an overflow to inf is reported by the check
+        arr = np.ascontiguousarray(arr, dtype=dtype)
+    return arr, ValuesCheck(name, original)
+
+
 def as_float_matrix(a, name, dtype, n_columns, columns_meaning):
     """``a`` as a C-contiguous 2-D array of ``dtype`` with ``n_columns`` columns, or an error.
 
     Accepts lists and arrays of bool, int or float; converts at most once. ``columns_meaning``
-    words the column count in messages ("features", "outputs").
+    words the column count in messages ("features", "outputs"). Raises
+    ``InvalidValueError`` naming the row and column of a NaN or inf.
     """
-    arr = _numbers_of_objects(as_array(dense(a, name, dtype, n_columns, columns_meaning), name))
-    check_matrix_shape(arr, name, n_columns, columns_meaning)
-    original = arr.dtype
-    with np.errstate(over="ignore"):  # an overflow to inf is reported just below
-        arr = np.ascontiguousarray(arr, dtype=dtype)
-    check_finite(arr, name, original_dtype=original)
+    arr, values_check = float_matrix(a, name, dtype, n_columns, columns_meaning)
+    values_check(arr)
     return arr
 
 

@@ -451,8 +451,9 @@ class MLP:
                                        values["comm"])
             weights = (inputs.row_weights(self, y, sample_weight, class_weight) if weighted
                        else None)
-            source, val_source = inputs.fit_sources(self, X, y, settings, data_options,
-                                                    weights)
+            source, val_source = inputs.fit_sources(
+                self, X, y, settings, data_options, weights,
+                values_to_epoch=loop.epoch_finds_nonfinite(self, X, weighted))
             return self._train(source, val_source, settings, data_options, run_options)
 
     def _check_fit(self, X, settings, data_options, run_options, comm):
