@@ -651,3 +651,29 @@ def test_a_streamed_network_that_diverges_on_finite_rows_still_says_so(streamed_
     from numba_dense.model.training.loop import DivergedError
     with pytest.raises(DivergedError, match="training diverged in epoch 1"):
         MLP([6, 1], seed=0).fit(X * 1e3, y, epochs=3, lr=1e3, standardize_target=False)
+
+
+def test_a_ctrl_c_after_an_unchecked_bad_row_names_it(streamed_rows, monkeypatch):
+    """Interrupted after its steps have met a NaN of X, the fit does not keep NaN weights
+    as work done: it names the value and leaves the network as it was."""
+    from numba_dense.model.training import loop
+    X, y = streamed_rows
+    X = X.copy()
+    X[3, 1] = np.inf
+    real = loop.took_steps
+
+    def interrupted(net, optimizer):
+        real(net, optimizer)
+        raise KeyboardInterrupt
+    # a tanh output: tanh(inf) is 1, the row's cost finite, so the segment steps on;
+    # its gradient, 0 * inf, makes the weights NaN
+    net = MLP([6, 1], output="tanh", seed=0)
+    before = _state(net)
+    monkeypatch.setattr(loop, "took_steps", interrupted)
+    try:
+        net.fit(X, y, epochs=1, shuffle=False)
+    except BaseException as exc:  # a TrainingInterrupted would stop pytest itself
+        error = exc
+    assert isinstance(error, ValueError), repr(error)
+    assert str(error).startswith("X contains inf at row 3, column 1 (after conversion")
+    _same_state(_state(net), before)

@@ -73,12 +73,14 @@ def epoch_finds_nonfinite(net, X, weighted):
     """Whether ``fit`` may leave the check of X's values to the first epoch: X a dense
     array in memory (not a file, memmap or sparse matrix), unweighted rows, and an epoch
     that streams (``epoch_kernel``; never split between threads). A NaN or inf in a row
-    the streamed epoch trains on always reaches the parameters: ``_stream_batch`` adds
-    ``g * x`` for every input of the row into the weight gradient, which is NaN or inf
-    even where ``g`` is 0 (a ReLU off), and every optimizer's update carries it into the
-    weights. ``run`` then restores the network and runs the check, which names the value;
-    a large X of that one-layer network is read once fewer (issue 23: a one-epoch ``fit``
-    of config A within 1.25x its epoch)."""
+    the streamed epoch trains on always shows: the row's output is NaN or inf (ReLU keeps
+    a NaN), so its cost is, and the kernel stops before the step; or the activation
+    saturates (``tanh(inf)`` is 1) and the row's gradient ``g * x`` (``_stream_batch``
+    adds it for every input, with no test of ``g``) is ``0 * inf``, NaN, which every
+    optimizer's update carries into the weights. ``run`` then restores the network and
+    runs the check, which names the value (after a Ctrl-C too); a large X of that one-layer
+    network is read once fewer (issue 23: a one-epoch ``fit`` of config A within 1.25x
+    its epoch)."""
     return (not weighted and isinstance(X, np.ndarray) and not isinstance(X, np.memmap)
             and epoch_kernel(net, False) is kernels.train_epoch)
 
@@ -371,6 +373,12 @@ def run(net, source, val_source, settings, options=None, ranks=None):
             # the block that takes it, by a handler the block does not hold): nothing of
             # the epoch has run, so the state now is the last whole epoch's.
             before, whole = _epoch_start(net, rng, history, best, ranks, epoch)
+        if not np.isfinite(net.params).all():
+            # Non-finite parameters are not kept: a NaN or inf of X left to the epoch's
+            # check is named (``_train`` puts the network back), a divergence cut short
+            # keeps the epoch's start.
+            net.restore(before)
+            source.check_values()
         history = _history_at(history, whole[2])
         whole = (whole[0], whole[1], history, whole[3])
         if checkpoint is not None and is_root:
