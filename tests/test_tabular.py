@@ -280,3 +280,32 @@ def test_evaluate_and_predict_say_what_they_left_out_and_did_not_know(flights, t
             "else as all zeros): carrier 1") in \
         capsys.readouterr().out
     assert len(open(tmp_path / "p.csv").read().splitlines()) == 3  # header + both rows
+
+
+def test_reading_a_table_never_imports_pandas(tmp_path):
+    """pyarrow imports pandas (0.15 s) the first time it is handed a Python value or asked
+    for ``to_numpy``: reading and preprocessing a table (numbers, bools, dates, text, a
+    category code, missing values), one-hot or embedded, and encoding it again as
+    ``predict`` does, hands it Arrow values only (``model.data.columns``). In a
+    subprocess, where nothing else has imported pandas."""
+    path = tmp_path / "t.csv"
+    path.write_text("x,flag,when,city,code,y\n"
+                    "1.5,true,2024-01-02T03:04:05Z,Oslo,7,a\n"
+                    "2.5,False,2024-02-02,,8,b\n"
+                    ",TRUE,2024-03-02T00:00:00,Bergen,7,a\n"
+                    "4.0,false,,Oslo,9,b\n")
+    script = r'''
+import sys
+from numba_dense.model.data import tabular
+for encoding in ("onehot", "embedding"):
+    prep = tabular.Preprocessing.fit(sys.argv[1], "y", category_encoding=encoding,
+                                     categorical=["code"])
+    for batch in tabular.read_batches(sys.argv[1]):
+        X = prep.transform(batch)[0]
+    assert X.shape[0] == 4, X.shape
+assert "pandas" not in sys.modules, "pandas imported"
+print("ok")
+'''
+    result = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True,
+                            text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]

@@ -482,7 +482,7 @@ class Preprocessing:
             for name in chosen + [target]:
                 if stats[name].inf_row is not None:
                     r, value = stats[name].inf_row
-                    kept_rows = np.flatnonzero(np.asarray(keep.to_numpy(zero_copy_only=False)))
+                    kept_rows = _coltypes().true_rows(keep)
                     raise _inf_error(path, _where(path, first_row + int(kept_rows[r])), name,
                                      value)
             first_row += batch.num_rows
@@ -633,7 +633,7 @@ class Preprocessing:
             if counts is not None:
                 counts["dropped"] = counts.get("dropped", 0) + batch.num_rows - kept.num_rows
             if kept.num_rows != batch.num_rows:
-                rows = np.flatnonzero(np.asarray(keep.to_numpy(zero_copy_only=False)))
+                rows = _coltypes().true_rows(keep)
             batch = kept
         n = batch.num_rows
         if counts is not None:
@@ -1000,7 +1000,7 @@ class _ColumnStats:
         if len(self.counts) > _COUNT_LIMIT:
             self.overflow = True
             return
-        counts = pa.compute.value_counts(values.fill_null(MISSING))
+        counts = pa.compute.value_counts(values.fill_null(_coltypes().text_scalar(MISSING)))
         for item in counts.to_pylist():
             self.counts[item["values"]] = self.counts.get(item["values"], 0) + item["counts"]
 
@@ -1263,9 +1263,10 @@ def _categorical(path, chosen, target, categorical):
 def _category_index(values, categories):
     """Index of each value in ``categories`` (missing values as MISSING), -1 if not there."""
     pa = _pyarrow()
-    values = _coltypes().to_text(values).fill_null(MISSING)
-    index = pa.compute.index_in(values, value_set=pa.array(categories, pa.string()))
-    return np.asarray(index.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    columns = _coltypes()
+    values = columns.to_text(values).fill_null(columns.text_scalar(MISSING))
+    index = pa.compute.index_in(values, value_set=columns.string_array(categories))
+    return columns.float64_values(index.fill_null(columns.int32_scalar(-1))).astype(np.int64)
 
 
 def _class_index(y, classes, target_type, decimal=None):
