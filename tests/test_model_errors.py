@@ -653,27 +653,52 @@ def test_a_streamed_network_that_diverges_on_finite_rows_still_says_so(streamed_
         MLP([6, 1], seed=0).fit(X * 1e3, y, epochs=3, lr=1e3, standardize_target=False)
 
 
-def test_a_ctrl_c_after_an_unchecked_bad_row_names_it(streamed_rows, monkeypatch):
-    """Interrupted after its steps have met a NaN of X, the fit does not keep NaN weights
-    as work done: it names the value and leaves the network as it was."""
+@pytest.mark.parametrize("output, value", [("tanh", np.inf), ("identity", np.nan)])
+def test_a_ctrl_c_in_the_first_epoch_names_an_unchecked_bad_value(
+        streamed_rows, monkeypatch, output, value):
+    """Interrupted in the epoch that checks X, the fit names X's bad value and leaves the
+    network as it was, as the check before training did: whether the steps met the value
+    and went on onto NaN weights (tanh(inf) is 1: a finite cost, a 0 * inf gradient) or
+    stopped on its NaN cost (the identity), with the trained rows' steps taken."""
     from numba_dense.model.training import loop
     X, y = streamed_rows
     X = X.copy()
-    X[3, 1] = np.inf
+    X[150, 1] = value
     real = loop.took_steps
 
     def interrupted(net, optimizer):
         real(net, optimizer)
         raise KeyboardInterrupt
-    # a tanh output: tanh(inf) is 1, the row's cost finite, so the segment steps on;
-    # its gradient, 0 * inf, makes the weights NaN
-    net = MLP([6, 1], output="tanh", seed=0)
+    net = MLP([6, 1], output=output, seed=0)
     before = _state(net)
     monkeypatch.setattr(loop, "took_steps", interrupted)
     try:
-        net.fit(X, y, epochs=1, shuffle=False)
+        net.fit(X, y, epochs=1, shuffle=False, batch_size=8)
     except BaseException as exc:  # a TrainingInterrupted would stop pytest itself
         error = exc
     assert isinstance(error, ValueError), repr(error)
-    assert str(error).startswith("X contains inf at row 3, column 1 (after conversion")
+    assert str(error).startswith("X contains %s at row 150, column 1 (after conversion"
+                                 % ("inf" if np.isinf(value) else "NaN"))
     _same_state(_state(net), before)
+
+
+@pytest.mark.parametrize("changes, extra", [
+    (dict(validation_fraction=0.1), [(200, 2)]),            # a bad validation row too
+    (dict(y_row=60), []),                                   # a NaN in y
+    (dict(validation_data=(np.zeros((3, 5)), np.zeros(3))), []),
+    (dict(early_stopping=2), []),                           # no validation rows
+])
+def test_x_s_first_bad_value_is_named_before_any_later_error(streamed_rows, changes, extra):
+    """X's values are left to the epoch, but an error found after X (y, the validation
+    rows, options) still comes after X's own: the first bad value of X is named, as when
+    X was checked before everything else."""
+    X, y = streamed_rows
+    X, y = X.copy(), y.copy()
+    X[5, 1] = np.nan
+    for row, col in extra:
+        X[row, col] = np.inf
+    changes = dict(changes)
+    if "y_row" in changes:
+        y[changes.pop("y_row")] = np.nan
+    with pytest.raises(ValueError, match="^X contains NaN at row 5, column 1"):
+        MLP([6, 1], seed=0).fit(X, y, epochs=1, **changes)

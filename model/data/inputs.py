@@ -74,14 +74,17 @@ def source_of(net, X, y, x_name, y_name, batch_size=1, chunk_rows=None, sample_w
         return sources.StreamSource(Xm, ym, (x_name, y_name),
                                     (net.dtype, net.n_outputs, net._target_kind), rows,
                                     codes=getattr(net, "embeddings", None))
-    values_check = None
-    if values_to_epoch and not is_sparse(X) and getattr(net, "embeddings", None) is None:
-        Xc, values_check = float_matrix(X, x_name, net.dtype, net.n_inputs, "features")
-    else:
+    if not (values_to_epoch and not is_sparse(X) and getattr(net, "embeddings", None) is None):
         Xc = features_of(net, X, x_name)
-    return sources.ArraySource(Xc, targets_of(net, sources.open_array(y, y_name), y_name,
-                                              Xc.shape[0], x_name),
-                               values_check=values_check)
+        return sources.ArraySource(Xc, targets_of(net, sources.open_array(y, y_name), y_name,
+                                                  Xc.shape[0], x_name))
+    Xc, values_check = float_matrix(X, x_name, net.dtype, net.n_inputs, "features")
+    try:
+        Y = targets_of(net, sources.open_array(y, y_name), y_name, Xc.shape[0], x_name)
+    except (ValueError, TypeError):
+        values_check(Xc)  # X's own bad value first, as when X was checked before y
+        raise
+    return sources.ArraySource(Xc, Y, values_check=values_check)
 
 
 def fit_sources(net, X, y, settings, data_options, sample_weight=None, values_to_epoch=False):
@@ -92,12 +95,23 @@ def fit_sources(net, X, y, settings, data_options, sample_weight=None, values_to
     ``values_to_epoch``: the training rows' values are left unchecked, for a first epoch
     that finds a NaN or inf itself (``training.loop.epoch_finds_nonfinite``): it saves a
     read of X, as long as a large X's one-layer epoch (``source_of``). Validation rows,
-    which no epoch trains on, are checked now."""
+    which no epoch trains on, are checked now. Where a check after X's fails (y, the
+    validation rows or options), X's values are checked first, so that the error names
+    X's first bad value, as when X was checked before everything else."""
+    source = source_of(net, X, y, "X", "y", settings.batch_size, data_options.chunk_rows,
+                       sample_weight, values_to_epoch)
+    try:
+        return _with_validation(net, source, settings, data_options)
+    except (ValueError, TypeError):
+        source.check_values()
+        raise
+
+
+def _with_validation(net, source, settings, data_options):
+    """``fit_sources``' pair once the training rows' source is made."""
     validation_data = data_options.validation_data
     fraction = data_options.validation_fraction
     chunk_rows = data_options.chunk_rows
-    source = source_of(net, X, y, "X", "y", settings.batch_size, chunk_rows, sample_weight,
-                       values_to_epoch)
     val_source = None
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:

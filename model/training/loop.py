@@ -373,12 +373,12 @@ def run(net, source, val_source, settings, options=None, ranks=None):
             # the block that takes it, by a handler the block does not hold): nothing of
             # the epoch has run, so the state now is the last whole epoch's.
             before, whole = _epoch_start(net, rng, history, best, ranks, epoch)
-        if not np.isfinite(net.params).all():
-            # Non-finite parameters are not kept: a NaN or inf of X left to the epoch's
-            # check is named (``_train`` puts the network back), a divergence cut short
-            # keeps the epoch's start.
+        # X's values left to the first epoch are checked now: a Ctrl-C before the epoch
+        # met a NaN or inf (or after it met one, and stopped on its cost) raises X's error
+        # (``_train`` puts the network back), as a check before training would have.
+        source.check_values()
+        if not np.isfinite(net.params).all():  # a divergence cut short keeps the epoch's start
             net.restore(before)
-            source.check_values()
         history = _history_at(history, whole[2])
         whole = (whole[0], whole[1], history, whole[3])
         if checkpoint is not None and is_root:
