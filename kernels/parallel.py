@@ -55,7 +55,7 @@ from .activations import IDENTITY, NEEDS_Z, keep_z_and_activate
 from .dense import _forward_transposed
 from .loop import (WHOLE_BATCH, _backward_deltas, _batch_weight, _bias_view, _block,
                    _epoch_arguments, _gather_rows, _rows, _weight_view, _workspace_layout,
-                   _workspace_size, bias_start, layer_offsets, param_count)
+                   _workspace_size, bias_start, layer_offsets, param_count, prefetch_rows_of)
 from .optim import Optimizer, _update_range, is_plain_sgd
 from .products import product_at_b
 from .records import Batches, Network
@@ -198,6 +198,9 @@ def _shard_pass(X, Y, s, start, m, shard_rows, views, WT, acts, loss, layout, or
         Yb = _rows(work, y_start, batch_size, sizes[n_layers], lo, hi - lo)
         _gather_rows(X, order, start + lo, Xb)
         _gather_rows(Y, order, start + lo, Yb)
+        # this shard's rows of the next minibatch, loading while this one trains
+        prefetch_rows_of(X, order, start + batch_size + lo, start + batch_size + hi)
+        prefetch_rows_of(Y, order, start + batch_size + lo, start + batch_size + hi)
     else:
         Xb = X[start + lo:start + hi]
         Yb = Y[start + lo:start + hi]
