@@ -47,7 +47,7 @@ def targets_of(net, y, name, n_rows, x_name):
 
 
 def source_of(net, X, y, x_name, y_name, batch_size=1, chunk_rows=None, sample_weight=None,
-              values_to_epoch=False):
+              *, values_to_epoch=False):
     """An ArraySource or, for paths and memmaps, a StreamSource; checked, nothing changed.
     With ``sample_weight`` (N,) an ArraySource always (weighted rows are held in memory).
     ``values_to_epoch``: an unweighted dense X in memory is converted but its values are
@@ -99,7 +99,7 @@ def fit_sources(net, X, y, settings, data_options, sample_weight=None, values_to
     validation rows or options), X's values are checked first, so that the error names
     X's first bad value, as when X was checked before everything else."""
     source = source_of(net, X, y, "X", "y", settings.batch_size, data_options.chunk_rows,
-                       sample_weight, values_to_epoch)
+                       sample_weight, values_to_epoch=values_to_epoch)
     try:
         return _with_validation(net, source, settings, data_options)
     except (ValueError, TypeError):
