@@ -49,3 +49,20 @@ def epoch_seconds(line):
     "epoch 1/8  loss 0.1  lr 0.01  0.41s  146000 samples/s" -> 0.41
     """
     return float(re.search(r" ([0-9.]+)s +[0-9]+ samples/s", line).group(1))
+
+
+def pytest_configure(config):
+    """Under pytest-xdist, compile the kernels most test files call once, one process per
+    dtype side by side, before the workers start (``tests/warm_cache.py``: otherwise each
+    worker compiles them itself, at the same time). Not in the workers, not without
+    ``-n``; a warm-up that fails is only time lost: the tests compile what they call."""
+    import subprocess
+    import sys
+    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+        return
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    warm = [subprocess.Popen([sys.executable, "-m", "tests.warm_cache", dtype.__name__],
+                             cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for dtype in DTYPES]
+    for process in warm:
+        process.wait()

@@ -385,6 +385,70 @@ def test_busy_processes_leave_a_split_network_one_thread(small_shards, monkeypat
     assert np.array_equal(net.params, quiet.params)
 
 
+def _pieces_chosen(monkeypatch, seconds_a_step, pieces=200, steps=1024):
+    """The threads ``PieceThreads`` gives each of ``pieces`` pieces of ``steps`` steps when
+    ``epoch_threads`` says 2 and a piece on k threads takes ``seconds_a_step(piece, k)``."""
+    monkeypatch.setattr(epoch_threads, "epoch_threads", lambda n_jobs, net, batch: 2)
+    choice = epoch_threads.PieceThreads(None, None, 64)
+    chosen = []
+    for i in range(pieces):
+        k = choice()
+        chosen.append(k)
+        choice.took(k, steps, steps * seconds_a_step(i, k))
+    return chosen
+
+
+def test_pieces_keep_two_threads_on_a_quiet_machine_trying_one_rarely(monkeypatch):
+    chosen = _pieces_chosen(monkeypatch, lambda i, k: 1.0 if k == 2 else 1.4)
+    # one thread tried after the first piece, then after 4, 8, 16, 32, 64, 64 pieces
+    assert chosen[:7] == [2, 1, 2, 2, 2, 2, 1]
+    assert [i for i, k in enumerate(chosen) if k == 1] == [1, 6, 15, 32, 65, 130, 195]
+
+
+def test_pieces_drop_to_one_thread_while_the_split_is_slower_and_come_back(monkeypatch):
+    """Something the free-core count cannot see (another guest of the hypervisor) holds a
+    core for pieces 50-149: two threads meeting at every step then step at half speed."""
+    def seconds(i, k):
+        return (2.0 if 50 <= i < 150 else 1.0) if k == 2 else 1.4
+    chosen = _pieces_chosen(monkeypatch, seconds)
+    assert chosen[50] == 2 and chosen[51] == 1  # the first slow piece is the last
+    contended = chosen[51:150]
+    assert contended.count(2) <= 5  # tried again after 4, 8, 16, 32, 64 pieces at most
+    back = chosen.index(2, 150)
+    assert back <= 150 + 64 and set(chosen[back:]) != {1}
+    assert chosen[back:back + 4] == [2, 2, 2, 2]  # and it stays
+
+
+def test_short_pieces_are_not_timed(monkeypatch):
+    chosen = _pieces_chosen(monkeypatch, lambda i, k: 1.0 if k == 1 else 9.0,
+                            steps=epoch_threads.TIMED_MIN_STEPS - 1)
+    assert set(chosen) == {2}
+
+
+def test_fit_runs_its_pieces_on_one_thread_where_two_step_slower(small_shards, monkeypatch):
+    """A split epoch slowed down on two threads (a sleep in each two-thread piece, as a core
+    that something else holds): fit's pieces move to one thread, the parameters unchanged."""
+    _every_step_splits(monkeypatch)
+    X, y = _tabular(2000)
+    quiet = MLP([12, 32, 16, 1], seed=0)
+    quiet.fit(X, y, epochs=3, batch_size=16, seed=1, n_jobs=2)
+    monkeypatch.setattr(epoch_threads, "PIECE_STEPS", 8)
+    monkeypatch.setattr(epoch_threads, "TIMED_MIN_STEPS", 8)
+    seen = []
+    real = kernels.train_epoch_parallel
+
+    def slow_on_two(*args):
+        seen.append(args[-1])
+        if args[-1] == 2:
+            time.sleep(0.005)
+        return real(*args)
+    monkeypatch.setattr(kernels, "train_epoch_parallel", slow_on_two)
+    net = MLP([12, 32, 16, 1], seed=0)
+    net.fit(X, y, epochs=3, batch_size=16, seed=1, n_jobs=2)
+    assert np.array_equal(net.params, quiet.params)
+    assert len(seen) >= 40 and seen.count(2) <= 8, seen
+
+
 @pytest.mark.parametrize("bad, error", [(0, InvalidValueError), (-2, InvalidValueError),
                                         (1.0, InvalidTypeError), (True, InvalidTypeError),
                                         ("2", InvalidTypeError)])

@@ -135,6 +135,8 @@ class OneProcess(Ranks):
     def prepare(self, net, source, settings, verbose):
         sparse = is_sparse(getattr(source, "X", None))
         self.split = threads.splits(net, settings.batch_size, sparse, settings.dropout)
+        self.pieces = (threads.PieceThreads(self.n_jobs, net, settings.batch_size)
+                       if self.split else None)
         self.work = workspace(net, min(settings.batch_size, source.n_rows))
         if self.split:
             compile_split_kernels(net, settings, verbose)
@@ -147,10 +149,8 @@ class OneProcess(Ranks):
 
     def epoch(self, net, source, rng, lr, settings, bar):
         self.done[0] = 0
-        now = (lambda: threads.epoch_threads(self.n_jobs, net, settings.batch_size)) \
-            if self.split else None
         return train_one_epoch(net, source, rng, lr, settings, self.work, bar, done=self.done,
-                               split_threads=now)
+                               split_threads=self.pieces)
 
     def mean_cost(self, net, source):
         return mean_cost(net, source)
@@ -213,11 +213,11 @@ def train_one_epoch(net, source, rng, lr, settings, work, bar, *, done=None,
 
     ``done[0]`` counts the rows trained so far (read when Ctrl-C cuts the epoch short).
     ``split_threads``: None for the one-thread epoch; else the network's steps split
-    between threads (``kernels.train_epoch_parallel``), and a function giving their number
-    now (``threads.epoch_threads``), asked again every ``threads.PIECE_STEPS`` steps: the
-    threads wait for each other at every step, so when another process takes a core in
-    the middle of an epoch, the rest of it drops to the cores still free. The parameters
-    are the same whatever the counts.
+    between threads (``kernels.train_epoch_parallel``), and the ``threads.PieceThreads``
+    that chooses their number again every ``threads.PIECE_STEPS`` steps: the threads wait
+    for each other at every step, so when another process takes a core in the middle of an
+    epoch, the rest of it drops to the cores still free, or to one thread where the pieces'
+    timings show it faster. The parameters are the same whatever the counts.
     """
     total, rows, weight = 0.0, 0, 0.0
     network = network_record(net)
@@ -233,16 +233,18 @@ def train_one_epoch(net, source, rng, lr, settings, work, bar, *, done=None,
     for X, Y, order, sample_weight in segments:
         with sigint_deferred():  # a Ctrl-C now is raised after the count below is updated
             batches = kernels.Batches(settings.batch_size, order, sample_weight)
+            m = len(order) if len(order) else X.shape[0]
             if split_threads is not None:
-                cost = kernels.train_epoch_parallel(kernel_rows(X), Y, net.params, net.grads,
-                                                    network, optimizer, batches,
-                                                    split_threads())
+                cost = split_threads.timed(
+                    lambda k: kernels.train_epoch_parallel(kernel_rows(X), Y, net.params,
+                                                           net.grads, network, optimizer,
+                                                           batches, k),
+                    -(-m // settings.batch_size))
             else:
                 cost = epoch_kernel(net, is_sparse(X))(
                     kernel_rows(X), Y, net.params, net.grads, network, optimizer,
                     _with_dropout(batches, dropout), work)
             took_steps(net, optimizer)
-            m = len(order) if len(order) else X.shape[0]
             # the kernel's mean is over the segment's weight (its rows when unweighted)
             if not len(sample_weight):
                 w = m

@@ -18,6 +18,7 @@ on it.
 
 import numbers
 import threading
+import time
 
 import numpy as np
 
@@ -169,3 +170,79 @@ def epoch_threads(n_jobs, net, batch_size):
         if k <= limit and step >= getattr(kernels.config, "SPLIT_MIN_MACS_%d" % k):
             threads = k
     return threads
+
+
+#: Pieces shorter than this many steps are not timed (``PieceThreads``): an epoch's last
+#: piece, or a small epoch, where the threads' start (about 0.1 ms) is much of the time.
+TIMED_MIN_STEPS = 256
+#: Pieces between two trials of the thread count not in use, at first and at most
+#: (``PieceThreads``): each trial that loses doubles the wait.
+RETRY_PIECES = (4, 64)
+
+
+class PieceThreads:
+    """The threads of each piece of a fit's split epochs: ``epoch_threads``' count, unless
+    the pieces' own timings show one thread stepping faster.
+
+    The free-core count (``/proc/loadavg``) cannot see everything that takes a core: a
+    hypervisor's other guests, or a process that is runnable only part of the time. Two
+    threads that meet at every step then wait for the slower core, and a split step can run
+    at half the speed of one thread (seen on a 2-core VM: 0.57-0.63x). So the pieces are
+    timed (seconds a step, ``took``) and compared: with k threads chosen, a piece runs on
+    one thread once after the first timed piece, and again after 4, 8, 16 ... up to 64
+    pieces; whichever count stepped faster when last tried runs the pieces between. When
+    the k-thread pieces slow down past the last one-thread piece, the next piece runs on one
+    thread; a count that loses its trial waits twice as long for the next. On a quiet
+    machine this costs one slower piece in 4 at first, then one in 64 (T3 on two cores:
+    about 10 ms a trial). The parameters do not depend on it: a split epoch's are the
+    same on any number of threads (``kernels.train_epoch_parallel``)."""
+
+    def __init__(self, n_jobs, net, batch_size):
+        self.n_jobs, self.net, self.batch_size = n_jobs, net, batch_size
+        self.seconds = {}     # threads -> seconds a step of the last timed piece
+        self.waited = 0       # timed pieces since the count not in use was last tried
+        self.retry = RETRY_PIECES[0]
+
+    def __call__(self):
+        """The threads of the next piece."""
+        k = epoch_threads(self.n_jobs, self.net, self.batch_size)
+        if k == 1:
+            return 1
+        if k not in self.seconds:
+            return k
+        if 1 not in self.seconds:
+            return 1          # the first trial of one thread
+        best = 1 if self.seconds[1] < self.seconds[k] else k
+        if self.waited >= self.retry:
+            return k if best == 1 else 1
+        return best
+
+    def took(self, threads, steps, seconds):
+        """Record a piece of ``steps`` steps on ``threads`` threads that took ``seconds``."""
+        if steps < TIMED_MIN_STEPS:
+            return
+        other = [s for k, s in self.seconds.items() if k != threads]
+        first = threads not in self.seconds
+        rate = seconds / steps
+        self.seconds[threads] = rate
+        if not other:
+            return
+        if first:  # the first trial of this count: the waits start now
+            self.waited = 0
+            return
+        # A count tried after its wait: the wait doubles when it lost, starts again when
+        # it won (the machine changed).
+        if self.waited >= self.retry:
+            lost = rate >= min(other)
+            self.retry = min(2 * self.retry, RETRY_PIECES[1]) if lost else RETRY_PIECES[0]
+            self.waited = 0
+        else:
+            self.waited += 1
+
+    def timed(self, run, steps):
+        """``run(threads)`` for the next piece of ``steps`` steps, timed; its result."""
+        threads = self()
+        start = time.perf_counter()
+        result = run(threads)
+        self.took(threads, steps, time.perf_counter() - start)
+        return result
