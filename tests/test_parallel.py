@@ -400,9 +400,14 @@ def _pieces_chosen(monkeypatch, seconds_a_step, pieces=200, steps=1024):
 
 def test_pieces_keep_two_threads_on_a_quiet_machine_trying_one_rarely(monkeypatch):
     chosen = _pieces_chosen(monkeypatch, lambda i, k: 1.0 if k == 2 else 1.4)
-    # one thread tried after the first piece, then after 4, 8, 16, 32, 64, 64 pieces
-    assert chosen[:7] == [2, 1, 2, 2, 2, 2, 1]
-    assert [i for i, k in enumerate(chosen) if k == 1] == [1, 6, 15, 32, 65, 130, 195]
+    # one thread tried after 16 pieces, then after 32, 64, 64
+    assert [i for i, k in enumerate(chosen) if k == 1] == [16, 49, 114, 179]
+
+
+def test_one_slow_piece_moves_nothing(monkeypatch):
+    chosen = _pieces_chosen(monkeypatch, lambda i, k: (3.0 if i % 10 == 5 else 1.0)
+                            if k == 2 else 1.4)
+    assert chosen.count(1) <= 5
 
 
 def test_pieces_drop_to_one_thread_while_the_split_is_slower_and_come_back(monkeypatch):
@@ -411,12 +416,22 @@ def test_pieces_drop_to_one_thread_while_the_split_is_slower_and_come_back(monke
     def seconds(i, k):
         return (2.0 if 50 <= i < 150 else 1.0) if k == 2 else 1.4
     chosen = _pieces_chosen(monkeypatch, seconds)
-    assert chosen[50] == 2 and chosen[51] == 1  # the first slow piece is the last
-    contended = chosen[51:150]
-    assert contended.count(2) <= 5  # tried again after 4, 8, 16, 32, 64 pieces at most
+    assert chosen[50:52] == [2, 2] and chosen[52] == 1  # two slow pieces, then one thread
+    assert chosen[52:150].count(2) <= 2  # tried again after 64 pieces
     back = chosen.index(2, 150)
-    assert back <= 150 + 64 and set(chosen[back:]) != {1}
-    assert chosen[back:back + 4] == [2, 2, 2, 2]  # and it stays
+    assert back <= 150 + 64 and chosen[back:back + 16] == [2] * 16  # and it stays
+
+
+def test_a_split_slower_from_the_start_is_found_by_the_first_trial(monkeypatch):
+    chosen = _pieces_chosen(monkeypatch, lambda i, k: 2.0 if k == 2 else 1.4)
+    assert chosen[:17] == [2] * 16 + [1]
+    assert chosen[17:].count(2) <= 4  # tried after 16, 32, 64, 64 pieces
+
+
+def test_a_split_slowing_down_before_one_thread_is_tried_tries_it(monkeypatch):
+    chosen = _pieces_chosen(monkeypatch, lambda i, k: (1.0 if i < 5 else 2.0)
+                            if k == 2 else 1.4)
+    assert chosen[:8] == [2] * 7 + [1] and set(chosen[8:24]) == {1}
 
 
 def test_short_pieces_are_not_timed(monkeypatch):
@@ -434,19 +449,22 @@ def test_fit_runs_its_pieces_on_one_thread_where_two_step_slower(small_shards, m
     quiet.fit(X, y, epochs=3, batch_size=16, seed=1, n_jobs=2)
     monkeypatch.setattr(epoch_threads, "PIECE_STEPS", 8)
     monkeypatch.setattr(epoch_threads, "TIMED_MIN_STEPS", 8)
+    monkeypatch.setattr(epoch_threads, "RETRY_PIECES", (2, 8))
     seen = []
     real = kernels.train_epoch_parallel
 
     def slow_on_two(*args):
         seen.append(args[-1])
         if args[-1] == 2:
-            time.sleep(0.005)
+            time.sleep(0.02)
         return real(*args)
     monkeypatch.setattr(kernels, "train_epoch_parallel", slow_on_two)
     net = MLP([12, 32, 16, 1], seed=0)
     net.fit(X, y, epochs=3, batch_size=16, seed=1, n_jobs=2)
     assert np.array_equal(net.params, quiet.params)
-    assert len(seen) >= 40 and seen.count(2) <= 8, seen
+    # 48 pieces: two on two threads, a trial of one thread that wins, then trials of two
+    # after 2, 4, 8, 8 ... pieces
+    assert len(seen) >= 40 and seen.count(2) <= 12 and seen.count(1) >= 30, seen
 
 
 @pytest.mark.parametrize("bad, error", [(0, InvalidValueError), (-2, InvalidValueError),

@@ -13,7 +13,8 @@ one epoch because other processes took them.
 epoch (``kernels.threads.free_cores``: threads that wait on each other at every step must
 not share a core with another process), or a count of threads. scikit-learn's meaning,
 except that None means all free cores rather than one: numba-dense's results do not depend
-on it.
+on it. Either is the most threads a piece of an epoch takes: ``PieceThreads`` runs pieces
+on one thread where their timings show it faster.
 """
 
 import numbers
@@ -175,9 +176,17 @@ def epoch_threads(n_jobs, net, batch_size):
 #: Pieces shorter than this many steps are not timed (``PieceThreads``): an epoch's last
 #: piece, or a small epoch, where the threads' start (about 0.1 ms) is much of the time.
 TIMED_MIN_STEPS = 256
-#: Pieces between two trials of the thread count not in use, at first and at most
-#: (``PieceThreads``): each trial that loses doubles the wait.
-RETRY_PIECES = (4, 64)
+#: Timed pieces between two trials of the thread count not in use, at first and at most
+#: (``PieceThreads``): each trial that loses doubles the wait, one that wins starts it
+#: again. On a quiet machine a trial of one thread costs about a third of a piece (T3 on
+#: two cores: 10 ms), so one in 16 pieces at first, one in 64 later.
+RETRY_PIECES = (16, 64)
+#: A fit's pieces on k threads this much slower a step than its fastest on k (and one thread
+#: never tried) make the next piece a trial of one thread.
+SLOWER = 1.25
+#: The pieces whose median is a thread count's seconds a step (``PieceThreads``): one slow
+#: piece (a moment's noise) moves nothing, two do.
+RECENT_PIECES = 3
 
 
 class PieceThreads:
@@ -187,57 +196,59 @@ class PieceThreads:
     The free-core count (``/proc/loadavg``) cannot see everything that takes a core: a
     hypervisor's other guests, or a process that is runnable only part of the time. Two
     threads that meet at every step then wait for the slower core, and a split step can run
-    at half the speed of one thread (seen on a 2-core VM: 0.57-0.63x). So the pieces are
-    timed (seconds a step, ``took``) and compared: with k threads chosen, a piece runs on
-    one thread once after the first timed piece, and again after 4, 8, 16 ... up to 64
-    pieces; whichever count stepped faster when last tried runs the pieces between. When
-    the k-thread pieces slow down past the last one-thread piece, the next piece runs on one
-    thread; a count that loses its trial waits twice as long for the next. On a quiet
-    machine this costs one slower piece in 4 at first, then one in 64 (T3 on two cores:
-    about 10 ms a trial). The parameters do not depend on it: a split epoch's are the
-    same on any number of threads (``kernels.train_epoch_parallel``)."""
+    at half the speed of one thread (seen on a 2-core VM: 0.57-0.63x). So each piece's
+    seconds a step are recorded (``took``): a thread count's time is the median of its
+    last ``RECENT_PIECES`` timed pieces, and the pieces run on the count whose time is
+    lower. The count not in use is tried again after ``RETRY_PIECES`` timed pieces (one
+    thread first after 16, or at once when the pieces on k threads slow down by
+    ``SLOWER``); a trial starts that count's time afresh, so that the machine of now, not
+    of before, decides. The parameters do not depend on any of it: a split epoch's are
+    the same on any number of threads (``kernels.train_epoch_parallel``)."""
 
     def __init__(self, n_jobs, net, batch_size):
         self.n_jobs, self.net, self.batch_size = n_jobs, net, batch_size
-        self.seconds = {}     # threads -> seconds a step of the last timed piece
-        self.waited = 0       # timed pieces since the count not in use was last tried
+        self.recent = {}    # threads -> seconds a step of its last timed pieces
+        self.fastest = {}   # threads -> its fastest seconds a step in this fit
+        self.waited = 0     # timed pieces since the last trial
         self.retry = RETRY_PIECES[0]
+        self.trial = None   # the count tried in the piece under way, if it is a trial
+
+    def seconds(self, threads):
+        """Seconds a step of ``threads`` threads now: the median of its recent pieces."""
+        return float(np.median(self.recent[threads]))
 
     def __call__(self):
         """The threads of the next piece."""
+        self.trial = None
         k = epoch_threads(self.n_jobs, self.net, self.batch_size)
-        if k == 1:
-            return 1
-        if k not in self.seconds:
+        if k == 1 or k not in self.recent:
             return k
-        if 1 not in self.seconds:
-            return 1          # the first trial of one thread
-        best = 1 if self.seconds[1] < self.seconds[k] else k
-        if self.waited >= self.retry:
-            return k if best == 1 else 1
-        return best
+        if 1 in self.recent:
+            best = 1 if self.seconds(1) < self.seconds(k) else k
+            if self.waited >= self.retry:
+                self.trial = k if best == 1 else 1
+        else:
+            best = k
+            if self.waited >= self.retry or self.seconds(k) > SLOWER * self.fastest[k]:
+                self.trial = 1
+        return best if self.trial is None else self.trial
 
     def took(self, threads, steps, seconds):
         """Record a piece of ``steps`` steps on ``threads`` threads that took ``seconds``."""
         if steps < TIMED_MIN_STEPS:
             return
-        other = [s for k, s in self.seconds.items() if k != threads]
-        first = threads not in self.seconds
         rate = seconds / steps
-        self.seconds[threads] = rate
-        if not other:
-            return
-        if first:  # the first trial of this count: the waits start now
-            self.waited = 0
-            return
-        # A count tried after its wait: the wait doubles when it lost, starts again when
-        # it won (the machine changed).
-        if self.waited >= self.retry:
-            lost = rate >= min(other)
-            self.retry = min(2 * self.retry, RETRY_PIECES[1]) if lost else RETRY_PIECES[0]
-            self.waited = 0
-        else:
+        self.fastest[threads] = min(rate, self.fastest.get(threads, rate))
+        if self.trial is None:
+            self.recent[threads] = (self.recent.get(threads, []) + [rate])[-RECENT_PIECES:]
             self.waited += 1
+            return
+        self.recent[threads] = [rate]  # a trial: this count's time is today's
+        won = all(rate < self.seconds(k) for k in self.recent if k != threads)
+        # A trial that won (the machine changed) makes the next one come soon; one that
+        # lost waits twice as long.
+        self.retry = RETRY_PIECES[0] if won else min(2 * self.retry, RETRY_PIECES[1])
+        self.waited = 0
 
     def timed(self, run, steps):
         """``run(threads)`` for the next piece of ``steps`` steps, timed; its result."""
