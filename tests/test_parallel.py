@@ -400,14 +400,14 @@ def _pieces_chosen(monkeypatch, seconds_a_step, pieces=200, steps=1024):
 
 def test_pieces_keep_two_threads_on_a_quiet_machine_trying_one_rarely(monkeypatch):
     chosen = _pieces_chosen(monkeypatch, lambda i, k: 1.0 if k == 2 else 1.4)
-    # one thread tried after 16 pieces, then after 32, 64, 64
-    assert [i for i, k in enumerate(chosen) if k == 1] == [16, 49, 114, 179]
+    # one thread tried after 2 pieces, then after 16, 32, 64, 64
+    assert [i for i, k in enumerate(chosen) if k == 1] == [2, 19, 52, 117, 182]
 
 
 def test_one_slow_piece_moves_nothing(monkeypatch):
     chosen = _pieces_chosen(monkeypatch, lambda i, k: (3.0 if i % 10 == 5 else 1.0)
                             if k == 2 else 1.4)
-    assert chosen.count(1) <= 5
+    assert [i for i, k in enumerate(chosen) if k == 1] == [2, 19, 52, 117, 182]
 
 
 def test_pieces_drop_to_one_thread_while_the_split_is_slower_and_come_back(monkeypatch):
@@ -416,22 +416,29 @@ def test_pieces_drop_to_one_thread_while_the_split_is_slower_and_come_back(monke
     def seconds(i, k):
         return (2.0 if 50 <= i < 150 else 1.0) if k == 2 else 1.4
     chosen = _pieces_chosen(monkeypatch, seconds)
-    assert chosen[50:52] == [2, 2] and chosen[52] == 1  # two slow pieces, then one thread
-    assert chosen[52:150].count(2) <= 2  # tried again after 64 pieces
+    assert 1 in chosen[52:54]  # two slow pieces, then one thread
+    assert chosen[50:150].count(2) <= 5  # tried again after 64 pieces at most
     back = chosen.index(2, 150)
     assert back <= 150 + 64 and chosen[back:back + 16] == [2] * 16  # and it stays
 
 
 def test_a_split_slower_from_the_start_is_found_by_the_first_trial(monkeypatch):
     chosen = _pieces_chosen(monkeypatch, lambda i, k: 2.0 if k == 2 else 1.4)
-    assert chosen[:17] == [2] * 16 + [1]
-    assert chosen[17:].count(2) <= 4  # tried after 16, 32, 64, 64 pieces
+    # two pieces on two threads, then one, trying two after 16, 32, 64, 64 pieces
+    assert [i for i, k in enumerate(chosen) if k == 2] == [0, 1, 19, 52, 117, 182]
+
+
+def test_a_split_slowing_down_after_one_thread_lost_its_trial_moves(monkeypatch):
+    chosen = _pieces_chosen(monkeypatch, lambda i, k: (1.0 if i < 5 else 2.0)
+                            if k == 2 else 1.4)
+    assert chosen[:8] == [2, 2, 1, 2, 2, 2, 2, 1] and set(chosen[8:19]) == {1}
 
 
 def test_a_split_slowing_down_before_one_thread_is_tried_tries_it(monkeypatch):
+    monkeypatch.setattr(epoch_threads, "RETRY_PIECES", (100, 100, 100))
     chosen = _pieces_chosen(monkeypatch, lambda i, k: (1.0 if i < 5 else 2.0)
                             if k == 2 else 1.4)
-    assert chosen[:8] == [2] * 7 + [1] and set(chosen[8:24]) == {1}
+    assert chosen[:8] == [2] * 7 + [1] and set(chosen[8:100]) == {1}
 
 
 def test_short_pieces_are_not_timed(monkeypatch):
@@ -449,7 +456,7 @@ def test_fit_runs_its_pieces_on_one_thread_where_two_step_slower(small_shards, m
     quiet.fit(X, y, epochs=3, batch_size=16, seed=1, n_jobs=2)
     monkeypatch.setattr(epoch_threads, "PIECE_STEPS", 8)
     monkeypatch.setattr(epoch_threads, "TIMED_MIN_STEPS", 8)
-    monkeypatch.setattr(epoch_threads, "RETRY_PIECES", (2, 8))
+    monkeypatch.setattr(epoch_threads, "RETRY_PIECES", (2, 2, 8))
     seen = []
     real = kernels.train_epoch_parallel
 

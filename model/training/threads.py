@@ -176,11 +176,12 @@ def epoch_threads(n_jobs, net, batch_size):
 #: Pieces shorter than this many steps are not timed (``PieceThreads``): an epoch's last
 #: piece, or a small epoch, where the threads' start (about 0.1 ms) is much of the time.
 TIMED_MIN_STEPS = 256
-#: Timed pieces between two trials of the thread count not in use, at first and at most
-#: (``PieceThreads``): each trial that loses doubles the wait, one that wins starts it
-#: again. On a quiet machine a trial of one thread costs about a third of a piece (T3 on
-#: two cores: 10 ms), so one in 16 pieces at first, one in 64 later.
-RETRY_PIECES = (16, 64)
+#: Timed pieces before the first trial of one thread, then between two trials of the
+#: thread count not in use, at first and at most (``PieceThreads``): each trial that loses
+#: doubles the wait, one that wins starts it again. On a quiet machine a trial of one
+#: thread costs about a third of a piece (T3 on two cores: 10 ms); on a core held by
+#: something else each piece before the first trial costs as much as 0.6 pieces.
+RETRY_PIECES = (2, 16, 64)
 #: A fit's pieces on k threads this much slower a step than its fastest on k (and one thread
 #: never tried) make the next piece a trial of one thread.
 SLOWER = 1.25
@@ -199,11 +200,12 @@ class PieceThreads:
     at half the speed of one thread (seen on a 2-core VM: 0.57-0.63x). So each piece's
     seconds a step are recorded (``took``): a thread count's time is the median of its
     last ``RECENT_PIECES`` timed pieces, and the pieces run on the count whose time is
-    lower. The count not in use is tried again after ``RETRY_PIECES`` timed pieces (one
-    thread first after 16, or at once when the pieces on k threads slow down by
-    ``SLOWER``); a trial starts that count's time afresh, so that the machine of now, not
-    of before, decides. The parameters do not depend on any of it: a split epoch's are
-    the same on any number of threads (``kernels.train_epoch_parallel``)."""
+    lower. One thread is first tried after two timed pieces (or at once when the pieces on
+    k threads slow down by ``SLOWER``), and the count not in use again after 16, 32, 64,
+    64 ... timed pieces (``RETRY_PIECES``); a trial starts that count's time afresh, so
+    that the machine of now, not of before, decides. The parameters do not depend on any
+    of it: a split epoch's are the same on any number of threads
+    (``kernels.train_epoch_parallel``)."""
 
     def __init__(self, n_jobs, net, batch_size):
         self.n_jobs, self.net, self.batch_size = n_jobs, net, batch_size
@@ -247,7 +249,8 @@ class PieceThreads:
         won = all(rate < self.seconds(k) for k in self.recent if k != threads)
         # A trial that won (the machine changed) makes the next one come soon; one that
         # lost waits twice as long.
-        self.retry = RETRY_PIECES[0] if won else min(2 * self.retry, RETRY_PIECES[1])
+        first, most = RETRY_PIECES[1:]
+        self.retry = first if won else min(max(2 * self.retry, first), most)
         self.waited = 0
 
     def timed(self, run, steps):
