@@ -17,7 +17,8 @@ Two ways of choosing, each in its own process, alternating, medians of ``--round
   ``epoch_threads``' count), as before the pieces were timed.
 
 Prints the whole fit's epoch seconds (``History.seconds``, the input checks and the first
-epoch's kernel loading excluded), the share of pieces on one thread, and the CPU model.
+epoch's kernel loading excluded), the share of its rows trained on one thread, and the CPU
+model.
 """
 
 import argparse
@@ -46,15 +47,17 @@ def _worker(args):
     seen = []
     real = kernels.train_epoch_parallel
 
-    def counted(*call):
-        seen.append(call[-1])
+    def counted(*call):  # (threads, rows) of each piece; the compiling step's one row too
+        X, batches = call[0], call[6]
+        seen.append((call[-1], len(batches.order) if len(batches.order) else X.shape[0]))
         return real(*call)
     kernels.train_epoch_parallel = counted
     net = MLP(config.sizes, output=config.output, seed=1)
     history = net.fit(X, Y, epochs=args.epochs, batch_size=batch, lr=LR, shuffle=False,
                       verbose=False, n_jobs=args.jobs)
+    rows = sum(r for _, r in seen)
     print(json.dumps({"seconds": sum(history.seconds),
-                      "one_thread": seen.count(1) / max(1, len(seen))}))
+                      "one_thread": sum(r for k, r in seen if k == 1) / max(1, rows)}))
 
 
 def _run(kind, name, args):
@@ -100,8 +103,8 @@ def main(argv=None):
     print(cpu_line())
     print("fit(n_jobs=%d), %d epochs, shuffle=False; medians of %d alternating rounds"
           % (args.jobs, args.epochs, args.rounds))
-    print("| config | batch | machine | timed pieces s | one thread | free-core count only s "
-          "| one thread | count / timed |")
+    print("| config | batch | machine | timed pieces s | rows on one thread | free-core count "
+          "only s | rows on one thread | count / timed |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name in args.configs:
         for busy in (0, 1):

@@ -442,8 +442,8 @@ def test_a_split_slowing_down_before_one_thread_is_tried_tries_it(monkeypatch):
 
 
 def test_short_pieces_are_not_timed(monkeypatch):
-    chosen = _pieces_chosen(monkeypatch, lambda i, k: 1.0 if k == 1 else 9.0,
-                            steps=epoch_threads.TIMED_MIN_STEPS - 1)
+    short = epoch_threads.TIMED_MIN_SECONDS / 1024 / 2  # seconds a step: half the minimum
+    chosen = _pieces_chosen(monkeypatch, lambda i, k: short / 9 if k == 1 else short)
     assert set(chosen) == {2}
 
 
@@ -455,7 +455,7 @@ def test_fit_runs_its_pieces_on_one_thread_where_two_step_slower(small_shards, m
     quiet = MLP([12, 32, 16, 1], seed=0)
     quiet.fit(X, y, epochs=3, batch_size=16, seed=1, n_jobs=2)
     monkeypatch.setattr(epoch_threads, "PIECE_STEPS", 8)
-    monkeypatch.setattr(epoch_threads, "TIMED_MIN_STEPS", 8)
+    monkeypatch.setattr(epoch_threads, "TIMED_MIN_SECONDS", 0.0)
     monkeypatch.setattr(epoch_threads, "RETRY_PIECES", (2, 2, 8))
     seen = []
     real = kernels.train_epoch_parallel
@@ -472,6 +472,29 @@ def test_fit_runs_its_pieces_on_one_thread_where_two_step_slower(small_shards, m
     # 48 pieces: two on two threads, a trial of one thread that wins, then trials of two
     # after 2, 4, 8, 8 ... pieces
     assert len(seen) >= 40 and seen.count(2) <= 12 and seen.count(1) >= 30, seen
+
+
+def test_pieces_of_a_large_batch_are_timed_too(monkeypatch):
+    """At batch 512 a piece is 128 steps (a segment holds 65,536 rows): timed all the same,
+    so that a split slowed down on two threads moves to one."""
+    _every_step_splits(monkeypatch)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((262_144, 20), dtype=np.float32)
+    y = X[:, 0] * X[:, 1]
+    assert epoch_threads.splits(MLP([20, 32, 32, 1]), 512, False, 0.0)
+    seen = []
+    real = kernels.train_epoch_parallel
+
+    def slow_on_two(*args):
+        seen.append(args[-1])
+        if args[-1] == 2:
+            time.sleep(0.02)
+        return real(*args)
+    monkeypatch.setattr(kernels, "train_epoch_parallel", slow_on_two)
+    MLP([20, 32, 32, 1], seed=0).fit(X, y, epochs=3, batch_size=512, n_jobs=2)
+    # 12 pieces of 128 steps (and the compiling step): two on two threads, a trial of one
+    # thread that wins, one thread from there (two tried again after 16 pieces)
+    assert len(seen) == 13 and seen.count(2) == 2, seen
 
 
 @pytest.mark.parametrize("bad, error", [(0, InvalidValueError), (-2, InvalidValueError),

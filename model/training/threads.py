@@ -69,7 +69,8 @@ def splits(net, batch_size, sparse, dropout):
 #: Steps of a split epoch between two choices of its threads (``in_pieces``): a process
 #: that takes a core in the middle of an epoch holds back at most this many steps of
 #: threads waiting for each other (on T3, about 25 ms on two cores). A choice, not a
-#: measured crossover: each piece starts its threads anew, about 0.1 ms.
+#: measured crossover: each piece starts its threads anew, about 0.1 ms. A segment of the
+#: source (65,536 rows in memory) ends a piece too: at batch 512 a piece is 128 steps.
 PIECE_STEPS = 1024
 
 
@@ -173,9 +174,12 @@ def epoch_threads(n_jobs, net, batch_size):
     return threads
 
 
-#: Pieces shorter than this many steps are not timed (``PieceThreads``): an epoch's last
-#: piece, or a small epoch, where the threads' start (about 0.1 ms) is much of the time.
-TIMED_MIN_STEPS = 256
+#: Pieces that took less than this many seconds are not timed (``PieceThreads``): an
+#: epoch's short last piece, or a small epoch, where the threads' start (about 0.1 ms) and
+#: a moment's noise are much of the time. Seconds, not steps: a piece is at most
+#: ``PIECE_STEPS`` steps and at most a segment's rows (``model.data.sources``, 65,536), so
+#: at batch 512 a whole piece is 128 steps.
+TIMED_MIN_SECONDS = 0.005
 #: Timed pieces before the first trial of one thread, then between two trials of the
 #: thread count not in use, at first and at most (``PieceThreads``): each trial that loses
 #: doubles the wait, one that wins starts it again. On a quiet machine a trial of one
@@ -237,7 +241,7 @@ class PieceThreads:
 
     def took(self, threads, steps, seconds):
         """Record a piece of ``steps`` steps on ``threads`` threads that took ``seconds``."""
-        if steps < TIMED_MIN_STEPS:
+        if seconds < TIMED_MIN_SECONDS or steps < 1:
             return
         rate = seconds / steps
         self.fastest[threads] = min(rate, self.fastest.get(threads, rate))
