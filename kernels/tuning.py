@@ -12,10 +12,11 @@ The training step makes three kinds of product (``kernels/products.py``, ``kerne
   ``gemm_at_b``.
 
 For each kind ``grid`` times all three over a grid of batch sizes and layer widths (each
-call repeated in compiled code until it has run for a while, the BLAS at its usual thread
-count). The rule being tuned: a loop when the layer's output width ``n_out`` is at most
-``L`` (the thin side of a tabular network's products), otherwise tiles when the product has
-at most ``T`` multiply-adds, otherwise BLAS. For every pair (L, T) ``best_thresholds`` sums
+call repeated in compiled code until it has run for a while, the three taking turns for
+``GRID_ROUNDS`` rounds and each keeping its fastest, the BLAS at its usual thread count).
+The rule being tuned: a loop when the layer's output width ``n_out`` is at most ``L`` (the
+thin side of a tabular network's products), otherwise tiles when the product has at most
+``T`` multiply-adds, otherwise BLAS. For every pair (L, T) ``best_thresholds`` sums
 the grid's time relative to the best choice shape by shape; the pair with the lowest total
 wins, a near-tie (within ``TIE``) going to the pair nearest the packaged values, which
 whole epochs settled (docs/performance.md, "Small products: loops, register tiles, BLAS").
@@ -62,6 +63,11 @@ GRIDS = {
 #: Seconds each call is repeated for, at most and at least (``budget`` divides its seconds
 #: between the grid's timings within these bounds).
 TARGET_SECONDS = (2e-4, 0.02)
+#: Rounds of each timing of the grid (``fastest_of_rounds``): a shape's loop, tiles and
+#: BLAS take turns, round after round, and each keeps its fastest round. Another process
+#: can only slow a round down; timed once each, one after the other, a burst of it during
+#: one implementation's turn would decide between them.
+GRID_ROUNDS = 3
 #: Default measuring budgets in seconds (None: the most per timing, ``TARGET_SECONDS[1]``).
 BUDGETS = {"full": None, "quick": 12.0}
 #: Candidate ``*_TILED_MAX_MACS``: never, then powers of two 2^10 .. 2^24.
@@ -116,9 +122,9 @@ def gradient(impl, D, A, W, reps):
             gemm_at_b(D, A, W, -1e-9, 1.0)
 
 
-def seconds_per_call(fn, args, target=TARGET_SECONDS[1]):
-    """Seconds per call of ``fn(*args, reps)``: reps grows 4x until one run lasts ``target``
-    seconds (after a first call that compiles and warms up)."""
+def _reps_for(fn, args, target):
+    """``(reps, seconds per call)``: reps grows 4x until one run of ``fn(*args, reps)`` lasts
+    ``target`` seconds (after a first call that compiles and warms up)."""
     fn(*args, 1)
     reps = 1
     while True:
@@ -126,8 +132,31 @@ def seconds_per_call(fn, args, target=TARGET_SECONDS[1]):
         fn(*args, reps)
         elapsed = time.perf_counter() - start
         if elapsed > target:
-            return elapsed / reps
+            return reps, elapsed / reps
         reps *= 4
+
+
+def seconds_per_call(fn, args, target=TARGET_SECONDS[1]):
+    """Seconds per call of ``fn(*args, reps)``: reps grows 4x until one run lasts ``target``
+    seconds (after a first call that compiles and warms up)."""
+    return _reps_for(fn, args, target)[1]
+
+
+def fastest_of_rounds(calls, target=TARGET_SECONDS[1], rounds=None):
+    """Seconds per call of each ``fn(*args, reps)`` of ``calls`` (a list of ``(fn, args)``):
+    the fastest of ``rounds`` (default ``GRID_ROUNDS``) runs of each, the calls taking
+    turns round after round, each run lasting about ``target / rounds`` seconds (the last
+    run of ``_reps_for``'s growth is the first round)."""
+    rounds = GRID_ROUNDS if rounds is None else rounds
+    found = [_reps_for(fn, args, target / rounds) for fn, args in calls]
+    best = [seconds for _, seconds in found]
+    for _ in range(rounds - 1):
+        for i, (fn, args) in enumerate(calls):
+            reps = found[i][0]
+            start = time.perf_counter()
+            fn(*args, reps)
+            best[i] = min(best[i], (time.perf_counter() - start) / reps)
+    return tuple(best)
 
 
 def grid(batches, widths, target=TARGET_SECONDS[1]):
@@ -145,8 +174,8 @@ def grid(batches, widths, target=TARGET_SECONDS[1]):
         for kind, fn, args in (("forward", forward, (A, W, b, out)),
                                ("backprop", backprop, (D, W, below)),
                                ("gradient", gradient, (D, A, W))):
-            times = tuple(seconds_per_call(fn, (impl,) + args, target)
-                          for impl in (LOOP, TILED, BLAS))
+            times = fastest_of_rounds([(fn, (impl,) + args) for impl in (LOOP, TILED, BLAS)],
+                                      target)
             rows.append((kind, m, n_in, n_out, m * n_in * n_out, times))
     return rows
 
