@@ -497,8 +497,9 @@ def test_pieces_of_a_large_batch_are_timed_too(monkeypatch):
     assert len(seen) == 13 and seen.count(2) == 2, seen
 
 
-@pytest.mark.parametrize("bad, error", [(0, InvalidValueError), (-2, InvalidValueError),
-                                        (1.0, InvalidTypeError), (True, InvalidTypeError),
+@pytest.mark.parametrize("bad, error", [(0, InvalidValueError), (1.0, InvalidTypeError),
+                                        (True, InvalidTypeError), (np.bool_(True),
+                                                                   InvalidTypeError),
                                         ("2", InvalidTypeError)])
 def test_n_jobs_is_checked_in_fit_and_the_estimators(bad, error):
     X, y = _tabular(100)
@@ -509,6 +510,22 @@ def test_n_jobs_is_checked_in_fit_and_the_estimators(bad, error):
     assert np.array_equal(net.params, before)
     with pytest.raises(error, match="n_jobs"):
         MLPRegressor(hidden_layer_sizes=(4,), n_jobs=bad, max_iter=1).fit(X, y)
+
+
+def test_negative_n_jobs_count_from_the_cores_as_in_scikit_learn(monkeypatch):
+    """-1: every free core (None); -k: the usable cores + 1 - k, at least one, as joblib
+    and scikit-learn count them; fit, the estimators and the searches alike."""
+    monkeypatch.setattr(epoch_threads, "usable_cores", lambda: 8)
+    assert epoch_threads.check_jobs(-1) is None
+    assert epoch_threads.check_jobs(-2) == 7
+    assert epoch_threads.check_jobs(np.int64(-3)) == 6
+    assert epoch_threads.check_jobs(-100) == 1
+    from numba_dense.model.interfaces import search
+    monkeypatch.setattr(search, "usable_cores", lambda: 8)
+    assert search.search_threads(-2) == 7 and search.search_threads(None) == 8
+    X, y = _tabular(200)
+    MLP([12, 4, 1], seed=0).fit(X, y, epochs=1, n_jobs=-2)
+    MLPRegressor(hidden_layer_sizes=(4,), n_jobs=-2, max_iter=1).fit(X, y)
 
 
 def test_estimators_take_n_jobs_and_fit_the_same_on_any_count(small_shards):

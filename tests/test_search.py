@@ -214,7 +214,7 @@ def test_bad_arguments_are_one_line_errors_naming_them(diabetes):
     with pytest.raises(numba_dense.InvalidValueError, match="param_distributions: 'beta'"):
         RandomizedSearchCV(_regressor(), {"beta": [1.0]}, cv=2).fit(X, y)
     with pytest.raises(numba_dense.InvalidValueError, match="n_jobs must be None, -1 or a "
-                                                            "count >= 1, got 0"):
+                                                            "thread count >= 1, got 0"):
         GridSearchCV(_regressor(), GRID, cv=2, n_jobs=0).fit(X, y)
     with pytest.raises(ValueError, match="'cv' parameter"):  # scikit-learn's own check
         GridSearchCV(_regressor(), GRID, cv=1).fit(X, y)

@@ -53,9 +53,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
                       "(%s)" % exc) from None
 
 from ... import kernels
-from ...kernels.errors import InvalidTypeError, InvalidValueError
+from ...kernels.errors import InvalidValueError
 from ...kernels.threads import usable_cores
-from ..data.validation import plain
 from ..training import threads as epoch_threads
 from ..training import signals
 from .estimators import _BaseMLP
@@ -89,16 +88,8 @@ def search_threads(n_jobs):
     """The threads a search of numba-dense's estimators runs its fits on: ``n_jobs`` None or
     -1: the usable cores; -k: the usable cores + 1 - k (at least 1); k >= 1: k.
     ``InvalidValueError`` for 0, ``InvalidTypeError`` for a value that is not an int."""
-    if n_jobs is None:
-        return usable_cores()
-    if isinstance(n_jobs, (bool, np.bool_)) or not isinstance(n_jobs, (int, np.integer)):
-        raise InvalidTypeError("n_jobs must be None or an int (-1: every usable core), got %s"
-                               % plain(n_jobs))
-    if n_jobs == 0:
-        raise InvalidValueError("n_jobs must be None, -1 or a count >= 1, got 0")
-    if n_jobs < 0:
-        return max(usable_cores() + 1 + int(n_jobs), 1)
-    return int(n_jobs)
+    jobs = epoch_threads.check_jobs(n_jobs)
+    return usable_cores() if jobs is None else jobs
 
 
 def _check_grid_names(estimator, grid, argument):

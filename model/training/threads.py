@@ -25,25 +25,28 @@ import numpy as np
 
 from ... import kernels
 from ...kernels.loop import streaming_network
-from ...kernels.threads import free_cores, largest_product
+from ...kernels.threads import free_cores, largest_product, usable_cores
 from ...kernels.errors import InvalidTypeError, InvalidValueError
 from ..data.validation import plain
 
 
 def check_jobs(value, name="n_jobs"):
-    """``value`` as None (every free core) or a thread count >= 1; -1 means None, as in
-    scikit-learn. One-line errors naming ``name`` otherwise."""
+    """``value`` as None (every free core) or a thread count >= 1, with scikit-learn's
+    (joblib's) negative counts: -1 means None, -k (k >= 2) the usable cores + 1 - k, at
+    least 1 (-2: all cores but one). One-line errors naming ``name`` for 0 and for a value
+    that is not an int."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise InvalidTypeError("%s must be None, -1 or a thread count >= 1, got %s"
                                % (name, plain(value)))
     value = int(value)
     if value == -1:
         return None
-    if value < 1:
-        raise InvalidValueError("%s must be None, -1 or a thread count >= 1, got %d"
-                                % (name, value))
+    if value == 0:
+        raise InvalidValueError("%s must be None, -1 or a thread count >= 1, got 0" % name)
+    if value < 0:
+        return max(usable_cores() + 1 + value, 1)
     return value
 
 
