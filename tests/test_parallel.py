@@ -260,13 +260,17 @@ def _tabular(rows=1500, seed=0):
     return X, y
 
 
-def _threads_seen(monkeypatch):
-    """The list that every later ``kernels.train_epoch_parallel`` call adds its threads to."""
+def _threads_seen(monkeypatch, slow_on_two=0.0):
+    """The list that every later ``kernels.train_epoch_parallel`` call adds its threads to;
+    a call on two threads first sleeps ``slow_on_two`` seconds (as beside a core that
+    something else holds)."""
     seen = []
     real = kernels.train_epoch_parallel
 
     def spy(*args):
         seen.append(args[-1])
+        if args[-1] == 2 and slow_on_two:
+            time.sleep(slow_on_two)
         return real(*args)
     monkeypatch.setattr(kernels, "train_epoch_parallel", spy)
     return seen
@@ -457,15 +461,7 @@ def test_fit_runs_its_pieces_on_one_thread_where_two_step_slower(small_shards, m
     monkeypatch.setattr(epoch_threads, "PIECE_STEPS", 8)
     monkeypatch.setattr(epoch_threads, "TIMED_MIN_SECONDS", 0.0)
     monkeypatch.setattr(epoch_threads, "RETRY_PIECES", (2, 2, 8))
-    seen = []
-    real = kernels.train_epoch_parallel
-
-    def slow_on_two(*args):
-        seen.append(args[-1])
-        if args[-1] == 2:
-            time.sleep(0.02)
-        return real(*args)
-    monkeypatch.setattr(kernels, "train_epoch_parallel", slow_on_two)
+    seen = _threads_seen(monkeypatch, slow_on_two=0.02)
     net = MLP([12, 32, 16, 1], seed=0)
     net.fit(X, y, epochs=3, batch_size=16, seed=1, n_jobs=2)
     assert np.array_equal(net.params, quiet.params)
@@ -482,15 +478,7 @@ def test_pieces_of_a_large_batch_are_timed_too(monkeypatch):
     X = rng.standard_normal((262_144, 20), dtype=np.float32)
     y = X[:, 0] * X[:, 1]
     assert epoch_threads.splits(MLP([20, 32, 32, 1]), 512, False, 0.0)
-    seen = []
-    real = kernels.train_epoch_parallel
-
-    def slow_on_two(*args):
-        seen.append(args[-1])
-        if args[-1] == 2:
-            time.sleep(0.02)
-        return real(*args)
-    monkeypatch.setattr(kernels, "train_epoch_parallel", slow_on_two)
+    seen = _threads_seen(monkeypatch, slow_on_two=0.02)
     MLP([20, 32, 32, 1], seed=0).fit(X, y, epochs=3, batch_size=512, n_jobs=2)
     # 12 pieces of 128 steps (and the compiling step): two on two threads, a trial of one
     # thread that wins, one thread from there (two tried again after 16 pieces)
