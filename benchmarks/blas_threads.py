@@ -19,13 +19,12 @@ chooses before each epoch (``kernels.blas_threads_for``). Medians of alternating
 import argparse
 import itertools
 import statistics
-import subprocess
-import sys
 import time
 
 import numpy as np
 from numba import njit
 
+from benchmarks.configs import busy_processes
 from numba_dense import kernels
 from numba_dense.kernels.products import gemm_a_bt
 from numba_dense.model.data.datasets import teacher_regression
@@ -96,20 +95,11 @@ def load(busy, rounds):
     _epoch_seconds(net, X, Y, work, order, False)
     results = {}
     for label in ("quiet", "beside %d busy processes" % busy):
-        spinners = []
-        if label != "quiet":
-            spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-                        for _ in range(busy)]
-            time.sleep(0.5)
-        try:
+        with busy_processes(0 if label == "quiet" else busy):
             times = {name: [] for name in policies}
             for _ in range(rounds):
                 for name, policy in policies.items():
                     times[name].append(_epoch_seconds(net, X, Y, work, order, policy))
-        finally:
-            for p in spinners:
-                p.kill()
-                p.wait()
         results[label] = {name: statistics.median(t) for name, t in times.items()}
     print("default network 32-128-64-1, batch 64, 200,000 rows; medians of %d rounds" % rounds)
     print("| threads | quiet s/epoch | beside %d busy s/epoch | slowdown |" % busy)

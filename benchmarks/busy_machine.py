@@ -19,11 +19,8 @@ ratio and the CPU model.
 
 import argparse
 import statistics
-import subprocess
-import sys
-import time
 
-from benchmarks.configs import CONFIGS, LR, cpu_line, is_classifier, make_data
+from benchmarks.configs import CONFIGS, LR, busy_processes, cpu_line, is_classifier, make_data
 
 
 def _epoch_seconds(config, X, Y, seed, n_jobs=None):
@@ -52,19 +49,11 @@ def main(argv=None):
     quiet = {name: [] for name in args.configs}
     busy = {name: [] for name in args.configs}
     for times, spinning in ((quiet, 0), (busy, args.busy)):
-        spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-                    for _ in range(spinning)]
-        try:
-            if spinners:
-                time.sleep(0.5)
+        with busy_processes(spinning):
             for r in range(args.rounds):
                 for name in args.configs:
                     times[name].append(_epoch_seconds(CONFIGS[name], *data[name], r + 1,
                                                       args.jobs))
-        finally:
-            for p in spinners:
-                p.kill()
-                p.wait()
     print(cpu_line())
     print("fit's defaults (n_jobs=%s), the second epoch of each fit; medians of %d rounds"
           % (args.jobs, args.rounds))

@@ -9,6 +9,10 @@ sqrt(n_in), so rows have unit expected norm and the wide network D does not dive
   T3 is a 7-class classifier (softmax cross-entropy), its targets integer labels.
 """
 
+import contextlib
+import subprocess
+import sys
+import time
 from collections import namedtuple
 
 import numpy as np
@@ -77,3 +81,20 @@ def cpu_line():
     flags = ", ".join(flag for flag, have in host.cpu_flags().items() if have) or "none found"
     return "%s (vector extensions: %s); register tiles of %s" % (cpu_model(), flags,
                                                                  tile_vectors())
+
+
+@contextlib.contextmanager
+def busy_processes(count):
+    """``count`` processes spinning in pure Python (``while True: pass``) for the block,
+    started half a second before it (so that the load average and the scheduler have seen
+    them) and killed after it; none for 0."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                for _ in range(count)]
+    try:
+        if spinners:
+            time.sleep(0.5)
+        yield
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()

@@ -26,9 +26,8 @@ import json
 import statistics
 import subprocess
 import sys
-import time
 
-from benchmarks.configs import CONFIGS, LR, cpu_line, make_data
+from benchmarks.configs import CONFIGS, LR, busy_processes, cpu_line, make_data
 
 
 def _worker(args):
@@ -86,20 +85,12 @@ def main(argv=None):
     kinds = ["timed", "count"]
     results = {}
     for busy in (0, 1):
-        spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-                    for _ in range(busy)]
-        try:
-            if spinners:
-                time.sleep(0.5)
+        with busy_processes(busy):
             for r in range(args.rounds):
                 for name in args.configs:
                     for kind in kinds[r % 2:] + kinds[:r % 2]:
                         results.setdefault((name, busy, kind), []).append(
                             _run(kind, name, args))
-        finally:
-            for p in spinners:
-                p.kill()
-                p.wait()
     print(cpu_line())
     print("fit(n_jobs=%d), %d epochs, shuffle=False; medians of %d alternating rounds"
           % (args.jobs, args.epochs, args.rounds))
