@@ -516,6 +516,23 @@ def test_negative_n_jobs_count_from_the_cores_as_in_scikit_learn(monkeypatch):
     MLPRegressor(hidden_layer_sizes=(4,), n_jobs=-2, max_iter=1).fit(X, y)
 
 
+def test_cli_jobs_counts_as_n_jobs_does(monkeypatch, capsys):
+    """``train --jobs`` and ``search --jobs`` take n_jobs' values by the same rule
+    (check_jobs): -1 every free core, -k all cores but k - 1; 0 or text is one line."""
+    from numba_dense.model.interfaces import cli
+    monkeypatch.setattr(epoch_threads, "usable_cores", lambda: 8)
+    assert cli._jobs("-1") is None and cli._jobs("3") == 3
+    assert cli._jobs("-2") == 7 and cli._jobs("-100") == 1
+    parser = cli.build_parser()
+    assert parser.parse_args(["search", "--data", "x.csv", "--grid", "lr=0.1",
+                             "--jobs", "-2"]).search_jobs == 7
+    for bad in ("0", "two"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["train", "--jobs", bad])
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert "--jobs" in err and bad in err, err
+
+
 def test_estimators_take_n_jobs_and_fit_the_same_on_any_count(small_shards):
     X, y = _tabular(800)
     fitted = [MLPRegressor(hidden_layer_sizes=(32, 16), batch_size=64, max_iter=4,

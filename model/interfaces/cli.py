@@ -246,14 +246,20 @@ def _count(minimum):
 
 
 def _jobs(text):
-    """``--jobs``: a thread count >= 1, or -1 for every free core (``n_jobs``' meaning)."""
-    value = _count(-1)(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be -1 (every free core) or at least 1, got 0")
-    return None if value == -1 else value
+    """``--jobs``: ``n_jobs``' meaning, checked by the same rule
+    (``training.threads.check_jobs``): a thread count >= 1; -1 for every free core (None);
+    -k for the usable cores + 1 - k, at least 1 (-2: all but one)."""
+    from ..training.threads import check_jobs
+    value = _count(-(2 ** 31))(text)
+    try:
+        return check_jobs(value, "--jobs")
+    except InvalidValueError:
+        raise argparse.ArgumentTypeError(
+            "must be a thread count >= 1, -1 (every free core) or -k (all cores but k - 1), "
+            "got 0") from None
 
 
-_jobs.__name__ = "thread count (-1: every free core)"
+_jobs.__name__ = "thread count (-1: every free core, -2: all but one)"
 
 
 # ----------------------------------------------------------------------------- parser
@@ -402,8 +408,8 @@ def build_parser():
     train.add_argument("--jobs", type=_jobs, metavar="N",
                        help="threads: those the ensemble's networks train on, or those one "
                        "network's steps are split between where that gains (default, or "
-                       "-1: the cores no other process is running on; the same results on "
-                       "any count)")
+                       "-1: the cores no other process is running on; -2: those less one; "
+                       "the same results on any count)")
     train.add_argument("--chunk-rows", type=_count(1),
                        help="rows per chunk when streaming .npy files")
     train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -1036,8 +1042,9 @@ def _search_parser(sub, train):
                              "hidden=relu,tanh seed=0,1; every combination is a candidate")
     search.add_argument("--cv", type=_count(2), default=5, metavar="K",
                         help="folds of the cross-validation (default 5)")
-    search.add_argument("--jobs", dest="search_jobs", type=_count(1), metavar="N",
-                        help="threads running the fits (default: the usable cores)")
+    search.add_argument("--jobs", dest="search_jobs", type=_jobs, metavar="N",
+                        help="threads running the fits (default, or -1: the usable cores; "
+                        "-2: all but one)")
     search.add_argument("--save", "--out", dest="save", metavar="PATH",
                         help="refit the best candidate on all rows and save it here (.npz)")
 
