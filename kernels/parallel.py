@@ -12,8 +12,9 @@ has two phases:
    the shard's bias-gradient sums into its own buffer. The forward products' register
    tiles read each layer's ``W.T`` from one shared copy, not a copy made per shard.
 2. **Parameters.** After a barrier (``kernels.sync``: atomics, no GIL, no thread started
-   per step), each thread takes its blocks (``block_owners``: the largest first to the
-   least loaded thread): the weight gradient of the block's units over all m rows, one
+   per step), each thread takes its blocks (``block_owners``: one run of each layer's
+   consecutive blocks per thread, so that the threads' columns of ``W.T`` meet at cache
+   line boundaries): the weight gradient of the block's units over all m rows, one
    product of their error terms with the layer's input; their bias gradient, the shards'
    sums added in shard order; the optimizer's update of those weights and biases (plain
    SGD fused into the product, as ``train_epoch`` fuses it); and the block's columns of
@@ -113,17 +114,40 @@ BLOCK_UNITS = max(TILE_ROWS, VECTOR_BYTES // 4)
 
 
 def block_owners(blocks, sizes, threads):
-    """(n_blocks,) int64: the thread of each parameter block, the largest first to the
-    least loaded thread (by units x (n_in + 1)). Which thread runs a block changes no
-    result, so this may depend on the threads."""
-    cost = [(int(u1 - u0) * (int(sizes[l]) + 1), b) for b, (l, u0, u1) in enumerate(blocks)]
-    load = [0] * threads
+    """(n_blocks,) int64: the thread of each parameter block. Each layer's blocks are cut
+    into one run of consecutive blocks per thread (fewer when the layer has fewer blocks),
+    the first run to the thread least loaded so far (by units x (n_in + 1)), so that the
+    threads' columns of the shared ``W.T`` meet at as few cache lines as can be: blocks
+    dealt out in turn (1, 0, 1, 0, ...) had the two threads writing neighbouring columns
+    of every row, and a two-thread step of T3 at batch 256 ran 1.4x slower
+    (docs/performance.md, "One network on every core"). Which thread runs a block changes
+    no result, so this may depend on the threads."""
     owners = np.empty(len(blocks), np.int64)
-    for c, b in sorted(cost, reverse=True):
-        t = load.index(min(load))
-        owners[b] = t
-        load[t] += c
+    load = [0] * threads
+    for l in sorted({int(layer) for layer in blocks[:, 0]}):
+        ids = [b for b in range(len(blocks)) if int(blocks[b, 0]) == l]
+        runs = min(threads, len(ids))
+        ranked = sorted(range(threads), key=lambda t: (load[t], t))[:runs]
+        for j, b in enumerate(ids):
+            t = ranked[j * runs // len(ids)]
+            owners[b] = t
+            load[t] += int(blocks[b, 2] - blocks[b, 1]) * (int(sizes[l]) + 1)
     return owners
+
+
+#: Bytes of a cache line. The arrays that a split epoch's threads share start on one
+#: (``_line_aligned``), so that blocks of units ending on a line boundary in one
+#: thread's rows of ``W.T`` share no line with the next thread's.
+CACHE_LINE = 64
+
+
+def _line_aligned(n, dtype):
+    """An uninitialised (n,) array of ``dtype`` whose first element starts a cache line
+    (NumPy aligns only to 16 bytes)."""
+    itemsize = np.dtype(dtype).itemsize
+    buffer = np.empty(n + CACHE_LINE // itemsize, dtype)
+    skip = (-buffer.ctypes.data % CACHE_LINE) // itemsize
+    return buffer[skip:skip + n]
 
 
 @njit(cache=CACHE)
@@ -381,7 +405,7 @@ def train_epoch_parallel(X: MATRIX, Y: MATRIX, params: FLAT_OUT, grads: FLAT_OUT
     n_shards, shard_rows = shard_plan(sizes, batch_size)
     total = int(_parallel_size(sizes, batch_size))
     try:
-        workspace = np.empty(total, params.dtype)
+        workspace = _line_aligned(total, params.dtype)
     except MemoryError:
         raise TooLargeError("train_epoch_parallel: network.sizes %s with minibatches of %d "
                             "rows need a workspace of %d elements, more than can be "
@@ -390,9 +414,10 @@ def train_epoch_parallel(X: MATRIX, Y: MATRIX, params: FLAT_OUT, grads: FLAT_OUT
                                                batches, workspace)
     if n == 0:
         return 0.0
-    shard_db = np.zeros(n_shards * int(np.sum(sizes[1:])), params.dtype)
+    shard_db = _line_aligned(n_shards * int(np.sum(sizes[1:])), params.dtype)
+    shard_db[:] = 0
     costs = np.zeros(n_shards, np.float64)
-    WT = np.empty_like(params)  # every layer's W.T, which the shards' tiles read
+    WT = _line_aligned(params.shape[0], params.dtype)  # every layer's W.T, for the shards' tiles
     _transpose_weights(params, sizes, WT)
     threads = min(int(threads), n_shards)
     blocks = unit_blocks(sizes, batch_size)

@@ -142,6 +142,37 @@ def test_unit_blocks_cover_every_unit_once():
             assert np.all(mine[1:, 1] == mine[:-1, 2])
 
 
+def test_block_owners_give_each_thread_one_run_of_a_layer_and_balance_the_work():
+    """Each layer's blocks go to the threads in runs of consecutive blocks, one run per
+    thread (so the threads' columns of W.T meet at as few cache lines as can be), and no
+    thread carries more than one block per layer beyond another's share."""
+    for sizes in ([54, 128, 64, 7], [20, 64, 64, 1], [10, 300, 200, 3], [5, 16, 1]):
+        for batch in (32, 64, 256):
+            blocks = parallel.unit_blocks(sizes, batch)
+            cost = [(u1 - u0) * (sizes[l] + 1) for l, u0, u1 in blocks.tolist()]
+            for threads in (1, 2, 3, 4, 16):
+                owners = parallel.block_owners(blocks, sizes, threads)
+                assert owners.shape == (len(blocks),) and owners.dtype == np.int64
+                assert ((owners >= 0) & (owners < threads)).all()
+                for layer in set(blocks[:, 0].tolist()):
+                    run = owners[blocks[:, 0] == layer].tolist()
+                    changes = sum(a != b for a, b in zip(run, run[1:]))
+                    assert changes == len(set(run)) - 1, (sizes, batch, threads, run)
+                    assert len(set(run)) == min(threads, len(run))
+                load = np.bincount(owners, weights=cost, minlength=threads)
+                worked = load[load > 0]
+                layers = len(sizes) - 1
+                assert worked.max() - worked.min() <= layers * max(cost), (sizes, threads)
+
+
+def test_shared_arrays_of_a_split_epoch_start_on_a_cache_line(dtype):
+    for n in (1, 7, 1000):
+        for _ in range(8):
+            a = parallel._line_aligned(n, dtype)
+            assert a.shape == (n,) and a.dtype == dtype
+            assert a.ctypes.data % parallel.CACHE_LINE == 0
+
+
 def test_bad_arguments_get_one_line_errors_before_anything_changes(small_shards):
     sizes, acts, loss = NETWORKS[0]
     X, Y, params = _problem(sizes, loss, np.float32)
