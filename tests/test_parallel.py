@@ -653,6 +653,35 @@ _FIRST_USE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.parametrize("second, kept", [(2 ** 19, 2 ** 19), (None, None)])
+def test_a_first_use_that_finds_no_gain_measures_again_before_keeping_never(
+        tmp_path, monkeypatch, second, kept):
+    """One quick measurement that says "never split" (kept for good) needs a second one's
+    agreement: the lower crossover of the two is kept."""
+    from numba_dense.kernels import tuning
+    never = tuning.NEVER_SPLIT
+    kept = never if kept is None else kept
+    answers = iter([{"SPLIT_MIN_MACS_2": never}, {"SPLIT_MIN_MACS_2": second or never}])
+    calls = []
+
+    def split_threads(batches):
+        calls.append(batches)
+        return next(answers), [[2, b, b * 100, 1.0, 1.0] for b in batches]
+    monkeypatch.setattr(tuning, "split_threads", split_threads)
+    monkeypatch.setattr(epoch_threads, "free_cores", lambda: 2)
+    path = tmp_path / "dispatch.json"
+    monkeypatch.setenv("NUMBA_DENSE_TUNING", str(path))
+    config = kernels.config
+    monkeypatch.setattr(config, "SPLIT_MIN_MACS_2", config.SPLIT_MIN_MACS_2)
+    monkeypatch.setattr(config, "SOURCES", dict(config.SOURCES))
+    epoch_threads._measure_on_first_use(config)
+    assert len(calls) == 2 and config.SPLIT_MIN_MACS_2 == kept
+    with open(path) as f:
+        record = json.load(f)
+    assert record["values"]["SPLIT_MIN_MACS_2"] == kept
+    assert len(record["split"]["timings"]) == 2 * len(tuning.SPLIT_BATCHES["quick"])
+
+
 def test_the_thread_crossover_is_measured_on_first_use_and_kept(tmp_path):
     path = tmp_path / "dispatch.json"
     env = dict(os.environ, NUMBA_DENSE_TUNING=str(path))
@@ -668,7 +697,9 @@ def test_the_thread_crossover_is_measured_on_first_use_and_kept(tmp_path):
         record = json.load(f)
     assert record["values"]["SPLIT_MIN_MACS_2"] == value
     assert set(record["values"]) <= set(kernels.config.RUNTIME_TUNABLE)
-    assert len(record["split"]["timings"]) == 3 * len(record["values"])
+    # three sizes a count; six where a first "never" was measured again
+    assert len(record["split"]["timings"]) in (3 * len(record["values"]),
+                                               6 * len(record["values"]))
     assert kernels.config.check_tuning(record, kernels.host.cpu_key(),
                                        kernels.host.library_versions(),
                                        kernels.config.VECTOR_BYTES) == record["values"]
