@@ -236,7 +236,7 @@ def check_grid(batches, widths, budget=None):
 #: multiply-adds a row), its minibatch sizes by grid, its rows, and the gain two threads
 #: must show over one for a step of that size to take a second thread.
 SPLIT_PROBE = [48, 128, 64, 8]
-SPLIT_BATCHES = {"full": [16, 32, 64, 128, 256, 512], "quick": [32, 128, 512]}
+SPLIT_BATCHES = {"full": [16, 32, 64, 128, 256, 512], "quick": [32, 64, 128, 512]}
 SPLIT_ROWS = 8192
 SPLIT_GAIN = 1.1
 #: ``SPLIT_MIN_MACS_<k>`` when k threads never gained: no step takes k threads.

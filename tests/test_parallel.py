@@ -697,9 +697,10 @@ def test_the_thread_crossover_is_measured_on_first_use_and_kept(tmp_path):
         record = json.load(f)
     assert record["values"]["SPLIT_MIN_MACS_2"] == value
     assert set(record["values"]) <= set(kernels.config.RUNTIME_TUNABLE)
-    # three sizes a count; six where a first "never" was measured again
-    assert len(record["split"]["timings"]) in (3 * len(record["values"]),
-                                               6 * len(record["values"]))
+    # the quick sizes once a count; twice where a first "never" was measured again
+    sizes = len(kernels.tuning.SPLIT_BATCHES["quick"])
+    assert len(record["split"]["timings"]) in (sizes * len(record["values"]),
+                                               2 * sizes * len(record["values"]))
     assert kernels.config.check_tuning(record, kernels.host.cpu_key(),
                                        kernels.host.library_versions(),
                                        kernels.config.VECTOR_BYTES) == record["values"]
