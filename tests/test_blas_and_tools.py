@@ -198,3 +198,23 @@ def test_ab_constant_rewrites_exactly_one_definition(tmp_path):
     assert (tmp_path / "a.py").read_text() == "X = 1\nFORWARD_TILED_MAX_MACS = 1 << 19\n"
     with pytest.raises(SystemExit, match="NOPE is defined in 0 files"):
         ab_constant._rewrite(tmp_path, "NOPE", "3")
+
+
+def test_perf_map_names_a_function_compiled_in_this_process(tmp_path):
+    """benchmarks.perf_map reads Numba's internals (a library's LLVM module and its JIT
+    engine): a Numba release that moves them must fail here, not give an empty map."""
+    from numba import njit
+    from benchmarks import perf_map
+
+    @njit
+    def perf_map_probe_sum(a):
+        return a.sum() * 2.0
+
+    assert perf_map_probe_sum(np.ones(3)) == 6.0
+    path, count = perf_map.write_perf_map(str(tmp_path / "perf-1.map"))
+    lines = open(path).read().splitlines()
+    assert count == len(lines) > 0
+    mine = [line for line in lines if "perf_map_probe_sum" in line]
+    assert mine, lines[:5]
+    start, size, name = mine[0].split(" ", 2)
+    assert int(start, 16) > 0 and int(size, 16) > 0
