@@ -40,6 +40,33 @@ def test_coretype_respects_the_user_and_an_already_loaded_blas():
     assert "OPENBLAS_CORETYPE=SKYLAKEX" in reason and load.seen == []
 
 
+def test_scipy_blas_loads_without_scipy_linalg_and_stays_importable():
+    """The kernels load SciPy's cython_blas from its file alone (scipy.linalg's __init__
+    took 0.2 s of every start); a later import of it, or of scipy.linalg, finds the same
+    module, and a gemm through it still computes."""
+    code = ("import sys, numba_dense\n"
+            "from numba_dense.kernels import _blas\n"
+            "assert 'scipy.linalg' not in sys.modules, 'scipy.linalg imported'\n"
+            "import scipy.linalg.cython_blas as first\n"
+            "import scipy.linalg\n"
+            "from scipy.linalg import cython_blas\n"
+            "assert first is cython_blas is sys.modules['scipy.linalg.cython_blas']\n"
+            "import numpy as np\n"
+            "print(scipy.linalg.blas.sgemm(1.0, np.eye(2, dtype=np.float32),"
+            " np.ones((2, 2), np.float32)).sum())\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "4.0"
+
+
+def test_a_compiled_module_that_is_not_there_is_an_import_error():
+    with pytest.raises(ImportError):
+        _blas._extension_alone("numpy.no_such_extension_module")
+    with pytest.raises(ImportError):
+        _blas._extension_alone("no_such_package_at_all.cython_blas")
+
+
 def test_kernels_info_prints_blas_threads_and_rate():
     result = subprocess.run([sys.executable, "-m", "numba_dense.kernels", "info"],
                             capture_output=True,
