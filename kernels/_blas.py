@@ -45,15 +45,19 @@ def _load_scipy_blas():
     kernels use."""
     try:
         _extension_alone(_SCIPY_BLAS)
+        _LOADED_ALONE[0] = True
     except Exception:  # noqa: BLE001 - any layout we do not know: the usual import
         import scipy.linalg.cython_blas  # noqa: F401
+
+
+_LOADED_ALONE = [False]  # whether _load_scipy_blas loaded the module without its package
 
 
 def _extension_alone(name):
     """Import the compiled module ``name`` (``package.module``) from its file without
     importing its package first; registered in ``sys.modules`` under ``name`` (and as the
-    package's attribute when the package is loaded), so a later import by name finds it.
-    ImportError when no file of that name exists."""
+    package's attribute when the package is loaded). ImportError when no file of that
+    name exists."""
     import importlib.machinery
     import importlib.util
     package, _, leaf = name.rpartition(".")
@@ -110,6 +114,8 @@ def _choose_coretype(env=os.environ, modules=sys.modules, has_avx512=_cpu_has_av
 
 
 CORETYPE_DECISION = _choose_coretype()
+if _SCIPY_BLAS not in sys.modules:
+    _load_scipy_blas()  # where the core type was left to OpenBLAS: the same quick load
 
 import llvmlite.binding as _llvm  # noqa: E402
 from numba import njit, types  # noqa: E402
@@ -131,6 +137,13 @@ def _gemm_type(t):
 for _name in ("sgemm", "dgemm"):
     _llvm.add_symbol("numba_dense_" + _name,
                      get_cython_function_address(_SCIPY_BLAS, _name))
+if _LOADED_ALONE[0] and "scipy.linalg" not in sys.modules:
+    # Only the addresses were wanted. Left in sys.modules without its package, the module
+    # never became scipy.linalg's attribute (``scipy.linalg.cython_blas`` raised
+    # AttributeError in a user's code after ``import numba_dense``). Out of it, a later
+    # import runs scipy.linalg's __init__ as usual and gets this same module back (Cython
+    # creates a module once a process; the library stays loaded), as its attribute.
+    del sys.modules[_SCIPY_BLAS]
 
 _sgemm = types.ExternalFunction("numba_dense_sgemm", _gemm_type(types.float32))
 _dgemm = types.ExternalFunction("numba_dense_dgemm", _gemm_type(types.float64))

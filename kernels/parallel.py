@@ -12,9 +12,9 @@ has two phases:
    the shard's bias-gradient sums into its own buffer. The forward products' register
    tiles read each layer's ``W.T`` from one shared copy, not a copy made per shard.
 2. **Parameters.** After a barrier (``kernels.sync``: atomics, no GIL, no thread started
-   per step), each thread takes its blocks (``block_owners``: one run of each layer's
-   consecutive blocks per thread, so that the threads' columns of ``W.T`` meet at cache
-   line boundaries): the weight gradient of the block's units over all m rows, one
+   per step), each thread takes its blocks (``block_owners``: at most one run of each
+   layer's consecutive blocks per thread, so that the threads' columns of ``W.T`` meet
+   at few cache lines): the weight gradient of the block's units over all m rows, one
    product of their error terms with the layer's input; their bias gradient, the shards'
    sums added in shard order; the optimizer's update of those weights and biases (plain
    SGD fused into the product, as ``train_epoch`` fuses it); and the block's columns of
@@ -114,25 +114,46 @@ BLOCK_UNITS = max(TILE_ROWS, VECTOR_BYTES // 4)
 
 
 def block_owners(blocks, sizes, threads):
-    """(n_blocks,) int64: the thread of each parameter block. Each layer's blocks are cut
-    into one run of consecutive blocks per thread (fewer when the layer has fewer blocks),
-    the first run to the thread least loaded so far (by units x (n_in + 1)), so that the
-    threads' columns of the shared ``W.T`` meet at as few cache lines as can be: blocks
-    dealt out in turn (1, 0, 1, 0, ...) had the two threads writing neighbouring columns
-    of every row, and a two-thread step of T3 at batch 256 ran 1.4x slower
-    (docs/performance.md, "One network on every core"). Which thread runs a block changes
-    no result, so this may depend on the threads."""
-    owners = np.empty(len(blocks), np.int64)
+    """(n_blocks,) int64: the thread of each parameter block, by units x (n_in + 1) of
+    work. Layer by layer, largest blocks first, the layer's work is poured into the least
+    loaded threads up to a common level (``_filled_shares``), and each of them takes one
+    run of the layer's consecutive blocks, those whose middles fall in its share. So each
+    thread's columns of the shared ``W.T`` are one stretch of every row: dealt out in turn
+    (1, 0, 1, 0, ...), two threads wrote beside each other on every row, sharing a cache
+    line at each edge that did not fall on a line's (docs/performance.md, "Blocks of
+    consecutive units"). Which thread runs a block changes no result, so this may depend
+    on the threads."""
+    cost = [int(u1 - u0) * (int(sizes[l]) + 1) for l, u0, u1 in blocks.tolist()]
+    layers = {}
+    for block, layer in enumerate(blocks[:, 0].tolist()):
+        layers.setdefault(layer, []).append(block)
+    work = {layer: sum(cost[b] for b in ids) for layer, ids in layers.items()}
+    biggest = {layer: max(cost[b] for b in ids) for layer, ids in layers.items()}
     load = [0] * threads
-    for l in sorted({int(layer) for layer in blocks[:, 0]}):
-        ids = [b for b in range(len(blocks)) if int(blocks[b, 0]) == l]
-        runs = min(threads, len(ids))
-        ranked = sorted(range(threads), key=lambda t: (load[t], t))[:runs]
-        for j, b in enumerate(ids):
-            t = ranked[j * runs // len(ids)]
-            owners[b] = t
-            load[t] += int(blocks[b, 2] - blocks[b, 1]) * (int(sizes[l]) + 1)
+    owners = np.empty(len(blocks), np.int64)
+    for layer in sorted(layers, key=lambda l: (-biggest[l], -work[l], l)):
+        ranked = sorted(range(threads), key=lambda t: (load[t], t))
+        ends = np.cumsum(_filled_shares([load[t] for t in ranked], work[layer]))
+        done, i = 0, 0
+        for block in layers[layer]:
+            middle = done + cost[block] / 2
+            while i < threads - 1 and middle >= ends[i]:
+                i += 1
+            owners[block] = ranked[i]
+            load[ranked[i]] += cost[block]
+            done += cost[block]
     return owners
+
+
+def _filled_shares(loads, work):
+    """How much of ``work`` each thread of ``loads`` (ascending) takes when it is poured
+    into the least loaded ones up to a common level: level - load, or 0 above the level."""
+    level = loads[-1]
+    for k in range(1, len(loads) + 1):
+        level = (work + sum(loads[:k])) / k
+        if k == len(loads) or level <= loads[k]:
+            break
+    return [max(level - load, 0.0) for load in loads]
 
 
 #: Bytes of a cache line. The arrays that a split epoch's threads share start on one

@@ -1,5 +1,6 @@
 """The BLAS arrangement, the diagnostics, and the benchmark code paths (not their speed)."""
 
+import os
 import platform
 import subprocess
 import sys
@@ -48,16 +49,25 @@ def test_scipy_blas_loads_without_scipy_linalg_and_stays_importable():
             "from numba_dense.kernels import _blas\n"
             "assert 'scipy.linalg' not in sys.modules, 'scipy.linalg imported'\n"
             "import scipy.linalg.cython_blas as first\n"
-            "import scipy.linalg\n"
+            "import scipy, scipy.linalg\n"
             "from scipy.linalg import cython_blas\n"
             "assert first is cython_blas is sys.modules['scipy.linalg.cython_blas']\n"
+            "assert scipy.linalg.cython_blas is first\n"
+            "import llvmlite.binding as llvm\n"
+            "from numba.extending import get_cython_function_address as address\n"
+            "assert llvm.address_of_symbol('numba_dense_sgemm') == "
+            "address('scipy.linalg.cython_blas', 'sgemm'), 'two BLAS'\n"
             "import numpy as np\n"
             "print(scipy.linalg.blas.sgemm(1.0, np.eye(2, dtype=np.float32),"
             " np.ones((2, 2), np.float32)).sum())\n")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120)
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == "4.0"
+    # the same whoever chose OpenBLAS's core type (the user; OpenBLAS on a CPU without
+    # AVX-512, as with NUMBA_DENSE_NO_CORETYPE)
+    for extra in ({}, {"NUMBA_DENSE_NO_CORETYPE": "1"}):
+        env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=120, env={**env, **extra})
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.strip() == "4.0"
 
 
 def test_a_compiled_module_that_is_not_there_is_an_import_error():

@@ -250,7 +250,10 @@ def _jobs(text):
     (``training.threads.check_jobs``): a thread count >= 1; -1 for every free core (None);
     -k for the usable cores + 1 - k, at least 1 (-2: all but one)."""
     from ..training.threads import check_jobs
-    value = _count(-(2 ** 31))(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected an integer, got %r" % text) from None
     try:
         return check_jobs(value, "--jobs")
     except InvalidValueError:
@@ -408,8 +411,8 @@ def build_parser():
     train.add_argument("--jobs", type=_jobs, metavar="N",
                        help="threads: those the ensemble's networks train on, or those one "
                        "network's steps are split between where that gains (default, or "
-                       "-1: the cores no other process is running on; -2: those less one; "
-                       "the same results on any count)")
+                       "-1: the cores no other process is running on; -2: all usable cores "
+                       "but one; the same results on any count)")
     train.add_argument("--chunk-rows", type=_count(1),
                        help="rows per chunk when streaming .npy files")
     train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,

@@ -131,7 +131,7 @@ def _measure_on_first_use(config):
     if path is None or free_cores() < 2:
         return
     values, timings = tuning.split_threads(tuning.SPLIT_BATCHES["quick"])
-    if values and tuning.NEVER_SPLIT in values.values():
+    if values and all(value == tuning.NEVER_SPLIT for value in values.values()):
         # "never" is kept for good (no fit on this host would split again), and half a
         # second of measuring says it whenever the second core is slowed throughout: on
         # a quiet Zen 4 one of three first uses found no gain at any size (1.02x at
