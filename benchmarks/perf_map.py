@@ -33,7 +33,9 @@ def compiled_functions():
     from numba.core.registry import CPUDispatcher
     found = {}
     for obj in gc.get_objects():
-        if not isinstance(obj, CPUDispatcher):
+        # type(), not isinstance(): isinstance asks a dead weakref.proxy for its class and
+        # raises ReferenceError
+        if not issubclass(type(obj), CPUDispatcher):
             continue
         for result in obj.overloads.values():
             library = result.library

@@ -248,6 +248,11 @@ def test_perf_map_names_a_function_compiled_in_this_process(tmp_path):
         return a.sum() * 2.0
 
     assert perf_map_probe_sum(np.ones(3)) == 6.0
+    import weakref
+
+    class Dead:
+        pass
+    dead = weakref.proxy(Dead())  # a dead proxy among the objects, as a long run leaves
     path, count = perf_map.write_perf_map(str(tmp_path / "perf-1.map"))
     lines = open(path).read().splitlines()
     assert count == len(lines) > 0
@@ -255,3 +260,4 @@ def test_perf_map_names_a_function_compiled_in_this_process(tmp_path):
     assert mine, lines[:5]
     start, size, name = mine[0].split(" ", 2)
     assert int(start, 16) > 0 and int(size, 16) > 0
+    del dead
