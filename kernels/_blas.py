@@ -45,12 +45,8 @@ def _load_scipy_blas():
     kernels use."""
     try:
         _extension_alone(_SCIPY_BLAS)
-        _LOADED_ALONE[0] = True
     except Exception:  # noqa: BLE001 - any layout we do not know: the usual import
         import scipy.linalg.cython_blas  # noqa: F401
-
-
-_LOADED_ALONE = [False]  # whether _load_scipy_blas loaded the module without its package
 
 
 def _extension_alone(name):
@@ -137,8 +133,9 @@ def _gemm_type(t):
 for _name in ("sgemm", "dgemm"):
     _llvm.add_symbol("numba_dense_" + _name,
                      get_cython_function_address(_SCIPY_BLAS, _name))
-if _LOADED_ALONE[0] and "scipy.linalg" not in sys.modules:
-    # Only the addresses were wanted. Left in sys.modules without its package, the module
+if "scipy.linalg" not in sys.modules:
+    # Loaded alone (imported by name, its package would be here too), and only the
+    # addresses were wanted. Left in sys.modules without its package, the module
     # never became scipy.linalg's attribute (``scipy.linalg.cython_blas`` raised
     # AttributeError in a user's code after ``import numba_dense``). Out of it, a later
     # import runs scipy.linalg's __init__ as usual and gets this same module back (Cython
