@@ -320,6 +320,7 @@ def test_fit_gives_the_same_network_on_any_n_jobs(small_shards, monkeypatch):
     net = MLP([12, 32, 16, 1], seed=0)
     assert epoch_threads.splits(net, 64, False, 0.0)
     seen = _threads_seen(monkeypatch)
+    monkeypatch.setattr(epoch_threads, "usable_cores", lambda: 4)  # 4 threads on any host
     nets = []
     for n_jobs in (1, 2, None, -1, 4):
         net = MLP([12, 32, 16, 1], seed=0)
@@ -382,6 +383,12 @@ def test_threads_follow_free_cores_shards_work_and_search_pools(small_shards, mo
     net = MLP([12, 32, 16, 1], seed=0)  # 912 forward multiply-adds a row
     _every_step_splits(monkeypatch)
     assert parallel.shard_plan(net.sizes, 64)[0] == 16
+    # a count above the usable cores counts as the usable cores: threads that wait on each
+    # other at every step must not take turns on a core
+    cores = kernels.threads.usable_cores()
+    assert epoch_threads.epoch_threads(10 ** 6, net, 64) == max(
+        (1,) + tuple(k for k in kernels.config.SPLIT_COUNTS if k <= cores))
+    monkeypatch.setattr(epoch_threads, "usable_cores", lambda: 64)  # a 64-core machine
     assert epoch_threads.epoch_threads(3, net, 64) == 2  # a power of two
     assert epoch_threads.epoch_threads(40, net, 64) == 16  # no more than the shards
     # each count has its own crossover: here 2 threads from 64 rows, 8 from 32 rows
@@ -549,6 +556,8 @@ def test_negative_n_jobs_count_from_the_cores_as_in_scikit_learn(monkeypatch):
     from numba_dense.model.interfaces import search
     monkeypatch.setattr(search, "usable_cores", lambda: 8)
     assert search.search_threads(-2) == 7 and search.search_threads(None) == 8
+    # no more threads than cores: each holds a fit's copy of its fold
+    assert search.search_threads(600000) == 8 and search.search_threads(3) == 3
     X, y = _tabular(200)
     MLP([12, 4, 1], seed=0).fit(X, y, epochs=1, n_jobs=-2)
     MLPRegressor(hidden_layer_sizes=(4,), n_jobs=-2, max_iter=1).fit(X, y)

@@ -412,7 +412,8 @@ def build_parser():
                        help="threads: those the ensemble's networks train on, or those one "
                        "network's steps are split between where that gains (default, or "
                        "-1: the cores no other process is running on; -2: all usable cores "
-                       "but one; the same results on any count)")
+                       "but one; a split step takes at most the usable cores; the same "
+                       "results on any count)")
     train.add_argument("--chunk-rows", type=_count(1),
                        help="rows per chunk when streaming .npy files")
     train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -1046,8 +1047,8 @@ def _search_parser(sub, train):
     search.add_argument("--cv", type=_count(2), default=5, metavar="K",
                         help="folds of the cross-validation (default 5)")
     search.add_argument("--jobs", dest="search_jobs", type=_jobs, metavar="N",
-                        help="threads running the fits (default, or -1: the usable cores; "
-                        "-2: all but one)")
+                        help="threads running the fits, at most the usable cores (default, "
+                        "or -1: the usable cores; -2: all but one)")
     search.add_argument("--save", "--out", dest="save", metavar="PATH",
                         help="refit the best candidate on all rows and save it here (.npz)")
 

@@ -86,10 +86,15 @@ def _is_ours(estimator, depth=0):
 
 def search_threads(n_jobs):
     """The threads a search of numba-dense's estimators runs its fits on: ``n_jobs`` None or
-    -1: the usable cores; -k: the usable cores + 1 - k (at least 1); k >= 1: k.
-    ``InvalidValueError`` for 0, ``InvalidTypeError`` for a value that is not an int."""
+    -1: the usable cores; -k: the usable cores + 1 - k (at least 1); k >= 1: k, but at most
+    the usable cores (``n_threads_`` says how many ran): each thread holds a fit's copy of
+    its fold's rows, and the fits release the GIL, so threads beyond the cores add memory
+    and no speed (``--jobs 600000`` would otherwise ask for more threads than the system
+    gives). ``InvalidValueError`` for 0, ``InvalidTypeError`` for a value that is not an
+    int."""
     jobs = epoch_threads.check_jobs(n_jobs)
-    return usable_cores() if jobs is None else jobs
+    cores = usable_cores()
+    return cores if jobs is None else min(jobs, cores)
 
 
 def _check_grid_names(estimator, grid, argument):

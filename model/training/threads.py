@@ -170,11 +170,13 @@ def epoch_threads(n_jobs, net, batch_size):
     ``check_jobs``) now: the largest count k of ``config.SPLIT_COUNTS`` within the free
     cores (None) or ``n_jobs`` and the step's shards whose ``SPLIT_MIN_MACS_<k>`` (the
     host's crossover for k threads, ``_measured_once``) the step's forward multiply-adds
-    reach; 1 when there is none, and on a thread of a pool (``in_pool``). The parameters
-    do not depend on it."""
+    reach; 1 when there is none, and on a thread of a pool (``in_pool``). A count above
+    the usable cores counts as the usable cores: the split's threads wait on each other at
+    every step, and two threads on one core would each wait out the other's time slice.
+    The parameters do not depend on it."""
     if getattr(_pool, "member", False):
         return 1
-    wanted = free_cores() if n_jobs is None else n_jobs
+    wanted = free_cores() if n_jobs is None else min(n_jobs, usable_cores())
     sizes = [int(n) for n in net.sizes]
     limit = min(wanted, kernels.shard_plan(sizes, batch_size)[0])
     if limit < 2:
