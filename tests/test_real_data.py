@@ -44,6 +44,28 @@ def test_defaults_train_a_good_model_on_a_real_table(name, rows, bound, tmp_path
     assert value >= bound, (name, value)
 
 
+def test_a_file_sorted_by_its_target_as_palmerpenguins_ships_it(tmp_path, capsys):
+    """palmerpenguins lists its penguins species by species: the last 10% of the file are
+    all Chinstraps. Held out as validation rows (--validation-rows last), early stopping
+    keeps the first epoch's network; the default draws them from the whole file."""
+    table = TABLES["penguins"]
+    frame = load(table)
+    order = np.random.default_rng(0).permutation(len(frame))
+    cut = int(0.8 * len(order))
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    frame.iloc[np.sort(order[:cut])].to_csv(train, index=False)  # in the file's own order
+    frame.iloc[order[cut:]].to_csv(test, index=False)
+    scores = {}
+    for rows in ("random", "last"):
+        model, pred = str(tmp_path / ("%s.npz" % rows)), str(tmp_path / ("%s.csv" % rows))
+        assert main(["train", "--data", str(train), "--target-col", table.target,
+                     "--validation-rows", rows, "--save", model]) == 0
+        assert main(["predict", "--model", model, "--data", str(test), "--out", pred]) == 0
+        scores[rows] = score(table, str(test), pd.read_csv(pred)[table.target])
+    capsys.readouterr()
+    assert scores["random"] >= 0.97 and scores["last"] < 0.8, scores
+
+
 def test_flights_with_the_defaults(tmp_path, capsys):
     """The README's own example: 40,000 rows of the year of New York flights (timestamps,
     tail numbers in the thousands grouped, missing values)."""

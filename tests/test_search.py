@@ -421,7 +421,8 @@ def test_cli_search_equals_the_estimator_search_it_runs(diabetes_files, capsys):
                                           loss=None, quantile=None, dtype="float32", seed=3,
                                           n_outputs=1, classifier=False, epochs=2,
                                           batch_size=256, optimizer="adam", lr=1e-3,
-                                          validation_fraction=0.1, early_stopping=10)
+                                          validation_fraction=0.1, validation_seed=3,
+                                          early_stopping=10)
     search = GridSearchCV(est, {"hidden_sizes": [[4], [6, 3]]}, n_jobs=1,
                           cv=network_search.splitter(2, False, 3)).fit(data["X"], data["y"])
     for row, mean in zip(rows, search.cv_results_["mean_test_score"]):

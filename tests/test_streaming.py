@@ -79,6 +79,67 @@ def test_validation_fraction_of_a_stream(files):
     assert h.val_loss[0] == pytest.approx(net.cost(X[800:], y[800:]), rel=1e-5)
 
 
+def _rows_of(source, shuffle):
+    """Every row a source trains on in one epoch, and every row it evaluates, as tuples."""
+    trained = [tuple(row) for Xs, _, order, _ in source.segments(
+        np.random.default_rng(0), shuffle, 10) for row in (Xs[order] if len(order) else Xs)]
+    evaluated = [tuple(row) for Xb, _ in source.blocks(64) for row in Xb]
+    return trained, evaluated
+
+
+@pytest.mark.parametrize("kind", ["array", "stream"])
+def test_random_validation_rows_partition_the_rows(files, kind):
+    """split_random: n_val rows drawn anywhere in the file, the others trained on (every
+    epoch, shuffled or not), none of either lost or seen twice; the same seed, the same
+    rows; the targets' statistics over the training rows only."""
+    from numba_dense.model.data.sources import ArraySource, StreamSource
+    folder, X, y = files
+    Y = y[:, None].copy()
+    if kind == "array":
+        source = ArraySource(X, Y, np.arange(1000.0))
+    else:
+        source = StreamSource(np.load(folder / "X.npy", mmap_mode="r"), y, ("X", "y"),
+                              (np.float64, 1, "regression"), 128)
+    train, val = source.split_random(200, np.random.default_rng(5))
+    assert (train.n_rows, val.n_rows) == (800, 200)
+    for shuffle in (True, False):
+        trained, evaluated = _rows_of(train, shuffle)
+        assert sorted(trained) == sorted(evaluated) and len(set(trained)) == 800
+    held = _rows_of(val, False)[1]
+    assert len(set(held)) == 200 and not set(held) & set(trained)
+    assert sorted(held + trained) == sorted(map(tuple, X))
+    index = {row: i for i, row in enumerate(map(tuple, X))}
+    rows = sorted(index[r] for r in held)
+    assert rows[0] < 500 and rows[-1] >= 800  # drawn from the whole file, not its end
+    again = source.split_random(200, np.random.default_rng(5))[1]
+    assert _rows_of(again, False)[1] == held
+    targets = np.concatenate(list(train.target_blocks()))
+    np.testing.assert_array_equal(np.sort(targets[:, 0]),
+                                  np.sort(np.delete(y, rows)))
+    if kind == "array":  # the weights follow their rows
+        np.testing.assert_array_equal(val.sample_weight, rows)
+
+
+def test_validation_seed_holds_out_random_rows_of_a_sorted_file(files):
+    """A file sorted by its target: the last rows are its largest targets, a validation set
+    unlike the rows trained on; validation_seed draws them from the whole file, and
+    val_loss is the cost of exactly those rows."""
+    folder, X, y = files
+    order = np.argsort(y)
+    Xs, ys = X[order], y[order]
+    net = MLP([6, 4, 1], seed=0)
+    h = net.fit(Xs, ys, epochs=1, validation_fraction=0.2, validation_seed=5)
+    held = np.zeros(1000, bool)
+    held[np.random.default_rng(5).choice(1000, 200, replace=False)] = True
+    assert h.val_loss[0] == pytest.approx(net.cost(Xs[held], ys[held]), rel=1e-5)
+    assert held[:800].sum() > 100  # most held-out rows are not the last ones
+    streamed = MLP([6, 4, 1], seed=0)
+    np.save(folder / "Xs.npy", Xs)
+    h = streamed.fit(folder / "Xs.npy", ys, epochs=1, validation_fraction=0.2,
+                     validation_seed=5, chunk_rows=128)
+    assert np.isfinite(h.val_loss[0])
+
+
 def test_a_bad_value_deep_in_a_file_is_reported_and_nothing_changes(tmp_path):
     X = np.zeros((500, 3))
     X[437, 2] = np.nan

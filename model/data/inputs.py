@@ -126,7 +126,11 @@ def _with_validation(net, source, settings, data_options):
                                     "leaves %d for validation "
                                     "and %d for training; both need at least one"
                                     % (fraction, source.n_rows, n_val, source.n_rows - n_val))
-        source, val_source = source.split(n_val)
+        if data_options.validation_seed is None:
+            source, val_source = source.split(n_val)
+        else:
+            source, val_source = source.split_random(
+                n_val, np.random.default_rng(data_options.validation_seed))
         val_source.check_values()
     if settings.early_stopping is not None and val_source is None:
         raise InvalidValueError("early_stopping needs validation rows: pass validation_data "

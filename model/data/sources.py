@@ -144,9 +144,11 @@ class Source(Protocol):
     """What ``fit`` trains on and evaluates: ``ArraySource`` or ``StreamSource``.
 
     ``n_rows``; ``split(n_val)``: (the first n_rows - n_val rows, the last n_val) as two
-    sources; ``target_blocks()``: the targets in blocks of rows; ``scaled(scaling)``: the
-    same rows with standardized targets; ``segments(rng, shuffle, batch_size)``: one
-    epoch as ``(X, Y, order, sample_weight)`` for ``kernels.train_epoch``;
+    sources; ``split_random(n_val, rng)``: (the rest, n_val rows drawn at random by the
+    ``np.random.Generator`` rng) as two sources; ``target_blocks()``: the targets in
+    blocks of rows; ``scaled(scaling)``: the same rows with standardized targets;
+    ``segments(rng, shuffle, batch_size)``: one epoch as ``(X, Y, order, sample_weight)``
+    for ``kernels.train_epoch``;
     ``blocks(rows)``: ``(X, Y)`` blocks in storage order. ``check_values()`` runs a
     check of X's values that ``fit`` left to the first epoch (``ArraySource``), and
     ``values_seen()`` drops it once an epoch has trained on every row without a NaN or
@@ -156,6 +158,8 @@ class Source(Protocol):
     n_rows: int
 
     def split(self, n_val): ...
+
+    def split_random(self, n_val, rng): ...
 
     def target_blocks(self): ...
 
@@ -177,11 +181,14 @@ class ArraySource(Source):
     optionally ``sample_weight`` (N,) float64, one weight >= 0 per row (None: all 1; see
     ``kernels.Batches``). ``values_check``: None when X's values are checked, else the
     ``validation.ValuesCheck`` that ``check_values`` runs (``fit`` leaves it to the first
-    epoch where that epoch finds a NaN or inf itself)."""
+    epoch where that epoch finds a NaN or inf itself). ``rows``: None for every row of X,
+    or the sorted int64 indices of the rows of X this source holds (``split_random``'s
+    training rows: X is not copied, the epochs' orders name those rows)."""
 
-    def __init__(self, X, Y, sample_weight=None, values_check=None):
+    def __init__(self, X, Y, sample_weight=None, values_check=None, rows=None):
         self.X, self.Y = X, Y
-        self.n_rows = X.shape[0]
+        self.rows = rows
+        self.n_rows = X.shape[0] if rows is None else len(rows)
         self.sample_weight = (NO_WEIGHTS if sample_weight is None
                               else np.ascontiguousarray(sample_weight, np.float64))
         self.values_check = values_check
@@ -195,31 +202,53 @@ class ArraySource(Source):
         self.values_check = None
 
     def _rows(self, a, b):
+        if self.rows is not None:
+            return ArraySource(self.X, self.Y, self._weights(), self.values_check,
+                               self.rows[a:b])
         weights = self.sample_weight[a:b] if len(self.sample_weight) else None
         check = self.values_check and self.values_check.rows_from(a)
         return ArraySource(self.X[a:b], self.Y[a:b], weights, check)
+
+    def _weights(self):
+        return self.sample_weight if len(self.sample_weight) else None
 
     def split(self, n_val):
         """(first N - n_val rows, last n_val rows) as two sources, without copying."""
         cut = self.n_rows - n_val
         return self._rows(0, cut), self._rows(cut, self.n_rows)
 
+    def split_random(self, n_val, rng):
+        """(the other rows, n_val rows drawn at random by ``rng``) as two sources: the
+        training rows as indices into X (``rows``, nothing copied), the held-out rows
+        copied. X's values are checked first, so that an error names X's row."""
+        self.check_values()
+        held = np.zeros(self.n_rows, bool)
+        held[rng.choice(self.n_rows, n_val, replace=False)] = True
+        own = np.arange(self.n_rows, dtype=np.int64) if self.rows is None else self.rows
+        val = own[held]
+        weights = self.sample_weight[val] if len(self.sample_weight) else None
+        return (ArraySource(self.X, self.Y, self._weights(), None, own[~held]),
+                ArraySource(self.X[val], self.Y[val], weights))
+
     def target_blocks(self):
         """The targets, as blocks of rows (for their statistics)."""
-        yield self.Y
+        yield self.Y if self.rows is None else self.Y[self.rows]
 
     def scaled(self, scaling):
         """The same rows with targets standardized by a ``targets.TargetScaling``."""
-        return ArraySource(self.X, scaling.standardize(self.Y),
-                           self.sample_weight if len(self.sample_weight) else None,
-                           self.values_check)
+        return ArraySource(self.X, scaling.standardize(self.Y), self._weights(),
+                           self.values_check, self.rows)
 
     def segments(self, rng, shuffle, batch_size):
         """One epoch: a permutation from ``rng`` when ``shuffle``, cut into segments
         ``(X, Y, order, sample_weight)`` (the weights of X's rows; empty for all 1)."""
         step = max(batch_size, SEGMENT_ROWS // batch_size * batch_size)
         w = self.sample_weight
-        if shuffle:
+        if self.rows is not None:  # orders name the source's rows of X
+            order = self.rows[rng.permutation(self.n_rows)] if shuffle else self.rows
+            for a in range(0, self.n_rows, step):
+                yield self.X, self.Y, order[a:a + step], w
+        elif shuffle:
             order = rng.permutation(self.n_rows)
             for a in range(0, self.n_rows, step):
                 yield self.X, self.Y, order[a:a + step], w
@@ -231,7 +260,11 @@ class ArraySource(Source):
     def blocks(self, rows):
         """(X, Y) blocks of at most ``rows`` rows, in storage order (for evaluation)."""
         for a in range(0, self.n_rows, rows):
-            yield self.X[a:a + rows], self.Y[a:a + rows]
+            if self.rows is None:
+                yield self.X[a:a + rows], self.Y[a:a + rows]
+            else:
+                index = self.rows[a:a + rows]
+                yield self.X[index], self.Y[index]
 
 
 class StreamSource(Source):
@@ -252,6 +285,10 @@ class StreamSource(Source):
         self.chunk_rows = chunk_rows
         self.scaling = None  # a targets.TargetScaling applied to each chunk's targets
         self._xbuf = None
+        # split_random's rows: None for every row of start:stop, else {chunk start: the
+        # sorted indices in that chunk of the held-out rows} and whether this source holds
+        # those rows or the others
+        self.held, self.holds = None, False
 
     def split(self, n_val):
         cut = self.stop - n_val
@@ -260,6 +297,36 @@ class StreamSource(Source):
         return (StreamSource(*args, self.start, cut, self.codes),
                 StreamSource(*args, cut, self.stop, self.codes))
 
+    def split_random(self, n_val, rng):
+        """(the other rows, n_val rows of start:stop drawn at random by ``rng``): two
+        sources over the same file, each reading every chunk and keeping its own rows. Each
+        chunk's share of the n_val is drawn from the hypergeometric distribution, then its
+        rows, so that every set of n_val rows is as likely and memory stays at the held-out
+        rows' indices (nothing a row of the file)."""
+        held = {}
+        left, rows_left = n_val, self.n_rows
+        for a, b in self._chunks():
+            k = int(rng.hypergeometric(left, rows_left - left, b - a)) if left else 0
+            held[a] = np.sort(rng.choice(b - a, k, replace=False)).astype(np.int64)
+            left, rows_left = left - k, rows_left - (b - a)
+        parts = []
+        for holds, n in ((False, self.n_rows - n_val), (True, n_val)):
+            part = copy.copy(self)
+            part.held, part.holds, part.n_rows, part._xbuf = held, holds, n, None
+            parts.append(part)
+        return tuple(parts)
+
+    def _own(self, a, b):
+        """The rows of chunk [a, b) this source holds, as indices into the chunk (None:
+        all of them)."""
+        if self.held is None:
+            return None
+        if self.holds:
+            return self.held[a]
+        mine = np.ones(b - a, bool)
+        mine[self.held[a]] = False
+        return np.flatnonzero(mine)
+
     def _targets(self, a, b):
         return targets_matrix(np.asarray(self.y[a:b]), self.names[1], self.dtype,
                               self.n_outputs, self.kind, first_row=a)
@@ -267,7 +334,8 @@ class StreamSource(Source):
     def target_blocks(self):
         """The targets chunk by chunk, checked (the inputs are not read)."""
         for a, b in self._chunks():
-            yield self._targets(a, b)
+            own = self._own(a, b)
+            yield self._targets(a, b) if own is None else self._targets(a, b)[own]
 
     def scaled(self, scaling):
         """The same rows with targets standardized by a ``targets.TargetScaling``."""
@@ -301,12 +369,23 @@ class StreamSource(Source):
             chunks = [chunks[i] for i in rng.permutation(len(chunks))]
         empty = np.empty(0, np.int64)
         for a, b in chunks:
+            own = self._own(a, b)
+            if own is not None and len(own) == 0:
+                continue  # an empty order would mean every row of the chunk
             Xc, Yc = self._read(a, b)
-            yield Xc, Yc, rng.permutation(b - a) if shuffle else empty, NO_WEIGHTS
+            if own is None:
+                yield Xc, Yc, rng.permutation(b - a) if shuffle else empty, NO_WEIGHTS
+            else:
+                yield Xc, Yc, own[rng.permutation(len(own))] if shuffle else own, NO_WEIGHTS
 
     def blocks(self, rows=None):
         for a, b in self._chunks():
-            yield self._read(a, b)
+            own = self._own(a, b)
+            if own is None:
+                yield self._read(a, b)
+            elif len(own):
+                Xc, Yc = self._read(a, b)
+                yield Xc[own], Yc[own]
 
 
 def read_rows(X, a, b, buf, name, codes=None):

@@ -390,7 +390,11 @@ def build_parser():
     # --batch-size, --optimizer, its hyperparameters and the schedule: model.training.options
     fit_options.add_arguments(train, _count)
     train.add_argument("--validation-fraction", type=float, default=0.1,
-                       help="share of rows (the last ones) held out for val_loss (default 0.1)")
+                       help="share of rows held out for val_loss (default 0.1)")
+    train.add_argument("--validation-rows", choices=("random", "last"), default="random",
+                       help="which rows --validation-fraction holds out: drawn at random "
+                            "with --seed (default; a file sorted by its target or by date "
+                            "still validates on rows like the others) or the file's last")
     train.add_argument("--early-stopping", type=_count(0), metavar="PATIENCE",
                        help="stop after this many epochs without a better val_loss and keep "
                             "the best epoch's parameters (default %d when there are "
@@ -862,6 +866,13 @@ def _epochs(args, rows, comm):
     return default_epochs(rows if comm is None else comm.allreduce(rows))
 
 
+def _validation_seed(args):
+    """``MLP.fit``'s ``validation_seed`` of ``--validation-rows``: --seed for rows drawn at
+    random (also with --no-shuffle: the held-out rows are the same in every run of one
+    --seed, so that --resume validates on the rows it did), None for the last rows."""
+    return args.seed if args.validation_rows == "random" else None
+
+
 def _fit(net, X, y, args, comm, verbose, epochs, weights=None):
     """``net.fit`` with the command line's training options (and its defaults that depend
     on the data: the epochs, early stopping when there are validation rows); ``weights``:
@@ -879,6 +890,7 @@ def _fit(net, X, y, args, comm, verbose, epochs, weights=None):
                    shuffle=not args.no_shuffle,
                    seed=None if args.no_shuffle else args.seed,  # --seed also seeds the network
                    validation_fraction=args.validation_fraction,
+                   validation_seed=_validation_seed(args),
                    early_stopping=early_stopping, checkpoint=args.checkpoint,
                    checkpoint_every=args.checkpoint_every, resume=args.resume,
                    chunk_rows=args.chunk_rows, standardize_target=args.standardize_target,
@@ -1019,7 +1031,8 @@ _SEARCH_SHARED = ("target", "target_col", "delimiter", "features", "drop_cols",
                   "max_categories", "keep_identifiers", "no_scale", "numeric_encoding",
                   "category_encoding",
                   "n_bins", "standardize_target", "hidden_sizes", "hidden", "output", "classes",
-                  "loss", "quantile", "epochs", "validation_fraction", "early_stopping",
+                  "loss", "quantile", "epochs", "validation_fraction", "validation_rows",
+                  "early_stopping",
                   "no_shuffle", "dtype", "seed",
                   *(o.name for o in fit_options.cli_options()))
 
@@ -1117,6 +1130,7 @@ def search_command(args, workdir):
                 **{o.name: getattr(args, o.name) for o in fit_options.cli_options()},
                 epochs=_epochs(args, X.shape[0], None), shuffle=not args.no_shuffle,
                 validation_fraction=args.validation_fraction,
+                validation_seed=_validation_seed(args),
                 early_stopping=early_stopping or None,
                 standardize_target=args.standardize_target,
                 embeddings=(widths(prep.embeddings, args.max_embedding_dim)

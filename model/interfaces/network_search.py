@@ -8,7 +8,7 @@ and calls ``MLP.fit``; ``score`` is ``MLP.score``: R^2 for a regression, accurac
 classifier). ``model.GridSearchCV`` then runs its candidate x fold fits on threads of this
 process, with scikit-learn's bookkeeping (``cv_results_``, ranks, the refit of the best).
 Each fit is the fit ``train`` would make with those options on the fold's training rows
-(the same defaults: Adam, early stopping on the last 10% of those rows, standardized
+(the same defaults: Adam, early stopping on 10% of those rows drawn with --seed, standardized
 regression targets), scored on the fold's held-out rows.
 
 A table's preprocessing (categories, means and scales) is learned once over the whole file,

@@ -3,10 +3,11 @@
 Members are plain ``MLP`` objects (``ensemble.members``): member ``k`` is built with seed
 ``seed + k`` and trained with exactly the arguments ``MLP.fit`` would be given, so it is
 bit-identical to ``MLP(..., seed=seed + k)`` trained alone with the same options (the fit's
-shuffling ``seed=s`` becomes ``s + k`` for member ``k`` too). Predictions average the
-members: the mean of the outputs for a regression (in the target's units, after ``exp`` for
-a Poisson network), the mean of the class probabilities for a classifier, whose label is
-then the class of highest mean probability (for sigmoid outputs: mean probability > 0.5).
+shuffling ``seed=s`` becomes ``s + k`` for member ``k`` too, and so does
+``validation_seed``). Predictions average the members: the mean of the outputs for a
+regression (in the target's units, after ``exp`` for a Poisson network), the mean of the
+class probabilities for a classifier, whose label is then the class of highest mean
+probability (for sigmoid outputs: mean probability > 0.5).
 
 **Threads.** The members are independent; ``fit`` trains them on ``n_jobs`` threads at once
 (the compiled epochs release the GIL). Signals can only be handled on the main thread, which
@@ -192,12 +193,14 @@ class Ensemble:
 
         Takes what ``MLP.fit`` takes (arrays, memmaps, ``.npy`` paths, a CSV/Parquet path with
         the target's name, SciPy sparse X; ``sample_weight``, ``class_weight`` and every fit
-        option), and passes it to each member, but for: ``seed`` (the shuffling seed), which
-        becomes ``seed + k`` for member ``k``; ``checkpoint=path``, which becomes one file per
-        member (``net.npz`` -> ``net.member<k>.npz``, each checked before training starts);
-        ``comm``, with which the members train one after another. With ``verbose`` each member
-        prints its own epoch lines; on several threads they interleave (the lines do not
-        name the member).
+        option), and passes it to each member, but for: ``seed`` (the shuffling seed) and
+        ``validation_seed`` (the held-out rows' draw), which become ``seed + k`` and
+        ``validation_seed + k`` for member ``k`` (so that the command line's member k is
+        the network ``train --seed s + k`` makes alone); ``checkpoint=path``, which becomes
+        one file per member (``net.npz`` -> ``net.member<k>.npz``, each checked before
+        training starts); ``comm``, with which the members train one after another. With
+        ``verbose`` each member prints its own epoch lines; on several threads they
+        interleave (the lines do not name the member).
 
         Raises what ``MLP.fit`` raises, before any member changes for a bad option or a bad
         in-memory X. A member's error stops the others after their current compiled segment
@@ -212,8 +215,9 @@ class Ensemble:
         per_member = []
         for k in range(n):
             mine = dict(options)
-            if values["seed"] is not None:
-                mine["seed"] = values["seed"] + k
+            for name in ("seed", "validation_seed"):
+                if values[name] is not None:
+                    mine[name] = values[name] + k
             if run_options.checkpoint is not None:
                 mine["checkpoint"] = member_path(run_options.checkpoint, k)
                 check_output(mine["checkpoint"], "checkpoint (member %d)" % k)

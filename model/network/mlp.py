@@ -400,7 +400,12 @@ class MLP:
         and the rows inside each chunk.
 
         **Validation.** ``validation_data=(X_val, y_val)``, or ``validation_fraction`` to
-        hold out the last fraction of the rows; its cost is ``history.val_loss``.
+        hold out that fraction of the rows: the last ones (Keras's rule), or with
+        ``validation_seed`` (an int) rows drawn at random from ``np.random.default_rng(
+        validation_seed)``, as scikit-learn's early stopping holds them out, so that a file
+        sorted by its target or by date still validates on rows like the others (the same
+        seed holds out the same rows, so a resumed fit validates on the rows it did). Its
+        cost is ``history.val_loss``.
         ``early_stopping=patience`` stops after that many epochs without a lower val_loss
         and leaves the best parameters in the network.
 

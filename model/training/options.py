@@ -164,7 +164,10 @@ FIT_OPTIONS = tuple([
     Option("seed", None, _seed, "seed of the shuffling (None: fresh entropy)"),
     Option("validation_data", None, _as_given, "(X_val, y_val) for val_loss"),
     Option("validation_fraction", 0.0, _real(0.0, True, 1.0),
-           "share of rows (the last ones) held out for val_loss"),
+           "share of rows held out for val_loss (the last ones, or see validation_seed)"),
+    Option("validation_seed", None, _seed,
+           "None: validation_fraction holds out the last rows; an int: rows drawn at random "
+           "with this seed"),
     Option("early_stopping", None, _optional_count(1),
            "stop after this many epochs without a better val_loss; keep the best"),
     Option("checkpoint", None, _as_given, "path of a checkpoint file"),
@@ -232,7 +235,8 @@ def split(values):
                                            "early_stopping", "optimizer", "dropout")},
         hyperparameters={name: values[name] for name in HYPERPARAMETERS if name != "lr"})
     data = DataOptions(**{name: values[name] for name in (
-        "validation_data", "validation_fraction", "chunk_rows", "standardize_target")})
+        "validation_data", "validation_fraction", "validation_seed", "chunk_rows",
+        "standardize_target")})
     run = RunOptions(**{name: values[name] for name in (
         "checkpoint", "checkpoint_every", "resume", "verbose", "progress", "n_jobs")})
     return settings, data, run
@@ -407,7 +411,8 @@ class DataOptions:
     """Where a fit's rows come from, besides X and y."""
 
     validation_data: object = None   # (X_val, y_val), or None
-    validation_fraction: float = 0.0  # or hold out this last fraction of the rows
+    validation_fraction: float = 0.0  # or hold out this fraction of the rows:
+    validation_seed: object = None   # the last ones (None), or drawn with this seed
     chunk_rows: object = None        # rows per chunk when streaming from disk (None: ~32 MB)
     standardize_target: object = None  # None: for a regression (see model.data.targets)
 
