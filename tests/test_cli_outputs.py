@@ -691,3 +691,36 @@ def test_a_signal_during_compilation_is_held_until_it_ends(monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         loop.compile_kernels(net, settings, loop.workspace(net, 10), False)
     assert compiled == ["done"]
+
+
+def test_prediction_csv_is_utf8_and_quotes_names_and_labels(tmp_path, capsys):
+    """A target named with a comma and non-Latin-1 letters, classes holding a comma and a
+    quote: the prediction files are UTF-8, one column a name, as pandas reads them back;
+    --target-col takes the name whole."""
+    import pandas as pd
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 2))
+    target = "température → °C, mean"
+    pd.DataFrame({"a": X[:, 0], "b": X[:, 1], target: X.sum(axis=1)}).to_csv(
+        tmp_path / "r.csv", index=False)
+    labels = np.where(X[:, 0] > 0, "p,q", 'r"s 犬')
+    pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "kind": labels}).to_csv(
+        tmp_path / "c.csv", index=False)
+    r, c = str(tmp_path / "r.npz"), str(tmp_path / "c.npz")
+    assert main(["train", "--data", str(tmp_path / "r.csv"), "--target-col", target,
+                 "--epochs", "1", "--save", r]) == 0
+    assert main(["train", "--data", str(tmp_path / "c.csv"), "--target-col", "kind",
+                 "--epochs", "1", "--save", c]) == 0
+    out = {name: str(tmp_path / (name + ".csv")) for name in ("value", "proba", "label")}
+    assert main(["predict", "--model", r, "--data", str(tmp_path / "r.csv"),
+                 "--target-col", target, "--out", out["value"]]) == 0
+    assert main(["predict", "--model", c, "--data", str(tmp_path / "c.csv"), "--proba",
+                 "--out", out["proba"]]) == 0
+    assert main(["predict", "--model", c, "--data", str(tmp_path / "c.csv"),
+                 "--out", out["label"]]) == 0
+    capsys.readouterr()
+    read = {name: pd.read_csv(path, encoding="utf-8") for name, path in out.items()}
+    assert list(read["value"].columns) == [target] and len(read["value"]) == 200
+    assert list(read["proba"].columns) == ["p_p,q", 'p_r"s 犬']
+    np.testing.assert_allclose(read["proba"].sum(axis=1), 1.0, rtol=1e-6)
+    assert set(read["label"]["kind"]) <= {"p,q", 'r"s 犬'}

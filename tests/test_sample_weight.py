@@ -177,3 +177,22 @@ def test_poisson_network_learns_rates_and_refuses_negative_counts():
     with pytest.raises(ValueError, match=r"y row 0 holds \[-\d.*the Poisson loss needs targets "
                                          ">= 0"):
         net.fit(X, -y - 1, epochs=1)
+
+
+def test_estimator_refuses_negative_weights_before_its_warm_start_changes():
+    """A negative weight is refused by scikit-learn's check at the start of fit, not by the
+    epoch kernel once the network was set up: a warm-started estimator keeps its coefs_."""
+    from numba_dense.model import MLPRegressor
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3))
+    y = X.sum(axis=1)
+    est = MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, warm_start=True,
+                       random_state=0)
+    with pytest.warns(Warning):
+        est.fit(X, y)
+    before = [c.copy() for c in est.coefs_]
+    weights = np.ones(60)
+    weights[7] = -1.0
+    with pytest.raises(ValueError, match="Negative values in data passed to `sample_weight`"):
+        est.fit(X, y, sample_weight=weights)
+    assert all(np.array_equal(a, b) for a, b in zip(before, est.coefs_))

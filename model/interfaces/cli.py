@@ -79,8 +79,17 @@ def _one_character(text):
         raise argparse.ArgumentTypeError(str(exc)[len("it "):])
 
 
+class _ColumnList(list):
+    """Column names of a flag, split at commas; ``text``: the flag's text as given, for a
+    column whose own name holds a comma (``_table_target``)."""
+
+    text = None
+
+
 def _columns(text):
-    return [part.strip() for part in text.split(",") if part.strip()]
+    names = _ColumnList(part.strip() for part in text.split(",") if part.strip())
+    names.text = text
+    return names
 
 
 # ----------------------------------------------------------------------------- data
@@ -125,9 +134,13 @@ def _activations(text):
 def _table_target(args):
     """The one target column named for a CSV/Parquet --data."""
     cols = args.target_col or []
+    text = getattr(cols, "text", None)
+    if len(cols) > 1 and text in tabular.column_names(args.data):
+        cols = [text]  # one column whose name holds a comma
     if len(cols) != 1:
         raise UsageError("--data %s is a table: name its target column with --target-col NAME%s"
-                         % (args.data, " (one column)" if cols else ""))
+                         % (args.data, " (one column, by its name or its index)"
+                            if cols else ""))
     if getattr(args, "target", None):
         raise UsageError("--target does not apply to --data %s, a table: name its target "
                          "column with --target-col" % args.data)
@@ -907,7 +920,9 @@ def predict(args, workdir):
     net = _load_for(args)
     if args.target_col:  # the column to leave out: it must be the network's target
         prep = net.preprocessing
-        if prep is None or len(args.target_col) != 1 or args.target_col[0] != prep.target:
+        named = (args.target_col[0] if len(args.target_col) == 1
+                 else getattr(args.target_col, "text", None))  # a name holding a comma
+        if prep is None or named != prep.target:
             raise UsageError("--target-col %s: %s" % (",".join(args.target_col), (
                 "the network predicts %r; leave --target-col out" % prep.target
                 if prep is not None else "--data %s has no target column to leave out; "
@@ -932,20 +947,26 @@ def predict(args, workdir):
             names = [prep.target]
         else:
             names = ["y%d" % k for k in range(out2.shape[1])]
-        if out2.dtype.kind == "O":  # text labels: quoted where they need it
-            import csv
-            import io
-
-            def write(f):
-                text = io.StringIO()
-                csv.writer(text, lineterminator="\n").writerows([names] + out2.tolist())
-                f.write(text.getvalue().encode())
-            atomic_write(args.out, "--out", write)
+        # UTF-8, and names or labels quoted where they need it (a comma, a quote): a
+        # target "a,b" or classes "p,q" must stay one column each
+        if out2.dtype.kind == "O":  # text labels
+            atomic_write(args.out, "--out",
+                         lambda f: f.write(_csv_rows([names] + out2.tolist()).encode()))
         else:
             atomic_write(args.out, "--out", lambda f: np.savetxt(
-                f, out2, delimiter=",", fmt=fmt, header=",".join(names), comments=""))
+                f, out2, delimiter=",", fmt=fmt, header=_csv_rows([names])[:-1], comments="",
+                encoding="utf-8"))
     print("wrote %spredictions of shape %s to %s"
           % ("probability " if args.proba else "", out.shape, args.out))
+
+
+def _csv_rows(rows):
+    """``rows`` as CSV text (the csv module's quoting), one line each, ending in a newline."""
+    import csv
+    import io
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows(rows)
+    return text.getvalue()
 
 
 def evaluate(args, workdir):

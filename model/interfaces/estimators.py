@@ -584,10 +584,11 @@ class _BaseMLP(BaseEstimator):
             sample_weight = (by_class if sample_weight is None
                              else by_class * np.asarray(sample_weight, np.float64))
         if sample_weight is not None:
-            # scikit-learn's checks (one finite weight per row; negative ones refused by
-            # the kernels), in float64 whatever the parameters' dtype.
+            # scikit-learn's checks (one finite weight >= 0 per row), in float64 whatever
+            # the parameters' dtype, before anything changes (warm_start keeps coefs_)
             sample_weight = np.ascontiguousarray(
-                _check_sample_weight(sample_weight, X, dtype=np.float64), dtype=np.float64)
+                _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                     ensure_non_negative=True), dtype=np.float64)
         self._rng = check_random_state(self.random_state)
         embeddings, mask = self._embeddings(X)
         if not first:
