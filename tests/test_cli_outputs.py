@@ -724,3 +724,29 @@ def test_prediction_csv_is_utf8_and_quotes_names_and_labels(tmp_path, capsys):
     assert list(read["proba"].columns) == ["p_p,q", 'p_r"s 犬']
     np.testing.assert_allclose(read["proba"].sum(axis=1), 1.0, rtol=1e-6)
     assert set(read["label"]["kind"]) <= {"p,q", 'r"s 犬'}
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--lr", "-1"], "--lr must be"), (["--lr", "nan"], "--lr must be"),
+    (["--weight-decay", "-1"], "--weight-decay must be"),
+    (["--validation-fraction", "1"], "--validation-fraction must be"),
+])
+def test_bad_training_values_are_refused_before_the_file_is_read(tmp_path, monkeypatch,
+                                                                 capsys, flags, message):
+    (tmp_path / "t.csv").write_text("a,y\n1,2\n3,4\n")
+
+    def never(*args, **kwargs):
+        raise AssertionError("the file was read before the options were checked")
+    monkeypatch.setattr(cli_mod, "load_table", never)
+    assert main(["train", "--data", str(tmp_path / "t.csv"), "--target-col", "y"]
+                + flags) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: " + message) and len(err.strip().splitlines()) == 1
+
+
+def test_epochs_0_says_nothing_was_trained_without_naming_a_checkpoint(tmp_path, capsys):
+    model = str(tmp_path / "m.npz")
+    assert main(["train", "--rows", "200", "--epochs", "0", "--save", model]) == 0
+    out = capsys.readouterr().out
+    assert "nothing trained: --epochs 0; the network saved is as it was made" in out
+    assert "checkpoint" not in out and MLP.load(model).params.size > 0

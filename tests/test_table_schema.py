@@ -79,6 +79,25 @@ def test_parquet_dictionary_columns_as_feature_and_target(tmp_path):
     assert X[:4, :3].tolist() == [[0, 1, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]]
 
 
+def test_a_column_of_nothing_but_missing_values_is_left_out_in_csv_and_parquet(tmp_path):
+    """A CSV column of empty fields has no type; a Parquet column keeps its type (double,
+    string, bool) with nulls only: either way it holds no values and is left out, not
+    imputed as an input of constant zeros."""
+    n = 120
+    t = np.arange(float(n))
+    table = pa.table({"t": t, "nums": pa.nulls(n, pa.float64()),
+                      "text": pa.nulls(n, pa.string()), "flags": pa.nulls(n, pa.bool_()),
+                      "y": t * 2})
+    pq.write_table(table, tmp_path / "gaps.parquet")
+    (tmp_path / "gaps.csv").write_text(
+        "t,nums,text,flags,y\n" + "".join("%d,,,,%d\n" % (i, 2 * i) for i in range(n)))
+    for path in (tmp_path / "gaps.parquet", tmp_path / "gaps.csv"):
+        prep = _fit(path, "y")
+        assert _types(prep) == {"t": "number"}, path
+        assert set(prep.left_out) == {"nums", "text", "flags"}
+        assert all(why.startswith("no values") for why in prep.left_out.values())
+
+
 def test_every_arrow_type_of_a_parquet_file(tmp_path):
     n = 6
     day = datetime.date(2024, 3, 1)

@@ -1159,7 +1159,10 @@ def _recount(path, target, stats):
 
 def _left_out(stats, rows, max_categories, keep_identifiers):
     """Why a feature column is left out (an identifier, no values), or None."""
-    if stats.kind is None:
+    # a CSV column of empty fields has no type (kind None); a Parquet one keeps its type
+    # (double, bool, string) with nothing but nulls: the same column either way
+    if (stats.kind is None or (stats.kind != "text" and stats.n == 0)
+            or (stats.kind == "text" and set(stats.counts) <= {MISSING})):
         return "no values (every row is empty)"
     if stats.kind != "text" or len(stats.counts) <= max_categories or keep_identifiers:
         return None

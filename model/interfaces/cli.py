@@ -602,7 +602,11 @@ def _flag(command, dest):
 
 
 def _check_train_options(args):
-    """Options that contradict each other or would be ignored: refused before any work."""
+    """Options that contradict each other or would be ignored, and the training options'
+    values (checked as ``MLP.fit`` checks them: --lr -1 or nan, --validation-fraction 1):
+    refused before any work, not after a large file is read."""
+    fit_options.checked({**fit_options.from_arguments(args),
+                         "validation_fraction": args.validation_fraction})
     if args.plot and os.path.splitext(args.plot)[1].lower() != ".png":
         raise UsageError("--plot writes a PNG: give a path ending in .png, got %r" % args.plot)
     if args.plot and args.epochs == 0:
@@ -761,7 +765,10 @@ def _ensemble_interrupted(ens, stop, args, root):
 def _report_and_save(net, history, args, plt, start, epochs):
     first = history.resumed_epochs or 0
     trained = len(history.loss) - first
-    if trained <= 0:
+    if trained <= 0 and first == 0:
+        print("nothing trained: --epochs 0%s" % (
+            "; the network saved is as it was made" if args.save else ""))
+    elif trained <= 0:
         print("nothing trained: checkpoint %s already holds %d epochs, this run asks for %d"
               % (args.checkpoint, first, epochs))
     else:
