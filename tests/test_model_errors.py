@@ -702,3 +702,18 @@ def test_x_s_first_bad_value_is_named_before_any_later_error(streamed_rows, chan
         y[changes.pop("y_row")] = np.nan
     with pytest.raises(ValueError, match="^X contains NaN at row 5, column 1"):
         MLP([6, 1], seed=0).fit(X, y, epochs=1, **changes)
+
+
+def test_a_network_too_large_for_memory_is_one_line_naming_its_sizes(monkeypatch):
+    """np.zeros may be granted memory it has not touched; the first layer's random draw is
+    then where a network too large meets the limit (MLP([4, 10**9, 1]) on 24 GiB): the
+    same one-line error as when the parameters themselves cannot be allocated."""
+    def no_memory(self, seed=None):
+        raise MemoryError("Unable to allocate 29.8 GiB for an array")
+    monkeypatch.setattr(MLP, "initialize", no_memory)
+    with pytest.raises(MemoryError, match=r"^layer_sizes \[4, 1000, 1\] make 6,001 parameters:"
+                                          r" .* more than this machine can give; use narrower"):
+        MLP([4, 1000, 1])
+    monkeypatch.undo()
+    with pytest.raises(MemoryError, match=r"layer_sizes \[4, 1000000000000, 1\] make "):
+        MLP([4, 10 ** 12, 1])  # np.zeros refuses at once

@@ -196,3 +196,18 @@ def test_estimator_refuses_negative_weights_before_its_warm_start_changes():
     with pytest.raises(ValueError, match="Negative values in data passed to `sample_weight`"):
         est.fit(X, y, sample_weight=weights)
     assert all(np.array_equal(a, b) for a, b in zip(before, est.coefs_))
+
+
+def test_weights_that_are_all_zero_are_refused_before_training():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    labels = (X[:, 0] > 0).astype(int)
+    net = MLP([3, 4, 1], seed=0)
+    before = net.params.copy()
+    with pytest.raises(ValueError, match="^sample_weight: every row weighs 0, so there is "
+                                         "nothing to train on$"):
+        net.fit(X, X.sum(axis=1), sample_weight=np.zeros(40))
+    clf = MLP([3, 4, 2], output="softmax", seed=0)
+    with pytest.raises(ValueError, match="^class_weight: every row weighs 0"):
+        clf.fit(X, labels, class_weight={0: 0.0, 1: 0.0})
+    np.testing.assert_array_equal(net.params, before)

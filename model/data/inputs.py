@@ -200,6 +200,11 @@ def row_weights(net, y, sample_weight, class_weight):
     if class_weight is not None:
         weights = weights * class_weights(class_labels_of(net, sources.open_array(y, "y")),
                                           class_weight)
+    if n and not weights.any():  # an epoch would take no step and report a cost of 0
+        given = [name for name, value in (("sample_weight", sample_weight),
+                                          ("class_weight", class_weight)) if value is not None]
+        raise InvalidValueError("%s: every row weighs 0, so there is nothing to train on"
+                                % " times ".join(given))
     return weights
 
 

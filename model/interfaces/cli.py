@@ -374,7 +374,8 @@ def build_parser():
                                           "and losses in y's units (default: on "
                                           "for an identity output)")
     train.add_argument("--hidden-sizes", type=_widths, default=[128, 64], metavar="N,N",
-                       help="hidden layer widths, comma-separated (default 128,64)")
+                       help="hidden layer widths, comma-separated (default 128,64; '' for "
+                            "none: a linear or logistic model)")
     train.add_argument("--hidden", default="relu", type=_activations, metavar="ACT[,ACT]",
                        help="hidden activation (default relu): one of %s, or one per hidden "
                             "layer, comma-separated (relu,tanh)" % ", ".join(kernels.ACTIVATIONS))

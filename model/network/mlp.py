@@ -175,16 +175,7 @@ class MLP:
             self.grads = np.zeros(n_params, dtype=self.dtype)
             self.velocity = np.zeros(n_params, dtype=self.dtype)  # optimizer state
         except MemoryError:
-            what = ("layer_sizes %s" % sizes if self.embeddings is None else
-                    "layer_sizes %s and embeddings %s (tables of %s parameters)"
-                    % ([self._n_columns] + sizes[1:], self.embeddings.as_dict(),
-                       format(self.embeddings.table_size, ",")))
-            raise MemoryError(
-                "%s make %s parameters: params, gradients and momentum need %.1f GB "
-                "of %s, more than this machine can give; use narrower layers%s"
-                % (what, format(n_params, ","), 3 * n_params * self.dtype.itemsize / 1e9,
-                   self.dtype.name, "" if self.embeddings is None else
-                   " or fewer categories")) from None
+            raise self._too_large(sizes, n_params) from None
         self.optimizer, self.step = "sgd", 0  # what velocity is the state of
         self.history = None  # the History of the last fit (saved with the network)
         # How the rows of a CSV/Parquet file become inputs (model.data.tabular), when trained
@@ -197,7 +188,25 @@ class MLP:
         # How the outputs of a regression map to the target's units (model.data.targets), or None.
         self.target_scaling = None
         self.weights, self.biases = self._views(self.params)
-        self.initialize(seed)
+        try:
+            # np.zeros above may be granted pages it has not touched yet; the first
+            # layer's random draw (float64) is where a too large network meets the limit
+            self.initialize(seed)
+        except MemoryError:
+            self.params = self.grads = self.velocity = self.weights = self.biases = None
+            raise self._too_large(sizes, n_params) from None
+
+    def _too_large(self, sizes, n_params):
+        """The ``MemoryError`` of a network too large to allocate, naming its sizes."""
+        what = ("layer_sizes %s" % sizes if self.embeddings is None else
+                "layer_sizes %s and embeddings %s (tables of %s parameters)"
+                % ([self._n_columns] + sizes[1:], self.embeddings.as_dict(),
+                   format(self.embeddings.table_size, ",")))
+        return MemoryError(
+            "%s make %s parameters: params, gradients and momentum need %.1f GB "
+            "of %s, more than this machine can give; use narrower layers%s"
+            % (what, format(n_params, ","), 3 * n_params * self.dtype.itemsize / 1e9,
+               self.dtype.name, "" if self.embeddings is None else " or fewer categories"))
 
     def _check_output_and_loss(self, n_outputs):
         paired = loss_named(self.loss).output
