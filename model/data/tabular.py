@@ -42,14 +42,19 @@ column as text and quoted line breaks allowed, ``pyarrow.parquet.ParquetFile.ite
 quoting, multi-threaded parsing, and memory bounded by one block of rows whatever the
 file's size. A problem in a CSV (a ragged row, a value that is not of its column's type) is
 located by line and column with Python's csv module, which only runs once a read failed.
+A CSV may come compressed (``name.csv.gz``, ``name.csv.bz2``): pyarrow's readers and
+``open_csv_text`` decompress it by its suffix.
 """
 
+import bz2
 import contextlib
 import contextvars
 import csv
+import gzip
 import json
 import os
 import re
+import zlib
 
 import numpy as np
 
@@ -65,6 +70,12 @@ MISSING = "<missing>"
 #: The category of a text column's rare values (and of values unseen in training).
 INFREQUENT = "<infrequent>"
 CSV_EXTENSIONS = (".csv",)
+#: The compressions a CSV may come in, by the suffix after ``.csv``: the module that opens
+#: it (pyarrow's CSV reader decompresses the same suffixes itself).
+CSV_COMPRESSIONS = {".gz": gzip, ".bz2": bz2}
+#: What reading a damaged compressed file raises (gzip: BadGzipFile, an OSError, or
+#: zlib.error; bz2: OSError; both EOFError for a file cut short).
+DECOMPRESSION_ERRORS = (OSError, EOFError, zlib.error)
 PARQUET_EXTENSIONS = (".parquet", ".pq")
 #: The largest network input or target (they are float32).
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -104,10 +115,34 @@ class TableError(InvalidValueError):
 
 
 def is_table(path):
-    """True for a path (str or os.PathLike) ending in .csv or .parquet."""
+    """True for a path (str or os.PathLike) ending in .csv (.csv.gz, .csv.bz2) or
+    .parquet."""
     if not isinstance(path, (str, os.PathLike)):
         return False
-    return os.path.splitext(os.fspath(path))[1].lower() in CSV_EXTENSIONS + PARQUET_EXTENSIONS
+    return (_is_csv(path)
+            or os.path.splitext(os.fspath(path))[1].lower() in PARQUET_EXTENSIONS)
+
+
+def _compression(path):
+    """The module of a compressed CSV's suffix (``CSV_COMPRESSIONS``), or None."""
+    stem, ext = os.path.splitext(os.fspath(path).lower())
+    if ext in CSV_COMPRESSIONS and os.path.splitext(stem)[1] in CSV_EXTENSIONS:
+        return CSV_COMPRESSIONS[ext]
+    return None
+
+
+def open_csv_text(path, errors="replace"):
+    """A CSV file as text for Python's csv module: UTF-8 (a byte-order mark skipped),
+    ``errors`` for bytes that are not, decompressed when its name says it is compressed."""
+    module = _compression(path)
+    if module is None:
+        return open(path, newline="", encoding="utf-8-sig", errors=errors)
+    return module.open(path, "rt", newline="", encoding="utf-8-sig", errors=errors)
+
+
+def _open_csv_bytes(path):
+    module = _compression(path)
+    return open(path, "rb") if module is None else module.open(path, "rb")
 
 
 def _coltypes():
@@ -132,7 +167,8 @@ def _pyarrow():
 # ----------------------------------------------------------------------------- reading
 
 def _is_csv(path):
-    return os.path.splitext(os.fspath(path))[1].lower() in CSV_EXTENSIONS
+    return (os.path.splitext(os.fspath(path))[1].lower() in CSV_EXTENSIONS
+            or _compression(path) is not None)
 
 
 #: Delimiters a CSV's header is searched for when none is given: comma first; a header
@@ -172,9 +208,9 @@ def delimiter_of(path):
     if given is not None:
         return given
     try:
-        with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+        with open_csv_text(path) as f:
             header = f.readline(1 << 20)
-    except OSError:
+    except DECOMPRESSION_ERRORS:  # OSError; the reading that follows says what is wrong
         return ","
     outside = re.sub(r'"[^"]*"', "", header)  # names in quotes may hold any character
     counts = {d: outside.count(d) for d in DELIMITERS}
@@ -206,18 +242,23 @@ def schema(path):
         raise TableError("%s: no such file" % path)
     if not is_table(path):
         raise TableError("%s is not a .csv or .parquet table (a table file's name ends in %s)"
-                         % (path, ", ".join(CSV_EXTENSIONS + PARQUET_EXTENSIONS)))
+                         % (path, ", ".join(CSV_EXTENSIONS + tuple(
+                             ".csv" + ext for ext in CSV_COMPRESSIONS) + PARQUET_EXTENSIONS)))
     if _is_csv(path):
         if os.path.getsize(path) == 0:
             raise TableError("%s: the file is empty (no header line)" % path)
         check_csv_bytes(path)
+        if _compression(path) is not None:
+            with _open_csv_bytes(path) as f:
+                if not f.read(1):
+                    raise TableError("%s: the file is empty (no header line)" % path)
         try:
             reader = pa.csv.open_csv(path, read_options=pa.csv.ReadOptions(block_size=1 << 16),
                                      parse_options=_parse_options(path),
                                      convert_options=_convert_options(None))
             names = reader.schema.names
-        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-            raise _csv_error(path, exc) from None
+        except (pa.ArrowInvalid, UnicodeDecodeError, OSError) as exc:  # OSError: a damaged
+            raise _csv_error(path, exc) from None                        # compressed file
         return pa.schema([(name, pa.string()) for name in names])
     try:
         return pa.parquet.read_schema(path)
@@ -230,22 +271,29 @@ _BOMS = ((b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe\x00\x00", "UTF-32"),
 
 
 #: The first bytes of compressed files a .csv may turn out to be.
-_COMPRESSED = ((b"\x1f\x8b", "gzip"), (b"PK\x03\x04", "zip"), (b"BZh", "bzip2"),
-               (b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zstd"))
+_COMPRESSED = ((b"\x1f\x8b", "gzip", ".gz"), (b"PK\x03\x04", "zip", None),
+               (b"BZh", "bzip2", ".bz2"), (b"\xfd7zXZ\x00", "xz", None),
+               (b"\x28\xb5\x2f\xfd", "zstd", None))
 
 
 def check_csv_bytes(path, prefix=""):
     """A ``TableError`` for a .csv that is not UTF-8 text as a whole: UTF-16/UTF-32 (a
     byte-order mark, or NUL bytes in its first block), or a Parquet file named .csv."""
-    with open(path, "rb") as f:
-        head = f.read(1 << 16)
+    try:
+        with _open_csv_bytes(path) as f:
+            head = f.read(1 << 16)
+    except DECOMPRESSION_ERRORS as exc:  # a damaged compressed file
+        raise TableError("%s%s: not a readable compressed file (%s)"
+                         % (prefix, path, exc)) from None
     if head.startswith(b"PAR1"):
         raise TableError("%s%s is a Parquet file named .csv: rename it to .parquet"
                          % (prefix, path))
-    for magic, kind in _COMPRESSED:
+    for magic, kind, suffix in _COMPRESSED:
         if head.startswith(magic):
-            raise TableError("%s%s is %s-compressed, not CSV text: decompress it first"
-                             % (prefix, path, kind))
+            raise TableError("%s%s is %s-compressed, not CSV text: %s"
+                             % (prefix, path, kind, "decompress it first" if suffix is None
+                                else "name it %s%s (read as it is) or decompress it"
+                                % (os.fspath(path), suffix)))
     for bom, name in _BOMS:
         if head.startswith(bom):
             break
@@ -277,7 +325,7 @@ def read_batches(path, columns=None):
                 convert_options=_convert_options(columns))
             for batch in reader:
                 yield batch
-        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        except (pa.ArrowInvalid, UnicodeDecodeError, OSError) as exc:
             raise _csv_error(path, exc, columns) from None
         return
     try:
@@ -294,16 +342,22 @@ def _csv_error(path, exc, columns=None):
     message = str(exc).splitlines()[0]
     if "Empty CSV file" in message:
         return TableError("%s: the file is empty (no header line)" % path)
+    if isinstance(exc, OSError):  # a compressed file damaged on the way: its rows past the
+        # damage are not rows of the file, so no line is named
+        return TableError("%s: not a readable compressed file (%s)" % (path, message))
     if isinstance(exc, UnicodeDecodeError) or "UTF8" in message or "UTF-8" in message:
         return _not_utf8(path, columns) or TableError(
             "%s: not UTF-8 text (%s): save it as UTF-8" % (path, message))
-    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
-        rows = _csv_reader(f, path)
-        header = next(rows, [])
-        for row in rows:
-            if row and len(row) != len(header):
-                return TableError("%s: line %d: expected %d fields (as the header), got %d"
-                                  % (path, rows.line_num, len(header), len(row)))
+    try:
+        with open_csv_text(path) as f:
+            rows = _csv_reader(f, path)
+            header = next(rows, [])
+            for row in rows:
+                if row and len(row) != len(header):
+                    return TableError("%s: line %d: expected %d fields (as the header), got %d"
+                                      % (path, rows.line_num, len(header), len(row)))
+    except DECOMPRESSION_ERRORS as exc:  # a compressed file damaged past its first block
+        return TableError("%s: not a readable compressed file (%s; %s)" % (path, exc, message))
     return TableError("%s: %s" % (path, message))
 
 
@@ -320,7 +374,7 @@ def not_utf8_field(field):
 def _not_utf8(path, columns=None):
     """A ``TableError`` naming the line and column of a CSV's first field that is not UTF-8
     (in ``columns``, or any), or None when there is none."""
-    with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
+    with open_csv_text(path, "surrogateescape") as f:
         rows = _csv_reader(f, path)
         header = None
         try:
@@ -346,7 +400,7 @@ def _not_utf8(path, columns=None):
 
 def _line_of_row(path, row):
     """The line of a CSV on which data row ``row`` (0-based) ends, or None."""
-    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+    with open_csv_text(path) as f:
         rows = _csv_reader(f, path)
         next(rows, None)
         for i, _ in enumerate(rows):
@@ -1197,7 +1251,7 @@ def _task(path, target, stats, classify):
 
 def _first_line_with(path, column, value):
     """The line number of the first row of a CSV whose ``column`` holds ``value``, or None."""
-    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+    with open_csv_text(path) as f:
         rows = _csv_reader(f, path)
         header = next(rows, [])
         if column not in header:

@@ -118,7 +118,8 @@ def load_data(path, target=None, target_cols=None, need_targets=True, workdir=No
                              % path)
         X = sources.open_array(path, "--data")
         return X, sources.open_array(target, "--target") if need_targets else None
-    raise UsageError("--data must be a .npz, .npy, .csv or .parquet file, got %r" % path)
+    raise UsageError("--data must be a .npz, .npy, .csv (.csv.gz, .csv.bz2) or .parquet file, "
+                     "got %r" % path)
 
 
 def _activations(text):
@@ -547,7 +548,7 @@ def _kind(path):
         return None
     ext = os.path.splitext(path)[1].lower()
     if tabular.is_table(path):
-        return "csv" if ext in tabular.CSV_EXTENSIONS else "parquet"
+        return "parquet" if ext in tabular.PARQUET_EXTENSIONS else "csv"
     return ext.lstrip(".")
 
 
