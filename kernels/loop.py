@@ -228,7 +228,10 @@ def _check_network(kernel, X, params, sizes, acts, batch_size, workspace, loss, 
     for l in range(n_layers + 1):
         check_positive(kernel, "every entry of sizes", sizes[l])
     n_params = _layer_offsets(kernel, sizes)[n_layers]
-    check_dim(kernel, "acts", acts.shape[0], "sizes", n_layers, "entries (layers)")
+    if acts.shape[0] != n_layers:
+        raise InvalidValueError("%s: acts has %s entries but the network has %s layers "
+                                "(len(sizes) - 1): one activation a layer", kernel,
+                                acts.shape[0], n_layers)
     for l in range(n_layers):
         if acts[l] < 0 or acts[l] >= N_ACTIVATIONS:
             raise InvalidValueError("%s: acts[%s] is %s, not an activation code", kernel, l,

@@ -304,7 +304,8 @@ def _epoch_args(**changes):
     (dict(acts=[1, 1], loss=1), "train_epoch: the cross-entropy costs take logits"),
     (dict(workspace=np.zeros(3)), "train_epoch: workspace has 3 elements but workspace_size"),
     (dict(acts=[1, 7]), "train_epoch: acts[1] is 7, not an activation code"),
-    (dict(acts=[1]), "train_epoch: acts has 1 entries (layers) but sizes has 2"),
+    (dict(acts=[1]), "train_epoch: acts has 1 entries but the network has 2 layers "
+                     "(len(sizes) - 1)"),
     (dict(size=0), "train_epoch: batch_size must be positive, got 0"),
 ])
 def test_train_epoch_refuses_inconsistent_arguments(changes, message):

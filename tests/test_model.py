@@ -237,3 +237,34 @@ def test_load_refuses_inconsistent_arrays_and_pickles(tmp_path):
     np.savez(path, params=np.array([object()], dtype=object))
     with pytest.raises(ValueError, match="not a valid numba-dense model file"):
         MLP.load(path)
+
+
+def test_set_params_keeps_a_trained_network_unless_an_argument_changes():
+    """An MLP's arguments are its shape and initialization: set_params with their current
+    values keeps the trained network, a changed one makes a new untrained network, and a
+    bad one raises with the network unchanged."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 3))
+    y = X.sum(axis=1)
+    net = MLP([3, 8, 1], seed=0)
+    net.fit(X, y, epochs=3)
+    trained = net.params.copy()
+    assert net.set_params(hidden="relu", layer_sizes=[3, 8, 1], seed=0) is net
+    np.testing.assert_array_equal(net.params, trained)
+    assert net.target_scaling is not None and net.history is not None
+    with pytest.raises(ValueError, match="hidden must be one of"):
+        net.set_params(hidden="bogus")
+    np.testing.assert_array_equal(net.params, trained)
+    net.set_params(seed=5)
+    np.testing.assert_array_equal(net.params, MLP([3, 8, 1], seed=5).params)
+    assert net.target_scaling is None and net.history is None
+
+
+def test_fit_signature_lists_the_weights_and_every_option():
+    import inspect
+    from numba_dense.model import Ensemble
+    from numba_dense.model.training import options as fit_options
+    for cls in (MLP, Ensemble):
+        params = inspect.signature(cls.fit).parameters
+        assert list(params)[:5] == ["self", "X", "y", "sample_weight", "class_weight"]
+        assert set(o.name for o in fit_options.FIT_OPTIONS) <= set(params)

@@ -294,6 +294,9 @@ def test_seed_may_be_a_generator_but_not_a_float():
     (dict(step_size=3), ValueError, "step_size=3 applies to schedule='step'"),
     (dict(checkpoint_every=2), ValueError,
      "checkpoint_every=2 applies with checkpoint=path; this fit has checkpoint=None"),
+    (dict(validation_seed=3), ValueError,
+     "validation_seed=3 applies with validation_fraction > 0; this fit has "
+     "validation_fraction=0.0"),
     # a string counts as true: a bool is required
     (dict(verbose="no"), TypeError, "verbose must be True or False, got 'no'"),
     (dict(verbose="False"), TypeError, "verbose must be True or False, got 'False'"),

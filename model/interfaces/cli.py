@@ -892,7 +892,9 @@ def _validation_seed(args):
     """``MLP.fit``'s ``validation_seed`` of ``--validation-rows``: --seed for rows drawn at
     random (also with --no-shuffle: the held-out rows are the same in every run of one
     --seed, so that --resume validates on the rows it did), None for the last rows."""
-    return args.seed if args.validation_rows == "random" else None
+    if args.validation_rows == "last" or not args.validation_fraction:
+        return None
+    return args.seed
 
 
 def _fit(net, X, y, args, comm, verbose, epochs, weights=None):

@@ -247,7 +247,7 @@ class Ensemble:
         self.histories = histories
         return histories
 
-    fit.__signature__ = fit_options.signature()
+    fit.__signature__ = fit_options.signature(weights=True)
 
     @contextmanager
     def _shared_rows(self, X, y, comm):

@@ -92,6 +92,16 @@ def _quantile_level(loss, quantile):
 EMBEDDING_INIT_STD = 0.01
 
 
+def _same(a, b):
+    """Whether two constructor arguments are equal (lists, arrays, numbers, strings, None)."""
+    if a is b:
+        return True
+    try:
+        return type(a) is type(b) and bool(np.array_equal(a, b))
+    except (TypeError, ValueError):
+        return False
+
+
 class MLP:
     """A multilayer perceptron trained by minibatch SGD.
 
@@ -234,12 +244,22 @@ class MLP:
         return dict(self._init_args)
 
     def set_params(self, **params):
-        """Rebuild with some constructor arguments changed (scikit-learn protocol)."""
+        """Rebuild with some constructor arguments changed (the scikit-learn protocol, for
+        ``clone`` and searches): a changed argument makes a new, untrained network (its
+        parameters drawn again from ``seed``; the trained parameters, history, target
+        scaling and table preprocessing are dropped), since an MLP's arguments are its
+        shape and initialization. Arguments given their current values change nothing.
+        ``InvalidValueError`` for a name MLP does not take; the constructor's errors for a
+        bad value, with the network unchanged."""
         unknown = sorted(set(params) - set(self._init_args))
         if unknown:
             raise InvalidValueError("set_params: unknown parameters %s; MLP takes %s"
                                     % (", ".join(unknown), ", ".join(self._init_args)))
-        self.__init__(**{**self._init_args, **params})
+        if all(_same(value, self._init_args[name]) for name, value in params.items()):
+            return self
+        rebuilt = type(self)(**{**self._init_args, **params})  # raises before self changes
+        self.__dict__.clear()
+        self.__dict__.update(rebuilt.__dict__)
         return self
 
     # ------------------------------------------------------------------ structure
@@ -516,7 +536,7 @@ class MLP:
             self.target_scaling = saved_scaling
             raise
 
-    fit.__signature__ = fit_options.signature()
+    fit.__signature__ = fit_options.signature(weights=True)
 
     def partial_fit(self, X, y, **options):
         """One pass over the rows given, in order, with ``fit``'s steps; returns self.

@@ -167,7 +167,7 @@ FIT_OPTIONS = tuple([
            "share of rows held out for val_loss (the last ones, or see validation_seed)"),
     Option("validation_seed", None, _seed,
            "None: validation_fraction holds out the last rows; an int: rows drawn at random "
-           "with this seed"),
+           "with this seed", ("validation_fraction", None)),
     Option("early_stopping", None, _optional_count(1),
            "stop after this many epochs without a better val_loss; keep the best"),
     Option("checkpoint", None, _as_given, "path of a checkpoint file"),
@@ -192,12 +192,16 @@ HYPERPARAMETERS = tuple(h.name for h in kernels.HYPERPARAMETER_TABLE)
 PARTIAL_FIT_OPTIONS = ("batch_size", "optimizer", "dropout") + HYPERPARAMETERS
 
 
-def signature(names=None):
+def signature(names=None, weights=False):
     """``inspect.Signature`` of ``fit(self, X, y, *, option=default, ...)`` (``names``: only
-    these options), so that help() and editors show every option with its default."""
+    these options; ``weights``: ``sample_weight=None, class_weight=None`` after y), so
+    that help() and editors show every argument with its default."""
     P = inspect.Parameter
     params = [P("self", P.POSITIONAL_OR_KEYWORD), P("X", P.POSITIONAL_OR_KEYWORD),
               P("y", P.POSITIONAL_OR_KEYWORD)]
+    if weights:
+        params += [P(name, P.POSITIONAL_OR_KEYWORD, default=None)
+                   for name in ("sample_weight", "class_weight")]
     params += [P(o.name, P.KEYWORD_ONLY, default=o.default) for o in FIT_OPTIONS
                if names is None or o.name in names]
     return inspect.Signature(params)
@@ -260,8 +264,10 @@ def applicable(values):
             continue
         setting, users = o.applies
         if users is None:
-            raise InvalidValueError("%s=%s applies with %s=path; this fit has %s=None"
-                                    % (o.name, plain(values[o.name]), setting, setting))
+            needs = {"checkpoint": "=path", "validation_fraction": " > 0"}.get(setting, " set")
+            raise InvalidValueError("%s=%s applies with %s%s; this fit has %s=%s"
+                                    % (o.name, plain(values[o.name]), setting, needs, setting,
+                                       plain(values[setting])))
         raise InvalidValueError("%s=%s applies to %s=%s; this fit uses %r"
                                 % (o.name, plain(values[o.name]), setting,
                                    " or ".join(repr(u) for u in users), values[setting]))
