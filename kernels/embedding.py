@@ -75,7 +75,15 @@ def table_size(cardinalities, dims):
 def embedding_dim(n_categories):
     """fastai's rule for an embedding's width: ``min(600, round(1.6 * n ** 0.56))`` for a
     column of n categories (fastai ``tabular.model.emb_sz_rule``, from Jeremy Howard's
-    measurements), at least 1."""
+    measurements), at least 1. ``InvalidValueError`` for a count that is not an integer
+    >= 1 (``InvalidTypeError`` for one that is not a number)."""
+    if isinstance(n_categories, (bool, np.bool_)) or not isinstance(
+            n_categories, (int, np.integer, float, np.floating)):
+        raise InvalidTypeError("embedding_dim: n_categories must be an integer >= 1, got %r"
+                               % (n_categories,))
+    if not (n_categories >= 1 and float(n_categories).is_integer()):
+        raise InvalidValueError("embedding_dim: n_categories must be an integer >= 1, got %r"
+                                % (n_categories,))
     return max(1, min(600, int(round(1.6 * float(n_categories) ** 0.56))))
 
 

@@ -39,5 +39,9 @@ class InvalidTypeError(NumbaDenseError, TypeError):
     """An argument of a type numba-dense cannot use."""
 
 
+class MissingFileError(NumbaDenseError, FileNotFoundError):
+    """A file or folder named as input (or as the folder of an output) that does not exist."""
+
+
 class TooLargeError(NumbaDenseError, OverflowError):
     """A size or count beyond what int64 (or the machine) holds."""

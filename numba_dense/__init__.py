@@ -9,14 +9,15 @@ a ``model.py`` or ``kernels.py`` of your own never shadows them.
 """
 
 from . import kernels, model
-from .kernels.errors import (InvalidTypeError, InvalidValueError, NumbaDenseError,
-                             TooLargeError)
+from .kernels.errors import (InvalidTypeError, InvalidValueError, MissingFileError,
+                             NumbaDenseError, TooLargeError)
 from .model import (MLP, DivergedError, Ensemble, EnsembleInterrupted, History,
                     TrainingInterrupted, load_model)
 
 __all__ = ["kernels", "model", "MLP", "Ensemble", "EnsembleInterrupted", "load_model",
            "MLPRegressor", "MLPClassifier", "GridSearchCV", "RandomizedSearchCV", "History",
-           "NumbaDenseError", "InvalidValueError", "InvalidTypeError", "TooLargeError",
+           "NumbaDenseError", "InvalidValueError", "InvalidTypeError", "MissingFileError",
+           "TooLargeError",
            "DivergedError", "TrainingInterrupted"]
 
 

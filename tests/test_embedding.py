@@ -602,3 +602,12 @@ def test_estimators_cap_the_embedding_widths():
     assert est._net.embeddings.dims == (3,)
     with pytest.raises(ValueError, match="max_embedding_dim"):
         est.set_params(max_embedding_dim=0).fit(X.astype(np.float64), y)
+
+
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (-5, ValueError), (2.5, ValueError),
+                                        (float("nan"), ValueError), (True, TypeError),
+                                        ("7", TypeError)])
+def test_embedding_dim_refuses_what_is_not_a_count_of_categories(bad, error):
+    with pytest.raises(error, match="^embedding_dim: n_categories must be an integer >= 1"):
+        kernels.embedding_dim(bad)
+    assert kernels.embedding_dim(np.int64(1)) == 2 and kernels.embedding_dim(10_000) == 278

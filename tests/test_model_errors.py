@@ -720,3 +720,22 @@ def test_a_network_too_large_for_memory_is_one_line_naming_its_sizes(monkeypatch
     monkeypatch.undo()
     with pytest.raises(MemoryError, match=r"layer_sizes \[4, 1000000000000, 1\] make "):
         MLP([4, 10 ** 12, 1])  # np.zeros refuses at once
+
+
+def test_load_errors_are_numba_dense_errors(tmp_path):
+    """A missing, text or truncated model file: one line, a NumbaDenseError as well as the
+    built-in FileNotFoundError or ValueError."""
+    import numba_dense
+    from numba_dense.model import load_model
+    (tmp_path / "text.npz").write_text("not a model")
+    net = MLP([2, 3, 1], seed=0)
+    net.save(tmp_path / "whole.npz")
+    data = (tmp_path / "whole.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[:len(data) // 2])
+    for name, builtin in (("missing.npz", FileNotFoundError), ("text.npz", ValueError),
+                          ("cut.npz", ValueError)):
+        for load in (MLP.load, load_model):
+            with pytest.raises(numba_dense.NumbaDenseError) as caught:
+                load(tmp_path / name)
+            assert isinstance(caught.value, builtin)
+            assert len(str(caught.value).splitlines()) == 1

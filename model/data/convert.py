@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...kernels.errors import InvalidValueError
+from ...kernels.errors import InvalidValueError, MissingFileError
 from . import tabular
 from .sources import NpyWriter
 from .paths import check_outputs
@@ -198,7 +198,7 @@ def csv_to_npy(csv_path, x_path, y_path, targets, dtype=np.float32, delimiter=No
     """
     csv_path = os.fspath(csv_path)
     if not os.path.isfile(csv_path):
-        raise FileNotFoundError("convert: no such file: %r" % csv_path)
+        raise MissingFileError("convert: no such file: %r" % csv_path)
     for what, out in (("--out-x (x_path)", x_path), ("--out-y (y_path)", y_path)):
         if out is not None and not os.fspath(out).lower().endswith(".npy"):
             raise InvalidValueError("convert: %s must end in .npy (it is "

@@ -4,7 +4,7 @@ import contextlib
 import os
 import tempfile
 
-from ...kernels.errors import InvalidValueError, NumbaDenseError
+from ...kernels.errors import InvalidValueError, MissingFileError, NumbaDenseError
 from ..training.signals import sigint_deferred
 
 
@@ -29,7 +29,7 @@ def check_output(path, what):
     real = write_target(path)
     folder, name = os.path.split(real)
     if not os.path.isdir(folder):
-        raise FileNotFoundError("%s: folder %r does not exist" % (what, folder))
+        raise MissingFileError("%s: folder %r does not exist" % (what, folder))
     limit = _name_max(folder)
     if len(os.fsencode(name)) > limit:
         raise OSError("%s: the file name %.40r... is %d bytes long; this "

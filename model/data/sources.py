@@ -29,7 +29,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ...kernels.errors import InvalidValueError
+from ...kernels.errors import InvalidValueError, MissingFileError
 from ...kernels.records import NO_WEIGHTS
 from .paths import default_file_mode
 from .validation import check_finite, targets_matrix
@@ -55,7 +55,7 @@ def check_input_file(path, name):
     if os.path.isdir(path):
         raise IsADirectoryError("%s: %r is a folder, not a file" % (name, path))
     if not os.path.isfile(path):
-        raise FileNotFoundError("%s: no such file: %r" % (name, path))
+        raise MissingFileError("%s: no such file: %r" % (name, path))
 
 
 def _npy_problem(path, exc):

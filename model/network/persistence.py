@@ -73,8 +73,8 @@ def save(net, path):
 
 
 def _bad(path, why):
-    return ValueError("load: %r is not a valid numba-dense model file: %s"
-                      % (os.fspath(path), " ".join(str(why).split())))
+    return InvalidValueError("load: %r is not a valid numba-dense model file: %s"
+                             % (os.fspath(path), " ".join(str(why).split())))
 
 
 def bad_file(path, exc):
