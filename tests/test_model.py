@@ -268,3 +268,20 @@ def test_fit_signature_lists_the_weights_and_every_option():
         params = inspect.signature(cls.fit).parameters
         assert list(params)[:5] == ["self", "X", "y", "sample_weight", "class_weight"]
         assert set(o.name for o in fit_options.FIT_OPTIONS) <= set(params)
+
+
+def test_scikit_learn_meta_estimators_take_an_mlp():
+    """MLP has get_params/set_params and scikit-learn's tags: GridSearchCV and
+    cross_val_score run it (R^2 for a regression, accuracy and stratified folds for a
+    classifier)."""
+    pytest.importorskip("sklearn")
+    from sklearn.base import is_classifier
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((240, 4))
+    search = GridSearchCV(MLP([4, 8, 1]), {"seed": [0, 1]}, cv=3).fit(X, X.sum(axis=1))
+    assert search.best_params_["seed"] in (0, 1) and np.isfinite(search.best_score_)
+    classifier = MLP([4, 8, 2], output="softmax")
+    assert is_classifier(classifier) and not is_classifier(MLP([4, 8, 1]))
+    scores = cross_val_score(classifier, X, (X[:, 0] > 0).astype(int), cv=3)
+    assert ((0 <= scores) & (scores <= 1)).all()

@@ -239,6 +239,19 @@ class MLP:
     def _target_kind(self):
         return _TARGET_KINDS[loss_named(self.loss).target]
 
+    def __sklearn_tags__(self):
+        """scikit-learn's estimator tags, which its meta-estimators (``GridSearchCV``,
+        ``cross_val_score``, dask-ml's ``Incremental``) read from scikit-learn 1.6 on: a
+        classifier for a softmax or sigmoid network (stratified folds, accuracy), else a
+        regressor (R^2); y is required. Needs scikit-learn, which only calls it."""
+        from sklearn.utils import ClassifierTags, InputTags, RegressorTags, Tags, TargetTags
+        classifier = self.is_classifier
+        return Tags(estimator_type="classifier" if classifier else "regressor",
+                    target_tags=TargetTags(required=True),
+                    classifier_tags=ClassifierTags() if classifier else None,
+                    regressor_tags=None if classifier else RegressorTags(),
+                    input_tags=InputTags(sparse=True))
+
     def get_params(self, deep=True):
         """The constructor's arguments (the scikit-learn estimator protocol, for clone)."""
         return dict(self._init_args)
