@@ -208,6 +208,20 @@ def test_bad_arguments_are_one_line_errors_naming_them(diabetes):
         GridSearchCV(_regressor(), {"learning_rate": ["constant"], "lerning_rate": [1]},
                      cv=2).fit(X, y)
     assert "\n" not in str(info.value)
+    # in a pipeline: the step's own parameters, not the pipeline's
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    with pytest.raises(numba_dense.InvalidValueError,
+                       match=r"^param_grid: 'mlpregressor__lerning': 'lerning' is not a "
+                             r"parameter of MLPRegressor, "
+                             r"Pipeline's 'mlpregressor' \(its parameters: .*\balpha\b"):
+        GridSearchCV(make_pipeline(StandardScaler(), _regressor()),
+                     {"mlpregressor__lerning": [1]}, cv=2).fit(X, y)
+    with pytest.raises(numba_dense.InvalidValueError,
+                       match=r"^param_grid: 'bogus' is not a parameter of Pipeline \(its "
+                             r"parameters: .*\bmlpregressor\b"):
+        GridSearchCV(make_pipeline(StandardScaler(), _regressor()), {"bogus": [1]},
+                     cv=2).fit(X, y)
     with pytest.raises(numba_dense.InvalidValueError, match="param_grid: 'mlpregressor__alfa'"):
         GridSearchCV(make_pipeline(StandardScaler(), _regressor()),
                      {"mlpregressor__alfa": [1.0]}, cv=2).fit(X, y)

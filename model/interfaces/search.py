@@ -105,19 +105,26 @@ def _check_grid_names(estimator, grid, argument):
         return  # scikit-learn's own check says what is wrong
     grids = [grid] if isinstance(grid, dict) else grid if isinstance(grid, (list, tuple)) else []
     try:
-        known = set(estimator.get_params(deep=True))
+        params = estimator.get_params(deep=True)
     except Exception:  # noqa: BLE001
         return
     for g in grids:
         if not isinstance(g, dict):
             continue
         for name in g:
-            if name not in known:
-                raise InvalidValueError(
-                    "%s: %r is not a parameter of %s (its parameters: %s)"
-                    % (argument, name, type(estimator).__name__,
-                       ", ".join(sorted(k for k in known if "__" not in k)
-                                 or sorted(known))))
+            if name in params:
+                continue
+            # step__name: name the step's own parameters (a Pipeline's, a wrapper's)
+            owner, inner, prefix = estimator, name, ""
+            step, _, rest = name.rpartition("__")
+            if step and hasattr(params.get(step), "get_params"):
+                owner, inner, prefix = params[step], rest, ", %s's %r" % (
+                    type(estimator).__name__, step)
+            known = [k for k in owner.get_params(deep=True) if "__" not in k]
+            raise InvalidValueError(
+                "%s: %s%r is not a parameter of %s%s (its parameters: %s)"
+                % (argument, "%r: " % name if prefix else "", inner, type(owner).__name__,
+                   prefix, ", ".join(sorted(known))))
 
 
 class _StopOnThreads(ThreadingBackend):
