@@ -611,3 +611,19 @@ def test_embedding_dim_refuses_what_is_not_a_count_of_categories(bad, error):
     with pytest.raises(error, match="^embedding_dim: n_categories must be an integer >= 1"):
         kernels.embedding_dim(bad)
     assert kernels.embedding_dim(np.int64(1)) == 2 and kernels.embedding_dim(10_000) == 278
+
+
+def test_a_text_category_column_is_told_to_give_its_codes():
+    pd = pytest.importorskip("pandas")
+    from numba_dense.model import MLPRegressor
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.standard_normal(60),
+                          "shop": pd.Categorical(rng.choice(["north", "south"], 60))})
+    y = rng.standard_normal(60)
+    for given in (["shop"], [1], [False, True]):
+        with pytest.raises(ValueError, match=r"^categorical_features: column 'shop' holds "
+                                             r"text \(category\): .*X\['shop'\]\.cat\.codes"):
+            MLPRegressor(categorical_features=given, max_iter=2).fit(frame, y)
+    frame["shop"] = frame["shop"].cat.codes
+    with pytest.warns(Warning):
+        MLPRegressor(categorical_features=["shop"], max_iter=2).fit(frame, y)

@@ -437,6 +437,34 @@ class _BaseMLP(BaseEstimator):
 
     # ------------------------------------------------------------------ training
 
+    def _check_text_categories(self, X):
+        """A DataFrame column named by ``categorical_features`` that holds text (a pandas
+        category column of strings, object strings): one line saying to pass its integer
+        codes, rather than scikit-learn's 'could not convert string to float' from the
+        conversion of X. Nothing is set."""
+        given = self.categorical_features
+        dtypes = getattr(X, "dtypes", None)
+        if given is None or dtypes is None or isinstance(given, str):
+            return
+        names = list(getattr(X, "columns", []))
+        mask = np.asarray(given)
+        if mask.dtype == bool:
+            chosen = [c for c, m in zip(names, mask) if m] if mask.shape == (len(names),) else []
+        elif mask.dtype.kind in "iu":
+            chosen = [names[c] for c in mask.tolist() if -len(names) <= c < len(names)]
+        else:
+            chosen = [c for c in mask.tolist() if c in names]
+        for name in chosen:
+            dtype = dtypes[name]
+            categories = getattr(dtype, "categories", None)
+            text = (categories.dtype.kind in "OUS" if categories is not None
+                    else getattr(dtype, "kind", "") in "OUS")
+            if text:
+                raise InvalidValueError(
+                    "categorical_features: column %r holds text (%s): a categorical column "
+                    "holds integer codes 0..n-1 (for a pandas category column, X[%r].cat.codes)"
+                    % (name, dtype, name))
+
     def _embeddings(self, X):
         """(``MLP(embeddings=...)`` of ``categorical_features`` for the training X, the
         mask ``is_categorical_``), (None, None) for none; ``InvalidValueError`` naming a bad
@@ -571,6 +599,7 @@ class _BaseMLP(BaseEstimator):
         first = not hasattr(self, "_net") or (not self.warm_start and not incremental)
         if self.early_stopping and incremental:
             raise InvalidValueError("partial_fit does not support early_stopping=True")
+        self._check_text_categories(X)
         X, Y = self._prepare(X, y, incremental, reset=first)
         class_weight = getattr(self, "class_weight", None)
         if class_weight is not None:
