@@ -552,3 +552,25 @@ def test_an_ensemble_trains_over_mpi_member_after_member(tmp_path):
     for r in (0, 1):
         np.testing.assert_array_equal(np.load(tmp_path / ("e%d.npy" % r)),
                                       np.load(tmp_path / "a0.npy"))
+
+
+def test_scikit_learn_protocol_clone_set_params_and_cross_validation():
+    pytest.importorskip("sklearn")
+    from sklearn.base import clone
+    from sklearn.model_selection import cross_val_score
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((150, 3))
+    y = X.sum(axis=1)
+    ens = Ensemble([3, 8, 1], seed=2, n_networks=3, n_jobs=2)
+    ens.fit(X, y, epochs=2)
+    twin = clone(ens)
+    assert twin.get_params() == ens.get_params() and twin.seeds == [2, 3, 4]
+    trained = ens.members[1].params.copy()
+    ens.set_params(hidden="relu", n_networks=3)  # unchanged: the trained members stay
+    np.testing.assert_array_equal(ens.members[1].params, trained)
+    ens.set_params(n_networks=2)
+    assert len(ens.members) == 2 and ens.histories is None
+    with pytest.raises(ValueError, match="unknown parameters bogus"):
+        ens.set_params(bogus=1)
+    scores = cross_val_score(Ensemble([3, 8, 1], seed=0, n_networks=2), X, y, cv=3)
+    assert np.isfinite(scores).all()

@@ -47,7 +47,7 @@ from ..training import options as fit_options
 from ..training import signals
 from ..training.signals import TrainingInterrupted
 from . import persistence
-from .mlp import MLP
+from .mlp import MLP, _same
 
 FORMAT = "numba-dense-ensemble"
 VERSION = 1
@@ -157,6 +157,34 @@ class Ensemble:
     @staticmethod
     def _check_jobs(n_jobs):
         return check_jobs(n_jobs)
+
+    # ------------------------------------------------------------------ scikit-learn
+
+    def get_params(self, deep=True):
+        """The constructor's arguments (the scikit-learn protocol, for ``clone``): the
+        members' shared ``MLP`` arguments, ``seed`` (member 0's), ``n_networks``, ``n_jobs``."""
+        params = self.members[0].get_params()
+        params.update(seed=self.seed, n_networks=len(self.members), n_jobs=self.n_jobs)
+        return params
+
+    def set_params(self, **params):
+        """As ``MLP.set_params``: arguments given their current values change nothing; a
+        changed one makes a new, untrained ensemble; a bad one raises with it unchanged."""
+        current = self.get_params()
+        unknown = sorted(set(params) - set(current))
+        if unknown:
+            raise InvalidValueError("set_params: unknown parameters %s; Ensemble takes %s"
+                                    % (", ".join(unknown), ", ".join(current)))
+        if all(_same(value, current[name]) for name, value in params.items()):
+            return self
+        rebuilt = type(self)(**{**current, **params})
+        self.__dict__.clear()
+        self.__dict__.update(rebuilt.__dict__)
+        return self
+
+    def __sklearn_tags__(self):
+        """scikit-learn's estimator tags: the members' (``MLP.__sklearn_tags__``)."""
+        return self.members[0].__sklearn_tags__()
 
     # ------------------------------------------------------------------ structure
 
