@@ -607,8 +607,6 @@ def _check_train_options(args):
     """Options that contradict each other or would be ignored, and the training options'
     values (checked as ``MLP.fit`` checks them: --lr -1 or nan, --validation-fraction 1):
     refused before any work, not after a large file is read."""
-    fit_options.checked({**fit_options.from_arguments(args),
-                         "validation_fraction": args.validation_fraction})
     if args.plot and os.path.splitext(args.plot)[1].lower() != ".png":
         raise UsageError("--plot writes a PNG: give a path ending in .png, got %r" % args.plot)
     if args.plot and args.epochs == 0:
@@ -635,6 +633,9 @@ def _check_train_options(args):
     if args.schedule == "cosine" and args.min_lr > args.lr:
         raise UsageError("--min-lr %g is above --lr %g: a cosine schedule falls "
                          "from --lr to --min-lr" % (args.min_lr, args.lr))
+    # the rest as MLP.fit checks them (after the command line's own words above)
+    fit_options.checked({**fit_options.from_arguments(args),
+                         "validation_fraction": args.validation_fraction})
 
 
 def train(args, workdir):
