@@ -251,6 +251,9 @@ def test_set_params_keeps_a_trained_network_unless_an_argument_changes():
     trained = net.params.copy()
     assert net.set_params(hidden="relu", layer_sizes=[3, 8, 1], seed=0) is net
     np.testing.assert_array_equal(net.params, trained)
+    # the same values in other types
+    net.set_params(layer_sizes=np.array([3, 8, 1]), dtype="float32", seed=np.int64(0))
+    np.testing.assert_array_equal(net.params, trained)
     assert net.target_scaling is not None and net.history is not None
     with pytest.raises(ValueError, match="hidden must be one of"):
         net.set_params(hidden="bogus")
@@ -285,3 +288,10 @@ def test_scikit_learn_meta_estimators_take_an_mlp():
     assert is_classifier(classifier) and not is_classifier(MLP([4, 8, 1]))
     scores = cross_val_score(classifier, X, (X[:, 0] > 0).astype(int), cv=3)
     assert ((0 <= scores) & (scores <= 1)).all()
+    # the probability scorers read classes_ and predict_proba
+    labels = (X[:, 0] > 0).astype(int) + (X[:, 1] > 1)
+    auc = GridSearchCV(MLP([4, 8, 3], output="softmax"), {"seed": [0]}, cv=3,
+                       scoring="roc_auc_ovr", error_score="raise").fit(X, labels)
+    assert 0 <= auc.best_score_ <= 1
+    np.testing.assert_array_equal(MLP([4, 8, 1], output="sigmoid").classes_, [0, 1])
+    assert not hasattr(MLP([4, 8, 1]), "classes_")

@@ -739,3 +739,19 @@ def test_load_errors_are_numba_dense_errors(tmp_path):
                 load(tmp_path / name)
             assert isinstance(caught.value, builtin)
             assert len(str(caught.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize("changed", [dict(validation_seed=4), dict(validation_fraction=0.3),
+                                     dict(validation_seed=None)])
+def test_resume_refuses_other_validation_rows(tmp_path, changed):
+    """Other held-out rows on resume would train on rows the first part validated on."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 3))
+    ckpt = tmp_path / "ck.npz"
+    first = dict(epochs=2, seed=1, validation_fraction=0.2, validation_seed=3,
+                 checkpoint=ckpt)
+    MLP([3, 4, 1], seed=0).fit(X, X[:, 0], **first)
+    with pytest.raises(ValueError, match="was written with other settings: validation="):
+        MLP([3, 4, 1], seed=0).fit(X, X[:, 0], **{**first, "epochs": 4, "resume": True,
+                                                  **changed})
+    MLP([3, 4, 1], seed=0).fit(X, X[:, 0], **{**first, "epochs": 4, "resume": True})

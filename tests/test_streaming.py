@@ -129,15 +129,37 @@ def test_validation_seed_holds_out_random_rows_of_a_sorted_file(files):
     Xs, ys = X[order], y[order]
     net = MLP([6, 4, 1], seed=0)
     h = net.fit(Xs, ys, epochs=1, validation_fraction=0.2, validation_seed=5)
+    from numba_dense.model.data.sources import held_out_rows
     held = np.zeros(1000, bool)
-    held[np.random.default_rng(5).choice(1000, 200, replace=False)] = True
+    held[held_out_rows(1000, 200, np.random.default_rng(5))] = True
     assert h.val_loss[0] == pytest.approx(net.cost(Xs[held], ys[held]), rel=1e-5)
     assert held[:800].sum() > 100  # most held-out rows are not the last ones
-    streamed = MLP([6, 4, 1], seed=0)
+    # streamed in chunks of any size, the same rows are held out
     np.save(folder / "Xs.npy", Xs)
-    h = streamed.fit(folder / "Xs.npy", ys, epochs=1, validation_fraction=0.2,
-                     validation_seed=5, chunk_rows=128)
-    assert np.isfinite(h.val_loss[0])
+    for chunk_rows in (64, 128, 1000):
+        streamed = MLP([6, 4, 1], seed=0)
+        hs = streamed.fit(folder / "Xs.npy", ys, epochs=1, validation_fraction=0.2,
+                          validation_seed=5, chunk_rows=chunk_rows)
+        assert hs.val_loss[0] == pytest.approx(streamed.cost(Xs[held], ys[held]), rel=1e-5)
+
+
+def test_the_draw_does_not_depend_on_chunks(monkeypatch):
+    from numba_dense.model.data import sources
+    monkeypatch.setattr(sources, "DRAW_BLOCK_ROWS", 100)  # several blocks
+    rows = sources.held_out_rows(1050, 300, np.random.default_rng(1))
+    assert len(rows) == 300 and len(set(rows.tolist())) == 300
+    assert (np.diff(rows) > 0).all() and rows[0] >= 0 and rows[-1] < 1050
+    X = np.arange(1050.0)[:, None]
+    array = sources.ArraySource(X, X.copy())
+    for chunk in (7, 100, 1050):
+        stream = sources.StreamSource(X, X[:, 0], ("X", "y"), (np.float64, 1, "regression"),
+                                      chunk)
+        held = np.concatenate([Xb[:, 0] for Xb, _ in
+                               stream.split_random(300, np.random.default_rng(1))[1].blocks()])
+        np.testing.assert_array_equal(held, rows)
+    held = np.concatenate([Xb[:, 0] for Xb, _ in
+                           array.split_random(300, np.random.default_rng(1))[1].blocks(64)])
+    np.testing.assert_array_equal(held, rows)
 
 
 def test_a_bad_value_deep_in_a_file_is_reported_and_nothing_changes(tmp_path):

@@ -575,6 +575,12 @@ def test_a_compressed_csv_reads_as_the_csv_does(tmp_path, capsys, suffix):
     packed.write_bytes(module.compress(text.encode()))
     a, b = tabular.Preprocessing.fit(str(plain), "y"), tabular.Preprocessing.fit(str(packed), "y")
     assert a.columns == b.columns and a.task == b.task
+    upper = tmp_path / ("T" + suffix.upper())  # pyarrow alone guesses from lower case only
+    upper.write_bytes(packed.read_bytes())
+    assert tabular.Preprocessing.fit(str(upper), "y").columns == a.columns
+    (tmp_path / ("folder" + suffix)).mkdir()
+    with pytest.raises(ValueError, match="a folder, not a file"):
+        tabular.column_names(str(tmp_path / ("folder" + suffix)))
     for (Xa, ya), (Xb, yb) in zip(a.batches(str(plain)), b.batches(str(packed))):
         np.testing.assert_array_equal(Xa, Xb)
         np.testing.assert_array_equal(ya, yb)

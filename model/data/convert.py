@@ -342,12 +342,13 @@ def _csv_to_npy_pyarrow(csv_path, x_path, y_path, targets, dtype, delimiter):
     import pyarrow.csv as pacsv
     parse = pacsv.ParseOptions(delimiter=delimiter)
     try:
-        head = pacsv.open_csv(csv_path, parse_options=parse,
+        head = pacsv.open_csv(tabular.arrow_csv_input(csv_path), parse_options=parse,
                               read_options=pacsv.ReadOptions(block_size=1 << 16))
         names = head.schema.names
         convert = pacsv.ConvertOptions(column_types={n: pa.float64() for n in names},
                                        null_values=[], strings_can_be_null=False)
-        reader = pacsv.open_csv(csv_path, parse_options=parse, convert_options=convert,
+        reader = pacsv.open_csv(tabular.arrow_csv_input(csv_path), parse_options=parse,
+                                convert_options=convert,
                                 read_options=pacsv.ReadOptions(block_size=tabular.BLOCK_BYTES))
         return _write_batches(reader, names, x_path, y_path, targets, dtype, csv_path)
     except (pa.ArrowInvalid, UnicodeDecodeError):  # the line parser says where

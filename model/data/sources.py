@@ -140,6 +140,27 @@ def release_pages(arr, start, stop):
         mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
 
+#: Rows of each block of ``held_out_rows``' draw: fixed, so that the draw depends on the
+#: rows, n_val and the seed alone, not on how the rows are held or streamed.
+DRAW_BLOCK_ROWS = 1 << 16
+
+
+def held_out_rows(n_rows, n_val, rng):
+    """The sorted int64 positions of ``n_val`` of ``n_rows`` rows drawn at random by the
+    ``np.random.Generator`` rng (every set of n_val rows as likely): block by block of
+    ``DRAW_BLOCK_ROWS`` rows, each block's share from the hypergeometric distribution,
+    then its rows. The same rows whether the source is in memory or streamed in chunks of
+    any size; memory is the n_val positions."""
+    held = []
+    left, rows_left = n_val, n_rows
+    for a in range(0, n_rows, DRAW_BLOCK_ROWS):
+        size = min(DRAW_BLOCK_ROWS, n_rows - a)
+        k = int(rng.hypergeometric(left, rows_left - left, size)) if left else 0
+        held.append(a + np.sort(rng.choice(size, k, replace=False)).astype(np.int64))
+        left, rows_left = left - k, rows_left - size
+    return np.concatenate(held) if held else np.empty(0, np.int64)
+
+
 class Source(Protocol):
     """What ``fit`` trains on and evaluates: ``ArraySource`` or ``StreamSource``.
 
@@ -223,7 +244,7 @@ class ArraySource(Source):
         copied. X's values are checked first, so that an error names X's row."""
         self.check_values()
         held = np.zeros(self.n_rows, bool)
-        held[rng.choice(self.n_rows, n_val, replace=False)] = True
+        held[held_out_rows(self.n_rows, n_val, rng)] = True
         own = np.arange(self.n_rows, dtype=np.int64) if self.rows is None else self.rows
         val = own[held]
         weights = self.sample_weight[val] if len(self.sample_weight) else None
@@ -299,16 +320,14 @@ class StreamSource(Source):
 
     def split_random(self, n_val, rng):
         """(the other rows, n_val rows of start:stop drawn at random by ``rng``): two
-        sources over the same file, each reading every chunk and keeping its own rows. Each
-        chunk's share of the n_val is drawn from the hypergeometric distribution, then its
-        rows, so that every set of n_val rows is as likely and memory stays at the held-out
-        rows' indices (nothing a row of the file)."""
+        sources over the same file, each reading every chunk and keeping its own rows. The
+        rows are ``held_out_rows``' (those an ``ArraySource`` of the same rows holds out,
+        whatever the chunks); memory is their positions."""
+        rows = held_out_rows(self.n_rows, n_val, rng)
         held = {}
-        left, rows_left = n_val, self.n_rows
         for a, b in self._chunks():
-            k = int(rng.hypergeometric(left, rows_left - left, b - a)) if left else 0
-            held[a] = np.sort(rng.choice(b - a, k, replace=False)).astype(np.int64)
-            left, rows_left = left - k, rows_left - (b - a)
+            lo, hi = np.searchsorted(rows, [a - self.start, b - self.start])
+            held[a] = rows[lo:hi] - (a - self.start)
         parts = []
         for holds, n in ((False, self.n_rows - n_val), (True, n_val)):
             part = copy.copy(self)

@@ -145,6 +145,16 @@ def _open_csv_bytes(path):
     return open(path, "rb") if module is None else module.open(path, "rb")
 
 
+def arrow_csv_input(path):
+    """What ``pyarrow.csv.open_csv`` reads for a CSV path: the path itself, or for a
+    compressed one a decompressing stream (pyarrow guesses compression from a lower-case
+    suffix only: ``.CSV.GZ`` would be parsed as compressed bytes)."""
+    module = _compression(path)
+    if module is None:
+        return path
+    return _pyarrow().input_stream(os.fspath(path), compression=module.__name__)
+
+
 def _coltypes():
     """``model.data.columns``, imported on first use: it imports pyarrow (90 ms), which a
     process that never reads a table need not load (the README's first command)."""
@@ -239,7 +249,8 @@ def schema(path):
     pa = _pyarrow()
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise TableError("%s: no such file" % path)
+        raise TableError("%s: %s" % (path, "a folder, not a file" if os.path.isdir(path)
+                                     else "no such file"))
     if not is_table(path):
         raise TableError("%s is not a .csv or .parquet table (a table file's name ends in %s)"
                          % (path, ", ".join(CSV_EXTENSIONS + tuple(
@@ -253,7 +264,8 @@ def schema(path):
                 if not f.read(1):
                     raise TableError("%s: the file is empty (no header line)" % path)
         try:
-            reader = pa.csv.open_csv(path, read_options=pa.csv.ReadOptions(block_size=1 << 16),
+            reader = pa.csv.open_csv(arrow_csv_input(path),
+                                     read_options=pa.csv.ReadOptions(block_size=1 << 16),
                                      parse_options=_parse_options(path),
                                      convert_options=_convert_options(None))
             names = reader.schema.names
@@ -294,11 +306,11 @@ def check_csv_bytes(path, prefix=""):
                              % (prefix, path, kind, "decompress it first" if suffix is None
                                 else "name it %s%s (read as it is) or decompress it"
                                 % (os.fspath(path), suffix)))
-    for bom, name in _BOMS:
-        if head.startswith(bom):
-            break
-    else:
-        name = "UTF-16" if b"\x00" in head else None
+    marked = next((name for bom, name in _BOMS if head.startswith(bom)), None)
+    name = marked or ("UTF-16" if b"\x00" in head else None)
+    if name and marked is None and _compression(path) is not None:
+        raise TableError("%s%s holds NUL bytes once decompressed: UTF-16 text (save it as "
+                         "UTF-8) or a damaged compressed file" % (prefix, path))
     if name:
         raise TableError("%s%s is %s text: save it as UTF-8" % (prefix, path, name))
 
@@ -320,7 +332,7 @@ def read_batches(path, columns=None):
     if _is_csv(path):
         columns = columns if columns is not None else column_names(path)
         try:
-            reader = pa.csv.open_csv(path, read_options=pa.csv.ReadOptions(
+            reader = pa.csv.open_csv(arrow_csv_input(path), read_options=pa.csv.ReadOptions(
                 block_size=BLOCK_BYTES), parse_options=_parse_options(path),
                 convert_options=_convert_options(columns))
             for batch in reader:

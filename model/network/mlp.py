@@ -93,11 +93,19 @@ EMBEDDING_INIT_STD = 0.01
 
 
 def _same(a, b):
-    """Whether two constructor arguments are equal (lists, arrays, numbers, strings, None)."""
+    """Whether two constructor arguments are equal: the same dtype however named
+    (``np.float32``, ``"float32"``), the same values as a list, tuple or array, a NumPy
+    integer or a Python one."""
     if a is b:
         return True
+    if a is not None and b is not None:
+        try:
+            if np.dtype(a) == np.dtype(b):
+                return True
+        except TypeError:
+            pass
     try:
-        return type(a) is type(b) and bool(np.array_equal(a, b))
+        return bool(np.array_equal(np.asarray(a, dtype=object), np.asarray(b, dtype=object)))
     except (TypeError, ValueError):
         return False
 
@@ -234,6 +242,16 @@ class MLP:
     def is_classifier(self):
         """True when trained with a classification cost (predict returns labels)."""
         return loss_named(self.loss).classifier
+
+    @property
+    def classes_(self):
+        """The class labels ``predict`` returns, in ``predict_proba``'s column order
+        (scikit-learn's attribute, which its probability scorers read): ``0 .. K-1`` for a
+        softmax network of K outputs, ``[0, 1]`` for one sigmoid output. ``AttributeError``
+        for a regression and for several sigmoid outputs (multi-label)."""
+        if not self.is_classifier or (self.output != "softmax" and self.n_outputs > 1):
+            raise AttributeError("classes_: this network is not a single-label classifier")
+        return np.arange(self.n_outputs if self.output == "softmax" else 2)
 
     @property
     def _target_kind(self):
@@ -446,8 +464,10 @@ class MLP:
         ``validation_seed`` (an int) rows drawn at random from ``np.random.default_rng(
         validation_seed)``, as scikit-learn's early stopping holds them out, so that a file
         sorted by its target or by date still validates on rows like the others (the same
-        seed holds out the same rows, so a resumed fit validates on the rows it did). Its
-        cost is ``history.val_loss``.
+        seed holds out the same rows, in memory or streamed in chunks of any size, and a
+        resumed fit refuses other ones). Its cost is ``history.val_loss``: the plain mean
+        over the held-out rows, also with ``sample_weight`` (the estimators' validation
+        score, scikit-learn's, is weighted).
         ``early_stopping=patience`` stops after that many epochs without a lower val_loss
         and leaves the best parameters in the network.
 

@@ -237,7 +237,9 @@ def split(values):
         **{name: values[name] for name in ("epochs", "batch_size", "lr", "schedule",
                                            "step_size", "gamma", "min_lr", "shuffle", "seed",
                                            "early_stopping", "optimizer", "dropout")},
-        hyperparameters={name: values[name] for name in HYPERPARAMETERS if name != "lr"})
+        hyperparameters={name: values[name] for name in HYPERPARAMETERS if name != "lr"},
+        validation=([values["validation_fraction"], values["validation_seed"]]
+                    if values["validation_fraction"] else None))
     data = DataOptions(**{name: values[name] for name in (
         "validation_data", "validation_fraction", "validation_seed", "chunk_rows",
         "standardize_target")})
@@ -374,6 +376,10 @@ class Settings:
     optimizer: str = "sgd"
     dropout: object = 0.0  # a rate, or a tuple of one per hidden layer (dropout_rates)
     hyperparameters: dict = field(default_factory=dict)
+    # the rows held out for val_loss, as [validation_fraction, validation_seed] (None: no
+    # fraction held out): a resumed run must hold out the same rows, or it would train on
+    # rows the first part validated on
+    validation: object = None
 
     def __post_init__(self):
         for h in kernels.HYPERPARAMETER_TABLE:
@@ -399,6 +405,8 @@ class Settings:
             d.pop("epochs")
         if not self.dropout:  # as checkpoints written before dropout existed
             d.pop("dropout")
+        if d["validation"] is None:  # as checkpoints written before it was recorded
+            d.pop("validation")
         return d
 
     def optimizer_for(self, net, lr):
