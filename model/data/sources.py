@@ -155,7 +155,9 @@ def held_out_rows(n_rows, n_val, rng):
     left, rows_left = n_val, n_rows
     for a in range(0, n_rows, DRAW_BLOCK_ROWS):
         size = min(DRAW_BLOCK_ROWS, n_rows - a)
-        k = int(rng.hypergeometric(left, rows_left - left, size)) if left else 0
+        # the last block holds every row left: its share is what is left to draw
+        k = left if size == rows_left else int(rng.hypergeometric(left, rows_left - left,
+                                                                  size)) if left else 0
         held.append(a + np.sort(rng.choice(size, k, replace=False)).astype(np.int64))
         left, rows_left = left - k, rows_left - size
     return np.concatenate(held) if held else np.empty(0, np.int64)
