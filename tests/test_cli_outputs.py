@@ -227,6 +227,8 @@ def test_a_checkpoint_missing_an_array_is_one_line(tmp_path):
     (["--epochs", "0", "--plot", "PLOT"], ["--plot", "--epochs 0"]),
     (["--schedule", "cosine", "--lr", "0.01", "--min-lr", "0.1"], ["--min-lr", "above --lr"]),
     (["--resume"], ["--resume needs --checkpoint"]),
+    (["--validation-fraction", "0", "--validation-rows", "last"],
+     ["--validation-rows applies to --validation-fraction above 0"]),
 ])
 def test_contradicting_or_ignored_options_are_refused_by_flag(tmp_path, capsys, args, words):
     args = [str(tmp_path / "p.png") if a == "PLOT" else a for a in args]
@@ -750,3 +752,12 @@ def test_epochs_0_says_nothing_was_trained_without_naming_a_checkpoint(tmp_path,
     out = capsys.readouterr().out
     assert "nothing trained: --epochs 0; the network saved is as it was made" in out
     assert "checkpoint" not in out and MLP.load(model).params.size > 0
+
+
+def test_the_summary_quotes_class_names_that_would_read_as_others(tmp_path, capsys):
+    rows = ["x,k"] + ['%d,"%s"' % (i, ["a,b", "plain", " sp", 'q""t'][i % 4]) for i in range(80)]
+    (tmp_path / "c.csv").write_text("\n".join(rows) + "\n")
+    assert main(["train", "--data", str(tmp_path / "c.csv"), "--target-col", "k",
+                 "--epochs", "1"]) == 0
+    line = [l for l in capsys.readouterr().out.splitlines() if "classes (" in l][0]
+    assert line.endswith("4 classes (' sp', 'a,b', plain, 'q\"t')"), line

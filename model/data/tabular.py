@@ -123,6 +123,16 @@ def is_table(path):
             or os.path.splitext(os.fspath(path))[1].lower() in PARQUET_EXTENSIONS)
 
 
+def _shown(label):
+    """A class label as a summary lists it: as it is, or quoted (Python's repr) when it is
+    empty or holds a comma, a quote, a line break or surrounding spaces, which would
+    make the list read as other labels."""
+    text = str(label)
+    if text and text == text.strip() and not any(c in text for c in ",'\"\n\r"):
+        return text
+    return repr(text)
+
+
 def _compression(path):
     """The module of a compressed CSV's suffix (``CSV_COMPRESSIONS``), or None."""
     stem, ext = os.path.splitext(os.fspath(path).lower())
@@ -678,7 +688,7 @@ class Preprocessing:
                          % (self.dropped_rows, self.target))
         if self.task == "classification":
             lines.append("target %r: %d classes (%s)" % (
-                self.target, self.n_classes, ", ".join(map(str, self.classes[:10]))
+                self.target, self.n_classes, ", ".join(map(_shown, self.classes[:10]))
                 + (", ..." if self.n_classes > 10 else "")))
         return lines
 

@@ -559,6 +559,7 @@ _APPLIES = {
                 "%s %s" % (fit_options.flag(o.applies[0]), " or ".join(o.applies[1])))
        for o in fit_options.cli_options() if o.applies is not None},
     "checkpoint_every": (lambda a: bool(a.checkpoint), "--checkpoint"),
+    "validation_rows": (lambda a: a.validation_fraction > 0, "--validation-fraction above 0"),
     "rows": (lambda a: a.data is None, "the built-in dataset (no --data)"),
     "features": (lambda a: _kind(a.data) in ("csv", "parquet"), "a .csv or .parquet --data"),
     "drop_cols": (lambda a: _kind(a.data) in ("csv", "parquet"), "a .csv or .parquet --data"),
