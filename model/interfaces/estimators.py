@@ -240,6 +240,41 @@ def _check_random_state(value):
                             % (np.iinfo(np.uint32).max, plain(value)))
 
 
+def _categorical_columns(given, n, names):
+    """The sorted indices of the columns ``categorical_features`` (``given``) selects among
+    X's ``n`` columns, whose feature names are ``names`` (empty when X had none); None when
+    it selects none. ``InvalidValueError`` naming a bad index, mask or name."""
+    if given is None or (hasattr(given, "__len__") and not isinstance(given, str)
+                         and len(given) == 0):
+        return None
+    mask = np.asarray(given)
+    if mask.dtype == bool:
+        if mask.shape != (n,):
+            raise InvalidValueError("categorical_features as a mask must have one entry "
+                                    "per column of X (%d), got shape %s" % (n, mask.shape))
+        columns = np.flatnonzero(mask)
+    elif mask.ndim == 1 and mask.dtype.kind in "iu":
+        columns = mask.astype(np.int64)
+        bad = [int(c) for c in columns if not -n <= c < n]
+        if bad:
+            raise InvalidValueError("categorical_features holds column %d, outside the %d "
+                                    "columns of X" % (bad[0], n))
+        columns = np.unique(columns % n)
+    elif mask.ndim == 1 and mask.dtype.kind in "UO" and all(isinstance(v, str) for v in mask):
+        # feature names, as HistGradientBoosting takes them: X must have had them
+        unknown = [v for v in mask if v not in names]
+        if unknown:
+            raise InvalidValueError(
+                "categorical_features names %r, which is not a feature name of X (%s)"
+                % (str(unknown[0]), "its columns: %s" % ", ".join(names) if names
+                   else "X has no feature names: pass a DataFrame, or column indices"))
+        columns = np.unique([names.index(v) for v in mask])
+    else:
+        raise InvalidValueError("categorical_features must be None, column indices, feature "
+                                "names or a boolean mask of X's columns, got %s" % plain(given))
+    return columns if len(columns) else None
+
+
 class _BaseMLP(BaseEstimator):
     """What the two estimators share; see ``MLPRegressor`` for the parameters."""
 
@@ -442,19 +477,15 @@ class _BaseMLP(BaseEstimator):
         category column of strings, object strings): one line saying to pass its integer
         codes, rather than scikit-learn's 'could not convert string to float' from the
         conversion of X. Nothing is set."""
-        given = self.categorical_features
         dtypes = getattr(X, "dtypes", None)
-        if given is None or dtypes is None or isinstance(given, str):
+        if dtypes is None:
             return
-        names = list(getattr(X, "columns", []))
-        mask = np.asarray(given)
-        if mask.dtype == bool:
-            chosen = [c for c, m in zip(names, mask) if m] if mask.shape == (len(names),) else []
-        elif mask.dtype.kind in "iu":
-            chosen = [names[c] for c in mask.tolist() if -len(names) <= c < len(names)]
-        else:
-            chosen = [c for c in mask.tolist() if c in names]
-        for name in chosen:
+        names = list(X.columns)
+        try:
+            columns = _categorical_columns(self.categorical_features, len(names), names)
+        except InvalidValueError:
+            return  # said where X is resolved (_embeddings), as before this check
+        for name in ([] if columns is None else [names[c] for c in columns]):
             dtype = dtypes[name]
             categories = getattr(dtype, "categories", None)
             text = (categories.dtype.kind in "OUS" if categories is not None
@@ -469,40 +500,10 @@ class _BaseMLP(BaseEstimator):
         """(``MLP(embeddings=...)`` of ``categorical_features`` for the training X, the
         mask ``is_categorical_``), (None, None) for none; ``InvalidValueError`` naming a bad
         index, mask or code. Nothing is set."""
-        given = self.categorical_features
         n = X.shape[1]
-        if given is None or (hasattr(given, "__len__") and not isinstance(given, str)
-                             and len(given) == 0):
-            return None, None
-        mask = np.asarray(given)
-        if mask.dtype == bool:
-            if mask.shape != (n,):
-                raise InvalidValueError("categorical_features as a mask must have one entry "
-                                        "per column of X (%d), got shape %s" % (n, mask.shape))
-            columns = np.flatnonzero(mask)
-        elif mask.ndim == 1 and mask.dtype.kind in "iu":
-            columns = mask.astype(np.int64)
-            bad = [int(c) for c in columns if not -n <= c < n]
-            if bad:
-                raise InvalidValueError("categorical_features holds column %d, outside the %d "
-                                        "columns of X" % (bad[0], n))
-            columns = np.unique(columns % n)
-        elif mask.ndim == 1 and mask.dtype.kind in "UO" and all(
-                isinstance(v, str) for v in mask):
-            # feature names, as HistGradientBoosting takes them: X must have had them
-            names = list(getattr(self, "feature_names_in_", []))
-            unknown = [v for v in mask if v not in names]
-            if unknown:
-                raise InvalidValueError(
-                    "categorical_features names %r, which is not a feature name of X (%s)"
-                    % (str(unknown[0]), "its columns: %s" % ", ".join(names) if names
-                       else "X has no feature names: pass a DataFrame, or column indices"))
-            columns = np.unique([names.index(v) for v in mask])
-        else:
-            raise InvalidValueError("categorical_features must be None, column indices, feature "
-                                    "names or a boolean mask of X's columns, got %s"
-                                    % plain(given))
-        if not len(columns):
+        columns = _categorical_columns(self.categorical_features, n,
+                                       list(getattr(self, "feature_names_in_", [])))
+        if columns is None:
             return None, None
         if is_sparse(X):
             raise InvalidValueError("categorical_features needs a dense X (its code columns "
