@@ -47,7 +47,7 @@ from ..training import options as fit_options
 from ..training import signals
 from ..training.signals import TrainingInterrupted
 from . import persistence
-from .mlp import MLP, _same
+from .mlp import MLP, rebuilt_with
 
 FORMAT = "numba-dense-ensemble"
 VERSION = 1
@@ -170,17 +170,7 @@ class Ensemble:
     def set_params(self, **params):
         """As ``MLP.set_params``: arguments given their current values change nothing; a
         changed one makes a new, untrained ensemble; a bad one raises with it unchanged."""
-        current = self.get_params()
-        unknown = sorted(set(params) - set(current))
-        if unknown:
-            raise InvalidValueError("set_params: unknown parameters %s; Ensemble takes %s"
-                                    % (", ".join(unknown), ", ".join(current)))
-        if all(_same(value, current[name]) for name, value in params.items()):
-            return self
-        rebuilt = type(self)(**{**current, **params})
-        self.__dict__.clear()
-        self.__dict__.update(rebuilt.__dict__)
-        return self
+        return rebuilt_with(self, self.get_params(), params)
 
     def __sklearn_tags__(self):
         """scikit-learn's estimator tags: the members' (``MLP.__sklearn_tags__``)."""

@@ -110,6 +110,24 @@ def _same(a, b):
         return False
 
 
+def rebuilt_with(obj, current, params):
+    """``set_params`` of ``MLP`` and ``Ensemble``: ``obj`` (whose constructor arguments are
+    ``current``) unchanged when every value of ``params`` is its current one (``_same``),
+    else made anew by its constructor with ``params`` changed, in place; returns obj.
+    ``InvalidValueError`` for a name the constructor does not take; the constructor's
+    errors for a bad value, raised before obj changes."""
+    unknown = sorted(set(params) - set(current))
+    if unknown:
+        raise InvalidValueError("set_params: unknown parameters %s; %s takes %s"
+                                % (", ".join(unknown), type(obj).__name__, ", ".join(current)))
+    if all(_same(value, current[name]) for name, value in params.items()):
+        return obj
+    rebuilt = type(obj)(**{**current, **params})
+    obj.__dict__.clear()
+    obj.__dict__.update(rebuilt.__dict__)
+    return obj
+
+
 class MLP:
     """A multilayer perceptron trained by minibatch SGD.
 
@@ -282,16 +300,7 @@ class MLP:
         shape and initialization. Arguments given their current values change nothing.
         ``InvalidValueError`` for a name MLP does not take; the constructor's errors for a
         bad value, with the network unchanged."""
-        unknown = sorted(set(params) - set(self._init_args))
-        if unknown:
-            raise InvalidValueError("set_params: unknown parameters %s; MLP takes %s"
-                                    % (", ".join(unknown), ", ".join(self._init_args)))
-        if all(_same(value, self._init_args[name]) for name, value in params.items()):
-            return self
-        rebuilt = type(self)(**{**self._init_args, **params})  # raises before self changes
-        self.__dict__.clear()
-        self.__dict__.update(rebuilt.__dict__)
-        return self
+        return rebuilt_with(self, self._init_args, params)
 
     # ------------------------------------------------------------------ structure
 
