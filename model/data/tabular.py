@@ -268,11 +268,8 @@ def schema(path):
     if _is_csv(path):
         if os.path.getsize(path) == 0:
             raise TableError("%s: the file is empty (no header line)" % path)
-        check_csv_bytes(path)
-        if _compression(path) is not None:
-            with _open_csv_bytes(path) as f:
-                if not f.read(1):
-                    raise TableError("%s: the file is empty (no header line)" % path)
+        if not check_csv_bytes(path):  # a compressed file of nothing
+            raise TableError("%s: the file is empty (no header line)" % path)
         try:
             reader = pa.csv.open_csv(arrow_csv_input(path),
                                      read_options=pa.csv.ReadOptions(block_size=1 << 16),
@@ -300,7 +297,8 @@ _COMPRESSED = ((b"\x1f\x8b", "gzip", ".gz"), (b"PK\x03\x04", "zip", None),
 
 def check_csv_bytes(path, prefix=""):
     """A ``TableError`` for a .csv that is not UTF-8 text as a whole: UTF-16/UTF-32 (a
-    byte-order mark, or NUL bytes in its first block), or a Parquet file named .csv."""
+    byte-order mark, or NUL bytes in its first block), or a Parquet file named .csv.
+    Returns that first block (64 KB, decompressed for a compressed CSV)."""
     try:
         with _open_csv_bytes(path) as f:
             head = f.read(1 << 16)
@@ -323,6 +321,7 @@ def check_csv_bytes(path, prefix=""):
                          "UTF-8) or a damaged compressed file" % (prefix, path))
     if name:
         raise TableError("%s%s is %s text: save it as UTF-8" % (prefix, path, name))
+    return head
 
 
 def _convert_options(columns):
