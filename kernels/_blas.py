@@ -114,12 +114,12 @@ if _SCIPY_BLAS not in sys.modules:
     _load_scipy_blas()  # where the core type was left to OpenBLAS: the same quick load
 
 import llvmlite.binding as _llvm  # noqa: E402
-from numba import njit, types  # noqa: E402
+from numba import types  # noqa: E402
 from numba.core import cgutils  # noqa: E402
 from numba.extending import get_cython_function_address, intrinsic, overload  # noqa: E402
 
 from .errors import InvalidTypeError, InvalidValueError  # noqa: E402
-from ._cache import CACHE  # noqa: E402  (decided after the BLAS, before any kernel)
+from ._cache import CACHE, njit  # noqa: E402  (decided after the BLAS, before any kernel)
 
 _P = types.CPointer
 

@@ -25,11 +25,28 @@ file discarded, its crossovers still compiled in). So the folder is named after 
 fingerprint of the values (``numba_dense-tuned-<hash>``): other values, another folder;
 the packaged values keep the usual cache. It is a subfolder of ``NUMBA_CACHE_DIR`` when
 the user set one, else of ``~/.cache/numba_dense`` (``$XDG_CACHE_HOME``).
+
+Every kernel is defined with this module's ``njit`` (Numba's, plus one change): its cache
+files are written so that processes compiling at the same time cannot mix them up
+(``KeyedCacheFile``). Numba numbers a function's data files in the order they are saved,
+choosing the next free number from the index file it has just read; two processes that
+save different signatures of one function at once (the ranks of an MPI run on an empty
+cache, the test suite's warm-up processes, a first run and its compile helper) can both
+take number N, and then the index sends one signature to the other's code. Numba adds that
+code under its own signature, so every later process that loads it fails to type its
+callers ("Invalid use of type(CPUDispatcher(<function shares_memory ...>)) with
+parameters ...") until the cache is deleted.
 """
 
+import hashlib
 import os
 import sys
 import tempfile
+
+try:
+    from numba.core.caching import IndexDataCacheFile
+except ImportError:  # pragma: no cover - a Numba without this layout keeps its own files
+    IndexDataCacheFile = None
 
 #: Whether the kernels are compiled with ``cache=True`` (see the module's docstring).
 CACHE = True
@@ -51,6 +68,63 @@ TUNED_PREFIX = "numba_dense-tuned-"
 #: there was before ("" for none). A child process inherits both variables and starts from
 #: that one, since its own values may differ (``NUMBA_DENSE_TUNING=off`` in it, say).
 BASE_ENV = "NUMBA_DENSE_CACHE_BASE"
+
+
+if IndexDataCacheFile is not None:
+    class KeyedCacheFile(IndexDataCacheFile):
+        """Numba's index and data files of one function, safe for concurrent processes.
+
+        A data file is named after a digest of its key (the signature, the CPU and the
+        function's bytecode) instead of a number, and holds the key beside the compiled
+        code; a load whose file holds another key (an older cache's numbered file, a
+        digest collision, a damaged file) is a miss, so the function is compiled again.
+        Two processes saving one key at once write the same name (each by an atomic
+        rename); saving two keys at once can lose one of them from the index, which costs
+        a compile later and nothing else.
+        """
+
+        def save(self, key, data):
+            name = "%s.%s.nbc" % (self._index_name[:-len(".nbi")],
+                                  hashlib.sha256(repr(key).encode()).hexdigest()[:20])
+            self._save_data(name, (key, data))  # the file first: the index never leads
+            overloads = self._load_index()       # read late: a shorter window to lose one
+            if overloads.get(key) != name:
+                overloads[key] = name
+                self._save_index(overloads)
+
+        def load(self, key):
+            name = self._load_index().get(key)
+            if name is None:
+                return None
+            try:
+                stored = self._load_data(name)
+            except Exception:  # removed under us, half a file, an unpickleable old one
+                return None
+            if isinstance(stored, tuple) and len(stored) == 2 and stored[0] == key:
+                return stored[1]
+            return None
+
+
+def njit(*args, **options):
+    """``numba.njit``, with ``cache=True`` kept in ``KeyedCacheFile``s (the module's
+    docstring says why); every kernel of the package is defined with it. A Numba whose
+    cache is laid out otherwise keeps its own files."""
+    import numba
+    decorate = numba.njit(**options)
+
+    def keyed(function):
+        dispatcher = decorate(function)
+        old = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
+        if options.get("cache") and old is not None and IndexDataCacheFile is not None:
+            try:
+                dispatcher._cache._cache_file = KeyedCacheFile(
+                    cache_path=old._cache_path, filename_base=old._index_name[:-len(".nbi")],
+                    source_stamp=old._source_stamp)
+            except AttributeError:  # pragma: no cover - another Numba's private layout
+                pass
+        return dispatcher
+
+    return keyed(args[0]) if args else keyed  # @njit or @njit(...)
 
 
 def _probe():

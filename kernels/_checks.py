@@ -7,14 +7,14 @@ types the call, so a kernel compiled for matching dtypes carries no dtype test a
 
 
 import numpy as np
-from numba import njit, types
+from numba import types
 from numba.extending import register_jitable
 from numba.core import errors
 from numba.core.dispatcher import OmittedArg
 from numba.extending import overload
 
 from .errors import InvalidTypeError, InvalidValueError, TooLargeError
-from ._cache import CACHE
+from ._cache import CACHE, njit
 
 
 @register_jitable

@@ -9,11 +9,11 @@ two in sequence; asking for a row a few rows ahead overlaps them.
 """
 
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._cache import CACHE
+from ._cache import CACHE, njit
 from .config import CACHE_LINE_BYTES
 
 

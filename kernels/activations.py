@@ -29,11 +29,10 @@ rather than use a wrong derivative, and so does an output layer of theirs
 import math
 
 import numpy as np
-from numba import njit
 from numba.extending import register_jitable
 
 from .errors import InvalidValueError
-from ._cache import BORROWED, CACHE
+from ._cache import BORROWED, CACHE, njit
 from ._checks import (INT, MATRIX, MATRIX_OUT, cast_like, check_float_dtypes,
                       check_same_or_separate, check_same_shape, check_types, kernel)
 from .config import FASTMATH_ELEMENTWISE

@@ -1,9 +1,8 @@
 """The dense layer: forward pass (matrix product, bias, activation) and backprop to the input."""
 
 import numpy as np
-from numba import njit
 
-from ._cache import BORROWED, CACHE
+from ._cache import BORROWED, CACHE, njit
 from ._checks import (FLAG, MATRIX, MATRIX_OUT, VECTOR, cast_like, check_contiguous,
                       check_dim, check_float_dtypes, check_separate, check_types, kernel)
 from .activations import IDENTITY, RELU, _activate, add_bias_activate

@@ -27,10 +27,10 @@ functions below are no-ops, compiled away, for a plain ``Network``.
 from collections import namedtuple
 
 import numpy as np
-from numba import njit, types
+from numba import types
 from numba.extending import overload, register_jitable
 
-from ._cache import CACHE
+from ._cache import CACHE, njit
 from ._checks import INTS, Arg, as_int64, check_dim, checked_add, checked_mul
 from .errors import InvalidTypeError, InvalidValueError, TooLargeError
 from .products import product_a_b

@@ -1,8 +1,7 @@
 """Error-times-input gradient accumulation: ``dW = scale * delta.T @ X`` for a whole batch."""
 
-from numba import njit
 
-from ._cache import CACHE
+from ._cache import CACHE, njit
 from .products import product_at_b
 from ._checks import (FLAG, MATRIX, MATRIX_OUT, REAL, VECTOR_OUT, check_contiguous,
                       check_dim, check_finite, check_float_dtypes, check_separate, check_types,

@@ -14,12 +14,12 @@ terms and a gathered minibatch, so an epoch allocates nothing per minibatch.
 """
 
 import numpy as np
-from numba import njit, types
+from numba import types
 from numba.extending import register_jitable
 from numba.extending import overload
 
 from .errors import InvalidValueError, TooLargeError
-from ._cache import BORROWED, CACHE
+from ._cache import BORROWED, CACHE, njit
 from ._checks import (Arg, FLAT, FLAT_OUT, INT, INTS, MATRIX, MATRIX_OUT, OPTIONAL_WEIGHTS,
                       PARAMS_READ, REAL, as_int64,
                       cast_like, check_contiguous, check_dim, check_finite, check_float_dtypes,

@@ -36,11 +36,10 @@ gradient with respect to the logits is ``softmax(z) * sum(y) - y`` and ``s(z) - 
 """
 
 import numpy as np
-from numba import njit
 from numba.extending import register_jitable
 
 from .errors import InvalidValueError
-from ._cache import BORROWED, CACHE
+from ._cache import BORROWED, CACHE, njit
 from ._checks import (MATRIX, MATRIX_OUT, REAL, check_same_or_separate,
                       check_same_shape, check_types, kernel)
 from .activations import (GELU, IDENTITY, RELU, SILU, _derivative_from_output,

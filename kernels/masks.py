@@ -26,9 +26,8 @@ checkpoint draws exactly the masks the uninterrupted run would have, and the Num
 """
 
 import numpy as np
-from numba import njit
 
-from ._cache import CACHE
+from ._cache import CACHE, njit
 
 #: 2**64 / golden ratio, odd: the SplitMix64 increment.
 GOLDEN = 0x9E3779B97F4A7C15

@@ -13,11 +13,10 @@ import numbers
 from collections import namedtuple
 
 import numpy as np
-from numba import njit
 from numba.extending import register_jitable
 
 from .errors import InvalidTypeError, InvalidValueError
-from ._cache import BORROWED, CACHE
+from ._cache import BORROWED, CACHE, njit
 from ._checks import (FLAG, INT, INTS, REAL, VECTOR, VECTOR_OUT, cast_like, check_dim,
                       check_float_dtypes, check_same_or_separate, check_separate, check_types,
                       kernel)

@@ -45,9 +45,8 @@ import math
 import threading
 
 import numpy as np
-from numba import njit
 
-from ._cache import BORROWED, CACHE
+from ._cache import BORROWED, CACHE, njit
 from ._checks import (FLAT_OUT, INT, MATRIX, _annotations, argument_problem, as_int64,
                       checked_add, checked_mul)
 from .config import BLOCK_MIN_MACS, MAX_SHARDS, SHARD_MIN_MACS, TILE_ROWS, VECTOR_BYTES

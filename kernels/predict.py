@@ -18,10 +18,9 @@ queries a network at every step)::
 """
 
 import numpy as np
-from numba import njit
 from numba.extending import register_jitable
 
-from ._cache import CACHE
+from ._cache import CACHE, njit
 from ._checks import (INTS, MATRIX, MATRIX_OUT, VECTOR, VECTOR_OUT, as_int64, cast_like, check_dim,
                       check_float_dtypes, check_separate, check_types, checked_add,
                       checked_mul, kernel)

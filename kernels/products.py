@@ -24,9 +24,8 @@ measures over a grid of shapes for each kind of product. The rates and the tunin
 are in docs/performance.md, "Small products: loops, register tiles, BLAS".
 """
 
-from numba import njit
 
-from ._cache import BORROWED, CACHE
+from ._cache import BORROWED, CACHE, njit
 from ._blas import gemm_a_b, gemm_a_bt, gemm_at_b  # noqa: F401  (public here: the BLAS product)
 from ._checks import cast_like
 from .config import (BACKPROP_LOOP_MAX_OUTPUTS, BACKPROP_TILED_MAX_MACS,  # noqa: F401 (public here)

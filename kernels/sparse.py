@@ -23,11 +23,11 @@ copies its rows in order once (``csr_take_rows``) and reads the copy in storage 
 from collections import namedtuple
 
 import numpy as np
-from numba import njit, types
+from numba import types
 from numba.extending import register_jitable
 from numba.extending import overload
 
-from ._cache import BORROWED, CACHE
+from ._cache import BORROWED, CACHE, njit
 from ._checks import (INT, INTS, MATRIX, MATRIX_OUT, REAL, VECTOR, Arg, as_int64, cast_like,
                       check_contiguous, check_dim, check_finite, check_float_dtypes,
                       check_separate, check_types, kernel)

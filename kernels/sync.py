@@ -21,11 +21,11 @@ for a thread that will never come.
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._cache import CACHE
+from ._cache import CACHE, njit
 
 #: Index of the barrier's counter in the shared array, and of the abort flag.
 COUNTER = 0

@@ -24,11 +24,11 @@ or written. The tile's shape (``TILE_ROWS``, ``VECTOR_BYTES``,
 """
 
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._cache import BORROWED, CACHE
+from ._cache import BORROWED, CACHE, njit
 from ._checks import cast_like
 from .config import THIN_TILE_ROWS, TILE_ROWS, TILE_VECTORS, VECTOR_BYTES
 

@@ -41,10 +41,9 @@ import tempfile
 import time
 
 import numpy as np
-from numba import njit
 
 from . import config, host
-from ._cache import CACHE
+from ._cache import CACHE, njit
 from .activations import add_bias_activate
 from .dense import forward_loop
 from .products import gemm_a_b, gemm_a_bt, gemm_at_b, loop_a_b

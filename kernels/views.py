@@ -9,13 +9,13 @@ for views whose strides are known in advance (row-major: ``(c * itemsize, itemsi
 ``matrix_view`` builds the same view directly.
 """
 
-from numba import njit, types
+from numba import types
 from numba.core import cgutils
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
 
-from ._cache import CACHE
+from ._cache import CACHE, njit
 
 
 @intrinsic

@@ -19,9 +19,8 @@ the mean squared error) in the target's units: the standardized cost times ``sca
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
-from ...kernels._cache import CACHE  # Numba's cache where it can write one (kernels._cache)
+from ...kernels._cache import CACHE, njit  # Numba's cache where it can write one (kernels._cache)
 from ...kernels.errors import InvalidValueError
 
 

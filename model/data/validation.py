@@ -7,10 +7,9 @@ import numbers
 import threading
 
 import numpy as np
-from numba import njit
 
 from ...kernels.errors import InvalidTypeError, InvalidValueError
-from ...kernels._cache import CACHE  # Numba's cache where it can write one (kernels._cache)
+from ...kernels._cache import CACHE, njit  # Numba's cache where it can write one (kernels._cache)
 from ...kernels.sparse import csr
 from ...kernels.threads import free_cores
 
