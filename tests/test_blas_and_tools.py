@@ -43,11 +43,14 @@ def test_coretype_respects_the_user_and_an_already_loaded_blas():
 
 def test_scipy_blas_loads_without_scipy_linalg_and_stays_importable():
     """The kernels load SciPy's cython_blas from its file alone (scipy.linalg's __init__
-    took 0.2 s of every start); a later import of it, or of scipy.linalg, finds the same
-    module, and a gemm through it still computes."""
+    took 0.2 s of every start), and a kernel call does not import it either (Numba's
+    array maths checks for SciPy's BLAS); a later import of it, or of scipy.linalg, finds
+    the same module, and a gemm through it still computes."""
     code = ("import sys, numba_dense\n"
             "from numba_dense.kernels import _blas\n"
             "assert 'scipy.linalg' not in sys.modules, 'scipy.linalg imported'\n"
+            "_blas._check_blas_dims(1, 2, 3)\n"  # Numba's target context, its array maths
+            "assert 'scipy.linalg' not in sys.modules, 'scipy.linalg imported by a call'\n"
             "import scipy.linalg.cython_blas as first\n"
             "import scipy, scipy.linalg\n"
             "from scipy.linalg import cython_blas\n"
