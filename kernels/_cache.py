@@ -80,17 +80,23 @@ if IndexDataCacheFile is not None:
         digest collision, a damaged file) is a miss, so the function is compiled again.
         Two processes saving one key at once write the same name (each by an atomic
         rename); saving two keys at once can lose one of them from the index, which costs
-        a compile later and nothing else.
+        a compile later and nothing else. An index that cannot be read (emptied by a crash
+        on some file systems) counts as empty, and a save that cannot be written (a full
+        disk, the folder deleted meanwhile) is skipped with one line on stderr: the cache
+        only saves time, so neither stops a run.
         """
 
         def save(self, key, data):
             name = "%s.%s.nbc" % (self._index_name[:-len(".nbi")],
                                   hashlib.sha256(repr(key).encode()).hexdigest()[:20])
-            self._save_data(name, (key, data))  # the file first: the index never leads
-            overloads = self._load_index()       # read late: a shorter window to lose one
-            if overloads.get(key) != name:
-                overloads[key] = name
-                self._save_index(overloads)
+            try:
+                self._save_data(name, (key, data))  # the file first: the index never leads
+                overloads = self._load_index()       # read late: less time to lose one
+                if overloads.get(key) != name:
+                    overloads[key] = name
+                    self._save_index(overloads)
+            except OSError as error:
+                _unsaved(self._cache_path, error)
 
         def load(self, key):
             name = self._load_index().get(key)
@@ -103,6 +109,23 @@ if IndexDataCacheFile is not None:
             if isinstance(stored, tuple) and len(stored) == 2 and stored[0] == key:
                 return stored[1]
             return None
+
+        def _load_index(self):
+            try:
+                return super()._load_index()
+            except Exception:  # noqa: BLE001 - truncated, emptied, not a pickle: no entries
+                return {}
+
+
+_UNSAVED = []
+
+
+def _unsaved(folder, error):
+    """Say once a process that compiled code could not be kept in ``folder``."""
+    if not _UNSAVED:
+        _UNSAVED.append(folder)
+        print("kernels: cannot write Numba's cache in %s (%s); compiled kernels are not "
+              "kept for later runs" % (folder, error.strerror or error), file=sys.stderr)
 
 
 def njit(*args, **options):

@@ -7,6 +7,7 @@ failed to type its callers until the cache was deleted (seen in CI: the test wor
 processes, one per dtype, compiling ``shares_memory`` side by side).
 """
 
+import errno
 import importlib
 import os
 import pkgutil
@@ -71,6 +72,41 @@ def test_a_damaged_data_file_is_a_miss(tmp_path):
     (name,) = [p for p in tmp_path.iterdir() if p.suffix == ".nbc"]
     name.write_bytes(b"\x80\x05not a pickle")
     assert files.load(KEY_A) is None
+
+
+@pytest.mark.parametrize("damage", [b"", b"\x80\x05\x95", b"garbage\n"],
+                         ids=["emptied", "truncated", "not a pickle"])
+def test_an_index_that_cannot_be_read_is_empty_and_is_written_again(tmp_path, damage):
+    """An index emptied or cut short (a crash on some file systems) made every later
+    process fail in Numba's unpickling until the cache was deleted; now it has no entries,
+    and the next save writes a good one."""
+    files = _files(tmp_path)
+    files.save(KEY_A, "code A")
+    (index,) = tmp_path.glob("*.nbi")
+    index.write_bytes(damage)
+    assert files.load(KEY_A) is None
+    files.save(KEY_B, "code B")
+    assert _files(tmp_path).load(KEY_B) == "code B"
+
+
+@pytest.mark.parametrize("step", ["_save_data", "_save_index"])
+def test_a_cache_that_cannot_be_written_is_skipped_with_one_line(
+        tmp_path, monkeypatch, capsys, step):
+    """A full disk (or the folder deleted meanwhile) stopped the run that was compiling
+    (``OSError: [Errno 28] No space left on device`` from ``fit``); the code is simply not
+    kept, and the user told so once a process."""
+    monkeypatch.setattr(_cache, "_UNSAVED", [])
+    files = _files(tmp_path)
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(files, step, full)
+    files.save(KEY_A, "code A")
+    files.save(KEY_B, "code B")
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and str(tmp_path) in err[0] and "No space left" in err[0], err
+    assert not [p for p in tmp_path.iterdir() if ".tmp." in p.name]
 
 
 def test_every_cached_kernel_of_the_package_uses_keyed_files():
@@ -138,7 +174,8 @@ def test_processes_compiling_one_function_together_leave_a_cache_that_loads(tmp_
 
 def test_a_kernel_loaded_from_the_cache_is_the_one_compiled(tmp_path):
     """The keyed files round-trip through Numba itself: a second process loads (cache hit,
-    no compile) and gets the same results."""
+    no compile) and gets the same results; after the index is emptied, the next process
+    compiles and the one after it loads again."""
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
     env.pop(_cache.BASE_ENV, None)
     code = textwrap.dedent("""
@@ -148,7 +185,16 @@ def test_a_kernel_loaded_from_the_cache_is_the_one_compiled(tmp_path):
         print(shares_memory(a[:3], a[2:]), shares_memory(a[:3], a[3:]),
               sum(shares_memory.stats.cache_hits.values()))
     """)
-    runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                           text=True, timeout=300) for _ in range(2)]
+
+    def run():
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, timeout=300)
+
+    runs = [run(), run()]
     assert [r.stdout.split() for r in runs] == [["True", "False", "0"],
                                                 ["True", "False", "1"]], runs[1].stderr
+    for index in (tmp_path / "cache").rglob("_checks.shares_memory-*.nbi"):
+        index.write_bytes(b"")  # emptied by a crash: compiled again, and kept again
+    runs = [run(), run()]
+    assert [r.stdout.split() for r in runs] == [["True", "False", "0"],
+                                                ["True", "False", "1"]], runs[0].stderr
