@@ -43,10 +43,12 @@ import os
 import sys
 import tempfile
 
+import numba
+
 try:
-    from numba.core.caching import IndexDataCacheFile
+    from numba.core.caching import FunctionCache, IndexDataCacheFile
 except ImportError:  # pragma: no cover - a Numba without this layout keeps its own files
-    IndexDataCacheFile = None
+    FunctionCache = IndexDataCacheFile = None
 
 #: Whether the kernels are compiled with ``cache=True`` (see the module's docstring).
 CACHE = True
@@ -75,36 +77,40 @@ if IndexDataCacheFile is not None:
         """Numba's index and data files of one function, safe for concurrent processes.
 
         A data file is named after a digest of its key (the signature, the CPU and the
-        function's bytecode) instead of a number, and holds the key beside the compiled
-        code; a load whose file holds another key (an older cache's numbered file, a
-        digest collision, a damaged file) is a miss, so the function is compiled again.
-        Two processes saving one key at once write the same name (each by an atomic
-        rename); saving two keys at once can lose one of them from the index, which costs
-        a compile later and nothing else. An index that cannot be read (emptied by a crash
-        on some file systems) counts as empty, and a save that cannot be written (a full
-        disk, the folder deleted meanwhile) is skipped with one line on stderr: the cache
-        only saves time, so neither stops a run.
+        function's bytecode), prefixed by a digest of the bytecode alone, instead of a
+        number, and holds the key beside the compiled code; a load whose file holds another
+        key (an older cache's numbered file, a digest collision, a damaged file) is a miss,
+        so the function is compiled again. Two processes saving one key at once write the
+        same name (each by an atomic rename); saving two keys at once can lose one of them
+        from the index, which costs a compile later and nothing else. An index that cannot
+        be unpickled (emptied by a crash on some file systems) counts as empty; one that
+        cannot be read (too many open files) is a miss and is not written over. The first
+        save into an empty index (a new source, an edited function) deletes the function's
+        files of other bytecode and Numba's numbered ones, which it never reads.
         """
 
         def save(self, key, data):
-            name = "%s.%s.nbc" % (self._index_name[:-len(".nbi")],
-                                  hashlib.sha256(repr(key).encode()).hexdigest()[:20])
-            try:
-                self._save_data(name, (key, data))  # the file first: the index never leads
-                overloads = self._load_index()       # read late: less time to lose one
-                if overloads.get(key) != name:
-                    overloads[key] = name
-                    self._save_index(overloads)
-            except OSError as error:
-                _unsaved(self._cache_path, error)
+            base = self._index_name[:-len(".nbi")]
+            code = _digest(key[2])[:8]
+            name = "%s.%s.%s.nbc" % (base, code, _digest(key)[:12])
+            self._save_data(name, (key, data))  # the file first: the index never leads
+            overloads = self._load_index()       # read late: less time to lose one
+            if not overloads:
+                self._remove_other_code(base, code)
+            if overloads.get(key) != name:
+                overloads[key] = name
+                self._save_index(overloads)
 
         def load(self, key):
-            name = self._load_index().get(key)
+            try:
+                name = self._load_index().get(key)
+            except OSError:
+                return None
             if name is None:
                 return None
             try:
                 stored = self._load_data(name)
-            except Exception:  # removed under us, half a file, an unpickleable old one
+            except Exception:  # noqa: BLE001 - removed under us, half a file, an old one
                 return None
             if isinstance(stored, tuple) and len(stored) == 2 and stored[0] == key:
                 return stored[1]
@@ -113,8 +119,43 @@ if IndexDataCacheFile is not None:
         def _load_index(self):
             try:
                 return super()._load_index()
+            except OSError:
+                raise
             except Exception:  # noqa: BLE001 - truncated, emptied, not a pickle: no entries
                 return {}
+
+        def _remove_other_code(self, base, code):
+            prefix = base + "."
+            try:
+                names = os.listdir(self._cache_path)
+            except OSError:
+                return
+            for name in names:
+                parts = name[len(prefix):].split(".")
+                if not (name.startswith(prefix) and name.endswith(".nbc")):
+                    continue
+                if (len(parts) == 3 and parts[0] != code
+                        or len(parts) == 2 and parts[0].isdigit()):  # Numba's numbering
+                    try:
+                        os.remove(os.path.join(self._cache_path, name))
+                    except OSError:
+                        pass
+
+    class KeyedFunctionCache(FunctionCache):
+        """Numba's cache of one function, with ``KeyedCacheFile``s, and a save that cannot
+        be written (a full disk or quota, a folder made read-only or deleted meanwhile)
+        skipped with one line on stderr: the cache only saves time, so it never stops a
+        run."""
+
+        def save_overload(self, sig, data):
+            try:
+                super().save_overload(sig, data)
+            except OSError as error:
+                _unsaved(self._cache_path, error)
+
+
+def _digest(value):
+    return hashlib.sha256(repr(value).encode()).hexdigest()
 
 
 _UNSAVED = []
@@ -128,26 +169,30 @@ def _unsaved(folder, error):
               "kept for later runs" % (folder, error.strerror or error), file=sys.stderr)
 
 
-def njit(*args, **options):
+def njit(function=None, **options):
     """``numba.njit``, with ``cache=True`` kept in ``KeyedCacheFile``s (the module's
-    docstring says why); every kernel of the package is defined with it. A Numba whose
-    cache is laid out otherwise keeps its own files."""
-    import numba
+    docstring says why); every kernel of the package is defined with it, as ``@njit`` or
+    ``@njit(options)`` (no signatures). A Numba whose cache is laid out otherwise keeps
+    its own files."""
+    if function is not None and not callable(function):
+        raise TypeError("kernels._cache.njit takes a function and keyword options, "
+                        "not %r" % (function,))
     decorate = numba.njit(**options)
 
     def keyed(function):
         dispatcher = decorate(function)
-        old = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
-        if options.get("cache") and old is not None and IndexDataCacheFile is not None:
-            try:
-                dispatcher._cache._cache_file = KeyedCacheFile(
-                    cache_path=old._cache_path, filename_base=old._index_name[:-len(".nbi")],
-                    source_stamp=old._source_stamp)
-            except AttributeError:  # pragma: no cover - another Numba's private layout
-                pass
+        cache = getattr(dispatcher, "_cache", None)
+        if (options.get("cache") and FunctionCache is not None
+                and type(cache) is FunctionCache):
+            old = cache._cache_file
+            # the same object, its class narrowed to add a guard to one method (no state)
+            cache.__class__ = KeyedFunctionCache
+            cache._cache_file = KeyedCacheFile(
+                cache_path=old._cache_path, filename_base=old._index_name[:-len(".nbi")],
+                source_stamp=old._source_stamp)
         return dispatcher
 
-    return keyed(args[0]) if args else keyed  # @njit or @njit(...)
+    return keyed(function) if function is not None else keyed
 
 
 def _probe():

@@ -19,7 +19,6 @@ import pytest
 from numba.core.caching import IndexDataCacheFile
 from numba.core.dispatcher import Dispatcher
 
-import numba_dense
 from numba_dense.kernels import _cache
 from numba_dense.kernels._cache import KeyedCacheFile
 
@@ -56,14 +55,37 @@ def test_two_processes_saving_at_once_never_swap_their_code(tmp_path, stale):
     assert found[KEY_A] in ("code A", None) and found[KEY_B] == "code B"
 
 
-def test_an_index_entry_naming_another_keys_file_is_a_miss(tmp_path):
-    """A cache left by the old numbering (or by the race it allowed): the index sends KEY_A
-    to a file holding KEY_B's code; it is not loaded."""
-    old = _files(tmp_path, IndexDataCacheFile)
-    old.save(KEY_B, "code B")
-    old._save_index({KEY_A: old._load_index()[KEY_B]})
+@pytest.mark.parametrize("cls", [IndexDataCacheFile, KeyedCacheFile],
+                         ids=["numbered", "keyed"])
+def test_an_index_entry_naming_another_keys_file_is_a_miss(tmp_path, cls):
+    """The index sends KEY_A to a file holding KEY_B's code (left by the old numbering and
+    the race it allowed, or by a digest collision): it is not loaded."""
+    files = _files(tmp_path, cls)
+    files.save(KEY_B, "code B")
+    files._save_index({KEY_A: files._load_index()[KEY_B]})
     assert _files(tmp_path).load(KEY_A) is None
     assert _files(tmp_path).load(KEY_B) is None  # no longer in the index either
+
+
+def test_an_edited_function_leaves_no_files_of_its_old_code(tmp_path):
+    """Numba reused its numbers after a source change, so old files were overwritten; a
+    digest never repeats, so the first save after a change deletes the function's files
+    of other bytecode (and Numba's numbered ones), not those of its own."""
+    numbered = _files(tmp_path, IndexDataCacheFile)
+    numbered.save(KEY_A, "numbered code")
+    files = _files(tmp_path)
+    files.save(KEY_A, "code A")
+    other = tmp_path / "g-1.py311.00000000.000000000000.nbc"  # another function's file
+    other.write_bytes(b"")
+    edited = KeyedCacheFile(cache_path=str(tmp_path), filename_base="f-1.py311",
+                            source_stamp=(2.0, 11))  # the source changed: the index is stale
+    new_key = KEY_A[:2] + (("bb", ""),)
+    edited.save(new_key, "new code")
+    edited.save(KEY_B[:2] + (("bb", ""),), "new code B")
+    names = sorted(p.name for p in tmp_path.glob("f-1.*.nbc"))
+    assert len(names) == 2 and all(".%s." % _cache._digest(new_key[2])[:8] in n
+                                   for n in names), names
+    assert other.exists() and edited.load(new_key) == "new code"
 
 
 def test_a_damaged_data_file_is_a_miss(tmp_path):
@@ -89,33 +111,48 @@ def test_an_index_that_cannot_be_read_is_empty_and_is_written_again(tmp_path, da
     assert _files(tmp_path).load(KEY_B) == "code B"
 
 
-@pytest.mark.parametrize("step", ["_save_data", "_save_index"])
+def _twice(x):
+    return 2 * x
+
+
+@pytest.mark.parametrize("failure", ["folder", "replace"])
 def test_a_cache_that_cannot_be_written_is_skipped_with_one_line(
-        tmp_path, monkeypatch, capsys, step):
-    """A full disk (or the folder deleted meanwhile) stopped the run that was compiling
-    (``OSError: [Errno 28] No space left on device`` from ``fit``); the code is simply not
-    kept, and the user told so once a process."""
+        tmp_path, monkeypatch, capsys, failure):
+    """A full disk, a folder made read-only or deleted meanwhile stopped the run that was
+    compiling (``OSError: [Errno 28] No space left on device`` from ``fit``); the code is
+    simply not kept, the user told so once a process, and no temporary file is left."""
+    twice = _cache.njit(cache=True)(_twice)  # a dispatcher of its own: compiles here
+    cache = twice._cache
     monkeypatch.setattr(_cache, "_UNSAVED", [])
-    files = _files(tmp_path)
-
-    def full(*args):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(files, step, full)
-    files.save(KEY_A, "code A")
-    files.save(KEY_B, "code B")
+    monkeypatch.setattr(cache, "load_overload", lambda *args: None)
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    monkeypatch.setattr(cache._cache_file, "_cache_path", str(folder))
+    monkeypatch.setattr(cache._cache_file, "_index_path", str(folder / "f.nbi"))
+    if failure == "folder":
+        def unwritable():
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+        monkeypatch.setattr(cache._impl.locator, "ensure_cache_path", unwritable)
+        expected = os.strerror(errno.EROFS)
+    else:
+        def full(*args):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        monkeypatch.setattr(os, "replace", full)  # what Numba's atomic write ends with
+        expected = os.strerror(errno.ENOSPC)
+    assert twice(3) == 6 and twice(2.5) == 5.0
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 1 and str(tmp_path) in err[0] and "No space left" in err[0], err
-    assert not [p for p in tmp_path.iterdir() if ".tmp." in p.name]
+    assert len(err) == 1 and expected in err[0], err
+    assert list(folder.iterdir()) == []  # the temporary file removed again
 
 
 def test_every_cached_kernel_of_the_package_uses_keyed_files():
     """A kernel written with ``numba.njit`` instead of ``kernels._cache.njit`` would share
     Numba's numbered files again."""
-    for info in pkgutil.walk_packages(numba_dense.__path__, "numba_dense."):
-        if info.name.endswith("__main__") or "compile_helper" in info.name:
-            continue
-        importlib.import_module(info.name)
+    from numba_dense import kernels, model
+    for package in (kernels, model):
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            if not info.name.endswith("__main__"):
+                importlib.import_module(info.name)
     checked = 0
     for name, module in list(sys.modules.items()):
         if not name.startswith("numba_dense."):
@@ -123,6 +160,7 @@ def test_every_cached_kernel_of_the_package_uses_keyed_files():
         for value in vars(module).values():
             cache = getattr(value, "_cache", None)
             if isinstance(value, Dispatcher) and hasattr(cache, "_cache_file"):
+                assert isinstance(cache, _cache.KeyedFunctionCache), (name, value)
                 assert isinstance(cache._cache_file, KeyedCacheFile), (name, value)
                 checked += 1
     assert checked > 100

@@ -967,7 +967,8 @@ _BORROWED_RETURNS = textwrap.dedent("""
                 if isinstance(f, CPUDispatcher) and f.targetoptions.get("_nrt") is False]
     for f in borrowed:
         signatures = set(f.nopython_signatures)  # compiled in this process
-        for key in f._cache._cache_file._load_index():  # compiled into the cache, anywhere
+        files = getattr(f._cache, "_cache_file", None)  # None: Numba's cache is off
+        for key in files._load_index() if files else ():  # compiled into it, anywhere
             compiled = f._cache.load_overload(key[0], f.targetctx)
             if compiled is not None:
                 signatures.add(compiled.signature)
@@ -977,17 +978,23 @@ _BORROWED_RETURNS = textwrap.dedent("""
 """)
 
 
-def test_no_kernel_without_reference_counting_returns_an_array():
+def test_no_kernel_without_reference_counting_returns_an_array(tmp_path):
     """A function compiled without reference counting (``_cache.BORROWED``) that returned
     an array would hand its caller a view without the reference the caller frees later: a
     use after free. A float64 dense and CSR epoch are run, which compiles them or loads
     them from Numba's cache; a function loaded inside its caller is not typed again in the
     process, so every version of every such function in the cache is read from there (each
-    was saved when it was compiled, in whatever process): none returns an array."""
-    result = subprocess.run([sys.executable, "-c", _BORROWED_RETURNS], capture_output=True,
-                            text=True, timeout=900)
-    assert result.returncode == 0, result.stderr
-    checked = [line.split() for line in result.stdout.splitlines()]
-    assert {"_forward_batch", "_backward_batch", "tiled_a_b",
-            "_output_delta"} <= {name for name, _ in checked}, checked
+    was saved when it was compiled, in whatever process): none returns an array. When the
+    cache lacks one of the epoch's main parts (an index entry lost to two saves at once, a
+    callee edited under a cached epoch), the check runs again in an empty cache, where the
+    epochs compile everything (three minutes on a Zen 4)."""
+    required = {"_forward_batch", "_backward_batch", "tiled_a_b", "_output_delta"}
+    for env in (None, dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))):
+        result = subprocess.run([sys.executable, "-c", _BORROWED_RETURNS],
+                                capture_output=True, text=True, timeout=900, env=env)
+        assert result.returncode == 0, result.stderr
+        checked = [line.split() for line in result.stdout.splitlines()]
+        if required <= {name for name, _ in checked}:
+            break
+    assert required <= {name for name, _ in checked}, checked
     assert not [name for name, verdict in checked if verdict == "BAD"], checked
