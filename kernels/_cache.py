@@ -89,14 +89,17 @@ if IndexDataCacheFile is not None:
         files of other bytecode and Numba's numbered ones, which it never reads.
         """
 
+        def __init__(self, cache_path, filename_base, source_stamp):
+            super().__init__(cache_path, filename_base, source_stamp)
+            self._base = filename_base
+
         def save(self, key, data):
-            base = self._index_name[:-len(".nbi")]
             code = _digest(key[2])[:8]
-            name = "%s.%s.%s.nbc" % (base, code, _digest(key)[:12])
+            name = "%s.%s.%s.nbc" % (self._base, code, _digest(key)[:12])
             self._save_data(name, (key, data))  # the file first: the index never leads
             overloads = self._load_index()       # read late: less time to lose one
             if not overloads:
-                self._remove_other_code(base, code)
+                self._remove_other_code(code)
             if overloads.get(key) != name:
                 overloads[key] = name
                 self._save_index(overloads)
@@ -124,16 +127,16 @@ if IndexDataCacheFile is not None:
             except Exception:  # noqa: BLE001 - truncated, emptied, not a pickle: no entries
                 return {}
 
-        def _remove_other_code(self, base, code):
-            prefix = base + "."
+        def _remove_other_code(self, code):
+            prefix = self._base + "."
             try:
                 names = os.listdir(self._cache_path)
             except OSError:
                 return
             for name in names:
-                parts = name[len(prefix):].split(".")
                 if not (name.startswith(prefix) and name.endswith(".nbc")):
                     continue
+                parts = name[len(prefix):].split(".")
                 if (len(parts) == 3 and parts[0] != code
                         or len(parts) == 2 and parts[0].isdigit()):  # Numba's numbering
                     try:
