@@ -182,6 +182,26 @@ def test_prefetch_distance_times_every_distance_in_both_orders(capsys):
             default in prefetch_distance.DISTANCES)
 
 
+def test_shared_pass_times_the_products_a_fused_first_layer_would_make(capsys):
+    """benchmarks.shared_pass: the one wide product holds each network's own product (its
+    columns for the forward, its rows for the gradient), so the timings compare like with
+    like; and main prints the bound."""
+    from benchmarks import shared_pass
+    setting = shared_pass.Setting([5, 4, 1], 3, 50, 3)
+    for fused in (False, True):
+        for gradient in (False, True):
+            setting.first_layer(fused, gradient, reps=1)
+    n_1 = setting.Ws.shape[1]
+    wide = setting.out.reshape(3, 3, n_1).transpose(1, 0, 2)  # (batch, K, n_1) -> K first
+    np.testing.assert_allclose(wide, setting.outs, rtol=1e-6)
+    assert np.all(setting.outs >= 0) and np.any(setting.outs > 0)  # ReLU ran, not zeros
+    np.testing.assert_allclose(setting.dW.reshape(setting.dWs.shape), setting.dWs, rtol=1e-5)
+    shared_pass.main(["--network", "5,4,1", "--batch", "3", "--rows", "60", "--networks", "3",
+                      "--rounds", "1"])
+    out = capsys.readouterr().out
+    assert "| shared gather saves |" in out and "3 networks take at least" in out, out
+
+
 def test_asv_can_instantiate_every_class_it_would_discover():
     """asv takes any class with a time_/peakmem_/mem_ method for a benchmark and calls it
     with no arguments; a helper class with such a method breaks the whole suite."""
