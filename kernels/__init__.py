@@ -12,7 +12,18 @@ embeddings of X's category-code columns. ``kernels.reference`` holds a NumPy twi
 kernel with the same signature.
 """
 
-from ._blas import CORETYPE_DECISION  # noqa: F401  (first: arranges SciPy's BLAS)
+from numba.core import config as _numba_config
+
+if _numba_config.DISABLE_JIT:
+    # With the JIT off, @njit returns plain functions, but the kernels are built of
+    # @overload, @intrinsic and typed records that exist only in compiled code: refuse
+    # here in one line rather than fail on the first kernel's decoration.
+    raise ImportError("numba_dense needs Numba's compiler, but NUMBA_DISABLE_JIT=%s is set: "
+                      "unset it (to step through the computations in a debugger, use the "
+                      "kernels' NumPy twins in numba_dense.kernels.reference: plain Python)"
+                      % _numba_config.DISABLE_JIT)
+
+from ._blas import CORETYPE_DECISION  # noqa: E402,F401  (first: arranges SciPy's BLAS)
 from .activations import (ACTIVATIONS, GELU, IDENTITY, LEAKY_RELU, RELU, SIGMOID, SILU, TANH,
                           activation_backward, activation_backward_z, activation_forward,
                           relu_mask)

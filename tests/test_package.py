@@ -188,6 +188,18 @@ def test_the_wheel_holds_every_package_and_imports_without_the_editable_loader(t
     assert out.stdout.startswith(str(unpacked)), out.stdout
 
 
+def test_the_jit_switched_off_is_refused_in_one_line_at_import():
+    """NUMBA_DISABLE_JIT=1, Numba's debugging switch, made the first kernel's decoration
+    fail with an AttributeError deep in kernels._checks; it is now named at import."""
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    out = subprocess.run([sys.executable, "-c", "import numba_dense"], capture_output=True,
+                         text=True, timeout=120, env=env)
+    assert out.returncode != 0
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: numba_dense needs Numba's compiler") and \
+        "NUMBA_DISABLE_JIT=1" in last, out.stderr[-2000:]
+
+
 def test_the_console_script_runs():
     """``numba-dense`` (pyproject's [project.scripts]) as pip installs it: it pointed at a
     module that had moved (numba_dense.model.cli), a ModuleNotFoundError for its users."""
