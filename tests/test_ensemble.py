@@ -189,20 +189,28 @@ def test_checkpoints_are_one_file_per_member(diabetes, tmp_path):
         np.testing.assert_array_equal(a.params, b.params)
 
 
-def test_ctrl_c_stops_every_member(diabetes):
+@pytest.mark.parametrize("checkpointed", [False, True])
+def test_ctrl_c_stops_every_member(diabetes, tmp_path, checkpointed):
+    """With a checkpoint each member's interrupt checkpoint is written on its own thread;
+    that write's end raised the thread's stop as a bare KeyboardInterrupt, which replaced
+    the member's TrainingInterrupted: the ensemble reported no member cut short and the
+    command line saved nothing."""
     X, y = diabetes
     ens = Ensemble([10, 8, 1], seed=0, n_networks=3, n_jobs=2)
     ens.fit(X[:50], y[:50], epochs=1)  # compiled before the timer starts
+    checkpoint = dict(checkpoint=str(tmp_path / "c.npz")) if checkpointed else {}
     timer = threading.Timer(0.5, _thread.interrupt_main)
     timer.start()
     try:
         with pytest.raises(EnsembleInterrupted) as info:
-            ens.fit(X, y, epochs=100_000, batch_size=32)
+            ens.fit(X, y, epochs=100_000, batch_size=32, **checkpoint)
     finally:
         timer.cancel()
     stop = info.value
     # members 0 and 1 were training (two threads), 2 had not started
     assert stop.finished == [] and sorted(stop.interrupted) == [0, 1]
+    if checkpointed:  # each interrupted member's checkpoint holds its last whole epoch
+        assert sorted(os.listdir(tmp_path)) == ["c.member0.npz", "c.member1.npz"]
     assert stop.history is stop.interrupted[0].history and stop.epoch >= 1
     assert not [t for t in threading.enumerate() if t.name.startswith("numba-dense-member")]
     assert isinstance(stop, KeyboardInterrupt)

@@ -95,10 +95,14 @@ def restore_handlers(previous):
 
 @contextmanager
 def sigint_ignored():
-    """Ignore Ctrl-C and SIGTERM for the block (the main thread only): finishing a save
-    beats a traceback or a half-kept run."""
+    """Ignore Ctrl-C and SIGTERM for the block: finishing a save beats a traceback or a
+    half-kept run. On another thread, which receives no signals, its ``stop_on`` event (its
+    Ctrl-C) is what is held off: a save inside the block (``paths.atomic_write``) then
+    does not raise the stop at its end, where it would replace the ``TrainingInterrupted``
+    that the interrupted fit is about to raise with a bare ``KeyboardInterrupt``."""
     if threading.current_thread() is not threading.main_thread():
-        yield
+        with stop_on(None):
+            yield
         return
     previous = {s: signal.signal(s, signal.SIG_IGN) for s in STOP_SIGNALS
                 if raises(signal.getsignal(s)) or s == signal.SIGINT}
