@@ -197,3 +197,40 @@ def test_bad_training_options_are_refused_before_anything_changes(data, kwargs, 
         net.fit(X, y, epochs=1, **kwargs)
     assert message in str(info.value)
     np.testing.assert_array_equal(net.params, before)
+
+
+@pytest.mark.parametrize("writable", [True, False])
+def test_the_kernel_compiled_before_the_first_epoch_is_the_one_the_epochs_run(monkeypatch,
+                                                                              writable):
+    """Numba types a read-only array apart from a writable one: the kernel compiled before
+    epoch 1 was given a writable placeholder whatever the rows, so a table's read-only
+    rows (--weight-col, --class-weight) compiled the epoch again inside epoch 1, counted in
+    its time (13 s on a first run)."""
+    import numba
+
+    from numba_dense.model.training import loop
+
+    compiled, called = [], []
+    real = loop.epoch_kernel
+
+    class Recording:
+        def __init__(self, kernel):
+            self.kernel = kernel
+            self.overloads = {}  # nothing compiled yet: compile_kernels compiles
+
+        def compile(self, signature):
+            compiled.append(signature)
+            return self.kernel.compile(signature)
+
+        def __call__(self, *args):
+            called.append(tuple(numba.typeof(a) for a in args))
+            return self.kernel(*args)
+
+    monkeypatch.setattr(loop, "epoch_kernel", lambda net, sparse: Recording(real(net, sparse)))
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 3)).astype(np.float32)
+    X.flags.writeable = writable
+    MLP([3, 4, 1], seed=0).fit(X, X.sum(axis=1), epochs=1, batch_size=16, n_jobs=1)
+    assert called and compiled
+    assert called[0][0] == compiled[0][0], (called[0][0], compiled[0][0])
+    assert called[0][0].mutable == writable

@@ -297,7 +297,7 @@ class Ensemble:
                 with loop.helped_compiling(first, settings, is_sparse(X), None) as helper:
                     loop.cost_kernel_beside(helper, first, verbose, False)
                     loop.compile_kernels(first, settings, loop.workspace(first, 1), verbose,
-                                         is_sparse(X))
+                                         is_sparse(X), loop.read_only_rows(X))
         except Exception:  # noqa: BLE001 - best effort: the members' fits raise it, if real
             pass
 

@@ -141,7 +141,8 @@ class OneProcess(Ranks):
         if self.split:
             compile_split_kernels(net, settings, verbose)
         else:
-            compile_kernels(net, settings, self.work, verbose, sparse)
+            compile_kernels(net, settings, self.work, verbose, sparse,
+                            read_only_rows(getattr(source, "X", None)))
 
     def compiling(self, net, source, settings):
         return helped_compiling(net, settings, is_sparse(getattr(source, "X", None)),
@@ -419,14 +420,23 @@ def _history_at(history, mark):
     return History(**kept)
 
 
-def compile_kernels(net, settings, work, verbose, sparse=False):
+def read_only_rows(X):
+    """Whether the epochs will see the rows ``X`` (a source's) as a read-only array (a
+    table's rows mapped from its temporary ``.npy``, a user's read-only array): Numba types
+    a read-only array apart from a writable one, so the kernels compiled before the first
+    epoch must be given one of the same kind."""
+    return isinstance(X, np.ndarray) and not X.flags.writeable
+
+
+def compile_kernels(net, settings, work, verbose, sparse=False, read_only=False):
     """Compile (or load from Numba's cache) the epoch kernel for this network's dtype now.
 
     So that compilation (tens of seconds on a first run, a fraction of a second from the
     cache) is not counted in the first epoch's time and rate. With ``verbose``, a line
-    says what is going on when it takes more than a second.
+    says what is going on when it takes more than a second. ``read_only``: the rows are a
+    read-only array (``read_only_rows``).
     """
-    args = epoch_placeholders(net, settings, work, sparse)
+    args = epoch_placeholders(net, settings, work, sparse, read_only)
     signature = tuple(numba.typeof(a) for a in args)
     kernel = epoch_kernel(net, sparse)
     if not hasattr(kernel, "overloads") or signature in kernel.overloads:
@@ -469,11 +479,11 @@ def cost_kernel_beside(helper, net, verbose, validating, sparse=False):
     compile_helper.finish(helper)
 
 
-def epoch_placeholders(net, settings, work, sparse):
+def epoch_placeholders(net, settings, work, sparse, read_only=False):
     """The epoch kernel's arguments for one row of zeros, of the types training passes:
     X, Y (``_placeholder_rows``), the network's params and grads, its record, the
     optimizer and the batches of ``settings``, and ``work``."""
-    return (*_placeholder_rows(net, sparse), net.params, net.grads, network_record(net),
+    return (*_placeholder_rows(net, sparse, read_only), net.params, net.grads, network_record(net),
             settings.optimizer_for(net, settings.lr),
             _with_dropout(kernels.Batches(int(settings.batch_size), np.empty(0, np.int64)),
                           _dropout_rates_and_seed(net, settings, 0)), work)
@@ -502,10 +512,12 @@ def compile_cost_kernel(net, verbose, sparse=False):
                              1, workspace(net, 1))
 
 
-def _placeholder_rows(net, sparse):
+def _placeholder_rows(net, sparse, read_only=False):
     """(X, Y) of one row of zeros, of the types the kernels will be called with: X a
-    ``kernels.CSR`` record of one empty row for SciPy sparse input, else a matrix."""
+    ``kernels.CSR`` record of one empty row for SciPy sparse input, else a matrix
+    (read-only with ``read_only``)."""
     X = np.zeros((1, net.n_inputs), net.dtype)
+    X.flags.writeable = not read_only
     if sparse:
         X = kernels.CSR(np.empty(0, net.dtype), np.empty(0, np.int64), np.zeros(2, np.int64),
                         net.n_inputs)
