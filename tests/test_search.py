@@ -472,6 +472,30 @@ def test_cli_search_bad_grids_are_one_line_errors(diabetes_files, capsys, grid, 
     assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], err
 
 
+def test_cli_search_reads_grid_values_as_their_flags_read_them(diabetes_files, capsys):
+    """early_stopping=0 is off, as --early-stopping 0 (it was refused as below 1); a
+    validation_fraction=0 candidate trains without the default patience, as train
+    --validation-fraction 0 does (its every fit failed); a candidate whose hidden layers do
+    not match --dropout's rates is refused before training (it failed in its fits)."""
+    data = str(diabetes_files / "d.npz")
+    base = ["search", "--data", data, "--epochs", "2", "--cv", "2", "--hidden-sizes", "4"]
+    for grid in ("early_stopping=0,3", "validation_fraction=0,0.1"):
+        status, out, err = _run_cli(base + ["--grid", grid], capsys)
+        assert status == 0 and "failed" not in out + err, err
+        assert "best: " in out
+    for extra, grid, words in (
+            (["--dropout", "0.1,0.1"], "hidden_sizes=4,4x4",
+             "--grid candidate hidden_sizes=4: dropout must hold one rate per hidden layer"),
+            (["--early-stopping", "3"], "validation_fraction=0,0.1",
+             "--grid candidate validation_fraction=0: early_stopping 3 watches the "
+             "validation loss")):
+        status, out, err = _run_cli(
+            [a for a in base if a not in ("--hidden-sizes", "4")] + extra + ["--grid", grid],
+            capsys)
+        lines = err.strip().splitlines()
+        assert status == 2 and out == "" and len(lines) == 1 and words in lines[0], err
+
+
 def test_cli_search_refuses_an_option_both_in_the_grid_and_given(diabetes_files, capsys):
     status, _, err = _run_cli(["search", "--data", str(diabetes_files / "d.npz"), "--lr",
                                "0.01", "--grid", "lr=1e-3,1e-2"], capsys)

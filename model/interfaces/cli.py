@@ -1166,6 +1166,7 @@ def search_command(args, workdir):
                 validation_fraction=args.validation_fraction,
                 validation_seed=_validation_seed(args),
                 early_stopping=early_stopping or None,
+                default_patience=args.early_stopping is None,
                 standardize_target=args.standardize_target,
                 embeddings=(widths(prep.embeddings, args.max_embedding_dim)
                             if prep is not None and prep.embeddings else None))

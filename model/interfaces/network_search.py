@@ -87,6 +87,12 @@ class NetworkEstimator(BaseEstimator):
         p = self._params
         values = {k: v for k, v in p.items() if k in fit_options.BY_NAME}
         values["seed"] = p.get("seed") if p.get("shuffle", True) else None
+        # As the flags read them: patience 0 is early stopping off (--early-stopping 0), and
+        # the patience the search chose by default (``default_patience``) needs validation
+        # rows, so a candidate of validation_fraction 0 trains without it, as train does.
+        if values.get("early_stopping") == 0 or (
+                p.get("default_patience") and values.get("validation_fraction") == 0):
+            values["early_stopping"] = None
         return {k: v for k, v in values.items()
                 if fit_options.applies(fit_options.BY_NAME[k], values)}
 
@@ -180,14 +186,19 @@ def check_candidates(base, grid):
                     % (label, name, fit_options.flag(setting), " or ".join(users),
                        fit_options.flag(setting), values.get(setting)))
         hidden = p.get("hidden")
-        if isinstance(hidden, list) and len(hidden) not in (1, len(p["hidden_sizes"])):
+        n_hidden = len(p["hidden_sizes"])
+        if isinstance(hidden, list) and len(hidden) not in (1, n_hidden):
             raise InvalidValueError("%s: --hidden names %d activations but the candidate has %d "
-                                    "hidden layers" % (label, len(hidden),
-                                                       len(p["hidden_sizes"])))
+                                    "hidden layers" % (label, len(hidden), n_hidden))
         try:
-            fit_options.checked(NetworkEstimator(**p).fit_options())
+            options = fit_options.checked(NetworkEstimator(**p).fit_options())
+            fit_options.dropout_rates(options.get("dropout", 0.0), n_hidden)
         except (ValueError, TypeError) as exc:
             raise InvalidValueError("%s: %s" % (label, exc)) from None
+        if options.get("early_stopping") and not options.get("validation_fraction", 0.1):
+            raise InvalidValueError("%s: early_stopping %d watches the validation loss, but "
+                                    "validation_fraction 0 holds out no rows"
+                                    % (label, options["early_stopping"]))
 
 
 def _shown(value):
