@@ -45,3 +45,12 @@ class MissingFileError(NumbaDenseError, FileNotFoundError):
 
 class TooLargeError(NumbaDenseError, OverflowError):
     """A size or count beyond what int64 (or the machine) holds."""
+
+
+class FolderGivenError(NumbaDenseError, IsADirectoryError):
+    """A folder where the path of a file was expected (an output, or a file to read)."""
+
+
+class NotWritableError(NumbaDenseError, PermissionError):
+    """An output path that cannot be written: its folder or the file is read-only, or the
+    folder takes no new file (a read-only mount, a quota, a pseudo file system)."""

@@ -9,15 +9,16 @@ a ``model.py`` or ``kernels.py`` of your own never shadows them.
 """
 
 from . import kernels, model
-from .kernels.errors import (InvalidTypeError, InvalidValueError, MissingFileError,
-                             NumbaDenseError, TooLargeError)
+from .kernels.errors import (FolderGivenError, InvalidTypeError, InvalidValueError,
+                             MissingFileError, NotWritableError, NumbaDenseError,
+                             TooLargeError)
 from .model import (MLP, DivergedError, Ensemble, EnsembleInterrupted, History,
                     TrainingInterrupted, load_model)
 
 __all__ = ["kernels", "model", "MLP", "Ensemble", "EnsembleInterrupted", "load_model",
            "MLPRegressor", "MLPClassifier", "GridSearchCV", "RandomizedSearchCV", "History",
            "NumbaDenseError", "InvalidValueError", "InvalidTypeError", "MissingFileError",
-           "TooLargeError",
+           "TooLargeError", "FolderGivenError", "NotWritableError",
            "DivergedError", "TrainingInterrupted"]
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from numba_dense.model import MLP, DivergedError, History
+from numba_dense.kernels.errors import InvalidTypeError
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +121,10 @@ BAD_FIT = [
     (dict(y=np.zeros((10, 2))), ValueError, "y has 2 outputs (columns) but the network has 1"),
     (dict(X=np.zeros(10)), ValueError, "X must be a 2-D array"),
     (dict(X=np.zeros((0, 4)), y=np.zeros(0)), ValueError, "X is empty"),
-    (dict(X=np.array([["a"] * 4] * 10)), TypeError, "X must be a numeric array, got dtype <U1"),
-    (dict(X=np.array([[None] * 4] * 10)), TypeError, "X must be a numeric array, got dtype object"),
+    (dict(X=np.array([["a"] * 4] * 10)), InvalidTypeError,
+     "X must be a numeric array, got dtype <U1"),
+    (dict(X=np.array([[None] * 4] * 10)), InvalidTypeError,
+     "X must be a numeric array, got dtype object"),
     (dict(X=np.where(np.eye(10, 4) > 0, np.nan, 0)), ValueError,
      "X contains NaN at row 0, column 0"),
     (dict(y=np.r_[np.zeros(9), np.inf]), ValueError, "y contains inf at row 9, column 0"),
@@ -295,3 +298,27 @@ def test_scikit_learn_meta_estimators_take_an_mlp():
     assert 0 <= auc.best_score_ <= 1
     np.testing.assert_array_equal(MLP([4, 8, 1], output="sigmoid").classes_, [0, 1])
     assert not hasattr(MLP([4, 8, 1]), "classes_")
+
+
+def test_unusable_output_paths_are_numba_dense_errors_and_the_os_errors(tmp_path):
+    """The output checks raised bare IsADirectoryError and PermissionError, which
+    ``except numba_dense.NumbaDenseError`` (the documented catch-all) missed."""
+    import os
+
+    from numba_dense import FolderGivenError, NotWritableError, NumbaDenseError
+    net = MLP([2, 1], seed=0)
+    with pytest.raises(FolderGivenError, match="is a folder; give a file name") as info:
+        net.save(tmp_path)
+    assert isinstance(info.value, NumbaDenseError) and isinstance(info.value, IsADirectoryError)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root writes anywhere
+            pytest.skip("this user may write into a read-only folder")
+        with pytest.raises(NotWritableError, match="is not writable") as info:
+            net.save(locked / "net.npz")
+        assert isinstance(info.value, PermissionError)
+    finally:
+        locked.chmod(0o700)
+    assert list(locked.iterdir()) == []

@@ -4,7 +4,8 @@ import contextlib
 import os
 import tempfile
 
-from ...kernels.errors import InvalidValueError, MissingFileError, NumbaDenseError
+from ...kernels.errors import (FolderGivenError, InvalidValueError, MissingFileError,
+                               NotWritableError, NumbaDenseError)
 from ..training.signals import sigint_deferred
 
 
@@ -21,34 +22,34 @@ def check_output(path, what):
     if not path:
         raise InvalidValueError("%s: the path is empty" % what)
     if path.endswith(os.sep) or (os.altsep and path.endswith(os.altsep)):
-        raise IsADirectoryError("%s: %r names a folder (it ends in %r); give a file name, "
-                                "such as %r" % (what, path, path[-1],
-                                                os.path.join(path, "model.npz")))
+        raise FolderGivenError("%s: %r names a folder (it ends in %r); give a file name, "
+                               "such as %r" % (what, path, path[-1],
+                                               os.path.join(path, "model.npz")))
     if os.path.isdir(path):
-        raise IsADirectoryError("%s: %r is a folder; give a file name inside it" % (what, path))
+        raise FolderGivenError("%s: %r is a folder; give a file name inside it" % (what, path))
     real = write_target(path)
     folder, name = os.path.split(real)
     if not os.path.isdir(folder):
         raise MissingFileError("%s: folder %r does not exist" % (what, folder))
     limit = _name_max(folder)
     if len(os.fsencode(name)) > limit:
-        raise OSError("%s: the file name %.40r... is %d bytes long; this "
-                      "file system allows %d" % (what, name, len(os.fsencode(name)), limit))
+        raise InvalidValueError("%s: the file name %.40r... is %d bytes long; this file "
+                                "system allows %d" % (what, name, len(os.fsencode(name)), limit))
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise PermissionError("%s: folder %r is not writable" % (what, folder))
+        raise NotWritableError("%s: folder %r is not writable" % (what, folder))
     if os.path.exists(real) and not os.path.isfile(real):
         raise InvalidValueError("%s: %r exists and is not a regular file (a device, a pipe or a "
                                 "socket); give the path of a file" % (what, path))
     if os.path.exists(real) and not os.access(real, os.W_OK):
-        raise PermissionError("%s: %r exists and is not writable" % (what, path))
+        raise NotWritableError("%s: %r exists and is not writable" % (what, path))
     # What the write does first: a new file in the folder (read-only mounts, quotas). A
     # Ctrl-C is held until the probe is gone (one landing in between left it behind).
     with sigint_deferred():
         try:
             fd, probe = tempfile.mkstemp(dir=folder, prefix=".tmp-")
         except OSError as exc:
-            raise PermissionError("%s: cannot create a file in folder %r: %s"
-                                  % (what, folder, exc.strerror or exc)) from None
+            raise NotWritableError("%s: cannot create a file in folder %r: %s"
+                                   % (what, folder, exc.strerror or exc)) from None
         os.close(fd)
         os.unlink(probe)
 

@@ -29,7 +29,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ...kernels.errors import InvalidValueError, MissingFileError
+from ...kernels.errors import FolderGivenError, InvalidValueError, MissingFileError
 from ...kernels.records import NO_WEIGHTS
 from .paths import default_file_mode
 from .validation import check_finite, targets_matrix
@@ -53,7 +53,7 @@ def is_streamed(X):
 def check_input_file(path, name):
     """Raise a one-line error unless ``path`` is an existing regular file."""
     if os.path.isdir(path):
-        raise IsADirectoryError("%s: %r is a folder, not a file" % (name, path))
+        raise FolderGivenError("%s: %r is a folder, not a file" % (name, path))
     if not os.path.isfile(path):
         raise MissingFileError("%s: no such file: %r" % (name, path))
 

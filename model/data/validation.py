@@ -114,7 +114,8 @@ def _at(name, index):
 
 
 def _not_numeric(arr, name, hint=""):
-    """The TypeError for an array that is not numeric, naming a bad entry where it can."""
+    """The ``InvalidTypeError`` (a ``TypeError``, as NumPy's and scikit-learn's) for an array
+    that is not numeric, naming a bad entry where it can."""
     where = ""
     if arr.dtype == object:
         bad = _non_number_at(arr)
@@ -123,8 +124,8 @@ def _not_numeric(arr, name, hint=""):
     elif arr.dtype.kind in "US" and arr.size:
         where = " (%s is %s)" % (_at(name, next(np.ndindex(arr.shape))),
                                  plain(arr.reshape(-1)[0]))
-    return TypeError("%s must be a numeric array, got dtype %s%s%s"
-                     % (name, arr.dtype, where, hint))
+    return InvalidTypeError("%s must be a numeric array, got dtype %s%s%s"
+                            % (name, arr.dtype, where, hint))
 
 
 def _numbers_of_objects(arr):
