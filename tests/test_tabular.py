@@ -194,6 +194,11 @@ def test_text_target_on_the_command_line_writes_labels(mixed, tmp_path, capsys):
                  "--out", str(tmp_path / "labels.csv")]) == 0
     labels = open(tmp_path / "labels.csv").read().splitlines()
     assert labels[0] == "late" and set(labels[1:]) <= {"late", "on time"}
+    # as .npy: a text array that np.load reads without pickle (it was an object array)
+    assert main(["predict", "--model", model, "--data", str(folder / "m.csv"),
+                 "--out", str(tmp_path / "labels.npy")]) == 0
+    saved = np.load(tmp_path / "labels.npy")
+    assert saved.dtype.kind == "U" and saved.tolist() == labels[1:]
 
 
 @pytest.mark.parametrize("content, args, message", [

@@ -947,6 +947,8 @@ def predict(args, workdir):
     out = net.predict_proba(X) if args.proba else net.predict(X)
     _report_read(net)
     if ext == ".npy":
+        if out.dtype == object and all(isinstance(v, str) for v in out.reshape(-1)):
+            out = out.astype(str)  # text labels: np.load reads a '<U' array without pickle
         atomic_write(args.out, "--out", lambda f: np.save(f, out))
     else:
         out2 = out.reshape(len(out), -1)
