@@ -133,6 +133,11 @@ def test_every_command_has_help(command):
     (["predict", "--model", "/no/model.npz", "--data", "x.npy", "--out", "p.npy"],
      "error: --model: no such file"),
     (["frobnicate"], "error: argument COMMAND: invalid choice"),
+    # an activation for no hidden layer was ignored; a missing level found after the data
+    (["train", "--rows", "100", "--hidden-sizes", "", "--hidden", "gelu"],
+     "error: --hidden applies to a network with hidden layers (--hidden-sizes) only"),
+    (["train", "--rows", "100", "--loss", "quantile"],
+     "error: --loss quantile needs --quantile Q, its level in (0, 1)"),
     # gelu and silu are hidden activations only: --output offers what can be trained
     (["train", "--rows", "100", "--output", "gelu"],
      "error: argument --output: invalid choice: 'gelu' (choose from 'identity', 'relu', "

@@ -579,6 +579,10 @@ _APPLIES = {
                           "--category-encoding embedding or auto"),
     "weight_col": (lambda a: _kind(a.data) in ("csv", "parquet"), "a .csv or .parquet --data"),
     "quantile": (lambda a: a.loss == "quantile", "--loss quantile"),
+    "hidden": (lambda a: len(a.hidden_sizes) > 0
+               or any(g.replace("-", "_").startswith("hidden_sizes=")
+                      for g in getattr(a, "grid", None) or ()),
+               "a network with hidden layers (--hidden-sizes)"),
     "delimiter": (lambda a: _kind(getattr(a, "data", None) or getattr(a, "csv", None)) == "csv",
                   "a .csv file"),
     "chunk_rows": (lambda a: a.command == "convert"
@@ -604,10 +608,18 @@ def _flag(command, dest):
     return dest  # pragma: no cover
 
 
+def _check_quantile(args):
+    """--loss quantile needs its level: refused before any file is read."""
+    if args.loss == "quantile" and args.quantile is None:
+        raise UsageError("--loss quantile needs --quantile Q, its level in (0, 1) (0.9: the "
+                         "90th percentile)")
+
+
 def _check_train_options(args):
     """Options that contradict each other or would be ignored, and the training options'
     values (checked as ``MLP.fit`` checks them: --lr -1 or nan, --validation-fraction 1):
     refused before any work, not after a large file is read."""
+    _check_quantile(args)
     if args.plot and os.path.splitext(args.plot)[1].lower() != ".png":
         raise UsageError("--plot writes a PNG: give a path ending in .png, got %r" % args.plot)
     if args.plot and args.epochs == 0:
@@ -1138,6 +1150,7 @@ def search_command(args, workdir):
     if (args.early_stopping or 0) > 0 and args.validation_fraction == 0:
         raise UsageError("--early-stopping %d watches the validation loss, but "
                          "--validation-fraction 0 holds out no rows" % args.early_stopping)
+    _check_quantile(args)
     prep = None
     args.weight_col = args.progress = None  # what load_table reads of train's options
     if tabular.is_table(args.data):
